@@ -1,0 +1,54 @@
+/**
+ * The model package manifest, format_version 1 (shared/spec/model-package.md).
+ * Types only describe the JSON; `parseManifest` (manifest-validate.ts) checks a parsed value against them.
+ */
+
+export interface MinMax {
+  readonly min: readonly number[];
+  readonly max: readonly number[];
+}
+
+export interface EmbodimentSpec {
+  /** Row value fed to the denoiser's `embodiment_id` input. */
+  readonly id: number;
+  /** The embodiment's real state width; the graph's state is zero-padded to `state.dim`. */
+  readonly state_dim: number;
+  /** The embodiment's real action width; only these columns are returned to the robot. */
+  readonly action_dim: number;
+  /** Min-max statistics; normalization maps [min, max] to [-1, 1] per dimension (GR00T convention). */
+  readonly normalization: { readonly state: MinMax; readonly action: MinMax };
+}
+
+export interface Manifest {
+  readonly format_version: 1;
+  readonly name: string;
+  readonly version: number;
+  readonly description?: string;
+  readonly architecture: Readonly<Record<string, unknown>> & { readonly family: string };
+  readonly image: {
+    readonly height: number;
+    readonly width: number;
+    readonly mean: readonly [number, number, number];
+    readonly std: readonly [number, number, number];
+  };
+  /** Camera names; the order is the order of the `V` axis of `pixel_values`. The first is the main camera. */
+  readonly cameras: readonly string[];
+  readonly text: {
+    readonly max_tokens: number;
+    readonly tokenizer: string;
+    readonly prompt_template: string;
+  };
+  readonly conditioning: { readonly tokens: number; readonly dim: number };
+  readonly action: { readonly horizon: number; readonly dim: number };
+  readonly state: { readonly dim: number };
+  readonly future: { readonly tokens: number; readonly dim: number };
+  readonly sampling: {
+    readonly action_steps: number;
+    readonly vision_steps: number;
+    readonly max_vision_steps: number;
+  };
+  readonly embodiments: Readonly<Record<string, EmbodimentSpec>>;
+  readonly training?: Readonly<Record<string, unknown>>;
+  /** File name -> "sha256:<hex>". */
+  readonly files: Readonly<Record<string, string>>;
+}
