@@ -1,0 +1,69 @@
+/**
+ * Domain errors. Code below `api/` throws these; `api/status.ts` maps them (walking `cause`) to gRPC
+ * status codes, so nothing below the edge imports grpc-js. Each message is written for the client: it says
+ * what is wrong and how to fix it.
+ */
+
+/** The request is malformed: the client must change it before retrying. -> INVALID_ARGUMENT */
+export class InvalidArgumentError extends Error {
+  override readonly name = 'InvalidArgumentError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** An unknown model, version or embodiment was named. -> NOT_FOUND */
+export class NotFoundError extends Error {
+  override readonly name = 'NotFoundError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** Shed at admission because a bounded queue is full. -> RESOURCE_EXHAUSTED */
+export class OverloadedError extends Error {
+  override readonly name = 'OverloadedError';
+  constructor(message: string, readonly reason: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** The request's deadline passed or cannot be met. -> DEADLINE_EXCEEDED */
+export class DeadlineExceededError extends Error {
+  override readonly name = 'DeadlineExceededError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** The server is draining, or the model version is not READY. -> UNAVAILABLE */
+export class UnavailableError extends Error {
+  override readonly name = 'UnavailableError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** The client went away; the work was dropped. -> CANCELLED */
+export class CancelledError extends Error {
+  override readonly name = 'CancelledError';
+  constructor(message = 'the call was cancelled by the client', options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** A model package on disk is unusable; the message names the file and the mismatch. */
+export class ModelPackageError extends Error {
+  override readonly name = 'ModelPackageError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** ONNX Runtime or the inference worker failed. -> INTERNAL (details stay in the logs). */
+export class InferenceError extends Error {
+  override readonly name = 'InferenceError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}

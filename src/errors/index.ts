@@ -1,0 +1,10 @@
+export {
+  InvalidArgumentError,
+  NotFoundError,
+  OverloadedError,
+  DeadlineExceededError,
+  UnavailableError,
+  CancelledError,
+  ModelPackageError,
+  InferenceError,
+} from './errors.js';

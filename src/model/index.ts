@@ -1,0 +1,1 @@
+export type { Manifest, EmbodimentSpec, MinMax } from './manifest.js';
