@@ -1,0 +1,84 @@
+/**
+ * What the scheduler drives: one model version's graphs behind an arena of slots. The real implementation
+ * runs ONNX Runtime in a worker thread (worker-executor.ts); tests use a fake. Buffers handed in are
+ * transferred (the caller must not touch them afterwards).
+ */
+import { InferenceError } from '../errors/index.js';
+import type { SlotMove } from './slot-table.js';
+
+/** The executor died (worker crash, out of memory): every row held in its arena is lost. */
+export class ExecutorLostError extends InferenceError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** Fixed shapes of one model version, from its manifest. */
+export interface ModelShapes {
+  readonly views: number;
+  readonly imageHeight: number;
+  readonly imageWidth: number;
+  readonly textTokens: number;
+  readonly condTokens: number;
+  readonly condDim: number;
+  readonly stateDim: number;
+  readonly horizon: number;
+  readonly actionDim: number;
+  readonly futureTokens: number;
+  readonly futureDim: number;
+}
+
+export interface VlmBatch {
+  /** Moves to apply to the arena before anything else (rows left since the last call). */
+  readonly moves: readonly SlotMove[];
+  /** Arena slot each row's outputs and inputs go to. */
+  readonly slots: Int32Array;
+  readonly pixelValues: Float32Array;
+  readonly inputIds: BigInt64Array;
+  readonly attentionMask: BigInt64Array;
+  /** Normalized, padded state per row: [B, stateDim]. */
+  readonly state: Float32Array;
+  readonly embodimentIds: BigInt64Array;
+  /** Initial noise A_0 [B, horizon, actionDim] and O_0 [B, futureTokens, futureDim]. */
+  readonly actions0: Float32Array;
+  readonly future0: Float32Array;
+}
+
+export interface VlmResult {
+  /** [B, futureTokens, futureDim]: the current main-camera embedding (world-model surprise uses it). */
+  readonly obsEmbedding: Float32Array;
+  /** Wall time of the ONNX Runtime call. */
+  readonly runMs: number;
+}
+
+export interface StepBatch {
+  readonly moves: readonly SlotMove[];
+  /** Slots to step, ascending. When they are exactly 0..B-1 the worker feeds arena views (no copy). */
+  readonly slots: Int32Array;
+  readonly tauA: Float32Array;
+  readonly tauO: Float32Array;
+  readonly dtA: Float32Array;
+  readonly dtO: Float32Array;
+  /** Slots (a subset of `slots`) whose final A and O must be returned after this step's update. */
+  readonly finishing: Int32Array;
+}
+
+export interface StepResult {
+  /** Final normalized actions of the finishing rows, in `finishing` order: [F, horizon, actionDim]. */
+  readonly actions: Float32Array;
+  /** Final future embeddings of the finishing rows: [F, futureTokens, futureDim]. */
+  readonly future: Float32Array;
+  /** Wall time of the ONNX Runtime call. */
+  readonly runMs: number;
+  /** Wall time spent in the worker outside ONNX Runtime: packing, Euler updates, moves. */
+  readonly hostMs: number;
+}
+
+export interface Executor {
+  readonly shapes: ModelShapes;
+  /** Arena rows available to the denoiser stage. */
+  readonly capacity: number;
+  runVlm(batch: VlmBatch): Promise<VlmResult>;
+  step(batch: StepBatch): Promise<StepResult>;
+  close(): Promise<void>;
+}

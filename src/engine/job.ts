@@ -1,0 +1,55 @@
+/**
+ * A request as the engine sees it: preprocessed tensors, its step budget and its deadline. Built by the API
+ * edge after validation; everything here is already checked.
+ */
+import type { InitialNoise } from '../sampling/index.js';
+
+export interface JobInput {
+  readonly requestId: string;
+  readonly robotId: string;
+  readonly embodimentId: number;
+  /** One request's pixel_values row: [V, 3, H, W]. */
+  readonly pixelValues: Float32Array;
+  /** [L] token ids and mask, padded to the manifest's max_tokens. */
+  readonly inputIds: BigInt64Array;
+  readonly attentionMask: BigInt64Array;
+  /** Normalized state, zero-padded to the model's state dim. */
+  readonly state: Float32Array;
+  readonly noise: InitialNoise;
+  /** N_A. */
+  readonly actionSteps: number;
+  /** N_o without a budget; the upper bound for N_o with one. */
+  readonly visionSteps: number;
+  /** 0 = no budget; else the scheduler picks N_o to finish within it (counted from `receivedAt`). */
+  readonly budgetMs: number;
+  /** When the server received the request, on the scheduler's clock. */
+  readonly receivedAt: number;
+  /** Absolute time on the scheduler's clock after which the result is useless (the gRPC deadline). */
+  readonly deadline: number;
+  /** Aborted when the client cancels: the job leaves at the next step. */
+  readonly signal?: AbortSignal;
+}
+
+export interface JobTiming {
+  readonly queueMs: number;
+  readonly vlmMs: number;
+  readonly denoiseMs: number;
+  readonly totalMs: number;
+  readonly vlmBatchSize: number;
+  readonly meanDenoiseBatch: number;
+}
+
+export interface JobResult {
+  /** Normalized, padded actions [horizon, actionDim]; the edge denormalizes and unpads. */
+  readonly actions: Float32Array;
+  /** Predicted future-observation embedding [futureTokens, futureDim]. */
+  readonly future: Float32Array;
+  /** The current main-camera embedding from the VLM [futureTokens, futureDim]. */
+  readonly obsEmbedding: Float32Array;
+  readonly actionSteps: number;
+  /** N_o actually used. */
+  readonly visionSteps: number;
+  /** undefined without a budget. */
+  readonly budgetMet: boolean | undefined;
+  readonly timing: JobTiming;
+}

@@ -1,0 +1,327 @@
+/**
+ * Camera images -> vlm.onnx's `pixel_values` row (model-package.md: float32 [V, 3, H, W], V in
+ * manifest.cameras order, normalized with the manifest's mean/std), decoded and resized by sharp (libvips).
+ *
+ * Choices, each matching what the policy saw in training or protecting the server:
+ * - Resize: `fit: 'fill'` to exactly H x W, ignoring aspect ratio, so the whole field of view is kept (policies
+ *   are trained on whole frames; cropping would hide the gripper or the objects at the edges). Kernel `cubic`
+ *   (Catmull-Rom, antialiased when downscaling), the closest libvips match to PIL's BICUBIC that Hugging Face
+ *   SigLIP/Eagle image processors use; JPEG shrink-on-load is off so the result does not depend on it.
+ *   A frame already at H x W is not resampled.
+ * - Colour: decoded to 8-bit sRGB, 3 channels. Alpha is dropped (not composited), grey is replicated, 16-bit
+ *   is reduced to 8-bit, as PIL's `convert('RGB')` does. EXIF orientation is ignored, as PIL's `open` does.
+ * - Normalization: each value is (x / 255 - mean[c]) / std[c], through a 256-entry table per channel.
+ * - Safety: the pixel count is checked against a limit before any pixel is decoded (from the header, via
+ *   sharp's `metadata`) and again by libvips (`limitInputPixels`), so a decompression bomb costs a header
+ *   parse. Only data that starts with the JPEG or PNG signature reaches sharp. `failOn: 'error'` rejects
+ *   truncated or corrupt data but tolerates benign libjpeg warnings that some MJPEG cameras trigger.
+ * - Threads: sharp runs each image on the libuv threadpool (size UV_THREADPOOL_SIZE, default 4, shared with
+ *   the tokenizer and fs), never on the event loop. See `configureImageDecoding` for libvips' own threads.
+ */
+import sharp from 'sharp';
+import { InvalidArgumentError, ModelPackageError } from '../errors/index.js';
+import type { Manifest } from '../model/manifest.js';
+
+/** Images larger than this many pixels are refused before decoding. */
+export const DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096;
+
+/** See the module comment. */
+export const RESIZE_KERNEL = 'cubic' as const;
+
+/**
+ * libvips threads per image. Camera frames are small, so one thread per image and many images in parallel
+ * (one per libuv threadpool thread) beats several threads fighting over each image under load.
+ */
+export const DEFAULT_SHARP_CONCURRENCY = 1;
+
+/** `ImageEncoding` of serving-api.md, without the proto's IMAGE_ENCODING_ prefix. */
+export type ImageEncodingName = 'RAW_RGB8' | 'JPEG' | 'PNG' | 'UNSPECIFIED';
+
+/** One `Image` of a PredictRequest. Width and height are uint32 (0 = unset for JPEG/PNG). */
+export interface ImageInput {
+  readonly camera: string;
+  readonly encoding: ImageEncodingName;
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8Array;
+}
+
+export interface DecodeViewsOptions {
+  /**
+   * Write the row into this buffer (e.g. a batch's `pixel_values`) instead of allocating one. Nothing is
+   * written unless every view decodes.
+   * @default a new Float32Array of pixelValuesLength(manifest)
+   */
+  readonly out?: Float32Array;
+  /**
+   * Index in `out` of the row's first element.
+   * @default 0
+   */
+  readonly offset?: number;
+  /**
+   * Largest accepted source image, in pixels (width * height).
+   * @default DEFAULT_MAX_IMAGE_PIXELS (4096 * 4096)
+   */
+  readonly maxPixels?: number;
+}
+
+export interface ImageDecodingSettings {
+  /**
+   * libvips worker threads per image (sharp.concurrency).
+   * @default DEFAULT_SHARP_CONCURRENCY (1)
+   */
+  readonly concurrency?: number;
+  /**
+   * libvips' operation cache; useless for never-repeating camera frames, so off.
+   * @default false
+   */
+  readonly cache?: boolean;
+}
+
+let sharpConfigured = false;
+
+/**
+ * Sets sharp's process-wide settings. `decodeViews` applies the defaults on first use if this was not
+ * called; call it at start-up to choose others.
+ */
+export function configureImageDecoding(settings: ImageDecodingSettings = {}): void {
+  const concurrency = settings.concurrency ?? DEFAULT_SHARP_CONCURRENCY;
+  if (!Number.isInteger(concurrency) || concurrency < 0) {
+    throw new RangeError(`image decoding concurrency must be a non-negative integer, got ${concurrency}`);
+  }
+  sharp.concurrency(concurrency);
+  sharp.cache(settings.cache ?? false);
+  sharpConfigured = true;
+}
+
+/** Number of float32 elements in one request's `pixel_values` row: V * 3 * H * W. */
+export function pixelValuesLength(manifest: Manifest): number {
+  return manifest.cameras.length * 3 * manifest.image.height * manifest.image.width;
+}
+
+/**
+ * Validates and decodes one request's images into its `pixel_values` row, [V, 3, H, W] in manifest.cameras
+ * order whatever the order of `images`. Views are decoded concurrently.
+ * @returns the row: `out.subarray(offset, offset + length)` when `out` is given, else a new array.
+ * @throws InvalidArgumentError with a message that says what to fix; the first bad view in camera order wins.
+ */
+export async function decodeViews(
+  images: readonly ImageInput[],
+  manifest: Manifest,
+  options: DecodeViewsOptions = {},
+): Promise<Float32Array> {
+  if (!sharpConfigured) configureImageDecoding();
+  const { cameras } = manifest;
+  const { height, width } = manifest.image;
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
+  const length = pixelValuesLength(manifest);
+  const offset = options.offset ?? 0;
+  if (options.out !== undefined && (!Number.isInteger(offset) || offset < 0 || offset + length > options.out.length)) {
+    throw new RangeError(`out has ${options.out.length} elements; a row of ${length} does not fit at ${offset}`);
+  }
+
+  const lut = normalizationTable(manifest.image);
+  const ordered = matchCameras(images, cameras);
+  const target: Size = { width, height };
+  const settled = await Promise.allSettled(ordered.map((img) => decodeToRgb(img, target, maxPixels)));
+  const pixels = settled.map((s) => {
+    if (s.status === 'rejected') throw s.reason;
+    return s.value;
+  });
+
+  const row = options.out?.subarray(offset, offset + length) ?? new Float32Array(length);
+  const plane = height * width;
+  pixels.forEach((rgb, v) => {
+    const base = v * 3 * plane;
+    for (let i = 0; i < plane; i++) {
+      row[base + i] = lut[rgb[3 * i]];
+      row[base + plane + i] = lut[256 + rgb[3 * i + 1]];
+      row[base + 2 * plane + i] = lut[512 + rgb[3 * i + 2]];
+    }
+  });
+  return row;
+}
+
+interface Size {
+  readonly width: number;
+  readonly height: number;
+}
+
+/** Returns the images in manifest camera order, after checking there is exactly one per camera. */
+function matchCameras(images: readonly ImageInput[], cameras: readonly string[]): ImageInput[] {
+  const list = `[${cameras.join(', ')}]`;
+  if (images.length !== cameras.length) {
+    throw new InvalidArgumentError(
+      `images: expected ${cameras.length} images, one per camera ${list}; got ${images.length}`,
+    );
+  }
+  const byCamera = new Map<string, ImageInput>();
+  images.forEach((img, i) => {
+    if (!cameras.includes(img.camera)) {
+      throw new InvalidArgumentError(
+        `images[${i}]: unknown camera ${quote(img.camera)}; valid cameras are ${list}`,
+      );
+    }
+    if (byCamera.has(img.camera)) {
+      throw new InvalidArgumentError(
+        `images[${i}]: camera ${quote(img.camera)} appears twice; send one image per camera ${list}`,
+      );
+    }
+    byCamera.set(img.camera, img);
+  });
+  // Equal counts, no unknowns, no duplicates: every camera is present.
+  return cameras.map((c) => byCamera.get(c) as ImageInput);
+}
+
+/** Client-supplied text in a message: quoted, and cut so that a huge string is not echoed back. */
+function quote(s: string): string {
+  const max = 64;
+  return JSON.stringify(s.length > max ? `${s.slice(0, max)}...` : s);
+}
+
+const JPEG_SIGNATURE = [0xff, 0xd8, 0xff];
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+function startsWith(data: Uint8Array, signature: readonly number[]): boolean {
+  return data.length >= signature.length && signature.every((b, i) => data[i] === b);
+}
+
+/** Decodes one view to interleaved 8-bit RGB at the target size. */
+async function decodeToRgb(img: ImageInput, target: Size, maxPixels: number): Promise<Uint8Array> {
+  const where = `images[${img.camera}]`;
+  if (!(img.data instanceof Uint8Array)) {
+    throw new InvalidArgumentError(`${where}: data must be bytes`);
+  }
+  switch (img.encoding) {
+    case 'RAW_RGB8':
+      return decodeRaw(img, where, target, maxPixels);
+    case 'JPEG':
+    case 'PNG':
+      return decodeEncoded(img, img.encoding, where, target, maxPixels);
+    case 'UNSPECIFIED':
+      throw new InvalidArgumentError(`${where}: encoding is UNSPECIFIED; set it to RAW_RGB8, JPEG or PNG`);
+    default:
+      throw new InvalidArgumentError(
+        `${where}: unsupported encoding ${quote(String(img.encoding))}; use RAW_RGB8, JPEG or PNG`,
+      );
+  }
+}
+
+function checkPixelLimit(where: string, width: number, height: number, maxPixels: number, target: Size): void {
+  if (width * height > maxPixels) {
+    throw new InvalidArgumentError(
+      `${where}: ${width}x${height} = ${width * height} pixels exceeds the limit of ${maxPixels}; ` +
+        `downscale on the robot (the model uses ${target.width}x${target.height})`,
+    );
+  }
+}
+
+async function decodeRaw(img: ImageInput, where: string, target: Size, maxPixels: number): Promise<Uint8Array> {
+  const { width, height, data } = img;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
+    throw new InvalidArgumentError(
+      `${where}: RAW_RGB8 needs the frame's width and height, got ${width}x${height}; set both to nonzero values`,
+    );
+  }
+  checkPixelLimit(where, width, height, maxPixels, target);
+  const expected = width * height * 3;
+  if (data.length !== expected) {
+    throw new InvalidArgumentError(
+      `${where}: RAW_RGB8 data has ${data.length} bytes, expected width*height*3 = ${expected}`,
+    );
+  }
+  if (width === target.width && height === target.height) return data;
+  const { data: rgb } = await sharp(asBuffer(data), {
+    raw: { width, height, channels: 3 },
+    limitInputPixels: maxPixels,
+  })
+    .resize(target.width, target.height, { fit: 'fill', kernel: RESIZE_KERNEL })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return rgb;
+}
+
+async function decodeEncoded(
+  img: ImageInput,
+  encoding: 'JPEG' | 'PNG',
+  where: string,
+  target: Size,
+  maxPixels: number,
+): Promise<Uint8Array> {
+  const { data } = img;
+  if (data.length === 0) {
+    throw new InvalidArgumentError(`${where}: ${encoding} data is empty`);
+  }
+  const isJpeg = startsWith(data, JPEG_SIGNATURE);
+  const isPng = startsWith(data, PNG_SIGNATURE);
+  if (encoding === 'JPEG' ? !isJpeg : !isPng) {
+    const hint = isJpeg || isPng ? `it looks like ${isJpeg ? 'JPEG' : 'PNG'}; set encoding accordingly` : 'send JPEG or PNG bytes, or RAW_RGB8';
+    throw new InvalidArgumentError(`${where}: data is not a ${encoding} image (wrong signature); ${hint}`);
+  }
+
+  const undecodable = (cause: unknown): InvalidArgumentError =>
+    new InvalidArgumentError(
+      `${where}: ${encoding} data could not be decoded (${(cause as Error).message}); send a complete, valid ${encoding}`,
+      { cause },
+    );
+
+  const image = sharp(asBuffer(data), { failOn: 'error', limitInputPixels: maxPixels, autoOrient: false });
+  let meta: sharp.Metadata;
+  try {
+    meta = await image.metadata();
+  } catch (cause) {
+    throw undecodable(cause);
+  }
+  const srcWidth = meta.width;
+  const srcHeight = meta.height;
+  if (!srcWidth || !srcHeight) {
+    throw undecodable(new Error('no image dimensions in the header'));
+  }
+  if ((img.width !== 0 && img.width !== srcWidth) || (img.height !== 0 && img.height !== srcHeight)) {
+    throw new InvalidArgumentError(
+      `${where}: width/height say ${img.width}x${img.height} but the ${encoding} is ${srcWidth}x${srcHeight}; ` +
+        'set them to the image size, or to 0',
+    );
+  }
+  checkPixelLimit(where, srcWidth, srcHeight, maxPixels, target);
+
+  if (srcWidth !== target.width || srcHeight !== target.height) {
+    image.resize(target.width, target.height, { fit: 'fill', kernel: RESIZE_KERNEL, fastShrinkOnLoad: false });
+  }
+  let out: { data: Buffer; info: sharp.OutputInfo };
+  try {
+    out = await image.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  } catch (cause) {
+    throw undecodable(cause);
+  }
+  const { info } = out;
+  if (info.channels !== 3 || info.width !== target.width || info.height !== target.height) {
+    // libvips guarantees this for sRGB output; a violation is a server bug, not the client's.
+    throw new Error(`sharp produced ${info.width}x${info.height}x${info.channels}, expected ${target.width}x${target.height}x3`);
+  }
+  return out.data;
+}
+
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+const tables = new WeakMap<Manifest['image'], Float32Array>();
+
+/** lut[c * 256 + x] = (x / 255 - mean[c]) / std[c], per manifest (image section identity). */
+function normalizationTable(image: Manifest['image']): Float32Array {
+  let lut = tables.get(image);
+  if (lut === undefined) {
+    lut = new Float32Array(3 * 256);
+    for (let c = 0; c < 3; c++) {
+      const mean = image.mean[c];
+      const std = image.std[c];
+      if (!Number.isFinite(mean) || !Number.isFinite(std) || std === 0) {
+        throw new ModelPackageError(`manifest.json: image.mean[${c}]/std[${c}] = ${mean}/${std} is not usable`);
+      }
+      for (let x = 0; x < 256; x++) lut[c * 256 + x] = (x / 255 - mean) / std;
+    }
+    tables.set(image, lut);
+  }
+  return lut;
+}
