@@ -42,7 +42,8 @@ export function chooseVisionSteps(q: BudgetQuery): BudgetChoice {
   const othersOk = (visionSteps: number) =>
     q.others.every((r) => {
       const before = r.remainingSteps * q.stepPeriodMs(Math.max(q.activeRows, 1));
-      const slack = r.remainingBudgetMs * q.safety - before;
+      // The safety margin is each row's own planning headroom; another row may spend it, not more.
+      const slack = r.remainingBudgetMs - before;
       // A row already predicted to miss cannot be rescued by refusing this one; do not let it veto.
       if (slack < 0) return true;
       return Math.min(visionSteps, r.remainingSteps) * extraPerStep <= slack;

@@ -58,8 +58,8 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = Object.freeze({
   budgetSafety: 0.8,
 });
 
-/** Weight of the newest call in the moving averages of stage busy time. */
-const BUSY_EMA_ALPHA = 0.05;
+/** Window over which the share of executor time spent in VLM calls is measured. */
+export const DEFAULT_LOAD_WINDOW_MS = 1000;
 
 interface Waiting {
   readonly input: JobInput;
@@ -110,8 +110,8 @@ export class Scheduler {
   private timer: { cancel(): void } | undefined;
   private seq = 0;
   private drainWaiters: Array<() => void> = [];
-  private vlmBusyEma = 0;
-  private stepBusyEma = 0;
+  /** (end time, duration) of recent VLM calls, for the VLM share of executor time. */
+  private recentVlm: Array<[number, number]> = [];
   private counters = { vlmCalls: 0, vlmRows: 0, stepCalls: 0, stepRows: 0, hostMs: 0, completed: 0 };
 
   constructor(
@@ -213,9 +213,14 @@ export class Scheduler {
     const max = this.options.maxDenoiseBatch;
     const n = Math.max(1, rows);
     const perCall = this.costModel.predict('step', Math.min(n, max));
-    const busy = this.vlmBusyEma + this.stepBusyEma;
-    const vlmShare = busy > 0 ? this.vlmBusyEma / busy : 0;
-    return (perCall * Math.ceil(n / max)) / Math.max(0.05, 1 - vlmShare);
+    return (perCall * Math.ceil(n / max)) / Math.max(0.05, 1 - this.vlmShare());
+  }
+
+  /** Fraction of the last DEFAULT_LOAD_WINDOW_MS the executor spent in VLM calls. */
+  private vlmShare(): number {
+    const since = this.clock.now() - DEFAULT_LOAD_WINDOW_MS;
+    while (this.recentVlm.length > 0 && this.recentVlm[0][0] < since) this.recentVlm.shift();
+    return this.recentVlm.reduce((sum, [, ms]) => sum + ms, 0) / DEFAULT_LOAD_WINDOW_MS;
   }
 
   // ---- internals -------------------------------------------------------------------------------------
@@ -350,8 +355,7 @@ export class Scheduler {
       const result = await this.executor.runVlm(batch);
       const end = this.clock.now();
       this.costModel.observe('vlm', B, result.runMs);
-      this.vlmBusyEma += BUSY_EMA_ALPHA * (end - start - this.vlmBusyEma);
-      this.stepBusyEma *= 1 - BUSY_EMA_ALPHA;
+      this.recentVlm.push([end, end - start]);
       this.counters.vlmCalls++;
       this.counters.vlmRows += B;
       const obsLen = s.futureTokens * s.futureDim;
@@ -423,8 +427,6 @@ export class Scheduler {
       const result = await this.executor.step(batch);
       const end = this.clock.now();
       this.costModel.observe('step', B, result.runMs + result.hostMs);
-      this.stepBusyEma += BUSY_EMA_ALPHA * (end - start - this.stepBusyEma);
-      this.vlmBusyEma *= 1 - BUSY_EMA_ALPHA;
       this.counters.stepCalls++;
       this.counters.stepRows += B;
       this.counters.hostMs += result.hostMs;

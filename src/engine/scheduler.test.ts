@@ -1,0 +1,250 @@
+import { describe, expect, it } from 'vitest';
+import { CancelledError, DeadlineExceededError, InferenceError, OverloadedError, UnavailableError } from '../errors/index.js';
+import type { JobInput, JobResult } from './job.js';
+import { Scheduler, type SchedulerOptions } from './scheduler.js';
+import { FakeExecutor, ManualClock, TEST_SHAPES } from './testing/fakes.js';
+
+function setup(options: Partial<SchedulerOptions> = {}, capacity = 64, cost?: ConstructorParameters<typeof FakeExecutor>[2]) {
+  const clock = new ManualClock();
+  const executor = new FakeExecutor(clock, capacity, cost);
+  const scheduler = new Scheduler(executor, clock, { maxQueueDelayMs: 2, ...options });
+  let id = 0;
+  const job = (over: Partial<JobInput> & { value?: number } = {}): JobInput => {
+    const value = over.value ?? ++id;
+    const s = TEST_SHAPES;
+    return {
+      requestId: `r${value}`,
+      robotId: over.robotId ?? `robot-${value}`,
+      embodimentId: 0,
+      pixelValues: new Float32Array(s.views * 3 * s.imageHeight * s.imageWidth),
+      inputIds: new BigInt64Array(s.textTokens),
+      attentionMask: new BigInt64Array(s.textTokens),
+      state: new Float32Array(s.stateDim).fill(value),
+      noise: { actions: new Float32Array(s.horizon * s.actionDim), future: new Float32Array(s.futureTokens * s.futureDim) },
+      actionSteps: 4,
+      visionSteps: 4,
+      budgetMs: 0,
+      receivedAt: clock.now(),
+      deadline: Infinity,
+      ...over,
+    };
+  };
+  return { clock, executor, scheduler, job };
+}
+
+/** Collects a submission's outcome without an unhandled rejection. */
+function track(p: Promise<JobResult>) {
+  const out: { result?: JobResult; error?: unknown; at?: number } = {};
+  p.then((r) => (out.result = r), (e) => (out.error = e));
+  return out;
+}
+
+describe('Scheduler: step-level batching', () => {
+  it('returns each row its own result even as rows join, leave and move slots', async () => {
+    const { clock, scheduler, job } = setup();
+    const a = track(scheduler.submit(job({ value: 3, visionSteps: 16 })));
+    const b = track(scheduler.submit(job({ value: 5, visionSteps: 4 })));
+    await clock.advance(3);
+    const c = track(scheduler.submit(job({ value: 7, actionSteps: 2, visionSteps: 8 })));
+    await clock.advance(1000);
+    for (const [t, v] of [[a, 3], [b, 5], [c, 7]] as const) {
+      expect(t.error).toBeUndefined();
+      expect(Array.from(t.result!.actions)).toEqual(new Array(4).fill(v));
+      expect(t.result!.future[0]).toBeCloseTo(v, 5);
+    }
+    expect(a.result!.visionSteps).toBe(16);
+    expect(c.result!.actionSteps).toBe(2);
+  });
+
+  it('a 4-step request joins a running batch and leaves before a 64-step one finishes', async () => {
+    const { clock, executor, scheduler, job } = setup();
+    const long = track(scheduler.submit(job({ value: 1, visionSteps: 64 })));
+    await clock.advance(20); // the long one is denoising
+    const t0 = clock.now();
+    const short = track(scheduler.submit(job({ value: 2, visionSteps: 4 })));
+    let shortDoneAt = NaN;
+    while (!short.result && !short.error) {
+      await clock.advance(1);
+      if (short.result) shortDoneAt = clock.now();
+    }
+    expect(long.result).toBeUndefined();
+    // Joined at once: VLM + 4 steps at batch 2, nowhere near the 64-step request's remaining time.
+    expect(shortDoneAt - t0).toBeLessThan(4 + 0.5 + 2 + 4 * 1.3 + 2);
+    const shared = executor.calls.filter((c) => c.kind === 'step' && c.rows.includes(1) && c.rows.includes(2));
+    expect(shared).toHaveLength(4);
+    // Rows at different steps share a call with their own flow times.
+    expect(new Set(shared[0].tauO).size).toBe(2);
+    await clock.advance(1000);
+    expect(long.result!.actions[0]).toBe(1);
+  });
+
+  it('mixes q within one denoiser call (per-row tau_a and tau_o)', async () => {
+    const { clock, executor, scheduler, job } = setup();
+    track(scheduler.submit(job({ value: 1, actionSteps: 4, visionSteps: 4 })));
+    track(scheduler.submit(job({ value: 2, actionSteps: 2, visionSteps: 8 })));
+    await clock.advance(100);
+    const first = executor.calls.find((c) => c.kind === 'step')!;
+    expect(first.rows).toEqual([1, 2]);
+    const second = executor.calls.filter((c) => c.kind === 'step')[1];
+    expect(second.tauO).toEqual([0.25, 0.125]);
+    expect(second.tauA).toEqual([0.25, 0]);
+  });
+
+  it('batches requests that arrive together into one VLM call, waiting at most maxQueueDelayMs', async () => {
+    const { clock, executor, scheduler, job } = setup({ maxQueueDelayMs: 2 });
+    track(scheduler.submit(job()));
+    await clock.advance(1);
+    track(scheduler.submit(job()));
+    track(scheduler.submit(job()));
+    expect(executor.calls).toHaveLength(0);
+    await clock.advance(1);
+    expect(executor.calls[0]).toMatchObject({ kind: 'vlm', batch: 3, at: 2 });
+  });
+
+  it('in request-level mode, newcomers wait for the whole running batch', async () => {
+    const { clock, executor, scheduler, job } = setup({ batching: 'request' });
+    track(scheduler.submit(job({ value: 1, visionSteps: 16 })));
+    await clock.advance(10);
+    const short = track(scheduler.submit(job({ value: 2, visionSteps: 4 })));
+    await clock.advance(1000);
+    expect(short.result).toBeDefined();
+    expect(executor.calls.some((c) => c.kind === 'step' && c.rows.includes(1) && c.rows.includes(2))).toBe(false);
+  });
+});
+
+describe('Scheduler: admission, deadlines, cancellation', () => {
+  it('refuses at once with RESOURCE_EXHAUSTED when the queue is full, and keeps serving', async () => {
+    const { clock, scheduler, job } = setup({ maxQueue: 2, maxQueueDelayMs: 5 });
+    const a = track(scheduler.submit(job()));
+    const b = track(scheduler.submit(job()));
+    const c = track(scheduler.submit(job()));
+    await clock.advance(0);
+    expect(c.error).toBeInstanceOf(OverloadedError);
+    await clock.advance(1000);
+    expect(a.result).toBeDefined();
+    expect(b.result).toBeDefined();
+    const d = track(scheduler.submit(job()));
+    await clock.advance(1000);
+    expect(d.result).toBeDefined();
+  });
+
+  it('a row past its deadline leaves the batch with DEADLINE_EXCEEDED; its batch mates finish', async () => {
+    const { clock, executor, scheduler, job } = setup();
+    const late = track(scheduler.submit(job({ value: 1, visionSteps: 64, deadline: 30 })));
+    const mate = track(scheduler.submit(job({ value: 2, visionSteps: 64 })));
+    await clock.advance(1000);
+    expect(late.error).toBeInstanceOf(DeadlineExceededError);
+    expect(mate.result!.actions[0]).toBe(2);
+    const lateSteps = executor.calls.filter((c) => c.kind === 'step' && c.rows.includes(1));
+    expect(lateSteps.length).toBeGreaterThan(0);
+    expect(lateSteps.length).toBeLessThan(64);
+    expect(Math.max(...lateSteps.map((c) => c.at))).toBeLessThan(30);
+  });
+
+  it('rejects at admission a deadline the cost model says cannot be met', async () => {
+    const { clock, scheduler, job } = setup();
+    track(scheduler.submit(job()));
+    await clock.advance(100); // warms the cost model
+    const t = track(scheduler.submit(job({ receivedAt: clock.now(), deadline: clock.now() + 1 })));
+    await clock.advance(0);
+    expect(t.error).toBeInstanceOf(DeadlineExceededError);
+    expect(String((t.error as Error).message)).toMatch(/cannot be met/);
+  });
+
+  it('a cancelled call leaves at the next step; others in its batch are unaffected', async () => {
+    const { clock, executor, scheduler, job } = setup();
+    const ctl = new AbortController();
+    const gone = track(scheduler.submit(job({ value: 1, visionSteps: 64, signal: ctl.signal })));
+    const stay = track(scheduler.submit(job({ value: 2, visionSteps: 64 })));
+    await clock.advance(15);
+    const before = executor.calls.filter((c) => c.rows.includes(1)).length;
+    ctl.abort();
+    await clock.advance(1000);
+    expect(gone.error).toBeInstanceOf(CancelledError);
+    expect(executor.calls.filter((c) => c.rows.includes(1)).length).toBeLessThanOrEqual(before + 1);
+    expect(stay.result!.actions[0]).toBe(2);
+  });
+
+  it('a failed denoiser call fails only the rows in it; the scheduler keeps serving', async () => {
+    const { clock, executor, scheduler, job } = setup();
+    executor.failNextStep = new Error('boom');
+    const a = track(scheduler.submit(job({ value: 1 })));
+    await clock.advance(100);
+    expect(a.error).toBeInstanceOf(InferenceError);
+    const b = track(scheduler.submit(job({ value: 2 })));
+    await clock.advance(100);
+    expect(b.result!.actions[0]).toBe(2);
+  });
+
+  it('drain stops admission and waits for in-flight work', async () => {
+    const { clock, scheduler, job } = setup();
+    const a = track(scheduler.submit(job({ visionSteps: 16 })));
+    let drained = false;
+    void scheduler.drain().then(() => (drained = true));
+    const b = track(scheduler.submit(job()));
+    await clock.advance(0);
+    expect(b.error).toBeInstanceOf(UnavailableError);
+    expect(drained).toBe(false);
+    await clock.advance(1000);
+    expect(a.result).toBeDefined();
+    expect(drained).toBe(true);
+  });
+});
+
+describe('Scheduler: fairness and budgets', () => {
+  it('one robot that floods gets no more than its share of a contended batch', async () => {
+    const { clock, executor, scheduler, job } = setup({ maxDenoiseBatch: 8, maxVlmBatch: 16 }, 64);
+    for (let i = 0; i < 12; i++) track(scheduler.submit(job({ value: 100 + i, robotId: 'flooder', visionSteps: 16 })));
+    for (let i = 0; i < 4; i++) track(scheduler.submit(job({ value: 200 + i, robotId: `polite-${i}`, visionSteps: 16 })));
+    await clock.advance(15);
+    const step = executor.calls.find((c) => c.kind === 'step')!;
+    expect(step.batch).toBe(8);
+    const polite = step.rows.filter((v) => v >= 200).length;
+    expect(polite).toBe(4);
+    expect(step.rows.filter((v) => v < 200).length).toBe(4);
+  });
+
+  it('with a latency budget, picks the largest N_o that fits, a multiple of N_A', async () => {
+    // Steps cost 1 ms + 0.1 ms per row; VLM 4 ms + 0.5 ms per row.
+    const { clock, scheduler, job } = setup();
+    track(scheduler.submit(job({ visionSteps: 4 })));
+    await clock.advance(100); // warm up
+    const r = track(scheduler.submit(job({ receivedAt: clock.now(), actionSteps: 4, visionSteps: 64, budgetMs: 40 })));
+    await clock.advance(1000);
+    const used = r.result!.visionSteps;
+    expect(used % 4).toBe(0);
+    // (40 ms * 0.8 safety - ~6.5 ms queue+VLM) / 1.1 ms per step ~ 23 steps -> 20.
+    expect(used).toBeGreaterThanOrEqual(16);
+    expect(used).toBeLessThanOrEqual(24);
+    expect(r.result!.budgetMet).toBe(true);
+    expect(r.result!.timing.totalMs).toBeLessThanOrEqual(40);
+  });
+
+  it('a tiny budget still runs N_A steps and reports budget_met false', async () => {
+    const { clock, scheduler, job } = setup();
+    track(scheduler.submit(job()));
+    await clock.advance(100);
+    const r = track(scheduler.submit(job({ receivedAt: clock.now(), actionSteps: 4, visionSteps: 64, budgetMs: 3 })));
+    await clock.advance(1000);
+    expect(r.result!.visionSteps).toBe(4);
+    expect(r.result!.budgetMet).toBe(false);
+  });
+
+  it('a newcomer with a large cap does not push an earlier budgeted request past its budget', async () => {
+    // Steep per-row cost: every extra row slows each step a lot.
+    const { clock, scheduler, job } = setup({}, 64, { vlm: () => 2, step: (b) => 1 + 2 * (b - 1) });
+    track(scheduler.submit(job()));
+    await clock.advance(50);
+    track(scheduler.submit(job()));
+    track(scheduler.submit(job()));
+    await clock.advance(50); // the cost model has seen batches of 1 and 2
+    const first = track(scheduler.submit(job({ receivedAt: clock.now(), actionSteps: 4, visionSteps: 64, budgetMs: 60 })));
+    await clock.advance(8);
+    const second = track(scheduler.submit(job({ receivedAt: clock.now(), actionSteps: 4, visionSteps: 64, budgetMs: 400 })));
+    await clock.advance(2000);
+    expect(first.result!.budgetMet).toBe(true);
+    expect(second.result!.budgetMet).toBe(true);
+    // The newcomer was held to few steps while the first was running; unconstrained it would take 64.
+    expect(second.result!.visionSteps).toBeLessThan(64);
+  });
+});
