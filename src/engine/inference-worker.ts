@@ -9,7 +9,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { ModelShapes, StepBatch, VlmBatch } from './executor.js';
 import type { SlotMove } from './slot-table.js';
-import type { WorkerInit, WorkerReply, WorkerRequest, GraphInfo } from './worker-protocol.js';
+import type { GraphInfo } from '../model/index.js';
+import type { WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;

@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { InferenceError } from '../errors/index.js';
 import { ExecutorLostError, type Executor, type ModelShapes, type StepBatch, type StepResult, type VlmBatch, type VlmResult } from './executor.js';
-import type { GraphInfo, WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
+import type { GraphInfo } from '../model/index.js';
+import type { WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 /**
  * The compiled worker script. Under vitest this module runs from its .ts source, and a worker thread cannot

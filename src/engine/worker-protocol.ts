@@ -1,4 +1,5 @@
 /** Messages between the scheduler's WorkerExecutor and the inference worker thread. */
+import type { GraphInfo } from '../model/index.js';
 import type { ModelShapes, StepBatch, VlmBatch } from './executor.js';
 
 export type Device = 'cpu' | 'webgpu' | 'cuda';
@@ -10,17 +11,6 @@ export interface WorkerInit {
   readonly threads: number;
   readonly capacity: number;
   readonly shapes: ModelShapes;
-}
-
-export interface ValueInfo {
-  readonly name: string;
-  readonly type: string;
-  readonly shape: ReadonlyArray<number | string>;
-}
-
-export interface GraphInfo {
-  readonly inputs: readonly ValueInfo[];
-  readonly outputs: readonly ValueInfo[];
 }
 
 export type WorkerRequest =

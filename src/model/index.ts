@@ -1,1 +1,8 @@
 export type { Manifest, EmbodimentSpec, MinMax } from './manifest.js';
+export { parseManifest } from './manifest-schema.js';
+export { readPackage, scanRepository, checkGraphs, expectedGraphs } from './package.js';
+export type { ModelPackage, PackageLocation, GraphInfo, ValueInfo } from './package.js';
+export { parseModelRef } from './model-ref.js';
+export type { ModelRef } from './model-ref.js';
+export { ModelRegistry } from './registry.js';
+export type { ModelHandle, ModelVersionEntry, RuntimeFactory, VersionState, RegistryLogger, StateListener } from './registry.js';

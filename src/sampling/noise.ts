@@ -105,7 +105,7 @@ export function initialNoise(seed: bigint, actionLength: number, futureLength: n
 }
 
 /** A fresh uint64 seed for requests that did not send one; reported back so the result can be reproduced. */
-export function randomSeed(random: (bytes: Uint8Array) => Uint8Array): bigint {
-  const b = random(new Uint8Array(8));
+export function randomSeed(random: (size: number) => Uint8Array): bigint {
+  const b = random(8);
   return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
 }

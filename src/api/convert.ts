@@ -1,0 +1,80 @@
+/** Protobuf messages <-> engine domain types. Pure. */
+import type { PredictInput, PredictOutput } from '../engine/index.js';
+import type { ImageInput } from '../preprocess/index.js';
+import { InvalidArgumentError } from '../errors/index.js';
+import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
+import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
+
+const ENCODINGS: Record<string, ImageInput['encoding']> = {
+  IMAGE_ENCODING_UNSPECIFIED: 'UNSPECIFIED',
+  IMAGE_ENCODING_RAW_RGB8: 'RAW_RGB8',
+  IMAGE_ENCODING_JPEG: 'JPEG',
+  IMAGE_ENCODING_PNG: 'PNG',
+};
+
+export function toPredictInput(req: PredictRequest__Output): PredictInput {
+  const s = req.sampling;
+  let seed: bigint | undefined;
+  if (s && s._seed === 'seed' && s.seed !== undefined && s.seed !== null) {
+    try {
+      seed = BigInt(s.seed);
+    } catch {
+      throw new InvalidArgumentError(`sampling.seed ${String(s.seed)} is not an unsigned 64-bit integer`);
+    }
+  }
+  return {
+    requestId: req.request_id,
+    robotId: req.robot_id,
+    episodeId: req.episode_id,
+    embodiment: req.embodiment,
+    images: req.images.map((img) => ({
+      camera: img.camera,
+      // Unknown enum numbers arrive as numbers; treat them like UNSPECIFIED so the client is told the valid ones.
+      encoding: ENCODINGS[String(img.encoding)] ?? 'UNSPECIFIED',
+      width: img.width,
+      height: img.height,
+      data: img.data,
+    })),
+    state: req.state,
+    instruction: req.instruction,
+    actionSteps: s?.action_steps ?? 0,
+    visionSteps: s?.vision_steps ?? 0,
+    seed,
+    latencyBudgetMs: s?.latency_budget_ms ?? 0,
+    returnFutureEmbedding: req.return_future_embedding,
+  };
+}
+
+/** float32 little-endian, row-major (serving-api.md Tensor). */
+export function tensorBytes(values: Float32Array): Buffer {
+  const out = Buffer.allocUnsafe(values.length * 4);
+  for (let i = 0; i < values.length; i++) out.writeFloatLE(values[i], i * 4);
+  return out;
+}
+
+export function toPredictResponse(out: PredictOutput): PredictResponse {
+  return {
+    request_id: out.requestId,
+    model_name: out.modelName,
+    model_version: out.modelVersion,
+    variant: out.variant,
+    actions: { shape: [...out.actionShape], data: tensorBytes(out.actions) },
+    future_embedding: out.futureEmbedding ? { shape: [...out.futureShape], data: tensorBytes(out.futureEmbedding) } : null,
+    sampling: {
+      action_steps: out.sampling.actionSteps,
+      vision_steps: out.sampling.visionSteps,
+      seed: out.sampling.seed.toString(),
+      budget_ms: out.sampling.budgetMs,
+      budget_met: out.sampling.budgetMet,
+    },
+    timing: {
+      queue_ms: out.timing.queueMs,
+      vlm_ms: out.timing.vlmMs,
+      denoise_ms: out.timing.denoiseMs,
+      total_ms: out.timing.totalMs,
+      vlm_batch_size: out.timing.vlmBatchSize,
+      mean_denoise_batch: out.timing.meanDenoiseBatch,
+    },
+    ...(out.worldModelSurprise !== undefined ? { world_model_surprise: out.worldModelSurprise } : {}),
+  };
+}

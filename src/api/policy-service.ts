@@ -1,0 +1,226 @@
+/**
+ * PolicyService handlers (serving-api.md): Predict, StreamPredict, ListModels, ReportOutcome. Handlers only
+ * convert messages, resolve the model handle and hand over to the engine; errors go through status.ts.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { predict, type ModelRuntime } from '../engine/index.js';
+import { InvalidArgumentError, NotFoundError } from '../errors/index.js';
+import type { ListModelsResponse } from '../gen/dust/serving/v1/ListModelsResponse.js';
+import type { ModelVersionInfo } from '../gen/dust/serving/v1/ModelVersionInfo.js';
+import type { PolicyServiceHandlers } from '../gen/dust/serving/v1/PolicyService.js';
+import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
+import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
+import { parseModelRef, type ModelHandle, type ModelRegistry } from '../model/index.js';
+import type { Logger } from '../telemetry/index.js';
+import { toPredictInput, toPredictResponse } from './convert.js';
+import { isInternal, toServiceError } from './status.js';
+
+/** Requests of one stream processed concurrently; responses still go out in request order. */
+export const DEFAULT_STREAM_PIPELINE_DEPTH = 8;
+
+export interface PolicyServiceDeps {
+  readonly registry: ModelRegistry<ModelRuntime>;
+  readonly log: Logger;
+}
+
+/** The client's deadline on the performance.now() clock the engine uses. */
+function deadlineOf(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadline'>): number {
+  const d = call.getDeadline();
+  const ms = d instanceof Date ? d.getTime() : Number(d);
+  if (!Number.isFinite(ms)) return Infinity;
+  return performance.now() + (ms - Date.now());
+}
+
+/** Records who was served what, so outcomes can be credited to the version that served the episode. */
+class EpisodeLedger {
+  private readonly served = new Map<string, { name: string; version: number }>();
+  private readonly outcomes = new Map<string, { successes: number; episodes: number }>();
+
+  constructor(private readonly capacity = 100_000) {}
+
+  private key(robotId: string, episodeId: string): string {
+    return `${robotId}\u0000${episodeId}`;
+  }
+
+  recordServed(robotId: string, episodeId: string, name: string, version: number): void {
+    if (!episodeId) return;
+    const k = this.key(robotId, episodeId);
+    this.served.delete(k);
+    this.served.set(k, { name, version });
+    if (this.served.size > this.capacity) this.served.delete(this.served.keys().next().value!);
+  }
+
+  credit(robotId: string, episodeId: string, success: boolean): { name: string; version: number } | undefined {
+    const v = this.served.get(this.key(robotId, episodeId));
+    if (!v) return undefined;
+    const k = `${v.name}@${v.version}`;
+    const o = this.outcomes.get(k) ?? { successes: 0, episodes: 0 };
+    o.episodes++;
+    if (success) o.successes++;
+    this.outcomes.set(k, o);
+    return v;
+  }
+
+  stats(name: string, version: number): { successes: number; episodes: number } {
+    return this.outcomes.get(`${name}@${version}`) ?? { successes: 0, episodes: 0 };
+  }
+}
+
+export function policyService({ registry, log }: PolicyServiceDeps): PolicyServiceHandlers {
+  const ledger = new EpisodeLedger();
+
+  async function serveOne(
+    req: PredictRequest__Output,
+    handle: ModelHandle<ModelRuntime>,
+    call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadline'>,
+    signal: AbortSignal,
+  ): Promise<PredictResponse> {
+    const receivedAt = performance.now();
+    const out = await predict(handle, toPredictInput(req), { receivedAt, deadline: deadlineOf(call), signal });
+    ledger.recordServed(req.robot_id, req.episode_id, handle.name, handle.version);
+    return toPredictResponse(out);
+  }
+
+  function logFailure(err: unknown, req: PredictRequest__Output | undefined): void {
+    if (isInternal(err)) log.error({ err, requestId: req?.request_id, robotId: req?.robot_id }, 'request failed');
+    else log.debug({ err: (err as Error).message, requestId: req?.request_id }, 'request refused');
+  }
+
+  return {
+    Predict(call, callback) {
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      const req = call.request;
+      let handle: ModelHandle<ModelRuntime>;
+      try {
+        handle = registry.resolve(parseModelRef(req.model));
+      } catch (err) {
+        logFailure(err, req);
+        callback(toServiceError(err, req.request_id));
+        return;
+      }
+      serveOne(req, handle, call, abort.signal).then(
+        (res) => callback(null, res),
+        (err) => {
+          logFailure(err, req);
+          callback(toServiceError(err, req.request_id));
+        },
+      );
+    },
+
+    StreamPredict(call) {
+      const abort = new AbortController();
+      let handle: ModelHandle<ModelRuntime> | undefined;
+      let streamModel: string | undefined;
+      let failed = false;
+      let inputEnded = false;
+      // Responses leave in request order: each request's promise is chained behind its predecessor's write.
+      let tail: Promise<void> = Promise.resolve();
+      let inFlight = 0;
+
+      const fail = (err: unknown, req?: PredictRequest__Output) => {
+        if (failed) return;
+        failed = true;
+        abort.abort();
+        logFailure(err, req);
+        call.emit('error', toServiceError(err, req?.request_id));
+      };
+      const maybeEnd = () => {
+        if (inputEnded && inFlight === 0 && !failed) call.end();
+      };
+
+      call.on('cancelled', () => {
+        failed = true;
+        abort.abort();
+      });
+      call.on('data', (req: PredictRequest__Output) => {
+        if (failed) return;
+        try {
+          // The model version is fixed for the stream's life (serving-api.md).
+          if (!handle) {
+            handle = registry.resolve(parseModelRef(req.model));
+            streamModel = req.model;
+          } else if (req.model && req.model !== streamModel && req.model !== `${handle.name}@${handle.version}`) {
+            throw new InvalidArgumentError(
+              `this stream is bound to ${handle.name}@${handle.version}; request ${req.request_id || '(no id)'} asks for "${req.model}": open a new stream to change models`,
+            );
+          }
+        } catch (err) {
+          fail(err, req);
+          return;
+        }
+        inFlight++;
+        if (inFlight >= DEFAULT_STREAM_PIPELINE_DEPTH) call.pause();
+        const result = serveOne(req, handle, call, abort.signal);
+        result.catch(() => undefined);
+        tail = tail.then(async () => {
+          try {
+            const res = await result;
+            if (!failed) call.write(res);
+          } catch (err) {
+            fail(err, req);
+          } finally {
+            inFlight--;
+            if (inFlight < DEFAULT_STREAM_PIPELINE_DEPTH) call.resume();
+            maybeEnd();
+          }
+        });
+      });
+      call.on('end', () => {
+        inputEnded = true;
+        void tail.then(maybeEnd);
+      });
+    },
+
+    ListModels(_call, callback) {
+      const models: ModelVersionInfo[] = registry.list().map((e) => {
+        const m = e.manifest;
+        const newestReady = registry.list().filter((x) => x.name === e.name && x.state === 'READY').at(-1);
+        return {
+          name: e.name,
+          version: e.version,
+          state: `MODEL_STATE_${e.state}`,
+          reason: e.reason ?? '',
+          embodiments: m
+            ? Object.entries(m.embodiments).map(([name, emb]) => ({ name, id: emb.id, state_dim: emb.state_dim, action_dim: emb.action_dim }))
+            : [],
+          cameras: m ? [...m.cameras] : [],
+          image_height: m?.image.height ?? 0,
+          image_width: m?.image.width ?? 0,
+          action_horizon: m?.action.horizon ?? 0,
+          future_tokens: m?.future.tokens ?? 0,
+          future_dim: m?.future.dim ?? 0,
+          default_action_steps: m?.sampling.action_steps ?? 0,
+          default_vision_steps: m?.sampling.vision_steps ?? 0,
+          max_vision_steps: m?.sampling.max_vision_steps ?? 0,
+          // Unpinned traffic goes to the newest READY version until traffic splits exist.
+          traffic_weight: newestReady === e ? 1 : 0,
+          device: e.runtime?.device ?? '',
+        };
+      });
+      const res: ListModelsResponse = { models, default_model: registry.defaultModelName() ?? '' };
+      callback(null, res);
+    },
+
+    ReportOutcome(call, callback) {
+      const { robot_id, episode_id, success } = call.request;
+      if (!robot_id || !episode_id) {
+        callback(toServiceError(new InvalidArgumentError('robot_id and episode_id are required to credit an outcome')));
+        return;
+      }
+      const served = ledger.credit(robot_id, episode_id, success);
+      if (!served) {
+        callback(
+          toServiceError(
+            new NotFoundError(
+              `no request of episode ${episode_id} from robot ${robot_id} was served here; report outcomes with the episode_id sent in PredictRequest`,
+            ),
+          ),
+        );
+        return;
+      }
+      log.info({ robotId: robot_id, episodeId: episode_id, success, model: served.name, version: served.version, ...ledger.stats(served.name, served.version) }, 'outcome credited');
+      callback(null, { model_name: served.name, model_version: served.version });
+    },
+  };
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+/** The dust-serve command line: serve, predict, models. */
+import { Command } from 'commander';
+import { registerServe } from './serve.js';
+
+const program = new Command('dust-serve')
+  .description('serve DUST world-model-augmented VLA policies to robot fleets over gRPC')
+  .showHelpAfterError();
+registerServe(program);
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`dust-serve: ${err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,10 @@
+export {
+  compileServeOptions,
+  optionsFromEnv,
+  optionsFromFile,
+  envName,
+  DEFAULT_SERVE_OPTIONS,
+  DEFAULT_PORT,
+  DEFAULT_MAX_MESSAGE_BYTES,
+} from './options.js';
+export type { ServeOptions, ServeOptionsInput, DeviceOption } from './options.js';

@@ -1,0 +1,144 @@
+/**
+ * Server options: one type, every field documented with its default, compiled once at start-up into a frozen
+ * object. Command-line flags, DUST_* environment variables and a JSON config file all feed it
+ * (precedence: flag > environment > file > default).
+ */
+import os from 'node:os';
+import { z } from 'zod';
+import { InvalidArgumentError } from '../errors/index.js';
+
+export type DeviceOption = 'cpu' | 'webgpu' | 'cuda' | 'auto';
+
+export interface ServeOptions {
+  /** Interface to listen on. @default "0.0.0.0" */
+  host: string;
+  /** gRPC port (0 picks a free one). @default 50051 */
+  port: number;
+  /** Root of the model repository (<name>/<version>/manifest.json). @default "models" */
+  modelRepository: string;
+  /** Model used when a request's model field is empty; empty = the first model name. @default "" */
+  defaultModel: string;
+  /** Execution provider: cpu, webgpu, cuda, or auto (cuda, then webgpu, then cpu). @default "cpu" */
+  device: DeviceOption;
+  /** ONNX Runtime intra-op threads per model version. @default the number of CPU cores */
+  threads: number;
+  /** Most requests in one VLM call. @default 32 */
+  maxVlmBatch: number;
+  /** Most rows in one denoiser call. @default 64 */
+  maxDenoiseBatch: number;
+  /** Longest a request waits for its VLM batch to fill while the model is idle, in ms. @default 2 */
+  maxQueueDelayMs: number;
+  /** Requests waiting per model version beyond which new ones get RESOURCE_EXHAUSTED. @default 256 */
+  maxQueue: number;
+  /** Rows a model version can hold in its denoiser stage at once. @default 256 */
+  maxActive: number;
+  /** "step" (rows join and leave every denoiser step) or "request" (whole-request batches). @default "step" */
+  batching: 'step' | 'request';
+  /** Fraction of a latency budget that N_o is planned to fill. @default 0.8 */
+  budgetSafety: number;
+  /** Largest accepted gRPC message, in bytes. @default 16777216 */
+  maxMessageBytes: number;
+  /** Seconds given to in-flight requests on SIGTERM/SIGINT before the server force-closes. @default 10 */
+  shutdownGraceSeconds: number;
+  /** Run a few synthetic batches at load to check the graphs and prime the cost model. @default true */
+  warmup: boolean;
+  /** pino level: trace, debug, info, warn, error. @default "info" */
+  logLevel: string;
+  /** Human-readable logs (development only). @default false */
+  logPretty: boolean;
+}
+
+export const DEFAULT_PORT = 50051;
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
+  host: '0.0.0.0',
+  port: DEFAULT_PORT,
+  modelRepository: 'models',
+  defaultModel: '',
+  device: 'cpu',
+  threads: os.availableParallelism(),
+  maxVlmBatch: 32,
+  maxDenoiseBatch: 64,
+  maxQueueDelayMs: 2,
+  maxQueue: 256,
+  maxActive: 256,
+  batching: 'step',
+  budgetSafety: 0.8,
+  maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  shutdownGraceSeconds: 10,
+  warmup: true,
+  logLevel: 'info',
+  logPretty: false,
+});
+
+const int = (min: number) => z.coerce.number().int().min(min);
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
+
+const schema = z
+  .object({
+    host: z.string().min(1),
+    port: int(0).max(65535),
+    modelRepository: z.string().min(1),
+    defaultModel: z.string(),
+    device: z.enum(['cpu', 'webgpu', 'cuda', 'auto']),
+    threads: int(1),
+    maxVlmBatch: int(1),
+    maxDenoiseBatch: int(1),
+    maxQueueDelayMs: z.coerce.number().min(0),
+    maxQueue: int(1),
+    maxActive: int(1),
+    batching: z.enum(['step', 'request']),
+    budgetSafety: z.coerce.number().gt(0).max(1),
+    maxMessageBytes: int(1024),
+    shutdownGraceSeconds: z.coerce.number().min(0),
+    warmup: bool,
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+    logPretty: bool,
+  })
+  .strict();
+
+export type ServeOptionsInput = { [K in keyof ServeOptions]?: ServeOptions[K] | string };
+
+/** Validates and freezes; every problem is reported with the option's name. */
+export function compileServeOptions(...layers: ServeOptionsInput[]): Readonly<ServeOptions> {
+  const merged: Record<string, unknown> = { ...DEFAULT_SERVE_OPTIONS };
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer)) if (v !== undefined) merged[k] = v;
+  }
+  const parsed = schema.safeParse(merged);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ');
+    throw new InvalidArgumentError(`invalid configuration: ${issues}`);
+  }
+  if (parsed.data.maxActive < parsed.data.maxDenoiseBatch) {
+    throw new InvalidArgumentError('invalid configuration: maxActive must be at least maxDenoiseBatch');
+  }
+  return Object.freeze(parsed.data as ServeOptions);
+}
+
+/** DUST_<FLAG_IN_CAPS> for every option (serving-api.md "Operations surface"), e.g. DUST_MODEL_REPOSITORY. */
+export function envName(option: keyof ServeOptions): string {
+  return `DUST_${option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+export function optionsFromEnv(env: NodeJS.ProcessEnv): ServeOptionsInput {
+  const out: ServeOptionsInput = {};
+  for (const key of Object.keys(DEFAULT_SERVE_OPTIONS) as Array<keyof ServeOptions>) {
+    const v = env[envName(key)];
+    if (v !== undefined && v !== '') (out as Record<string, string>)[key] = v;
+  }
+  return out;
+}
+
+/** A config file is JSON with the same keys as ServeOptions. */
+export function optionsFromFile(json: unknown, file: string): ServeOptionsInput {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new InvalidArgumentError(`config file ${file} must hold a JSON object of options`);
+  }
+  const unknown = Object.keys(json).filter((k) => !(k in DEFAULT_SERVE_OPTIONS));
+  if (unknown.length > 0) {
+    throw new InvalidArgumentError(`config file ${file}: unknown option(s) ${unknown.join(', ')}; known: ${Object.keys(DEFAULT_SERVE_OPTIONS).join(', ')}`);
+  }
+  return json as ServeOptionsInput;
+}

@@ -1,0 +1,15 @@
+export { Scheduler, DEFAULT_SCHEDULER_OPTIONS } from './scheduler.js';
+export type { SchedulerOptions, SchedulerStats, BatchingMode } from './scheduler.js';
+export { runtimeFactory, shapesOf, WARMUP_BATCHES } from './model-runtime.js';
+export type { ModelRuntime, RuntimeOptions } from './model-runtime.js';
+export { predict, resolveStepCounts } from './predict.js';
+export type { PredictInput, PredictOutput, RequestContext } from './predict.js';
+export { WorkerExecutor } from './worker-executor.js';
+export { ExecutorLostError } from './executor.js';
+export type { Executor, ModelShapes, VlmBatch, VlmResult, StepBatch, StepResult } from './executor.js';
+export type { JobInput, JobResult, JobTiming } from './job.js';
+export type { Device } from './worker-protocol.js';
+export { systemClock } from './clock.js';
+export type { Clock } from './clock.js';
+export { CostModel } from './cost-model.js';
+export { SurpriseTracker, cosineSimilarity } from './surprise.js';

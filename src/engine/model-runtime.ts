@@ -1,0 +1,146 @@
+/**
+ * What a READY model version runs on: its tokenizer, an inference worker holding both graphs, the scheduler
+ * that batches for it, and its world-model surprise memory. The registry starts and stops runtimes through
+ * the factory made here.
+ */
+import { randomBytes } from 'node:crypto';
+import { ModelPackageError } from '../errors/index.js';
+import { checkGraphs, type Manifest, type ModelPackage, type RuntimeFactory } from '../model/index.js';
+import { PromptTokenizer } from '../preprocess/index.js';
+import { initialNoise, randomSeed } from '../sampling/index.js';
+import type { Logger } from '../telemetry/index.js';
+import { systemClock } from './clock.js';
+import type { ModelShapes } from './executor.js';
+import type { JobInput } from './job.js';
+import { Scheduler, type SchedulerOptions } from './scheduler.js';
+import { SurpriseTracker } from './surprise.js';
+import { WorkerExecutor } from './worker-executor.js';
+import type { Device } from './worker-protocol.js';
+
+export interface RuntimeOptions {
+  /** 'auto' tries cuda, then webgpu, then cpu. */
+  readonly device: Device | 'auto';
+  readonly threads: number;
+  /** Arena rows per model version. */
+  readonly maxActive: number;
+  readonly scheduler: Partial<SchedulerOptions>;
+  readonly warmup: boolean;
+  /** How long stop() lets in-flight work finish before failing it. */
+  readonly drainTimeoutMs: number;
+}
+
+export interface ModelRuntime {
+  readonly manifest: Manifest;
+  readonly tokenizer: PromptTokenizer;
+  readonly scheduler: Scheduler;
+  readonly device: Device;
+  readonly surprise: SurpriseTracker;
+}
+
+/** Batch sizes run at load: a single request, then a few together, to check the graphs and prime the cost model. */
+export const WARMUP_BATCHES: readonly number[] = [1, 4, 16];
+
+export function shapesOf(m: Manifest): ModelShapes {
+  return {
+    views: m.cameras.length,
+    imageHeight: m.image.height,
+    imageWidth: m.image.width,
+    textTokens: m.text.max_tokens,
+    condTokens: m.conditioning.tokens,
+    condDim: m.conditioning.dim,
+    stateDim: m.state.dim,
+    horizon: m.action.horizon,
+    actionDim: m.action.dim,
+    futureTokens: m.future.tokens,
+    futureDim: m.future.dim,
+  };
+}
+
+const AUTO_ORDER: readonly Device[] = ['cuda', 'webgpu', 'cpu'];
+
+async function startExecutor(pkg: ModelPackage, options: RuntimeOptions, log: Logger): Promise<{ executor: WorkerExecutor; device: Device }> {
+  const candidates = options.device === 'auto' ? AUTO_ORDER : [options.device];
+  let lastError: unknown;
+  for (const device of candidates) {
+    try {
+      const executor = await WorkerExecutor.start({
+        vlmPath: pkg.vlmPath,
+        denoiserPath: pkg.denoiserPath,
+        device,
+        threads: options.threads,
+        capacity: options.maxActive,
+        shapes: shapesOf(pkg.manifest),
+      });
+      return { executor, device };
+    } catch (err) {
+      lastError = err;
+      log.warn({ device, err: (err as Error).message }, 'execution provider unavailable for this model');
+    }
+  }
+  throw new ModelPackageError(`${pkg.dir}: no execution provider could load the graphs (${(lastError as Error)?.message})`, { cause: lastError });
+}
+
+/** Synthetic requests through the real scheduler path, so the first robot does not pay for cold caches. */
+async function warmup(runtime: ModelRuntime): Promise<void> {
+  const m = runtime.manifest;
+  const [embodiment] = Object.values(m.embodiments);
+  const s = shapesOf(m);
+  const prompt = await runtime.tokenizer.encode('warm up');
+  for (const size of WARMUP_BATCHES) {
+    const jobs = Array.from({ length: Math.min(size, runtime.scheduler.options.maxDenoiseBatch) }, (_, i): JobInput => ({
+      requestId: `warmup-${size}-${i}`,
+      robotId: `warmup-${i}`,
+      embodimentId: embodiment.id,
+      pixelValues: new Float32Array(s.views * 3 * s.imageHeight * s.imageWidth),
+      inputIds: prompt.inputIds,
+      attentionMask: prompt.attentionMask,
+      state: new Float32Array(s.stateDim),
+      noise: initialNoise(randomSeed(randomBytes), s.horizon * s.actionDim, s.futureTokens * s.futureDim),
+      actionSteps: m.sampling.action_steps,
+      visionSteps: m.sampling.vision_steps,
+      budgetMs: 0,
+      receivedAt: performance.now(),
+      deadline: Infinity,
+    }));
+    await Promise.all(jobs.map((j) => runtime.scheduler.submit(j)));
+  }
+}
+
+export function runtimeFactory(options: RuntimeOptions, log: Logger): RuntimeFactory<ModelRuntime> {
+  return {
+    async start(pkg) {
+      const m = pkg.manifest;
+      const tokenizer = await PromptTokenizer.fromFile(pkg.tokenizerPath, m.text);
+      const { executor, device } = await startExecutor(pkg, options, log);
+      try {
+        checkGraphs(m, executor.graphs);
+      } catch (err) {
+        await executor.close();
+        throw err;
+      }
+      const scheduler = new Scheduler(executor, systemClock, options.scheduler);
+      const runtime: ModelRuntime = { manifest: m, tokenizer, scheduler, device, surprise: new SurpriseTracker() };
+      if (options.warmup) {
+        const t0 = performance.now();
+        try {
+          await warmup(runtime);
+        } catch (err) {
+          await scheduler.close();
+          throw new ModelPackageError(`${pkg.dir}: the graphs failed on warm-up requests: ${(err as Error).message}`, { cause: err });
+        }
+        log.info(
+          { model: m.name, version: m.version, device, warmupMs: Math.round(performance.now() - t0), stepCost: scheduler.costModel.table('step') },
+          'model warmed up',
+        );
+      }
+      return runtime;
+    },
+    async stop(runtime) {
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.drainTimeoutMs)));
+      await Promise.race([runtime.scheduler.drain(), grace]);
+      clearTimeout(timer);
+      await runtime.scheduler.close();
+    },
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * One prediction, from a validated domain request to a domain response: step counts, preprocessing
+ * (images, prompt, state), seeded initial noise, the scheduler, then denormalization and world-model
+ * surprise. The API edge converts protobuf messages to and from these types; nothing here knows gRPC.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { InvalidArgumentError, NotFoundError } from '../errors/index.js';
+import type { EmbodimentSpec, Manifest, ModelHandle } from '../model/index.js';
+import { decodeViews, denormalizeActions, normalizeState, type ImageInput } from '../preprocess/index.js';
+import { initialNoise, randomSeed, stepCountProblem, type StepCounts } from '../sampling/index.js';
+import type { JobTiming } from './job.js';
+import type { ModelRuntime } from './model-runtime.js';
+
+export interface PredictInput {
+  /** Echoed; generated when empty. */
+  readonly requestId: string;
+  readonly robotId: string;
+  readonly episodeId: string;
+  readonly embodiment: string;
+  readonly images: readonly ImageInput[];
+  readonly state: readonly number[];
+  readonly instruction: string;
+  /** 0 = manifest default. */
+  readonly actionSteps: number;
+  /** 0 = manifest default (or, with a budget, the model's max_vision_steps as the upper bound). */
+  readonly visionSteps: number;
+  readonly seed: bigint | undefined;
+  /** 0 = none. */
+  readonly latencyBudgetMs: number;
+  readonly returnFutureEmbedding: boolean;
+}
+
+export interface RequestContext {
+  /** performance.now() when the request arrived. */
+  readonly receivedAt: number;
+  /** Absolute performance.now() time of the client's deadline; Infinity when none. */
+  readonly deadline: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface PredictOutput {
+  readonly requestId: string;
+  readonly modelName: string;
+  readonly modelVersion: number;
+  readonly variant: string;
+  /** Denormalized actions, [horizon, embodiment action_dim]. */
+  readonly actions: Float32Array;
+  readonly actionShape: readonly [number, number];
+  /** [futureTokens, futureDim] when requested. */
+  readonly futureEmbedding: Float32Array | undefined;
+  readonly futureShape: readonly [number, number];
+  readonly sampling: {
+    readonly actionSteps: number;
+    readonly visionSteps: number;
+    readonly seed: bigint;
+    readonly budgetMs: number;
+    readonly budgetMet: boolean;
+  };
+  readonly timing: JobTiming & { readonly preprocessMs: number };
+  readonly worldModelSurprise: number | undefined;
+}
+
+function embodimentOf(m: Manifest, name: string): EmbodimentSpec {
+  if (!name) throw new InvalidArgumentError(`embodiment is required; this model serves: ${Object.keys(m.embodiments).join(', ')}`);
+  const e = m.embodiments[name];
+  if (!e) throw new NotFoundError(`unknown embodiment "${name}" for model ${m.name}@${m.version}; it serves: ${Object.keys(m.embodiments).join(', ')}`);
+  return e;
+}
+
+/**
+ * N_A and N_o for a request (serving-api.md SamplingOptions). Defaults come from the manifest; when only
+ * action_steps is given, the manifest's q = N_o / N_A is kept. With a latency budget, vision_steps is the
+ * upper bound the scheduler may spend (the model's max when 0).
+ */
+export function resolveStepCounts(m: Manifest, actionSteps: number, visionSteps: number, budgeted: boolean): StepCounts {
+  const max = m.sampling.max_vision_steps;
+  const na = actionSteps || m.sampling.action_steps;
+  let no = visionSteps;
+  if (no === 0) {
+    if (budgeted) no = Math.floor(max / na) * na;
+    else if (actionSteps === 0) no = m.sampling.vision_steps;
+    else no = Math.min(na * (m.sampling.vision_steps / m.sampling.action_steps), Math.floor(max / na) * na);
+  }
+  const problem = stepCountProblem({ actionSteps: na, visionSteps: no }, max);
+  if (problem) throw new InvalidArgumentError(`sampling: ${problem}`);
+  return { actionSteps: na, visionSteps: no };
+}
+
+export async function predict(
+  handle: ModelHandle<ModelRuntime>,
+  input: PredictInput,
+  ctx: RequestContext,
+): Promise<PredictOutput> {
+  const { manifest: m, runtime } = handle;
+  if (!input.robotId) throw new InvalidArgumentError('robot_id is required: set it to a stable identifier of the calling robot');
+  const embodiment = embodimentOf(m, input.embodiment);
+  const budgetMs = input.latencyBudgetMs;
+  const counts = resolveStepCounts(m, input.actionSteps, input.visionSteps, budgetMs > 0);
+  const state = normalizeState(input.state, embodiment, m.state.dim);
+  const [pixelValues, prompt] = await Promise.all([decodeViews(input.images, m), runtime.tokenizer.encode(input.instruction)]);
+  const seed = input.seed ?? randomSeed(randomBytes);
+  const noise = initialNoise(seed, m.action.horizon * m.action.dim, m.future.tokens * m.future.dim);
+  const requestId = input.requestId || randomUUID();
+  const preprocessMs = performance.now() - ctx.receivedAt;
+
+  const result = await runtime.scheduler.submit({
+    requestId,
+    robotId: input.robotId,
+    embodimentId: embodiment.id,
+    pixelValues,
+    inputIds: prompt.inputIds,
+    attentionMask: prompt.attentionMask,
+    state,
+    noise,
+    actionSteps: counts.actionSteps,
+    visionSteps: counts.visionSteps,
+    budgetMs,
+    receivedAt: ctx.receivedAt,
+    deadline: ctx.deadline,
+    signal: ctx.signal,
+  });
+
+  const surprise = input.episodeId ? runtime.surprise.observe(input.episodeId, result.obsEmbedding, result.future) : undefined;
+  return {
+    requestId,
+    modelName: handle.name,
+    modelVersion: handle.version,
+    variant: `${handle.name}@${handle.version}`,
+    actions: denormalizeActions(result.actions, m.action.horizon, m.action.dim, embodiment),
+    actionShape: [m.action.horizon, embodiment.action_dim],
+    futureEmbedding: input.returnFutureEmbedding ? result.future : undefined,
+    futureShape: [m.future.tokens, m.future.dim],
+    sampling: {
+      actionSteps: result.actionSteps,
+      visionSteps: result.visionSteps,
+      seed,
+      budgetMs,
+      budgetMet: result.budgetMet ?? true,
+    },
+    timing: { ...result.timing, preprocessMs },
+    worldModelSurprise: surprise,
+  };
+}

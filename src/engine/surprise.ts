@@ -1,0 +1,41 @@
+/**
+ * World-model surprise (serving-api.md PredictResponse.world_model_surprise): 1 - cosine(the episode's
+ * previous prediction of its future embedding, this observation's embedding). The previous prediction is
+ * kept per episode in a bounded LRU, so abandoned episodes cost nothing after they age out.
+ */
+
+/** Episodes remembered per model version. */
+export const DEFAULT_SURPRISE_EPISODES = 10_000;
+
+export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  const denom = Math.sqrt(na) * Math.sqrt(nb);
+  return denom > 0 ? dot / denom : 0;
+}
+
+export class SurpriseTracker {
+  private readonly predictions = new Map<string, Float32Array>();
+
+  constructor(private readonly capacity = DEFAULT_SURPRISE_EPISODES) {}
+
+  /**
+   * Scores this observation against the episode's last prediction (undefined on its first request), then
+   * remembers this request's predicted future for the next one.
+   */
+  observe(episodeId: string, observation: Float32Array, predictedFuture: Float32Array): number | undefined {
+    const previous = this.predictions.get(episodeId);
+    this.predictions.delete(episodeId);
+    this.predictions.set(episodeId, predictedFuture);
+    if (this.predictions.size > this.capacity) {
+      this.predictions.delete(this.predictions.keys().next().value!);
+    }
+    return previous ? 1 - cosineSimilarity(previous, observation) : undefined;
+  }
+}

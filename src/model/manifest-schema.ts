@@ -1,0 +1,78 @@
+/**
+ * Validation of manifest.json (shared/spec/model-package.md, format_version 1) with zod, so a bad package
+ * is refused with a message naming the field that is wrong.
+ */
+import { z } from 'zod';
+import { ModelPackageError } from '../errors/index.js';
+import type { Manifest } from './manifest.js';
+
+const positiveInt = z.number().int().positive();
+const finite = z.number().finite();
+
+const minMax = z.object({ min: z.array(finite), max: z.array(finite) });
+
+const embodiment = z.object({
+  id: z.number().int().nonnegative(),
+  state_dim: positiveInt,
+  action_dim: positiveInt,
+  normalization: z.object({ state: minMax, action: minMax }),
+});
+
+const schema = z
+  .object({
+    format_version: z.literal(1),
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only'),
+    version: positiveInt,
+    description: z.string().optional(),
+    architecture: z.object({ family: z.string() }).passthrough(),
+    image: z.object({
+      height: positiveInt,
+      width: positiveInt,
+      mean: z.tuple([finite, finite, finite]),
+      std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
+    }),
+    cameras: z.array(z.string().min(1)).min(1),
+    text: z.object({ max_tokens: positiveInt, tokenizer: z.string().min(1), prompt_template: z.string() }),
+    conditioning: z.object({ tokens: positiveInt, dim: positiveInt }),
+    action: z.object({ horizon: positiveInt, dim: positiveInt }),
+    state: z.object({ dim: positiveInt }),
+    future: z.object({ tokens: positiveInt, dim: positiveInt }),
+    sampling: z.object({ action_steps: positiveInt, vision_steps: positiveInt, max_vision_steps: positiveInt }),
+    embodiments: z.record(embodiment).refine((e) => Object.keys(e).length > 0, 'at least one embodiment'),
+    training: z.record(z.unknown()).optional(),
+    files: z.record(z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:<64 hex digits>"')),
+  })
+  .passthrough();
+
+/** Parses and checks a manifest; cross-field rules (dims within the padded sizes, unique ids) included. */
+export function parseManifest(json: unknown, where: string): Manifest {
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new ModelPackageError(`${where}: invalid manifest: ${issues}`);
+  }
+  const m = parsed.data as unknown as Manifest;
+  const problems: string[] = [];
+  const ids = new Set<number>();
+  for (const [name, e] of Object.entries(m.embodiments)) {
+    if (ids.has(e.id)) problems.push(`embodiments.${name}.id ${e.id} is used twice`);
+    ids.add(e.id);
+    if (e.state_dim > m.state.dim) problems.push(`embodiments.${name}.state_dim ${e.state_dim} exceeds state.dim ${m.state.dim}`);
+    if (e.action_dim > m.action.dim) problems.push(`embodiments.${name}.action_dim ${e.action_dim} exceeds action.dim ${m.action.dim}`);
+    const n = e.normalization;
+    if (n.state.min.length !== e.state_dim || n.state.max.length !== e.state_dim) {
+      problems.push(`embodiments.${name}.normalization.state min/max must have state_dim (${e.state_dim}) values`);
+    }
+    if (n.action.min.length !== e.action_dim || n.action.max.length !== e.action_dim) {
+      problems.push(`embodiments.${name}.normalization.action min/max must have action_dim (${e.action_dim}) values`);
+    }
+  }
+  const s = m.sampling;
+  if (s.vision_steps % s.action_steps !== 0) problems.push('sampling.vision_steps must be a multiple of sampling.action_steps');
+  if (s.vision_steps > s.max_vision_steps) problems.push('sampling.vision_steps exceeds sampling.max_vision_steps');
+  if (new Set(m.cameras).size !== m.cameras.length) problems.push('cameras must be unique');
+  if (!m.text.prompt_template.includes('{instruction}')) problems.push('text.prompt_template must contain {instruction}');
+  for (const f of ['vlm.onnx', 'denoiser.onnx']) if (!m.files[f]) problems.push(`files must list the sha256 of ${f}`);
+  if (problems.length > 0) throw new ModelPackageError(`${where}: invalid manifest: ${problems.join('; ')}`);
+  return Object.freeze(m);
+}
