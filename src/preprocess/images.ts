@@ -18,7 +18,7 @@
  * - Threads: sharp runs each image on the libuv threadpool (size UV_THREADPOOL_SIZE, default 4, shared with
  *   the tokenizer and fs), never on the event loop. See `configureImageDecoding` for libvips' own threads.
  */
-import sharp from 'sharp';
+import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { InvalidArgumentError, ModelPackageError } from '../errors/index.js';
 import type { Manifest } from '../model/manifest.js';
 
@@ -116,7 +116,8 @@ export async function decodeViews(
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
   const length = pixelValuesLength(manifest);
   const offset = options.offset ?? 0;
-  if (options.out !== undefined && (!Number.isInteger(offset) || offset < 0 || offset + length > options.out.length)) {
+  const fits = (out: Float32Array) => Number.isInteger(offset) && offset >= 0 && offset + length <= out.length;
+  if (options.out !== undefined && !fits(options.out)) {
     throw new RangeError(`out has ${options.out.length} elements; a row of ${length} does not fit at ${offset}`);
   }
 
@@ -255,20 +256,24 @@ async function decodeEncoded(
   const isJpeg = startsWith(data, JPEG_SIGNATURE);
   const isPng = startsWith(data, PNG_SIGNATURE);
   if (encoding === 'JPEG' ? !isJpeg : !isPng) {
-    const hint = isJpeg || isPng ? `it looks like ${isJpeg ? 'JPEG' : 'PNG'}; set encoding accordingly` : 'send JPEG or PNG bytes, or RAW_RGB8';
+    const hint =
+      isJpeg || isPng
+        ? `it looks like ${isJpeg ? 'JPEG' : 'PNG'}; set encoding accordingly`
+        : 'send JPEG or PNG bytes, or RAW_RGB8';
     throw new InvalidArgumentError(`${where}: data is not a ${encoding} image (wrong signature); ${hint}`);
   }
 
   const undecodable = (cause: unknown): InvalidArgumentError =>
     new InvalidArgumentError(
-      `${where}: ${encoding} data could not be decoded (${(cause as Error).message}); send a complete, valid ${encoding}`,
+      `${where}: ${encoding} data could not be decoded (${libvipsReason(cause)}); send a complete, valid ${encoding}`,
       { cause },
     );
 
-  const image = sharp(asBuffer(data), { failOn: 'error', limitInputPixels: maxPixels, autoOrient: false });
-  let meta: sharp.Metadata;
+  const input = asBuffer(data);
+  let meta: Metadata;
   try {
-    meta = await image.metadata();
+    // Header only: no pixel is decoded here, so this is where oversized images are stopped cheaply.
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (cause) {
     throw undecodable(cause);
   }
@@ -285,10 +290,11 @@ async function decodeEncoded(
   }
   checkPixelLimit(where, srcWidth, srcHeight, maxPixels, target);
 
+  const image = sharp(input, { failOn: 'error', limitInputPixels: maxPixels, autoOrient: false });
   if (srcWidth !== target.width || srcHeight !== target.height) {
     image.resize(target.width, target.height, { fit: 'fill', kernel: RESIZE_KERNEL, fastShrinkOnLoad: false });
   }
-  let out: { data: Buffer; info: sharp.OutputInfo };
+  let out: { data: Buffer; info: OutputInfo };
   try {
     out = await image.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   } catch (cause) {
@@ -297,9 +303,20 @@ async function decodeEncoded(
   const { info } = out;
   if (info.channels !== 3 || info.width !== target.width || info.height !== target.height) {
     // libvips guarantees this for sRGB output; a violation is a server bug, not the client's.
-    throw new Error(`sharp produced ${info.width}x${info.height}x${info.channels}, expected ${target.width}x${target.height}x3`);
+    throw new Error(
+      `sharp produced ${info.width}x${info.height}x${info.channels}, expected ${target.width}x${target.height}x3`,
+    );
   }
   return out.data;
+}
+
+/** libvips' reason, one line: its messages span lines and repeat (e.g. the same warning per scanline). */
+function libvipsReason(cause: unknown): string {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  const lines = [...new Set(message.split('\n').map((l) => l.trim()).filter((l) => l !== ''))];
+  const reason = lines.join('; ');
+  const max = 200;
+  return reason.length > max ? `${reason.slice(0, max)}...` : reason;
 }
 
 function asBuffer(data: Uint8Array): Buffer {

@@ -123,18 +123,21 @@ export class PromptTokenizer {
 
     const padId = choosePadId(json, tokenizer);
     const padToken = tokenizer.idToToken(padId) ?? undefined;
-    tokenizer.setTruncation(maxTokens, { direction: 'Right' });
-    tokenizer.setPadding({ maxLength: maxTokens, direction: 'Right', padId, ...(padToken ? { padToken } : {}) });
+    // Lower-case directions: the binding rejects the 'Right' of its own TruncationDirection typings.
+    tokenizer.setTruncation(maxTokens, { direction: 'right' });
+    tokenizer.setPadding({ maxLength: maxTokens, direction: 'right', padId, ...(padToken ? { padToken } : {}) });
 
-    const self = new PromptTokenizer(tokenizer, text.prompt_template, maxTokens, padId, maxInstructionBytes);
     try {
-      await self.encode(LOAD_PROBE);
+      const probe = await tokenizer.encode(text.prompt_template.replaceAll(INSTRUCTION_PLACEHOLDER, LOAD_PROBE));
+      if (probe.getIds().length !== maxTokens) {
+        throw new Error(`it returned ${probe.getIds().length} tokens despite padding to ${maxTokens}`);
+      }
     } catch (cause) {
       throw new ModelPackageError(`${path}: the tokenizer fails on a probe prompt: ${(cause as Error).message}`, {
         cause,
       });
     }
-    return self;
+    return new PromptTokenizer(tokenizer, text.prompt_template, maxTokens, padId, maxInstructionBytes);
   }
 
   /**
