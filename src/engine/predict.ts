@@ -96,7 +96,7 @@ export async function predict(
   const embodiment = embodimentOf(m, input.embodiment);
   const budgetMs = input.latencyBudgetMs;
   const counts = resolveStepCounts(m, input.actionSteps, input.visionSteps, budgetMs > 0);
-  const state = normalizeState(input.state, embodiment, m.state.dim);
+  const state = normalizeState(input.state, embodiment, m.state.dim, input.embodiment);
   const [pixelValues, prompt] = await Promise.all([decodeViews(input.images, m), runtime.tokenizer.encode(input.instruction)]);
   const seed = input.seed ?? randomSeed(randomBytes);
   const noise = initialNoise(seed, m.action.horizon * m.action.dim, m.future.tokens * m.future.dim);

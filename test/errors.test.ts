@@ -1,0 +1,175 @@
+/**
+ * Every error of serving-api.md's table, against the real server. After each, the server still serves, and
+ * a good request sent alongside the bad one is answered normally.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Manifest } from '../src/model/index.js';
+import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
+import { floats, predict, predictError, startTestServer, tempRepository, TINY_DIR, validRequest, type TestServer } from './support/harness.js';
+
+const manifest = JSON.parse(readFileSync(path.join(TINY_DIR, 'manifest.json'), 'utf8')) as Manifest;
+const [embName, emb] = Object.entries(manifest.embodiments)[0];
+const request = (over: Partial<PredictRequest> = {}) => validRequest({ embodiment: embName, stateDim: emb.state_dim, ...over });
+
+let t: TestServer;
+beforeAll(async () => {
+  t = await startTestServer({ maxMessageBytes: 256 * 1024 });
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+/** Sends the bad request together with a good one; checks the code, the details, and the good one. */
+async function expectRefused(bad: PredictRequest, code: grpc.status, details: RegExp): Promise<void> {
+  const good = await request({ robot_id: 'bystander', sampling: { seed: '3' } });
+  const [err, ok] = await Promise.all([predictError(t.client, bad), predict(t.client, good)]);
+  expect(grpc.status[err.code]).toBe(grpc.status[code]);
+  expect(err.details).toMatch(details);
+  expect(floats(ok.actions).every(Number.isFinite)).toBe(true);
+  // And the server keeps serving afterwards.
+  const after = await predict(t.client, good);
+  expect(floats(after.actions)).toEqual(floats(ok.actions));
+}
+
+describe('INVALID_ARGUMENT', () => {
+  it('missing robot_id', async () => expectRefused(await request({ robot_id: '' }), grpc.status.INVALID_ARGUMENT, /robot_id is required/));
+  it('missing embodiment', async () => expectRefused(await request({ embodiment: '' }), grpc.status.INVALID_ARGUMENT, /embodiment is required/));
+  it('wrong image count', async () => {
+    const r = await request();
+    await expectRefused({ ...r, images: r.images!.slice(0, 1) }, grpc.status.INVALID_ARGUMENT, /expected 2 images/);
+  });
+  it('wrong RAW image size', async () => {
+    const r = await request();
+    const bad = { ...r, images: [{ camera: 'front', encoding: 'IMAGE_ENCODING_RAW_RGB8' as const, width: 10, height: 10, data: Buffer.alloc(17) }, r.images![1]] };
+    await expectRefused(bad, grpc.status.INVALID_ARGUMENT, /300/);
+  });
+  it('unspecified encoding', async () => {
+    const r = await request();
+    await expectRefused({ ...r, images: [{ ...r.images![0], encoding: 'IMAGE_ENCODING_UNSPECIFIED' }, r.images![1]] }, grpc.status.INVALID_ARGUMENT, /encoding/i);
+  });
+  it('undecodable image', async () => {
+    const r = await request();
+    const truncated = (r.images![0].data as Buffer).subarray(0, 40);
+    await expectRefused({ ...r, images: [{ ...r.images![0], data: truncated }, r.images![1]] }, grpc.status.INVALID_ARGUMENT, /front/);
+  });
+  it('unknown camera', async () => {
+    const r = await request();
+    await expectRefused({ ...r, images: [{ ...r.images![0], camera: 'top' }, r.images![1]] }, grpc.status.INVALID_ARGUMENT, /top/);
+  });
+  it('state length', async () => expectRefused(await request({ state: [1, 2, 3] }), grpc.status.INVALID_ARGUMENT, new RegExp(`expected ${emb.state_dim} values`)));
+  it('non-finite state', async () => {
+    const state = Array.from({ length: emb.state_dim }, () => 0);
+    state[2] = NaN;
+    await expectRefused(await request({ state }), grpc.status.INVALID_ARGUMENT, /state\[2\]/);
+  });
+  it('N_o not a multiple of N_A', async () =>
+    expectRefused(await request({ sampling: { action_steps: 4, vision_steps: 6 } }), grpc.status.INVALID_ARGUMENT, /multiple of action_steps/));
+  it('steps out of range', async () =>
+    expectRefused(await request({ sampling: { action_steps: 4, vision_steps: 4096 } }), grpc.status.INVALID_ARGUMENT, /max_vision_steps/));
+  it('malformed model reference', async () => expectRefused(await request({ model: 'dust-tiny@x' }), grpc.status.INVALID_ARGUMENT, /name@version/));
+  it('oversized message', async () => {
+    const r = await request();
+    const big = Buffer.alloc(300 * 1024, 7);
+    await expectRefused({ ...r, images: [{ camera: 'front', encoding: 'IMAGE_ENCODING_RAW_RGB8', width: 320, height: 320, data: big }, r.images![1]] }, grpc.status.INVALID_ARGUMENT, /limit of 262144/);
+  });
+});
+
+describe('NOT_FOUND', () => {
+  it('unknown model', async () => expectRefused(await request({ model: 'no-such-model' }), grpc.status.NOT_FOUND, /unknown model "no-such-model"/));
+  it('unknown version', async () => expectRefused(await request({ model: 'dust-tiny@99' }), grpc.status.NOT_FOUND, /no version 99/));
+  it('unknown embodiment', async () => expectRefused(await request({ embodiment: 'hexapod' }), grpc.status.NOT_FOUND, /unknown embodiment "hexapod"/));
+});
+
+describe('DEADLINE_EXCEEDED', () => {
+  it('a deadline that passes during the request', async () => {
+    const good = await request({ robot_id: 'bystander' });
+    const [err, ok] = await Promise.all([
+      predictError(t.client, await request({ sampling: { action_steps: 1, vision_steps: 64 } }), 3),
+      predict(t.client, good),
+    ]);
+    expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(floats(ok.actions).every(Number.isFinite)).toBe(true);
+  });
+});
+
+describe('RESOURCE_EXHAUSTED and UNAVAILABLE', () => {
+  it('sheds load at once when the queue is full, and serves again once it drains', async () => {
+    const s = await startTestServer({ maxQueue: 1, maxVlmBatch: 1, warmup: false });
+    try {
+      const req = await request({ sampling: { action_steps: 4, vision_steps: 64 } });
+      const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => predict(s.client, { ...req, robot_id: `r${i}` })));
+      const refused = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as grpc.ServiceError);
+      expect(refused.length).toBeGreaterThan(0);
+      for (const e of refused) {
+        expect(e.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+        expect(e.details).toMatch(/queue is full/);
+      }
+      expect(results.some((r) => r.status === 'fulfilled')).toBe(true);
+      const after = await predict(s.client, await request());
+      expect(floats(after.actions).every(Number.isFinite)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('refuses a corrupt package, keeps serving the good version, and answers UNAVAILABLE for the bad one', async () => {
+    const repo = tempRepository([
+      { from: TINY_DIR, name: 'dust-tiny', version: 1 },
+      { from: TINY_DIR, name: 'dust-tiny', version: 2 },
+    ]);
+    const m2 = path.join(repo.root, 'dust-tiny/2/manifest.json');
+    writeFileSync(m2, JSON.stringify({ ...manifest, version: 2 }));
+    // Corrupt one byte of version 2's denoiser.
+    const g = path.join(repo.root, 'dust-tiny/2/denoiser.onnx');
+    const bytes = readFileSync(g);
+    bytes[bytes.length - 10] ^= 0xff;
+    writeFileSync(g, bytes);
+    const s = await startTestServer({ modelRepository: repo.root, warmup: false });
+    try {
+      const list = await new Promise<any>((resolve, reject) => s.client.ListModels({}, (e, r) => (e ? reject(e) : resolve(r))));
+      const v2 = list.models.find((m: any) => m.version === 2);
+      expect(v2.state).toBe('MODEL_STATE_FAILED');
+      expect(v2.reason).toMatch(/denoiser.onnx has sha256/);
+      const pinned = await predictError(s.client, await request({ model: 'dust-tiny@2' }));
+      expect(pinned.code).toBe(grpc.status.UNAVAILABLE);
+      expect(pinned.details).toMatch(/FAILED/);
+      const unpinned = await predict(s.client, await request({ model: 'dust-tiny' }));
+      expect(unpinned.model_version).toBe(1);
+    } finally {
+      await s.close();
+      repo.remove();
+    }
+  });
+
+  it('refuses a package whose graphs do not match its manifest', async () => {
+    const repo = tempRepository([{ from: TINY_DIR, name: 'dust-tiny', version: 1 }]);
+    writeFileSync(path.join(repo.root, 'dust-tiny/1/manifest.json'), JSON.stringify({ ...manifest, future: { ...manifest.future, dim: manifest.future.dim + 1 } }));
+    const s = await startTestServer({ modelRepository: repo.root, warmup: false });
+    try {
+      const list = await new Promise<any>((resolve, reject) => s.client.ListModels({}, (e, r) => (e ? reject(e) : resolve(r))));
+      expect(list.models[0].state).toBe('MODEL_STATE_FAILED');
+      expect(list.models[0].reason).toMatch(/graphs do not match the manifest/);
+      const err = await predictError(s.client, await request());
+      expect(err.code).toBe(grpc.status.UNAVAILABLE);
+    } finally {
+      await s.close();
+      repo.remove();
+    }
+  });
+
+  it('while draining, new work gets UNAVAILABLE and in-flight work finishes', async () => {
+    const s = await startTestServer({ warmup: false, shutdownGraceSeconds: 10 });
+    const inflight = predict(s.client, await request({ sampling: { action_steps: 4, vision_steps: 64 } }));
+    await new Promise((r) => setTimeout(r, 30));
+    const closing = s.server.shutdown('test');
+    const late = await predictError(s.client, await request());
+    expect(late.code).toBe(grpc.status.UNAVAILABLE);
+    const done = await inflight;
+    expect(done.sampling!.vision_steps).toBe(64);
+    await closing;
+    s.client.close();
+  });
+});

@@ -1,0 +1,91 @@
+/**
+ * Integration-test harness: the real server on a loopback port with a real model package, and a raw
+ * grpc-js client made from the same protos.
+ */
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import sharp from 'sharp';
+import { loadProtos, startServer, type RunningServer } from '../../src/api/index.js';
+import { compileServeOptions, type ServeOptionsInput } from '../../src/config/index.js';
+import type { PredictRequest } from '../../src/gen/dust/serving/v1/PredictRequest.js';
+import type { PredictResponse__Output } from '../../src/gen/dust/serving/v1/PredictResponse.js';
+import type { PolicyServiceClient } from '../../src/gen/dust/serving/v1/PolicyService.js';
+import { silentLogger } from '../../src/telemetry/index.js';
+
+export const TINY_DIR = path.resolve('models/dust-tiny/1');
+
+export interface TestServer {
+  readonly server: RunningServer;
+  readonly client: PolicyServiceClient;
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(options: ServeOptionsInput = {}): Promise<TestServer> {
+  const compiled = compileServeOptions({ host: '127.0.0.1', port: 0, modelRepository: 'models', threads: 1, shutdownGraceSeconds: 2, ...options });
+  const server = await startServer(compiled, silentLogger);
+  const address = `127.0.0.1:${server.port}`;
+  const { policy } = loadProtos();
+  const client = new policy.PolicyService(address, grpc.credentials.createInsecure()) as unknown as PolicyServiceClient;
+  return {
+    server,
+    client,
+    address,
+    async close() {
+      client.close();
+      await server.shutdown('test over');
+    },
+  };
+}
+
+/** A model repository in a temp dir with copies of the given packages (tests may corrupt them). */
+export function tempRepository(packages: Array<{ from: string; name: string; version: number }>): { root: string; remove(): void } {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'dust-repo-'));
+  for (const p of packages) cpSync(p.from, path.join(root, p.name, String(p.version)), { recursive: true });
+  return { root, remove: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+/** A solid-colour JPEG of the given size. */
+export async function jpeg(width: number, height: number, rgb: [number, number, number]): Promise<Buffer> {
+  return sharp({ create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } }).jpeg().toBuffer();
+}
+
+export async function validRequest(over: Partial<PredictRequest> & { stateDim?: number } = {}): Promise<PredictRequest> {
+  const { stateDim = 8, ...rest } = over;
+  return {
+    robot_id: 'robot-1',
+    embodiment: 'franka_fr3',
+    images: [
+      { camera: 'front', encoding: 'IMAGE_ENCODING_JPEG', data: await jpeg(64, 64, [200, 40, 40]) },
+      { camera: 'wrist', encoding: 'IMAGE_ENCODING_JPEG', data: await jpeg(64, 64, [40, 40, 200]) },
+    ],
+    state: Array.from({ length: stateDim }, (_, i) => 0.1 * i),
+    instruction: 'push the red block left',
+    ...rest,
+  };
+}
+
+export function predict(client: PolicyServiceClient, req: PredictRequest, deadlineMs = 30_000): Promise<PredictResponse__Output> {
+  return new Promise((resolve, reject) =>
+    client.Predict(req, { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res!))),
+  );
+}
+
+/** Resolves with the gRPC error of a call that must fail (rejects if it succeeds). */
+export async function predictError(client: PolicyServiceClient, req: PredictRequest, deadlineMs = 30_000): Promise<grpc.ServiceError> {
+  try {
+    await predict(client, req, deadlineMs);
+  } catch (err) {
+    return err as grpc.ServiceError;
+  }
+  throw new Error('the call succeeded but was expected to fail');
+}
+
+export function floats(t: { data: Buffer } | null | undefined): Float32Array {
+  if (!t) throw new Error('tensor missing');
+  const out = new Float32Array(t.data.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = t.data.readFloatLE(i * 4);
+  return out;
+}
