@@ -177,7 +177,7 @@ describe('ListModels and health', () => {
     const { loadPackageDefinition } = grpc;
     const protoLoader = await import('@grpc/proto-loader');
     const { protoPath } = await import('grpc-health-check');
-    const def = loadPackageDefinition(protoLoader.loadSync(protoPath)) as any;
+    const def = loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
     const health = new def.grpc.health.v1.Health(t.address, grpc.credentials.createInsecure());
     const check = (service: string) =>
       new Promise<any>((resolve, reject) => health.Check({ service }, (e: any, r: any) => (e ? reject(e) : resolve(r))));

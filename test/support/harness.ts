@@ -14,7 +14,9 @@ import type { PredictResponse__Output } from '../../src/gen/dust/serving/v1/Pred
 import type { PolicyServiceClient } from '../../src/gen/dust/serving/v1/PolicyService.js';
 import { silentLogger } from '../../src/telemetry/index.js';
 
-export const TINY_DIR = path.resolve('models/dust-tiny/1');
+/** The repository the integration tests serve; DUST_TEST_REPOSITORY points them at another copy of dust-tiny. */
+export const TEST_REPOSITORY = path.resolve(process.env.DUST_TEST_REPOSITORY ?? 'models');
+export const TINY_DIR = path.join(TEST_REPOSITORY, 'dust-tiny/1');
 
 export interface TestServer {
   readonly server: RunningServer;
@@ -24,7 +26,7 @@ export interface TestServer {
 }
 
 export async function startTestServer(options: ServeOptionsInput = {}): Promise<TestServer> {
-  const compiled = compileServeOptions({ host: '127.0.0.1', port: 0, modelRepository: 'models', threads: 1, shutdownGraceSeconds: 2, ...options });
+  const compiled = compileServeOptions({ host: '127.0.0.1', port: 0, modelRepository: TEST_REPOSITORY, threads: 1, shutdownGraceSeconds: 2, ...options });
   const server = await startServer(compiled, silentLogger);
   const address = `127.0.0.1:${server.port}`;
   const { policy } = loadProtos();
