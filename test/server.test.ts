@@ -189,3 +189,26 @@ describe('ListModels and health', () => {
     health.close();
   });
 });
+
+describe('the event loop stays free while inference is saturated', () => {
+  it('answers health checks while a flood of 64-step requests runs', async () => {
+    const protoLoader = await import('@grpc/proto-loader');
+    const { protoPath } = await import('grpc-health-check');
+    const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
+    const health = new def.grpc.health.v1.Health(t.address, grpc.credentials.createInsecure());
+    const heavy = await request({ sampling: { action_steps: 1, vision_steps: 64 } });
+    let floodDone = false;
+    const flood = Promise.all(Array.from({ length: 48 }, (_, i) => predict(t.client, { ...heavy, robot_id: `flood-${i}` }))).then(() => {
+      floodDone = true;
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const checks: boolean[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await new Promise<any>((resolve, reject) => health.Check({ service: '' }, (e: any, res: any) => (e ? reject(e) : resolve(res))));
+      checks.push(r.status === 'SERVING' && !floodDone);
+    }
+    expect(checks.some(Boolean)).toBe(true);
+    await flood;
+    health.close();
+  });
+});

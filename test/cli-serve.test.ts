@@ -1,0 +1,67 @@
+/**
+ * `dust-serve serve` as an operator runs it: the built binary, JSON logs, SIGTERM drains and exits 0.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { loadProtos } from '../src/api/index.js';
+import type { PolicyServiceClient } from '../src/gen/dust/serving/v1/PolicyService.js';
+import { predict, TEST_REPOSITORY, validRequest } from './support/harness.js';
+
+const BIN = path.resolve('dist/src/cli/main.js');
+
+describe('dust-serve serve', () => {
+  it('logs JSON, serves, and on SIGTERM finishes in-flight work, then exits 0', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--threads', '1', '--warmup', 'false'], {
+      env: { ...process.env, DUST_MODEL_REPOSITORY: TEST_REPOSITORY, DUST_SHUTDOWN_GRACE_SECONDS: '10' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: Array<Record<string, unknown>> = [];
+    let buffered = '';
+    const listening = new Promise<number>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString();
+        const parts = buffered.split('\n');
+        buffered = parts.pop()!;
+        for (const line of parts) {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          lines.push(entry);
+          if (entry.msg === 'dust-serve listening') resolve(entry.port as number);
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`server exited early with ${code}`)));
+    });
+    const port = await listening;
+    const { policy } = loadProtos();
+    const client = new policy.PolicyService(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as PolicyServiceClient;
+    try {
+      // One call first, so the connection is up before the long one (SIGTERM closes the listener at once).
+      await predict(client, await validRequest());
+      const inflight = predict(client, await validRequest({ sampling: { action_steps: 4, vision_steps: 64 } }));
+      await new Promise((r) => setTimeout(r, 30));
+      child.kill('SIGTERM');
+      const res = await inflight;
+      expect(res.sampling!.vision_steps).toBe(64);
+      const [code] = await once(child, 'exit');
+      expect(code).toBe(0);
+      const msgs = lines.map((l) => l.msg);
+      expect(msgs).toContain('draining');
+      expect(msgs).toContain('server closed');
+      expect(lines.every((l) => typeof l.level === 'number' && typeof l.time === 'string')).toBe(true);
+    } finally {
+      client.close();
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses an invalid flag with a message naming it', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--device', 'tpu'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const [code] = await once(child, 'exit');
+    expect(code).not.toBe(0);
+    expect(err).toMatch(/device/);
+  });
+});
