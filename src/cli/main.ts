@@ -2,11 +2,13 @@
 /** The dust-serve command line: serve, predict, models. */
 import { Command } from 'commander';
 import { registerServe } from './serve.js';
+import { registerClientCommands } from './client-commands.js';
 
 const program = new Command('dust-serve')
   .description('serve DUST world-model-augmented VLA policies to robot fleets over gRPC')
   .showHelpAfterError();
 registerServe(program);
+registerClientCommands(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`dust-serve: ${err.message}\n`);

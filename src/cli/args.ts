@@ -1,0 +1,74 @@
+/**
+ * Parsers for the client commands' flag values. Each throws commander's InvalidArgumentError, which
+ * commander reports as "option '--x <v>' argument 'bad' is invalid. <why>" and exits non-zero. Pure.
+ */
+import path from 'node:path';
+import { InvalidArgumentError } from 'commander';
+import { MAX_SEED, type ImageEncodingName } from '../client/index.js';
+
+export const DEFAULT_ADDRESS = 'localhost:50051';
+export const DEFAULT_ROBOT_ID = 'cli';
+
+const MAX_UINT32 = 0xffff_ffff;
+
+export interface ImageSpec {
+  camera: string;
+  path: string;
+}
+
+/** `camera=path`, split at the first `=` so paths may contain `=`. */
+export function parseImageSpec(value: string): ImageSpec {
+  const eq = value.indexOf('=');
+  const camera = eq < 0 ? '' : value.slice(0, eq).trim();
+  const file = eq < 0 ? '' : value.slice(eq + 1);
+  if (!camera || !file) throw new InvalidArgumentError('expected camera=path, e.g. --image wrist=/tmp/wrist.jpg');
+  return { camera, path: file };
+}
+
+/** Repeatable --image: commander passes the previous list. */
+export function collectImageSpec(value: string, previous: ImageSpec[] = []): ImageSpec[] {
+  return [...previous, parseImageSpec(value)];
+}
+
+/** The encoding a file is sent with as is (by extension); undefined when it must be decoded and sent as raw RGB8. */
+export function passthroughEncoding(file: string): Exclude<ImageEncodingName, 'raw_rgb8'> | undefined {
+  const ext = path.extname(file).toLowerCase();
+  if (ext === '.jpg' || ext === '.jpeg') return 'jpeg';
+  if (ext === '.png') return 'png';
+  return undefined;
+}
+
+/** `0.1,-0.2, 3e-2`: comma-separated finite numbers; the empty string is no state. */
+export function parseState(value: string): number[] {
+  if (value.trim() === '') return [];
+  return value.split(',').map((part, i) => {
+    const text = part.trim();
+    const n = Number(text);
+    if (text === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`value ${i + 1} (${JSON.stringify(part)}) is not a finite number`);
+    return n;
+  });
+}
+
+/** A non-negative integer that fits the proto's uint32 (steps, milliseconds). */
+export function parseUint32(value: string): number {
+  if (!/^\s*\d+\s*$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer');
+  const n = Number(value);
+  if (n > MAX_UINT32) throw new InvalidArgumentError(`at most ${MAX_UINT32}`);
+  return n;
+}
+
+/** A positive integer number of milliseconds. */
+export function parsePositiveMs(value: string): number {
+  const n = parseUint32(value);
+  if (n === 0) throw new InvalidArgumentError('expected a positive number of milliseconds');
+  return n;
+}
+
+/** An unsigned 64-bit seed, decimal or 0x-hex, kept as a bigint so no digit is lost. */
+export function parseSeed(value: string): bigint {
+  const text = value.trim();
+  if (!/^(\d+|0x[0-9a-f]+)$/i.test(text)) throw new InvalidArgumentError('expected an unsigned 64-bit integer (decimal or 0x-hex)');
+  const seed = BigInt(text);
+  if (seed > MAX_SEED) throw new InvalidArgumentError(`at most ${MAX_SEED} (2^64-1)`);
+  return seed;
+}

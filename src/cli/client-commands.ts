@@ -1,0 +1,9 @@
+/** The commands that talk to a running server through the client library. */
+import type { Command } from 'commander';
+import { registerModels } from './models.js';
+import { registerPredict } from './predict.js';
+
+export function registerClientCommands(program: Command): void {
+  registerPredict(program);
+  registerModels(program);
+}

@@ -1,0 +1,240 @@
+/**
+ * DustClient against a stub PolicyService on a loopback port: what the client does with the wire (ordering,
+ * status mapping, deadlines, cancellation). The real server's end-to-end test lives in test/.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
+import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
+import { DustClient } from './dust-client.js';
+import { DustClientError } from './errors.js';
+import { clientProtos } from './protos.js';
+import { encodeTensor } from './tensor.js';
+
+/** The stub's behaviour is chosen by robot_id: "slow-<ms>", "bad", anything else answers at once. */
+function answer(req: PredictRequest__Output): PredictResponse {
+  const { shape, data } = encodeTensor([2, 2], [req.state[0] ?? 0, 1, 2, 3]);
+  return {
+    request_id: req.request_id,
+    model_name: 'stub',
+    model_version: 1,
+    actions: { shape, data },
+    sampling: { action_steps: 1, vision_steps: 2, seed: req.sampling?._seed === 'seed' ? req.sampling.seed : '99', budget_ms: 0, budget_met: true },
+  };
+}
+
+const BAD: Partial<grpc.StatusObject> = { code: grpc.status.INVALID_ARGUMENT, details: 'state has 0 values; embodiment stub needs 1' };
+const delayOf = (robot: string): number => (robot.startsWith('slow-') ? Number(robot.slice(5)) : 0);
+
+let server: grpc.Server;
+let address: string;
+let predictCalls = 0;
+
+beforeAll(async () => {
+  server = new grpc.Server();
+  const { policy } = clientProtos();
+  server.addService(policy as unknown as grpc.ServiceDefinition, {
+    Predict(call: grpc.ServerUnaryCall<PredictRequest__Output, PredictResponse>, cb: grpc.sendUnaryData<PredictResponse>) {
+      predictCalls++;
+      if (call.request.robot_id === 'bad') return cb(BAD);
+      setTimeout(() => cb(null, answer(call.request)), delayOf(call.request.robot_id));
+    },
+    StreamPredict(call: grpc.ServerDuplexStream<PredictRequest__Output, PredictResponse>) {
+      // Answer strictly in order even though later requests would be quicker.
+      let chain = Promise.resolve();
+      call.on('data', (req: PredictRequest__Output) => {
+        chain = chain.then(async () => {
+          if (req.robot_id === 'bad') return void call.emit('error', BAD);
+          await new Promise((r) => setTimeout(r, delayOf(req.robot_id)));
+          call.write(answer(req));
+        });
+      });
+      call.on('end', () => void chain.then(() => call.end()));
+    },
+    ListModels(_call: unknown, cb: grpc.sendUnaryData<unknown>) {
+      cb(null, { default_model: 'stub', models: [{ name: 'stub', version: 1, state: 'MODEL_STATE_READY' }] });
+    },
+    ReportOutcome(call: grpc.ServerUnaryCall<{ robot_id: string }, unknown>, cb: grpc.sendUnaryData<unknown>) {
+      cb(null, { model_name: 'stub', model_version: call.request.robot_id === 'r' ? 1 : 2 });
+    },
+  });
+  new HealthImplementation({ '': 'SERVING', stub: 'NOT_SERVING' }).addToServer(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  address = `127.0.0.1:${port}`;
+});
+
+afterAll(() => server.forceShutdown());
+
+async function rejection(p: Promise<unknown>): Promise<DustClientError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DustClientError);
+  return err as DustClientError;
+}
+
+describe('DustClient', () => {
+  it('predicts: request fields reach the server and the result comes back decoded', async () => {
+    const client = new DustClient(address);
+    try {
+      const r = await client.predict({ robotId: 'r', embodiment: 'stub', requestId: 'q1', state: [0.5], sampling: { seed: 2n ** 64n - 1n } });
+      expect(r.requestId).toBe('q1');
+      expect(Array.from(r.actions.data)).toEqual([0.5, 1, 2, 3]);
+      expect(r.sampling.seed).toBe(2n ** 64n - 1n);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('rejects with the server status wrapped in a DustClientError', async () => {
+    const client = new DustClient(address);
+    const err = await rejection(client.predict({ robotId: 'bad', embodiment: 'stub' }));
+    client.close();
+    expect(err.codeName).toBe('INVALID_ARGUMENT');
+    expect(err.code).toBe(3);
+    expect(err.details).toBe(BAD.details);
+    expect((err.cause as grpc.ServiceError).code).toBe(3);
+  });
+
+  it('fails a request it cannot encode with INVALID_ARGUMENT without calling the server', async () => {
+    const client = new DustClient(address);
+    const before = predictCalls;
+    const err = await rejection(client.predict({ robotId: 'r', embodiment: 'stub', sampling: { seed: -1 } }));
+    client.close();
+    expect(err.codeName).toBe('INVALID_ARGUMENT');
+    expect(err.details).toMatch(/sampling\.seed/);
+    expect(predictCalls).toBe(before);
+  });
+
+  it('applies the default deadline, and a per-call one over it', async () => {
+    const client = new DustClient(address, { defaultDeadlineMs: 50 });
+    try {
+      expect((await rejection(client.predict({ robotId: 'slow-300', embodiment: 'stub' }))).codeName).toBe('DEADLINE_EXCEEDED');
+      const r = await client.predict({ robotId: 'slow-100', embodiment: 'stub', requestId: 'ok' }, { deadlineMs: 2000 });
+      expect(r.requestId).toBe('ok');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('cancels on an AbortSignal', async () => {
+    const client = new DustClient(address);
+    try {
+      const ctl = new AbortController();
+      const pending = client.predict({ robotId: 'slow-500', embodiment: 'stub' }, { signal: ctl.signal });
+      setTimeout(() => ctl.abort(), 20);
+      expect((await rejection(pending)).codeName).toBe('CANCELLED');
+      expect((await rejection(client.predict({ robotId: 'r', embodiment: 'stub' }, { signal: AbortSignal.abort() }))).codeName).toBe('CANCELLED');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('lists models, reports outcomes and checks health', async () => {
+    const client = new DustClient(address);
+    try {
+      expect((await client.listModels()).models[0]).toMatchObject({ name: 'stub', state: 'READY' });
+      expect(await client.reportOutcome({ robotId: 'r', episodeId: 'e', success: true, reward: 1 })).toEqual({ modelName: 'stub', modelVersion: 1 });
+      expect(await client.health()).toBe('SERVING');
+      expect(await client.health('stub')).toBe('NOT_SERVING');
+      expect((await rejection(client.health('nope'))).codeName).toBe('NOT_FOUND');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('refuses calls after close()', async () => {
+    const client = new DustClient(address);
+    client.close();
+    expect((await rejection(client.listModels())).codeName).toBe('FAILED_PRECONDITION');
+    expect(() => client.stream()).toThrow(DustClientError);
+  });
+
+  it('reports UNAVAILABLE when nothing listens', async () => {
+    const probe = new grpc.Server();
+    const port = await new Promise<number>((resolve, reject) =>
+      probe.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    probe.forceShutdown();
+    const client = new DustClient(`127.0.0.1:${port}`);
+    const err = await rejection(client.listModels());
+    client.close();
+    expect(err.codeName).toBe('UNAVAILABLE');
+  });
+});
+
+describe('PredictStream', () => {
+  it('resolves each send with its own response, in order', async () => {
+    const client = new DustClient(address);
+    try {
+      const stream = client.stream();
+      const sends = [80, 0, 40, 0].map((ms, i) => stream.send({ robotId: `slow-${ms}`, embodiment: 'stub', requestId: `q${i}`, state: [i] }));
+      expect(stream.inFlight).toBe(4);
+      const results = await Promise.all(sends);
+      expect(results.map((r) => r.requestId)).toEqual(['q0', 'q1', 'q2', 'q3']);
+      expect(results.map((r) => r.actions.data[0])).toEqual([0, 1, 2, 3]);
+      stream.end();
+      expect((await rejection(stream.send({ robotId: 'r', embodiment: 'stub' }))).codeName).toBe('FAILED_PRECONDITION');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('answers already-sent requests after end()', async () => {
+    const client = new DustClient(address);
+    try {
+      const stream = client.stream();
+      const last = stream.send({ robotId: 'slow-30', embodiment: 'stub', requestId: 'tail' });
+      stream.end();
+      expect((await last).requestId).toBe('tail');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('rejects every unanswered send with the stream status, and later sends too', async () => {
+    const client = new DustClient(address);
+    try {
+      const stream = client.stream();
+      const first = stream.send({ robotId: 'r', embodiment: 'stub', requestId: 'a' });
+      // Handlers attached at once: both settle together.
+      const bad = rejection(stream.send({ robotId: 'bad', embodiment: 'stub' }));
+      const after = rejection(stream.send({ robotId: 'r', embodiment: 'stub' }));
+      expect((await first).requestId).toBe('a');
+      expect((await bad).details).toBe(BAD.details);
+      expect((await after).codeName).toBe('INVALID_ARGUMENT');
+      expect((await rejection(stream.send({ robotId: 'r', embodiment: 'stub' }))).codeName).toBe('INVALID_ARGUMENT');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('keeps the stream usable after a send it cannot encode', async () => {
+    const client = new DustClient(address);
+    try {
+      const stream = client.stream();
+      expect((await rejection(stream.send({ robotId: 'r', embodiment: 'stub', sampling: { actionSteps: -2 } }))).codeName).toBe('INVALID_ARGUMENT');
+      expect((await stream.send({ robotId: 'r', embodiment: 'stub', requestId: 'fine' })).requestId).toBe('fine');
+      stream.end();
+    } finally {
+      client.close();
+    }
+  });
+
+  it('cancels on an AbortSignal', async () => {
+    const client = new DustClient(address);
+    try {
+      const ctl = new AbortController();
+      const stream = client.stream({ signal: ctl.signal });
+      const pending = stream.send({ robotId: 'slow-500', embodiment: 'stub' });
+      setTimeout(() => ctl.abort(), 20);
+      expect((await rejection(pending)).codeName).toBe('CANCELLED');
+    } finally {
+      client.close();
+    }
+  });
+});

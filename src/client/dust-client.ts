@@ -1,0 +1,181 @@
+/**
+ * DustClient: the typed client of PolicyService (and the server's grpc.health.v1 Health), for programs
+ * that drive robots or operate a fleet. One channel per client; every method resolves with decoded,
+ * camelCase results and rejects with a DustClientError.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { DustClientError } from './errors.js';
+import { fromListModelsResponse, fromReportOutcomeResponse, toReportOutcomeRequest, type ModelList, type OutcomeInit, type OutcomeResult } from './models.js';
+import { PredictStream } from './predict-stream.js';
+import { clientProtos, type ClientProtos } from './protos.js';
+import { toPredictRequest, type PredictRequestInit } from './request.js';
+import { fromPredictResponse, type PredictResult } from './response.js';
+
+export interface DustClientOptions {
+  /** @default grpc.credentials.createInsecure() */
+  credentials?: grpc.ChannelCredentials;
+  /** Deadline of unary calls that pass none; streams only get an explicit one. @default none */
+  defaultDeadlineMs?: number;
+  /** grpc-js channel options, e.g. keepalive. @default {} */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+export interface CallOptions {
+  /** Milliseconds from now until the call fails with DEADLINE_EXCEEDED. @default the client's defaultDeadlineMs */
+  deadlineMs?: number;
+  /** Aborting cancels the call; it then rejects with CANCELLED. */
+  signal?: AbortSignal;
+  /** Request metadata, e.g. credentials a server interceptor checks. */
+  metadata?: grpc.Metadata;
+}
+
+/** Stream calls ignore defaultDeadlineMs: a control session outlives any per-request deadline. */
+export type StreamOptions = CallOptions;
+
+/** grpc.health.v1 ServingStatus. SERVICE_UNKNOWN is only used by Watch; Check answers NOT_FOUND instead. */
+export type ServingStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
+
+export class DustClient {
+  private readonly client: grpc.Client;
+  private readonly protos: ClientProtos;
+  private readonly defaultDeadlineMs: number | undefined;
+  private closed = false;
+
+  constructor(
+    readonly address: string,
+    options: DustClientOptions = {},
+  ) {
+    const { defaultDeadlineMs } = options;
+    if (defaultDeadlineMs !== undefined && !(defaultDeadlineMs > 0 && Number.isFinite(defaultDeadlineMs))) {
+      throw new RangeError(`defaultDeadlineMs must be a positive number of milliseconds, got ${defaultDeadlineMs}`);
+    }
+    this.defaultDeadlineMs = defaultDeadlineMs;
+    this.protos = clientProtos();
+    this.client = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions ?? {});
+  }
+
+  /** One observation in, one action chunk out. */
+  async predict(init: PredictRequestInit, opts: CallOptions = {}): Promise<PredictResult> {
+    const request = encode(() => toPredictRequest(init));
+    const response = await this.unary(this.protos.policy.Predict, request, opts);
+    return decode('PredictResponse', () => fromPredictResponse(response));
+  }
+
+  /** Opens a StreamPredict control session. Throws a DustClientError (FAILED_PRECONDITION) on a closed client. */
+  stream(opts: StreamOptions = {}): PredictStream {
+    this.assertOpen();
+    const method = this.protos.policy.StreamPredict;
+    const call = this.client.makeBidiStreamRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      opts.metadata ?? new grpc.Metadata(),
+      callOptions(opts.deadlineMs),
+    );
+    const stream = new PredictStream(call);
+    if (opts.signal) {
+      const signal = opts.signal;
+      if (signal.aborted) stream.cancel();
+      else {
+        const onAbort = (): void => stream.cancel();
+        signal.addEventListener('abort', onAbort, { once: true });
+        call.on('status', () => signal.removeEventListener('abort', onAbort));
+      }
+    }
+    return stream;
+  }
+
+  /** Loaded models and versions with their state, shapes and traffic weights. */
+  async listModels(opts: CallOptions = {}): Promise<ModelList> {
+    const response = await this.unary(this.protos.policy.ListModels, {}, opts);
+    return fromListModelsResponse(response);
+  }
+
+  /** Reports an episode's result; the server credits the version that served the episode. */
+  async reportOutcome(init: OutcomeInit, opts: CallOptions = {}): Promise<OutcomeResult> {
+    const response = await this.unary(this.protos.policy.ReportOutcome, toReportOutcomeRequest(init), opts);
+    return fromReportOutcomeResponse(response);
+  }
+
+  /**
+   * grpc.health.v1 Check. `service` is "" (the server), "dust.serving.v1.PolicyService", "<model>" or
+   * "<model>@<version>"; a name the server does not track rejects with NOT_FOUND.
+   */
+  async health(service = '', opts: CallOptions = {}): Promise<ServingStatus> {
+    const response = await this.unary(this.protos.health.Check, { service }, opts);
+    const known = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
+    return (known.includes(String(response.status)) ? response.status : 'UNKNOWN') as ServingStatus;
+  }
+
+  /** Closes the channel; calls in flight are cancelled and later calls reject with FAILED_PRECONDITION. */
+  close(): void {
+    this.closed = true;
+    this.client.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new DustClientError(grpc.status.FAILED_PRECONDITION, `DustClient for ${this.address} is closed`);
+  }
+
+  private unary<Req, Res>(method: ClientMethod<Req, Res>, request: Req, opts: CallOptions): Promise<Res> {
+    return new Promise<Res>((resolve, reject) => {
+      let options: grpc.CallOptions;
+      try {
+        this.assertOpen();
+        options = callOptions(opts.deadlineMs ?? this.defaultDeadlineMs);
+      } catch (err) {
+        return reject(err);
+      }
+      const { signal } = opts;
+      if (signal?.aborted) {
+        return reject(new DustClientError(grpc.status.CANCELLED, `${method.path} was aborted before it started`, { cause: signal.reason }));
+      }
+      const onAbort = (): void => call.cancel();
+      const call = this.client.makeUnaryRequest(
+        method.path,
+        method.requestSerialize,
+        method.responseDeserialize,
+        request,
+        opts.metadata ?? new grpc.Metadata(),
+        options,
+        (err, response) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (err) return reject(DustClientError.from(err));
+          resolve(response as Res);
+        },
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/** The client half of a proto-loader MethodDefinition. */
+interface ClientMethod<Req, Res> {
+  path: string;
+  requestSerialize(value: Req): Buffer;
+  responseDeserialize(bytes: Buffer): Res;
+}
+
+function callOptions(deadlineMs: number | undefined): grpc.CallOptions {
+  if (deadlineMs === undefined) return {};
+  if (!Number.isFinite(deadlineMs)) throw new DustClientError(grpc.status.INVALID_ARGUMENT, `deadlineMs must be a finite number, got ${deadlineMs}`);
+  return { deadline: new Date(Date.now() + deadlineMs) };
+}
+
+/** A request that cannot be encoded fails like the server would have failed it: INVALID_ARGUMENT. */
+function encode<T>(build: () => T): T {
+  try {
+    return build();
+  } catch (err) {
+    throw new DustClientError(grpc.status.INVALID_ARGUMENT, (err as Error).message, { cause: err });
+  }
+}
+
+/** A response that cannot be decoded is the server's fault: INTERNAL, as grpc-js reports undecodable messages. */
+function decode<T>(what: string, build: () => T): T {
+  try {
+    return build();
+  } catch (err) {
+    throw new DustClientError(grpc.status.INTERNAL, `malformed ${what}: ${(err as Error).message}`, { cause: err });
+  }
+}
