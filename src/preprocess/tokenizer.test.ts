@@ -133,6 +133,15 @@ describe('PromptTokenizer', () => {
     results.forEach((r, i) => expect(ids(r.inputIds)).toEqual([VOCAB[words[i % 5]], 0, 0]));
   });
 
+  it('repeats of an instruction are answered from the cache with independent copies', async () => {
+    const tok = await PromptTokenizer.fromFile(path, text(3));
+    const first = await tok.encode('red cube');
+    first.inputIds.fill(99n); // a batch takes ownership of its rows and may overwrite them
+    const again = await tok.encode('red cube');
+    expect(ids(again.inputIds)).toEqual([VOCAB.red, VOCAB.cube, 0]);
+    expect(again.inputIds).not.toBe(first.inputIds);
+  });
+
   it('rejects an instruction over the byte limit, counting UTF-8 bytes', async () => {
     const tok = await PromptTokenizer.fromFile(path, text(8), { maxInstructionBytes: 10 });
     await tok.encode('pick up!!!');

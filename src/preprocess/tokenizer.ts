@@ -23,6 +23,9 @@ export const DEFAULT_MAX_INSTRUCTION_BYTES = 4096;
 /** The placeholder `prompt_template` must contain. */
 export const INSTRUCTION_PLACEHOLDER = '{instruction}';
 
+/** Distinct instructions whose token ids are remembered (LRU). */
+export const DEFAULT_PROMPT_CACHE_SIZE = 1024;
+
 export interface PromptTokenizerOptions {
   /**
    * Instructions longer than this many UTF-8 bytes are rejected with INVALID_ARGUMENT before tokenizing.
@@ -59,6 +62,7 @@ export class PromptTokenizer {
   readonly maxTokens: number;
   /** The id used for padding positions. */
   readonly padId: number;
+  private readonly cache = new Map<string, TokenizedPrompt>();
 
   private constructor(
     private readonly tokenizer: Tokenizer,
@@ -145,10 +149,20 @@ export class PromptTokenizer {
    * @throws InvalidArgumentError when the instruction is too long or not valid text.
    */
   async encode(instruction: string): Promise<TokenizedPrompt> {
+    // Robots repeat their instruction on every control step: remember recent ones (a hit costs no
+    // threadpool round trip and no native call). Callers get copies, since batches take ownership.
+    const cached = this.cache.get(instruction);
+    if (cached) {
+      this.cache.delete(instruction);
+      this.cache.set(instruction, cached);
+      return { inputIds: cached.inputIds.slice(), attentionMask: cached.attentionMask.slice() };
+    }
     const encoding = await this.tokenizer.encode(this.prompt(instruction, 'instruction'));
     const inputIds = new BigInt64Array(this.maxTokens);
     const attentionMask = new BigInt64Array(this.maxTokens);
     this.copyRow(encoding, inputIds, attentionMask, 0);
+    this.cache.set(instruction, { inputIds: inputIds.slice(), attentionMask: attentionMask.slice() });
+    if (this.cache.size > DEFAULT_PROMPT_CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);
     return { inputIds, attentionMask };
   }
 
