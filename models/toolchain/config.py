@@ -54,6 +54,8 @@ class DenoiserConfig:
     cond_tokens: int = 48
 
     def __post_init__(self) -> None:
+        if self.state_tokens != 1:
+            raise ValueError("the state encoder produces exactly one state token (paper sec. 5)")
         if self.hidden % self.heads != 0:
             raise ValueError(f"hidden {self.hidden} is not divisible by heads {self.heads}")
         side = int(round(self.future_tokens ** 0.5))

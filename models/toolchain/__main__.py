@@ -1,0 +1,126 @@
+"""CLI: /usr/bin/python3 -m models.toolchain <command> (run from the repository root). See README.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+from .config import TrainConfig
+
+
+def _threads(n: int) -> None:
+    if n > 0:
+        torch.set_num_threads(n)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python3 -m models.toolchain", description="DUST model toolchain")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def common(sp, device=True):
+        if device:
+            sp.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="training device (default cpu)")
+        sp.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads (default: PyTorch's choice)")
+
+    t = sub.add_parser("train", help="train a preset on the synthetic dataset and write a checkpoint")
+    t.add_argument("--preset", default="tiny", choices=["tiny", "paper"])
+    t.add_argument("--out", type=Path, default=Path("models/runs/tiny/checkpoint.pt"))
+    t.add_argument("--steps", type=int, default=TrainConfig.steps)
+    t.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    t.add_argument("--lr", type=float, default=TrainConfig.lr)
+    t.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
+    t.add_argument("--grad-clip", type=float, default=TrainConfig.grad_clip)
+    t.add_argument("--lambda-wm", type=float, default=TrainConfig.lambda_wm)
+    t.add_argument("--tau-dist", choices=["beta", "uniform"], default=TrainConfig.tau_distribution)
+    t.add_argument("--mode", choices=["joint", "video_only"], default=TrainConfig.mode,
+                   help="video_only: world-model loss only, action tokens pure noise at tau_A = 0")
+    t.add_argument("--episodes", type=int, default=128, help="synthetic episodes per embodiment")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--log-every", type=int, default=TrainConfig.log_every)
+    t.add_argument("--init-from", type=Path, default=None, help="continue from a checkpoint (e.g. after video_only)")
+    common(t)
+
+    e = sub.add_parser("export", help="checkpoint -> model package (vlm.onnx, denoiser.onnx, manifest.json, tokenizer.json)")
+    e.add_argument("--checkpoint", type=Path, required=True)
+    e.add_argument("--out", type=Path, required=True, help="<repository>/<model-name>/<version>/")
+    e.add_argument("--version", type=int, default=None, help="default: the last path component if numeric, else 1")
+    e.add_argument("--weights-dtype", choices=["float32", "float16"], default="float32",
+                   help="storage of the weights in the ONNX files (computation stays float32)")
+    e.add_argument("--description", default=None)
+    common(e, device=False)
+
+    g = sub.add_parser("golden", help="write parity.json and golden-sampling.json from an existing package")
+    g.add_argument("--package", type=Path, default=Path("models/dust-tiny/1"))
+    g.add_argument("--out", type=Path, default=Path("test/fixtures/dust-tiny"))
+    common(g, device=False)
+
+    b = sub.add_parser("build-tiny", help="train + export + golden for the shipped tiny model")
+    b.add_argument("--out", type=Path, default=Path("models/dust-tiny/1"))
+    b.add_argument("--fixtures", type=Path, default=Path("test/fixtures/dust-tiny"))
+    b.add_argument("--checkpoint", type=Path, default=Path("models/runs/dust-tiny/checkpoint.pt"))
+    from .build import TINY_EPISODES_PER_EMBODIMENT, TINY_TRAIN
+
+    b.add_argument("--steps", type=int, default=TINY_TRAIN.steps)
+    b.add_argument("--batch-size", type=int, default=TINY_TRAIN.batch_size)
+    b.add_argument("--lr", type=float, default=TINY_TRAIN.lr)
+    b.add_argument("--episodes", type=int, default=TINY_EPISODES_PER_EMBODIMENT)
+    b.add_argument("--seed", type=int, default=TINY_TRAIN.seed)
+    b.add_argument("--weights-dtype", choices=["float32", "float16"], default="float16")
+    common(b)
+
+    x = sub.add_parser("export-paper", help="random-weight package at the paper's sizes (benchmarks only)")
+    x.add_argument("--out", type=Path, default=Path("models/paper/1"))
+    x.add_argument("--seed", type=int, default=0)
+    common(x, device=False)
+
+    v = sub.add_parser("validate", help="check a package the way the server's loader does")
+    v.add_argument("package", type=Path)
+
+    args = p.parse_args(argv)
+    # The TorchScript exporter warns about every constant it folds from a traced size; the exported graphs are
+    # checked against the contract instead.
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    warnings.filterwarnings("ignore", message=".*shape inference of prim::Constant.*")
+    if hasattr(args, "threads"):
+        _threads(args.threads)
+
+    from . import build
+
+    if args.cmd == "train":
+        tcfg = TrainConfig(
+            steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+            grad_clip=args.grad_clip, lambda_wm=args.lambda_wm, tau_distribution=args.tau_dist, mode=args.mode,
+            seed=args.seed, log_every=args.log_every,
+        )
+        build.run_train(preset_name=args.preset, tcfg=tcfg, device=args.device, out=args.out,
+                        episodes_per_embodiment=args.episodes, init_from=args.init_from)
+    elif args.cmd == "export":
+        version = args.version if args.version is not None else (int(args.out.name) if args.out.name.isdigit() else 1)
+        build.run_export(checkpoint=args.checkpoint, out=args.out, version=version, weights_dtype=args.weights_dtype,
+                         description=args.description)
+    elif args.cmd == "golden":
+        build.run_golden(package=args.package, out=args.out)
+    elif args.cmd == "build-tiny":
+        build.build_tiny(out=args.out, fixtures=args.fixtures, device=args.device, steps=args.steps,
+                         batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                         episodes_per_embodiment=args.episodes, checkpoint=args.checkpoint,
+                         weights_dtype=args.weights_dtype)
+    elif args.cmd == "export-paper":
+        build.export_paper(out=args.out, seed=args.seed)
+    elif args.cmd == "validate":
+        from .package import validate_package
+
+        problems = validate_package(args.package)
+        for line in problems:
+            print(line)
+        print("valid" if not problems else f"{len(problems)} problem(s)")
+        return 1 if problems else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The toolchain's commands as functions: train, export, golden, build-tiny, export-paper."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+
+from .config import ModelConfig, TrainConfig, preset
+from .data.episodes import BatchBuilder, normalization_stats
+from .data.synthetic import generate_dataset, vocabulary_texts
+from .evaluate import heldout_errors, input_sensitivity
+from .golden import write_fixtures
+from .model import DustPolicy, randomize_zero_init
+from .package import load_package, validate_package, write_package
+from .tokenizer import WordTokenizer
+from .train import load_checkpoint, save_checkpoint, seed_everything, train
+
+SYNTHETIC_DATASET = "synthetic-push (models/toolchain/data/synthetic.py)"
+WM_TARGET = "obs_embedding of the future main-camera frame o_{t+k} by the same VLM module, stop-gradient"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: CUDA is not available to this PyTorch")
+    return torch.device(name)
+
+
+def run_train(
+    *,
+    preset_name: str,
+    tcfg: TrainConfig,
+    device: str,
+    out: Path,
+    episodes_per_embodiment: int,
+    heldout_per_embodiment: int = 8,
+    init_from: Optional[Path] = None,
+) -> Dict[str, Any]:
+    """Train on the synthetic dataset and write a checkpoint; returns a summary (losses, evaluation)."""
+    seed_everything(tcfg.seed)
+    t0 = time.time()
+    episodes = generate_dataset(episodes_per_embodiment, seed=tcfg.seed)
+    heldout = generate_dataset(heldout_per_embodiment, seed=tcfg.seed + 1)
+    log(f"dataset: {len(episodes)} episodes ({sum(e.length for e in episodes)} steps), {len(heldout)} held out; "
+        f"{time.time() - t0:.1f}s")
+    if init_from is not None:
+        policy, tokenizer, stats, _ = load_checkpoint(init_from)
+        log(f"initialised from {init_from}")
+    else:
+        tokenizer = WordTokenizer.build(vocabulary_texts())
+        cfg = preset(preset_name, vocab_size=len(tokenizer))
+        policy = DustPolicy(cfg)
+        stats = normalization_stats(episodes)
+    n_params = sum(p.numel() for p in policy.parameters())
+    log(f"model {policy.cfg.name}: {n_params / 1e6:.2f}M parameters "
+        f"(denoiser {sum(p.numel() for p in policy.denoiser.parameters()) / 1e6:.2f}M); "
+        f"training {tcfg.steps} steps, batch {tcfg.batch_size}, mode {tcfg.mode}, tau {tcfg.tau_distribution_label()}, "
+        f"device {device}, {torch.get_num_threads()} threads")
+    builder = BatchBuilder(policy.cfg, tokenizer, stats)
+    t1 = time.time()
+    history = train(policy, episodes, builder, tcfg, pick_device(device))
+    train_s = time.time() - t1
+    policy.to("cpu").eval()
+    evaluation = {}
+    if tcfg.mode == "joint":
+        evaluation = {"heldout": heldout_errors(policy, builder, heldout, episodes),
+                      "sensitivity": input_sensitivity(policy, builder, heldout)}
+        log(f"evaluation: {json.dumps(evaluation)}")
+    final = history[-1] if history else {}
+    summary = {
+        "train_seconds": round(train_s, 1),
+        "final": {k: round(final[k], 5) for k in ("loss", "loss_action", "loss_wm") if k in final},
+        "evaluation": evaluation,
+        "episodes": len(episodes),
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, policy, tokenizer, stats, tcfg, history,
+                    dataset=f"{SYNTHETIC_DATASET}, {len(episodes)} episodes, seed {tcfg.seed}",
+                    extra={"summary": summary})
+    log(f"trained in {train_s:.0f}s; checkpoint {out}")
+    return summary
+
+
+def training_record(ckpt: Dict[str, Any]) -> Dict[str, Any]:
+    """The manifest's `training` section: the options that define the run and its (deterministic) results."""
+    t = ckpt["train_config"]
+    tcfg = TrainConfig(**{**t, "betas": tuple(t["betas"])})
+    summary = ckpt.get("extra", {}).get("summary", {})
+    return {
+        "tau_distribution": tcfg.tau_distribution_label(),
+        "lambda_wm": tcfg.lambda_wm,
+        "steps": tcfg.steps,
+        "dataset": ckpt["dataset"],
+        "mode": tcfg.mode,
+        "batch_size": tcfg.batch_size,
+        "optimizer": {"type": "adamw", "lr": tcfg.lr, "betas": list(tcfg.betas), "eps": tcfg.eps,
+                      "weight_decay": tcfg.weight_decay, "schedule": f"cosine, {tcfg.warmup_fraction:.0%} warmup",
+                      "grad_clip": tcfg.grad_clip},
+        "seed": tcfg.seed,
+        "world_model_target": WM_TARGET,
+        "final_loss": summary.get("final", {}),
+        "evaluation": summary.get("evaluation", {}),
+    }
+
+
+def run_export(*, checkpoint: Path, out: Path, version: int, weights_dtype: str, description: Optional[str] = None) -> Dict[str, Any]:
+    policy, tokenizer, stats, ckpt = load_checkpoint(checkpoint)
+    desc = description or f"DUST reference policy {policy.cfg.name} trained by models/toolchain on {ckpt['dataset']}"
+    manifest = write_package(policy, tokenizer, stats, out, version=version, description=desc,
+                             training=training_record(ckpt), weights_dtype=weights_dtype)
+    problems = validate_package(out)
+    if problems:
+        raise SystemExit("exported package is invalid:\n  " + "\n  ".join(problems))
+    log(f"package written to {out}: " + ", ".join(f"{n} {(Path(out) / n).stat().st_size / 1e6:.2f} MB" for n in manifest["files"]))
+    return manifest
+
+
+def run_golden(*, package: Path, out: Path) -> Dict[str, Path]:
+    """Fixtures from a package alone: the PyTorch modules are rebuilt from its ONNX initializers."""
+    loaded = load_package(package)
+    builder = BatchBuilder(loaded["config"], loaded["tokenizer"], loaded["stats"])
+    paths = write_fixtures(loaded["policy"], loaded["tokenizer"], builder, out, loaded["manifest"]["version"])
+    log(f"fixtures written: {', '.join(str(p) for p in paths.values())}")
+    return paths
+
+
+TINY_TRAIN = TrainConfig(steps=1500, batch_size=32, lr=1e-3, log_every=50, seed=0)
+TINY_EPISODES_PER_EMBODIMENT = 128
+
+
+def build_tiny(*, out: Path, fixtures: Path, device: str, steps: int, batch_size: int, lr: float, seed: int,
+               episodes_per_embodiment: int, checkpoint: Path, weights_dtype: str = "float16") -> None:
+    tcfg = dataclasses.replace(TINY_TRAIN, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    run_train(preset_name="tiny", tcfg=tcfg, device=device, out=checkpoint,
+              episodes_per_embodiment=episodes_per_embodiment)
+    run_export(checkpoint=checkpoint, out=out, version=int(Path(out).name) if Path(out).name.isdigit() else 1,
+               weights_dtype=weights_dtype)
+    run_golden(package=out, out=fixtures)
+
+
+def export_paper(*, out: Path, seed: int, weights_dtype: str = "float32") -> Dict[str, Any]:
+    """Paper-size DUST with random weights (benchmarks only): the AdaLN-Zero and zero-initialised heads are
+    replaced by small noise so that every weight is exercised and outputs are non-trivial."""
+    seed_everything(seed)
+    tokenizer = WordTokenizer.build(vocabulary_texts())
+    cfg: ModelConfig = preset("paper", vocab_size=len(tokenizer))
+    t0 = time.time()
+    policy = DustPolicy(cfg).eval()
+    randomize_zero_init(policy, std=0.02, generator=torch.Generator().manual_seed(seed))
+    log(f"paper model: {sum(p.numel() for p in policy.parameters()) / 1e9:.3f}B parameters "
+        f"(denoiser {sum(p.numel() for p in policy.denoiser.parameters()) / 1e9:.3f}B), built in {time.time() - t0:.0f}s")
+    # Statistics of the synthetic data stand in: the package must carry normalisation for each embodiment.
+    stats = normalization_stats(generate_dataset(4, seed=seed, image_size=32))
+    training = {"tau_distribution": "none (random weights)", "lambda_wm": 1.0, "steps": 0,
+                "dataset": "none: random weights for benchmarks", "seed": seed}
+    manifest = write_package(policy, tokenizer, stats, out, version=int(Path(out).name) if Path(out).name.isdigit() else 1,
+                             description="DUST at the paper's sizes with RANDOM weights, for benchmarks only",
+                             training=training, weights_dtype=weights_dtype)
+    problems = validate_package(out)
+    if problems:
+        raise SystemExit("exported package is invalid:\n  " + "\n  ".join(problems))
+    log(f"paper package written to {out} in {time.time() - t0:.0f}s: " +
+        ", ".join(f"{n} {(Path(out) / n).stat().st_size / 1e9:.3f} GB" for n in manifest["files"]))
+    return manifest

@@ -1,0 +1,255 @@
+"""ONNX export of both graphs exactly as model-package.md states, and the way back (package -> PyTorch).
+
+Graphs are traced with `torch.onnx.export` (TorchScript exporter) at opset 17 with a dynamic axis named `batch`
+on every input and output. Constant folding is off so that every initializer keeps its PyTorch parameter name:
+that is what lets `load_policy_from_package` rebuild the PyTorch modules from a package alone (golden vectors,
+round-trip tests). ONNX Runtime folds the remaining weight transposes itself when it loads the session, so this
+costs nothing at inference time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from .config import ModelConfig
+from .model import DustPolicy
+
+OPSET = 17
+ONNX_PROTOBUF_LIMIT = 2 * 1024**3  # a single protobuf cannot exceed 2 GiB; larger models use external data
+
+VLM_INPUTS = ["pixel_values", "input_ids", "attention_mask"]
+VLM_OUTPUTS = ["vl_embs", "obs_embedding"]
+DENOISER_INPUTS = ["vl_embs", "state", "actions", "future", "tau_a", "tau_o", "embodiment_id"]
+DENOISER_OUTPUTS = ["v_actions", "v_future"]
+
+
+def graph_signature(cfg: ModelConfig) -> Dict[str, Dict[str, Dict[str, Tuple[str, List]]]]:
+    """The contract of model-package.md for this config: {graph: {"inputs"|"outputs": {name: (dtype, shape)}}}.
+
+    "B" marks the dynamic batch axis. The manifest records every other number, and tests check the exported
+    graphs' declared inputs/outputs against this table.
+    """
+    v, d = cfg.vlm, cfg.denoiser
+    n_views = len(v.cameras)
+    return {
+        "vlm": {
+            "inputs": {
+                "pixel_values": ("float32", ["B", n_views, 3, v.image_size, v.image_size]),
+                "input_ids": ("int64", ["B", v.max_tokens]),
+                "attention_mask": ("int64", ["B", v.max_tokens]),
+            },
+            "outputs": {
+                "vl_embs": ("float32", ["B", v.cond_tokens, v.width]),
+                "obs_embedding": ("float32", ["B", v.future_tokens, v.future_dim]),
+            },
+        },
+        "denoiser": {
+            "inputs": {
+                "vl_embs": ("float32", ["B", d.cond_tokens, d.cond_dim]),
+                "state": ("float32", ["B", d.state_dim]),
+                "actions": ("float32", ["B", d.action_horizon, d.action_dim]),
+                "future": ("float32", ["B", d.future_tokens, d.future_dim]),
+                "tau_a": ("float32", ["B"]),
+                "tau_o": ("float32", ["B"]),
+                "embodiment_id": ("int64", ["B"]),
+            },
+            "outputs": {
+                "v_actions": ("float32", ["B", d.action_horizon, d.action_dim]),
+                "v_future": ("float32", ["B", d.future_tokens, d.future_dim]),
+            },
+        },
+    }
+
+
+def example_inputs(cfg: ModelConfig, graph: str, batch: int = 2) -> Tuple[torch.Tensor, ...]:
+    """Tracing inputs with the right dtypes and shapes (values are irrelevant to the traced graph)."""
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for name, (dtype, shape) in graph_signature(cfg)[graph]["inputs"].items():
+        dims = [batch if s == "B" else s for s in shape]
+        if dtype == "int64":
+            high = cfg.vlm.vocab_size if name == "input_ids" else (2 if name == "attention_mask" else cfg.denoiser.num_embodiments)
+            out.append(torch.randint(0, high, dims, generator=g, dtype=torch.int64))
+        elif name in ("tau_a", "tau_o"):
+            out.append(torch.rand(dims, generator=g))
+        else:
+            out.append(torch.randn(dims, generator=g))
+    return tuple(out)
+
+
+def _export_kwargs() -> Dict[str, object]:
+    # torch >= 2.5 grew a `dynamo` switch whose default flipped to True in 2.9; the TorchScript exporter is the
+    # one whose output this toolchain is tested against on torch 1.13, so ask for it explicitly where possible.
+    params = inspect.signature(torch.onnx.export).parameters
+    return {"dynamo": False} if "dynamo" in params else {}
+
+
+def declare_shapes(model: onnx.ModelProto, signature: Dict[str, Dict[str, Tuple[str, List]]]) -> None:
+    """Write the contract's shapes into the graph's declared inputs/outputs.
+
+    The tracer's shape inference leaves some output axes symbolic (e.g. a token axis produced by slicing); the
+    contract fixes every axis but the batch, and the server's loader compares the declared shapes with the
+    manifest, so they are stated exactly. ONNX Runtime checks the real output shapes against these at run time.
+    """
+    for values, table in ((model.graph.input, signature["inputs"]), (model.graph.output, signature["outputs"])):
+        for vi in values:
+            _, shape = table[vi.name]
+            dims = vi.type.tensor_type.shape.dim
+            if len(dims) != len(shape):
+                raise ValueError(f"{vi.name}: traced rank {len(dims)} differs from the contract's {len(shape)}")
+            for dim, want in zip(dims, shape):
+                if want == "B":
+                    dim.Clear()
+                    dim.dim_param = "batch"
+                else:
+                    dim.Clear()
+                    dim.dim_value = int(want)
+
+
+def export_graph(module: nn.Module, inputs: Tuple[torch.Tensor, ...], path: Path, input_names: List[str],
+                 output_names: List[str], signature: Dict[str, Dict[str, Tuple[str, List]]]) -> None:
+    """Export one graph to `path`; graphs over the 2 GiB protobuf limit get one `<name>.data` external file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dynamic = {n: {0: "batch"} for n in input_names + output_names}
+    size = sum(p.numel() * p.element_size() for p in module.parameters())
+    module.train(False)
+    with torch.no_grad():
+        if size < ONNX_PROTOBUF_LIMIT - 64 * 1024**2:
+            torch.onnx.export(
+                module, inputs, str(path), opset_version=OPSET, input_names=input_names,
+                output_names=output_names, dynamic_axes=dynamic, do_constant_folding=False, **_export_kwargs(),
+            )
+            model = onnx.load(str(path))
+            declare_shapes(model, signature)
+            onnx.checker.check_model(model)
+            onnx.save_model(model, str(path))
+            return
+        # Large model: the exporter writes one file per tensor next to the graph; gather them into a single
+        # `<name>.data` so that a package stays a handful of files.
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            tmp_path = Path(tmp) / path.name
+            torch.onnx.export(
+                module, inputs, str(tmp_path), opset_version=OPSET, input_names=input_names,
+                output_names=output_names, dynamic_axes=dynamic, do_constant_folding=False, **_export_kwargs(),
+            )
+            model = onnx.load(str(tmp_path), load_external_data=True)
+            declare_shapes(model, signature)
+            data_name = path.name + ".data"
+            if (path.parent / data_name).exists():
+                os.remove(path.parent / data_name)
+            onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=data_name, size_threshold=1024)
+            del model
+        onnx.checker.check_model(str(path))  # the path form handles models beyond 2 GiB
+
+
+class _GraphWrapper(nn.Module):
+    """Top-level module handed to the exporter.
+
+    The TorchScript exporter merges initializers with equal VALUES unless the exported module reports
+    `training=True` (torch/onnx/utils.py, `_jit_pass_onnx_deduplicate_initializers`): in a freshly initialised
+    model every zero bias would collapse into one initializer and lose its parameter name. This wrapper keeps
+    its own flag at True while every submodule is in eval mode; nothing in these graphs behaves differently in
+    training mode (no dropout, no batch norm), so the traced computation is the inference one.
+    """
+
+    def train(self, mode: bool = True) -> "_GraphWrapper":
+        for child in self.children():
+            child.train(False)
+        self.training = True
+        return self
+
+
+class _VLMGraph(_GraphWrapper):
+    def __init__(self, policy: DustPolicy) -> None:
+        super().__init__()
+        self.vlm = policy.vlm
+
+    def forward(self, pixel_values, input_ids, attention_mask):  # noqa: D401 - ONNX signature
+        return self.vlm(pixel_values, input_ids, attention_mask)
+
+
+class _DenoiserGraph(_GraphWrapper):
+    def __init__(self, policy: DustPolicy) -> None:
+        super().__init__()
+        self.denoiser = policy.denoiser
+
+    def forward(self, vl_embs, state, actions, future, tau_a, tau_o, embodiment_id):
+        return self.denoiser(vl_embs, state, actions, future, tau_a, tau_o, embodiment_id)
+
+
+def export_graphs(policy: DustPolicy, out_dir: Path) -> Dict[str, Path]:
+    """Write vlm.onnx and denoiser.onnx; returns the files written (external data included)."""
+    out_dir = Path(out_dir)
+    policy = policy.to("cpu").eval()
+    cfg = policy.cfg
+    sig = graph_signature(cfg)
+    export_graph(_VLMGraph(policy), example_inputs(cfg, "vlm"), out_dir / "vlm.onnx", VLM_INPUTS, VLM_OUTPUTS,
+                 sig["vlm"])
+    export_graph(_DenoiserGraph(policy), example_inputs(cfg, "denoiser"), out_dir / "denoiser.onnx",
+                 DENOISER_INPUTS, DENOISER_OUTPUTS, sig["denoiser"])
+    files = {}
+    for name in ("vlm.onnx", "vlm.onnx.data", "denoiser.onnx", "denoiser.onnx.data"):
+        if (out_dir / name).exists():
+            files[name] = out_dir / name
+    return files
+
+
+def declared_signature(path: Path) -> Dict[str, Dict[str, Tuple[str, List]]]:
+    """The inputs/outputs an ONNX file declares, in `graph_signature`'s format (symbolic dims as their name)."""
+    model = onnx.load(str(path), load_external_data=False)
+    names = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64"}
+
+    def describe(values) -> Dict[str, Tuple[str, List]]:
+        out = {}
+        for vi in values:
+            t = vi.type.tensor_type
+            dims = [d.dim_param if d.dim_param else d.dim_value for d in t.shape.dim]
+            out[vi.name] = (names.get(t.elem_type, str(t.elem_type)), dims)
+        return out
+
+    return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}
+
+
+def load_initializers(path: Path) -> Dict[str, np.ndarray]:
+    model = onnx.load(str(path), load_external_data=True)
+    return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+
+
+def load_policy_weights(policy: DustPolicy, package_dir: Path) -> None:
+    """Fill `policy` from a package's ONNX initializers (names are the PyTorch parameter names)."""
+    package_dir = Path(package_dir)
+    for graph, module in (("vlm", policy.vlm), ("denoiser", policy.denoiser)):
+        inits = load_initializers(package_dir / f"{graph}.onnx")
+        state = module.state_dict()
+        prefix = f"{graph}."
+        missing = []
+        for key, value in state.items():
+            name = prefix + key
+            if name not in inits:
+                missing.append(name)
+                continue
+            arr = inits[name]
+            if tuple(arr.shape) != tuple(value.shape):
+                raise ValueError(f"{name}: package has shape {arr.shape}, model expects {tuple(value.shape)}")
+            # float16-stored weights (package.store_initializers_fp16) widen exactly to float32.
+            value.copy_(torch.from_numpy(np.array(arr, dtype=np.float32)))
+        if missing:
+            raise ValueError(f"{graph}.onnx lacks initializers for {missing[:5]} (+{max(0, len(missing) - 5)} more)")
+
+
+def copy_if_different(src: Path, dst: Path) -> None:
+    if Path(src).resolve() != Path(dst).resolve():
+        shutil.copyfile(src, dst)

@@ -1,0 +1,340 @@
+"""Writing and checking model packages (model-package.md, format_version 1).
+
+A package is manifest.json + vlm.onnx + denoiser.onnx + tokenizer.json (+ `<graph>.onnx.data` for graphs over
+2 GiB). The manifest's field names and nesting follow src/model/manifest.ts, the server's view of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper
+
+from .config import DenoiserConfig, EmbodimentConfig, ModelConfig, VLMConfig
+from .data.episodes import MinMax
+from .model import DustPolicy
+from .onnx_export import declared_signature, export_graphs, graph_signature, load_policy_weights
+from .tokenizer import WordTokenizer
+
+FORMAT_VERSION = 1
+WEIGHT_DTYPES = ("float32", "float16")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def round_weights_to_fp16(policy: DustPolicy) -> None:
+    """Make every parameter exactly representable in float16 (see store_initializers_fp16)."""
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.copy_(p.half().float())
+
+
+def store_initializers_fp16(path: Path) -> None:
+    """Store a graph's float32 weights as float16 initializers, each followed by a Cast back to float32.
+
+    Computation, inputs and outputs stay float32; only the file halves. ONNX Runtime constant-folds the Casts
+    when it creates the session, so inference runs on float32 weights identical to the (pre-rounded) PyTorch
+    ones: golden vectors and parity are unaffected. The initializers keep their parameter names, so the package
+    still loads back into PyTorch.
+    """
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts = []
+    renamed: Dict[str, str] = {}
+    new_inits = []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT:
+            new_inits.append(init)
+            continue
+        arr = numpy_helper.to_array(init)
+        half = arr.astype(np.float16)
+        if not np.array_equal(half.astype(np.float32), arr):
+            raise ValueError(f"{init.name} is not exactly representable in float16; round the weights first")
+        new_inits.append(numpy_helper.from_array(half, init.name))
+        out = init.name + "::fp32"
+        renamed[init.name] = out
+        casts.append(helper.make_node("Cast", [init.name], [out], to=onnx.TensorProto.FLOAT, name=init.name + "::cast"))
+    del graph.initializer[:]
+    graph.initializer.extend(new_inits)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in renamed:
+                node.input[i] = renamed[name]
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save_model(model, str(path))
+
+
+def manifest_for(
+    cfg: ModelConfig,
+    stats: Dict[str, Dict[str, MinMax]],
+    *,
+    version: int,
+    description: str,
+    training: Dict[str, Any],
+    weights_dtype: str,
+    files: Dict[str, str],
+) -> Dict[str, Any]:
+    v, d = cfg.vlm, cfg.denoiser
+    embodiments = {}
+    for e in sorted(cfg.embodiments, key=lambda e: e.id):
+        s = stats[e.name]
+        if len(s["state"].min) != e.state_dim or len(s["action"].min) != e.action_dim:
+            raise ValueError(f"normalization statistics of {e.name} do not match its state/action widths")
+        embodiments[e.name] = {
+            "id": e.id,
+            "state_dim": e.state_dim,
+            "action_dim": e.action_dim,
+            "normalization": {"state": s["state"].to_json(), "action": s["action"].to_json()},
+        }
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": cfg.name,
+        "version": int(version),
+        "description": description,
+        "architecture": {
+            "family": "dust",
+            "mmdit_layers": d.mmdit_layers,
+            "dit_layers": d.dit_layers,
+            "hidden": d.hidden,
+            "heads": d.heads,
+            # Everything needed to rebuild the PyTorch modules from this package (toolchain `golden`).
+            "denoiser": _plain(d),
+            "vlm": _plain(v),
+            "weights_dtype": weights_dtype,
+            "opset": 17,
+        },
+        "image": {"height": v.image_size, "width": v.image_size, "mean": list(cfg.image_mean), "std": list(cfg.image_std)},
+        "cameras": list(v.cameras),
+        "text": {"max_tokens": v.max_tokens, "tokenizer": "tokenizer.json", "prompt_template": cfg.prompt_template},
+        "conditioning": {"tokens": v.cond_tokens, "dim": v.width},
+        "action": {"horizon": d.action_horizon, "dim": d.action_dim},
+        "state": {"dim": d.state_dim},
+        "future": {"tokens": d.future_tokens, "dim": d.future_dim},
+        "sampling": {
+            "action_steps": cfg.action_steps,
+            "vision_steps": cfg.vision_steps,
+            "max_vision_steps": cfg.max_vision_steps,
+        },
+        "embodiments": embodiments,
+        "training": training,
+        "files": files,
+    }
+
+
+def _plain(dc) -> Dict[str, Any]:
+    from dataclasses import asdict
+
+    out = asdict(dc)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
+
+
+def config_from_manifest(manifest: Dict[str, Any]) -> ModelConfig:
+    arch = manifest["architecture"]
+    vlm = dict(arch["vlm"])
+    vlm["cameras"] = tuple(vlm["cameras"])
+    embodiments = tuple(
+        EmbodimentConfig(name=name, id=e["id"], state_dim=e["state_dim"], action_dim=e["action_dim"])
+        for name, e in manifest["embodiments"].items()
+    )
+    s = manifest["sampling"]
+    return ModelConfig(
+        name=manifest["name"],
+        vlm=VLMConfig(**vlm),
+        denoiser=DenoiserConfig(**arch["denoiser"]),
+        embodiments=tuple(sorted(embodiments, key=lambda e: e.id)),
+        image_mean=tuple(manifest["image"]["mean"]),
+        image_std=tuple(manifest["image"]["std"]),
+        prompt_template=manifest["text"]["prompt_template"],
+        action_steps=s["action_steps"],
+        vision_steps=s["vision_steps"],
+        max_vision_steps=s["max_vision_steps"],
+    )
+
+
+def stats_from_manifest(manifest: Dict[str, Any]) -> Dict[str, Dict[str, MinMax]]:
+    return {
+        name: {k: MinMax.from_json(v) for k, v in e["normalization"].items()}
+        for name, e in manifest["embodiments"].items()
+    }
+
+
+def write_package(
+    policy: DustPolicy,
+    tokenizer: WordTokenizer,
+    stats: Dict[str, Dict[str, MinMax]],
+    out_dir: Path,
+    *,
+    version: int,
+    description: str,
+    training: Dict[str, Any],
+    weights_dtype: str = "float32",
+) -> Dict[str, Any]:
+    """Export both graphs, the tokenizer and the manifest into out_dir. With weights_dtype float16 the policy's
+    parameters are rounded in place first, so that the PyTorch module equals what the package holds."""
+    if weights_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weights_dtype must be one of {WEIGHT_DTYPES}")
+    if len(tokenizer) != policy.cfg.vlm.vocab_size:
+        raise ValueError(f"tokenizer has {len(tokenizer)} ids, the VLM's embedding table {policy.cfg.vlm.vocab_size}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("vlm.onnx.data", "denoiser.onnx.data"):
+        if (out_dir / stale).exists():
+            (out_dir / stale).unlink()
+    if weights_dtype == "float16":
+        round_weights_to_fp16(policy)
+    written = export_graphs(policy, out_dir)
+    if weights_dtype == "float16":
+        for name in ("vlm.onnx", "denoiser.onnx"):
+            if (out_dir / (name + ".data")).exists():
+                raise ValueError("float16 weight storage is not supported for graphs with external data")
+            store_initializers_fp16(out_dir / name)
+    tokenizer.save(out_dir / "tokenizer.json")
+    files = {name: sha256_file(path) for name, path in sorted(written.items())}
+    files["tokenizer.json"] = sha256_file(out_dir / "tokenizer.json")
+    manifest = manifest_for(policy.cfg, stats, version=version, description=description, training=training,
+                            weights_dtype=weights_dtype, files=files)
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def load_package(package_dir: Path) -> Dict[str, Any]:
+    """Rebuild PyTorch modules, tokenizer and statistics from a package (no checkpoint needed)."""
+    package_dir = Path(package_dir)
+    manifest = json.loads((package_dir / "manifest.json").read_text())
+    cfg = config_from_manifest(manifest)
+    policy = DustPolicy(cfg)
+    load_policy_weights(policy, package_dir)
+    policy.eval()
+    tokenizer = WordTokenizer.load(package_dir / manifest["text"]["tokenizer"])
+    return {"manifest": manifest, "config": cfg, "policy": policy, "tokenizer": tokenizer,
+            "stats": stats_from_manifest(manifest)}
+
+
+def validate_package(package_dir: Path) -> List[str]:
+    """Problems that would make the server refuse this package; an empty list means valid.
+
+    Checks what the server's loader checks (model-package.md): the manifest's structure, that every shape it
+    states matches the graphs' declared inputs/outputs, and the sha256 digests."""
+    package_dir = Path(package_dir)
+    problems: List[str] = []
+    try:
+        manifest = json.loads((package_dir / "manifest.json").read_text())
+    except (OSError, ValueError) as err:
+        return [f"manifest.json unreadable: {err}"]
+    required = {
+        "format_version": int, "name": str, "version": int, "architecture": dict, "image": dict, "cameras": list,
+        "text": dict, "conditioning": dict, "action": dict, "state": dict, "future": dict, "sampling": dict,
+        "embodiments": dict, "files": dict,
+    }
+    for key, typ in required.items():
+        if not isinstance(manifest.get(key), typ):
+            problems.append(f"manifest.{key} missing or not a {typ.__name__}")
+    if problems:
+        return problems
+    if manifest["format_version"] != FORMAT_VERSION:
+        problems.append(f"format_version {manifest['format_version']} != {FORMAT_VERSION}")
+    if manifest["architecture"].get("family") != "dust":
+        problems.append("architecture.family must be 'dust'")
+    img = manifest["image"]
+    if len(img.get("mean", [])) != 3 or len(img.get("std", [])) != 3:
+        problems.append("image.mean/std must have 3 values")
+    for e_name, e in manifest["embodiments"].items():
+        for part, width in (("state", e.get("state_dim")), ("action", e.get("action_dim"))):
+            mm = e.get("normalization", {}).get(part, {})
+            if len(mm.get("min", [])) != width or len(mm.get("max", [])) != width:
+                problems.append(f"embodiments.{e_name}.normalization.{part} must have {width} values")
+            elif any(hi <= lo for lo, hi in zip(mm["min"], mm["max"])):
+                problems.append(f"embodiments.{e_name}.normalization.{part}: max must exceed min")
+        if e.get("state_dim", 0) > manifest["state"]["dim"] or e.get("action_dim", 0) > manifest["action"]["dim"]:
+            problems.append(f"embodiments.{e_name} is wider than the padded state/action")
+    ids = sorted(e.get("id") for e in manifest["embodiments"].values())
+    if ids != list(range(len(ids))):
+        problems.append("embodiment ids must be 0..E-1")
+    s = manifest["sampling"]
+    if s["action_steps"] < 1 or s["vision_steps"] % s["action_steps"] or s["vision_steps"] > s["max_vision_steps"]:
+        problems.append("sampling steps inconsistent (N_o must be a multiple of N_A and <= max_vision_steps)")
+
+    # Shapes the manifest states vs the graphs' declared inputs/outputs.
+    n_views = len(manifest["cameras"])
+    h, w = img["height"], img["width"]
+    L = manifest["text"]["max_tokens"]
+    S, Dc = manifest["conditioning"]["tokens"], manifest["conditioning"]["dim"]
+    k, dA = manifest["action"]["horizon"], manifest["action"]["dim"]
+    dS = manifest["state"]["dim"]
+    To, dO = manifest["future"]["tokens"], manifest["future"]["dim"]
+    expected = {
+        "vlm": {
+            "inputs": {"pixel_values": ("float32", [n_views, 3, h, w]), "input_ids": ("int64", [L]),
+                       "attention_mask": ("int64", [L])},
+            "outputs": {"vl_embs": ("float32", [S, Dc]), "obs_embedding": ("float32", [To, dO])},
+        },
+        "denoiser": {
+            "inputs": {"vl_embs": ("float32", [S, Dc]), "state": ("float32", [dS]), "actions": ("float32", [k, dA]),
+                       "future": ("float32", [To, dO]), "tau_a": ("float32", []), "tau_o": ("float32", []),
+                       "embodiment_id": ("int64", [])},
+            "outputs": {"v_actions": ("float32", [k, dA]), "v_future": ("float32", [To, dO])},
+        },
+    }
+    for graph, table in expected.items():
+        path = package_dir / f"{graph}.onnx"
+        if not path.exists():
+            problems.append(f"{graph}.onnx missing")
+            continue
+        declared = declared_signature(path)
+        for side in ("inputs", "outputs"):
+            if set(declared[side]) != set(table[side]):
+                problems.append(f"{graph}.onnx {side} {sorted(declared[side])} != {sorted(table[side])}")
+                continue
+            for name, (dtype, rest) in table[side].items():
+                got_dtype, got_shape = declared[side][name]
+                if got_dtype != dtype:
+                    problems.append(f"{graph}.onnx {name}: dtype {got_dtype} != {dtype}")
+                if not got_shape or isinstance(got_shape[0], int):
+                    problems.append(f"{graph}.onnx {name}: first axis must be the dynamic batch, got {got_shape}")
+                elif list(got_shape[1:]) != rest:
+                    problems.append(f"{graph}.onnx {name}: shape {got_shape} != [batch, {', '.join(map(str, rest))}]")
+
+    # Digests.
+    files = manifest["files"]
+    for needed in ("vlm.onnx", "denoiser.onnx", manifest["text"]["tokenizer"]):
+        if needed not in files:
+            problems.append(f"files lacks a digest for {needed}")
+    for name, digest in files.items():
+        path = package_dir / name
+        if not path.exists():
+            problems.append(f"files lists {name}, which is missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{name}: sha256 does not match the manifest")
+    return problems
+
+
+def contract_signature(cfg: ModelConfig) -> Dict:
+    """The contract for `cfg` (re-exported for tests)."""
+    return graph_signature(cfg)
+
+
+__all__ = [
+    "write_package",
+    "load_package",
+    "validate_package",
+    "manifest_for",
+    "config_from_manifest",
+    "stats_from_manifest",
+    "sha256_file",
+    "contract_signature",
+]

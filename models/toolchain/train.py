@@ -1,0 +1,242 @@
+"""Training per sampling.md "Flow matching" and the paper's Algorithm 1 (A.6), with the A.2 optimiser.
+
+World-model target. The paper trains with a frozen pretrained VLM, so its target (SigLIP-2 tokens of o_{t+k},
+pooled) is a fixed function of the future frame. The stand-in VLM here starts from scratch and is trained
+jointly (its features must learn to describe the scene), so the target is computed by the SAME module, on the
+future frame, under stop-gradient: `vlm.image_embedding(o_{t+k})` inside `torch.no_grad()`. The world-model
+loss therefore never shapes its own target (no collapse pressure), and at export time `obs_embedding` of the
+current frame is exactly the function that produced the targets. The target is layer-normalised per token
+(see model/vlm.py), which keeps it at the scale of the N(0, I) noise whatever the vision tower learns.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import ModelConfig, TrainConfig
+from .data.episodes import BatchBuilder, Episode, MinMax, all_windows
+from .model import DustPolicy
+from .tokenizer import WordTokenizer
+
+CHECKPOINT_FORMAT = "dust-toolchain-checkpoint/1"
+
+
+def sample_tau(n: int, tcfg: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Flow times for n samples (sampling.md): tau = (s - u) / s with u ~ Beta(1.5, 1.0), s = 0.999 (GR00T),
+    or tau ~ U(0, 1) as Algorithm 1 writes. The Beta form puts most mass on noisy times; tau can be as low as
+    1 - 1/s = -0.001, exactly as GR00T samples it."""
+    if tcfg.tau_distribution == "beta":
+        u = rng.beta(tcfg.beta_alpha, tcfg.beta_beta, size=n)
+        tau = (tcfg.beta_s - u) / tcfg.beta_s
+    else:
+        tau = rng.uniform(0.0, 1.0, size=n)
+    return torch.from_numpy(tau.astype(np.float32))
+
+
+def decoupled_noising(
+    actions: torch.Tensor,
+    future: torch.Tensor,
+    has_actions: torch.Tensor,
+    tcfg: TrainConfig,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+) -> Dict[str, torch.Tensor]:
+    """Paper eq. 3 / Algorithm 1 step 3: independent noise AND independent flow times per modality.
+
+    Rows without actions (video, or every row in video_only mode) get tau_A = 0 and pure-noise action tokens
+    (sampling.md, "Action-free (video-only) pretraining"). Noise is drawn on the CPU generator and moved, so a
+    seed gives the same run on any device.
+    """
+    b = actions.shape[0]
+    device = actions.device
+    tau_a = sample_tau(b, tcfg, rng).to(device)
+    tau_o = sample_tau(b, tcfg, rng).to(device)
+    eps_a = torch.randn(actions.shape, generator=gen).to(device)
+    eps_o = torch.randn(future.shape, generator=gen).to(device)
+    if tcfg.mode == "video_only":
+        has_actions = torch.zeros_like(has_actions)
+    tau_a = tau_a * has_actions
+    ta, to = tau_a.view(-1, 1, 1), tau_o.view(-1, 1, 1)
+    return {
+        "tau_a": tau_a,
+        "tau_o": tau_o,
+        "eps_a": eps_a,
+        "eps_o": eps_o,
+        "noisy_actions": ta * actions + (1 - ta) * eps_a,
+        "noisy_future": to * future + (1 - to) * eps_o,
+        "has_actions": has_actions,
+    }
+
+
+def flow_matching_loss(
+    policy: DustPolicy,
+    batch: Dict[str, torch.Tensor],
+    tcfg: TrainConfig,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+) -> Tuple[torch.Tensor, Dict[str, float]]:
+    """L = MSE(v_A, A - eps_A) + lambda_WM * MSE(v_O, O - eps_O) (paper eq. 4; video_only: the WM term only)."""
+    vl_embs, _ = policy.vlm(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
+    with torch.no_grad():
+        target = policy.vlm.image_embedding(batch["future_pixels"])  # stop-gradient world-model target
+    noise = decoupled_noising(batch["actions"], target, batch["has_actions"], tcfg, rng, gen)
+    v_a, v_o = policy.denoiser(
+        vl_embs, batch["state"], noise["noisy_actions"], noise["noisy_future"],
+        noise["tau_a"], noise["tau_o"], batch["embodiment_id"],
+    )
+    # Only the embodiment's real action columns, and only rows that have actions, carry an action loss
+    # (GR00T masks the zero padding the same way).
+    mask = batch["action_mask"].unsqueeze(1) * noise["has_actions"].view(-1, 1, 1)
+    mask = mask.expand_as(v_a)
+    sq = (v_a - (batch["actions"] - noise["eps_a"])) ** 2
+    loss_a = (sq * mask).sum() / mask.sum().clamp(min=1.0)
+    loss_wm = ((v_o - (target - noise["eps_o"])) ** 2).mean()
+    if tcfg.mode == "video_only":
+        loss = tcfg.lambda_wm * loss_wm
+    else:
+        loss = loss_a + tcfg.lambda_wm * loss_wm
+    return loss, {"loss": float(loss.detach()), "loss_action": float(loss_a.detach()), "loss_wm": float(loss_wm.detach())}
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> List[Dict]:
+    """Weight decay on weights only: not on biases, LayerNorm parameters (paper A.2), nor the per-embodiment
+    bias tables (biases too)."""
+    decay, no_decay = [], []
+    norm_params = {id(p) for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if name.endswith("bias") or id(p) in norm_params or p.ndim < 2:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    """Linear warm-up over the first 5% of the steps, then cosine decay to zero (paper A.2)."""
+    warmup = max(1, int(round(total_steps * warmup_fraction)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def make_optimizer(policy: nn.Module, tcfg: TrainConfig) -> Tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    opt = torch.optim.AdamW(param_groups(policy, tcfg.weight_decay), lr=tcfg.lr, betas=tuple(tcfg.betas), eps=tcfg.eps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(tcfg.steps, tcfg.warmup_fraction))
+    return opt, sched
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    # Deterministic kernels where PyTorch has them; warn (not fail) where a CUDA op has none.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+class Progress:
+    """One line every `every` steps with the loss parts and throughput, and a bar on a terminal."""
+
+    def __init__(self, total: int, every: int, stream=sys.stderr) -> None:
+        self.total, self.every, self.stream = total, max(1, every), stream
+        self.t0 = time.time()
+        self.acc: Dict[str, float] = {}
+        self.n = 0
+
+    def update(self, step: int, parts: Dict[str, float], lr: float, grad_norm: float) -> Optional[Dict[str, float]]:
+        for k, v in parts.items():
+            self.acc[k] = self.acc.get(k, 0.0) + v
+        self.n += 1
+        if step % self.every and step != self.total:
+            return None
+        elapsed = time.time() - self.t0
+        rate = step / max(elapsed, 1e-9)
+        means = {k: v / self.n for k, v in self.acc.items()}
+        width = 24
+        done = int(width * step / self.total)
+        bar = "#" * done + "." * (width - done)
+        eta = (self.total - step) / max(rate, 1e-9)
+        print(
+            f"[{bar}] step {step:>6}/{self.total}  loss {means['loss']:.4f}  action {means['loss_action']:.4f}  "
+            f"wm {means['loss_wm']:.4f}  |g| {grad_norm:.3f}  lr {lr:.2e}  {rate:.2f} steps/s  eta {eta:5.0f}s",
+            file=self.stream, flush=True,
+        )
+        record = {"step": step, **means, "lr": lr, "grad_norm": grad_norm, "steps_per_s": rate, "elapsed_s": elapsed}
+        self.acc, self.n = {}, 0
+        return record
+
+
+def train(
+    policy: DustPolicy,
+    episodes: Sequence[Episode],
+    builder: BatchBuilder,
+    tcfg: TrainConfig,
+    device: torch.device,
+    log_stream=sys.stderr,
+) -> List[Dict[str, float]]:
+    """Algorithm 1: minibatch -> conditioning -> decoupled noising -> denoiser -> losses -> AdamW step."""
+    policy.to(device).train()
+    windows = all_windows(episodes)
+    rng = np.random.default_rng(tcfg.seed)
+    gen = torch.Generator().manual_seed(tcfg.seed)
+    opt, sched = make_optimizer(policy, tcfg)
+    progress = Progress(tcfg.steps, tcfg.log_every, log_stream)
+    history = []
+    for step in range(1, tcfg.steps + 1):
+        pick = rng.integers(len(windows), size=tcfg.batch_size)
+        batch = builder.batch(episodes, [windows[i] for i in pick])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss, parts = flow_matching_loss(policy, batch, tcfg, rng, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), tcfg.grad_clip))
+        opt.step()
+        sched.step()
+        record = progress.update(step, parts, sched.get_last_lr()[0], grad_norm)
+        if record is not None:
+            history.append(record)
+    policy.eval()
+    return history
+
+
+def save_checkpoint(path, policy: DustPolicy, tokenizer: WordTokenizer, stats: Dict[str, Dict[str, MinMax]],
+                    tcfg: TrainConfig, history: List[Dict[str, float]], dataset: str, extra: Optional[Dict] = None) -> None:
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "model_config": policy.cfg.to_dict(),
+            "train_config": asdict(tcfg),
+            "state_dict": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
+            "normalization": {e: {k: mm.to_json() for k, mm in d.items()} for e, d in stats.items()},
+            "vocab": tokenizer.vocab,
+            "history": history,
+            "dataset": dataset,
+            "extra": extra or {},
+        },
+        str(path),
+    )
+
+
+def load_checkpoint(path) -> Tuple[DustPolicy, WordTokenizer, Dict[str, Dict[str, MinMax]], Dict]:
+    ckpt = torch.load(str(path), map_location="cpu")
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} file")
+    cfg = ModelConfig.from_dict(ckpt["model_config"])
+    policy = DustPolicy(cfg)
+    policy.load_state_dict(ckpt["state_dict"])
+    policy.eval()
+    stats = {e: {k: MinMax.from_json(v) for k, v in d.items()} for e, d in ckpt["normalization"].items()}
+    return policy, WordTokenizer(ckpt["vocab"]), stats, ckpt

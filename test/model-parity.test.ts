@@ -1,0 +1,197 @@
+/**
+ * The shipped reference model (models/dust-tiny/1) in ONNX Runtime against the PyTorch toolchain:
+ * both graphs within 1e-4 of PyTorch at batch 1 and 7 (parity.json), and a plain sampler loop over the
+ * denoiser session reproducing the toolchain's golden vectors within 1e-5 (golden-sampling.json,
+ * shared/spec/sampling.md). Fixtures are written by `python3 -m models.toolchain build-tiny` / `golden`.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { Tokenizer } from 'tokenizers';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const packageDir = join(root, 'models', 'dust-tiny', '1');
+const fixtureDir = join(root, 'test', 'fixtures', 'dust-tiny');
+
+const PARITY_TOLERANCE = 1e-4;
+const GOLDEN_TOLERANCE = 1e-5;
+
+interface EncodedTensor {
+  dtype: 'float32' | 'int64';
+  shape: number[];
+  data_b64: string;
+}
+interface ParityCase {
+  graph: 'vlm' | 'denoiser';
+  batch: number;
+  prompts?: string[];
+  inputs: Record<string, EncodedTensor>;
+  outputs: Record<string, EncodedTensor>;
+}
+interface GoldenCase {
+  embodiment_id: number;
+  action_steps: number;
+  vision_steps: number;
+  inputs: Record<'vl_embs' | 'state' | 'actions0' | 'future0', EncodedTensor>;
+  outputs: Record<'actions' | 'future', EncodedTensor>;
+}
+
+function readJson<T>(path: string): T {
+  return JSON.parse(readFileSync(path, 'utf8')) as T;
+}
+
+/** Little-endian raw bytes -> an ORT tensor (copied, so the typed array is aligned). */
+function decode(t: EncodedTensor): ort.Tensor {
+  const bytes = Buffer.from(t.data_b64, 'base64');
+  const buffer = new ArrayBuffer(bytes.byteLength);
+  new Uint8Array(buffer).set(bytes);
+  return t.dtype === 'float32'
+    ? new ort.Tensor('float32', new Float32Array(buffer), t.shape)
+    : new ort.Tensor('int64', new BigInt64Array(buffer), t.shape);
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return max;
+}
+
+const manifest = readJson<{
+  files: Record<string, string>;
+  text: { max_tokens: number; tokenizer: string };
+  action: { horizon: number; dim: number };
+  future: { tokens: number; dim: number };
+}>(join(packageDir, 'manifest.json'));
+
+const sessionOptions: ort.InferenceSession.SessionOptions = {
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+};
+
+let vlm: ort.InferenceSession;
+let denoiser: ort.InferenceSession;
+
+beforeAll(async () => {
+  vlm = await ort.InferenceSession.create(join(packageDir, 'vlm.onnx'), sessionOptions);
+  denoiser = await ort.InferenceSession.create(join(packageDir, 'denoiser.onnx'), sessionOptions);
+});
+
+afterAll(async () => {
+  await vlm?.release();
+  await denoiser?.release();
+});
+
+describe('dust-tiny package', () => {
+  it('files match the manifest digests', () => {
+    for (const [name, digest] of Object.entries(manifest.files)) {
+      const hex = createHash('sha256').update(readFileSync(join(packageDir, name))).digest('hex');
+      expect(`sha256:${hex}`, name).toBe(digest);
+    }
+  });
+
+  it('tokenizer.json loads with tokenizers and maps unknown words to [UNK]', async () => {
+    const tokenizer = Tokenizer.fromFile(join(packageDir, manifest.text.tokenizer));
+    const known = await tokenizer.encode('Push the RED block left');
+    expect(known.getTokens()).toEqual(['push', 'the', 'red', 'block', 'left']);
+    expect(known.getIds().every((id) => id > 1)).toBe(true);
+    const unknown = await tokenizer.encode('push the purple block');
+    expect(unknown.getTokens()[2]).toBe('[UNK]');
+    expect(unknown.getIds()[2]).toBe(1);
+    expect(unknown.getIds().length).toBe(4); // no post-processor: no special tokens added
+  });
+
+  it('the tokenizer gives the ids the fixtures were built with (padded with 0 to max_tokens)', async () => {
+    const tokenizer = Tokenizer.fromFile(join(packageDir, manifest.text.tokenizer));
+    const L = manifest.text.max_tokens;
+    const cases = readJson<{ cases: ParityCase[] }>(join(fixtureDir, 'parity.json')).cases.filter((c) => c.graph === 'vlm');
+    for (const c of cases) {
+      const ids = decode(c.inputs.input_ids).data as BigInt64Array;
+      const mask = decode(c.inputs.attention_mask).data as BigInt64Array;
+      for (const [row, prompt] of (c.prompts ?? []).entries()) {
+        const got = (await tokenizer.encode(prompt)).getIds().slice(0, L);
+        const want = Array.from(ids.subarray(row * L, (row + 1) * L), Number);
+        expect(want, prompt).toEqual([...got, ...new Array(L - got.length).fill(0)]);
+        expect(Array.from(mask.subarray(row * L, (row + 1) * L), Number)).toEqual(want.map((_, i) => (i < got.length ? 1 : 0)));
+      }
+    }
+  });
+});
+
+describe('ONNX Runtime vs PyTorch parity', () => {
+  const cases = readJson<{ cases: ParityCase[] }>(join(fixtureDir, 'parity.json')).cases;
+
+  it('covers both graphs at batch 1 and 7', () => {
+    expect(cases.map((c) => `${c.graph}@${c.batch}`).sort()).toEqual(['denoiser@1', 'denoiser@7', 'vlm@1', 'vlm@7']);
+  });
+
+  for (const c of cases) {
+    it(`${c.graph} at batch ${c.batch} within ${PARITY_TOLERANCE}`, async () => {
+      const session = c.graph === 'vlm' ? vlm : denoiser;
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(c.inputs)) feeds[name] = decode(t);
+      const out = await session.run(feeds);
+      for (const [name, t] of Object.entries(c.outputs)) {
+        const want = decode(t);
+        expect(out[name].dims, name).toEqual(want.dims);
+        const err = maxAbsDiff(out[name].data as Float32Array, want.data as Float32Array);
+        expect(err, `${c.graph}/${name} max |ORT - PyTorch|`).toBeLessThanOrEqual(PARITY_TOLERANCE);
+      }
+    });
+  }
+});
+
+describe('golden asynchronous joint sampling (sampling.md)', () => {
+  const golden = readJson<{ model: string; version: number; cases: GoldenCase[] }>(join(fixtureDir, 'golden-sampling.json'));
+
+  it('covers (N_A, N_o) = (4,4), (4,16), (2,8), (1,3) for both embodiments', () => {
+    const keys = golden.cases.map((c) => `${c.embodiment_id}:${c.action_steps}/${c.vision_steps}`).sort();
+    expect(keys).toEqual(['0:1/3', '0:2/8', '0:4/16', '0:4/4', '1:1/3', '1:2/8', '1:4/16', '1:4/4']);
+  });
+
+  for (const c of golden.cases) {
+    it(`embodiment ${c.embodiment_id}, N_A=${c.action_steps}, N_o=${c.vision_steps} within ${GOLDEN_TOLERANCE}`, async () => {
+      const vlEmbs = decode(c.inputs.vl_embs);
+      const state = decode(c.inputs.state);
+      const a = Float32Array.from(decode(c.inputs.actions0).data as Float32Array);
+      const o = Float32Array.from(decode(c.inputs.future0).data as Float32Array);
+      const aShape = [1, manifest.action.horizon, manifest.action.dim];
+      const oShape = [1, manifest.future.tokens, manifest.future.dim];
+      const embodiment = new ort.Tensor('int64', BigInt64Array.of(BigInt(c.embodiment_id)), [1]);
+      const nA = c.action_steps;
+      const nO = c.vision_steps;
+      const q = nO / nA;
+      let evaluations = 0;
+      for (let i = 0; i < nO; i++) {
+        const tauO = i / nO;
+        const tauA = Math.floor(i / q) / nA;
+        const out = await denoiser.run({
+          vl_embs: vlEmbs,
+          state,
+          actions: new ort.Tensor('float32', Float32Array.from(a), aShape),
+          future: new ort.Tensor('float32', Float32Array.from(o), oShape),
+          tau_a: new ort.Tensor('float32', Float32Array.of(tauA), [1]),
+          tau_o: new ort.Tensor('float32', Float32Array.of(tauO), [1]),
+          embodiment_id: embodiment,
+        });
+        evaluations++;
+        // float32 arithmetic as in the PyTorch reference: x + v / N, each operation rounded to float32.
+        const vO = out.v_future.data as Float32Array;
+        for (let j = 0; j < o.length; j++) o[j] = Math.fround(o[j] + Math.fround(vO[j] / nO));
+        if ((i + 1) % q === 0) {
+          const vA = out.v_actions.data as Float32Array;
+          for (let j = 0; j < a.length; j++) a[j] = Math.fround(a[j] + Math.fround(vA[j] / nA));
+        }
+      }
+      expect(evaluations).toBe(nO);
+      const errA = maxAbsDiff(a, decode(c.outputs.actions).data as Float32Array);
+      const errO = maxAbsDiff(o, decode(c.outputs.future).data as Float32Array);
+      expect(errA, 'actions max |ORT sampler - PyTorch reference|').toBeLessThanOrEqual(GOLDEN_TOLERANCE);
+      expect(errO, 'future max |ORT sampler - PyTorch reference|').toBeLessThanOrEqual(GOLDEN_TOLERANCE);
+    });
+  }
+});
