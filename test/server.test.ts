@@ -68,11 +68,11 @@ describe('Predict', () => {
   });
 
   it('vision_steps 16 with action_steps 4 runs 16 denoiser evaluations', async () => {
-    const scheduler = t.server.registry.resolve({ name: 'dust-tiny', version: 1 }).runtime.scheduler;
-    const before = scheduler.stats().stepCalls;
+    const worker = t.server.registry.resolve({ name: 'dust-tiny', version: 1 }).runtime.worker;
+    const before = (await worker.stats()).stepCalls;
     const res = await predict(t.client, await request({ sampling: { action_steps: 4, vision_steps: 16 } }));
     expect(res.sampling!.vision_steps).toBe(16);
-    expect(scheduler.stats().stepCalls - before).toBe(16);
+    expect((await worker.stats()).stepCalls - before).toBe(16);
   });
 
   it('outputs depend on the inputs (instruction, images, state)', async () => {

@@ -8,6 +8,12 @@ import { linearRegression } from 'simple-statistics';
 
 export type Stage = 'vlm' | 'step';
 
+export interface CostTableRow {
+  readonly batch: number;
+  readonly ms: number;
+  readonly samples: number;
+}
+
 /** Weight of a new sample in the per-batch-size moving average. */
 export const DEFAULT_EMA_ALPHA = 0.2;
 /** Samples kept per stage for the linear fit. */
@@ -67,7 +73,7 @@ export class CostModel {
   }
 
   /** Snapshot for reports and benchmarks: average ms per batch size. */
-  table(stage: Stage): Array<{ batch: number; ms: number; samples: number }> {
+  table(stage: Stage): CostTableRow[] {
     return [...this.stages[stage].ema.entries()]
       .sort(([a], [b]) => a - b)
       .map(([batch, e]) => ({ batch, ms: e.ms, samples: e.n }));

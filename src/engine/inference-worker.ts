@@ -1,201 +1,70 @@
 /**
- * Inference worker thread: owns one model version's ONNX Runtime sessions and the arena of denoiser rows.
- * onnxruntime-node's run() blocks the thread it is called on, so it lives here and the gRPC event loop
- * stays free. Requests' conditioning features, state, A and O stay in the arena between steps; each step
- * feeds views of it (no copy) when the stepped rows are the arena's prefix, which the scheduler's slot table
- * arranges. The Euler updates (sampling.md) run here, next to the data.
+ * Inference worker thread: one model version's scheduler and its ONNX Runtime executor. The whole denoising
+ * loop (batch composition, ONNX Runtime calls, Euler updates) runs here, so no step waits on the gRPC event
+ * loop and the event loop never waits on a step. The main thread's ModelWorker sends jobs, cancellations and
+ * control messages; results go back by transfer of their buffers.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import * as ort from 'onnxruntime-node';
-import type { ModelShapes, StepBatch, VlmBatch } from './executor.js';
-import type { SlotMove } from './slot-table.js';
-import type { GraphInfo } from '../model/index.js';
-import type { WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
+import { errorToWire } from '../errors/index.js';
+import { systemClock } from './clock.js';
+import type { JobResult } from './job.js';
+import { OnnxExecutor } from './onnx-executor.js';
+import { Scheduler } from './scheduler.js';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
+const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
 
-function providers(device: WorkerInit['device']): ort.InferenceSession.ExecutionProviderConfig[] {
-  switch (device) {
-    case 'cpu':
-      return ['cpu'];
-    case 'webgpu':
-      return ['webgpu', 'cpu'];
-    case 'cuda':
-      return ['cuda', 'cpu'];
-    default:
-      return ['cpu'];
+/** performance.now() of this thread for an epoch time from the main thread. */
+const local = (epoch: number) => epoch - performance.timeOrigin;
+
+function transferables(r: JobResult): ArrayBuffer[] {
+  const buffers = new Set([r.actions.buffer, r.future.buffer, r.obsEmbedding.buffer] as ArrayBuffer[]);
+  return [...buffers];
+}
+
+async function main(): Promise<void> {
+  let executor: OnnxExecutor;
+  try {
+    executor = await OnnxExecutor.create(init.executor);
+  } catch (err) {
+    post({ kind: 'init-failed', error: errorToWire(err) });
+    return;
   }
-}
+  const scheduler = new Scheduler(executor, systemClock, init.scheduler);
+  const cancels = new Map<number, AbortController>();
 
-function sessionOptions(): ort.InferenceSession.SessionOptions {
-  return {
-    executionProviders: providers(init.device),
-    intraOpNumThreads: init.threads,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-  };
-}
-
-function graphInfo(session: ort.InferenceSession): GraphInfo {
-  const meta = (list: readonly ort.InferenceSession.ValueMetadata[]) =>
-    list.map((m) => (m.isTensor ? { name: m.name, type: m.type as string, shape: [...m.shape] } : { name: m.name, type: 'non-tensor', shape: [] }));
-  return { inputs: meta(session.inputMetadata), outputs: meta(session.outputMetadata) };
-}
-
-class Arena {
-  readonly vl: Float32Array;
-  readonly state: Float32Array;
-  readonly emb: BigInt64Array;
-  readonly actions: Float32Array;
-  readonly future: Float32Array;
-  readonly vlLen: number;
-  readonly aLen: number;
-  readonly oLen: number;
-
-  constructor(readonly s: ModelShapes, capacity: number) {
-    this.vlLen = s.condTokens * s.condDim;
-    this.aLen = s.horizon * s.actionDim;
-    this.oLen = s.futureTokens * s.futureDim;
-    this.vl = new Float32Array(capacity * this.vlLen);
-    this.state = new Float32Array(capacity * s.stateDim);
-    this.emb = new BigInt64Array(capacity);
-    this.actions = new Float32Array(capacity * this.aLen);
-    this.future = new Float32Array(capacity * this.oLen);
-  }
-
-  move({ from, to }: SlotMove): void {
-    const row = <T extends Float32Array | BigInt64Array>(a: T, len: number) => a.copyWithin(to * len, from * len, (from + 1) * len);
-    row(this.vl, this.vlLen);
-    row(this.state, this.s.stateDim);
-    row(this.emb, 1);
-    row(this.actions, this.aLen);
-    row(this.future, this.oLen);
-  }
-
-  /** A batch view of the given rows: the arena itself when they are its prefix 0..B-1, else a gather. */
-  rows<T extends Float32Array | BigInt64Array>(a: T, len: number, slots: Int32Array): T {
-    const B = slots.length;
-    if (slots.every((slot, b) => slot === b)) return a.subarray(0, B * len) as T;
-    const out = new (a.constructor as { new (n: number): T })(B * len);
-    slots.forEach((slot, b) => out.set(a.subarray(slot * len, (slot + 1) * len) as never, b * len));
-    return out;
-  }
-}
-
-let vlm: ort.InferenceSession;
-let denoiser: ort.InferenceSession;
-let arena: Arena;
-
-async function start(): Promise<WorkerReply> {
-  vlm = await ort.InferenceSession.create(init.vlmPath, sessionOptions());
-  denoiser = await ort.InferenceSession.create(init.denoiserPath, sessionOptions());
-  arena = new Arena(init.shapes, init.capacity);
-  return { kind: 'ready', vlm: graphInfo(vlm), denoiser: graphInfo(denoiser) };
-}
-
-async function runVlm(batch: VlmBatch): Promise<WorkerReply> {
-  const s = init.shapes;
-  const B = batch.slots.length;
-  for (const m of batch.moves) arena.move(m);
-  const t0 = performance.now();
-  const out = await vlm.run({
-    pixel_values: new ort.Tensor('float32', batch.pixelValues, [B, s.views, 3, s.imageHeight, s.imageWidth]),
-    input_ids: new ort.Tensor('int64', batch.inputIds, [B, s.textTokens]),
-    attention_mask: new ort.Tensor('int64', batch.attentionMask, [B, s.textTokens]),
-  });
-  const runMs = performance.now() - t0;
-  const vl = out.vl_embs.data as Float32Array;
-  batch.slots.forEach((slot, b) => {
-    arena.vl.set(vl.subarray(b * arena.vlLen, (b + 1) * arena.vlLen), slot * arena.vlLen);
-    arena.state.set(batch.state.subarray(b * s.stateDim, (b + 1) * s.stateDim), slot * s.stateDim);
-    arena.emb[slot] = batch.embodimentIds[b];
-    arena.actions.set(batch.actions0.subarray(b * arena.aLen, (b + 1) * arena.aLen), slot * arena.aLen);
-    arena.future.set(batch.future0.subarray(b * arena.oLen, (b + 1) * arena.oLen), slot * arena.oLen);
-  });
-  const obsEmbedding = Float32Array.from(out.obs_embedding.data as Float32Array);
-  return { kind: 'vlm', obsEmbedding, runMs };
-}
-
-async function step(batch: StepBatch): Promise<WorkerReply> {
-  const s = init.shapes;
-  const h0 = performance.now();
-  for (const m of batch.moves) arena.move(m);
-  const { slots } = batch;
-  const B = slots.length;
-  const actions = arena.rows(arena.actions, arena.aLen, slots);
-  const future = arena.rows(arena.future, arena.oLen, slots);
-  const feeds = {
-    vl_embs: new ort.Tensor('float32', arena.rows(arena.vl, arena.vlLen, slots), [B, s.condTokens, s.condDim]),
-    state: new ort.Tensor('float32', arena.rows(arena.state, s.stateDim, slots), [B, s.stateDim]),
-    actions: new ort.Tensor('float32', actions, [B, s.horizon, s.actionDim]),
-    future: new ort.Tensor('float32', future, [B, s.futureTokens, s.futureDim]),
-    tau_a: new ort.Tensor('float32', batch.tauA, [B]),
-    tau_o: new ort.Tensor('float32', batch.tauO, [B]),
-    embodiment_id: new ort.Tensor('int64', arena.rows(arena.emb, 1, slots), [B]),
-  };
-  const t0 = performance.now();
-  const out = await denoiser.run(feeds);
-  const t1 = performance.now();
-  const vA = out.v_actions.data as Float32Array;
-  const vO = out.v_future.data as Float32Array;
-  // Euler updates in place in the arena (sampling.md): O every evaluation, A at the end of each block.
-  slots.forEach((slot, b) => {
-    const dtO = batch.dtO[b];
-    const oBase = slot * arena.oLen;
-    const vBase = b * arena.oLen;
-    for (let j = 0; j < arena.oLen; j++) arena.future[oBase + j] += dtO * vO[vBase + j];
-    const dtA = batch.dtA[b];
-    if (dtA > 0) {
-      const aBase = slot * arena.aLen;
-      const vaBase = b * arena.aLen;
-      for (let j = 0; j < arena.aLen; j++) arena.actions[aBase + j] += dtA * vA[vaBase + j];
-    }
-  });
-  const F = batch.finishing.length;
-  const finalActions = new Float32Array(F * arena.aLen);
-  const finalFuture = new Float32Array(F * arena.oLen);
-  batch.finishing.forEach((slot, f) => {
-    finalActions.set(arena.actions.subarray(slot * arena.aLen, (slot + 1) * arena.aLen), f * arena.aLen);
-    finalFuture.set(arena.future.subarray(slot * arena.oLen, (slot + 1) * arena.oLen), f * arena.oLen);
-  });
-  const hostMs = t0 - h0 + (performance.now() - t1);
-  return { kind: 'step', actions: finalActions, future: finalFuture, runMs: t1 - t0, hostMs };
-}
-
-function transferables(reply: WorkerReply): ArrayBuffer[] {
-  switch (reply.kind) {
-    case 'vlm':
-      return [reply.obsEmbedding.buffer as ArrayBuffer];
-    case 'step':
-      return [reply.actions.buffer as ArrayBuffer, reply.future.buffer as ArrayBuffer];
-    default:
-      return [];
-  }
-}
-
-// Requests are handled one at a time, in order: the scheduler never sends a second before the first replies.
-let queue: Promise<void> = Promise.resolve();
-port.on('message', (msg: WorkerRequest) => {
-  queue = queue.then(async () => {
-    let reply: WorkerReply;
-    try {
-      if (msg.kind === 'vlm') reply = await runVlm(msg.batch);
-      else if (msg.kind === 'step') reply = await step(msg.batch);
-      else {
-        await Promise.all([vlm?.release(), denoiser?.release()]);
-        reply = { kind: 'closed' };
+  port.on('message', (msg: ToWorker) => {
+    switch (msg.kind) {
+      case 'submit': {
+        const abort = new AbortController();
+        cancels.set(msg.id, abort);
+        const { receivedAtEpoch, deadlineEpoch, ...job } = msg.job;
+        scheduler
+          .submit({ ...job, receivedAt: local(receivedAtEpoch), deadline: local(deadlineEpoch), signal: abort.signal })
+          .then(
+            (result) => post({ kind: 'result', id: msg.id, result }, transferables(result)),
+            (err) => post({ kind: 'failed', id: msg.id, error: errorToWire(err) }),
+          )
+          .finally(() => cancels.delete(msg.id));
+        return;
       }
-    } catch (err) {
-      const e = err as Error;
-      reply = { kind: 'error', message: e?.message ?? String(err), stack: e?.stack };
+      case 'cancel':
+        cancels.get(msg.id)?.abort();
+        return;
+      case 'stats':
+        post({ kind: 'stats', id: msg.id, stats: { ...scheduler.stats(), cost: { vlm: scheduler.costModel.table('vlm'), step: scheduler.costModel.table('step') } } });
+        return;
+      case 'drain':
+        void scheduler.drain().then(() => post({ kind: 'done', id: msg.id }));
+        return;
+      case 'close':
+        void scheduler.close().then(() => post({ kind: 'done', id: msg.id }));
+        return;
     }
-    port.postMessage({ id: msg.id, reply }, transferables(reply));
   });
-});
+  post({ kind: 'ready', graphs: executor.graphs });
+}
 
-start().then(
-  (reply) => port.postMessage({ id: 0, reply }),
-  (err: Error) => port.postMessage({ id: 0, reply: { kind: 'error', message: err.message, stack: err.stack } }),
-);
+void main();

@@ -9,12 +9,11 @@ import { checkGraphs, type Manifest, type ModelPackage, type RuntimeFactory } fr
 import { PromptTokenizer } from '../preprocess/index.js';
 import { initialNoise, randomSeed } from '../sampling/index.js';
 import type { Logger } from '../telemetry/index.js';
-import { systemClock } from './clock.js';
 import type { ModelShapes } from './executor.js';
 import type { JobInput } from './job.js';
-import { Scheduler, type SchedulerOptions } from './scheduler.js';
+import { ModelWorker } from './model-worker.js';
+import type { SchedulerOptions } from './scheduler.js';
 import { SurpriseTracker } from './surprise.js';
-import { WorkerExecutor } from './worker-executor.js';
 import type { Device } from './worker-protocol.js';
 
 export interface RuntimeOptions {
@@ -32,7 +31,8 @@ export interface RuntimeOptions {
 export interface ModelRuntime {
   readonly manifest: Manifest;
   readonly tokenizer: PromptTokenizer;
-  readonly scheduler: Scheduler;
+  /** The inference worker: this version's scheduler and ONNX Runtime sessions, on their own thread. */
+  readonly worker: ModelWorker;
   readonly device: Device;
   readonly surprise: SurpriseTracker;
 }
@@ -58,20 +58,23 @@ export function shapesOf(m: Manifest): ModelShapes {
 
 const AUTO_ORDER: readonly Device[] = ['cuda', 'webgpu', 'cpu'];
 
-async function startExecutor(pkg: ModelPackage, options: RuntimeOptions, log: Logger): Promise<{ executor: WorkerExecutor; device: Device }> {
+async function startWorker(pkg: ModelPackage, options: RuntimeOptions, log: Logger): Promise<{ worker: ModelWorker; device: Device }> {
   const candidates = options.device === 'auto' ? AUTO_ORDER : [options.device];
   let lastError: unknown;
   for (const device of candidates) {
     try {
-      const executor = await WorkerExecutor.start({
-        vlmPath: pkg.vlmPath,
-        denoiserPath: pkg.denoiserPath,
-        device,
-        threads: options.threads,
-        capacity: options.maxActive,
-        shapes: shapesOf(pkg.manifest),
+      const worker = await ModelWorker.start({
+        executor: {
+          vlmPath: pkg.vlmPath,
+          denoiserPath: pkg.denoiserPath,
+          device,
+          threads: options.threads,
+          capacity: options.maxActive,
+          shapes: shapesOf(pkg.manifest),
+        },
+        scheduler: options.scheduler,
       });
-      return { executor, device };
+      return { worker, device };
     } catch (err) {
       lastError = err;
       log.warn({ device, err: (err as Error).message }, 'execution provider unavailable for this model');
@@ -87,13 +90,14 @@ async function warmup(runtime: ModelRuntime): Promise<void> {
   const s = shapesOf(m);
   const prompt = await runtime.tokenizer.encode('warm up');
   for (const size of WARMUP_BATCHES) {
-    const jobs = Array.from({ length: Math.min(size, runtime.scheduler.options.maxDenoiseBatch) }, (_, i): JobInput => ({
+    const jobs = Array.from({ length: Math.min(size, runtime.worker.options.maxDenoiseBatch) }, (_, i): JobInput => ({
       requestId: `warmup-${size}-${i}`,
       robotId: `warmup-${i}`,
       embodimentId: embodiment.id,
       pixelValues: new Float32Array(s.views * 3 * s.imageHeight * s.imageWidth),
-      inputIds: prompt.inputIds,
-      attentionMask: prompt.attentionMask,
+      // Each job owns its buffers: they are transferred to the worker.
+      inputIds: prompt.inputIds.slice(),
+      attentionMask: prompt.attentionMask.slice(),
       state: new Float32Array(s.stateDim),
       noise: initialNoise(randomSeed(randomBytes), s.horizon * s.actionDim, s.futureTokens * s.futureDim),
       actionSteps: m.sampling.action_steps,
@@ -102,7 +106,7 @@ async function warmup(runtime: ModelRuntime): Promise<void> {
       receivedAt: performance.now(),
       deadline: Infinity,
     }));
-    await Promise.all(jobs.map((j) => runtime.scheduler.submit(j)));
+    await Promise.all(jobs.map((j) => runtime.worker.submit(j)));
   }
 }
 
@@ -111,36 +115,33 @@ export function runtimeFactory(options: RuntimeOptions, log: Logger): RuntimeFac
     async start(pkg) {
       const m = pkg.manifest;
       const tokenizer = await PromptTokenizer.fromFile(pkg.tokenizerPath, m.text);
-      const { executor, device } = await startExecutor(pkg, options, log);
+      const { worker, device } = await startWorker(pkg, options, log);
       try {
-        checkGraphs(m, executor.graphs);
+        checkGraphs(m, worker.graphs);
       } catch (err) {
-        await executor.close();
+        await worker.close();
         throw err;
       }
-      const scheduler = new Scheduler(executor, systemClock, options.scheduler);
-      const runtime: ModelRuntime = { manifest: m, tokenizer, scheduler, device, surprise: new SurpriseTracker() };
+      const runtime: ModelRuntime = { manifest: m, tokenizer, worker, device, surprise: new SurpriseTracker() };
       if (options.warmup) {
         const t0 = performance.now();
         try {
           await warmup(runtime);
         } catch (err) {
-          await scheduler.close();
+          await worker.close();
           throw new ModelPackageError(`${pkg.dir}: the graphs failed on warm-up requests: ${(err as Error).message}`, { cause: err });
         }
-        log.info(
-          { model: m.name, version: m.version, device, warmupMs: Math.round(performance.now() - t0), stepCost: scheduler.costModel.table('step') },
-          'model warmed up',
-        );
+        const { cost } = await worker.stats();
+        log.info({ model: m.name, version: m.version, device, warmupMs: Math.round(performance.now() - t0), cost }, 'model warmed up');
       }
       return runtime;
     },
     async stop(runtime) {
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.drainTimeoutMs)));
-      await Promise.race([runtime.scheduler.drain(), grace]);
+      await Promise.race([runtime.worker.drain(), grace]);
       clearTimeout(timer);
-      await runtime.scheduler.close();
+      await runtime.worker.close();
     },
   };
 }

@@ -103,7 +103,7 @@ export async function predict(
   const requestId = input.requestId || randomUUID();
   const preprocessMs = performance.now() - ctx.receivedAt;
 
-  const result = await runtime.scheduler.submit({
+  const result = await runtime.worker.submit({
     requestId,
     robotId: input.robotId,
     embodimentId: embodiment.id,

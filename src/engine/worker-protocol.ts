@@ -1,26 +1,43 @@
-/** Messages between the scheduler's WorkerExecutor and the inference worker thread. */
+/**
+ * Messages between the main thread's ModelWorker proxy and the inference worker thread, which hosts one
+ * model version's scheduler and ONNX Runtime executor. Times cross as epoch milliseconds
+ * (performance.timeOrigin + performance.now()), since each thread's performance clock has its own origin.
+ */
+import type { WireError } from '../errors/index.js';
 import type { GraphInfo } from '../model/index.js';
-import type { ModelShapes, StepBatch, VlmBatch } from './executor.js';
+import type { CostTableRow } from './cost-model.js';
+import type { JobInput, JobResult } from './job.js';
+import type { OnnxExecutorInit } from './onnx-executor.js';
+import type { SchedulerOptions, SchedulerStats } from './scheduler.js';
 
 export type Device = 'cpu' | 'webgpu' | 'cuda';
 
 export interface WorkerInit {
-  readonly vlmPath: string;
-  readonly denoiserPath: string;
-  readonly device: Device;
-  readonly threads: number;
-  readonly capacity: number;
-  readonly shapes: ModelShapes;
+  readonly executor: OnnxExecutorInit;
+  readonly scheduler: Partial<SchedulerOptions>;
 }
 
-export type WorkerRequest =
-  | { readonly id: number; readonly kind: 'vlm'; readonly batch: VlmBatch }
-  | { readonly id: number; readonly kind: 'step'; readonly batch: StepBatch }
-  | { readonly id: number; readonly kind: 'close' };
+/** A job without its AbortSignal, with absolute times as epoch milliseconds. */
+export type WireJob = Omit<JobInput, 'signal' | 'receivedAt' | 'deadline'> & {
+  readonly receivedAtEpoch: number;
+  readonly deadlineEpoch: number;
+};
 
-export type WorkerReply =
-  | { readonly kind: 'ready'; readonly vlm: GraphInfo; readonly denoiser: GraphInfo }
-  | { readonly kind: 'vlm'; readonly obsEmbedding: Float32Array; readonly runMs: number }
-  | { readonly kind: 'step'; readonly actions: Float32Array; readonly future: Float32Array; readonly runMs: number; readonly hostMs: number }
-  | { readonly kind: 'closed' }
-  | { readonly kind: 'error'; readonly message: string; readonly stack?: string };
+export interface WorkerStats extends SchedulerStats {
+  readonly cost: { readonly vlm: CostTableRow[]; readonly step: CostTableRow[] };
+}
+
+export type ToWorker =
+  | { readonly kind: 'submit'; readonly id: number; readonly job: WireJob }
+  | { readonly kind: 'cancel'; readonly id: number }
+  | { readonly kind: 'stats'; readonly id: number }
+  | { readonly kind: 'drain'; readonly id: number }
+  | { readonly kind: 'close'; readonly id: number };
+
+export type FromWorker =
+  | { readonly kind: 'ready'; readonly graphs: { readonly vlm: GraphInfo; readonly denoiser: GraphInfo } }
+  | { readonly kind: 'init-failed'; readonly error: WireError }
+  | { readonly kind: 'result'; readonly id: number; readonly result: JobResult }
+  | { readonly kind: 'failed'; readonly id: number; readonly error: WireError }
+  | { readonly kind: 'stats'; readonly id: number; readonly stats: WorkerStats }
+  | { readonly kind: 'done'; readonly id: number };

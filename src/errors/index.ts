@@ -8,3 +8,5 @@ export {
   ModelPackageError,
   InferenceError,
 } from './errors.js';
+export { errorToWire, errorFromWire } from './wire.js';
+export type { WireError } from './wire.js';

@@ -1,0 +1,190 @@
+/**
+ * The Executor over ONNX Runtime, used inside the inference worker thread (onnxruntime-node's run() blocks
+ * the thread it is called on). It owns one model version's sessions and the arena of denoiser rows:
+ * requests' conditioning features, state, A and O stay in the arena between steps, and each step feeds views
+ * of it (no copy) when the stepped rows are the arena's prefix, which the scheduler's slot table arranges.
+ * The Euler updates (sampling.md) run here, next to the data.
+ */
+import * as ort from 'onnxruntime-node';
+import type { GraphInfo } from '../model/index.js';
+import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from './executor.js';
+import type { SlotMove } from './slot-table.js';
+import type { Device } from './worker-protocol.js';
+
+export interface OnnxExecutorInit {
+  readonly vlmPath: string;
+  readonly denoiserPath: string;
+  readonly device: Device;
+  readonly threads: number;
+  readonly capacity: number;
+  readonly shapes: ModelShapes;
+}
+
+function providers(device: Device): ort.InferenceSession.ExecutionProviderConfig[] {
+  switch (device) {
+    case 'cpu':
+      return ['cpu'];
+    case 'webgpu':
+      return ['webgpu', 'cpu'];
+    case 'cuda':
+      return ['cuda', 'cpu'];
+    default:
+      return ['cpu'];
+  }
+}
+
+function sessionOptions(init: OnnxExecutorInit): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: providers(init.device),
+    intraOpNumThreads: init.threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+  };
+}
+
+function graphInfo(session: ort.InferenceSession): GraphInfo {
+  const meta = (list: readonly ort.InferenceSession.ValueMetadata[]) =>
+    list.map((m) => (m.isTensor ? { name: m.name, type: m.type as string, shape: [...m.shape] } : { name: m.name, type: 'non-tensor', shape: [] }));
+  return { inputs: meta(session.inputMetadata), outputs: meta(session.outputMetadata) };
+}
+
+class Arena {
+  readonly vl: Float32Array;
+  readonly state: Float32Array;
+  readonly emb: BigInt64Array;
+  readonly actions: Float32Array;
+  readonly future: Float32Array;
+  readonly vlLen: number;
+  readonly aLen: number;
+  readonly oLen: number;
+
+  constructor(readonly s: ModelShapes, capacity: number) {
+    this.vlLen = s.condTokens * s.condDim;
+    this.aLen = s.horizon * s.actionDim;
+    this.oLen = s.futureTokens * s.futureDim;
+    this.vl = new Float32Array(capacity * this.vlLen);
+    this.state = new Float32Array(capacity * s.stateDim);
+    this.emb = new BigInt64Array(capacity);
+    this.actions = new Float32Array(capacity * this.aLen);
+    this.future = new Float32Array(capacity * this.oLen);
+  }
+
+  move({ from, to }: SlotMove): void {
+    const row = <T extends Float32Array | BigInt64Array>(a: T, len: number) => a.copyWithin(to * len, from * len, (from + 1) * len);
+    row(this.vl, this.vlLen);
+    row(this.state, this.s.stateDim);
+    row(this.emb, 1);
+    row(this.actions, this.aLen);
+    row(this.future, this.oLen);
+  }
+
+  /** A batch view of the given rows: the arena itself when they are its prefix 0..B-1, else a gather. */
+  rows<T extends Float32Array | BigInt64Array>(a: T, len: number, slots: Int32Array): T {
+    const B = slots.length;
+    if (slots.every((slot, b) => slot === b)) return a.subarray(0, B * len) as T;
+    const out = new (a.constructor as { new (n: number): T })(B * len);
+    slots.forEach((slot, b) => out.set(a.subarray(slot * len, (slot + 1) * len) as never, b * len));
+    return out;
+  }
+}
+
+export class OnnxExecutor implements Executor {
+  readonly shapes: ModelShapes;
+  readonly capacity: number;
+
+  private constructor(
+    private readonly vlm: ort.InferenceSession,
+    private readonly denoiser: ort.InferenceSession,
+    private readonly arena: Arena,
+    init: OnnxExecutorInit,
+  ) {
+    this.shapes = init.shapes;
+    this.capacity = init.capacity;
+  }
+
+  static async create(init: OnnxExecutorInit): Promise<OnnxExecutor> {
+    const vlm = await ort.InferenceSession.create(init.vlmPath, sessionOptions(init));
+    const denoiser = await ort.InferenceSession.create(init.denoiserPath, sessionOptions(init)).catch(async (err: unknown) => {
+      await vlm.release();
+      throw err;
+    });
+    return new OnnxExecutor(vlm, denoiser, new Arena(init.shapes, init.capacity), init);
+  }
+
+  get graphs(): { vlm: GraphInfo; denoiser: GraphInfo } {
+    return { vlm: graphInfo(this.vlm), denoiser: graphInfo(this.denoiser) };
+  }
+
+  async runVlm(batch: VlmBatch): Promise<VlmResult> {
+    const s = this.shapes;
+    const arena = this.arena;
+    const B = batch.slots.length;
+    for (const m of batch.moves) arena.move(m);
+    const t0 = performance.now();
+    const out = await this.vlm.run({
+      pixel_values: new ort.Tensor('float32', batch.pixelValues, [B, s.views, 3, s.imageHeight, s.imageWidth]),
+      input_ids: new ort.Tensor('int64', batch.inputIds, [B, s.textTokens]),
+      attention_mask: new ort.Tensor('int64', batch.attentionMask, [B, s.textTokens]),
+    });
+    const runMs = performance.now() - t0;
+    const vl = out.vl_embs.data as Float32Array;
+    batch.slots.forEach((slot, b) => {
+      arena.vl.set(vl.subarray(b * arena.vlLen, (b + 1) * arena.vlLen), slot * arena.vlLen);
+      arena.state.set(batch.state.subarray(b * s.stateDim, (b + 1) * s.stateDim), slot * s.stateDim);
+      arena.emb[slot] = batch.embodimentIds[b];
+      arena.actions.set(batch.actions0.subarray(b * arena.aLen, (b + 1) * arena.aLen), slot * arena.aLen);
+      arena.future.set(batch.future0.subarray(b * arena.oLen, (b + 1) * arena.oLen), slot * arena.oLen);
+    });
+    return { obsEmbedding: out.obs_embedding.data as Float32Array, runMs };
+  }
+
+  async step(batch: StepBatch): Promise<StepResult> {
+    const s = this.shapes;
+    const arena = this.arena;
+    const h0 = performance.now();
+    for (const m of batch.moves) arena.move(m);
+    const { slots } = batch;
+    const B = slots.length;
+    const feeds = {
+      vl_embs: new ort.Tensor('float32', arena.rows(arena.vl, arena.vlLen, slots), [B, s.condTokens, s.condDim]),
+      state: new ort.Tensor('float32', arena.rows(arena.state, s.stateDim, slots), [B, s.stateDim]),
+      actions: new ort.Tensor('float32', arena.rows(arena.actions, arena.aLen, slots), [B, s.horizon, s.actionDim]),
+      future: new ort.Tensor('float32', arena.rows(arena.future, arena.oLen, slots), [B, s.futureTokens, s.futureDim]),
+      tau_a: new ort.Tensor('float32', batch.tauA, [B]),
+      tau_o: new ort.Tensor('float32', batch.tauO, [B]),
+      embodiment_id: new ort.Tensor('int64', arena.rows(arena.emb, 1, slots), [B]),
+    };
+    const t0 = performance.now();
+    const out = await this.denoiser.run(feeds);
+    const t1 = performance.now();
+    const vA = out.v_actions.data as Float32Array;
+    const vO = out.v_future.data as Float32Array;
+    // Euler updates in place in the arena (sampling.md): O every evaluation, A at the end of each block.
+    slots.forEach((slot, b) => {
+      const dtO = batch.dtO[b];
+      const oBase = slot * arena.oLen;
+      const vBase = b * arena.oLen;
+      for (let j = 0; j < arena.oLen; j++) arena.future[oBase + j] += dtO * vO[vBase + j];
+      const dtA = batch.dtA[b];
+      if (dtA > 0) {
+        const aBase = slot * arena.aLen;
+        const vaBase = b * arena.aLen;
+        for (let j = 0; j < arena.aLen; j++) arena.actions[aBase + j] += dtA * vA[vaBase + j];
+      }
+    });
+    const F = batch.finishing.length;
+    const actions = new Float32Array(F * arena.aLen);
+    const future = new Float32Array(F * arena.oLen);
+    batch.finishing.forEach((slot, f) => {
+      actions.set(arena.actions.subarray(slot * arena.aLen, (slot + 1) * arena.aLen), f * arena.aLen);
+      future.set(arena.future.subarray(slot * arena.oLen, (slot + 1) * arena.oLen), f * arena.oLen);
+    });
+    const hostMs = t0 - h0 + (performance.now() - t1);
+    return { actions, future, runMs: t1 - t0, hostMs };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.vlm.release(), this.denoiser.release()]);
+  }
+}
