@@ -4,7 +4,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { predict, type ModelRuntime } from '../engine/index.js';
-import { InvalidArgumentError, NotFoundError } from '../errors/index.js';
+import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
 import type { ListModelsResponse } from '../gen/dust/serving/v1/ListModelsResponse.js';
 import type { ModelVersionInfo } from '../gen/dust/serving/v1/ModelVersionInfo.js';
 import type { PolicyServiceHandlers } from '../gen/dust/serving/v1/PolicyService.js';
@@ -142,7 +142,7 @@ export function policyService({ registry, log }: PolicyServiceDeps): PolicyServi
             streamModel = req.model;
           } else if (req.model && req.model !== streamModel && req.model !== `${handle.name}@${handle.version}`) {
             throw new InvalidArgumentError(
-              `this stream is bound to ${handle.name}@${handle.version}; request ${req.request_id || '(no id)'} asks for "${req.model}": open a new stream to change models`,
+              `this stream is bound to ${handle.name}@${handle.version}; request ${quote(req.request_id || '(no id)')} asks for ${quote(req.model)}: open a new stream to change models`,
             );
           }
         } catch (err) {
@@ -213,7 +213,7 @@ export function policyService({ registry, log }: PolicyServiceDeps): PolicyServi
         callback(
           toServiceError(
             new NotFoundError(
-              `no request of episode ${episode_id} from robot ${robot_id} was served here; report outcomes with the episode_id sent in PredictRequest`,
+              `no request of episode ${quote(episode_id)} from robot ${quote(robot_id)} was served here; report outcomes with the episode_id sent in PredictRequest`,
             ),
           ),
         );

@@ -4,7 +4,7 @@
  * surprise. The API edge converts protobuf messages to and from these types; nothing here knows gRPC.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { InvalidArgumentError, NotFoundError } from '../errors/index.js';
+import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
 import type { EmbodimentSpec, Manifest, ModelHandle } from '../model/index.js';
 import { decodeViews, denormalizeActions, normalizeState, type ImageInput } from '../preprocess/index.js';
 import { initialNoise, randomSeed, stepCountProblem, type StepCounts } from '../sampling/index.js';
@@ -63,7 +63,7 @@ export interface PredictOutput {
 function embodimentOf(m: Manifest, name: string): EmbodimentSpec {
   if (!name) throw new InvalidArgumentError(`embodiment is required; this model serves: ${Object.keys(m.embodiments).join(', ')}`);
   const e = m.embodiments[name];
-  if (!e) throw new NotFoundError(`unknown embodiment "${name}" for model ${m.name}@${m.version}; it serves: ${Object.keys(m.embodiments).join(', ')}`);
+  if (!e) throw new NotFoundError(`unknown embodiment ${quote(name)} for model ${m.name}@${m.version}; it serves: ${Object.keys(m.embodiments).join(', ')}`);
   return e;
 }
 

@@ -1,7 +1,7 @@
 /**
  * The PredictRequest.model field (serving-api.md): "" (the default model), "name", or "name@version" (a pin).
  */
-import { InvalidArgumentError } from '../errors/index.js';
+import { InvalidArgumentError, quote } from '../errors/index.js';
 
 export interface ModelRef {
   /** undefined: the server's default model. */
@@ -17,7 +17,7 @@ export function parseModelRef(ref: string): ModelRef {
   const name = ref.slice(0, at);
   const v = ref.slice(at + 1);
   if (!name || !/^[1-9][0-9]*$/.test(v)) {
-    throw new InvalidArgumentError(`model "${ref}" is not "name" or "name@version" with a positive integer version`);
+    throw new InvalidArgumentError(`model ${quote(ref)} is not "name" or "name@version" with a positive integer version`);
   }
   return { name, version: Number(v) };
 }

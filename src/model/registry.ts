@@ -4,7 +4,7 @@
  * What a READY version runs on is opaque here: a RuntimeFactory supplied by the composition root starts it,
  * so this folder stays free of the engine and of ONNX Runtime.
  */
-import { NotFoundError, ModelPackageError, UnavailableError } from '../errors/index.js';
+import { NotFoundError, ModelPackageError, UnavailableError, quote } from '../errors/index.js';
 import type { Manifest } from './manifest.js';
 import type { ModelRef } from './model-ref.js';
 import { readPackage, scanRepository, type ModelPackage, type PackageLocation } from './package.js';
@@ -139,7 +139,7 @@ export class ModelRegistry<R> {
     const versions = this.list().filter((e) => e.name === name);
     if (versions.length === 0) {
       const known = [...new Set(this.list().map((e) => e.name))].join(', ') || 'none';
-      throw new NotFoundError(`unknown model "${name}"; loaded models: ${known}`);
+      throw new NotFoundError(`unknown model ${quote(name)}; loaded models: ${known}`);
     }
     let entry: ModelVersionEntry<R> | undefined;
     if (ref.version !== undefined) {

@@ -19,7 +19,7 @@
  *   the tokenizer and fs), never on the event loop. See `configureImageDecoding` for libvips' own threads.
  */
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
-import { InvalidArgumentError, ModelPackageError } from '../errors/index.js';
+import { InvalidArgumentError, ModelPackageError, quote } from '../errors/index.js';
 import type { Manifest } from '../model/manifest.js';
 
 /** Images larger than this many pixels are refused before decoding. */
@@ -175,11 +175,6 @@ function matchCameras(images: readonly ImageInput[], cameras: readonly string[])
 }
 
 /** Client-supplied text in a message: quoted, and cut so that a huge string is not echoed back. */
-function quote(s: string): string {
-  const max = 64;
-  return JSON.stringify(s.length > max ? `${s.slice(0, max)}...` : s);
-}
-
 const JPEG_SIGNATURE = [0xff, 0xd8, 0xff];
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
