@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Builds the base images that the Dockerfile's FROM lines name, from this machine's own Node.js 20, so that no
+# container registry is needed:
+#
+#   dust-serve-base:node20        runtime base: node, the shared libraries that node and the project's native
+#                                 modules (onnxruntime-node, sharp/libvips, tokenizers) link against, /etc/passwd
+#                                 with an unprivileged user "dust" (uid 10001). No shell, no package manager.
+#   dust-serve-base:node20-build  build base: the above plus npm, /bin/sh and /usr/bin/env (npm runs lifecycle
+#                                 and run-scripts through them) and this machine's CA bundle (npm ci reaches the
+#                                 registry through whatever TLS setup this machine has).
+#
+# Why a rootfs of host files through `docker import` rather than debootstrap: it takes seconds instead of minutes,
+# needs nothing but the node binary and its libraries that the tests already run on, and the glibc inside the
+# image is by construction the one the native modules were just tested against on this machine.
+#
+# Idempotent: an image that already exists is left alone (--force rebuilds both).
+# Usage: deploy/docker/build-base.sh [--force]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+RUNTIME_TAG=dust-serve-base:node20
+BUILD_TAG=dust-serve-base:node20-build
+UID_DUST=10001
+force=0
+[ "${1:-}" = "--force" ] && force=1
+
+have() { docker image inspect "$1" >/dev/null 2>&1; }
+if [ "$force" = 0 ] && have "$RUNTIME_TAG" && have "$BUILD_TAG"; then
+  echo "base images present: $RUNTIME_TAG $BUILD_TAG"
+  exit 0
+fi
+
+NODE=$(command -v node)
+NODE=$(readlink -f "$NODE")
+node_version=$("$NODE" -p 'process.versions.node')
+case "$node_version" in
+  20.*) ;;
+  *) echo "build-base.sh: node $node_version on PATH; the base images are tagged node20 and need Node.js 20" >&2; exit 1 ;;
+esac
+NPM_DIR=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")   # .../lib/node_modules/npm
+[ -f "$NPM_DIR/package.json" ] || { echo "build-base.sh: cannot find npm's install folder (got $NPM_DIR)" >&2; exit 1; }
+CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+[ -f "$CA_BUNDLE" ] || { echo "build-base.sh: $CA_BUNDLE missing (apt-get install ca-certificates)" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/dust-base.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+# The absolute paths of the shared libraries a binary loads, per ldd (none for a static binary).
+libs_of() { ldd "$1" 2>/dev/null | grep -o '/[^ ]*' || true; }
+
+# Copies a file (dereferenced) to the same path under a rootfs, unless it is there already.
+copy_into() {
+  local root=$1 file=$2
+  [ -e "$root$file" ] && return 0
+  mkdir -p "$root$(dirname "$file")"
+  cp -L "$file" "$root$file"
+}
+
+# Copies a file and every shared library it needs to the same paths under a rootfs.
+copy_with_libs() {
+  local root=$1 file=$2 lib
+  copy_into "$root" "$file"
+  for lib in $(libs_of "$file"); do copy_into "$root" "$lib"; done
+}
+
+# Merged-/usr layout as on Debian 12, so paths that ldd prints under /lib and /lib64 resolve inside the image.
+make_root() {
+  local root=$1
+  mkdir -p "$root"/usr/bin "$root"/usr/lib "$root"/usr/lib64 "$root"/etc "$root"/tmp "$root"/home/dust "$root"/app
+  ln -s usr/bin "$root/bin"
+  ln -s usr/lib "$root/lib"
+  ln -s usr/lib64 "$root/lib64"
+  chmod 1777 "$root/tmp"
+  chown "$UID_DUST:$UID_DUST" "$root/home/dust"
+  printf 'root:x:0:0:root:/root:/usr/sbin/nologin\ndust:x:%s:%s:dust-serve:/home/dust:/usr/sbin/nologin\n' "$UID_DUST" "$UID_DUST" >"$root/etc/passwd"
+  printf 'root:x:0:\ndust:x:%s:\n' "$UID_DUST" >"$root/etc/group"
+  printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$root/etc/nsswitch.conf"
+  copy_with_libs "$root" "$NODE"
+  [ "$NODE" = /usr/bin/node ] || ln -sf "$NODE" "$root/usr/bin/node"
+  # Libraries the native modules load: ldd on them where node_modules is installed, plus a fixed list so that the
+  # base also builds before `npm ci` (onnxruntime and tokenizers need libstdc++/libgcc_s/librt, libvips needs
+  # libresolv). glibc's loader finds them in the multiarch folder without an ld.so.cache.
+  local mod lib libdir
+  for mod in $(find node_modules/ -path '*linux*x64*' \( -name '*.node' -o -name '*.so*' \) 2>/dev/null); do
+    case "$mod" in *musl*) continue ;; esac
+    for lib in $(libs_of "$mod"); do
+      case "$lib" in */node_modules/*) ;; *) copy_into "$root" "$lib" ;; esac   # bundled ones ship in node_modules
+    done
+  done
+  libdir=$(dirname "$(libs_of "$NODE" | grep '/libc\.so\.6$')")
+  for lib in libstdc++.so.6 libgcc_s.so.1 libm.so.6 libdl.so.2 librt.so.1 libpthread.so.0 libresolv.so.2; do
+    copy_into "$root" "$libdir/$lib"
+  done
+}
+
+import_rootfs() {
+  local root=$1 tag=$2 old; shift 2
+  old=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
+  tar -C "$root" --numeric-owner -c . | docker import "$@" \
+    --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+    --change 'WORKDIR /app' \
+    --message "dust-serve base from the host's node $node_version" \
+    - "$tag" >/dev/null
+  # --force: the image the tag named before would be left dangling.
+  [ -z "$old" ] || docker image rm "$old" >/dev/null 2>&1 || true
+  echo "built $tag ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
+echo "== runtime base $RUNTIME_TAG (node $node_version from $NODE)"
+make_root "$work/runtime"
+import_rootfs "$work/runtime" "$RUNTIME_TAG" --change "USER $UID_DUST" --change 'CMD ["node"]'
+
+echo "== build base $BUILD_TAG"
+make_root "$work/build"
+mkdir -p "$work/build/usr/lib/node_modules"
+cp -a "$NPM_DIR" "$work/build/usr/lib/node_modules/npm"
+ln -s ../lib/node_modules/npm/bin/npm-cli.js "$work/build/usr/bin/npm"
+ln -s ../lib/node_modules/npm/bin/npx-cli.js "$work/build/usr/bin/npx"
+copy_with_libs "$work/build" "$(readlink -f /bin/sh)"
+[ -e "$work/build/bin/sh" ] || ln -s "$(basename "$(readlink -f /bin/sh)")" "$work/build/usr/bin/sh"
+copy_with_libs "$work/build" /usr/bin/env
+mkdir -p "$work/build/etc/ssl/certs"
+cp -L "$CA_BUNDLE" "$work/build/etc/ssl/certs/ca-certificates.crt"
+import_rootfs "$work/build" "$BUILD_TAG" \
+  --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
+  --change 'ENV npm_config_cafile=/etc/ssl/certs/ca-certificates.crt' \
+  --change 'CMD ["node"]'
