@@ -12,11 +12,9 @@ WORKDIR /app
 # onnxruntime-node's install script would fetch CUDA binaries from NuGet; the CPU (and WebGPU) binaries ship in
 # the npm package.
 ENV ONNXRUNTIME_NODE_INSTALL=skip
-# Dependencies first: this layer is rebuilt only when the lockfile changes. npm-ci.sh is `npm ci` with a narrow
-# workaround for an npm defect with unavailable optional packages (see the script).
+# Dependencies first: this layer is rebuilt only when the lockfile changes.
 COPY package.json package-lock.json ./
-COPY deploy/docker/npm-ci.sh /tmp/
-RUN /tmp/npm-ci.sh
+RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY proto ./proto

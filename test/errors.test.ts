@@ -31,7 +31,8 @@ async function expectRefused(bad: PredictRequest, code: grpc.status, details: Re
   expect(floats(ok.actions).every(Number.isFinite)).toBe(true);
   // And the server keeps serving afterwards.
   const after = await predict(t.client, good);
-  expect(floats(after.actions)).toEqual(floats(ok.actions));
+  const a = floats(after.actions);
+  expect(Math.max(...floats(ok.actions).map((v, i) => Math.abs(v - a[i])))).toBeLessThanOrEqual(1e-5);
 }
 
 describe('INVALID_ARGUMENT', () => {
@@ -163,7 +164,11 @@ describe('RESOURCE_EXHAUSTED and UNAVAILABLE', () => {
   it('while draining, new work gets UNAVAILABLE and in-flight work finishes', async () => {
     const s = await startTestServer({ warmup: false, shutdownGraceSeconds: 10 });
     const inflight = predict(s.client, await request({ sampling: { action_steps: 4, vision_steps: 64 } }));
-    await new Promise((r) => setTimeout(r, 30));
+    // Drain only once the request is admitted (in the VLM queue or denoising).
+    const worker = s.server.registry.resolve({ name: 'dust-tiny', version: 1 }).runtime.worker;
+    for (let st = await worker.stats(); st.waiting + st.active === 0 && st.completed === 0; st = await worker.stats()) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
     const closing = s.server.shutdown('test');
     const late = await predictError(s.client, await request());
     expect(late.code).toBe(grpc.status.UNAVAILABLE);

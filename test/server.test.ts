@@ -49,22 +49,34 @@ describe('Predict', () => {
     expect(res.timing!.total_ms).toBeGreaterThan(0);
   });
 
-  it('a seeded request reproduces exactly; another seed gives other actions', async () => {
+  // sampling.md: same model, seed, inputs and step counts give the same actions within 1e-5 absolute,
+  // whatever else shares the batches (other batch sizes take other GEMM paths in the last bits).
+  const expectSameActions = (a: Float32Array, b: Float32Array) => {
+    expect(a).toHaveLength(b.length);
+    expect(Math.max(...a.map((v, i) => Math.abs(v - b[i])))).toBeLessThanOrEqual(1e-5);
+  };
+
+  it('a seeded request reproduces, alone or batched with others; another seed gives other actions', async () => {
     const req = await request({ sampling: { seed: '12345678901234', action_steps: 4, vision_steps: 8 } });
+    const alone = await predict(t.client, req);
+    const others = await request({ robot_id: 'other', sampling: { action_steps: 2, vision_steps: 16 } });
     const [a, b, c] = await Promise.all([
       predict(t.client, req),
       predict(t.client, req),
       predict(t.client, { ...req, sampling: { ...req.sampling, seed: '99' } }),
+      ...Array.from({ length: 6 }, () => predict(t.client, others)),
     ]);
     expect(a.sampling!.seed).toBe('12345678901234');
-    expect(floats(a.actions)).toEqual(floats(b.actions));
-    expect(floats(a.actions)).not.toEqual(floats(c.actions));
+    expectSameActions(floats(a.actions), floats(alone.actions));
+    expectSameActions(floats(b.actions), floats(alone.actions));
+    const diff = Math.max(...floats(c.actions).map((v, i) => Math.abs(v - floats(a.actions)[i])));
+    expect(diff).toBeGreaterThan(1e-3);
   });
 
   it('reports the seed it drew when the request had none, and that seed reproduces the result', async () => {
     const res = await predict(t.client, await request());
     const again = await predict(t.client, await request({ sampling: { seed: res.sampling!.seed } }));
-    expect(floats(again.actions)).toEqual(floats(res.actions));
+    expectSameActions(floats(again.actions), floats(res.actions));
   });
 
   it('vision_steps 16 with action_steps 4 runs 16 denoiser evaluations', async () => {
