@@ -42,6 +42,8 @@ def main(argv=None) -> int:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--log-every", type=int, default=TrainConfig.log_every)
     t.add_argument("--init-from", type=Path, default=None, help="continue from a checkpoint (e.g. after video_only)")
+    t.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE",
+                   help="override a preset field, e.g. --set denoiser.attention_pattern=self_cross (repeatable)")
     common(t)
 
     e = sub.add_parser("export", help="checkpoint -> model package (vlm.onnx, denoiser.onnx, manifest.json, tokenizer.json)")
@@ -97,7 +99,8 @@ def main(argv=None) -> int:
             seed=args.seed, log_every=args.log_every,
         )
         build.run_train(preset_name=args.preset, tcfg=tcfg, device=args.device, out=args.out,
-                        episodes_per_embodiment=args.episodes, init_from=args.init_from)
+                        episodes_per_embodiment=args.episodes, init_from=args.init_from,
+                        overrides=build.parse_overrides(args.set))
     elif args.cmd == "export":
         version = args.version if args.version is not None else (int(args.out.name) if args.out.name.isdigit() else 1)
         build.run_export(checkpoint=args.checkpoint, out=args.out, version=version, weights_dtype=args.weights_dtype,

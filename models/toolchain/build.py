@@ -35,6 +35,33 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def apply_overrides(cfg: ModelConfig, overrides: Dict[str, Dict[str, Any]]) -> ModelConfig:
+    """{"denoiser": {"hidden": 96}, "vlm": {...}} -> a config with those fields replaced (validated again)."""
+    for part, fields in overrides.items():
+        if part not in ("denoiser", "vlm"):
+            raise ValueError(f"unknown config part {part!r}")
+        current = getattr(cfg, part)
+        typed = {}
+        for key, value in fields.items():
+            if not hasattr(current, key):
+                raise ValueError(f"{part} has no field {key!r}")
+            typed[key] = type(getattr(current, key))(value)
+        cfg = dataclasses.replace(cfg, **{part: dataclasses.replace(current, **typed)})
+    return cfg
+
+
+def parse_overrides(items) -> Dict[str, Dict[str, Any]]:
+    """["denoiser.hidden=96", ...] -> {"denoiser": {"hidden": "96"}} (values are typed by apply_overrides)."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for item in items or []:
+        key, _, value = item.partition("=")
+        part, _, field = key.partition(".")
+        if not value or not field:
+            raise SystemExit(f"--set expects part.field=value, got {item!r}")
+        out.setdefault(part, {})[field] = value
+    return out
+
+
 def run_train(
     *,
     preset_name: str,
@@ -44,6 +71,7 @@ def run_train(
     episodes_per_embodiment: int,
     heldout_per_embodiment: int = 8,
     init_from: Optional[Path] = None,
+    overrides: Optional[Dict[str, Dict[str, Any]]] = None,
 ) -> Dict[str, Any]:
     """Train on the synthetic dataset and write a checkpoint; returns a summary (losses, evaluation)."""
     seed_everything(tcfg.seed)
@@ -57,7 +85,7 @@ def run_train(
         log(f"initialised from {init_from}")
     else:
         tokenizer = WordTokenizer.build(vocabulary_texts())
-        cfg = preset(preset_name, vocab_size=len(tokenizer))
+        cfg = apply_overrides(preset(preset_name, vocab_size=len(tokenizer)), overrides or {})
         policy = DustPolicy(cfg)
         stats = normalization_stats(episodes)
     n_params = sum(p.numel() for p in policy.parameters())
@@ -134,8 +162,13 @@ def run_golden(*, package: Path, out: Path) -> Dict[str, Path]:
     return paths
 
 
-TINY_TRAIN = TrainConfig(steps=1500, batch_size=32, lr=1e-3, log_every=50, seed=0)
-TINY_EPISODES_PER_EMBODIMENT = 128
+# The shipped tiny model is trained for minutes on two CPU cores. The paper's lr of 1e-4 is for 60k+ steps; at
+# ~1200 steps the tiny model needs 1e-3. With this budget the data set size decides whether the model learns to
+# read the instruction and the images at all: on 128 episodes per embodiment it learned the state -> action
+# map but stayed blind to the instruction (sampled actions moved by < 0.01 when the instruction changed); on 24
+# per embodiment (48 episodes, ~19 epochs) it reads both. The manifest records the held-out evaluation.
+TINY_TRAIN = TrainConfig(steps=1200, batch_size=32, lr=1e-3, log_every=50, seed=0)
+TINY_EPISODES_PER_EMBODIMENT = 24
 
 
 def build_tiny(*, out: Path, fixtures: Path, device: str, steps: int, batch_size: int, lr: float, seed: int,

@@ -39,9 +39,13 @@ class DenoiserConfig:
     timestep_freq_dim: int = 256
     # GR00T feeds the flow time scaled to [0, 1000] into its sinusoidal features.
     timestep_scale: float = 1000.0
-    # GR00T DiT interleave: blocks at even global index cross-attend to the VLM features, odd ones
-    # self-attend (joint attention over both streams inside the MMDiT stack). Paper sec. 5, "Implementation".
-    cross_attention_every: int = 2
+    # How blocks reach the VLM features (vl_embs):
+    # - "alternate": GR00T's DiT interleave (paper sec. 5, "alternating self-attention and cross-attention
+    #   layers"): blocks at even global index cross-attend to vl_embs, odd ones self-attend (joint attention
+    #   over both streams inside the MMDiT stack);
+    # - "self_cross": every block self-attends (jointly in the MMDiT stack) and then cross-attends (PixArt-alpha
+    #   style). With only 3 blocks per stream, "alternate" leaves each stream a single self-attention layer.
+    attention_pattern: str = "alternate"
     action_horizon: int = 16  # k
     action_dim: int = 32  # d_A, padded (GR00T max_action_dim)
     state_dim: int = 64  # d_s, padded (GR00T max_state_dim)
@@ -54,6 +58,8 @@ class DenoiserConfig:
     cond_tokens: int = 48
 
     def __post_init__(self) -> None:
+        if self.attention_pattern not in ("alternate", "self_cross"):
+            raise ValueError("attention_pattern must be 'alternate' or 'self_cross'")
         if self.state_tokens != 1:
             raise ValueError("the state encoder produces exactly one state token (paper sec. 5)")
         if self.hidden % self.heads != 0:

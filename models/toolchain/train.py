@@ -11,6 +11,7 @@ current frame is exactly the function that produced the targets. The target is l
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -214,29 +215,36 @@ def train(
 
 def save_checkpoint(path, policy: DustPolicy, tokenizer: WordTokenizer, stats: Dict[str, Dict[str, MinMax]],
                     tcfg: TrainConfig, history: List[Dict[str, float]], dataset: str, extra: Optional[Dict] = None) -> None:
+    """A checkpoint is the state dict plus a JSON string of everything else: tensors and strings are all that
+    torch's safe loader (`weights_only=True`) reads on torch 1.13 as on 2.x."""
+    meta = {
+        "model_config": policy.cfg.to_dict(),
+        "train_config": asdict(tcfg),
+        "normalization": {e: {k: mm.to_json() for k, mm in d.items()} for e, d in stats.items()},
+        "vocab": tokenizer.vocab,
+        "history": history,
+        "dataset": dataset,
+        "extra": extra or {},
+    }
     torch.save(
         {
             "format": CHECKPOINT_FORMAT,
-            "model_config": policy.cfg.to_dict(),
-            "train_config": asdict(tcfg),
+            "meta": json.dumps(meta),
             "state_dict": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
-            "normalization": {e: {k: mm.to_json() for k, mm in d.items()} for e, d in stats.items()},
-            "vocab": tokenizer.vocab,
-            "history": history,
-            "dataset": dataset,
-            "extra": extra or {},
         },
         str(path),
     )
 
 
 def load_checkpoint(path) -> Tuple[DustPolicy, WordTokenizer, Dict[str, Dict[str, MinMax]], Dict]:
-    ckpt = torch.load(str(path), map_location="cpu")
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
+    """Returns the policy, tokenizer, normalisation statistics and the checkpoint's metadata."""
+    raw = torch.load(str(path), map_location="cpu", weights_only=True)
+    if raw.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} file")
+    ckpt = json.loads(raw["meta"])
     cfg = ModelConfig.from_dict(ckpt["model_config"])
     policy = DustPolicy(cfg)
-    policy.load_state_dict(ckpt["state_dict"])
+    policy.load_state_dict(raw["state_dict"])
     policy.eval()
     stats = {e: {k: MinMax.from_json(v) for k, v in d.items()} for e, d in ckpt["normalization"].items()}
     return policy, WordTokenizer(ckpt["vocab"]), stats, ckpt

@@ -56,18 +56,24 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
 class StreamWeights(nn.Module):
     """The parameters one stream owns inside one block."""
 
-    def __init__(self, cfg: DenoiserConfig, cross: bool) -> None:
+    def __init__(self, cfg: DenoiserConfig, mode: str) -> None:
         super().__init__()
         d = cfg.hidden
         self.norm1 = PlainLayerNorm(d)
         self.norm2 = PlainLayerNorm(d)
         # AdaLN-Zero: shift/scale/gate for attention and MLP from this stream's timestep embedding.
         self.modulation = nn.Linear(cfg.timestep_dim, 6 * d)
-        if cross:
+        if mode == "cross":
             self.q = nn.Linear(d, d)
             self.kv = nn.Linear(cfg.cond_dim, 2 * d)
         else:
             self.qkv = nn.Linear(d, 3 * d)
+        if mode == "self_cross":
+            # PixArt-alpha's cross-attention sublayer: pre-norm, no timestep modulation, residual.
+            self.cross_norm = nn.LayerNorm(d, eps=1e-6)
+            self.cross_q = nn.Linear(d, d)
+            self.kv = nn.Linear(cfg.cond_dim, 2 * d)
+            self.cross_proj = nn.Linear(d, d)
         self.proj = nn.Linear(d, d)
         self.mlp = Mlp(d, cfg.mlp_ratio)
 
@@ -80,14 +86,15 @@ class DustBlock(nn.Module):
     passed in; the block owns the parameters, the denoiser only batches the matmuls.
     """
 
-    def __init__(self, cfg: DenoiserConfig, lengths: Sequence[int], cross: bool) -> None:
+    def __init__(self, cfg: DenoiserConfig, lengths: Sequence[int], mode: str) -> None:
         super().__init__()
         self.heads = cfg.heads
         self.dim = cfg.hidden
-        self.cross = cross
+        self.mode = mode  # "cross", "self" or "self_cross"
+        self.cross = mode in ("cross", "self_cross")  # reads vl_embs (keys/values are hoisted)
         self.lengths = [int(n) for n in lengths]  # tokens per stream (fixed per model)
         self.cond_tokens = cfg.cond_tokens
-        self.streams = nn.ModuleList([StreamWeights(cfg, cross) for _ in lengths])
+        self.streams = nn.ModuleList([StreamWeights(cfg, mode) for _ in lengths])
 
     def forward(
         self,
@@ -98,7 +105,7 @@ class DustBlock(nn.Module):
         """xs[s]: [B, T_s, D]; mods[s]: 6 x [B, 1, D] (shift, scale, gate for attention, then MLP);
         kvs[s]: keys and values [B, S, D] of the conditioning for this stream (cross blocks only)."""
         hs = [modulate(w.norm1(x), m[0], m[1]) for w, x, m in zip(self.streams, xs, mods)]
-        if self.cross:
+        if self.mode == "cross":
             attn_out = [
                 attention(w.q(h), kv[0], kv[1], self.heads, n, self.cond_tokens, self.dim)
                 for w, h, n, kv in zip(self.streams, hs, self.lengths, kvs)
@@ -117,8 +124,11 @@ class DustBlock(nn.Module):
                 joint = attention(q, k, v, self.heads, total, total, self.dim)
                 attn_out = list(torch.split(joint, self.lengths, dim=1))
         out = []
-        for w, x, a, m in zip(self.streams, xs, attn_out, mods):
+        for w, x, a, m, n, kv in zip(self.streams, xs, attn_out, mods, self.lengths, kvs):
             x = x + m[2] * w.proj(a)
+            if self.mode == "self_cross":
+                c = attention(w.cross_q(w.cross_norm(x)), kv[0], kv[1], self.heads, n, self.cond_tokens, self.dim)
+                x = x + w.cross_proj(c)
             x = x + m[5] * w.mlp(modulate(w.norm2(x), m[3], m[4]))
             out.append(x)
         return out
@@ -216,18 +226,17 @@ class DustDenoiser(nn.Module):
         side = int(round(cfg.future_tokens ** 0.5))
         self.register_buffer("vision_pos", torch.from_numpy(sincos_2d(side, d)), persistent=False)
 
-        every = cfg.cross_attention_every
         n_a, n_o = cfg.state_tokens + cfg.action_horizon, cfg.future_tokens
-        self.mmdit = nn.ModuleList(
-            [DustBlock(cfg, [n_a, n_o], cross=(i % every == 0)) for i in range(cfg.mmdit_layers)]
-        )
+
+        def mode(index: int) -> str:
+            if cfg.attention_pattern == "self_cross":
+                return "self_cross"
+            return "cross" if index % 2 == 0 else "self"
+
+        self.mmdit = nn.ModuleList([DustBlock(cfg, [n_a, n_o], mode(i)) for i in range(cfg.mmdit_layers)])
         # The interleave continues through the DiT stacks (global block index).
-        self.dit_action = nn.ModuleList(
-            [DustBlock(cfg, [n_a], cross=((cfg.mmdit_layers + i) % every == 0)) for i in range(cfg.dit_layers)]
-        )
-        self.dit_vision = nn.ModuleList(
-            [DustBlock(cfg, [n_o], cross=((cfg.mmdit_layers + i) % every == 0)) for i in range(cfg.dit_layers)]
-        )
+        self.dit_action = nn.ModuleList([DustBlock(cfg, [n_a], mode(cfg.mmdit_layers + i)) for i in range(cfg.dit_layers)])
+        self.dit_vision = nn.ModuleList([DustBlock(cfg, [n_o], mode(cfg.mmdit_layers + i)) for i in range(cfg.dit_layers)])
         self.final_action = FinalLayer(cfg)
         self.final_vision = FinalLayer(cfg)
         self.action_decoder = CategorySpecificLinear(cfg.num_embodiments, d, cfg.action_dim)
@@ -241,15 +250,16 @@ class DustDenoiser(nn.Module):
             for w in blk.streams:
                 nn.init.zeros_(w.modulation.weight)
                 nn.init.zeros_(w.modulation.bias)
+                if blk.mode == "self_cross":  # PixArt-alpha zero-initialises the cross-attention output
+                    nn.init.zeros_(w.cross_proj.weight)
+                    nn.init.zeros_(w.cross_proj.bias)
         for fl in (self.final_action, self.final_vision):
             nn.init.zeros_(fl.modulation.weight)
             nn.init.zeros_(fl.modulation.bias)
         nn.init.zeros_(self.action_decoder.weight)
         nn.init.zeros_(self.vision_decoder.fc2.weight)
-        # Timestep MLPs: DiT uses a small normal init.
-        for te in (self.time_action, self.time_vision):
-            nn.init.normal_(te.fc1.weight, std=0.02)
-            nn.init.normal_(te.fc2.weight, std=0.02)
+        # The timestep MLPs keep the Xavier init: DiT's normal(0.02) is sized for widths >= 1152 and would make
+        # the tiny model's timestep embeddings (and so every modulation's dependence on tau) nearly vanish.
 
     def _blocks(self) -> List[DustBlock]:
         return list(self.mmdit) + list(self.dit_action) + list(self.dit_vision)

@@ -91,9 +91,13 @@ class CategorySpecificLinear(nn.Module):
     dynamic batch axis.
     """
 
-    def __init__(self, num_categories: int, in_dim: int, out_dim: int, init_std: float = 0.02) -> None:
+    def __init__(self, num_categories: int, in_dim: int, out_dim: int) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(num_categories, in_dim, out_dim) * init_std)
+        # Xavier-normal scale per embodiment. GR00T draws these with std 0.02, which at its width (1536 inputs)
+        # is about the same scale; at the tiny model's 32-128 inputs it would shrink the encoded state and noisy
+        # actions to ~1% of the positional codes they are added to, and brief training never recovers.
+        std = (2.0 / (in_dim + out_dim)) ** 0.5
+        self.weight = nn.Parameter(torch.randn(num_categories, in_dim, out_dim) * std)
         self.bias = nn.Parameter(torch.zeros(num_categories, out_dim))
 
     def forward(self, x: torch.Tensor, category: torch.Tensor) -> torch.Tensor:

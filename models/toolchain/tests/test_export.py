@@ -138,3 +138,23 @@ def test_committed_tiny_package_is_valid():
     assert set(manifest) == MANIFEST_KEYS
     assert manifest["cameras"] == ["front", "wrist"]
     assert {e["id"] for e in manifest["embodiments"].values()} == {0, 1}
+
+
+def test_self_cross_pattern_exports_and_round_trips(tokenizer, stats, tmp_path):
+    from models.toolchain.model import DustPolicy, randomize_zero_init
+
+    from .conftest import micro_config
+
+    torch.manual_seed(0)
+    policy = DustPolicy(micro_config(len(tokenizer), attention_pattern="self_cross")).eval()
+    randomize_zero_init(policy, 0.2, torch.Generator().manual_seed(0))
+    out = tmp_path / "m" / "1"
+    write_package(policy, tokenizer, stats, out, version=1, description="t", training={}, weights_dtype="float32")
+    assert validate_package(out) == []
+    loaded = load_package(out)
+    assert loaded["config"].denoiser.attention_pattern == "self_cross"
+    pixels, ids, mask, den = random_inputs(policy.cfg, 2)
+    with torch.no_grad():
+        a = policy.denoiser(policy.vlm(pixels, ids, mask)[0], **den)
+        b = loaded["policy"].denoiser(loaded["policy"].vlm(pixels, ids, mask)[0], **den)
+    torch.testing.assert_close(a, b, atol=0, rtol=0)

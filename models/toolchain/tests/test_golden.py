@@ -66,3 +66,17 @@ def test_parity_fixture_reproduces():
         for part in ("inputs", "outputs"):
             for name in old[part]:
                 assert _max_diff(new[part][name], old[part][name]) <= TOL, (new["graph"], new["batch"], name)
+
+
+def test_committed_parity_in_onnxruntime_when_available():
+    """Same check as test/model-parity.test.ts, where a Python onnxruntime exists (e.g. the GPU machine)."""
+    ort = __import__("pytest").importorskip("onnxruntime")
+    committed = json.loads((TINY_FIXTURES / "parity.json").read_text())
+    sessions = {g: ort.InferenceSession(str(TINY_PACKAGE / f"{g}.onnx"), providers=["CPUExecutionProvider"])
+                for g in ("vlm", "denoiser")}
+    for case in committed["cases"]:
+        feeds = {k: decode_tensor(v) for k, v in case["inputs"].items()}
+        names = list(case["outputs"])
+        got = sessions[case["graph"]].run(names, feeds)
+        for name, value in zip(names, got):
+            np.testing.assert_allclose(value, decode_tensor(case["outputs"][name]), atol=1e-4, err_msg=name)

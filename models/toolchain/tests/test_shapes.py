@@ -79,3 +79,31 @@ def test_presets_are_consistent():
     d = paper.denoiser
     assert (d.mmdit_layers, d.dit_layers, d.hidden, d.heads, d.hidden // d.heads) == (12, 4, 1536, 32, 48)
     assert (d.future_tokens, d.future_dim, d.cond_dim, d.cond_tokens) == (64, 1152, 1536, 300)
+
+
+def test_self_cross_pattern_shapes_and_row_independence(tokenizer):
+    import dataclasses
+
+    from models.toolchain.model import DustPolicy, randomize_zero_init
+
+    from .conftest import micro_config
+
+    cfg = micro_config(len(tokenizer), attention_pattern="self_cross")
+    torch.manual_seed(0)
+    policy = DustPolicy(cfg).eval()
+    randomize_zero_init(policy, 0.2, torch.Generator().manual_seed(0))
+    assert all(blk.mode == "self_cross" for blk in policy.denoiser._blocks())
+    pixels, ids, mask, den = random_inputs(cfg, 3)
+    with torch.no_grad():
+        vl, _ = policy.vlm(pixels, ids, mask)
+        va, vo = policy.denoiser(vl, **den)
+        a1, _ = policy.denoiser(vl[1:2], **{k: v[1:2] for k, v in den.items()})
+        va_other, _ = policy.denoiser(vl.flip(0), **den)
+    torch.testing.assert_close(a1, va[1:2], atol=1e-5, rtol=1e-5)
+    assert (va_other - va).abs().max() > 1e-4  # the conditioning is read
+    assert dataclasses.asdict(cfg.denoiser)["attention_pattern"] == "self_cross"
+
+
+def test_alternate_pattern_follows_gr00t_interleave(micro_policy):
+    modes = [blk.mode for blk in micro_policy.denoiser.mmdit] + [blk.mode for blk in micro_policy.denoiser.dit_action]
+    assert modes == ["cross", "self", "cross"]  # 2 MMDiT blocks, then the DiT block at global index 2
