@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sampleJoint, type Denoise } from '../src/sampling/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const packageDir = join(root, 'models', 'dust-tiny', '1');
@@ -162,34 +163,27 @@ describe('golden asynchronous joint sampling (sampling.md)', () => {
       const aShape = [1, manifest.action.horizon, manifest.action.dim];
       const oShape = [1, manifest.future.tokens, manifest.future.dim];
       const embodiment = new ort.Tensor('int64', BigInt64Array.of(BigInt(c.embodiment_id)), [1]);
-      const nA = c.action_steps;
-      const nO = c.vision_steps;
-      const q = nO / nA;
+      // The production sampler (src/sampling): the schedule and Euler updates of sampling.md over ORT.
       let evaluations = 0;
-      for (let i = 0; i < nO; i++) {
-        const tauO = i / nO;
-        const tauA = Math.floor(i / q) / nA;
+      const f: Denoise = async (actions, future, tauA, tauO) => {
+        evaluations++;
         const out = await denoiser.run({
           vl_embs: vlEmbs,
           state,
-          actions: new ort.Tensor('float32', Float32Array.from(a), aShape),
-          future: new ort.Tensor('float32', Float32Array.from(o), oShape),
+          actions: new ort.Tensor('float32', Float32Array.from(actions), aShape),
+          future: new ort.Tensor('float32', Float32Array.from(future), oShape),
           tau_a: new ort.Tensor('float32', Float32Array.of(tauA), [1]),
           tau_o: new ort.Tensor('float32', Float32Array.of(tauO), [1]),
           embodiment_id: embodiment,
         });
-        evaluations++;
-        // float32 arithmetic as in the PyTorch reference: x + v / N, each operation rounded to float32.
-        const vO = out.v_future.data as Float32Array;
-        for (let j = 0; j < o.length; j++) o[j] = Math.fround(o[j] + Math.fround(vO[j] / nO));
-        if ((i + 1) % q === 0) {
-          const vA = out.v_actions.data as Float32Array;
-          for (let j = 0; j < a.length; j++) a[j] = Math.fround(a[j] + Math.fround(vA[j] / nA));
-        }
-      }
+        return { vActions: out.v_actions.data as Float32Array, vFuture: out.v_future.data as Float32Array };
+      };
+      const nO = c.vision_steps;
+      const sampled = await sampleJoint(f, a, o, { actionSteps: c.action_steps, visionSteps: nO });
+      expect(sampled.evaluations).toBe(nO);
       expect(evaluations).toBe(nO);
-      const errA = maxAbsDiff(a, decode(c.outputs.actions).data as Float32Array);
-      const errO = maxAbsDiff(o, decode(c.outputs.future).data as Float32Array);
+      const errA = maxAbsDiff(sampled.actions, decode(c.outputs.actions).data as Float32Array);
+      const errO = maxAbsDiff(sampled.future, decode(c.outputs.future).data as Float32Array);
       expect(errA, 'actions max |ORT sampler - PyTorch reference|').toBeLessThanOrEqual(GOLDEN_TOLERANCE);
       expect(errO, 'future max |ORT sampler - PyTorch reference|').toBeLessThanOrEqual(GOLDEN_TOLERANCE);
     });

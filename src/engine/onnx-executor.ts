@@ -7,6 +7,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { GraphInfo } from '../model/index.js';
+import { applyStep } from '../sampling/index.js';
 import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from './executor.js';
 import type { SlotMove } from './slot-table.js';
 import type { Device } from './worker-protocol.js';
@@ -160,18 +161,16 @@ export class OnnxExecutor implements Executor {
     const t1 = performance.now();
     const vA = out.v_actions.data as Float32Array;
     const vO = out.v_future.data as Float32Array;
-    // Euler updates in place in the arena (sampling.md): O every evaluation, A at the end of each block.
+    // Euler updates in place in the arena (sampling.md), each row by its own plan: the same pure function the
+    // golden vectors test, on views of the arena rows and of the velocity outputs.
     slots.forEach((slot, b) => {
-      const dtO = batch.dtO[b];
-      const oBase = slot * arena.oLen;
-      const vBase = b * arena.oLen;
-      for (let j = 0; j < arena.oLen; j++) arena.future[oBase + j] += dtO * vO[vBase + j];
-      const dtA = batch.dtA[b];
-      if (dtA > 0) {
-        const aBase = slot * arena.aLen;
-        const vaBase = b * arena.aLen;
-        for (let j = 0; j < arena.aLen; j++) arena.actions[aBase + j] += dtA * vA[vaBase + j];
-      }
+      applyStep(
+        { dtA: batch.dtA[b], dtO: batch.dtO[b] },
+        arena.actions.subarray(slot * arena.aLen, (slot + 1) * arena.aLen),
+        arena.future.subarray(slot * arena.oLen, (slot + 1) * arena.oLen),
+        vA.subarray(b * arena.aLen, (b + 1) * arena.aLen),
+        vO.subarray(b * arena.oLen, (b + 1) * arena.oLen),
+      );
     });
     const F = batch.finishing.length;
     const actions = new Float32Array(F * arena.aLen);
