@@ -10,8 +10,6 @@ costs nothing at inference time.
 from __future__ import annotations
 
 import inspect
-import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -118,15 +116,17 @@ def declare_shapes(model: onnx.ModelProto, signature: Dict[str, Dict[str, Tuple[
 
 
 def export_graph(module: nn.Module, inputs: Tuple[torch.Tensor, ...], path: Path, input_names: List[str],
-                 output_names: List[str], signature: Dict[str, Dict[str, Tuple[str, List]]]) -> None:
-    """Export one graph to `path`; graphs over the 2 GiB protobuf limit get one `<name>.data` external file."""
+                 output_names: List[str], signature: Dict[str, Dict[str, Tuple[str, List]]],
+                 external_data: bool = False) -> None:
+    """Export one graph to `path`; graphs over the 2 GiB protobuf limit (or all, with external_data=True) get
+    their weights in one `<name>.data` file beside the graph."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     dynamic = {n: {0: "batch"} for n in input_names + output_names}
     size = sum(p.numel() * p.element_size() for p in module.parameters())
     module.train(False)
     with torch.no_grad():
-        if size < ONNX_PROTOBUF_LIMIT - 64 * 1024**2:
+        if size < ONNX_PROTOBUF_LIMIT - 64 * 1024**2 and not external_data:
             torch.onnx.export(
                 module, inputs, str(path), opset_version=OPSET, input_names=input_names,
                 output_names=output_names, dynamic_axes=dynamic, do_constant_folding=False, **_export_kwargs(),
@@ -137,22 +137,60 @@ def export_graph(module: nn.Module, inputs: Tuple[torch.Tensor, ...], path: Path
             onnx.save_model(model, str(path))
             return
         # Large model: the exporter writes one file per tensor next to the graph; gather them into a single
-        # `<name>.data` so that a package stays a handful of files.
+        # `<name>.data` so that a package stays a handful of files. Streamed tensor by tensor, so the weights are
+        # never held twice in memory.
         with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
             tmp_path = Path(tmp) / path.name
             torch.onnx.export(
                 module, inputs, str(tmp_path), opset_version=OPSET, input_names=input_names,
                 output_names=output_names, dynamic_axes=dynamic, do_constant_folding=False, **_export_kwargs(),
             )
-            model = onnx.load(str(tmp_path), load_external_data=True)
+            model = onnx.load(str(tmp_path), load_external_data=False)
+            if not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+                # Under the limit the exporter embedded the weights; move them out as asked.
+                onnx.external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=False,
+                                                                          size_threshold=1024)
+                onnx.external_data_helper.write_external_data_tensors(model, tmp)
             declare_shapes(model, signature)
-            data_name = path.name + ".data"
-            if (path.parent / data_name).exists():
-                os.remove(path.parent / data_name)
-            onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=data_name, size_threshold=1024)
-            del model
+            consolidate_external_data(model, Path(tmp), path.parent / (path.name + ".data"))
+            onnx.save_model(model, str(path))
         onnx.checker.check_model(str(path))  # the path form handles models beyond 2 GiB
+
+
+def _all_tensors(graph: onnx.GraphProto):
+    """Initializers and tensors held in node attributes (the exporter stores large Constant values externally
+    too), including those of subgraphs."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _all_tensors(attr.g)
+            for g in attr.graphs:
+                yield from _all_tensors(g)
+
+
+def consolidate_external_data(model: onnx.ModelProto, src_dir: Path, data_path: Path, align: int = 4096) -> None:
+    """Copy every externally stored initializer of `model` (files under src_dir) into one file, data_path,
+    and point the initializers at it (offsets aligned to 4 KiB so runtimes may memory-map them)."""
+    with open(data_path, "wb") as out:
+        for tensor in _all_tensors(model.graph):
+            if tensor.data_location != onnx.TensorProto.EXTERNAL:
+                continue
+            info = {e.key: e.value for e in tensor.external_data}
+            with open(src_dir / info["location"], "rb") as src:
+                src.seek(int(info.get("offset", 0)))
+                data = src.read(int(info["length"])) if "length" in info else src.read()
+            pad = (-out.tell()) % align
+            out.write(b"\0" * pad)
+            offset = out.tell()
+            out.write(data)
+            del tensor.external_data[:]
+            for key, value in (("location", data_path.name), ("offset", str(offset)), ("length", str(len(data)))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, value
 
 
 class _GraphWrapper(nn.Module):
@@ -190,16 +228,16 @@ class _DenoiserGraph(_GraphWrapper):
         return self.denoiser(vl_embs, state, actions, future, tau_a, tau_o, embodiment_id)
 
 
-def export_graphs(policy: DustPolicy, out_dir: Path) -> Dict[str, Path]:
+def export_graphs(policy: DustPolicy, out_dir: Path, external_data: bool = False) -> Dict[str, Path]:
     """Write vlm.onnx and denoiser.onnx; returns the files written (external data included)."""
     out_dir = Path(out_dir)
     policy = policy.to("cpu").eval()
     cfg = policy.cfg
     sig = graph_signature(cfg)
     export_graph(_VLMGraph(policy), example_inputs(cfg, "vlm"), out_dir / "vlm.onnx", VLM_INPUTS, VLM_OUTPUTS,
-                 sig["vlm"])
+                 sig["vlm"], external_data)
     export_graph(_DenoiserGraph(policy), example_inputs(cfg, "denoiser"), out_dir / "denoiser.onnx",
-                 DENOISER_INPUTS, DENOISER_OUTPUTS, sig["denoiser"])
+                 DENOISER_INPUTS, DENOISER_OUTPUTS, sig["denoiser"], external_data)
     files = {}
     for name in ("vlm.onnx", "vlm.onnx.data", "denoiser.onnx", "denoiser.onnx.data"):
         if (out_dir / name).exists():
@@ -248,8 +286,3 @@ def load_policy_weights(policy: DustPolicy, package_dir: Path) -> None:
             value.copy_(torch.from_numpy(np.array(arr, dtype=np.float32)))
         if missing:
             raise ValueError(f"{graph}.onnx lacks initializers for {missing[:5]} (+{max(0, len(missing) - 5)} more)")
-
-
-def copy_if_different(src: Path, dst: Path) -> None:
-    if Path(src).resolve() != Path(dst).resolve():
-        shutil.copyfile(src, dst)

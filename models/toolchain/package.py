@@ -183,6 +183,7 @@ def write_package(
     description: str,
     training: Dict[str, Any],
     weights_dtype: str = "float32",
+    external_data: bool = False,
 ) -> Dict[str, Any]:
     """Export both graphs, the tokenizer and the manifest into out_dir. With weights_dtype float16 the policy's
     parameters are rounded in place first, so that the PyTorch module equals what the package holds."""
@@ -197,7 +198,7 @@ def write_package(
             (out_dir / stale).unlink()
     if weights_dtype == "float16":
         round_weights_to_fp16(policy)
-    written = export_graphs(policy, out_dir)
+    written = export_graphs(policy, out_dir, external_data=external_data)
     if weights_dtype == "float16":
         for name in ("vlm.onnx", "denoiser.onnx"):
             if (out_dir / (name + ".data")).exists():

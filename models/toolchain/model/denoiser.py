@@ -12,8 +12,9 @@ MLP + 2D sinusoidal positions, A.2).
 Blocks. Every block keeps one weight set per stream (AdaLN-Zero modulation, attention projections, MLP), and
 each stream is modulated by its OWN timestep embedding: the action stream by tau_A, the vision stream by tau_o
 (A.2, Fig. 6: "AdaLN layers for each modality stream take the conditioning timestep embeddings from independent
-sources"). Following GR00T's DiT with `interleave_self_attention`, blocks alternate between attending to the VLM
-features (cross-attention, even global index) and self-attention (odd index). In the MMDiT stack, the
+sources"). With attention_pattern "alternate" (default), following GR00T's DiT with
+`interleave_self_attention`, blocks alternate between attending to the VLM features (cross-attention, even global
+index) and self-attention (odd index); with "self_cross" every block does both. In the MMDiT stack the
 self-attention is joint over the concatenated streams - the only place where the modalities exchange
 information; in the per-modality DiT stacks it covers one stream.
 
@@ -43,8 +44,8 @@ from .layers import (
     attention,
     init_linears,
     sincos_1d,
-    split,
     sincos_2d,
+    split,
     timestep_features,
 )
 
