@@ -82,6 +82,10 @@ def run_train(
         f"{time.time() - t0:.1f}s")
     if init_from is not None:
         policy, tokenizer, stats, _ = load_checkpoint(init_from)
+        if tcfg.mode == "joint":
+            # Fine-tuning on action data (e.g. after video-only pretraining, paper sec. 5.2): that data defines
+            # the normalisation the package will carry.
+            stats = normalization_stats(episodes)
         log(f"initialised from {init_from}")
     else:
         tokenizer = WordTokenizer.build(vocabulary_texts())
