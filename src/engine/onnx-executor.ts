@@ -41,6 +41,9 @@ function sessionOptions(init: OnnxExecutorInit): ort.InferenceSession.SessionOpt
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
+    // Intra-op threads sleep between calls instead of spinning: a serving process shares its cores with the
+    // gRPC event loop and image decoding (with spinning, 8 threads burnt 15.6 of 16 cores at 340 requests/s).
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
   };
 }
 

@@ -365,7 +365,7 @@ export class Scheduler {
       });
       for (const row of rows) this.join(row, end);
     } catch (err) {
-      this.failBatch(rows, new InferenceError('the VLM stage failed', { cause: err }));
+      this.failBatch(rows, new InferenceError(`the VLM stage failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
     } finally {
       this.busy = false;
       this.pump();
@@ -446,7 +446,7 @@ export class Scheduler {
         this.complete(row, end, result.actions.slice(f * aLen, (f + 1) * aLen), result.future.slice(f * oLen, (f + 1) * oLen));
       });
     } catch (err) {
-      this.failBatch(slotted.map(({ r }) => r), new InferenceError('a denoiser step failed', { cause: err }));
+      this.failBatch(slotted.map(({ r }) => r), new InferenceError(`a denoiser step failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
     } finally {
       this.busy = false;
       this.pump();

@@ -145,11 +145,25 @@ def hoisted_linear(x: torch.Tensor, linears: Sequence[nn.Linear], parts: Sequenc
     """
     weight = torch.cat([lin.weight for lin in linears], dim=0)
     bias = torch.cat([lin.bias for lin in linears], dim=0)
-    sizes = [lin.out_features // p for lin, p in zip(linears, parts) for _ in range(p)]
     y = F.linear(x, weight, bias)
     if y.dim() == 2:
         y = y.unsqueeze(1)  # timestep embeddings [B, n] -> [B, 1, n], broadcast over tokens
-    return list(torch.split(y, sizes, dim=-1))
+    # Splits of at most MAX_SPLIT_OUTPUTS pieces (per layer, then its pieces; layers grouped when many):
+    # ONNX Runtime's WebGPU provider binds one storage buffer per Split output and a shader stage has at
+    # most 16, so one 20-way Split fails there ("Too many storage buffers in shader").
+    per_layer = bounded_split(y, [lin.out_features for lin in linears])
+    return [piece for y_l, p in zip(per_layer, parts) for piece in bounded_split(y_l, [y_l.shape[-1] // p] * p)]
+
+
+MAX_SPLIT_OUTPUTS = 8
+
+
+def bounded_split(y: torch.Tensor, sizes: Sequence[int]) -> List[torch.Tensor]:
+    """torch.split along the last axis, as a tree of Splits with at most MAX_SPLIT_OUTPUTS outputs each."""
+    if len(sizes) <= MAX_SPLIT_OUTPUTS:
+        return list(torch.split(y, list(sizes), dim=-1))
+    groups = [list(sizes[i:i + MAX_SPLIT_OUTPUTS]) for i in range(0, len(sizes), MAX_SPLIT_OUTPUTS)]
+    return [piece for y_g, g in zip(bounded_split(y, [sum(g) for g in groups]), groups) for piece in bounded_split(y_g, g)]
 
 
 class FinalLayer(nn.Module):
