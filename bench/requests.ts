@@ -1,0 +1,95 @@
+/**
+ * Requests of the simulated robots, built and serialized once per robot so that the client spends its CPU
+ * on sending, not on encoding: JPEG camera views (64x64, one per manifest camera), a state within the
+ * embodiment's normalization range, a fixed instruction. Embodiments alternate across robots.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+import { loadProtos, POLICY_SERVICE_NAME } from '../src/api/index.js';
+import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
+import type { PredictResponse__Output } from '../src/gen/dust/serving/v1/PredictResponse.js';
+import { parseManifest, scanRepository, type Manifest } from '../src/model/index.js';
+import type { RequestClass } from './workload.js';
+
+/** Side of the JPEG views robots send (the server resizes them to the manifest's size). */
+export const IMAGE_SIDE = 64;
+export const INSTRUCTION = 'pick up the red block and place it in the bowl';
+
+export interface ModelLocation {
+  readonly manifest: Manifest;
+  readonly dir: string;
+}
+
+/** The model the server serves by default: the first model name in the repository, newest version. */
+export async function findModel(repository: string, name = ''): Promise<ModelLocation> {
+  const found = await scanRepository(repository);
+  const wanted = name || found[0]?.name;
+  const loc = found.filter((l) => l.name === wanted).at(-1);
+  if (!loc) throw new Error(`no model ${wanted ? `"${wanted}" ` : ''}with a manifest.json under ${repository}`);
+  const file = path.join(loc.dir, 'manifest.json');
+  return { manifest: parseManifest(JSON.parse(await readFile(file, 'utf8')), file), dir: loc.dir };
+}
+
+/** A deterministic textured view (a flat colour would JPEG-compress to almost nothing). */
+async function view(robot: number, camera: number): Promise<Buffer> {
+  const px = Buffer.alloc(IMAGE_SIDE * IMAGE_SIDE * 3);
+  for (let y = 0; y < IMAGE_SIDE; y++) {
+    for (let x = 0; x < IMAGE_SIDE; x++) {
+      const o = (y * IMAGE_SIDE + x) * 3;
+      px[o] = (x * 4 + robot * 17) & 255;
+      px[o + 1] = (y * 4 + camera * 61) & 255;
+      px[o + 2] = ((x ^ y) * 8 + robot * 5) & 255;
+    }
+  }
+  return sharp(px, { raw: { width: IMAGE_SIDE, height: IMAGE_SIDE, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+}
+
+export function buildRequest(m: Manifest, robot: number, cls: RequestClass, images: PredictRequest['images'], model: string): PredictRequest {
+  const names = Object.keys(m.embodiments);
+  const embodiment = names[robot % names.length];
+  const e = m.embodiments[embodiment];
+  const { min, max } = e.normalization.state;
+  return {
+    robot_id: `robot-${robot}`,
+    episode_id: `robot-${robot}-episode-0`,
+    model,
+    embodiment,
+    images,
+    state: Array.from({ length: e.state_dim }, (_, i) => min[i] + ((max[i] - min[i]) * ((robot + i) % 7)) / 7),
+    instruction: INSTRUCTION,
+    sampling: { action_steps: cls.actionSteps, vision_steps: cls.visionSteps, latency_budget_ms: cls.budgetMs },
+  };
+}
+
+export interface Codec {
+  readonly serialize: (req: PredictRequest) => Buffer;
+  readonly deserialize: (buf: Buffer) => PredictResponse__Output;
+  readonly streamPath: string;
+  readonly unaryPath: string;
+}
+
+/** The protobuf codec of the serving protos, the same the server uses. */
+export function policyCodec(): Codec {
+  const { packageDefinition } = loadProtos();
+  const service = packageDefinition[POLICY_SERVICE_NAME] as Record<string, { path: string; requestSerialize: (v: unknown) => Buffer; responseDeserialize: (b: Buffer) => unknown }>;
+  const stream = service.StreamPredict;
+  return {
+    serialize: (req) => stream.requestSerialize(req),
+    deserialize: (buf) => stream.responseDeserialize(buf) as PredictResponse__Output,
+    streamPath: stream.path,
+    unaryPath: service.Predict.path,
+  };
+}
+
+/** One serialized request per robot. */
+export async function serializedRequests(m: Manifest, classes: (robot: number) => RequestClass, robots: number, codec: Codec, model = ''): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (let r = 0; r < robots; r++) {
+    const images = await Promise.all(
+      m.cameras.map(async (camera, c) => ({ camera, encoding: 'IMAGE_ENCODING_JPEG' as const, width: IMAGE_SIDE, height: IMAGE_SIDE, data: await view(r, c) })),
+    );
+    out.push(codec.serialize(buildRequest(m, r, classes(r), images, model)));
+  }
+  return out;
+}
