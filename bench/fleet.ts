@@ -24,7 +24,7 @@ import {
 import { Progress } from './progress.js';
 import { isolatedRepository } from './repository.js';
 import { findModel } from './requests.js';
-import { runServedMode, type ServedResult } from './run-served.js';
+import { runServedMode, servedRunOptions, type ServedResult } from './run-served.js';
 import { DEFAULT_PROBE_INTERVAL_MS } from './health-probe.js';
 import { killAllServers } from './server-process.js';
 import { round } from './stats.js';
@@ -207,23 +207,7 @@ async function main(): Promise<void> {
           label: 'offline',
         });
       } else {
-        results[mode] = await runServedMode({
-          mode: SERVED_MODES[mode],
-          workload,
-          model,
-          modelRepository: o.modelRepository,
-          modelRef: o.model,
-          threads: o.threads,
-          extraServerFlags: o.serverArgs,
-          serverNodeArgs: o.serverNodeArgs,
-          warmupS: o.warmupS,
-          durationS: o.durationS,
-          channels: o.channels,
-          probeIntervalMs: o.probeIntervalMs,
-          unaryDeadlineMs: o.unaryDeadlineMs,
-          progress,
-          label: mode,
-        });
+        results[mode] = await runServedMode(servedRunOptions(o, { mode: SERVED_MODES[mode], workload, model, progress, label: mode }));
       }
       progress.note(`[${mode}] ${results[mode]!.throughputRps} req/s`);
     }

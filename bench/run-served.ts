@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes, type HealthSummary } from './health-probe.js';
 import type { ServedMode } from './modes.js';
+import type { BenchOptions } from './options.js';
 import type { Progress } from './progress.js';
 import { Recorder, type WindowResult } from './recorder.js';
 import { policyCodec, serializedRequests, type ModelLocation } from './requests.js';
@@ -74,6 +75,26 @@ export interface ServedResult extends WindowResult {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Run options for one served mode, taking everything that is not mode-specific from the bench options. */
+export function servedRunOptions(
+  o: BenchOptions,
+  run: Pick<ServedRunOptions, 'mode' | 'workload' | 'model' | 'progress' | 'label'>,
+): ServedRunOptions {
+  return {
+    ...run,
+    modelRepository: o.modelRepository,
+    modelRef: o.model,
+    threads: o.threads,
+    extraServerFlags: o.serverArgs,
+    serverNodeArgs: o.serverNodeArgs,
+    warmupS: o.warmupS,
+    durationS: o.durationS,
+    channels: o.channels,
+    probeIntervalMs: o.probeIntervalMs,
+    unaryDeadlineMs: o.unaryDeadlineMs,
+  };
+}
 
 export async function runServedMode(o: ServedRunOptions): Promise<ServedResult> {
   const { workload } = o;

@@ -14,7 +14,7 @@ import { runOffline, type OfflineResult } from './offline.js';
 import { DISTURBED_CORES, type BenchOptions } from './options.js';
 import type { Progress } from './progress.js';
 import type { ModelLocation } from './requests.js';
-import { runServedMode, type ServedResult } from './run-served.js';
+import { runServedMode, servedRunOptions, type ServedResult } from './run-served.js';
 import { round } from './stats.js';
 import { requestClasses, type Workload } from './workload.js';
 
@@ -96,23 +96,9 @@ export async function runTargets(o: BenchOptions, model: ModelLocation, progress
     rpc: o.rpc,
   });
   const served = (label: string, mode: ServedModeName, workload: Workload) =>
-    leastDisturbed(o.retryDisturbed, label, progress, () => runServedMode({
-      mode: SERVED_MODES[mode],
-      workload,
-      model,
-      modelRepository: o.modelRepository,
-      modelRef: o.model,
-      threads: o.threads,
-      extraServerFlags: o.serverArgs,
-      serverNodeArgs: o.serverNodeArgs,
-      warmupS: o.warmupS,
-      durationS: o.durationS,
-      channels: o.channels,
-      probeIntervalMs: o.probeIntervalMs,
-      unaryDeadlineMs: o.unaryDeadlineMs,
-      progress,
-      label,
-    }));
+    leastDisturbed(o.retryDisturbed, label, progress, () =>
+      runServedMode(servedRunOptions(o, { mode: SERVED_MODES[mode], workload, model, progress, label })),
+    );
   const report = (label: string, r: { throughputRps: number }) => progress.note(`[${label}] ${r.throughputRps} req/s`);
 
   // Each run happens at most once, and only when a requested target needs it.
