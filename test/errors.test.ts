@@ -161,6 +161,23 @@ describe('RESOURCE_EXHAUSTED and UNAVAILABLE', () => {
     }
   });
 
+  it('a dead inference thread turns its version FAILED: requests get UNAVAILABLE, not INTERNAL forever', async () => {
+    const s = await startTestServer({ warmup: false });
+    try {
+      await predict(s.client, await request());
+      const runtime = s.server.registry.resolve({ name: 'dust-tiny', version: 1 }).runtime;
+      // Simulate a crash of the thread (out of memory, a native abort): test-only reach into the proxy.
+      await (runtime.worker as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+      const err = await predictError(s.client, await request());
+      expect(err.code).toBe(grpc.status.UNAVAILABLE);
+      expect(err.details).toMatch(/FAILED.*inference worker stopped/);
+      const list = await new Promise<any>((resolve, reject) => s.client.ListModels({}, (e, r) => (e ? reject(e) : resolve(r))));
+      expect(list.models[0].state).toBe('MODEL_STATE_FAILED');
+    } finally {
+      await s.close();
+    }
+  });
+
   it('while draining, new work gets UNAVAILABLE and in-flight work finishes', async () => {
     const s = await startTestServer({ warmup: false, shutdownGraceSeconds: 10 });
     const inflight = predict(s.client, await request({ sampling: { action_steps: 4, vision_steps: 64 } }));

@@ -136,6 +136,9 @@ export function runtimeFactory(options: RuntimeOptions, log: Logger): RuntimeFac
       }
       return runtime;
     },
+    failure(runtime) {
+      return runtime.worker.lostReason;
+    },
     async stop(runtime) {
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.drainTimeoutMs)));

@@ -104,6 +104,11 @@ export class ModelWorker {
     });
   }
 
+  /** Why the worker thread is gone (crash, out of memory), or undefined while it runs. */
+  get lostReason(): string | undefined {
+    return this.lost?.message;
+  }
+
   /** Queues a job on the worker's scheduler. The job's buffers are transferred: the caller must not reuse them. */
   submit(job: JobInput): Promise<JobResult> {
     if (this.draining) return Promise.reject(new UnavailableError('the server is draining and accepts no new work; retry on another replica'));
@@ -128,6 +133,7 @@ export class ModelWorker {
   /** Stops admitting (UNAVAILABLE at once, here) and resolves when the worker has finished admitted work. */
   drain(): Promise<void> {
     this.draining = true;
+    if (this.lost) return Promise.resolve(); // a dead thread holds no work to finish
     return this.request({ kind: 'drain', id: this.nextId++ });
   }
 

@@ -15,6 +15,8 @@ export interface RuntimeFactory<R> {
   start(pkg: ModelPackage): Promise<R>;
   /** Finishes in-flight work (bounded by the caller's grace period), then releases everything. */
   stop(runtime: R): Promise<void>;
+  /** Why a started runtime can no longer serve (e.g. its inference thread died), or undefined while it can. */
+  failure?(runtime: R): string | undefined;
 }
 
 export interface ModelVersionEntry<R> {
@@ -149,6 +151,12 @@ export class ModelRegistry<R> {
       }
     } else {
       entry = versions.filter((e) => e.state === 'READY').at(-1) ?? versions.at(-1)!;
+    }
+    const failure = entry.state === 'READY' && entry.runtime ? this.factory.failure?.(entry.runtime) : undefined;
+    if (failure) {
+      // Found on use: the version stops being offered (health NOT_SERVING) instead of failing every request.
+      this.setState(entry, 'FAILED', failure);
+      this.log.error({ model: entry.name, version: entry.version, reason: failure }, 'model version failed while serving');
     }
     if (entry.state !== 'READY' || !entry.runtime || !entry.manifest) {
       throw new UnavailableError(`model ${name}@${entry.version} is ${entry.state}${entry.reason ? ` (${entry.reason})` : ''}; retry later or pin another version`);
