@@ -7,7 +7,7 @@
  * the same share of requests as in the served runs (robots are assigned classes round-robin).
  */
 import path from 'node:path';
-import { OnnxExecutor, shapesOf, type ModelShapes } from '../src/engine/index.js';
+import { OnnxExecutor, shapesOf, type ModelShapes, type VlmBatch } from '../src/engine/index.js';
 import { PromptTokenizer } from '../src/preprocess/index.js';
 import { initialNoise, stepPlan } from '../src/sampling/index.js';
 import { OFFLINE_DESCRIPTION } from './modes.js';
@@ -57,15 +57,7 @@ export interface OfflineOptions {
 }
 
 /** Inputs of one VLM batch, built once (the executor copies what it keeps into its arena). */
-interface Template {
-  readonly pixelValues: Float32Array;
-  readonly inputIds: BigInt64Array;
-  readonly attentionMask: BigInt64Array;
-  readonly state: Float32Array;
-  readonly embodimentIds: BigInt64Array;
-  readonly actions0: Float32Array;
-  readonly future0: Float32Array;
-}
+type Template = Omit<VlmBatch, 'moves' | 'slots'>;
 
 async function template(model: ModelLocation, s: ModelShapes, B: number): Promise<Template> {
   const m = model.manifest;
