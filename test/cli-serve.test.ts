@@ -7,6 +7,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { loadProtos } from '../src/api/index.js';
+import { onnxRuntimeProbe } from '../src/engine/index.js';
 import type { PolicyServiceClient } from '../src/gen/dust/serving/v1/PolicyService.js';
 import { predict, TEST_REPOSITORY, validRequest } from './support/harness.js';
 
@@ -63,5 +64,21 @@ describe('dust-serve serve', () => {
     const [code] = await once(child, 'exit');
     expect(code).not.toBe(0);
     expect(err).toMatch(/device/);
+  });
+
+  it('--device cuda without a working CUDA provider refuses to start, naming what is missing and the fix', async (ctx) => {
+    if ((await onnxRuntimeProbe('cuda')).ok) ctx.skip();
+    const child = spawn(process.execPath, [BIN, 'serve', '--device', 'cuda', '--port', '0'], {
+      env: { ...process.env, DUST_MODEL_REPOSITORY: TEST_REPOSITORY },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(1);
+    expect(out).toMatch(/dust-serve: --device cuda cannot run here: missing .+\. To fix: /);
+    expect(out).toMatch(/npm run setup:cuda|LD_LIBRARY_PATH|NVIDIA driver/);
+    expect(out).not.toContain('dust-serve listening');
   });
 });

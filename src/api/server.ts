@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { ServeOptions } from '../config/index.js';
-import { runtimeFactory, type ModelRuntime } from '../engine/index.js';
+import { onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
 import { ModelRegistry } from '../model/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { ServingHealth } from './health.js';
@@ -27,14 +27,20 @@ export interface RunningServer {
   shutdown(reason?: string): Promise<void>;
 }
 
-export async function startServer(options: Readonly<ServeOptions>, log: Logger): Promise<RunningServer> {
+/**
+ * @param probe how GPU providers are checked before anything loads (tests inject one).
+ * @throws DeviceUnavailableError when --device cuda or webgpu cannot run here: nothing falls back silently.
+ */
+export async function startServer(options: Readonly<ServeOptions>, log: Logger, probe: DeviceProbe = onnxRuntimeProbe): Promise<RunningServer> {
   const protos = loadProtos();
+  const { device, reason } = await selectDevice(options.device, probe);
+  log.info({ requested: options.device, device, reason }, 'execution provider chosen');
   const graceMs = options.shutdownGraceSeconds * 1000;
   const registry = new ModelRegistry<ModelRuntime>(
     options.modelRepository,
     runtimeFactory(
       {
-        device: options.device,
+        device,
         threads: options.threads,
         maxActive: options.maxActive,
         warmup: options.warmup,

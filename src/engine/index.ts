@@ -16,3 +16,6 @@ export type { Clock } from './clock.js';
 export { CostModel } from './cost-model.js';
 export type { CostTableRow } from './cost-model.js';
 export { SurpriseTracker, cosineSimilarity } from './surprise.js';
+export { selectDevice, AUTO_ORDER } from './device-selection.js';
+export type { DeviceChoice, DeviceProbe, DeviceRequest, GpuDevice, ProbeResult } from './device-selection.js';
+export { onnxRuntimeProbe } from './device-probe.js';

@@ -17,8 +17,8 @@ import { SurpriseTracker } from './surprise.js';
 import type { Device } from './worker-protocol.js';
 
 export interface RuntimeOptions {
-  /** 'auto' tries cuda, then webgpu, then cpu. */
-  readonly device: Device | 'auto';
+  /** The execution provider, already chosen at start-up (device-selection.ts). */
+  readonly device: Device;
   readonly threads: number;
   /** Arena rows per model version. */
   readonly maxActive: number;
@@ -56,31 +56,22 @@ export function shapesOf(m: Manifest): ModelShapes {
   };
 }
 
-const AUTO_ORDER: readonly Device[] = ['cuda', 'webgpu', 'cpu'];
-
-async function startWorker(pkg: ModelPackage, options: RuntimeOptions, log: Logger): Promise<{ worker: ModelWorker; device: Device }> {
-  const candidates = options.device === 'auto' ? AUTO_ORDER : [options.device];
-  let lastError: unknown;
-  for (const device of candidates) {
-    try {
-      const worker = await ModelWorker.start({
-        executor: {
-          vlmPath: pkg.vlmPath,
-          denoiserPath: pkg.denoiserPath,
-          device,
-          threads: options.threads,
-          capacity: options.maxActive,
-          shapes: shapesOf(pkg.manifest),
-        },
-        scheduler: options.scheduler,
-      });
-      return { worker, device };
-    } catch (err) {
-      lastError = err;
-      log.warn({ device, err: (err as Error).message }, 'execution provider unavailable for this model');
-    }
+async function startWorker(pkg: ModelPackage, options: RuntimeOptions): Promise<ModelWorker> {
+  try {
+    return await ModelWorker.start({
+      executor: {
+        vlmPath: pkg.vlmPath,
+        denoiserPath: pkg.denoiserPath,
+        device: options.device,
+        threads: options.threads,
+        capacity: options.maxActive,
+        shapes: shapesOf(pkg.manifest),
+      },
+      scheduler: options.scheduler,
+    });
+  } catch (err) {
+    throw new ModelPackageError(`${pkg.dir}: ONNX Runtime could not load the graphs on ${options.device}: ${(err as Error).message}`, { cause: err });
   }
-  throw new ModelPackageError(`${pkg.dir}: no execution provider could load the graphs (${(lastError as Error)?.message})`, { cause: lastError });
 }
 
 /** Synthetic requests through the real scheduler path, so the first robot does not pay for cold caches. */
@@ -115,7 +106,8 @@ export function runtimeFactory(options: RuntimeOptions, log: Logger): RuntimeFac
     async start(pkg) {
       const m = pkg.manifest;
       const tokenizer = await PromptTokenizer.fromFile(pkg.tokenizerPath, m.text);
-      const { worker, device } = await startWorker(pkg, options, log);
+      const worker = await startWorker(pkg, options);
+      const { device } = options;
       try {
         checkGraphs(m, worker.graphs);
       } catch (err) {

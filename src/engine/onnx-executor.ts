@@ -21,17 +21,13 @@ export interface OnnxExecutorInit {
   readonly shapes: ModelShapes;
 }
 
+/**
+ * Exactly the chosen provider: ONNX Runtime still places the few nodes a GPU provider has no kernel for (shape
+ * arithmetic) on its CPU provider, but a provider that fails to load fails the session instead of leaving every
+ * node on the CPU.
+ */
 function providers(device: Device): ort.InferenceSession.ExecutionProviderConfig[] {
-  switch (device) {
-    case 'cpu':
-      return ['cpu'];
-    case 'webgpu':
-      return ['webgpu', 'cpu'];
-    case 'cuda':
-      return ['cuda', 'cpu'];
-    default:
-      return ['cpu'];
-  }
+  return [device];
 }
 
 function sessionOptions(init: OnnxExecutorInit): ort.InferenceSession.SessionOptions {

@@ -67,3 +67,20 @@ export class InferenceError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * The execution provider asked for (`--device cuda|webgpu`) cannot run here. Raised at start-up, before any
+ * model loads: the server refuses to start rather than serve on another device than the operator chose. The
+ * message names what is missing and the command that fixes it.
+ */
+export class DeviceUnavailableError extends Error {
+  override readonly name = 'DeviceUnavailableError';
+  constructor(
+    readonly device: string,
+    readonly missing: string,
+    readonly fix: string,
+    options?: ErrorOptions,
+  ) {
+    super(`--device ${device} cannot run here: missing ${missing}. To fix: ${fix}`, options);
+  }
+}

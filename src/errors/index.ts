@@ -7,6 +7,7 @@ export {
   CancelledError,
   ModelPackageError,
   InferenceError,
+  DeviceUnavailableError,
 } from './errors.js';
 export { errorToWire, errorFromWire } from './wire.js';
 export type { WireError } from './wire.js';
