@@ -17,7 +17,7 @@ from .data.synthetic import generate_dataset, vocabulary_texts
 from .evaluate import heldout_errors, input_sensitivity
 from .golden import write_fixtures
 from .model import DustPolicy, randomize_zero_init
-from .package import load_package, validate_package, write_package
+from .package import load_package, validate_package, write_half_package, write_package
 from .tokenizer import WordTokenizer
 from .train import load_checkpoint, save_checkpoint, seed_everything, train
 
@@ -145,15 +145,29 @@ def training_record(ckpt: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def run_export(*, checkpoint: Path, out: Path, version: int, weights_dtype: str, description: Optional[str] = None) -> Dict[str, Any]:
+def run_export(*, checkpoint: Path, out: Path, version: int, weights_dtype: str, description: Optional[str] = None,
+               precision: str = "float32") -> Dict[str, Any]:
     policy, tokenizer, stats, ckpt = load_checkpoint(checkpoint)
     desc = description or f"DUST reference policy {policy.cfg.name} trained by models/toolchain on {ckpt['dataset']}"
     manifest = write_package(policy, tokenizer, stats, out, version=version, description=desc,
-                             training=training_record(ckpt), weights_dtype=weights_dtype)
+                             training=training_record(ckpt), weights_dtype=weights_dtype, precision=precision)
+    check_written(out, manifest)
+    return manifest
+
+
+def check_written(out: Path, manifest: Dict[str, Any]) -> None:
     problems = validate_package(out)
     if problems:
         raise SystemExit("exported package is invalid:\n  " + "\n  ".join(problems))
     log(f"package written to {out}: " + ", ".join(f"{n} {(Path(out) / n).stat().st_size / 1e6:.2f} MB" for n in manifest["files"]))
+
+
+def run_half(*, package: Path, out: Path, version: Optional[int] = None) -> Dict[str, Any]:
+    """The float16 variant of a package (fp16.py): same weights rounded to float16, computation in float16."""
+    t0 = time.time()
+    manifest = write_half_package(package, out, version=version)
+    check_written(out, manifest)
+    log(f"float16 variant of {package} converted in {time.time() - t0:.0f}s")
     return manifest
 
 
@@ -185,7 +199,7 @@ def build_tiny(*, out: Path, fixtures: Path, device: str, steps: int, batch_size
     run_golden(package=out, out=fixtures)
 
 
-def export_paper(*, out: Path, seed: int, weights_dtype: str = "float32") -> Dict[str, Any]:
+def export_paper(*, out: Path, seed: int, weights_dtype: str = "float32", precision: str = "float32") -> Dict[str, Any]:
     """Paper-size DUST with random weights (benchmarks only): the AdaLN-Zero and zero-initialised heads are
     replaced by small noise so that every weight is exercised and outputs are non-trivial."""
     seed_everything(seed)
@@ -202,7 +216,7 @@ def export_paper(*, out: Path, seed: int, weights_dtype: str = "float32") -> Dic
                 "dataset": "none: random weights for benchmarks", "seed": seed}
     manifest = write_package(policy, tokenizer, stats, out, version=int(Path(out).name) if Path(out).name.isdigit() else 1,
                              description="DUST at the paper's sizes with RANDOM weights, for benchmarks only",
-                             training=training, weights_dtype=weights_dtype)
+                             training=training, weights_dtype=weights_dtype, precision=precision)
     problems = validate_package(out)
     if problems:
         raise SystemExit("exported package is invalid:\n  " + "\n  ".join(problems))
