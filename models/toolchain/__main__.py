@@ -80,6 +80,8 @@ def main(argv=None) -> int:
     x.add_argument("--out", type=Path, default=Path("models/paper/1"))
     x.add_argument("--seed", type=int, default=0)
     x.add_argument("--precision", choices=["float32", "float16"], default="float32")
+    x.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE",
+                   help="override a paper-preset field (e.g. smaller widths with the paper's input/output shapes for a dry run)")
     common(x, device=False)
 
     h = sub.add_parser("half", help="float16 variant of an existing package (weights and computation; I/O float32)")
@@ -121,7 +123,8 @@ def main(argv=None) -> int:
                          episodes_per_embodiment=args.episodes, checkpoint=args.checkpoint,
                          weights_dtype=args.weights_dtype)
     elif args.cmd == "export-paper":
-        build.export_paper(out=args.out, seed=args.seed, precision=args.precision)
+        build.export_paper(out=args.out, seed=args.seed, precision=args.precision,
+                           overrides=build.parse_overrides(args.set))
     elif args.cmd == "half":
         build.run_half(package=args.package, out=args.out, version=args.version)
     elif args.cmd == "validate":

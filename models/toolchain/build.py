@@ -37,6 +37,7 @@ def pick_device(name: str) -> torch.device:
 
 def apply_overrides(cfg: ModelConfig, overrides: Dict[str, Dict[str, Any]]) -> ModelConfig:
     """{"denoiser": {"hidden": 96}, "vlm": {...}} -> a config with those fields replaced (validated again)."""
+    parts = {}
     for part, fields in overrides.items():
         if part not in ("denoiser", "vlm"):
             raise ValueError(f"unknown config part {part!r}")
@@ -46,8 +47,10 @@ def apply_overrides(cfg: ModelConfig, overrides: Dict[str, Dict[str, Any]]) -> M
             if not hasattr(current, key):
                 raise ValueError(f"{part} has no field {key!r}")
             typed[key] = type(getattr(current, key))(value)
-        cfg = dataclasses.replace(cfg, **{part: dataclasses.replace(current, **typed)})
-    return cfg
+        parts[part] = dataclasses.replace(current, **typed)
+    # All parts at once: a change that must agree across them (e.g. the VLM width and the denoiser's cond_dim)
+    # is only consistent when both are replaced.
+    return dataclasses.replace(cfg, **parts) if parts else cfg
 
 
 def parse_overrides(items) -> Dict[str, Dict[str, Any]]:
@@ -199,17 +202,27 @@ def build_tiny(*, out: Path, fixtures: Path, device: str, steps: int, batch_size
     run_golden(package=out, out=fixtures)
 
 
-def export_paper(*, out: Path, seed: int, weights_dtype: str = "float32", precision: str = "float32") -> Dict[str, Any]:
+def paper_policy(seed: int, overrides: Optional[Dict[str, Dict[str, Any]]] = None):
     """Paper-size DUST with random weights (benchmarks only): the AdaLN-Zero and zero-initialised heads are
-    replaced by small noise so that every weight is exercised and outputs are non-trivial."""
+    replaced by small noise so that every weight is exercised and outputs are non-trivial. Returns the policy
+    (float32, CPU, eval mode) and its tokenizer; the same seed gives the same weights."""
     seed_everything(seed)
     tokenizer = WordTokenizer.build(vocabulary_texts())
-    cfg: ModelConfig = preset("paper", vocab_size=len(tokenizer))
+    cfg: ModelConfig = apply_overrides(preset("paper", vocab_size=len(tokenizer)), overrides or {})
     t0 = time.time()
     policy = DustPolicy(cfg).eval()
     randomize_zero_init(policy, std=0.02, generator=torch.Generator().manual_seed(seed))
     log(f"paper model: {sum(p.numel() for p in policy.parameters()) / 1e9:.3f}B parameters "
         f"(denoiser {sum(p.numel() for p in policy.denoiser.parameters()) / 1e9:.3f}B), built in {time.time() - t0:.0f}s")
+    return policy, tokenizer
+
+
+def export_paper(*, out: Path, seed: int, weights_dtype: str = "float32", precision: str = "float32",
+                 overrides: Optional[Dict[str, Dict[str, Any]]] = None, policy=None, tokenizer=None) -> Dict[str, Any]:
+    """Write the paper-size package (`paper_policy`, or the given policy and tokenizer)."""
+    t0 = time.time()
+    if policy is None:
+        policy, tokenizer = paper_policy(seed, overrides)
     # Statistics of the synthetic data stand in: the package must carry normalisation for each embodiment.
     stats = normalization_stats(generate_dataset(4, seed=seed, image_size=32))
     training = {"tau_distribution": "none (random weights)", "lambda_wm": 1.0, "steps": 0,
