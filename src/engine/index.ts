@@ -5,7 +5,7 @@ export type { ModelRuntime, RuntimeOptions } from './model-runtime.js';
 export { predict, resolveStepCounts } from './predict.js';
 export type { PredictInput, PredictOutput, RequestContext } from './predict.js';
 export { ModelWorker } from './model-worker.js';
-export { OnnxExecutor } from './onnx-executor.js';
+export { OnnxExecutor, sessionOptions } from './onnx-executor.js';
 export type { OnnxExecutorInit } from './onnx-executor.js';
 export { ExecutorLostError } from './executor.js';
 export type { Executor, ModelShapes, VlmBatch, VlmResult, StepBatch, StepResult } from './executor.js';

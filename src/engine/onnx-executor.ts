@@ -30,7 +30,8 @@ function providers(device: Device): ort.InferenceSession.ExecutionProviderConfig
   return [device];
 }
 
-function sessionOptions(init: OnnxExecutorInit): ort.InferenceSession.SessionOptions {
+/** The session options of every graph the server runs (the GPU benchmarks use them too). */
+export function sessionOptions(init: Pick<OnnxExecutorInit, 'device' | 'threads'>): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: providers(init.device),
     intraOpNumThreads: init.threads,
