@@ -126,6 +126,42 @@ async function sample(session, m, actionSteps, visionSteps) {
   return sampleJoint(f, a0, o0, { actionSteps, visionSteps });
 }
 
+// The conditioning's host-to-device copy on the first configuration's device (CUDA on the GPU host): a graph that
+// only reads its input (ReduceSum to a scalar).
+const probe = path.join(work, 'copy_probe.onnx');
+const probeDevice = configs[0].split('-')[0];
+if (existsSync(probe)) try {
+  const m = JSON.parse(readFileSync(path.join(work, 'repo32', 'dust-paper', '1', 'manifest.json'), 'utf8'));
+  const S = m.conditioning.tokens;
+  const D = m.conditioning.dim;
+  const kvWidth = Number(opt('kv-width', String(D * 32)));
+  const session = await ort.InferenceSession.create(probe, sessionOptions({ device: probeDevice, threads }));
+  const copy = (result.conditioning_copy = { device: probeDevice, conditioning: {}, cached_kv_via_host: {}, kv_width: kvWidth });
+  for (const b of batches) {
+    const x = new ort.Tensor('float32', new Float32Array(b * S * D).fill(0.5), [b, S, D]);
+    const t = await timed(() => session.run({ x }));
+    copy.conditioning[b] = { ...t, mb: round((b * S * D * 4) / 1e6, 1), gb_per_s: round((b * S * D * 4) / 1e6 / t.p50_ms, 2) };
+  }
+  for (const b of batches.filter((b) => b <= 8)) {
+    const x = new ort.Tensor('float32', new Float32Array(b * S * kvWidth).fill(0.5), [b, S, kvWidth]);
+    const t = await timed(() => session.run({ x }));
+    copy.cached_kv_via_host[b] = { ...t, mb: round((b * S * kvWidth * 4) / 1e6, 1) };
+  }
+  await session.release();
+  // Can onnxruntime-node keep a CUDA output on the device (IO binding)? Its gpu-buffer location is WebGPU's.
+  try {
+    const s2 = await ort.InferenceSession.create(probe, { ...sessionOptions({ device: probeDevice, threads }), preferredOutputLocation: 'gpu-buffer' });
+    const out = await s2.run({ x: new ort.Tensor('float32', new Float32Array(S * D).fill(1), [1, S, D]) });
+    result.gpu_buffer_output = { ok: true, location: out.y.location };
+    await s2.release();
+  } catch (err) {
+    result.gpu_buffer_output = { ok: false, error: String(err?.message ?? err).split('\n')[0] };
+  }
+  log(`conditioning copy: ${JSON.stringify(copy.conditioning)}; gpu-buffer output: ${JSON.stringify(result.gpu_buffer_output)}`);
+} catch (err) {
+  result.conditioning_copy = { error: String(err?.message ?? err).split('\n')[0] };
+}
+
 for (const name of configs) {
   const [device, precision] = name.split('-');
   const repo = path.join(work, precision === 'fp16' ? 'repo16' : 'repo32', 'dust-paper', '1');
@@ -186,37 +222,6 @@ if (base) {
   }
 }
 
-// The conditioning's host-to-device copy on CUDA: a graph that only reads its input (ReduceSum to a scalar).
-const probe = path.join(work, 'copy_probe.onnx');
-if (existsSync(probe) && configs.some((c) => c.startsWith('cuda')) && performance.now() < deadline) {
-  const m = JSON.parse(readFileSync(path.join(work, 'repo32', 'dust-paper', '1', 'manifest.json'), 'utf8'));
-  const S = m.conditioning.tokens;
-  const D = m.conditioning.dim;
-  const kvWidth = Number(opt('kv-width', String(D * 32)));
-  const session = await ort.InferenceSession.create(probe, sessionOptions({ device: 'cuda', threads }));
-  const copy = (result.conditioning_copy = { conditioning: {}, cached_kv_via_host: {}, kv_width: kvWidth });
-  for (const b of batches) {
-    const x = new ort.Tensor('float32', new Float32Array(b * S * D).fill(0.5), [b, S, D]);
-    const t = await timed(() => session.run({ x }));
-    copy.conditioning[b] = { ...t, mb: round((b * S * D * 4) / 1e6, 1), gb_per_s: round((b * S * D * 4) / 1e6 / t.p50_ms, 2) };
-  }
-  for (const b of batches.filter((b) => b <= 8)) {
-    const x = new ort.Tensor('float32', new Float32Array(b * S * kvWidth).fill(0.5), [b, S, kvWidth]);
-    const t = await timed(() => session.run({ x }));
-    copy.cached_kv_via_host[b] = { ...t, mb: round((b * S * kvWidth * 4) / 1e6, 1) };
-  }
-  await session.release();
-  // Can onnxruntime-node keep a CUDA output on the device (IO binding)? Its gpu-buffer location is WebGPU's.
-  try {
-    const s2 = await ort.InferenceSession.create(probe, { ...sessionOptions({ device: 'cuda', threads }), preferredOutputLocation: 'gpu-buffer' });
-    const out = await s2.run({ x: new ort.Tensor('float32', new Float32Array(S * D).fill(1), [1, S, D]) });
-    result.cuda_gpu_buffer_output = { ok: true, location: out.y.location };
-    await s2.release();
-  } catch (err) {
-    result.cuda_gpu_buffer_output = { ok: false, error: String(err?.message ?? err).split('\n')[0] };
-  }
-  log(`conditioning copy: ${JSON.stringify(copy.conditioning)}; gpu-buffer on CUDA: ${JSON.stringify(result.cuda_gpu_buffer_output)}`);
-}
 result.deadline_hit = performance.now() > deadline;
 save();
 log(`written ${outFile}`);
