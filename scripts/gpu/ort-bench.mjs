@@ -9,7 +9,7 @@
 //   node scripts/gpu/ort-bench.mjs --app /tmp/app --work /tmp/gpu8 [--configs cuda-fp32,cuda-fp16,webgpu-fp32]
 //        [--batches 1,8,32,64,128] [--budget-s 0.8] [--deadline-s 420] [--threads 1] --out /tmp/gpu8/ort.json
 import { createRequire } from 'node:module';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -26,6 +26,9 @@ const budgetMs = Number(opt('budget-s', '0.8')) * 1000;
 const deadline = performance.now() + Number(opt('deadline-s', '420')) * 1000;
 const threads = Number(opt('threads', '1'));
 const outFile = opt('out', path.join(work, 'ort.json'));
+// With --profile-batch B: ONNX Runtime's own profile of PROFILE_RUNS denoiser calls at batch B per configuration.
+const profileBatch = opt('profile-batch', '') ? Number(opt('profile-batch', '')) : undefined;
+const PROFILE_RUNS = 10;
 
 const require = createRequire(path.join(app, 'package.json'));
 const ort = require('onnxruntime-node');
@@ -100,6 +103,50 @@ function relL2(got, want) {
 
 const reference = existsSync(path.join(work, 'reference.json')) ? JSON.parse(readFileSync(path.join(work, 'reference.json'), 'utf8')) : undefined;
 const samples = {};
+
+/**
+ * ONNX Runtime's profile of a few denoiser calls: per call, its wall time (model_run) and the summed durations of
+ * its nodes. On a GPU provider a node's duration is the CPU time spent issuing it (kernels run asynchronously),
+ * so the sum against the wall time says whether a call is bound by issuing work or by the GPU.
+ */
+async function profileDenoiser(file, device, batch, manifest) {
+  const prefix = path.join(work, `profile-${device}-${batch}`);
+  const session = await ort.InferenceSession.create(file, { ...sessionOptions({ device, threads }), enableProfiling: true, profileFilePrefix: prefix });
+  const feeds = feedsFor(session, batch, manifest);
+  for (let i = 0; i < 3 + PROFILE_RUNS; i++) await session.run(feeds);
+  session.endProfiling();
+  await session.release();
+  // ONNX Runtime names the file <prefix>_<date>.json and onnxruntime-node does not return the name.
+  const base = path.basename(prefix);
+  const found = readdirSync(work).filter((f) => f.startsWith(base) && f.endsWith('.json'));
+  if (found.length === 0) return { error: 'no profile file' };
+  const json = path.join(work, found.sort().at(-1));
+  const events = JSON.parse(readFileSync(json, 'utf8'));
+  rmSync(json);
+  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').slice(-PROFILE_RUNS);
+  const nodes = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
+  const first = runs[0]?.ts ?? 0;
+  const inRuns = nodes.filter((e) => e.ts >= first);
+  const byOp = {};
+  const byProvider = {};
+  for (const e of inRuns) {
+    const op = e.args?.op_name ?? '?';
+    byOp[op] = (byOp[op] ?? 0) + e.dur / runs.length;
+    const p = e.args?.provider ?? '?';
+    byProvider[p] = (byProvider[p] ?? 0) + 1 / runs.length;
+  }
+  const top = Object.entries(byOp).sort((a, b) => b[1] - a[1]).slice(0, 12).map(([op, us]) => [op, round(us / 1000)]);
+  const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return {
+    batch,
+    runs: runs.length,
+    run_ms: round(median(runs.map((r) => r.dur / 1000))),
+    node_issue_ms_per_run: round(inRuns.reduce((sum, e) => sum + e.dur, 0) / 1000 / runs.length),
+    nodes_per_run: round(inRuns.length / runs.length, 1),
+    nodes_by_provider: Object.fromEntries(Object.entries(byProvider).map(([k, v]) => [k, round(v, 1)])),
+    top_ops_ms: top,
+  };
+}
 
 /** N_o denoiser steps at batch 1 from the reference's first row (sampling.md schedule, the production sampler). */
 async function sample(session, m, actionSteps, visionSteps) {
@@ -194,6 +241,14 @@ for (const name of configs) {
       }
       log(`${name} ${graph} batch ${b}: ${JSON.stringify(g.batches[b])}`);
       save();
+    }
+    if (graph === 'denoiser' && profileBatch !== undefined && performance.now() < deadline) {
+      try {
+        g.profile = await profileDenoiser(path.join(repo, 'denoiser.onnx'), device, profileBatch, manifest);
+      } catch (err) {
+        g.profile = { error: String(err?.message ?? err).split('\n')[0] };
+      }
+      log(`${name} denoiser profile: ${JSON.stringify(g.profile)}`);
     }
     if (reference && performance.now() < deadline) {
       const ref = reference[graph];

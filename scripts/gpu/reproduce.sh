@@ -88,13 +88,15 @@ stage_part() {
 }
 
 stage_torch() {
-  cd "$SRC" && PYTHONPATH="$SRC" $PY scripts/gpu/torch_bench.py --out "$WORK" --batches "$BATCHES" --budget-s 0.5 $SET
+  # EXPORT_ONLY=1: the packages and the reference outputs, no PyTorch timings (a second run on a fresh machine).
+  cd "$SRC" && PYTHONPATH="$SRC" $PY scripts/gpu/torch_bench.py --out "$WORK" --batches "$BATCHES" --budget-s 0.5 \
+    ${EXPORT_ONLY:+--export-only} $SET
 }
 
 stage_torch_bg() {
   rm -f "$WORK/export.done" "$WORK/torch.done" "$WORK/torch.failed"
   # A new session (setsid): the device keeps it running after this call returns, while it stays warm.
-  setsid bash -c "cd '$ROOT' && { SRC='$SRC' WORK='$WORK' DRY='${DRY:-0}' BATCHES='$BATCHES' bash '$SRC/scripts/gpu/reproduce.sh' torch || touch '$WORK/torch.failed'; }" \
+  setsid bash -c "cd '$ROOT' && { SRC='$SRC' WORK='$WORK' DRY='${DRY:-0}' BATCHES='$BATCHES' EXPORT_ONLY='${EXPORT_ONLY:-}' bash '$SRC/scripts/gpu/reproduce.sh' torch || touch '$WORK/torch.failed'; }" \
     > "$WORK/torch.log" 2>&1 < /dev/null &
   sleep 5
   tail -n 5 "$WORK/torch.log" >&2 || true
@@ -129,7 +131,7 @@ stage_ort() {
   # ONNX Runtime's timings wait for PyTorch's to end (one GPU); a failure there does not stop them.
   wait_for "$WORK/torch.done" || log "continuing without the PyTorch timings"
   node "$SRC/scripts/gpu/ort-bench.mjs" --app "$APP" --work "$WORK" --configs "$CONFIGS" --batches "$BATCHES" \
-    --budget-s 0.6 --deadline-s "$(( $(left) - 30 ))" --out "$WORK/ort.json"
+    --budget-s 0.6 --deadline-s "$(( $(left) - 30 ))" ${PROFILE_BATCH:+--profile-batch $PROFILE_BATCH} --out "$WORK/ort.json"
 }
 
 # One `npm run bench` invocation (the built dist/bench/fleet.js); its JSON goes to $WORK/serve-<name>.json.
@@ -152,6 +154,12 @@ stage_serve() {
       console.log(step(process.argv[2] + "-fp32") < step(process.argv[2] + "-fp16") ? "repo32" : "repo16")' "$WORK/ort.json" "$DEVICE")
   fi
   log "fleet runs use $best"
+  if [ "${SERVE_SET:-full}" = short ]; then
+    # A second run after a change: batch-1 latency and the 64-robot comparison only.
+    NEED_S=60 bench "1robot-4x4-${best#repo}" "$WORK/$best" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION"
+    NEED_S=120 bench "robots${ROBOTS_MANY}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MANY" --modes step,max-batch-1 --warmup 3 --duration "$DURATION"
+    return 0
+  fi
   NEED_S=60 bench 1robot-4x4-fp32 "$WORK/repo32" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION"
   NEED_S=60 bench 1robot-4x4-fp16 "$WORK/repo16" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION"
   NEED_S=60 bench "1robot-4x16-${best#repo}" "$WORK/$best" --robots 1 --mix 4:16 --modes step --warmup 2 --duration "$DURATION"
@@ -166,6 +174,7 @@ stage_serve() {
 
 # At most 8 files come back from a call: JSON results as they are, logs in one archive.
 stage_collect() {
+  export PATH="$APP/.node:$PATH"
   for f in torch.json ort.json prep.json; do [ -f "$WORK/$f" ] && cp "$WORK/$f" "$OUT/h200-$f"; done
   if ls "$WORK"/serve-*.json >/dev/null 2>&1; then
     node -e '

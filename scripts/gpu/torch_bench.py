@@ -116,6 +116,7 @@ def main() -> int:
     ap.add_argument("--batches", default="1,8,32,64,128")
     ap.add_argument("--budget-s", type=float, default=0.8, help="timed seconds per measurement (at least 3 calls)")
     ap.add_argument("--ref-batch", type=int, default=8)
+    ap.add_argument("--export-only", action="store_true", help="write the packages and the reference, no timings")
     args = ap.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -157,6 +158,9 @@ def main() -> int:
         (out / "reference.json").write_text(json.dumps(ref))
         result["flops"] = step_flops(den, cfg, device)
     log(f"reference outputs written; flops {result['flops']}")
+    if args.export_only:
+        (out / "torch.done").write_text("ok\n")
+        return 0
 
     timings: dict = {"vlm": {}, "denoiser": {}}
     variants = [("fp32_eager", torch.float32), ("bf16_eager", torch.bfloat16), ("fp16_eager", torch.float16)]
