@@ -13,10 +13,11 @@
 //   npm run setup:cuda -- --from <dir|.tgz>    use the two .so files in <dir>, or a tarball from `npm pack`, offline
 //   npm run setup:cuda -- --check              only report what is installed
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 
 const PACKAGE = 'com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9';
 const FILES = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'];
@@ -58,8 +59,30 @@ function providerSource() {
     const out = execFileSync('npm', ['pack', PACKAGE, '--pack-destination', tmp, '--json', '--silent'], { encoding: 'utf8' });
     tgz = path.join(tmp, JSON.parse(out)[0].filename);
   }
-  execFileSync('tar', ['-xzf', tgz, '-C', tmp, ...FILES.map((f) => `${IN_PACKAGE}/${f}`)]);
-  return { src: path.join(tmp, IN_PACKAGE), tmp };
+  const dir = path.join(tmp, 'provider');
+  extract(tgz, dir, FILES.map((f) => `${IN_PACKAGE}/${f}`));
+  return { src: dir, tmp };
+}
+
+/**
+ * Writes the named entries of a .tgz (ustar, as npm packs it) into dir, flat. In node, so that a build image
+ * without tar (the Dockerfile's build stage) can run this.
+ */
+function extract(tgz, dir, wanted) {
+  const tar = gunzipSync(readFileSync(tgz));
+  mkdirSync(dir, { recursive: true });
+  const text = (at, len) => tar.toString('utf8', at, at + len).replace(/\0.*$/s, '');
+  let found = 0;
+  for (let at = 0; at + 512 <= tar.length && tar[at] !== 0; ) {
+    const name = [text(at + 345, 155), text(at, 100)].filter(Boolean).join('/');
+    const size = parseInt(text(at + 124, 12).trim() || '0', 8);
+    if (wanted.includes(name)) {
+      writeFileSync(path.join(dir, path.basename(name)), tar.subarray(at + 512, at + 512 + size));
+      found++;
+    }
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  if (found !== wanted.length) fail(`${tgz} lacks ${wanted.join(' or ')}`);
 }
 
 /** The library holds its ONNX Runtime version (for its own load-time check) as a NUL-terminated string. */

@@ -179,7 +179,7 @@ stage_collect() {
   if ls "$WORK"/serve-*.json >/dev/null 2>&1; then
     node -e '
       const fs = require("fs"); const out = {};
-      for (const f of process.argv.slice(2)) out[f.replace(/^.*serve-|\.json$/g, "")] = JSON.parse(fs.readFileSync(f, "utf8"));
+      for (const f of process.argv.slice(1)) out[f.replace(/^.*serve-|\.json$/g, "")] = JSON.parse(fs.readFileSync(f, "utf8"));
       fs.writeFileSync(process.env.OUT + "/h200-serve.json", JSON.stringify(out, null, 1));' "$WORK"/serve-*.json
   fi
   tar -C "$WORK" -czf "$OUT/logs.tgz" --exclude='repo*' --exclude='reference.json' --exclude='out' --exclude='*.onnx' --exclude='prof' . 2>/dev/null || true
