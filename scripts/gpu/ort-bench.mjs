@@ -8,17 +8,10 @@
 //
 //   node scripts/gpu/ort-bench.mjs --app /tmp/app --work /tmp/gpu8 [--configs cuda-fp32,cuda-fp16,webgpu-fp32]
 //        [--batches 1,8,32,64,128] [--budget-s 0.8] [--deadline-s 420] [--threads 1] --out /tmp/gpu8/ort.json
-import { createRequire } from 'node:module';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { app, option as opt } from './cli.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const app = path.resolve(opt('app', process.cwd()));
 const work = path.resolve(opt('work', '/tmp/gpu8'));
 const configs = opt('configs', 'cuda-fp32,cuda-fp16,webgpu-fp32').split(',');
 const batches = opt('batches', '1,8,32,64,128').split(',').map(Number);
@@ -30,10 +23,10 @@ const outFile = opt('out', path.join(work, 'ort.json'));
 const profileBatch = opt('profile-batch', '') ? Number(opt('profile-batch', '')) : undefined;
 const PROFILE_RUNS = 10;
 
-const require = createRequire(path.join(app, 'package.json'));
+const { require, load } = app();
 const ort = require('onnxruntime-node');
-const { sessionOptions } = await import(pathToFileURL(path.join(app, 'dist/src/engine/index.js')).href);
-const { sampleJoint } = await import(pathToFileURL(path.join(app, 'dist/src/sampling/index.js')).href);
+const { sessionOptions } = await load('dist/src/engine/index.js');
+const { sampleJoint } = await load('dist/src/sampling/index.js');
 
 const log = (msg) => process.stderr.write(`[ort ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const round = (x, d = 3) => (Number.isFinite(x) ? Number(x.toFixed(d)) : x);

@@ -4,23 +4,15 @@
 // The bench's robots send one 64x64 JPEG per camera; the server resizes each to the manifest's size.
 //
 //   node scripts/gpu/prep-bench.mjs --app /tmp/app --package /tmp/gpu8/repo32/dust-paper/1 [--iters 30] --out prep.json
-import { createRequire } from 'node:module';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { app, option as opt } from './cli.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const app = path.resolve(opt('app', process.cwd()));
 const pkg = path.resolve(opt('package', 'models/dust-tiny/1'));
 const iters = Number(opt('iters', '30'));
-const require = createRequire(path.join(app, 'package.json'));
+const { require, load } = app();
 const sharp = require('sharp');
-const load = (p) => import(pathToFileURL(path.join(app, p)).href);
 const { decodeViews, normalizeState, PromptTokenizer } = await load('dist/src/preprocess/index.js');
 const { initialNoise, randomSeed } = await load('dist/src/sampling/index.js');
 const { parseManifest } = await load('dist/src/model/index.js');

@@ -14,7 +14,9 @@ from models.toolchain.data import generate_dataset, normalization_stats
 from models.toolchain.fp16 import FLOAT, FLOAT16, convert_to_float16, float16_share, float32_island, tensor_types
 from models.toolchain.package import load_package, validate_package, write_half_package, write_package
 
-from .conftest import TINY_PACKAGE, random_inputs
+from .conftest import TINY_PACKAGE, onnxruntime_vs_pytorch
+
+FP16_REL_TOLERANCE = 2e-3
 
 
 @pytest.fixture(scope="module")
@@ -99,18 +101,8 @@ def test_half_of_the_shipped_tiny_package_is_valid(tmp_path):
 
 def test_float16_graphs_track_pytorch_in_onnxruntime(half):
     """Where Python onnxruntime is installed (the GPU host's torch 2.x environment): the float16 graphs against the
-    float32 PyTorch modules with the same (rounded) weights, relative L2 error within FP16_REL_TOLERANCE."""
-    ort = pytest.importorskip("onnxruntime")
+    float32 PyTorch modules with the same (rounded) weights, relative L2 error within FP16_REL_TOLERANCE (the bound
+    of test/model-fp16.test.ts, which says why)."""
     out, policy = half
-    pixels, ids, mask, den = random_inputs(policy.cfg, 3)
-    with torch.no_grad():
-        vl, obs = policy.vlm(pixels, ids, mask)
-        va, vo = policy.denoiser(vl, **den)
-    s = ort.InferenceSession(str(out / "vlm.onnx"), providers=["CPUExecutionProvider"])
-    got = s.run(None, {"pixel_values": pixels.numpy(), "input_ids": ids.numpy(), "attention_mask": mask.numpy()})
-    d = ort.InferenceSession(str(out / "denoiser.onnx"), providers=["CPUExecutionProvider"])
-    feeds = {"vl_embs": vl.numpy(), **{k: v.numpy() for k, v in den.items()}}
-    got += d.run(None, feeds)
-    for g, want in zip(got, (vl, obs, va, vo)):
-        rel = np.linalg.norm(g - want.numpy()) / np.linalg.norm(want.numpy())
-        assert rel < 2e-3, rel
+    for got, want in onnxruntime_vs_pytorch(out, policy, 3):
+        assert np.linalg.norm(got - want) / np.linalg.norm(want) < FP16_REL_TOLERANCE
