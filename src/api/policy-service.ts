@@ -13,6 +13,7 @@ import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js'
 import { parseModelRef, type ModelHandle, type ModelRegistry } from '../model/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { toPredictInput, toPredictResponse } from './convert.js';
+import { RefusedMessage } from './request-limits.js';
 import { isInternal, toServiceError } from './status.js';
 
 /** Requests of one stream processed concurrently; responses still go out in request order. */
@@ -91,50 +92,76 @@ export function policyService({ registry, log }: PolicyServiceDeps): PolicyServi
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
       const req = call.request;
-      let handle: ModelHandle<ModelRuntime>;
+      let result: Promise<PredictResponse>;
       try {
-        handle = registry.resolve(parseModelRef(req.model));
+        result = serveOne(req, registry.resolve(parseModelRef(req.model)), call, abort.signal);
       } catch (err) {
-        logFailure(err, req);
-        callback(toServiceError(err, req.request_id));
-        return;
+        result = Promise.reject(err);
       }
-      serveOne(req, handle, call, abort.signal).then(
-        (res) => callback(null, res),
-        (err) => {
-          logFailure(err, req);
-          callback(toServiceError(err, req.request_id));
-        },
-      );
+      result
+        .then(
+          (res) => callback(null, res),
+          (err) => {
+            logFailure(err, req);
+            callback(toServiceError(err, req.request_id));
+          },
+        )
+        .catch((err) => log.error({ err }, 'could not answer a Predict call'));
     },
 
     StreamPredict(call) {
       const abort = new AbortController();
       let handle: ModelHandle<ModelRuntime> | undefined;
       let streamModel: string | undefined;
-      let failed = false;
+      // closing: a failure is queued, so no further request is taken and nothing else may end the stream.
+      // done: the stream's status is sent (or the client went away).
+      let closing = false;
+      let done = false;
       let inputEnded = false;
-      // Responses leave in request order: each request's promise is chained behind its predecessor's write.
+      // Responses leave in request order: each request's step is chained behind its predecessor's; so is a
+      // failure, so the responses of the requests before a bad one still go out (issue 7).
       let tail: Promise<void> = Promise.resolve();
       let inFlight = 0;
 
-      const fail = (err: unknown, req?: PredictRequest__Output) => {
-        if (failed) return;
-        failed = true;
+      const sendError = (err: unknown, req?: PredictRequest__Output) => {
+        if (done) return;
+        done = true;
+        closing = true;
         abort.abort();
         logFailure(err, req);
         call.emit('error', toServiceError(err, req?.request_id));
       };
+      const inOrder = (step: () => Promise<void> | void) => {
+        tail = tail
+          .then(step)
+          .catch((err) => sendError(err))
+          .catch((err) => log.error({ err }, 'could not end a StreamPredict call'));
+      };
+      const failAfterEarlier = (err: unknown, req?: PredictRequest__Output) => {
+        if (closing) return;
+        closing = true;
+        inOrder(() => sendError(err, req));
+      };
       const maybeEnd = () => {
-        if (inputEnded && inFlight === 0 && !failed) call.end();
+        if (inputEnded && inFlight === 0 && !closing && !done) {
+          done = true;
+          call.end();
+        }
       };
 
       call.on('cancelled', () => {
-        failed = true;
+        done = true;
+        closing = true;
         abort.abort();
       });
-      call.on('data', (req: PredictRequest__Output) => {
-        if (failed) return;
+      call.on('data', (message: PredictRequest__Output | RefusedMessage) => {
+        if (closing) return;
+        if (message instanceof RefusedMessage) {
+          failAfterEarlier(message.error);
+          return;
+        }
+        const req = message;
+        let result: Promise<PredictResponse>;
         try {
           // The model version is fixed for the stream's life (serving-api.md).
           if (!handle) {
@@ -145,20 +172,20 @@ export function policyService({ registry, log }: PolicyServiceDeps): PolicyServi
               `this stream is bound to ${handle.name}@${handle.version}; request ${quote(req.request_id || '(no id)')} asks for ${quote(req.model)}: open a new stream to change models`,
             );
           }
+          result = serveOne(req, handle, call, abort.signal);
         } catch (err) {
-          fail(err, req);
+          failAfterEarlier(err, req);
           return;
         }
+        result.catch(() => undefined);
         inFlight++;
         if (inFlight >= DEFAULT_STREAM_PIPELINE_DEPTH) call.pause();
-        const result = serveOne(req, handle, call, abort.signal);
-        result.catch(() => undefined);
-        tail = tail.then(async () => {
+        inOrder(async () => {
           try {
             const res = await result;
-            if (!failed) call.write(res);
+            if (!done) call.write(res);
           } catch (err) {
-            fail(err, req);
+            sendError(err, req);
           } finally {
             inFlight--;
             if (inFlight < DEFAULT_STREAM_PIPELINE_DEPTH) call.resume();
@@ -168,7 +195,7 @@ export function policyService({ registry, log }: PolicyServiceDeps): PolicyServi
       });
       call.on('end', () => {
         inputEnded = true;
-        void tail.then(maybeEnd);
+        inOrder(maybeEnd);
       });
     },
 

@@ -1,7 +1,6 @@
 /**
  * Loads the serving protos at run time with the same options the type generator used (scripts/gen-proto.mjs),
- * so the generated types in src/gen describe exactly the objects handlers see. Also records each request's
- * wire size, which the message-size interceptor checks.
+ * so the generated types in src/gen describe exactly the objects handlers see.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -34,13 +33,6 @@ export const PROTO_ROOT = protoRoot();
 export const POLICY_PROTO = 'dust/serving/v1/policy.proto';
 export const POLICY_SERVICE_NAME = 'dust.serving.v1.PolicyService';
 
-const wireSizes = new WeakMap<object, number>();
-
-/** Size in bytes of a request message as it arrived on the wire (undefined for messages not decoded here). */
-export function wireSize(message: unknown): number | undefined {
-  return typeof message === 'object' && message !== null ? wireSizes.get(message) : undefined;
-}
-
 export interface LoadedProtos {
   readonly packageDefinition: protoLoader.PackageDefinition;
   readonly policy: ProtoGrpcType['dust']['serving']['v1'];
@@ -51,15 +43,6 @@ export function loadProtos(): LoadedProtos {
     ...LOADER_OPTIONS,
     includeDirs: [PROTO_ROOT, path.dirname(healthProtoPath)],
   });
-  const service = packageDefinition[POLICY_SERVICE_NAME] as protoLoader.ServiceDefinition;
-  for (const method of Object.values(service)) {
-    const decode = method.requestDeserialize;
-    method.requestDeserialize = (buf: Buffer) => {
-      const msg = decode(buf);
-      if (typeof msg === 'object' && msg !== null) wireSizes.set(msg, buf.length);
-      return msg;
-    };
-  }
   const loaded = grpc.loadPackageDefinition(packageDefinition) as unknown as ProtoGrpcType;
   return { packageDefinition, policy: loaded.dust.serving.v1 };
 }

@@ -10,11 +10,17 @@ import { onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type 
 import { ModelRegistry } from '../model/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { ServingHealth } from './health.js';
-import { accessLogInterceptor, messageSizeInterceptor } from './interceptors.js';
+import { guardHandlers } from './guard.js';
+import { accessLogInterceptor, refusalInterceptor, statusDetailsInterceptor } from './interceptors.js';
+import { listen } from './listen.js';
 import { policyService } from './policy-service.js';
 import { loadProtos } from './proto.js';
+import { requestLimits, withRequestLimits, type RequestLimits } from './request-limits.js';
 
-/** grpc-js's own receive cap, a multiple of the configured limit (which the interceptor enforces politely). */
+/**
+ * grpc-js's own receive cap, a multiple of the configured limit: messages between the two are refused politely
+ * (INVALID_ARGUMENT, before decoding, request-limits.ts); above it grpc-js answers RESOURCE_EXHAUSTED.
+ */
 const HARD_MESSAGE_CAP_FACTOR = 4;
 /** Keepalive: ping idle connections so dead robots' connections are noticed and load balancers keep them. */
 export const DEFAULT_KEEPALIVE_TIME_MS = 30_000;
@@ -60,6 +66,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     options.defaultModel || undefined,
   );
   const health = new ServingHealth(registry as ModelRegistry<unknown>);
+  const limits = requestLimits(options);
 
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageBytes * HARD_MESSAGE_CAP_FACTOR,
@@ -67,17 +74,29 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     'grpc.keepalive_time_ms': DEFAULT_KEEPALIVE_TIME_MS,
     'grpc.keepalive_timeout_ms': DEFAULT_KEEPALIVE_TIMEOUT_MS,
     'grpc.keepalive_permit_without_calls': 1,
-    interceptors: [accessLogInterceptor(log.child({ module: 'access' })), messageSizeInterceptor(options.maxMessageBytes)],
+    // The first is innermost: the access log sees statuses as they leave.
+    interceptors: [accessLogInterceptor(log.child({ module: 'access' })), statusDetailsInterceptor(), refusalInterceptor()],
   });
-  server.addService(protos.policy.PolicyService.service, policyService({ registry, log: log.child({ module: 'policy' }) }));
-  health.implementation.addToServer(server);
-  new ReflectionService(protos.packageDefinition).addToServer(server);
-
-  // Models load before the port opens, so a READY health check means the models are warm.
-  await registry.loadRepository();
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  const policy = protos.policy.PolicyService.service;
+  const policyLog = log.child({ module: 'policy' });
+  server.addService(
+    withRequestLimits(policy, limits, { types: protos.packageDefinition, refusalsToHandler: ['StreamPredict'] }),
+    guardHandlers(policy, policyService({ registry, log: policyLog }), policyLog),
   );
+  const limitedServer = limitedRegistration(server, limits, log);
+  health.implementation.addToServer(limitedServer);
+  new ReflectionService(protos.packageDefinition).addToServer(limitedServer);
+
+  let port: number;
+  try {
+    // Models load before the port opens, so a READY health check means the models are warm.
+    await registry.loadRepository();
+    port = await listen(server, options.host, options.port);
+  } catch (err) {
+    server.forceShutdown();
+    await registry.stopAll();
+    throw err;
+  }
   health.markStarted();
   log.info(
     { host: options.host, port, models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })) },
@@ -107,4 +126,16 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     return closing;
   };
   return { port, registry, shutdown };
+}
+
+/**
+ * Health and reflection register their own services; this hands them a server whose addService applies the
+ * request limits and the handler guard to them too (a health check's service name is client text like any
+ * other).
+ */
+function limitedRegistration(server: grpc.Server, limits: RequestLimits, log: Logger): grpc.Server {
+  const register: Pick<grpc.Server, 'addService'> = {
+    addService: (service, implementation) => server.addService(withRequestLimits(service, limits), guardHandlers(service, implementation, log)),
+  };
+  return register as grpc.Server;
 }

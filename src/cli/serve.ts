@@ -20,6 +20,8 @@ const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
   ['batching', '--batching <mode>', 'step (join/leave every step) | request (whole-request batches)'],
   ['budgetSafety', '--budget-safety <fraction>', 'fraction of a latency budget N_o is planned to fill'],
   ['maxMessageBytes', '--max-message-bytes <n>', 'largest accepted request'],
+  ['maxIdBytes', '--max-id-bytes <n>', 'longest request_id, robot_id, episode_id'],
+  ['maxInstructionBytes', '--max-instruction-bytes <n>', 'longest instruction'],
   ['shutdownGraceSeconds', '--shutdown-grace-seconds <s>', 'time in-flight requests get on SIGTERM'],
   ['warmup', '--warmup <bool>', 'run synthetic batches at load'],
   ['logLevel', '--log-level <level>', 'trace | debug | info | warn | error'],

@@ -6,5 +6,8 @@ export {
   DEFAULT_SERVE_OPTIONS,
   DEFAULT_PORT,
   DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_MAX_ID_BYTES,
+  DEFAULT_MAX_INSTRUCTION_BYTES,
+  MAX_ID_BYTES_LIMIT,
 } from './options.js';
 export type { ServeOptions, ServeOptionsInput, DeviceOption } from './options.js';

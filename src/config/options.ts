@@ -39,8 +39,15 @@ export interface ServeOptions {
   batching: 'step' | 'request';
   /** Fraction of a latency budget that N_o is planned to fill. @default 0.8 */
   budgetSafety: number;
-  /** Largest accepted gRPC message, in bytes. @default 16777216 */
+  /** Largest accepted request message, in bytes; checked before the message is decoded. @default 16777216 */
   maxMessageBytes: number;
+  /**
+   * Longest request_id, robot_id and episode_id, in bytes (request_id: visible ASCII only, as it is echoed in
+   * x-request-id). At most 1024. @default 128
+   */
+  maxIdBytes: number;
+  /** Longest PredictRequest.instruction, in UTF-8 bytes. @default 4096 */
+  maxInstructionBytes: number;
   /** Seconds given to in-flight requests on SIGTERM/SIGINT before the server force-closes. @default 10 */
   shutdownGraceSeconds: number;
   /** Run a few synthetic batches at load to check the graphs and prime the cost model. @default true */
@@ -53,6 +60,10 @@ export interface ServeOptions {
 
 export const DEFAULT_PORT = 50051;
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_ID_BYTES = 128;
+/** Ids travel in metadata (x-request-id) and logs: bounded whatever the configuration. */
+export const MAX_ID_BYTES_LIMIT = 1024;
+export const DEFAULT_MAX_INSTRUCTION_BYTES = 4096;
 
 export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   host: '0.0.0.0',
@@ -69,6 +80,8 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   batching: 'step',
   budgetSafety: 0.8,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  maxIdBytes: DEFAULT_MAX_ID_BYTES,
+  maxInstructionBytes: DEFAULT_MAX_INSTRUCTION_BYTES,
   shutdownGraceSeconds: 10,
   warmup: true,
   logLevel: 'info',
@@ -94,6 +107,8 @@ const schema = z
     batching: z.enum(['step', 'request']),
     budgetSafety: z.coerce.number().gt(0).max(1),
     maxMessageBytes: int(1024),
+    maxIdBytes: int(1).max(MAX_ID_BYTES_LIMIT),
+    maxInstructionBytes: int(1),
     shutdownGraceSeconds: z.coerce.number().min(0),
     warmup: bool,
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),

@@ -62,7 +62,8 @@ export interface PredictOutput {
 
 function embodimentOf(m: Manifest, name: string): EmbodimentSpec {
   if (!name) throw new InvalidArgumentError(`embodiment is required; this model serves: ${Object.keys(m.embodiments).join(', ')}`);
-  const e = m.embodiments[name];
+  // Own keys only: "__proto__" or "constructor" must not reach Object.prototype.
+  const e = Object.hasOwn(m.embodiments, name) ? m.embodiments[name] : undefined;
   if (!e) throw new NotFoundError(`unknown embodiment ${quote(name)} for model ${m.name}@${m.version}; it serves: ${Object.keys(m.embodiments).join(', ')}`);
   return e;
 }
@@ -75,6 +76,8 @@ function embodimentOf(m: Manifest, name: string): EmbodimentSpec {
 export function resolveStepCounts(m: Manifest, actionSteps: number, visionSteps: number, budgeted: boolean): StepCounts {
   const max = m.sampling.max_vision_steps;
   const na = actionSteps || m.sampling.action_steps;
+  // N_o is a multiple of N_A and at most max: an N_A above max can have no valid N_o, whatever vision_steps says.
+  if (na > max) throw new InvalidArgumentError(`sampling: action_steps ${na} exceeds this model's max_vision_steps ${max} (vision_steps is a multiple of action_steps)`);
   let no = visionSteps;
   if (no === 0) {
     if (budgeted) no = Math.floor(max / na) * na;
