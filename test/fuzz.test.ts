@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostilePredictRequest, knownAttacks, mutatedBody, randomBody, wrongWireTypes } from '../bench/hostile/arbitraries.js';
-import { POLICY_PATHS, rawStream, rawUnary, type CallOutcome } from '../bench/hostile/raw-calls.js';
+import { ACCEPTABLE_CODES, POLICY_PATHS, rawStream, rawUnary, type CallOutcome } from '../bench/hostile/raw-calls.js';
 import { policyCodec } from '../bench/requests.js';
 import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
 import { floats, predict, startTestServer, validRequest, type TestServer } from './support/harness.js';
@@ -21,8 +21,6 @@ const runs = (n: number) => ({ numRuns: Math.max(1, Math.round(n * RUNS)), seed:
 const MAX_MESSAGE_BYTES = 512 * 1024;
 /** Far more than any call on dust-tiny needs: a call that reaches it hung. */
 const DEADLINE_MS = 15_000;
-/** What a client may get for a hostile request; anything else is a server bug, a hang or a crash. */
-const ACCEPTABLE = new Set([grpc.status.OK, grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND]);
 /** RSS growth allowed over the bad requests of the memory test (the issue saw +466 MB for 1,000 long ids). */
 const RSS_BOUND_MB = 150;
 const RSS_REQUESTS = 1000 * RUNS;
@@ -83,7 +81,7 @@ afterAll(async () => {
 });
 
 function expectAcceptable(out: CallOutcome, what: string): void {
-  if (!ACCEPTABLE.has(out.code)) {
+  if (!ACCEPTABLE_CODES.has(out.code)) {
     throw new Error(`${what}: ${grpc.status[out.code]} (${out.details}) after ${Math.round(out.ms)} ms`);
   }
 }

@@ -15,6 +15,22 @@ export interface CallOutcome {
 
 const identity = (b: Buffer): Buffer => b;
 
+/**
+ * What a client may get for a hostile request: an answer, or a refusal it can act on. Anything else (INTERNAL,
+ * UNKNOWN, UNAVAILABLE from a dropped connection, DEADLINE_EXCEEDED from a hang) is a server bug.
+ */
+export const ACCEPTABLE_CODES: ReadonlySet<grpc.status> = new Set([grpc.status.OK, grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND]);
+
+/**
+ * Shedding the server decided on under load (serving-api.md: RESOURCE_EXHAUSTED when a queue is full,
+ * DEADLINE_EXCEEDED when the deadline cannot be met), as opposed to a deadline the client saw pass with no
+ * answer, which grpc-js reports as "Deadline exceeded after ...".
+ */
+export function isServerShedding(out: Pick<CallOutcome, 'code' | 'details'>): boolean {
+  if (out.code === grpc.status.RESOURCE_EXHAUSTED) return true;
+  return out.code === grpc.status.DEADLINE_EXCEEDED && !out.details.startsWith('Deadline exceeded');
+}
+
 export const POLICY_PATHS = {
   predict: '/dust.serving.v1.PolicyService/Predict',
   streamPredict: '/dust.serving.v1.PolicyService/StreamPredict',

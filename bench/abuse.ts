@@ -1,0 +1,249 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench:abuse`: the long abuse run of issue 7. A real server process; good robots streaming at a
+ * control rate; hostile clients sending --requests hostile calls (bench/hostile: random bytes, mutated
+ * messages, hostile field values, wrong wire types, streams that turn bad, and issue 7's floods); a health
+ * prober checking every --probe-interval-ms; the server's RSS sampled throughout. Prints JSON: status codes by
+ * kind of attack, the good robots' success and latency, health-check latency (target p99 < 50 ms), RSS over
+ * time, and whether the server is still up and serving at the end.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { Command, InvalidArgumentError } from 'commander';
+import fc from 'fast-check';
+import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
+import { hostilePredictRequest, knownAttacks, mutatedBody, randomBody, wrongWireTypes } from './hostile/arbitraries.js';
+import { ACCEPTABLE_CODES, isServerShedding, POLICY_PATHS, rawStream, rawUnary, type CallOutcome } from './hostile/raw-calls.js';
+import { checkHealth, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes } from './health-probe.js';
+import { DEFAULT_THREADS } from './options.js';
+import { Progress } from './progress.js';
+import { Recorder } from './recorder.js';
+import { isolatedRepository } from './repository.js';
+import { findModel, policyCodec, robotRequest, serializedRequests } from './requests.js';
+import { Robot } from './robot.js';
+import { killAllServers, startServerProcess } from './server-process.js';
+import { round, summarize } from './stats.js';
+import { requestClasses, type Workload } from './workload.js';
+
+export const DEFAULT_ABUSE_REQUESTS = 10_000;
+export const DEFAULT_ATTACKERS = 8;
+export const DEFAULT_GOOD_ROBOTS = 8;
+export const DEFAULT_GOOD_RATE_HZ = 10;
+/** Server message limit during the run, and the size of the floods (kept just under it). */
+export const DEFAULT_ABUSE_MESSAGE_LIMIT = 1024 * 1024;
+export const DEFAULT_RSS_INTERVAL_MS = 500;
+/** Issue 7 item 5. */
+export const HEALTH_P99_TARGET_MS = 50;
+/** Distinct generated bodies per kind; the run cycles through them. */
+const POOL_PER_KIND = 400;
+/** Far above any answer dust-tiny needs: a call that reaches it hung. */
+const CALL_DEADLINE_MS = 15_000;
+const GOOD_WARMUP_MS = 2000;
+const PROGRESS_TICK_MS = 250;
+const UNEXPECTED_EXAMPLES = 10;
+
+interface Shot {
+  readonly kind: string;
+  readonly fire: (client: grpc.Client) => Promise<CallOutcome>;
+}
+
+function number(min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+    return n;
+  };
+}
+
+const program = new Command('bench:abuse')
+  .description('issue 7 abuse run: hostile requests against a real dust-serve while good robots and a health prober run')
+  .option('--requests <n>', 'hostile calls to send', number(1), DEFAULT_ABUSE_REQUESTS)
+  .option('--attackers <n>', 'hostile clients sending concurrently, each on its own connection', number(1), DEFAULT_ATTACKERS)
+  .option('--robots <n>', 'good robots (StreamPredict, 4:4, one connection)', number(0), DEFAULT_GOOD_ROBOTS)
+  .option('--rate <hz>', 'requests per second per good robot', number(1), DEFAULT_GOOD_RATE_HZ)
+  .option('--message-limit <bytes>', "the server's --max-message-bytes, and the size of the floods", number(1024), DEFAULT_ABUSE_MESSAGE_LIMIT)
+  .option('--seed <n>', 'seed of the hostile bodies', number(0), 7)
+  .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1), DEFAULT_THREADS)
+  .option('--model-repository <dir>', 'model repository the server loads', 'models')
+  .option('--probe-interval-ms <ms>', 'health-check interval', number(1), DEFAULT_PROBE_INTERVAL_MS)
+  .option('--rss-interval-ms <ms>', 'how often the server RSS is sampled', number(10), DEFAULT_RSS_INTERVAL_MS)
+  .option('--out <file>', 'also write the JSON result to this file')
+  .option('--quiet', 'no progress line');
+
+interface Flags {
+  requests: number;
+  attackers: number;
+  robots: number;
+  rate: number;
+  messageLimit: number;
+  seed: number;
+  threads: number;
+  modelRepository: string;
+  probeIntervalMs: number;
+  rssIntervalMs: number;
+  out?: string;
+  quiet?: boolean;
+}
+
+/** Resident set size of a process in MiB, from /proc (the server is a child process). */
+function rssMb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  return line ? round(Number(line.split(/\s+/)[1]) / 1024, 1) : NaN;
+}
+
+/** Hostile calls of every kind; the run interleaves the kinds and cycles through each kind's pool. */
+function hostileShots(base: PredictRequest, serialize: (r: PredictRequest) => Buffer, cameras: readonly string[], f: Flags): Shot[][] {
+  const sample = (arb: fc.Arbitrary<Buffer>, salt: number) => fc.sample(arb, { numRuns: POOL_PER_KIND, seed: f.seed + salt });
+  const valid = serialize(base);
+  const unary = (kind: string, path: string, body: Buffer): Shot => ({ kind, fire: (c) => rawUnary(c, path, body, CALL_DEADLINE_MS) });
+  const methods = [POLICY_PATHS.predict, POLICY_PATHS.listModels, POLICY_PATHS.reportOutcome];
+  const hostile = sample(hostilePredictRequest(base, cameras, serialize), 3);
+  return [
+    sample(randomBody(), 1).map((body, i) => unary('random-bytes', methods[i % methods.length], body)),
+    sample(mutatedBody([valid]), 2).map((body) => unary('mutated', POLICY_PATHS.predict, body)),
+    hostile.map((body) => unary('hostile-fields', POLICY_PATHS.predict, body)),
+    sample(wrongWireTypes(), 4).map((body) => unary('wire-types', POLICY_PATHS.predict, body)),
+    // A session that turns bad: a good request, a hostile one, a good one the server must not process.
+    hostile.map((body) => ({ kind: 'stream', fire: (c: grpc.Client) => rawStream(c, POLICY_PATHS.streamPredict, [valid, body, valid], CALL_DEADLINE_MS) })),
+    knownAttacks(base, serialize, f.messageLimit).map(({ name, body }) => unary(`attack:${name}`, POLICY_PATHS.predict, body)),
+  ];
+}
+
+async function main(): Promise<void> {
+  program.parse();
+  const f = program.opts<Flags>();
+  const progress = new Progress(f.quiet === true);
+  const model = await findModel(f.modelRepository);
+  const repository = isolatedRepository(model);
+  process.once('exit', () => repository.remove());
+  const codec = policyCodec();
+  const m = model.manifest;
+
+  const workload: Workload = { classes: requestClasses('4:4', 0, 64), robots: f.robots, rateHz: f.rate, arrivals: 'fixed', rpc: 'stream' };
+  const goodRequests = await serializedRequests(m, () => workload.classes[0], f.robots, codec);
+  // Hostile requests vary a good robot's request, one that the good robots never send (another robot id).
+  const base = await robotRequest(m, f.robots, workload.classes[0]);
+  const kinds = hostileShots(base, codec.serialize, m.cameras, f);
+
+  progress.note(`[abuse] starting server (--max-message-bytes ${f.messageLimit} --threads ${f.threads})`);
+  const server = await startServerProcess({ modelRepository: repository.root, threads: f.threads, flags: ['--max-message-bytes', String(f.messageLimit)] });
+  const goodClient = new grpc.Client(server.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  const attackerClients = Array.from({ length: f.attackers }, () => new grpc.Client(server.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+  const recorder = new Recorder(workload.classes);
+  const robots = goodRequests.map((request, index) => new Robot({ index, classIndex: 0, request, client: goodClient, codec, workload, sink: recorder, unaryDeadlineMs: CALL_DEADLINE_MS }));
+  const rss: Array<{ s: number; mb: number }> = [];
+  let prober: HealthProber | undefined;
+  let rssTimer: NodeJS.Timeout | undefined;
+  let ticker: NodeJS.Timeout | undefined;
+  try {
+    prober = await HealthProber.start({ address: server.address, intervalMs: f.probeIntervalMs, timeoutMs: DEFAULT_PROBE_TIMEOUT_MS });
+    for (const r of robots) r.start();
+    await new Promise((r) => setTimeout(r, GOOD_WARMUP_MS));
+
+    const t0 = performance.now();
+    const sampleRss = () => rss.push({ s: round((performance.now() - t0) / 1000, 2), mb: rssMb(server.pid) });
+    sampleRss();
+    rssTimer = setInterval(sampleRss, f.rssIntervalMs);
+    recorder.startWindow();
+    prober.begin();
+
+    const codes: Record<string, Record<string, number>> = {};
+    const latencies: number[] = [];
+    const unexpected: Array<{ kind: string; code: string; details: string; ms: number }> = [];
+    let unexpectedCount = 0;
+    let shed = 0;
+    let next = 0;
+    let sent = 0;
+    ticker = setInterval(() => progress.update(`[abuse] ${sent}/${f.requests} hostile calls, ${recorder.total} good answers, server RSS ${rss.at(-1)?.mb} MB`), PROGRESS_TICK_MS);
+    const attacker = async (client: grpc.Client) => {
+      for (let i = next++; i < f.requests; i = next++) {
+        const pool = kinds[i % kinds.length];
+        const shot = pool[Math.floor(i / kinds.length) % pool.length];
+        const out = await shot.fire(client);
+        sent++;
+        const code = grpc.status[out.code] ?? String(out.code);
+        (codes[shot.kind] ??= {})[code] = (codes[shot.kind][code] ?? 0) + 1;
+        latencies.push(out.ms);
+        if (isServerShedding(out)) shed++;
+        else if (!ACCEPTABLE_CODES.has(out.code)) {
+          unexpectedCount++;
+          if (unexpected.length < UNEXPECTED_EXAMPLES) unexpected.push({ kind: shot.kind, code, details: out.details.slice(0, 200), ms: round(out.ms) });
+        }
+      }
+    };
+    await Promise.all(attackerClients.map(attacker));
+    const windowS = (performance.now() - t0) / 1000;
+    recorder.endWindow();
+    clearInterval(rssTimer);
+    rssTimer = undefined;
+    sampleRss();
+    const report = await prober.stop();
+    prober = undefined;
+    const health = summarizeProbes(report, f.probeIntervalMs);
+    // Still up, and still answering a check on a fresh connection.
+    const after = await checkHealth(new grpc.Client(server.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }), DEFAULT_PROBE_TIMEOUT_MS).then(
+      (r) => r.status,
+      (e: grpc.ServiceError) => `failed: ${grpc.status[e.code]}`,
+    );
+    progress.done();
+
+    const total: Record<string, number> = {};
+    for (const byCode of Object.values(codes)) for (const [c, n] of Object.entries(byCode)) total[c] = (total[c] ?? 0) + n;
+    const mbs = rss.map((r) => r.mb);
+    const result = {
+      benchmark: 'abuse (issue 7)',
+      model: `${m.name}@${m.version}`,
+      startedAt: new Date().toISOString(),
+      options: f,
+      serverArgs: server.args,
+      windowS: round(windowS, 2),
+      hostile: {
+        calls: sent,
+        callsPerSecond: round(sent / windowS, 1),
+        codes: total,
+        byKind: codes,
+        latencyMs: summarize(latencies),
+        /** RESOURCE_EXHAUSTED, or DEADLINE_EXCEEDED decided by the server's admission: load shedding, not a failure. */
+        shedUnderLoad: shed,
+        /** Any other status outside OK / INVALID_ARGUMENT / NOT_FOUND: a server bug, a hang or a crash. */
+        unacceptable: unexpectedCount,
+        unacceptableExamples: unexpected,
+      },
+      good: { robots: f.robots, rateHz: f.rate, ...recorder.result(windowS) },
+      health,
+      rssMb: { start: mbs[0], max: Math.max(...mbs), end: mbs.at(-1), samples: rss },
+      serverAfter: after,
+      targets: {
+        healthP99Ms: { value: health.p99, threshold: HEALTH_P99_TARGET_MS, pass: health.p99 < HEALTH_P99_TARGET_MS && Object.keys(health.failures).length === 0 },
+        noUnacceptableStatus: { value: unexpectedCount, pass: unexpectedCount === 0 },
+        serverServingAfter: { value: after, pass: after === 'SERVING' },
+      },
+    };
+    const json = JSON.stringify(result, null, 2);
+    process.stdout.write(`${json}\n`);
+    if (f.out) writeFileSync(f.out, `${json}\n`);
+  } finally {
+    clearInterval(ticker);
+    clearInterval(rssTimer);
+    for (const r of robots) r.stop();
+    await prober?.stop().catch(() => undefined);
+    goodClient.close();
+    for (const c of attackerClients) c.close();
+    await server.stop();
+  }
+}
+
+process.on('exit', killAllServers);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`\nbench:abuse: ${signal}, stopping the server\n`);
+    killAllServers();
+    process.exit(130);
+  });
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`\nbench:abuse: ${err.stack ?? err.message}\n`);
+  killAllServers();
+  process.exit(1);
+});
