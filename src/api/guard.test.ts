@@ -36,6 +36,14 @@ describe('guardHandlers', () => {
     expect(errors).toEqual([expect.objectContaining({ code: status.INTERNAL })]);
   });
 
+  it('finds the method of a handler registered under its lowerCamel originalName, as libraries do', () => {
+    const named = { Check: { path: '/s/Check', requestStream: false, responseStream: false, originalName: 'check' } } as unknown as ServiceDefinition;
+    const guarded = guardHandlers(named, { check: () => { throw new Error('boom'); } }, silentLogger) as Handlers;
+    const callback = vi.fn();
+    guarded.check({}, callback);
+    expect(callback).toHaveBeenCalledWith(expect.objectContaining({ code: status.INTERNAL }));
+  });
+
   it('passes calls and results through untouched', () => {
     const guarded = guard({ Unary: (call, cb) => cb!(null, call) });
     const callback = vi.fn();

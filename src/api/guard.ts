@@ -13,10 +13,12 @@ type AnyHandler = (call: unknown, callback?: (err: unknown, value?: unknown) => 
 export function guardHandlers<H extends object>(service: grpc.ServiceDefinition, handlers: H, log: Logger): H {
   const out: Record<string, AnyHandler> = {};
   for (const [name, handler] of Object.entries(handlers as Record<string, AnyHandler>)) {
-    const responds = service[name]?.responseStream === false;
+    // Libraries register handlers under the method's name or its lowerCamel originalName (grpc-js takes both).
+    const definition = service[name] ?? Object.values(service).find((d) => (d as { originalName?: string }).originalName === name);
+    const responds = definition?.responseStream === false;
     out[name] = (call, callback) => {
       const fail = (err: unknown) => {
-        log.error({ err, method: service[name]?.path }, 'handler threw');
+        log.error({ err, method: definition?.path }, 'handler threw');
         const status = toServiceError(err);
         if (responds && callback) callback(status);
         else (call as { emit(event: 'error', e: unknown): void }).emit('error', status);

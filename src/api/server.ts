@@ -84,7 +84,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     guardHandlers(policy, policyService({ registry, log: policyLog }), policyLog),
   );
   const limitedServer = limitedRegistration(server, limits, log);
-  health.implementation.addToServer(limitedServer);
+  health.service.addToServer(limitedServer);
   new ReflectionService(protos.packageDefinition).addToServer(limitedServer);
 
   let port: number;
