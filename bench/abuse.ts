@@ -21,7 +21,7 @@ import { Recorder } from './recorder.js';
 import { isolatedRepository } from './repository.js';
 import { findModel, policyCodec, robotRequest, serializedRequests } from './requests.js';
 import { Robot } from './robot.js';
-import { killAllServers, startServerProcess } from './server-process.js';
+import { hostCpuSeconds, killAllServers, startServerProcess } from './server-process.js';
 import { round, summarize } from './stats.js';
 import { requestClasses, type Workload } from './workload.js';
 
@@ -146,6 +146,9 @@ async function main(): Promise<void> {
     rssTimer = setInterval(sampleRss, f.rssIntervalMs);
     recorder.startWindow();
     prober.begin();
+    const serverCpu0 = server.cpuSeconds();
+    const benchCpu0 = process.cpuUsage();
+    const host0 = hostCpuSeconds();
 
     const codes: Record<string, Record<string, number>> = {};
     const latencies: number[] = [];
@@ -174,6 +177,10 @@ async function main(): Promise<void> {
     await Promise.all(attackerClients.map(attacker));
     const windowS = (performance.now() - t0) / 1000;
     recorder.endWindow();
+    const serverCpu = server.cpuSeconds() - serverCpu0;
+    const benchCpu = process.cpuUsage(benchCpu0);
+    const benchSeconds = (benchCpu.user + benchCpu.system) / 1e6;
+    const host1 = hostCpuSeconds();
     clearInterval(rssTimer);
     rssTimer = undefined;
     sampleRss();
@@ -197,6 +204,13 @@ async function main(): Promise<void> {
       options: f,
       serverArgs: server.args,
       windowS: round(windowS, 2),
+      // As in the fleet bench: otherCores well above 0 means other work on the machine disturbed the run.
+      cpu: {
+        serverCores: round(serverCpu / windowS, 3),
+        benchCores: round(benchSeconds / windowS, 3),
+        otherCores: round(Math.max(0, host1.busy - host0.busy - serverCpu - benchSeconds) / windowS, 3),
+        stealCores: round((host1.steal - host0.steal) / windowS, 3),
+      },
       hostile: {
         calls: sent,
         callsPerSecond: round(sent / windowS, 1),

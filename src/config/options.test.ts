@@ -24,4 +24,10 @@ describe('serve options', () => {
     expect(() => optionsFromFile({ prot: 1 }, 'c.json')).toThrow(/unknown option\(s\) prot/);
     expect(() => optionsFromFile([], 'c.json')).toThrow(/JSON object/);
   });
+
+  it('bounds the id limit, since ids travel in metadata and logs', () => {
+    expect(compileServeOptions(optionsFromEnv({ DUST_MAX_ID_BYTES: '1024', DUST_MAX_INSTRUCTION_BYTES: '100000' }))).toMatchObject({ maxIdBytes: 1024, maxInstructionBytes: 100_000 });
+    expect(() => compileServeOptions({ maxIdBytes: 1025 })).toThrow(/maxIdBytes/);
+    expect(() => compileServeOptions({ maxInstructionBytes: 0 })).toThrow(/maxInstructionBytes/);
+  });
 });
