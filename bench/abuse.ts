@@ -14,21 +14,22 @@ import fc from 'fast-check';
 import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
 import { hostilePredictRequest, knownAttacks, mutatedBody, randomBody, wrongWireTypes } from './hostile/arbitraries.js';
 import { ACCEPTABLE_CODES, isServerShedding, POLICY_PATHS, rawStream, rawUnary, type CallOutcome } from './hostile/raw-calls.js';
-import { checkHealth, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes } from './health-probe.js';
+import { checkHealth, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes, type HealthSummary } from './health-probe.js';
 import { DEFAULT_THREADS } from './options.js';
 import { Progress } from './progress.js';
-import { Recorder } from './recorder.js';
+import { Recorder, type WindowResult } from './recorder.js';
 import { isolatedRepository } from './repository.js';
 import { findModel, policyCodec, robotRequest, serializedRequests } from './requests.js';
-import { Robot } from './robot.js';
-import { hostCpuSeconds, killAllServers, startServerProcess } from './server-process.js';
+import { Robot, type Completion, type RobotSink } from './robot.js';
+import { hostCpuSeconds, killAllServers, startServerProcess, type ServerProcess } from './server-process.js';
 import { round, summarize } from './stats.js';
 import { requestClasses, type Workload } from './workload.js';
 
 export const DEFAULT_ABUSE_REQUESTS = 10_000;
 export const DEFAULT_ATTACKERS = 8;
 export const DEFAULT_GOOD_ROBOTS = 8;
-export const DEFAULT_GOOD_RATE_HZ = 10;
+/** 8 x 5 Hz = 40 req/s of 4:4, a quarter of what 64 robots get out of dust-tiny on 2 cores: room for the attack. */
+export const DEFAULT_GOOD_RATE_HZ = 5;
 /** Server message limit during the run, and the size of the floods (kept just under it). */
 export const DEFAULT_ABUSE_MESSAGE_LIMIT = 1024 * 1024;
 export const DEFAULT_RSS_INTERVAL_MS = 500;
@@ -39,6 +40,7 @@ const POOL_PER_KIND = 400;
 /** Far above any answer dust-tiny needs: a call that reaches it hung. */
 const CALL_DEADLINE_MS = 15_000;
 const GOOD_WARMUP_MS = 2000;
+export const DEFAULT_BASELINE_S = 5;
 const PROGRESS_TICK_MS = 250;
 const UNEXPECTED_EXAMPLES = 10;
 
@@ -62,6 +64,7 @@ const program = new Command('bench:abuse')
   .option('--robots <n>', 'good robots (StreamPredict, 4:4, one connection)', number(0), DEFAULT_GOOD_ROBOTS)
   .option('--rate <hz>', 'requests per second per good robot', number(1), DEFAULT_GOOD_RATE_HZ)
   .option('--message-limit <bytes>', "the server's --max-message-bytes, and the size of the floods", number(1024), DEFAULT_ABUSE_MESSAGE_LIMIT)
+  .option('--baseline-s <s>', 'seconds of good robots alone, measured before the attack', number(1), DEFAULT_BASELINE_S)
   .option('--seed <n>', 'seed of the hostile bodies', number(0), 7)
   .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1), DEFAULT_THREADS)
   .option('--model-repository <dir>', 'model repository the server loads', 'models')
@@ -75,6 +78,7 @@ interface Flags {
   attackers: number;
   robots: number;
   rate: number;
+  baselineS: number;
   messageLimit: number;
   seed: number;
   threads: number;
@@ -109,6 +113,118 @@ function hostileShots(base: PredictRequest, serialize: (r: PredictRequest) => Bu
   ];
 }
 
+/** Forwards the robots' reports to the current window's recorder (none between windows). */
+class SinkSwitch implements RobotSink {
+  target: RobotSink | undefined;
+  completed(c: Completion): void {
+    this.target?.completed(c);
+  }
+  failed(classIndex: number, code: string): void {
+    this.target?.failed(classIndex, code);
+  }
+}
+
+interface MeasuredWindow {
+  readonly windowS: number;
+  /** As in the fleet bench: otherCores well above 0 means other work on the machine disturbed the window. */
+  readonly cpu: { serverCores: number; benchCores: number; otherCores: number; stealCores: number };
+  readonly health: HealthSummary;
+  readonly good: WindowResult;
+}
+
+/** Runs `during` with a fresh health prober and good-robot recorder, and measures both and the CPU. */
+async function measure(server: ServerProcess, f: Flags, classes: Workload['classes'], sink: SinkSwitch, during: () => Promise<void>): Promise<MeasuredWindow> {
+  const prober = await HealthProber.start({ address: server.address, intervalMs: f.probeIntervalMs, timeoutMs: DEFAULT_PROBE_TIMEOUT_MS });
+  const recorder = new Recorder(classes);
+  sink.target = recorder;
+  const serverCpu0 = server.cpuSeconds();
+  const benchCpu0 = process.cpuUsage();
+  const host0 = hostCpuSeconds();
+  const t0 = performance.now();
+  recorder.startWindow();
+  prober.begin();
+  try {
+    await during();
+  } finally {
+    recorder.endWindow();
+    sink.target = undefined;
+  }
+  const windowS = (performance.now() - t0) / 1000;
+  const serverCpu = server.cpuSeconds() - serverCpu0;
+  const bench = process.cpuUsage(benchCpu0);
+  const benchCpu = (bench.user + bench.system) / 1e6;
+  const host1 = hostCpuSeconds();
+  const health = summarizeProbes(await prober.stop(), f.probeIntervalMs);
+  return {
+    windowS: round(windowS, 2),
+    cpu: {
+      serverCores: round(serverCpu / windowS, 3),
+      benchCores: round(benchCpu / windowS, 3),
+      otherCores: round(Math.max(0, host1.busy - host0.busy - serverCpu - benchCpu) / windowS, 3),
+      stealCores: round((host1.steal - host0.steal) / windowS, 3),
+    },
+    health,
+    good: recorder.result(windowS),
+  };
+}
+
+/** The attackers: each takes the next shot until --requests are sent; outcomes are tallied by kind. */
+class Attack {
+  sent = 0;
+  private next = 0;
+  private readonly codes: Record<string, Record<string, number>> = {};
+  private readonly latencies: number[] = [];
+  private readonly examples: Array<{ kind: string; code: string; details: string; ms: number }> = [];
+  private unacceptable = 0;
+  private shed = 0;
+
+  constructor(
+    private readonly kinds: readonly Shot[][],
+    private readonly requests: number,
+  ) {}
+
+  async run(clients: readonly grpc.Client[]): Promise<void> {
+    await Promise.all(clients.map((c) => this.attacker(c)));
+  }
+
+  private async attacker(client: grpc.Client): Promise<void> {
+    for (let i = this.next++; i < this.requests; i = this.next++) {
+      const pool = this.kinds[i % this.kinds.length];
+      const shot = pool[Math.floor(i / this.kinds.length) % pool.length];
+      const out = await shot.fire(client);
+      this.sent++;
+      const code = grpc.status[out.code] ?? String(out.code);
+      (this.codes[shot.kind] ??= {})[code] = (this.codes[shot.kind][code] ?? 0) + 1;
+      this.latencies.push(out.ms);
+      if (isServerShedding(out)) this.shed++;
+      else if (!ACCEPTABLE_CODES.has(out.code)) {
+        this.unacceptable++;
+        if (this.examples.length < UNEXPECTED_EXAMPLES) this.examples.push({ kind: shot.kind, code, details: out.details.slice(0, 200), ms: round(out.ms) });
+      }
+    }
+  }
+
+  result(windowS: number) {
+    const codes: Record<string, number> = {};
+    for (const byCode of Object.values(this.codes)) for (const [c, n] of Object.entries(byCode)) codes[c] = (codes[c] ?? 0) + n;
+    return {
+      calls: this.sent,
+      callsPerSecond: round(this.sent / windowS, 1),
+      codes,
+      byKind: this.codes,
+      latencyMs: summarize(this.latencies),
+      /** RESOURCE_EXHAUSTED, or DEADLINE_EXCEEDED decided by the server's admission: load shedding, not a failure. */
+      shedUnderLoad: this.shed,
+      /** Any other status outside OK / INVALID_ARGUMENT / NOT_FOUND: a server bug, a hang or a crash. */
+      unacceptable: this.unacceptable,
+      unacceptableExamples: this.examples,
+    };
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const newClient = (address: string) => new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+
 async function main(): Promise<void> {
   program.parse();
   const f = program.opts<Flags>();
@@ -123,113 +239,54 @@ async function main(): Promise<void> {
   const goodRequests = await serializedRequests(m, () => workload.classes[0], f.robots, codec);
   // Hostile requests vary a good robot's request, one that the good robots never send (another robot id).
   const base = await robotRequest(m, f.robots, workload.classes[0]);
-  const kinds = hostileShots(base, codec.serialize, m.cameras, f);
+  const attack = new Attack(hostileShots(base, codec.serialize, m.cameras, f), f.requests);
 
   progress.note(`[abuse] starting server (--max-message-bytes ${f.messageLimit} --threads ${f.threads})`);
   const server = await startServerProcess({ modelRepository: repository.root, threads: f.threads, flags: ['--max-message-bytes', String(f.messageLimit)] });
-  const goodClient = new grpc.Client(server.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
-  const attackerClients = Array.from({ length: f.attackers }, () => new grpc.Client(server.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
-  const recorder = new Recorder(workload.classes);
-  const robots = goodRequests.map((request, index) => new Robot({ index, classIndex: 0, request, client: goodClient, codec, workload, sink: recorder, unaryDeadlineMs: CALL_DEADLINE_MS }));
+  const goodClient = newClient(server.address);
+  const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address));
+  const sink = new SinkSwitch();
+  const robots = goodRequests.map((request, index) => new Robot({ index, classIndex: 0, request, client: goodClient, codec, workload, sink, unaryDeadlineMs: CALL_DEADLINE_MS }));
   const rss: Array<{ s: number; mb: number }> = [];
-  let prober: HealthProber | undefined;
-  let rssTimer: NodeJS.Timeout | undefined;
-  let ticker: NodeJS.Timeout | undefined;
+  const t0 = performance.now();
+  const sampleRss = () => rss.push({ s: round((performance.now() - t0) / 1000, 2), mb: rssMb(server.pid) });
+  const rssTimer = setInterval(sampleRss, f.rssIntervalMs);
+  const ticker = setInterval(() => progress.update(`[abuse] ${attack.sent}/${f.requests} hostile calls, server RSS ${rss.at(-1)?.mb} MB`), PROGRESS_TICK_MS);
   try {
-    prober = await HealthProber.start({ address: server.address, intervalMs: f.probeIntervalMs, timeoutMs: DEFAULT_PROBE_TIMEOUT_MS });
+    sampleRss();
     for (const r of robots) r.start();
-    await new Promise((r) => setTimeout(r, GOOD_WARMUP_MS));
-
-    const t0 = performance.now();
-    const sampleRss = () => rss.push({ s: round((performance.now() - t0) / 1000, 2), mb: rssMb(server.pid) });
+    await sleep(GOOD_WARMUP_MS);
+    progress.note(`[abuse] baseline: ${f.baselineS} s of good robots alone`);
+    const baseline = await measure(server, f, workload.classes, sink, () => sleep(f.baselineS * 1000));
+    const attackStartS = round((performance.now() - t0) / 1000, 2);
+    const during = await measure(server, f, workload.classes, sink, () => attack.run(attackerClients));
     sampleRss();
-    rssTimer = setInterval(sampleRss, f.rssIntervalMs);
-    recorder.startWindow();
-    prober.begin();
-    const serverCpu0 = server.cpuSeconds();
-    const benchCpu0 = process.cpuUsage();
-    const host0 = hostCpuSeconds();
-
-    const codes: Record<string, Record<string, number>> = {};
-    const latencies: number[] = [];
-    const unexpected: Array<{ kind: string; code: string; details: string; ms: number }> = [];
-    let unexpectedCount = 0;
-    let shed = 0;
-    let next = 0;
-    let sent = 0;
-    ticker = setInterval(() => progress.update(`[abuse] ${sent}/${f.requests} hostile calls, ${recorder.total} good answers, server RSS ${rss.at(-1)?.mb} MB`), PROGRESS_TICK_MS);
-    const attacker = async (client: grpc.Client) => {
-      for (let i = next++; i < f.requests; i = next++) {
-        const pool = kinds[i % kinds.length];
-        const shot = pool[Math.floor(i / kinds.length) % pool.length];
-        const out = await shot.fire(client);
-        sent++;
-        const code = grpc.status[out.code] ?? String(out.code);
-        (codes[shot.kind] ??= {})[code] = (codes[shot.kind][code] ?? 0) + 1;
-        latencies.push(out.ms);
-        if (isServerShedding(out)) shed++;
-        else if (!ACCEPTABLE_CODES.has(out.code)) {
-          unexpectedCount++;
-          if (unexpected.length < UNEXPECTED_EXAMPLES) unexpected.push({ kind: shot.kind, code, details: out.details.slice(0, 200), ms: round(out.ms) });
-        }
-      }
-    };
-    await Promise.all(attackerClients.map(attacker));
-    const windowS = (performance.now() - t0) / 1000;
-    recorder.endWindow();
-    const serverCpu = server.cpuSeconds() - serverCpu0;
-    const benchCpu = process.cpuUsage(benchCpu0);
-    const benchSeconds = (benchCpu.user + benchCpu.system) / 1e6;
-    const host1 = hostCpuSeconds();
-    clearInterval(rssTimer);
-    rssTimer = undefined;
-    sampleRss();
-    const report = await prober.stop();
-    prober = undefined;
-    const health = summarizeProbes(report, f.probeIntervalMs);
     // Still up, and still answering a check on a fresh connection.
-    const after = await checkHealth(new grpc.Client(server.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }), DEFAULT_PROBE_TIMEOUT_MS).then(
+    const probeClient = newClient(server.address);
+    const after = await checkHealth(probeClient, DEFAULT_PROBE_TIMEOUT_MS).then(
       (r) => r.status,
       (e: grpc.ServiceError) => `failed: ${grpc.status[e.code]}`,
     );
+    probeClient.close();
     progress.done();
 
-    const total: Record<string, number> = {};
-    for (const byCode of Object.values(codes)) for (const [c, n] of Object.entries(byCode)) total[c] = (total[c] ?? 0) + n;
     const mbs = rss.map((r) => r.mb);
+    const { health } = during;
+    const hostile = attack.result(during.windowS);
     const result = {
       benchmark: 'abuse (issue 7)',
       model: `${m.name}@${m.version}`,
       startedAt: new Date().toISOString(),
       options: f,
       serverArgs: server.args,
-      windowS: round(windowS, 2),
-      // As in the fleet bench: otherCores well above 0 means other work on the machine disturbed the run.
-      cpu: {
-        serverCores: round(serverCpu / windowS, 3),
-        benchCores: round(benchSeconds / windowS, 3),
-        otherCores: round(Math.max(0, host1.busy - host0.busy - serverCpu - benchSeconds) / windowS, 3),
-        stealCores: round((host1.steal - host0.steal) / windowS, 3),
-      },
-      hostile: {
-        calls: sent,
-        callsPerSecond: round(sent / windowS, 1),
-        codes: total,
-        byKind: codes,
-        latencyMs: summarize(latencies),
-        /** RESOURCE_EXHAUSTED, or DEADLINE_EXCEEDED decided by the server's admission: load shedding, not a failure. */
-        shedUnderLoad: shed,
-        /** Any other status outside OK / INVALID_ARGUMENT / NOT_FOUND: a server bug, a hang or a crash. */
-        unacceptable: unexpectedCount,
-        unacceptableExamples: unexpected,
-      },
-      good: { robots: f.robots, rateHz: f.rate, ...recorder.result(windowS) },
-      health,
-      rssMb: { start: mbs[0], max: Math.max(...mbs), end: mbs.at(-1), samples: rss },
+      goodRobots: { robots: f.robots, rateHz: f.rate, classes: workload.classes.map((c) => c.label) },
+      baseline,
+      attack: { ...during, hostile },
+      rssMb: { start: mbs[0], atAttackStart: rss.filter((r) => r.s <= attackStartS).at(-1)?.mb, max: Math.max(...mbs), end: mbs.at(-1), attackStartS, samples: rss },
       serverAfter: after,
       targets: {
         healthP99Ms: { value: health.p99, threshold: HEALTH_P99_TARGET_MS, pass: health.p99 < HEALTH_P99_TARGET_MS && Object.keys(health.failures).length === 0 },
-        noUnacceptableStatus: { value: unexpectedCount, pass: unexpectedCount === 0 },
+        noUnacceptableStatus: { value: hostile.unacceptable, pass: hostile.unacceptable === 0 },
         serverServingAfter: { value: after, pass: after === 'SERVING' },
       },
     };
@@ -240,7 +297,6 @@ async function main(): Promise<void> {
     clearInterval(ticker);
     clearInterval(rssTimer);
     for (const r of robots) r.stop();
-    await prober?.stop().catch(() => undefined);
     goodClient.close();
     for (const c of attackerClients) c.close();
     await server.stop();
