@@ -65,9 +65,11 @@ const program = new Command('bench:abuse')
   .option('--rate <hz>', 'requests per second per good robot', number(1), DEFAULT_GOOD_RATE_HZ)
   .option('--message-limit <bytes>', "the server's --max-message-bytes, and the size of the floods", number(1024), DEFAULT_ABUSE_MESSAGE_LIMIT)
   .option('--baseline-s <s>', 'seconds of good robots alone, measured before the attack', number(1), DEFAULT_BASELINE_S)
+  .option('--kinds <list>', 'only these kinds of hostile calls, comma-separated prefixes, e.g. "attack:,random-bytes" (default: all)')
   .option('--seed <n>', 'seed of the hostile bodies', number(0), 7)
   .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1), DEFAULT_THREADS)
   .option('--model-repository <dir>', 'model repository the server loads', 'models')
+  .option('--server-node-args <flags>', 'flags for the server\'s node process, space-separated, e.g. "--cpu-prof --cpu-prof-dir=prof"', '')
   .option('--probe-interval-ms <ms>', 'health-check interval', number(1), DEFAULT_PROBE_INTERVAL_MS)
   .option('--rss-interval-ms <ms>', 'how often the server RSS is sampled', number(10), DEFAULT_RSS_INTERVAL_MS)
   .option('--out <file>', 'also write the JSON result to this file')
@@ -80,9 +82,11 @@ interface Flags {
   rate: number;
   baselineS: number;
   messageLimit: number;
+  kinds?: string;
   seed: number;
   threads: number;
   modelRepository: string;
+  serverNodeArgs: string;
   probeIntervalMs: number;
   rssIntervalMs: number;
   out?: string;
@@ -111,6 +115,15 @@ function hostileShots(base: PredictRequest, serialize: (r: PredictRequest) => Bu
     hostile.map((body) => ({ kind: 'stream', fire: (c: grpc.Client) => rawStream(c, POLICY_PATHS.streamPredict, [valid, body, valid], CALL_DEADLINE_MS) })),
     knownAttacks(base, serialize, f.messageLimit).map(({ name, body }) => unary(`attack:${name}`, POLICY_PATHS.predict, body)),
   ];
+}
+
+/** The shots of the kinds --kinds names (by prefix), pools left empty dropped. */
+function selectKinds(pools: Shot[][], list: string | undefined): Shot[][] {
+  if (!list) return pools;
+  const prefixes = list.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  const chosen = pools.map((pool) => pool.filter((shot) => prefixes.some((p) => shot.kind.startsWith(p)))).filter((pool) => pool.length > 0);
+  if (chosen.length === 0) throw new Error(`--kinds ${list}: no hostile calls of these kinds`);
+  return chosen;
 }
 
 /** Forwards the robots' reports to the current window's recorder (none between windows). */
@@ -239,10 +252,15 @@ async function main(): Promise<void> {
   const goodRequests = await serializedRequests(m, () => workload.classes[0], f.robots, codec);
   // Hostile requests vary a good robot's request, one that the good robots never send (another robot id).
   const base = await robotRequest(m, f.robots, workload.classes[0]);
-  const attack = new Attack(hostileShots(base, codec.serialize, m.cameras, f), f.requests);
+  const attack = new Attack(selectKinds(hostileShots(base, codec.serialize, m.cameras, f), f.kinds), f.requests);
 
   progress.note(`[abuse] starting server (--max-message-bytes ${f.messageLimit} --threads ${f.threads})`);
-  const server = await startServerProcess({ modelRepository: repository.root, threads: f.threads, flags: ['--max-message-bytes', String(f.messageLimit)] });
+  const server = await startServerProcess({
+    modelRepository: repository.root,
+    threads: f.threads,
+    flags: ['--max-message-bytes', String(f.messageLimit)],
+    nodeArgs: f.serverNodeArgs.split(/\s+/).filter((a) => a.length > 0),
+  });
   const goodClient = newClient(server.address);
   const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address));
   const sink = new SinkSwitch();

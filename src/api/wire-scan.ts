@@ -50,6 +50,8 @@ const WIRE_NAMES = ['varint', 'I64', 'LEN', 'start group', 'end group', 'I32', '
 
 class Scan {
   private fields = 0;
+  /** The read position: varint() moves it past what it reads. */
+  private pos = 0;
 
   constructor(
     private readonly buf: Uint8Array,
@@ -62,18 +64,26 @@ class Scan {
   }
 
   /**
-   * Reads a varint at `pos`; returns its low 32 bits and the position after it. Tags and lengths are read as
-   * uint32 exactly as protobufjs's decoder reads them, so the scan and the decode see the same fields.
+   * Reads the varint at `pos` and moves past it; returns its low 32 bits. Tags and lengths are read as uint32
+   * exactly as protobufjs's decoder reads them, so the scan and the decode see the same fields.
    */
-  private varint(pos: number, end: number): [number, number] {
+  private varint(end: number): number {
+    const start = this.pos;
     let low = 0;
-    for (let i = 0; i < 10; i++) {
-      if (pos + i >= end) throw this.malformed(`a varint at byte ${pos} runs past the end of its message`);
-      const b = this.buf[pos + i];
-      if (i < 5) low += (b & 0x7f) * 2 ** (7 * i);
-      if (b < 0x80) return [low % 2 ** 32, pos + i + 1];
+    let scale = 1;
+    for (let p = start; p < start + 10; p++) {
+      if (p >= end) throw this.malformed(`a varint at byte ${start} runs past the end of its message`);
+      const b = this.buf[p];
+      if (p < start + 5) {
+        low += (b & 0x7f) * scale;
+        scale *= 128;
+      }
+      if (b < 0x80) {
+        this.pos = p + 1;
+        return low % 4294967296;
+      }
     }
-    throw this.malformed(`a varint at byte ${pos} is longer than 10 bytes`);
+    throw this.malformed(`a varint at byte ${start} is longer than 10 bytes`);
   }
 
   /** Elements in a packed run of varints: one per byte without the continuation bit. */
@@ -90,50 +100,50 @@ class Scan {
 
   private message(start: number, end: number, rule: MessageRule, prefix: string, depth: number): void {
     if (depth > MAX_DEPTH) throw this.malformed(`sub-messages nested more than ${MAX_DEPTH} deep`);
-    const counts = new Map<number, number>();
-    let pos = start;
-    while (pos < end) {
+    // Entries so far of each repeated field; allocated only if the message has one.
+    let counts: Map<number, number> | undefined;
+    this.pos = start;
+    while (this.pos < end) {
       if (++this.fields > this.limits.maxFields) {
         throw new InvalidArgumentError(`the request has more than ${this.limits.maxFields} fields in all; a valid request has far fewer`);
       }
-      const at = pos;
-      const [key, afterKey] = this.varint(pos, end);
-      pos = afterKey;
+      const at = this.pos;
+      const key = this.varint(end);
       const number = Math.floor(key / 8);
       const wireType = key % 8;
       if (number === 0) throw this.malformed(`field number 0 at byte ${at}`);
       const field = rule.fields.get(number);
-      const name = field ? `${prefix}${field.name}` : `field ${number}`;
       if (field && !field.wireTypes.includes(wireType)) {
-        throw this.malformed(`${name} has wire type ${WIRE_NAMES[wireType]} at byte ${at}; expected ${field.wireTypes.map((w) => WIRE_NAMES[w]).join(' or ')}`);
+        throw this.malformed(`${fieldName(prefix, field, number)} has wire type ${WIRE_NAMES[wireType]} at byte ${at}; expected ${field.wireTypes.map((w) => WIRE_NAMES[w]).join(' or ')}`);
       }
       let entries = 1;
       switch (wireType) {
         case WIRE_VARINT:
-          pos = this.varint(pos, end)[1];
+          this.varint(end);
           break;
         case WIRE_I64:
         case WIRE_I32: {
           const size = wireType === WIRE_I64 ? 8 : 4;
-          if (end - pos < size) throw this.malformed(`${name} at byte ${at} needs ${size} bytes, ${end - pos} remain`);
-          pos += size;
+          if (end - this.pos < size) throw this.malformed(`${fieldName(prefix, field, number)} at byte ${at} needs ${size} bytes, ${end - this.pos} remain`);
+          this.pos += size;
           break;
         }
         case WIRE_LEN: {
-          const [length, afterLength] = this.varint(pos, end);
-          pos = afterLength;
-          if (length > end - pos) throw this.malformed(`${name} at byte ${at} claims ${length} bytes, ${end - pos} remain`);
-          if (field) entries = this.lengthDelimited(field, name, counts.get(number) ?? 0, pos, pos + length, depth);
-          pos += length;
+          const length = this.varint(end);
+          const from = this.pos;
+          if (length > end - from) throw this.malformed(`${fieldName(prefix, field, number)} at byte ${at} claims ${length} bytes, ${end - from} remain`);
+          if (field) entries = this.lengthDelimited(field, fieldName(prefix, field, number), counts?.get(number) ?? 0, from, from + length, depth);
+          this.pos = from + length;
           break;
         }
         default:
-          throw this.malformed(`${name} at byte ${at} has wire type ${WIRE_NAMES[wireType]}, which proto3 messages never use`);
+          throw this.malformed(`${fieldName(prefix, field, number)} at byte ${at} has wire type ${WIRE_NAMES[wireType]}, which proto3 messages never use`);
       }
       if (field?.repeated) {
+        counts ??= new Map();
         const n = (counts.get(number) ?? 0) + entries;
         if (n > this.limits.maxRepeated) {
-          throw new InvalidArgumentError(`${name} has more than ${this.limits.maxRepeated} entries; that is this server's limit for any repeated field`);
+          throw new InvalidArgumentError(`${fieldName(prefix, field, number)} has more than ${this.limits.maxRepeated} entries; that is this server's limit for any repeated field`);
         }
         counts.set(number, n);
       }
@@ -169,6 +179,10 @@ class Scan {
     }
     return 1;
   }
+}
+
+function fieldName(prefix: string, field: FieldRule | undefined, number: number): string {
+  return field ? `${prefix}${field.name}` : `field ${number}`;
 }
 
 /**
