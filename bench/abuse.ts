@@ -9,9 +9,10 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import fc from 'fast-check';
 import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
+import { number, words } from './cli-args.js';
 import { hostilePredictRequest, knownAttacks, mutatedBody, randomBody, wrongWireTypes } from './hostile/arbitraries.js';
 import { ACCEPTABLE_CODES, isServerShedding, POLICY_PATHS, rawStream, rawUnary, type CallOutcome } from './hostile/raw-calls.js';
 import { checkHealth, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes, type HealthSummary } from './health-probe.js';
@@ -49,29 +50,21 @@ interface Shot {
   readonly fire: (client: grpc.Client) => Promise<CallOutcome>;
 }
 
-function number(min: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
-    return n;
-  };
-}
-
 const program = new Command('bench:abuse')
   .description('issue 7 abuse run: hostile requests against a real dust-serve while good robots and a health prober run')
-  .option('--requests <n>', 'hostile calls to send', number(1), DEFAULT_ABUSE_REQUESTS)
-  .option('--attackers <n>', 'hostile clients sending concurrently, each on its own connection', number(1), DEFAULT_ATTACKERS)
-  .option('--robots <n>', 'good robots (StreamPredict, 4:4, one connection)', number(0), DEFAULT_GOOD_ROBOTS)
-  .option('--rate <hz>', 'requests per second per good robot', number(1), DEFAULT_GOOD_RATE_HZ)
-  .option('--message-limit <bytes>', "the server's --max-message-bytes, and the size of the floods", number(1024), DEFAULT_ABUSE_MESSAGE_LIMIT)
-  .option('--baseline-s <s>', 'seconds of good robots alone, measured before the attack', number(1), DEFAULT_BASELINE_S)
+  .option('--requests <n>', 'hostile calls to send', number(1, true), DEFAULT_ABUSE_REQUESTS)
+  .option('--attackers <n>', 'hostile clients sending concurrently, each on its own connection', number(1, true), DEFAULT_ATTACKERS)
+  .option('--robots <n>', 'good robots (StreamPredict, 4:4, one connection)', number(0, true), DEFAULT_GOOD_ROBOTS)
+  .option('--rate <hz>', 'requests per second per good robot', number(0.1), DEFAULT_GOOD_RATE_HZ)
+  .option('--message-limit <bytes>', "the server's --max-message-bytes, and the size of the floods", number(1024, true), DEFAULT_ABUSE_MESSAGE_LIMIT)
+  .option('--baseline-s <s>', 'seconds of good robots alone, measured before the attack', number(0.5), DEFAULT_BASELINE_S)
   .option('--kinds <list>', 'only these kinds of hostile calls, comma-separated prefixes, e.g. "attack:,random-bytes" (default: all)')
-  .option('--seed <n>', 'seed of the hostile bodies', number(0), 7)
-  .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1), DEFAULT_THREADS)
+  .option('--seed <n>', 'seed of the hostile bodies', number(0, true), 7)
+  .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1, true), DEFAULT_THREADS)
   .option('--model-repository <dir>', 'model repository the server loads', 'models')
   .option('--server-node-args <flags>', 'flags for the server\'s node process, space-separated, e.g. "--cpu-prof --cpu-prof-dir=prof"', '')
-  .option('--probe-interval-ms <ms>', 'health-check interval', number(1), DEFAULT_PROBE_INTERVAL_MS)
-  .option('--rss-interval-ms <ms>', 'how often the server RSS is sampled', number(10), DEFAULT_RSS_INTERVAL_MS)
+  .option('--probe-interval-ms <ms>', 'health-check interval', number(1, true), DEFAULT_PROBE_INTERVAL_MS)
+  .option('--rss-interval-ms <ms>', 'how often the server RSS is sampled', number(10, true), DEFAULT_RSS_INTERVAL_MS)
   .option('--out <file>', 'also write the JSON result to this file')
   .option('--quiet', 'no progress line');
 
@@ -259,7 +252,7 @@ async function main(): Promise<void> {
     modelRepository: repository.root,
     threads: f.threads,
     flags: ['--max-message-bytes', String(f.messageLimit)],
-    nodeArgs: f.serverNodeArgs.split(/\s+/).filter((a) => a.length > 0),
+    nodeArgs: words(f.serverNodeArgs),
   });
   const goodClient = newClient(server.address);
   const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address));
