@@ -14,7 +14,7 @@ const BIN = path.resolve('dist/src/cli/main.js');
 
 describe('dust-serve serve', () => {
   it('logs JSON, serves, and on SIGTERM finishes in-flight work, then exits 0', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--threads', '1', '--warmup', 'false'], {
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--threads', '1', '--warmup', 'false'], {
       env: { ...process.env, DUST_MODEL_REPOSITORY: TEST_REPOSITORY, DUST_SHUTDOWN_GRACE_SECONDS: '10' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
