@@ -17,7 +17,7 @@ import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-pro
 
 /**
  * The compiled worker script. Under vitest this module runs from its .ts source, and a worker thread cannot
- * load TypeScript, so it falls back to the build output (`npm test` builds first).
+ * load TypeScript, so it falls back to the build output (vitest's global setup rebuilds it when stale).
  */
 function workerScript(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
