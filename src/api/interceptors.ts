@@ -4,6 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../telemetry/index.js';
+import { gateMessages } from './message-gate.js';
 import { wireSize } from './proto.js';
 
 /**
@@ -12,32 +13,16 @@ import { wireSize } from './proto.js';
  * overload: a too-large message is the client's to fix.
  */
 export function messageSizeInterceptor(limit: number): grpc.ServerInterceptor {
-  return (_method, call) => {
-    let refused = false;
-    return new grpc.ServerInterceptingCall(call, {
-      start: (next) =>
-        next(
-          new grpc.ServerListenerBuilder()
-            .withOnReceiveMessage((message, nextMessage) => {
-              const size = wireSize(message);
-              if (size !== undefined && size > limit) {
-                refused = true;
-                call.sendStatus({
-                  code: grpc.status.INVALID_ARGUMENT,
-                  details: `the request message is ${size} bytes, above this server's limit of ${limit}: send JPEG or PNG images, or fewer/smaller ones`,
-                  metadata: new grpc.Metadata(),
-                });
-                return;
-              }
-              nextMessage(message);
-            })
-            .withOnReceiveHalfClose((nextHalfClose) => {
-              if (!refused) nextHalfClose();
-            })
-            .build(),
-        ),
+  return (_method, call) =>
+    gateMessages(call, (message) => {
+      const size = wireSize(message);
+      if (size === undefined || size <= limit) return undefined;
+      return {
+        code: grpc.status.INVALID_ARGUMENT,
+        details: `the request message is ${size} bytes, above this server's limit of ${limit}: send JPEG or PNG images, or fewer/smaller ones`,
+        metadata: new grpc.Metadata(),
+      };
     });
-  };
 }
 
 /** One structured line per call: method, status code, duration, peer. Debug level: robots call at 10-50 Hz. */

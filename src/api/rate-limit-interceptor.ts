@@ -8,6 +8,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { quote } from '../errors/index.js';
 import { currentCallScope } from '../telemetry/index.js';
+import { gateMessages } from './message-gate.js';
 import { POLICY_SERVICE_NAME } from './proto.js';
 import { TokenBuckets, type TokenBucketOptions } from './token-buckets.js';
 
@@ -27,38 +28,22 @@ export function rateLimitInterceptor(options: Omit<TokenBucketOptions, 'maxKeys'
   const buckets = new TokenBuckets({ maxKeys: DEFAULT_RATE_LIMIT_KEYS, ...options });
   return (method, call) => {
     if (!LIMITED_METHODS.has(method.path)) return new grpc.ServerInterceptingCall(call);
-    let refused = false;
-    return new grpc.ServerInterceptingCall(call, {
-      start: (next) =>
-        next(
-          new grpc.ServerListenerBuilder()
-            .withOnReceiveMessage((message, nextMessage) => {
-              if (refused) return;
-              const robot = robotIdOf(message);
-              // No robot_id: the handler refuses the request with INVALID_ARGUMENT and says why.
-              const waitMs = robot ? buckets.take(robot, performance.now()) : 0;
-              if (waitMs === 0) {
-                nextMessage(message);
-                return;
-              }
-              refused = true;
-              const scope = currentCallScope();
-              if (scope) scope.rejectReason = 'rate_limited';
-              const trailer = new grpc.Metadata();
-              trailer.set(RETRY_PUSHBACK_TRAILER, String(waitMs));
-              call.sendStatus({
-                code: grpc.status.RESOURCE_EXHAUSTED,
-                details:
-                  `robot ${quote(robot)} is over its rate limit of ${options.ratePerSecond} requests/s (burst ${options.burst}); ` +
-                  `retry in ${waitMs} ms and lower the request rate`,
-                metadata: trailer,
-              });
-            })
-            .withOnReceiveHalfClose((nextHalfClose) => {
-              if (!refused) nextHalfClose();
-            })
-            .build(),
-        ),
+    return gateMessages(call, (message) => {
+      const robot = robotIdOf(message);
+      // No robot_id: the handler refuses the request with INVALID_ARGUMENT and says why.
+      const waitMs = robot ? buckets.take(robot, performance.now()) : 0;
+      if (waitMs === 0) return undefined;
+      const scope = currentCallScope();
+      if (scope) scope.rejectReason = 'rate_limited';
+      const trailer = new grpc.Metadata();
+      trailer.set(RETRY_PUSHBACK_TRAILER, String(waitMs));
+      return {
+        code: grpc.status.RESOURCE_EXHAUSTED,
+        details:
+          `robot ${quote(robot)} is over its rate limit of ${options.ratePerSecond} requests/s (burst ${options.burst}); ` +
+          `retry in ${waitMs} ms and lower the request rate`,
+        metadata: trailer,
+      };
     });
   };
 }

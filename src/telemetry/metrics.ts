@@ -11,6 +11,7 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import type { BatchStage } from '../engine/index.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './service.js';
 
 export const METRICS_PATH = '/metrics';
@@ -35,8 +36,6 @@ export interface ServedPredict extends ModelLabels {
   readonly budgetMissed: boolean;
   readonly surprise: number | undefined;
 }
-
-export type BatchStage = 'vlm' | 'denoise';
 
 /** Reasons of dust_rejected_total, exported at 0 from the start so that rate() and increase() see the first one. */
 export const REJECT_REASONS: readonly string[] = ['rate_limited', 'queue_full', 'unavailable'];

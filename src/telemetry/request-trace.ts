@@ -6,6 +6,7 @@
  * `dust.predict` span of every request it served (OTel's model for batch work).
  */
 import { context, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Link, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
+import type { BatchReport, PredictOutput } from '../engine/index.js';
 
 /** Longest client-sent string recorded as an attribute (ids are short; a hostile client's are cut). */
 export const MAX_ATTRIBUTE_CHARS = 128;
@@ -16,31 +17,8 @@ export interface RequestAttributes {
   readonly episodeId: string;
 }
 
-/** The engine's report of a served request (PredictOutput), in milliseconds from its receipt. */
-export interface ServedRequest {
-  /** The request id as served (generated when the client sent none). */
-  readonly requestId: string;
-  readonly timing: {
-    readonly preprocessMs: number;
-    readonly queueMs: number;
-    readonly vlmMs: number;
-    readonly denoiseMs: number;
-    readonly totalMs: number;
-    readonly vlmBatchSize: number;
-    readonly meanDenoiseBatch: number;
-  };
-  readonly sampling: { readonly actionSteps: number; readonly visionSteps: number; readonly budgetMs: number; readonly budgetMet: boolean };
-}
-
-/** An executor call (engine BatchReport), structurally. */
-export interface BatchSpanInput {
-  readonly stage: 'vlm' | 'denoise';
-  readonly startEpochMs: number;
-  readonly endEpochMs: number;
-  readonly rows: number;
-  readonly members: ReadonlyArray<{ readonly tag: unknown; readonly step: number }>;
-  readonly error?: string;
-}
+/** The engine's report of a served request: timings in milliseconds from its receipt. */
+export type ServedRequest = Pick<PredictOutput, 'requestId' | 'timing' | 'sampling'>;
 
 export interface ModelVersion {
   readonly name: string;
@@ -58,7 +36,7 @@ export interface RequestTracer {
   /** Starts a request's span under the active context; `receivedAt` is its performance.now() arrival. */
   start(attrs: RequestAttributes, receivedAt: number): RequestSpan;
   /** Creates the batch spans of one model version's executor calls. */
-  batches(model: ModelVersion, reports: readonly BatchSpanInput[]): void;
+  batches(model: ModelVersion, reports: readonly BatchReport[]): void;
 }
 
 const NOOP_SPAN: RequestSpan = { tag: undefined, served() {}, failed() {} };

@@ -3,7 +3,6 @@
  * grpc-js client made from the same protos.
  */
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -14,6 +13,9 @@ import type { PredictRequest } from '../../src/gen/dust/serving/v1/PredictReques
 import type { PredictResponse__Output } from '../../src/gen/dust/serving/v1/PredictResponse.js';
 import type { PolicyServiceClient } from '../../src/gen/dust/serving/v1/PolicyService.js';
 import { silentLogger, type Logger } from '../../src/telemetry/index.js';
+
+/** A TCP port free on loopback right now (for servers that cannot take port 0, e.g. the metrics endpoint). */
+export { freePort } from '../../bench/server-process.js';
 
 /** The repository the integration tests serve; DUST_TEST_REPOSITORY points them at another copy of dust-tiny. */
 export const TEST_REPOSITORY = path.resolve(process.env.DUST_TEST_REPOSITORY ?? 'models');
@@ -101,14 +103,3 @@ export function floats(t: { data: Buffer } | null | undefined): Float32Array {
   return out;
 }
 
-/** A TCP port free on loopback right now (for servers that cannot take port 0, e.g. the metrics endpoint). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
