@@ -119,6 +119,26 @@ describe.each<OtlpProtocol>(['http/json', 'http/protobuf', 'grpc'])('traces over
     expect(access[0].span_id).toBe(server.spanId);
   });
 
+  it('gives a stream one server span and each of its requests a dust.predict span under it', async () => {
+    const { traceId, metadata } = traceparent();
+    const requests = [await validRequest({ request_id: 'first' }), await validRequest({ request_id: 'second' })];
+    await new Promise<void>((resolve, reject) => {
+      const call = t.client.StreamPredict(metadata);
+      call.on('data', () => undefined);
+      call.on('error', reject);
+      call.on('end', resolve);
+      for (const r of requests) call.write(r);
+      call.end();
+    });
+    await tracing.flush();
+    await receiver.waitFor((spans) => spans.filter((s) => s.traceId === traceId && s.name === 'dust.predict').length === 2);
+    const server = receiver.spans.filter((s) => s.traceId === traceId && s.kind === 2);
+    expect(server.map((s) => s.name)).toEqual(['dust.serving.v1.PolicyService/StreamPredict']);
+    const perRequest = receiver.spans.filter((s) => s.traceId === traceId && s.name === 'dust.predict');
+    expect(perRequest.every((s) => s.parentSpanId === server[0].spanId)).toBe(true);
+    expect(perRequest.map((s) => s.attributes['dust.request_id']).sort()).toEqual(['first', 'second']);
+  });
+
   it('marks a client error on the server span by code, without an error status', async () => {
     const { traceId, metadata } = traceparent();
     const err = await predictError(t.client, await validRequest({ embodiment: '' }), 30_000, metadata);
