@@ -79,13 +79,10 @@ export function policyService({ registry, log, tracer = NOOP_REQUEST_TRACER }: P
   ): Promise<PredictResponse> {
     const receivedAt = performance.now();
     const span = tracer.start({ requestId: req.request_id, robotId: req.robot_id, episodeId: req.episode_id }, receivedAt);
-    let out;
-    try {
-      out = await predict(handle, toPredictInput(req), { receivedAt, deadline: deadlineOf(call), signal, traceTag: span.tag });
-    } catch (err) {
+    const out = await predict(handle, toPredictInput(req), { receivedAt, deadline: deadlineOf(call), signal, traceTag: span.tag }).catch((err: unknown) => {
       span.failed(err);
       throw err;
-    }
+    });
     span.served(handle, out);
     ledger.recordServed(req.robot_id, req.episode_id, handle.name, handle.version);
     return toPredictResponse(out);
