@@ -3,7 +3,7 @@
  * convert messages, resolve the model handle and hand over to the engine; errors go through status.ts.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { predict, type ModelRuntime } from '../engine/index.js';
+import { predict, type ModelRuntime, type PredictOutput } from '../engine/index.js';
 import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
 import type { ListModelsResponse } from '../gen/dust/serving/v1/ListModelsResponse.js';
 import type { ModelVersionInfo } from '../gen/dust/serving/v1/ModelVersionInfo.js';
@@ -79,10 +79,14 @@ export function policyService({ registry, log, tracer = NOOP_REQUEST_TRACER }: P
   ): Promise<PredictResponse> {
     const receivedAt = performance.now();
     const span = tracer.start({ requestId: req.request_id, robotId: req.robot_id, episodeId: req.episode_id }, receivedAt);
-    const out = await predict(handle, toPredictInput(req), { receivedAt, deadline: deadlineOf(call), signal, traceTag: span.tag }).catch((err: unknown) => {
+    let out: PredictOutput;
+    try {
+      // toPredictInput may throw too (a bad seed): the span ends either way.
+      out = await predict(handle, toPredictInput(req), { receivedAt, deadline: deadlineOf(call), signal, traceTag: span.tag });
+    } catch (err) {
       span.failed(err);
       throw err;
-    });
+    }
     span.served(handle, out);
     ledger.recordServed(req.robot_id, req.episode_id, handle.name, handle.version);
     return toPredictResponse(out);
