@@ -55,7 +55,7 @@ COPY proto ./proto
 COPY models/dust-tiny ./models/dust-tiny
 COPY deploy/docker/healthcheck.mjs ./deploy/docker/
 USER 10001:10001
-EXPOSE 50051
+EXPOSE 50051 9464
 # serve drains on SIGTERM (health NOT_SERVING, in-flight work finishes within shutdownGraceSeconds) and exits 0.
 STOPSIGNAL SIGTERM
 # Models load before the port opens, so the start period covers loading and warm-up. Checks DUST_PORT (default

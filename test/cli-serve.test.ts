@@ -14,8 +14,8 @@ import { predict, TEST_REPOSITORY, validRequest } from './support/harness.js';
 const BIN = path.resolve('dist/src/cli/main.js');
 
 describe('dust-serve serve', () => {
-  it('logs JSON, serves, and on SIGTERM finishes in-flight work, then exits 0', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--threads', '1', '--warmup', 'false'], {
+  it('logs JSON, serves, survives SIGHUP, and on SIGTERM finishes in-flight work, then exits 0', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--threads', '1', '--warmup', 'false'], {
       env: { ...process.env, DUST_MODEL_REPOSITORY: TEST_REPOSITORY, DUST_SHUTDOWN_GRACE_SECONDS: '10' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -39,6 +39,10 @@ describe('dust-serve serve', () => {
     const client = new policy.PolicyService(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as PolicyServiceClient;
     try {
       // One call first, so the connection is up before the long one (SIGTERM closes the listener at once).
+      await predict(client, await validRequest());
+      // SIGHUP re-reads TLS certificates (none here) and must not end the process, as it would by default.
+      child.kill('SIGHUP');
+      await new Promise((r) => setTimeout(r, 100));
       await predict(client, await validRequest());
       const inflight = predict(client, await validRequest({ sampling: { action_steps: 4, vision_steps: 64 } }));
       await new Promise((r) => setTimeout(r, 30));

@@ -4,6 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../telemetry/index.js';
+import { gateMessages } from './message-gate.js';
 import { RefusedMessage } from './request-limits.js';
 import { safeDetails, toServiceError } from './status.js';
 
@@ -13,29 +14,12 @@ import { safeDetails, toServiceError } from './status.js';
  * (StreamPredict, which first sends the responses of the stream's earlier requests).
  */
 export function refusalInterceptor(): grpc.ServerInterceptor {
-  return (_method, call) => {
-    let refused = false;
-    return new grpc.ServerInterceptingCall(call, {
-      start: (next) =>
-        next(
-          new grpc.ServerListenerBuilder()
-            .withOnReceiveMessage((message, nextMessage) => {
-              if (refused) return;
-              if (message instanceof RefusedMessage && !message.forHandler) {
-                refused = true;
-                const { code, details } = toServiceError(message.error);
-                call.sendStatus({ code, details, metadata: new grpc.Metadata() });
-                return;
-              }
-              nextMessage(message);
-            })
-            .withOnReceiveHalfClose((nextHalfClose) => {
-              if (!refused) nextHalfClose();
-            })
-            .build(),
-        ),
+  return (_method, call) =>
+    gateMessages(call, (message) => {
+      if (!(message instanceof RefusedMessage) || message.forHandler) return undefined;
+      const { code, details } = toServiceError(message.error);
+      return { code, details, metadata: new grpc.Metadata() };
     });
-  };
 }
 
 /**

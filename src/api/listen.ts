@@ -7,10 +7,10 @@ import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 
-function bindOne(server: grpc.Server, host: string, port: number): Promise<number> {
+function bindOne(server: grpc.Server, host: string, port: number, credentials: grpc.ServerCredentials): Promise<number> {
   const address = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
   return new Promise((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+    server.bindAsync(address, credentials, (err, bound) => {
       if (!err) return resolve(bound);
       const inUse = /EADDRINUSE/.test(err.message);
       reject(
@@ -31,11 +31,17 @@ function bindOne(server: grpc.Server, host: string, port: number): Promise<numbe
  * @throws Error naming the address that could not be bound; addresses bound before it stay bound until the
  *   caller shuts the server down.
  */
-export async function listen(server: grpc.Server, host: string, port: number, resolve = lookupAll): Promise<number> {
+export async function listen(
+  server: grpc.Server,
+  host: string,
+  port: number,
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+  resolve = lookupAll,
+): Promise<number> {
   const literal = host.replace(/^\[(.*)\]$/, '$1');
   const addresses = net.isIP(literal) ? [literal] : await resolve(host);
   let bound = port;
-  for (const address of addresses) bound = await bindOne(server, address, bound);
+  for (const address of addresses) bound = await bindOne(server, address, bound, credentials);
   return bound;
 }
 

@@ -3,7 +3,7 @@
  * convert messages, resolve the model handle and hand over to the engine; errors go through status.ts.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { predict, type ModelRuntime } from '../engine/index.js';
+import { predict, type ModelRuntime, type PredictOutput } from '../engine/index.js';
 import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
 import type { ListModelsResponse } from '../gen/dust/serving/v1/ListModelsResponse.js';
 import type { ModelVersionInfo } from '../gen/dust/serving/v1/ModelVersionInfo.js';
@@ -11,7 +11,7 @@ import type { PolicyServiceHandlers } from '../gen/dust/serving/v1/PolicyService
 import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
 import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
 import { parseModelRef, type ModelHandle, type ModelRegistry } from '../model/index.js';
-import type { Logger } from '../telemetry/index.js';
+import { currentCallScope, NOOP_REQUEST_TRACER, type Logger, type RequestTracer } from '../telemetry/index.js';
 import { toPredictInput, toPredictResponse } from './convert.js';
 import { RefusedMessage } from './request-limits.js';
 import { isInternal, toServiceError } from './status.js';
@@ -22,6 +22,8 @@ export const DEFAULT_STREAM_PIPELINE_DEPTH = 8;
 export interface PolicyServiceDeps {
   readonly registry: ModelRegistry<ModelRuntime>;
   readonly log: Logger;
+  /** Engine spans of each request; none by default. */
+  readonly tracer?: RequestTracer;
 }
 
 /** The client's deadline on the performance.now() clock the engine uses. */
@@ -67,7 +69,7 @@ class EpisodeLedger {
   }
 }
 
-export function policyService({ registry, log }: PolicyServiceDeps): PolicyServiceHandlers {
+export function policyService({ registry, log, tracer = NOOP_REQUEST_TRACER }: PolicyServiceDeps): PolicyServiceHandlers {
   const ledger = new EpisodeLedger();
 
   async function serveOne(
@@ -77,12 +79,22 @@ export function policyService({ registry, log }: PolicyServiceDeps): PolicyServi
     signal: AbortSignal,
   ): Promise<PredictResponse> {
     const receivedAt = performance.now();
-    const out = await predict(handle, toPredictInput(req), { receivedAt, deadline: deadlineOf(call), signal });
+    const span = tracer.start({ requestId: req.request_id, robotId: req.robot_id, episodeId: req.episode_id }, receivedAt);
+    let out: PredictOutput;
+    try {
+      // toPredictInput may throw too (a bad seed): the span ends either way.
+      out = await predict(handle, toPredictInput(req), { receivedAt, deadline: deadlineOf(call), signal, traceTag: span.tag });
+    } catch (err) {
+      span.failed(err);
+      throw err;
+    }
+    span.served(handle, out);
     ledger.recordServed(req.robot_id, req.episode_id, handle.name, handle.version);
     return toPredictResponse(out);
   }
 
   function logFailure(err: unknown, req: PredictRequest__Output | undefined): void {
+    currentCallScope()?.failedWith(err);
     if (isInternal(err)) log.error({ err, requestId: req?.request_id, robotId: req?.robot_id }, 'request failed');
     else log.debug({ err: (err as Error).message, requestId: req?.request_id }, 'request refused');
   }
@@ -94,7 +106,9 @@ export function policyService({ registry, log }: PolicyServiceDeps): PolicyServi
       const req = call.request;
       let result: Promise<PredictResponse>;
       try {
-        result = serveOne(req, registry.resolve(parseModelRef(req.model)), call, abort.signal);
+        const handle = registry.resolve(parseModelRef(req.model));
+        currentCallScope()?.setModel(handle.name, handle.version);
+        result = serveOne(req, handle, call, abort.signal);
       } catch (err) {
         result = Promise.reject(err);
       }
@@ -167,6 +181,7 @@ export function policyService({ registry, log }: PolicyServiceDeps): PolicyServi
           if (!handle) {
             handle = registry.resolve(parseModelRef(req.model));
             streamModel = req.model;
+            currentCallScope()?.setModel(handle.name, handle.version);
           } else if (req.model && req.model !== streamModel && req.model !== `${handle.name}@${handle.version}`) {
             throw new InvalidArgumentError(
               `this stream is bound to ${handle.name}@${handle.version}; request ${quote(req.request_id || '(no id)')} asks for ${quote(req.model)}: open a new stream to change models`,

@@ -1,21 +1,26 @@
 /**
- * The composition root of a serving process: options -> registry (with the engine's runtime factory) ->
- * gRPC server with PolicyService, health, reflection and the interceptors. Shutdown follows STYLE.md:
- * health NOT_SERVING -> stop admitting -> in-flight work finishes within the grace period -> force close.
+ * The composition root of a serving process: options -> telemetry (metrics endpoint, tracing handed in) ->
+ * registry (with the engine's runtime factory) -> gRPC server with PolicyService, health, reflection and
+ * the interceptors, on TLS credentials when configured. Shutdown follows STYLE.md: health NOT_SERVING ->
+ * stop admitting -> in-flight work finishes within the grace period -> force close.
  */
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { ServeOptions } from '../config/index.js';
 import { onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
 import { ModelRegistry } from '../model/index.js';
-import type { Logger } from '../telemetry/index.js';
+import { NOOP_REQUEST_TRACER, requestTracer, startMetrics, type Logger, type MetricsEndpoint, type Tracing } from '../telemetry/index.js';
 import { ServingHealth } from './health.js';
 import { guardHandlers } from './guard.js';
 import { accessLogInterceptor, refusalInterceptor, statusDetailsInterceptor } from './interceptors.js';
 import { listen } from './listen.js';
+import { metricsInterceptor } from './metrics-interceptor.js';
 import { policyService } from './policy-service.js';
 import { loadProtos } from './proto.js';
+import { rateLimitInterceptor } from './rate-limit-interceptor.js';
 import { requestLimits, withRequestLimits, type RequestLimits } from './request-limits.js';
+import { isLoopback, serverTls, type ServerTls } from './tls.js';
+import { tracingInterceptor } from './tracing-interceptor.js';
 
 /**
  * grpc-js's own receive cap, a multiple of the configured limit: messages between the two are refused politely
@@ -28,20 +33,70 @@ export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 10_000;
 
 export interface RunningServer {
   readonly port: number;
+  /** The Prometheus endpoint's port; undefined when metrics are off. */
+  readonly metricsPort: number | undefined;
   readonly registry: ModelRegistry<ModelRuntime>;
+  /** Re-reads the TLS files (SIGHUP); resolves true when a new certificate is in use, false without TLS. */
+  reloadCertificates(): Promise<boolean>;
   /** Graceful shutdown; resolves when the server is closed. Idempotent. */
   shutdown(reason?: string): Promise<void>;
 }
 
+export interface ServerDeps {
+  /** The OpenTelemetry SDK when the environment configures it (startTracing); the caller shuts it down. */
+  readonly tracing?: Tracing;
+  /** How GPU providers are checked before anything loads (tests inject one). @default onnxRuntimeProbe */
+  readonly probe?: DeviceProbe;
+}
+
+/** Interceptors, innermost (nearest the transport) first: each sees the statuses sent by those after it. */
+function interceptors(options: Readonly<ServeOptions>, log: Logger, tracing: Tracing | undefined, metrics: MetricsEndpoint | undefined, boundPort: () => number | undefined): grpc.ServerInterceptor[] {
+  const rate = options.robotRateLimit;
+  return [
+    ...(tracing ? [tracingInterceptor(tracing.tracer, { host: options.host, port: boundPort })] : []),
+    ...(metrics ? [metricsInterceptor(metrics.metrics)] : []),
+    accessLogInterceptor(log.child({ module: 'access' })),
+    statusDetailsInterceptor(),
+    refusalInterceptor(),
+    ...(rate > 0 ? [rateLimitInterceptor({ ratePerSecond: rate, burst: options.robotRateBurst || Math.max(1, Math.ceil(rate)) })] : []),
+  ];
+}
+
+/** Counts versions that fail to load (LOADING -> FAILED), not those found dead later. */
+function countLoadFailures(registry: ModelRegistry<ModelRuntime>, metrics: MetricsEndpoint): void {
+  const last = new Map<string, string>();
+  registry.onStateChange((e) => {
+    const key = `${e.name}@${e.version}`;
+    const labels = { model: e.name, version: String(e.version) };
+    if (!last.has(key)) metrics.metrics.modelSeen(labels);
+    if (e.state === 'FAILED' && last.get(key) === 'LOADING') metrics.metrics.modelLoadFailed(labels);
+    last.set(key, e.state);
+  });
+}
+
+async function credentials(options: Readonly<ServeOptions>, log: Logger): Promise<{ credentials: grpc.ServerCredentials; tls?: ServerTls }> {
+  if (options.tlsCert) {
+    const tls = await serverTls({ cert: options.tlsCert, key: options.tlsKey, clientCa: options.tlsClientCa || undefined }, log.child({ module: 'tls' }));
+    return { credentials: tls.credentials, tls };
+  }
+  if (!isLoopback(options.host)) {
+    log.warn({ host: options.host }, 'listening without TLS on a non-loopback address: anyone on the network can call and read this traffic; set --tls-cert and --tls-key');
+  }
+  return { credentials: grpc.ServerCredentials.createInsecure() };
+}
+
 /**
- * @param probe how GPU providers are checked before anything loads (tests inject one).
  * @throws DeviceUnavailableError when --device cuda or webgpu cannot run here: nothing falls back silently.
  */
-export async function startServer(options: Readonly<ServeOptions>, log: Logger, probe: DeviceProbe = onnxRuntimeProbe): Promise<RunningServer> {
+export async function startServer(options: Readonly<ServeOptions>, log: Logger, deps: ServerDeps = {}): Promise<RunningServer> {
   const protos = loadProtos();
+  const { tracing, probe = onnxRuntimeProbe } = deps;
   const { device, reason } = await selectDevice(options.device, probe);
   log.info({ requested: options.device, device, reason }, 'execution provider chosen');
   const graceMs = options.shutdownGraceSeconds * 1000;
+  // Before the models load, so a port conflict fails fast and load failures are counted.
+  const metrics = options.metricsPort > 0 ? await startMetrics({ host: options.host, port: options.metricsPort }) : undefined;
+  const tracer = tracing ? requestTracer(tracing.tracer) : NOOP_REQUEST_TRACER;
   const registry = new ModelRegistry<ModelRuntime>(
     options.modelRepository,
     runtimeFactory(
@@ -59,6 +114,11 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
           batching: options.batching,
           budgetSafety: options.budgetSafety,
         },
+        batchRecording: tracing ? 'members' : metrics ? 'sizes' : 'off',
+        onBatches(model, reports) {
+          if (metrics) for (const r of reports) metrics.metrics.batchRan(r.stage, { model: model.name, version: String(model.version) }, r.rows);
+          tracer.batches(model, reports);
+        },
       },
       log.child({ module: 'runtime' }),
     ),
@@ -67,6 +127,8 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   );
   const health = new ServingHealth(registry as ModelRegistry<unknown>);
   const limits = requestLimits(options);
+  if (metrics) countLoadFailures(registry, metrics);
+  let port: number | undefined;
 
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageBytes * HARD_MESSAGE_CAP_FACTOR,
@@ -74,32 +136,38 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     'grpc.keepalive_time_ms': DEFAULT_KEEPALIVE_TIME_MS,
     'grpc.keepalive_timeout_ms': DEFAULT_KEEPALIVE_TIMEOUT_MS,
     'grpc.keepalive_permit_without_calls': 1,
-    // The first is innermost: the access log sees statuses as they leave.
-    interceptors: [accessLogInterceptor(log.child({ module: 'access' })), statusDetailsInterceptor(), refusalInterceptor()],
+    interceptors: interceptors(options, log, tracing, metrics, () => port),
   });
   const policy = protos.policy.PolicyService.service;
   const policyLog = log.child({ module: 'policy' });
   server.addService(
     withRequestLimits(policy, limits, { types: protos.packageDefinition, refusalsToHandler: ['StreamPredict'] }),
-    guardHandlers(policy, policyService({ registry, log: policyLog }), policyLog),
+    guardHandlers(policy, policyService({ registry, log: policyLog, tracer }), policyLog),
   );
   const limitedServer = limitedRegistration(server, limits, log);
   health.service.addToServer(limitedServer);
   new ReflectionService(protos.packageDefinition).addToServer(limitedServer);
 
-  let port: number;
+  let tls: ServerTls | undefined;
+  let bound: number;
   try {
+    // Unusable TLS files fail the start before minutes of model loading.
+    const secured = await credentials(options, log);
+    tls = secured.tls;
     // Models load before the port opens, so a READY health check means the models are warm.
     await registry.loadRepository();
-    port = await listen(server, options.host, options.port);
+    bound = await listen(server, options.host, options.port, secured.credentials);
+    port = bound;
   } catch (err) {
     server.forceShutdown();
+    tls?.close();
     await registry.stopAll();
+    await metrics?.shutdown();
     throw err;
   }
   health.markStarted();
   log.info(
-    { host: options.host, port, models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })) },
+    { host: options.host, port, tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off', metricsPort: metrics?.port, tracing: tracing?.settings, models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })) },
     'dust-serve listening',
   );
 
@@ -121,11 +189,19 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
           resolve();
         });
       });
+      tls?.close();
+      await metrics?.shutdown();
       log.info('server closed');
     })();
     return closing;
   };
-  return { port, registry, shutdown };
+  return {
+    port: bound,
+    metricsPort: metrics?.port,
+    registry,
+    shutdown,
+    reloadCertificates: () => (tls ? tls.reload('reload requested') : Promise.resolve(false)),
+  };
 }
 
 /**

@@ -30,4 +30,15 @@ describe('serve options', () => {
     expect(() => compileServeOptions({ maxIdBytes: 1025 })).toThrow(/maxIdBytes/);
     expect(() => compileServeOptions({ maxInstructionBytes: 0 })).toThrow(/maxInstructionBytes/);
   });
+
+  it('checks the TLS files go together and the metrics port stays off the gRPC port', () => {
+    expect(compileServeOptions().metricsPort).toBe(9464);
+    expect(compileServeOptions(optionsFromEnv({ DUST_METRICS_PORT: '0' })).metricsPort).toBe(0);
+    expect(() => compileServeOptions({ tlsCert: 'c.pem' })).toThrow(/tlsCert and tlsKey go together/);
+    expect(() => compileServeOptions({ tlsKey: 'k.pem' })).toThrow(/tlsCert and tlsKey go together/);
+    expect(() => compileServeOptions({ tlsClientCa: 'ca.pem' })).toThrow(/tlsClientCa \(mutual TLS\) needs tlsCert/);
+    expect(compileServeOptions(optionsFromEnv({ DUST_TLS_CERT: 'c.pem', DUST_TLS_KEY: 'k.pem', DUST_TLS_CLIENT_CA: 'ca.pem' })).tlsClientCa).toBe('ca.pem');
+    expect(() => compileServeOptions({ port: 9000, metricsPort: 9000 })).toThrow(/metricsPort must differ/);
+    expect(() => compileServeOptions({ robotRateLimit: -1 })).toThrow(/robotRateLimit/);
+  });
 });

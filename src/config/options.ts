@@ -56,9 +56,22 @@ export interface ServeOptions {
   logLevel: string;
   /** Human-readable logs (development only). @default false */
   logPretty: boolean;
+  /** Port of the Prometheus endpoint `/metrics`, on `host`; 0 turns metrics off. @default 9464 */
+  metricsPort: number;
+  /** PEM certificate chain for TLS on the gRPC port; empty = plaintext. Reloaded on change and on SIGHUP. @default "" */
+  tlsCert: string;
+  /** PEM private key of tlsCert. @default "" */
+  tlsKey: string;
+  /** PEM CA bundle for mutual TLS: clients must present a certificate that chains to it. @default "" */
+  tlsClientCa: string;
+  /** Requests per second each robot_id may send (Predict and StreamPredict messages); 0 = no limit. @default 0 */
+  robotRateLimit: number;
+  /** Requests a quiet robot may send at once; 0 = one second's worth of robotRateLimit (at least 1). @default 0 */
+  robotRateBurst: number;
 }
 
 export const DEFAULT_PORT = 50051;
+export const DEFAULT_METRICS_PORT = 9464;
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_ID_BYTES = 128;
 /** Ids travel in metadata (x-request-id) and logs: bounded whatever the configuration. */
@@ -86,6 +99,12 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   warmup: true,
   logLevel: 'info',
   logPretty: false,
+  metricsPort: DEFAULT_METRICS_PORT,
+  tlsCert: '',
+  tlsKey: '',
+  tlsClientCa: '',
+  robotRateLimit: 0,
+  robotRateBurst: 0,
 });
 
 const int = (min: number) => z.coerce.number().int().min(min);
@@ -113,6 +132,12 @@ const schema = z
     warmup: bool,
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
     logPretty: bool,
+    metricsPort: int(0).max(65535),
+    tlsCert: z.string(),
+    tlsKey: z.string(),
+    tlsClientCa: z.string(),
+    robotRateLimit: z.coerce.number().min(0),
+    robotRateBurst: z.coerce.number().min(0),
   })
   .strict();
 
@@ -131,6 +156,15 @@ export function compileServeOptions(...layers: ServeOptionsInput[]): Readonly<Se
   }
   if (parsed.data.maxActive < parsed.data.maxDenoiseBatch) {
     throw new InvalidArgumentError('invalid configuration: maxActive must be at least maxDenoiseBatch');
+  }
+  if (!parsed.data.tlsCert !== !parsed.data.tlsKey) {
+    throw new InvalidArgumentError('invalid configuration: tlsCert and tlsKey go together (the certificate chain and its private key)');
+  }
+  if (parsed.data.tlsClientCa && !parsed.data.tlsCert) {
+    throw new InvalidArgumentError('invalid configuration: tlsClientCa (mutual TLS) needs tlsCert and tlsKey as well');
+  }
+  if (parsed.data.metricsPort !== 0 && parsed.data.metricsPort === parsed.data.port) {
+    throw new InvalidArgumentError('invalid configuration: metricsPort must differ from the gRPC port');
   }
   return Object.freeze(parsed.data as ServeOptions);
 }

@@ -6,8 +6,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { errorToWire } from '../errors/index.js';
+import type { BatchEvent, WireBatch } from './batch-report.js';
 import { systemClock } from './clock.js';
-import type { JobResult } from './job.js';
+import type { JobInput, JobResult } from './job.js';
 import { OnnxExecutor } from './onnx-executor.js';
 import { Scheduler } from './scheduler.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
@@ -18,6 +19,7 @@ const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage
 
 /** performance.now() of this thread for an epoch time from the main thread. */
 const local = (epoch: number) => epoch - performance.timeOrigin;
+const epoch = (t: number) => performance.timeOrigin + t;
 
 function transferables(r: JobResult): ArrayBuffer[] {
   const buffers = new Set([r.actions.buffer, r.future.buffer, r.obsEmbedding.buffer] as ArrayBuffer[]);
@@ -32,20 +34,41 @@ async function main(): Promise<void> {
     post({ kind: 'init-failed', error: errorToWire(err) });
     return;
   }
-  const scheduler = new Scheduler(executor, systemClock, init.scheduler);
   const cancels = new Map<number, AbortController>();
+  // Batch reports wait here for the next result or failure message, which every job in them ends with.
+  const recording = init.batchRecording ?? 'off';
+  const ids = new WeakMap<JobInput, number>();
+  let batches: WireBatch[] = [];
+  const onBatch = (e: BatchEvent) =>
+    batches.push({
+      stage: e.stage,
+      startEpoch: epoch(e.start),
+      endEpoch: epoch(e.end),
+      rows: e.rows.length,
+      members: recording === 'members' ? e.rows.map((r) => [ids.get(r.job) ?? 0, r.step] as const) : undefined,
+      error: e.error,
+    });
+  const takeBatches = () => {
+    if (batches.length === 0) return undefined;
+    const out = batches;
+    batches = [];
+    return out;
+  };
+  const scheduler = new Scheduler(executor, systemClock, init.scheduler, recording === 'off' ? undefined : onBatch);
 
   port.on('message', (msg: ToWorker) => {
     switch (msg.kind) {
       case 'submit': {
         const abort = new AbortController();
         cancels.set(msg.id, abort);
-        const { receivedAtEpoch, deadlineEpoch, ...job } = msg.job;
+        const { receivedAtEpoch, deadlineEpoch, ...wire } = msg.job;
+        const job: JobInput = { ...wire, receivedAt: local(receivedAtEpoch), deadline: local(deadlineEpoch), signal: abort.signal };
+        ids.set(job, msg.id);
         scheduler
-          .submit({ ...job, receivedAt: local(receivedAtEpoch), deadline: local(deadlineEpoch), signal: abort.signal })
+          .submit(job)
           .then(
-            (result) => post({ kind: 'result', id: msg.id, result }, transferables(result)),
-            (err) => post({ kind: 'failed', id: msg.id, error: errorToWire(err) }),
+            (result) => post({ kind: 'result', id: msg.id, result, batches: takeBatches() }, transferables(result)),
+            (err) => post({ kind: 'failed', id: msg.id, error: errorToWire(err), batches: takeBatches() }),
           )
           .finally(() => cancels.delete(msg.id));
         return;

@@ -28,6 +28,11 @@ export interface JobInput {
   readonly deadline: number;
   /** Aborted when the client cancels: the job leaves at the next step. */
   readonly signal?: AbortSignal;
+  /**
+   * Opaque to the engine and kept on the main thread: handed back in the reports of the executor calls this
+   * job took part in (batch-report.ts), so telemetry can link batch spans to the request.
+   */
+  readonly traceTag?: unknown;
 }
 
 export interface JobTiming {

@@ -9,6 +9,7 @@ import { checkGraphs, type Manifest, type ModelPackage, type RuntimeFactory } fr
 import { PromptTokenizer } from '../preprocess/index.js';
 import { initialNoise, randomSeed } from '../sampling/index.js';
 import type { Logger } from '../telemetry/index.js';
+import type { BatchRecording, BatchReport } from './batch-report.js';
 import type { ModelShapes } from './executor.js';
 import type { JobInput } from './job.js';
 import { ModelWorker } from './model-worker.js';
@@ -26,6 +27,10 @@ export interface RuntimeOptions {
   readonly warmup: boolean;
   /** How long stop() lets in-flight work finish before failing it. */
   readonly drainTimeoutMs: number;
+  /** What the workers report of their executor calls (telemetry). @default 'off' */
+  readonly batchRecording?: BatchRecording;
+  /** Receives the batch reports of each READY version (warm-up batches are not reported). */
+  readonly onBatches?: (model: { readonly name: string; readonly version: number }, reports: readonly BatchReport[]) => void;
 }
 
 export interface ModelRuntime {
@@ -68,6 +73,7 @@ async function startWorker(pkg: ModelPackage, options: RuntimeOptions): Promise<
         shapes: shapesOf(pkg.manifest),
       },
       scheduler: options.scheduler,
+      batchRecording: options.batchRecording,
     });
   } catch (err) {
     throw new ModelPackageError(`${pkg.dir}: ONNX Runtime could not load the graphs on ${options.device}: ${(err as Error).message}`, { cause: err });
@@ -126,6 +132,8 @@ export function runtimeFactory(options: RuntimeOptions, log: Logger): RuntimeFac
         const { cost } = await worker.stats();
         log.info({ model: m.name, version: m.version, device, warmupMs: Math.round(performance.now() - t0), cost }, 'model warmed up');
       }
+      const { onBatches } = options;
+      if (onBatches) worker.observeBatches((reports) => onBatches({ name: m.name, version: m.version }, reports));
       return runtime;
     },
     failure(runtime) {

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CancelledError, errorFromWire, InferenceError, UnavailableError } from '../errors/index.js';
 import type { GraphInfo } from '../model/index.js';
+import type { BatchListener, BatchReport, WireBatch } from './batch-report.js';
 import { ExecutorLostError } from './executor.js';
 import type { JobInput, JobResult } from './job.js';
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from './scheduler.js';
@@ -16,7 +17,7 @@ import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-pro
 
 /**
  * The compiled worker script. Under vitest this module runs from its .ts source, and a worker thread cannot
- * load TypeScript, so it falls back to the build output (`npm test` builds first).
+ * load TypeScript, so it falls back to the build output (vitest's global setup rebuilds it when stale).
  */
 function workerScript(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
@@ -37,6 +38,9 @@ export class ModelWorker {
   private readonly pending = new Map<number, Pending>();
   private lost: Error | undefined;
   private draining = false;
+  /** traceTag of each job in flight that has one; the worker names jobs by message id. */
+  private readonly tags = new Map<number, unknown>();
+  private batchListener: BatchListener | undefined;
 
   private constructor(
     private readonly worker: Worker,
@@ -49,6 +53,7 @@ export class ModelWorker {
       this.lost ??= new ExecutorLostError('the inference worker stopped; requests in flight on it are lost', { cause: err });
       for (const p of this.pending.values()) p.reject(new InferenceError(this.lost.message, { cause: this.lost }));
       this.pending.clear();
+      this.tags.clear();
     };
     worker.on('error', onLost);
     worker.on('exit', (code) => onLost(new Error(`inference worker exited with code ${code}`)));
@@ -76,8 +81,31 @@ export class ModelWorker {
     return new ModelWorker(worker, first.graphs, init.scheduler);
   }
 
+  /** Receives the worker's batch reports (when started with batchRecording other than 'off'). */
+  observeBatches(listener: BatchListener): void {
+    this.batchListener = listener;
+  }
+
+  private reportBatches(batches: readonly WireBatch[]): void {
+    const listener = this.batchListener;
+    if (!listener) return;
+    const reports = batches.map(
+      (b): BatchReport => ({
+        stage: b.stage,
+        startEpochMs: b.startEpoch,
+        endEpochMs: b.endEpoch,
+        rows: b.rows,
+        members: (b.members ?? []).flatMap(([id, step]) => (this.tags.has(id) ? [{ tag: this.tags.get(id), step }] : [])),
+        error: b.error,
+      }),
+    );
+    listener(reports);
+  }
+
   private onMessage(msg: FromWorker): void {
     if (!('id' in msg)) return;
+    if ((msg.kind === 'result' || msg.kind === 'failed') && msg.batches) this.reportBatches(msg.batches);
+    this.tags.delete(msg.id);
     const p = this.pending.get(msg.id);
     if (!p) return;
     this.pending.delete(msg.id);
@@ -112,9 +140,10 @@ export class ModelWorker {
   /** Queues a job on the worker's scheduler. The job's buffers are transferred: the caller must not reuse them. */
   submit(job: JobInput): Promise<JobResult> {
     if (this.draining) return Promise.reject(new UnavailableError('the server is draining and accepts no new work; retry on another replica'));
-    const { signal, receivedAt, deadline, ...rest } = job;
+    const { signal, receivedAt, deadline, traceTag, ...rest } = job;
     if (signal?.aborted) return Promise.reject(new CancelledError());
     const id = this.nextId++;
+    if (traceTag !== undefined && !this.lost) this.tags.set(id, traceTag);
     const onAbort = () => this.worker.postMessage({ kind: 'cancel', id } satisfies ToWorker);
     signal?.addEventListener('abort', onAbort, { once: true });
     const buffers = new Set(

@@ -36,6 +36,8 @@ export interface RequestContext {
   /** Absolute performance.now() time of the client's deadline; Infinity when none. */
   readonly deadline: number;
   readonly signal?: AbortSignal;
+  /** Handed back with the reports of the batches the request ran in (JobInput.traceTag). */
+  readonly traceTag?: unknown;
 }
 
 export interface PredictOutput {
@@ -121,6 +123,7 @@ export async function predict(
     receivedAt: ctx.receivedAt,
     deadline: ctx.deadline,
     signal: ctx.signal,
+    traceTag: ctx.traceTag,
   });
 
   const surprise = input.episodeId ? runtime.surprise.observe(input.episodeId, result.obsEmbedding, result.future) : undefined;

@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { CancelledError, DeadlineExceededError, InferenceError, OverloadedError, UnavailableError } from '../errors/index.js';
+import type { BatchEvent, BatchObserver } from './batch-report.js';
 import type { JobInput, JobResult } from './job.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 import { FakeExecutor, ManualClock, TEST_SHAPES } from './testing/fakes.js';
 
-function setup(options: Partial<SchedulerOptions> = {}, capacity = 64, cost?: ConstructorParameters<typeof FakeExecutor>[2]) {
+function setup(options: Partial<SchedulerOptions> = {}, capacity = 64, cost?: ConstructorParameters<typeof FakeExecutor>[2], onBatch?: BatchObserver) {
   const clock = new ManualClock();
   const executor = new FakeExecutor(clock, capacity, cost);
-  const scheduler = new Scheduler(executor, clock, { maxQueueDelayMs: 2, ...options });
+  const scheduler = new Scheduler(executor, clock, { maxQueueDelayMs: 2, ...options }, onBatch);
   let id = 0;
   const job = (over: Partial<JobInput> & { value?: number } = {}): JobInput => {
     const value = over.value ?? ++id;
@@ -246,5 +247,30 @@ describe('Scheduler: fairness and budgets', () => {
     expect(second.result!.budgetMet).toBe(true);
     // The newcomer was held to few steps while the first was running; unconstrained it would take 64.
     expect(second.result!.visionSteps).toBeLessThan(64);
+  });
+});
+
+describe('Scheduler: batch reports', () => {
+  it('reports every executor call with its rows and the step each ran, and a failed call with its error', async () => {
+    const events: BatchEvent[] = [];
+    const { clock, executor, scheduler, job } = setup({}, 64, undefined, (e) => events.push(e));
+    const a = job({ value: 1, visionSteps: 8 });
+    const b = job({ value: 2, visionSteps: 4 });
+    const done = [track(scheduler.submit(a)), track(scheduler.submit(b))];
+    await clock.advance(1000);
+    expect(done.every((d) => d.result)).toBe(true);
+    expect(events).toHaveLength(executor.calls.length);
+    const vlm = events.filter((e) => e.stage === 'vlm');
+    expect(vlm).toHaveLength(1);
+    expect(new Set(vlm[0].rows.map((r) => r.job))).toEqual(new Set([a, b]));
+    const stepsOf = (j: JobInput) => events.filter((e) => e.stage === 'denoise').flatMap((e) => e.rows.filter((r) => r.job === j).map((r) => r.step));
+    expect(stepsOf(a)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(stepsOf(b)).toEqual([0, 1, 2, 3]);
+    for (const e of events) expect(e.end).toBeGreaterThanOrEqual(e.start);
+
+    executor.failNextStep = new Error('boom');
+    track(scheduler.submit(job({ value: 3 })));
+    await clock.advance(100);
+    expect(events.at(-1)).toMatchObject({ stage: 'denoise', error: 'boom' });
   });
 });

@@ -20,6 +20,7 @@ import {
   UnavailableError,
 } from '../errors/index.js';
 import { stepPlan, type StepCounts } from '../sampling/index.js';
+import type { BatchObserver, BatchStage } from './batch-report.js';
 import { chooseVisionSteps, type BudgetedRow } from './budget.js';
 import type { Clock } from './clock.js';
 import { CostModel } from './cost-model.js';
@@ -118,6 +119,8 @@ export class Scheduler {
     private readonly executor: Executor,
     private readonly clock: Clock,
     options: Partial<SchedulerOptions> = {},
+    /** Told about every executor call (telemetry). */
+    private readonly onBatch?: BatchObserver,
   ) {
     this.options = Object.freeze({ ...DEFAULT_SCHEDULER_OPTIONS, ...options });
     this.table = new SlotTable<Row>(executor.capacity);
@@ -354,6 +357,7 @@ export class Scheduler {
     try {
       const result = await this.executor.runVlm(batch);
       const end = this.clock.now();
+      this.report('vlm', start, end, rows);
       this.costModel.observe('vlm', B, result.runMs);
       this.recentVlm.push([end, end - start]);
       this.counters.vlmCalls++;
@@ -365,6 +369,7 @@ export class Scheduler {
       });
       for (const row of rows) this.join(row, end);
     } catch (err) {
+      this.report('vlm', start, this.clock.now(), rows, err);
       this.failBatch(rows, new InferenceError(`the VLM stage failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
     } finally {
       this.busy = false;
@@ -426,6 +431,7 @@ export class Scheduler {
     try {
       const result = await this.executor.step(batch);
       const end = this.clock.now();
+      this.report('denoise', start, end, picked);
       this.costModel.observe('step', B, result.runMs + result.hostMs);
       this.counters.stepCalls++;
       this.counters.stepRows += B;
@@ -446,11 +452,24 @@ export class Scheduler {
         this.complete(row, end, result.actions.slice(f * aLen, (f + 1) * aLen), result.future.slice(f * oLen, (f + 1) * oLen));
       });
     } catch (err) {
+      this.report('denoise', start, this.clock.now(), picked, err);
       this.failBatch(slotted.map(({ r }) => r), new InferenceError(`a denoiser step failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
     } finally {
       this.busy = false;
       this.pump();
     }
+  }
+
+  /** Rows are reported at the step they ran (before it is counted). */
+  private report(stage: BatchStage, start: number, end: number, rows: readonly Row[], err?: unknown): void {
+    if (!this.onBatch) return;
+    this.onBatch({
+      stage,
+      start,
+      end,
+      rows: rows.map((r) => ({ job: r.input, step: r.i })),
+      error: err === undefined ? undefined : ((err as Error)?.message ?? String(err)),
+    });
   }
 
   /**

@@ -5,6 +5,7 @@
  */
 import type { WireError } from '../errors/index.js';
 import type { GraphInfo } from '../model/index.js';
+import type { BatchRecording, WireBatch } from './batch-report.js';
 import type { CostTableRow } from './cost-model.js';
 import type { JobInput, JobResult } from './job.js';
 import type { OnnxExecutorInit } from './onnx-executor.js';
@@ -15,10 +16,12 @@ export type Device = 'cpu' | 'webgpu' | 'cuda';
 export interface WorkerInit {
   readonly executor: OnnxExecutorInit;
   readonly scheduler: Partial<SchedulerOptions>;
+  /** Batch reports for telemetry. @default 'off' */
+  readonly batchRecording?: BatchRecording;
 }
 
 /** A job without its AbortSignal, with absolute times as epoch milliseconds. */
-export type WireJob = Omit<JobInput, 'signal' | 'receivedAt' | 'deadline'> & {
+export type WireJob = Omit<JobInput, 'signal' | 'receivedAt' | 'deadline' | 'traceTag'> & {
   readonly receivedAtEpoch: number;
   readonly deadlineEpoch: number;
 };
@@ -37,7 +40,7 @@ export type ToWorker =
 export type FromWorker =
   | { readonly kind: 'ready'; readonly graphs: { readonly vlm: GraphInfo; readonly denoiser: GraphInfo } }
   | { readonly kind: 'init-failed'; readonly error: WireError }
-  | { readonly kind: 'result'; readonly id: number; readonly result: JobResult }
-  | { readonly kind: 'failed'; readonly id: number; readonly error: WireError }
+  | { readonly kind: 'result'; readonly id: number; readonly result: JobResult; readonly batches?: WireBatch[] }
+  | { readonly kind: 'failed'; readonly id: number; readonly error: WireError; readonly batches?: WireBatch[] }
   | { readonly kind: 'stats'; readonly id: number; readonly stats: WorkerStats }
   | { readonly kind: 'done'; readonly id: number };
