@@ -16,7 +16,8 @@ import { encodeTensor } from './tensor.js';
  * The stub's behaviour is chosen by robot_id: "slow-<ms>", "bad", anything else answers at once. For the retry
  * tests: Predict "shed-*" is shed (RESOURCE_EXHAUSTED) on its first two attempts, "refuse-*" is shed with a
  * pushback that forbids retries, "gone-*" is always UNAVAILABLE; a StreamPredict call of "drop-*" answers
- * one request and then fails UNAVAILABLE the first time, like a replica that dies.
+ * one request and then fails UNAVAILABLE the first time, like a replica that dies; "reset-*" fails CANCELLED
+ * instead, as a proxy resets the streams of a replica that died.
  */
 function answer(req: PredictRequest__Output): PredictResponse {
   const { shape, data } = encodeTensor([2, 2], [req.state[0] ?? 0, 1, 2, 3]);
@@ -71,7 +72,7 @@ beforeAll(async () => {
       let answered = 0;
       let broken = false;
       call.on('data', (req: PredictRequest__Output) => {
-        const dropping = req.robot_id.startsWith('drop-');
+        const dropping = req.robot_id.startsWith('drop-') || req.robot_id.startsWith('reset-');
         if (dropping) {
           callNumber ||= attempt(req.robot_id);
           dropLog.push({ robot: req.robot_id, call: callNumber, requestId: req.request_id, model: req.model });
@@ -81,7 +82,8 @@ beforeAll(async () => {
           if (req.robot_id === 'bad') return void call.emit('error', BAD);
           if (dropping && callNumber === 1 && answered === 1) {
             broken = true;
-            return void call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'connection dropped' });
+            const reset = req.robot_id.startsWith('reset-');
+            return void call.emit('error', reset ? { code: grpc.status.CANCELLED, details: 'Call cancelled' } : { code: grpc.status.UNAVAILABLE, details: 'connection dropped' });
           }
           await new Promise((r) => setTimeout(r, delayOf(req.robot_id)));
           call.write(answer(req));
@@ -260,6 +262,24 @@ describe('retries', () => {
         ['q2', 'stub@1'],
         ['q3', 'stub@1'],
       ]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('re-opens a stream that the other side reset (CANCELLED not asked for), but not one it cancelled itself', async () => {
+    const client = new DustClient(address);
+    try {
+      const reset = client.stream();
+      const results = await Promise.all(['q0', 'q1'].map((requestId) => reset.send({ robotId: 'reset-a', embodiment: 'stub', requestId })));
+      expect(results.map((r) => r.requestId)).toEqual(['q0', 'q1']);
+      expect(reset.resumed).toBe(1);
+      reset.end();
+      const mine = client.stream();
+      const pending = mine.send({ robotId: 'slow-500', embodiment: 'stub' });
+      setTimeout(() => mine.cancel(), 20);
+      expect((await rejection(pending)).codeName).toBe('CANCELLED');
+      expect(mine.resumed).toBe(0);
     } finally {
       client.close();
     }

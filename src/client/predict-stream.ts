@@ -35,6 +35,15 @@ interface Pending {
   reject(err: DustClientError): void;
 }
 
+/**
+ * The status a failure counts as for re-opening. A CANCELLED that this stream did not ask for is a reset from the
+ * other side: HTTP/2 proxies (HAProxy) reset the streams of a replica that died with RST_STREAM(CANCEL), and
+ * dust-serve itself answers CANCELLED only to a client that has cancelled. That is a lost replica: UNAVAILABLE.
+ */
+function resumeCode(err: DustClientError): string {
+  return err.codeName === 'CANCELLED' ? 'UNAVAILABLE' : err.codeName;
+}
+
 /** ±20% around the exponential backoff, as gRPC's own retries do (gRFC A6). */
 const JITTER = 0.2;
 
@@ -159,7 +168,7 @@ export class PredictStream {
 
   private onError(err: DustClientError): void {
     const policy = this.resume;
-    const retryable = policy && !this.cancelled && (policy.retryableStatusCodes as readonly string[]).includes(err.codeName);
+    const retryable = policy && !this.cancelled && (policy.retryableStatusCodes as readonly string[]).includes(resumeCode(err));
     const wanted = this.pending.length > 0 || !this.halfClosed;
     if (!retryable || !wanted || this.attempts + 1 >= policy.maxAttempts) {
       this.fail(err);

@@ -1,0 +1,15 @@
+import { DustClient } from '/work/wt/i12/dist/src/client/index.js';
+import sharp from 'sharp';
+const img = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 0, b: 0 } } }).jpeg().toBuffer();
+const obs = { robotId: 'x', embodiment: 'franka_fr3', images: [{ camera: 'front', encoding: 'jpeg', data: img }, { camera: 'wrist', encoding: 'jpeg', data: img }], state: [0,0,0,0,0,0,0,0], sampling: { actionSteps: 4, visionSteps: 64 } };
+const client = new DustClient('127.0.0.1:50150', { retry: false });
+await client.predict(obs);
+const sig = process.argv[2]; const pid = Number(process.argv[3]);
+const inflight = [...Array(12).keys()].map((i) => client.predict(obs).then(() => `ok`, (e) => `${e.codeName} ${e.details}`));
+await new Promise(r => setTimeout(r, 30));
+process.kill(pid, sig);
+console.log(await Promise.all(inflight));
+const streams = [0,1,2,3,4,5].map(() => client.stream());
+const r = await Promise.all(streams.map((s, i) => s.send(obs).then(() => `stream ${i} ok`, (e) => `stream ${i} ${e.codeName} ${e.details}`)));
+console.log(r);
+client.close();
