@@ -16,6 +16,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DustClient } from '../src/client/index.js';
 import { runFleetThroughFailover, until } from './support/fleet.js';
+import { allReplicasUp, haproxyServers } from './support/haproxy.js';
 import { startTestServer, tempRepository, TINY_DIR } from './support/harness.js';
 
 const CONFIG = path.resolve('deploy/lb/haproxy.cfg');
@@ -109,20 +110,8 @@ describe('deploy/local/replicas.sh', () => {
     const pids = [...out.matchAll(/^replica (\d) pid (\d+) port (\d+)$/gm)].map((m) => Number(m[2]));
     expect(pids).toHaveLength(3);
 
-    // HAProxy's view: each server's status and the result of its last check.
-    const servers = async (): Promise<Record<string, string>> => {
-      const csv = await (await fetch(`http://127.0.0.1:${statsPort}/stats;csv`)).text();
-      const rows = csv.split('\n').map((l) => l.split(','));
-      const col = (name: string) => rows[0]!.indexOf(name);
-      return Object.fromEntries(rows.filter((r) => r[0] === 'dust' && /^r\d$/.test(r[1]!)).map((r) => [r[1]!, `${r[col('status')]} ${r[col('check_status')]}`]));
-    };
-    let view: Record<string, string> = {};
-    const allUp = async () => {
-      view = await servers();
-      return Object.keys(view).length === 3 && Object.values(view).every((s) => s === 'UP L7OK');
-    };
-    await until('HAProxy to check every replica UP', allUp, 20_000).catch(() => undefined);
-    expect(view).toEqual({ r1: 'UP L7OK', r2: 'UP L7OK', r3: 'UP L7OK' });
+    const stats = `http://127.0.0.1:${statsPort}`;
+    expect(await allReplicasUp(stats)).toEqual({ r1: 'UP L7OK', r2: 'UP L7OK', r3: 'UP L7OK' });
 
     const client = new DustClient(`127.0.0.1:${lbPort}`);
     cleanups.push(() => client.close());
@@ -131,7 +120,7 @@ describe('deploy/local/replicas.sh', () => {
       kill: () => process.kill(pids[1]!, 'SIGKILL'),
     });
     expect(failures).toEqual([]);
-    view = await servers();
+    const view = await haproxyServers(stats);
     expect(view.r1).toMatch(/^DOWN/);
     expect(view.r2).toMatch(/^DOWN/);
     expect(view.r3).toBe('UP L7OK');
