@@ -44,17 +44,26 @@ for i in 0 1 2; do
   node dist/src/cli/main.js serve --host 127.0.0.1 --port "${PORTS[$i]}" "$@" >"$log" 2>&1 &
   replica_pids+=($!)
 done
-for i in 0 1 2; do
-  log="$LOG_DIR/replica-$((i + 1)).log"
-  # Models load before the port opens: the "listening" line means the replica is ready.
-  until grep -q '"msg":"dust-serve listening"' "$log"; do
-    if ! kill -0 "${replica_pids[$i]}" 2>/dev/null; then
-      echo "replicas.sh: replica $((i + 1)) exited before listening; its log ($log):" >&2
+# Waits until a check passes; stops everything, with the tail of the log, if the process exits first.
+await_ready() {
+  local name=$1 pid=$2 log=$3
+  shift 3
+  until "$@"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "replicas.sh: $name exited before it was ready; its log ($log):" >&2
       tail -n 20 "$log" >&2
       exit 1
     fi
     sleep 0.2
   done
+}
+# Models load before the port opens: the "listening" line means the replica is ready.
+listening() { grep -q '"msg":"dust-serve listening"' "$1"; }
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+for i in 0 1 2; do
+  log="$LOG_DIR/replica-$((i + 1)).log"
+  await_ready "replica $((i + 1))" "${replica_pids[$i]}" "$log" listening "$log"
   echo "replica $((i + 1)) pid ${replica_pids[$i]} port ${PORTS[$i]}"
 done
 
@@ -62,14 +71,7 @@ DUST_LB_BIND="$LB_HOST:$LB_PORT" DUST_LB_STATS_BIND="$LB_HOST:$STATS_PORT" \
   DUST_REPLICA_1="127.0.0.1:${PORTS[0]}" DUST_REPLICA_2="127.0.0.1:${PORTS[1]}" DUST_REPLICA_3="127.0.0.1:${PORTS[2]}" \
   haproxy -db -f deploy/lb/haproxy.cfg >"$LOG_DIR/haproxy.log" 2>&1 &
 lb_pid=$!
-until (exec 3<>"/dev/tcp/$LB_HOST/$LB_PORT") 2>/dev/null; do
-  if ! kill -0 "$lb_pid" 2>/dev/null; then
-    echo "replicas.sh: haproxy exited; its log ($LOG_DIR/haproxy.log):" >&2
-    tail -n 20 "$LOG_DIR/haproxy.log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
+await_ready haproxy "$lb_pid" "$LOG_DIR/haproxy.log" port_open "$LB_HOST" "$LB_PORT"
 echo "ready: HAProxy on $LB_HOST:$LB_PORT (stats http://$LB_HOST:$STATS_PORT/stats) in front of 127.0.0.1:${PORTS[0]},${PORTS[1]},${PORTS[2]}; logs in $LOG_DIR; Ctrl-C stops all"
 # Replicas may be killed by hand to try failover; the script runs until HAProxy exits or it is told to stop.
 wait "$lb_pid"
