@@ -3,9 +3,10 @@
  * under a running robot fleet and no robot request fails. The client's target lists the replicas
  * (`ipv4:a,b,c`); its retries and stream re-opening (src/client/service-config.ts, predict-stream.ts) do the rest.
  */
+import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DustClient, type PredictResult } from '../src/client/index.js';
-import { runFleetThroughFailover, observation } from './support/fleet.js';
+import { observation, runFleetThroughFailover, until } from './support/fleet.js';
 import { startTestServer, tempRepository, TINY_DIR } from './support/harness.js';
 import { spawnServe, type ServeProcess } from './support/serve-process.js';
 
@@ -71,5 +72,32 @@ describe('failover between replicas', () => {
     expect(await replicas[1]!.exited).toBe(null);
     // The sessions that were on the two lost replicas moved.
     expect(resumed.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('asks clients to reconnect after maxConnectionAgeSeconds, and the sessions in progress carry on', async () => {
+    const replica = await startTestServer({ maxConnectionAgeSeconds: 0.5 });
+    cleanups.push(() => replica.close());
+    const client = new DustClient(replica.address);
+    cleanups.push(() => client.close());
+    const obs = await observation('robot-age', 'episode-age');
+    const stream = client.stream();
+    await stream.send(obs);
+
+    // A plain channel to the same replica sees the GOAWAY: it leaves READY once its connection has aged out.
+    const channel = replica.client.getChannel();
+    const state = () => channel.getConnectivityState(true);
+    const changed = (from: grpc.connectivityState, withinMs: number) =>
+      new Promise<boolean>((resolve) => channel.watchConnectivityState(from, Date.now() + withinMs, (err) => resolve(!err)));
+    await until('the channel to connect', () => state() === grpc.connectivityState.READY, 5_000);
+    const left = changed(grpc.connectivityState.READY, 3_000);
+    // The session goes on across its connection's age: no re-open, every request answered.
+    for (let i = 0; i < 10; i++) {
+      await stream.send(obs);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    stream.end();
+    expect(await left).toBe(true);
+    expect(stream.resumed).toBe(0);
+    expect((await client.predict(obs)).modelName).toBe('dust-tiny');
   });
 });

@@ -61,6 +61,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger):
     'grpc.keepalive_time_ms': DEFAULT_KEEPALIVE_TIME_MS,
     'grpc.keepalive_timeout_ms': DEFAULT_KEEPALIVE_TIMEOUT_MS,
     'grpc.keepalive_permit_without_calls': 1,
+    ...(options.maxConnectionAgeSeconds > 0 ? { 'grpc.max_connection_age_ms': Math.round(options.maxConnectionAgeSeconds * 1000) } : {}),
     interceptors: [accessLogInterceptor(log.child({ module: 'access' })), messageSizeInterceptor(options.maxMessageBytes)],
   });
   server.addService(protos.policy.PolicyService.service, policyService({ registry, log: log.child({ module: 'policy' }) }));

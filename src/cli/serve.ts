@@ -21,6 +21,7 @@ const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
   ['budgetSafety', '--budget-safety <fraction>', 'fraction of a latency budget N_o is planned to fill'],
   ['maxMessageBytes', '--max-message-bytes <n>', 'largest accepted request'],
   ['shutdownGraceSeconds', '--shutdown-grace-seconds <s>', 'time in-flight requests get on SIGTERM'],
+  ['maxConnectionAgeSeconds', '--max-connection-age-seconds <s>', 'ask clients to reconnect (and re-resolve DNS) after this long; 0 = never'],
   ['warmup', '--warmup <bool>', 'run synthetic batches at load'],
   ['logLevel', '--log-level <level>', 'trace | debug | info | warn | error'],
   ['logPretty', '--log-pretty <bool>', 'human-readable logs (development)'],

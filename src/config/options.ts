@@ -43,6 +43,12 @@ export interface ServeOptions {
   maxMessageBytes: number;
   /** Seconds given to in-flight requests on SIGTERM/SIGINT before the server force-closes. @default 10 */
   shutdownGraceSeconds: number;
+  /**
+   * Seconds after which the server asks a client to reconnect (HTTP/2 GOAWAY, ±10% jitter; calls in progress,
+   * streams included, finish on the old connection). Clients that balance over a headless Service's DNS
+   * re-resolve when they reconnect, so replicas added by scaling out get their share. 0 = never. @default 0
+   */
+  maxConnectionAgeSeconds: number;
   /** Run a few synthetic batches at load to check the graphs and prime the cost model. @default true */
   warmup: boolean;
   /** pino level: trace, debug, info, warn, error. @default "info" */
@@ -70,6 +76,7 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   budgetSafety: 0.8,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   shutdownGraceSeconds: 10,
+  maxConnectionAgeSeconds: 0,
   warmup: true,
   logLevel: 'info',
   logPretty: false,
@@ -95,6 +102,7 @@ const schema = z
     budgetSafety: z.coerce.number().gt(0).max(1),
     maxMessageBytes: int(1024),
     shutdownGraceSeconds: z.coerce.number().min(0),
+    maxConnectionAgeSeconds: z.coerce.number().min(0),
     warmup: bool,
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
     logPretty: bool,
