@@ -10,31 +10,13 @@ import { loadProtos } from '../src/api/index.js';
 import { onnxRuntimeProbe } from '../src/engine/index.js';
 import type { PolicyServiceClient } from '../src/gen/dust/serving/v1/PolicyService.js';
 import { predict, TEST_REPOSITORY, validRequest } from './support/harness.js';
+import { spawnServe } from './support/serve-process.js';
 
 const BIN = path.resolve('dist/src/cli/main.js');
 
 describe('dust-serve serve', () => {
   it('logs JSON, serves, survives SIGHUP, and on SIGTERM finishes in-flight work, then exits 0', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--threads', '1', '--warmup', 'false'], {
-      env: { ...process.env, DUST_MODEL_REPOSITORY: TEST_REPOSITORY, DUST_SHUTDOWN_GRACE_SECONDS: '10' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const lines: Array<Record<string, unknown>> = [];
-    let buffered = '';
-    const listening = new Promise<number>((resolve, reject) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString();
-        const parts = buffered.split('\n');
-        buffered = parts.pop()!;
-        for (const line of parts) {
-          const entry = JSON.parse(line) as Record<string, unknown>;
-          lines.push(entry);
-          if (entry.msg === 'dust-serve listening') resolve(entry.port as number);
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`server exited early with ${code}`)));
-    });
-    const port = await listening;
+    const { child, port, lines, exited } = await spawnServe([], { DUST_SHUTDOWN_GRACE_SECONDS: '10' });
     const { policy } = loadProtos();
     const client = new policy.PolicyService(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as PolicyServiceClient;
     try {
@@ -49,8 +31,7 @@ describe('dust-serve serve', () => {
       child.kill('SIGTERM');
       const res = await inflight;
       expect(res.sampling!.vision_steps).toBe(64);
-      const [code] = await once(child, 'exit');
-      expect(code).toBe(0);
+      expect(await exited).toBe(0);
       const msgs = lines.map((l) => l.msg);
       expect(msgs).toContain('draining');
       expect(msgs).toContain('server closed');

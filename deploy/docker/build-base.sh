@@ -24,8 +24,9 @@ UID_DUST=10001
 force=0
 [ "${1:-}" = "--force" ] && force=1
 
-have() { docker image inspect "$1" >/dev/null 2>&1; }
-if [ "$force" = 0 ] && have "$RUNTIME_TAG" && have "$BUILD_TAG"; then
+# shellcheck source=deploy/docker/rootfs.sh
+. deploy/docker/rootfs.sh
+if [ "$force" = 0 ] && have_image "$RUNTIME_TAG" && have_image "$BUILD_TAG"; then
   echo "base images present: $RUNTIME_TAG $BUILD_TAG"
   exit 0
 fi
@@ -45,36 +46,10 @@ CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 work=$(mktemp -d /tmp/dust-base.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# The absolute paths of the shared libraries a binary loads, per ldd (none for a static binary).
-libs_of() { ldd "$1" 2>/dev/null | grep -o '/[^ ]*' || true; }
-
-# Copies a file (dereferenced) to the same path under a rootfs, unless it is there already.
-copy_into() {
-  local root=$1 file=$2
-  [ -e "$root$file" ] && return 0
-  mkdir -p "$root$(dirname "$file")"
-  cp -L "$file" "$root$file"
-}
-
-# Copies a file and every shared library it needs to the same paths under a rootfs.
-copy_with_libs() {
-  local root=$1 file=$2 lib
-  copy_into "$root" "$file"
-  for lib in $(libs_of "$file"); do copy_into "$root" "$lib"; done
-}
-
-# Merged-/usr layout as on Debian 12, so paths that ldd prints under /lib and /lib64 resolve inside the image.
 make_root() {
   local root=$1
-  mkdir -p "$root"/usr/bin "$root"/usr/lib "$root"/usr/lib64 "$root"/etc "$root"/tmp "$root"/home/dust "$root"/app
-  ln -s usr/bin "$root/bin"
-  ln -s usr/lib "$root/lib"
-  ln -s usr/lib64 "$root/lib64"
-  chmod 1777 "$root/tmp"
-  chown "$UID_DUST:$UID_DUST" "$root/home/dust"
-  printf 'root:x:0:0:root:/root:/usr/sbin/nologin\ndust:x:%s:%s:dust-serve:/home/dust:/usr/sbin/nologin\n' "$UID_DUST" "$UID_DUST" >"$root/etc/passwd"
-  printf 'root:x:0:\ndust:x:%s:\n' "$UID_DUST" >"$root/etc/group"
-  printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$root/etc/nsswitch.conf"
+  make_skeleton "$root" dust "$UID_DUST"
+  mkdir -p "$root"/app
   copy_with_libs "$root" "$NODE"
   [ "$NODE" = /usr/bin/node ] || ln -sf "$NODE" "$root/usr/bin/node"
   # Libraries the native modules load: ldd on them where node_modules is installed, plus a fixed list so that the
@@ -93,22 +68,17 @@ make_root() {
   done
 }
 
-import_rootfs() {
-  local root=$1 tag=$2 old; shift 2
-  old=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
-  tar -C "$root" --numeric-owner -c . | docker import "$@" \
+import_base() {
+  local root=$1 tag=$2
+  shift 2
+  import_rootfs "$root" "$tag" "dust-serve base from the host's node $node_version" "$@" \
     --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
-    --change 'WORKDIR /app' \
-    --message "dust-serve base from the host's node $node_version" \
-    - "$tag" >/dev/null
-  # --force: the image the tag named before would be left dangling.
-  [ -z "$old" ] || docker image rm "$old" >/dev/null 2>&1 || true
-  echo "built $tag ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
+    --change 'WORKDIR /app'
 }
 
 echo "== runtime base $RUNTIME_TAG (node $node_version from $NODE)"
 make_root "$work/runtime"
-import_rootfs "$work/runtime" "$RUNTIME_TAG" --change "USER $UID_DUST" --change 'CMD ["node"]'
+import_base "$work/runtime" "$RUNTIME_TAG" --change "USER $UID_DUST" --change 'CMD ["node"]'
 
 echo "== build base $BUILD_TAG"
 make_root "$work/build"
@@ -121,7 +91,7 @@ copy_with_libs "$work/build" "$(readlink -f /bin/sh)"
 copy_with_libs "$work/build" /usr/bin/env
 mkdir -p "$work/build/etc/ssl/certs"
 cp -L "$CA_BUNDLE" "$work/build/etc/ssl/certs/ca-certificates.crt"
-import_rootfs "$work/build" "$BUILD_TAG" \
+import_base "$work/build" "$BUILD_TAG" \
   --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
   --change 'ENV npm_config_cafile=/etc/ssl/certs/ca-certificates.crt' \
   --change 'CMD ["node"]'

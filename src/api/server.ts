@@ -136,6 +136,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     'grpc.keepalive_time_ms': DEFAULT_KEEPALIVE_TIME_MS,
     'grpc.keepalive_timeout_ms': DEFAULT_KEEPALIVE_TIMEOUT_MS,
     'grpc.keepalive_permit_without_calls': 1,
+    ...(options.maxConnectionAgeSeconds > 0 ? { 'grpc.max_connection_age_ms': Math.round(options.maxConnectionAgeSeconds * 1000) } : {}),
     interceptors: interceptors(options, log, tracing, metrics, () => port),
   });
   const policy = protos.policy.PolicyService.service;

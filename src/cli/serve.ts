@@ -23,6 +23,7 @@ const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
   ['maxIdBytes', '--max-id-bytes <n>', 'longest request_id, robot_id, episode_id'],
   ['maxInstructionBytes', '--max-instruction-bytes <n>', 'longest instruction'],
   ['shutdownGraceSeconds', '--shutdown-grace-seconds <s>', 'time in-flight requests get on SIGTERM'],
+  ['maxConnectionAgeSeconds', '--max-connection-age-seconds <s>', 'ask clients to reconnect (and re-resolve DNS) after this long; 0 = never'],
   ['warmup', '--warmup <bool>', 'run synthetic batches at load'],
   ['logLevel', '--log-level <level>', 'trace | debug | info | warn | error'],
   ['logPretty', '--log-pretty <bool>', 'human-readable logs (development)'],

@@ -2,21 +2,37 @@
  * DustClient: the typed client of PolicyService (and the server's grpc.health.v1 Health), for programs
  * that drive robots or operate a fleet. One channel per client; every method resolves with decoded,
  * camelCase results and rejects with a DustClientError.
+ *
+ * The channel balances over every address the target resolves to and retries what a draining, dying or
+ * overloaded replica answers (service-config.ts); a StreamPredict session re-opens on another replica
+ * (predict-stream.ts). So one client pointed at N replicas, or at a load balancer in front of them, loses no
+ * request when one of them goes away.
  */
 import * as grpc from '@grpc/grpc-js';
 import { DustClientError } from './errors.js';
 import { fromListModelsResponse, fromReportOutcomeResponse, toReportOutcomeRequest, type ModelList, type OutcomeInit, type OutcomeResult } from './models.js';
-import { PredictStream } from './predict-stream.js';
+import { PredictStream, type StreamCall } from './predict-stream.js';
 import { clientProtos, type ClientProtos } from './protos.js';
 import { toPredictRequest, type PredictRequestInit } from './request.js';
 import { fromPredictResponse, type PredictResult } from './response.js';
+import { compileRetryPolicy, DEFAULT_LOAD_BALANCING, serviceConfig, type LoadBalancingPolicy, type RetryPolicy, type RetryPolicyInit } from './service-config.js';
 
 export interface DustClientOptions {
   /** @default grpc.credentials.createInsecure() */
   credentials?: grpc.ChannelCredentials;
   /** Deadline of unary calls that pass none; streams only get an explicit one. @default none */
   defaultDeadlineMs?: number;
-  /** grpc-js channel options, e.g. keepalive. @default {} */
+  /**
+   * Retries of PolicyService calls on UNAVAILABLE and RESOURCE_EXHAUSTED, and re-opening of a broken
+   * StreamPredict session; false turns both off. @default DEFAULT_RETRY_POLICY (5 attempts, 50 ms doubling to 1 s)
+   */
+  retry?: RetryPolicyInit | false;
+  /** How calls spread over the addresses the target resolves to. @default 'round_robin' */
+  loadBalancing?: LoadBalancingPolicy;
+  /**
+   * grpc-js channel options, e.g. keepalive. A 'grpc.service_config' here replaces the one built from `retry`
+   * and `loadBalancing` (streams still re-open per `retry`). @default {}
+   */
   channelOptions?: grpc.ChannelOptions;
 }
 
@@ -39,6 +55,7 @@ export class DustClient {
   private readonly client: grpc.Client;
   private readonly protos: ClientProtos;
   private readonly defaultDeadlineMs: number | undefined;
+  private readonly retry: RetryPolicy | false;
   private closed = false;
 
   constructor(
@@ -50,8 +67,13 @@ export class DustClient {
       throw new RangeError(`defaultDeadlineMs must be a positive number of milliseconds, got ${defaultDeadlineMs}`);
     }
     this.defaultDeadlineMs = defaultDeadlineMs;
+    this.retry = options.retry === false ? false : compileRetryPolicy(options.retry);
     this.protos = clientProtos();
-    this.client = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions ?? {});
+    const channelOptions: grpc.ChannelOptions = {
+      'grpc.service_config': JSON.stringify(serviceConfig(options.loadBalancing ?? DEFAULT_LOAD_BALANCING, this.retry)),
+      ...options.channelOptions,
+    };
+    this.client = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), channelOptions);
   }
 
   /** One observation in, one action chunk out. */
@@ -61,28 +83,27 @@ export class DustClient {
     return decode('PredictResponse', () => fromPredictResponse(response));
   }
 
-  /** Opens a StreamPredict control session. Throws a DustClientError (FAILED_PRECONDITION) on a closed client. */
+  /**
+   * Opens a StreamPredict control session, re-opened on another replica after a retryable failure (see
+   * `retry`). Throws a DustClientError (FAILED_PRECONDITION) on a closed client.
+   */
   stream(opts: StreamOptions = {}): PredictStream {
     this.assertOpen();
     const method = this.protos.policy.StreamPredict;
-    const call = this.client.makeBidiStreamRequest(
-      method.path,
-      method.requestSerialize,
-      method.responseDeserialize,
-      opts.metadata ?? new grpc.Metadata(),
-      callOptions(opts.deadlineMs),
-    );
-    const stream = new PredictStream(call);
-    if (opts.signal) {
-      const signal = opts.signal;
-      if (signal.aborted) stream.cancel();
-      else {
-        const onAbort = (): void => stream.cancel();
-        signal.addEventListener('abort', onAbort, { once: true });
-        call.on('status', () => signal.removeEventListener('abort', onAbort));
-      }
-    }
-    return stream;
+    // One deadline for the session, whichever call carries it.
+    const options = callOptions(opts.deadlineMs);
+    const open = (): StreamCall => {
+      this.assertOpen();
+      return this.client.makeBidiStreamRequest(
+        method.path,
+        method.requestSerialize,
+        method.responseDeserialize,
+        // Each call gets its own copy: grpc-js may add to the metadata it sends.
+        opts.metadata?.clone() ?? new grpc.Metadata(),
+        options,
+      );
+    };
+    return new PredictStream({ open, resume: this.retry, signal: opts.signal });
   }
 
   /** Loaded models and versions with their state, shapes and traffic weights. */

@@ -3,6 +3,8 @@ export { DustClient } from './dust-client.js';
 export type { DustClientOptions, CallOptions, StreamOptions, ServingStatus } from './dust-client.js';
 export { PredictStream } from './predict-stream.js';
 export { DustClientError, statusName } from './errors.js';
+export { compileRetryPolicy, DEFAULT_LOAD_BALANCING, DEFAULT_RETRY_POLICY, DEFAULT_SERVICE_CONFIG, serviceConfig } from './service-config.js';
+export type { LoadBalancingPolicy, RetryPolicy, RetryPolicyInit, ServiceConfigJson } from './service-config.js';
 export type { StatusName } from './errors.js';
 export { MAX_SEED, seedToWire, toPredictRequest } from './request.js';
 export type { PredictRequestInit, ImageInit, ImageEncodingName, SamplingInit } from './request.js';

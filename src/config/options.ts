@@ -50,6 +50,12 @@ export interface ServeOptions {
   maxInstructionBytes: number;
   /** Seconds given to in-flight requests on SIGTERM/SIGINT before the server force-closes. @default 10 */
   shutdownGraceSeconds: number;
+  /**
+   * Seconds after which the server asks a client to reconnect (HTTP/2 GOAWAY, ±10% jitter; calls in progress,
+   * streams included, finish on the old connection). Clients that balance over a headless Service's DNS
+   * re-resolve when they reconnect, so replicas added by scaling out get their share. 0 = never. @default 0
+   */
+  maxConnectionAgeSeconds: number;
   /** Run a few synthetic batches at load to check the graphs and prime the cost model. @default true */
   warmup: boolean;
   /** pino level: trace, debug, info, warn, error. @default "info" */
@@ -96,6 +102,7 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   maxIdBytes: DEFAULT_MAX_ID_BYTES,
   maxInstructionBytes: DEFAULT_MAX_INSTRUCTION_BYTES,
   shutdownGraceSeconds: 10,
+  maxConnectionAgeSeconds: 0,
   warmup: true,
   logLevel: 'info',
   logPretty: false,
@@ -129,6 +136,7 @@ const schema = z
     maxIdBytes: int(1).max(MAX_ID_BYTES_LIMIT),
     maxInstructionBytes: int(1),
     shutdownGraceSeconds: z.coerce.number().min(0),
+    maxConnectionAgeSeconds: z.coerce.number().min(0),
     warmup: bool,
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
     logPretty: bool,

@@ -2,7 +2,7 @@
  * Integration-test harness: the real server on a loopback port with a real model package, and a raw
  * grpc-js client made from the same protos.
  */
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -53,10 +53,19 @@ export async function startTestServer(options: ServeOptionsInput = {}, extras: T
   };
 }
 
-/** A model repository in a temp dir with copies of the given packages (tests may corrupt them). */
+/**
+ * A model repository in a temp dir with copies of the given packages (tests may corrupt them). Each copy's
+ * manifest names the place it was copied to, as a package must.
+ */
 export function tempRepository(packages: Array<{ from: string; name: string; version: number }>): { root: string; remove(): void } {
   const root = mkdtempSync(path.join(os.tmpdir(), 'dust-repo-'));
-  for (const p of packages) cpSync(p.from, path.join(root, p.name, String(p.version)), { recursive: true });
+  for (const p of packages) {
+    const dir = path.join(root, p.name, String(p.version));
+    cpSync(p.from, dir, { recursive: true });
+    const manifestPath = path.join(dir, 'manifest.json');
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(manifestPath, JSON.stringify({ ...manifest, name: p.name, version: p.version }, null, 2));
+  }
   return { root, remove: () => rmSync(root, { recursive: true, force: true }) };
 }
 
