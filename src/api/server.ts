@@ -123,7 +123,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
       log.child({ module: 'runtime' }),
     ),
     log.child({ module: 'registry' }),
-    options.defaultModel || undefined,
+    { defaultModel: options.defaultModel || undefined, drainTimeoutMs: graceMs },
   );
   const health = new ServingHealth(registry as ModelRegistry<unknown>);
   const limits = requestLimits(options);

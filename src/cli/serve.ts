@@ -33,6 +33,11 @@ const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
   ['tlsClientCa', '--tls-client-ca <file>', 'PEM CA bundle: mutual TLS, clients need a certificate from it'],
   ['robotRateLimit', '--robot-rate-limit <per-second>', 'requests/s per robot_id; 0 = no limit'],
   ['robotRateBurst', '--robot-rate-burst <n>', 'burst per robot_id; 0 = one second of --robot-rate-limit'],
+  ['experimentDb', '--experiment-db <file>', 'SQLite file for experiments (":memory:" = not persisted)'],
+  ['experimentAlpha', '--experiment-alpha <alpha>', 'significance level of experiment decisions'],
+  ['experimentMixtureSd', '--experiment-mixture-sd <sd>', 'mixture SPRT: sd of the mixing distribution of the success-rate difference'],
+  ['maxShadowInflight', '--max-shadow-inflight <n>', 'mirrored shadow requests in flight at once (0 = no shadow traffic)'],
+  ['tokensFile', '--tokens-file <file>', 'JSON credentials [{token, role: robot|admin, name}]; turns authentication on'],
 ];
 
 export function registerServe(program: Command): void {

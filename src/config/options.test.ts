@@ -18,6 +18,13 @@ describe('serve options', () => {
     expect(compileServeOptions(optionsFromEnv({ DUST_WARMUP: 'false' })).warmup).toBe(false);
   });
 
+  it('experiment and credential options', () => {
+    const o = compileServeOptions(optionsFromEnv({ DUST_EXPERIMENT_DB: ':memory:', DUST_EXPERIMENT_ALPHA: '0.01', DUST_TOKENS_FILE: '/etc/dust/tokens.json' }));
+    expect(o).toMatchObject({ experimentDb: ':memory:', experimentAlpha: 0.01, experimentMixtureSd: 0.1, tokensFile: '/etc/dust/tokens.json', maxShadowInflight: 4 });
+    expect(() => compileServeOptions({ experimentAlpha: 1 })).toThrow(/experimentAlpha/);
+    expect(() => compileServeOptions({ experimentMixtureSd: 0 })).toThrow(/experimentMixtureSd/);
+  });
+
   it('reports every invalid option by name', () => {
     expect(() => compileServeOptions({ port: '70000', device: 'tpu' as never })).toThrow(/port.*device|device.*port/s);
     expect(() => compileServeOptions({ maxActive: 8, maxDenoiseBatch: 64 })).toThrow(/maxActive must be at least maxDenoiseBatch/);

@@ -74,10 +74,31 @@ export interface ServeOptions {
   robotRateLimit: number;
   /** Requests a quiet robot may send at once; 0 = one second's worth of robotRateLimit (at least 1). @default 0 */
   robotRateBurst: number;
+  /**
+   * SQLite file holding experiments (splits, salts, counters, the episode ledger) across restarts; created
+   * with its folder when missing; ":memory:" keeps them in memory only. @default "dust-data/experiments.sqlite"
+   */
+  experimentDb: string;
+  /** Significance level of the experiments' always-valid decisions. @default 0.05 */
+  experimentAlpha: number;
+  /**
+   * Standard deviation of the mixture SPRT's normal mixing distribution over the difference of success rates:
+   * the effect size detected fastest (validity holds for any value). @default 0.1
+   */
+  experimentMixtureSd: number;
+  /** Mirrored (shadow) requests in flight at once; more are shed. 0 turns shadow traffic off. @default 4 */
+  maxShadowInflight: number;
+  /**
+   * JSON file of credentials, [{ "token", "role": "robot" | "admin", "name" }]: every RPC but health checks then
+   * needs `authorization: Bearer <token>`. Empty: PolicyService is open and AdminService answers only on
+   * loopback connections. @default ""
+   */
+  tokensFile: string;
 }
 
 export const DEFAULT_PORT = 50051;
 export const DEFAULT_METRICS_PORT = 9464;
+export const DEFAULT_EXPERIMENT_DB = 'dust-data/experiments.sqlite';
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_ID_BYTES = 128;
 /** Ids travel in metadata (x-request-id) and logs: bounded whatever the configuration. */
@@ -112,6 +133,11 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   tlsClientCa: '',
   robotRateLimit: 0,
   robotRateBurst: 0,
+  experimentDb: DEFAULT_EXPERIMENT_DB,
+  experimentAlpha: 0.05,
+  experimentMixtureSd: 0.1,
+  maxShadowInflight: 4,
+  tokensFile: '',
 });
 
 const int = (min: number) => z.coerce.number().int().min(min);
@@ -146,6 +172,11 @@ const schema = z
     tlsClientCa: z.string(),
     robotRateLimit: z.coerce.number().min(0),
     robotRateBurst: z.coerce.number().min(0),
+    experimentDb: z.string().min(1),
+    experimentAlpha: z.coerce.number().gt(0).lt(1),
+    experimentMixtureSd: z.coerce.number().gt(0).max(1),
+    maxShadowInflight: int(0),
+    tokensFile: z.string(),
   })
   .strict();
 

@@ -9,7 +9,7 @@ export { OnnxExecutor, sessionOptions } from './onnx-executor.js';
 export type { OnnxExecutorInit } from './onnx-executor.js';
 export { ExecutorLostError } from './executor.js';
 export type { Executor, ModelShapes, VlmBatch, VlmResult, StepBatch, StepResult } from './executor.js';
-export type { JobInput, JobResult, JobTiming } from './job.js';
+export type { JobInput, JobPriority, JobResult, JobTiming } from './job.js';
 export type { BatchEvent, BatchListener, BatchObserver, BatchRecording, BatchReport, BatchStage } from './batch-report.js';
 export type { Device, WorkerStats } from './worker-protocol.js';
 export { systemClock } from './clock.js';

@@ -8,7 +8,7 @@ import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
 import type { EmbodimentSpec, Manifest, ModelHandle } from '../model/index.js';
 import { decodeViews, denormalizeActions, normalizeState, type ImageInput } from '../preprocess/index.js';
 import { initialNoise, randomSeed, stepCountProblem, type StepCounts } from '../sampling/index.js';
-import type { JobTiming } from './job.js';
+import type { JobPriority, JobTiming } from './job.js';
 import type { ModelRuntime } from './model-runtime.js';
 
 export interface PredictInput {
@@ -38,6 +38,8 @@ export interface RequestContext {
   readonly signal?: AbortSignal;
   /** Handed back with the reports of the batches the request ran in (JobInput.traceTag). */
   readonly traceTag?: unknown;
+  /** 'shadow' for mirrored requests, which rank below every primary request. @default 'primary' */
+  readonly priority?: JobPriority;
 }
 
 export interface PredictOutput {
@@ -48,6 +50,8 @@ export interface PredictOutput {
   /** Denormalized actions, [horizon, embodiment action_dim]. */
   readonly actions: Float32Array;
   readonly actionShape: readonly [number, number];
+  /** The actions before denormalization, [horizon, the model's padded action.dim] (shadow divergence compares these). */
+  readonly normalizedActions: Float32Array;
   /** [futureTokens, futureDim] when requested. */
   readonly futureEmbedding: Float32Array | undefined;
   readonly futureShape: readonly [number, number];
@@ -124,6 +128,7 @@ export async function predict(
     deadline: ctx.deadline,
     signal: ctx.signal,
     traceTag: ctx.traceTag,
+    priority: ctx.priority,
   });
 
   const surprise = input.episodeId ? runtime.surprise.observe(input.episodeId, result.obsEmbedding, result.future) : undefined;
@@ -134,6 +139,7 @@ export async function predict(
     variant: `${handle.name}@${handle.version}`,
     actions: denormalizeActions(result.actions, m.action.horizon, m.action.dim, embodiment),
     actionShape: [m.action.horizon, embodiment.action_dim],
+    normalizedActions: result.actions,
     futureEmbedding: input.returnFutureEmbedding ? result.future : undefined,
     futureShape: [m.future.tokens, m.future.dim],
     sampling: {

@@ -192,6 +192,46 @@ describe('Scheduler: admission, deadlines, cancellation', () => {
   });
 });
 
+describe('Scheduler: shadow requests rank below primary ones', () => {
+  it('a shadow request is shed at admission while a primary request waits', async () => {
+    const { clock, scheduler, job } = setup({ maxQueueDelayMs: 5 });
+    const primary = track(scheduler.submit(job()));
+    const shadow = track(scheduler.submit(job({ priority: 'shadow' })));
+    await clock.advance(0);
+    expect(shadow.error).toBeInstanceOf(OverloadedError);
+    expect((shadow.error as OverloadedError).reason).toBe('shadow_shed');
+    await clock.advance(1000);
+    expect(primary.result).toBeDefined();
+  });
+
+  it('a full queue sheds a waiting shadow request to admit a primary one', async () => {
+    const { clock, scheduler, job } = setup({ maxQueue: 2, maxQueueDelayMs: 5 });
+    const s1 = track(scheduler.submit(job({ priority: 'shadow' })));
+    const s2 = track(scheduler.submit(job({ priority: 'shadow' })));
+    const p = track(scheduler.submit(job()));
+    await clock.advance(0);
+    expect(s2.error).toBeInstanceOf(OverloadedError);
+    expect(s1.error).toBeUndefined();
+    await clock.advance(1000);
+    expect(p.result).toBeDefined();
+    expect(s1.result).toBeDefined();
+  });
+
+  it('primary rows are picked before shadow rows when a call cannot take all', async () => {
+    const { clock, executor, scheduler, job } = setup({ maxVlmBatch: 2, maxQueueDelayMs: 5 });
+    track(scheduler.submit(job({ value: 1, visionSteps: 16 })));
+    await clock.advance(5); // the VLM call of request 1 is running
+    const shadows = [track(scheduler.submit(job({ value: 2, priority: 'shadow' }))), track(scheduler.submit(job({ value: 3, priority: 'shadow' })))];
+    const primary = track(scheduler.submit(job({ value: 4 })));
+    await clock.advance(1000);
+    expect(primary.result).toBeDefined();
+    const second = executor.calls.filter((c) => c.kind === 'vlm')[1];
+    expect(second.rows).toEqual(expect.arrayContaining([4]));
+    expect(second.rows).toHaveLength(2);
+    expect(shadows.every((t) => t.result !== undefined)).toBe(true);
+  });
+});
+
 describe('Scheduler: fairness and budgets', () => {
   it('one robot that floods gets no more than its share of a contended batch', async () => {
     const { clock, executor, scheduler, job } = setup({ maxDenoiseBatch: 8, maxVlmBatch: 16 }, 64);

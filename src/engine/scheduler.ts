@@ -25,7 +25,7 @@ import { chooseVisionSteps, type BudgetedRow } from './budget.js';
 import type { Clock } from './clock.js';
 import { CostModel } from './cost-model.js';
 import { ExecutorLostError, type Executor } from './executor.js';
-import { fairPick } from './fair-pick.js';
+import { priorityPick } from './fair-pick.js';
 import type { JobInput, JobResult } from './job.js';
 import { SlotTable } from './slot-table.js';
 
@@ -131,6 +131,10 @@ export class Scheduler {
     if (this.draining) {
       return Promise.reject(new UnavailableError('the server is draining and accepts no new work; retry on another replica'));
     }
+    if (input.priority === 'shadow' && this.waiting.some((w) => w.input.priority !== 'shadow')) {
+      return Promise.reject(new OverloadedError('shadow request shed: primary requests are waiting', 'shadow_shed'));
+    }
+    if (this.waiting.length >= this.options.maxQueue && input.priority !== 'shadow') this.evictShadow();
     if (this.waiting.length >= this.options.maxQueue) {
       return Promise.reject(
         new OverloadedError(
@@ -235,6 +239,16 @@ export class Scheduler {
     return now + vlm + input.actionSteps * this.stepPeriodMs(Math.min(rows, this.table.capacity));
   }
 
+  /** A full queue sheds its newest waiting shadow request to admit a primary one. */
+  private evictShadow(): void {
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      if (this.waiting[i].input.priority !== 'shadow') continue;
+      const [shed] = this.waiting.splice(i, 1);
+      this.fail(shed, new OverloadedError('shadow request shed to admit a primary request', 'shadow_shed'));
+      return;
+    }
+  }
+
   private cancel(entry: Waiting): void {
     if (entry.cancelled) return;
     entry.cancelled = true;
@@ -311,7 +325,7 @@ export class Scheduler {
   }
 
   private async runVlm(fill: number): Promise<void> {
-    const picked = fairPick(this.waiting, fill);
+    const picked = priorityPick(this.waiting, fill);
     const pickedSet = new Set(picked);
     this.waiting = this.waiting.filter((w) => !pickedSet.has(w));
     const start = this.clock.now();
@@ -404,7 +418,7 @@ export class Scheduler {
   private async runStep(): Promise<void> {
     const ready = this.table.values().filter((r) => r.joined);
     if (ready.length === 0) return;
-    const picked = fairPick(ready, this.options.maxDenoiseBatch);
+    const picked = priorityPick(ready, this.options.maxDenoiseBatch);
     const slotted = picked.map((r) => ({ r, slot: this.table.slotOf(r) })).sort((a, b) => a.slot - b.slot);
     const B = slotted.length;
     const batch = {

@@ -44,6 +44,14 @@ export class UnavailableError extends Error {
   }
 }
 
+/** The operation is refused in the system's current state (e.g. unloading a model's last serving version). -> FAILED_PRECONDITION */
+export class FailedPreconditionError extends Error {
+  override readonly name = 'FailedPreconditionError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
 /** The client went away; the work was dropped. -> CANCELLED */
 export class CancelledError extends Error {
   override readonly name = 'CancelledError';

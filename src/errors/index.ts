@@ -5,6 +5,7 @@ export {
   DeadlineExceededError,
   UnavailableError,
   CancelledError,
+  FailedPreconditionError,
   ModelPackageError,
   InferenceError,
   DeviceUnavailableError,
