@@ -178,7 +178,7 @@ describe('DustClient', () => {
     const client = new DustClient(address);
     try {
       expect((await client.listModels()).models[0]).toMatchObject({ name: 'stub', state: 'READY' });
-      expect(await client.reportOutcome({ robotId: 'r', episodeId: 'e', success: true, reward: 1 })).toEqual({ modelName: 'stub', modelVersion: 1 });
+      expect(await client.reportOutcome({ robotId: 'r', episodeId: 'e', success: true, reward: 1 })).toEqual({ modelName: 'stub', modelVersion: 1, counted: false });
       expect(await client.health()).toBe('SERVING');
       expect(await client.health('stub')).toBe('NOT_SERVING');
       expect((await rejection(client.health('nope'))).codeName).toBe('NOT_FOUND');

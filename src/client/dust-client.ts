@@ -9,6 +9,7 @@
  * request when one of them goes away.
  */
 import * as grpc from '@grpc/grpc-js';
+import { fromExperiment, fromModelStatus, fromTrafficSplit, toSetTrafficSplitRequest, type ExperimentResult, type ModelStatusResult, type SplitInit, type TrafficSplitResult } from './admin.js';
 import { DustClientError } from './errors.js';
 import { fromListModelsResponse, fromReportOutcomeResponse, toReportOutcomeRequest, type ModelList, type OutcomeInit, type OutcomeResult } from './models.js';
 import { PredictStream, type StreamCall } from './predict-stream.js';
@@ -34,6 +35,8 @@ export interface DustClientOptions {
    * and `loadBalancing` (streams still re-open per `retry`). @default {}
    */
   channelOptions?: grpc.ChannelOptions;
+  /** Sent as `authorization: Bearer <token>` on every call, for servers started with a tokens file. @default none */
+  token?: string;
 }
 
 export interface CallOptions {
@@ -56,6 +59,7 @@ export class DustClient {
   private readonly protos: ClientProtos;
   private readonly defaultDeadlineMs: number | undefined;
   private readonly retry: RetryPolicy | false;
+  private readonly token: string | undefined;
   private closed = false;
 
   constructor(
@@ -68,6 +72,7 @@ export class DustClient {
     }
     this.defaultDeadlineMs = defaultDeadlineMs;
     this.retry = options.retry === false ? false : compileRetryPolicy(options.retry);
+    this.token = options.token;
     this.protos = clientProtos();
     const channelOptions: grpc.ChannelOptions = {
       'grpc.service_config': JSON.stringify(serviceConfig(options.loadBalancing ?? DEFAULT_LOAD_BALANCING, this.retry)),
@@ -98,8 +103,8 @@ export class DustClient {
         method.path,
         method.requestSerialize,
         method.responseDeserialize,
-        // Each call gets its own copy: grpc-js may add to the metadata it sends.
-        opts.metadata?.clone() ?? new grpc.Metadata(),
+        // Each call gets its own copy (grpc-js may add to the metadata it sends), with the bearer token.
+        this.metadata(opts.metadata),
         options,
       );
     };
@@ -128,10 +133,37 @@ export class DustClient {
     return (known.includes(String(response.status)) ? response.status : 'UNKNOWN') as ServingStatus;
   }
 
+  /** AdminService LoadModel: (re)loads a version from the server's repository (0 = the newest there). */
+  async loadModel(name: string, version = 0, opts: CallOptions = {}): Promise<ModelStatusResult> {
+    return fromModelStatus(await this.unary(this.protos.admin.LoadModel, { name, version }, opts));
+  }
+
+  /** AdminService UnloadModel: drains the version's in-flight requests, then unloads it. */
+  async unloadModel(name: string, version: number, opts: CallOptions = {}): Promise<ModelStatusResult> {
+    return fromModelStatus(await this.unary(this.protos.admin.UnloadModel, { name, version }, opts));
+  }
+
+  /** AdminService SetTrafficSplit. */
+  async setTrafficSplit(init: SplitInit, opts: CallOptions = {}): Promise<TrafficSplitResult> {
+    return fromTrafficSplit(await this.unary(this.protos.admin.SetTrafficSplit, toSetTrafficSplitRequest(init), opts));
+  }
+
+  /** AdminService GetExperiment for a model ('' = the server's default model). */
+  async getExperiment(model = '', opts: CallOptions = {}): Promise<ExperimentResult> {
+    return fromExperiment(await this.unary(this.protos.admin.GetExperiment, { name: model }, opts));
+  }
+
   /** Closes the channel; calls in flight are cancelled and later calls reject with FAILED_PRECONDITION. */
   close(): void {
     this.closed = true;
     this.client.close();
+  }
+
+  /** A call's metadata: the caller's (copied: grpc-js may add to it) plus the bearer token. */
+  private metadata(given: grpc.Metadata | undefined): grpc.Metadata {
+    const md = given?.clone() ?? new grpc.Metadata();
+    if (this.token !== undefined) md.set('authorization', `Bearer ${this.token}`);
+    return md;
   }
 
   private assertOpen(): void {
@@ -157,7 +189,7 @@ export class DustClient {
         method.requestSerialize,
         method.responseDeserialize,
         request,
-        opts.metadata ?? new grpc.Metadata(),
+        this.metadata(opts.metadata),
         options,
         (err, response) => {
           signal?.removeEventListener('abort', onAbort);

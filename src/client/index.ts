@@ -11,5 +11,15 @@ export type { PredictRequestInit, ImageInit, ImageEncodingName, SamplingInit } f
 export { actionRows, fromPredictResponse } from './response.js';
 export type { PredictResult, SamplingReport, Timing } from './response.js';
 export type { ModelList, ModelVersionInfo, ModelState, EmbodimentInfo, OutcomeInit, OutcomeResult } from './models.js';
+export type {
+  SplitInit,
+  VersionWeightInit,
+  StickyKeyName,
+  DecisionName,
+  TrafficSplitResult,
+  ExperimentResult,
+  VariantStatsResult,
+  ModelStatusResult,
+} from './admin.js';
 export { decodeTensor, encodeTensor, tensorRows, tensorToArrays, shortestFloat32 } from './tensor.js';
 export type { FloatTensor } from './tensor.js';

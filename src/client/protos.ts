@@ -1,6 +1,6 @@
 /**
  * The serving protos as the client sees them: the method definitions (path, serializer, deserializer) of
- * PolicyService and grpc.health.v1.Health, loaded once per process.
+ * PolicyService, AdminService and grpc.health.v1.Health, loaded once per process.
  *
  * The loader options are the contract with the generated types in src/gen (scripts/gen-proto.mjs) and with
  * src/api/proto.ts; a unit test checks they stay equal to the server's LOADER_OPTIONS. The client loads the
@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
+import type { AdminServiceDefinition } from '../gen/dust/serving/v1/AdminService.js';
 import type { PolicyServiceDefinition } from '../gen/dust/serving/v1/PolicyService.js';
 
 export const CLIENT_LOADER_OPTIONS: Readonly<protoLoader.Options> = Object.freeze({
@@ -24,7 +25,9 @@ export const CLIENT_LOADER_OPTIONS: Readonly<protoLoader.Options> = Object.freez
 });
 
 const POLICY_PROTO = 'dust/serving/v1/policy.proto';
+const ADMIN_PROTO = 'dust/serving/v1/admin.proto';
 const POLICY_SERVICE = 'dust.serving.v1.PolicyService';
+const ADMIN_SERVICE = 'dust.serving.v1.AdminService';
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
 
 export interface HealthCheckRequest {
@@ -40,6 +43,7 @@ export interface HealthServiceDefinition {
 
 export interface ClientProtos {
   readonly policy: PolicyServiceDefinition;
+  readonly admin: AdminServiceDefinition;
   readonly health: HealthServiceDefinition;
 }
 
@@ -58,12 +62,13 @@ let cached: ClientProtos | undefined;
 
 export function clientProtos(): ClientProtos {
   if (cached) return cached;
-  const definition = protoLoader.loadSync([POLICY_PROTO, healthProtoPath], {
+  const definition = protoLoader.loadSync([POLICY_PROTO, ADMIN_PROTO, healthProtoPath], {
     ...CLIENT_LOADER_OPTIONS,
     includeDirs: [protoRoot(), path.dirname(healthProtoPath)],
   });
   cached = {
     policy: definition[POLICY_SERVICE] as unknown as PolicyServiceDefinition,
+    admin: definition[ADMIN_SERVICE] as unknown as AdminServiceDefinition,
     health: definition[HEALTH_SERVICE] as unknown as HealthServiceDefinition,
   };
   return cached;

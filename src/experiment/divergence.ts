@@ -6,22 +6,32 @@
  * are clipped to [-1, 1] first, as they are before a robot receives them (preprocess/normalize.ts).
  */
 
+/** A row-major normalized action chunk: `rows` actions of `stride` values (the model's padded action.dim). */
+export interface ActionChunk {
+  readonly values: Float32Array;
+  readonly rows: number;
+  readonly stride: number;
+}
+
 const clip = (v: number) => (v < -1 ? -1 : v > 1 ? 1 : v);
 
 /**
- * `a` and `b` are row-major [rows, stride] normalized chunks; only the first `cols` columns of each row (the
- * embodiment's real action_dim, the rest is padding) count.
+ * Over the rows both chunks have (versions may differ in horizon) and the first `cols` columns of each row
+ * (the embodiment's real action_dim; the rest is padding).
  */
-export function actionDivergence(a: Float32Array, b: Float32Array, rows: number, stride: number, cols: number): number {
-  if (a.length < rows * stride || b.length < rows * stride) {
-    throw new RangeError(`action chunks of ${a.length} and ${b.length} values are shorter than ${rows}x${stride}`);
+export function actionDivergence(a: ActionChunk, b: ActionChunk, cols: number): number {
+  for (const c of [a, b]) {
+    if (c.values.length < c.rows * c.stride || cols > c.stride) {
+      throw new RangeError(`an action chunk of ${c.values.length} values does not hold ${c.rows}x${c.stride} with ${cols} real columns`);
+    }
   }
+  const rows = Math.min(a.rows, b.rows);
   if (rows === 0) return 0;
   let sum = 0;
   for (let r = 0; r < rows; r++) {
     let sq = 0;
     for (let c = 0; c < cols; c++) {
-      const d = clip(a[r * stride + c]) - clip(b[r * stride + c]);
+      const d = clip(a.values[r * a.stride + c]) - clip(b.values[r * b.stride + c]);
       sq += d * d;
     }
     sum += Math.sqrt(sq);

@@ -13,6 +13,11 @@ export type {
 export { SqliteExperimentStore, IN_MEMORY, DEFAULT_LEDGER_RETENTION } from './sqlite-store.js';
 export type { ExperimentStore, ExperimentRecord } from './store.js';
 export { actionDivergence } from './divergence.js';
+export type { ActionChunk } from './divergence.js';
+export { Router } from './router.js';
+export type { Routed } from './router.js';
+export { ShadowMirror, DEFAULT_SHADOW_DEADLINE_MS } from './shadow-mirror.js';
+export type { ShadowMirrorOptions } from './shadow-mirror.js';
 export { DEFAULT_ALPHA, DEFAULT_MIXTURE_SD, wilsonInterval, twoProportionZTest, mixtureLogLikelihoodRatio, updateAlwaysValid } from './statistics.js';
 export type { Decision } from './statistics.js';
 export { normalizeWeights, assignVersion, stickyKeyOf } from './traffic-split.js';
