@@ -12,9 +12,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { Credential, Role } from '../config/index.js';
+import { ADMIN_SERVICE_NAME } from '../proto/index.js';
 import type { Logger } from '../telemetry/index.js';
 
-export const ADMIN_SERVICE_NAME = 'dust.serving.v1.AdminService';
 const HEALTH_PREFIX = '/grpc.health.v1.Health/';
 const ADMIN_PREFIX = `/${ADMIN_SERVICE_NAME}/`;
 

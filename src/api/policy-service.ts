@@ -1,16 +1,18 @@
 /**
  * PolicyService handlers (serving-api.md): Predict, StreamPredict, ListModels, ReportOutcome. Handlers only
- * convert messages, resolve the model handle and hand over to the engine; errors go through status.ts.
+ * convert messages, route the request (experiment/router.ts: a pin, or the model's traffic split) and hand
+ * over to the engine; outcomes are credited by the experiment book; errors go through status.ts.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { predict, type ModelRuntime, type PredictOutput } from '../engine/index.js';
+import { predict, type ModelRuntime, type PredictInput, type PredictOutput } from '../engine/index.js';
 import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
+import type { Assignment, ExperimentBook, Routed, Router } from '../experiment/index.js';
 import type { ListModelsResponse } from '../gen/dust/serving/v1/ListModelsResponse.js';
 import type { ModelVersionInfo } from '../gen/dust/serving/v1/ModelVersionInfo.js';
 import type { PolicyServiceHandlers } from '../gen/dust/serving/v1/PolicyService.js';
 import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
 import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
-import { parseModelRef, type ModelHandle, type ModelRegistry } from '../model/index.js';
+import type { ModelRegistry } from '../model/index.js';
 import { currentCallScope, NOOP_REQUEST_TRACER, type Logger, type RequestTracer } from '../telemetry/index.js';
 import { toPredictInput, toPredictResponse } from './convert.js';
 import { RefusedMessage } from './request-limits.js';
@@ -21,6 +23,8 @@ export const DEFAULT_STREAM_PIPELINE_DEPTH = 8;
 
 export interface PolicyServiceDeps {
   readonly registry: ModelRegistry<ModelRuntime>;
+  readonly router: Router;
+  readonly book: ExperimentBook;
   readonly log: Logger;
   /** Engine spans of each request; none by default. */
   readonly tracer?: RequestTracer;
@@ -34,62 +38,31 @@ function deadlineOf(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadl
   return performance.now() + (ms - Date.now());
 }
 
-/** Records who was served what, so outcomes can be credited to the version that served the episode. */
-class EpisodeLedger {
-  private readonly served = new Map<string, { name: string; version: number }>();
-  private readonly outcomes = new Map<string, { successes: number; episodes: number }>();
-
-  constructor(private readonly capacity = 100_000) {}
-
-  private key(robotId: string, episodeId: string): string {
-    return `${robotId}\u0000${episodeId}`;
-  }
-
-  recordServed(robotId: string, episodeId: string, name: string, version: number): void {
-    if (!episodeId) return;
-    const k = this.key(robotId, episodeId);
-    this.served.delete(k);
-    this.served.set(k, { name, version });
-    if (this.served.size > this.capacity) this.served.delete(this.served.keys().next().value!);
-  }
-
-  credit(robotId: string, episodeId: string, success: boolean): { name: string; version: number } | undefined {
-    const v = this.served.get(this.key(robotId, episodeId));
-    if (!v) return undefined;
-    const k = `${v.name}@${v.version}`;
-    const o = this.outcomes.get(k) ?? { successes: 0, episodes: 0 };
-    o.episodes++;
-    if (success) o.successes++;
-    this.outcomes.set(k, o);
-    return v;
-  }
-
-  stats(name: string, version: number): { successes: number; episodes: number } {
-    return this.outcomes.get(`${name}@${version}`) ?? { successes: 0, episodes: 0 };
-  }
-}
-
-export function policyService({ registry, log, tracer = NOOP_REQUEST_TRACER }: PolicyServiceDeps): PolicyServiceHandlers {
-  const ledger = new EpisodeLedger();
-
+export function policyService({ registry, router, book, log, tracer = NOOP_REQUEST_TRACER }: PolicyServiceDeps): PolicyServiceHandlers {
+  /** Runs one routed request; its lease is released when it is done, however it ends. */
   async function serveOne(
     req: PredictRequest__Output,
-    handle: ModelHandle<ModelRuntime>,
+    routed: Routed,
     call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadline'>,
     signal: AbortSignal,
   ): Promise<PredictResponse> {
     const receivedAt = performance.now();
     const span = tracer.start({ requestId: req.request_id, robotId: req.robot_id, episodeId: req.episode_id }, receivedAt);
+    const { handle } = routed.lease;
+    let input: PredictInput;
     let out: PredictOutput;
     try {
-      // toPredictInput may throw too (a bad seed): the span ends either way.
-      out = await predict(handle, toPredictInput(req), { receivedAt, deadline: deadlineOf(call), signal, traceTag: span.tag });
+      // toPredictInput may throw too (a bad seed): the span ends and the lease is released either way.
+      input = toPredictInput(req);
+      out = await predict(handle, input, { receivedAt, deadline: deadlineOf(call), signal, traceTag: span.tag });
     } catch (err) {
       span.failed(err);
       throw err;
+    } finally {
+      routed.lease.release();
     }
     span.served(handle, out);
-    ledger.recordServed(req.robot_id, req.episode_id, handle.name, handle.version);
+    router.completed(routed.assignment, input, out, performance.now() - receivedAt);
     return toPredictResponse(out);
   }
 
@@ -106,9 +79,9 @@ export function policyService({ registry, log, tracer = NOOP_REQUEST_TRACER }: P
       const req = call.request;
       let result: Promise<PredictResponse>;
       try {
-        const handle = registry.resolve(parseModelRef(req.model));
-        currentCallScope()?.setModel(handle.name, handle.version);
-        result = serveOne(req, handle, call, abort.signal);
+        const routed = router.route(req.model, req.robot_id, req.episode_id);
+        currentCallScope()?.setModel(routed.assignment.model, routed.assignment.version);
+        result = serveOne(req, routed, call, abort.signal);
       } catch (err) {
         result = Promise.reject(err);
       }
@@ -125,7 +98,7 @@ export function policyService({ registry, log, tracer = NOOP_REQUEST_TRACER }: P
 
     StreamPredict(call) {
       const abort = new AbortController();
-      let handle: ModelHandle<ModelRuntime> | undefined;
+      let assignment: Assignment | undefined;
       let streamModel: string | undefined;
       // closing: a failure is queued, so no further request is taken and nothing else may end the stream.
       // done: the stream's status is sent (or the client went away).
@@ -177,17 +150,22 @@ export function policyService({ registry, log, tracer = NOOP_REQUEST_TRACER }: P
         const req = message;
         let result: Promise<PredictResponse>;
         try {
-          // The model version is fixed for the stream's life (serving-api.md).
-          if (!handle) {
-            handle = registry.resolve(parseModelRef(req.model));
+          // The model version is fixed for the stream's life (serving-api.md): the first request is routed
+          // (pin or split), the others run on the same version.
+          let routed: Routed;
+          if (!assignment) {
+            routed = router.route(req.model, req.robot_id, req.episode_id);
+            assignment = routed.assignment;
             streamModel = req.model;
-            currentCallScope()?.setModel(handle.name, handle.version);
-          } else if (req.model && req.model !== streamModel && req.model !== `${handle.name}@${handle.version}`) {
+            currentCallScope()?.setModel(assignment.model, assignment.version);
+          } else if (req.model && req.model !== streamModel && req.model !== `${assignment.model}@${assignment.version}`) {
             throw new InvalidArgumentError(
-              `this stream is bound to ${handle.name}@${handle.version}; request ${quote(req.request_id || '(no id)')} asks for ${quote(req.model)}: open a new stream to change models`,
+              `this stream is bound to ${assignment.model}@${assignment.version}; request ${quote(req.request_id || '(no id)')} asks for ${quote(req.model)}: open a new stream to change models`,
             );
+          } else {
+            routed = router.again(assignment);
           }
-          result = serveOne(req, handle, call, abort.signal);
+          result = serveOne(req, routed, call, abort.signal);
         } catch (err) {
           failAfterEarlier(err, req);
           return;
@@ -217,7 +195,6 @@ export function policyService({ registry, log, tracer = NOOP_REQUEST_TRACER }: P
     ListModels(_call, callback) {
       const models: ModelVersionInfo[] = registry.list().map((e) => {
         const m = e.manifest;
-        const newestReady = registry.list().filter((x) => x.name === e.name && x.state === 'READY').at(-1);
         return {
           name: e.name,
           version: e.version,
@@ -235,9 +212,10 @@ export function policyService({ registry, log, tracer = NOOP_REQUEST_TRACER }: P
           default_action_steps: m?.sampling.action_steps ?? 0,
           default_vision_steps: m?.sampling.vision_steps ?? 0,
           max_vision_steps: m?.sampling.max_vision_steps ?? 0,
-          // Unpinned traffic goes to the newest READY version until traffic splits exist.
-          traffic_weight: newestReady === e ? 1 : 0,
+          // The share of unpinned traffic the split gives it now, among the model's READY versions.
+          traffic_weight: e.state === 'READY' ? book.trafficWeight(e.name, e.version, registry.readyVersions(e.name)) : 0,
           device: e.runtime?.device ?? '',
+          last_load_error: e.lastLoadError ?? '',
         };
       });
       const res: ListModelsResponse = { models, default_model: registry.defaultModelName() ?? '' };
@@ -250,8 +228,8 @@ export function policyService({ registry, log, tracer = NOOP_REQUEST_TRACER }: P
         callback(toServiceError(new InvalidArgumentError('robot_id and episode_id are required to credit an outcome')));
         return;
       }
-      const served = ledger.credit(robot_id, episode_id, success);
-      if (!served) {
+      const credit = book.outcome(robot_id, episode_id, success);
+      if (!credit) {
         callback(
           toServiceError(
             new NotFoundError(
@@ -261,8 +239,8 @@ export function policyService({ registry, log, tracer = NOOP_REQUEST_TRACER }: P
         );
         return;
       }
-      log.info({ robotId: robot_id, episodeId: episode_id, success, model: served.name, version: served.version, ...ledger.stats(served.name, served.version) }, 'outcome credited');
-      callback(null, { model_name: served.name, model_version: served.version });
+      log.debug({ robotId: robot_id, episodeId: episode_id, success, model: credit.model, version: credit.version, counted: credit.counted }, 'outcome credited');
+      callback(null, { model_name: credit.model, model_version: credit.version, counted: credit.counted });
     },
   };
 }

@@ -1,15 +1,20 @@
 /**
  * The composition root of a serving process: options -> telemetry (metrics endpoint, tracing handed in) ->
- * registry (with the engine's runtime factory) -> gRPC server with PolicyService, health, reflection and
- * the interceptors, on TLS credentials when configured. Shutdown follows STYLE.md: health NOT_SERVING ->
- * stop admitting -> in-flight work finishes within the grace period -> force close.
+ * registry (with the engine's runtime factory) and the experiment book (with its SQLite store) -> router and
+ * shadow mirror -> gRPC server with PolicyService, AdminService, health, reflection and the interceptors
+ * (credentials among them), on TLS credentials when configured. Shutdown follows STYLE.md: health NOT_SERVING
+ * -> stop admitting -> in-flight work finishes within the grace period -> force close -> the experiment book's
+ * last write.
  */
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import type { ServeOptions } from '../config/index.js';
+import { loadCredentials, type ServeOptions } from '../config/index.js';
 import { onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
+import { ExperimentBook, Router, ShadowMirror, SqliteExperimentStore } from '../experiment/index.js';
 import { ModelRegistry } from '../model/index.js';
 import { NOOP_REQUEST_TRACER, requestTracer, startMetrics, type Logger, type MetricsEndpoint, type Tracing } from '../telemetry/index.js';
+import { adminService } from './admin-service.js';
+import { authInterceptor, CredentialSet } from './auth.js';
 import { ServingHealth } from './health.js';
 import { guardHandlers } from './guard.js';
 import { accessLogInterceptor, refusalInterceptor, statusDetailsInterceptor } from './interceptors.js';
@@ -36,6 +41,8 @@ export interface RunningServer {
   /** The Prometheus endpoint's port; undefined when metrics are off. */
   readonly metricsPort: number | undefined;
   readonly registry: ModelRegistry<ModelRuntime>;
+  readonly book: ExperimentBook;
+  readonly shadow: ShadowMirror;
   /** Re-reads the TLS files (SIGHUP); resolves true when a new certificate is in use, false without TLS. */
   reloadCertificates(): Promise<boolean>;
   /** Graceful shutdown; resolves when the server is closed. Idempotent. */
@@ -50,13 +57,22 @@ export interface ServerDeps {
 }
 
 /** Interceptors, innermost (nearest the transport) first: each sees the statuses sent by those after it. */
-function interceptors(options: Readonly<ServeOptions>, log: Logger, tracing: Tracing | undefined, metrics: MetricsEndpoint | undefined, boundPort: () => number | undefined): grpc.ServerInterceptor[] {
+function interceptors(
+  options: Readonly<ServeOptions>,
+  log: Logger,
+  tracing: Tracing | undefined,
+  metrics: MetricsEndpoint | undefined,
+  credentials: CredentialSet | undefined,
+  boundPort: () => number | undefined,
+): grpc.ServerInterceptor[] {
   const rate = options.robotRateLimit;
   return [
     ...(tracing ? [tracingInterceptor(tracing.tracer, { host: options.host, port: boundPort })] : []),
     ...(metrics ? [metricsInterceptor(metrics.metrics)] : []),
     accessLogInterceptor(log.child({ module: 'access' })),
     statusDetailsInterceptor(),
+    // Credentials are checked on the call's metadata, before any of its messages reach the later ones.
+    authInterceptor(credentials, log.child({ module: 'auth' })),
     refusalInterceptor(),
     ...(rate > 0 ? [rateLimitInterceptor({ ratePerSecond: rate, burst: options.robotRateBurst || Math.max(1, Math.ceil(rate)) })] : []),
   ];
@@ -94,6 +110,13 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   const { device, reason } = await selectDevice(options.device, probe);
   log.info({ requested: options.device, device, reason }, 'execution provider chosen');
   const graceMs = options.shutdownGraceSeconds * 1000;
+  // Credentials and the experiment store before any model loads: a bad tokens file or an unwritable database
+  // stops start-up at once.
+  const credentialSet = options.tokensFile ? new CredentialSet(loadCredentials(options.tokensFile)) : undefined;
+  const book = new ExperimentBook(new SqliteExperimentStore(options.experimentDb), log.child({ module: 'experiment' }), {
+    alpha: options.experimentAlpha,
+    mixtureSd: options.experimentMixtureSd,
+  });
   // Before the models load, so a port conflict fails fast and load failures are counted.
   const metrics = options.metricsPort > 0 ? await startMetrics({ host: options.host, port: options.metricsPort }) : undefined;
   const tracer = tracing ? requestTracer(tracing.tracer) : NOOP_REQUEST_TRACER;
@@ -128,6 +151,10 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   const health = new ServingHealth(registry as ModelRegistry<unknown>);
   const limits = requestLimits(options);
   if (metrics) countLoadFailures(registry, metrics);
+  // Each model's implicit experiment exists before its first request, so no request writes to the store.
+  registry.onStateChange((e) => e.state === 'READY' && book.ensure(e.name));
+  const shadow = new ShadowMirror(registry, book, { maxInflight: options.maxShadowInflight }, log.child({ module: 'shadow' }));
+  const router = new Router(registry, book, shadow);
   let port: number | undefined;
 
   const server = new grpc.Server({
@@ -137,14 +164,17 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     'grpc.keepalive_timeout_ms': DEFAULT_KEEPALIVE_TIMEOUT_MS,
     'grpc.keepalive_permit_without_calls': 1,
     ...(options.maxConnectionAgeSeconds > 0 ? { 'grpc.max_connection_age_ms': Math.round(options.maxConnectionAgeSeconds * 1000) } : {}),
-    interceptors: interceptors(options, log, tracing, metrics, () => port),
+    interceptors: interceptors(options, log, tracing, metrics, credentialSet, () => port),
   });
   const policy = protos.policy.PolicyService.service;
   const policyLog = log.child({ module: 'policy' });
   server.addService(
     withRequestLimits(policy, limits, { types: protos.packageDefinition, refusalsToHandler: ['StreamPredict'] }),
-    guardHandlers(policy, policyService({ registry, log: policyLog, tracer }), policyLog),
+    guardHandlers(policy, policyService({ registry, router, book, log: policyLog, tracer }), policyLog),
   );
+  const admin = protos.policy.AdminService.service;
+  const adminLog = log.child({ module: 'admin' });
+  server.addService(withRequestLimits(admin, limits), guardHandlers(admin, adminService({ registry, book, log: adminLog }), adminLog));
   const limitedServer = limitedRegistration(server, limits, log);
   health.service.addToServer(limitedServer);
   new ReflectionService(protos.packageDefinition).addToServer(limitedServer);
@@ -164,11 +194,20 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     tls?.close();
     await registry.stopAll();
     await metrics?.shutdown();
+    await book.close();
     throw err;
   }
   health.markStarted();
   log.info(
-    { host: options.host, port, tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off', metricsPort: metrics?.port, tracing: tracing?.settings, models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })) },
+    {
+      host: options.host,
+      port,
+      tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off',
+      authentication: credentialSet ? 'tokens file' : 'none (AdminService on loopback only)',
+      experimentDb: options.experimentDb,
+      metricsPort: metrics?.port,
+      tracing: tracing?.settings,
+      models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })) },
     'dust-serve listening',
   );
 
@@ -192,6 +231,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
       });
       tls?.close();
       await metrics?.shutdown();
+      await book.close();
       log.info('server closed');
     })();
     return closing;
@@ -200,6 +240,8 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     port: bound,
     metricsPort: metrics?.port,
     registry,
+    book,
+    shadow,
     shutdown,
     reloadCertificates: () => (tls ? tls.reload('reload requested') : Promise.resolve(false)),
   };

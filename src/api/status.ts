@@ -7,6 +7,7 @@ import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import {
   CancelledError,
   DeadlineExceededError,
+  FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
   OverloadedError,
@@ -20,6 +21,7 @@ const CODES: ReadonlyArray<[abstract new (...args: never[]) => Error, status]> =
   [DeadlineExceededError, status.DEADLINE_EXCEEDED],
   [UnavailableError, status.UNAVAILABLE],
   [CancelledError, status.CANCELLED],
+  [FailedPreconditionError, status.FAILED_PRECONDITION],
 ];
 
 export interface MappedStatus {

@@ -37,7 +37,7 @@ export interface TestServerExtras extends ServerDeps {
 }
 
 export async function startTestServer(options: ServeOptionsInput = {}, extras: TestServerExtras = {}): Promise<TestServer> {
-  const compiled = compileServeOptions({ host: '127.0.0.1', port: 0, metricsPort: 0, modelRepository: TEST_REPOSITORY, threads: 1, shutdownGraceSeconds: 2, ...options });
+  const compiled = compileServeOptions({ host: '127.0.0.1', port: 0, metricsPort: 0, modelRepository: TEST_REPOSITORY, threads: 1, shutdownGraceSeconds: 2, experimentDb: ':memory:', ...options });
   const server = await startServer(compiled, extras.log ?? silentLogger, { tracing: extras.tracing });
   const address = `127.0.0.1:${server.port}`;
   const { policy } = loadProtos();

@@ -22,11 +22,12 @@ export interface ServeProcess {
 
 /**
  * Starts `serve` on a free loopback port (flags and DUST_* environment on top of one inference thread, no
- * warm-up, no metrics endpoint and the test repository) and resolves once it logs that it listens.
+ * warm-up, no metrics endpoint, experiments in memory and the test repository) and resolves once it logs that
+ * it listens.
  */
 export async function spawnServe(args: readonly string[] = [], env: Record<string, string> = {}): Promise<ServeProcess> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--threads', '1', '--warmup', 'false', ...args], {
-    env: { ...process.env, DUST_MODEL_REPOSITORY: TEST_REPOSITORY, ...env },
+    env: { ...process.env, DUST_MODEL_REPOSITORY: TEST_REPOSITORY, DUST_EXPERIMENT_DB: ':memory:', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Array<Record<string, unknown>> = [];
