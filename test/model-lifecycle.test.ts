@@ -1,0 +1,156 @@
+/**
+ * Model versions changing under load on the real server (AdminService LoadModel/UnloadModel): reloads and a
+ * new version fail no request, a broken package never replaces a serving version, and unloading drains.
+ */
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DustClientError, type DustClient } from '../src/client/index.js';
+import { jpeg, startTestServer, TINY_DIR, type TestServer } from './support/harness.js';
+import { clientOf, editManifest, MODEL, robotRequest, versionsRepository } from './support/versions.js';
+
+let repo: ReturnType<typeof versionsRepository>;
+let t: TestServer;
+let client: DustClient;
+
+beforeAll(async () => {
+  repo = versionsRepository([1]);
+  t = await startTestServer({ modelRepository: repo.root, warmup: false });
+  client = clientOf(t.address);
+});
+
+afterAll(async () => {
+  client?.close();
+  await t?.close();
+  repo?.remove();
+});
+
+/** Adds dust-tiny to the repository as `version`, with its manifest naming that place. */
+function addVersion(version: number): string {
+  const dir = path.join(repo.root, MODEL, String(version));
+  cpSync(TINY_DIR, dir, { recursive: true });
+  editManifest(repo.root, version, (m) => ({ ...m, version }));
+  return dir;
+}
+
+async function code(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DustClientError);
+  return (err as DustClientError).codeName;
+}
+
+describe('versions under load', () => {
+  it('reloads, a new version and an unload fail no request', async () => {
+    let running = true;
+    let streaming = true;
+    const failures: string[] = [];
+    const versions = new Set<number>();
+    let answered = 0;
+    // Camera-sized images: preprocessing takes a while, so a swap or drain often lands between a request's
+    // routing and its submission to the engine, the window the registry's leases cover.
+    const images = [
+      { camera: 'front', encoding: 'jpeg' as const, data: await jpeg(640, 480, [200, 40, 40]) },
+      { camera: 'wrist', encoding: 'jpeg' as const, data: await jpeg(640, 480, [40, 40, 200]) },
+    ];
+    const robotLoop = async (robot: string) => {
+      const req = await robotRequest(robot, { images });
+      while (running) {
+        try {
+          versions.add((await client.predict(req)).modelVersion);
+          answered++;
+        } catch (err) {
+          failures.push(`${robot}: ${(err as Error).message}`);
+        }
+      }
+    };
+    const streamLoop = async () => {
+      const stream = client.stream();
+      const req = await robotRequest('streaming-robot', { episodeId: 'long-episode' });
+      try {
+        while (streaming) {
+          const res = await stream.send(req);
+          expect(res.modelVersion).toBe(1);
+          answered++;
+        }
+      } catch (err) {
+        failures.push(`stream: ${(err as Error).message}`);
+      } finally {
+        stream.end();
+      }
+    };
+    const loops = [...['r1', 'r2', 'r3', 'r4', 'r5', 'r6'].map(robotLoop), streamLoop()];
+    const pause = () => new Promise((r) => setTimeout(r, 150));
+    try {
+      await pause();
+      // Reload the serving version twice while robots and a stream use it.
+      for (let i = 0; i < 2; i++) {
+        expect(await client.loadModel(MODEL, 1)).toMatchObject({ version: 1, state: 'READY', reason: '' });
+        await pause();
+      }
+      // The stream's version stays READY throughout the reloads; end it before version 1 goes away.
+      streaming = false;
+      await loops[6];
+      // A new version takes the unpinned traffic; then the old one is unloaded while requests run on it.
+      addVersion(2);
+      expect(await client.loadModel(MODEL)).toMatchObject({ version: 2, state: 'READY' });
+      await pause();
+      expect(await client.unloadModel(MODEL, 1)).toMatchObject({ version: 1, reason: 'unloaded' });
+      await pause();
+    } finally {
+      running = false;
+      streaming = false;
+      await Promise.all(loops);
+    }
+    expect(failures).toEqual([]);
+    expect(answered).toBeGreaterThan(20);
+    expect(versions).toEqual(new Set([1, 2]));
+    expect((await client.listModels()).models.map((m) => [m.version, m.state])).toEqual([[2, 'READY']]);
+  });
+
+  it('a corrupt copy on disk never replaces the serving version: the reload is refused and the old copy serves', async () => {
+    const dir = path.join(repo.root, MODEL, '2');
+    const file = path.join(dir, 'denoiser.onnx');
+    const good = readFileSync(file);
+    writeFileSync(file, good.subarray(0, good.length >> 1)); // an incomplete copy
+    try {
+      const status = await client.loadModel(MODEL, 2);
+      expect(status.state).toBe('READY');
+      expect(status.reason).toMatch(/reload refused, the loaded copy keeps serving: .*denoiser\.onnx has sha256/);
+      const listed = (await client.listModels()).models.find((m) => m.version === 2)!;
+      expect(listed).toMatchObject({ state: 'READY', trafficWeight: 1 });
+      expect(listed.lastLoadError).toMatch(/denoiser\.onnx/);
+      expect((await client.predict(await robotRequest('after-corrupt'))).modelVersion).toBe(2);
+      expect(await client.health(`${MODEL}@2`)).toBe('SERVING');
+    } finally {
+      writeFileSync(file, good);
+    }
+  });
+
+  it('a new version whose statistics have min > max is FAILED and takes no traffic', async () => {
+    addVersion(3);
+    editManifest(repo.root, 3, (m) => {
+      const emb = Object.values(m.embodiments)[0] as { normalization: { action: { min: number[]; max: number[] } } };
+      emb.normalization.action = { min: emb.normalization.action.max, max: emb.normalization.action.min };
+      return m;
+    });
+    const status = await client.loadModel(MODEL, 3);
+    expect(status.state).toBe('FAILED');
+    expect(status.reason).toMatch(/normalization\.action: max\[\d+\] = .* is less than min/);
+    expect(await client.health(`${MODEL}@3`)).toBe('NOT_SERVING');
+    expect(await client.health(MODEL)).toBe('SERVING');
+    expect((await client.predict(await robotRequest('after-failed'))).modelVersion).toBe(2);
+    expect(await code(client.predict(await robotRequest('pinned', { model: `${MODEL}@3` })))).toBe('UNAVAILABLE');
+    // A FAILED version can be unloaded; it held no traffic.
+    expect(await client.unloadModel(MODEL, 3)).toMatchObject({ reason: 'unloaded' });
+  });
+
+  it('refuses to unload the last READY version while it has traffic', async () => {
+    await client.predict(await robotRequest('keeps-traffic'));
+    expect(await code(client.unloadModel(MODEL, 2))).toBe('FAILED_PRECONDITION');
+    expect(await code(client.unloadModel(MODEL, 9))).toBe('NOT_FOUND');
+    expect((await client.predict(await robotRequest('still-served'))).modelVersion).toBe(2);
+  });
+});

@@ -1,0 +1,57 @@
+/**
+ * Integration-test helpers for versions and experiments: a repository with dust-tiny as several versions of
+ * one model, a typed client on a test server, and robot requests for it.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { DustClient, type PredictRequestInit } from '../../src/client/index.js';
+import type { Manifest } from '../../src/model/index.js';
+import { jpeg, tempRepository, TINY_DIR } from './harness.js';
+
+export const MODEL = 'dust-tiny';
+const manifest = JSON.parse(readFileSync(path.join(TINY_DIR, 'manifest.json'), 'utf8')) as Manifest;
+export const EMBODIMENT = Object.keys(manifest.embodiments)[0];
+const stateDim = manifest.embodiments[EMBODIMENT].state_dim;
+
+/** dust-tiny copied as versions `versions` of MODEL. */
+export function versionsRepository(versions: readonly number[]): { root: string; remove(): void } {
+  return tempRepository(versions.map((version) => ({ from: TINY_DIR, name: MODEL, version })));
+}
+
+/** Edits a copied version's manifest in place (its file digests do not cover manifest.json). */
+export function editManifest(root: string, version: number, edit: (m: Manifest) => Manifest): void {
+  const file = path.join(root, MODEL, String(version), 'manifest.json');
+  writeFileSync(file, JSON.stringify(edit(JSON.parse(readFileSync(file, 'utf8')) as Manifest)));
+}
+
+let images: PredictRequestInit['images'] | undefined;
+
+/** A valid request of `robotId` (small JPEG images, fixed state), with overrides. */
+export async function robotRequest(robotId: string, over: Partial<PredictRequestInit> = {}): Promise<PredictRequestInit> {
+  images ??= [
+    { camera: 'front', encoding: 'jpeg', data: await jpeg(64, 64, [200, 40, 40]) },
+    { camera: 'wrist', encoding: 'jpeg', data: await jpeg(64, 64, [40, 40, 200]) },
+  ];
+  return {
+    robotId,
+    embodiment: EMBODIMENT,
+    images,
+    state: Array.from({ length: stateDim }, (_, i) => 0.1 * i),
+    instruction: 'push the red block left',
+    sampling: { actionSteps: 2, visionSteps: 4 },
+    ...over,
+  };
+}
+
+export function clientOf(address: string, token?: string): DustClient {
+  return new DustClient(address, { defaultDeadlineMs: 30_000, token });
+}
+
+/** Polls until `done()` holds (or fails the test after `timeoutMs`). */
+export async function eventually(done: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
