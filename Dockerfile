@@ -36,6 +36,8 @@ COPY deploy/docker/prune-native-binaries.mjs /tmp/
 RUN npm prune --omit=dev --no-audit --no-fund && node /tmp/prune-native-binaries.mjs
 # The CUDA provider must match onnxruntime-node's release (package.json pins 1.29.0); the script checks it.
 RUN if [ "$DEVICE" = cuda ]; then node scripts/setup-cuda.mjs; elif [ "$DEVICE" != cpu ]; then echo "DEVICE must be cpu or cuda" >&2; exit 1; fi
+# The experiment database's folder, owned by the server's user (the runtime image has no shell to make it).
+RUN node -e "require('fs').mkdirSync('/app/state')"
 
 FROM ${BASE_IMAGE}
 ARG DEVICE=cpu
@@ -47,13 +49,18 @@ ENV DUST_DEVICE=${DEVICE}
 # onnxruntime-node would otherwise try to upload usage telemetry over HTTPS and persist a device id (warnings
 # on a read-only root filesystem with no CA bundle); a fleet server has no business calling out.
 ENV ORT_DISABLE_TELEMETRY=1
-# Files stay root-owned and read-only to the server's user; it writes nothing to disk.
+# Files stay root-owned and read-only to the server's user; it writes only its experiment database (below).
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY proto ./proto
 COPY models/dust-tiny ./models/dust-tiny
 COPY deploy/docker/healthcheck.mjs ./deploy/docker/
+# Experiments (splits, counters, the episode ledger) persist here, the only place the server writes; a volume,
+# so that it stays writable under --read-only and survives container restarts when mounted.
+COPY --from=build --chown=10001:10001 /app/state /var/lib/dust-serve
+ENV DUST_EXPERIMENT_DB=/var/lib/dust-serve/experiments.sqlite
+VOLUME ["/var/lib/dust-serve"]
 USER 10001:10001
 EXPOSE 50051 9464
 # serve drains on SIGTERM (health NOT_SERVING, in-flight work finishes within shutdownGraceSeconds) and exits 0.

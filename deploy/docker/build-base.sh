@@ -6,14 +6,16 @@
 #                                 modules (onnxruntime-node, sharp/libvips, tokenizers) link against, /etc/passwd
 #                                 with an unprivileged user "dust" (uid 10001). No shell, no package manager.
 #   dust-serve-base:node20-build  build base: the above plus npm, /bin/sh and /usr/bin/env (npm runs lifecycle
-#                                 and run-scripts through them) and this machine's CA bundle (npm ci reaches the
-#                                 registry through whatever TLS setup this machine has).
+#                                 and run-scripts through them), this machine's CA bundle (npm ci reaches the
+#                                 registry through whatever TLS setup this machine has), and this machine's
+#                                 better-sqlite3 binary as a local prebuild (see below).
 #
 # Why a rootfs of host files through `docker import` rather than debootstrap: it takes seconds instead of minutes,
 # needs nothing but the node binary and its libraries that the tests already run on, and the glibc inside the
 # image is by construction the one the native modules were just tested against on this machine.
 #
-# Idempotent: an image that already exists is left alone (--force rebuilds both).
+# Idempotent: images that already exist are left alone (--force rebuilds both), unless the build base carries
+# another better-sqlite3 version's binary than node_modules has.
 # Usage: deploy/docker/build-base.sh [--force]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,7 +28,19 @@ force=0
 
 # shellcheck source=deploy/docker/rootfs.sh
 . deploy/docker/rootfs.sh
-if [ "$force" = 0 ] && have_image "$RUNTIME_TAG" && have_image "$BUILD_TAG"; then
+
+# better-sqlite3 (the experiment store) is a native module whose install script downloads a prebuilt binary from
+# GitHub or compiles one; the build image reaches neither GitHub nor a compiler. So the build base carries this
+# machine's binary (built by `npm ci`, for the same Node ABI and glibc) as a local prebuild that its installer
+# picks up offline (npm_config_better_sqlite3_local_prebuilds). The label records which version it is for.
+SQLITE_PKG=node_modules/better-sqlite3
+[ -f "$SQLITE_PKG/build/Release/better_sqlite3.node" ] || { echo "build-base.sh: $SQLITE_PKG is not built; run npm ci first" >&2; exit 1; }
+sqlite_version=$(node -p "require('./$SQLITE_PKG/package.json').version")
+SQLITE_PREBUILD="better-sqlite3-v${sqlite_version}-node-v$(node -p 'process.versions.modules')-linux-$(node -p 'process.arch').tar.gz"
+PREBUILDS_DIR=/opt/prebuilds
+
+build_base_current() { [ "$(docker image inspect -f '{{ index .Config.Labels "dust.sqlite-prebuild" }}' "$BUILD_TAG" 2>/dev/null)" = "$SQLITE_PREBUILD" ]; }
+if [ "$force" = 0 ] && have_image "$RUNTIME_TAG" && have_image "$BUILD_TAG" && build_base_current; then
   echo "base images present: $RUNTIME_TAG $BUILD_TAG"
   exit 0
 fi
@@ -91,7 +105,11 @@ copy_with_libs "$work/build" "$(readlink -f /bin/sh)"
 copy_with_libs "$work/build" /usr/bin/env
 mkdir -p "$work/build/etc/ssl/certs"
 cp -L "$CA_BUNDLE" "$work/build/etc/ssl/certs/ca-certificates.crt"
+mkdir -p "$work/build$PREBUILDS_DIR"
+tar -C "$SQLITE_PKG" -czf "$work/build$PREBUILDS_DIR/$SQLITE_PREBUILD" build/Release/better_sqlite3.node
 import_base "$work/build" "$BUILD_TAG" \
   --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
   --change 'ENV npm_config_cafile=/etc/ssl/certs/ca-certificates.crt' \
+  --change "ENV npm_config_better_sqlite3_local_prebuilds=$PREBUILDS_DIR" \
+  --change "LABEL dust.sqlite-prebuild=$SQLITE_PREBUILD" \
   --change 'CMD ["node"]'
