@@ -4,10 +4,10 @@
  * argument checks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DustClientError, type DustClient } from '../src/client/index.js';
+import type { DustClient, PredictResult } from '../src/client/index.js';
 import { twoProportionZTest, wilsonInterval } from '../src/experiment/index.js';
 import { startTestServer, type TestServer } from './support/harness.js';
-import { clientOf, editManifest, eventually, MODEL, robotRequest, versionsRepository } from './support/versions.js';
+import { clientOf, editManifest, eventually, failureCode, MODEL, robotRequest, versionsRepository, withStatistics } from './support/versions.js';
 
 let repo: ReturnType<typeof versionsRepository>;
 let t: TestServer;
@@ -16,11 +16,7 @@ let client: DustClient;
 beforeAll(async () => {
   repo = versionsRepository([1, 2, 3]);
   // Version 3 sees the state through other statistics: the same graphs, other actions (for shadow divergence).
-  editManifest(repo.root, 3, (m) => {
-    const emb = Object.values(m.embodiments)[0] as { normalization: { state: { min: number[]; max: number[] } } };
-    emb.normalization.state = { min: emb.normalization.state.min.map((v) => v - 2), max: emb.normalization.state.max };
-    return m;
-  });
+  editManifest(repo.root, 3, (m) => withStatistics(m, 'state', ({ min, max }) => ({ min: min.map((v) => v - 2), max })));
   t = await startTestServer({ modelRepository: repo.root, warmup: false });
   client = clientOf(t.address);
 });
@@ -30,15 +26,6 @@ afterAll(async () => {
   await t?.close();
   repo?.remove();
 });
-
-async function code(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DustClientError);
-  return (err as DustClientError).codeName;
-}
 
 describe('without a split', () => {
   it('the newest READY version takes all unpinned traffic; the experiment has no control', async () => {
@@ -97,7 +84,7 @@ describe('a 50/50 split of versions 1 and 2', () => {
     }
     // A repeated report answers the same credit and is not counted twice.
     expect(await client.reportOutcome({ robotId: 'robot-0', episodeId: 'robot-0-e1', success: false })).toMatchObject({ counted: false });
-    expect(await code(client.reportOutcome({ robotId: 'robot-0', episodeId: 'never-served', success: true }))).toBe('NOT_FOUND');
+    expect(await failureCode(client.reportOutcome({ robotId: 'robot-0', episodeId: 'never-served', success: true }))).toBe('NOT_FOUND');
 
     const e = await client.getExperiment(MODEL);
     const [v1, v2] = e.variants;
@@ -153,7 +140,7 @@ describe('shadow traffic', () => {
   it('mirrors primary requests to the shadow version, returns only the primary’s actions, and measures divergence', async () => {
     await client.setTrafficSplit({ model: MODEL, weights: [{ version: 1, weight: 1 }], salt: 'shadow-run', shadowVersion: 3, shadowFraction: 1 });
     const seeds = [11, 12, 13, 14, 15, 16];
-    const primary = [];
+    const primary: PredictResult[] = [];
     for (const seed of seeds) primary.push(await client.predict(await robotRequest(`shadowed-${seed}`, { sampling: { actionSteps: 2, visionSteps: 4, seed } })));
     await eventually(() => t.server.shadow.running === 0);
     // The primary's answer is version 1's own: the same as a pinned call with the same seed.
@@ -189,12 +176,12 @@ describe('AdminService argument checks', () => {
     [{ model: MODEL, weights: [{ version: 1, weight: 1 }], shadowVersion: 7, shadowFraction: 0.5 }, 'NOT_FOUND'],
     [{ model: 'nope', weights: [{ version: 1, weight: 1 }] }, 'NOT_FOUND'],
   ])('SetTrafficSplit %j -> %s', async (init, expected) => {
-    expect(await code(client.setTrafficSplit(init))).toBe(expected);
+    expect(await failureCode(client.setTrafficSplit(init))).toBe(expected);
   });
 
   it('GetExperiment of an unknown model is NOT_FOUND; LoadModel without a name is INVALID_ARGUMENT', async () => {
-    expect(await code(client.getExperiment('nope'))).toBe('NOT_FOUND');
-    expect(await code(client.loadModel(''))).toBe('INVALID_ARGUMENT');
-    expect(await code(client.loadModel(MODEL, 42))).toBe('NOT_FOUND');
+    expect(await failureCode(client.getExperiment('nope'))).toBe('NOT_FOUND');
+    expect(await failureCode(client.loadModel(''))).toBe('INVALID_ARGUMENT');
+    expect(await failureCode(client.loadModel(MODEL, 42))).toBe('NOT_FOUND');
   });
 });

@@ -5,9 +5,9 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DustClientError, type DustClient } from '../src/client/index.js';
+import type { DustClient } from '../src/client/index.js';
 import { jpeg, startTestServer, TINY_DIR, type TestServer } from './support/harness.js';
-import { clientOf, editManifest, MODEL, robotRequest, versionsRepository } from './support/versions.js';
+import { clientOf, editManifest, failureCode, MODEL, robotRequest, versionsRepository, withStatistics } from './support/versions.js';
 
 let repo: ReturnType<typeof versionsRepository>;
 let t: TestServer;
@@ -31,15 +31,6 @@ function addVersion(version: number): string {
   cpSync(TINY_DIR, dir, { recursive: true });
   editManifest(repo.root, version, (m) => ({ ...m, version }));
   return dir;
-}
-
-async function code(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DustClientError);
-  return (err as DustClientError).codeName;
 }
 
 describe('versions under load', () => {
@@ -131,26 +122,22 @@ describe('versions under load', () => {
 
   it('a new version whose statistics have min > max is FAILED and takes no traffic', async () => {
     addVersion(3);
-    editManifest(repo.root, 3, (m) => {
-      const emb = Object.values(m.embodiments)[0] as { normalization: { action: { min: number[]; max: number[] } } };
-      emb.normalization.action = { min: emb.normalization.action.max, max: emb.normalization.action.min };
-      return m;
-    });
+    editManifest(repo.root, 3, (m) => withStatistics(m, 'action', ({ min, max }) => ({ min: max, max: min })));
     const status = await client.loadModel(MODEL, 3);
     expect(status.state).toBe('FAILED');
     expect(status.reason).toMatch(/normalization\.action: max\[\d+\] = .* is less than min/);
     expect(await client.health(`${MODEL}@3`)).toBe('NOT_SERVING');
     expect(await client.health(MODEL)).toBe('SERVING');
     expect((await client.predict(await robotRequest('after-failed'))).modelVersion).toBe(2);
-    expect(await code(client.predict(await robotRequest('pinned', { model: `${MODEL}@3` })))).toBe('UNAVAILABLE');
+    expect(await failureCode(client.predict(await robotRequest('pinned', { model: `${MODEL}@3` })))).toBe('UNAVAILABLE');
     // A FAILED version can be unloaded; it held no traffic.
     expect(await client.unloadModel(MODEL, 3)).toMatchObject({ reason: 'unloaded' });
   });
 
   it('refuses to unload the last READY version while it has traffic', async () => {
     await client.predict(await robotRequest('keeps-traffic'));
-    expect(await code(client.unloadModel(MODEL, 2))).toBe('FAILED_PRECONDITION');
-    expect(await code(client.unloadModel(MODEL, 9))).toBe('NOT_FOUND');
+    expect(await failureCode(client.unloadModel(MODEL, 2))).toBe('FAILED_PRECONDITION');
+    expect(await failureCode(client.unloadModel(MODEL, 9))).toBe('NOT_FOUND');
     expect((await client.predict(await robotRequest('still-served'))).modelVersion).toBe(2);
   });
 });

@@ -4,8 +4,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DustClient, type PredictRequestInit } from '../../src/client/index.js';
-import type { Manifest } from '../../src/model/index.js';
+import { DustClient, DustClientError, type PredictRequestInit } from '../../src/client/index.js';
+import type { Manifest, MinMax } from '../../src/model/index.js';
 import { jpeg, tempRepository, TINY_DIR } from './harness.js';
 
 export const MODEL = 'dust-tiny';
@@ -22,6 +22,13 @@ export function versionsRepository(versions: readonly number[]): { root: string;
 export function editManifest(root: string, version: number, edit: (m: Manifest) => Manifest): void {
   const file = path.join(root, MODEL, String(version), 'manifest.json');
   writeFileSync(file, JSON.stringify(edit(JSON.parse(readFileSync(file, 'utf8')) as Manifest)));
+}
+
+/** The manifest with the first embodiment's `state` or `action` statistics replaced. */
+export function withStatistics(m: Manifest, which: 'state' | 'action', edit: (stats: MinMax) => MinMax): Manifest {
+  const [name, emb] = Object.entries(m.embodiments)[0];
+  const normalization = { ...emb.normalization, [which]: edit(emb.normalization[which]) };
+  return { ...m, embodiments: { ...m.embodiments, [name]: { ...emb, normalization } } };
 }
 
 let images: PredictRequestInit['images'] | undefined;
@@ -54,4 +61,14 @@ export async function eventually(done: () => boolean | Promise<boolean>, timeout
     if (Date.now() > until) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** The status name a call fails with (throws if it succeeds or fails with something else than a DustClientError). */
+export async function failureCode(call: Promise<unknown>): Promise<string> {
+  const err = await call.then(
+    () => new Error('the call succeeded but was expected to fail'),
+    (e: unknown) => e,
+  );
+  if (!(err instanceof DustClientError)) throw err;
+  return err.codeName;
 }
