@@ -11,8 +11,8 @@ import type { ExperimentStore, StoreBatch } from './store.js';
 const quiet = { info: () => undefined, error: () => undefined };
 const books: ExperimentBook[] = [];
 const dirs: string[] = [];
-afterEach(() => {
-  for (const b of books.splice(0)) b.close();
+afterEach(async () => {
+  for (const b of books.splice(0)) await b.close();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
@@ -208,7 +208,7 @@ describe('persistence', () => {
     return path.join(dir, 'sub', 'experiments.sqlite');
   }
 
-  it('salt, weights, counters, robots, sequential tests and the episode ledger survive a restart', () => {
+  it('salt, weights, counters, robots, sequential tests and the episode ledger survive a restart', async () => {
     const file = tempDb();
     const first = open(new SqliteExperimentStore(file));
     first.setSplit('m', split({ salt: 'persist', shadowVersion: 2, shadowFraction: 0.1 }));
@@ -224,7 +224,7 @@ describe('persistence', () => {
     first.shadowServed('m', 2, 40, 0.5);
     const before = first.report('m', [1, 2], [1, 2]);
     expect(before.variants[1].decision).toBe('candidate better');
-    first.close();
+    await first.close();
     books.splice(books.indexOf(first), 1);
 
     const second = open(new SqliteExperimentStore(file));
@@ -237,7 +237,7 @@ describe('persistence', () => {
     expect(second.report('m', [1, 2], [1, 2]).variants[0].robots).toBe(before.variants[0].robots);
   });
 
-  it('a failed write is retried at the next flush', () => {
+  it('a failed write is retried at the next flush', async () => {
     const inner = new SqliteExperimentStore(IN_MEMORY);
     let fail = true;
     const writes: StoreBatch[] = [];
@@ -245,24 +245,24 @@ describe('persistence', () => {
       load: (n) => inner.load(n),
       createExperiment: (e) => inner.createExperiment(e),
       updateExperiment: (e) => inner.updateExperiment(e),
-      write(batch) {
+      async write(batch) {
         if (fail) throw new Error('disk full');
         writes.push(batch);
-        inner.write(batch);
+        await inner.write(batch);
       },
       close: () => inner.close(),
     };
     const book = open(flaky);
     const a = book.assign('m', [1], 'r', 'e')!;
     book.served(a, served('r', 'e'));
-    book.flush();
+    await book.flush();
     fail = false;
-    book.flush();
+    await book.flush();
     expect(writes).toHaveLength(1);
     expect(writes[0].counters[0]).toMatchObject({ version: 1, requests: 1 });
     expect(writes[0].robots).toEqual([{ experimentId: a.experimentId, version: 1, robotId: 'r' }]);
     expect(writes[0].ledger).toHaveLength(1);
-    book.flush();
+    await book.flush();
     expect(writes).toHaveLength(1); // nothing new
   });
 });

@@ -162,6 +162,7 @@ export class ExperimentBook {
   private pendingRobots: RobotRecord[] = [];
   private readonly pendingLedger = new Map<string, LedgerRecord>();
   private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> | undefined;
   private closed = false;
 
   /** Reads the store's state back and starts the flush timer. */
@@ -185,7 +186,7 @@ export class ExperimentBook {
     }
     for (const e of state.ledger) this.ledger.restore(e.robotId, e.episodeId, { model: e.model, version: e.version, experimentId: e.experimentId, outcome: e.outcome });
     if (this.options.flushIntervalMs > 0) {
-      this.timer = setInterval(() => this.flush(), this.options.flushIntervalMs);
+      this.timer = setInterval(() => void this.flush(), this.options.flushIntervalMs);
       this.timer.unref();
     }
   }
@@ -375,7 +376,6 @@ export class ExperimentBook {
     const shadow = spec.shadowFraction > 0 ? { shadowVersion: spec.shadowVersion, shadowFraction: spec.shadowFraction } : { shadowVersion: 0, shadowFraction: 0 };
     const current = this.experiment(model);
     const fresh = !current.explicit || (spec.salt !== '' && spec.salt !== current.record.salt) || spec.stickyKey !== current.record.stickyKey;
-    this.flush();
     if (fresh) {
       const record = { model, salt: spec.salt || this.options.newSalt(), weights, controlVersion, stickyKey: spec.stickyKey, ...shadow, startedAt: this.options.now() };
       const next = new ModelExperiment({ ...record, id: this.store.createExperiment(record) });
@@ -459,31 +459,44 @@ export class ExperimentBook {
     if (this.pendingLedger.size > DEFAULT_MAX_PENDING_ROWS) this.pendingLedger.delete(this.pendingLedger.keys().next().value!);
   }
 
-  /** Writes what changed since the last flush, in one transaction; on failure, keeps it for the next one. */
-  flush(): void {
-    if (this.closed || (this.dirty.size === 0 && this.pendingRobots.length === 0 && this.pendingLedger.size === 0)) return;
+  /**
+   * Hands what changed since the last flush to the store, which writes it in one transaction off this thread.
+   * One write at a time; on failure, the rows go back into the queue for the next flush. Resolves when written.
+   */
+  flush(): Promise<void> {
+    if (this.writing) return this.writing;
+    if (this.dirty.size === 0 && this.pendingRobots.length === 0 && this.pendingLedger.size === 0) return Promise.resolve();
+    const dirty = [...this.dirty];
     const batch = {
-      counters: [...this.dirty].map(([c, [id, version]]) => c.toRecord(id, version)),
+      counters: dirty.map(([c, [id, version]]) => c.toRecord(id, version)),
       robots: this.pendingRobots,
       ledger: [...this.pendingLedger.values()],
     };
-    try {
-      this.store.write(batch);
-    } catch (err) {
-      this.log.error({ err, counters: batch.counters.length, robots: batch.robots.length, episodes: batch.ledger.length }, 'experiment store write failed; retrying at the next flush');
-      return;
-    }
     this.dirty.clear();
     this.pendingRobots = [];
     this.pendingLedger.clear();
+    this.writing = (async () => {
+      try {
+        await this.store.write(batch);
+      } catch (err) {
+        this.log.error({ err, counters: batch.counters.length, robots: batch.robots.length, episodes: batch.ledger.length }, 'experiment store write failed; retrying at the next flush');
+        for (const [c, key] of dirty) if (!this.dirty.has(c)) this.dirty.set(c, key);
+        for (const r of batch.robots) this.queueRobot(r);
+        for (const e of batch.ledger) if (!this.pendingLedger.has(`${e.robotId}\u0000${e.episodeId}`)) this.queueLedger(e);
+      } finally {
+        this.writing = undefined;
+      }
+    })();
+    return this.writing;
   }
 
-  /** Final flush; closes the store. Idempotent. */
-  close(): void {
+  /** Writes everything still unwritten, then closes the store. Idempotent. */
+  async close(): Promise<void> {
     if (this.closed) return;
-    clearInterval(this.timer);
-    this.flush();
     this.closed = true;
-    this.store.close();
+    clearInterval(this.timer);
+    await this.writing;
+    await this.flush();
+    await this.store.close();
   }
 }

@@ -50,15 +50,15 @@ const counter = (experimentId: number, version: number, requests: number): Count
 });
 
 describe('SqliteExperimentStore', () => {
-  it('reads back each model’s newest experiment with its counters, robots and recent episodes', () => {
+  it('reads back each model’s newest experiment with its counters, robots and recent episodes (written by the writer thread)', async () => {
     const file = path.join(tempDir(), 'x.sqlite');
     const store = new SqliteExperimentStore(file);
     const old = store.createExperiment(experiment({ salt: 'old' }));
-    store.write({ counters: [counter(old, 1, 5)], robots: [{ experimentId: old, version: 1, robotId: 'r-old' }], ledger: [] });
+    await store.write({ counters: [counter(old, 1, 5)], robots: [{ experimentId: old, version: 1, robotId: 'r-old' }], ledger: [] });
     const cur = store.createExperiment(experiment({ salt: 'new' }));
     const other = store.createExperiment(experiment({ model: 'n', salt: '', weights: [] }));
     store.updateExperiment({ ...experiment({ salt: 'new', controlVersion: 2, shadowVersion: 2, shadowFraction: 0.2 }), id: cur });
-    store.write({
+    await store.write({
       counters: [counter(cur, 1, 7), counter(cur, 2, 9)],
       robots: [{ experimentId: cur, version: 2, robotId: 'r1' }, { experimentId: cur, version: 2, robotId: 'r1' }],
       ledger: [
@@ -66,8 +66,8 @@ describe('SqliteExperimentStore', () => {
         { robotId: 'r1', episodeId: 'e2', model: 'm', version: 2, experimentId: 0, outcome: false },
       ],
     });
-    store.write({ counters: [counter(cur, 2, 10)], robots: [], ledger: [{ robotId: 'r1', episodeId: 'e1', model: 'm', version: 2, experimentId: cur, outcome: true }] });
-    store.close();
+    await store.write({ counters: [counter(cur, 2, 10)], robots: [], ledger: [{ robotId: 'r1', episodeId: 'e1', model: 'm', version: 2, experimentId: cur, outcome: true }] });
+    await store.close();
 
     const again = new SqliteExperimentStore(file);
     const state = again.load(10);
@@ -78,17 +78,17 @@ describe('SqliteExperimentStore', () => {
     // Robots of the replaced experiment are pruned; duplicates are stored once.
     expect(state.robots).toEqual([{ experimentId: cur, version: 2, robotId: 'r1' }]);
     expect(state.ledger.map((e) => [e.episodeId, e.outcome])).toEqual([['e1', true], ['e2', false]]);
-    again.close();
+    await again.close();
   });
 
-  it('keeps only the most recent episodes', () => {
+  it('keeps only the most recent episodes', async () => {
     const store = new SqliteExperimentStore(IN_MEMORY, 3);
     const id = store.createExperiment(experiment());
     const ep = (i: number) => ({ robotId: 'r', episodeId: `e${i}`, model: 'm', version: 1, experimentId: id, outcome: undefined });
-    store.write({ counters: [], robots: [], ledger: [ep(1), ep(2), ep(3), ep(4), ep(5)] });
+    await store.write({ counters: [], robots: [], ledger: [ep(1), ep(2), ep(3), ep(4), ep(5)] });
     expect(store.load(100).ledger.map((e) => e.episodeId)).toEqual(['e3', 'e4', 'e5']);
     expect(store.load(2).ledger.map((e) => e.episodeId)).toEqual(['e4', 'e5']);
-    store.close();
+    await store.close();
   });
 
   it('says which option to change when the file cannot be opened', () => {

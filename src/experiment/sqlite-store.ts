@@ -1,81 +1,38 @@
 /**
- * The experiment store in an embedded SQLite database (better-sqlite3). WAL journal with synchronous=NORMAL:
- * a commit appends to the WAL without an fsync (durable across a process crash, and across power loss up to
- * the last checkpoint), so a flush of a batch costs the event loop well under a millisecond. The schema is
- * plain columns so that an operator can read it with the sqlite3 shell.
+ * The experiment store in an embedded SQLite database (better-sqlite3). Start-up reads and the rare admin writes
+ * (a new experiment, a changed split) use a connection on the calling thread; the batches of counters, robots and
+ * episodes that the experiment book flushes every second go to a writer thread with its own connection
+ * (sqlite-writer-thread.ts), so SQLite's work and checkpoint fsyncs never run on the gRPC event loop. An
+ * in-memory database (IN_MEMORY) cannot be shared between connections: its batches are written on the calling
+ * thread.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
+import { BatchWriter, IN_MEMORY, openDatabase } from './sqlite-schema.js';
+import type { FromWriter, ToWriter, WriterInit } from './sqlite-writer-protocol.js';
 import type { Decision } from './statistics.js';
-import type {
-  CounterRecord,
-  ExperimentRecord,
-  ExperimentStore,
-  NewExperiment,
-  PersistedState,
-  StoreBatch,
-} from './store.js';
+import type { CounterRecord, ExperimentRecord, ExperimentStore, NewExperiment, PersistedState, StoreBatch } from './store.js';
 import type { StickyKeyKind, VersionWeight } from './traffic-split.js';
 
 /** Episodes kept in the database for crediting late outcomes; older rows are pruned at flush. @default 200000 */
 export const DEFAULT_LEDGER_RETENTION = 200_000;
 
-/** The special path that keeps everything in memory (nothing survives a restart). */
-export const IN_MEMORY = ':memory:';
+export { IN_MEMORY };
 
-const SCHEMA_VERSION = 1;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS experiments (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  model TEXT NOT NULL,
-  salt TEXT NOT NULL,
-  weights TEXT NOT NULL,           -- JSON [{"version":1,"weight":0.9}, ...], normalized
-  control_version INTEGER NOT NULL,
-  sticky_key TEXT NOT NULL,
-  shadow_version INTEGER NOT NULL,
-  shadow_fraction REAL NOT NULL,
-  started_at INTEGER NOT NULL      -- epoch ms
-);
-CREATE INDEX IF NOT EXISTS experiments_model ON experiments (model, id);
-CREATE TABLE IF NOT EXISTS counters (
-  experiment_id INTEGER NOT NULL,
-  version INTEGER NOT NULL,
-  requests INTEGER NOT NULL,
-  robots INTEGER NOT NULL,
-  robots_capped INTEGER NOT NULL,
-  episodes_served INTEGER NOT NULL,
-  episodes INTEGER NOT NULL,
-  successes INTEGER NOT NULL,
-  vision_steps_sum REAL NOT NULL,
-  surprise_sum REAL NOT NULL,
-  surprise_count INTEGER NOT NULL,
-  latency BLOB NOT NULL,           -- DDSketch protobuf
-  shadow_requests INTEGER NOT NULL,
-  shadow_shed INTEGER NOT NULL,
-  shadow_divergence_sum REAL NOT NULL,
-  shadow_latency BLOB NOT NULL,
-  always_valid_p REAL NOT NULL,
-  decision TEXT NOT NULL,
-  PRIMARY KEY (experiment_id, version)
-);
-CREATE TABLE IF NOT EXISTS robots (
-  experiment_id INTEGER NOT NULL,
-  version INTEGER NOT NULL,
-  robot_id TEXT NOT NULL,
-  PRIMARY KEY (experiment_id, version, robot_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS episodes (
-  robot_id TEXT NOT NULL,
-  episode_id TEXT NOT NULL,
-  model TEXT NOT NULL,
-  version INTEGER NOT NULL,
-  experiment_id INTEGER NOT NULL,  -- 0: served by a pinned request
-  outcome INTEGER,                 -- NULL until reported; 1 success, 0 failure
-  PRIMARY KEY (robot_id, episode_id)
-);
-`;
+/**
+ * The compiled writer script. Under vitest this module runs from its .ts source, and a worker thread cannot load
+ * TypeScript, so it falls back to the build output (`npm test` builds first).
+ */
+function writerScript(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (const candidate of [path.join(here, 'sqlite-writer-thread.js'), path.resolve(here, '../../dist/src/experiment/sqlite-writer-thread.js')]) {
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error(`sqlite-writer-thread.js not found next to ${here} nor in dist/; run \`npm run build\``);
+}
 
 interface ExperimentRow {
   id: number;
@@ -158,9 +115,56 @@ function toCounter(r: CounterRow): CounterRecord {
   };
 }
 
+/** The writer thread of a file database; restarted on the next write if it dies. */
+class WriterThread {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+
+  constructor(private readonly init: WriterInit) {}
+
+  private started(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(writerScript(), { workerData: this.init });
+    worker.on('message', (msg: FromWriter) => {
+      const p = this.pending.get(msg.id);
+      this.pending.delete(msg.id);
+      if (msg.kind === 'failed') p?.reject(new Error(msg.message));
+      else p?.resolve();
+    });
+    const lost = (err: Error) => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    worker.on('error', lost);
+    worker.on('exit', (code) => lost(new Error(`the experiment store's writer thread exited with code ${code}`)));
+    this.worker = worker;
+    return worker;
+  }
+
+  send(msg: ToWriter extends infer T ? (T extends unknown ? Omit<T, 'id'> : never) : never): Promise<void> {
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.started().postMessage({ ...msg, id } as ToWriter);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.worker) return;
+    const worker = this.worker;
+    await this.send({ kind: 'close' }).catch(() => undefined);
+    this.worker = undefined;
+    await worker.terminate();
+  }
+}
+
 export class SqliteExperimentStore implements ExperimentStore {
   private readonly db: Database.Database;
   private readonly statements;
+  private readonly writer: WriterThread | BatchWriter;
 
   /**
    * Opens (creating when missing) the database at `file`, or an in-memory one for IN_MEMORY.
@@ -168,27 +172,11 @@ export class SqliteExperimentStore implements ExperimentStore {
    */
   constructor(
     readonly file: string,
-    private readonly ledgerRetention = DEFAULT_LEDGER_RETENTION,
+    ledgerRetention = DEFAULT_LEDGER_RETENTION,
   ) {
-    try {
-      if (file !== IN_MEMORY) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-      this.db = new Database(file);
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 2000');
-      const version = this.db.pragma('user_version', { simple: true }) as number;
-      if (version > SCHEMA_VERSION) {
-        throw new Error(`it has schema version ${version}, newer than this server's ${SCHEMA_VERSION}`);
-      }
-      this.db.exec(SCHEMA);
-      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    } catch (err) {
-      throw new Error(
-        `cannot open the experiment database ${file} (${(err as Error).message}); set --experiment-db (DUST_EXPERIMENT_DB) to a writable file, or to ${IN_MEMORY} to keep experiments in memory only`,
-        { cause: err },
-      );
-    }
+    this.db = openDatabase(file);
     const db = this.db;
+    this.writer = file === IN_MEMORY ? new BatchWriter(db, ledgerRetention) : new WriterThread({ file, ledgerRetention });
     this.statements = {
       insertExperiment: db.prepare(
         `INSERT INTO experiments (model, salt, weights, control_version, sticky_key, shadow_version, shadow_fraction, started_at)
@@ -200,23 +188,6 @@ export class SqliteExperimentStore implements ExperimentStore {
       ),
       // Robot ids of finished experiments are not needed again: their counts stay in the counters rows.
       pruneRobots: db.prepare(`DELETE FROM robots WHERE experiment_id NOT IN (${CURRENT_IDS})`),
-      upsertCounter: db.prepare(
-        `INSERT INTO counters VALUES (@experimentId, @version, @requests, @robots, @robotsCapped, @episodesServed, @episodes,
-           @successes, @visionStepsSum, @surpriseSum, @surpriseCount, @latency, @shadowRequests, @shadowShed,
-           @shadowDivergenceSum, @shadowLatency, @alwaysValidPValue, @decision)
-         ON CONFLICT (experiment_id, version) DO UPDATE SET requests = excluded.requests, robots = excluded.robots,
-           robots_capped = excluded.robots_capped, episodes_served = excluded.episodes_served, episodes = excluded.episodes,
-           successes = excluded.successes, vision_steps_sum = excluded.vision_steps_sum, surprise_sum = excluded.surprise_sum,
-           surprise_count = excluded.surprise_count, latency = excluded.latency, shadow_requests = excluded.shadow_requests,
-           shadow_shed = excluded.shadow_shed, shadow_divergence_sum = excluded.shadow_divergence_sum,
-           shadow_latency = excluded.shadow_latency, always_valid_p = excluded.always_valid_p, decision = excluded.decision`,
-      ),
-      insertRobot: db.prepare('INSERT OR IGNORE INTO robots VALUES (?, ?, ?)'),
-      upsertEpisode: db.prepare(
-        `INSERT INTO episodes VALUES (@robotId, @episodeId, @model, @version, @experimentId, @outcome)
-         ON CONFLICT (robot_id, episode_id) DO UPDATE SET outcome = excluded.outcome`,
-      ),
-      pruneEpisodes: db.prepare('DELETE FROM episodes WHERE rowid <= (SELECT MAX(rowid) FROM episodes) - ?'),
       currentExperiments: db.prepare(`SELECT * FROM experiments WHERE id IN (${CURRENT_IDS}) ORDER BY model`),
       currentCounters: db.prepare(`SELECT * FROM counters WHERE experiment_id IN (${CURRENT_IDS})`),
       currentRobots: db.prepare(`SELECT experiment_id, version, robot_id FROM robots WHERE experiment_id IN (${CURRENT_IDS})`),
@@ -257,20 +228,13 @@ export class SqliteExperimentStore implements ExperimentStore {
     this.statements.updateExperiment.run({ ...e, weights: JSON.stringify(e.weights) });
   }
 
-  write(batch: StoreBatch): void {
-    const s = this.statements;
-    this.db.transaction(() => {
-      for (const c of batch.counters) {
-        s.upsertCounter.run({ ...c, robotsCapped: c.robotsCapped ? 1 : 0, latency: Buffer.from(c.latency), shadowLatency: Buffer.from(c.shadowLatency) });
-      }
-      for (const r of batch.robots) s.insertRobot.run(r.experimentId, r.version, r.robotId);
-      for (const e of batch.ledger) s.upsertEpisode.run({ ...e, outcome: e.outcome === undefined ? null : e.outcome ? 1 : 0 });
-      if (batch.ledger.length > 0) s.pruneEpisodes.run(this.ledgerRetention);
-    })();
+  async write(batch: StoreBatch): Promise<void> {
+    if (this.writer instanceof BatchWriter) this.writer.run(batch);
+    else await this.writer.send({ kind: 'write', batch });
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    if (this.writer instanceof WriterThread) await this.writer.close();
     if (this.db.open) this.db.close();
   }
 }
-

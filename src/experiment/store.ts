@@ -1,7 +1,8 @@
 /**
  * Where experiments persist (issue 9 item 5): every split's salt and weights, every per-version counter, the
  * robots counted and the episode ledger survive a restart. The experiment book writes through this interface
- * in batches from a timer, never from a request's path; sqlite-store.ts implements it.
+ * in batches from a timer, never from a request's path; sqlite-store.ts implements it. `load` and the
+ * experiment calls are synchronous (start-up and admin calls); batch writes are asynchronous.
  */
 import type { Decision } from './statistics.js';
 import type { StickyKeyKind, VersionWeight } from './traffic-split.js';
@@ -91,6 +92,8 @@ export interface ExperimentStore {
   createExperiment(experiment: NewExperiment): number;
   /** A split changed within the same experiment (weights, control, shadow). */
   updateExperiment(experiment: ExperimentRecord): void;
-  write(batch: StoreBatch): void;
-  close(): void;
+  /** Resolves once the batch is stored (in one transaction); never blocks the caller's thread on the disk. */
+  write(batch: StoreBatch): Promise<void>;
+  /** After the writes already started. */
+  close(): Promise<void>;
 }
