@@ -3,8 +3,8 @@
  * experiment book's work per request (assignment by weighted rendezvous hashing, counting, the episode
  * ledger) and per outcome, measured on this thread without gRPC or inference; and, for one flush of changed
  * counters, robots and episodes into the SQLite store (a file in a temp folder), the time this thread is busy
- * (building the batch and posting it to the writer thread: what the event loop pays once a flush interval) and
- * the time until the writer thread has committed it.
+ * at once (building the batch and posting its first chunk to the writer thread: the longest pause a flush
+ * gives the event loop) and the time until the writer thread has committed every chunk.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
           perRequestUs: round(perRequestUs, 2),
           perOutcomeUs: round(perOutcomeUs, 2),
           flushMs: flushes,
-          note: 'flushMs: one flush after that many requests, each from a new episode, with up to 1000 new robots; eventLoopMs = building and posting the batch, committedMs = until the writer thread committed it',
+          note: 'flushMs: one flush after that many requests, each from a new episode, with up to 1000 new robots; eventLoopMs = building the batch and posting its first chunk of at most 1000 rows (the event loop is free between chunks), committedMs = until the writer thread committed all chunks',
         },
         null,
         2,

@@ -237,6 +237,34 @@ describe('persistence', () => {
     expect(second.report('m', [1, 2], [1, 2]).variants[0].robots).toBe(before.variants[0].robots);
   });
 
+  it('a flood of new episodes is written in chunks; a chunk that fails is written at the next flush', async () => {
+    const inner = new SqliteExperimentStore(IN_MEMORY);
+    const writes: StoreBatch[] = [];
+    let failAt = 2;
+    const store: ExperimentStore = {
+      load: (n) => inner.load(n),
+      createExperiment: (e) => inner.createExperiment(e),
+      updateExperiment: (e) => inner.updateExperiment(e),
+      async write(batch) {
+        if (writes.length + 1 === failAt) {
+          failAt = 0;
+          throw new Error('busy');
+        }
+        writes.push(batch);
+        await inner.write(batch);
+      },
+      close: () => inner.close(),
+    };
+    const book = open(store);
+    for (let i = 0; i < 2500; i++) book.served(book.assign('m', [1], `r${i % 10}`, `e${i}`)!, served(`r${i % 10}`, `e${i}`));
+    await book.flush();
+    // 10 robots + 2500 episodes in chunks of 1000 rows; the second chunk failed, the third was not tried.
+    expect(writes.map((w) => [w.counters.length, w.robots.length, w.ledger.length])).toEqual([[1, 10, 990]]);
+    await book.flush();
+    expect(writes.slice(1).map((w) => [w.counters.length, w.robots.length, w.ledger.length])).toEqual([[0, 0, 1000], [0, 0, 510]]);
+    expect(inner.load(10_000).ledger).toHaveLength(2500);
+  });
+
   it('a failed write is retried at the next flush', async () => {
     const inner = new SqliteExperimentStore(IN_MEMORY);
     let fail = true;

@@ -28,7 +28,7 @@ import {
   type Decision,
   type Interval,
 } from './statistics.js';
-import type { ExperimentRecord, ExperimentStore, LedgerRecord, RobotRecord } from './store.js';
+import type { CounterRecord, ExperimentRecord, ExperimentStore, LedgerRecord, RobotRecord } from './store.js';
 import { assignVersion, normalizeWeights, stickyKeyOf, type StickyKeyKind, type VersionWeight } from './traffic-split.js';
 import { VariantCounters } from './variant-counters.js';
 
@@ -36,6 +36,11 @@ import { VariantCounters } from './variant-counters.js';
 export const DEFAULT_FLUSH_INTERVAL_MS = 1000;
 /** Robot and episode rows held for the store while it fails, beyond which the oldest are dropped. @default 100000 */
 export const DEFAULT_MAX_PENDING_ROWS = 100_000;
+/**
+ * Robot and episode rows per write handed to the store: a flood of new episodes is written in several writes,
+ * with the event loop free between them, rather than cloned to the writer thread in one long pause. @default 1000
+ */
+export const DEFAULT_FLUSH_CHUNK_ROWS = 1000;
 
 export interface ExperimentOptions {
   /** Significance level of the always-valid decision. @default DEFAULT_ALPHA (0.05) */
@@ -460,29 +465,37 @@ export class ExperimentBook {
   }
 
   /**
-   * Hands what changed since the last flush to the store, which writes it in one transaction off this thread.
-   * One write at a time; on failure, the rows go back into the queue for the next flush. Resolves when written.
+   * Hands what changed since the last flush to the store, which writes it off this thread, in chunks of at most
+   * DEFAULT_FLUSH_CHUNK_ROWS rows (the counters go with the first). One flush at a time; rows of a failed write
+   * go back into the queue for the next flush. Resolves when written.
    */
   flush(): Promise<void> {
     if (this.writing) return this.writing;
     if (this.dirty.size === 0 && this.pendingRobots.length === 0 && this.pendingLedger.size === 0) return Promise.resolve();
     const dirty = [...this.dirty];
-    const batch = {
-      counters: dirty.map(([c, [id, version]]) => c.toRecord(id, version)),
-      robots: this.pendingRobots,
-      ledger: [...this.pendingLedger.values()],
-    };
+    let counters: CounterRecord[] = dirty.map(([c, [id, version]]) => c.toRecord(id, version));
+    const robots = this.pendingRobots;
+    const ledger = [...this.pendingLedger.values()];
     this.dirty.clear();
     this.pendingRobots = [];
     this.pendingLedger.clear();
     this.writing = (async () => {
+      let r = 0;
+      let l = 0;
       try {
-        await this.store.write(batch);
+        do {
+          const robotRows = robots.slice(r, r + DEFAULT_FLUSH_CHUNK_ROWS);
+          const ledgerRows = ledger.slice(l, l + DEFAULT_FLUSH_CHUNK_ROWS - robotRows.length);
+          await this.store.write({ counters, robots: robotRows, ledger: ledgerRows });
+          counters = [];
+          r += robotRows.length;
+          l += ledgerRows.length;
+        } while (r < robots.length || l < ledger.length);
       } catch (err) {
-        this.log.error({ err, counters: batch.counters.length, robots: batch.robots.length, episodes: batch.ledger.length }, 'experiment store write failed; retrying at the next flush');
-        for (const [c, key] of dirty) if (!this.dirty.has(c)) this.dirty.set(c, key);
-        for (const r of batch.robots) this.queueRobot(r);
-        for (const e of batch.ledger) if (!this.pendingLedger.has(`${e.robotId}\u0000${e.episodeId}`)) this.queueLedger(e);
+        this.log.error({ err, robots: robots.length - r, episodes: ledger.length - l }, 'experiment store write failed; retrying at the next flush');
+        if (counters.length > 0) for (const [c, key] of dirty) if (!this.dirty.has(c)) this.dirty.set(c, key);
+        for (const row of robots.slice(r)) this.queueRobot(row);
+        for (const e of ledger.slice(l)) if (!this.pendingLedger.has(`${e.robotId}\u0000${e.episodeId}`)) this.queueLedger(e);
       } finally {
         this.writing = undefined;
       }
