@@ -6,26 +6,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DustClient, PredictResult } from '../src/client/index.js';
 import { twoProportionZTest, wilsonInterval } from '../src/experiment/index.js';
-import { startTestServer, type TestServer } from './support/harness.js';
-import { clientOf, editManifest, eventually, failureCode, MODEL, robotRequest, versionsRepository, withStatistics } from './support/versions.js';
+import { editManifest, eventually, failureCode, MODEL, robotRequest, serveVersions, withStatistics, type VersionsServer } from './support/versions.js';
 
-let repo: ReturnType<typeof versionsRepository>;
-let t: TestServer;
+let s: VersionsServer;
 let client: DustClient;
 
 beforeAll(async () => {
-  repo = versionsRepository([1, 2, 3]);
   // Version 3 sees the state through other statistics: the same graphs, other actions (for shadow divergence).
-  editManifest(repo.root, 3, (m) => withStatistics(m, 'state', ({ min, max }) => ({ min: min.map((v) => v - 2), max })));
-  t = await startTestServer({ modelRepository: repo.root, warmup: false });
-  client = clientOf(t.address);
+  s = await serveVersions([1, 2, 3], (root) => editManifest(root, 3, (m) => withStatistics(m, 'state', ({ min, max }) => ({ min: min.map((v) => v - 2), max }))));
+  client = s.client;
 });
 
-afterAll(async () => {
-  client?.close();
-  await t?.close();
-  repo?.remove();
-});
+afterAll(() => s?.close());
 
 describe('without a split', () => {
   it('the newest READY version takes all unpinned traffic; the experiment has no control', async () => {
@@ -142,7 +134,7 @@ describe('shadow traffic', () => {
     const seeds = [11, 12, 13, 14, 15, 16];
     const primary: PredictResult[] = [];
     for (const seed of seeds) primary.push(await client.predict(await robotRequest(`shadowed-${seed}`, { sampling: { actionSteps: 2, visionSteps: 4, seed } })));
-    await eventually(() => t.server.shadow.running === 0);
+    await eventually(() => s.server.server.shadow.running === 0);
     // The primary's answer is version 1's own: the same as a pinned call with the same seed.
     const pinned = await client.predict(await robotRequest('shadowed-11', { model: `${MODEL}@1`, sampling: { actionSteps: 2, visionSteps: 4, seed: 11 } }));
     expect(primary.every((r) => r.modelVersion === 1)).toBe(true);
@@ -161,7 +153,7 @@ describe('shadow traffic', () => {
   it('an identical checkpoint as the shadow diverges by nothing but float noise (same seed, same steps)', async () => {
     await client.setTrafficSplit({ model: MODEL, weights: [{ version: 1, weight: 1 }], salt: 'shadow-same', shadowVersion: 2, shadowFraction: 1 });
     for (const seed of [21, 22, 23]) await client.predict(await robotRequest(`same-${seed}`, { sampling: { actionSteps: 2, visionSteps: 4, seed } }));
-    await eventually(() => t.server.shadow.running === 0);
+    await eventually(() => s.server.server.shadow.running === 0);
     const v2 = (await client.getExperiment(MODEL)).variants.find((v) => v.version === 2)!;
     expect(v2.shadowRequests).toBeGreaterThan(0);
     expect(v2.shadowActionDivergence).toBeLessThan(1e-4);

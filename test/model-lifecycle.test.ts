@@ -6,30 +6,24 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DustClient } from '../src/client/index.js';
-import { jpeg, startTestServer, TINY_DIR, type TestServer } from './support/harness.js';
-import { clientOf, editManifest, failureCode, MODEL, robotRequest, versionsRepository, withStatistics } from './support/versions.js';
+import { jpeg, TINY_DIR } from './support/harness.js';
+import { editManifest, failureCode, MODEL, robotRequest, serveVersions, withStatistics, type VersionsServer } from './support/versions.js';
 
-let repo: ReturnType<typeof versionsRepository>;
-let t: TestServer;
+let s: VersionsServer;
 let client: DustClient;
 
 beforeAll(async () => {
-  repo = versionsRepository([1]);
-  t = await startTestServer({ modelRepository: repo.root, warmup: false });
-  client = clientOf(t.address);
+  s = await serveVersions([1]);
+  client = s.client;
 });
 
-afterAll(async () => {
-  client?.close();
-  await t?.close();
-  repo?.remove();
-});
+afterAll(() => s?.close());
 
 /** Adds dust-tiny to the repository as `version`, with its manifest naming that place. */
 function addVersion(version: number): string {
-  const dir = path.join(repo.root, MODEL, String(version));
+  const dir = path.join(s.repo.root, MODEL, String(version));
   cpSync(TINY_DIR, dir, { recursive: true });
-  editManifest(repo.root, version, (m) => ({ ...m, version }));
+  editManifest(s.repo.root, version, (m) => ({ ...m, version }));
   return dir;
 }
 
@@ -102,7 +96,7 @@ describe('versions under load', () => {
   });
 
   it('a corrupt copy on disk never replaces the serving version: the reload is refused and the old copy serves', async () => {
-    const dir = path.join(repo.root, MODEL, '2');
+    const dir = path.join(s.repo.root, MODEL, '2');
     const file = path.join(dir, 'denoiser.onnx');
     const good = readFileSync(file);
     writeFileSync(file, good.subarray(0, good.length >> 1)); // an incomplete copy
@@ -122,7 +116,7 @@ describe('versions under load', () => {
 
   it('a new version whose statistics have min > max is FAILED and takes no traffic', async () => {
     addVersion(3);
-    editManifest(repo.root, 3, (m) => withStatistics(m, 'action', ({ min, max }) => ({ min: max, max: min })));
+    editManifest(s.repo.root, 3, (m) => withStatistics(m, 'action', ({ min, max }) => ({ min: max, max: min })));
     const status = await client.loadModel(MODEL, 3);
     expect(status.state).toBe('FAILED');
     expect(status.reason).toMatch(/normalization\.action: max\[\d+\] = .* is less than min/);

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DustClient, DustClientError, type PredictRequestInit } from '../../src/client/index.js';
 import type { Manifest, MinMax } from '../../src/model/index.js';
-import { jpeg, tempRepository, TINY_DIR } from './harness.js';
+import { jpeg, startTestServer, tempRepository, TINY_DIR, type TestServer } from './harness.js';
 
 export const MODEL = 'dust-tiny';
 const manifest = JSON.parse(readFileSync(path.join(TINY_DIR, 'manifest.json'), 'utf8')) as Manifest;
@@ -71,4 +71,29 @@ export async function failureCode(call: Promise<unknown>): Promise<string> {
   );
   if (!(err instanceof DustClientError)) throw err;
   return err.codeName;
+}
+
+export interface VersionsServer {
+  readonly repo: { readonly root: string; remove(): void };
+  readonly server: TestServer;
+  readonly client: DustClient;
+  close(): Promise<void>;
+}
+
+/** A test server (no warm-up) on a repository of dust-tiny as `versions`, prepared by `prepare` before it starts. */
+export async function serveVersions(versions: readonly number[], prepare: (root: string) => void = () => undefined): Promise<VersionsServer> {
+  const repo = versionsRepository(versions);
+  prepare(repo.root);
+  const server = await startTestServer({ modelRepository: repo.root, warmup: false });
+  const client = clientOf(server.address);
+  return {
+    repo,
+    server,
+    client,
+    async close() {
+      client.close();
+      await server.close();
+      repo.remove();
+    },
+  };
 }
