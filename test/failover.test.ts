@@ -46,10 +46,11 @@ describe('failover between replicas', () => {
     const versions = [...before, ...(await Promise.all(during)), ...after].map((r) => `${r.modelName}@${r.modelVersion}`);
     expect(new Set(versions)).toEqual(new Set(['dust-tiny@1']));
     expect(stream.resumed).toBeGreaterThanOrEqual(1);
-    // B served part of the episode (it credits it), and with version 1.
+    // B served part of the episode (it credits it), and with version 1; the resumed stream was pinned there, so the
+    // outcome is not counted in B's experiment (pins are not randomly assigned).
     const direct = new DustClient(b.address);
     cleanups.push(() => direct.close());
-    expect(await direct.reportOutcome({ robotId: 'robot-7', episodeId: 'episode-7', success: true })).toEqual({ modelName: 'dust-tiny', modelVersion: 1 });
+    expect(await direct.reportOutcome({ robotId: 'robot-7', episodeId: 'episode-7', success: true })).toEqual({ modelName: 'dust-tiny', modelVersion: 1, counted: false });
   });
 
   it('a robot fleet loses no request while one replica drains (SIGTERM) and another is killed (SIGKILL)', async () => {

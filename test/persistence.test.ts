@@ -3,53 +3,32 @@
  * runs it): salt, weights, counters, robots, the sequential tests and the episode ledger come back from the
  * SQLite file, after a graceful SIGTERM and after a SIGKILL (losing at most the last flush interval).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DustClient, ExperimentResult } from '../src/client/index.js';
 import { DEFAULT_FLUSH_INTERVAL_MS } from '../src/experiment/index.js';
+import { spawnServe, type ServeProcess } from './support/serve-process.js';
 import { clientOf, MODEL, robotRequest, versionsRepository } from './support/versions.js';
 
-const BIN = path.resolve('dist/src/cli/main.js');
-
 interface Served {
-  child: ChildProcess;
-  client: DustClient;
+  readonly child: ServeProcess['child'];
+  readonly client: DustClient;
   stop(signal: NodeJS.Signals): Promise<number | null>;
 }
 
+/** The built server on `repository` with its experiments in the file `db`. */
 async function serve(repository: string, db: string): Promise<Served> {
-  const child = spawn(
-    process.execPath,
-    [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--threads', '1', '--warmup', 'false', '--model-repository', repository, '--experiment-db', db, '--log-level', 'info', '--shutdown-grace-seconds', '2'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let buffered = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg === 'dust-serve listening') resolve(entry.port!);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`server exited early with ${code}`)));
-  });
-  const client = clientOf(`127.0.0.1:${port}`);
+  const server = await spawnServe(['--model-repository', repository, '--experiment-db', db, '--shutdown-grace-seconds', '2']);
+  const client = clientOf(server.address);
   return {
-    child,
+    child: server.child,
     client,
     async stop(signal) {
       client.close();
-      const exited = once(child, 'exit');
-      child.kill(signal);
-      const [code] = await exited;
-      return code as number | null;
+      server.child.kill(signal);
+      return server.exited;
     },
   };
 }

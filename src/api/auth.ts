@@ -9,11 +9,11 @@
  * open and AdminService answers only on loopback connections.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIPv4, isIPv6 } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { Credential, Role } from '../config/index.js';
 import { ADMIN_SERVICE_NAME } from '../proto/index.js';
 import type { Logger } from '../telemetry/index.js';
+import { isLoopback } from './tls.js';
 
 const HEALTH_PREFIX = '/grpc.health.v1.Health/';
 const ADMIN_PREFIX = `/${ADMIN_SERVICE_NAME}/`;
@@ -50,14 +50,6 @@ export function bearerToken(metadata: grpc.Metadata): string | undefined {
   return match?.[1];
 }
 
-/** 127.0.0.0/8, ::1, and IPv4-mapped loopback. */
-export function isLoopback(address: string | undefined): boolean {
-  if (!address) return false;
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
-  if (isIPv4(v4)) return v4.startsWith('127.');
-  return isIPv6(address) && (address === '::1' || address === '0:0:0:0:0:0:0:1');
-}
-
 type Verdict = { ok: true; caller?: Caller } | { ok: false; code: grpc.status; details: string };
 
 /** What the interceptor decides for a call to `method` with `metadata` from `remoteAddress`. Pure. */
@@ -65,7 +57,7 @@ export function authorize(credentials: CredentialSet | undefined, method: string
   if (method.startsWith(HEALTH_PREFIX)) return { ok: true };
   const admin = method.startsWith(ADMIN_PREFIX);
   if (!credentials) {
-    if (!admin || isLoopback(remoteAddress)) return { ok: true };
+    if (!admin || (remoteAddress !== undefined && isLoopback(remoteAddress))) return { ok: true };
     return {
       ok: false,
       code: grpc.status.PERMISSION_DENIED,

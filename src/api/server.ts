@@ -174,7 +174,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   );
   const admin = protos.policy.AdminService.service;
   const adminLog = log.child({ module: 'admin' });
-  server.addService(withRequestLimits(admin, limits), guardHandlers(admin, adminService({ registry, book, log: adminLog }), adminLog));
+  server.addService(withRequestLimits(admin, limits, { types: protos.packageDefinition }), guardHandlers(admin, adminService({ registry, book, log: adminLog }), adminLog));
   const limitedServer = limitedRegistration(server, limits, log);
   health.service.addToServer(limitedServer);
   new ReflectionService(protos.packageDefinition).addToServer(limitedServer);
