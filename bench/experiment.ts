@@ -23,15 +23,15 @@ const quiet = { info: () => undefined, error: () => undefined };
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-bench-exp-'));
   try {
-    const book = new ExperimentBook(new SqliteExperimentStore(path.join(dir, 'experiments.sqlite')), quiet, { flushIntervalMs: 0 });
-    book.setSplit('m', { weights: [{ version: 1, weight: 0.9 }, { version: 2, weight: 0.1 }], controlVersion: 1, stickyKey: 'robot', salt: 'bench', shadowVersion: 0, shadowFraction: 0 });
+    const book = await ExperimentBook.open(new SqliteExperimentStore(path.join(dir, 'experiments.sqlite'), { flushIntervalMs: 0 }), quiet);
+    await book.setSplit('m', { weights: [{ version: 1, weight: 0.9 }, { version: 2, weight: 0.1 }], controlVersion: 1, stickyKey: 'robot', salt: 'bench', shadowVersion: 0, shadowFraction: 0 });
     const ready = [1, 2];
     let episode = 0;
     const request = (i: number) => {
       const robot = `robot-${i % ROBOTS}`;
       const ep = `ep-${Math.floor(i / (ROBOTS * 20))}-${i % ROBOTS}`;
       const a = book.assign('m', ready, robot, ep)!;
-      book.served(a, { robotId: robot, episodeId: ep, latencyMs: 20 + (i % 50), visionSteps: 8, worldModelSurprise: 0.01 });
+      void book.served(a, { robotId: robot, episodeId: ep, requestId: '', latencyMs: 20 + (i % 50), visionSteps: 8, worldModelSurprise: 0.01 });
       return ep;
     };
     // Warm up (JIT), then time requests.
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < REQUESTS; i++) request(i);
     const perRequestUs = ((performance.now() - t0) * 1000) / REQUESTS;
     t0 = performance.now();
-    for (let i = 0; i < ROBOTS; i++) book.outcome(`robot-${i}`, `ep-0-${i}`, i % 3 === 0);
+    for (let i = 0; i < ROBOTS; i++) await book.outcome(`robot-${i}`, `ep-0-${i}`, i % 3 === 0);
     const perOutcomeUs = ((performance.now() - t0) * 1000) / ROBOTS;
     await book.flush();
 
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
         for (let i = 0; i < size; i++) {
           const robot = `robot-${f}-${i % ROBOTS}`;
           const a = book.assign('m', ready, robot, `flush-${size}-${f}-${episode++}`)!;
-          book.served(a, { robotId: robot, episodeId: `flush-${size}-${f}-${episode}`, latencyMs: 25, visionSteps: 8, worldModelSurprise: undefined });
+          void book.served(a, { robotId: robot, episodeId: `flush-${size}-${f}-${episode}`, requestId: '', latencyMs: 25, visionSteps: 8, worldModelSurprise: undefined });
         }
         const t = performance.now();
         const written = book.flush();

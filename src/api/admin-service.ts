@@ -133,7 +133,7 @@ export function adminService({ registry, book, log }: AdminServiceDeps): AdminSe
         const { name, version } = call.request;
         if (!name) throw new InvalidArgumentError('name is required: the model to load from the repository');
         const entry = await registry.load(name, version);
-        if (entry.state === 'READY') book.ensure(name);
+        if (entry.state === 'READY') await book.ensure(name);
         return status(entry);
       });
     },
@@ -148,14 +148,15 @@ export function adminService({ registry, book, log }: AdminServiceDeps): AdminSe
     },
 
     SetTrafficSplit(call, callback) {
-      answer(callback, 'SetTrafficSplit', (): TrafficSplit => {
+      answer(callback, 'SetTrafficSplit', async (): Promise<TrafficSplit> => {
         const req = call.request;
         const model = modelNamed(req.name);
         const weights = req.weights.map((w) => ({ version: w.version, weight: w.weight }));
         checkServable(model, weights.map((w) => w.version), 'weights');
         if (req.shadow_version) checkServable(model, [req.shadow_version], 'shadow_version');
+        await book.ensure(model);
         const before = book.split(model)?.id;
-        const record = book.setSplit(model, {
+        const record = await book.setSplit(model, {
           weights,
           controlVersion: req.control_version,
           stickyKey: stickyKeyOf(req.sticky_key),
@@ -178,10 +179,10 @@ export function adminService({ registry, book, log }: AdminServiceDeps): AdminSe
     },
 
     GetExperiment(call, callback) {
-      answer(callback, 'GetExperiment', () => {
+      answer(callback, 'GetExperiment', async () => {
         const model = modelNamed(call.request.name);
         const versions = versionsOf(model);
-        const report = book.report(model, [...versions.keys()], registry.readyVersions(model));
+        const report = await book.report(model, [...versions.keys()], registry.readyVersions(model));
         return toExperiment(report, versions);
       });
     },

@@ -62,7 +62,8 @@ export function policyService({ registry, router, book, log, tracer = NOOP_REQUE
       routed.lease.release();
     }
     span.served(handle, out);
-    router.completed(routed.assignment, input, out, performance.now() - receivedAt);
+    // The response waits for its count: with a shared store, a replica that dies after answering has counted.
+    await router.completed(routed.assignment, input, out, performance.now() - receivedAt);
     return toPredictResponse(out);
   }
 
@@ -228,19 +229,24 @@ export function policyService({ registry, router, book, log, tracer = NOOP_REQUE
         callback(toServiceError(new InvalidArgumentError('robot_id and episode_id are required to credit an outcome')));
         return;
       }
-      const credit = book.outcome(robot_id, episode_id, success);
-      if (!credit) {
-        callback(
-          toServiceError(
-            new NotFoundError(
-              `no request of episode ${quote(episode_id)} from robot ${quote(robot_id)} was served here; report outcomes with the episode_id sent in PredictRequest`,
-            ),
-          ),
+      book
+        .outcome(robot_id, episode_id, success)
+        .then((credit) => {
+          if (credit) return credit;
+          throw new NotFoundError(
+            `no request of episode ${quote(episode_id)} from robot ${quote(robot_id)} was served; report outcomes with the episode_id sent in PredictRequest`,
+          );
+        })
+        .then(
+          (credit) => {
+            log.debug({ robotId: robot_id, episodeId: episode_id, success, model: credit.model, version: credit.version, counted: credit.counted }, 'outcome credited');
+            callback(null, { model_name: credit.model, model_version: credit.version, counted: credit.counted });
+          },
+          (err: unknown) => {
+            if (isInternal(err)) log.error({ err, robotId: robot_id, episodeId: episode_id }, 'could not credit an outcome');
+            callback(toServiceError(err));
+          },
         );
-        return;
-      }
-      log.debug({ robotId: robot_id, episodeId: episode_id, success, model: credit.model, version: credit.version, counted: credit.counted }, 'outcome credited');
-      callback(null, { model_name: credit.model, model_version: credit.version, counted: credit.counted });
     },
   };
 }

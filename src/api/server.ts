@@ -1,6 +1,6 @@
 /**
  * The composition root of a serving process: options -> telemetry (metrics endpoint, tracing handed in) ->
- * registry (with the engine's runtime factory) and the experiment book (with its SQLite store) -> router and
+ * registry (with the engine's runtime factory) and the experiment book (with its SQLite or PostgreSQL store) -> router and
  * shadow mirror -> gRPC server with PolicyService, AdminService, health, reflection and the interceptors
  * (credentials among them), on TLS credentials when configured. Shutdown follows STYLE.md: health NOT_SERVING
  * -> stop admitting -> in-flight work finishes within the grace period -> force close -> the experiment book's
@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { loadCredentials, type ServeOptions } from '../config/index.js';
 import { onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
-import { ExperimentBook, Router, ShadowMirror, SqliteExperimentStore } from '../experiment/index.js';
+import { ExperimentBook, PostgresExperimentStore, redactUrl, Router, ShadowMirror, SqliteExperimentStore, type ExperimentStore } from '../experiment/index.js';
 import { ModelRegistry } from '../model/index.js';
 import { NOOP_REQUEST_TRACER, requestTracer, startMetrics, type Logger, type MetricsEndpoint, type Tracing } from '../telemetry/index.js';
 import { adminService } from './admin-service.js';
@@ -101,6 +101,13 @@ async function credentials(options: Readonly<ServeOptions>, log: Logger): Promis
   return { credentials: grpc.ServerCredentials.createInsecure() };
 }
 
+/** The experiment store the options name; PostgreSQL is connected (and its tables created) before anything loads. */
+async function experimentStore(options: Readonly<ServeOptions>, log: Logger): Promise<ExperimentStore> {
+  const storeLog = log.child({ module: 'experiment-store' });
+  if (options.experimentStore === 'sqlite') return new SqliteExperimentStore(options.experimentDb, { log: storeLog });
+  return PostgresExperimentStore.connect({ connectionString: options.postgresUrl, countWaitMs: options.experimentCountWaitMs, log: storeLog });
+}
+
 /**
  * @throws DeviceUnavailableError when --device cuda or webgpu cannot run here: nothing falls back silently.
  */
@@ -113,9 +120,10 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   // Credentials and the experiment store before any model loads: a bad tokens file or an unwritable database
   // stops start-up at once.
   const credentialSet = options.tokensFile ? new CredentialSet(loadCredentials(options.tokensFile)) : undefined;
-  const book = new ExperimentBook(new SqliteExperimentStore(options.experimentDb), log.child({ module: 'experiment' }), {
+  const book = await ExperimentBook.open(await experimentStore(options, log), log.child({ module: 'experiment' }), {
     alpha: options.experimentAlpha,
     mixtureSd: options.experimentMixtureSd,
+    refreshIntervalMs: options.experimentStore === 'postgres' ? options.experimentRefreshSeconds * 1000 : 0,
   });
   // Before the models load, so a port conflict fails fast and load failures are counted.
   const metrics = options.metricsPort > 0 ? await startMetrics({ host: options.host, port: options.metricsPort }) : undefined;
@@ -152,7 +160,10 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   const limits = requestLimits(options);
   if (metrics) countLoadFailures(registry, metrics);
   // Each model's implicit experiment exists before its first request, so no request writes to the store.
-  registry.onStateChange((e) => e.state === 'READY' && book.ensure(e.name));
+  const experimentLog = log.child({ module: 'experiment' });
+  registry.onStateChange((e) => {
+    if (e.state === 'READY') book.ensure(e.name).catch((err: unknown) => experimentLog.error({ err, model: e.name }, 'could not create the model\'s experiment'));
+  });
   const shadow = new ShadowMirror(registry, book, { maxInflight: options.maxShadowInflight }, log.child({ module: 'shadow' }));
   const router = new Router(registry, book, shadow);
   let port: number | undefined;
@@ -187,6 +198,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     tls = secured.tls;
     // Models load before the port opens, so a READY health check means the models are warm.
     await registry.loadRepository();
+    await Promise.all([...new Set(registry.list().filter((e) => e.state === 'READY').map((e) => e.name))].map((name) => book.ensure(name)));
     bound = await listen(server, options.host, options.port, secured.credentials);
     port = bound;
   } catch (err) {
@@ -204,7 +216,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
       port,
       tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off',
       authentication: credentialSet ? 'tokens file' : 'none (AdminService on loopback only)',
-      experimentDb: options.experimentDb,
+      experiments: options.experimentStore === 'postgres' ? `postgres ${redactUrl(options.postgresUrl)}` : `sqlite ${options.experimentDb}`,
       metricsPort: metrics?.port,
       tracing: tracing?.settings,
       models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })) },

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { startServer } from '../api/index.js';
 import { compileServeOptions, DEFAULT_SERVE_OPTIONS, envName, optionsFromEnv, optionsFromFile, type ServeOptions, type ServeOptionsInput } from '../config/index.js';
+import { redactUrl } from '../experiment/index.js';
 import { createLogger, startTracing } from '../telemetry/index.js';
 
 const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
@@ -34,6 +35,10 @@ const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
   ['robotRateLimit', '--robot-rate-limit <per-second>', 'requests/s per robot_id; 0 = no limit'],
   ['robotRateBurst', '--robot-rate-burst <n>', 'burst per robot_id; 0 = one second of --robot-rate-limit'],
   ['experimentDb', '--experiment-db <file>', 'SQLite file for experiments (":memory:" = not persisted)'],
+  ['experimentStore', '--experiment-store <kind>', 'sqlite (one process, --experiment-db) | postgres (shared by replicas, --postgres-url)'],
+  ['postgresUrl', '--postgres-url <url>', 'PostgreSQL URL of the shared experiment store (a secret: prefer the environment variable)'],
+  ['experimentCountWaitMs', '--experiment-count-wait-ms <ms>', 'postgres: longest a response waits for its count to be committed'],
+  ['experimentRefreshSeconds', '--experiment-refresh-seconds <s>', 'postgres: re-read splits this often in case a change notification is lost'],
   ['experimentAlpha', '--experiment-alpha <alpha>', 'significance level of experiment decisions'],
   ['experimentMixtureSd', '--experiment-mixture-sd <sd>', 'mixture SPRT: sd of the mixing distribution of the success-rate difference'],
   ['maxShadowInflight', '--max-shadow-inflight <n>', 'mirrored shadow requests in flight at once (0 = no shadow traffic)'],
@@ -52,7 +57,7 @@ export function registerServe(program: Command): void {
     for (const [key] of FLAGS) if (flags[key] !== undefined) (fromFlags as Record<string, string>)[key] = flags[key]!;
     const options = compileServeOptions(fromFile, optionsFromEnv(process.env), fromFlags);
     const log = createLogger({ level: options.logLevel, pretty: options.logPretty });
-    log.info({ options }, 'starting dust-serve');
+    log.info({ options: { ...options, postgresUrl: redactUrl(options.postgresUrl) } }, 'starting dust-serve');
     const tracing = startTracing(process.env);
     const server = await startServer(options, log, { tracing });
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -79,6 +79,28 @@ export interface ServeOptions {
    * with its folder when missing; ":memory:" keeps them in memory only. @default "dust-data/experiments.sqlite"
    */
   experimentDb: string;
+  /**
+   * Where experiments live: "sqlite" (experimentDb, one process) or "postgres" (postgresUrl, shared by every
+   * replica: one split, one set of counts for the fleet). @default "sqlite"
+   */
+  experimentStore: 'sqlite' | 'postgres';
+  /**
+   * PostgreSQL connection URL of the shared experiment store (postgres://user:password@host:5432/db); libpq's
+   * PG* environment variables (PGPASSWORD, PGSSLMODE...) fill what it leaves out. A secret: pass it in the
+   * environment (DUST_POSTGRES_URL), not a flag; logs show it without the password. @default ""
+   */
+  postgresUrl: string;
+  /**
+   * postgres store: longest a response waits for its request's count to be committed, in ms. A replica that dies
+   * after answering has then counted it; 0 answers at once (counts of a crashed replica's last moments are lost).
+   * @default 250
+   */
+  experimentCountWaitMs: number;
+  /**
+   * postgres store: seconds between re-reads of every model's current split, the bound on how long a replica
+   * routes by a stale split when a change notification (LISTEN/NOTIFY, usually milliseconds) is lost. @default 5
+   */
+  experimentRefreshSeconds: number;
   /** Significance level of the experiments' always-valid decisions. @default 0.05 */
   experimentAlpha: number;
   /**
@@ -134,6 +156,10 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   robotRateLimit: 0,
   robotRateBurst: 0,
   experimentDb: DEFAULT_EXPERIMENT_DB,
+  experimentStore: 'sqlite',
+  postgresUrl: '',
+  experimentCountWaitMs: 250,
+  experimentRefreshSeconds: 5,
   experimentAlpha: 0.05,
   experimentMixtureSd: 0.1,
   maxShadowInflight: 4,
@@ -173,6 +199,10 @@ const schema = z
     robotRateLimit: z.coerce.number().min(0),
     robotRateBurst: z.coerce.number().min(0),
     experimentDb: z.string().min(1),
+    experimentStore: z.enum(['sqlite', 'postgres']),
+    postgresUrl: z.string(),
+    experimentCountWaitMs: z.coerce.number().min(0),
+    experimentRefreshSeconds: z.coerce.number().min(0),
     experimentAlpha: z.coerce.number().gt(0).lt(1),
     experimentMixtureSd: z.coerce.number().gt(0).max(1),
     maxShadowInflight: int(0),
@@ -201,6 +231,9 @@ export function compileServeOptions(...layers: ServeOptionsInput[]): Readonly<Se
   }
   if (parsed.data.tlsClientCa && !parsed.data.tlsCert) {
     throw new InvalidArgumentError('invalid configuration: tlsClientCa (mutual TLS) needs tlsCert and tlsKey as well');
+  }
+  if (parsed.data.experimentStore === 'postgres' && !parsed.data.postgresUrl) {
+    throw new InvalidArgumentError('invalid configuration: experimentStore "postgres" needs postgresUrl (DUST_POSTGRES_URL=postgres://user@host:5432/db, the password in it or in PGPASSWORD)');
   }
   if (parsed.data.metricsPort !== 0 && parsed.data.metricsPort === parsed.data.port) {
     throw new InvalidArgumentError('invalid configuration: metricsPort must differ from the gRPC port');

@@ -1,4 +1,4 @@
-export { ExperimentBook, DEFAULT_EXPERIMENT_OPTIONS, DEFAULT_FLUSH_INTERVAL_MS } from './experiment-book.js';
+export { ExperimentBook, DEFAULT_EXPERIMENT_OPTIONS, DEFAULT_REFRESH_INTERVAL_MS } from './experiment-book.js';
 export type {
   Assignment,
   Credit,
@@ -10,7 +10,11 @@ export type {
   VariantDecision,
   VariantReport,
 } from './experiment-book.js';
-export { SqliteExperimentStore, IN_MEMORY, DEFAULT_LEDGER_RETENTION } from './sqlite-store.js';
+export { SqliteExperimentStore, DEFAULT_FLUSH_INTERVAL_MS } from './sqlite-store.js';
+export type { SqliteStoreOptions } from './sqlite-store.js';
+export { IN_MEMORY, DEFAULT_LEDGER_RETENTION } from './sqlite-database.js';
+export { PostgresExperimentStore, redactUrl, DEFAULT_COUNT_WAIT_MS } from './postgres-store.js';
+export type { PostgresStoreOptions } from './postgres-store.js';
 export type { ExperimentStore, ExperimentRecord } from './store.js';
 export { actionDivergence } from './divergence.js';
 export type { ActionChunk } from './divergence.js';

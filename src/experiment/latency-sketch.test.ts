@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SKETCH_ACCURACY, LatencySketch } from './latency-sketch.js';
+import { DEFAULT_SKETCH_ACCURACY, LatencySketch, ZERO_BIN } from './latency-sketch.js';
 
 describe('LatencySketch', () => {
   it('reports p50 and p99 within its relative accuracy', () => {
@@ -28,5 +28,22 @@ describe('LatencySketch', () => {
     expect(r.quantile(0.5)).toBe(s.quantile(0.5));
     expect(r.quantile(0.99)).toBe(s.quantile(0.99));
     expect(LatencySketch.fromBytes(new Uint8Array()).count).toBe(0);
+  });
+
+  it('merges through its buckets exactly: the buckets of two halves add up to the buckets of the whole', () => {
+    const values = Array.from({ length: 3000 }, (_, i) => (i % 7 === 0 ? 0 : 0.05 + ((i * 7919) % 2003) * 1.7));
+    const whole = new LatencySketch();
+    const [a, b] = [new LatencySketch(), new LatencySketch()];
+    values.forEach((v, i) => {
+      whole.record(v);
+      (i % 2 ? a : b).record(v);
+    });
+    const merged = new LatencySketch();
+    merged.addBins(a.bins());
+    merged.addBins(b.bins());
+    expect(merged.bins()).toEqual(whole.bins());
+    expect(merged.bins()[0]).toEqual({ key: ZERO_BIN, count: Math.ceil(3000 / 7) });
+    expect(merged.count).toBe(3000);
+    for (const q of [0.1, 0.5, 0.99]) expect(merged.quantile(q)).toBe(whole.quantile(q));
   });
 });

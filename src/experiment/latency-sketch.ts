@@ -10,6 +10,18 @@ import { DDSketch, LogCollapsingLowestDenseDDSketch } from '@datadog/sketches-js
 export const DEFAULT_SKETCH_ACCURACY = 0.01;
 /** Bins kept per sketch (about 16 KiB at most); 1% bins span 2048·0.02 ≈ 40 natural-log units of range. @default 2048 */
 export const DEFAULT_SKETCH_BINS = 2048;
+/** The key under which a sketch's zeros are counted (below every key of the logarithmic mapping). */
+export const ZERO_BIN = -(2 ** 31);
+
+/**
+ * One bucket of a sketch: its key under the sketch's logarithmic mapping and how many values fell in it. Merging
+ * two sketches adds the counts of equal keys, so a shared store keeps a fleet's sketch as one row per key with
+ * atomic increments, and the merged sketch is the one a single process would have built from every value.
+ */
+export interface SketchBin {
+  readonly key: number;
+  readonly count: number;
+}
 
 export class LatencySketch {
   private sketch = LatencySketch.empty();
@@ -36,6 +48,20 @@ export class LatencySketch {
   /** The value at quantile q in [0, 1]; 0 while empty (proto doubles have no "unknown"). */
   quantile(q: number): number {
     return this.sketch.count > 0 ? this.sketch.getValueAtQuantile(q) : 0;
+  }
+
+  /** The non-empty buckets, zeros under ZERO_BIN. */
+  bins(): SketchBin[] {
+    const out: SketchBin[] = this.sketch.zeroCount > 0 ? [{ key: ZERO_BIN, count: this.sketch.zeroCount }] : [];
+    const { bins, offset } = this.sketch.store;
+    bins.forEach((count, i) => count > 0 && out.push({ key: i + offset, count }));
+    return out;
+  }
+
+  /** Adds buckets from `bins()` of a sketch with the same accuracy: a merge. */
+  addBins(bins: Iterable<SketchBin>): void {
+    // A bucket's representative value maps back to its own key, so this adds exactly to that bucket.
+    for (const { key, count } of bins) if (count > 0) this.sketch.accept(key === ZERO_BIN ? 0 : this.sketch.mapping.value(key), count);
   }
 
   toBytes(): Uint8Array {

@@ -46,15 +46,20 @@ export class Router {
     return { assignment, lease: this.registry.acquire(assignment.model, assignment.version) };
   }
 
-  /** A request finished: counted in the experiment, and mirrored to the shadow version when drawn. */
-  completed(assignment: Assignment, input: PredictInput, output: PredictOutput, latencyMs: number): void {
-    this.book.served(assignment, {
+  /**
+   * A request finished: counted in the experiment, and mirrored to the shadow version when drawn. Resolves when
+   * the count is stored (a shared store writes it before the response goes out; never rejects).
+   */
+  completed(assignment: Assignment, input: PredictInput, output: PredictOutput, latencyMs: number): Promise<void> {
+    const counted = this.book.served(assignment, {
       robotId: input.robotId,
       episodeId: input.episodeId,
+      requestId: input.requestId,
       latencyMs,
       visionSteps: output.sampling.visionSteps,
       worldModelSurprise: output.worldModelSurprise,
     });
     void this.shadow.mirror(assignment, input, output);
+    return counted;
   }
 }

@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { StoreBatch } from './store.js';
+import type { StoreBatch } from './sqlite-records.js';
 
 /** The special path that keeps everything in memory (nothing survives a restart). */
 export const IN_MEMORY = ':memory:';

@@ -1,22 +1,15 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { IN_MEMORY, SqliteExperimentStore } from './sqlite-store.js';
-import type { CounterRecord, NewExperiment } from './store.js';
+import { IN_MEMORY, SqliteDatabase } from './sqlite-database.js';
+import type { ExperimentDatabase, StoreBatch } from './sqlite-records.js';
+import { SqliteExperimentStore } from './sqlite-store.js';
+import type { NewExperiment, ServedEvent } from './store.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+const stores: SqliteExperimentStore[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
 });
-function tempDir(): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'dust-store-'));
-  dirs.push(d);
-  return d;
-}
 
-const experiment = (over: Partial<NewExperiment> = {}): NewExperiment => ({
+const experiment: NewExperiment = {
   model: 'm',
   salt: 's',
   weights: [{ version: 1, weight: 0.5 }, { version: 2, weight: 0.5 }],
@@ -24,89 +17,92 @@ const experiment = (over: Partial<NewExperiment> = {}): NewExperiment => ({
   stickyKey: 'robot',
   shadowVersion: 0,
   shadowFraction: 0,
-  startedAt: 1_700_000_000_000,
+  startedAt: 0,
+};
+
+const event = (experimentId: number, over: Partial<ServedEvent> = {}): ServedEvent => ({
+  experimentId,
+  model: 'm',
+  version: 1,
+  pinned: false,
+  robotId: 'r',
+  episodeId: 'e',
+  requestId: '',
+  latencyMs: 10,
+  visionSteps: 8,
+  worldModelSurprise: undefined,
   ...over,
 });
 
-const counter = (experimentId: number, version: number, requests: number): CounterRecord => ({
-  experimentId,
-  version,
-  requests,
-  robots: 1,
-  robotsCapped: false,
-  episodesServed: 2,
-  episodes: 2,
-  successes: 1,
-  visionStepsSum: 16,
-  surpriseSum: 0.5,
-  surpriseCount: 2,
-  latency: Uint8Array.from([1, 2, 3]),
-  shadowRequests: 0,
-  shadowShed: 0,
-  shadowDivergenceSum: 0,
-  shadowLatency: new Uint8Array(),
-  alwaysValidPValue: 0.5,
-  decision: 'keep collecting',
-});
+/** A database whose writes fail when `fail(batchNumber)` says so. */
+function flaky(inner: SqliteDatabase, fail: (n: number) => boolean): { db: ExperimentDatabase; writes: StoreBatch[] } {
+  const writes: StoreBatch[] = [];
+  let n = 0;
+  const db: ExperimentDatabase = {
+    load: (limit) => inner.load(limit),
+    createExperiment: (e) => inner.createExperiment(e),
+    updateExperiment: (e) => inner.updateExperiment(e),
+    async write(batch) {
+      if (fail(++n)) throw new Error('busy');
+      writes.push(batch);
+      await inner.write(batch);
+    },
+    close: () => inner.close(),
+  };
+  return { db, writes };
+}
+
+function open(db: ExperimentDatabase | string = IN_MEMORY): SqliteExperimentStore {
+  const store = new SqliteExperimentStore(db, { flushIntervalMs: 0 });
+  stores.push(store);
+  return store;
+}
 
 describe('SqliteExperimentStore', () => {
-  it('reads back each model’s newest experiment with its counters, robots and recent episodes (written by the writer thread)', async () => {
-    const file = path.join(tempDir(), 'x.sqlite');
-    const store = new SqliteExperimentStore(file);
-    const old = store.createExperiment(experiment({ salt: 'old' }));
-    await store.write({ counters: [counter(old, 1, 5)], robots: [{ experimentId: old, version: 1, robotId: 'r-old' }], ledger: [] });
-    const cur = store.createExperiment(experiment({ salt: 'new' }));
-    const other = store.createExperiment(experiment({ model: 'n', salt: '', weights: [] }));
-    store.updateExperiment({ ...experiment({ salt: 'new', controlVersion: 2, shadowVersion: 2, shadowFraction: 0.2 }), id: cur });
-    await store.write({
-      counters: [counter(cur, 1, 7), counter(cur, 2, 9)],
-      robots: [{ experimentId: cur, version: 2, robotId: 'r1' }, { experimentId: cur, version: 2, robotId: 'r1' }],
-      ledger: [
-        { robotId: 'r1', episodeId: 'e1', model: 'm', version: 2, experimentId: cur, outcome: undefined },
-        { robotId: 'r1', episodeId: 'e2', model: 'm', version: 2, experimentId: 0, outcome: false },
-      ],
-    });
-    await store.write({ counters: [counter(cur, 2, 10)], robots: [], ledger: [{ robotId: 'r1', episodeId: 'e1', model: 'm', version: 2, experimentId: cur, outcome: true }] });
-    await store.close();
-
-    const again = new SqliteExperimentStore(file);
-    const state = again.load(10);
-    expect(state.experiments.map((e) => [e.model, e.id, e.salt])).toEqual([['m', cur, 'new'], ['n', other, '']]);
-    expect(state.experiments[0]).toMatchObject({ controlVersion: 2, shadowVersion: 2, shadowFraction: 0.2, weights: experiment().weights });
-    expect(state.counters.map((c) => [c.experimentId, c.version, c.requests]).sort()).toEqual([[cur, 1, 7], [cur, 2, 10]]);
-    expect(state.counters[0].latency).toEqual(Uint8Array.from([1, 2, 3]));
-    // Robots of the replaced experiment are pruned; duplicates are stored once.
-    expect(state.robots).toEqual([{ experimentId: cur, version: 2, robotId: 'r1' }]);
-    expect(state.ledger.map((e) => [e.episodeId, e.outcome])).toEqual([['e1', true], ['e2', false]]);
-    await again.close();
+  it('a flood of new episodes is written in chunks; a chunk that fails is written at the next flush', async () => {
+    const inner = new SqliteDatabase(IN_MEMORY);
+    const { db, writes } = flaky(inner, (n) => n === 2);
+    const store = open(db);
+    const { id } = await store.ensureExperiment(experiment);
+    for (let i = 0; i < 2500; i++) await store.served(event(id, { robotId: `r${i % 10}`, episodeId: `e${i}` }));
+    await store.flush();
+    // 10 robots + 2500 episodes in chunks of 1000 rows; the second chunk failed, the third was not tried.
+    expect(writes.map((w) => [w.counters.length, w.robots.length, w.ledger.length])).toEqual([[1, 10, 990]]);
+    await store.flush();
+    expect(writes.slice(1).map((w) => [w.counters.length, w.robots.length, w.ledger.length])).toEqual([[0, 0, 1000], [0, 0, 510]]);
+    expect(inner.load(10_000).ledger).toHaveLength(2500);
   });
 
-  it('keeps only the most recent episodes', async () => {
-    const store = new SqliteExperimentStore(IN_MEMORY, 3);
-    const id = store.createExperiment(experiment());
-    const ep = (i: number) => ({ robotId: 'r', episodeId: `e${i}`, model: 'm', version: 1, experimentId: id, outcome: undefined });
-    await store.write({ counters: [], robots: [], ledger: [ep(1), ep(2), ep(3), ep(4), ep(5)] });
-    expect(store.load(100).ledger.map((e) => e.episodeId)).toEqual(['e3', 'e4', 'e5']);
-    expect(store.load(2).ledger.map((e) => e.episodeId)).toEqual(['e4', 'e5']);
-    await store.close();
+  it('a failed write is retried at the next flush', async () => {
+    let failing = true;
+    const { db, writes } = flaky(new SqliteDatabase(IN_MEMORY), () => failing);
+    const store = open(db);
+    const { id } = await store.ensureExperiment(experiment);
+    await store.served(event(id));
+    await store.flush();
+    failing = false;
+    await store.flush();
+    expect(writes).toHaveLength(1);
+    expect(writes[0].counters[0]).toMatchObject({ version: 1, requests: 1 });
+    expect(writes[0].robots).toEqual([{ experimentId: id, version: 1, robotId: 'r' }]);
+    expect(writes[0].ledger).toHaveLength(1);
+    await store.flush();
+    expect(writes).toHaveLength(1); // nothing new
   });
 
-  it('says which option to change when the file cannot be opened', () => {
-    const dir = tempDir();
-    const notADir = path.join(dir, 'file');
-    writeFileSync(notADir, 'x');
-    expect(() => new SqliteExperimentStore(path.join(notADir, 'db.sqlite'))).toThrow(/--experiment-db \(DUST_EXPERIMENT_DB\)/);
-    if (process.getuid?.() !== 0) {
-      chmodSync(dir, 0o500);
-      expect(() => new SqliteExperimentStore(path.join(dir, 'db.sqlite'))).toThrow(/cannot open the experiment database/);
-    }
-  });
-
-  it('refuses a database written by a newer schema instead of corrupting it', () => {
-    const file = path.join(tempDir(), 'future.sqlite');
-    const db = new Database(file);
-    db.pragma('user_version = 99');
-    db.close();
-    expect(() => new SqliteExperimentStore(file)).toThrow(/schema version 99/);
+  it('a pin to the version the split gave the episode counts (a resumed stream); other pins do not', async () => {
+    const store = open();
+    const { id } = await store.ensureExperiment(experiment);
+    await store.served(event(id, { version: 2, episodeId: 'routed' }));
+    await store.served(event(id, { version: 2, episodeId: 'routed', pinned: true }));
+    await store.served(event(id, { version: 1, episodeId: 'routed', pinned: true }));
+    await store.served(event(id, { version: 2, episodeId: 'pinned-from-the-start', pinned: true }));
+    await store.served(event(id, { version: 2, episodeId: 'pinned-from-the-start', pinned: true }));
+    await store.served(event(id, { version: 2, episodeId: '', pinned: true }));
+    const v2 = (await store.totals(id)).find((t) => t.version === 2)!;
+    expect(v2).toMatchObject({ requests: 2, episodesServed: 1 });
+    expect((await store.totals(id)).find((t) => t.version === 1)).toBeUndefined();
+    expect(await store.credit('r', 'routed', true)).toEqual({ model: 'm', version: 2, experimentId: id, counted: true });
+    expect(await store.credit('r', 'pinned-from-the-start', true)).toEqual({ model: 'm', version: 2, experimentId: 0, counted: false });
   });
 });

@@ -1,240 +1,285 @@
 /**
- * The experiment store in an embedded SQLite database (better-sqlite3). Start-up reads and the rare admin writes
- * (a new experiment, a changed split) use a connection on the calling thread; the batches of counters, robots and
- * episodes that the experiment book flushes every second go to a writer thread with its own connection
- * (sqlite-writer-thread.ts), so SQLite's work and checkpoint fsyncs never run on the gRPC event loop. An
- * in-memory database (IN_MEMORY) cannot be shared between connections: its batches are written on the calling
- * thread.
+ * The experiment store of one serving process (the embedded default): counts live in memory, so a request only
+ * touches memory, and a timer writes what changed to an SQLite file (sqlite-database.ts) in batches; start-up
+ * reads the file back. A SIGKILL loses at most the last flush interval of counts. Several processes must not
+ * share one file: each would overwrite the others' absolute counts (use the PostgreSQL store for a fleet).
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import type Database from 'better-sqlite3';
-import { BatchWriter, IN_MEMORY, openDatabase } from './sqlite-schema.js';
-import type { FromWriter, ToWriter, WriterInit } from './sqlite-writer-protocol.js';
-import type { Decision } from './statistics.js';
-import type { CounterRecord, ExperimentRecord, ExperimentStore, NewExperiment, PersistedState, StoreBatch } from './store.js';
-import type { StickyKeyKind, VersionWeight } from './traffic-split.js';
+import { DEFAULT_MAX_TRACKED_ROBOTS, DistinctCounter } from './distinct-counter.js';
+import { DEFAULT_LEDGER_CAPACITY, EpisodeLedger } from './episode-ledger.js';
+import { DEFAULT_LEDGER_RETENTION, SqliteDatabase } from './sqlite-database.js';
+import type { CounterRecord, ExperimentDatabase, LedgerRecord, RobotRecord } from './sqlite-records.js';
+import { INITIAL_ALWAYS_VALID, type AlwaysValidState } from './statistics.js';
+import type {
+  EpisodeCredit,
+  EpisodeOwner,
+  ExperimentChange,
+  ExperimentRecord,
+  ExperimentStore,
+  NewExperiment,
+  ServedEvent,
+  ShadowEvent,
+  VariantTotals,
+  VersionOutcomes,
+} from './store.js';
+import { VariantCounters } from './variant-counters.js';
 
-/** Episodes kept in the database for crediting late outcomes; older rows are pruned at flush. @default 200000 */
-export const DEFAULT_LEDGER_RETENTION = 200_000;
-
-export { IN_MEMORY };
-
+/** How often counters, robots and episodes are written to the file. @default 1000 */
+export const DEFAULT_FLUSH_INTERVAL_MS = 1000;
+/** Robot and episode rows held for the file while it fails, beyond which the oldest are dropped. @default 100000 */
+export const DEFAULT_MAX_PENDING_ROWS = 100_000;
 /**
- * The compiled writer script. Under vitest this module runs from its .ts source, and a worker thread cannot load
- * TypeScript, so it falls back to the build output (`npm test` builds first).
+ * Robot and episode rows per write handed to the database: a flood of new episodes is written in several writes,
+ * with the event loop free between them, rather than cloned to the writer thread in one long pause. @default 1000
  */
-function writerScript(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  for (const candidate of [path.join(here, 'sqlite-writer-thread.js'), path.resolve(here, '../../dist/src/experiment/sqlite-writer-thread.js')]) {
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error(`sqlite-writer-thread.js not found next to ${here} nor in dist/; run \`npm run build\``);
+export const DEFAULT_FLUSH_CHUNK_ROWS = 1000;
+
+export interface SqliteStoreOptions {
+  /** @default DEFAULT_MAX_TRACKED_ROBOTS */
+  readonly maxTrackedRobots: number;
+  /** Episodes remembered in memory. @default DEFAULT_LEDGER_CAPACITY */
+  readonly ledgerCapacity: number;
+  /** Episodes kept in the file. @default DEFAULT_LEDGER_RETENTION */
+  readonly ledgerRetention: number;
+  /** @default DEFAULT_FLUSH_INTERVAL_MS; 0 = only on flush() and close() */
+  readonly flushIntervalMs: number;
+  /** Where a failed write is reported. @default nowhere */
+  readonly log: { error(obj: object, msg: string): void };
 }
 
-interface ExperimentRow {
-  id: number;
-  model: string;
-  salt: string;
-  weights: string;
-  control_version: number;
-  sticky_key: string;
-  shadow_version: number;
-  shadow_fraction: number;
-  started_at: number;
-}
-
-interface CounterRow {
-  experiment_id: number;
-  version: number;
-  requests: number;
-  robots: number;
-  robots_capped: number;
-  episodes_served: number;
-  episodes: number;
-  successes: number;
-  vision_steps_sum: number;
-  surprise_sum: number;
-  surprise_count: number;
-  latency: Buffer;
-  shadow_requests: number;
-  shadow_shed: number;
-  shadow_divergence_sum: number;
-  shadow_latency: Buffer;
-  always_valid_p: number;
-  decision: string;
-}
-
-interface EpisodeRow {
-  robot_id: string;
-  episode_id: string;
-  model: string;
-  version: number;
-  experiment_id: number;
-  outcome: number | null;
-}
-
-const CURRENT_IDS = 'SELECT MAX(id) FROM experiments GROUP BY model';
-
-function toExperiment(r: ExperimentRow): ExperimentRecord {
-  return {
-    id: r.id,
-    model: r.model,
-    salt: r.salt,
-    weights: JSON.parse(r.weights) as VersionWeight[],
-    controlVersion: r.control_version,
-    stickyKey: r.sticky_key as StickyKeyKind,
-    shadowVersion: r.shadow_version,
-    shadowFraction: r.shadow_fraction,
-    startedAt: r.started_at,
-  };
-}
-
-function toCounter(r: CounterRow): CounterRecord {
-  return {
-    experimentId: r.experiment_id,
-    version: r.version,
-    requests: r.requests,
-    robots: r.robots,
-    robotsCapped: r.robots_capped === 1,
-    episodesServed: r.episodes_served,
-    episodes: r.episodes,
-    successes: r.successes,
-    visionStepsSum: r.vision_steps_sum,
-    surpriseSum: r.surprise_sum,
-    surpriseCount: r.surprise_count,
-    latency: new Uint8Array(r.latency),
-    shadowRequests: r.shadow_requests,
-    shadowShed: r.shadow_shed,
-    shadowDivergenceSum: r.shadow_divergence_sum,
-    shadowLatency: new Uint8Array(r.shadow_latency),
-    alwaysValidPValue: r.always_valid_p,
-    decision: r.decision as Decision,
-  };
-}
-
-/** The writer thread of a file database; restarted on the next write if it dies. */
-class WriterThread {
-  private worker: Worker | undefined;
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
-
-  constructor(private readonly init: WriterInit) {}
-
-  private started(): Worker {
-    if (this.worker) return this.worker;
-    const worker = new Worker(writerScript(), { workerData: this.init });
-    worker.on('message', (msg: FromWriter) => {
-      const p = this.pending.get(msg.id);
-      this.pending.delete(msg.id);
-      if (msg.kind === 'failed') p?.reject(new Error(msg.message));
-      else p?.resolve();
-    });
-    const lost = (err: Error) => {
-      if (this.worker !== worker) return;
-      this.worker = undefined;
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
-    };
-    worker.on('error', lost);
-    worker.on('exit', (code) => lost(new Error(`the experiment store's writer thread exited with code ${code}`)));
-    this.worker = worker;
-    return worker;
-  }
-
-  send(msg: ToWriter extends infer T ? (T extends unknown ? Omit<T, 'id'> : never) : never): Promise<void> {
-    const id = this.nextId++;
-    return new Promise<void>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.started().postMessage({ ...msg, id } as ToWriter);
-    });
-  }
-
-  async close(): Promise<void> {
-    if (!this.worker) return;
-    const worker = this.worker;
-    await this.send({ kind: 'close' }).catch(() => undefined);
-    this.worker = undefined;
-    await worker.terminate();
-  }
-}
+const DEFAULTS: SqliteStoreOptions = {
+  maxTrackedRobots: DEFAULT_MAX_TRACKED_ROBOTS,
+  ledgerCapacity: DEFAULT_LEDGER_CAPACITY,
+  ledgerRetention: DEFAULT_LEDGER_RETENTION,
+  flushIntervalMs: DEFAULT_FLUSH_INTERVAL_MS,
+  log: { error: () => undefined },
+};
 
 export class SqliteExperimentStore implements ExperimentStore {
-  private readonly db: Database.Database;
-  private readonly statements;
-  private readonly writer: WriterThread | BatchWriter;
+  private readonly options: SqliteStoreOptions;
+  private readonly db: ExperimentDatabase;
+  /** Each model's current experiment; only current experiments count. */
+  private readonly current = new Map<string, ExperimentRecord>();
+  private readonly counters = new Map<number, Map<number, VariantCounters>>();
+  private readonly ledger: EpisodeLedger;
+  private readonly dirty = new Map<VariantCounters, [experimentId: number, version: number]>();
+  private pendingRobots: RobotRecord[] = [];
+  private readonly pendingLedger = new Map<string, LedgerRecord>();
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> | undefined;
+  private closed = false;
 
   /**
-   * Opens (creating when missing) the database at `file`, or an in-memory one for IN_MEMORY.
-   * @throws Error that names the file and the option to change when it cannot be opened or written.
+   * Opens (creating when missing) the database at `file` (IN_MEMORY: nothing survives a restart), or uses the
+   * given database, reads its state back and starts the flush timer.
+   * @throws Error that names the file and the option to change when it cannot be opened.
    */
-  constructor(
-    readonly file: string,
-    ledgerRetention = DEFAULT_LEDGER_RETENTION,
-  ) {
-    this.db = openDatabase(file);
-    const db = this.db;
-    this.writer = file === IN_MEMORY ? new BatchWriter(db, ledgerRetention) : new WriterThread({ file, ledgerRetention });
-    this.statements = {
-      insertExperiment: db.prepare(
-        `INSERT INTO experiments (model, salt, weights, control_version, sticky_key, shadow_version, shadow_fraction, started_at)
-         VALUES (@model, @salt, @weights, @controlVersion, @stickyKey, @shadowVersion, @shadowFraction, @startedAt)`,
-      ),
-      updateExperiment: db.prepare(
-        `UPDATE experiments SET weights = @weights, control_version = @controlVersion, sticky_key = @stickyKey,
-           shadow_version = @shadowVersion, shadow_fraction = @shadowFraction WHERE id = @id`,
-      ),
-      // Robot ids of finished experiments are not needed again: their counts stay in the counters rows.
-      pruneRobots: db.prepare(`DELETE FROM robots WHERE experiment_id NOT IN (${CURRENT_IDS})`),
-      currentExperiments: db.prepare(`SELECT * FROM experiments WHERE id IN (${CURRENT_IDS}) ORDER BY model`),
-      currentCounters: db.prepare(`SELECT * FROM counters WHERE experiment_id IN (${CURRENT_IDS})`),
-      currentRobots: db.prepare(`SELECT experiment_id, version, robot_id FROM robots WHERE experiment_id IN (${CURRENT_IDS})`),
-      recentEpisodes: db.prepare('SELECT * FROM (SELECT rowid AS seq, * FROM episodes ORDER BY rowid DESC LIMIT ?) ORDER BY seq'),
-    };
+  constructor(file: string | ExperimentDatabase, options: Partial<SqliteStoreOptions> = {}) {
+    this.options = { ...DEFAULTS, ...options };
+    this.db = typeof file === 'string' ? new SqliteDatabase(file, this.options.ledgerRetention) : file;
+    this.ledger = new EpisodeLedger(this.options.ledgerCapacity);
+    const state = this.db.load(this.options.ledgerCapacity);
+    const robotIds = new Map<string, string[]>();
+    for (const r of state.robots) {
+      const key = `${r.experimentId}@${r.version}`;
+      robotIds.set(key, [...(robotIds.get(key) ?? []), r.robotId]);
+    }
+    for (const record of state.experiments) {
+      this.current.set(record.model, record);
+      this.counters.set(record.id, new Map());
+    }
+    for (const c of state.counters) {
+      this.counters.get(c.experimentId)?.set(c.version, VariantCounters.restore(c, robotIds.get(`${c.experimentId}@${c.version}`) ?? [], this.options.maxTrackedRobots));
+    }
+    for (const e of state.ledger) this.ledger.restore(e.robotId, e.episodeId, { model: e.model, version: e.version, experimentId: e.experimentId, outcome: e.outcome });
+    if (this.options.flushIntervalMs > 0) {
+      this.timer = setInterval(() => void this.flush(), this.options.flushIntervalMs);
+      this.timer.unref();
+    }
   }
 
-  load(ledgerLimit: number): PersistedState {
-    const s = this.statements;
-    return {
-      experiments: (s.currentExperiments.all() as ExperimentRow[]).map(toExperiment),
-      counters: (s.currentCounters.all() as CounterRow[]).map(toCounter),
-      robots: (s.currentRobots.all() as Array<{ experiment_id: number; version: number; robot_id: string }>).map((r) => ({
-        experimentId: r.experiment_id,
-        version: r.version,
-        robotId: r.robot_id,
-      })),
-      ledger: (s.recentEpisodes.all(ledgerLimit) as EpisodeRow[]).map((r) => ({
-        robotId: r.robot_id,
-        episodeId: r.episode_id,
-        model: r.model,
-        version: r.version,
-        experimentId: r.experiment_id,
-        outcome: r.outcome === null ? undefined : r.outcome === 1,
-      })),
-    };
+  currentExperiments(): Promise<ExperimentRecord[]> {
+    return Promise.resolve([...this.current.values()]);
   }
 
-  createExperiment(e: NewExperiment): number {
-    return this.db.transaction(() => {
-      const { lastInsertRowid } = this.statements.insertExperiment.run({ ...e, weights: JSON.stringify(e.weights) });
-      this.statements.pruneRobots.run();
-      return Number(lastInsertRowid);
+  ensureExperiment(initial: NewExperiment): Promise<ExperimentRecord> {
+    return Promise.resolve(this.current.get(initial.model) ?? this.start(initial));
+  }
+
+  changeExperiment(model: string, decide: (current: ExperimentRecord | undefined) => ExperimentChange): Promise<ExperimentRecord> {
+    return Promise.resolve().then(() => {
+      const change = decide(this.current.get(model));
+      if ('start' in change) return this.start(change.start);
+      const record = change.update;
+      this.db.updateExperiment(record);
+      this.current.set(model, record);
+      if (change.restartTests) {
+        for (const [version, c] of this.counters.get(record.id) ?? []) {
+          c.alwaysValid = INITIAL_ALWAYS_VALID;
+          this.dirty.set(c, [record.id, version]);
+        }
+      }
+      return record;
+    });
+  }
+
+  private start(e: NewExperiment): ExperimentRecord {
+    const record = { ...e, id: this.db.createExperiment(e) };
+    const before = this.current.get(e.model);
+    if (before) this.counters.delete(before.id);
+    this.current.set(e.model, record);
+    this.counters.set(record.id, new Map());
+    return record;
+  }
+
+  onExternalChange(): void {
+    // One process: nobody else changes its experiments.
+  }
+
+  episodeOwner(robotId: string, episodeId: string): EpisodeOwner | undefined {
+    return this.ledger.get(robotId, episodeId);
+  }
+
+  private counter(experimentId: number, version: number): VariantCounters | undefined {
+    const versions = this.counters.get(experimentId);
+    if (!versions) return undefined;
+    let c = versions.get(version);
+    if (!c) {
+      c = new VariantCounters(new DistinctCounter(this.options.maxTrackedRobots));
+      versions.set(version, c);
+    }
+    this.dirty.set(c, [experimentId, version]);
+    return c;
+  }
+
+  /** Whether a served request enters its experiment: routed by the current one, or pinned to its episode's version there. */
+  private counts(e: ServedEvent): boolean {
+    if (e.experimentId === 0 || this.current.get(e.model)?.id !== e.experimentId) return false;
+    if (!e.pinned) return true;
+    const owner = e.episodeId ? this.ledger.get(e.robotId, e.episodeId) : undefined;
+    return owner !== undefined && owner.experimentId === e.experimentId && owner.model === e.model && owner.version === e.version;
+  }
+
+  served(e: ServedEvent): Promise<void> {
+    const c = this.counts(e) ? this.counter(e.experimentId, e.version) : undefined;
+    if (c) {
+      c.requests++;
+      c.latency.record(e.latencyMs);
+      c.visionStepsSum += e.visionSteps;
+      if (e.worldModelSurprise !== undefined && Number.isFinite(e.worldModelSurprise)) {
+        c.surpriseSum += e.worldModelSurprise;
+        c.surpriseCount++;
+      }
+      if (c.robots.add(e.robotId)) this.queueRobot({ experimentId: e.experimentId, version: e.version, robotId: e.robotId });
+    }
+    if (e.episodeId) {
+      const { entry, started } = this.ledger.serve(e.robotId, e.episodeId, { model: e.model, version: e.version, experimentId: e.pinned ? 0 : e.experimentId });
+      if (started) {
+        this.queueLedger({ robotId: e.robotId, episodeId: e.episodeId, ...entry });
+        if (c) c.episodesServed++;
+      }
+    }
+    return Promise.resolve();
+  }
+
+  shadow(e: ShadowEvent): void {
+    const c = this.counter(e.experimentId, e.version);
+    if (!c) return;
+    if (e.latencyMs === undefined) {
+      c.shadowShed++;
+      return;
+    }
+    c.shadowRequests++;
+    c.shadowLatency.record(e.latencyMs);
+    if (Number.isFinite(e.divergence)) c.shadowDivergenceSum += e.divergence;
+  }
+
+  credit(robotId: string, episodeId: string, success: boolean): Promise<EpisodeCredit | undefined> {
+    const entry = this.ledger.get(robotId, episodeId);
+    if (!entry) return Promise.resolve(undefined);
+    const owner = { model: entry.model, version: entry.version, experimentId: entry.experimentId };
+    if (entry.outcome !== undefined) return Promise.resolve({ ...owner, counted: false });
+    entry.outcome = success;
+    this.queueLedger({ robotId, episodeId, ...entry });
+    const c = entry.experimentId !== 0 && this.current.get(entry.model)?.id === entry.experimentId ? this.counter(entry.experimentId, entry.version) : undefined;
+    if (!c) return Promise.resolve({ ...owner, counted: false });
+    c.episodes++;
+    if (success) c.successes++;
+    return Promise.resolve({ ...owner, counted: true });
+  }
+
+  totals(experimentId: number): Promise<VariantTotals[]> {
+    return Promise.resolve([...(this.counters.get(experimentId) ?? [])].map(([version, c]) => c.totals(version)));
+  }
+
+  outcomes(experimentId: number): Promise<VersionOutcomes[]> {
+    return Promise.resolve([...(this.counters.get(experimentId) ?? [])].map(([version, c]) => ({ version, outcomes: c.outcomes, test: c.alwaysValid })));
+  }
+
+  saveTests(experimentId: number, tests: ReadonlyMap<number, AlwaysValidState>): Promise<void> {
+    for (const [version, test] of tests) {
+      const c = this.counter(experimentId, version);
+      if (c) c.alwaysValid = test;
+    }
+    return Promise.resolve();
+  }
+
+  private queueRobot(r: RobotRecord): void {
+    this.pendingRobots.push(r);
+    if (this.pendingRobots.length > DEFAULT_MAX_PENDING_ROWS) this.pendingRobots.shift();
+  }
+
+  private queueLedger(e: LedgerRecord): void {
+    const key = `${e.robotId}\u0000${e.episodeId}`;
+    this.pendingLedger.delete(key);
+    this.pendingLedger.set(key, e);
+    if (this.pendingLedger.size > DEFAULT_MAX_PENDING_ROWS) this.pendingLedger.delete(this.pendingLedger.keys().next().value!);
+  }
+
+  /**
+   * Hands what changed since the last flush to the database, which writes it off this thread, in chunks of at
+   * most DEFAULT_FLUSH_CHUNK_ROWS rows (the counters go with the first). One flush at a time; rows of a failed
+   * write go back into the queue for the next flush. Resolves when written.
+   */
+  flush(): Promise<void> {
+    if (this.writing) return this.writing;
+    if (this.dirty.size === 0 && this.pendingRobots.length === 0 && this.pendingLedger.size === 0) return Promise.resolve();
+    const dirty = [...this.dirty];
+    let counters: CounterRecord[] = dirty.map(([c, [id, version]]) => c.toRecord(id, version));
+    const robots = this.pendingRobots;
+    const ledger = [...this.pendingLedger.values()];
+    this.dirty.clear();
+    this.pendingRobots = [];
+    this.pendingLedger.clear();
+    this.writing = (async () => {
+      let r = 0;
+      let l = 0;
+      try {
+        do {
+          const robotRows = robots.slice(r, r + DEFAULT_FLUSH_CHUNK_ROWS);
+          const ledgerRows = ledger.slice(l, l + DEFAULT_FLUSH_CHUNK_ROWS - robotRows.length);
+          await this.db.write({ counters, robots: robotRows, ledger: ledgerRows });
+          counters = [];
+          r += robotRows.length;
+          l += ledgerRows.length;
+        } while (r < robots.length || l < ledger.length);
+      } catch (err) {
+        this.options.log.error({ err, robots: robots.length - r, episodes: ledger.length - l }, 'experiment store write failed; retrying at the next flush');
+        if (counters.length > 0) for (const [c, key] of dirty) if (!this.dirty.has(c)) this.dirty.set(c, key);
+        for (const row of robots.slice(r)) this.queueRobot(row);
+        for (const e of ledger.slice(l)) if (!this.pendingLedger.has(`${e.robotId}\u0000${e.episodeId}`)) this.queueLedger(e);
+      } finally {
+        this.writing = undefined;
+      }
     })();
-  }
-
-  updateExperiment(e: ExperimentRecord): void {
-    this.statements.updateExperiment.run({ ...e, weights: JSON.stringify(e.weights) });
-  }
-
-  async write(batch: StoreBatch): Promise<void> {
-    if (this.writer instanceof BatchWriter) this.writer.run(batch);
-    else await this.writer.send({ kind: 'write', batch });
+    return this.writing;
   }
 
   async close(): Promise<void> {
-    if (this.writer instanceof WriterThread) await this.writer.close();
-    if (this.db.open) this.db.close();
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    await this.writing;
+    await this.flush();
+    await this.db.close();
   }
 }

@@ -1,5 +1,5 @@
 /** Messages between the SQLite store and its writer thread. */
-import type { StoreBatch } from './store.js';
+import type { StoreBatch } from './sqlite-records.js';
 
 export interface WriterInit {
   readonly file: string;

@@ -1,10 +1,13 @@
 /**
- * Where experiments persist (issue 9 item 5): every split's salt and weights, every per-version counter, the
- * robots counted and the episode ledger survive a restart. The experiment book writes through this interface
- * in batches from a timer, never from a request's path; sqlite-store.ts implements it. `load` and the
- * experiment calls are synchronous (start-up and admin calls); batch writes are asynchronous.
+ * Where experiments live (issue 9 item 5, issue 12 item 1): every model's current split (salt, weights,
+ * control, shadow), what each version was counted with, the robots counted and the episode ledger. The
+ * experiment book routes and computes statistics; a store keeps the records and does the counting, so that
+ * the book reads the same whether one process counts (sqlite-store.ts: in memory, written to an embedded
+ * SQLite file in batches) or a fleet of replicas shares one PostgreSQL database (postgres-store.ts: every
+ * count is an atomic increment, written before the request is answered).
  */
-import type { Decision } from './statistics.js';
+import type { LatencySketch } from './latency-sketch.js';
+import type { AlwaysValidState, Proportion } from './statistics.js';
 import type { StickyKeyKind, VersionWeight } from './traffic-split.js';
 
 /** One experiment: a model's split under one salt. A model's newest experiment is its current one. */
@@ -27,12 +30,64 @@ export interface ExperimentRecord {
 
 export type NewExperiment = Omit<ExperimentRecord, 'id'>;
 
-/** Everything counted for one version in one experiment. */
-export interface CounterRecord {
+/**
+ * What a split change does to the model's current experiment, decided from that experiment as the store holds
+ * it (in a fleet: under a lock, so two replicas changing one model's split at once cannot both start one).
+ */
+export type ExperimentChange =
+  | { readonly start: NewExperiment }
+  /** `restartTests`: the control changed; every version's sequential test starts again from the data so far. */
+  | { readonly update: ExperimentRecord; readonly restartTests: boolean };
+
+/** Who an episode belongs to: the version that served its first request, and the experiment that routed it. */
+export interface EpisodeOwner {
+  readonly model: string;
+  readonly version: number;
+  /** 0: its first request was pinned, so the episode is outside experiments. */
+  readonly experimentId: number;
+}
+
+/** One request served on the primary path. */
+export interface ServedEvent {
+  /** The model's current experiment when the request was routed; 0 when it had none yet (not counted). */
+  readonly experimentId: number;
+  readonly model: string;
+  readonly version: number;
+  /**
+   * The request named its version (`name@version`). It is counted only as a later request of an episode
+   * that the split assigned to that version in `experimentId`: a stream that resumed on another replica pins
+   * the episode's version, and its requests stay in the experiment. Other pinned requests are not counted.
+   */
+  readonly pinned: boolean;
+  readonly robotId: string;
+  readonly episodeId: string;
+  /** The client's request_id ('' = none). A shared store counts a (robot_id, request_id) once. */
+  readonly requestId: string;
+  /** Server time from arrival to response. */
+  readonly latencyMs: number;
+  /** N_o used. */
+  readonly visionSteps: number;
+  readonly worldModelSurprise: number | undefined;
+}
+
+/** A mirrored request on the shadow version finished, or was shed (`latencyMs` undefined). */
+export interface ShadowEvent {
   readonly experimentId: number;
   readonly version: number;
+  readonly latencyMs: number | undefined;
+  readonly divergence: number;
+}
+
+/** An outcome's credit: the episode's owner, and whether this report entered the owner's experiment. */
+export interface EpisodeCredit extends EpisodeOwner {
+  /** The first report of an episode that the model's current experiment routed. */
+  readonly counted: boolean;
+}
+
+/** Everything an experiment counted for one version, for GetExperiment (serving-api.md VariantStats). */
+export interface VariantTotals {
+  readonly version: number;
   readonly requests: number;
-  /** Distinct robots counted (also restored from the robot rows; kept here for finished experiments). */
   readonly robots: number;
   readonly robotsCapped: boolean;
   /** Episodes that sent at least one request. */
@@ -43,57 +98,52 @@ export interface CounterRecord {
   readonly visionStepsSum: number;
   readonly surpriseSum: number;
   readonly surpriseCount: number;
-  /** Serialized latency sketches (latency-sketch.ts). */
-  readonly latency: Uint8Array;
+  readonly latency: LatencySketch;
   readonly shadowRequests: number;
   readonly shadowShed: number;
   readonly shadowDivergenceSum: number;
-  readonly shadowLatency: Uint8Array;
-  readonly alwaysValidPValue: number;
-  readonly decision: Decision;
+  readonly shadowLatency: LatencySketch;
+  readonly test: AlwaysValidState;
 }
 
-export interface RobotRecord {
-  readonly experimentId: number;
+/** A version's outcomes and its sequential test, what an outcome's test update reads. */
+export interface VersionOutcomes {
   readonly version: number;
-  readonly robotId: string;
-}
-
-/** Who served an episode, and its outcome once reported. experimentId 0: served by a pin, outside experiments. */
-export interface LedgerRecord {
-  readonly robotId: string;
-  readonly episodeId: string;
-  readonly model: string;
-  readonly version: number;
-  readonly experimentId: number;
-  readonly outcome: boolean | undefined;
-}
-
-/** What one flush writes, in one transaction. */
-export interface StoreBatch {
-  readonly counters: readonly CounterRecord[];
-  readonly robots: readonly RobotRecord[];
-  readonly ledger: readonly LedgerRecord[];
-}
-
-/** What start-up reads back: each model's current experiment with its counters and robots, and recent episodes. */
-export interface PersistedState {
-  readonly experiments: readonly ExperimentRecord[];
-  readonly counters: readonly CounterRecord[];
-  readonly robots: readonly RobotRecord[];
-  /** Oldest first. */
-  readonly ledger: readonly LedgerRecord[];
+  readonly outcomes: Proportion;
+  readonly test: AlwaysValidState;
 }
 
 export interface ExperimentStore {
-  /** @param ledgerLimit the most recent episodes to return */
-  load(ledgerLimit: number): PersistedState;
-  /** Stores a model's new experiment, which becomes its current one; returns its id (> 0). */
-  createExperiment(experiment: NewExperiment): number;
-  /** A split changed within the same experiment (weights, control, shadow). */
-  updateExperiment(experiment: ExperimentRecord): void;
-  /** Resolves once the batch is stored (in one transaction); never blocks the caller's thread on the disk. */
-  write(batch: StoreBatch): Promise<void>;
-  /** After the writes already started. */
+  /** Every model's current experiment, as stored now (another replica may have changed one). */
+  currentExperiments(): Promise<ExperimentRecord[]>;
+  /** The model's current experiment; `initial` becomes it when the model has none (one wins across replicas). */
+  ensureExperiment(initial: NewExperiment): Promise<ExperimentRecord>;
+  /** Applies `decide`'s change to the model's current experiment atomically; returns the current one after. */
+  changeExperiment(model: string, decide: (current: ExperimentRecord | undefined) => ExperimentChange): Promise<ExperimentRecord>;
+  /** `listener` runs when another process may have changed an experiment (a shared store; never for one process). */
+  onExternalChange(listener: () => void): void;
+
+  /** The owner of an episode as far as this process knows it without a round trip (a split's ongoing-episode rule). */
+  episodeOwner(robotId: string, episodeId: string): EpisodeOwner | undefined;
+  /**
+   * Counts a served request. Resolves once the count is stored where a crash of this process cannot lose it
+   * (a shared store), or at once (one process); the response is sent after it resolves. Never rejects.
+   */
+  served(event: ServedEvent): Promise<void>;
+  shadow(event: ShadowEvent): void;
+  /**
+   * Credits an episode's outcome to its owner; only the first report counts. Undefined when no request of
+   * the episode is known.
+   */
+  credit(robotId: string, episodeId: string, success: boolean): Promise<EpisodeCredit | undefined>;
+  /** What the experiment counted, per version that has counts. */
+  totals(experimentId: number): Promise<VariantTotals[]>;
+  /** Outcomes and sequential-test states, per version that has counts. */
+  outcomes(experimentId: number): Promise<VersionOutcomes[]>;
+  /** Stores sequential tests after an update: a p-value only falls, a decision once taken stays. */
+  saveTests(experimentId: number, tests: ReadonlyMap<number, AlwaysValidState>): Promise<void>;
+  /** Writes everything counted so far. */
+  flush(): Promise<void>;
+  /** Writes what is left, then closes. Idempotent. */
   close(): Promise<void>;
 }

@@ -6,7 +6,8 @@
 import { DistinctCounter } from './distinct-counter.js';
 import { LatencySketch } from './latency-sketch.js';
 import { INITIAL_ALWAYS_VALID, type AlwaysValidState, type Proportion } from './statistics.js';
-import type { CounterRecord } from './store.js';
+import type { CounterRecord } from './sqlite-records.js';
+import type { VariantTotals } from './store.js';
 
 export class VariantCounters {
   requests = 0;
@@ -65,6 +66,28 @@ export class VariantCounters {
       shadowLatency: this.shadowLatency.toBytes(),
       alwaysValidPValue: this.alwaysValid.pValue,
       decision: this.alwaysValid.decision,
+    };
+  }
+
+  totals(version: number): VariantTotals {
+    const { requests, episodesServed, episodes, successes, visionStepsSum, surpriseSum, surpriseCount, shadowRequests, shadowShed, shadowDivergenceSum } = this;
+    return {
+      version,
+      requests,
+      robots: this.robots.count,
+      robotsCapped: this.robots.capped,
+      episodesServed,
+      episodes,
+      successes,
+      visionStepsSum,
+      surpriseSum,
+      surpriseCount,
+      latency: this.latency,
+      shadowRequests,
+      shadowShed,
+      shadowDivergenceSum,
+      shadowLatency: this.shadowLatency,
+      test: this.alwaysValid,
     };
   }
 
