@@ -85,6 +85,10 @@ CREATE INDEX IF NOT EXISTS dust_served_requests_at ON dust_served_requests (serv
  * @throws Error when the database was set up by a newer dust-serve.
  */
 export async function migrate(client: pg.ClientBase): Promise<void> {
+  // The usual case, a replica joining a fleet whose tables exist: no DDL, which would take table locks that
+  // deadlock with other replicas' writes.
+  const current = await client.query<{ value: string }>("SELECT value FROM dust_meta WHERE key = 'schema_version'").catch(() => ({ rows: [] }));
+  if (current.rows.length > 0 && Number(current.rows[0].value) === SCHEMA_VERSION) return;
   await client.query('BEGIN');
   try {
     await client.query('SELECT pg_advisory_xact_lock($1, 0)', [LOCK_CLASS]);

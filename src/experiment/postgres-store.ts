@@ -196,10 +196,13 @@ export class PostgresExperimentStore implements ExperimentStore {
     const store = new PostgresExperimentStore({ ...DEFAULTS, ...options });
     try {
       const client = await store.pool.connect();
+      const heard = () => undefined;
+      client.on('error', heard);
       try {
         await migrate(client);
       } finally {
-        client.release();
+        client.removeListener('error', heard);
+        client.release(true);
       }
       await store.listen();
     } catch (err) {
@@ -259,23 +262,36 @@ export class PostgresExperimentStore implements ExperimentStore {
     return rows.map(toExperiment);
   }
 
-  /** Runs `body` in a transaction holding the model's lock, and announces the model when it commits. */
-  private async underModelLock<T>(model: string, body: (client: pg.PoolClient, current: ExperimentRecord | undefined) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect().catch(asUnavailable);
+  /** Runs `body` in a transaction on one pooled connection; a connection that failed is closed, not reused. */
+  private async transaction<T>(body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    // A connection cut between two queries fails the next query; unheard, its error event would end the process.
+    const heard = () => undefined;
+    client.on('error', heard);
     try {
       await client.query('BEGIN');
+      const result = await body(client);
+      await client.query('COMMIT');
+      client.removeListener('error', heard);
+      client.release();
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.removeListener('error', heard);
+      client.release(true);
+      throw err;
+    }
+  }
+
+  /** Runs `body` in a transaction holding the model's lock, and announces the model when it commits. */
+  private underModelLock<T>(model: string, body: (client: pg.PoolClient, current: ExperimentRecord | undefined) => Promise<T>): Promise<T> {
+    return this.transaction(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_CLASS, model]);
       const { rows } = await client.query<ExperimentRow>(`SELECT ${EXPERIMENT_COLUMNS} FROM dust_experiments WHERE model = $1 ORDER BY id DESC LIMIT 1`, [model]);
       const result = await body(client, rows[0] && toExperiment(rows[0]));
       await client.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, model]);
-      await client.query('COMMIT');
       return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      return asUnavailable(err);
-    } finally {
-      client.release();
-    }
+    }).catch(asUnavailable);
   }
 
   private static async insert(client: pg.PoolClient, e: NewExperiment): Promise<ExperimentRecord> {
@@ -343,6 +359,8 @@ export class PostgresExperimentStore implements ExperimentStore {
     if (this.writing || this.retryTimer) return;
     this.writing = this.drain().finally(() => {
       this.writing = undefined;
+      // Requests queued between the drain's last look at the queue and now.
+      if (this.queue.length > 0 || this.shadows.length > 0) this.kick();
     });
   }
 
@@ -379,10 +397,7 @@ export class PostgresExperimentStore implements ExperimentStore {
 
   /** One group commit: counts the requests not counted before and adds everything up (see the file comment). */
   private async write(events: readonly ServedEvent[], shadows: readonly ShadowEvent[]): Promise<void> {
-    const client = await this.pool.connect();
-    let ok = false;
-    try {
-      await client.query('BEGIN');
+    const { owners, ordered } = await this.transaction(async (client) => {
       const fresh = await this.firstCounts(client, events);
       const episodes = await this.recordEpisodes(client, fresh);
       const deltas = new Map<string, CounterDelta>();
@@ -418,21 +433,18 @@ export class PostgresExperimentStore implements ExperimentStore {
         d.shadowLatency.record(s.latencyMs);
         if (Number.isFinite(s.divergence)) d.shadowDivergenceSum += s.divergence;
       }
-      const ordered = [...deltas.values()].sort((a, b) => a.experimentId - b.experimentId || a.version - b.version);
-      await PostgresExperimentStore.addRobots(client, ordered);
-      await PostgresExperimentStore.addBins(client, ordered);
-      await PostgresExperimentStore.addCounters(client, ordered);
-      await client.query('COMMIT');
-      ok = true;
-      for (const [key, owner] of episodes.owners) {
-        const [robotId, episodeId] = key.split('\u0000');
-        this.owners.serve(robotId, episodeId, owner);
-      }
-      for (const d of ordered) this.rememberRobots(d);
-    } finally {
-      if (!ok) await client.query('ROLLBACK').catch(() => undefined);
-      client.release();
+      const sorted = [...deltas.values()].sort((a, b) => a.experimentId - b.experimentId || a.version - b.version);
+      await PostgresExperimentStore.addRobots(client, sorted);
+      await PostgresExperimentStore.addBins(client, sorted);
+      await PostgresExperimentStore.addCounters(client, sorted);
+      return { owners: episodes.owners, ordered: sorted };
+    });
+    // Only what committed is remembered.
+    for (const [key, owner] of owners) {
+      const [robotId, episodeId] = key.split('\u0000');
+      this.owners.serve(robotId, episodeId, owner);
     }
+    for (const d of ordered) this.rememberRobots(d);
   }
 
   /** The events whose (robot_id, request_id) no replica counted before; events without a request_id all count. */
