@@ -51,6 +51,12 @@ describe('toPredictRequest', () => {
     expect(msg.sampling).not.toHaveProperty('seed');
   });
 
+  it('gives a request without an id a fresh UUID, which its retries carry (a fleet counts it once)', () => {
+    const [a, b] = [toPredictRequest(base), toPredictRequest(base)];
+    expect(a.request_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(b.request_id).not.toBe(a.request_id);
+  });
+
   it('names the field of an integer that protobufjs would silently wrap', () => {
     expect(() => toPredictRequest({ ...base, sampling: { actionSteps: -1 } })).toThrow(/sampling\.actionSteps must be an integer/);
     expect(() => toPredictRequest({ ...base, sampling: { visionSteps: 2.5 } })).toThrow(/sampling\.visionSteps/);
