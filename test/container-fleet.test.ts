@@ -1,32 +1,53 @@
 /**
- * A fleet as it runs in production, in containers: three dust-serve replicas (the repository's image) on a
- * user-defined Docker network behind HAProxy (deploy/lb/haproxy.cfg in the dust-serve-lb image), and a robot fleet
- * on Predict and StreamPredict through HAProxy's one address with the retrying DustClient. One replica is drained
- * (SIGTERM, as `docker stop` and Kubernetes do) and another killed (SIGKILL) while the robots run: no robot request
- * may fail, the drained replica exits 0, and HAProxy's gRPC health check takes both out of the pool.
+ * A fleet as it runs in production, in containers: PostgreSQL (the dust-serve-postgres image) holding the
+ * experiment, three dust-serve replicas (the repository's image) sharing it, on a user-defined Docker network
+ * behind HAProxy (deploy/lb/haproxy.cfg in the dust-serve-lb image), with credentials from a tokens file and
+ * dust-tiny as versions 1 and 2 from a repository mounted into the replicas. An operator splits the traffic
+ * 50/50 through HAProxy; a robot fleet on Predict and StreamPredict runs through HAProxy's one address with the
+ * retrying DustClient while one replica is drained (SIGTERM, as `docker stop` and Kubernetes do) and another
+ * killed (SIGKILL): no robot request may fail, the drained replica exits 0, HAProxy's gRPC health check takes both
+ * out of the pool, and the experiment's counts (requests, robots, episodes, outcomes and successes per version)
+ * equal what the robots were served and reported.
  *
- * Needs a Docker daemon, the base images of deploy/docker/build-base.sh and the HAProxy image of
+ * Needs a Docker daemon, the base images of deploy/docker/build-base.sh and the HAProxy and PostgreSQL images of
  * deploy/docker/build-fleet-images.sh; `bash .ci/run` provides all and sets DUST_CONTAINER_TESTS=1. Without that
  * variable the test is reported as skipped, with the reason. The test removes its containers, network and image.
  */
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { GenericContainer, getContainerRuntimeClient, Network, Wait, type StartedNetwork, type StartedTestContainer } from 'testcontainers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DustClient } from '../src/client/index.js';
 import { runFleetThroughFailover, until } from './support/fleet.js';
 import { allReplicasUp, haproxyServers } from './support/haproxy.js';
+import { MODEL, versionsRepository } from './support/versions.js';
 
 const ENABLED = process.env.DUST_CONTAINER_TESTS === '1';
 const SKIP_REASON =
   'container fleet test: DUST_CONTAINER_TESTS is not 1; it needs a Docker daemon, the base images ' +
-  '(deploy/docker/build-base.sh) and the HAProxy image (deploy/docker/build-fleet-images.sh); bash .ci/run provides them and sets the variable';
+  '(deploy/docker/build-base.sh) and the HAProxy and PostgreSQL images (deploy/docker/build-fleet-images.sh); bash .ci/run provides them and sets the variable';
 
 const CONTEXT = path.resolve('.');
 const IMAGE = `dust-serve-fleet-test:${process.pid}-${Date.now()}`;
 const LB_IMAGE = 'dust-serve-lb:haproxy';
+const PG_IMAGE = 'dust-serve-postgres:15';
+const PG_PASSWORD = 'fleet-test-postgres-password';
+const ROBOT_TOKEN = 'fleet-test-robot-token-0123456789';
+const ADMIN_TOKEN = 'fleet-test-admin-token-0123456789';
 const GRPC_PORT = 50051;
 const STATS_PORT = 8404;
 const REPLICAS = 3;
+/** Everything under `dir` readable by the replicas' user (uid 10001), as a mounted volume must be. */
+function readableByAll(dir: string): void {
+  chmodSync(dir, 0o755);
+  for (const entry of readdirSync(dir)) {
+    const p = path.join(dir, entry);
+    if (statSync(p).isDirectory()) readableByAll(p);
+    else chmodSync(p, 0o644);
+  }
+}
+
 /** A cold image build takes about a minute here (BuildKit's cache makes a rebuild seconds); the fleet under a minute. */
 const TEST_TIMEOUT_MS = 8 * 60_000;
 
@@ -34,8 +55,12 @@ describe('a fleet of containers behind HAProxy', () => {
   let network: StartedNetwork | undefined;
   const containers: StartedTestContainer[] = [];
   let imageBuilt = false;
+  const repo = versionsRepository([1, 2]);
+  const secrets = mkdtempSync(path.join(os.tmpdir(), 'dust-fleet-secrets-'));
 
   afterAll(async () => {
+    repo.remove();
+    rmSync(secrets, { recursive: true, force: true });
     if (!ENABLED) return;
     const docker = (await getContainerRuntimeClient()).container.dockerode;
     // Forced: after a failed assertion containers may still run.
@@ -44,19 +69,21 @@ describe('a fleet of containers behind HAProxy', () => {
     if (imageBuilt) await docker.getImage(IMAGE).remove({ force: true }).catch(() => {});
   });
 
-  it('loses no robot request while one replica drains (SIGTERM) and another is killed (SIGKILL)', async (ctx) => {
+  it('loses no robot request while one replica drains (SIGTERM) and another is killed (SIGKILL); the shared experiment counts exactly what the robots got', async (ctx) => {
     if (!ENABLED) {
       console.warn(`skipped: ${SKIP_REASON}`); // the default reporter does not print skip notes
       ctx.skip(SKIP_REASON);
     }
     const runtime = await getContainerRuntimeClient();
     const docker = runtime.container.dockerode;
-    await docker
-      .getImage(LB_IMAGE)
-      .inspect()
-      .catch((err: unknown) => {
-        throw new Error(`image ${LB_IMAGE} missing: run deploy/docker/build-fleet-images.sh`, { cause: err });
-      });
+    for (const image of [LB_IMAGE, PG_IMAGE]) {
+      await docker
+        .getImage(image)
+        .inspect()
+        .catch((err: unknown) => {
+          throw new Error(`image ${image} missing: run deploy/docker/build-fleet-images.sh`, { cause: err });
+        });
+    }
 
     await GenericContainer.fromDockerfile(CONTEXT)
       .withBuildkit()
@@ -66,6 +93,19 @@ describe('a fleet of containers behind HAProxy', () => {
       });
     imageBuilt = true;
     network = await new Network().start();
+    const postgres = await new GenericContainer(PG_IMAGE)
+      .withNetwork(network)
+      .withNetworkAliases('postgres')
+      .withEnvironment({ POSTGRES_PASSWORD: PG_PASSWORD })
+      .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/))
+      .withStartupTimeout(60_000)
+      .start();
+    containers.push(postgres);
+
+    readableByAll(repo.root);
+    const tokens = path.join(secrets, 'tokens.json');
+    writeFileSync(tokens, JSON.stringify([{ token: ROBOT_TOKEN, role: 'robot', name: 'fleet' }, { token: ADMIN_TOKEN, role: 'admin', name: 'operator' }]));
+    readableByAll(secrets);
 
     const replicas = await Promise.all(
       Array.from({ length: REPLICAS }, async (_, i) => {
@@ -73,7 +113,23 @@ describe('a fleet of containers behind HAProxy', () => {
         const started = await new GenericContainer(IMAGE)
           .withNetwork(network!)
           .withNetworkAliases(`replica-${i + 1}`)
-          .withEnvironment({ DUST_THREADS: '1', DUST_WARMUP: 'false', DUST_SHUTDOWN_GRACE_SECONDS: '5' })
+          .withBindMounts([
+            { source: repo.root, target: '/models', mode: 'ro' },
+            { source: secrets, target: '/etc/dust-serve', mode: 'ro' },
+          ])
+          .withEnvironment({
+            DUST_THREADS: '1',
+            DUST_WARMUP: 'false',
+            DUST_SHUTDOWN_GRACE_SECONDS: '5',
+            DUST_MODEL_REPOSITORY: '/models',
+            DUST_TOKENS_FILE: '/etc/dust-serve/tokens.json',
+            DUST_EXPERIMENT_STORE: 'postgres',
+            // The URL carries no secret; the password comes from libpq's variable, as a Kubernetes Secret sets it.
+            DUST_POSTGRES_URL: 'postgres://dust@postgres:5432/dust',
+            PGPASSWORD: PG_PASSWORD,
+            // Answers wait for their counts however slow this shared machine is: the test checks exact counts.
+            DUST_EXPERIMENT_COUNT_WAIT_MS: '60000',
+          })
           // No shell in the image for testcontainers' port probe: the server's own line says it listens.
           .withWaitStrategy(Wait.forLogMessage(/"msg":"dust-serve listening"/))
           .withStartupTimeout(120_000)
@@ -93,17 +149,45 @@ describe('a fleet of containers behind HAProxy', () => {
     const stats = `http://${lb.getHost()}:${lb.getMappedPort(STATS_PORT)}`;
     expect(await allReplicasUp(stats, 30_000)).toEqual({ r1: 'UP L7OK', r2: 'UP L7OK', r3: 'UP L7OK' });
 
-    const client = new DustClient(`${lb.getHost()}:${lb.getMappedPort(GRPC_PORT)}`);
+    const address = `${lb.getHost()}:${lb.getMappedPort(GRPC_PORT)}`;
+    const admin = new DustClient(address, { token: ADMIN_TOKEN });
+    const client = new DustClient(address, { token: ROBOT_TOKEN });
     const signal = (c: StartedTestContainer, s: string) => docker.getContainer(c.getId()).kill({ signal: s });
     try {
-      const { failures, served } = await runFleetThroughFailover(client, {
+      // The operator's split, through HAProxy to one replica; the others follow it (LISTEN/NOTIFY): several
+      // ListModels in a row, spread over the replicas, all show it.
+      const split = await admin.setTrafficSplit({ model: MODEL, weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }], controlVersion: 1, salt: 'container-fleet' });
+      let agreeing = 0;
+      await until('every replica to route by the split', async () => {
+        const weights = (await client.listModels()).models.map((m) => m.trafficWeight);
+        agreeing = weights.length === 2 && weights.every((w) => w === 0.5) ? agreeing + 1 : 0;
+        return agreeing >= 2 * REPLICAS;
+      });
+
+      const { failures, served, servedByVersion, episodes } = await runFleetThroughFailover(client, {
         drain: () => signal(replicas[0]!, 'SIGTERM'),
         kill: () => signal(replicas[1]!, 'SIGKILL'),
       });
       expect(failures).toEqual([]);
       expect(served).toBeGreaterThan(0);
+      expect([...servedByVersion.keys()].sort()).toEqual([1, 2]);
+
+      // Every robot reports its episode's outcome (through HAProxy, to whichever replica is left).
+      const success = (robotId: string) => robotId.endsWith('0') || robotId.endsWith('2') || robotId.endsWith('5');
+      for (const e of episodes) {
+        expect(await client.reportOutcome({ robotId: e.robotId, episodeId: e.episodeId, success: success(e.robotId) })).toEqual({ modelName: MODEL, modelVersion: e.version, counted: true });
+      }
+      const experiment = await admin.getExperiment(MODEL);
+      expect(experiment.experimentId).toBe(split.experimentId);
+      const expected = [1, 2].map((version) => {
+        const mine = episodes.filter((e) => e.version === version);
+        return { version, requests: servedByVersion.get(version)!, robots: mine.length, episodesServed: mine.length, episodes: mine.length, successes: mine.filter((e) => success(e.robotId)).length };
+      });
+      const counted = experiment.variants.map((v) => ({ version: v.version, requests: v.requests, robots: v.robots, episodesServed: v.episodesServed, episodes: v.episodes, successes: v.successes }));
+      expect(counted).toEqual(expected);
     } finally {
       client.close();
+      admin.close();
     }
 
     const state = async (c: StartedTestContainer) => (await docker.getContainer(c.getId()).inspect()).State;

@@ -96,7 +96,8 @@ export async function migrate(client: pg.ClientBase): Promise<void> {
     const { rows } = await client.query<{ value: string }>("SELECT value FROM dust_meta WHERE key = 'schema_version'");
     const found = rows.length > 0 ? Number(rows[0].value) : 0;
     if (found > SCHEMA_VERSION) throw new Error(`it has schema version ${found}, newer than this server's ${SCHEMA_VERSION}`);
-    await client.query(TABLES);
+    // Another replica created the tables while this one waited for the lock.
+    if (found < SCHEMA_VERSION) await client.query(TABLES);
     await client.query("INSERT INTO dust_meta VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [String(SCHEMA_VERSION)]);
     await client.query('COMMIT');
   } catch (err) {

@@ -2,7 +2,7 @@
  * A robot fleet for failover tests: robots calling Predict and robots holding StreamPredict sessions, all through
  * one DustClient, counting what was served and what failed while the test takes replicas away.
  */
-import type { DustClient, PredictRequestInit, PredictStream } from '../../src/client/index.js';
+import type { DustClient, PredictRequestInit, PredictResult, PredictStream } from '../../src/client/index.js';
 import { jpeg } from './harness.js';
 
 /** One robot's observation for dust-tiny (64x64 JPEGs, the franka_fr3 state), in the client's shape. */
@@ -41,6 +41,10 @@ export interface FleetReport {
   failures: string[];
   /** Requests answered. */
   served: number;
+  /** Requests answered, per model version that answered them. */
+  servedByVersion: Map<number, number>;
+  /** Each robot's one episode and the version that served it (a robot whose episode changed version fails). */
+  episodes: Array<{ robotId: string; episodeId: string; version: number }>;
   /** Per StreamPredict session: how often it re-opened on another replica. */
   resumed: number[];
 }
@@ -59,14 +63,24 @@ export async function runFleetThroughFailover(client: DustClient, steps: Failove
   const served = new Map<string, number>();
   const streams: PredictStream[] = [];
   let stop = false;
-  const count = (robot: string, n = 1) => served.set(robot, (served.get(robot) ?? 0) + n);
+  const servedByVersion = new Map<number, number>();
+  const episodes = new Map<string, { robotId: string; episodeId: string; version: number }>();
+  const count = (robot: string, results: readonly PredictResult[]) => {
+    served.set(robot, (served.get(robot) ?? 0) + results.length);
+    for (const r of results) {
+      servedByVersion.set(r.modelVersion, (servedByVersion.get(r.modelVersion) ?? 0) + 1);
+      const episode = episodes.get(robot) ?? { robotId: robot, episodeId: `${robot}-episode`, version: r.modelVersion };
+      if (episode.version !== r.modelVersion) failures.push(`${robot}: its episode moved from version ${episode.version} to ${r.modelVersion}`);
+      episodes.set(robot, episode);
+    }
+  };
   const total = () => [...served.values()].reduce((a, b) => a + b, 0);
 
   const unaryRobot = async (robot: string): Promise<void> => {
     const obs = await observation(robot, `${robot}-episode`);
     while (!stop && failures.length === 0) {
       await client.predict(obs, { deadlineMs: DEADLINE_MS }).then(
-        () => count(robot),
+        (r) => count(robot, [r]),
         (err: Error) => void failures.push(`${robot} Predict: ${err.message}`),
       );
     }
@@ -78,7 +92,7 @@ export async function runFleetThroughFailover(client: DustClient, steps: Failove
     while (!stop && failures.length === 0) {
       // Two observations in flight, as a robot that sends its next one before the last chunk has arrived.
       await Promise.all([stream.send(obs), stream.send(obs)]).then(
-        () => count(robot, 2),
+        (rs) => count(robot, rs),
         (err: Error) => void failures.push(`${robot} StreamPredict: ${err.message}`),
       );
     }
@@ -100,5 +114,5 @@ export async function runFleetThroughFailover(client: DustClient, steps: Failove
     stop = true;
     await Promise.all(robots);
   }
-  return { failures, served: total(), resumed: streams.map((s) => s.resumed) };
+  return { failures, served: total(), servedByVersion, episodes: [...episodes.values()], resumed: streams.map((s) => s.resumed) };
 }
