@@ -31,17 +31,17 @@ export class CertFactory {
     return pair;
   }
 
-  /** A leaf certificate signed by `ca`: a server one (for 127.0.0.1 and localhost) or a client one. */
-  leaf(name: string, ca: KeyPair, usage: 'server' | 'client'): KeyPair {
+  /** A leaf certificate signed by `ca`: a server one (for 127.0.0.1 and localhost), a client one, or both. */
+  leaf(name: string, ca: KeyPair, usage: 'server' | 'client' | 'server+client'): KeyPair {
     const pair = { cert: this.file(`${name}.pem`), key: this.file(`${name}.key`) };
     const csr = this.file(`${name}.csr`);
     const ext = this.file(`${name}.ext`);
     this.openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', pair.key, '-out', csr, '-subj', `/CN=${name}`);
     writeFileSync(
       ext,
-      usage === 'server'
-        ? 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n'
-        : 'extendedKeyUsage=clientAuth\n',
+      usage === 'client'
+        ? 'extendedKeyUsage=clientAuth\n'
+        : `subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=${usage === 'server' ? 'serverAuth' : 'serverAuth,clientAuth'}\n`,
     );
     this.openssl('x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-out', pair.cert, '-days', '2', '-extfile', ext);
     return pair;
