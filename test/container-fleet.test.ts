@@ -19,7 +19,7 @@ import path from 'node:path';
 import { GenericContainer, getContainerRuntimeClient, Network, Wait, type StartedNetwork, type StartedTestContainer } from 'testcontainers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DustClient } from '../src/client/index.js';
-import { runFleetThroughFailover, until } from './support/fleet.js';
+import { countsOf, reportOutcomes, runFleetThroughFailover, splitEvenly, until } from './support/fleet.js';
 import { allReplicasUp, haproxyServers } from './support/haproxy.js';
 import { MODEL, versionsRepository } from './support/versions.js';
 
@@ -154,37 +154,20 @@ describe('a fleet of containers behind HAProxy', () => {
     const client = new DustClient(address, { token: ROBOT_TOKEN });
     const signal = (c: StartedTestContainer, s: string) => docker.getContainer(c.getId()).kill({ signal: s });
     try {
-      // The operator's split, through HAProxy to one replica; the others follow it (LISTEN/NOTIFY): several
-      // ListModels in a row, spread over the replicas, all show it.
-      const split = await admin.setTrafficSplit({ model: MODEL, weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }], controlVersion: 1, salt: 'container-fleet' });
-      let agreeing = 0;
-      await until('every replica to route by the split', async () => {
-        const weights = (await client.listModels()).models.map((m) => m.trafficWeight);
-        agreeing = weights.length === 2 && weights.every((w) => w === 0.5) ? agreeing + 1 : 0;
-        return agreeing >= 2 * REPLICAS;
-      });
-
-      const { failures, served, servedByVersion, episodes } = await runFleetThroughFailover(client, {
+      // The operator's split, through HAProxy to one replica; the others follow it (LISTEN/NOTIFY).
+      const experimentId = await splitEvenly(admin, client, MODEL, REPLICAS, 'container-fleet');
+      const report = await runFleetThroughFailover(client, {
         drain: () => signal(replicas[0]!, 'SIGTERM'),
         kill: () => signal(replicas[1]!, 'SIGKILL'),
       });
-      expect(failures).toEqual([]);
-      expect(served).toBeGreaterThan(0);
-      expect([...servedByVersion.keys()].sort()).toEqual([1, 2]);
-
-      // Every robot reports its episode's outcome (through HAProxy, to whichever replica is left).
-      const success = (robotId: string) => robotId.endsWith('0') || robotId.endsWith('2') || robotId.endsWith('5');
-      for (const e of episodes) {
-        expect(await client.reportOutcome({ robotId: e.robotId, episodeId: e.episodeId, success: success(e.robotId) })).toEqual({ modelName: MODEL, modelVersion: e.version, counted: true });
-      }
+      expect(report.failures).toEqual([]);
+      expect([...report.servedByVersion.keys()].sort()).toEqual([1, 2]);
+      // Every robot reports its outcome through HAProxy, to whichever replica is left; any replica's
+      // GetExperiment then holds what the robots got and reported.
+      const expected = await reportOutcomes(client, MODEL, report);
       const experiment = await admin.getExperiment(MODEL);
-      expect(experiment.experimentId).toBe(split.experimentId);
-      const expected = [1, 2].map((version) => {
-        const mine = episodes.filter((e) => e.version === version);
-        return { version, requests: servedByVersion.get(version)!, robots: mine.length, episodesServed: mine.length, episodes: mine.length, successes: mine.filter((e) => success(e.robotId)).length };
-      });
-      const counted = experiment.variants.map((v) => ({ version: v.version, requests: v.requests, robots: v.robots, episodesServed: v.episodesServed, episodes: v.episodes, successes: v.successes }));
-      expect(counted).toEqual(expected);
+      expect(experiment.experimentId).toBe(experimentId);
+      expect(countsOf(experiment)).toEqual(expected);
     } finally {
       client.close();
       admin.close();

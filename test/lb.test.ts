@@ -3,9 +3,12 @@
  * (deploy/local/replicas.sh):
  * - the config's health check, a hand-made HTTP/2 request for grpc.health.v1.Health/Check, passes on a real
  *   server that is SERVING and fails on one that is NOT_SERVING (no haproxy needed);
- * - the script's replicas behind HAProxy: all checked UP, and a robot fleet through the one address loses no
- *   request while one replica drains (SIGTERM) and another is killed (SIGKILL). Skipped, with the reason, where
- *   haproxy is not installed (Debian: apt-get install haproxy; bash .ci/run installs it).
+ * - the script's replicas behind HAProxy, sharing the script's throwaway PostgreSQL experiment store
+ *   (DUST_LOCAL_POSTGRES=1): all checked UP, a 50/50 split set through HAProxy, and a robot fleet through the
+ *   one address loses no request while one replica drains (SIGTERM) and another is killed (SIGKILL); the shared
+ *   experiment then counts what the robots got and reported. Skipped, with the reason, where haproxy is not
+ *   installed (Debian: apt-get install haproxy; bash .ci/run installs it); without PostgreSQL's binaries the
+ *   replicas keep their own experiments and the counts are not checked.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
@@ -15,9 +18,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DustClient } from '../src/client/index.js';
-import { runFleetThroughFailover, until } from './support/fleet.js';
+import { countsOf, reportOutcomes, runFleetThroughFailover, splitEvenly, until } from './support/fleet.js';
 import { allReplicasUp, haproxyServers } from './support/haproxy.js';
 import { startTestServer, tempRepository, TINY_DIR } from './support/harness.js';
+import { NO_POSTGRES } from './support/postgres.js';
+import { MODEL, versionsRepository } from './support/versions.js';
 
 const CONFIG = path.resolve('deploy/lb/haproxy.cfg');
 const SCRIPT = path.resolve('deploy/local/replicas.sh');
@@ -77,16 +82,20 @@ describe('HAProxy health check', () => {
 });
 
 describe('deploy/local/replicas.sh', () => {
-  it('runs three replicas behind HAProxy; robots lose no request while one drains and one is killed', async (ctx) => {
+  it('runs three replicas sharing PostgreSQL behind HAProxy; robots lose no request while one drains and one is killed, and the experiment counts what they got', async (ctx) => {
     if (!HAVE_HAPROXY) {
       const reason = 'haproxy is not installed (Debian: apt-get install haproxy)';
       console.warn(`skipped: ${reason}`);
       ctx.skip(reason);
     }
-    const [lbPort, statsPort, ...replicaPorts] = await freePorts(5);
+    const [lbPort, statsPort, pgPort, ...replicaPorts] = await freePorts(6);
     const logDir = await mkdtemp(path.join(os.tmpdir(), 'dust-replicas-test-'));
     cleanups.push(() => rmSync(logDir, { recursive: true, force: true }));
-    const script = spawn('bash', [SCRIPT, '--threads', '1', '--warmup', 'false'], {
+    const repo = versionsRepository([1, 2]);
+    cleanups.push(repo.remove);
+    const shared = !NO_POSTGRES;
+    if (!shared) console.warn(`experiment counts not checked: ${NO_POSTGRES}`);
+    const script = spawn('bash', [SCRIPT, '--threads', '1', '--warmup', 'false', '--model-repository', repo.root], {
       env: {
         ...process.env,
         DUST_LB_PORT: String(lbPort),
@@ -95,6 +104,9 @@ describe('deploy/local/replicas.sh', () => {
         DUST_REPLICA_METRICS_PORTS: '0 0 0',
         DUST_LOCAL_LOG_DIR: logDir,
         DUST_SHUTDOWN_GRACE_SECONDS: '5',
+        DUST_LOCAL_POSTGRES: shared ? '1' : '0',
+        DUST_LOCAL_POSTGRES_PORT: String(pgPort),
+        DUST_EXPERIMENT_COUNT_WAIT_MS: '60000',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -116,11 +128,19 @@ describe('deploy/local/replicas.sh', () => {
 
     const client = new DustClient(`127.0.0.1:${lbPort}`);
     cleanups.push(() => client.close());
-    const { failures } = await runFleetThroughFailover(client, {
+    // HAProxy connects to the replicas from loopback, where AdminService needs no token.
+    const experimentId = shared ? await splitEvenly(client, client, MODEL, 3, 'local-replicas') : 0;
+    const report = await runFleetThroughFailover(client, {
       drain: () => process.kill(pids[0]!, 'SIGTERM'),
       kill: () => process.kill(pids[1]!, 'SIGKILL'),
     });
-    expect(failures).toEqual([]);
+    expect(report.failures).toEqual([]);
+    if (shared) {
+      const expected = await reportOutcomes(client, MODEL, report);
+      const experiment = await client.getExperiment(MODEL);
+      expect(experiment.experimentId).toBe(experimentId);
+      expect(countsOf(experiment)).toEqual(expected);
+    }
     const view = await haproxyServers(stats);
     expect(view.r1).toMatch(/^DOWN/);
     expect(view.r2).toMatch(/^DOWN/);

@@ -11,7 +11,15 @@
 #   DUST_REPLICA_PORTS    the three replicas' gRPC ports                    (default "50061 50062 50063")
 #   DUST_REPLICA_METRICS_PORTS  their Prometheus /metrics ports             (default "9465 9466 9467")
 #   DUST_LOCAL_LOG_DIR    where the replicas' and HAProxy's logs go         (default a new /tmp/dust-replicas.*)
-#   DUST_*                every other serve option, passed to each replica (e.g. DUST_SHUTDOWN_GRACE_SECONDS)
+#   DUST_LOCAL_POSTGRES   1: start a throwaway PostgreSQL (this machine's postgresql-15 binaries) for the
+#                         replicas to share as their experiment store, removed on exit (default 0)
+#   DUST_LOCAL_POSTGRES_PORT  its port                                      (default 55432)
+#   DUST_*                every other serve option, passed to each replica (e.g. DUST_SHUTDOWN_GRACE_SECONDS;
+#                         DUST_EXPERIMENT_STORE=postgres with DUST_POSTGRES_URL for a PostgreSQL of your own)
+#
+# Experiments: with a PostgreSQL store the replicas share one experiment (one split, the fleet's counts on every
+# replica). Otherwise each replica keeps its own in an SQLite file in the log folder (an SQLite file must not be
+# shared by several processes).
 #
 # It prints one line per replica ("replica <n> pid <pid> port <port>"), then "ready ..." once HAProxy runs.
 # Ctrl-C (or SIGTERM to this script) stops HAProxy and drains the replicas.
@@ -32,19 +40,42 @@ mkdir -p "$LOG_DIR"
 
 replica_pids=()
 lb_pid=
+pg_data=
+# PostgreSQL refuses to run as root: as root, its binaries run as the postgres user.
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 stop() {
   trap - EXIT INT TERM
   [ -z "$lb_pid" ] || kill -TERM "$lb_pid" 2>/dev/null || true
   # SIGTERM: each replica drains (health NOT_SERVING, in-flight work finishes) and exits.
   for pid in "${replica_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "$pg_data" ]; then
+    as_postgres "$PG_BIN/pg_ctl" -D "$pg_data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$(dirname "$pg_data")"
+  fi
 }
 trap stop EXIT
 trap 'stop; exit 0' INT TERM
 
+if [ "${DUST_LOCAL_POSTGRES:-0}" = 1 ]; then
+  PG_BIN=/usr/lib/postgresql/15/bin
+  PG_PORT=${DUST_LOCAL_POSTGRES_PORT:-55432}
+  [ -x "$PG_BIN/initdb" ] || { echo "replicas.sh: DUST_LOCAL_POSTGRES=1 needs PostgreSQL 15 (Debian: apt-get install postgresql-15)" >&2; exit 1; }
+  pg_dir=$(mktemp -d /tmp/dust-replicas-pg.XXXXXX)
+  [ "$(id -u)" != 0 ] || chown postgres "$pg_dir"
+  pg_data="$pg_dir/data"
+  as_postgres "$PG_BIN/initdb" -D "$pg_data" -U dust --auth=trust -E UTF8 --no-instructions >"$LOG_DIR/postgres-init.log" 2>&1 ||
+    { echo "replicas.sh: initdb failed; its log ($LOG_DIR/postgres-init.log):" >&2; tail -n 20 "$LOG_DIR/postgres-init.log" >&2; exit 1; }
+  as_postgres "$PG_BIN/pg_ctl" -D "$pg_data" -l "$pg_dir/postgres.log" -w \
+    -o "-p $PG_PORT -k $pg_dir -c listen_addresses=127.0.0.1" start >/dev/null ||
+    { echo "replicas.sh: PostgreSQL did not start; its log ($pg_dir/postgres.log):" >&2; tail -n 20 "$pg_dir/postgres.log" >&2; exit 1; }
+  export DUST_EXPERIMENT_STORE=postgres DUST_POSTGRES_URL="postgres://dust@127.0.0.1:$PG_PORT/postgres"
+  echo "postgres port $PG_PORT (experiment store shared by the replicas)"
+fi
+
 for i in 0 1 2; do
   log="$LOG_DIR/replica-$((i + 1)).log"
-  node dist/src/cli/main.js serve --host 127.0.0.1 --port "${PORTS[$i]}" --metrics-port "${METRICS_PORTS[$i]}" "$@" >"$log" 2>&1 &
+  DUST_EXPERIMENT_DB="$LOG_DIR/experiments-$((i + 1)).sqlite" node dist/src/cli/main.js serve --host 127.0.0.1 --port "${PORTS[$i]}" --metrics-port "${METRICS_PORTS[$i]}" "$@" >"$log" 2>&1 &
   replica_pids+=($!)
 done
 # Waits until a check passes; stops everything, with the tail of the log, if the process exits first.

@@ -116,3 +116,52 @@ export async function runFleetThroughFailover(client: DustClient, steps: Failove
   }
   return { failures, served: total(), servedByVersion, episodes: [...episodes.values()], resumed: streams.map((s) => s.resumed) };
 }
+
+/** Per version, what an experiment counted (GetExperiment), or what a fleet's robots got and reported. */
+export interface VersionCounts {
+  version: number;
+  requests: number;
+  robots: number;
+  episodesServed: number;
+  episodes: number;
+  successes: number;
+}
+
+/**
+ * Splits `model`'s unpinned traffic 50/50 between versions 1 and 2 (through `admin`, an admin-capable client)
+ * and waits until `replicas * 2` ListModels in a row show it, so that every replica routes by it.
+ */
+export async function splitEvenly(admin: DustClient, client: DustClient, model: string, replicas: number, salt: string): Promise<number> {
+  const split = await admin.setTrafficSplit({ model, weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }], controlVersion: 1, salt });
+  let agreeing = 0;
+  await until('every replica to route by the split', async () => {
+    const weights = (await client.listModels()).models.map((m) => m.trafficWeight);
+    agreeing = weights.length === 2 && weights.every((w) => w === 0.5) ? agreeing + 1 : 0;
+    return agreeing >= 2 * replicas;
+  });
+  return split.experimentId;
+}
+
+/**
+ * Every robot of the fleet reports its episode's outcome (each must be credited to the version that served it,
+ * and counted); returns what the experiment should then hold per version.
+ */
+export async function reportOutcomes(client: DustClient, model: string, report: FleetReport): Promise<VersionCounts[]> {
+  const success = (robotId: string) => /[025]$/.test(robotId);
+  for (const e of report.episodes) {
+    const credit = await client.reportOutcome({ robotId: e.robotId, episodeId: e.episodeId, success: success(e.robotId) });
+    if (credit.modelName !== model || credit.modelVersion !== e.version || !credit.counted) {
+      throw new Error(`${e.robotId}'s outcome was credited ${JSON.stringify(credit)}, not counted for version ${e.version}`);
+    }
+  }
+  return [...report.servedByVersion.keys()].sort().map((version) => {
+    const mine = report.episodes.filter((e) => e.version === version);
+    const n = mine.length;
+    return { version, requests: report.servedByVersion.get(version)!, robots: n, episodesServed: n, episodes: n, successes: mine.filter((e) => success(e.robotId)).length };
+  });
+}
+
+/** The experiment's counts per version, in the shape reportOutcomes returns. */
+export function countsOf(experiment: { variants: readonly VersionCounts[] }): VersionCounts[] {
+  return experiment.variants.map(({ version, requests, robots, episodesServed, episodes, successes }) => ({ version, requests, robots, episodesServed, episodes, successes }));
+}
