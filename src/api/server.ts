@@ -5,8 +5,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import type { ServeOptions } from '../config/index.js';
-import { runtimeFactory, type ModelRuntime } from '../engine/index.js';
+import { decodeThreadCount, type ServeOptions } from '../config/index.js';
+import { DecodePool, runtimeFactory, type ModelRuntime } from '../engine/index.js';
 import { ModelRegistry } from '../model/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { ServingHealth } from './health.js';
@@ -30,6 +30,7 @@ export interface RunningServer {
 export async function startServer(options: Readonly<ServeOptions>, log: Logger): Promise<RunningServer> {
   const protos = loadProtos();
   const graceMs = options.shutdownGraceSeconds * 1000;
+  const decoder = new DecodePool({ threads: decodeThreadCount(options), niceness: options.decodeNiceness });
   const registry = new ModelRegistry<ModelRuntime>(
     options.modelRepository,
     runtimeFactory(
@@ -39,6 +40,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger):
         maxActive: options.maxActive,
         warmup: options.warmup,
         drainTimeoutMs: graceMs,
+        decoder,
         scheduler: {
           maxVlmBatch: options.maxVlmBatch,
           maxDenoiseBatch: options.maxDenoiseBatch,
@@ -46,6 +48,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger):
           maxQueue: options.maxQueue,
           batching: options.batching,
           budgetSafety: options.budgetSafety,
+          budgetLoadHeadroom: options.budgetLoadHeadroom,
         },
       },
       log.child({ module: 'runtime' }),
@@ -68,13 +71,18 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger):
   new ReflectionService(protos.packageDefinition).addToServer(server);
 
   // Models load before the port opens, so a READY health check means the models are warm.
-  await registry.loadRepository();
+  try {
+    await registry.loadRepository();
+  } catch (err) {
+    await decoder.close();
+    throw err;
+  }
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   health.markStarted();
   log.info(
-    { host: options.host, port, models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })) },
+    { host: options.host, port, decodeThreads: decoder.size, models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })) },
     'dust-serve listening',
   );
 
@@ -85,6 +93,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger):
       health.markDraining();
       // Schedulers stop admitting at once (UNAVAILABLE) and finish admitted work within the grace period.
       await registry.stopAll();
+      await decoder.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           log.warn('grace period over: closing remaining connections');

@@ -39,6 +39,21 @@ export interface ServeOptions {
   batching: 'step' | 'request';
   /** Fraction of a latency budget that N_o is planned to fill. @default 0.8 */
   budgetSafety: number;
+  /**
+   * Standard deviations above the expected arrivals at which the budget planner plans each denoiser batch
+   * (0 = plan with the mean load). @default 1
+   */
+  budgetLoadHeadroom: number;
+  /**
+   * Image-decoding threads (the decode pool: JPEG/PNG decoding, normalisation, initial noise), off the gRPC
+   * event loop. 0 = the CPU cores left after the inference threads, at least 1. @default 0
+   */
+  decodeThreads: number;
+  /**
+   * Nice value the decode threads lower themselves to (Linux), so that on a contended core inference runs
+   * first; 0 = normal priority. @default 10
+   */
+  decodeNiceness: number;
   /** Largest accepted gRPC message, in bytes. @default 16777216 */
   maxMessageBytes: number;
   /** Seconds given to in-flight requests on SIGTERM/SIGINT before the server force-closes. @default 10 */
@@ -68,6 +83,9 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   maxActive: 256,
   batching: 'step',
   budgetSafety: 0.8,
+  budgetLoadHeadroom: 1,
+  decodeThreads: 0,
+  decodeNiceness: 10,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   shutdownGraceSeconds: 10,
   warmup: true,
@@ -93,6 +111,9 @@ const schema = z
     maxActive: int(1),
     batching: z.enum(['step', 'request']),
     budgetSafety: z.coerce.number().gt(0).max(1),
+    budgetLoadHeadroom: z.coerce.number().min(0).max(10),
+    decodeThreads: int(0),
+    decodeNiceness: int(0).max(19),
     maxMessageBytes: int(1024),
     shutdownGraceSeconds: z.coerce.number().min(0),
     warmup: bool,
@@ -118,6 +139,11 @@ export function compileServeOptions(...layers: ServeOptionsInput[]): Readonly<Se
     throw new InvalidArgumentError('invalid configuration: maxActive must be at least maxDenoiseBatch');
   }
   return Object.freeze(parsed.data as ServeOptions);
+}
+
+/** Decode threads to start: the option, or the cores the inference threads leave (at least 1). */
+export function decodeThreadCount(options: Pick<ServeOptions, 'decodeThreads' | 'threads'>, cores = os.availableParallelism()): number {
+  return options.decodeThreads > 0 ? options.decodeThreads : Math.max(1, cores - options.threads);
 }
 
 /** DUST_<FLAG_IN_CAPS> for every option (serving-api.md "Operations surface"), e.g. DUST_MODEL_REPOSITORY. */

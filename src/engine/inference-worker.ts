@@ -1,13 +1,14 @@
 /**
  * Inference worker thread: one model version's scheduler and its ONNX Runtime executor. The whole denoising
  * loop (batch composition, ONNX Runtime calls, Euler updates) runs here, so no step waits on the gRPC event
- * loop and the event loop never waits on a step. The main thread's ModelWorker sends jobs, cancellations and
- * control messages; results go back by transfer of their buffers.
+ * loop and the event loop never waits on a step. The main thread's ModelWorker sends admitted jobs,
+ * cancellations and control messages; results go back by transfer of their buffers, and every VLM batch
+ * that starts is reported with the current load (the main thread's admission mirrors the queue with it).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { errorToWire } from '../errors/index.js';
 import { systemClock } from './clock.js';
-import type { JobResult } from './job.js';
+import type { JobInput, JobResult } from './job.js';
 import { OnnxExecutor } from './onnx-executor.js';
 import { Scheduler } from './scheduler.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
@@ -32,7 +33,10 @@ async function main(): Promise<void> {
     post({ kind: 'init-failed', error: errorToWire(err) });
     return;
   }
-  const scheduler = new Scheduler(executor, systemClock, init.scheduler);
+  const ids = new Map<JobInput, number>();
+  const scheduler: Scheduler = new Scheduler(executor, systemClock, init.scheduler, (started) => {
+    post({ kind: 'started', ids: started.map((j) => ids.get(j)!), load: scheduler.workerLoad() });
+  });
   const cancels = new Map<number, AbortController>();
 
   port.on('message', (msg: ToWorker) => {
@@ -40,14 +44,20 @@ async function main(): Promise<void> {
       case 'submit': {
         const abort = new AbortController();
         cancels.set(msg.id, abort);
-        const { receivedAtEpoch, deadlineEpoch, ...job } = msg.job;
+        if (msg.responsePathMs !== undefined) scheduler.load.responded(msg.responsePathMs);
+        const { receivedAtEpoch, deadlineEpoch, ...rest } = msg.job;
+        const job: JobInput = { ...rest, receivedAt: local(receivedAtEpoch), deadline: local(deadlineEpoch), signal: abort.signal };
+        ids.set(job, msg.id);
         scheduler
-          .submit({ ...job, receivedAt: local(receivedAtEpoch), deadline: local(deadlineEpoch), signal: abort.signal })
+          .submit(job)
           .then(
             (result) => post({ kind: 'result', id: msg.id, result }, transferables(result)),
             (err) => post({ kind: 'failed', id: msg.id, error: errorToWire(err) }),
           )
-          .finally(() => cancels.delete(msg.id));
+          .finally(() => {
+            cancels.delete(msg.id);
+            ids.delete(job);
+          });
         return;
       }
       case 'cancel':
@@ -61,6 +71,11 @@ async function main(): Promise<void> {
         return;
       case 'close':
         void scheduler.close().then(() => post({ kind: 'done', id: msg.id }));
+        return;
+      case 'crash':
+        setImmediate(() => {
+          throw new Error(msg.reason);
+        });
         return;
     }
   });

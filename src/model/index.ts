@@ -5,4 +5,4 @@ export type { ModelPackage, PackageLocation, GraphInfo, ValueInfo } from './pack
 export { parseModelRef } from './model-ref.js';
 export type { ModelRef } from './model-ref.js';
 export { ModelRegistry } from './registry.js';
-export type { ModelHandle, ModelVersionEntry, RuntimeFactory, VersionState, RegistryLogger, StateListener } from './registry.js';
+export type { ModelHandle, ModelVersionEntry, RuntimeEvents, RuntimeFactory, VersionState, RegistryLogger, StateListener } from './registry.js';

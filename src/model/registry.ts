@@ -11,12 +11,19 @@ import { readPackage, scanRepository, type ModelPackage, type PackageLocation } 
 
 export type VersionState = 'LOADING' | 'READY' | 'FAILED' | 'UNLOADING';
 
+/** How a started runtime reports that it cannot serve for a while, serves again, or cannot serve any more. */
+export interface RuntimeEvents {
+  /** It is recovering (e.g. replacing a dead inference thread): the version is LOADING until recovered(). */
+  recovering(reason: string): void;
+  recovered(): void;
+  /** It gave up: the version is FAILED. */
+  failed(reason: string): void;
+}
+
 export interface RuntimeFactory<R> {
-  start(pkg: ModelPackage): Promise<R>;
+  start(pkg: ModelPackage, events: RuntimeEvents): Promise<R>;
   /** Finishes in-flight work (bounded by the caller's grace period), then releases everything. */
   stop(runtime: R): Promise<void>;
-  /** Why a started runtime can no longer serve (e.g. its inference thread died), or undefined while it can. */
-  failure?(runtime: R): string | undefined;
 }
 
 export interface ModelVersionEntry<R> {
@@ -98,7 +105,7 @@ export class ModelRegistry<R> {
     try {
       const pkg = await readPackage(loc);
       entry.manifest = pkg.manifest;
-      entry.runtime = await this.factory.start(pkg);
+      entry.runtime = await this.factory.start(pkg, this.eventsOf(entry));
       this.setState(entry, 'READY');
       this.log.info({ model: loc.name, version: loc.version, dir: loc.dir, loadMs: Math.round(performance.now() - t0) }, 'model version ready');
     } catch (err) {
@@ -107,6 +114,24 @@ export class ModelRegistry<R> {
       this.log.error({ model: loc.name, version: loc.version, dir: loc.dir, err }, `model package refused: ${reason}`);
     }
     return entry;
+  }
+
+  /** State changes a running version reports itself; ignored once it is being unloaded. */
+  private eventsOf(entry: ModelVersionEntry<R>): RuntimeEvents {
+    const live = () => entry.state === 'READY' || entry.state === 'LOADING';
+    return {
+      recovering: (reason) => {
+        if (live()) this.setState(entry, 'LOADING', reason);
+      },
+      recovered: () => {
+        if (live()) this.setState(entry, 'READY');
+      },
+      failed: (reason) => {
+        if (!live()) return;
+        this.setState(entry, 'FAILED', reason);
+        this.log.error({ model: entry.name, version: entry.version, reason }, 'model version failed while serving');
+      },
+    };
   }
 
   /** Drains and stops a version; requests pinned to it get UNAVAILABLE meanwhile. */
@@ -151,12 +176,6 @@ export class ModelRegistry<R> {
       }
     } else {
       entry = versions.filter((e) => e.state === 'READY').at(-1) ?? versions.at(-1)!;
-    }
-    const failure = entry.state === 'READY' && entry.runtime ? this.factory.failure?.(entry.runtime) : undefined;
-    if (failure) {
-      // Found on use: the version stops being offered (health NOT_SERVING) instead of failing every request.
-      this.setState(entry, 'FAILED', failure);
-      this.log.error({ model: entry.name, version: entry.version, reason: failure }, 'model version failed while serving');
     }
     if (entry.state !== 'READY' || !entry.runtime || !entry.manifest) {
       throw new UnavailableError(`model ${name}@${entry.version} is ${entry.state}${entry.reason ? ` (${entry.reason})` : ''}; retry later or pin another version`);
