@@ -111,7 +111,7 @@ export async function runServedMode(o: ServedRunOptions): Promise<ServedResult> 
     { length: Math.max(1, o.channels) },
     () => new grpc.Client(server.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
   );
-  const recorder = new Recorder(workload.classes);
+  const recorder = new Recorder(workload.classes, workload.withinMs);
   const robots = requests.map(
     (request, index) =>
       new Robot({

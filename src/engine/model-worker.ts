@@ -108,7 +108,7 @@ export class ModelWorker {
     }
   }
 
-  private request<T>(msg: ToWorker, transfer: ArrayBuffer[] = []): Promise<T> {
+  private request<T>(msg: Extract<ToWorker, { id: number }>, transfer: ArrayBuffer[] = []): Promise<T> {
     if (this.lost) return Promise.reject(this.lost);
     return new Promise<T>((resolve, reject) => {
       this.pending.set(msg.id, { resolve: resolve as (v: never) => void, reject });
