@@ -15,13 +15,18 @@
  *   image-size in JavaScript: a sharp `metadata` call cost as much main-thread time as the decode itself) and
  *   again by libvips (`limitInputPixels`), so a decompression bomb costs a header parse. Only data that starts with the JPEG or PNG signature reaches sharp. `failOn: 'error'` rejects
  *   truncated or corrupt data but tolerates benign libjpeg warnings that some MJPEG cameras trigger.
+ * - Decoder: a complete 8-bit JPEG already at H x W without an ICC profile, the commonest camera frame, is
+ *   decoded by libjpeg-turbo in WebAssembly on the calling thread (plain-jpeg.ts), bit-identical to sharp and
+ *   a seventh of its CPU; everything else by sharp.
  * - Threads: sharp runs each image on the libuv threadpool (size UV_THREADPOOL_SIZE, default 4, shared with
- *   the tokenizer and fs), never on the event loop. See `configureImageDecoding` for libvips' own threads.
+ *   the tokenizer and fs). The server calls this from its decode pool, never from the event loop. See
+ *   `configureImageDecoding` for libvips' own threads.
  */
 import { imageSize } from 'image-size';
 import sharp, { type OutputInfo } from 'sharp';
 import { InvalidArgumentError, ModelPackageError, quote } from '../errors/index.js';
 import type { Manifest } from '../model/manifest.js';
+import { decodePlainJpeg } from './plain-jpeg.js';
 
 /** Images larger than this many pixels are refused before decoding. */
 export const DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096;
@@ -288,9 +293,14 @@ async function decodeEncoded(
     );
   }
   checkPixelLimit(where, srcWidth, srcHeight, maxPixels, target);
+  const atSize = srcWidth === target.width && srcHeight === target.height;
+  if (encoding === 'JPEG' && atSize) {
+    const rgb = await decodePlainJpeg(data, srcWidth, srcHeight);
+    if (rgb) return rgb;
+  }
 
   const image = sharp(input, { failOn: 'error', limitInputPixels: maxPixels, autoOrient: false });
-  if (srcWidth !== target.width || srcHeight !== target.height) {
+  if (!atSize) {
     image.resize(target.width, target.height, { fit: 'fill', kernel: RESIZE_KERNEL, fastShrinkOnLoad: false });
   }
   let out: { data: Buffer; info: OutputInfo };
