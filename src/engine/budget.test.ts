@@ -18,7 +18,7 @@ const base: PlanQuery = {
   maxVisionSteps: 64,
   rows: [],
   waiting: 0,
-  load: { arrivalsPerMs: 0, meanSteps: 4, vlmShare: 0, responsePathMs: 0 },
+  load: { arrivalsPerMs: 0, meanSteps: 4, vlmShare: 0, meanBatch: 0, responsePathMs: 0 },
   step: flat,
   maxBatch: 64,
   safety: 1,
@@ -102,6 +102,12 @@ describe('planVisionSteps', () => {
     const linear = stepCost((b) => 1 + b);
     const q = { ...base, step: linear, budgetMs: 100 };
     expect(planVisionSteps({ ...q, waiting: 10 }).visionSteps).toBeLessThan(planVisionSteps(q).visionSteps);
+  });
+
+  it('plans no smaller batch than the traffic recently made', () => {
+    const linear = stepCost((b) => 1 + b);
+    const q = { ...base, step: linear, budgetMs: 100 };
+    expect(planVisionSteps({ ...q, load: { ...q.load, meanBatch: 20 } }).visionSteps).toBeLessThan(planVisionSteps(q).visionSteps);
   });
 
   it('without any measured step time, runs N_A', () => {

@@ -12,7 +12,8 @@
  * where S = max(the measured mean N_o of recent joins, this row's N_o): arrivals during this row's life are
  * planned to scale up as far as it does (the positive feedback that broke the join-time chooser: rows
  * scaled up, the batch grew, and the period they planned with no longer held). The batch never goes below
- * the steady state of that traffic (n = lambda * S * period(n)), and an N_o for which there is no steady
+ * the steady state of that traffic (n = lambda * S * period(n)) nor below the recent mean denoiser batch
+ * (what the traffic actually made, whatever the estimates say), and an N_o for which there is no steady
  * state (the executor could not keep up if every request took it) is not planned: a plan stays valid when
  * every request plans the same way. Arrival counts fluctuate (Poisson), so the batch is planned at
  * `headroom` standard deviations above the mean. A step at n rows takes the cost model's step time at n,
@@ -155,14 +156,14 @@ export function planVisionSteps(q: PlanQuery): Plan {
   const period = periodFor(q);
   // N_A is what the row runs at the least; its prediction (with the steady-state load where there is one) is
   // the bar for feasibility and for how much later other rows may end.
-  const atNa = stepEnds(q, na, horizon, period, steadyRows(q, na, period) ?? 0);
+  const atNa = stepEnds(q, na, horizon, period, Math.max(steadyRows(q, na, period) ?? 0, q.load.meanBatch));
   const finishWith = (ends: Float64Array, steps: number) => q.now + ends[steps] + path;
   const feasible = finishWith(atNa, na) <= budgetEnd;
   const fits = (steps: number): boolean => {
     // Not sustainable if every request took this many steps: the queue would grow without bound.
-    const floor = steadyRows(q, steps, period);
-    if (floor === undefined) return false;
-    const ends = stepEnds(q, steps, horizon, period, floor);
+    const steady = steadyRows(q, steps, period);
+    if (steady === undefined) return false;
+    const ends = stepEnds(q, steps, horizon, period, Math.max(steady, q.load.meanBatch));
     if (finishWith(ends, steps) > q.receivedAt + q.safety * q.budgetMs) return false;
     return protectedRows.every((r) => q.now + ends[r.remainingSteps] <= Math.max(r.promise!, q.now + atNa[r.remainingSteps]));
   };
@@ -175,6 +176,6 @@ export function planVisionSteps(q: PlanQuery): Plan {
     else hi = mid - 1;
   }
   const visionSteps = Math.max(1, lo) * na;
-  const ends = visionSteps === na ? atNa : stepEnds(q, visionSteps, horizon, period, steadyRows(q, visionSteps, period) ?? 0);
+  const ends = visionSteps === na ? atNa : stepEnds(q, visionSteps, horizon, period, Math.max(steadyRows(q, visionSteps, period) ?? 0, q.load.meanBatch));
   return { visionSteps, finish: finishWith(ends, visionSteps), feasible, promise: feasible ? budgetEnd - path : undefined };
 }

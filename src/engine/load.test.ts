@@ -25,12 +25,13 @@ describe('Ema', () => {
 describe('LoadTracker', () => {
   it('reports arrivals, mean steps, VLM share and the response path', () => {
     const l = new LoadTracker();
-    expect(l.at(0, 4)).toEqual({ arrivalsPerMs: 0, meanSteps: 4, vlmShare: 0, responsePathMs: 0 });
+    expect(l.at(0, 4)).toEqual({ arrivalsPerMs: 0, meanSteps: 4, vlmShare: 0, meanBatch: 0, responsePathMs: 0 });
     for (let t = 0; t < 5000; t += 20) {
       l.arrived(t);
       l.joined(8);
     }
     l.vlmCall(4990, 100);
+    l.stepCall(6);
     l.responded(2);
     l.responded(-1); // a clock glitch is ignored
     const load = l.at(5000, 4);
@@ -38,5 +39,6 @@ describe('LoadTracker', () => {
     expect(load.meanSteps).toBe(8);
     expect(load.vlmShare).toBeCloseTo(0.1, 9);
     expect(load.responsePathMs).toBe(2);
+    expect(load.meanBatch).toBe(6);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The load a model version is under, measured where its work happens (the inference worker): how fast
- * requests arrive, how many denoiser steps they stay for, how much of the executor VLM calls take, and how
- * long a finished row takes to become a response on the main thread. The budget planner plans with it; the
+ * requests arrive, how many denoiser steps they stay for, how many rows a denoiser call has, how much of the
+ * executor VLM calls take, and how long a finished row takes to become a response on the main thread. The budget planner plans with it; the
  * main thread's admission gets a copy. Plain data structures over times handed in (fake clocks in tests).
  */
 import { VlmShareWindow } from './cost-model.js';
@@ -12,6 +12,8 @@ export const DEFAULT_RATE_TAU_MS = 1000;
 export const DEFAULT_STEPS_ALPHA = 0.05;
 /** Weight of one response in the moving average of the response path. */
 export const DEFAULT_RESPONSE_PATH_ALPHA = 0.05;
+/** Weight of one denoiser call in the moving average of its batch size. */
+export const DEFAULT_BATCH_ALPHA = 0.05;
 
 /**
  * Events per millisecond as an exponentially decaying average (time constant `tauMs`): each event adds
@@ -57,6 +59,8 @@ export interface Load {
   readonly meanSteps: number;
   /** Share of executor time spent in VLM calls. */
   readonly vlmShare: number;
+  /** Rows per denoiser call, recently. */
+  readonly meanBatch: number;
   /** From a row's last step to its response being ready on the main thread. */
   readonly responsePathMs: number;
 }
@@ -66,6 +70,7 @@ export class LoadTracker {
   private readonly steps = new Ema(DEFAULT_STEPS_ALPHA);
   private readonly vlm = new VlmShareWindow();
   private readonly responsePath = new Ema(DEFAULT_RESPONSE_PATH_ALPHA);
+  private readonly batch = new Ema(DEFAULT_BATCH_ALPHA);
 
   arrived(now: number): void {
     this.arrivals.record(now);
@@ -79,6 +84,10 @@ export class LoadTracker {
     this.vlm.record(end, ms);
   }
 
+  stepCall(batch: number): void {
+    this.batch.record(batch);
+  }
+
   /** The main thread measures this (it is where the response is built) and reports it with each job. */
   responded(ms: number): void {
     if (ms >= 0 && Number.isFinite(ms)) this.responsePath.record(ms);
@@ -89,6 +98,7 @@ export class LoadTracker {
       arrivalsPerMs: this.arrivals.perMs(now),
       meanSteps: this.steps.get(fallbackSteps),
       vlmShare: this.vlm.share(now),
+      meanBatch: this.batch.get(0),
       responsePathMs: this.responsePath.get(0),
     };
   }

@@ -355,6 +355,7 @@ export class Scheduler {
       const result = await this.executor.step(batch);
       const end = this.clock.now();
       this.costModel.observe('step', B, result.runMs + result.hostMs);
+      this.load.stepCall(B);
       this.counters.stepCalls++;
       this.counters.stepRows += B;
       this.counters.hostMs += result.hostMs;
