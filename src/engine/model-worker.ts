@@ -19,6 +19,29 @@ import { workerScript } from './worker-script.js';
 
 const epoch = (t: number) => performance.timeOrigin + t;
 
+/** Runs one item per event-loop turn (setImmediate), so that I/O is polled between two items. */
+class YieldingQueue<T> {
+  private readonly items: T[] = [];
+  private scheduled = false;
+
+  constructor(private readonly run: (item: T) => void) {}
+
+  push(item: T): void {
+    this.items.push(item);
+    if (!this.scheduled) this.schedule();
+  }
+
+  private schedule(): void {
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      const item = this.items.shift();
+      if (this.items.length > 0) this.schedule();
+      if (item !== undefined) this.run(item);
+    });
+  }
+}
+
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
 export interface Admission extends AdmissionRequest {
@@ -89,10 +112,23 @@ export class ModelWorker {
       return;
     }
     if (!('id' in msg)) return;
+    if (this.notStarted.delete(msg.id)) this.queued--;
+    if (msg.kind === 'result' || msg.kind === 'failed') this.settling.push(msg);
+    else this.settle(msg);
+  }
+
+  /**
+   * One step finishes many rows at once and their results arrive together; each becomes a response on this
+   * thread (denormalization, serialization, the write). Settled one per event-loop turn, so that I/O waiting
+   * meanwhile (a health check, new requests) is served between two responses, not after all of them.
+   */
+  private readonly settling = new YieldingQueue<FromWorker>((msg) => this.settle(msg));
+
+  private settle(msg: FromWorker): void {
+    if (!('id' in msg)) return;
     const p = this.pending.get(msg.id);
     if (!p) return;
     this.pending.delete(msg.id);
-    if (this.notStarted.delete(msg.id)) this.queued--;
     switch (msg.kind) {
       case 'result':
         p.resolve(msg.result as never);
