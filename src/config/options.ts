@@ -31,7 +31,10 @@ export interface ServeOptions {
   maxDenoiseBatch: number;
   /** Longest a request waits for its VLM batch to fill while the model is idle, in ms. @default 2 */
   maxQueueDelayMs: number;
-  /** Requests waiting per model version beyond which new ones get RESOURCE_EXHAUSTED. @default 256 */
+  /**
+   * Requests per model version admitted but not yet in a VLM call (decoding or queued) beyond which new ones
+   * get RESOURCE_EXHAUSTED, before their images are decoded. @default 256
+   */
   maxQueue: number;
   /** Rows a model version can hold in its denoiser stage at once. @default 256 */
   maxActive: number;

@@ -35,7 +35,10 @@ export interface SchedulerOptions {
   readonly maxDenoiseBatch: number;
   /** Longest a request waits for its VLM batch to fill while the executor is idle. @default 2 */
   readonly maxQueueDelayMs: number;
-  /** Requests waiting for the VLM stage beyond which new ones are refused with RESOURCE_EXHAUSTED. @default 256 */
+  /**
+   * Admitted requests not yet in a VLM call (decoding, or queued) beyond which new ones are refused with
+   * RESOURCE_EXHAUSTED, before their images are decoded (admission.ts). @default 256
+   */
   readonly maxQueue: number;
   /**
    * 'step': rows join and leave the denoiser batch at every step (the product). 'request': a batch of
