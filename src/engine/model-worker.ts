@@ -16,31 +16,9 @@ import type { JobInput, JobResult } from './job.js';
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from './scheduler.js';
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-protocol.js';
 import { workerScript } from './worker-script.js';
+import { YieldingQueue } from './yielding-queue.js';
 
 const epoch = (t: number) => performance.timeOrigin + t;
-
-/** Runs one item per event-loop turn (setImmediate), so that I/O is polled between two items. */
-class YieldingQueue<T> {
-  private readonly items: T[] = [];
-  private scheduled = false;
-
-  constructor(private readonly run: (item: T) => void) {}
-
-  push(item: T): void {
-    this.items.push(item);
-    if (!this.scheduled) this.schedule();
-  }
-
-  private schedule(): void {
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      const item = this.items.shift();
-      if (this.items.length > 0) this.schedule();
-      if (item !== undefined) this.run(item);
-    });
-  }
-}
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
