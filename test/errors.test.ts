@@ -248,6 +248,10 @@ describe('RESOURCE_EXHAUSTED and UNAVAILABLE', () => {
     const closing = s.server.shutdown('test');
     const late = await predictError(s.client, await request());
     expect(late.code).toBe(grpc.status.UNAVAILABLE);
+    // Refused before its images are decoded: an undecodable image does not make it INVALID_ARGUMENT.
+    const r = await request();
+    const undecodable = await predictError(s.client, { ...r, images: [{ ...r.images![0], data: (r.images![0].data as Buffer).subarray(0, 40) }, r.images![1]] });
+    expect(undecodable.code).toBe(grpc.status.UNAVAILABLE);
     const done = await inflight;
     expect(done.sampling!.vision_steps).toBe(64);
     await closing;
