@@ -1,13 +1,25 @@
 # dust-serve container image.
 #
-# The FROM images are built on the machine that builds this one, from its own Node.js 20, by
+# The default FROM images are built on the machine that builds this one, from its own Node.js 20, by
 # deploy/docker/build-base.sh (no container registry is needed):
 #   dust-serve-base:node20-build  node, npm, /bin/sh, CA bundle
 #   dust-serve-base:node20        node and the shared libraries it and the native modules need; no shell
 #
 #   deploy/docker/build-base.sh && docker build -t dust-serve .
 #   docker run --rm -p 50051:50051 dust-serve
-FROM dust-serve-base:node20-build AS build
+#
+# GPU build (README "GPU serving"): DEVICE=cuda installs ONNX Runtime's CUDA 13 execution provider next to
+# onnxruntime-node's native library (`npm run setup:cuda`, from the npm registry at build time) and makes
+# --device cuda the image's default; BASE_IMAGE must then hold Node.js 20 and the CUDA 13 libraries the provider
+# loads (cuBLAS, cuRAND, cudart, cuDNN 9), e.g. deploy/docker/cuda-base.Dockerfile:
+#   docker build -f deploy/docker/cuda-base.Dockerfile -t dust-serve-base:node20-cuda13 .
+#   docker build --build-arg DEVICE=cuda --build-arg BASE_IMAGE=dust-serve-base:node20-cuda13 -t dust-serve:cuda .
+#   docker run --rm --gpus all -p 50051:50051 dust-serve:cuda
+ARG BUILD_IMAGE=dust-serve-base:node20-build
+ARG BASE_IMAGE=dust-serve-base:node20
+
+FROM ${BUILD_IMAGE} AS build
+ARG DEVICE=cpu
 WORKDIR /app
 # onnxruntime-node's install script would fetch CUDA binaries from NuGet; the CPU (and WebGPU) binaries ship in
 # the npm package.
@@ -22,22 +34,35 @@ COPY src ./src
 RUN npm run build
 COPY deploy/docker/prune-native-binaries.mjs /tmp/
 RUN npm prune --omit=dev --no-audit --no-fund && node /tmp/prune-native-binaries.mjs
+# The CUDA provider must match onnxruntime-node's release (package.json pins 1.29.0); the script checks it.
+RUN if [ "$DEVICE" = cuda ]; then node scripts/setup-cuda.mjs; elif [ "$DEVICE" != cpu ]; then echo "DEVICE must be cpu or cuda" >&2; exit 1; fi
+# The experiment database's folder, owned by the server's user (the runtime image has no shell to make it).
+RUN node -e "require('fs').mkdirSync('/app/state')"
 
-FROM dust-serve-base:node20
+FROM ${BASE_IMAGE}
+ARG DEVICE=cpu
 WORKDIR /app
 ENV NODE_ENV=production
-# onnxruntime-node 1.30 would otherwise try to upload usage telemetry over HTTPS and persist a device id (warnings
+# The image's default device; `serve --device ...` or DUST_DEVICE still override it. With cuda the server refuses
+# to start when the GPU or a CUDA library is missing, naming what is missing.
+ENV DUST_DEVICE=${DEVICE}
+# onnxruntime-node would otherwise try to upload usage telemetry over HTTPS and persist a device id (warnings
 # on a read-only root filesystem with no CA bundle); a fleet server has no business calling out.
 ENV ORT_DISABLE_TELEMETRY=1
-# Files stay root-owned and read-only to the server's user; it writes nothing to disk.
+# Files stay root-owned and read-only to the server's user; it writes only its experiment database (below).
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY proto ./proto
 COPY models/dust-tiny ./models/dust-tiny
 COPY deploy/docker/healthcheck.mjs ./deploy/docker/
+# Experiments (splits, counters, the episode ledger) persist here, the only place the server writes; a volume,
+# so that it stays writable under --read-only and survives container restarts when mounted.
+COPY --from=build --chown=10001:10001 /app/state /var/lib/dust-serve
+ENV DUST_EXPERIMENT_DB=/var/lib/dust-serve/experiments.sqlite
+VOLUME ["/var/lib/dust-serve"]
 USER 10001:10001
-EXPOSE 50051
+EXPOSE 50051 9464
 # serve drains on SIGTERM (health NOT_SERVING, in-flight work finishes within shutdownGraceSeconds) and exits 0.
 STOPSIGNAL SIGTERM
 # Models load before the port opens, so the start period covers loading and warm-up. Checks DUST_PORT (default

@@ -7,7 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { number, words } from './cli-args.js';
 import { MODE_NAMES, parseModes, SERVED_MODES, type ModeName } from './modes.js';
 import { DEFAULT_OFFLINE_BATCHES, runOffline, type OfflineResult } from './offline.js';
 import {
@@ -31,18 +32,6 @@ import { killAllServers } from './server-process.js';
 import { round } from './stats.js';
 import { DEFAULT_PLAN_BUDGET_MS, DEFAULT_PLAN_LOAD_FRACTION, DEFAULT_TARGET_BUDGET_MS, parseTargets, runTargets, verdictLines } from './targets.js';
 import { requestClasses, type Workload } from './workload.js';
-
-function number(min: number, integer = false) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-      throw new InvalidArgumentError(`expected ${integer ? 'an integer' : 'a number'} >= ${min}`);
-    }
-    return n;
-  };
-}
-
-const words = (v: string): string[] => v.split(/\s+/).filter((a) => a.length > 0);
 
 function list(v: string): number[] {
   return v.split(',').map((s) => number(1, true)(s.trim()));

@@ -82,14 +82,17 @@ export function policyCodec(): Codec {
   };
 }
 
+/** Robot r's request, with its camera views. */
+export async function robotRequest(m: Manifest, robot: number, cls: RequestClass, model = ''): Promise<PredictRequest> {
+  const images = await Promise.all(
+    m.cameras.map(async (camera, c) => ({ camera, encoding: 'IMAGE_ENCODING_JPEG' as const, width: IMAGE_SIDE, height: IMAGE_SIDE, data: await view(robot, c) })),
+  );
+  return buildRequest(m, robot, cls, images, model);
+}
+
 /** One serialized request per robot. */
 export async function serializedRequests(m: Manifest, classes: (robot: number) => RequestClass, robots: number, codec: Codec, model = ''): Promise<Buffer[]> {
   const out: Buffer[] = [];
-  for (let r = 0; r < robots; r++) {
-    const images = await Promise.all(
-      m.cameras.map(async (camera, c) => ({ camera, encoding: 'IMAGE_ENCODING_JPEG' as const, width: IMAGE_SIDE, height: IMAGE_SIDE, data: await view(r, c) })),
-    );
-    out.push(codec.serialize(buildRequest(m, r, classes(r), images, model)));
-  }
+  for (let r = 0; r < robots; r++) out.push(codec.serialize(await robotRequest(m, r, classes(r), model)));
   return out;
 }

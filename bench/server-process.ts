@@ -128,6 +128,7 @@ export async function startServerProcess(opts: StartServerOptions): Promise<Serv
     'serve',
     '--host', '127.0.0.1',
     '--port', String(port),
+    '--metrics-port', String(await freePort()),
     '--model-repository', opts.modelRepository,
     '--log-level', 'warn',
     '--threads', String(opts.threads),

@@ -14,6 +14,7 @@ mkdirSync(out, { recursive: true });
 execFileSync(process.execPath, [
   bin,
   'dust/serving/v1/policy.proto',
+  'dust/serving/v1/admin.proto',
   '--keepCase', '--longs=String', '--enums=String', '--defaults', '--oneofs', '--bytes=Buffer',
   '--grpcLib=@grpc/grpc-js', '--importFileExtension=.js', '--outDir', out, '--includeDirs', 'proto',
 ], { stdio: 'inherit' });

@@ -7,45 +7,31 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { loadProtos } from '../src/api/index.js';
+import { onnxRuntimeProbe } from '../src/engine/index.js';
 import type { PolicyServiceClient } from '../src/gen/dust/serving/v1/PolicyService.js';
 import { predict, TEST_REPOSITORY, validRequest } from './support/harness.js';
+import { spawnServe } from './support/serve-process.js';
 
 const BIN = path.resolve('dist/src/cli/main.js');
 
 describe('dust-serve serve', () => {
-  it('logs JSON, serves, and on SIGTERM finishes in-flight work, then exits 0', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--threads', '1', '--warmup', 'false'], {
-      env: { ...process.env, DUST_MODEL_REPOSITORY: TEST_REPOSITORY, DUST_SHUTDOWN_GRACE_SECONDS: '10' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const lines: Array<Record<string, unknown>> = [];
-    let buffered = '';
-    const listening = new Promise<number>((resolve, reject) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString();
-        const parts = buffered.split('\n');
-        buffered = parts.pop()!;
-        for (const line of parts) {
-          const entry = JSON.parse(line) as Record<string, unknown>;
-          lines.push(entry);
-          if (entry.msg === 'dust-serve listening') resolve(entry.port as number);
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`server exited early with ${code}`)));
-    });
-    const port = await listening;
+  it('logs JSON, serves, survives SIGHUP, and on SIGTERM finishes in-flight work, then exits 0', async () => {
+    const { child, port, lines, exited } = await spawnServe([], { DUST_SHUTDOWN_GRACE_SECONDS: '10' });
     const { policy } = loadProtos();
     const client = new policy.PolicyService(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as PolicyServiceClient;
     try {
       // One call first, so the connection is up before the long one (SIGTERM closes the listener at once).
+      await predict(client, await validRequest());
+      // SIGHUP re-reads TLS certificates (none here) and must not end the process, as it would by default.
+      child.kill('SIGHUP');
+      await new Promise((r) => setTimeout(r, 100));
       await predict(client, await validRequest());
       const inflight = predict(client, await validRequest({ sampling: { action_steps: 4, vision_steps: 64 } }));
       await new Promise((r) => setTimeout(r, 30));
       child.kill('SIGTERM');
       const res = await inflight;
       expect(res.sampling!.vision_steps).toBe(64);
-      const [code] = await once(child, 'exit');
-      expect(code).toBe(0);
+      expect(await exited).toBe(0);
       const msgs = lines.map((l) => l.msg);
       expect(msgs).toContain('draining');
       expect(msgs).toContain('server closed');
@@ -63,5 +49,21 @@ describe('dust-serve serve', () => {
     const [code] = await once(child, 'exit');
     expect(code).not.toBe(0);
     expect(err).toMatch(/device/);
+  });
+
+  it('--device cuda without a working CUDA provider refuses to start, naming what is missing and the fix', async (ctx) => {
+    if ((await onnxRuntimeProbe('cuda')).ok) ctx.skip();
+    const child = spawn(process.execPath, [BIN, 'serve', '--device', 'cuda', '--port', '0'], {
+      env: { ...process.env, DUST_MODEL_REPOSITORY: TEST_REPOSITORY },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(1);
+    expect(out).toMatch(/dust-serve: --device cuda cannot run here: missing .+\. To fix: /);
+    expect(out).toMatch(/npm run setup:cuda|LD_LIBRARY_PATH|NVIDIA driver/);
+    expect(out).not.toContain('dust-serve listening');
   });
 });

@@ -122,8 +122,6 @@ describe('RESOURCE_EXHAUSTED and UNAVAILABLE', () => {
       { from: TINY_DIR, name: 'dust-tiny', version: 1 },
       { from: TINY_DIR, name: 'dust-tiny', version: 2 },
     ]);
-    const m2 = path.join(repo.root, 'dust-tiny/2/manifest.json');
-    writeFileSync(m2, JSON.stringify({ ...manifest, version: 2 }));
     // Corrupt one byte of version 2's denoiser.
     const g = path.join(repo.root, 'dust-tiny/2/denoiser.onnx');
     const bytes = readFileSync(g);

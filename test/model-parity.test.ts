@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sampleJoint, type Denoise } from '../src/sampling/index.js';
+import { decode, maxAbsDiff, readJson, sampleGolden, type GoldenCase, type ParityCase } from './support/fixtures.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const packageDir = join(root, 'models', 'dust-tiny', '1');
@@ -19,47 +19,6 @@ const fixtureDir = join(root, 'test', 'fixtures', 'dust-tiny');
 
 const PARITY_TOLERANCE = 1e-4;
 const GOLDEN_TOLERANCE = 1e-5;
-
-interface EncodedTensor {
-  dtype: 'float32' | 'int64';
-  shape: number[];
-  data_b64: string;
-}
-interface ParityCase {
-  graph: 'vlm' | 'denoiser';
-  batch: number;
-  prompts?: string[];
-  inputs: Record<string, EncodedTensor>;
-  outputs: Record<string, EncodedTensor>;
-}
-interface GoldenCase {
-  embodiment_id: number;
-  action_steps: number;
-  vision_steps: number;
-  inputs: Record<'vl_embs' | 'state' | 'actions0' | 'future0', EncodedTensor>;
-  outputs: Record<'actions' | 'future', EncodedTensor>;
-}
-
-function readJson<T>(path: string): T {
-  return JSON.parse(readFileSync(path, 'utf8')) as T;
-}
-
-/** Little-endian raw bytes -> an ORT tensor (copied, so the typed array is aligned). */
-function decode(t: EncodedTensor): ort.Tensor {
-  const bytes = Buffer.from(t.data_b64, 'base64');
-  const buffer = new ArrayBuffer(bytes.byteLength);
-  new Uint8Array(buffer).set(bytes);
-  return t.dtype === 'float32'
-    ? new ort.Tensor('float32', new Float32Array(buffer), t.shape)
-    : new ort.Tensor('int64', new BigInt64Array(buffer), t.shape);
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
-}
 
 const manifest = readJson<{
   files: Record<string, string>;
@@ -156,32 +115,9 @@ describe('golden asynchronous joint sampling (sampling.md)', () => {
 
   for (const c of golden.cases) {
     it(`embodiment ${c.embodiment_id}, N_A=${c.action_steps}, N_o=${c.vision_steps} within ${GOLDEN_TOLERANCE}`, async () => {
-      const vlEmbs = decode(c.inputs.vl_embs);
-      const state = decode(c.inputs.state);
-      const a = Float32Array.from(decode(c.inputs.actions0).data as Float32Array);
-      const o = Float32Array.from(decode(c.inputs.future0).data as Float32Array);
-      const aShape = [1, manifest.action.horizon, manifest.action.dim];
-      const oShape = [1, manifest.future.tokens, manifest.future.dim];
-      const embodiment = new ort.Tensor('int64', BigInt64Array.of(BigInt(c.embodiment_id)), [1]);
-      // The production sampler (src/sampling): the schedule and Euler updates of sampling.md over ORT.
-      let evaluations = 0;
-      const f: Denoise = async (actions, future, tauA, tauO) => {
-        evaluations++;
-        const out = await denoiser.run({
-          vl_embs: vlEmbs,
-          state,
-          actions: new ort.Tensor('float32', Float32Array.from(actions), aShape),
-          future: new ort.Tensor('float32', Float32Array.from(future), oShape),
-          tau_a: new ort.Tensor('float32', Float32Array.of(tauA), [1]),
-          tau_o: new ort.Tensor('float32', Float32Array.of(tauO), [1]),
-          embodiment_id: embodiment,
-        });
-        return { vActions: out.v_actions.data as Float32Array, vFuture: out.v_future.data as Float32Array };
-      };
-      const nO = c.vision_steps;
-      const sampled = await sampleJoint(f, a, o, { actionSteps: c.action_steps, visionSteps: nO });
-      expect(sampled.evaluations).toBe(nO);
-      expect(evaluations).toBe(nO);
+      const sampled = await sampleGolden(denoiser, c, manifest);
+      expect(sampled.evaluations).toBe(c.vision_steps);
+      expect(sampled.calls).toBe(c.vision_steps);
       const errA = maxAbsDiff(sampled.actions, decode(c.outputs.actions).data as Float32Array);
       const errO = maxAbsDiff(sampled.future, decode(c.outputs.future).data as Float32Array);
       expect(errA, 'actions max |ORT sampler - PyTorch reference|').toBeLessThanOrEqual(GOLDEN_TOLERANCE);

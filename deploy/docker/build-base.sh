@@ -6,14 +6,16 @@
 #                                 modules (onnxruntime-node, sharp/libvips, tokenizers) link against, /etc/passwd
 #                                 with an unprivileged user "dust" (uid 10001). No shell, no package manager.
 #   dust-serve-base:node20-build  build base: the above plus npm, /bin/sh and /usr/bin/env (npm runs lifecycle
-#                                 and run-scripts through them) and this machine's CA bundle (npm ci reaches the
-#                                 registry through whatever TLS setup this machine has).
+#                                 and run-scripts through them), this machine's CA bundle (npm ci reaches the
+#                                 registry through whatever TLS setup this machine has), and this machine's
+#                                 better-sqlite3 binary as a local prebuild (see below).
 #
 # Why a rootfs of host files through `docker import` rather than debootstrap: it takes seconds instead of minutes,
 # needs nothing but the node binary and its libraries that the tests already run on, and the glibc inside the
 # image is by construction the one the native modules were just tested against on this machine.
 #
-# Idempotent: an image that already exists is left alone (--force rebuilds both).
+# Idempotent: images that already exist are left alone (--force rebuilds both), unless the build base carries
+# another better-sqlite3 version's binary than node_modules has.
 # Usage: deploy/docker/build-base.sh [--force]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,8 +26,21 @@ UID_DUST=10001
 force=0
 [ "${1:-}" = "--force" ] && force=1
 
-have() { docker image inspect "$1" >/dev/null 2>&1; }
-if [ "$force" = 0 ] && have "$RUNTIME_TAG" && have "$BUILD_TAG"; then
+# shellcheck source=deploy/docker/rootfs.sh
+. deploy/docker/rootfs.sh
+
+# better-sqlite3 (the experiment store) is a native module whose install script downloads a prebuilt binary from
+# GitHub or compiles one; the build image reaches neither GitHub nor a compiler. So the build base carries this
+# machine's binary (built by `npm ci`, for the same Node ABI and glibc) as a local prebuild that its installer
+# picks up offline (npm_config_better_sqlite3_local_prebuilds). The label records which version it is for.
+SQLITE_PKG=node_modules/better-sqlite3
+[ -f "$SQLITE_PKG/build/Release/better_sqlite3.node" ] || { echo "build-base.sh: $SQLITE_PKG is not built; run npm ci first" >&2; exit 1; }
+sqlite_version=$(node -p "require('./$SQLITE_PKG/package.json').version")
+SQLITE_PREBUILD="better-sqlite3-v${sqlite_version}-node-v$(node -p 'process.versions.modules')-linux-$(node -p 'process.arch').tar.gz"
+PREBUILDS_DIR=/opt/prebuilds
+
+build_base_current() { [ "$(docker image inspect -f '{{ index .Config.Labels "dust.sqlite-prebuild" }}' "$BUILD_TAG" 2>/dev/null)" = "$SQLITE_PREBUILD" ]; }
+if [ "$force" = 0 ] && have_image "$RUNTIME_TAG" && have_image "$BUILD_TAG" && build_base_current; then
   echo "base images present: $RUNTIME_TAG $BUILD_TAG"
   exit 0
 fi
@@ -45,36 +60,10 @@ CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 work=$(mktemp -d /tmp/dust-base.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# The absolute paths of the shared libraries a binary loads, per ldd (none for a static binary).
-libs_of() { ldd "$1" 2>/dev/null | grep -o '/[^ ]*' || true; }
-
-# Copies a file (dereferenced) to the same path under a rootfs, unless it is there already.
-copy_into() {
-  local root=$1 file=$2
-  [ -e "$root$file" ] && return 0
-  mkdir -p "$root$(dirname "$file")"
-  cp -L "$file" "$root$file"
-}
-
-# Copies a file and every shared library it needs to the same paths under a rootfs.
-copy_with_libs() {
-  local root=$1 file=$2 lib
-  copy_into "$root" "$file"
-  for lib in $(libs_of "$file"); do copy_into "$root" "$lib"; done
-}
-
-# Merged-/usr layout as on Debian 12, so paths that ldd prints under /lib and /lib64 resolve inside the image.
 make_root() {
   local root=$1
-  mkdir -p "$root"/usr/bin "$root"/usr/lib "$root"/usr/lib64 "$root"/etc "$root"/tmp "$root"/home/dust "$root"/app
-  ln -s usr/bin "$root/bin"
-  ln -s usr/lib "$root/lib"
-  ln -s usr/lib64 "$root/lib64"
-  chmod 1777 "$root/tmp"
-  chown "$UID_DUST:$UID_DUST" "$root/home/dust"
-  printf 'root:x:0:0:root:/root:/usr/sbin/nologin\ndust:x:%s:%s:dust-serve:/home/dust:/usr/sbin/nologin\n' "$UID_DUST" "$UID_DUST" >"$root/etc/passwd"
-  printf 'root:x:0:\ndust:x:%s:\n' "$UID_DUST" >"$root/etc/group"
-  printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$root/etc/nsswitch.conf"
+  make_skeleton "$root" dust "$UID_DUST"
+  mkdir -p "$root"/app
   copy_with_libs "$root" "$NODE"
   [ "$NODE" = /usr/bin/node ] || ln -sf "$NODE" "$root/usr/bin/node"
   # Libraries the native modules load: ldd on them where node_modules is installed, plus a fixed list so that the
@@ -93,22 +82,17 @@ make_root() {
   done
 }
 
-import_rootfs() {
-  local root=$1 tag=$2 old; shift 2
-  old=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
-  tar -C "$root" --numeric-owner -c . | docker import "$@" \
+import_base() {
+  local root=$1 tag=$2
+  shift 2
+  import_rootfs "$root" "$tag" "dust-serve base from the host's node $node_version" "$@" \
     --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
-    --change 'WORKDIR /app' \
-    --message "dust-serve base from the host's node $node_version" \
-    - "$tag" >/dev/null
-  # --force: the image the tag named before would be left dangling.
-  [ -z "$old" ] || docker image rm "$old" >/dev/null 2>&1 || true
-  echo "built $tag ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
+    --change 'WORKDIR /app'
 }
 
 echo "== runtime base $RUNTIME_TAG (node $node_version from $NODE)"
 make_root "$work/runtime"
-import_rootfs "$work/runtime" "$RUNTIME_TAG" --change "USER $UID_DUST" --change 'CMD ["node"]'
+import_base "$work/runtime" "$RUNTIME_TAG" --change "USER $UID_DUST" --change 'CMD ["node"]'
 
 echo "== build base $BUILD_TAG"
 make_root "$work/build"
@@ -121,7 +105,11 @@ copy_with_libs "$work/build" "$(readlink -f /bin/sh)"
 copy_with_libs "$work/build" /usr/bin/env
 mkdir -p "$work/build/etc/ssl/certs"
 cp -L "$CA_BUNDLE" "$work/build/etc/ssl/certs/ca-certificates.crt"
-import_rootfs "$work/build" "$BUILD_TAG" \
+mkdir -p "$work/build$PREBUILDS_DIR"
+tar -C "$SQLITE_PKG" -czf "$work/build$PREBUILDS_DIR/$SQLITE_PREBUILD" build/Release/better_sqlite3.node
+import_base "$work/build" "$BUILD_TAG" \
   --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
   --change 'ENV npm_config_cafile=/etc/ssl/certs/ca-certificates.crt' \
+  --change "ENV npm_config_better_sqlite3_local_prebuilds=$PREBUILDS_DIR" \
+  --change "LABEL dust.sqlite-prebuild=$SQLITE_PREBUILD" \
   --change 'CMD ["node"]'

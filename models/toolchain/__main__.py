@@ -52,6 +52,8 @@ def main(argv=None) -> int:
     e.add_argument("--version", type=int, default=None, help="default: the last path component if numeric, else 1")
     e.add_argument("--weights-dtype", choices=["float32", "float16"], default="float32",
                    help="storage of the weights in the ONNX files (computation stays float32)")
+    e.add_argument("--precision", choices=["float32", "float16"], default="float32",
+                   help="computation of the graphs; float16 also stores the weights as float16 (I/O stays float32)")
     e.add_argument("--description", default=None)
     common(e, device=False)
 
@@ -77,7 +79,15 @@ def main(argv=None) -> int:
     x = sub.add_parser("export-paper", help="random-weight package at the paper's sizes (benchmarks only)")
     x.add_argument("--out", type=Path, default=Path("models/paper/1"))
     x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--precision", choices=["float32", "float16"], default="float32")
+    x.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE",
+                   help="override a paper-preset field (e.g. smaller widths with the paper's input/output shapes for a dry run)")
     common(x, device=False)
+
+    h = sub.add_parser("half", help="float16 variant of an existing package (weights and computation; I/O float32)")
+    h.add_argument("--package", type=Path, required=True)
+    h.add_argument("--out", type=Path, required=True, help="<repository>/<model-name>/<version>/")
+    h.add_argument("--version", type=int, default=None, help="default: the source package's version")
 
     v = sub.add_parser("validate", help="check a package the way the server's loader does")
     v.add_argument("package", type=Path)
@@ -104,7 +114,7 @@ def main(argv=None) -> int:
     elif args.cmd == "export":
         version = args.version if args.version is not None else (int(args.out.name) if args.out.name.isdigit() else 1)
         build.run_export(checkpoint=args.checkpoint, out=args.out, version=version, weights_dtype=args.weights_dtype,
-                         description=args.description)
+                         description=args.description, precision=args.precision)
     elif args.cmd == "golden":
         build.run_golden(package=args.package, out=args.out)
     elif args.cmd == "build-tiny":
@@ -113,7 +123,10 @@ def main(argv=None) -> int:
                          episodes_per_embodiment=args.episodes, checkpoint=args.checkpoint,
                          weights_dtype=args.weights_dtype)
     elif args.cmd == "export-paper":
-        build.export_paper(out=args.out, seed=args.seed)
+        build.export_paper(out=args.out, seed=args.seed, precision=args.precision,
+                           overrides=build.parse_overrides(args.set))
+    elif args.cmd == "half":
+        build.run_half(package=args.package, out=args.out, version=args.version)
     elif args.cmd == "validate":
         from .package import validate_package
 

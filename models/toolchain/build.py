@@ -17,7 +17,7 @@ from .data.synthetic import generate_dataset, vocabulary_texts
 from .evaluate import heldout_errors, input_sensitivity
 from .golden import write_fixtures
 from .model import DustPolicy, randomize_zero_init
-from .package import load_package, validate_package, write_package
+from .package import load_package, validate_package, write_half_package, write_package
 from .tokenizer import WordTokenizer
 from .train import load_checkpoint, save_checkpoint, seed_everything, train
 
@@ -37,6 +37,7 @@ def pick_device(name: str) -> torch.device:
 
 def apply_overrides(cfg: ModelConfig, overrides: Dict[str, Dict[str, Any]]) -> ModelConfig:
     """{"denoiser": {"hidden": 96}, "vlm": {...}} -> a config with those fields replaced (validated again)."""
+    parts = {}
     for part, fields in overrides.items():
         if part not in ("denoiser", "vlm"):
             raise ValueError(f"unknown config part {part!r}")
@@ -46,8 +47,10 @@ def apply_overrides(cfg: ModelConfig, overrides: Dict[str, Dict[str, Any]]) -> M
             if not hasattr(current, key):
                 raise ValueError(f"{part} has no field {key!r}")
             typed[key] = type(getattr(current, key))(value)
-        cfg = dataclasses.replace(cfg, **{part: dataclasses.replace(current, **typed)})
-    return cfg
+        parts[part] = dataclasses.replace(current, **typed)
+    # All parts at once: a change that must agree across them (e.g. the VLM width and the denoiser's cond_dim)
+    # is only consistent when both are replaced.
+    return dataclasses.replace(cfg, **parts) if parts else cfg
 
 
 def parse_overrides(items) -> Dict[str, Dict[str, Any]]:
@@ -145,15 +148,29 @@ def training_record(ckpt: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def run_export(*, checkpoint: Path, out: Path, version: int, weights_dtype: str, description: Optional[str] = None) -> Dict[str, Any]:
+def run_export(*, checkpoint: Path, out: Path, version: int, weights_dtype: str, description: Optional[str] = None,
+               precision: str = "float32") -> Dict[str, Any]:
     policy, tokenizer, stats, ckpt = load_checkpoint(checkpoint)
     desc = description or f"DUST reference policy {policy.cfg.name} trained by models/toolchain on {ckpt['dataset']}"
     manifest = write_package(policy, tokenizer, stats, out, version=version, description=desc,
-                             training=training_record(ckpt), weights_dtype=weights_dtype)
+                             training=training_record(ckpt), weights_dtype=weights_dtype, precision=precision)
+    check_written(out, manifest)
+    return manifest
+
+
+def check_written(out: Path, manifest: Dict[str, Any]) -> None:
     problems = validate_package(out)
     if problems:
         raise SystemExit("exported package is invalid:\n  " + "\n  ".join(problems))
     log(f"package written to {out}: " + ", ".join(f"{n} {(Path(out) / n).stat().st_size / 1e6:.2f} MB" for n in manifest["files"]))
+
+
+def run_half(*, package: Path, out: Path, version: Optional[int] = None) -> Dict[str, Any]:
+    """The float16 variant of a package (fp16.py): same weights rounded to float16, computation in float16."""
+    t0 = time.time()
+    manifest = write_half_package(package, out, version=version)
+    check_written(out, manifest)
+    log(f"float16 variant of {package} converted in {time.time() - t0:.0f}s")
     return manifest
 
 
@@ -185,24 +202,34 @@ def build_tiny(*, out: Path, fixtures: Path, device: str, steps: int, batch_size
     run_golden(package=out, out=fixtures)
 
 
-def export_paper(*, out: Path, seed: int, weights_dtype: str = "float32") -> Dict[str, Any]:
+def paper_policy(seed: int, overrides: Optional[Dict[str, Dict[str, Any]]] = None):
     """Paper-size DUST with random weights (benchmarks only): the AdaLN-Zero and zero-initialised heads are
-    replaced by small noise so that every weight is exercised and outputs are non-trivial."""
+    replaced by small noise so that every weight is exercised and outputs are non-trivial. Returns the policy
+    (float32, CPU, eval mode) and its tokenizer; the same seed gives the same weights."""
     seed_everything(seed)
     tokenizer = WordTokenizer.build(vocabulary_texts())
-    cfg: ModelConfig = preset("paper", vocab_size=len(tokenizer))
+    cfg: ModelConfig = apply_overrides(preset("paper", vocab_size=len(tokenizer)), overrides or {})
     t0 = time.time()
     policy = DustPolicy(cfg).eval()
     randomize_zero_init(policy, std=0.02, generator=torch.Generator().manual_seed(seed))
     log(f"paper model: {sum(p.numel() for p in policy.parameters()) / 1e9:.3f}B parameters "
         f"(denoiser {sum(p.numel() for p in policy.denoiser.parameters()) / 1e9:.3f}B), built in {time.time() - t0:.0f}s")
+    return policy, tokenizer
+
+
+def export_paper(*, out: Path, seed: int, weights_dtype: str = "float32", precision: str = "float32",
+                 overrides: Optional[Dict[str, Dict[str, Any]]] = None, policy=None, tokenizer=None) -> Dict[str, Any]:
+    """Write the paper-size package (`paper_policy`, or the given policy and tokenizer)."""
+    t0 = time.time()
+    if policy is None:
+        policy, tokenizer = paper_policy(seed, overrides)
     # Statistics of the synthetic data stand in: the package must carry normalisation for each embodiment.
     stats = normalization_stats(generate_dataset(4, seed=seed, image_size=32))
     training = {"tau_distribution": "none (random weights)", "lambda_wm": 1.0, "steps": 0,
                 "dataset": "none: random weights for benchmarks", "seed": seed}
     manifest = write_package(policy, tokenizer, stats, out, version=int(Path(out).name) if Path(out).name.isdigit() else 1,
                              description="DUST at the paper's sizes with RANDOM weights, for benchmarks only",
-                             training=training, weights_dtype=weights_dtype)
+                             training=training, weights_dtype=weights_dtype, precision=precision)
     problems = validate_package(out)
     if problems:
         raise SystemExit("exported package is invalid:\n  " + "\n  ".join(problems))

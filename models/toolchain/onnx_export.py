@@ -146,15 +146,24 @@ def export_graph(module: nn.Module, inputs: Tuple[torch.Tensor, ...], path: Path
                 output_names=output_names, dynamic_axes=dynamic, do_constant_folding=False, **_export_kwargs(),
             )
             model = onnx.load(str(tmp_path), load_external_data=False)
-            if not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-                # Under the limit the exporter embedded the weights; move them out as asked.
-                onnx.external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=False,
-                                                                          size_threshold=1024)
-                onnx.external_data_helper.write_external_data_tensors(model, tmp)
             declare_shapes(model, signature)
-            consolidate_external_data(model, Path(tmp), path.parent / (path.name + ".data"))
-            onnx.save_model(model, str(path))
+            save_with_external_data(model, path, Path(tmp))
         onnx.checker.check_model(str(path))  # the path form handles models beyond 2 GiB
+
+
+def save_with_external_data(model: onnx.ModelProto, path: Path, workdir: Path) -> None:
+    """Save `model` to `path` with every weight in one aligned `<name>.data` beside it. Weights already stored
+    externally are read from `workdir` (where the exporter wrote them); embedded ones are moved out through it."""
+    if not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        onnx.external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=False, size_threshold=1024)
+        onnx.external_data_helper.write_external_data_tensors(model, str(workdir))
+    consolidate_external_data(model, Path(workdir), path.parent / (path.name + ".data"))
+    onnx.save_model(model, str(path))
+
+
+def weight_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the weights a model holds in memory (ByteSize() cannot count past 2 GiB)."""
+    return sum(len(t.raw_data) + 4 * len(t.float_data) for t in model.graph.initializer)
 
 
 def _all_tensors(graph: onnx.GraphProto):

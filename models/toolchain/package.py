@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import onnx
@@ -19,11 +21,22 @@ from onnx import helper, numpy_helper
 from .config import DenoiserConfig, EmbodimentConfig, ModelConfig, VLMConfig
 from .data.episodes import MinMax
 from .model import DustPolicy
-from .onnx_export import declared_signature, export_graphs, graph_signature, load_policy_weights
+from .fp16 import convert_to_float16
+from .onnx_export import (
+    ONNX_PROTOBUF_LIMIT,
+    declared_signature,
+    export_graphs,
+    graph_signature,
+    load_policy_weights,
+    save_with_external_data,
+    weight_bytes,
+)
 from .tokenizer import WordTokenizer
 
 FORMAT_VERSION = 1
 WEIGHT_DTYPES = ("float32", "float16")
+# Compute precision of the graphs (manifest architecture.precision). Inputs and outputs are float32 either way.
+PRECISIONS = ("float32", "float16")
 
 
 def sha256_file(path: Path) -> str:
@@ -88,6 +101,7 @@ def manifest_for(
     training: Dict[str, Any],
     weights_dtype: str,
     files: Dict[str, str],
+    precision: str = "float32",
 ) -> Dict[str, Any]:
     v, d = cfg.vlm, cfg.denoiser
     embodiments = {}
@@ -116,6 +130,7 @@ def manifest_for(
             "denoiser": _plain(d),
             "vlm": _plain(v),
             "weights_dtype": weights_dtype,
+            "precision": precision,
             "opset": 17,
         },
         "image": {"height": v.image_size, "width": v.image_size, "mean": list(cfg.image_mean), "std": list(cfg.image_std)},
@@ -184,11 +199,18 @@ def write_package(
     training: Dict[str, Any],
     weights_dtype: str = "float32",
     external_data: bool = False,
+    precision: str = "float32",
 ) -> Dict[str, Any]:
     """Export both graphs, the tokenizer and the manifest into out_dir. With weights_dtype float16 the policy's
-    parameters are rounded in place first, so that the PyTorch module equals what the package holds."""
+    parameters are rounded in place first, so that the PyTorch module equals what the package holds. Precision
+    float16 exports the float32 graphs, then converts them (fp16.py); it implies float16 weights."""
     if weights_dtype not in WEIGHT_DTYPES:
         raise ValueError(f"weights_dtype must be one of {WEIGHT_DTYPES}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}")
+    if precision == "float16":
+        round_weights_to_fp16(policy)
+        weights_dtype = "float16"
     if len(tokenizer) != policy.cfg.vlm.vocab_size:
         raise ValueError(f"tokenizer has {len(tokenizer)} ids, the VLM's embedding table {policy.cfg.vlm.vocab_size}")
     out_dir = Path(out_dir)
@@ -199,7 +221,11 @@ def write_package(
     if weights_dtype == "float16":
         round_weights_to_fp16(policy)
     written = export_graphs(policy, out_dir, external_data=external_data)
-    if weights_dtype == "float16":
+    if precision == "float16":
+        for name in ("vlm.onnx", "denoiser.onnx"):
+            convert_graph_file(out_dir / name)
+        written = present_graph_files(out_dir)
+    elif weights_dtype == "float16":
         for name in ("vlm.onnx", "denoiser.onnx"):
             if (out_dir / (name + ".data")).exists():
                 raise ValueError("float16 weight storage is not supported for graphs with external data")
@@ -208,8 +234,61 @@ def write_package(
     files = {name: sha256_file(path) for name, path in sorted(written.items())}
     files["tokenizer.json"] = sha256_file(out_dir / "tokenizer.json")
     manifest = manifest_for(policy.cfg, stats, version=version, description=description, training=training,
-                            weights_dtype=weights_dtype, files=files)
+                            weights_dtype=weights_dtype, files=files, precision=precision)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def present_graph_files(out_dir: Path) -> Dict[str, Path]:
+    names = ("vlm.onnx", "vlm.onnx.data", "denoiser.onnx", "denoiser.onnx.data")
+    return {name: out_dir / name for name in names if (out_dir / name).exists()}
+
+
+def convert_graph_file(path: Path, out: Optional[Path] = None) -> None:
+    """Rewrite one graph file (and its external data) to compute in float16 (fp16.py), into `out` or in place."""
+    path = Path(path)
+    out = Path(out) if out is not None else path
+    external = (path.parent / (path.name + ".data")).exists()
+    model = onnx.load(str(path), load_external_data=True)
+    convert_to_float16(model)
+    stale = out.parent / (out.name + ".data")
+    if stale.exists():
+        stale.unlink()
+    save_graph(model, out, external=external)
+
+
+def save_graph(model: onnx.ModelProto, path: Path, external: bool = False) -> None:
+    """Save a graph, its weights in one aligned `<name>.data` file when asked or when over the protobuf limit."""
+    path = Path(path)
+    if not external and weight_bytes(model) < ONNX_PROTOBUF_LIMIT - 64 * 1024**2:
+        onnx.checker.check_model(model)
+        onnx.save_model(model, str(path))
+        return
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        save_with_external_data(model, path, Path(tmp))
+    onnx.checker.check_model(str(path))
+
+
+def write_half_package(src: Path, out: Path, version: Optional[int] = None) -> Dict[str, Any]:
+    """A float16 variant of an existing package: same weights (rounded to float16), same tokenizer and
+    contract, computation in float16 (fp16.py); the manifest records `architecture.precision`."""
+    src, out = Path(src), Path(out)
+    manifest = json.loads((src / "manifest.json").read_text())
+    if manifest["architecture"].get("precision") == "float16":
+        raise ValueError(f"{src} is already a float16 package")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("vlm.onnx", "denoiser.onnx"):
+        convert_graph_file(src / name, out / name)
+    tokenizer = manifest["text"]["tokenizer"]
+    shutil.copyfile(src / tokenizer, out / tokenizer)
+    files = {name: sha256_file(path) for name, path in sorted(present_graph_files(out).items())}
+    files[tokenizer] = sha256_file(out / tokenizer)
+    manifest["architecture"].update(precision="float16", weights_dtype="float16")
+    manifest["files"] = files
+    if version is not None:
+        manifest["version"] = int(version)
+    manifest["description"] = f"{manifest.get('description', '')} [float16 variant: weights and computation in float16, inputs and outputs float32]".strip()
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
@@ -331,6 +410,8 @@ def contract_signature(cfg: ModelConfig) -> Dict:
 
 __all__ = [
     "write_package",
+    "write_half_package",
+    "convert_graph_file",
     "load_package",
     "validate_package",
     "manifest_for",

@@ -5,12 +5,12 @@ import { InvalidArgumentError } from '../errors/index.js';
 import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
 import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
 
-const ENCODINGS: Record<string, ImageInput['encoding']> = {
-  IMAGE_ENCODING_UNSPECIFIED: 'UNSPECIFIED',
-  IMAGE_ENCODING_RAW_RGB8: 'RAW_RGB8',
-  IMAGE_ENCODING_JPEG: 'JPEG',
-  IMAGE_ENCODING_PNG: 'PNG',
-};
+const ENCODINGS: ReadonlyMap<string, ImageInput['encoding']> = new Map([
+  ['IMAGE_ENCODING_UNSPECIFIED', 'UNSPECIFIED'],
+  ['IMAGE_ENCODING_RAW_RGB8', 'RAW_RGB8'],
+  ['IMAGE_ENCODING_JPEG', 'JPEG'],
+  ['IMAGE_ENCODING_PNG', 'PNG'],
+]);
 
 export function toPredictInput(req: PredictRequest__Output): PredictInput {
   const s = req.sampling;
@@ -30,7 +30,7 @@ export function toPredictInput(req: PredictRequest__Output): PredictInput {
     images: req.images.map((img) => ({
       camera: img.camera,
       // Unknown enum numbers arrive as numbers; treat them like UNSPECIFIED so the client is told the valid ones.
-      encoding: ENCODINGS[String(img.encoding)] ?? 'UNSPECIFIED',
+      encoding: ENCODINGS.get(String(img.encoding)) ?? 'UNSPECIFIED',
       width: img.width,
       height: img.height,
       data: img.data,

@@ -1,43 +1,36 @@
 /**
- * Cross-cutting concerns as grpc-js server interceptors, not code repeated in handlers: the request size
- * limit (INVALID_ARGUMENT with a fix, serving-api.md) and the access log.
+ * Cross-cutting concerns as grpc-js server interceptors, not code repeated in handlers: refusals of request
+ * messages over the limits (request-limits.ts), bounded status details, and the access log.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../telemetry/index.js';
-import { wireSize } from './proto.js';
+import { gateMessages } from './message-gate.js';
+import { RefusedMessage } from './request-limits.js';
+import { safeDetails, toServiceError } from './status.js';
 
 /**
- * Refuses request messages larger than `limit` bytes with INVALID_ARGUMENT. grpc-js's own receive limit is
- * set higher (a hard cap against abuse) because it answers RESOURCE_EXHAUSTED, which the spec reserves for
- * overload: a too-large message is the client's to fix.
+ * Answers a request message that its deserializer refused (RefusedMessage) with INVALID_ARGUMENT, and passes
+ * nothing of that call on to the handler, unless the method's handler takes refusals itself
+ * (StreamPredict, which first sends the responses of the stream's earlier requests).
  */
-export function messageSizeInterceptor(limit: number): grpc.ServerInterceptor {
-  return (_method, call) => {
-    let refused = false;
-    return new grpc.ServerInterceptingCall(call, {
-      start: (next) =>
-        next(
-          new grpc.ServerListenerBuilder()
-            .withOnReceiveMessage((message, nextMessage) => {
-              const size = wireSize(message);
-              if (size !== undefined && size > limit) {
-                refused = true;
-                call.sendStatus({
-                  code: grpc.status.INVALID_ARGUMENT,
-                  details: `the request message is ${size} bytes, above this server's limit of ${limit}: send JPEG or PNG images, or fewer/smaller ones`,
-                  metadata: new grpc.Metadata(),
-                });
-                return;
-              }
-              nextMessage(message);
-            })
-            .withOnReceiveHalfClose((nextHalfClose) => {
-              if (!refused) nextHalfClose();
-            })
-            .build(),
-        ),
+export function refusalInterceptor(): grpc.ServerInterceptor {
+  return (_method, call) =>
+    gateMessages(call, (message) => {
+      if (!(message instanceof RefusedMessage) || message.forHandler) return undefined;
+      const { code, details } = toServiceError(message.error);
+      return { code, details, metadata: new grpc.Metadata() };
     });
-  };
+}
+
+/**
+ * Every status leaves with details that are bounded and valid to encode, whoever wrote them (our handlers, or
+ * a library's, like grpc-health-check's, which echoes the service name it was asked about).
+ */
+export function statusDetailsInterceptor(): grpc.ServerInterceptor {
+  return (_method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      sendStatus: (status, next) => next({ ...status, details: safeDetails(status.details) }),
+    });
 }
 
 /** One structured line per call: method, status code, duration, peer. Debug level: robots call at 10-50 Hz. */

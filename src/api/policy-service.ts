@@ -1,18 +1,21 @@
 /**
  * PolicyService handlers (serving-api.md): Predict, StreamPredict, ListModels, ReportOutcome. Handlers only
- * convert messages, resolve the model handle and hand over to the engine; errors go through status.ts.
+ * convert messages, route the request (experiment/router.ts: a pin, or the model's traffic split) and hand
+ * over to the engine; outcomes are credited by the experiment book; errors go through status.ts.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { predict, type ModelRuntime } from '../engine/index.js';
+import { predict, type ModelRuntime, type PredictInput, type PredictOutput } from '../engine/index.js';
 import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
+import type { Assignment, ExperimentBook, Routed, Router } from '../experiment/index.js';
 import type { ListModelsResponse } from '../gen/dust/serving/v1/ListModelsResponse.js';
 import type { ModelVersionInfo } from '../gen/dust/serving/v1/ModelVersionInfo.js';
 import type { PolicyServiceHandlers } from '../gen/dust/serving/v1/PolicyService.js';
 import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
 import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
-import { parseModelRef, type ModelHandle, type ModelRegistry } from '../model/index.js';
-import type { Logger } from '../telemetry/index.js';
+import type { ModelRegistry } from '../model/index.js';
+import { currentCallScope, NOOP_REQUEST_TRACER, type Logger, type RequestTracer } from '../telemetry/index.js';
 import { toPredictInput, toPredictResponse } from './convert.js';
+import { RefusedMessage } from './request-limits.js';
 import { isInternal, toServiceError } from './status.js';
 
 /** Requests of one stream processed concurrently; responses still go out in request order. */
@@ -20,7 +23,11 @@ export const DEFAULT_STREAM_PIPELINE_DEPTH = 8;
 
 export interface PolicyServiceDeps {
   readonly registry: ModelRegistry<ModelRuntime>;
+  readonly router: Router;
+  readonly book: ExperimentBook;
   readonly log: Logger;
+  /** Engine spans of each request; none by default. */
+  readonly tracer?: RequestTracer;
 }
 
 /** The client's deadline on the performance.now() clock the engine uses. */
@@ -31,57 +38,36 @@ function deadlineOf(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadl
   return performance.now() + (ms - Date.now());
 }
 
-/** Records who was served what, so outcomes can be credited to the version that served the episode. */
-class EpisodeLedger {
-  private readonly served = new Map<string, { name: string; version: number }>();
-  private readonly outcomes = new Map<string, { successes: number; episodes: number }>();
-
-  constructor(private readonly capacity = 100_000) {}
-
-  private key(robotId: string, episodeId: string): string {
-    return `${robotId}\u0000${episodeId}`;
-  }
-
-  recordServed(robotId: string, episodeId: string, name: string, version: number): void {
-    if (!episodeId) return;
-    const k = this.key(robotId, episodeId);
-    this.served.delete(k);
-    this.served.set(k, { name, version });
-    if (this.served.size > this.capacity) this.served.delete(this.served.keys().next().value!);
-  }
-
-  credit(robotId: string, episodeId: string, success: boolean): { name: string; version: number } | undefined {
-    const v = this.served.get(this.key(robotId, episodeId));
-    if (!v) return undefined;
-    const k = `${v.name}@${v.version}`;
-    const o = this.outcomes.get(k) ?? { successes: 0, episodes: 0 };
-    o.episodes++;
-    if (success) o.successes++;
-    this.outcomes.set(k, o);
-    return v;
-  }
-
-  stats(name: string, version: number): { successes: number; episodes: number } {
-    return this.outcomes.get(`${name}@${version}`) ?? { successes: 0, episodes: 0 };
-  }
-}
-
-export function policyService({ registry, log }: PolicyServiceDeps): PolicyServiceHandlers {
-  const ledger = new EpisodeLedger();
-
+export function policyService({ registry, router, book, log, tracer = NOOP_REQUEST_TRACER }: PolicyServiceDeps): PolicyServiceHandlers {
+  /** Runs one routed request; its lease is released when it is done, however it ends. */
   async function serveOne(
     req: PredictRequest__Output,
-    handle: ModelHandle<ModelRuntime>,
+    routed: Routed,
     call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadline'>,
     signal: AbortSignal,
   ): Promise<PredictResponse> {
     const receivedAt = performance.now();
-    const out = await predict(handle, toPredictInput(req), { receivedAt, deadline: deadlineOf(call), signal });
-    ledger.recordServed(req.robot_id, req.episode_id, handle.name, handle.version);
+    const span = tracer.start({ requestId: req.request_id, robotId: req.robot_id, episodeId: req.episode_id }, receivedAt);
+    const { handle } = routed.lease;
+    let input: PredictInput;
+    let out: PredictOutput;
+    try {
+      // toPredictInput may throw too (a bad seed): the span ends and the lease is released either way.
+      input = toPredictInput(req);
+      out = await predict(handle, input, { receivedAt, deadline: deadlineOf(call), signal, traceTag: span.tag });
+    } catch (err) {
+      span.failed(err);
+      throw err;
+    } finally {
+      routed.lease.release();
+    }
+    span.served(handle, out);
+    router.completed(routed.assignment, input, out, performance.now() - receivedAt);
     return toPredictResponse(out);
   }
 
   function logFailure(err: unknown, req: PredictRequest__Output | undefined): void {
+    currentCallScope()?.failedWith(err);
     if (isInternal(err)) log.error({ err, requestId: req?.request_id, robotId: req?.robot_id }, 'request failed');
     else log.debug({ err: (err as Error).message, requestId: req?.request_id }, 'request refused');
   }
@@ -91,74 +77,108 @@ export function policyService({ registry, log }: PolicyServiceDeps): PolicyServi
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
       const req = call.request;
-      let handle: ModelHandle<ModelRuntime>;
+      let result: Promise<PredictResponse>;
       try {
-        handle = registry.resolve(parseModelRef(req.model));
+        const routed = router.route(req.model, req.robot_id, req.episode_id);
+        currentCallScope()?.setModel(routed.assignment.model, routed.assignment.version);
+        result = serveOne(req, routed, call, abort.signal);
       } catch (err) {
-        logFailure(err, req);
-        callback(toServiceError(err, req.request_id));
-        return;
+        result = Promise.reject(err);
       }
-      serveOne(req, handle, call, abort.signal).then(
-        (res) => callback(null, res),
-        (err) => {
-          logFailure(err, req);
-          callback(toServiceError(err, req.request_id));
-        },
-      );
+      result
+        .then(
+          (res) => callback(null, res),
+          (err) => {
+            logFailure(err, req);
+            callback(toServiceError(err, req.request_id));
+          },
+        )
+        .catch((err) => log.error({ err }, 'could not answer a Predict call'));
     },
 
     StreamPredict(call) {
       const abort = new AbortController();
-      let handle: ModelHandle<ModelRuntime> | undefined;
+      let assignment: Assignment | undefined;
       let streamModel: string | undefined;
-      let failed = false;
+      // closing: a failure is queued, so no further request is taken and nothing else may end the stream.
+      // done: the stream's status is sent (or the client went away).
+      let closing = false;
+      let done = false;
       let inputEnded = false;
-      // Responses leave in request order: each request's promise is chained behind its predecessor's write.
+      // Responses leave in request order: each request's step is chained behind its predecessor's; so is a
+      // failure, so the responses of the requests before a bad one still go out (issue 7).
       let tail: Promise<void> = Promise.resolve();
       let inFlight = 0;
 
-      const fail = (err: unknown, req?: PredictRequest__Output) => {
-        if (failed) return;
-        failed = true;
+      const sendError = (err: unknown, req?: PredictRequest__Output) => {
+        if (done) return;
+        done = true;
+        closing = true;
         abort.abort();
         logFailure(err, req);
         call.emit('error', toServiceError(err, req?.request_id));
       };
+      const inOrder = (step: () => Promise<void> | void) => {
+        tail = tail
+          .then(step)
+          .catch((err) => sendError(err))
+          .catch((err) => log.error({ err }, 'could not end a StreamPredict call'));
+      };
+      const failAfterEarlier = (err: unknown, req?: PredictRequest__Output) => {
+        if (closing) return;
+        closing = true;
+        inOrder(() => sendError(err, req));
+      };
       const maybeEnd = () => {
-        if (inputEnded && inFlight === 0 && !failed) call.end();
+        if (inputEnded && inFlight === 0 && !closing && !done) {
+          done = true;
+          call.end();
+        }
       };
 
       call.on('cancelled', () => {
-        failed = true;
+        done = true;
+        closing = true;
         abort.abort();
       });
-      call.on('data', (req: PredictRequest__Output) => {
-        if (failed) return;
-        try {
-          // The model version is fixed for the stream's life (serving-api.md).
-          if (!handle) {
-            handle = registry.resolve(parseModelRef(req.model));
-            streamModel = req.model;
-          } else if (req.model && req.model !== streamModel && req.model !== `${handle.name}@${handle.version}`) {
-            throw new InvalidArgumentError(
-              `this stream is bound to ${handle.name}@${handle.version}; request ${quote(req.request_id || '(no id)')} asks for ${quote(req.model)}: open a new stream to change models`,
-            );
-          }
-        } catch (err) {
-          fail(err, req);
+      call.on('data', (message: PredictRequest__Output | RefusedMessage) => {
+        if (closing) return;
+        if (message instanceof RefusedMessage) {
+          failAfterEarlier(message.error);
           return;
         }
+        const req = message;
+        let result: Promise<PredictResponse>;
+        try {
+          // The model version is fixed for the stream's life (serving-api.md): the first request is routed
+          // (pin or split), the others run on the same version.
+          let routed: Routed;
+          if (!assignment) {
+            routed = router.route(req.model, req.robot_id, req.episode_id);
+            assignment = routed.assignment;
+            streamModel = req.model;
+            currentCallScope()?.setModel(assignment.model, assignment.version);
+          } else if (req.model && req.model !== streamModel && req.model !== `${assignment.model}@${assignment.version}`) {
+            throw new InvalidArgumentError(
+              `this stream is bound to ${assignment.model}@${assignment.version}; request ${quote(req.request_id || '(no id)')} asks for ${quote(req.model)}: open a new stream to change models`,
+            );
+          } else {
+            routed = router.again(assignment);
+          }
+          result = serveOne(req, routed, call, abort.signal);
+        } catch (err) {
+          failAfterEarlier(err, req);
+          return;
+        }
+        result.catch(() => undefined);
         inFlight++;
         if (inFlight >= DEFAULT_STREAM_PIPELINE_DEPTH) call.pause();
-        const result = serveOne(req, handle, call, abort.signal);
-        result.catch(() => undefined);
-        tail = tail.then(async () => {
+        inOrder(async () => {
           try {
             const res = await result;
-            if (!failed) call.write(res);
+            if (!done) call.write(res);
           } catch (err) {
-            fail(err, req);
+            sendError(err, req);
           } finally {
             inFlight--;
             if (inFlight < DEFAULT_STREAM_PIPELINE_DEPTH) call.resume();
@@ -168,14 +188,13 @@ export function policyService({ registry, log }: PolicyServiceDeps): PolicyServi
       });
       call.on('end', () => {
         inputEnded = true;
-        void tail.then(maybeEnd);
+        inOrder(maybeEnd);
       });
     },
 
     ListModels(_call, callback) {
       const models: ModelVersionInfo[] = registry.list().map((e) => {
         const m = e.manifest;
-        const newestReady = registry.list().filter((x) => x.name === e.name && x.state === 'READY').at(-1);
         return {
           name: e.name,
           version: e.version,
@@ -193,9 +212,10 @@ export function policyService({ registry, log }: PolicyServiceDeps): PolicyServi
           default_action_steps: m?.sampling.action_steps ?? 0,
           default_vision_steps: m?.sampling.vision_steps ?? 0,
           max_vision_steps: m?.sampling.max_vision_steps ?? 0,
-          // Unpinned traffic goes to the newest READY version until traffic splits exist.
-          traffic_weight: newestReady === e ? 1 : 0,
+          // The share of unpinned traffic the split gives it now, among the model's READY versions.
+          traffic_weight: e.state === 'READY' ? book.trafficWeight(e.name, e.version, registry.readyVersions(e.name)) : 0,
           device: e.runtime?.device ?? '',
+          last_load_error: e.lastLoadError ?? '',
         };
       });
       const res: ListModelsResponse = { models, default_model: registry.defaultModelName() ?? '' };
@@ -208,8 +228,8 @@ export function policyService({ registry, log }: PolicyServiceDeps): PolicyServi
         callback(toServiceError(new InvalidArgumentError('robot_id and episode_id are required to credit an outcome')));
         return;
       }
-      const served = ledger.credit(robot_id, episode_id, success);
-      if (!served) {
+      const credit = book.outcome(robot_id, episode_id, success);
+      if (!credit) {
         callback(
           toServiceError(
             new NotFoundError(
@@ -219,8 +239,8 @@ export function policyService({ registry, log }: PolicyServiceDeps): PolicyServi
         );
         return;
       }
-      log.info({ robotId: robot_id, episodeId: episode_id, success, model: served.name, version: served.version, ...ledger.stats(served.name, served.version) }, 'outcome credited');
-      callback(null, { model_name: served.name, model_version: served.version });
+      log.debug({ robotId: robot_id, episodeId: episode_id, success, model: credit.model, version: credit.version, counted: credit.counted }, 'outcome credited');
+      callback(null, { model_name: credit.model, model_version: credit.version, counted: credit.counted });
     },
   };
 }

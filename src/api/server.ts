@@ -1,20 +1,36 @@
 /**
- * The composition root of a serving process: options -> registry (with the engine's runtime factory) ->
- * gRPC server with PolicyService, health, reflection and the interceptors. Shutdown follows STYLE.md:
- * health NOT_SERVING -> stop admitting -> in-flight work finishes within the grace period -> force close.
+ * The composition root of a serving process: options -> telemetry (metrics endpoint, tracing handed in) ->
+ * registry (with the engine's runtime factory) and the experiment book (with its SQLite store) -> router and
+ * shadow mirror -> gRPC server with PolicyService, AdminService, health, reflection and the interceptors
+ * (credentials among them), on TLS credentials when configured. Shutdown follows STYLE.md: health NOT_SERVING
+ * -> stop admitting -> in-flight work finishes within the grace period -> force close -> the experiment book's
+ * last write.
  */
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { decodeThreadCount, type ServeOptions } from '../config/index.js';
-import { DecodePool, runtimeFactory, type ModelRuntime } from '../engine/index.js';
+import { decodeThreadCount, loadCredentials, type ServeOptions } from '../config/index.js';
+import { DecodePool, onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
+import { ExperimentBook, Router, ShadowMirror, SqliteExperimentStore } from '../experiment/index.js';
 import { ModelRegistry } from '../model/index.js';
-import type { Logger } from '../telemetry/index.js';
+import { NOOP_REQUEST_TRACER, requestTracer, startMetrics, type Logger, type MetricsEndpoint, type Tracing } from '../telemetry/index.js';
+import { adminService } from './admin-service.js';
+import { authInterceptor, CredentialSet } from './auth.js';
 import { ServingHealth } from './health.js';
-import { accessLogInterceptor, messageSizeInterceptor } from './interceptors.js';
+import { guardHandlers } from './guard.js';
+import { accessLogInterceptor, refusalInterceptor, statusDetailsInterceptor } from './interceptors.js';
+import { listen } from './listen.js';
+import { metricsInterceptor } from './metrics-interceptor.js';
 import { policyService } from './policy-service.js';
 import { loadProtos } from './proto.js';
+import { rateLimitInterceptor } from './rate-limit-interceptor.js';
+import { requestLimits, withRequestLimits, type RequestLimits } from './request-limits.js';
+import { isLoopback, serverTls, type ServerTls } from './tls.js';
+import { tracingInterceptor } from './tracing-interceptor.js';
 
-/** grpc-js's own receive cap, a multiple of the configured limit (which the interceptor enforces politely). */
+/**
+ * grpc-js's own receive cap, a multiple of the configured limit: messages between the two are refused politely
+ * (INVALID_ARGUMENT, before decoding, request-limits.ts); above it grpc-js answers RESOURCE_EXHAUSTED.
+ */
 const HARD_MESSAGE_CAP_FACTOR = 4;
 /** Keepalive: ping idle connections so dead robots' connections are noticed and load balancers keep them. */
 export const DEFAULT_KEEPALIVE_TIME_MS = 30_000;
@@ -22,20 +38,94 @@ export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 10_000;
 
 export interface RunningServer {
   readonly port: number;
+  /** The Prometheus endpoint's port; undefined when metrics are off. */
+  readonly metricsPort: number | undefined;
   readonly registry: ModelRegistry<ModelRuntime>;
+  readonly book: ExperimentBook;
+  readonly shadow: ShadowMirror;
+  /** Re-reads the TLS files (SIGHUP); resolves true when a new certificate is in use, false without TLS. */
+  reloadCertificates(): Promise<boolean>;
   /** Graceful shutdown; resolves when the server is closed. Idempotent. */
   shutdown(reason?: string): Promise<void>;
 }
 
-export async function startServer(options: Readonly<ServeOptions>, log: Logger): Promise<RunningServer> {
+export interface ServerDeps {
+  /** The OpenTelemetry SDK when the environment configures it (startTracing); the caller shuts it down. */
+  readonly tracing?: Tracing;
+  /** How GPU providers are checked before anything loads (tests inject one). @default onnxRuntimeProbe */
+  readonly probe?: DeviceProbe;
+}
+
+/** Interceptors, innermost (nearest the transport) first: each sees the statuses sent by those after it. */
+function interceptors(
+  options: Readonly<ServeOptions>,
+  log: Logger,
+  tracing: Tracing | undefined,
+  metrics: MetricsEndpoint | undefined,
+  credentials: CredentialSet | undefined,
+  boundPort: () => number | undefined,
+): grpc.ServerInterceptor[] {
+  const rate = options.robotRateLimit;
+  return [
+    ...(tracing ? [tracingInterceptor(tracing.tracer, { host: options.host, port: boundPort })] : []),
+    ...(metrics ? [metricsInterceptor(metrics.metrics)] : []),
+    accessLogInterceptor(log.child({ module: 'access' })),
+    statusDetailsInterceptor(),
+    // Credentials are checked on the call's metadata, before any of its messages reach the later ones.
+    authInterceptor(credentials, log.child({ module: 'auth' })),
+    refusalInterceptor(),
+    ...(rate > 0 ? [rateLimitInterceptor({ ratePerSecond: rate, burst: options.robotRateBurst || Math.max(1, Math.ceil(rate)) })] : []),
+  ];
+}
+
+/** Counts versions that fail to load (LOADING -> FAILED), not those found dead later. */
+function countLoadFailures(registry: ModelRegistry<ModelRuntime>, metrics: MetricsEndpoint): void {
+  const last = new Map<string, string>();
+  registry.onStateChange((e) => {
+    const key = `${e.name}@${e.version}`;
+    const labels = { model: e.name, version: String(e.version) };
+    if (!last.has(key)) metrics.metrics.modelSeen(labels);
+    if (e.state === 'FAILED' && last.get(key) === 'LOADING') metrics.metrics.modelLoadFailed(labels);
+    last.set(key, e.state);
+  });
+}
+
+async function credentials(options: Readonly<ServeOptions>, log: Logger): Promise<{ credentials: grpc.ServerCredentials; tls?: ServerTls }> {
+  if (options.tlsCert) {
+    const tls = await serverTls({ cert: options.tlsCert, key: options.tlsKey, clientCa: options.tlsClientCa || undefined }, log.child({ module: 'tls' }));
+    return { credentials: tls.credentials, tls };
+  }
+  if (!isLoopback(options.host)) {
+    log.warn({ host: options.host }, 'listening without TLS on a non-loopback address: anyone on the network can call and read this traffic; set --tls-cert and --tls-key');
+  }
+  return { credentials: grpc.ServerCredentials.createInsecure() };
+}
+
+/**
+ * @throws DeviceUnavailableError when --device cuda or webgpu cannot run here: nothing falls back silently.
+ */
+export async function startServer(options: Readonly<ServeOptions>, log: Logger, deps: ServerDeps = {}): Promise<RunningServer> {
   const protos = loadProtos();
+  const { tracing, probe = onnxRuntimeProbe } = deps;
+  const { device, reason } = await selectDevice(options.device, probe);
+  log.info({ requested: options.device, device, reason }, 'execution provider chosen');
   const graceMs = options.shutdownGraceSeconds * 1000;
+  // Credentials and the experiment store before any model loads: a bad tokens file or an unwritable database
+  // stops start-up at once.
+  const credentialSet = options.tokensFile ? new CredentialSet(loadCredentials(options.tokensFile)) : undefined;
+  const book = new ExperimentBook(new SqliteExperimentStore(options.experimentDb), log.child({ module: 'experiment' }), {
+    alpha: options.experimentAlpha,
+    mixtureSd: options.experimentMixtureSd,
+  });
+  // Before the models load, so a port conflict fails fast and load failures are counted.
+  const metrics = options.metricsPort > 0 ? await startMetrics({ host: options.host, port: options.metricsPort }) : undefined;
+  const tracer = tracing ? requestTracer(tracing.tracer) : NOOP_REQUEST_TRACER;
   const decoder = new DecodePool({ threads: decodeThreadCount(options), niceness: options.decodeNiceness });
   const registry = new ModelRegistry<ModelRuntime>(
     options.modelRepository,
     runtimeFactory(
       {
-        device: options.device,
+        device,
         threads: options.threads,
         maxActive: options.maxActive,
         warmup: options.warmup,
@@ -50,13 +140,25 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger):
           budgetSafety: options.budgetSafety,
           budgetLoadHeadroom: options.budgetLoadHeadroom,
         },
+        batchRecording: tracing ? 'members' : metrics ? 'sizes' : 'off',
+        onBatches(model, reports) {
+          if (metrics) for (const r of reports) metrics.metrics.batchRan(r.stage, { model: model.name, version: String(model.version) }, r.rows);
+          tracer.batches(model, reports);
+        },
       },
       log.child({ module: 'runtime' }),
     ),
     log.child({ module: 'registry' }),
-    options.defaultModel || undefined,
+    { defaultModel: options.defaultModel || undefined, drainTimeoutMs: graceMs },
   );
   const health = new ServingHealth(registry as ModelRegistry<unknown>);
+  const limits = requestLimits(options);
+  if (metrics) countLoadFailures(registry, metrics);
+  // Each model's implicit experiment exists before its first request, so no request writes to the store.
+  registry.onStateChange((e) => e.state === 'READY' && book.ensure(e.name));
+  const shadow = new ShadowMirror(registry, book, { maxInflight: options.maxShadowInflight }, log.child({ module: 'shadow' }));
+  const router = new Router(registry, book, shadow);
+  let port: number | undefined;
 
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageBytes * HARD_MESSAGE_CAP_FACTOR,
@@ -64,25 +166,53 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger):
     'grpc.keepalive_time_ms': DEFAULT_KEEPALIVE_TIME_MS,
     'grpc.keepalive_timeout_ms': DEFAULT_KEEPALIVE_TIMEOUT_MS,
     'grpc.keepalive_permit_without_calls': 1,
-    interceptors: [accessLogInterceptor(log.child({ module: 'access' })), messageSizeInterceptor(options.maxMessageBytes)],
+    ...(options.maxConnectionAgeSeconds > 0 ? { 'grpc.max_connection_age_ms': Math.round(options.maxConnectionAgeSeconds * 1000) } : {}),
+    interceptors: interceptors(options, log, tracing, metrics, credentialSet, () => port),
   });
-  server.addService(protos.policy.PolicyService.service, policyService({ registry, log: log.child({ module: 'policy' }) }));
-  health.implementation.addToServer(server);
-  new ReflectionService(protos.packageDefinition).addToServer(server);
+  const policy = protos.policy.PolicyService.service;
+  const policyLog = log.child({ module: 'policy' });
+  server.addService(
+    withRequestLimits(policy, limits, { types: protos.packageDefinition, refusalsToHandler: ['StreamPredict'] }),
+    guardHandlers(policy, policyService({ registry, router, book, log: policyLog, tracer }), policyLog),
+  );
+  const admin = protos.policy.AdminService.service;
+  const adminLog = log.child({ module: 'admin' });
+  server.addService(withRequestLimits(admin, limits, { types: protos.packageDefinition }), guardHandlers(admin, adminService({ registry, book, log: adminLog }), adminLog));
+  const limitedServer = limitedRegistration(server, limits, log);
+  health.service.addToServer(limitedServer);
+  new ReflectionService(protos.packageDefinition).addToServer(limitedServer);
 
-  // Models load before the port opens, so a READY health check means the models are warm.
+  let tls: ServerTls | undefined;
+  let bound: number;
   try {
+    // Unusable TLS files fail the start before minutes of model loading.
+    const secured = await credentials(options, log);
+    tls = secured.tls;
+    // Models load before the port opens, so a READY health check means the models are warm.
     await registry.loadRepository();
+    bound = await listen(server, options.host, options.port, secured.credentials);
+    port = bound;
   } catch (err) {
+    server.forceShutdown();
+    tls?.close();
+    await registry.stopAll();
     await decoder.close();
+    await metrics?.shutdown();
+    await book.close();
     throw err;
   }
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
   health.markStarted();
   log.info(
-    { host: options.host, port, decodeThreads: decoder.size, models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })) },
+    {
+      host: options.host,
+      port,
+      tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off',
+      authentication: credentialSet ? 'tokens file' : 'none (AdminService on loopback only)',
+      experimentDb: options.experimentDb,
+      metricsPort: metrics?.port,
+      tracing: tracing?.settings,
+      decodeThreads: decoder.size,
+      models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })) },
     'dust-serve listening',
   );
 
@@ -105,9 +235,32 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger):
           resolve();
         });
       });
+      tls?.close();
+      await metrics?.shutdown();
+      await book.close();
       log.info('server closed');
     })();
     return closing;
   };
-  return { port, registry, shutdown };
+  return {
+    port: bound,
+    metricsPort: metrics?.port,
+    registry,
+    book,
+    shadow,
+    shutdown,
+    reloadCertificates: () => (tls ? tls.reload('reload requested') : Promise.resolve(false)),
+  };
+}
+
+/**
+ * Health and reflection register their own services; this hands them a server whose addService applies the
+ * request limits and the handler guard to them too (a health check's service name is client text like any
+ * other).
+ */
+function limitedRegistration(server: grpc.Server, limits: RequestLimits, log: Logger): grpc.Server {
+  const register: Pick<grpc.Server, 'addService'> = {
+    addService: (service, implementation) => server.addService(withRequestLimits(service, limits), guardHandlers(service, implementation, log)),
+  };
+  return register as grpc.Server;
 }

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { MAX_SEED, type ImageEncodingName } from '../client/index.js';
+import { MAX_SEED, type ImageEncodingName, type VersionWeightInit } from '../client/index.js';
 
 export const DEFAULT_ADDRESS = 'localhost:50051';
 export const DEFAULT_ROBOT_ID = 'cli';
@@ -71,4 +71,25 @@ export function parseSeed(value: string): bigint {
   const seed = BigInt(text);
   if (seed > MAX_SEED) throw new InvalidArgumentError(`at most ${MAX_SEED} (2^64-1)`);
   return seed;
+}
+
+/** `1=0.9,2=0.1`: version=weight pairs, each weight > 0 (the server normalizes them). */
+export function parseWeights(value: string): VersionWeightInit[] {
+  const pairs = value.split(',').map((p) => p.trim()).filter(Boolean);
+  if (pairs.length === 0) throw new InvalidArgumentError('expected version=weight pairs, e.g. 1=0.9,2=0.1');
+  return pairs.map((pair) => {
+    const m = /^([1-9][0-9]*)\s*[=:]\s*([0-9.eE+-]+)$/.exec(pair);
+    const weight = m ? Number(m[2]) : NaN;
+    if (!m || !(weight > 0) || !Number.isFinite(weight)) {
+      throw new InvalidArgumentError(`${JSON.stringify(pair)} is not version=weight with a positive version and a weight > 0`);
+    }
+    return { version: Number(m[1]), weight };
+  });
+}
+
+/** A fraction in [0, 1]. */
+export function parseFraction(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= 0 && n <= 1)) throw new InvalidArgumentError('expected a number from 0 to 1');
+  return n;
 }

@@ -1,9 +1,11 @@
 /** The commands that talk to a running server through the client library. */
 import type { Command } from 'commander';
+import { registerExperiment } from './experiment.js';
 import { registerModels } from './models.js';
 import { registerPredict } from './predict.js';
 
 export function registerClientCommands(program: Command): void {
   registerPredict(program);
   registerModels(program);
+  registerExperiment(program);
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The dust-serve command line: serve, predict, models. */
+/** The dust-serve command line: serve, predict, models, experiment. */
 import { Command } from 'commander';
 import { registerServe } from './serve.js';
 import { registerClientCommands } from './client-commands.js';

@@ -7,6 +7,7 @@ const ready: ModelVersionInfo = {
   version: 1,
   state: 'READY',
   reason: '',
+  lastLoadError: '',
   embodiments: [
     { name: 'franka', id: 0, stateDim: 8, actionDim: 7 },
     { name: 'aloha', id: 1, stateDim: 14, actionDim: 14 },
@@ -50,6 +51,11 @@ describe('models output', () => {
     expect(text).toContain('FAILED:');
     expect(text).toContain('pixel_values');
     expect(text).not.toContain('\u001b[');
+  });
+
+  it('shows why the last reload was refused while the version keeps serving', () => {
+    const row = modelRow({ ...ready, lastLoadError: 'denoiser.onnx has sha256 abc, the manifest expects def' });
+    expect(row[2]).toMatch(/^READY\nlast reload refused:\ndenoiser\.onnx has sha256/);
   });
 
   it('says so when nothing is loaded', () => {

@@ -33,7 +33,9 @@ export function wrap(text: string, width: number): string {
 }
 
 function stateCell(m: ModelVersionInfo): string {
-  return m.state === 'FAILED' && m.reason ? `FAILED:\n${wrap(m.reason, REASON_WIDTH)}` : m.state;
+  if (m.state === 'FAILED' && m.reason) return `FAILED:\n${wrap(m.reason, REASON_WIDTH)}`;
+  if (m.lastLoadError) return `${m.state}\nlast reload refused:\n${wrap(m.lastLoadError, REASON_WIDTH)}`;
+  return m.state;
 }
 
 export function modelRow(m: ModelVersionInfo): string[] {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { startServer } from '../api/index.js';
 import { compileServeOptions, DEFAULT_SERVE_OPTIONS, envName, optionsFromEnv, optionsFromFile, type ServeOptions, type ServeOptionsInput } from '../config/index.js';
-import { createLogger } from '../telemetry/index.js';
+import { createLogger, startTracing } from '../telemetry/index.js';
 
 const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
   ['host', '--host <host>', 'interface to listen on'],
@@ -23,10 +23,24 @@ const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
   ['decodeThreads', '--decode-threads <n>', 'image-decoding threads; 0 = cores left after --threads'],
   ['decodeNiceness', '--decode-niceness <n>', 'nice value of the decode threads (Linux); 0 = normal priority'],
   ['maxMessageBytes', '--max-message-bytes <n>', 'largest accepted request'],
+  ['maxIdBytes', '--max-id-bytes <n>', 'longest request_id, robot_id, episode_id'],
+  ['maxInstructionBytes', '--max-instruction-bytes <n>', 'longest instruction'],
   ['shutdownGraceSeconds', '--shutdown-grace-seconds <s>', 'time in-flight requests get on SIGTERM'],
+  ['maxConnectionAgeSeconds', '--max-connection-age-seconds <s>', 'ask clients to reconnect (and re-resolve DNS) after this long; 0 = never'],
   ['warmup', '--warmup <bool>', 'run synthetic batches at load'],
   ['logLevel', '--log-level <level>', 'trace | debug | info | warn | error'],
   ['logPretty', '--log-pretty <bool>', 'human-readable logs (development)'],
+  ['metricsPort', '--metrics-port <port>', 'Prometheus /metrics port on --host; 0 = off'],
+  ['tlsCert', '--tls-cert <file>', 'PEM certificate chain: TLS on the gRPC port (reloaded on change and SIGHUP)'],
+  ['tlsKey', '--tls-key <file>', 'PEM private key of --tls-cert'],
+  ['tlsClientCa', '--tls-client-ca <file>', 'PEM CA bundle: mutual TLS, clients need a certificate from it'],
+  ['robotRateLimit', '--robot-rate-limit <per-second>', 'requests/s per robot_id; 0 = no limit'],
+  ['robotRateBurst', '--robot-rate-burst <n>', 'burst per robot_id; 0 = one second of --robot-rate-limit'],
+  ['experimentDb', '--experiment-db <file>', 'SQLite file for experiments (":memory:" = not persisted)'],
+  ['experimentAlpha', '--experiment-alpha <alpha>', 'significance level of experiment decisions'],
+  ['experimentMixtureSd', '--experiment-mixture-sd <sd>', 'mixture SPRT: sd of the mixing distribution of the success-rate difference'],
+  ['maxShadowInflight', '--max-shadow-inflight <n>', 'mirrored shadow requests in flight at once (0 = no shadow traffic)'],
+  ['tokensFile', '--tokens-file <file>', 'JSON credentials [{token, role: robot|admin, name}]; turns authentication on'],
 ];
 
 export function registerServe(program: Command): void {
@@ -42,11 +56,17 @@ export function registerServe(program: Command): void {
     const options = compileServeOptions(fromFile, optionsFromEnv(process.env), fromFlags);
     const log = createLogger({ level: options.logLevel, pretty: options.logPretty });
     log.info({ options }, 'starting dust-serve');
-    const server = await startServer(options, log);
+    const tracing = startTracing(process.env);
+    const server = await startServer(options, log, { tracing });
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       process.once(signal, () => {
-        void server.shutdown(signal).then(() => process.exit(0));
+        void server
+          .shutdown(signal)
+          .then(() => tracing?.shutdown())
+          .then(() => process.exit(0));
       });
     }
+    // SIGHUP re-reads the TLS certificate files (they are also watched); it never stops the server.
+    process.on('SIGHUP', () => void server.reloadCertificates());
   });
 }

@@ -4,6 +4,7 @@ import { DustClient, DustClientError } from '../client/index.js';
 export interface ConnectionFlags {
   address: string;
   deadlineMs?: number;
+  token?: string;
 }
 
 /** main.ts prints the message after "dust-serve: " and exits 1; keep it to one line. */
@@ -16,7 +17,7 @@ export function failureMessage(command: string, address: string, err: unknown): 
 }
 
 export async function withClient<T>(command: string, flags: ConnectionFlags, fn: (client: DustClient) => Promise<T>): Promise<T> {
-  const client = new DustClient(flags.address, { defaultDeadlineMs: flags.deadlineMs });
+  const client = new DustClient(flags.address, { defaultDeadlineMs: flags.deadlineMs, token: flags.token });
   try {
     return await fn(client);
   } catch (err) {

@@ -12,7 +12,13 @@ import { DustClientError } from './errors.js';
 import { clientProtos } from './protos.js';
 import { encodeTensor } from './tensor.js';
 
-/** The stub's behaviour is chosen by robot_id: "slow-<ms>", "bad", anything else answers at once. */
+/**
+ * The stub's behaviour is chosen by robot_id: "slow-<ms>", "bad", anything else answers at once. For the retry
+ * tests: Predict "shed-*" is shed (RESOURCE_EXHAUSTED) on its first two attempts, "refuse-*" is shed with a
+ * pushback that forbids retries, "gone-*" is always UNAVAILABLE; a StreamPredict call of "drop-*" answers
+ * one request and then fails UNAVAILABLE the first time, like a replica that dies; "reset-*" fails CANCELLED
+ * instead, as a proxy resets the streams of a replica that died.
+ */
 function answer(req: PredictRequest__Output): PredictResponse {
   const { shape, data } = encodeTensor([2, 2], [req.state[0] ?? 0, 1, 2, 3]);
   return {
@@ -30,6 +36,16 @@ const delayOf = (robot: string): number => (robot.startsWith('slow-') ? Number(r
 let server: grpc.Server;
 let address: string;
 let predictCalls = 0;
+/** Attempts the stub saw per robot_id (StreamPredict: calls). */
+const attempts = new Map<string, number>();
+const attempt = (robot: string): number => {
+  const n = (attempts.get(robot) ?? 0) + 1;
+  attempts.set(robot, n);
+  return n;
+};
+/** What the "drop-*" stream calls received. */
+const dropLog: Array<{ robot: string; call: number; requestId: string; model: string }> = [];
+const SHED = { code: grpc.status.RESOURCE_EXHAUSTED, details: 'queue full' };
 
 beforeAll(async () => {
   server = new grpc.Server();
@@ -37,17 +53,41 @@ beforeAll(async () => {
   server.addService(policy as unknown as grpc.ServiceDefinition, {
     Predict(call: grpc.ServerUnaryCall<PredictRequest__Output, PredictResponse>, cb: grpc.sendUnaryData<PredictResponse>) {
       predictCalls++;
-      if (call.request.robot_id === 'bad') return cb(BAD);
+      const robot = call.request.robot_id;
+      if (robot === 'bad') return cb(BAD);
+      if (robot.startsWith('shed-') && attempt(robot) <= 2) return cb(SHED);
+      if (robot.startsWith('refuse-')) {
+        attempt(robot);
+        const metadata = new grpc.Metadata();
+        metadata.set('grpc-retry-pushback-ms', '-1');
+        return cb({ ...SHED, metadata });
+      }
+      if (robot.startsWith('gone-')) return cb({ code: grpc.status.UNAVAILABLE, details: `attempt ${attempt(robot)}: draining` });
       setTimeout(() => cb(null, answer(call.request)), delayOf(call.request.robot_id));
     },
     StreamPredict(call: grpc.ServerDuplexStream<PredictRequest__Output, PredictResponse>) {
       // Answer strictly in order even though later requests would be quicker.
       let chain = Promise.resolve();
+      let callNumber = 0;
+      let answered = 0;
+      let broken = false;
       call.on('data', (req: PredictRequest__Output) => {
+        const dropping = req.robot_id.startsWith('drop-') || req.robot_id.startsWith('reset-');
+        if (dropping) {
+          callNumber ||= attempt(req.robot_id);
+          dropLog.push({ robot: req.robot_id, call: callNumber, requestId: req.request_id, model: req.model });
+        }
         chain = chain.then(async () => {
+          if (broken) return;
           if (req.robot_id === 'bad') return void call.emit('error', BAD);
+          if (dropping && callNumber === 1 && answered === 1) {
+            broken = true;
+            const reset = req.robot_id.startsWith('reset-');
+            return void call.emit('error', reset ? { code: grpc.status.CANCELLED, details: 'Call cancelled' } : { code: grpc.status.UNAVAILABLE, details: 'connection dropped' });
+          }
           await new Promise((r) => setTimeout(r, delayOf(req.robot_id)));
           call.write(answer(req));
+          answered++;
         });
       });
       call.on('end', () => void chain.then(() => call.end()));
@@ -138,7 +178,7 @@ describe('DustClient', () => {
     const client = new DustClient(address);
     try {
       expect((await client.listModels()).models[0]).toMatchObject({ name: 'stub', state: 'READY' });
-      expect(await client.reportOutcome({ robotId: 'r', episodeId: 'e', success: true, reward: 1 })).toEqual({ modelName: 'stub', modelVersion: 1 });
+      expect(await client.reportOutcome({ robotId: 'r', episodeId: 'e', success: true, reward: 1 })).toEqual({ modelName: 'stub', modelVersion: 1, counted: false });
       expect(await client.health()).toBe('SERVING');
       expect(await client.health('stub')).toBe('NOT_SERVING');
       expect((await rejection(client.health('nope'))).codeName).toBe('NOT_FOUND');
@@ -164,6 +204,99 @@ describe('DustClient', () => {
     const err = await rejection(client.listModels());
     client.close();
     expect(err.codeName).toBe('UNAVAILABLE');
+  });
+});
+
+describe('retries', () => {
+  it('retries a shed request with backoff until it is served', async () => {
+    const client = new DustClient(address);
+    try {
+      expect((await client.predict({ robotId: 'shed-a', embodiment: 'stub', requestId: 'kept' })).requestId).toBe('kept');
+      expect(attempts.get('shed-a')).toBe(3);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('stops when the server pushes back with a negative delay, or after maxAttempts', async () => {
+    const client = new DustClient(address, { retry: { maxAttempts: 3 } });
+    try {
+      expect((await rejection(client.predict({ robotId: 'refuse-a', embodiment: 'stub' }))).codeName).toBe('RESOURCE_EXHAUSTED');
+      expect(attempts.get('refuse-a')).toBe(1);
+      const err = await rejection(client.predict({ robotId: 'gone-a', embodiment: 'stub' }));
+      expect(err.codeName).toBe('UNAVAILABLE');
+      expect(err.details).toBe('attempt 3: draining');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('does not retry with retry: false', async () => {
+    const client = new DustClient(address, { retry: false });
+    try {
+      expect((await rejection(client.predict({ robotId: 'shed-b', embodiment: 'stub' }))).codeName).toBe('RESOURCE_EXHAUSTED');
+      expect(attempts.get('shed-b')).toBe(1);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('re-opens a broken stream and sends the unanswered requests again, pinned to the version that served it', async () => {
+    const client = new DustClient(address);
+    try {
+      const stream = client.stream();
+      const sends = ['q0', 'q1', 'q2'].map((requestId) => stream.send({ robotId: 'drop-a', embodiment: 'stub', requestId }));
+      const results = await Promise.all(sends);
+      const after = await stream.send({ robotId: 'drop-a', embodiment: 'stub', requestId: 'q3' });
+      stream.end();
+      expect([...results, after].map((r) => r.requestId)).toEqual(['q0', 'q1', 'q2', 'q3']);
+      expect(stream.resumed).toBe(1);
+      const log = dropLog.filter((e) => e.robot === 'drop-a');
+      expect(log.filter((e) => e.call === 1).map((e) => [e.requestId, e.model])).toEqual([
+        ['q0', ''],
+        ['q1', ''],
+        ['q2', ''],
+      ]);
+      expect(log.filter((e) => e.call === 2).map((e) => [e.requestId, e.model])).toEqual([
+        ['q1', 'stub@1'],
+        ['q2', 'stub@1'],
+        ['q3', 'stub@1'],
+      ]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('re-opens a stream that the other side reset (CANCELLED not asked for), but not one it cancelled itself', async () => {
+    const client = new DustClient(address);
+    try {
+      const reset = client.stream();
+      const results = await Promise.all(['q0', 'q1'].map((requestId) => reset.send({ robotId: 'reset-a', embodiment: 'stub', requestId })));
+      expect(results.map((r) => r.requestId)).toEqual(['q0', 'q1']);
+      expect(reset.resumed).toBe(1);
+      reset.end();
+      const mine = client.stream();
+      const pending = mine.send({ robotId: 'slow-500', embodiment: 'stub' });
+      setTimeout(() => mine.cancel(), 20);
+      expect((await rejection(pending)).codeName).toBe('CANCELLED');
+      expect(mine.resumed).toBe(0);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('fails the stream with its status when re-opening is off', async () => {
+    const client = new DustClient(address, { retry: false });
+    try {
+      const stream = client.stream();
+      const first = stream.send({ robotId: 'drop-b', embodiment: 'stub', requestId: 'q0' });
+      const second = rejection(stream.send({ robotId: 'drop-b', embodiment: 'stub', requestId: 'q1' }));
+      expect((await first).requestId).toBe('q0');
+      expect((await second).codeName).toBe('UNAVAILABLE');
+      expect(stream.resumed).toBe(0);
+    } finally {
+      client.close();
+    }
   });
 });
 

@@ -2,22 +2,41 @@
  * DustClient: the typed client of PolicyService (and the server's grpc.health.v1 Health), for programs
  * that drive robots or operate a fleet. One channel per client; every method resolves with decoded,
  * camelCase results and rejects with a DustClientError.
+ *
+ * The channel balances over every address the target resolves to and retries what a draining, dying or
+ * overloaded replica answers (service-config.ts); a StreamPredict session re-opens on another replica
+ * (predict-stream.ts). So one client pointed at N replicas, or at a load balancer in front of them, loses no
+ * request when one of them goes away.
  */
 import * as grpc from '@grpc/grpc-js';
+import { fromExperiment, fromModelStatus, fromTrafficSplit, toSetTrafficSplitRequest, type ExperimentResult, type ModelStatusResult, type SplitInit, type TrafficSplitResult } from './admin.js';
 import { DustClientError } from './errors.js';
 import { fromListModelsResponse, fromReportOutcomeResponse, toReportOutcomeRequest, type ModelList, type OutcomeInit, type OutcomeResult } from './models.js';
-import { PredictStream } from './predict-stream.js';
+import { PredictStream, type StreamCall } from './predict-stream.js';
 import { clientProtos, type ClientProtos } from './protos.js';
 import { toPredictRequest, type PredictRequestInit } from './request.js';
 import { fromPredictResponse, type PredictResult } from './response.js';
+import { compileRetryPolicy, DEFAULT_LOAD_BALANCING, serviceConfig, type LoadBalancingPolicy, type RetryPolicy, type RetryPolicyInit } from './service-config.js';
 
 export interface DustClientOptions {
   /** @default grpc.credentials.createInsecure() */
   credentials?: grpc.ChannelCredentials;
   /** Deadline of unary calls that pass none; streams only get an explicit one. @default none */
   defaultDeadlineMs?: number;
-  /** grpc-js channel options, e.g. keepalive. @default {} */
+  /**
+   * Retries of PolicyService calls on UNAVAILABLE and RESOURCE_EXHAUSTED, and re-opening of a broken
+   * StreamPredict session; false turns both off. @default DEFAULT_RETRY_POLICY (5 attempts, 50 ms doubling to 1 s)
+   */
+  retry?: RetryPolicyInit | false;
+  /** How calls spread over the addresses the target resolves to. @default 'round_robin' */
+  loadBalancing?: LoadBalancingPolicy;
+  /**
+   * grpc-js channel options, e.g. keepalive. A 'grpc.service_config' here replaces the one built from `retry`
+   * and `loadBalancing` (streams still re-open per `retry`). @default {}
+   */
   channelOptions?: grpc.ChannelOptions;
+  /** Sent as `authorization: Bearer <token>` on every call, for servers started with a tokens file. @default none */
+  token?: string;
 }
 
 export interface CallOptions {
@@ -39,6 +58,8 @@ export class DustClient {
   private readonly client: grpc.Client;
   private readonly protos: ClientProtos;
   private readonly defaultDeadlineMs: number | undefined;
+  private readonly retry: RetryPolicy | false;
+  private readonly token: string | undefined;
   private closed = false;
 
   constructor(
@@ -50,8 +71,14 @@ export class DustClient {
       throw new RangeError(`defaultDeadlineMs must be a positive number of milliseconds, got ${defaultDeadlineMs}`);
     }
     this.defaultDeadlineMs = defaultDeadlineMs;
+    this.retry = options.retry === false ? false : compileRetryPolicy(options.retry);
+    this.token = options.token;
     this.protos = clientProtos();
-    this.client = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions ?? {});
+    const channelOptions: grpc.ChannelOptions = {
+      'grpc.service_config': JSON.stringify(serviceConfig(options.loadBalancing ?? DEFAULT_LOAD_BALANCING, this.retry)),
+      ...options.channelOptions,
+    };
+    this.client = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), channelOptions);
   }
 
   /** One observation in, one action chunk out. */
@@ -61,28 +88,27 @@ export class DustClient {
     return decode('PredictResponse', () => fromPredictResponse(response));
   }
 
-  /** Opens a StreamPredict control session. Throws a DustClientError (FAILED_PRECONDITION) on a closed client. */
+  /**
+   * Opens a StreamPredict control session, re-opened on another replica after a retryable failure (see
+   * `retry`). Throws a DustClientError (FAILED_PRECONDITION) on a closed client.
+   */
   stream(opts: StreamOptions = {}): PredictStream {
     this.assertOpen();
     const method = this.protos.policy.StreamPredict;
-    const call = this.client.makeBidiStreamRequest(
-      method.path,
-      method.requestSerialize,
-      method.responseDeserialize,
-      opts.metadata ?? new grpc.Metadata(),
-      callOptions(opts.deadlineMs),
-    );
-    const stream = new PredictStream(call);
-    if (opts.signal) {
-      const signal = opts.signal;
-      if (signal.aborted) stream.cancel();
-      else {
-        const onAbort = (): void => stream.cancel();
-        signal.addEventListener('abort', onAbort, { once: true });
-        call.on('status', () => signal.removeEventListener('abort', onAbort));
-      }
-    }
-    return stream;
+    // One deadline for the session, whichever call carries it.
+    const options = callOptions(opts.deadlineMs);
+    const open = (): StreamCall => {
+      this.assertOpen();
+      return this.client.makeBidiStreamRequest(
+        method.path,
+        method.requestSerialize,
+        method.responseDeserialize,
+        // Each call gets its own copy (grpc-js may add to the metadata it sends), with the bearer token.
+        this.metadata(opts.metadata),
+        options,
+      );
+    };
+    return new PredictStream({ open, resume: this.retry, signal: opts.signal });
   }
 
   /** Loaded models and versions with their state, shapes and traffic weights. */
@@ -107,10 +133,37 @@ export class DustClient {
     return (known.includes(String(response.status)) ? response.status : 'UNKNOWN') as ServingStatus;
   }
 
+  /** AdminService LoadModel: (re)loads a version from the server's repository (0 = the newest there). */
+  async loadModel(name: string, version = 0, opts: CallOptions = {}): Promise<ModelStatusResult> {
+    return fromModelStatus(await this.unary(this.protos.admin.LoadModel, { name, version }, opts));
+  }
+
+  /** AdminService UnloadModel: drains the version's in-flight requests, then unloads it. */
+  async unloadModel(name: string, version: number, opts: CallOptions = {}): Promise<ModelStatusResult> {
+    return fromModelStatus(await this.unary(this.protos.admin.UnloadModel, { name, version }, opts));
+  }
+
+  /** AdminService SetTrafficSplit. */
+  async setTrafficSplit(init: SplitInit, opts: CallOptions = {}): Promise<TrafficSplitResult> {
+    return fromTrafficSplit(await this.unary(this.protos.admin.SetTrafficSplit, toSetTrafficSplitRequest(init), opts));
+  }
+
+  /** AdminService GetExperiment for a model ('' = the server's default model). */
+  async getExperiment(model = '', opts: CallOptions = {}): Promise<ExperimentResult> {
+    return fromExperiment(await this.unary(this.protos.admin.GetExperiment, { name: model }, opts));
+  }
+
   /** Closes the channel; calls in flight are cancelled and later calls reject with FAILED_PRECONDITION. */
   close(): void {
     this.closed = true;
     this.client.close();
+  }
+
+  /** A call's metadata: the caller's (copied: grpc-js may add to it) plus the bearer token. */
+  private metadata(given: grpc.Metadata | undefined): grpc.Metadata {
+    const md = given?.clone() ?? new grpc.Metadata();
+    if (this.token !== undefined) md.set('authorization', `Bearer ${this.token}`);
+    return md;
   }
 
   private assertOpen(): void {
@@ -136,7 +189,7 @@ export class DustClient {
         method.requestSerialize,
         method.responseDeserialize,
         request,
-        opts.metadata ?? new grpc.Metadata(),
+        this.metadata(opts.metadata),
         options,
         (err, response) => {
           signal?.removeEventListener('abort', onAbort);

@@ -17,8 +17,10 @@ export interface ModelVersionInfo {
   name: string;
   version: number;
   state: ModelState;
-  /** Why the version FAILED; empty otherwise. */
+  /** Why the version FAILED, or is LOADING again (its dead inference worker being replaced); empty otherwise. */
   reason: string;
+  /** Why the last reload failed while the copy loaded before kept serving; empty otherwise. */
+  lastLoadError: string;
   embodiments: EmbodimentInfo[];
   cameras: string[];
   imageHeight: number;
@@ -48,13 +50,18 @@ const STATES: Record<string, ModelState> = {
   MODEL_STATE_UNLOADING: 'UNLOADING',
 };
 
+/** A state this client's proto does not know arrives as its number: UNSPECIFIED. */
+export function modelState(state: unknown): ModelState {
+  return STATES[String(state)] ?? 'UNSPECIFIED';
+}
+
 function fromModelVersionInfo(m: ModelVersionInfo__Output): ModelVersionInfo {
   return {
     name: m.name,
     version: m.version,
-    // A state this client's proto does not know arrives as its number.
-    state: STATES[String(m.state)] ?? 'UNSPECIFIED',
+    state: modelState(m.state),
     reason: m.reason,
+    lastLoadError: m.last_load_error,
     embodiments: m.embodiments.map((e) => ({ name: e.name, id: e.id, stateDim: e.state_dim, actionDim: e.action_dim })),
     cameras: [...m.cameras],
     imageHeight: m.image_height,
@@ -86,6 +93,8 @@ export interface OutcomeResult {
   /** The model and version the episode was credited to. */
   modelName: string;
   modelVersion: number;
+  /** Whether the outcome entered the model's current experiment (not for pinned episodes, earlier experiments or repeats). */
+  counted: boolean;
 }
 
 export function toReportOutcomeRequest(init: OutcomeInit): ReportOutcomeRequest {
@@ -95,5 +104,5 @@ export function toReportOutcomeRequest(init: OutcomeInit): ReportOutcomeRequest 
 }
 
 export function fromReportOutcomeResponse(msg: ReportOutcomeResponse__Output): OutcomeResult {
-  return { modelName: msg.model_name, modelVersion: msg.model_version };
+  return { modelName: msg.model_name, modelVersion: msg.model_version, counted: msg.counted };
 }

@@ -1,17 +1,30 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LOADER_OPTIONS } from '../api/proto.js';
-import { CLIENT_LOADER_OPTIONS, clientProtos } from './protos.js';
+import { clientProtos } from './protos.js';
 
 describe('client protos', () => {
-  it('load with the options the server and the generated types use', () => {
-    // A drift here would make the client read longs, enums or optional fields differently from src/gen.
-    expect(CLIENT_LOADER_OPTIONS).toEqual(LOADER_OPTIONS);
-  });
-
-  it('expose PolicyService and Health methods by their wire paths', () => {
-    const { policy, health } = clientProtos();
+  it('expose PolicyService, AdminService and Health methods by their wire paths', () => {
+    const { policy, admin, health } = clientProtos();
     expect(policy.Predict.path).toBe('/dust.serving.v1.PolicyService/Predict');
     expect(policy.StreamPredict.requestStream && policy.StreamPredict.responseStream).toBe(true);
+    expect(admin.GetExperiment.path).toBe('/dust.serving.v1.AdminService/GetExperiment');
     expect(health.Check.path).toBe('/grpc.health.v1.Health/Check');
+  });
+
+  it('import nothing of the server (api, engine, model, preprocess, telemetry)', () => {
+    // The client is the package's main: a robot program embedding it must not load sharp, ONNX Runtime or pino.
+    const seen = new Set<string>();
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const source = readFileSync(file, 'utf8');
+      for (const [, spec] of source.matchAll(/^(?:import|export)\s+(?!type\b)[^'"]*from\s+'(\.[^']+)'/gm)) {
+        visit(path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts')));
+      }
+    };
+    visit(path.resolve('src/client/index.ts'));
+    const folders = new Set([...seen].map((f) => path.relative('src', f).split(path.sep)[0]));
+    expect([...folders].sort()).toEqual(['client', 'proto']);
   });
 });

@@ -18,6 +18,13 @@ describe('serve options', () => {
     expect(compileServeOptions(optionsFromEnv({ DUST_WARMUP: 'false' })).warmup).toBe(false);
   });
 
+  it('experiment and credential options', () => {
+    const o = compileServeOptions(optionsFromEnv({ DUST_EXPERIMENT_DB: ':memory:', DUST_EXPERIMENT_ALPHA: '0.01', DUST_TOKENS_FILE: '/etc/dust/tokens.json' }));
+    expect(o).toMatchObject({ experimentDb: ':memory:', experimentAlpha: 0.01, experimentMixtureSd: 0.1, tokensFile: '/etc/dust/tokens.json', maxShadowInflight: 4 });
+    expect(() => compileServeOptions({ experimentAlpha: 1 })).toThrow(/experimentAlpha/);
+    expect(() => compileServeOptions({ experimentMixtureSd: 0 })).toThrow(/experimentMixtureSd/);
+  });
+
   it('reports every invalid option by name', () => {
     expect(() => compileServeOptions({ port: '70000', device: 'tpu' as never })).toThrow(/port.*device|device.*port/s);
     expect(() => compileServeOptions({ maxActive: 8, maxDenoiseBatch: 64 })).toThrow(/maxActive must be at least maxDenoiseBatch/);
@@ -33,5 +40,22 @@ describe('serve options', () => {
     const o = compileServeOptions(optionsFromEnv({ DUST_DECODE_THREADS: '2', DUST_DECODE_NICENESS: '0', DUST_BUDGET_LOAD_HEADROOM: '1.5' }));
     expect([o.decodeThreads, o.decodeNiceness, o.budgetLoadHeadroom]).toEqual([2, 0, 1.5]);
     expect(() => compileServeOptions({ decodeNiceness: 20 })).toThrow(/decodeNiceness/);
+  });
+
+  it('bounds the id limit, since ids travel in metadata and logs', () => {
+    expect(compileServeOptions(optionsFromEnv({ DUST_MAX_ID_BYTES: '1024', DUST_MAX_INSTRUCTION_BYTES: '100000' }))).toMatchObject({ maxIdBytes: 1024, maxInstructionBytes: 100_000 });
+    expect(() => compileServeOptions({ maxIdBytes: 1025 })).toThrow(/maxIdBytes/);
+    expect(() => compileServeOptions({ maxInstructionBytes: 0 })).toThrow(/maxInstructionBytes/);
+  });
+
+  it('checks the TLS files go together and the metrics port stays off the gRPC port', () => {
+    expect(compileServeOptions().metricsPort).toBe(9464);
+    expect(compileServeOptions(optionsFromEnv({ DUST_METRICS_PORT: '0' })).metricsPort).toBe(0);
+    expect(() => compileServeOptions({ tlsCert: 'c.pem' })).toThrow(/tlsCert and tlsKey go together/);
+    expect(() => compileServeOptions({ tlsKey: 'k.pem' })).toThrow(/tlsCert and tlsKey go together/);
+    expect(() => compileServeOptions({ tlsClientCa: 'ca.pem' })).toThrow(/tlsClientCa \(mutual TLS\) needs tlsCert/);
+    expect(compileServeOptions(optionsFromEnv({ DUST_TLS_CERT: 'c.pem', DUST_TLS_KEY: 'k.pem', DUST_TLS_CLIENT_CA: 'ca.pem' })).tlsClientCa).toBe('ca.pem');
+    expect(() => compileServeOptions({ port: 9000, metricsPort: 9000 })).toThrow(/metricsPort must differ/);
+    expect(() => compileServeOptions({ robotRateLimit: -1 })).toThrow(/robotRateLimit/);
   });
 });

@@ -57,20 +57,71 @@ export interface ServeOptions {
    * first; 0 = normal priority. @default 10
    */
   decodeNiceness: number;
-  /** Largest accepted gRPC message, in bytes. @default 16777216 */
+  /** Largest accepted request message, in bytes; checked before the message is decoded. @default 16777216 */
   maxMessageBytes: number;
+  /**
+   * Longest request_id, robot_id and episode_id, in bytes (request_id: visible ASCII only, as it is echoed in
+   * x-request-id). At most 1024. @default 128
+   */
+  maxIdBytes: number;
+  /** Longest PredictRequest.instruction, in UTF-8 bytes. @default 4096 */
+  maxInstructionBytes: number;
   /** Seconds given to in-flight requests on SIGTERM/SIGINT before the server force-closes. @default 10 */
   shutdownGraceSeconds: number;
+  /**
+   * Seconds after which the server asks a client to reconnect (HTTP/2 GOAWAY, ±10% jitter; calls in progress,
+   * streams included, finish on the old connection). Clients that balance over a headless Service's DNS
+   * re-resolve when they reconnect, so replicas added by scaling out get their share. 0 = never. @default 0
+   */
+  maxConnectionAgeSeconds: number;
   /** Run a few synthetic batches at load to check the graphs and prime the cost model. @default true */
   warmup: boolean;
   /** pino level: trace, debug, info, warn, error. @default "info" */
   logLevel: string;
   /** Human-readable logs (development only). @default false */
   logPretty: boolean;
+  /** Port of the Prometheus endpoint `/metrics`, on `host`; 0 turns metrics off. @default 9464 */
+  metricsPort: number;
+  /** PEM certificate chain for TLS on the gRPC port; empty = plaintext. Reloaded on change and on SIGHUP. @default "" */
+  tlsCert: string;
+  /** PEM private key of tlsCert. @default "" */
+  tlsKey: string;
+  /** PEM CA bundle for mutual TLS: clients must present a certificate that chains to it. @default "" */
+  tlsClientCa: string;
+  /** Requests per second each robot_id may send (Predict and StreamPredict messages); 0 = no limit. @default 0 */
+  robotRateLimit: number;
+  /** Requests a quiet robot may send at once; 0 = one second's worth of robotRateLimit (at least 1). @default 0 */
+  robotRateBurst: number;
+  /**
+   * SQLite file holding experiments (splits, salts, counters, the episode ledger) across restarts; created
+   * with its folder when missing; ":memory:" keeps them in memory only. @default "dust-data/experiments.sqlite"
+   */
+  experimentDb: string;
+  /** Significance level of the experiments' always-valid decisions. @default 0.05 */
+  experimentAlpha: number;
+  /**
+   * Standard deviation of the mixture SPRT's normal mixing distribution over the difference of success rates:
+   * the effect size detected fastest (validity holds for any value). @default 0.1
+   */
+  experimentMixtureSd: number;
+  /** Mirrored (shadow) requests in flight at once; more are shed. 0 turns shadow traffic off. @default 4 */
+  maxShadowInflight: number;
+  /**
+   * JSON file of credentials, [{ "token", "role": "robot" | "admin", "name" }]: every RPC but health checks then
+   * needs `authorization: Bearer <token>`. Empty: PolicyService is open and AdminService answers only on
+   * loopback connections. @default ""
+   */
+  tokensFile: string;
 }
 
 export const DEFAULT_PORT = 50051;
+export const DEFAULT_METRICS_PORT = 9464;
+export const DEFAULT_EXPERIMENT_DB = 'dust-data/experiments.sqlite';
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_ID_BYTES = 128;
+/** Ids travel in metadata (x-request-id) and logs: bounded whatever the configuration. */
+export const MAX_ID_BYTES_LIMIT = 1024;
+export const DEFAULT_MAX_INSTRUCTION_BYTES = 4096;
 
 export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   host: '0.0.0.0',
@@ -90,10 +141,24 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   decodeThreads: 0,
   decodeNiceness: 10,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  maxIdBytes: DEFAULT_MAX_ID_BYTES,
+  maxInstructionBytes: DEFAULT_MAX_INSTRUCTION_BYTES,
   shutdownGraceSeconds: 10,
+  maxConnectionAgeSeconds: 0,
   warmup: true,
   logLevel: 'info',
   logPretty: false,
+  metricsPort: DEFAULT_METRICS_PORT,
+  tlsCert: '',
+  tlsKey: '',
+  tlsClientCa: '',
+  robotRateLimit: 0,
+  robotRateBurst: 0,
+  experimentDb: DEFAULT_EXPERIMENT_DB,
+  experimentAlpha: 0.05,
+  experimentMixtureSd: 0.1,
+  maxShadowInflight: 4,
+  tokensFile: '',
 });
 
 const int = (min: number) => z.coerce.number().int().min(min);
@@ -118,10 +183,24 @@ const schema = z
     decodeThreads: int(0),
     decodeNiceness: int(0).max(19),
     maxMessageBytes: int(1024),
+    maxIdBytes: int(1).max(MAX_ID_BYTES_LIMIT),
+    maxInstructionBytes: int(1),
     shutdownGraceSeconds: z.coerce.number().min(0),
+    maxConnectionAgeSeconds: z.coerce.number().min(0),
     warmup: bool,
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
     logPretty: bool,
+    metricsPort: int(0).max(65535),
+    tlsCert: z.string(),
+    tlsKey: z.string(),
+    tlsClientCa: z.string(),
+    robotRateLimit: z.coerce.number().min(0),
+    robotRateBurst: z.coerce.number().min(0),
+    experimentDb: z.string().min(1),
+    experimentAlpha: z.coerce.number().gt(0).lt(1),
+    experimentMixtureSd: z.coerce.number().gt(0).max(1),
+    maxShadowInflight: int(0),
+    tokensFile: z.string(),
   })
   .strict();
 
@@ -140,6 +219,15 @@ export function compileServeOptions(...layers: ServeOptionsInput[]): Readonly<Se
   }
   if (parsed.data.maxActive < parsed.data.maxDenoiseBatch) {
     throw new InvalidArgumentError('invalid configuration: maxActive must be at least maxDenoiseBatch');
+  }
+  if (!parsed.data.tlsCert !== !parsed.data.tlsKey) {
+    throw new InvalidArgumentError('invalid configuration: tlsCert and tlsKey go together (the certificate chain and its private key)');
+  }
+  if (parsed.data.tlsClientCa && !parsed.data.tlsCert) {
+    throw new InvalidArgumentError('invalid configuration: tlsClientCa (mutual TLS) needs tlsCert and tlsKey as well');
+  }
+  if (parsed.data.metricsPort !== 0 && parsed.data.metricsPort === parsed.data.port) {
+    throw new InvalidArgumentError('invalid configuration: metricsPort must differ from the gRPC port');
   }
   return Object.freeze(parsed.data as ServeOptions);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DeadlineExceededError, OverloadedError, UnavailableError } from '../errors/index.js';
-import { IDLE_LOAD, earliestFinish, refusal, type AdmissionState } from './admission.js';
+import { IDLE_LOAD, earliestFinish, evictsShadow, refusal, type AdmissionState } from './admission.js';
 import { CostModel } from './cost-model.js';
 
 const warm = (() => {
@@ -18,6 +18,7 @@ const state: AdmissionState = {
   now: 100,
   draining: false,
   queued: 0,
+  queuedShadows: 0,
   load: { active: 0, cost: warm, vlmShare: 0 },
   limits: { maxQueue: 4, maxVlmBatch: 8, maxDenoiseBatch: 8 },
 };
@@ -49,5 +50,31 @@ describe('refusal', () => {
   });
   it('never refuses on a cold cost model', () => {
     expect(refusal({ ...req, deadline: 100.5 }, { ...state, load: IDLE_LOAD })).toBeUndefined();
+  });
+});
+
+describe('refusal and eviction: shadow requests rank below primary ones', () => {
+  const shadow = { ...req, priority: 'shadow' as const };
+  it('sheds a shadow request while a primary request is admitted and not started', () => {
+    const r = refusal(shadow, { ...state, queued: 1 });
+    expect(r).toBeInstanceOf(OverloadedError);
+    expect((r as OverloadedError).reason).toBe('shadow_shed');
+    // Only shadows waiting: it queues behind them.
+    expect(refusal(shadow, { ...state, queued: 2, queuedShadows: 2 })).toBeUndefined();
+  });
+  it('a full queue of shadows admits a primary request, which takes the newest one\'s place', () => {
+    const full = { ...state, queued: 4, queuedShadows: 1 };
+    expect(refusal(req, full)).toBeUndefined();
+    expect(evictsShadow(req, full)).toBe(true);
+    expect(refusal(shadow, { ...state, queued: 4, queuedShadows: 4 })).toBeInstanceOf(OverloadedError);
+    expect(evictsShadow(shadow, { ...state, queued: 4, queuedShadows: 4 })).toBe(false);
+    // Below the limit nothing is evicted; with no shadow to evict a full queue refuses.
+    expect(evictsShadow(req, { ...state, queued: 3, queuedShadows: 1 })).toBe(false);
+    expect(refusal(req, { ...state, queued: 4 })).toBeInstanceOf(OverloadedError);
+  });
+  it('a primary request\'s earliest finish does not count the shadow requests queued before it', () => {
+    const withShadows = { ...state, queued: 3, queuedShadows: 3 };
+    expect(earliestFinish(req, withShadows)).toBeCloseTo(earliestFinish(req, state), 6);
+    expect(earliestFinish(shadow, withShadows)).toBeGreaterThan(earliestFinish(req, state));
   });
 });

@@ -32,3 +32,11 @@ export function fairPick<T extends Fairable>(ready: readonly T[], max: number): 
   }
   return picked;
 }
+
+/** fairPick over primary rows first; shadow rows (mirrored traffic) only fill what is left. */
+export function priorityPick<T extends Fairable & { readonly input: { readonly priority?: string } }>(ready: readonly T[], max: number): T[] {
+  const primary = ready.filter((r) => r.input.priority !== 'shadow');
+  const picked = fairPick(primary, max);
+  if (picked.length === max || picked.length === ready.length) return picked;
+  return [...picked, ...fairPick(ready.filter((r) => r.input.priority === 'shadow'), max - picked.length)];
+}

@@ -6,7 +6,8 @@
  * that starts is reported with the current load (the main thread's admission mirrors the queue with it).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { errorToWire } from '../errors/index.js';
+import { errorToWire, OverloadedError } from '../errors/index.js';
+import type { BatchEvent, WireBatch } from './batch-report.js';
 import { systemClock } from './clock.js';
 import type { JobInput, JobResult } from './job.js';
 import { OnnxExecutor } from './onnx-executor.js';
@@ -19,6 +20,7 @@ const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage
 
 /** performance.now() of this thread for an epoch time from the main thread. */
 const local = (epoch: number) => epoch - performance.timeOrigin;
+const epoch = (t: number) => performance.timeOrigin + t;
 
 function transferables(r: JobResult): ArrayBuffer[] {
   const buffers = new Set([r.actions.buffer, r.future.buffer, r.obsEmbedding.buffer] as ArrayBuffer[]);
@@ -33,11 +35,32 @@ async function main(): Promise<void> {
     post({ kind: 'init-failed', error: errorToWire(err) });
     return;
   }
-  const ids = new Map<JobInput, number>();
-  const scheduler: Scheduler = new Scheduler(executor, systemClock, init.scheduler, (started) => {
-    post({ kind: 'started', ids: started.map((j) => ids.get(j)!), load: scheduler.workerLoad() });
-  });
   const cancels = new Map<number, AbortController>();
+  // Batch reports wait here for the next result or failure message, which every job in them ends with.
+  const recording = init.batchRecording ?? 'off';
+  /** Message id of each job in the scheduler, and the job of each id (to shed it). */
+  const ids = new Map<JobInput, number>();
+  const jobs = new Map<number, JobInput>();
+  let batches: WireBatch[] = [];
+  const onBatch = (e: BatchEvent) =>
+    batches.push({
+      stage: e.stage,
+      startEpoch: epoch(e.start),
+      endEpoch: epoch(e.end),
+      rows: e.rows.length,
+      members: recording === 'members' ? e.rows.map((r) => [ids.get(r.job) ?? 0, r.step] as const) : undefined,
+      error: e.error,
+    });
+  const takeBatches = () => {
+    if (batches.length === 0) return undefined;
+    const out = batches;
+    batches = [];
+    return out;
+  };
+  const scheduler: Scheduler = new Scheduler(executor, systemClock, init.scheduler, {
+    onStart: (started) => post({ kind: 'started', ids: started.map((j) => ids.get(j)!), load: scheduler.workerLoad() }),
+    onBatch: recording === 'off' ? undefined : onBatch,
+  });
 
   port.on('message', (msg: ToWorker) => {
     switch (msg.kind) {
@@ -45,24 +68,31 @@ async function main(): Promise<void> {
         const abort = new AbortController();
         cancels.set(msg.id, abort);
         if (msg.responsePathMs !== undefined) scheduler.load.responded(msg.responsePathMs);
-        const { receivedAtEpoch, deadlineEpoch, ...rest } = msg.job;
-        const job: JobInput = { ...rest, receivedAt: local(receivedAtEpoch), deadline: local(deadlineEpoch), signal: abort.signal };
+        const { receivedAtEpoch, deadlineEpoch, ...wire } = msg.job;
+        const job: JobInput = { ...wire, receivedAt: local(receivedAtEpoch), deadline: local(deadlineEpoch), signal: abort.signal };
         ids.set(job, msg.id);
+        jobs.set(msg.id, job);
         scheduler
           .submit(job)
           .then(
-            (result) => post({ kind: 'result', id: msg.id, result }, transferables(result)),
-            (err) => post({ kind: 'failed', id: msg.id, error: errorToWire(err) }),
+            (result) => post({ kind: 'result', id: msg.id, result, batches: takeBatches() }, transferables(result)),
+            (err) => post({ kind: 'failed', id: msg.id, error: errorToWire(err), batches: takeBatches() }),
           )
           .finally(() => {
             cancels.delete(msg.id);
             ids.delete(job);
+            jobs.delete(msg.id);
           });
         return;
       }
       case 'cancel':
         cancels.get(msg.id)?.abort();
         return;
+      case 'shed': {
+        const job = jobs.get(msg.id);
+        if (job) scheduler.shed(job, new OverloadedError('shadow request shed to admit a primary request', 'shadow_shed'));
+        return;
+      }
       case 'stats':
         post({ kind: 'stats', id: msg.id, stats: { ...scheduler.stats(), cost: { vlm: scheduler.costModel.table('vlm'), step: scheduler.costModel.table('step') } } });
         return;

@@ -28,7 +28,19 @@ export interface JobInput {
   readonly deadline: number;
   /** Aborted when the client cancels: the job leaves at the next step. */
   readonly signal?: AbortSignal;
+  /**
+   * Opaque to the engine and kept on the main thread: handed back in the reports of the executor calls this
+   * job took part in (batch-report.ts), so telemetry can link batch spans to the request.
+   */
+  readonly traceTag?: unknown;
+  /**
+   * 'shadow': a mirrored request (issue 9 shadow traffic), below every primary request: admitted only while
+   * no primary request waits, picked after primaries, and evicted first when the queue fills. @default 'primary'
+   */
+  readonly priority?: JobPriority;
 }
+
+export type JobPriority = 'primary' | 'shadow';
 
 export interface JobTiming {
   readonly queueMs: number;

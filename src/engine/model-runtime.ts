@@ -15,6 +15,7 @@ import { checkGraphs, type Manifest, type ModelPackage, type RuntimeEvents, type
 import { PromptTokenizer } from '../preprocess/index.js';
 import { initialNoise, randomSeed } from '../sampling/index.js';
 import type { Logger } from '../telemetry/index.js';
+import type { BatchRecording, BatchReport } from './batch-report.js';
 import type { DecodePool } from './decode-pool.js';
 import type { ModelShapes } from './executor.js';
 import type { JobInput } from './job.js';
@@ -28,8 +29,8 @@ export const DEFAULT_MAX_RESTARTS = 3;
 export const DEFAULT_RESTART_WINDOW_MS = 60_000;
 
 export interface RuntimeOptions {
-  /** 'auto' tries cuda, then webgpu, then cpu. */
-  readonly device: Device | 'auto';
+  /** The execution provider, already chosen at start-up (device-selection.ts). */
+  readonly device: Device;
   readonly threads: number;
   /** Arena rows per model version. */
   readonly maxActive: number;
@@ -39,6 +40,13 @@ export interface RuntimeOptions {
   readonly drainTimeoutMs: number;
   /** The process's decode pool, shared by every model version. */
   readonly decoder: DecodePool;
+  /** What the workers report of their executor calls (telemetry). @default 'off' */
+  readonly batchRecording?: BatchRecording;
+  /**
+   * Receives the batch reports of each READY version (warm-up batches are not reported), whichever worker
+   * serves it: a replacement of a dead one reports under the same version.
+   */
+  readonly onBatches?: (model: { readonly name: string; readonly version: number }, reports: readonly BatchReport[]) => void;
 }
 
 export interface ModelRuntime {
@@ -70,39 +78,27 @@ export function shapesOf(m: Manifest): ModelShapes {
   };
 }
 
-const AUTO_ORDER: readonly Device[] = ['cuda', 'webgpu', 'cpu'];
-
-function workerInit(pkg: ModelPackage, options: RuntimeOptions, device: Device): WorkerInit {
+function workerInit(pkg: ModelPackage, options: RuntimeOptions): WorkerInit {
   return {
     executor: {
       vlmPath: pkg.vlmPath,
       denoiserPath: pkg.denoiserPath,
-      device,
+      device: options.device,
       threads: options.threads,
       capacity: options.maxActive,
       shapes: shapesOf(pkg.manifest),
     },
     scheduler: options.scheduler,
+    batchRecording: options.batchRecording,
   };
 }
 
-async function startWorker(
-  pkg: ModelPackage,
-  options: RuntimeOptions,
-  log: Logger,
-  onLost: (reason: string) => void,
-): Promise<{ worker: ModelWorker; device: Device }> {
-  const candidates = options.device === 'auto' ? AUTO_ORDER : [options.device];
-  let lastError: unknown;
-  for (const device of candidates) {
-    try {
-      return { worker: await ModelWorker.start(workerInit(pkg, options, device), onLost), device };
-    } catch (err) {
-      lastError = err;
-      log.warn({ device, err: (err as Error).message }, 'execution provider unavailable for this model');
-    }
+async function startWorker(pkg: ModelPackage, options: RuntimeOptions, onLost: (reason: string) => void): Promise<ModelWorker> {
+  try {
+    return await ModelWorker.start(workerInit(pkg, options), onLost);
+  } catch (err) {
+    throw new ModelPackageError(`${pkg.dir}: ONNX Runtime could not load the graphs on ${options.device}: ${(err as Error).message}`, { cause: err });
   }
-  throw new ModelPackageError(`${pkg.dir}: no execution provider could load the graphs (${(lastError as Error)?.message})`, { cause: lastError });
 }
 
 /** Synthetic requests through the real scheduler path, so the first robot does not pay for cold caches. */
@@ -135,7 +131,6 @@ async function warmup(worker: ModelWorker, m: Manifest, tokenizer: PromptTokeniz
 /** A runtime that replaces its inference worker when the thread dies. */
 class SupervisedRuntime implements ModelRuntime {
   worker!: ModelWorker;
-  device!: Device;
   readonly surprise = new SurpriseTracker();
   private stopped = false;
   private readonly restarts: number[] = [];
@@ -156,21 +151,33 @@ class SupervisedRuntime implements ModelRuntime {
     return this.options.decoder;
   }
 
-  /** Starts the first worker (any device 'auto' allows), checks the graphs and warms up. */
+  get device(): Device {
+    return this.options.device;
+  }
+
+  /** Starts the first worker, checks the graphs and warms up. */
   async start(): Promise<void> {
-    const { worker, device } = await startWorker(this.pkg, this.options, this.log, (reason) => this.lost(worker, reason));
+    const worker: ModelWorker = await startWorker(this.pkg, this.options, (reason) => this.lost(worker, reason));
     try {
       checkGraphs(this.manifest, worker.graphs);
-      await this.warm(worker, device);
+      await this.warm(worker);
     } catch (err) {
       await worker.close();
       throw err;
     }
-    this.worker = worker;
-    this.device = device;
+    this.serve(worker);
   }
 
-  private async warm(worker: ModelWorker, device: Device): Promise<void> {
+  /** The worker takes this version's requests; its batches are reported from now on (warm-up ones were not). */
+  private serve(worker: ModelWorker): void {
+    const { onBatches } = this.options;
+    const m = this.manifest;
+    if (onBatches) worker.observeBatches((reports) => onBatches({ name: m.name, version: m.version }, reports));
+    this.worker = worker;
+  }
+
+  private async warm(worker: ModelWorker): Promise<void> {
+    const { device } = this;
     if (!this.options.warmup) return;
     const m = this.manifest;
     const t0 = performance.now();
@@ -188,6 +195,10 @@ class SupervisedRuntime implements ModelRuntime {
     if (worker !== undefined && worker === this.worker && !this.stopped) void this.replace(reason);
   }
 
+  /**
+   * Replaces the dead worker, unless the registry no longer serves this runtime (a reload replaced it, or it is
+   * being unloaded): then its leased requests finish as they can and it is stopped.
+   */
   private async replace(reason: string): Promise<void> {
     const m = this.manifest;
     while (!this.stopped) {
@@ -199,12 +210,15 @@ class SupervisedRuntime implements ModelRuntime {
         this.events.failed(`the inference worker stopped ${this.restarts.length} times within ${DEFAULT_RESTART_WINDOW_MS / 1000} s; last: ${reason}`);
         return;
       }
+      if (!this.events.recovering(`restarting the inference worker, which stopped (${reason})`)) {
+        this.log.warn({ model: m.name, version: m.version, reason }, 'inference worker of a retired copy stopped: not replaced');
+        return;
+      }
       this.log.error({ model: m.name, version: m.version, reason }, 'inference worker stopped: starting a new one');
-      this.events.recovering(`restarting the inference worker, which stopped (${reason})`);
       let fresh: ModelWorker | undefined;
       try {
-        fresh = await ModelWorker.start(workerInit(this.pkg, this.options, this.device), (r) => this.lost(fresh, r));
-        await this.warm(fresh, this.device);
+        fresh = await ModelWorker.start(workerInit(this.pkg, this.options), (r) => this.lost(fresh, r));
+        await this.warm(fresh);
       } catch (err) {
         await fresh?.close();
         reason = (err as Error).message;
@@ -214,7 +228,7 @@ class SupervisedRuntime implements ModelRuntime {
         await fresh.close();
         return;
       }
-      this.worker = fresh;
+      this.serve(fresh);
       this.events.recovered();
       this.log.info({ model: m.name, version: m.version }, 'inference worker replaced: version READY again');
       return;

@@ -5,13 +5,16 @@
  *
  * Admission happens here, before a request's images are decoded: the worker reports its load with every VLM
  * batch it starts, and this proxy counts the requests it admitted that have not started yet (admission.ts).
- * When the thread dies, the requests it held fail with UNAVAILABLE (safe to retry) and `onLost` tells the
- * runtime, which replaces the thread (model-runtime.ts).
+ * Shadow requests (mirrored traffic) rank below primary ones here too: one is refused while a primary request
+ * is admitted and not started, and a primary request that finds the queue full takes the place of the newest
+ * shadow one that has not started. When the thread dies, the requests it held fail with UNAVAILABLE (safe to
+ * retry) and `onLost` tells the runtime, which replaces the thread (model-runtime.ts).
  */
 import { Worker } from 'node:worker_threads';
-import { CancelledError, errorFromWire, InferenceError, UnavailableError } from '../errors/index.js';
+import { CancelledError, errorFromWire, InferenceError, OverloadedError, UnavailableError } from '../errors/index.js';
 import type { GraphInfo } from '../model/index.js';
-import { IDLE_LOAD, refusal, type AdmissionRequest, type WorkerLoad } from './admission.js';
+import { evictsShadow, IDLE_LOAD, refusal, type AdmissionRequest, type AdmissionState, type WorkerLoad } from './admission.js';
+import type { BatchListener, BatchReport, WireBatch } from './batch-report.js';
 import type { JobInput, JobResult } from './job.js';
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from './scheduler.js';
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-protocol.js';
@@ -26,6 +29,13 @@ export interface Admission extends AdmissionRequest {
   readonly signal?: AbortSignal;
 }
 
+/** An admitted shadow request that has not started: a primary request may take its place. */
+interface ShadowTicket {
+  /** The job's message id once it was sent to the worker. */
+  id: number | undefined;
+  shed: boolean;
+}
+
 export class ModelWorker {
   readonly options: SchedulerOptions;
   private nextId = 1;
@@ -34,12 +44,17 @@ export class ModelWorker {
   private readonly notStarted = new Set<number>();
   /** Admitted requests not yet started: preparing on this thread's side, or queued in the worker. */
   private queued = 0;
+  /** The shadow requests among them, oldest first. */
+  private readonly shadows: ShadowTicket[] = [];
   private load: WorkerLoad = IDLE_LOAD;
   private lastResponsePathMs: number | undefined;
   /** Admitted requests still being prepared: a drain waits for them to reach the worker. */
   private readonly preparing = new Set<Promise<unknown>>();
   private lost: Error | undefined;
   private draining = false;
+  /** traceTag of each job in flight that has one; the worker names jobs by message id. */
+  private readonly tags = new Map<number, unknown>();
+  private batchListener: BatchListener | undefined;
 
   private constructor(
     private readonly thread: Worker,
@@ -55,6 +70,7 @@ export class ModelWorker {
       for (const p of this.pending.values()) p.reject(this.lost);
       this.pending.clear();
       this.notStarted.clear();
+      this.tags.clear();
       if (!this.draining) this.onLost(why);
     };
     thread.on('error', (err) => lose(err.message));
@@ -83,16 +99,58 @@ export class ModelWorker {
     return new ModelWorker(thread, first.graphs, init.scheduler, onLost);
   }
 
+  /** Receives the worker's batch reports (when started with batchRecording other than 'off'). */
+  observeBatches(listener: BatchListener): void {
+    this.batchListener = listener;
+  }
+
+  private reportBatches(batches: readonly WireBatch[]): void {
+    const listener = this.batchListener;
+    if (!listener) return;
+    const reports = batches.map(
+      (b): BatchReport => ({
+        stage: b.stage,
+        startEpochMs: b.startEpoch,
+        endEpochMs: b.endEpoch,
+        rows: b.rows,
+        members: (b.members ?? []).flatMap(([id, step]) => (this.tags.has(id) ? [{ tag: this.tags.get(id), step }] : [])),
+        error: b.error,
+      }),
+    );
+    listener(reports);
+  }
+
   private onMessage(msg: FromWorker): void {
     if (msg.kind === 'started') {
       this.load = msg.load;
-      for (const id of msg.ids) if (this.notStarted.delete(id)) this.queued--;
+      for (const id of msg.ids) this.started(id);
       return;
     }
     if (!('id' in msg)) return;
-    if (this.notStarted.delete(msg.id)) this.queued--;
-    if (msg.kind === 'result' || msg.kind === 'failed') this.settling.push(msg);
-    else this.settle(msg);
+    this.started(msg.id);
+    if (msg.kind === 'result' || msg.kind === 'failed') {
+      // Reports first: they may name this job, whose tag goes when it settles.
+      if (msg.batches) this.reportBatches(msg.batches);
+      this.settling.push(msg);
+    } else this.settle(msg);
+  }
+
+  /** The job left the queue (for a VLM call, or it ended before one). */
+  private started(id: number): void {
+    if (!this.notStarted.delete(id)) return;
+    this.queued--;
+    const shadow = this.shadows.findIndex((t) => t.id === id);
+    if (shadow >= 0) this.shadows.splice(shadow, 1);
+  }
+
+  /** A primary request takes the place of the newest shadow request that has not started. */
+  private evictShadow(): void {
+    const ticket = this.shadows.pop();
+    if (!ticket) return;
+    ticket.shed = true;
+    this.queued--;
+    // Not sent yet: it fails when its preparation ends (submit). Queued in the worker: the scheduler fails it.
+    if (ticket.id !== undefined && this.notStarted.delete(ticket.id)) this.thread.postMessage({ kind: 'shed', id: ticket.id } satisfies ToWorker);
   }
 
   /**
@@ -104,6 +162,7 @@ export class ModelWorker {
 
   private settle(msg: FromWorker): void {
     if (!('id' in msg)) return;
+    this.tags.delete(msg.id);
     const p = this.pending.get(msg.id);
     if (!p) return;
     this.pending.delete(msg.id);
@@ -141,35 +200,47 @@ export class ModelWorker {
    */
   async submit(admission: Admission, prepare: () => Promise<JobInput>): Promise<JobResult> {
     if (this.lost) throw this.lost;
-    const refused = refusal(admission, {
+    const state: AdmissionState = {
       now: performance.now(),
       draining: this.draining,
       queued: this.queued,
+      queuedShadows: this.shadows.length,
       load: this.load,
       limits: this.options,
-    });
+    };
+    const refused = refusal(admission, state);
     if (refused) throw refused;
+    if (evictsShadow(admission, state)) this.evictShadow();
     this.queued++;
+    const ticket: ShadowTicket | undefined = admission.priority === 'shadow' ? { id: undefined, shed: false } : undefined;
+    if (ticket) this.shadows.push(ticket);
     const prepared = prepare();
     this.preparing.add(prepared);
     let job: JobInput;
     try {
       job = await prepared;
+      if (ticket?.shed) throw new OverloadedError('shadow request shed to admit a primary request', 'shadow_shed');
       if (admission.signal?.aborted) throw new CancelledError();
       if (this.lost) throw this.lost;
     } catch (err) {
-      this.queued--;
+      if (!ticket?.shed) {
+        this.queued--;
+        const at = ticket ? this.shadows.indexOf(ticket) : -1;
+        if (at >= 0) this.shadows.splice(at, 1);
+      }
       throw err;
     } finally {
       this.preparing.delete(prepared);
     }
-    return this.send(job);
+    const id = this.nextId++;
+    if (ticket) ticket.id = id;
+    return this.send(id, job);
   }
 
-  private send(job: JobInput): Promise<JobResult> {
-    const { signal, receivedAt, deadline, ...rest } = job;
-    const id = this.nextId++;
+  private send(id: number, job: JobInput): Promise<JobResult> {
+    const { signal, receivedAt, deadline, traceTag, ...rest } = job;
     this.notStarted.add(id);
+    if (traceTag !== undefined) this.tags.set(id, traceTag);
     const onAbort = () => this.thread.postMessage({ kind: 'cancel', id } satisfies ToWorker);
     signal?.addEventListener('abort', onAbort, { once: true });
     const buffers = new Set(

@@ -9,7 +9,7 @@ import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
 import type { EmbodimentSpec, Manifest, ModelHandle } from '../model/index.js';
 import { denormalizeActions, normalizeState, type ImageInput } from '../preprocess/index.js';
 import { stepCountProblem, type StepCounts } from '../sampling/index.js';
-import type { JobResult, JobTiming } from './job.js';
+import type { JobPriority, JobResult, JobTiming } from './job.js';
 import type { ModelRuntime } from './model-runtime.js';
 
 export interface PredictInput {
@@ -37,6 +37,10 @@ export interface RequestContext {
   /** Absolute performance.now() time of the client's deadline; Infinity when none. */
   readonly deadline: number;
   readonly signal?: AbortSignal;
+  /** Handed back with the reports of the batches the request ran in (JobInput.traceTag). */
+  readonly traceTag?: unknown;
+  /** 'shadow' for mirrored requests, which rank below every primary request. @default 'primary' */
+  readonly priority?: JobPriority;
 }
 
 export interface PredictOutput {
@@ -47,6 +51,8 @@ export interface PredictOutput {
   /** Denormalized actions, [horizon, embodiment action_dim]. */
   readonly actions: Float32Array;
   readonly actionShape: readonly [number, number];
+  /** The actions before denormalization, [horizon, the model's padded action.dim] (shadow divergence compares these). */
+  readonly normalizedActions: Float32Array;
   /** [futureTokens, futureDim] when requested. */
   readonly futureEmbedding: Float32Array | undefined;
   readonly futureShape: readonly [number, number];
@@ -71,7 +77,8 @@ export interface PredictOutput {
 
 function embodimentOf(m: Manifest, name: string): EmbodimentSpec {
   if (!name) throw new InvalidArgumentError(`embodiment is required; this model serves: ${Object.keys(m.embodiments).join(', ')}`);
-  const e = m.embodiments[name];
+  // Own keys only: "__proto__" or "constructor" must not reach Object.prototype.
+  const e = Object.hasOwn(m.embodiments, name) ? m.embodiments[name] : undefined;
   if (!e) throw new NotFoundError(`unknown embodiment ${quote(name)} for model ${m.name}@${m.version}; it serves: ${Object.keys(m.embodiments).join(', ')}`);
   return e;
 }
@@ -84,6 +91,8 @@ function embodimentOf(m: Manifest, name: string): EmbodimentSpec {
 export function resolveStepCounts(m: Manifest, actionSteps: number, visionSteps: number, budgeted: boolean): StepCounts {
   const max = m.sampling.max_vision_steps;
   const na = actionSteps || m.sampling.action_steps;
+  // N_o is a multiple of N_A and at most max: an N_A above max can have no valid N_o, whatever vision_steps says.
+  if (na > max) throw new InvalidArgumentError(`sampling: action_steps ${na} exceeds this model's max_vision_steps ${max} (vision_steps is a multiple of action_steps)`);
   let no = visionSteps;
   if (no === 0) {
     if (budgeted) no = Math.floor(max / na) * na;
@@ -112,7 +121,7 @@ export async function predict(
   let preprocessMs = 0;
 
   const result: JobResult = await worker.submit(
-    { receivedAt: ctx.receivedAt, deadline: ctx.deadline, actionSteps: counts.actionSteps, signal: ctx.signal },
+    { receivedAt: ctx.receivedAt, deadline: ctx.deadline, actionSteps: counts.actionSteps, signal: ctx.signal, priority: ctx.priority },
     async () => {
       const [decoded, prompt] = await Promise.all([
         runtime.decoder.decode({
@@ -140,6 +149,8 @@ export async function predict(
         receivedAt: ctx.receivedAt,
         deadline: ctx.deadline,
         signal: ctx.signal,
+        traceTag: ctx.traceTag,
+        priority: ctx.priority,
       };
     },
   );
@@ -156,6 +167,7 @@ export async function predict(
     variant: `${handle.name}@${handle.version}`,
     actions,
     actionShape: [m.action.horizon, embodiment.action_dim],
+    normalizedActions: result.actions,
     futureEmbedding: input.returnFutureEmbedding ? result.future : undefined,
     futureShape: [m.future.tokens, m.future.dim],
     sampling: {

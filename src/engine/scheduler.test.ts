@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { CancelledError, DeadlineExceededError, InferenceError, UnavailableError } from '../errors/index.js';
+import { CancelledError, DeadlineExceededError, InferenceError, OverloadedError, UnavailableError } from '../errors/index.js';
+import type { BatchEvent } from './batch-report.js';
 import type { JobInput, JobResult } from './job.js';
-import { Scheduler, type SchedulerOptions } from './scheduler.js';
+import { Scheduler, type SchedulerListeners, type SchedulerOptions } from './scheduler.js';
 import { FakeExecutor, ManualClock, TEST_SHAPES } from './testing/fakes.js';
 
-function setup(options: Partial<SchedulerOptions> = {}, capacity = 64, cost?: ConstructorParameters<typeof FakeExecutor>[2]) {
+function setup(options: Partial<SchedulerOptions> = {}, capacity = 64, cost?: ConstructorParameters<typeof FakeExecutor>[2], listeners?: SchedulerListeners) {
   const clock = new ManualClock();
   const executor = new FakeExecutor(clock, capacity, cost);
-  const scheduler = new Scheduler(executor, clock, { maxQueueDelayMs: 2, ...options });
+  const scheduler = new Scheduler(executor, clock, { maxQueueDelayMs: 2, ...options }, listeners);
   let id = 0;
   const job = (over: Partial<JobInput> & { value?: number } = {}): JobInput => {
     const value = over.value ?? ++id;
@@ -169,6 +170,41 @@ describe('Scheduler: admission, deadlines, cancellation', () => {
   });
 });
 
+describe('Scheduler: shadow requests rank below primary ones', () => {
+  it('shed() fails a queued shadow job with its reason; a job that has started runs on', async () => {
+    const started: JobInput[] = [];
+    const { clock, scheduler, job } = setup({ maxVlmBatch: 1, maxQueueDelayMs: 5 }, 64, undefined, { onStart: (jobs) => started.push(...jobs) });
+    const first = job({ value: 1, priority: 'shadow' });
+    const queued = job({ value: 2, priority: 'shadow' });
+    const a = track(scheduler.submit(first));
+    const b = track(scheduler.submit(queued));
+    await clock.advance(5); // the first one's VLM call is running; the second waits (maxVlmBatch 1)
+    expect(started).toEqual([first]);
+    const reason = new OverloadedError('shadow request shed to admit a primary request', 'shadow_shed');
+    scheduler.shed(first, reason);
+    scheduler.shed(queued, reason);
+    await clock.advance(0);
+    expect(b.error).toBe(reason);
+    await clock.advance(1000);
+    expect(a.result).toBeDefined();
+    expect(started).toEqual([first]);
+  });
+
+  it('primary rows are picked before shadow rows when a call cannot take all', async () => {
+    const { clock, executor, scheduler, job } = setup({ maxVlmBatch: 2, maxQueueDelayMs: 5 });
+    track(scheduler.submit(job({ value: 1, visionSteps: 16 })));
+    await clock.advance(5); // the VLM call of request 1 is running
+    const shadows = [track(scheduler.submit(job({ value: 2, priority: 'shadow' }))), track(scheduler.submit(job({ value: 3, priority: 'shadow' })))];
+    const primary = track(scheduler.submit(job({ value: 4 })));
+    await clock.advance(1000);
+    expect(primary.result).toBeDefined();
+    const second = executor.calls.filter((c) => c.kind === 'vlm')[1];
+    expect(second.rows).toEqual(expect.arrayContaining([4]));
+    expect(second.rows).toHaveLength(2);
+    expect(shadows.every((t) => t.result !== undefined)).toBe(true);
+  });
+});
+
 describe('Scheduler: fairness and budgets', () => {
   it('one robot that floods gets no more than its share of a contended batch', async () => {
     const { clock, executor, scheduler, job } = setup({ maxDenoiseBatch: 8, maxVlmBatch: 16 }, 64);
@@ -275,5 +311,30 @@ describe('Scheduler: latency budgets under Poisson load (fake clock)', () => {
     expect(budgeted.done).toBe(3000);
     expect(budgeted.within).toBeGreaterThanOrEqual(0.99);
     expect(budgeted.meanSteps).toBeGreaterThan(4);
+  });
+});
+
+describe('Scheduler: batch reports', () => {
+  it('reports every executor call with its rows and the step each ran, and a failed call with its error', async () => {
+    const events: BatchEvent[] = [];
+    const { clock, executor, scheduler, job } = setup({}, 64, undefined, { onBatch: (e) => events.push(e) });
+    const a = job({ value: 1, visionSteps: 8 });
+    const b = job({ value: 2, visionSteps: 4 });
+    const done = [track(scheduler.submit(a)), track(scheduler.submit(b))];
+    await clock.advance(1000);
+    expect(done.every((d) => d.result)).toBe(true);
+    expect(events).toHaveLength(executor.calls.length);
+    const vlm = events.filter((e) => e.stage === 'vlm');
+    expect(vlm).toHaveLength(1);
+    expect(new Set(vlm[0].rows.map((r) => r.job))).toEqual(new Set([a, b]));
+    const stepsOf = (j: JobInput) => events.filter((e) => e.stage === 'denoise').flatMap((e) => e.rows.filter((r) => r.job === j).map((r) => r.step));
+    expect(stepsOf(a)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(stepsOf(b)).toEqual([0, 1, 2, 3]);
+    for (const e of events) expect(e.end).toBeGreaterThanOrEqual(e.start);
+
+    executor.failNextStep = new Error('boom');
+    track(scheduler.submit(job({ value: 3 })));
+    await clock.advance(100);
+    expect(events.at(-1)).toMatchObject({ stage: 'denoise', error: 'boom' });
   });
 });

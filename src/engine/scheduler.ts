@@ -15,13 +15,14 @@
  */
 import { CancelledError, DeadlineExceededError, InferenceError, UnavailableError } from '../errors/index.js';
 import type { StepCounts } from '../sampling/index.js';
+import type { WorkerLoad } from './admission.js';
+import type { BatchObserver, BatchStage } from './batch-report.js';
 import { isLastStep, packStepBatch, packVlmBatch } from './batch-packer.js';
 import { DEFAULT_LOAD_HEADROOM, planVisionSteps, type Plan, type PlannedRow } from './budget.js';
 import type { Clock } from './clock.js';
 import { CostModel } from './cost-model.js';
-import type { WorkerLoad } from './admission.js';
 import type { Executor } from './executor.js';
-import { fairPick } from './fair-pick.js';
+import { priorityPick } from './fair-pick.js';
 import type { JobInput, JobResult } from './job.js';
 import { LoadTracker } from './load.js';
 import { SlotTable } from './slot-table.js';
@@ -64,6 +65,12 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = Object.freeze({
 
 /** Told when queued requests leave the queue for a VLM call (the main thread mirrors the queue with it). */
 export type StartListener = (started: readonly JobInput[]) => void;
+
+export interface SchedulerListeners {
+  readonly onStart?: StartListener;
+  /** Told about every executor call (telemetry). */
+  readonly onBatch?: BatchObserver;
+}
 
 interface Waiting {
   readonly input: JobInput;
@@ -122,7 +129,7 @@ export class Scheduler {
     private readonly executor: Executor,
     private readonly clock: Clock,
     options: Partial<SchedulerOptions> = {},
-    private readonly onStart: StartListener = () => undefined,
+    private readonly listeners: SchedulerListeners = {},
   ) {
     this.options = Object.freeze({ ...DEFAULT_SCHEDULER_OPTIONS, ...options });
     this.table = new SlotTable<Row>(executor.capacity);
@@ -191,6 +198,18 @@ export class Scheduler {
   /** What the main thread's admission needs to know. */
   workerLoad(): WorkerLoad {
     return { active: this.table.size, cost: this.costModel.snapshot(), vlmShare: this.load.at(this.clock.now(), 0).vlmShare };
+  }
+
+  /**
+   * Fails a job that is still queued with `err` (a shadow job giving its place to a primary one, decided by
+   * the main thread's admission); a job that has started runs on.
+   */
+  shed(input: JobInput, err: Error): void {
+    const idx = this.waiting.findIndex((w) => w.input === input);
+    if (idx < 0) return;
+    const [shed] = this.waiting.splice(idx, 1);
+    this.fail(shed, err);
+    this.notifyDrained();
   }
 
   // ---- internals -------------------------------------------------------------------------------------
@@ -270,7 +289,7 @@ export class Scheduler {
   }
 
   private async runVlm(fill: number): Promise<void> {
-    const picked = fairPick(this.waiting, fill);
+    const picked = priorityPick(this.waiting, fill);
     const pickedSet = new Set(picked);
     this.waiting = this.waiting.filter((w) => !pickedSet.has(w));
     const start = this.clock.now();
@@ -290,13 +309,14 @@ export class Scheduler {
     });
     const slots = Int32Array.from(rows.map((r) => this.table.add(r)));
     const batch = packVlmBatch(rows.map((r) => r.input), slots, this.table.takeMoves(), this.executor.shapes);
-    this.onStart(rows.map((r) => r.input));
+    this.listeners.onStart?.(rows.map((r) => r.input));
     const B = rows.length;
     this.busy = true;
     this.lastOp = 'vlm';
     try {
       const result = await this.executor.runVlm(batch);
       const end = this.clock.now();
+      this.report('vlm', start, end, rows);
       this.costModel.observe('vlm', B, result.runMs);
       this.load.vlmCall(end, end - start);
       this.counters.vlmCalls++;
@@ -309,6 +329,7 @@ export class Scheduler {
       });
       for (const row of rows) this.join(row, end);
     } catch (err) {
+      this.report('vlm', start, this.clock.now(), rows, err);
       this.failBatch(rows, new InferenceError(`the VLM stage failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
     } finally {
       this.busy = false;
@@ -347,16 +368,18 @@ export class Scheduler {
   private async runStep(): Promise<void> {
     const ready = this.table.values().filter((r) => r.joined);
     if (ready.length === 0) return;
-    const picked = fairPick(ready, this.options.maxDenoiseBatch);
+    const picked = priorityPick(ready, this.options.maxDenoiseBatch);
     const slotted = picked.map((r) => ({ row: r, slot: this.table.slotOf(r) })).sort((a, b) => a.slot - b.slot);
     const batch = packStepBatch(slotted.map(({ row, slot }) => ({ slot, i: row.i, counts: row.counts })), this.table.takeMoves());
     const finishing = slotted.filter(({ row }) => isLastStep(row)).map(({ row }) => row);
     const B = slotted.length;
+    const start = this.clock.now();
     this.busy = true;
     this.lastOp = 'step';
     try {
       const result = await this.executor.step(batch);
       const end = this.clock.now();
+      this.report('denoise', start, end, picked);
       this.costModel.observe('step', B, result.runMs + result.hostMs);
       this.load.stepCall(B);
       this.counters.stepCalls++;
@@ -378,11 +401,25 @@ export class Scheduler {
         this.complete(row, end, result.actions.slice(f * aLen, (f + 1) * aLen), result.future.slice(f * oLen, (f + 1) * oLen));
       });
     } catch (err) {
+      this.report('denoise', start, this.clock.now(), picked, err);
       this.failBatch(slotted.map(({ row }) => row), new InferenceError(`a denoiser step failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
     } finally {
       this.busy = false;
       this.pump();
     }
+  }
+
+  /** Rows are reported at the step they ran (before it is counted). */
+  private report(stage: BatchStage, start: number, end: number, rows: readonly Row[], err?: unknown): void {
+    const { onBatch } = this.listeners;
+    if (!onBatch) return;
+    onBatch({
+      stage,
+      start,
+      end,
+      rows: rows.map((r) => ({ job: r.input, step: r.i })),
+      error: err === undefined ? undefined : ((err as Error)?.message ?? String(err)),
+    });
   }
 
   /** A failed call poisons the arena rows it touched: fail them and keep serving the rest. */

@@ -6,6 +6,7 @@
 import type { WireError } from '../errors/index.js';
 import type { GraphInfo } from '../model/index.js';
 import type { WorkerLoad } from './admission.js';
+import type { BatchRecording, WireBatch } from './batch-report.js';
 import type { CostTableRow } from './cost-model.js';
 import type { JobInput, JobResult } from './job.js';
 import type { OnnxExecutorInit } from './onnx-executor.js';
@@ -16,10 +17,12 @@ export type Device = 'cpu' | 'webgpu' | 'cuda';
 export interface WorkerInit {
   readonly executor: OnnxExecutorInit;
   readonly scheduler: Partial<SchedulerOptions>;
+  /** Batch reports for telemetry. @default 'off' */
+  readonly batchRecording?: BatchRecording;
 }
 
 /** A job without its AbortSignal, with absolute times as epoch milliseconds. */
-export type WireJob = Omit<JobInput, 'signal' | 'receivedAt' | 'deadline'> & {
+export type WireJob = Omit<JobInput, 'signal' | 'receivedAt' | 'deadline' | 'traceTag'> & {
   readonly receivedAtEpoch: number;
   readonly deadlineEpoch: number;
 };
@@ -32,6 +35,8 @@ export type ToWorker =
   /** responsePathMs: the main thread's latest measure of a result's way to a response (the planner counts it). */
   | { readonly kind: 'submit'; readonly id: number; readonly job: WireJob; readonly responsePathMs: number | undefined }
   | { readonly kind: 'cancel'; readonly id: number }
+  /** A queued shadow job gives its place to a primary one (admission.ts): it fails with shadow_shed unless it started. */
+  | { readonly kind: 'shed'; readonly id: number }
   | { readonly kind: 'stats'; readonly id: number }
   | { readonly kind: 'drain'; readonly id: number }
   | { readonly kind: 'close'; readonly id: number }
@@ -43,7 +48,8 @@ export type FromWorker =
   | { readonly kind: 'init-failed'; readonly error: WireError }
   /** These jobs left the queue for a VLM call; the load is for the main thread's admission. */
   | { readonly kind: 'started'; readonly ids: readonly number[]; readonly load: WorkerLoad }
-  | { readonly kind: 'result'; readonly id: number; readonly result: JobResult }
-  | { readonly kind: 'failed'; readonly id: number; readonly error: WireError }
+  /** batches: the reports of executor calls since the last result or failure (telemetry). */
+  | { readonly kind: 'result'; readonly id: number; readonly result: JobResult; readonly batches?: WireBatch[] }
+  | { readonly kind: 'failed'; readonly id: number; readonly error: WireError; readonly batches?: WireBatch[] }
   | { readonly kind: 'stats'; readonly id: number; readonly stats: WorkerStats }
   | { readonly kind: 'done'; readonly id: number };

@@ -1,6 +1,7 @@
 /**
  * Where a worker thread's compiled script is. Under vitest the engine runs from its .ts sources, and a worker
- * thread cannot load TypeScript, so it falls back to the build output (`npm test` builds first).
+ * thread cannot load TypeScript, so it falls back to the build output (vitest's global setup rebuilds it when
+ * stale).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';

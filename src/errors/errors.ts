@@ -44,6 +44,14 @@ export class UnavailableError extends Error {
   }
 }
 
+/** The operation is refused in the system's current state (e.g. unloading a model's last serving version). -> FAILED_PRECONDITION */
+export class FailedPreconditionError extends Error {
+  override readonly name = 'FailedPreconditionError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
 /** The client went away; the work was dropped. -> CANCELLED */
 export class CancelledError extends Error {
   override readonly name = 'CancelledError';
@@ -65,5 +73,22 @@ export class InferenceError extends Error {
   override readonly name = 'InferenceError';
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
+  }
+}
+
+/**
+ * The execution provider asked for (`--device cuda|webgpu`) cannot run here. Raised at start-up, before any
+ * model loads: the server refuses to start rather than serve on another device than the operator chose. The
+ * message names what is missing and the command that fixes it.
+ */
+export class DeviceUnavailableError extends Error {
+  override readonly name = 'DeviceUnavailableError';
+  constructor(
+    readonly device: string,
+    readonly missing: string,
+    readonly fix: string,
+    options?: ErrorOptions,
+  ) {
+    super(`--device ${device} cannot run here: missing ${missing}. To fix: ${fix}`, options);
   }
 }

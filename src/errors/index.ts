@@ -5,8 +5,10 @@ export {
   DeadlineExceededError,
   UnavailableError,
   CancelledError,
+  FailedPreconditionError,
   ModelPackageError,
   InferenceError,
+  DeviceUnavailableError,
 } from './errors.js';
 export { errorToWire, errorFromWire } from './wire.js';
 export type { WireError } from './wire.js';

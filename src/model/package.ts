@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelPackageError } from '../errors/index.js';
+import { checkNormalization } from '../preprocess/index.js';
 import type { Manifest } from './manifest.js';
 import { parseManifest } from './manifest-schema.js';
 
@@ -80,6 +81,14 @@ export async function readPackage(loc: PackageLocation): Promise<ModelPackage> {
     throw new ModelPackageError(
       `${where}: manifest says ${manifest.name}@${manifest.version} but the package lives at ${loc.name}/${loc.version}`,
     );
+  }
+  // Statistics with min > max would serve mirrored actions; refuse them before anything is started.
+  for (const [name, emb] of Object.entries(manifest.embodiments)) {
+    try {
+      checkNormalization(emb, name, { stateDim: manifest.state.dim, actionDim: manifest.action.dim });
+    } catch (err) {
+      throw new ModelPackageError(`${loc.dir}/${(err as Error).message}`, { cause: err });
+    }
   }
   for (const [file, digest] of Object.entries(manifest.files)) {
     const full = path.join(loc.dir, file);

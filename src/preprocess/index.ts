@@ -9,4 +9,4 @@ export {
 export type { ImageInput, ImageEncodingName, ImageSpec, DecodeViewsOptions, ImageDecodingSettings } from './images.js';
 export { PromptTokenizer, DEFAULT_MAX_INSTRUCTION_BYTES, INSTRUCTION_PLACEHOLDER } from './tokenizer.js';
 export type { PromptTokenizerOptions, TokenizedPrompt, TokenizedBatch } from './tokenizer.js';
-export { normalizeState, denormalizeActions, checkNormalization } from './normalize.js';
+export { normalizeState, denormalizeActions, checkNormalization, MAX_NORMALIZED_STATE } from './normalize.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InferenceError, InvalidArgumentError, ModelPackageError } from '../errors/index.js';
 import type { EmbodimentSpec } from '../model/manifest.js';
-import { checkNormalization, denormalizeActions, normalizeState } from './index.js';
+import { checkNormalization, denormalizeActions, MAX_NORMALIZED_STATE, normalizeState } from './index.js';
 
 // 3 state dims (the last constant in the data), 2 action dims.
 const emb: EmbodimentSpec = {
@@ -31,6 +31,17 @@ describe('normalizeState', () => {
       new InvalidArgumentError('state: expected 3 values for embodiment franka_fr3, got 2'),
     );
     expect(() => normalizeState([1, 2, 3, 4], emb, 8)).toThrow(InvalidArgumentError);
+  });
+
+  it('refuses a finite value so far out of range that its normalized value would not be usable', () => {
+    // range 10: normalized = x / 5 - 1, so 5e6 + 5 is exactly at the bound.
+    expect(normalizeState([5e6 + 5, 0, 5], emb, 3)[0]).toBe(MAX_NORMALIZED_STATE);
+    for (const x of [6e6, -6e6, 3.4e38, -Number.MAX_VALUE, Number.MAX_VALUE]) {
+      expect(() => normalizeState([1, x, 5], emb, 3)).toThrow(InvalidArgumentError);
+      expect(() => normalizeState([x, 0, 5], emb, 3)).toThrow(/^state\[0\] = \S+ is far outside this embodiment's range \[0, 10\]/);
+    }
+    // A constant dimension normalizes to 0 whatever its value.
+    expect(normalizeState([0, 0, 3.4e38], emb, 3)[2]).toBe(0);
   });
 
   it('points at the first non-finite value', () => {

@@ -72,10 +72,18 @@ function checkMinMax(stats: MinMax | undefined, dim: number, where: string, dimN
 }
 
 /**
+ * Largest accepted |normalized state value|; the training data spans [-1, 1]. Far above anything a sensor in
+ * sane units produces, far below where float32 overflows: a finite but huge value (3.4e38) would otherwise
+ * become Inf in the float32 row, or overflow inside the model, and come back as a non-finite action.
+ */
+export const MAX_NORMALIZED_STATE = 1e6;
+
+/**
  * Validates a request's state and returns the graph's `state` row: the embodiment's `state_dim` normalized
  * values followed by zeros up to `paddedDim` (the manifest's `state.dim`).
  * @param embodimentName used in error messages only.
- * @throws InvalidArgumentError when the length is wrong or a value is not finite.
+ * @throws InvalidArgumentError when the length is wrong, a value is not finite, or a value normalizes beyond
+ *   ±MAX_NORMALIZED_STATE.
  */
 export function normalizeState(
   values: readonly number[],
@@ -102,6 +110,12 @@ export function normalizeState(
   for (let i = 0; i < dim; i++) {
     const range = max[i] - min[i];
     row[i] = range === 0 ? 0 : (2 * (values[i] - min[i])) / range - 1;
+    if (!(Math.abs(row[i]) <= MAX_NORMALIZED_STATE)) {
+      throw new InvalidArgumentError(
+        `state[${i}] = ${values[i]} is far outside this embodiment's range [${min[i]}, ${max[i]}] for it ` +
+          `(normalized: ${row[i]}, accepted up to ±${MAX_NORMALIZED_STATE}); check the units and the order of the state values`,
+      );
+    }
   }
   return row;
 }

@@ -30,4 +30,13 @@ describe('seeded noise', () => {
     expect(tail).toBeGreaterThan(0.045);
     expect(tail).toBeLessThan(0.055);
   });
+
+  it('fill() draws exactly what nextGaussian() does, odd lengths and a pending spare included', () => {
+    const one = new GaussianNoise(99n);
+    const want = Float32Array.from({ length: 1 + 3 + 6 + 5 }, () => one.nextGaussian());
+    const g = new GaussianNoise(99n);
+    const got = [Float32Array.of(g.nextGaussian()), g.fill(new Float32Array(3)), g.fill(new Float32Array(6)), g.fill(new Float32Array(5))];
+    expect(Float32Array.from(got.flatMap((a) => [...a]))).toEqual(want);
+    expect(g.nextGaussian()).toBe(one.nextGaussian());
+  });
 });

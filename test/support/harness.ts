@@ -2,17 +2,20 @@
  * Integration-test harness: the real server on a loopback port with a real model package, and a raw
  * grpc-js client made from the same protos.
  */
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import sharp from 'sharp';
-import { loadProtos, startServer, type RunningServer } from '../../src/api/index.js';
+import { loadProtos, startServer, type RunningServer, type ServerDeps } from '../../src/api/index.js';
 import { compileServeOptions, type ServeOptionsInput } from '../../src/config/index.js';
 import type { PredictRequest } from '../../src/gen/dust/serving/v1/PredictRequest.js';
 import type { PredictResponse__Output } from '../../src/gen/dust/serving/v1/PredictResponse.js';
 import type { PolicyServiceClient } from '../../src/gen/dust/serving/v1/PolicyService.js';
-import { silentLogger } from '../../src/telemetry/index.js';
+import { silentLogger, type Logger } from '../../src/telemetry/index.js';
+
+/** A TCP port free on loopback right now (for servers that cannot take port 0, e.g. the metrics endpoint). */
+export { freePort } from '../../bench/server-process.js';
 
 /** The repository the integration tests serve; DUST_TEST_REPOSITORY points them at another copy of dust-tiny. */
 export const TEST_REPOSITORY = path.resolve(process.env.DUST_TEST_REPOSITORY ?? 'models');
@@ -25,12 +28,20 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(options: ServeOptionsInput = {}): Promise<TestServer> {
-  const compiled = compileServeOptions({ host: '127.0.0.1', port: 0, modelRepository: TEST_REPOSITORY, threads: 1, shutdownGraceSeconds: 2, ...options });
-  const server = await startServer(compiled, silentLogger);
+export interface TestServerExtras extends ServerDeps {
+  readonly log?: Logger;
+  /** How the test client connects (plaintext by default). */
+  readonly credentials?: grpc.ChannelCredentials;
+  /** Client channel options (e.g. grpc.ssl_target_name_override). */
+  readonly channelOptions?: grpc.ChannelOptions;
+}
+
+export async function startTestServer(options: ServeOptionsInput = {}, extras: TestServerExtras = {}): Promise<TestServer> {
+  const compiled = compileServeOptions({ host: '127.0.0.1', port: 0, metricsPort: 0, modelRepository: TEST_REPOSITORY, threads: 1, shutdownGraceSeconds: 2, experimentDb: ':memory:', ...options });
+  const server = await startServer(compiled, extras.log ?? silentLogger, { tracing: extras.tracing });
   const address = `127.0.0.1:${server.port}`;
   const { policy } = loadProtos();
-  const client = new policy.PolicyService(address, grpc.credentials.createInsecure()) as unknown as PolicyServiceClient;
+  const client = new policy.PolicyService(address, extras.credentials ?? grpc.credentials.createInsecure(), extras.channelOptions) as unknown as PolicyServiceClient;
   return {
     server,
     client,
@@ -42,10 +53,19 @@ export async function startTestServer(options: ServeOptionsInput = {}): Promise<
   };
 }
 
-/** A model repository in a temp dir with copies of the given packages (tests may corrupt them). */
+/**
+ * A model repository in a temp dir with copies of the given packages (tests may corrupt them). Each copy's
+ * manifest names the place it was copied to, as a package must.
+ */
 export function tempRepository(packages: Array<{ from: string; name: string; version: number }>): { root: string; remove(): void } {
   const root = mkdtempSync(path.join(os.tmpdir(), 'dust-repo-'));
-  for (const p of packages) cpSync(p.from, path.join(root, p.name, String(p.version)), { recursive: true });
+  for (const p of packages) {
+    const dir = path.join(root, p.name, String(p.version));
+    cpSync(p.from, dir, { recursive: true });
+    const manifestPath = path.join(dir, 'manifest.json');
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(manifestPath, JSON.stringify({ ...manifest, name: p.name, version: p.version }, null, 2));
+  }
   return { root, remove: () => rmSync(root, { recursive: true, force: true }) };
 }
 
@@ -69,16 +89,16 @@ export async function validRequest(over: Partial<PredictRequest> & { stateDim?: 
   };
 }
 
-export function predict(client: PolicyServiceClient, req: PredictRequest, deadlineMs = 30_000): Promise<PredictResponse__Output> {
+export function predict(client: PolicyServiceClient, req: PredictRequest, deadlineMs = 30_000, metadata = new grpc.Metadata()): Promise<PredictResponse__Output> {
   return new Promise((resolve, reject) =>
-    client.Predict(req, { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res!))),
+    client.Predict(req, metadata, { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res!))),
   );
 }
 
 /** Resolves with the gRPC error of a call that must fail (rejects if it succeeds). */
-export async function predictError(client: PolicyServiceClient, req: PredictRequest, deadlineMs = 30_000): Promise<grpc.ServiceError> {
+export async function predictError(client: PolicyServiceClient, req: PredictRequest, deadlineMs = 30_000, metadata = new grpc.Metadata()): Promise<grpc.ServiceError> {
   try {
-    await predict(client, req, deadlineMs);
+    await predict(client, req, deadlineMs, metadata);
   } catch (err) {
     return err as grpc.ServiceError;
   }
@@ -91,3 +111,4 @@ export function floats(t: { data: Buffer } | null | undefined): Float32Array {
   for (let i = 0; i < out.length; i++) out[i] = t.data.readFloatLE(i * 4);
   return out;
 }
+

@@ -151,8 +151,12 @@ def hoisted_linear(x: torch.Tensor, linears: Sequence[nn.Linear], parts: Sequenc
     # Splits of at most MAX_SPLIT_OUTPUTS pieces (per layer, then its pieces; layers grouped when many):
     # ONNX Runtime's WebGPU provider binds one storage buffer per Split output and a shader stage has at
     # most 16, so one 20-way Split fails there ("Too many storage buffers in shader").
+    # Sizes as Python ints from the layers, never read from a traced tensor's shape: a traced size exports as a
+    # Shape -> Gather -> Div chain feeding a dynamic Slice per piece (about 550 of the paper denoiser's 1675
+    # nodes after ONNX Runtime's optimizations), where constant sizes export as one Split.
     per_layer = bounded_split(y, [lin.out_features for lin in linears])
-    return [piece for y_l, p in zip(per_layer, parts) for piece in bounded_split(y_l, [y_l.shape[-1] // p] * p)]
+    return [piece for y_l, lin, p in zip(per_layer, linears, parts)
+            for piece in bounded_split(y_l, [lin.out_features // p] * p)]
 
 
 MAX_SPLIT_OUTPUTS = 8
@@ -285,6 +289,18 @@ class DustDenoiser(nn.Module):
         flat = hoisted_linear(temb, [w.modulation for w in streams] + [final.modulation], [6] * len(streams) + [2])
         return [flat[6 * i : 6 * i + 6] for i in range(len(streams))] + [flat[-2:]]
 
+    def _cross_streams(self) -> List[StreamWeights]:
+        return [w for blk in self._blocks() if blk.cross for w in blk.streams]
+
+    def conditioning_kv(self, vl_embs: torch.Tensor) -> List[torch.Tensor]:
+        """Keys and values of every cross-attention stream, [B, S, D] each, in `_cross_streams` order (k, v).
+
+        They depend on vl_embs alone, so they are the same in every denoiser step of a request: a runtime that
+        can keep tensors on the device between calls can compute them once per request (`forward_with_kv`).
+        """
+        cross = self._cross_streams()
+        return hoisted_linear(self.cond_norm(vl_embs), [w.kv for w in cross], [2] * len(cross)) if cross else []
+
     def forward(
         self,
         vl_embs: torch.Tensor,
@@ -295,7 +311,18 @@ class DustDenoiser(nn.Module):
         tau_o: torch.Tensor,
         embodiment_id: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        cond = self.cond_norm(vl_embs)
+        return self.forward_with_kv(self.conditioning_kv(vl_embs), state, actions, future, tau_a, tau_o, embodiment_id)
+
+    def forward_with_kv(
+        self,
+        kv_flat: Sequence[torch.Tensor],
+        state: torch.Tensor,
+        actions: torch.Tensor,
+        future: torch.Tensor,
+        tau_a: torch.Tensor,
+        tau_o: torch.Tensor,
+        embodiment_id: torch.Tensor,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         temb_a = F.silu(self.time_action(tau_a))
         temb_o = F.silu(self.time_vision(tau_o))
 
@@ -311,9 +338,7 @@ class DustDenoiser(nn.Module):
         o_streams = [blk.streams[1] for blk in self.mmdit] + [blk.streams[0] for blk in self.dit_vision]
         mod_a = self._modulations(temb_a, a_streams, self.final_action)
         mod_o = self._modulations(temb_o, o_streams, self.final_vision)
-        cross = [w for blk in self._blocks() if blk.cross for w in blk.streams]
-        kv_flat = hoisted_linear(cond, [w.kv for w in cross], [2] * len(cross)) if cross else []
-        kv = {id(w): (kv_flat[2 * i], kv_flat[2 * i + 1]) for i, w in enumerate(cross)}
+        kv = {id(w): (kv_flat[2 * i], kv_flat[2 * i + 1]) for i, w in enumerate(self._cross_streams())}
 
         d = len(self.mmdit)
         for i, blk in enumerate(self.mmdit):

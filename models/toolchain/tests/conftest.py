@@ -69,3 +69,20 @@ def random_inputs(cfg: ModelConfig, batch: int, seed: int = 0):
         "embodiment_id": torch.arange(batch, dtype=torch.int64) % d.num_embodiments,
     }
     return pixels, ids, mask, den
+
+
+def onnxruntime_vs_pytorch(package_dir: Path, policy: DustPolicy, batch: int, seed: int = 0):
+    """(ONNX Runtime output, PyTorch output) for vl_embs, obs_embedding, v_actions, v_future of a package's graphs on
+    the same random inputs; skips the calling test where Python onnxruntime is not installed."""
+    ort = pytest.importorskip("onnxruntime")
+    pixels, ids, mask, den = random_inputs(policy.cfg, batch, seed)
+    with torch.no_grad():
+        vl, obs = policy.vlm(pixels, ids, mask)
+        va, vo = policy.denoiser(vl, **den)
+    cpu = ["CPUExecutionProvider"]
+    vlm = ort.InferenceSession(str(package_dir / "vlm.onnx"), providers=cpu)
+    got = vlm.run(None, {"pixel_values": pixels.numpy(), "input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+    denoiser = ort.InferenceSession(str(package_dir / "denoiser.onnx"), providers=cpu)
+    got += denoiser.run(None, {"vl_embs": vl.numpy(), **{k: v.numpy() for k, v in den.items()}})
+    return list(zip(got, (t.numpy() for t in (vl, obs, va, vo))))
+

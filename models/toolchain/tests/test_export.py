@@ -14,7 +14,7 @@ from models.toolchain.onnx_export import declared_signature, graph_signature
 from models.toolchain.package import load_package, validate_package, write_package
 from models.toolchain.tokenizer import PAD_ID, UNK_ID, WordTokenizer
 
-from .conftest import TINY_PACKAGE, random_inputs
+from .conftest import TINY_PACKAGE, onnxruntime_vs_pytorch, random_inputs
 
 # The TypeScript view of the manifest (src/model/manifest.ts): every key it declares, per level.
 MANIFEST_KEYS = {
@@ -100,21 +100,9 @@ def test_digest_mismatch_and_shape_mismatch_are_reported(exported):
 def test_onnx_runtime_parity_when_available(exported):
     """ONNX Runtime vs PyTorch (the CI machine has no Python onnxruntime; test/model-parity.test.ts checks the
     shipped package with onnxruntime-node)."""
-    ort = pytest.importorskip("onnxruntime")
     out, policy, _ = exported
-    pixels, ids, mask, den = random_inputs(policy.cfg, 5)
-    with torch.no_grad():
-        vl, obs = policy.vlm(pixels, ids, mask)
-        va, vo = policy.denoiser(vl, **den)
-    sess = ort.InferenceSession(str(out / "vlm.onnx"), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"pixel_values": pixels.numpy(), "input_ids": ids.numpy(), "attention_mask": mask.numpy()})
-    np.testing.assert_allclose(got[0], vl.numpy(), atol=1e-4)
-    np.testing.assert_allclose(got[1], obs.numpy(), atol=1e-4)
-    sess = ort.InferenceSession(str(out / "denoiser.onnx"), providers=["CPUExecutionProvider"])
-    feeds = {"vl_embs": vl.numpy(), **{k: v.numpy() for k, v in den.items()}}
-    got = sess.run(None, feeds)
-    np.testing.assert_allclose(got[0], va.numpy(), atol=1e-4)
-    np.testing.assert_allclose(got[1], vo.numpy(), atol=1e-4)
+    for got, want in onnxruntime_vs_pytorch(out, policy, 5):
+        np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 def test_tokenizer_json_format(tokenizer, tmp_path):

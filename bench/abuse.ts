@@ -1,0 +1,330 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench:abuse`: the long abuse run of issue 7. A real server process; good robots streaming at a
+ * control rate; hostile clients sending --requests hostile calls (bench/hostile: random bytes, mutated
+ * messages, hostile field values, wrong wire types, streams that turn bad, and issue 7's floods); a health
+ * prober checking every --probe-interval-ms; the server's RSS sampled throughout. Prints JSON: status codes by
+ * kind of attack, the good robots' success and latency, health-check latency (target p99 < 50 ms), RSS over
+ * time, and whether the server is still up and serving at the end.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { Command } from 'commander';
+import fc from 'fast-check';
+import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
+import { number, words } from './cli-args.js';
+import { hostilePredictRequest, knownAttacks, mutatedBody, randomBody, wrongWireTypes } from './hostile/arbitraries.js';
+import { ACCEPTABLE_CODES, isServerShedding, POLICY_PATHS, rawStream, rawUnary, type CallOutcome } from './hostile/raw-calls.js';
+import { checkHealth, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes, type HealthSummary } from './health-probe.js';
+import { DEFAULT_THREADS } from './options.js';
+import { Progress } from './progress.js';
+import { Recorder, type WindowResult } from './recorder.js';
+import { isolatedRepository } from './repository.js';
+import { findModel, policyCodec, robotRequest, serializedRequests } from './requests.js';
+import { Robot, type Completion, type RobotSink } from './robot.js';
+import { hostCpuSeconds, killAllServers, startServerProcess, type ServerProcess } from './server-process.js';
+import { round, summarize } from './stats.js';
+import { requestClasses, type Workload } from './workload.js';
+
+export const DEFAULT_ABUSE_REQUESTS = 10_000;
+export const DEFAULT_ATTACKERS = 8;
+export const DEFAULT_GOOD_ROBOTS = 8;
+/** 8 x 5 Hz = 40 req/s of 4:4, a quarter of what 64 robots get out of dust-tiny on 2 cores: room for the attack. */
+export const DEFAULT_GOOD_RATE_HZ = 5;
+/** Server message limit during the run, and the size of the floods (kept just under it). */
+export const DEFAULT_ABUSE_MESSAGE_LIMIT = 1024 * 1024;
+export const DEFAULT_RSS_INTERVAL_MS = 500;
+/** Issue 7 item 5. */
+export const HEALTH_P99_TARGET_MS = 50;
+/** Distinct generated bodies per kind; the run cycles through them. */
+const POOL_PER_KIND = 400;
+/** Far above any answer dust-tiny needs: a call that reaches it hung. */
+const CALL_DEADLINE_MS = 15_000;
+const GOOD_WARMUP_MS = 2000;
+export const DEFAULT_BASELINE_S = 5;
+const PROGRESS_TICK_MS = 250;
+const UNEXPECTED_EXAMPLES = 10;
+
+interface Shot {
+  readonly kind: string;
+  readonly fire: (client: grpc.Client) => Promise<CallOutcome>;
+}
+
+const program = new Command('bench:abuse')
+  .description('issue 7 abuse run: hostile requests against a real dust-serve while good robots and a health prober run')
+  .option('--requests <n>', 'hostile calls to send', number(1, true), DEFAULT_ABUSE_REQUESTS)
+  .option('--attackers <n>', 'hostile clients sending concurrently, each on its own connection', number(1, true), DEFAULT_ATTACKERS)
+  .option('--robots <n>', 'good robots (StreamPredict, 4:4, one connection)', number(0, true), DEFAULT_GOOD_ROBOTS)
+  .option('--rate <hz>', 'requests per second per good robot', number(0.1), DEFAULT_GOOD_RATE_HZ)
+  .option('--message-limit <bytes>', "the server's --max-message-bytes, and the size of the floods", number(1024, true), DEFAULT_ABUSE_MESSAGE_LIMIT)
+  .option('--baseline-s <s>', 'seconds of good robots alone, measured before the attack', number(0.5), DEFAULT_BASELINE_S)
+  .option('--kinds <list>', 'only these kinds of hostile calls, comma-separated prefixes, e.g. "attack:,random-bytes" (default: all)')
+  .option('--seed <n>', 'seed of the hostile bodies', number(0, true), 7)
+  .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1, true), DEFAULT_THREADS)
+  .option('--model-repository <dir>', 'model repository the server loads', 'models')
+  .option('--server-node-args <flags>', 'flags for the server\'s node process, space-separated, e.g. "--cpu-prof --cpu-prof-dir=prof"', '')
+  .option('--probe-interval-ms <ms>', 'health-check interval', number(1, true), DEFAULT_PROBE_INTERVAL_MS)
+  .option('--rss-interval-ms <ms>', 'how often the server RSS is sampled', number(10, true), DEFAULT_RSS_INTERVAL_MS)
+  .option('--out <file>', 'also write the JSON result to this file')
+  .option('--quiet', 'no progress line');
+
+interface Flags {
+  requests: number;
+  attackers: number;
+  robots: number;
+  rate: number;
+  baselineS: number;
+  messageLimit: number;
+  kinds?: string;
+  seed: number;
+  threads: number;
+  modelRepository: string;
+  serverNodeArgs: string;
+  probeIntervalMs: number;
+  rssIntervalMs: number;
+  out?: string;
+  quiet?: boolean;
+}
+
+/** Resident set size of a process in MiB, from /proc (the server is a child process). */
+function rssMb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  return line ? round(Number(line.split(/\s+/)[1]) / 1024, 1) : NaN;
+}
+
+/** Hostile calls of every kind; the run interleaves the kinds and cycles through each kind's pool. */
+function hostileShots(base: PredictRequest, serialize: (r: PredictRequest) => Buffer, cameras: readonly string[], f: Flags): Shot[][] {
+  const sample = (arb: fc.Arbitrary<Buffer>, salt: number) => fc.sample(arb, { numRuns: POOL_PER_KIND, seed: f.seed + salt });
+  const valid = serialize(base);
+  const unary = (kind: string, path: string, body: Buffer): Shot => ({ kind, fire: (c) => rawUnary(c, path, body, CALL_DEADLINE_MS) });
+  const methods = [POLICY_PATHS.predict, POLICY_PATHS.listModels, POLICY_PATHS.reportOutcome];
+  const hostile = sample(hostilePredictRequest(base, cameras, serialize), 3);
+  return [
+    sample(randomBody(), 1).map((body, i) => unary('random-bytes', methods[i % methods.length], body)),
+    sample(mutatedBody([valid]), 2).map((body) => unary('mutated', POLICY_PATHS.predict, body)),
+    hostile.map((body) => unary('hostile-fields', POLICY_PATHS.predict, body)),
+    sample(wrongWireTypes(), 4).map((body) => unary('wire-types', POLICY_PATHS.predict, body)),
+    // A session that turns bad: a good request, a hostile one, a good one the server must not process.
+    hostile.map((body) => ({ kind: 'stream', fire: (c: grpc.Client) => rawStream(c, POLICY_PATHS.streamPredict, [valid, body, valid], CALL_DEADLINE_MS) })),
+    knownAttacks(base, serialize, f.messageLimit).map(({ name, body }) => unary(`attack:${name}`, POLICY_PATHS.predict, body)),
+  ];
+}
+
+/** The shots of the kinds --kinds names (by prefix), pools left empty dropped. */
+function selectKinds(pools: Shot[][], list: string | undefined): Shot[][] {
+  if (!list) return pools;
+  const prefixes = list.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  const chosen = pools.map((pool) => pool.filter((shot) => prefixes.some((p) => shot.kind.startsWith(p)))).filter((pool) => pool.length > 0);
+  if (chosen.length === 0) throw new Error(`--kinds ${list}: no hostile calls of these kinds`);
+  return chosen;
+}
+
+/** Forwards the robots' reports to the current window's recorder (none between windows). */
+class SinkSwitch implements RobotSink {
+  target: RobotSink | undefined;
+  completed(c: Completion): void {
+    this.target?.completed(c);
+  }
+  failed(classIndex: number, code: string): void {
+    this.target?.failed(classIndex, code);
+  }
+}
+
+interface MeasuredWindow {
+  readonly windowS: number;
+  /** As in the fleet bench: otherCores well above 0 means other work on the machine disturbed the window. */
+  readonly cpu: { serverCores: number; benchCores: number; otherCores: number; stealCores: number };
+  readonly health: HealthSummary;
+  readonly good: WindowResult;
+}
+
+/** Runs `during` with a fresh health prober and good-robot recorder, and measures both and the CPU. */
+async function measure(server: ServerProcess, f: Flags, classes: Workload['classes'], sink: SinkSwitch, during: () => Promise<void>): Promise<MeasuredWindow> {
+  const prober = await HealthProber.start({ address: server.address, intervalMs: f.probeIntervalMs, timeoutMs: DEFAULT_PROBE_TIMEOUT_MS });
+  const recorder = new Recorder(classes);
+  sink.target = recorder;
+  const serverCpu0 = server.cpuSeconds();
+  const benchCpu0 = process.cpuUsage();
+  const host0 = hostCpuSeconds();
+  const t0 = performance.now();
+  recorder.startWindow();
+  prober.begin();
+  try {
+    await during();
+  } finally {
+    recorder.endWindow();
+    sink.target = undefined;
+  }
+  const windowS = (performance.now() - t0) / 1000;
+  const serverCpu = server.cpuSeconds() - serverCpu0;
+  const bench = process.cpuUsage(benchCpu0);
+  const benchCpu = (bench.user + bench.system) / 1e6;
+  const host1 = hostCpuSeconds();
+  const health = summarizeProbes(await prober.stop(), f.probeIntervalMs);
+  return {
+    windowS: round(windowS, 2),
+    cpu: {
+      serverCores: round(serverCpu / windowS, 3),
+      benchCores: round(benchCpu / windowS, 3),
+      otherCores: round(Math.max(0, host1.busy - host0.busy - serverCpu - benchCpu) / windowS, 3),
+      stealCores: round((host1.steal - host0.steal) / windowS, 3),
+    },
+    health,
+    good: recorder.result(windowS),
+  };
+}
+
+/** The attackers: each takes the next shot until --requests are sent; outcomes are tallied by kind. */
+class Attack {
+  sent = 0;
+  private next = 0;
+  private readonly codes: Record<string, Record<string, number>> = {};
+  private readonly latencies: number[] = [];
+  private readonly examples: Array<{ kind: string; code: string; details: string; ms: number }> = [];
+  private unacceptable = 0;
+  private shed = 0;
+
+  constructor(
+    private readonly kinds: readonly Shot[][],
+    private readonly requests: number,
+  ) {}
+
+  async run(clients: readonly grpc.Client[]): Promise<void> {
+    await Promise.all(clients.map((c) => this.attacker(c)));
+  }
+
+  private async attacker(client: grpc.Client): Promise<void> {
+    for (let i = this.next++; i < this.requests; i = this.next++) {
+      const pool = this.kinds[i % this.kinds.length];
+      const shot = pool[Math.floor(i / this.kinds.length) % pool.length];
+      const out = await shot.fire(client);
+      this.sent++;
+      const code = grpc.status[out.code] ?? String(out.code);
+      (this.codes[shot.kind] ??= {})[code] = (this.codes[shot.kind][code] ?? 0) + 1;
+      this.latencies.push(out.ms);
+      if (isServerShedding(out)) this.shed++;
+      else if (!ACCEPTABLE_CODES.has(out.code)) {
+        this.unacceptable++;
+        if (this.examples.length < UNEXPECTED_EXAMPLES) this.examples.push({ kind: shot.kind, code, details: out.details.slice(0, 200), ms: round(out.ms) });
+      }
+    }
+  }
+
+  result(windowS: number) {
+    const codes: Record<string, number> = {};
+    for (const byCode of Object.values(this.codes)) for (const [c, n] of Object.entries(byCode)) codes[c] = (codes[c] ?? 0) + n;
+    return {
+      calls: this.sent,
+      callsPerSecond: round(this.sent / windowS, 1),
+      codes,
+      byKind: this.codes,
+      latencyMs: summarize(this.latencies),
+      /** RESOURCE_EXHAUSTED, or DEADLINE_EXCEEDED decided by the server's admission: load shedding, not a failure. */
+      shedUnderLoad: this.shed,
+      /** Any other status outside OK / INVALID_ARGUMENT / NOT_FOUND: a server bug, a hang or a crash. */
+      unacceptable: this.unacceptable,
+      unacceptableExamples: this.examples,
+    };
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const newClient = (address: string) => new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+
+async function main(): Promise<void> {
+  program.parse();
+  const f = program.opts<Flags>();
+  const progress = new Progress(f.quiet === true);
+  const model = await findModel(f.modelRepository);
+  const repository = isolatedRepository(model);
+  process.once('exit', () => repository.remove());
+  const codec = policyCodec();
+  const m = model.manifest;
+
+  const workload: Workload = { classes: requestClasses('4:4', 0, 64), robots: f.robots, rateHz: f.rate, arrivals: 'fixed', rpc: 'stream' };
+  const goodRequests = await serializedRequests(m, () => workload.classes[0], f.robots, codec);
+  // Hostile requests vary a good robot's request, one that the good robots never send (another robot id).
+  const base = await robotRequest(m, f.robots, workload.classes[0]);
+  const attack = new Attack(selectKinds(hostileShots(base, codec.serialize, m.cameras, f), f.kinds), f.requests);
+
+  progress.note(`[abuse] starting server (--max-message-bytes ${f.messageLimit} --threads ${f.threads})`);
+  const server = await startServerProcess({
+    modelRepository: repository.root,
+    threads: f.threads,
+    flags: ['--max-message-bytes', String(f.messageLimit)],
+    nodeArgs: words(f.serverNodeArgs),
+  });
+  const goodClient = newClient(server.address);
+  const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address));
+  const sink = new SinkSwitch();
+  const robots = goodRequests.map((request, index) => new Robot({ index, classIndex: 0, request, client: goodClient, codec, workload, sink, unaryDeadlineMs: CALL_DEADLINE_MS }));
+  const rss: Array<{ s: number; mb: number }> = [];
+  const t0 = performance.now();
+  const sampleRss = () => rss.push({ s: round((performance.now() - t0) / 1000, 2), mb: rssMb(server.pid) });
+  const rssTimer = setInterval(sampleRss, f.rssIntervalMs);
+  const ticker = setInterval(() => progress.update(`[abuse] ${attack.sent}/${f.requests} hostile calls, server RSS ${rss.at(-1)?.mb} MB`), PROGRESS_TICK_MS);
+  try {
+    sampleRss();
+    for (const r of robots) r.start();
+    await sleep(GOOD_WARMUP_MS);
+    progress.note(`[abuse] baseline: ${f.baselineS} s of good robots alone`);
+    const baseline = await measure(server, f, workload.classes, sink, () => sleep(f.baselineS * 1000));
+    const attackStartS = round((performance.now() - t0) / 1000, 2);
+    const during = await measure(server, f, workload.classes, sink, () => attack.run(attackerClients));
+    sampleRss();
+    // Still up, and still answering a check on a fresh connection.
+    const probeClient = newClient(server.address);
+    const after = await checkHealth(probeClient, DEFAULT_PROBE_TIMEOUT_MS).then(
+      (r) => r.status,
+      (e: grpc.ServiceError) => `failed: ${grpc.status[e.code]}`,
+    );
+    probeClient.close();
+    progress.done();
+
+    const mbs = rss.map((r) => r.mb);
+    const { health } = during;
+    const hostile = attack.result(during.windowS);
+    const result = {
+      benchmark: 'abuse (issue 7)',
+      model: `${m.name}@${m.version}`,
+      startedAt: new Date().toISOString(),
+      options: f,
+      serverArgs: server.args,
+      goodRobots: { robots: f.robots, rateHz: f.rate, classes: workload.classes.map((c) => c.label) },
+      baseline,
+      attack: { ...during, hostile },
+      rssMb: { start: mbs[0], atAttackStart: rss.filter((r) => r.s <= attackStartS).at(-1)?.mb, max: Math.max(...mbs), end: mbs.at(-1), attackStartS, samples: rss },
+      serverAfter: after,
+      targets: {
+        healthP99Ms: { value: health.p99, threshold: HEALTH_P99_TARGET_MS, pass: health.p99 < HEALTH_P99_TARGET_MS && Object.keys(health.failures).length === 0 },
+        noUnacceptableStatus: { value: hostile.unacceptable, pass: hostile.unacceptable === 0 },
+        serverServingAfter: { value: after, pass: after === 'SERVING' },
+      },
+    };
+    const json = JSON.stringify(result, null, 2);
+    process.stdout.write(`${json}\n`);
+    if (f.out) writeFileSync(f.out, `${json}\n`);
+  } finally {
+    clearInterval(ticker);
+    clearInterval(rssTimer);
+    for (const r of robots) r.stop();
+    goodClient.close();
+    for (const c of attackerClients) c.close();
+    await server.stop();
+  }
+}
+
+process.on('exit', killAllServers);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`\nbench:abuse: ${signal}, stopping the server\n`);
+    killAllServers();
+    process.exit(130);
+  });
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`\nbench:abuse: ${err.stack ?? err.message}\n`);
+  killAllServers();
+  process.exit(1);
+});

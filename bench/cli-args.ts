@@ -1,0 +1,15 @@
+/** Flag parsers shared by the benchmark programs (commander option arguments). */
+import { InvalidArgumentError } from 'commander';
+
+export function number(min: number, integer = false) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+      throw new InvalidArgumentError(`expected ${integer ? 'an integer' : 'a number'} >= ${min}`);
+    }
+    return n;
+  };
+}
+
+/** "--cpu-prof  --x=1" -> ["--cpu-prof", "--x=1"]. */
+export const words = (v: string): string[] => v.split(/\s+/).filter((a) => a.length > 0);

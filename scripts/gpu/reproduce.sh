@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# The GPU run of issue 8 (BENCHMARKS.md "CUDA on one H200"), in stages, on a GPU host that has PyTorch with CUDA
+# but no Node.js and no network. What it needs travels with it (scripts/gpu/README.md says how):
+#   .devbundle/  node, production node_modules, dist/ (shared/device/bundle.sh, run after `npm ci && npm run build`)
+#   .gl/         Vulkan/EGL loader packages (WebGPU)
+#   .cudaprov/   the CUDA 13 provider, xz-compressed in parts (one part per device call), + libonnxruntime_providers_shared.so
+#   $SRC         a folder with models/toolchain, scripts/gpu and scripts/setup-cuda.mjs (default: this repository)
+#
+#   bash scripts/gpu/reproduce.sh part .cudaprov/part.aa   copy one provider part to /tmp/cudaprov
+#   bash scripts/gpu/reproduce.sh torch-bg                 start the PyTorch stage in the background: export the
+#                                                          paper-size packages (fp32, fp16) and time PyTorch
+#   bash scripts/gpu/reproduce.sh status                   the background stage's last lines
+#   bash scripts/gpu/reproduce.sh ort                      app + CUDA provider, preprocessing costs, wait for the
+#                                                          PyTorch stage, then ONNX Runtime timings
+#   bash scripts/gpu/reproduce.sh serve                    the served model through `npm run bench` (dist/bench/fleet.js)
+#   bash scripts/gpu/reproduce.sh collect                  results of this call into $OUT (8 files at most)
+#
+# DRY=1 runs every stage on a CPU machine with paper-shaped but narrow models (the whole pipeline in minutes).
+set -euo pipefail
+
+SRC=$(cd "${SRC:-$(dirname "${BASH_SOURCE[0]}")/../..}" && pwd)
+ROOT=$(pwd)
+WORK=${WORK:-/tmp/gpu8}
+APP=${APP:-/tmp/app}
+OUT=${OUT:-$WORK/out}
+CALL_START=$(date +%s)
+# Seconds a call may use before stages stop starting new work (a device call ends at 600 s).
+CALL_BUDGET_S=${CALL_BUDGET_S:-540}
+mkdir -p "$WORK" "$OUT"
+export PYTHONUNBUFFERED=1
+
+if [ "${DRY:-0}" = 1 ]; then
+  DEVICE=cpu
+  PY=${PY:-/usr/bin/python3}
+  SET="--set vlm.vision_width=64 --set vlm.vision_layers=1 --set vlm.vision_heads=2 --set vlm.width=64 --set vlm.layers=1
+       --set vlm.heads=2 --set denoiser.hidden=64 --set denoiser.heads=2 --set denoiser.timestep_dim=64 --set denoiser.cond_dim=64"
+  BATCHES=${BATCHES:-1,8}
+  CONFIGS=${CONFIGS:-cpu-fp32,cpu-fp16}
+  ROBOTS_MANY=${ROBOTS_MANY:-8}
+  ROBOTS_MOST=${ROBOTS_MOST:-16}
+  DURATION=${DURATION:-3}
+else
+  DEVICE=cuda
+  PY=${PY:-python3}
+  SET=""
+  BATCHES=${BATCHES:-1,8,32,64,128}
+  CONFIGS=${CONFIGS:-cuda-fp32,cuda-fp16,webgpu-fp32}
+  ROBOTS_MANY=${ROBOTS_MANY:-64}
+  ROBOTS_MOST=${ROBOTS_MOST:-256}
+  DURATION=${DURATION:-8}
+fi
+
+log() { echo "[reproduce $(date +%H:%M:%S)] $*" >&2; }
+left() { echo $((CALL_BUDGET_S - ($(date +%s) - CALL_START))); }
+
+# node, the app, the loaders and (for CUDA) the provider; idempotent, so every call can run it.
+app_env() {
+  if [ ! -x "$APP/.node/node" ]; then
+    if [ "${DRY:-0}" = 1 ]; then
+      mkdir -p "$APP/.node" && ln -sf "$(command -v node)" "$APP/.node/node"
+      for f in dist package.json; do ln -sfn "$ROOT/$f" "$APP/$f"; done
+      ln -sfn "$ROOT/node_modules" "$APP/node_modules"
+    else
+      # shellcheck disable=SC1091
+      source .devbundle/setup.sh >/dev/null
+    fi
+  fi
+  export PATH="$APP/.node:$PATH"
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+  [ "$DEVICE" = cuda ] || return 0
+  # The CUDA 13 libraries the provider links come with the host's PyTorch (pip nvidia-* packages).
+  local nv
+  nv=$($PY -c 'import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))' 2>/dev/null)/nvidia
+  export LD_LIBRARY_PATH="$(find "$nv" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')${LD_LIBRARY_PATH:-}"
+  local bin="$APP/node_modules/onnxruntime-node/bin/napi-v6/linux/x64"
+  if [ ! -f "$bin/libonnxruntime_providers_cuda.so" ]; then
+    mkdir -p /tmp/cudaprov/so
+    cat /tmp/cudaprov/part.* | xz -dc > /tmp/cudaprov/so/libonnxruntime_providers_cuda.so
+    cp .cudaprov/libonnxruntime_providers_shared.so /tmp/cudaprov/so/
+    mkdir -p "$APP/scripts" && cp "$SRC/scripts/setup-cuda.mjs" "$APP/scripts/"
+    (cd "$APP" && node scripts/setup-cuda.mjs --from /tmp/cudaprov/so) >&2
+  fi
+}
+
+stage_part() {
+  mkdir -p /tmp/cudaprov && cp "$1" /tmp/cudaprov/ && ls -la /tmp/cudaprov >&2
+}
+
+stage_torch() {
+  # EXPORT_ONLY=1: the packages and the reference outputs, no PyTorch timings (a second run on a fresh machine).
+  cd "$SRC" && PYTHONPATH="$SRC" $PY scripts/gpu/torch_bench.py --out "$WORK" --batches "$BATCHES" --budget-s 0.5 \
+    ${EXPORT_ONLY:+--export-only} $SET
+}
+
+stage_torch_bg() {
+  rm -f "$WORK/export.done" "$WORK/torch.done" "$WORK/torch.failed"
+  # A new session (setsid): the device keeps it running after this call returns, while it stays warm.
+  setsid bash -c "cd '$ROOT' && { SRC='$SRC' WORK='$WORK' DRY='${DRY:-0}' BATCHES='$BATCHES' EXPORT_ONLY='${EXPORT_ONLY:-}' bash '$SRC/scripts/gpu/reproduce.sh' torch || touch '$WORK/torch.failed'; }" \
+    > "$WORK/torch.log" 2>&1 < /dev/null &
+  sleep 5
+  tail -n 5 "$WORK/torch.log" >&2 || true
+}
+
+stage_status() {
+  nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv,noheader 2>/dev/null >&2 || true
+  ls "$WORK" >&2
+  tail -n 8 "$WORK/torch.log" >&2 || true
+}
+
+# Waits for a marker of the PyTorch stage; fails when that stage failed before writing it or time runs out.
+wait_for() {
+  local marker=$1
+  while [ ! -f "$marker" ]; do
+    if [ -f "$WORK/torch.failed" ]; then log "the PyTorch stage failed before $marker:"; tail -n 30 "$WORK/torch.log" >&2; return 1; fi
+    if [ "$(left)" -lt 60 ]; then log "gave up waiting for $marker"; return 1; fi
+    sleep 3
+  done
+}
+
+stage_ort() {
+  app_env
+  if [ "$DEVICE" = cuda ]; then
+    # The device selection as the server does it (it then stops: there is no repository there).
+    for d in cuda auto; do
+      node "$APP/dist/src/cli/main.js" serve --device $d --port 0 --model-repository /nonexistent 2>&1 | grep -E 'execution provider chosen|dust-serve:' | cut -c1-700 >&2 || true
+    done
+  fi
+  wait_for "$WORK/export.done"
+  node "$SRC/scripts/gpu/prep-bench.mjs" --app "$APP" --package "$WORK/repo32/dust-paper/1" --out "$WORK/prep.json" >&2
+  # ONNX Runtime's timings wait for PyTorch's to end (one GPU); a failure there does not stop them.
+  wait_for "$WORK/torch.done" || log "continuing without the PyTorch timings"
+  node "$SRC/scripts/gpu/ort-bench.mjs" --app "$APP" --work "$WORK" --configs "$CONFIGS" --batches "$BATCHES" \
+    --budget-s 0.6 --deadline-s "$(( $(left) - 30 ))" ${PROFILE_BATCH:+--profile-batch $PROFILE_BATCH} --out "$WORK/ort.json"
+}
+
+# One `npm run bench` invocation (the built dist/bench/fleet.js); its JSON goes to $WORK/serve-<name>.json.
+bench() {
+  local name=$1 repo=$2
+  shift 2
+  if [ "$(left)" -lt "${NEED_S:-120}" ]; then log "skipping $name: $(left) s left"; return 0; fi
+  log "bench $name: $*"
+  node "$APP/dist/bench/fleet.js" --model-repository "$repo" --threads 1 --quiet --server-args "--device $DEVICE" \
+    --out "$WORK/serve-$name.json" "$@" > /dev/null 2> "$WORK/serve-$name.log" || { log "bench $name failed:"; tail -n 20 "$WORK/serve-$name.log" >&2; }
+}
+
+stage_serve() {
+  app_env
+  # The precision served to the fleets: the faster of the two at batch 64 in the ONNX Runtime timings.
+  local best=repo16
+  if [ -f "$WORK/ort.json" ]; then
+    best=$(node -e '
+      const r = require(process.argv[1]).configs; const step = (c) => r[c]?.denoiser?.batches?.["64"]?.p50_ms ?? Infinity;
+      console.log(step(process.argv[2] + "-fp32") < step(process.argv[2] + "-fp16") ? "repo32" : "repo16")' "$WORK/ort.json" "$DEVICE")
+  fi
+  log "fleet runs use $best"
+  if [ "${SERVE_SET:-full}" = short ]; then
+    # A second run after a change: batch-1 latency and the 64-robot comparison only.
+    NEED_S=60 bench "1robot-4x4-${best#repo}" "$WORK/$best" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION"
+    NEED_S=120 bench "robots${ROBOTS_MANY}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MANY" --modes step,max-batch-1 --warmup 3 --duration "$DURATION"
+    return 0
+  fi
+  NEED_S=60 bench 1robot-4x4-fp32 "$WORK/repo32" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION"
+  NEED_S=60 bench 1robot-4x4-fp16 "$WORK/repo16" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION"
+  NEED_S=60 bench "1robot-4x16-${best#repo}" "$WORK/$best" --robots 1 --mix 4:16 --modes step --warmup 2 --duration "$DURATION"
+  NEED_S=120 bench "robots${ROBOTS_MANY}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MANY" --modes step,max-batch-1 --warmup 3 --duration "$DURATION"
+  # Profiled (main thread and inference worker): where the event loop's time goes under saturation.
+  NEED_S=120 bench "robots${ROBOTS_MOST}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MOST" --modes step,max-batch-1 --warmup 3 --duration "$DURATION" \
+    --server-node-args "--cpu-prof --cpu-prof-dir=$WORK/prof"
+  if [ "$DEVICE" = cuda ]; then
+    DEVICE=webgpu NEED_S=90 bench 1robot-4x4-webgpu-fp32 "$WORK/repo32" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION"
+  fi
+}
+
+# At most 8 files come back from a call: JSON results as they are, logs in one archive.
+stage_collect() {
+  export PATH="$APP/.node:$PATH"
+  for f in torch.json ort.json prep.json; do [ -f "$WORK/$f" ] && cp "$WORK/$f" "$OUT/h200-$f"; done
+  if ls "$WORK"/serve-*.json >/dev/null 2>&1; then
+    node -e '
+      const fs = require("fs"); const out = {};
+      for (const f of process.argv.slice(1)) out[f.replace(/^.*serve-|\.json$/g, "")] = JSON.parse(fs.readFileSync(f, "utf8"));
+      fs.writeFileSync(process.env.OUT + "/h200-serve.json", JSON.stringify(out, null, 1));' "$WORK"/serve-*.json
+  fi
+  tar -C "$WORK" -czf "$OUT/logs.tgz" --exclude='repo*' --exclude='reference.json' --exclude='out' --exclude='*.onnx' --exclude='prof' . 2>/dev/null || true
+  if [ -d "$WORK/prof" ]; then
+    tar -C "$WORK" -czf "$OUT/prof.tgz" prof
+    [ "$(stat -c %s "$OUT/prof.tgz")" -lt 15000000 ] || { log "profiles too large to bring back"; rm -f "$OUT/prof.tgz"; }
+  fi
+  ls -la "$OUT" >&2
+}
+
+cmd=${1:?stage: part|torch|torch-bg|status|ort|serve|collect}
+shift
+case "$cmd" in
+  part) stage_part "$@" ;;
+  torch) stage_torch ;;
+  torch-bg) stage_torch_bg ;;
+  status) stage_status ;;
+  ort) stage_ort ;;
+  serve) stage_serve ;;
+  collect) stage_collect ;;
+  *) echo "unknown stage $cmd" >&2; exit 2 ;;
+esac

@@ -1,0 +1,56 @@
+/**
+ * The tokens file (--tokens-file, DUST_TOKENS_FILE): who may call the server and in which role. A JSON array
+ * of { "token", "role": "robot" | "admin", "name" }; `name` identifies the caller in logs, the token never
+ * appears there nor in any error message.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { InvalidArgumentError } from '../errors/index.js';
+
+export type Role = 'robot' | 'admin';
+
+export interface Credential {
+  readonly token: string;
+  readonly role: Role;
+  readonly name: string;
+}
+
+/** Shorter tokens are refused: they can be guessed. */
+export const MIN_TOKEN_LENGTH = 16;
+
+const schema = z
+  .array(
+    z
+      .object({
+        token: z.string().min(MIN_TOKEN_LENGTH, `a token must be at least ${MIN_TOKEN_LENGTH} characters`),
+        role: z.enum(['robot', 'admin']),
+        name: z.string().min(1, 'name identifies the caller in logs and must not be empty'),
+      })
+      .strict(),
+  )
+  .min(1, 'the file lists no credentials');
+
+/** Validates a parsed tokens file. Messages name the entry and field, never a token's value. */
+export function parseCredentials(json: unknown, file: string): Credential[] {
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.length ? `entry ${i.path.join('.')}` : 'file'}: ${i.message}`).join('; ');
+    throw new InvalidArgumentError(`tokens file ${file}: ${issues}; expected [{ "token": "...", "role": "robot" | "admin", "name": "..." }]`);
+  }
+  const seen = new Set<string>();
+  parsed.data.forEach((c, i) => {
+    if (seen.has(c.token)) throw new InvalidArgumentError(`tokens file ${file}: entry ${i} (${c.name}) repeats another entry's token; give every caller its own`);
+    seen.add(c.token);
+  });
+  return parsed.data;
+}
+
+export function loadCredentials(file: string): Credential[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new InvalidArgumentError(`tokens file ${file} cannot be read as JSON (${(err as Error).message}); check --tokens-file`, { cause: err });
+  }
+  return parseCredentials(json, file);
+}

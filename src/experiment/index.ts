@@ -1,0 +1,26 @@
+export { ExperimentBook, DEFAULT_EXPERIMENT_OPTIONS, DEFAULT_FLUSH_INTERVAL_MS } from './experiment-book.js';
+export type {
+  Assignment,
+  Credit,
+  ExperimentLogger,
+  ExperimentOptions,
+  ExperimentReport,
+  ServedRequest,
+  SplitSpec,
+  VariantDecision,
+  VariantReport,
+} from './experiment-book.js';
+export { SqliteExperimentStore, IN_MEMORY, DEFAULT_LEDGER_RETENTION } from './sqlite-store.js';
+export type { ExperimentStore, ExperimentRecord } from './store.js';
+export { actionDivergence } from './divergence.js';
+export type { ActionChunk } from './divergence.js';
+export { Router } from './router.js';
+export type { Routed } from './router.js';
+export { ShadowMirror, DEFAULT_SHADOW_DEADLINE_MS } from './shadow-mirror.js';
+export type { ShadowMirrorOptions } from './shadow-mirror.js';
+export { DEFAULT_ALPHA, DEFAULT_MIXTURE_SD, wilsonInterval, twoProportionZTest, mixtureLogLikelihoodRatio, updateAlwaysValid } from './statistics.js';
+export type { Decision } from './statistics.js';
+export { normalizeWeights, assignVersion, stickyKeyOf } from './traffic-split.js';
+export type { StickyKeyKind, VersionWeight } from './traffic-split.js';
+export { DEFAULT_MAX_TRACKED_ROBOTS } from './distinct-counter.js';
+export { DEFAULT_LEDGER_CAPACITY } from './episode-ledger.js';

@@ -1,0 +1,74 @@
+/**
+ * Everything one experiment counts for one version (serving-api.md VariantStats): traffic, distinct robots,
+ * episodes and their outcomes, latency quantiles, mean N_o, mean world-model surprise, shadow traffic, and
+ * the state of the sequential test against the control.
+ */
+import { DistinctCounter } from './distinct-counter.js';
+import { LatencySketch } from './latency-sketch.js';
+import { INITIAL_ALWAYS_VALID, type AlwaysValidState, type Proportion } from './statistics.js';
+import type { CounterRecord } from './store.js';
+
+export class VariantCounters {
+  requests = 0;
+  episodesServed = 0;
+  episodes = 0;
+  successes = 0;
+  visionStepsSum = 0;
+  surpriseSum = 0;
+  surpriseCount = 0;
+  shadowRequests = 0;
+  shadowShed = 0;
+  shadowDivergenceSum = 0;
+  alwaysValid: AlwaysValidState = INITIAL_ALWAYS_VALID;
+
+  constructor(
+    readonly robots: DistinctCounter,
+    readonly latency = new LatencySketch(),
+    readonly shadowLatency = new LatencySketch(),
+  ) {}
+
+  static restore(record: CounterRecord, robotIds: readonly string[], maxRobots: number): VariantCounters {
+    const robots = new DistinctCounter(maxRobots, record.robotsCapped);
+    for (const id of robotIds) robots.add(id);
+    const c = new VariantCounters(robots, LatencySketch.fromBytes(record.latency), LatencySketch.fromBytes(record.shadowLatency));
+    c.requests = record.requests;
+    c.episodesServed = record.episodesServed;
+    c.episodes = record.episodes;
+    c.successes = record.successes;
+    c.visionStepsSum = record.visionStepsSum;
+    c.surpriseSum = record.surpriseSum;
+    c.surpriseCount = record.surpriseCount;
+    c.shadowRequests = record.shadowRequests;
+    c.shadowShed = record.shadowShed;
+    c.shadowDivergenceSum = record.shadowDivergenceSum;
+    c.alwaysValid = { pValue: record.alwaysValidPValue, decision: record.decision };
+    return c;
+  }
+
+  toRecord(experimentId: number, version: number): CounterRecord {
+    return {
+      experimentId,
+      version,
+      requests: this.requests,
+      robots: this.robots.count,
+      robotsCapped: this.robots.capped,
+      episodesServed: this.episodesServed,
+      episodes: this.episodes,
+      successes: this.successes,
+      visionStepsSum: this.visionStepsSum,
+      surpriseSum: this.surpriseSum,
+      surpriseCount: this.surpriseCount,
+      latency: this.latency.toBytes(),
+      shadowRequests: this.shadowRequests,
+      shadowShed: this.shadowShed,
+      shadowDivergenceSum: this.shadowDivergenceSum,
+      shadowLatency: this.shadowLatency.toBytes(),
+      alwaysValidPValue: this.alwaysValid.pValue,
+      decision: this.alwaysValid.decision,
+    };
+  }
+
+  get outcomes(): Proportion {
+    return { successes: this.successes, trials: this.episodes };
+  }
+}

@@ -1,0 +1,10 @@
+export {
+  loadServingDefinition,
+  LOADER_OPTIONS,
+  PROTO_ROOT,
+  POLICY_PROTO,
+  ADMIN_PROTO,
+  POLICY_SERVICE_NAME,
+  ADMIN_SERVICE_NAME,
+  HEALTH_SERVICE_NAME,
+} from './serving-protos.js';

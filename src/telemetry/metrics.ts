@@ -1,0 +1,163 @@
+/**
+ * Serving metrics through the OpenTelemetry metrics SDK, exposed for Prometheus at `/metrics`
+ * (serving-api.md "Operations surface"). Instrument names are the Prometheus names: this exporter line adds
+ * `_total` to monotonic counters and no unit suffix, so `dust_requests` is scraped as `dust_requests_total`
+ * and `dust_request_duration_seconds` as itself. Durations are in seconds.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Attributes, Counter, Histogram, Meter, UpDownCounter } from '@opentelemetry/api';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import type { BatchStage } from '../engine/index.js';
+import { SERVICE_NAME, SERVICE_VERSION } from './service.js';
+
+export const METRICS_PATH = '/metrics';
+
+/** Latency buckets in seconds: 1 ms to 10 s, roughly 1-2-5 per decade. */
+export const SECONDS_BUCKETS: readonly number[] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10];
+/** Batch sizes and step counts: powers of two up to the largest configurable arena. */
+export const COUNT_BUCKETS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+/** World-model surprise is 1 - cosine similarity, in [0, 2]. */
+export const SURPRISE_BUCKETS: readonly number[] = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2];
+
+export interface ModelLabels {
+  readonly model: string;
+  readonly version: string;
+}
+
+/** What one served Predict reported (its PredictResponse), in metric units. */
+export interface ServedPredict extends ModelLabels {
+  readonly queueSeconds: number;
+  readonly visionSteps: number;
+  /** True when the request had a latency budget and missed it. */
+  readonly budgetMissed: boolean;
+  readonly surprise: number | undefined;
+}
+
+/** Reasons of dust_rejected_total, exported at 0 from the start so that rate() and increase() see the first one. */
+export const REJECT_REASONS: readonly string[] = ['rate_limited', 'queue_full', 'unavailable'];
+
+/** The instruments, with one method per event the server reports. */
+export class ServingMetrics {
+  private readonly requests: Counter;
+  private readonly duration: Histogram;
+  private readonly queue: Histogram;
+  private readonly vlmBatch: Histogram;
+  private readonly denoiseBatch: Histogram;
+  private readonly visionSteps: Histogram;
+  private readonly budgetMiss: Counter;
+  private readonly inflight: UpDownCounter;
+  private readonly rejected: Counter;
+  private readonly loadFailures: Counter;
+  private readonly surprise: Histogram;
+
+  constructor(meter: Meter) {
+    const seconds = { unit: 's', advice: { explicitBucketBoundaries: [...SECONDS_BUCKETS] } };
+    const counts = { advice: { explicitBucketBoundaries: [...COUNT_BUCKETS] } };
+    this.requests = meter.createCounter('dust_requests', {
+      description: 'Requests finished, by method and gRPC code (a StreamPredict request is one message on the stream)',
+    });
+    this.duration = meter.createHistogram('dust_request_duration_seconds', { description: 'Time from receiving a request to sending its response, served requests', ...seconds });
+    this.queue = meter.createHistogram('dust_queue_duration_seconds', { description: 'Time from receiving a request to its VLM batch starting (queue_ms)', ...seconds });
+    this.vlmBatch = meter.createHistogram('dust_vlm_batch_size', { description: 'Requests per VLM call', ...counts });
+    this.denoiseBatch = meter.createHistogram('dust_denoise_batch_size', { description: 'Rows per denoiser call', ...counts });
+    this.visionSteps = meter.createHistogram('dust_vision_steps', { description: 'Vision steps N_o used per served request', ...counts });
+    this.budgetMiss = meter.createCounter('dust_budget_miss', { description: 'Served requests that had a latency budget and missed it' });
+    this.inflight = meter.createUpDownCounter('dust_inflight_requests', { description: 'Requests received and not yet answered' });
+    this.rejected = meter.createCounter('dust_rejected', {
+      description: 'Requests refused before being served: rate_limited, queue_full (RESOURCE_EXHAUSTED), unavailable (draining, version not READY)',
+    });
+    this.loadFailures = meter.createCounter('dust_model_load_failures', { description: 'Model versions that failed to load' });
+    this.surprise = meter.createHistogram('dust_world_model_surprise', {
+      description: 'World-model surprise (1 - cosine of predicted and observed embedding) of served requests',
+      advice: { explicitBucketBoundaries: [...SURPRISE_BUCKETS] },
+    });
+    for (const reason of REJECT_REASONS) this.rejected.add(0, { reason });
+  }
+
+  /** A model version appeared (loading): its counters start at 0, so alerts on increase() see the first event. */
+  modelSeen(model: ModelLabels): void {
+    const labels: Attributes = { model: model.model, version: model.version };
+    this.loadFailures.add(0, labels);
+    this.budgetMiss.add(0, labels);
+  }
+
+  requestFinished(method: string, code: string, model: ModelLabels, seconds?: number): void {
+    const labels: Attributes = { method, model: model.model, version: model.version };
+    this.requests.add(1, { ...labels, code });
+    if (seconds !== undefined) this.duration.record(seconds, labels);
+  }
+
+  predictServed(p: ServedPredict): void {
+    const labels: Attributes = { model: p.model, version: p.version };
+    this.queue.record(p.queueSeconds, labels);
+    this.visionSteps.record(p.visionSteps, labels);
+    if (p.budgetMissed) this.budgetMiss.add(1, labels);
+    if (p.surprise !== undefined && Number.isFinite(p.surprise)) this.surprise.record(p.surprise, labels);
+  }
+
+  inflightChanged(method: string, delta: number): void {
+    this.inflight.add(delta, { method });
+  }
+
+  requestRejected(reason: string): void {
+    this.rejected.add(1, { reason });
+  }
+
+  batchRan(stage: BatchStage, model: ModelLabels, rows: number): void {
+    (stage === 'vlm' ? this.vlmBatch : this.denoiseBatch).record(rows, { model: model.model, version: model.version });
+  }
+
+  modelLoadFailed(model: ModelLabels): void {
+    this.loadFailures.add(1, { model: model.model, version: model.version });
+  }
+}
+
+export interface MetricsEndpoint {
+  readonly metrics: ServingMetrics;
+  /** The port `/metrics` listens on. */
+  readonly port: number;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * The MeterProvider with a Prometheus reader, served by our own HTTP server on host:port (the exporter's
+ * built-in server cannot bind port 0 nor report a bind failure to its caller).
+ */
+export async function startMetrics(options: { host: string; port: number }): Promise<MetricsEndpoint> {
+  const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+  const provider = new MeterProvider({
+    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: SERVICE_NAME, [ATTR_SERVICE_VERSION]: SERVICE_VERSION }),
+    readers: [exporter],
+  });
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method === 'GET' && path === METRICS_PATH) {
+      exporter.getMetricsRequestHandler(req, res);
+      return;
+    }
+    res.statusCode = 404;
+    res.end(`only GET ${METRICS_PATH} is served here\n`);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: options.host, port: options.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    metrics: new ServingMetrics(provider.getMeter(SERVICE_NAME, SERVICE_VERSION)),
+    port: (server.address() as AddressInfo).port,
+    async shutdown() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await provider.shutdown();
+    },
+  };
+}

@@ -1,0 +1,126 @@
+/**
+ * Credentials on the real server: with a tokens file every RPC but health checks needs a known bearer token,
+ * robots cannot call AdminService, and no token ever reaches the logs.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../src/api/index.js';
+import { DustClientError, type DustClient } from '../src/client/index.js';
+import { compileServeOptions } from '../src/config/index.js';
+import { startTestServer, TEST_REPOSITORY } from './support/harness.js';
+import { clientOf, MODEL, robotRequest } from './support/versions.js';
+
+const ROBOT_TOKEN = 'robot-secret-3f9a1c77d2e8';
+const ADMIN_TOKEN = 'admin-secret-b41d09e6a5c3';
+
+let dir: string;
+let server: RunningServer;
+let address: string;
+const logs: string[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'dust-auth-'));
+  const tokensFile = path.join(dir, 'tokens.json');
+  writeFileSync(tokensFile, JSON.stringify([
+    { token: ROBOT_TOKEN, role: 'robot', name: 'arm-7' },
+    { token: ADMIN_TOKEN, role: 'admin', name: 'ops' },
+  ]));
+  const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) });
+  const options = compileServeOptions({ host: '127.0.0.1', port: 0, modelRepository: TEST_REPOSITORY, threads: 1, warmup: false, experimentDb: ':memory:', tokensFile });
+  server = await startServer(options, log);
+  address = `127.0.0.1:${server.port}`;
+});
+
+afterAll(async () => {
+  await server?.shutdown('test over');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function codeOf(call: (c: DustClient) => Promise<unknown>, token?: string): Promise<string> {
+  const client = clientOf(address, token);
+  try {
+    await call(client);
+    return 'OK';
+  } catch (err) {
+    expect(err).toBeInstanceOf(DustClientError);
+    return (err as DustClientError).codeName;
+  } finally {
+    client.close();
+  }
+}
+
+describe('with a tokens file', () => {
+  it('PolicyService needs a known token', async () => {
+    const req = await robotRequest('arm-7');
+    expect(await codeOf((c) => c.predict(req))).toBe('UNAUTHENTICATED');
+    expect(await codeOf((c) => c.listModels())).toBe('UNAUTHENTICATED');
+    expect(await codeOf((c) => c.predict(req), 'not-a-known-token-000000')).toBe('UNAUTHENTICATED');
+    expect(await codeOf((c) => c.predict(req), ROBOT_TOKEN)).toBe('OK');
+    expect(await codeOf((c) => c.listModels(), ADMIN_TOKEN)).toBe('OK');
+  });
+
+  it('a StreamPredict without a token is refused before its requests reach the handler', async () => {
+    const client = clientOf(address);
+    try {
+      const stream = client.stream();
+      const err = await stream.send(await robotRequest('arm-7')).catch((e: unknown) => e);
+      expect((err as DustClientError).codeName).toBe('UNAUTHENTICATED');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('AdminService needs the admin role', async () => {
+    expect(await codeOf((c) => c.getExperiment(MODEL))).toBe('UNAUTHENTICATED');
+    expect(await codeOf((c) => c.getExperiment(MODEL), ROBOT_TOKEN)).toBe('PERMISSION_DENIED');
+    expect(await codeOf((c) => c.setTrafficSplit({ model: MODEL, weights: [{ version: 1, weight: 1 }] }), ROBOT_TOKEN)).toBe('PERMISSION_DENIED');
+    expect(await codeOf((c) => c.getExperiment(MODEL), ADMIN_TOKEN)).toBe('OK');
+  });
+
+  it('health checks need no credential (load balancers and probes call them)', async () => {
+    expect(await codeOf((c) => c.health())).toBe('OK');
+    expect(await codeOf((c) => c.health(MODEL))).toBe('OK');
+  });
+
+  it('server reflection needs a credential too', async () => {
+    const client = new grpc.Client(address, grpc.credentials.createInsecure());
+    const status = await new Promise<grpc.StatusObject>((resolve) => {
+      const call = client.makeBidiStreamRequest('/grpc.reflection.v1.ServerReflection/ServerReflectionInfo', (b: Buffer) => b, (b: Buffer) => b);
+      call.on('status', resolve);
+      call.on('error', () => undefined);
+      call.on('data', () => undefined);
+      call.end();
+    });
+    client.close();
+    expect(status.code).toBe(grpc.status.UNAUTHENTICATED);
+  });
+
+  it('never writes a token to the logs', () => {
+    const all = logs.join('');
+    expect(all).toContain('call refused');
+    expect(all).toContain('"caller":"ops"');
+    expect(all).not.toContain(ROBOT_TOKEN);
+    expect(all).not.toContain(ADMIN_TOKEN);
+  });
+});
+
+describe('without a tokens file', () => {
+  it('PolicyService is open and AdminService answers on loopback', async () => {
+    const open = await startTestServer({ warmup: false });
+    try {
+      const client = clientOf(open.address);
+      try {
+        expect((await client.predict(await robotRequest('anyone'))).modelName).toBe(MODEL);
+        expect((await client.getExperiment()).model).toBe(MODEL);
+      } finally {
+        client.close();
+      }
+    } finally {
+      await open.close();
+    }
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * The per-robot rate limit on the real server: a robot over its budget gets RESOURCE_EXHAUSTED at once with
+ * the wait in the details and in the grpc-retry-pushback-ms trailer, other robots are unaffected, a stream
+ * of that robot is refused too, and dust_rejected_total counts the refusals as rate_limited.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
+import { freePort, predict, startTestServer, validRequest, type TestServer } from './support/harness.js';
+import { parseExposition } from './support/prometheus.js';
+
+let t: TestServer;
+let metricsPort: number;
+beforeAll(async () => {
+  metricsPort = await freePort();
+  // Two requests at once, then one every 10 s: the third of three concurrent requests is over the limit.
+  t = await startTestServer({ robotRateLimit: 0.1, robotRateBurst: 2, metricsPort });
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+function call(req: PredictRequest): Promise<grpc.ServiceError | undefined> {
+  return new Promise((resolve) => t.client.Predict(req, { deadline: Date.now() + 30_000 }, (err) => resolve(err ?? undefined)));
+}
+
+describe('per-robot rate limit', () => {
+  it('refuses the request over the burst with RESOURCE_EXHAUSTED and a retry delay; other robots pass', async () => {
+    const greedy = await validRequest({ robot_id: 'greedy' });
+    const results = await Promise.all([call(greedy), call(greedy), call(greedy)]);
+    const refused = results.filter((err) => err !== undefined);
+    expect(refused).toHaveLength(1);
+    const err = refused[0];
+    expect(err!.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(err!.details).toMatch(/robot "greedy" is over its rate limit of 0.1 requests\/s \(burst 2\); retry in \d+ ms/);
+    const pushback = Number(err!.metadata.get('grpc-retry-pushback-ms')[0]);
+    expect(pushback).toBeGreaterThan(9_000);
+    expect(pushback).toBeLessThanOrEqual(10_000);
+
+    await predict(t.client, await validRequest({ robot_id: 'polite' }));
+  });
+
+  it('refuses a stream message of a robot over its limit, ending the stream', async () => {
+    const greedy = await validRequest({ robot_id: 'greedy' });
+    const status = await new Promise<grpc.ServiceError>((resolve, reject) => {
+      const s = t.client.StreamPredict();
+      s.on('data', () => reject(new Error('a response arrived for a robot over its limit')));
+      s.on('error', resolve);
+      s.write(greedy);
+    });
+    expect(status.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+  });
+
+  it('counts the refusals as rate_limited', async () => {
+    const { samples } = parseExposition(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+    expect(samples.find((s) => s.name === 'dust_rejected_total' && s.labels.reason === 'rate_limited')?.value).toBe(2);
+    const exhausted = samples.filter((s) => s.name === 'dust_requests_total' && s.labels.code === 'RESOURCE_EXHAUSTED');
+    expect(exhausted.reduce((n, s) => n + s.value, 0)).toBe(2);
+  });
+});

@@ -1,0 +1,28 @@
+/** HAProxy's view of the replicas behind deploy/lb/haproxy.cfg, from its stats page. */
+
+/** "<status> <last check result>" per server of the `dust` backend, e.g. { r1: 'UP L7OK', r2: 'DOWN L4CON' }. */
+export async function haproxyServers(statsBase: string): Promise<Record<string, string>> {
+  const csv = await (await fetch(`${statsBase}/stats;csv`)).text();
+  const rows = csv.split('\n').map((l) => l.split(','));
+  const header = rows[0]!;
+  const status = header.indexOf('status');
+  const check = header.indexOf('check_status');
+  return Object.fromEntries(rows.filter((r) => r[0] === 'dust' && /^r\d$/.test(r[1]!)).map((r) => [r[1]!, `${r[status]} ${r[check]}`]));
+}
+
+/** Resolves with the view once HAProxy has checked all three replicas SERVING; rejects after timeoutMs. */
+export async function allReplicasUp(statsBase: string, timeoutMs = 20_000): Promise<Record<string, string>> {
+  const end = Date.now() + timeoutMs;
+  let view: Record<string, string> = {};
+  let lastError: unknown;
+  while (Date.now() < end) {
+    try {
+      view = await haproxyServers(statsBase);
+      if (Object.keys(view).length === 3 && Object.values(view).every((s) => s === 'UP L7OK')) return view;
+    } catch (err) {
+      lastError = err; // the stats port may not be open yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`HAProxy did not check every replica UP within ${timeoutMs} ms; last view ${JSON.stringify(view)}`, { cause: lastError });
+}

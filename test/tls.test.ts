@@ -1,0 +1,165 @@
+/**
+ * TLS and mutual TLS on the real server, with certificates made by openssl: plaintext clients are refused
+ * on a TLS port, mutual TLS refuses clients without a certificate from the configured CA, and a replaced
+ * certificate is picked up for new connections while open ones keep working; files that do not form a
+ * usable certificate are refused and the previous one stays.
+ */
+import { copyFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadProtos } from '../src/api/index.js';
+import type { PolicyServiceClient } from '../src/gen/dust/serving/v1/PolicyService.js';
+import { CertFactory, type KeyPair } from './support/certs.js';
+import { predict, predictError, startTestServer, validRequest, type TestServer } from './support/harness.js';
+
+const { policy } = loadProtos();
+const clients: PolicyServiceClient[] = [];
+
+/** A client with its own connection (no subchannel shared with other test clients). */
+function client(t: TestServer, credentials: grpc.ChannelCredentials): PolicyServiceClient {
+  const c = new policy.PolicyService(t.address, credentials, { 'grpc.use_local_subchannel_pool': 1 }) as unknown as PolicyServiceClient;
+  clients.push(c);
+  return c;
+}
+
+const certs = new CertFactory();
+let caA: KeyPair;
+let caB: KeyPair;
+let clientCa: KeyPair;
+beforeAll(() => {
+  caA = certs.ca('ca-a');
+  caB = certs.ca('ca-b');
+  clientCa = certs.ca('client-ca');
+});
+afterAll(() => {
+  for (const c of clients) c.close();
+  certs.remove();
+});
+
+describe('TLS', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    const server = certs.leaf('server-tls', caA, 'server');
+    t = await startTestServer({ tlsCert: server.cert, tlsKey: server.key }, { credentials: grpc.credentials.createSsl(certs.read(caA.cert)) });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('serves clients that trust the server certificate', async () => {
+    const res = await predict(t.client, await validRequest());
+    expect(res.model_name).toBe('dust-tiny');
+  });
+
+  it('refuses plaintext clients and clients that do not trust the certificate', async () => {
+    expect((await predictError(client(t, grpc.credentials.createInsecure()), await validRequest(), 5_000)).code).toBe(grpc.status.UNAVAILABLE);
+    expect((await predictError(client(t, grpc.credentials.createSsl(certs.read(caB.cert))), await validRequest(), 5_000)).code).toBe(grpc.status.UNAVAILABLE);
+  });
+});
+
+describe('mutual TLS', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    const server = certs.leaf('server-mtls', caA, 'server');
+    const robot = certs.leaf('robot-1', clientCa, 'client');
+    t = await startTestServer(
+      { tlsCert: server.cert, tlsKey: server.key, tlsClientCa: clientCa.cert },
+      { credentials: grpc.credentials.createSsl(certs.read(caA.cert), certs.read(robot.key), certs.read(robot.cert)) },
+    );
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('serves a client with a certificate from the client CA', async () => {
+    expect((await predict(t.client, await validRequest())).model_name).toBe('dust-tiny');
+  });
+
+  it('refuses a client without a certificate, and one whose certificate another CA signed', async () => {
+    const anonymous = client(t, grpc.credentials.createSsl(certs.read(caA.cert)));
+    expect((await predictError(anonymous, await validRequest(), 5_000)).code).toBe(grpc.status.UNAVAILABLE);
+    const stranger = certs.leaf('stranger', caB, 'client');
+    const foreign = client(t, grpc.credentials.createSsl(certs.read(caA.cert), certs.read(stranger.key), certs.read(stranger.cert)));
+    expect((await predictError(foreign, await validRequest(), 5_000)).code).toBe(grpc.status.UNAVAILABLE);
+  });
+});
+
+describe('certificate reload', () => {
+  let t: TestServer;
+  let live: KeyPair;
+  beforeAll(async () => {
+    const first = certs.leaf('server-first', caA, 'server');
+    // The server reads these paths; the test replaces their contents like a certificate manager would.
+    live = { cert: path.join(certs.dir, 'live.pem'), key: path.join(certs.dir, 'live.key') };
+    copyFileSync(first.cert, live.cert);
+    copyFileSync(first.key, live.key);
+    t = await startTestServer({ tlsCert: live.cert, tlsKey: live.key }, { credentials: grpc.credentials.createSsl(certs.read(caA.cert)) });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  /** Atomic replacement (write aside, rename over), as cert-manager and kubelet secret updates do. */
+  function install(pair: KeyPair): void {
+    for (const [from, to] of [[pair.key, live.key], [pair.cert, live.cert]] as const) {
+      copyFileSync(from, `${to}.tmp`);
+      renameSync(`${to}.tmp`, to);
+    }
+  }
+
+  async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error('condition not met in time');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  it('picks up a replaced certificate for new connections, without dropping open ones', async () => {
+    await predict(t.client, await validRequest()); // t.client's connection is open on the first certificate
+    expect(await t.server.reloadCertificates()).toBe(false); // nothing changed yet
+
+    install(certs.leaf('server-second', caB, 'server'));
+    // The file watcher reloads; new clients that trust only CA B get through.
+    await eventually(async () => {
+      const c = client(t, grpc.credentials.createSsl(certs.read(caB.cert)));
+      return predict(c, await validRequest(), 3_000).then(
+        () => true,
+        () => false,
+      );
+    });
+    const trustsOnlyA = client(t, grpc.credentials.createSsl(certs.read(caA.cert)));
+    expect((await predictError(trustsOnlyA, await validRequest(), 5_000)).code).toBe(grpc.status.UNAVAILABLE);
+    // The connection opened before the reload still serves.
+    expect((await predict(t.client, await validRequest())).model_name).toBe('dust-tiny');
+  });
+
+  it('refuses files that do not form a certificate and key pair, and keeps serving the previous one', async () => {
+    const other = certs.leaf('server-other', caB, 'server');
+    // A key that does not belong to the certificate (as when only one of the two files was updated).
+    copyFileSync(other.key, `${live.key}.tmp`);
+    renameSync(`${live.key}.tmp`, live.key);
+    expect(await t.server.reloadCertificates()).toBe(false);
+    writeFileSync(live.cert, 'half-written');
+    expect(await t.server.reloadCertificates()).toBe(false);
+    const c = client(t, grpc.credentials.createSsl(certs.read(caB.cert)));
+    expect((await predict(c, await validRequest(), 5_000)).model_name).toBe('dust-tiny');
+  });
+});
+
+describe('plaintext on the network', () => {
+  async function warnings(host: string): Promise<string[]> {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const { pino } = await import('pino');
+    const log = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const t = await startTestServer({ host, warmup: false }, { log });
+    await t.close();
+    return lines.filter((l) => l.level === 40).map((l) => l.msg);
+  }
+
+  it('warns when listening without TLS on a non-loopback address, not on loopback', async () => {
+    expect((await warnings('0.0.0.0')).some((m) => m.startsWith('listening without TLS on a non-loopback address'))).toBe(true);
+    expect((await warnings('127.0.0.1')).some((m) => m.startsWith('listening without TLS'))).toBe(false);
+  });
+});
