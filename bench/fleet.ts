@@ -20,6 +20,7 @@ import {
   DEFAULT_UNARY_DEADLINE_MS,
   DEFAULT_VISION_CAP,
   DEFAULT_WARMUP_S,
+  DISTURBED_CORES,
   type BenchOptions,
 } from './options.js';
 import { Progress } from './progress.js';
@@ -29,7 +30,7 @@ import { runServedMode, servedRunOptions, type ServedResult } from './run-served
 import { DEFAULT_PROBE_INTERVAL_MS } from './health-probe.js';
 import { killAllServers } from './server-process.js';
 import { round } from './stats.js';
-import { DEFAULT_TARGET_BUDGET_MS, parseTargets, runTargets } from './targets.js';
+import { DEFAULT_PLAN_BUDGET_MS, DEFAULT_PLAN_LOAD_FRACTION, DEFAULT_TARGET_BUDGET_MS, parseTargets, runTargets, verdictLines } from './targets.js';
 import { requestClasses, type Workload } from './workload.js';
 
 function list(v: string): number[] {
@@ -47,6 +48,8 @@ const program = new Command('bench')
   .option('--mix <classes>', 'request classes action_steps:vision_steps, assigned round-robin to robots', '4:4')
   .option('--budget-ms <ms>', `latency budget of every request (the server picks N_o <= --vision-cap); 0 = none; --targets default ${DEFAULT_TARGET_BUDGET_MS}`, number(0, true), 0)
   .option('--vision-cap <n>', 'upper bound for N_o in budget mode', number(1, true), DEFAULT_VISION_CAP)
+  .option('--plan-budget-ms <ms>', 'budget of target 10a (budget planner under Poisson load)', number(1, true), DEFAULT_PLAN_BUDGET_MS)
+  .option('--budget-load <fraction>', 'Poisson load of target 10a, as a fraction of the step 4:4 saturation throughput', number(0.01), DEFAULT_PLAN_LOAD_FRACTION)
   .option('--modes <list>', `modes to run, comma-separated: ${MODE_NAMES.join(', ')}`, 'step')
   .option('--threads <n>', 'ONNX Runtime intra-op threads for the server (and offline)', number(1, true), DEFAULT_THREADS)
   .option('--channels <n>', 'gRPC connections the robots share', number(1, true), 1)
@@ -58,7 +61,7 @@ const program = new Command('bench')
   .option('--server-node-args <flags>', 'flags for the server\'s node process, space-separated, e.g. "--cpu-prof --cpu-prof-dir=prof"', '')
   .option('--probe-interval-ms <ms>', 'health-check interval during the measured window', number(1), DEFAULT_PROBE_INTERVAL_MS)
   .option('--unary-deadline-ms <ms>', 'deadline of each unary Predict', number(1), DEFAULT_UNARY_DEADLINE_MS)
-  .option('--targets [list]', 'measure the targets of issue 4 item 8: all five, or some, e.g. "d,e" (ignores --modes, --mix, --rate)')
+  .option('--targets [list]', 'measure the targets of issues 4 and 10: all, or some, e.g. "4d,10a,10b" (a..e = issue 4\'s; ignores --modes, --mix, --rate)')
   .option('--retry-disturbed <n>', 'in --targets, repeat a run up to n times while other work takes > 0.15 cores of the machine', number(0, true), DEFAULT_RETRY_DISTURBED)
   .option('--out <file>', 'also write the JSON result to this file')
   .option('--quiet', 'no progress line')
@@ -88,6 +91,8 @@ interface CliFlags {
   mix: string;
   budgetMs: number;
   visionCap: number;
+  planBudgetMs: number;
+  budgetLoad: number;
   modes: string;
   threads: number;
   channels: number;
@@ -116,6 +121,8 @@ function benchOptions(f: CliFlags): BenchOptions {
     mix: f.mix,
     budgetMs: f.budgetMs,
     visionCap: f.visionCap,
+    planBudgetMs: f.planBudgetMs,
+    budgetLoad: f.budgetLoad,
     threads: f.threads,
     channels: f.channels,
     modelRepository: f.modelRepository,
@@ -179,6 +186,12 @@ async function main(): Promise<void> {
     const report = await runTargets(o, model, progress, parseTargets(flags.targets));
     const summary = Object.fromEntries(Object.entries(report.targets).map(([k, t]) => [k, `${t!.ratio} ${t!.op} ${t!.threshold}: ${t!.pass ? 'PASS' : 'FAIL'}`]));
     result = { ...meta, summary, ...report };
+    const disturbed = Object.entries(report.disturbance).filter(([, cores]) => cores > DISTURBED_CORES);
+    process.stderr.write(
+      `\ntargets (build ${meta.source?.commit ?? '?'}${meta.source?.srcDirty ? ', src/ modified' : ''}):\n` +
+        verdictLines(report.targets).map((l) => `  ${l}\n`).join('') +
+        (disturbed.length ? `  disturbed runs (other work, cores): ${disturbed.map(([n, c]) => `${n} ${c}`).join(', ')}\n` : ''),
+    );
   } else {
     const modes = parseModes(flags.modes);
     const classes = requestClasses(o.mix, o.budgetMs, o.visionCap);

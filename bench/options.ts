@@ -20,6 +20,10 @@ export interface BenchOptions {
   readonly budgetMs: number;
   /** Upper bound for N_o in budget mode. @default 64 */
   readonly visionCap: number;
+  /** Budget of target 10a. @default DEFAULT_PLAN_BUDGET_MS (200) */
+  readonly planBudgetMs: number;
+  /** Poisson load of target 10a as a fraction of the step 4:4 saturation throughput. @default 0.5 */
+  readonly budgetLoad: number;
   /** ONNX Runtime intra-op threads (server and offline). @default DEFAULT_THREADS */
   readonly threads: number;
   /** gRPC connections shared by the robots. @default 1 */

@@ -15,6 +15,8 @@ interface ClassSamples {
   denoiseMs: number[];
   visionSteps: number[];
   budgetMet: boolean[];
+  budgetFeasible: boolean[];
+  plannedTotalMs: number[];
   errors: number;
 }
 
@@ -26,6 +28,15 @@ export interface BudgetResult {
   readonly serverBudgetMet: number;
   /** Like clientWithinBudget, counting failed requests as misses. */
   readonly clientWithinBudgetOfAll: number;
+  /** Mean N_o the server chose. */
+  readonly meanVisionSteps: number;
+  /** Responses whose budget the planner judged feasible (N_A fits) when the row joined the denoiser stage. */
+  readonly plannedFeasible: number;
+  /**
+   * The robot's latency minus the planner's planned_total_ms: how far the plan was off (network and client
+   * time included). Positive = later than planned.
+   */
+  readonly planErrorMs: PhaseSummary;
 }
 
 export interface ClassResult {
@@ -61,6 +72,8 @@ export interface WindowResult {
   readonly vlmMsByBatch: Record<string, number>;
   readonly visionSteps: Record<string, number>;
   readonly budget?: BudgetResult;
+  /** With Workload.withinMs: the share of responses within it as the robots measure them (of all sent). */
+  readonly within?: { readonly ms: number; readonly share: number; readonly shareOfAll: number };
   readonly errors: Record<string, number>;
 }
 
@@ -74,7 +87,10 @@ export class Recorder implements RobotSink {
   private readonly denoiseBatch: number[] = [];
   private readonly errorCodes: Record<string, number> = {};
 
-  constructor(private readonly classes: readonly RequestClass[]) {
+  constructor(
+    private readonly classes: readonly RequestClass[],
+    private readonly withinMs?: number,
+  ) {
     this.perClass = classes.map(() => ({
       latencyMs: [],
       serverTotalMs: [],
@@ -83,6 +99,8 @@ export class Recorder implements RobotSink {
       denoiseMs: [],
       visionSteps: [],
       budgetMet: [],
+      budgetFeasible: [],
+      plannedTotalMs: [],
       errors: 0,
     }));
   }
@@ -112,6 +130,8 @@ export class Recorder implements RobotSink {
     }
     s.visionSteps.push(c.response.sampling?.vision_steps ?? 0);
     s.budgetMet.push(c.response.sampling?.budget_met ?? false);
+    s.budgetFeasible.push(c.response.sampling?.budget_feasible ?? false);
+    s.plannedTotalMs.push(c.response.sampling?.planned_total_ms ?? 0);
   }
 
   failed(classIndex: number, code: string): void {
@@ -132,7 +152,7 @@ export class Recorder implements RobotSink {
         serverPhasesMs: { queue: phase(s.queueMs), vlm: phase(s.vlmMs), denoise: phase(s.denoiseMs) },
         visionSteps: histogram(s.visionSteps),
         errors: s.errors,
-        ...(cls.budgetMs > 0 ? { budget: budgetOf(cls.budgetMs, s.latencyMs, s.budgetMet, s.errors) } : {}),
+        ...(cls.budgetMs > 0 ? { budget: budgetOf(cls.budgetMs, [s]) } : {}),
       };
     });
     const all = this.perClass.flatMap((s) => s.latencyMs);
@@ -151,15 +171,21 @@ export class Recorder implements RobotSink {
         ? {
             budget: budgetOf(
               [...budgets][0],
-              budgeted.flatMap(([, s]) => s.latencyMs),
-              budgeted.flatMap(([, s]) => s.budgetMet),
-              budgeted.reduce((n, [, s]) => n + s.errors, 0),
+              budgeted.map(([, s]) => s),
             ),
           }
         : {}),
+      ...(this.withinMs !== undefined ? { within: withinOf(this.withinMs, this.perClass) } : {}),
       errors: { ...this.errorCodes },
     };
   }
+}
+
+function withinOf(ms: number, samples: readonly ClassSamples[]): { ms: number; share: number; shareOfAll: number } {
+  const latencyMs = samples.flatMap((s) => s.latencyMs);
+  const all = latencyMs.length + samples.reduce((n, s) => n + s.errors, 0);
+  const within = latencyMs.filter((l) => l <= ms).length;
+  return { ms, share: fraction(latencyMs, (l) => l <= ms), shareOfAll: all === 0 ? NaN : round(within / all, 4) };
 }
 
 export interface PhaseSummary {
@@ -191,13 +217,18 @@ function meanBy(keys: readonly number[], values: readonly number[], minSamples: 
   );
 }
 
-function budgetOf(budgetMs: number, latencyMs: readonly number[], met: readonly boolean[], errors: number): BudgetResult {
+function budgetOf(budgetMs: number, samples: readonly ClassSamples[]): BudgetResult {
+  const latencyMs = samples.flatMap((s) => s.latencyMs);
+  const planned = samples.flatMap((s) => s.plannedTotalMs);
   const within = latencyMs.filter((l) => l <= budgetMs).length;
-  const all = latencyMs.length + errors;
+  const all = latencyMs.length + samples.reduce((n, s) => n + s.errors, 0);
   return {
     budgetMs,
     clientWithinBudget: fraction(latencyMs, (l) => l <= budgetMs),
-    serverBudgetMet: fraction(met, (m) => m),
+    serverBudgetMet: fraction(samples.flatMap((s) => s.budgetMet), (m) => m),
     clientWithinBudgetOfAll: all === 0 ? NaN : round(within / all, 4),
+    meanVisionSteps: meanOf(samples.flatMap((s) => s.visionSteps)),
+    plannedFeasible: fraction(samples.flatMap((s) => s.budgetFeasible), (f) => f),
+    planErrorMs: phase(latencyMs.map((l, i) => l - planned[i])),
   };
 }

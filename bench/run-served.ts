@@ -57,6 +57,11 @@ export interface CpuResult {
   readonly otherCores: number;
   /** vCPU time the hypervisor gave to other VMs, in cores. */
   readonly stealCores: number;
+  /**
+   * Cores by server thread over the window: the main (event-loop) thread, then the busiest others in
+   * decreasing order (the inference worker first, then decode threads, libuv's pool and V8's helpers).
+   */
+  readonly serverThreads: { readonly main: number; readonly others: readonly number[] };
 }
 
 export interface ServedResult extends WindowResult {
@@ -75,6 +80,15 @@ export interface ServedResult extends WindowResult {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Threads shown beyond the main one: the busy ones (inference, decoding, pools) come first. */
+const SHOWN_THREADS = 6;
+
+function threadCores(pid: number, before: Map<number, number>, after: Map<number, number>, windowS: number): CpuResult['serverThreads'] {
+  const cores = (tid: number) => round(((after.get(tid) ?? 0) - (before.get(tid) ?? 0)) / windowS, 3);
+  const others = [...after.keys()].filter((tid) => tid !== pid).map(cores).sort((a, b) => b - a);
+  return { main: cores(pid), others: others.slice(0, SHOWN_THREADS) };
+}
 
 /** Run options for one served mode, taking everything that is not mode-specific from the bench options. */
 export function servedRunOptions(
@@ -111,7 +125,7 @@ export async function runServedMode(o: ServedRunOptions): Promise<ServedResult> 
     { length: Math.max(1, o.channels) },
     () => new grpc.Client(server.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
   );
-  const recorder = new Recorder(workload.classes);
+  const recorder = new Recorder(workload.classes, workload.withinMs);
   const robots = requests.map(
     (request, index) =>
       new Robot({
@@ -147,6 +161,7 @@ export async function runServedMode(o: ServedRunOptions): Promise<ServedResult> 
       await sleep(o.warmupS * 1000);
       windowStart = performance.now();
       const serverCpu0 = server.cpuSeconds();
+      const threads0 = server.threadCpuSeconds();
       const benchCpu0 = process.cpuUsage();
       const host0 = hostCpuSeconds();
       recorder.startWindow();
@@ -155,6 +170,7 @@ export async function runServedMode(o: ServedRunOptions): Promise<ServedResult> 
       recorder.endWindow();
       const windowS = (performance.now() - windowStart) / 1000;
       const serverSeconds = server.cpuSeconds() - serverCpu0;
+      const threads1 = server.threadCpuSeconds();
       const benchCpu = process.cpuUsage(benchCpu0);
       const host1 = hostCpuSeconds();
       const hostSeconds = host1.busy - host0.busy;
@@ -183,6 +199,7 @@ export async function runServedMode(o: ServedRunOptions): Promise<ServedResult> 
           benchCores: round((benchCpu.user + benchCpu.system) / 1e6 / windowS, 3),
           otherCores: round(Math.max(0, hostSeconds - serverSeconds - (benchCpu.user + benchCpu.system) / 1e6) / windowS, 3),
           stealCores: round((host1.steal - host0.steal) / windowS, 3),
+          serverThreads: threadCores(server.pid, threads0, threads1, windowS),
         },
         health: summarizeProbes(report, o.probeIntervalMs),
       };

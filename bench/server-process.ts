@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,14 +55,35 @@ function ticksPerSecond(): number {
   return clockTicks;
 }
 
-/** utime + stime of a process, in seconds, from /proc/<pid>/stat (all its threads, ORT's included). */
-export function processCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** utime + stime in seconds from a /proc stat file (a process's: all its threads; or one thread's). */
+function statCpuSeconds(file: string): number {
+  const stat = readFileSync(file, 'utf8');
   // The command name (field 2) may contain spaces; fields after its closing parenthesis are fixed.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return (utime + stime) / ticksPerSecond();
+}
+
+/** utime + stime of a process, in seconds, from /proc/<pid>/stat (all its threads, ORT's included). */
+export function processCpuSeconds(pid: number): number {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU seconds of each thread of a process (thread id -> seconds). Node does not name its threads; the main
+ * thread's id is the process id, the inference worker is the busiest of the others.
+ */
+export function threadCpuSeconds(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.set(Number(tid), statCpuSeconds(`/proc/${pid}/task/${tid}/stat`));
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return out;
 }
 
 /**
@@ -82,6 +103,7 @@ export interface ServerProcess {
   readonly pid: number;
   readonly args: readonly string[];
   cpuSeconds(): number;
+  threadCpuSeconds(): Map<number, number>;
   /** The server's recent output, to explain a failure. */
   outputTail(): string;
   stop(): Promise<void>;
@@ -136,6 +158,7 @@ export async function startServerProcess(opts: StartServerOptions): Promise<Serv
     pid: child.pid!,
     args: args.slice((opts.nodeArgs ?? []).length + 1),
     cpuSeconds: () => processCpuSeconds(child.pid!),
+    threadCpuSeconds: () => threadCpuSeconds(child.pid!),
     outputTail: () => tail.join('\n'),
     async stop() {
       if (exited) return;

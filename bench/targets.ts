@@ -1,13 +1,20 @@
 /**
- * `--targets`: one run that measures the five targets of issue 4 item 8 and prints each as a ratio with
- * pass/fail. Every ratio compares runs of this one invocation (same machine state, same build).
+ * `--targets`: one run that measures the targets of issue 4 (item 8) and issue 10, and prints each as a
+ * ratio with its verdict. Every ratio compares runs of this one invocation (same machine state, same build).
  *
- * (a) 64 robots closed-loop, N_o = N_A = 4: step-mode throughput / max-batch-1 throughput >= 4
- * (b) the same step-mode throughput / the offline limit >= 0.85
- * (c) mix 4:4,4:16,4:64, 64 robots closed-loop: p50 of the 4:4 class, step / request mode <= 0.5
- * (d) budget mode: saturation throughput of budgeted requests (closed loop), then open-loop Poisson arrivals at
- *     80% of it; fraction of responses within the budget, as the robots measure it, >= 0.99
- * (e) health-check p99 < 10 ms during every saturated (closed-loop) served run
+ * Issue 4 (aliases a..e):
+ * 4a 64 robots closed-loop, N_o = N_A = 4: step-mode throughput / max-batch-1 throughput >= 4
+ * 4b the same step-mode throughput / the offline limit >= 0.85
+ * 4c mix 4:4,4:16,4:64, 64 robots closed-loop: p50 of the 4:4 class, step / request mode <= 0.5
+ * 4d budget mode: saturation throughput of budgeted requests (closed loop), then open-loop Poisson arrivals at
+ *    80% of it; fraction of responses within the budget, as the robots measure it, >= 0.99
+ * 4e health-check p99 < 10 ms during every saturated (closed-loop) served run
+ * Issue 10:
+ * 10a at a Poisson load (--budget-load of the step 4:4 saturation throughput) and a budget X (--plan-budget-ms)
+ *     that the run without budgets meets for >= 99% of responses, the run with budgets (N_o <= --vision-cap)
+ *     meets it for >= 99% too, and its mean N_o is above N_A (the budget is spent on vision)
+ * 10b health-check p99 < 10 ms while saturated (every closed-loop served run of the invocation), as 4e
+ * 10c step / offline throughput >= 0.9, from the runs of 4b
  */
 import { SERVED_MODES, type ServedModeName } from './modes.js';
 import { runOffline, type OfflineResult } from './offline.js';
@@ -16,12 +23,20 @@ import type { Progress } from './progress.js';
 import type { ModelLocation } from './requests.js';
 import { runServedMode, servedRunOptions, type ServedResult } from './run-served.js';
 import { round } from './stats.js';
+
+const pct = (x: number) => `${round(100 * x, 2)}%`;
 import { requestClasses, type Workload } from './workload.js';
 
-/** Budget of target (d) unless --budget-ms is given; see BENCHMARKS.md for why this value. */
+/** Budget of target 4d unless --budget-ms is given; see BENCHMARKS.md for why this value. */
 export const DEFAULT_TARGET_BUDGET_MS = 50;
-/** Load of target (d) as a fraction of the measured saturation throughput. */
+/** Load of target 4d as a fraction of the measured saturation throughput. */
 export const TARGET_LOAD_FRACTION = 0.8;
+/** Budget of target 10a unless --plan-budget-ms is given. */
+export const DEFAULT_PLAN_BUDGET_MS = 200;
+/** Load of target 10a as a fraction of the step 4:4 saturation throughput, unless --budget-load is given. */
+export const DEFAULT_PLAN_LOAD_FRACTION = 0.5;
+/** Share of responses within the budget that target 10a asks of both runs. */
+export const TARGET_WITHIN_BUDGET = 0.99;
 export const TARGET_MIX = '4:4,4:16,4:64';
 export const TARGET_HEALTH_P99_MS = 10;
 
@@ -32,20 +47,34 @@ export interface TargetResult {
   readonly op: '>=' | '<=' | '<';
   readonly threshold: number;
   readonly pass: boolean;
+  /** Why it failed beyond the ratio, e.g. an unmet precondition. */
+  readonly note?: string;
   readonly detail: Record<string, unknown>;
 }
 
-export type TargetName = 'a' | 'b' | 'c' | 'd' | 'e';
-export const TARGET_NAMES: readonly TargetName[] = ['a', 'b', 'c', 'd', 'e'];
+export type TargetName = '4a' | '4b' | '4c' | '4d' | '4e' | '10a' | '10b' | '10c';
+export const TARGET_NAMES: readonly TargetName[] = ['4a', '4b', '4c', '4d', '4e', '10a', '10b', '10c'];
 
-/** Parses "a,c,e"; `true` (the bare flag) means all five. */
+/** Parses "4a,10b" (a..e alone mean issue 4's); `true` (the bare flag) means all of them. */
 export function parseTargets(v: string | true): Set<TargetName> {
   if (v === true) return new Set(TARGET_NAMES);
-  const names = v.split(',').map((x) => x.trim().toLowerCase()).filter((x) => x.length > 0);
+  const names = v
+    .split(',')
+    .map((x) => x.trim().toLowerCase())
+    .filter((x) => x.length > 0)
+    .map((x) => (/^[a-e]$/.test(x) ? `4${x}` : x));
   for (const n of names) {
     if (!(TARGET_NAMES as readonly string[]).includes(n)) throw new Error(`--targets: unknown target "${n}"; known: ${TARGET_NAMES.join(',')}`);
   }
   return new Set(names as TargetName[]);
+}
+
+/** One line per target: name, what it measures, the ratio against its threshold, and the verdict. */
+export function verdictLines(targets: Partial<Record<TargetName, TargetResult>>): string[] {
+  return TARGET_NAMES.filter((n) => targets[n]).map((n) => {
+    const t = targets[n]!;
+    return `${n.padEnd(4)} ${t.pass ? 'PASS' : 'FAIL'}  ${t.ratio} ${t.op} ${t.threshold}  ${t.target}${t.note ? ` (${t.note})` : ''}`;
+  });
 }
 
 export interface TargetsReport {
@@ -58,9 +87,24 @@ export interface TargetsReport {
   readonly runs: Record<string, ServedResult | OfflineResult>;
 }
 
-function target(name: string, ratio: number, op: TargetResult['op'], threshold: number, detail: Record<string, unknown>): TargetResult {
+function target(
+  name: string,
+  ratio: number,
+  op: TargetResult['op'],
+  threshold: number,
+  detail: Record<string, unknown>,
+  also: { readonly pass: boolean; readonly note: string } = { pass: true, note: '' },
+): TargetResult {
   const pass = op === '>=' ? ratio >= threshold : op === '<=' ? ratio <= threshold : ratio < threshold;
-  return { target: name, ratio: round(ratio, 4), op, threshold, pass: Number.isFinite(ratio) && pass, detail };
+  return {
+    target: name,
+    ratio: round(ratio, 4),
+    op,
+    threshold,
+    pass: Number.isFinite(ratio) && pass && also.pass,
+    ...(also.note ? { note: also.note } : {}),
+    detail,
+  };
 }
 
 /** Cores taken by the rest of the machine during a run. */
@@ -143,37 +187,49 @@ export async function runTargets(o: BenchOptions, model: ModelLocation, progress
       }),
     );
 
+  const planBudgetMs = o.planBudgetMs;
+  const poisson = (label: string, offered: number, budget: number) =>
+    once(label, () =>
+      served(`${label} at ${offered.toFixed(0)} req/s`, 'step', {
+        ...closed('4:4', budget),
+        rateHz: offered / o.robots,
+        arrivals: 'poisson',
+        withinMs: planBudgetMs,
+      }),
+    );
+
   const targets: Partial<Record<TargetName, TargetResult>> = {};
   // Runs go one after another (never two servers at once), in the order of the targets.
-  if (which.has('a')) {
+  if (which.has('4a')) {
     const [s, m] = [await step44(), await mb1()];
-    targets.a = target('step / max-batch-1 throughput, 64 robots closed-loop, N_o = N_A = 4', s.throughputRps / m.throughputRps, '>=', 4, {
+    targets['4a'] = target('step / max-batch-1 throughput, 64 robots closed-loop, N_o = N_A = 4', s.throughputRps / m.throughputRps, '>=', 4, {
       stepRps: s.throughputRps,
       maxBatch1Rps: m.throughputRps,
     });
   }
-  if (which.has('b')) {
+  for (const [name, threshold] of [['4b', 0.85], ['10c', 0.9]] as const) {
+    if (!which.has(name)) continue;
     const [off, s] = [await offline(), await step44()];
-    targets.b = target('step throughput / offline limit, N_o = N_A = 4', s.throughputRps / off.throughputRps, '>=', 0.85, {
+    targets[name] = target('step throughput / offline limit, N_o = N_A = 4', s.throughputRps / off.throughputRps, '>=', threshold, {
       stepRps: s.throughputRps,
       offlineRps: off.throughputRps,
       offlineBestBatch: off.bestBatch,
     });
   }
-  if (which.has('c')) {
+  if (which.has('4c')) {
     const [s, r] = [await stepMix(), await requestMix()];
     const p50Of = (x: ServedResult) => x.classes['4:4']?.latencyMs.p50 ?? NaN;
-    targets.c = target('p50 latency of the 4:4 class in mix 4:4,4:16,4:64, step / request mode', p50Of(s) / p50Of(r), '<=', 0.5, {
+    targets['4c'] = target('p50 latency of the 4:4 class in mix 4:4,4:16,4:64, step / request mode', p50Of(s) / p50Of(r), '<=', 0.5, {
       stepP50Ms: p50Of(s),
       requestP50Ms: p50Of(r),
     });
   }
-  if (which.has('d')) {
+  if (which.has('4d')) {
     const sat = await saturation();
     const offered = TARGET_LOAD_FRACTION * sat.throughputRps;
     const open = await openLoop(offered);
     const budget = open.budget;
-    targets.d = target(`responses within ${budgetMs} ms at ${TARGET_LOAD_FRACTION * 100}% of saturation (open loop, Poisson)`, budget?.clientWithinBudget ?? NaN, '>=', 0.99, {
+    targets['4d'] = target(`responses within ${budgetMs} ms at ${TARGET_LOAD_FRACTION * 100}% of saturation (open loop, Poisson)`, budget?.clientWithinBudget ?? NaN, '>=', 0.99, {
       budgetMs,
       saturationRps: sat.throughputRps,
       offeredRps: round(offered, 2),
@@ -186,20 +242,51 @@ export async function runTargets(o: BenchOptions, model: ModelLocation, progress
       errors: open.errors,
     });
   }
-  if (which.has('e')) {
-    // Every closed-loop served run of this invocation keeps inference saturated; when only (e) was asked
-    // for, the step-mode run of (a) is the one measured.
-    if (memo.size === 0) await step44();
+  if (which.has('10a')) {
+    const sat = await step44();
+    const offered = o.budgetLoad * sat.throughputRps;
+    const plain = await poisson('step 4:4 Poisson', offered, 0);
+    const budgeted = await poisson(`step budget ${planBudgetMs} ms Poisson`, offered, planBudgetMs);
+    const plainWithin = plain.within?.shareOfAll ?? NaN;
+    const b = budgeted.budget;
+    const within = b?.clientWithinBudgetOfAll ?? NaN;
+    const meanSteps = b?.meanVisionSteps ?? NaN;
+    const preconditionMet = plainWithin >= TARGET_WITHIN_BUDGET;
+    const scaled = meanSteps > 4;
+    const notes = [
+      ...(preconditionMet ? [] : [`precondition not met: without budgets ${pct(plainWithin)} were within ${planBudgetMs} ms; raise --plan-budget-ms or lower --budget-load`]),
+      ...(scaled ? [] : [`mean N_o ${meanSteps} is not above N_A = 4`]),
+    ];
+    targets['10a'] = target(
+      `budgeted responses within ${planBudgetMs} ms at ${o.budgetLoad * 100}% of saturation (Poisson); mean N_o ${meanSteps} (above 4 needed); without budgets ${pct(plainWithin)}`,
+      within,
+      '>=',
+      TARGET_WITHIN_BUDGET,
+      {
+        budgetMs: planBudgetMs,
+        saturationRps: sat.throughputRps,
+        offeredRps: round(offered, 2),
+        withoutBudget: { achievedRps: plain.throughputRps, withinBudget: plainWithin, latencyMs: plain.latencyMs, errors: plain.errors },
+        withBudget: { achievedRps: budgeted.throughputRps, ...b, visionSteps: budgeted.visionSteps, latencyMs: budgeted.latencyMs, errors: budgeted.errors },
+      },
+      { pass: preconditionMet && scaled, note: notes.join('; ') },
+    );
+  }
+  for (const name of ['4e', '10b'] as const) {
+    if (!which.has(name)) continue;
+    // Every closed-loop served run of this invocation keeps inference saturated; when only the health target
+    // was asked for, the step-mode run of 4a is the one measured.
+    if (![...memo.keys()].some((k) => !k.includes('Poisson') && !k.includes('open-loop') && k !== 'offline 4:4')) await step44();
     const saturated: Array<[string, ServedResult]> = [];
-    for (const [name, r] of memo) {
+    for (const [runName, r] of memo) {
       const result = await r;
-      if ('health' in result && result.arrivals === 'closed-loop') saturated.push([name, result]);
+      if ('health' in result && result.arrivals === 'closed-loop') saturated.push([runName, result]);
     }
     const worst = saturated.reduce((a, b) => (b[1].health.p99 > a[1].health.p99 ? b : a));
-    targets.e = target(`health-check p99 (ms) / ${TARGET_HEALTH_P99_MS} ms, worst saturated run`, worst[1].health.p99 / TARGET_HEALTH_P99_MS, '<', 1, {
+    targets[name] = target(`health-check p99 (ms) / ${TARGET_HEALTH_P99_MS} ms, worst saturated run`, worst[1].health.p99 / TARGET_HEALTH_P99_MS, '<', 1, {
       worstRun: worst[0],
-      p99MsByRun: Object.fromEntries(saturated.map(([name, r]) => [name, r.health.p99])),
-      p50MsByRun: Object.fromEntries(saturated.map(([name, r]) => [name, r.health.p50])),
+      p99MsByRun: Object.fromEntries(saturated.map(([n, r]) => [n, r.health.p99])),
+      p50MsByRun: Object.fromEntries(saturated.map(([n, r]) => [n, r.health.p50])),
     });
   }
 

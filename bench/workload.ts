@@ -24,6 +24,8 @@ export interface Workload {
   /** Open-loop inter-arrival law when rateHz > 0. */
   readonly arrivals: Arrivals;
   readonly rpc: 'stream' | 'predict';
+  /** Also report the share of responses within this latency (e.g. a budget that the requests do not carry). */
+  readonly withinMs?: number;
 }
 
 /** Parses "4:4,4:16,4:64" (action_steps:vision_steps per class). */

@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MAX_RESTARTS } from '../src/engine/index.js';
 import type { Manifest } from '../src/model/index.js';
 import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
 import { floats, predict, predictError, startTestServer, tempRepository, TINY_DIR, validRequest, type TestServer } from './support/harness.js';
@@ -159,18 +160,76 @@ describe('RESOURCE_EXHAUSTED and UNAVAILABLE', () => {
     }
   });
 
-  it('a dead inference thread turns its version FAILED: requests get UNAVAILABLE, not INTERNAL forever', async () => {
+  it('a dead inference thread is replaced under load: in-flight requests get UNAVAILABLE, health dips, then READY again', async () => {
+    const s = await startTestServer();
+    const protoLoader = await import('@grpc/proto-loader');
+    const { protoPath } = await import('grpc-health-check');
+    const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
+    const health = new def.grpc.health.v1.Health(s.address, grpc.credentials.createInsecure());
+    const statuses: string[] = [];
+    const watch = health.Watch({ service: 'dust-tiny@1' });
+    watch.on('data', (r: { status: string }) => statuses.push(r.status));
+    watch.on('error', () => undefined);
+    const codes: grpc.status[] = [];
+    let served = 0;
+    let stop = false;
+    // 8 robots in closed loop, each retrying after an error as a client of a retryable status would.
+    const robot = async (i: number) => {
+      const req = await request({ robot_id: `robot-${i}`, sampling: { action_steps: 4, vision_steps: 16 } });
+      while (!stop) {
+        try {
+          await predict(s.client, req);
+          served++;
+        } catch (err) {
+          codes.push((err as grpc.ServiceError).code);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    };
+    const robots = Array.from({ length: 8 }, (_, i) => robot(i));
+    try {
+      while (served < 20) await new Promise((r) => setTimeout(r, 5));
+      const before = s.server.registry.resolve({ name: 'dust-tiny', version: 1 }).runtime.worker;
+      before.injectCrash('injected crash');
+      const servedAtCrash = served;
+      while (!(statuses.includes('NOT_SERVING') && statuses.at(-1) === 'SERVING' && served > servedAtCrash + 20)) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      stop = true;
+      await Promise.all(robots);
+      expect(codes.length).toBeGreaterThan(0);
+      expect(codes.every((c) => c === grpc.status.UNAVAILABLE)).toBe(true);
+      expect(statuses.slice(statuses.indexOf('NOT_SERVING'))).toEqual(['NOT_SERVING', 'SERVING']);
+      const after = s.server.registry.resolve({ name: 'dust-tiny', version: 1 });
+      expect(after.runtime.worker).not.toBe(before);
+      const list = await new Promise<any>((resolve, reject) => s.client.ListModels({}, (e, r) => (e ? reject(e) : resolve(r))));
+      expect(list.models[0].state).toBe('MODEL_STATE_READY');
+    } finally {
+      stop = true;
+      await Promise.allSettled(robots);
+      watch.cancel();
+      health.close();
+      await s.close();
+    }
+  });
+
+  it('a version whose inference thread keeps dying is FAILED', async () => {
     const s = await startTestServer({ warmup: false });
     try {
-      await predict(s.client, await request());
-      const runtime = s.server.registry.resolve({ name: 'dust-tiny', version: 1 }).runtime;
-      // Simulate a crash of the thread (out of memory, a native abort): test-only reach into the proxy.
-      await (runtime.worker as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+      const kill = () => {
+        s.server.registry.resolve({ name: 'dust-tiny', version: 1 }).runtime.worker.injectCrash('injected crash');
+      };
+      const state = () => s.server.registry.list()[0];
+      for (let i = 0; i <= DEFAULT_MAX_RESTARTS; i++) {
+        while (state().state !== 'READY') await new Promise((r) => setTimeout(r, 10));
+        kill();
+        while (state().state === 'READY') await new Promise((r) => setTimeout(r, 5));
+      }
+      while (state().state === 'READY' || state().state === 'LOADING') await new Promise((r) => setTimeout(r, 10));
+      expect(state().state).toBe('FAILED');
+      expect(state().reason).toMatch(/stopped 4 times/);
       const err = await predictError(s.client, await request());
       expect(err.code).toBe(grpc.status.UNAVAILABLE);
-      expect(err.details).toMatch(/FAILED.*inference worker stopped/);
-      const list = await new Promise<any>((resolve, reject) => s.client.ListModels({}, (e, r) => (e ? reject(e) : resolve(r))));
-      expect(list.models[0].state).toBe('MODEL_STATE_FAILED');
     } finally {
       await s.close();
     }
@@ -187,6 +246,10 @@ describe('RESOURCE_EXHAUSTED and UNAVAILABLE', () => {
     const closing = s.server.shutdown('test');
     const late = await predictError(s.client, await request());
     expect(late.code).toBe(grpc.status.UNAVAILABLE);
+    // Refused before its images are decoded: an undecodable image does not make it INVALID_ARGUMENT.
+    const r = await request();
+    const undecodable = await predictError(s.client, { ...r, images: [{ ...r.images![0], data: (r.images![0].data as Buffer).subarray(0, 40) }, r.images![1]] });
+    expect(undecodable.code).toBe(grpc.status.UNAVAILABLE);
     const done = await inflight;
     expect(done.sampling!.vision_steps).toBe(64);
     await closing;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DustClient } from '../src/client/index.js';
 import { jpeg, TINY_DIR } from './support/harness.js';
-import { editManifest, failureCode, MODEL, robotRequest, serveVersions, withStatistics, type VersionsServer } from './support/versions.js';
+import { editManifest, eventually, failureCode, MODEL, robotRequest, serveVersions, withStatistics, type VersionsServer } from './support/versions.js';
 
 let s: VersionsServer;
 let client: DustClient;
@@ -133,5 +133,48 @@ describe('versions under load', () => {
     expect(await failureCode(client.unloadModel(MODEL, 2))).toBe('FAILED_PRECONDITION');
     expect(await failureCode(client.unloadModel(MODEL, 9))).toBe('NOT_FOUND');
     expect((await client.predict(await robotRequest('still-served'))).modelVersion).toBe(2);
+  });
+});
+
+describe('a dead inference worker under load, beside another version', () => {
+  it('fails only the requests it held (UNAVAILABLE); unpinned traffic goes to the other version while it is replaced', async () => {
+    const v = await serveVersions([1, 2]);
+    const robots = ['d1', 'd2', 'd3', 'd4', 'd5', 'd6'];
+    let running = true;
+    const failures: string[] = [];
+    const served: number[] = [];
+    const robotLoop = async (robot: string) => {
+      const req = await robotRequest(robot);
+      while (running) {
+        try {
+          served.push((await v.client.predict(req)).modelVersion);
+        } catch (err) {
+          failures.push(await failureCode(Promise.reject(err)));
+        }
+      }
+    };
+    const loops = robots.map(robotLoop);
+    const states: string[] = [];
+    try {
+      await eventually(() => served.length >= 20);
+      // Version 2 (the newest) takes the unpinned traffic; its thread dies between two ONNX Runtime calls.
+      const { registry } = v.server.server;
+      registry.onStateChange((e) => e.version === 2 && states.push(e.state === 'LOADING' ? `LOADING: ${e.reason}` : e.state));
+      registry.resolve({ name: MODEL, version: 2 }).runtime.worker.injectCrash('injected crash');
+      await eventually(() => states.at(-1) === 'READY');
+      expect(states).toEqual(['LOADING: restarting the inference worker, which stopped (injected crash)', 'READY']);
+      expect((await v.client.listModels()).models.map((m) => [m.version, m.state])).toEqual([[1, 'READY'], [2, 'READY']]);
+      const atRecovery = served.length;
+      await eventually(() => served.slice(atRecovery).includes(2));
+    } finally {
+      running = false;
+      await Promise.all(loops);
+      await v.close();
+    }
+    // At most one request per robot was in flight on the dead worker.
+    expect(failures.length).toBeLessThanOrEqual(robots.length);
+    expect(new Set(failures)).toEqual(new Set(failures.length > 0 ? ['UNAVAILABLE'] : []));
+    // While version 2 was replaced, version 1 served the robots.
+    expect(served).toContain(1);
   });
 });

@@ -87,6 +87,21 @@ describe('Predict', () => {
     expect((await worker.stats()).stepCalls - before).toBe(16);
   });
 
+  it('with a latency budget, spends it on vision steps and reports the plan; a hopeless budget is judged at once', async () => {
+    const roomy = await predict(t.client, await request({ sampling: { action_steps: 4, latency_budget_ms: 2000 } }));
+    const s = roomy.sampling!;
+    expect(s.vision_steps).toBeGreaterThan(4);
+    expect(s.vision_steps % 4).toBe(0);
+    expect(s.budget_feasible).toBe(true);
+    expect(s.budget_met).toBe(true);
+    expect(s.planned_total_ms).toBeGreaterThan(0);
+    expect(s.planned_total_ms).toBeLessThanOrEqual(2000 * 0.8);
+    const hopeless = await predict(t.client, await request({ sampling: { action_steps: 4, latency_budget_ms: 1 } }));
+    expect(hopeless.sampling).toMatchObject({ vision_steps: 4, budget_feasible: false, budget_met: false, budget_ms: 1 });
+    const none = await predict(t.client, await request({ sampling: { action_steps: 4, vision_steps: 4 } }));
+    expect(none.sampling).toMatchObject({ budget_feasible: true, budget_met: true, planned_total_ms: 0 });
+  });
+
   it('outputs depend on the inputs (instruction, images, state)', async () => {
     const seed = { seed: '7' };
     const base = await request({ sampling: seed });

@@ -66,6 +66,8 @@ export function toPredictResponse(out: PredictOutput): PredictResponse {
       seed: out.sampling.seed.toString(),
       budget_ms: out.sampling.budgetMs,
       budget_met: out.sampling.budgetMet,
+      budget_feasible: out.sampling.budgetFeasible,
+      planned_total_ms: out.sampling.plannedTotalMs,
     },
     timing: {
       queue_ms: out.timing.queueMs,

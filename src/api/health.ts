@@ -9,6 +9,7 @@ import { POLICY_SERVICE_NAME } from './proto.js';
 export class ServingHealth {
   readonly service = new HealthService({ '': 'NOT_SERVING', [POLICY_SERVICE_NAME]: 'NOT_SERVING' });
   private draining = false;
+  private started = false;
 
   constructor(private readonly registry: ModelRegistry<unknown>) {
     registry.onStateChange((e) => this.onModel(e));
@@ -19,10 +20,13 @@ export class ServingHealth {
     this.service.setStatus(`${entry.name}@${entry.version}`, entry.state === 'READY' ? 'SERVING' : 'NOT_SERVING');
     const anyReady = this.registry.list().some((e) => e.name === entry.name && e.state === 'READY');
     this.service.setStatus(entry.name, anyReady ? 'SERVING' : 'NOT_SERVING');
+    // After start-up the server follows its versions (e.g. NOT_SERVING while its only one replaces a dead worker).
+    if (this.started) this.markStarted();
   }
 
-  /** After start-up: the server serves when at least one model version is READY. */
+  /** After start-up: the server serves while at least one model version is READY. */
   markStarted(): void {
+    this.started = true;
     const ready = this.registry.list().some((e) => e.state === 'READY');
     for (const s of ['', POLICY_SERVICE_NAME]) this.service.setStatus(s, ready ? 'SERVING' : 'NOT_SERVING');
   }

@@ -8,8 +8,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { loadCredentials, type ServeOptions } from '../config/index.js';
-import { onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
+import { decodeThreadCount, loadCredentials, type ServeOptions } from '../config/index.js';
+import { DecodePool, onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
 import { ExperimentBook, PostgresExperimentStore, redactUrl, Router, ShadowMirror, SqliteExperimentStore, type ExperimentStore } from '../experiment/index.js';
 import { ModelRegistry } from '../model/index.js';
 import { NOOP_REQUEST_TRACER, requestTracer, startMetrics, type Logger, type MetricsEndpoint, type Tracing } from '../telemetry/index.js';
@@ -128,6 +128,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   // Before the models load, so a port conflict fails fast and load failures are counted.
   const metrics = options.metricsPort > 0 ? await startMetrics({ host: options.host, port: options.metricsPort }) : undefined;
   const tracer = tracing ? requestTracer(tracing.tracer) : NOOP_REQUEST_TRACER;
+  const decoder = new DecodePool({ threads: decodeThreadCount(options), niceness: options.decodeNiceness });
   const registry = new ModelRegistry<ModelRuntime>(
     options.modelRepository,
     runtimeFactory(
@@ -137,6 +138,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
         maxActive: options.maxActive,
         warmup: options.warmup,
         drainTimeoutMs: graceMs,
+        decoder,
         scheduler: {
           maxVlmBatch: options.maxVlmBatch,
           maxDenoiseBatch: options.maxDenoiseBatch,
@@ -144,6 +146,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
           maxQueue: options.maxQueue,
           batching: options.batching,
           budgetSafety: options.budgetSafety,
+          budgetLoadHeadroom: options.budgetLoadHeadroom,
         },
         batchRecording: tracing ? 'members' : metrics ? 'sizes' : 'off',
         onBatches(model, reports) {
@@ -205,6 +208,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     server.forceShutdown();
     tls?.close();
     await registry.stopAll();
+    await decoder.close();
     await metrics?.shutdown();
     await book.close();
     throw err;
@@ -219,6 +223,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
       experiments: options.experimentStore === 'postgres' ? `postgres ${redactUrl(options.postgresUrl)}` : `sqlite ${options.experimentDb}`,
       metricsPort: metrics?.port,
       tracing: tracing?.settings,
+      decodeThreads: decoder.size,
       models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })) },
     'dust-serve listening',
   );
@@ -230,6 +235,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
       health.markDraining();
       // Schedulers stop admitting at once (UNAVAILABLE) and finish admitted work within the grace period.
       await registry.stopAll();
+      await decoder.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           log.warn('grace period over: closing remaining connections');

@@ -17,7 +17,7 @@ export interface ModelVersionInfo {
   name: string;
   version: number;
   state: ModelState;
-  /** Why the version FAILED; empty otherwise. */
+  /** Why the version FAILED, or is LOADING again (its dead inference worker being replaced); empty otherwise. */
   reason: string;
   /** Why the last reload failed while the copy loaded before kept serving; empty otherwise. */
   lastLoadError: string;

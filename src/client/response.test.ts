@@ -16,7 +16,7 @@ const response: PredictResponse__Output = {
   variant: 'control',
   actions: tensor([2, 3], [1, 2, 3, 4, 5, 6]),
   future_embedding: null,
-  sampling: { action_steps: 4, vision_steps: 8, seed: '18446744073709551615', budget_ms: 0, budget_met: true },
+  sampling: { action_steps: 4, vision_steps: 8, seed: '18446744073709551615', budget_ms: 0, budget_met: true, budget_feasible: true, planned_total_ms: 0 },
   timing: { queue_ms: 1, vlm_ms: 2, denoise_ms: 3, total_ms: 6, vlm_batch_size: 1, mean_denoise_batch: 1.5 },
 };
 
@@ -25,7 +25,9 @@ describe('fromPredictResponse', () => {
     const r = fromPredictResponse(response);
     expect(r).toMatchObject({ requestId: 'req', modelName: 'dust-tiny', modelVersion: 1, variant: 'control' });
     expect(actionRows(r).map((row) => Array.from(row))).toEqual([[1, 2, 3], [4, 5, 6]]);
-    expect(r.sampling).toEqual({ actionSteps: 4, visionSteps: 8, seed: 18446744073709551615n, budgetMs: 0, budgetMet: true });
+    expect(r.sampling).toEqual({
+      actionSteps: 4, visionSteps: 8, seed: 18446744073709551615n, budgetMs: 0, budgetMet: true, budgetFeasible: true, plannedTotalMs: 0,
+    });
     expect(r.timing).toEqual({ queueMs: 1, vlmMs: 2, denoiseMs: 3, totalMs: 6, vlmBatchSize: 1, meanDenoiseBatch: 1.5 });
     expect(r.futureEmbedding).toBeUndefined();
     expect(r).not.toHaveProperty('worldModelSurprise');

@@ -11,6 +11,10 @@ export interface SamplingReport {
   seed: bigint;
   budgetMs: number;
   budgetMet: boolean;
+  /** With a budget: whether the server's planner predicted that even N_A steps fit it. */
+  budgetFeasible: boolean;
+  /** With a budget: the time the planner predicted from receipt to response, in ms (0 without). */
+  plannedTotalMs: number;
 }
 
 export interface Timing {
@@ -60,6 +64,8 @@ export function fromPredictResponse(msg: PredictResponse__Output): PredictResult
       seed: BigInt(s?.seed || 0),
       budgetMs: s?.budget_ms ?? 0,
       budgetMet: s?.budget_met ?? false,
+      budgetFeasible: s?.budget_feasible ?? false,
+      plannedTotalMs: s?.planned_total_ms ?? 0,
     },
     timing: {
       queueMs: t?.queue_ms ?? 0,

@@ -3,6 +3,7 @@ export {
   optionsFromEnv,
   optionsFromFile,
   envName,
+  decodeThreadCount,
   DEFAULT_SERVE_OPTIONS,
   DEFAULT_PORT,
   DEFAULT_MAX_MESSAGE_BYTES,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileServeOptions, DEFAULT_SERVE_OPTIONS, envName, optionsFromEnv, optionsFromFile } from './index.js';
+import { compileServeOptions, decodeThreadCount, DEFAULT_SERVE_OPTIONS, envName, optionsFromEnv, optionsFromFile } from './index.js';
 
 describe('serve options', () => {
   it('defaults, then file < environment < flags', () => {
@@ -30,6 +30,16 @@ describe('serve options', () => {
     expect(() => compileServeOptions({ maxActive: 8, maxDenoiseBatch: 64 })).toThrow(/maxActive must be at least maxDenoiseBatch/);
     expect(() => optionsFromFile({ prot: 1 }, 'c.json')).toThrow(/unknown option\(s\) prot/);
     expect(() => optionsFromFile([], 'c.json')).toThrow(/JSON object/);
+  });
+
+  it('sizes the decode pool to the cores the inference threads leave, unless set', () => {
+    expect(decodeThreadCount({ decodeThreads: 0, threads: 1 }, 2)).toBe(1);
+    expect(decodeThreadCount({ decodeThreads: 0, threads: 12 }, 16)).toBe(4);
+    expect(decodeThreadCount({ decodeThreads: 0, threads: 16 }, 16)).toBe(1);
+    expect(decodeThreadCount({ decodeThreads: 3, threads: 1 }, 2)).toBe(3);
+    const o = compileServeOptions(optionsFromEnv({ DUST_DECODE_THREADS: '2', DUST_DECODE_NICENESS: '0', DUST_BUDGET_LOAD_HEADROOM: '1.5' }));
+    expect([o.decodeThreads, o.decodeNiceness, o.budgetLoadHeadroom]).toEqual([2, 0, 1.5]);
+    expect(() => compileServeOptions({ decodeNiceness: 20 })).toThrow(/decodeNiceness/);
   });
 
   it('bounds the id limit, since ids travel in metadata and logs', () => {

@@ -31,7 +31,10 @@ export interface ServeOptions {
   maxDenoiseBatch: number;
   /** Longest a request waits for its VLM batch to fill while the model is idle, in ms. @default 2 */
   maxQueueDelayMs: number;
-  /** Requests waiting per model version beyond which new ones get RESOURCE_EXHAUSTED. @default 256 */
+  /**
+   * Requests per model version admitted but not yet in a VLM call (decoding or queued) beyond which new ones
+   * get RESOURCE_EXHAUSTED, before their images are decoded. @default 256
+   */
   maxQueue: number;
   /** Rows a model version can hold in its denoiser stage at once. @default 256 */
   maxActive: number;
@@ -39,6 +42,21 @@ export interface ServeOptions {
   batching: 'step' | 'request';
   /** Fraction of a latency budget that N_o is planned to fill. @default 0.8 */
   budgetSafety: number;
+  /**
+   * Standard deviations above the expected arrivals at which the budget planner plans each denoiser batch
+   * (0 = plan with the mean load). @default 1
+   */
+  budgetLoadHeadroom: number;
+  /**
+   * Image-decoding threads (the decode pool: JPEG/PNG decoding, normalisation, initial noise), off the gRPC
+   * event loop. 0 = the CPU cores left after the inference threads, at least 1. @default 0
+   */
+  decodeThreads: number;
+  /**
+   * Nice value the decode threads lower themselves to (Linux), so that on a contended core inference runs
+   * first; 0 = normal priority. @default 10
+   */
+  decodeNiceness: number;
   /** Largest accepted request message, in bytes; checked before the message is decoded. @default 16777216 */
   maxMessageBytes: number;
   /**
@@ -141,6 +159,9 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   maxActive: 256,
   batching: 'step',
   budgetSafety: 0.8,
+  budgetLoadHeadroom: 1,
+  decodeThreads: 0,
+  decodeNiceness: 10,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   maxIdBytes: DEFAULT_MAX_ID_BYTES,
   maxInstructionBytes: DEFAULT_MAX_INSTRUCTION_BYTES,
@@ -184,6 +205,9 @@ const schema = z
     maxActive: int(1),
     batching: z.enum(['step', 'request']),
     budgetSafety: z.coerce.number().gt(0).max(1),
+    budgetLoadHeadroom: z.coerce.number().min(0).max(10),
+    decodeThreads: int(0),
+    decodeNiceness: int(0).max(19),
     maxMessageBytes: int(1024),
     maxIdBytes: int(1).max(MAX_ID_BYTES_LIMIT),
     maxInstructionBytes: int(1),
@@ -239,6 +263,11 @@ export function compileServeOptions(...layers: ServeOptionsInput[]): Readonly<Se
     throw new InvalidArgumentError('invalid configuration: metricsPort must differ from the gRPC port');
   }
   return Object.freeze(parsed.data as ServeOptions);
+}
+
+/** Decode threads to start: the option, or the cores the inference threads leave (at least 1). */
+export function decodeThreadCount(options: Pick<ServeOptions, 'decodeThreads' | 'threads'>, cores = os.availableParallelism()): number {
+  return options.decodeThreads > 0 ? options.decodeThreads : Math.max(1, cores - options.threads);
 }
 
 /** DUST_<FLAG_IN_CAPS> for every option (serving-api.md "Operations surface"), e.g. DUST_MODEL_REPOSITORY. */

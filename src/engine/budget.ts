@@ -1,57 +1,181 @@
 /**
- * Latency-bounded test-time scaling: the largest N_o = q * N_A (q >= 1, N_o <= cap) whose predicted
- * completion fits the request's remaining budget under the current load, without pushing any other
- * budgeted request past its own budget. Pure: the scheduler supplies the per-step period predictions.
+ * Latency-bounded test-time scaling: the budget planner. When a budgeted row joins the denoiser stage it
+ * gets the largest N_o = q * N_A (q >= 1, N_o <= cap) whose predicted response time fits `safety` of its
+ * budget, under the load expected over its whole life, without pushing a row admitted earlier past its
+ * promise. Pure: plain data in, a plan out.
+ *
+ * The prediction simulates the coming denoiser steps one by one. The rows at step k are
+ *  - the rows already in the stage that still have steps left at k (their remaining steps are known),
+ *  - this row while k <= N_o,
+ *  - the requests now waiting for the VLM stage, which join at once and stay S steps,
+ *  - arrivals: lambda times the time the last S steps took (each arrival stays S steps),
+ * where S = max(the measured mean N_o of recent joins, this row's N_o): arrivals during this row's life are
+ * planned to scale up as far as it does (the positive feedback that broke the join-time chooser: rows
+ * scaled up, the batch grew, and the period they planned with no longer held). The batch never goes below
+ * the steady state of that traffic (n = lambda * S * period(n)) nor below the recent mean denoiser batch
+ * (what the traffic actually made, whatever the estimates say), and an N_o for which there is no steady
+ * state (the executor could not keep up if every request took it) is not planned: a plan stays valid when
+ * every request plans the same way. Arrival counts fluctuate (Poisson), so the batch is planned at
+ * `headroom` standard deviations above the mean. A step at n rows takes the cost model's step time at n,
+ * stretched by the VLM share (stepPeriodMs). The response is ready one response path after the last step.
+ *
+ * Rows with a feasible plan hold a promise: their response is ready within their budget (their last step
+ * ends by receivedAt + budget - response path). Each row plans for `safety` of its budget; the rest is
+ * headroom for prediction error, which a newcomer may use but not exceed. A newcomer may scale up only while
+ * every promise still holds, or, where one is already predicted to break, while it does not make that row
+ * later than it would be with the newcomer at N_A (a newcomer at N_A is never refused: the budget is a
+ * request for scaling, not an admission test). Rows without a budget, or whose budget could not be met even
+ * at N_A, hold no promise.
+ *
+ * When even N_o = N_A is predicted to miss the budget the plan says so at once (feasible = false): the row
+ * runs N_A steps and its response reports budget_met = false.
  */
+import { stageMs, stepPeriodMs, type StageCost } from './cost-model.js';
+import type { Load } from './load.js';
 
-export interface BudgetedRow {
-  /** Steps the row still has to take. */
+/** Standard deviations of the arrival count the batch is planned at. */
+export const DEFAULT_LOAD_HEADROOM = 1;
+
+export interface PlannedRow {
   readonly remainingSteps: number;
-  /** Milliseconds left before its budget runs out. */
-  readonly remainingBudgetMs: number;
+  /** Latest end of its last step that keeps its promise; undefined when it holds none. */
+  readonly promise: number | undefined;
 }
 
-export interface BudgetQuery {
+export interface PlanQuery {
+  readonly now: number;
+  readonly receivedAt: number;
+  readonly budgetMs: number;
   readonly actionSteps: number;
   /** Upper bound for N_o (the request's vision_steps, or the model's max when it sent none). */
   readonly maxVisionSteps: number;
-  /** Budget left for the denoiser stage of this request. */
-  readonly remainingMs: number;
-  /** Rows in the denoiser stage before this one joins. */
-  readonly activeRows: number;
-  /** Predicted wall time between two steps of one row when `rows` rows are active. */
-  readonly stepPeriodMs: (rows: number) => number;
-  /** Other rows in the stage that have budgets of their own. */
-  readonly others: readonly BudgetedRow[];
-  /** Fraction of the budget planned for (headroom for noise and later arrivals). */
+  /** Rows already in the denoiser stage (including rows planned before this one in the same VLM batch). */
+  readonly rows: readonly PlannedRow[];
+  /** Requests waiting for the VLM stage. */
+  readonly waiting: number;
+  readonly load: Load;
+  readonly step: StageCost;
+  readonly maxBatch: number;
+  /** Fraction of the budget planned for. */
   readonly safety: number;
+  readonly headroom: number;
 }
 
-export interface BudgetChoice {
+export interface Plan {
   readonly visionSteps: number;
-  readonly predictedMs: number;
-  /** Whether even the chosen N_o is predicted to fit (false: N_o = N_A and the budget will likely be missed). */
-  readonly fits: boolean;
+  /** Predicted time the response is ready on the main thread. */
+  readonly finish: number;
+  /** Whether N_o = N_A was predicted to fit the budget. */
+  readonly feasible: boolean;
+  /** The promise this row holds from now on (see PlannedRow). */
+  readonly promise: number | undefined;
 }
 
-export function chooseVisionSteps(q: BudgetQuery): BudgetChoice {
-  const na = q.actionSteps;
-  const periodWith = q.stepPeriodMs(q.activeRows + 1);
-  const extraPerStep = Math.max(0, periodWith - q.stepPeriodMs(Math.max(q.activeRows, 1)));
-  const allowed = q.remainingMs * q.safety;
-  const othersOk = (visionSteps: number) =>
-    q.others.every((r) => {
-      const before = r.remainingSteps * q.stepPeriodMs(Math.max(q.activeRows, 1));
-      // The safety margin is each row's own planning headroom; another row may spend it, not more.
-      const slack = r.remainingBudgetMs - before;
-      // A row already predicted to miss cannot be rescued by refusing this one; do not let it veto.
-      if (slack < 0) return true;
-      return Math.min(visionSteps, r.remainingSteps) * extraPerStep <= slack;
-    });
-  for (let qq = Math.floor(q.maxVisionSteps / na); qq >= 1; qq--) {
-    const visionSteps = qq * na;
-    const predictedMs = visionSteps * periodWith;
-    if (predictedMs <= allowed && othersOk(visionSteps)) return { visionSteps, predictedMs, fits: true };
+/**
+ * End times, relative to `now`, of the next `horizon` denoiser steps when a row of `candidateSteps` steps
+ * joins: ends[k] is when step k ends (ends[0] = 0).
+ */
+export function stepEnds(q: PlanQuery, candidateSteps: number, horizon: number, period = periodFor(q), floor = 0): Float64Array {
+  const { load, rows } = q;
+  const stay = arrivalStay(q, candidateSteps);
+  const leaving = new Int32Array(horizon + 2);
+  for (const r of rows) leaving[Math.min(Math.max(0, r.remainingSteps), horizon + 1)]++;
+  const ends = new Float64Array(horizon + 1);
+  let present = rows.length;
+  for (let k = 1; k <= horizon; k++) {
+    present -= leaving[k - 1];
+    const since = Math.max(0, Math.ceil(k - 1 - stay));
+    const arrived = load.arrivalsPerMs * (ends[k - 1] - ends[since]);
+    const newcomers = (k <= stay ? q.waiting : 0) + arrived;
+    const n = present + (k <= candidateSteps ? 1 : 0) + newcomers + q.headroom * Math.sqrt(newcomers);
+    ends[k] = ends[k - 1] + period(Math.max(n, floor));
   }
-  return { visionSteps: na, predictedMs: na * periodWith, fits: na * periodWith <= q.remainingMs };
+  return ends;
+}
+
+/** Steps an arrival during the candidate's life is planned to stay: as many as the candidate, or the recent mean if more. */
+function arrivalStay(q: PlanQuery, candidateSteps: number): number {
+  return Math.max(1, q.load.meanSteps, candidateSteps);
+}
+
+/** Iterations of the steady-state fixed point; it converges geometrically when the load is sustainable. */
+const STEADY_ITERATIONS = 100;
+
+/**
+ * The rows in the stage in the steady state where requests arrive at the measured rate and each stays as
+ * long as an arrival during the candidate's life is planned to (n = lambda * S * period(n), plus headroom),
+ * or undefined when there is none: the executor cannot keep up with that many steps per request.
+ */
+export function steadyRows(q: PlanQuery, candidateSteps: number, period = periodFor(q)): number | undefined {
+  const stay = arrivalStay(q, candidateSteps);
+  const rate = q.load.arrivalsPerMs;
+  if (rate <= 0) return 0;
+  const limit = q.maxBatch * 64;
+  let n = 0;
+  for (let i = 0; i < STEADY_ITERATIONS; i++) {
+    const mean = rate * stay * period(n);
+    const next = mean + q.headroom * Math.sqrt(mean);
+    if (next > limit) return undefined;
+    if (Math.abs(next - n) < 1e-3) return next;
+    n = next;
+  }
+  return n;
+}
+
+/**
+ * The step period at n rows, memoized per whole row count (the planner asks for the same few sizes many
+ * times); a fractional expected count interpolates between its neighbours.
+ */
+function periodFor(q: PlanQuery): (n: number) => number {
+  const memo = new Map<number, number>();
+  const at = (rows: number) => {
+    let ms = memo.get(rows);
+    if (ms === undefined) {
+      ms = stepPeriodMs(q.step, rows, q.maxBatch, q.load.vlmShare);
+      memo.set(rows, ms);
+    }
+    return ms;
+  };
+  return (n) => {
+    const lo = Math.max(1, Math.floor(n));
+    const frac = Math.max(0, n - lo);
+    return frac === 0 ? at(lo) : at(lo) + frac * (at(lo + 1) - at(lo));
+  };
+}
+
+export function planVisionSteps(q: PlanQuery): Plan {
+  const na = q.actionSteps;
+  const path = q.load.responsePathMs;
+  const budgetEnd = q.receivedAt + q.budgetMs;
+  if (!q.step.warm || stageMs(q.step, 1) <= 0) {
+    // Nothing measured yet (no warm-up): no basis for scaling up.
+    return { visionSteps: na, finish: q.now + path, feasible: true, promise: undefined };
+  }
+  const protectedRows = q.rows.filter((r) => r.promise !== undefined);
+  const horizon = Math.max(q.maxVisionSteps, na, ...protectedRows.map((r) => r.remainingSteps));
+  const period = periodFor(q);
+  // N_A is what the row runs at the least; its prediction (with the steady-state load where there is one) is
+  // the bar for feasibility and for how much later other rows may end.
+  const atNa = stepEnds(q, na, horizon, period, Math.max(steadyRows(q, na, period) ?? 0, q.load.meanBatch));
+  const finishWith = (ends: Float64Array, steps: number) => q.now + ends[steps] + path;
+  const feasible = finishWith(atNa, na) <= budgetEnd;
+  const fits = (steps: number): boolean => {
+    // Not sustainable if every request took this many steps: the queue would grow without bound.
+    const steady = steadyRows(q, steps, period);
+    if (steady === undefined) return false;
+    const ends = stepEnds(q, steps, horizon, period, Math.max(steady, q.load.meanBatch));
+    if (finishWith(ends, steps) > q.receivedAt + q.safety * q.budgetMs) return false;
+    return protectedRows.every((r) => q.now + ends[r.remainingSteps] <= Math.max(r.promise!, q.now + atNa[r.remainingSteps]));
+  };
+  // Every check is monotone in N_o (more steps: more load for everyone, later finishes), so bisect over q.
+  let lo = 0;
+  let hi = Math.floor(q.maxVisionSteps / na);
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(mid * na)) lo = mid;
+    else hi = mid - 1;
+  }
+  const visionSteps = Math.max(1, lo) * na;
+  const ends = visionSteps === na ? atNa : stepEnds(q, visionSteps, horizon, period, Math.max(steadyRows(q, visionSteps, period) ?? 0, q.load.meanBatch));
+  return { visionSteps, finish: finishWith(ends, visionSteps), feasible, promise: feasible ? budgetEnd - path : undefined };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CostModel } from './cost-model.js';
+import { CostModel, stageMs, stepPeriodMs, VlmShareWindow } from './cost-model.js';
 
 describe('CostModel', () => {
   it('predicts 0 when cold, an observed size from its average, and unseen sizes from a line', () => {
@@ -29,5 +29,45 @@ describe('CostModel', () => {
     for (let i = 0; i < 10; i++) m.observe('step', 4, 1);
     for (let i = 0; i < 10; i++) m.observe('step', 4, 3);
     expect(m.predict('step', 4)).toBeGreaterThan(2.9);
+  });
+});
+
+describe('snapshot predictions', () => {
+  it('predict from a snapshot (plain data, as the main thread gets it) as the model does', () => {
+    const m = new CostModel();
+    for (let i = 0; i < 5; i++) for (const [b, ms] of [[1, 2], [4, 3], [16, 7]] as const) m.observe('step', b, ms);
+    const snap = structuredClone(m.snapshot());
+    for (const b of [1, 2, 4, 8, 16, 32]) expect(stageMs(snap.step, b)).toBeCloseTo(m.predict('step', b), 9);
+    expect(snap.vlm.warm).toBe(false);
+    expect(stageMs(snap.vlm, 4)).toBe(0);
+  });
+});
+
+describe('stepPeriodMs', () => {
+  const m = new CostModel();
+  for (let i = 0; i < 3; i++) for (const b of [1, 2, 4]) m.observe('step', b, b);
+  const step = m.snapshot().step;
+
+  it('is one step at the batch the rows make', () => {
+    expect(stepPeriodMs(step, 2, 64, 0)).toBeCloseTo(2, 6);
+  });
+  it('takes several rounds when more rows are active than fit in one call', () => {
+    expect(stepPeriodMs(step, 8, 4, 0)).toBeCloseTo(2 * 4, 6);
+  });
+  it('stretches by the share of executor time VLM calls take', () => {
+    expect(stepPeriodMs(step, 2, 64, 0.5)).toBeCloseTo(4, 6);
+    // The share is capped: steps always get some of the executor.
+    expect(Number.isFinite(stepPeriodMs(step, 2, 64, 1))).toBe(true);
+  });
+});
+
+describe('VlmShareWindow', () => {
+  it('is the busy fraction of the last window, forgetting older calls', () => {
+    const w = new VlmShareWindow(100);
+    w.record(10, 20);
+    w.record(50, 30);
+    expect(w.share(60)).toBeCloseTo(0.5, 9);
+    expect(w.share(120)).toBeCloseTo(0.3, 9); // the call that ended at 10 left the window
+    expect(w.share(1000)).toBe(0);
   });
 });

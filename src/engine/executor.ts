@@ -1,17 +1,9 @@
 /**
  * What the scheduler drives: one model version's graphs behind an arena of slots. The real implementation
- * runs ONNX Runtime in a worker thread (worker-executor.ts); tests use a fake. Buffers handed in are
+ * runs ONNX Runtime in the inference worker thread (onnx-executor.ts); tests use a fake. Buffers handed in are
  * transferred (the caller must not touch them afterwards).
  */
-import { InferenceError } from '../errors/index.js';
 import type { SlotMove } from './slot-table.js';
-
-/** The executor died (worker crash, out of memory): every row held in its arena is lost. */
-export class ExecutorLostError extends InferenceError {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
-}
 
 /** Fixed shapes of one model version, from its manifest. */
 export interface ModelShapes {

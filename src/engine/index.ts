@@ -1,13 +1,13 @@
 export { Scheduler, DEFAULT_SCHEDULER_OPTIONS } from './scheduler.js';
 export type { SchedulerOptions, SchedulerStats, BatchingMode } from './scheduler.js';
-export { runtimeFactory, shapesOf, WARMUP_BATCHES } from './model-runtime.js';
+export { runtimeFactory, shapesOf, WARMUP_BATCHES, DEFAULT_MAX_RESTARTS } from './model-runtime.js';
+export { DecodePool } from './decode-pool.js';
 export type { ModelRuntime, RuntimeOptions } from './model-runtime.js';
 export { predict, resolveStepCounts } from './predict.js';
 export type { PredictInput, PredictOutput, RequestContext } from './predict.js';
 export { ModelWorker } from './model-worker.js';
 export { OnnxExecutor, sessionOptions } from './onnx-executor.js';
 export type { OnnxExecutorInit } from './onnx-executor.js';
-export { ExecutorLostError } from './executor.js';
 export type { Executor, ModelShapes, VlmBatch, VlmResult, StepBatch, StepResult } from './executor.js';
 export type { JobInput, JobPriority, JobResult, JobTiming } from './job.js';
 export type { BatchEvent, BatchListener, BatchObserver, BatchRecording, BatchReport, BatchStage } from './batch-report.js';

@@ -1,11 +1,12 @@
 /**
  * Inference worker thread: one model version's scheduler and its ONNX Runtime executor. The whole denoising
  * loop (batch composition, ONNX Runtime calls, Euler updates) runs here, so no step waits on the gRPC event
- * loop and the event loop never waits on a step. The main thread's ModelWorker sends jobs, cancellations and
- * control messages; results go back by transfer of their buffers.
+ * loop and the event loop never waits on a step. The main thread's ModelWorker sends admitted jobs,
+ * cancellations and control messages; results go back by transfer of their buffers, and every VLM batch
+ * that starts is reported with the current load (the main thread's admission mirrors the queue with it).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { errorToWire } from '../errors/index.js';
+import { errorToWire, OverloadedError } from '../errors/index.js';
 import type { BatchEvent, WireBatch } from './batch-report.js';
 import { systemClock } from './clock.js';
 import type { JobInput, JobResult } from './job.js';
@@ -37,7 +38,9 @@ async function main(): Promise<void> {
   const cancels = new Map<number, AbortController>();
   // Batch reports wait here for the next result or failure message, which every job in them ends with.
   const recording = init.batchRecording ?? 'off';
-  const ids = new WeakMap<JobInput, number>();
+  /** Message id of each job in the scheduler, and the job of each id (to shed it). */
+  const ids = new Map<JobInput, number>();
+  const jobs = new Map<number, JobInput>();
   let batches: WireBatch[] = [];
   const onBatch = (e: BatchEvent) =>
     batches.push({
@@ -54,28 +57,42 @@ async function main(): Promise<void> {
     batches = [];
     return out;
   };
-  const scheduler = new Scheduler(executor, systemClock, init.scheduler, recording === 'off' ? undefined : onBatch);
+  const scheduler: Scheduler = new Scheduler(executor, systemClock, init.scheduler, {
+    onStart: (started) => post({ kind: 'started', ids: started.map((j) => ids.get(j)!), load: scheduler.workerLoad() }),
+    onBatch: recording === 'off' ? undefined : onBatch,
+  });
 
   port.on('message', (msg: ToWorker) => {
     switch (msg.kind) {
       case 'submit': {
         const abort = new AbortController();
         cancels.set(msg.id, abort);
+        if (msg.responsePathMs !== undefined) scheduler.load.responded(msg.responsePathMs);
         const { receivedAtEpoch, deadlineEpoch, ...wire } = msg.job;
         const job: JobInput = { ...wire, receivedAt: local(receivedAtEpoch), deadline: local(deadlineEpoch), signal: abort.signal };
         ids.set(job, msg.id);
+        jobs.set(msg.id, job);
         scheduler
           .submit(job)
           .then(
             (result) => post({ kind: 'result', id: msg.id, result, batches: takeBatches() }, transferables(result)),
             (err) => post({ kind: 'failed', id: msg.id, error: errorToWire(err), batches: takeBatches() }),
           )
-          .finally(() => cancels.delete(msg.id));
+          .finally(() => {
+            cancels.delete(msg.id);
+            ids.delete(job);
+            jobs.delete(msg.id);
+          });
         return;
       }
       case 'cancel':
         cancels.get(msg.id)?.abort();
         return;
+      case 'shed': {
+        const job = jobs.get(msg.id);
+        if (job) scheduler.shed(job, new OverloadedError('shadow request shed to admit a primary request', 'shadow_shed'));
+        return;
+      }
       case 'stats':
         post({ kind: 'stats', id: msg.id, stats: { ...scheduler.stats(), cost: { vlm: scheduler.costModel.table('vlm'), step: scheduler.costModel.table('step') } } });
         return;
@@ -84,6 +101,11 @@ async function main(): Promise<void> {
         return;
       case 'close':
         void scheduler.close().then(() => post({ kind: 'done', id: msg.id }));
+        return;
+      case 'crash':
+        setImmediate(() => {
+          throw new Error(msg.reason);
+        });
         return;
     }
   });

@@ -51,6 +51,13 @@ export interface JobTiming {
   readonly meanDenoiseBatch: number;
 }
 
+export interface BudgetPlanReport {
+  /** Whether even N_o = N_A was predicted to fit the budget (false: the row ran N_A and missed on purpose). */
+  readonly feasible: boolean;
+  /** The planner's predicted time from receipt to the response being ready, for the N_o it chose. */
+  readonly plannedTotalMs: number;
+}
+
 export interface JobResult {
   /** Normalized, padded actions [horizon, actionDim]; the edge denormalizes and unpads. */
   readonly actions: Float32Array;
@@ -61,7 +68,7 @@ export interface JobResult {
   readonly actionSteps: number;
   /** N_o actually used. */
   readonly visionSteps: number;
-  /** undefined without a budget. */
-  readonly budgetMet: boolean | undefined;
+  /** The budget planner's verdict when the row joined the denoiser stage; undefined without a budget. */
+  readonly budget: BudgetPlanReport | undefined;
   readonly timing: JobTiming;
 }

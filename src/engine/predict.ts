@@ -1,14 +1,15 @@
 /**
- * One prediction, from a validated domain request to a domain response: step counts, preprocessing
- * (images, prompt, state), seeded initial noise, the scheduler, then denormalization and world-model
+ * One prediction, from a validated domain request to a domain response: step counts and state (checked on
+ * the event loop, they are cheap), admission (refused at once when the model cannot take it), then images
+ * and initial noise in the decode pool and the prompt, the scheduler, and denormalization and world-model
  * surprise. The API edge converts protobuf messages to and from these types; nothing here knows gRPC.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
 import type { EmbodimentSpec, Manifest, ModelHandle } from '../model/index.js';
-import { decodeViews, denormalizeActions, normalizeState, type ImageInput } from '../preprocess/index.js';
-import { initialNoise, randomSeed, stepCountProblem, type StepCounts } from '../sampling/index.js';
-import type { JobPriority, JobTiming } from './job.js';
+import { denormalizeActions, normalizeState, type ImageInput } from '../preprocess/index.js';
+import { stepCountProblem, type StepCounts } from '../sampling/index.js';
+import type { JobPriority, JobResult, JobTiming } from './job.js';
 import type { ModelRuntime } from './model-runtime.js';
 
 export interface PredictInput {
@@ -60,7 +61,15 @@ export interface PredictOutput {
     readonly visionSteps: number;
     readonly seed: bigint;
     readonly budgetMs: number;
+    /**
+     * Whether the response is ready within the budget (true without one). False whenever the planner found,
+     * when the row joined the denoiser stage, that even N_o = N_A could not fit: the miss is decided then.
+     */
     readonly budgetMet: boolean;
+    /** With a budget: whether N_o = N_A was predicted to fit when the row joined (true without one). */
+    readonly budgetFeasible: boolean;
+    /** With a budget: the planner's predicted time from receipt to the response, for the N_o it chose (0 without). */
+    readonly plannedTotalMs: number;
   };
   readonly timing: JobTiming & { readonly preprocessMs: number };
   readonly worldModelSurprise: number | undefined;
@@ -106,38 +115,57 @@ export async function predict(
   const budgetMs = input.latencyBudgetMs;
   const counts = resolveStepCounts(m, input.actionSteps, input.visionSteps, budgetMs > 0);
   const state = normalizeState(input.state, embodiment, m.state.dim, input.embodiment);
-  const [pixelValues, prompt] = await Promise.all([decodeViews(input.images, m), runtime.tokenizer.encode(input.instruction)]);
-  const seed = input.seed ?? randomSeed(randomBytes);
-  const noise = initialNoise(seed, m.action.horizon * m.action.dim, m.future.tokens * m.future.dim);
   const requestId = input.requestId || randomUUID();
-  const preprocessMs = performance.now() - ctx.receivedAt;
+  const worker = runtime.worker;
+  let seed = 0n;
+  let preprocessMs = 0;
 
-  const result = await runtime.worker.submit({
-    requestId,
-    robotId: input.robotId,
-    embodimentId: embodiment.id,
-    pixelValues,
-    inputIds: prompt.inputIds,
-    attentionMask: prompt.attentionMask,
-    state,
-    noise,
-    actionSteps: counts.actionSteps,
-    visionSteps: counts.visionSteps,
-    budgetMs,
-    receivedAt: ctx.receivedAt,
-    deadline: ctx.deadline,
-    signal: ctx.signal,
-    traceTag: ctx.traceTag,
-    priority: ctx.priority,
-  });
+  const result: JobResult = await worker.submit(
+    { receivedAt: ctx.receivedAt, deadline: ctx.deadline, actionSteps: counts.actionSteps, signal: ctx.signal, priority: ctx.priority },
+    async () => {
+      const [decoded, prompt] = await Promise.all([
+        runtime.decoder.decode({
+          images: input.images,
+          spec: { cameras: m.cameras, image: m.image },
+          seed: input.seed,
+          noise: { actions: m.action.horizon * m.action.dim, future: m.future.tokens * m.future.dim },
+        }),
+        runtime.tokenizer.encode(input.instruction),
+      ]);
+      seed = decoded.seed;
+      preprocessMs = performance.now() - ctx.receivedAt;
+      return {
+        requestId,
+        robotId: input.robotId,
+        embodimentId: embodiment.id,
+        pixelValues: decoded.pixelValues,
+        inputIds: prompt.inputIds,
+        attentionMask: prompt.attentionMask,
+        state,
+        noise: decoded.noise,
+        actionSteps: counts.actionSteps,
+        visionSteps: counts.visionSteps,
+        budgetMs,
+        receivedAt: ctx.receivedAt,
+        deadline: ctx.deadline,
+        signal: ctx.signal,
+        traceTag: ctx.traceTag,
+        priority: ctx.priority,
+      };
+    },
+  );
 
   const surprise = input.episodeId ? runtime.surprise.observe(input.episodeId, result.obsEmbedding, result.future) : undefined;
+  const actions = denormalizeActions(result.actions, m.action.horizon, m.action.dim, embodiment);
+  const ready = performance.now();
+  worker.observeResponsePath(ready - (ctx.receivedAt + result.timing.totalMs));
+  const plan = result.budget;
   return {
     requestId,
     modelName: handle.name,
     modelVersion: handle.version,
     variant: `${handle.name}@${handle.version}`,
-    actions: denormalizeActions(result.actions, m.action.horizon, m.action.dim, embodiment),
+    actions,
     actionShape: [m.action.horizon, embodiment.action_dim],
     normalizedActions: result.actions,
     futureEmbedding: input.returnFutureEmbedding ? result.future : undefined,
@@ -147,7 +175,9 @@ export async function predict(
       visionSteps: result.visionSteps,
       seed,
       budgetMs,
-      budgetMet: result.budgetMet ?? true,
+      budgetMet: budgetMs <= 0 || (plan?.feasible !== false && ready - ctx.receivedAt <= budgetMs),
+      budgetFeasible: plan?.feasible ?? true,
+      plannedTotalMs: plan?.plannedTotalMs ?? 0,
     },
     timing: { ...result.timing, preprocessMs },
     worldModelSurprise: surprise,

@@ -8,25 +8,23 @@
  *   denoiser call"). A row joins as soon as its VLM output is ready and leaves as soon as it finishes, like
  *   continuous batching in LLM serving.
  *
- * Admission is bounded (RESOURCE_EXHAUSTED at once when the queue is full); deadlines and cancellations are
- * checked before every call, so an expired or cancelled row leaves at the next step. With a latency budget,
- * N_o is chosen when the row joins the denoiser stage, from the online cost model.
+ * Admission (queue limit, draining, hopeless deadlines) happens before a request gets here, on the main
+ * thread (admission.ts). Deadlines and cancellations are checked before every call, so an expired or
+ * cancelled row leaves at the next step. With a latency budget, N_o is planned when the row joins the
+ * denoiser stage (budget.ts), from the cost model and the measured load.
  */
-import {
-  CancelledError,
-  DeadlineExceededError,
-  InferenceError,
-  OverloadedError,
-  UnavailableError,
-} from '../errors/index.js';
-import { stepPlan, type StepCounts } from '../sampling/index.js';
+import { CancelledError, DeadlineExceededError, InferenceError, UnavailableError } from '../errors/index.js';
+import type { StepCounts } from '../sampling/index.js';
+import type { WorkerLoad } from './admission.js';
 import type { BatchObserver, BatchStage } from './batch-report.js';
-import { chooseVisionSteps, type BudgetedRow } from './budget.js';
+import { isLastStep, packStepBatch, packVlmBatch } from './batch-packer.js';
+import { DEFAULT_LOAD_HEADROOM, planVisionSteps, type Plan, type PlannedRow } from './budget.js';
 import type { Clock } from './clock.js';
 import { CostModel } from './cost-model.js';
-import { ExecutorLostError, type Executor } from './executor.js';
+import type { Executor } from './executor.js';
 import { priorityPick } from './fair-pick.js';
 import type { JobInput, JobResult } from './job.js';
+import { LoadTracker } from './load.js';
 import { SlotTable } from './slot-table.js';
 
 export type BatchingMode = 'step' | 'request';
@@ -38,7 +36,10 @@ export interface SchedulerOptions {
   readonly maxDenoiseBatch: number;
   /** Longest a request waits for its VLM batch to fill while the executor is idle. @default 2 */
   readonly maxQueueDelayMs: number;
-  /** Requests waiting for the VLM stage beyond which new ones are refused with RESOURCE_EXHAUSTED. @default 256 */
+  /**
+   * Admitted requests not yet in a VLM call (decoding, or queued) beyond which new ones are refused with
+   * RESOURCE_EXHAUSTED, before their images are decoded (admission.ts). @default 256
+   */
   readonly maxQueue: number;
   /**
    * 'step': rows join and leave the denoiser batch at every step (the product). 'request': a batch of
@@ -48,6 +49,8 @@ export interface SchedulerOptions {
   readonly batching: BatchingMode;
   /** Fraction of a latency budget that N_o is planned to fill, headroom for noise. @default 0.8 */
   readonly budgetSafety: number;
+  /** Standard deviations of the arrival count the budget planner plans the batch at. @default 1 */
+  readonly budgetLoadHeadroom: number;
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = Object.freeze({
@@ -57,10 +60,17 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = Object.freeze({
   maxQueue: 256,
   batching: 'step',
   budgetSafety: 0.8,
+  budgetLoadHeadroom: DEFAULT_LOAD_HEADROOM,
 });
 
-/** Window over which the share of executor time spent in VLM calls is measured. */
-export const DEFAULT_LOAD_WINDOW_MS = 1000;
+/** Told when queued requests leave the queue for a VLM call (the main thread mirrors the queue with it). */
+export type StartListener = (started: readonly JobInput[]) => void;
+
+export interface SchedulerListeners {
+  readonly onStart?: StartListener;
+  /** Told about every executor call (telemetry). */
+  readonly onBatch?: BatchObserver;
+}
 
 interface Waiting {
   readonly input: JobInput;
@@ -79,7 +89,8 @@ interface Row extends Waiting {
   joined: boolean;
   counts: StepCounts;
   i: number;
-  budgetMet: boolean | undefined;
+  /** The budget plan made when the row joined (budgeted rows only). */
+  plan: Plan | undefined;
   vlmStart: number;
   vlmEnd: number;
   vlmBatch: number;
@@ -102,6 +113,7 @@ export interface SchedulerStats {
 export class Scheduler {
   readonly options: SchedulerOptions;
   readonly costModel = new CostModel();
+  readonly load = new LoadTracker();
   private waiting: Waiting[] = [];
   private readonly table: SlotTable<Row>;
   private busy = false;
@@ -111,52 +123,24 @@ export class Scheduler {
   private timer: { cancel(): void } | undefined;
   private seq = 0;
   private drainWaiters: Array<() => void> = [];
-  /** (end time, duration) of recent VLM calls, for the VLM share of executor time. */
-  private recentVlm: Array<[number, number]> = [];
   private counters = { vlmCalls: 0, vlmRows: 0, stepCalls: 0, stepRows: 0, hostMs: 0, completed: 0 };
 
   constructor(
     private readonly executor: Executor,
     private readonly clock: Clock,
     options: Partial<SchedulerOptions> = {},
-    /** Told about every executor call (telemetry). */
-    private readonly onBatch?: BatchObserver,
+    private readonly listeners: SchedulerListeners = {},
   ) {
     this.options = Object.freeze({ ...DEFAULT_SCHEDULER_OPTIONS, ...options });
     this.table = new SlotTable<Row>(executor.capacity);
   }
 
-  /** Queues a request; resolves with its result or rejects with a domain error. */
+  /** Queues an admitted request; resolves with its result or rejects with a domain error. */
   submit(input: JobInput): Promise<JobResult> {
-    if (this.draining) {
-      return Promise.reject(new UnavailableError('the server is draining and accepts no new work; retry on another replica'));
-    }
-    if (input.priority === 'shadow' && this.waiting.some((w) => w.input.priority !== 'shadow')) {
-      return Promise.reject(new OverloadedError('shadow request shed: primary requests are waiting', 'shadow_shed'));
-    }
-    if (this.waiting.length >= this.options.maxQueue && input.priority !== 'shadow') this.evictShadow();
-    if (this.waiting.length >= this.options.maxQueue) {
-      return Promise.reject(
-        new OverloadedError(
-          `the model's queue is full (${this.options.maxQueue} requests waiting); retry with backoff or lower the request rate`,
-          'queue_full',
-        ),
-      );
-    }
-    const now = this.clock.now();
-    if (input.deadline <= now) {
-      return Promise.reject(new DeadlineExceededError('the request deadline had already passed when it reached the scheduler'));
-    }
-    const earliest = this.predictEarliestFinish(input, now);
-    if (earliest > input.deadline) {
-      return Promise.reject(
-        new DeadlineExceededError(
-          `the deadline cannot be met: about ${Math.ceil(earliest - input.receivedAt)} ms are needed under the current load, ` +
-            `the deadline allows ${Math.floor(input.deadline - input.receivedAt)} ms; raise the deadline or lower action_steps`,
-        ),
-      );
-    }
+    if (this.closed) return Promise.reject(new UnavailableError('the model was unloaded or the server shut down before the request started'));
     if (input.signal?.aborted) return Promise.reject(new CancelledError());
+    const now = this.clock.now();
+    this.load.arrived(now);
     return new Promise<JobResult>((resolve, reject) => {
       const onAbort = () => this.cancel(entry);
       input.signal?.addEventListener('abort', onAbort, { once: true });
@@ -175,7 +159,7 @@ export class Scheduler {
     });
   }
 
-  /** Stops admitting; resolves when every admitted request has finished. */
+  /** Resolves when every submitted request has finished (the main thread stopped admitting). */
   drain(): Promise<void> {
     this.draining = true;
     if (this.idle()) return Promise.resolve();
@@ -211,43 +195,24 @@ export class Scheduler {
     };
   }
 
-  /**
-   * Predicted wall time between two consecutive steps of one row when `rows` rows are active: a step at
-   * the batch size they get, times the rounds needed when more rows are active than fit in one call,
-   * stretched by the share of executor time that VLM calls take.
-   */
-  stepPeriodMs(rows: number): number {
-    const max = this.options.maxDenoiseBatch;
-    const n = Math.max(1, rows);
-    const perCall = this.costModel.predict('step', Math.min(n, max));
-    return (perCall * Math.ceil(n / max)) / Math.max(0.05, 1 - this.vlmShare());
+  /** What the main thread's admission needs to know. */
+  workerLoad(): WorkerLoad {
+    return { active: this.table.size, cost: this.costModel.snapshot(), vlmShare: this.load.at(this.clock.now(), 0).vlmShare };
   }
 
-  /** Fraction of the last DEFAULT_LOAD_WINDOW_MS the executor spent in VLM calls. */
-  private vlmShare(): number {
-    const since = this.clock.now() - DEFAULT_LOAD_WINDOW_MS;
-    while (this.recentVlm.length > 0 && this.recentVlm[0][0] < since) this.recentVlm.shift();
-    return this.recentVlm.reduce((sum, [, ms]) => sum + ms, 0) / DEFAULT_LOAD_WINDOW_MS;
+  /**
+   * Fails a job that is still queued with `err` (a shadow job giving its place to a primary one, decided by
+   * the main thread's admission); a job that has started runs on.
+   */
+  shed(input: JobInput, err: Error): void {
+    const idx = this.waiting.findIndex((w) => w.input === input);
+    if (idx < 0) return;
+    const [shed] = this.waiting.splice(idx, 1);
+    this.fail(shed, err);
+    this.notifyDrained();
   }
 
   // ---- internals -------------------------------------------------------------------------------------
-
-  private predictEarliestFinish(input: JobInput, now: number): number {
-    if (!this.costModel.isWarm('step')) return now;
-    const rows = this.table.size + this.waiting.length + 1;
-    const vlm = this.costModel.predict('vlm', Math.min(this.waiting.length + 1, this.options.maxVlmBatch));
-    return now + vlm + input.actionSteps * this.stepPeriodMs(Math.min(rows, this.table.capacity));
-  }
-
-  /** A full queue sheds its newest waiting shadow request to admit a primary one. */
-  private evictShadow(): void {
-    for (let i = this.waiting.length - 1; i >= 0; i--) {
-      if (this.waiting[i].input.priority !== 'shadow') continue;
-      const [shed] = this.waiting.splice(i, 1);
-      this.fail(shed, new OverloadedError('shadow request shed to admit a primary request', 'shadow_shed'));
-      return;
-    }
-  }
 
   private cancel(entry: Waiting): void {
     if (entry.cancelled) return;
@@ -300,8 +265,7 @@ export class Scheduler {
     this.expire(now);
     this.timer?.cancel();
     this.timer = undefined;
-    const canJoin =
-      this.table.free > 0 && (this.options.batching === 'step' || this.table.size === 0);
+    const canJoin = this.table.free > 0 && (this.options.batching === 'step' || this.table.size === 0);
     if (this.waiting.length > 0 && canJoin) {
       const fill = Math.min(this.options.maxVlmBatch, this.table.free);
       const queuedFor = now - this.waiting[0].queuedAt;
@@ -334,7 +298,7 @@ export class Scheduler {
         joined: false,
         counts: { actionSteps: w.input.actionSteps, visionSteps: w.input.visionSteps },
         i: 0,
-        budgetMet: undefined,
+        plan: undefined,
         vlmStart: start,
         vlmEnd: start,
         vlmBatch: picked.length,
@@ -344,28 +308,9 @@ export class Scheduler {
       return row;
     });
     const slots = Int32Array.from(rows.map((r) => this.table.add(r)));
-    const s = this.executor.shapes;
+    const batch = packVlmBatch(rows.map((r) => r.input), slots, this.table.takeMoves(), this.executor.shapes);
+    this.listeners.onStart?.(rows.map((r) => r.input));
     const B = rows.length;
-    const pixelLen = s.views * 3 * s.imageHeight * s.imageWidth;
-    const batch = {
-      moves: this.table.takeMoves(),
-      slots,
-      pixelValues: new Float32Array(B * pixelLen),
-      inputIds: new BigInt64Array(B * s.textTokens),
-      attentionMask: new BigInt64Array(B * s.textTokens),
-      state: new Float32Array(B * s.stateDim),
-      embodimentIds: BigInt64Array.from(rows.map((r) => BigInt(r.input.embodimentId))),
-      actions0: new Float32Array(B * s.horizon * s.actionDim),
-      future0: new Float32Array(B * s.futureTokens * s.futureDim),
-    };
-    rows.forEach((r, b) => {
-      batch.pixelValues.set(r.input.pixelValues, b * pixelLen);
-      batch.inputIds.set(r.input.inputIds, b * s.textTokens);
-      batch.attentionMask.set(r.input.attentionMask, b * s.textTokens);
-      batch.state.set(r.input.state, b * s.stateDim);
-      batch.actions0.set(r.input.noise.actions, b * s.horizon * s.actionDim);
-      batch.future0.set(r.input.noise.future, b * s.futureTokens * s.futureDim);
-    });
     this.busy = true;
     this.lastOp = 'vlm';
     try {
@@ -373,9 +318,10 @@ export class Scheduler {
       const end = this.clock.now();
       this.report('vlm', start, end, rows);
       this.costModel.observe('vlm', B, result.runMs);
-      this.recentVlm.push([end, end - start]);
+      this.load.vlmCall(end, end - start);
       this.counters.vlmCalls++;
       this.counters.vlmRows += B;
+      const s = this.executor.shapes;
       const obsLen = s.futureTokens * s.futureDim;
       rows.forEach((row, b) => {
         row.vlmEnd = end;
@@ -391,54 +337,42 @@ export class Scheduler {
     }
   }
 
-  /** The row enters the denoiser stage; with a budget, N_o is chosen now from the cost model. */
+  /** The row enters the denoiser stage; with a budget, N_o is planned now. */
   private join(row: Row, now: number): void {
     row.joined = true;
     const { budgetMs, receivedAt, actionSteps, visionSteps } = row.input;
-    if (budgetMs <= 0) return;
-    const active = this.table.values().filter((r) => r.joined && r !== row);
-    const others: BudgetedRow[] = active
-      .filter((r) => r.input.budgetMs > 0)
-      .map((r) => ({
-        remainingSteps: r.counts.visionSteps - r.i,
-        remainingBudgetMs: r.input.receivedAt + r.input.budgetMs - now,
-      }));
-    const choice = chooseVisionSteps({
-      actionSteps,
-      maxVisionSteps: visionSteps,
-      remainingMs: receivedAt + budgetMs - now,
-      activeRows: active.length,
-      stepPeriodMs: (n) => this.stepPeriodMs(n),
-      others,
-      safety: this.options.budgetSafety,
-    });
-    row.counts = { actionSteps, visionSteps: choice.visionSteps };
+    if (budgetMs > 0) {
+      const others: PlannedRow[] = this.table
+        .values()
+        .filter((r) => r.joined && r !== row)
+        .map((r) => ({ remainingSteps: r.counts.visionSteps - r.i, promise: r.plan?.promise }));
+      row.plan = planVisionSteps({
+        now,
+        receivedAt,
+        budgetMs,
+        actionSteps,
+        maxVisionSteps: visionSteps,
+        rows: others,
+        waiting: this.waiting.length,
+        load: this.load.at(now, actionSteps),
+        step: this.costModel.snapshot().step,
+        maxBatch: this.options.maxDenoiseBatch,
+        safety: this.options.budgetSafety,
+        headroom: this.options.budgetLoadHeadroom,
+      });
+      row.counts = { actionSteps, visionSteps: row.plan.visionSteps };
+    }
+    this.load.joined(row.counts.visionSteps);
   }
 
   private async runStep(): Promise<void> {
     const ready = this.table.values().filter((r) => r.joined);
     if (ready.length === 0) return;
     const picked = priorityPick(ready, this.options.maxDenoiseBatch);
-    const slotted = picked.map((r) => ({ r, slot: this.table.slotOf(r) })).sort((a, b) => a.slot - b.slot);
+    const slotted = picked.map((r) => ({ row: r, slot: this.table.slotOf(r) })).sort((a, b) => a.slot - b.slot);
+    const batch = packStepBatch(slotted.map(({ row, slot }) => ({ slot, i: row.i, counts: row.counts })), this.table.takeMoves());
+    const finishing = slotted.filter(({ row }) => isLastStep(row)).map(({ row }) => row);
     const B = slotted.length;
-    const batch = {
-      moves: this.table.takeMoves(),
-      slots: new Int32Array(B),
-      tauA: new Float32Array(B),
-      tauO: new Float32Array(B),
-      dtA: new Float32Array(B),
-      dtO: new Float32Array(B),
-      finishing: new Int32Array(slotted.filter(({ r }) => r.i + 1 === r.counts.visionSteps).map(({ slot }) => slot)),
-    };
-    slotted.forEach(({ r, slot }, b) => {
-      const plan = stepPlan(r.i, r.counts);
-      batch.slots[b] = slot;
-      batch.tauA[b] = plan.tauA;
-      batch.tauO[b] = plan.tauO;
-      batch.dtA[b] = plan.dtA;
-      batch.dtO[b] = plan.dtO;
-    });
-    const finishing = slotted.filter(({ r }) => r.i + 1 === r.counts.visionSteps).map(({ r }) => r);
     const start = this.clock.now();
     this.busy = true;
     this.lastOp = 'step';
@@ -447,12 +381,13 @@ export class Scheduler {
       const end = this.clock.now();
       this.report('denoise', start, end, picked);
       this.costModel.observe('step', B, result.runMs + result.hostMs);
+      this.load.stepCall(B);
       this.counters.stepCalls++;
       this.counters.stepRows += B;
       this.counters.hostMs += result.hostMs;
-      for (const { r } of slotted) {
-        r.i++;
-        r.batchSum += B;
+      for (const { row } of slotted) {
+        row.i++;
+        row.batchSum += B;
       }
       const s = this.executor.shapes;
       const aLen = s.horizon * s.actionDim;
@@ -467,7 +402,7 @@ export class Scheduler {
       });
     } catch (err) {
       this.report('denoise', start, this.clock.now(), picked, err);
-      this.failBatch(slotted.map(({ r }) => r), new InferenceError(`a denoiser step failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+      this.failBatch(slotted.map(({ row }) => row), new InferenceError(`a denoiser step failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
     } finally {
       this.busy = false;
       this.pump();
@@ -476,8 +411,9 @@ export class Scheduler {
 
   /** Rows are reported at the step they ran (before it is counted). */
   private report(stage: BatchStage, start: number, end: number, rows: readonly Row[], err?: unknown): void {
-    if (!this.onBatch) return;
-    this.onBatch({
+    const { onBatch } = this.listeners;
+    if (!onBatch) return;
+    onBatch({
       stage,
       start,
       end,
@@ -486,13 +422,9 @@ export class Scheduler {
     });
   }
 
-  /**
-   * A failed call poisons the arena rows it touched: fail them and keep serving the rest. When the executor
-   * itself was lost, every row in its arena is gone.
-   */
+  /** A failed call poisons the arena rows it touched: fail them and keep serving the rest. */
   private failBatch(rows: readonly Row[], err: InferenceError): void {
-    const lost = err.cause instanceof ExecutorLostError;
-    for (const row of lost ? [...this.table.values()] : rows) {
+    for (const row of rows) {
       this.table.remove(row);
       this.fail(row, err);
     }
@@ -500,8 +432,7 @@ export class Scheduler {
 
   private complete(row: Row, end: number, actions: Float32Array, future: Float32Array): void {
     this.counters.completed++;
-    const { input } = row;
-    const totalMs = end - input.receivedAt;
+    const { input, plan } = row;
     row.detach();
     row.resolve({
       actions,
@@ -509,12 +440,12 @@ export class Scheduler {
       obsEmbedding: row.obsEmbedding,
       actionSteps: row.counts.actionSteps,
       visionSteps: row.counts.visionSteps,
-      budgetMet: input.budgetMs > 0 ? totalMs <= input.budgetMs : undefined,
+      budget: plan && { feasible: plan.feasible, plannedTotalMs: plan.finish - input.receivedAt },
       timing: {
         queueMs: row.vlmStart - input.receivedAt,
         vlmMs: row.vlmEnd - row.vlmStart,
         denoiseMs: end - row.vlmEnd,
-        totalMs,
+        totalMs: end - input.receivedAt,
         vlmBatchSize: row.vlmBatch,
         meanDenoiseBatch: row.i > 0 ? row.batchSum / row.i : 0,
       },

@@ -5,6 +5,7 @@
  */
 import type { WireError } from '../errors/index.js';
 import type { GraphInfo } from '../model/index.js';
+import type { WorkerLoad } from './admission.js';
 import type { BatchRecording, WireBatch } from './batch-report.js';
 import type { CostTableRow } from './cost-model.js';
 import type { JobInput, JobResult } from './job.js';
@@ -31,15 +32,23 @@ export interface WorkerStats extends SchedulerStats {
 }
 
 export type ToWorker =
-  | { readonly kind: 'submit'; readonly id: number; readonly job: WireJob }
+  /** responsePathMs: the main thread's latest measure of a result's way to a response (the planner counts it). */
+  | { readonly kind: 'submit'; readonly id: number; readonly job: WireJob; readonly responsePathMs: number | undefined }
   | { readonly kind: 'cancel'; readonly id: number }
+  /** A queued shadow job gives its place to a primary one (admission.ts): it fails with shadow_shed unless it started. */
+  | { readonly kind: 'shed'; readonly id: number }
   | { readonly kind: 'stats'; readonly id: number }
   | { readonly kind: 'drain'; readonly id: number }
-  | { readonly kind: 'close'; readonly id: number };
+  | { readonly kind: 'close'; readonly id: number }
+  /** Fault injection: the thread dies of an uncaught exception between two executor calls. */
+  | { readonly kind: 'crash'; readonly reason: string };
 
 export type FromWorker =
   | { readonly kind: 'ready'; readonly graphs: { readonly vlm: GraphInfo; readonly denoiser: GraphInfo } }
   | { readonly kind: 'init-failed'; readonly error: WireError }
+  /** These jobs left the queue for a VLM call; the load is for the main thread's admission. */
+  | { readonly kind: 'started'; readonly ids: readonly number[]; readonly load: WorkerLoad }
+  /** batches: the reports of executor calls since the last result or failure (telemetry). */
   | { readonly kind: 'result'; readonly id: number; readonly result: JobResult; readonly batches?: WireBatch[] }
   | { readonly kind: 'failed'; readonly id: number; readonly error: WireError; readonly batches?: WireBatch[] }
   | { readonly kind: 'stats'; readonly id: number; readonly stats: WorkerStats }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FailedPreconditionError, NotFoundError, UnavailableError } from '../errors/index.js';
-import { ModelRegistry, type ModelPackage, type RuntimeFactory } from './index.js';
+import { ModelRegistry, type ModelPackage, type RuntimeEvents, type RuntimeFactory } from './index.js';
 
 const TINY = path.resolve('models/dust-tiny/1');
 const roots: string[] = [];
@@ -34,6 +34,8 @@ function editManifest(dir: string, edit: (m: Record<string, unknown>) => Record<
 interface FakeRuntime {
   readonly id: number;
   readonly dir: string;
+  /** What the copy reports of itself (a dead worker being replaced, given up). */
+  readonly events: RuntimeEvents;
   stopped: boolean;
 }
 
@@ -42,8 +44,8 @@ function fakeFactory(): RuntimeFactory<FakeRuntime> & { started: FakeRuntime[] }
   const started: FakeRuntime[] = [];
   return {
     started,
-    async start(pkg: ModelPackage) {
-      const r = { id: started.length + 1, dir: pkg.dir, stopped: false };
+    async start(pkg: ModelPackage, events: RuntimeEvents) {
+      const r = { id: started.length + 1, dir: pkg.dir, events, stopped: false };
       started.push(r);
       return r;
     },
@@ -162,5 +164,76 @@ describe('ModelRegistry versions', () => {
     reg.acquire('m', 1).release();
     await reg.unload('m', 1);
     expect(reg.list()).toEqual([]);
+  });
+});
+
+describe('ModelRegistry: a copy that replaces its dead worker', () => {
+  const state = (reg: ModelRegistry<FakeRuntime>, v = 1) => reg.list().find((e) => e.version === v)?.state;
+
+  it('is LOADING while it recovers (new requests UNAVAILABLE, leases held on it stay valid), then READY on the same copy', async () => {
+    const { reg, factory } = registry(repository([1]));
+    await reg.loadRepository();
+    const copy = factory.started[0];
+    const held = reg.acquire('m', 1);
+    expect(copy.events.recovering('worker died')).toBe(true);
+    expect(state(reg)).toBe('LOADING');
+    expect(reg.list()[0].reason).toBe('worker died');
+    expect(() => reg.acquire('m', 1)).toThrow(/LOADING \(worker died\)/);
+    copy.events.recovered();
+    expect(state(reg)).toBe('READY');
+    expect(reg.acquire('m', 1).handle.runtime).toBe(copy);
+    held.release();
+    expect(copy.stopped).toBe(false);
+  });
+
+  it('gives up: FAILED; a later LoadModel is a fresh load that retires the dead copy', async () => {
+    const { reg, factory } = registry(repository([1]));
+    await reg.loadRepository();
+    factory.started[0].events.recovering('died');
+    factory.started[0].events.failed('died 4 times');
+    expect(state(reg)).toBe('FAILED');
+    expect(() => reg.acquire('m', 1)).toThrow(UnavailableError);
+    await reg.load('m', 1);
+    expect(state(reg)).toBe('READY');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(factory.started[0].stopped).toBe(true);
+    expect(reg.acquire('m', 1).handle.runtime).toBe(factory.started[1]);
+  });
+
+  it('a copy a reload replaced, or one being unloaded, is not recovered and does not change the version', async () => {
+    const { reg, factory } = registry(repository([1, 2]), fakeFactory(), 0);
+    await reg.loadRepository();
+    const old = factory.started.find((r) => r.dir.endsWith('1'))!;
+    const held = reg.acquire('m', 1); // keeps the old copy from stopping
+    await reg.load('m', 1);
+    expect(old.events.recovering('died while retiring')).toBe(false);
+    old.events.failed('gave up');
+    expect(state(reg)).toBe('READY');
+    held.release();
+    const fresh = factory.started.at(-1)!;
+    const last = reg.acquire('m', 1); // keeps version 1 UNLOADING
+    const unloading = reg.unload('m', 1);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(state(reg)).toBe('UNLOADING');
+    expect(fresh.events.recovering('died while unloading')).toBe(false);
+    expect(state(reg)).toBe('UNLOADING');
+    last.release();
+    await unloading;
+    expect(state(reg, 2)).toBe('READY');
+  });
+
+  it('LoadModel while the copy recovers reloads beside it: a broken package leaves the recovering copy in place', async () => {
+    const root = repository([1]);
+    const { reg, factory } = registry(root);
+    await reg.loadRepository();
+    const copy = factory.started[0];
+    copy.events.recovering('died');
+    writeFileSync(path.join(root, 'm/1/denoiser.onnx'), 'truncated');
+    const entry = await reg.load('m', 1);
+    expect(entry.state).toBe('LOADING');
+    expect(entry.lastLoadError).toMatch(/denoiser\.onnx has sha256/);
+    copy.events.recovered();
+    expect(state(reg)).toBe('READY');
+    expect(reg.acquire('m', 1).handle.runtime).toBe(copy);
   });
 });

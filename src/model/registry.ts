@@ -12,6 +12,9 @@
  *   fail warm-up) never replaces a serving copy: the old one keeps serving, and the failure is in the log and
  *   in the entry's `lastLoadError` (ListModels). A new version that fails is FAILED and takes no traffic.
  * - Loads and unloads of one version run one at a time.
+ * - A running copy reports its own trouble (RuntimeEvents): while it replaces a dead inference worker the
+ *   version is LOADING (its leases stay valid: the copy, not the worker, is leased), then READY again, or
+ *   FAILED when it gives up. A copy a reload replaced, or one being unloaded, is not recovered.
  */
 import { FailedPreconditionError, ModelPackageError, NotFoundError, UnavailableError, quote } from '../errors/index.js';
 import type { Manifest } from './manifest.js';
@@ -20,12 +23,23 @@ import { readPackage, scanRepository, type ModelPackage, type PackageLocation } 
 
 export type VersionState = 'LOADING' | 'READY' | 'FAILED' | 'UNLOADING';
 
+/** How a started runtime reports that it cannot serve for a while, serves again, or cannot serve any more. */
+export interface RuntimeEvents {
+  /**
+   * It must recover (e.g. replace a dead inference thread): the version is LOADING until recovered(). False
+   * when the version no longer serves this runtime (a reload replaced it, or it is being unloaded): it is
+   * retired, so it should not recover.
+   */
+  recovering(reason: string): boolean;
+  recovered(): void;
+  /** It gave up: the version is FAILED. */
+  failed(reason: string): void;
+}
+
 export interface RuntimeFactory<R> {
-  start(pkg: ModelPackage): Promise<R>;
+  start(pkg: ModelPackage, events: RuntimeEvents): Promise<R>;
   /** Finishes in-flight work (bounded by the caller's grace period), then releases everything. */
   stop(runtime: R): Promise<void>;
-  /** Why a started runtime can no longer serve (e.g. its inference thread died), or undefined while it can. */
-  failure?(runtime: R): string | undefined;
 }
 
 export interface ModelVersionEntry<R> {
@@ -153,7 +167,9 @@ export class ModelRegistry<R> {
   private async loadLocation(loc: PackageLocation): Promise<ModelVersionEntry<R>> {
     const key = this.key(loc.name, loc.version);
     let entry = this.entries.get(key);
-    const reload = entry?.state === 'READY';
+    // A copy that serves, or recovers to serve (LOADING with a runtime: a dead worker being replaced), is
+    // reloaded beside it: a failed reload leaves it in place.
+    const reload = entry?.runtime !== undefined && (entry.state === 'READY' || entry.state === 'LOADING');
     if (!entry) {
       entry = { name: loc.name, version: loc.version, state: 'LOADING' };
       this.entries.set(key, entry);
@@ -164,7 +180,7 @@ export class ModelRegistry<R> {
     let runtime: R;
     try {
       pkg = await readPackage(loc);
-      runtime = await this.factory.start(pkg);
+      runtime = await this.factory.start(pkg, this.eventsOf(entry, () => runtime));
     } catch (err) {
       const reason = err instanceof ModelPackageError ? err.message : `loading failed: ${(err as Error).message}`;
       if (reload) {
@@ -187,6 +203,29 @@ export class ModelRegistry<R> {
       this.retiring.add(retired);
     }
     return entry;
+  }
+
+  /**
+   * State changes a running copy reports itself. They count only while the version serves that copy: not once
+   * a reload has replaced it or the version is being unloaded (or FAILED), and then it need not recover.
+   */
+  private eventsOf(entry: ModelVersionEntry<R>, runtime: () => R | undefined): RuntimeEvents {
+    const live = () => entry.runtime !== undefined && entry.runtime === runtime() && (entry.state === 'READY' || entry.state === 'LOADING');
+    return {
+      recovering: (reason) => {
+        if (!live()) return false;
+        this.setState(entry, 'LOADING', reason);
+        return true;
+      },
+      recovered: () => {
+        if (live()) this.setState(entry, 'READY');
+      },
+      failed: (reason) => {
+        if (!live()) return;
+        this.setState(entry, 'FAILED', reason);
+        this.log.error({ model: entry.name, version: entry.version, reason }, 'model version failed while serving');
+      },
+    };
   }
 
   /**
@@ -267,16 +306,10 @@ export class ModelRegistry<R> {
     return name;
   }
 
-  /** The entry of a READY version, after checking that its runtime still lives. */
+  /** The entry of a READY version (a runtime that cannot serve says so itself: RuntimeEvents). */
   private readyEntry(name: string, version: number): ModelVersionEntry<R> & { runtime: R; manifest: Manifest } {
     const entry = this.entries.get(this.key(name, version));
     if (!entry) throw new NotFoundError(`model ${name} has no version ${version}; loaded versions: ${this.versionList(name)}`);
-    const failure = entry.state === 'READY' && entry.runtime !== undefined ? this.factory.failure?.(entry.runtime) : undefined;
-    if (failure) {
-      // Found on use: the version stops being offered (health NOT_SERVING) instead of failing every request.
-      this.setState(entry, 'FAILED', failure);
-      this.log.error({ model: entry.name, version: entry.version, reason: failure }, 'model version failed while serving');
-    }
     if (entry.state !== 'READY' || entry.runtime === undefined || !entry.manifest) {
       throw new UnavailableError(`model ${name}@${entry.version} is ${entry.state}${entry.reason ? ` (${entry.reason})` : ''}; retry later or pin another version`);
     }

@@ -11,16 +11,22 @@
  * - Colour: decoded to 8-bit sRGB, 3 channels. Alpha is dropped (not composited), grey is replicated, 16-bit
  *   is reduced to 8-bit, as PIL's `convert('RGB')` does. EXIF orientation is ignored, as PIL's `open` does.
  * - Normalization: each value is (x / 255 - mean[c]) / std[c], through a 256-entry table per channel.
- * - Safety: the pixel count is checked against a limit before any pixel is decoded (from the header, via
- *   sharp's `metadata`) and again by libvips (`limitInputPixels`), so a decompression bomb costs a header
- *   parse. Only data that starts with the JPEG or PNG signature reaches sharp. `failOn: 'error'` rejects
+ * - Safety: the pixel count is checked against a limit before any pixel is decoded (from the header, read by
+ *   image-size in JavaScript: a sharp `metadata` call cost as much main-thread time as the decode itself) and
+ *   again by libvips (`limitInputPixels`), so a decompression bomb costs a header parse. Only data that starts with the JPEG or PNG signature reaches sharp. `failOn: 'error'` rejects
  *   truncated or corrupt data but tolerates benign libjpeg warnings that some MJPEG cameras trigger.
+ * - Decoder: a complete 8-bit JPEG already at H x W without an ICC profile, the commonest camera frame, is
+ *   decoded by libjpeg-turbo in WebAssembly on the calling thread (plain-jpeg.ts), bit-identical to sharp and
+ *   a seventh of its CPU; everything else by sharp.
  * - Threads: sharp runs each image on the libuv threadpool (size UV_THREADPOOL_SIZE, default 4, shared with
- *   the tokenizer and fs), never on the event loop. See `configureImageDecoding` for libvips' own threads.
+ *   the tokenizer and fs). The server calls this from its decode pool, never from the event loop. See
+ *   `configureImageDecoding` for libvips' own threads.
  */
-import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import { imageSize } from 'image-size';
+import sharp, { type OutputInfo } from 'sharp';
 import { InvalidArgumentError, ModelPackageError, quote } from '../errors/index.js';
 import type { Manifest } from '../model/manifest.js';
+import { decodePlainJpeg } from './plain-jpeg.js';
 
 /** Images larger than this many pixels are refused before decoding. */
 export const DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096;
@@ -94,8 +100,11 @@ export function configureImageDecoding(settings: ImageDecodingSettings = {}): vo
   sharpConfigured = true;
 }
 
+/** What decoding needs of a manifest: the cameras (order of the V axis) and the image section. */
+export type ImageSpec = Pick<Manifest, 'cameras' | 'image'>;
+
 /** Number of float32 elements in one request's `pixel_values` row: V * 3 * H * W. */
-export function pixelValuesLength(manifest: Manifest): number {
+export function pixelValuesLength(manifest: ImageSpec): number {
   return manifest.cameras.length * 3 * manifest.image.height * manifest.image.width;
 }
 
@@ -107,7 +116,7 @@ export function pixelValuesLength(manifest: Manifest): number {
  */
 export async function decodeViews(
   images: readonly ImageInput[],
-  manifest: Manifest,
+  manifest: ImageSpec,
   options: DecodeViewsOptions = {},
 ): Promise<Float32Array> {
   if (!sharpConfigured) configureImageDecoding();
@@ -265,15 +274,15 @@ async function decodeEncoded(
     );
 
   const input = asBuffer(data);
-  let meta: Metadata;
+  let header: { width?: number; height?: number };
   try {
     // Header only: no pixel is decoded here, so this is where oversized images are stopped cheaply.
-    meta = await sharp(input, { limitInputPixels: false }).metadata();
+    header = imageSize(input);
   } catch (cause) {
     throw undecodable(cause);
   }
-  const srcWidth = meta.width;
-  const srcHeight = meta.height;
+  const srcWidth = header.width;
+  const srcHeight = header.height;
   if (!srcWidth || !srcHeight) {
     throw undecodable(new Error('no image dimensions in the header'));
   }
@@ -284,9 +293,14 @@ async function decodeEncoded(
     );
   }
   checkPixelLimit(where, srcWidth, srcHeight, maxPixels, target);
+  const atSize = srcWidth === target.width && srcHeight === target.height;
+  if (encoding === 'JPEG' && atSize) {
+    const rgb = await decodePlainJpeg(data, srcWidth, srcHeight);
+    if (rgb) return rgb;
+  }
 
   const image = sharp(input, { failOn: 'error', limitInputPixels: maxPixels, autoOrient: false });
-  if (srcWidth !== target.width || srcHeight !== target.height) {
+  if (!atSize) {
     image.resize(target.width, target.height, { fit: 'fill', kernel: RESIZE_KERNEL, fastShrinkOnLoad: false });
   }
   let out: { data: Buffer; info: OutputInfo };
@@ -318,11 +332,13 @@ function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
-const tables = new WeakMap<Manifest['image'], Float32Array>();
+/** Per mean/std values: decode workers get the image section by structured clone, a new object every time. */
+const tables = new Map<string, Float32Array>();
 
-/** lut[c * 256 + x] = (x / 255 - mean[c]) / std[c], per manifest (image section identity). */
+/** lut[c * 256 + x] = (x / 255 - mean[c]) / std[c]. */
 function normalizationTable(image: Manifest['image']): Float32Array {
-  let lut = tables.get(image);
+  const key = `${image.mean.join(',')}/${image.std.join(',')}`;
+  let lut = tables.get(key);
   if (lut === undefined) {
     lut = new Float32Array(3 * 256);
     for (let c = 0; c < 3; c++) {
@@ -333,7 +349,7 @@ function normalizationTable(image: Manifest['image']): Float32Array {
       }
       for (let x = 0; x < 256; x++) lut[c * 256 + x] = (x / 255 - mean) / std;
     }
-    tables.set(image, lut);
+    tables.set(key, lut);
   }
   return lut;
 }

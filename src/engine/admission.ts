@@ -1,0 +1,104 @@
+/**
+ * Admission: whether a request may enter a model version's queue, decided on the main thread before any of
+ * its images is decoded (serving-api.md: "shed early, never after long queueing"). The inference worker
+ * reports its load (rows in the denoiser stage, cost model, VLM share) with every VLM batch it starts; the
+ * main thread counts the requests it admitted that have not started yet. Pure.
+ *
+ * Refusals, in order: draining (UNAVAILABLE), a shadow request while a primary one waits (RESOURCE_EXHAUSTED,
+ * shadow_shed), queue full (RESOURCE_EXHAUSTED), deadline passed or not reachable even at N_A under the
+ * current load (DEADLINE_EXCEEDED).
+ *
+ * Shadow requests (mirrored traffic, issue 9) never delay primary ones: one is admitted only while no primary
+ * request is admitted and not started, and the queue is never full for a primary request while a shadow one
+ * waits in it: the newest waiting shadow request gives its place (evictsShadow). The scheduler picks primary
+ * rows first (fair-pick.ts priorityPick).
+ */
+import { DeadlineExceededError, OverloadedError, UnavailableError } from '../errors/index.js';
+import { stageMs, stepPeriodMs, type CostSnapshot } from './cost-model.js';
+import type { JobPriority } from './job.js';
+
+/** The inference worker's load as last reported to the main thread. */
+export interface WorkerLoad {
+  /** Rows in the denoiser stage. */
+  readonly active: number;
+  readonly cost: CostSnapshot;
+  readonly vlmShare: number;
+}
+
+export const IDLE_LOAD: WorkerLoad = Object.freeze({
+  active: 0,
+  cost: {
+    vlm: { exact: [], fit: undefined, floor: 0, single: undefined, warm: false },
+    step: { exact: [], fit: undefined, floor: 0, single: undefined, warm: false },
+  },
+  vlmShare: 0,
+});
+
+export interface AdmissionLimits {
+  readonly maxQueue: number;
+  readonly maxVlmBatch: number;
+  readonly maxDenoiseBatch: number;
+}
+
+export interface AdmissionRequest {
+  readonly receivedAt: number;
+  /** Absolute; Infinity when the client set none. */
+  readonly deadline: number;
+  readonly actionSteps: number;
+  /** @default 'primary' */
+  readonly priority?: JobPriority;
+}
+
+export interface AdmissionState {
+  readonly now: number;
+  readonly draining: boolean;
+  /** Admitted requests that have not started their VLM call (decoding, in flight, or queued in the worker). */
+  readonly queued: number;
+  /** The shadow requests among them. */
+  readonly queuedShadows: number;
+  readonly load: WorkerLoad;
+  readonly limits: AdmissionLimits;
+}
+
+/** The queue ahead of the request: a primary request does not count shadow ones (picked after it, or evicted). */
+function queueAhead(req: AdmissionRequest, s: AdmissionState): number {
+  return req.priority === 'shadow' ? s.queued : s.queued - s.queuedShadows;
+}
+
+/** Whether admitting this (primary) request at a full queue sheds the newest waiting shadow request. */
+export function evictsShadow(req: AdmissionRequest, s: AdmissionState): boolean {
+  return req.priority !== 'shadow' && s.queuedShadows > 0 && s.queued >= s.limits.maxQueue;
+}
+
+/**
+ * The soonest the request could finish: its VLM call in a batch with everything queued before it (for a
+ * primary request, the primary ones: shadows are picked after it), then N_A steps at the batch that the
+ * active and those queued rows make. Only hopeless deadlines are refused, so this is deliberately optimistic
+ * (no later arrivals, no headroom). `now` when the cost model is still cold.
+ */
+export function earliestFinish(req: AdmissionRequest, s: AdmissionState): number {
+  const { cost, active, vlmShare } = s.load;
+  if (!cost.step.warm) return s.now;
+  const ahead = queueAhead(req, s);
+  const vlm = stageMs(cost.vlm, Math.min(ahead + 1, s.limits.maxVlmBatch));
+  return s.now + vlm + req.actionSteps * stepPeriodMs(cost.step, active + ahead + 1, s.limits.maxDenoiseBatch, vlmShare);
+}
+
+/** Why the request must be refused now, or undefined when it may enter. */
+export function refusal(req: AdmissionRequest, s: AdmissionState): Error | undefined {
+  if (s.draining) return new UnavailableError('the server is draining and accepts no new work; retry on another replica');
+  if (req.priority === 'shadow' && s.queued > s.queuedShadows) return new OverloadedError('shadow request shed: primary requests are waiting', 'shadow_shed');
+  const limit = s.limits.maxQueue;
+  if (queueAhead(req, s) >= limit) {
+    return new OverloadedError(`the model's queue is full (${limit} requests waiting); retry with backoff or lower the request rate`, 'queue_full');
+  }
+  if (req.deadline <= s.now) return new DeadlineExceededError('the request deadline had already passed when it was admitted');
+  const earliest = earliestFinish(req, s);
+  if (earliest > req.deadline) {
+    return new DeadlineExceededError(
+      `the deadline cannot be met: about ${Math.ceil(earliest - req.receivedAt)} ms are needed under the current load, ` +
+        `the deadline allows ${Math.floor(req.deadline - req.receivedAt)} ms; raise the deadline or lower action_steps`,
+    );
+  }
+  return undefined;
+}

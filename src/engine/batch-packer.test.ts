@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { stepPlan } from '../sampling/index.js';
+import { isLastStep, packStepBatch, packVlmBatch } from './batch-packer.js';
+import { TEST_SHAPES } from './testing/fakes.js';
+
+describe('packVlmBatch', () => {
+  it('lays each request\'s tensors out row after row', () => {
+    const s = TEST_SHAPES;
+    const input = (v: number, emb: number) => ({
+      pixelValues: new Float32Array(s.views * 3 * s.imageHeight * s.imageWidth).fill(v),
+      inputIds: new BigInt64Array(s.textTokens).fill(BigInt(v)),
+      attentionMask: new BigInt64Array(s.textTokens).fill(1n),
+      state: new Float32Array(s.stateDim).fill(v),
+      embodimentId: emb,
+      noise: { actions: new Float32Array(s.horizon * s.actionDim).fill(-v), future: new Float32Array(s.futureTokens * s.futureDim).fill(v / 10) },
+    });
+    const moves = [{ from: 3, to: 1 }];
+    const b = packVlmBatch([input(1, 0), input(2, 1)], Int32Array.from([4, 5]), moves, s);
+    expect(b.moves).toBe(moves);
+    expect(Array.from(b.slots)).toEqual([4, 5]);
+    expect(Array.from(b.state)).toEqual([1, 1, 2, 2]);
+    expect(Array.from(b.inputIds)).toEqual([1n, 1n, 2n, 2n]);
+    expect(Array.from(b.embodimentIds)).toEqual([0n, 1n]);
+    expect(b.pixelValues.length).toBe(2 * 12);
+    expect(b.pixelValues[11]).toBe(1);
+    expect(b.pixelValues[12]).toBe(2);
+    expect(Array.from(b.actions0.subarray(4))).toEqual([-2, -2, -2, -2]);
+    expect(Array.from(b.future0)).toEqual([0.1, 0.1, 0.2, 0.2].map(Math.fround));
+  });
+});
+
+describe('packStepBatch', () => {
+  it('gives each row its own flow times and step sizes, and lists the rows taking their last step', () => {
+    const rows = [
+      { slot: 0, i: 3, counts: { actionSteps: 4, visionSteps: 4 } },
+      { slot: 2, i: 5, counts: { actionSteps: 4, visionSteps: 16 } },
+      { slot: 3, i: 15, counts: { actionSteps: 2, visionSteps: 16 } },
+    ];
+    const b = packStepBatch(rows, []);
+    expect(Array.from(b.slots)).toEqual([0, 2, 3]);
+    rows.forEach((r, k) => {
+      const p = stepPlan(r.i, r.counts);
+      expect(b.tauA[k]).toBe(Math.fround(p.tauA));
+      expect(b.tauO[k]).toBe(Math.fround(p.tauO));
+      expect(b.dtA[k]).toBe(Math.fround(p.dtA));
+      expect(b.dtO[k]).toBe(Math.fround(p.dtO));
+    });
+    expect(Array.from(b.finishing)).toEqual([0, 3]);
+    expect(rows.map(isLastStep)).toEqual([true, false, true]);
+  });
+});

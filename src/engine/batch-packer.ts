@@ -1,0 +1,75 @@
+/**
+ * Packs the rows the scheduler picked into the executor's batch formats: a VLM batch (each request's
+ * tensors laid out row after row) and a denoiser step batch (per-row flow times and step sizes from the
+ * sampler's step plan, sampling.md). Pure.
+ */
+import { stepPlan, type StepCounts } from '../sampling/index.js';
+import type { ModelShapes, StepBatch, VlmBatch } from './executor.js';
+import type { JobInput } from './job.js';
+import type { SlotMove } from './slot-table.js';
+
+type VlmInput = Pick<JobInput, 'pixelValues' | 'inputIds' | 'attentionMask' | 'state' | 'embodimentId' | 'noise'>;
+
+export function packVlmBatch(inputs: readonly VlmInput[], slots: Int32Array, moves: readonly SlotMove[], s: ModelShapes): VlmBatch {
+  const B = inputs.length;
+  const pixelLen = s.views * 3 * s.imageHeight * s.imageWidth;
+  const aLen = s.horizon * s.actionDim;
+  const oLen = s.futureTokens * s.futureDim;
+  const batch = {
+    moves,
+    slots,
+    pixelValues: new Float32Array(B * pixelLen),
+    inputIds: new BigInt64Array(B * s.textTokens),
+    attentionMask: new BigInt64Array(B * s.textTokens),
+    state: new Float32Array(B * s.stateDim),
+    embodimentIds: BigInt64Array.from(inputs.map((r) => BigInt(r.embodimentId))),
+    actions0: new Float32Array(B * aLen),
+    future0: new Float32Array(B * oLen),
+  };
+  inputs.forEach((r, b) => {
+    batch.pixelValues.set(r.pixelValues, b * pixelLen);
+    batch.inputIds.set(r.inputIds, b * s.textTokens);
+    batch.attentionMask.set(r.attentionMask, b * s.textTokens);
+    batch.state.set(r.state, b * s.stateDim);
+    batch.actions0.set(r.noise.actions, b * aLen);
+    batch.future0.set(r.noise.future, b * oLen);
+  });
+  return batch;
+}
+
+export interface SteppingRow {
+  readonly slot: number;
+  /** Steps taken so far. */
+  readonly i: number;
+  readonly counts: StepCounts;
+}
+
+/**
+ * A step over `rows`, which must be in ascending slot order. `finishing` lists the slots whose last step
+ * this is, in row order.
+ */
+export function packStepBatch(rows: readonly SteppingRow[], moves: readonly SlotMove[]): StepBatch {
+  const B = rows.length;
+  const batch = {
+    moves,
+    slots: new Int32Array(B),
+    tauA: new Float32Array(B),
+    tauO: new Float32Array(B),
+    dtA: new Float32Array(B),
+    dtO: new Float32Array(B),
+    finishing: Int32Array.from(rows.filter(isLastStep).map((r) => r.slot)),
+  };
+  rows.forEach((r, b) => {
+    const plan = stepPlan(r.i, r.counts);
+    batch.slots[b] = r.slot;
+    batch.tauA[b] = plan.tauA;
+    batch.tauO[b] = plan.tauO;
+    batch.dtA[b] = plan.dtA;
+    batch.dtO[b] = plan.dtO;
+  });
+  return batch;
+}
+
+export function isLastStep(r: Pick<SteppingRow, 'i' | 'counts'>): boolean {
+  return r.i + 1 === r.counts.visionSteps;
+}

@@ -1,0 +1,89 @@
+/**
+ * The decode pool: worker threads that turn a request's camera images into its pixel_values row and draw its
+ * initial noise (decode-worker.ts), so the gRPC event loop only does I/O. Sized to the cores left after the
+ * inference threads; a request goes to the thread with the fewest requests in flight. A thread that dies is
+ * replaced; the requests it held fail with UNAVAILABLE (safe to retry).
+ */
+import { Worker } from 'node:worker_threads';
+import { errorFromWire, UnavailableError } from '../errors/index.js';
+import type { Decoded, DecoderInit, DecodeRequest, FromDecoder, ToDecoder } from './decode-protocol.js';
+import { workerScript } from './worker-script.js';
+
+/** Nice value of decode threads: under contention a core goes to inference first, decoding second. */
+export const DEFAULT_DECODE_NICENESS = 10;
+
+export interface DecodePoolOptions {
+  readonly threads: number;
+  /** @default DEFAULT_DECODE_NICENESS */
+  readonly niceness?: number;
+}
+
+interface Pending {
+  readonly resolve: (d: Decoded) => void;
+  readonly reject: (e: Error) => void;
+}
+
+interface Thread {
+  readonly worker: Worker;
+  readonly pending: Map<number, Pending>;
+}
+
+export class DecodePool {
+  private readonly threads: Thread[] = [];
+  private nextId = 1;
+  private closed = false;
+  private readonly init: DecoderInit;
+
+  constructor(options: DecodePoolOptions) {
+    if (!Number.isInteger(options.threads) || options.threads < 1) throw new RangeError(`decode threads must be a positive integer, got ${options.threads}`);
+    this.init = { niceness: options.niceness ?? DEFAULT_DECODE_NICENESS };
+    for (let i = 0; i < options.threads; i++) this.threads.push(this.spawn(i));
+  }
+
+  get size(): number {
+    return this.threads.length;
+  }
+
+  /** Decodes on the least busy thread. Image bytes are copied once into buffers that move to that thread. */
+  decode(request: DecodeRequest): Promise<Decoded> {
+    if (this.closed) return Promise.reject(new UnavailableError('the server is shutting down'));
+    const thread = this.threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const id = this.nextId++;
+    const images = request.images.map((img) => (img.data instanceof Uint8Array ? { ...img, data: new Uint8Array(img.data) } : img));
+    const transfer = images.map((img) => img.data.buffer).filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
+    return new Promise<Decoded>((resolve, reject) => {
+      thread.pending.set(id, { resolve, reject });
+      thread.worker.postMessage({ id, request: { ...request, images } } satisfies ToDecoder, transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.threads.map((t) => t.worker.terminate()));
+  }
+
+  private spawn(index: number): Thread {
+    const worker = new Worker(workerScript('decode-worker'), { workerData: this.init });
+    worker.unref();
+    const thread: Thread = { worker, pending: new Map() };
+    worker.on('message', (msg: FromDecoder) => {
+      const p = thread.pending.get(msg.id);
+      if (!p) return;
+      thread.pending.delete(msg.id);
+      if (msg.kind === 'decoded') p.resolve(msg.decoded);
+      else p.reject(errorFromWire(msg.error));
+    });
+    let gone = false;
+    const onLost = (why: string) => {
+      if (gone) return;
+      gone = true;
+      const err = new UnavailableError(`an image decoding thread stopped (${why}); retry the request`);
+      for (const p of thread.pending.values()) p.reject(err);
+      thread.pending.clear();
+      if (!this.closed) this.threads[index] = this.spawn(index);
+    };
+    worker.on('error', (err) => onLost(err.message));
+    worker.on('exit', (code) => onLost(`exit code ${code}`));
+    return thread;
+  }
+}
