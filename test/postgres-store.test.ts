@@ -14,37 +14,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnavailableError } from '../src/errors/index.js';
 import { ExperimentBook, PostgresExperimentStore, type PostgresStoreOptions } from '../src/experiment/index.js';
 import { LatencySketch } from '../src/experiment/latency-sketch.js';
-import type { NewExperiment, ServedEvent } from '../src/experiment/store.js';
+import type { ServedEvent } from '../src/experiment/store.js';
+import { newExperiment, servedEvent as event } from '../src/experiment/testing/records.js';
 import { eventually } from './support/versions.js';
 import { NO_POSTGRES, startPostgres, type TestPostgres } from './support/postgres.js';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
-const experiment = (over: Partial<NewExperiment> = {}): NewExperiment => ({
-  model: 'm',
-  salt: '',
-  weights: [],
-  controlVersion: 0,
-  stickyKey: 'robot',
-  shadowVersion: 0,
-  shadowFraction: 0,
-  startedAt: 0,
-  ...over,
-});
-
-const event = (experimentId: number, over: Partial<ServedEvent> = {}): ServedEvent => ({
-  experimentId,
-  model: 'm',
-  version: 1,
-  pinned: false,
-  robotId: 'r',
-  episodeId: 'e',
-  requestId: '',
-  latencyMs: 10,
-  visionSteps: 8,
-  worldModelSurprise: 0.5,
-  ...over,
-});
+/** A model's implicit experiment (no split yet). */
+const experiment = (over: Parameters<typeof newExperiment>[0] = {}) => newExperiment({ salt: '', weights: [], controlVersion: 0, ...over });
 
 const split = { weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }], controlVersion: 1, stickyKey: 'robot' as const, salt: 'fleet', shadowVersion: 0, shadowFraction: 0 };
 

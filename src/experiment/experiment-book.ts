@@ -33,7 +33,7 @@ import {
   type Decision,
   type Interval,
 } from './statistics.js';
-import type { ExperimentChange, ExperimentRecord, ExperimentStore, VariantTotals } from './store.js';
+import type { ExperimentChange, ExperimentRecord, ExperimentStore, ServedRequest, VariantTotals } from './store.js';
 import { assignVersion, normalizeWeights, stickyKeyOf, type StickyKeyKind, type VersionWeight } from './traffic-split.js';
 
 /** How often the current experiments are re-read from a shared store in case a change notification was missed. @default 5000 */
@@ -90,18 +90,6 @@ export interface Assignment {
   readonly experimentId: number;
   /** The request named its version (`name@version`): it counts only as part of its episode (store.ts ServedEvent). */
   readonly pinned: boolean;
-}
-
-export interface ServedRequest {
-  readonly robotId: string;
-  readonly episodeId: string;
-  /** The client's request_id, '' when it sent none: a retried request is counted once by a shared store. */
-  readonly requestId: string;
-  /** Server time from arrival to response. */
-  readonly latencyMs: number;
-  /** N_o used. */
-  readonly visionSteps: number;
-  readonly worldModelSurprise: number | undefined;
 }
 
 export interface Credit {

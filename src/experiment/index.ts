@@ -5,7 +5,6 @@ export type {
   ExperimentLogger,
   ExperimentOptions,
   ExperimentReport,
-  ServedRequest,
   SplitSpec,
   VariantDecision,
   VariantReport,
@@ -15,7 +14,7 @@ export type { SqliteStoreOptions } from './sqlite-store.js';
 export { IN_MEMORY, DEFAULT_LEDGER_RETENTION } from './sqlite-database.js';
 export { PostgresExperimentStore, redactUrl, DEFAULT_COUNT_WAIT_MS } from './postgres-store.js';
 export type { PostgresStoreOptions } from './postgres-store.js';
-export type { ExperimentStore, ExperimentRecord } from './store.js';
+export type { ExperimentStore, ExperimentRecord, ServedRequest } from './store.js';
 export { actionDivergence } from './divergence.js';
 export type { ActionChunk } from './divergence.js';
 export { Router } from './router.js';

@@ -18,6 +18,7 @@ import { UnavailableError } from '../errors/index.js';
 import { DEFAULT_LEDGER_CAPACITY, EpisodeLedger } from './episode-ledger.js';
 import { LatencySketch, type SketchBin } from './latency-sketch.js';
 import { CHANGE_CHANNEL, LOCK_CLASS, migrate, SKETCH } from './postgres-schema.js';
+import { countsAsPinned, RequestSums } from './request-sums.js';
 import type { AlwaysValidState, Decision } from './statistics.js';
 import type {
   EpisodeCredit,
@@ -138,22 +139,14 @@ const episodeKey = (robotId: string, episodeId: string) => `${robotId}\u0000${ep
 const byKey = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
 
 /** What one transaction adds to one version's counters. */
-class CounterDelta {
-  requests = 0;
-  episodesServed = 0;
-  visionStepsSum = 0;
-  surpriseSum = 0;
-  surpriseCount = 0;
-  shadowRequests = 0;
-  shadowShed = 0;
-  shadowDivergenceSum = 0;
-  readonly latency = new LatencySketch();
-  readonly shadowLatency = new LatencySketch();
+class CounterDelta extends RequestSums {
   readonly robots = new Set<string>();
   constructor(
     readonly experimentId: number,
     readonly version: number,
-  ) {}
+  ) {
+    super();
+  }
 }
 
 interface Queued {
@@ -411,28 +404,13 @@ export class PostgresExperimentStore implements ExperimentStore {
         if (e.experimentId === 0) continue;
         const key = episodeKey(e.robotId, e.episodeId);
         const owner = e.episodeId ? episodes.owners.get(key) : undefined;
-        if (e.pinned && !(owner && owner.experimentId === e.experimentId && owner.model === e.model && owner.version === e.version)) continue;
+        if (!countsAsPinned(e, owner)) continue;
         const d = delta(e.experimentId, e.version);
-        d.requests++;
-        d.latency.record(e.latencyMs);
-        d.visionStepsSum += e.visionSteps;
-        if (e.worldModelSurprise !== undefined && Number.isFinite(e.worldModelSurprise)) {
-          d.surpriseSum += e.worldModelSurprise;
-          d.surpriseCount++;
-        }
+        d.addServed(e);
         if (!this.knownRobots.get(`${e.experimentId}@${e.version}`)?.has(e.robotId)) d.robots.add(e.robotId);
         if (owner && owner.experimentId === e.experimentId && episodes.started.delete(key)) d.episodesServed++;
       }
-      for (const s of shadows) {
-        const d = delta(s.experimentId, s.version);
-        if (s.latencyMs === undefined) {
-          d.shadowShed++;
-          continue;
-        }
-        d.shadowRequests++;
-        d.shadowLatency.record(s.latencyMs);
-        if (Number.isFinite(s.divergence)) d.shadowDivergenceSum += s.divergence;
-      }
+      for (const s of shadows) delta(s.experimentId, s.version).addShadow(s);
       const sorted = [...deltas.values()].sort((a, b) => a.experimentId - b.experimentId || a.version - b.version);
       await PostgresExperimentStore.addRobots(client, sorted);
       await PostgresExperimentStore.addBins(client, sorted);

@@ -5,7 +5,9 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IN_MEMORY, SqliteDatabase } from './sqlite-database.js';
 import type { CounterRecord } from './sqlite-records.js';
-import type { NewExperiment } from './store.js';
+import { newExperiment } from './testing/records.js';
+
+const experiment = (over: Parameters<typeof newExperiment>[0] = {}) => newExperiment({ startedAt: 1_700_000_000_000, ...over });
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -16,18 +18,6 @@ function tempDir(): string {
   dirs.push(d);
   return d;
 }
-
-const experiment = (over: Partial<NewExperiment> = {}): NewExperiment => ({
-  model: 'm',
-  salt: 's',
-  weights: [{ version: 1, weight: 0.5 }, { version: 2, weight: 0.5 }],
-  controlVersion: 1,
-  stickyKey: 'robot',
-  shadowVersion: 0,
-  shadowFraction: 0,
-  startedAt: 1_700_000_000_000,
-  ...over,
-});
 
 const counter = (experimentId: number, version: number, requests: number): CounterRecord => ({
   experimentId,

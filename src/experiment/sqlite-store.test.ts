@@ -2,36 +2,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { IN_MEMORY, SqliteDatabase } from './sqlite-database.js';
 import type { ExperimentDatabase, StoreBatch } from './sqlite-records.js';
 import { SqliteExperimentStore } from './sqlite-store.js';
-import type { NewExperiment, ServedEvent } from './store.js';
+import { newExperiment, servedEvent as event } from './testing/records.js';
 
 const stores: SqliteExperimentStore[] = [];
 afterEach(async () => {
   for (const s of stores.splice(0)) await s.close();
-});
-
-const experiment: NewExperiment = {
-  model: 'm',
-  salt: 's',
-  weights: [{ version: 1, weight: 0.5 }, { version: 2, weight: 0.5 }],
-  controlVersion: 1,
-  stickyKey: 'robot',
-  shadowVersion: 0,
-  shadowFraction: 0,
-  startedAt: 0,
-};
-
-const event = (experimentId: number, over: Partial<ServedEvent> = {}): ServedEvent => ({
-  experimentId,
-  model: 'm',
-  version: 1,
-  pinned: false,
-  robotId: 'r',
-  episodeId: 'e',
-  requestId: '',
-  latencyMs: 10,
-  visionSteps: 8,
-  worldModelSurprise: undefined,
-  ...over,
 });
 
 /** A database whose writes fail when `fail(batchNumber)` says so. */
@@ -63,7 +38,7 @@ describe('SqliteExperimentStore', () => {
     const inner = new SqliteDatabase(IN_MEMORY);
     const { db, writes } = flaky(inner, (n) => n === 2);
     const store = open(db);
-    const { id } = await store.ensureExperiment(experiment);
+    const { id } = await store.ensureExperiment(newExperiment());
     for (let i = 0; i < 2500; i++) await store.served(event(id, { robotId: `r${i % 10}`, episodeId: `e${i}` }));
     await store.flush();
     // 10 robots + 2500 episodes in chunks of 1000 rows; the second chunk failed, the third was not tried.
@@ -77,7 +52,7 @@ describe('SqliteExperimentStore', () => {
     let failing = true;
     const { db, writes } = flaky(new SqliteDatabase(IN_MEMORY), () => failing);
     const store = open(db);
-    const { id } = await store.ensureExperiment(experiment);
+    const { id } = await store.ensureExperiment(newExperiment());
     await store.served(event(id));
     await store.flush();
     failing = false;
@@ -92,7 +67,7 @@ describe('SqliteExperimentStore', () => {
 
   it('a pin to the version the split gave the episode counts (a resumed stream); other pins do not', async () => {
     const store = open();
-    const { id } = await store.ensureExperiment(experiment);
+    const { id } = await store.ensureExperiment(newExperiment());
     await store.served(event(id, { version: 2, episodeId: 'routed' }));
     await store.served(event(id, { version: 2, episodeId: 'routed', pinned: true }));
     await store.served(event(id, { version: 1, episodeId: 'routed', pinned: true }));

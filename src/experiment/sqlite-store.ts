@@ -21,6 +21,7 @@ import type {
   VariantTotals,
   VersionOutcomes,
 } from './store.js';
+import { countsAsPinned } from './request-sums.js';
 import { VariantCounters } from './variant-counters.js';
 
 /** How often counters, robots and episodes are written to the file. @default 1000 */
@@ -154,21 +155,13 @@ export class SqliteExperimentStore implements ExperimentStore {
   /** Whether a served request enters its experiment: routed by the current one, or pinned to its episode's version there. */
   private counts(e: ServedEvent): boolean {
     if (e.experimentId === 0 || this.current.get(e.model)?.id !== e.experimentId) return false;
-    if (!e.pinned) return true;
-    const owner = e.episodeId ? this.ledger.get(e.robotId, e.episodeId) : undefined;
-    return owner !== undefined && owner.experimentId === e.experimentId && owner.model === e.model && owner.version === e.version;
+    return countsAsPinned(e, e.pinned && e.episodeId ? this.ledger.get(e.robotId, e.episodeId) : undefined);
   }
 
   served(e: ServedEvent): Promise<void> {
     const c = this.counts(e) ? this.counter(e.experimentId, e.version) : undefined;
     if (c) {
-      c.requests++;
-      c.latency.record(e.latencyMs);
-      c.visionStepsSum += e.visionSteps;
-      if (e.worldModelSurprise !== undefined && Number.isFinite(e.worldModelSurprise)) {
-        c.surpriseSum += e.worldModelSurprise;
-        c.surpriseCount++;
-      }
+      c.addServed(e);
       if (c.robots.add(e.robotId)) this.queueRobot({ experimentId: e.experimentId, version: e.version, robotId: e.robotId });
     }
     if (e.episodeId) {
@@ -182,15 +175,7 @@ export class SqliteExperimentStore implements ExperimentStore {
   }
 
   shadow(e: ShadowEvent): void {
-    const c = this.counter(e.experimentId, e.version);
-    if (!c) return;
-    if (e.latencyMs === undefined) {
-      c.shadowShed++;
-      return;
-    }
-    c.shadowRequests++;
-    c.shadowLatency.record(e.latencyMs);
-    if (Number.isFinite(e.divergence)) c.shadowDivergenceSum += e.divergence;
+    this.counter(e.experimentId, e.version)?.addShadow(e);
   }
 
   credit(robotId: string, episodeId: string, success: boolean): Promise<EpisodeCredit | undefined> {

@@ -47,8 +47,21 @@ export interface EpisodeOwner {
   readonly experimentId: number;
 }
 
-/** One request served on the primary path. */
-export interface ServedEvent {
+/** What the serving path knows of a request it answered. */
+export interface ServedRequest {
+  readonly robotId: string;
+  readonly episodeId: string;
+  /** The client's request_id ('' = none). A shared store counts a (robot_id, request_id) once. */
+  readonly requestId: string;
+  /** Server time from arrival to response. */
+  readonly latencyMs: number;
+  /** N_o used. */
+  readonly visionSteps: number;
+  readonly worldModelSurprise: number | undefined;
+}
+
+/** One request served on the primary path, with where the book routed it. */
+export interface ServedEvent extends ServedRequest {
   /** The model's current experiment when the request was routed; 0 when it had none yet (not counted). */
   readonly experimentId: number;
   readonly model: string;
@@ -59,15 +72,6 @@ export interface ServedEvent {
    * the episode's version, and its requests stay in the experiment. Other pinned requests are not counted.
    */
   readonly pinned: boolean;
-  readonly robotId: string;
-  readonly episodeId: string;
-  /** The client's request_id ('' = none). A shared store counts a (robot_id, request_id) once. */
-  readonly requestId: string;
-  /** Server time from arrival to response. */
-  readonly latencyMs: number;
-  /** N_o used. */
-  readonly visionSteps: number;
-  readonly worldModelSurprise: number | undefined;
 }
 
 /** A mirrored request on the shadow version finished, or was shed (`latencyMs` undefined). */

@@ -5,28 +5,23 @@
  */
 import { DistinctCounter } from './distinct-counter.js';
 import { LatencySketch } from './latency-sketch.js';
+import { RequestSums } from './request-sums.js';
 import { INITIAL_ALWAYS_VALID, type AlwaysValidState, type Proportion } from './statistics.js';
 import type { CounterRecord } from './sqlite-records.js';
 import type { VariantTotals } from './store.js';
 
-export class VariantCounters {
-  requests = 0;
-  episodesServed = 0;
+export class VariantCounters extends RequestSums {
   episodes = 0;
   successes = 0;
-  visionStepsSum = 0;
-  surpriseSum = 0;
-  surpriseCount = 0;
-  shadowRequests = 0;
-  shadowShed = 0;
-  shadowDivergenceSum = 0;
   alwaysValid: AlwaysValidState = INITIAL_ALWAYS_VALID;
 
   constructor(
     readonly robots: DistinctCounter,
-    readonly latency = new LatencySketch(),
-    readonly shadowLatency = new LatencySketch(),
-  ) {}
+    latency?: LatencySketch,
+    shadowLatency?: LatencySketch,
+  ) {
+    super(latency, shadowLatency);
+  }
 
   static restore(record: CounterRecord, robotIds: readonly string[], maxRobots: number): VariantCounters {
     const robots = new DistinctCounter(maxRobots, record.robotsCapped);
