@@ -65,7 +65,7 @@ async function send(stores: readonly ExperimentStore[], experimentId: number, mo
         // Open loop: requests arrive on schedule whatever the store does.
         const delay = started + (i * 1000) / load.rate - performance.now();
         if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-        // Robot and request ids new in every run: a shared store counts a (robot_id, request_id) once.
+        // Robot and request ids new in every run: a shared store counts a (robot_id, episode_id, request_id) once.
         const robot = `${model}-r${r}-${i % load.robots}`;
         const t0 = performance.now();
         pending.push(

@@ -174,6 +174,18 @@ describe.skipIf(NO_POSTGRES)(`PostgresExperimentStore${NO_POSTGRES ? ` (skipped:
     }
   });
 
+  it('a request_id counts once per robot and episode: a retry on another replica once, the same id in the next episode again', async () => {
+    const url = await server.database();
+    const [a, b] = await Promise.all([connect(url), connect(url)]);
+    const { id } = await a.ensureExperiment(experiment({ salt: 's', weights: split.weights }));
+    // A robot whose request ids restart every episode.
+    await a.served(event(id, { episodeId: 'e1', requestId: '1' }));
+    await b.served(event(id, { episodeId: 'e1', requestId: '1' }));
+    await b.served(event(id, { episodeId: 'e2', requestId: '1' }));
+    await a.served(event(id, { robotId: 'other', episodeId: 'e1', requestId: '1' }));
+    expect((await a.totals(id)).find((t) => t.version === 1)).toMatchObject({ requests: 3, episodesServed: 3, robots: 2 });
+  });
+
   it('a pinned request counts on any replica when it continues an episode the split gave that version', async () => {
     const url = await server.database();
     const [a, b] = await Promise.all([connect(url), connect(url)]);

@@ -2,8 +2,8 @@
  * The shared experiment store's tables in PostgreSQL, created by the first replica that connects (under an
  * advisory lock, so replicas starting together do not race). Every counter is a column that replicas only
  * ever add to (`x = x + excluded.x`), sketches are one row per bucket with an added count, robots and episodes
- * are rows inserted once (ON CONFLICT DO NOTHING), and a request's (robot_id, request_id) is recorded so that
- * a retried request is counted once: nothing is read, changed in memory and written back.
+ * are rows inserted once (ON CONFLICT DO NOTHING), and a request's (robot_id, episode_id, request_id) is recorded so
+ * that a retried request is counted once: nothing is read, changed in memory and written back.
  */
 import type pg from 'pg';
 
@@ -73,9 +73,10 @@ CREATE TABLE IF NOT EXISTS dust_episodes (
 CREATE INDEX IF NOT EXISTS dust_episodes_started ON dust_episodes (started_at);
 CREATE TABLE IF NOT EXISTS dust_served_requests (
   robot_id text NOT NULL,
+  episode_id text NOT NULL,              -- a retry keeps its episode; a client's ids need only differ within one
   request_id text NOT NULL,
   served_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (robot_id, request_id)
+  PRIMARY KEY (robot_id, episode_id, request_id)
 );
 CREATE INDEX IF NOT EXISTS dust_served_requests_at ON dust_served_requests (served_at);
 `;

@@ -6,9 +6,10 @@
  *   current experiments (the book also re-reads them on a timer, the bound when a notification is lost).
  * - Counting: each served request is queued and written in a group commit (one transaction for what queued
  *   while the last one ran); its response waits for that commit, up to `countWaitMs`, so a replica that dies
- *   after answering has already counted. In the transaction: the request's (robot_id, request_id) is inserted
- *   once (a request retried on another replica is not counted twice); an episode's row is inserted once (the
- *   first request anywhere owns it); robots are rows inserted once; counters and sketch buckets are increments.
+ *   after answering has already counted. In the transaction: the request's (robot_id, episode_id, request_id) is
+ *   inserted once (a request retried on another replica is not counted twice); an episode's row is inserted once
+ *   (the first request anywhere owns it); robots are rows inserted once; counters and sketch buckets are
+ *   increments.
  *   Rows are written in key order, so concurrent replicas take row locks in one order and do not deadlock.
  * - Outcomes: one statement sets the episode's outcome where it is still unset and adds to its version's
  *   counters: exactly once, whichever replica the report (or its retry) reaches.
@@ -45,7 +46,7 @@ export const DEFAULT_RETRY_MS = 1000;
 /** Connections per replica (the writer, admin calls, outcomes, reports; LISTEN has its own). @default 4 */
 export const DEFAULT_POOL_SIZE = 4;
 /**
- * How long a (robot_id, request_id) is remembered: a retry arriving later than this is counted again. Retries
+ * How long a (robot_id, episode_id, request_id) is remembered: a retry arriving later than this is counted again. Retries
  * come within seconds (the client's backoff is capped at 1 s, five attempts). @default 600000 (10 minutes)
  */
 export const DEFAULT_DEDUP_WINDOW_MS = 10 * 60_000;
@@ -136,6 +137,7 @@ function asUnavailable(err: unknown): never {
 }
 
 const episodeKey = (robotId: string, episodeId: string) => `${robotId}\u0000${episodeId}`;
+const requestKey = (e: Pick<ServedEvent, 'robotId' | 'episodeId' | 'requestId'>) => `${e.robotId}\u0000${e.episodeId}\u0000${e.requestId}`;
 const byKey = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
 
 /** What one transaction adds to one version's counters. */
@@ -425,20 +427,20 @@ export class PostgresExperimentStore implements ExperimentStore {
     for (const d of ordered) this.rememberRobots(d);
   }
 
-  /** The events whose (robot_id, request_id) no replica counted before; events without a request_id all count. */
+  /** The events whose (robot_id, episode_id, request_id) no replica counted before; events without a request_id all count. */
   private async firstCounts(client: pg.PoolClient, events: readonly ServedEvent[]): Promise<ServedEvent[]> {
     const keyed = new Map<string, ServedEvent>();
-    for (const e of events) if (e.requestId && !keyed.has(episodeKey(e.robotId, e.requestId))) keyed.set(episodeKey(e.robotId, e.requestId), e);
+    for (const e of events) if (e.requestId && !keyed.has(requestKey(e))) keyed.set(requestKey(e), e);
     if (keyed.size === 0) return [...events];
-    const sorted = [...keyed.values()].sort(byKey((e) => episodeKey(e.robotId, e.requestId)));
-    const { rows } = await client.query<{ robot_id: string; request_id: string }>(
-      `INSERT INTO dust_served_requests (robot_id, request_id) SELECT * FROM unnest($1::text[], $2::text[])
-       ON CONFLICT DO NOTHING RETURNING robot_id, request_id`,
-      [sorted.map((e) => e.robotId), sorted.map((e) => e.requestId)],
+    const sorted = [...keyed.values()].sort(byKey(requestKey));
+    const { rows } = await client.query<{ robot_id: string; episode_id: string; request_id: string }>(
+      `INSERT INTO dust_served_requests (robot_id, episode_id, request_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+       ON CONFLICT DO NOTHING RETURNING robot_id, episode_id, request_id`,
+      [sorted.map((e) => e.robotId), sorted.map((e) => e.episodeId), sorted.map((e) => e.requestId)],
     );
-    const inserted = new Set(rows.map((r) => episodeKey(r.robot_id, r.request_id)));
+    const inserted = new Set(rows.map((r) => requestKey({ robotId: r.robot_id, episodeId: r.episode_id, requestId: r.request_id })));
     // The first event of each key that no replica had counted (a key twice in one batch counts once).
-    return events.filter((e) => !e.requestId || inserted.delete(episodeKey(e.robotId, e.requestId)));
+    return events.filter((e) => !e.requestId || inserted.delete(requestKey(e)));
   }
 
   /** Inserts the episodes not known yet (the first request owns one) and reads every episode's owner. */

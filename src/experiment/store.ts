@@ -51,7 +51,7 @@ export interface EpisodeOwner {
 export interface ServedRequest {
   readonly robotId: string;
   readonly episodeId: string;
-  /** The client's request_id ('' = none). A shared store counts a (robot_id, request_id) once. */
+  /** The client's request_id ('' = none). A shared store counts a (robot_id, episode_id, request_id) once. */
   readonly requestId: string;
   /** Server time from arrival to response. */
   readonly latencyMs: number;
