@@ -35,7 +35,7 @@ const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
   ['tlsKey', '--tls-key <file>', 'PEM private key of --tls-cert'],
   ['tlsClientCa', '--tls-client-ca <file>', 'PEM CA bundle: mutual TLS, clients need a certificate from it'],
   ['robotRateLimit', '--robot-rate-limit <per-second>', 'requests/s per caller (its credential, else its robot_id); 0 = no limit'],
-  ['robotRateBurst', '--robot-rate-burst <n>', 'burst per robot_id; 0 = one second of --robot-rate-limit'],
+  ['robotRateBurst', '--robot-rate-burst <n>', 'burst per caller; 0 = one second of --robot-rate-limit'],
   ['experimentDb', '--experiment-db <file>', 'SQLite file for experiments (":memory:" = not persisted)'],
   ['experimentAlpha', '--experiment-alpha <alpha>', 'significance level of experiment decisions'],
   ['experimentMixtureSd', '--experiment-mixture-sd <sd>', 'mixture SPRT: sd of the mixing distribution of the success-rate difference'],
