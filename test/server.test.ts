@@ -137,6 +137,17 @@ describe('Predict', () => {
     expect(noFuture.future_embedding).toBeNull();
   });
 
+  it('scores world-model surprise only when the robot executed the whole previous chunk (or does not say)', async () => {
+    const req = await request({ episode_id: 'ep-partial', robot_id: 'robot-partial' });
+    await predict(t.client, req);
+    const partial = await predict(t.client, { ...req, steps_executed: manifest.action.horizon - 1 });
+    expect(partial.world_model_surprise ?? undefined).toBeUndefined();
+    const whole = await predict(t.client, { ...req, steps_executed: manifest.action.horizon });
+    expect(whole.world_model_surprise).toBeGreaterThanOrEqual(0);
+    const unknown = await predict(t.client, req);
+    expect(unknown.world_model_surprise).toBeGreaterThanOrEqual(0);
+  });
+
   it('accepts PNG and RAW_RGB8 images and any camera order', async () => {
     const base = await request({ sampling: { seed: '5' } });
     const raw = Buffer.alloc(32 * 48 * 3, 120);

@@ -42,6 +42,7 @@ export function toPredictInput(req: PredictRequest__Output): PredictInput {
     seed,
     latencyBudgetMs: s?.latency_budget_ms ?? 0,
     returnFutureEmbedding: req.return_future_embedding,
+    stepsExecuted: req.steps_executed,
   };
 }
 

@@ -29,6 +29,11 @@ export interface PredictInput {
   /** 0 = none. */
   readonly latencyBudgetMs: number;
   readonly returnFutureEmbedding: boolean;
+  /**
+   * Actions of the episode's previous chunk the robot executed; 0 or absent = unknown. World-model surprise is
+   * scored only when it is unknown or the whole horizon (surprise.ts).
+   */
+  readonly stepsExecuted?: number;
 }
 
 export interface RequestContext {
@@ -155,7 +160,10 @@ export async function predict(
     },
   );
 
-  const surprise = input.episodeId ? runtime.surprise.observe(input.episodeId, result.obsEmbedding, result.future) : undefined;
+  const executed = input.stepsExecuted ?? 0;
+  const surprise = input.episodeId
+    ? runtime.surprise.observe(input.episodeId, result.obsEmbedding, result.future, executed === 0 || executed === m.action.horizon)
+    : undefined;
   const actions = denormalizeActions(result.actions, m.action.horizon, m.action.dim, embodiment);
   const ready = performance.now();
   worker.observeResponsePath(ready - (ctx.receivedAt + result.timing.totalMs));

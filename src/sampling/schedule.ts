@@ -24,7 +24,7 @@ export interface StepCounts {
   readonly visionSteps: number;
 }
 
-/** q = N_o / N_A; callers validate first (see validateStepCounts). */
+/** q = N_o / N_A; callers validate first (see stepCountProblem). */
 export function ratio(counts: StepCounts): number {
   return counts.visionSteps / counts.actionSteps;
 }
