@@ -1,6 +1,6 @@
 /**
  * The real server on a loopback port with the shipped dust-tiny package: the serving contract of
- * shared/spec/serving-api.md end to end.
+ * docs/api.md end to end.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -49,7 +49,7 @@ describe('Predict', () => {
     expect(res.timing!.total_ms).toBeGreaterThan(0);
   });
 
-  // sampling.md: same model, seed, inputs and step counts give the same actions within 1e-5 absolute,
+  // docs/sampling.md: same model, seed, inputs and step counts give the same actions within 1e-5 absolute,
   // whatever else shares the batches (other batch sizes take other GEMM paths in the last bits).
   const expectSameActions = (a: Float32Array, b: Float32Array) => {
     expect(a).toHaveLength(b.length);

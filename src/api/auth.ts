@@ -1,6 +1,6 @@
 /**
- * Authentication and roles as one grpc-js server interceptor (serving-api.md: "no or bad credential /
- * credential lacks the role" -> UNAUTHENTICATED / PERMISSION_DENIED).
+ * Authentication and roles as one grpc-js server interceptor (docs/api.md, Errors: a missing, unknown or
+ * revoked credential -> UNAUTHENTICATED, a credential without the role -> PERMISSION_DENIED).
  *
  * With a tokens file, every RPC but grpc.health.v1 (load balancers and Kubernetes probes call it without
  * credentials) needs `authorization: Bearer <token>`; robots may call everything but AdminService, admins

@@ -46,7 +46,7 @@ export function toPredictInput(req: PredictRequest__Output): PredictInput {
   };
 }
 
-/** float32 little-endian, row-major (serving-api.md Tensor). */
+/** float32 little-endian, row-major (docs/api.md Tensor). */
 export function tensorBytes(values: Float32Array): Buffer {
   const out = Buffer.allocUnsafe(values.length * 4);
   for (let i = 0; i < values.length; i++) out.writeFloatLE(values[i], i * 4);

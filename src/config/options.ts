@@ -240,7 +240,7 @@ export function decodeThreadCount(options: Pick<ServeOptions, 'decodeThreads' | 
   return options.decodeThreads > 0 ? options.decodeThreads : Math.max(1, cores - options.threads);
 }
 
-/** DUST_<FLAG_IN_CAPS> for every option (serving-api.md "Operations surface"), e.g. DUST_MODEL_REPOSITORY. */
+/** DUST_<FLAG_IN_CAPS> for every option (docs/operations.md, "Configuration"), e.g. DUST_MODEL_REPOSITORY. */
 export function envName(option: keyof ServeOptions): string {
   return `DUST_${option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 }

@@ -89,7 +89,7 @@ function embodimentOf(m: Manifest, name: string): EmbodimentSpec {
 }
 
 /**
- * N_A and N_o for a request (serving-api.md SamplingOptions). Defaults come from the manifest; when only
+ * N_A and N_o for a request (docs/api.md SamplingOptions). Defaults come from the manifest; when only
  * action_steps is given, the manifest's q = N_o / N_A is kept. With a latency budget, vision_steps is the
  * upper bound the scheduler may spend (the model's max when 0).
  */
