@@ -7,14 +7,11 @@
  * kind of attack, the good robots' success and latency, health-check latency (target p99 < 50 ms), RSS over
  * time, and whether the server is still up and serving at the end.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
-import fc from 'fast-check';
-import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
 import { number, words } from './cli-args.js';
-import { hostilePredictRequest, knownAttacks, mutatedBody, randomBody, wrongWireTypes } from './hostile/arbitraries.js';
-import { ACCEPTABLE_CODES, isServerShedding, POLICY_PATHS, rawStream, rawUnary, type CallOutcome } from './hostile/raw-calls.js';
+import { HOSTILE_CALL_DEADLINE_MS, HostileTally, hostileShots, nthShot, selectKinds, type Shot } from './hostile/shots.js';
 import { checkHealth, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes, type HealthSummary } from './health-probe.js';
 import { DEFAULT_THREADS } from './options.js';
 import { Progress } from './progress.js';
@@ -22,8 +19,8 @@ import { Recorder, type WindowResult } from './recorder.js';
 import { isolatedRepository } from './repository.js';
 import { findModel, policyCodec, robotRequest, serializedRequests } from './requests.js';
 import { Robot, type Completion, type RobotSink } from './robot.js';
-import { hostCpuSeconds, killAllServers, startServerProcess, type ServerProcess } from './server-process.js';
-import { round, summarize } from './stats.js';
+import { hostCpuSeconds, processRssMb, runBenchmark, startServerProcess, type ServerProcess } from './server-process.js';
+import { round } from './stats.js';
 import { requestClasses, type Workload } from './workload.js';
 
 export const DEFAULT_ABUSE_REQUESTS = 10_000;
@@ -36,19 +33,10 @@ export const DEFAULT_ABUSE_MESSAGE_LIMIT = 1024 * 1024;
 export const DEFAULT_RSS_INTERVAL_MS = 500;
 /** Issue 7 item 5. */
 export const HEALTH_P99_TARGET_MS = 50;
-/** Distinct generated bodies per kind; the run cycles through them. */
-const POOL_PER_KIND = 400;
-/** Far above any answer dust-tiny needs: a call that reaches it hung. */
-const CALL_DEADLINE_MS = 15_000;
+const CALL_DEADLINE_MS = HOSTILE_CALL_DEADLINE_MS;
 const GOOD_WARMUP_MS = 2000;
 export const DEFAULT_BASELINE_S = 5;
 const PROGRESS_TICK_MS = 250;
-const UNEXPECTED_EXAMPLES = 10;
-
-interface Shot {
-  readonly kind: string;
-  readonly fire: (client: grpc.Client) => Promise<CallOutcome>;
-}
 
 const program = new Command('bench:abuse')
   .description('issue 7 abuse run: hostile requests against a real dust-serve while good robots and a health prober run')
@@ -84,39 +72,6 @@ interface Flags {
   rssIntervalMs: number;
   out?: string;
   quiet?: boolean;
-}
-
-/** Resident set size of a process in MiB, from /proc (the server is a child process). */
-function rssMb(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
-  return line ? round(Number(line.split(/\s+/)[1]) / 1024, 1) : NaN;
-}
-
-/** Hostile calls of every kind; the run interleaves the kinds and cycles through each kind's pool. */
-function hostileShots(base: PredictRequest, serialize: (r: PredictRequest) => Buffer, cameras: readonly string[], f: Flags): Shot[][] {
-  const sample = (arb: fc.Arbitrary<Buffer>, salt: number) => fc.sample(arb, { numRuns: POOL_PER_KIND, seed: f.seed + salt });
-  const valid = serialize(base);
-  const unary = (kind: string, path: string, body: Buffer): Shot => ({ kind, fire: (c) => rawUnary(c, path, body, CALL_DEADLINE_MS) });
-  const methods = [POLICY_PATHS.predict, POLICY_PATHS.listModels, POLICY_PATHS.reportOutcome];
-  const hostile = sample(hostilePredictRequest(base, cameras, serialize), 3);
-  return [
-    sample(randomBody(), 1).map((body, i) => unary('random-bytes', methods[i % methods.length], body)),
-    sample(mutatedBody([valid]), 2).map((body) => unary('mutated', POLICY_PATHS.predict, body)),
-    hostile.map((body) => unary('hostile-fields', POLICY_PATHS.predict, body)),
-    sample(wrongWireTypes(), 4).map((body) => unary('wire-types', POLICY_PATHS.predict, body)),
-    // A session that turns bad: a good request, a hostile one, a good one the server must not process.
-    hostile.map((body) => ({ kind: 'stream', fire: (c: grpc.Client) => rawStream(c, POLICY_PATHS.streamPredict, [valid, body, valid], CALL_DEADLINE_MS) })),
-    knownAttacks(base, serialize, f.messageLimit).map(({ name, body }) => unary(`attack:${name}`, POLICY_PATHS.predict, body)),
-  ];
-}
-
-/** The shots of the kinds --kinds names (by prefix), pools left empty dropped. */
-function selectKinds(pools: Shot[][], list: string | undefined): Shot[][] {
-  if (!list) return pools;
-  const prefixes = list.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
-  const chosen = pools.map((pool) => pool.filter((shot) => prefixes.some((p) => shot.kind.startsWith(p)))).filter((pool) => pool.length > 0);
-  if (chosen.length === 0) throw new Error(`--kinds ${list}: no hostile calls of these kinds`);
-  return chosen;
 }
 
 /** Forwards the robots' reports to the current window's recorder (none between windows). */
@@ -176,18 +131,17 @@ async function measure(server: ServerProcess, f: Flags, classes: Workload['class
 
 /** The attackers: each takes the next shot until --requests are sent; outcomes are tallied by kind. */
 class Attack {
-  sent = 0;
+  readonly tally = new HostileTally();
   private next = 0;
-  private readonly codes: Record<string, Record<string, number>> = {};
-  private readonly latencies: number[] = [];
-  private readonly examples: Array<{ kind: string; code: string; details: string; ms: number }> = [];
-  private unacceptable = 0;
-  private shed = 0;
 
   constructor(
     private readonly kinds: readonly Shot[][],
     private readonly requests: number,
   ) {}
+
+  get sent(): number {
+    return this.tally.sent;
+  }
 
   async run(clients: readonly grpc.Client[]): Promise<void> {
     await Promise.all(clients.map((c) => this.attacker(c)));
@@ -195,36 +149,9 @@ class Attack {
 
   private async attacker(client: grpc.Client): Promise<void> {
     for (let i = this.next++; i < this.requests; i = this.next++) {
-      const pool = this.kinds[i % this.kinds.length];
-      const shot = pool[Math.floor(i / this.kinds.length) % pool.length];
-      const out = await shot.fire(client);
-      this.sent++;
-      const code = grpc.status[out.code] ?? String(out.code);
-      (this.codes[shot.kind] ??= {})[code] = (this.codes[shot.kind][code] ?? 0) + 1;
-      this.latencies.push(out.ms);
-      if (isServerShedding(out)) this.shed++;
-      else if (!ACCEPTABLE_CODES.has(out.code)) {
-        this.unacceptable++;
-        if (this.examples.length < UNEXPECTED_EXAMPLES) this.examples.push({ kind: shot.kind, code, details: out.details.slice(0, 200), ms: round(out.ms) });
-      }
+      const shot = nthShot(this.kinds, i);
+      this.tally.record(shot.kind, await shot.fire(client));
     }
-  }
-
-  result(windowS: number) {
-    const codes: Record<string, number> = {};
-    for (const byCode of Object.values(this.codes)) for (const [c, n] of Object.entries(byCode)) codes[c] = (codes[c] ?? 0) + n;
-    return {
-      calls: this.sent,
-      callsPerSecond: round(this.sent / windowS, 1),
-      codes,
-      byKind: this.codes,
-      latencyMs: summarize(this.latencies),
-      /** RESOURCE_EXHAUSTED, or DEADLINE_EXCEEDED decided by the server's admission: load shedding, not a failure. */
-      shedUnderLoad: this.shed,
-      /** Any other status outside OK / INVALID_ARGUMENT / NOT_FOUND: a server bug, a hang or a crash. */
-      unacceptable: this.unacceptable,
-      unacceptableExamples: this.examples,
-    };
   }
 }
 
@@ -260,7 +187,7 @@ async function main(): Promise<void> {
   const robots = goodRequests.map((request, index) => new Robot({ index, classIndex: 0, request, client: goodClient, codec, workload, sink, unaryDeadlineMs: CALL_DEADLINE_MS }));
   const rss: Array<{ s: number; mb: number }> = [];
   const t0 = performance.now();
-  const sampleRss = () => rss.push({ s: round((performance.now() - t0) / 1000, 2), mb: rssMb(server.pid) });
+  const sampleRss = () => rss.push({ s: round((performance.now() - t0) / 1000, 2), mb: processRssMb(server.pid) });
   const rssTimer = setInterval(sampleRss, f.rssIntervalMs);
   const ticker = setInterval(() => progress.update(`[abuse] ${attack.sent}/${f.requests} hostile calls, server RSS ${rss.at(-1)?.mb} MB`), PROGRESS_TICK_MS);
   try {
@@ -283,7 +210,7 @@ async function main(): Promise<void> {
 
     const mbs = rss.map((r) => r.mb);
     const { health } = during;
-    const hostile = attack.result(during.windowS);
+    const hostile = attack.tally.result(during.windowS);
     const result = {
       benchmark: 'abuse (issue 7)',
       model: `${m.name}@${m.version}`,
@@ -314,17 +241,4 @@ async function main(): Promise<void> {
   }
 }
 
-process.on('exit', killAllServers);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`\nbench:abuse: ${signal}, stopping the server\n`);
-    killAllServers();
-    process.exit(130);
-  });
-}
-
-main().catch((err: Error) => {
-  process.stderr.write(`\nbench:abuse: ${err.stack ?? err.message}\n`);
-  killAllServers();
-  process.exit(1);
-});
+runBenchmark('bench:abuse', main);

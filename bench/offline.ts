@@ -2,7 +2,7 @@
  * The serving-free limit: the server's executor (OnnxExecutor: the same ONNX sessions, options and arena the
  * server's inference worker uses) driven in a tight loop on this thread, with no gRPC, no preprocessing, no
  * scheduler and no thread hop. Per iteration: one VLM call for B requests in slots 0..B-1, then their N_o
- * denoiser steps with tau/dt from the real stepPlan (sampling.md), all B finishing at the last step. Tried at
+ * denoiser steps with tau/dt from the real stepPlan (docs/sampling.md), all B finishing at the last step. Tried at
  * several B; the best is the limit. With a mix, iterations cycle through the classes, so every class gets
  * the same share of requests as in the served runs (robots are assigned classes round-robin).
  */

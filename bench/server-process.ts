@@ -27,6 +27,26 @@ export function killAllServers(): void {
   live.clear();
 }
 
+/**
+ * Runs a benchmark program's main: servers are killed when it fails, is interrupted (SIGINT, SIGTERM) or
+ * exits, so none is ever left behind.
+ */
+export function runBenchmark(name: string, main: () => Promise<void>): void {
+  process.on('exit', killAllServers);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`\n${name}: ${signal}, stopping the server\n`);
+      killAllServers();
+      process.exit(130);
+    });
+  }
+  main().catch((err: Error) => {
+    process.stderr.write(`\n${name}: ${err.stack ?? err.message}\n`);
+    killAllServers();
+    process.exit(1);
+  });
+}
+
 /** dist/src/cli/main.js, next to this file's compiled location (dist/bench). */
 function serverScript(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
@@ -70,6 +90,12 @@ export function processCpuSeconds(pid: number): number {
   return statCpuSeconds(`/proc/${pid}/stat`);
 }
 
+/** Resident set size of a process in MiB, from /proc/<pid>/status; NaN when the line is missing. */
+export function processRssMb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  return line ? Math.round(Number(line.split(/\s+/)[1]) / 102.4) / 10 : NaN;
+}
+
 /**
  * CPU seconds of each thread of a process (thread id -> seconds). Node does not name its threads; the main
  * thread's id is the process id, the inference worker is the busiest of the others.
@@ -106,6 +132,8 @@ export interface ServerProcess {
   threadCpuSeconds(): Map<number, number>;
   /** The server's recent output, to explain a failure. */
   outputTail(): string;
+  /** How the process ended, once it has (a crash, when the benchmark did not stop it). */
+  exitStatus(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
   stop(): Promise<void>;
 }
 
@@ -160,6 +188,7 @@ export async function startServerProcess(opts: StartServerOptions): Promise<Serv
     cpuSeconds: () => processCpuSeconds(child.pid!),
     threadCpuSeconds: () => threadCpuSeconds(child.pid!),
     outputTail: () => tail.join('\n'),
+    exitStatus: () => exited,
     async stop() {
       if (exited) return;
       child.kill('SIGTERM');

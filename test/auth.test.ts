@@ -16,18 +16,21 @@ import { clientOf, MODEL, robotRequest } from './support/versions.js';
 
 const ROBOT_TOKEN = 'robot-secret-3f9a1c77d2e8';
 const ADMIN_TOKEN = 'admin-secret-b41d09e6a5c3';
+const LEAVING_TOKEN = 'leaving-secret-7c2e90a1f4';
 
 let dir: string;
+let tokensFile: string;
 let server: RunningServer;
 let address: string;
 const logs: string[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'dust-auth-'));
-  const tokensFile = path.join(dir, 'tokens.json');
+  tokensFile = path.join(dir, 'tokens.json');
   writeFileSync(tokensFile, JSON.stringify([
     { token: ROBOT_TOKEN, role: 'robot', name: 'arm-7' },
     { token: ADMIN_TOKEN, role: 'admin', name: 'ops' },
+    { token: LEAVING_TOKEN, role: 'robot', name: 'arm-9' },
   ]));
   const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) });
   const options = compileServeOptions({ host: '127.0.0.1', port: 0, modelRepository: TEST_REPOSITORY, threads: 1, warmup: false, experimentDb: ':memory:', tokensFile });
@@ -99,12 +102,39 @@ describe('with a tokens file', () => {
     expect(status.code).toBe(grpc.status.UNAUTHENTICATED);
   });
 
+  it('a token removed from the file is refused at once, and ends a stream opened with it at its next message', async () => {
+    const leaving = clientOf(address, LEAVING_TOKEN);
+    const staying = clientOf(address, ROBOT_TOKEN);
+    try {
+      const stream = leaving.stream();
+      const kept = staying.stream();
+      await stream.send(await robotRequest('arm-9'));
+      await kept.send(await robotRequest('arm-7'));
+      writeFileSync(tokensFile, JSON.stringify([
+        { token: ROBOT_TOKEN, role: 'robot', name: 'arm-7' },
+        { token: ADMIN_TOKEN, role: 'admin', name: 'ops' },
+      ]));
+      expect(await server.reloadTokens()).toBe(true);
+      const req9 = await robotRequest('arm-9');
+      const err = await stream.send(req9).catch((e: unknown) => e);
+      expect((err as DustClientError).codeName).toBe('UNAUTHENTICATED');
+      expect((err as DustClientError).message).toMatch(/removed from the server's tokens file/);
+      expect(await codeOf((c) => c.predict(req9), LEAVING_TOKEN)).toBe('UNAUTHENTICATED');
+      // Other credentials and their open streams carry on.
+      expect((await kept.send(await robotRequest('arm-7'))).modelName).toBe(MODEL);
+      kept.end();
+    } finally {
+      leaving.close();
+      staying.close();
+    }
+  });
+
   it('never writes a token to the logs', () => {
     const all = logs.join('');
     expect(all).toContain('call refused');
     expect(all).toContain('"caller":"ops"');
-    expect(all).not.toContain(ROBOT_TOKEN);
-    expect(all).not.toContain(ADMIN_TOKEN);
+    expect(all).toContain('tokens file reloaded');
+    for (const token of [ROBOT_TOKEN, ADMIN_TOKEN, LEAVING_TOKEN]) expect(all).not.toContain(token);
   });
 });
 

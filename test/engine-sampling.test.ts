@@ -1,7 +1,7 @@
 /**
  * The serving engine (scheduler + ONNX executor, step-level batching with mixed q) against the reference
  * sampler of src/sampling, which the golden vectors pin to the PyTorch reference: every request batched
- * with others at other steps gets what it would get alone, within sampling.md's 1e-5.
+ * with others at other steps gets what it would get alone, within docs/sampling.md's 1e-5.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';

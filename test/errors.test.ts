@@ -1,5 +1,5 @@
 /**
- * Every error of serving-api.md's table, against the real server. After each, the server still serves, and
+ * Every error of docs/api.md's table, against the real server. After each, the server still serves, and
  * a good request sent alongside the bad one is answered normally.
  */
 import { readFileSync, writeFileSync } from 'node:fs';

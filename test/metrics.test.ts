@@ -1,6 +1,6 @@
 /**
  * The Prometheus endpoint of the real server: after real traffic, `/metrics` exposes the operations
- * surface of serving-api.md under its exact names and types, with model/version labels and the values the
+ * list of docs/operations.md under its exact names and types, with model/version labels and the values the
  * traffic implies; Debian's Prometheus scrapes it, loads the alert rules, and its HTTP API returns the
  * series. A repository with a broken version 2 counts one model load failure.
  */

@@ -2,7 +2,7 @@
  * The shipped reference model (models/dust-tiny/1) in ONNX Runtime against the PyTorch toolchain:
  * both graphs within 1e-4 of PyTorch at batch 1 and 7 (parity.json), and a plain sampler loop over the
  * denoiser session reproducing the toolchain's golden vectors within 1e-5 (golden-sampling.json,
- * shared/spec/sampling.md). Fixtures are written by `python3 -m models.toolchain build-tiny` / `golden`.
+ * docs/sampling.md). Fixtures are written by `python3 -m models.toolchain build-tiny` / `golden`.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as ort from 'onnxruntime-node';
@@ -105,7 +105,7 @@ describe('ONNX Runtime vs PyTorch parity', () => {
   }
 });
 
-describe('golden asynchronous joint sampling (sampling.md)', () => {
+describe('golden asynchronous joint sampling (docs/sampling.md)', () => {
   const golden = readJson<{ model: string; version: number; cases: GoldenCase[] }>(join(fixtureDir, 'golden-sampling.json'));
 
   it('covers (N_A, N_o) = (4,4), (4,16), (2,8), (1,3) for both embodiments', () => {

@@ -1,6 +1,6 @@
 /**
  * The real server on a loopback port with the shipped dust-tiny package: the serving contract of
- * shared/spec/serving-api.md end to end.
+ * docs/api.md end to end.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -49,7 +49,7 @@ describe('Predict', () => {
     expect(res.timing!.total_ms).toBeGreaterThan(0);
   });
 
-  // sampling.md: same model, seed, inputs and step counts give the same actions within 1e-5 absolute,
+  // docs/sampling.md: same model, seed, inputs and step counts give the same actions within 1e-5 absolute,
   // whatever else shares the batches (other batch sizes take other GEMM paths in the last bits).
   const expectSameActions = (a: Float32Array, b: Float32Array) => {
     expect(a).toHaveLength(b.length);
@@ -135,6 +135,17 @@ describe('Predict', () => {
     expect(second.world_model_surprise).toBeLessThanOrEqual(2);
     const noFuture = await predict(t.client, await request());
     expect(noFuture.future_embedding).toBeNull();
+  });
+
+  it('scores world-model surprise only when the robot executed the whole previous chunk (or does not say)', async () => {
+    const req = await request({ episode_id: 'ep-partial', robot_id: 'robot-partial' });
+    await predict(t.client, req);
+    const partial = await predict(t.client, { ...req, steps_executed: manifest.action.horizon - 1 });
+    expect(partial.world_model_surprise ?? undefined).toBeUndefined();
+    const whole = await predict(t.client, { ...req, steps_executed: manifest.action.horizon });
+    expect(whole.world_model_surprise).toBeGreaterThanOrEqual(0);
+    const unknown = await predict(t.client, req);
+    expect(unknown.world_model_surprise).toBeGreaterThanOrEqual(0);
   });
 
   it('accepts PNG and RAW_RGB8 images and any camera order', async () => {

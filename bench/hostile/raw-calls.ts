@@ -22,7 +22,7 @@ const identity = (b: Buffer): Buffer => b;
 export const ACCEPTABLE_CODES: ReadonlySet<grpc.status> = new Set([grpc.status.OK, grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND]);
 
 /**
- * Shedding the server decided on under load (serving-api.md: RESOURCE_EXHAUSTED when a queue is full,
+ * Shedding the server decided on under load (docs/api.md: RESOURCE_EXHAUSTED when a queue is full,
  * DEADLINE_EXCEEDED when the deadline cannot be met), as opposed to a deadline the client saw pass with no
  * answer, which grpc-js reports as "Deadline exceeded after ...".
  */

@@ -4,7 +4,7 @@
 // the server's own session options (engine/onnx-executor.ts); the first call at each batch size separately (it
 // pays for per-shape set-up); the host-to-device copy of the conditioning through a graph that only reads it;
 // whether GPU-resident outputs work on CUDA; parity against the PyTorch float32 reference of torch_bench.py; and
-// sampling (sampling.md, N_A = N_o = 4 and N_o = 16) of each configuration against the first. JSON to --out.
+// sampling (docs/sampling.md, N_A = N_o = 4 and N_o = 16) of each configuration against the first. JSON to --out.
 //
 //   node scripts/gpu/ort-bench.mjs --app /tmp/app --work /tmp/gpu8 [--configs cuda-fp32,cuda-fp16,webgpu-fp32]
 //        [--batches 1,8,32,64,128] [--budget-s 0.8] [--deadline-s 420] [--threads 1] --out /tmp/gpu8/ort.json
@@ -141,7 +141,7 @@ async function profileDenoiser(file, device, batch, manifest) {
   };
 }
 
-/** N_o denoiser steps at batch 1 from the reference's first row (sampling.md schedule, the production sampler). */
+/** N_o denoiser steps at batch 1 from the reference's first row (docs/sampling.md schedule, the production sampler). */
 async function sample(session, m, actionSteps, visionSteps) {
   const d = reference.denoiser.inputs;
   const row = (t, len) => decode(t).data.slice(0, len);

@@ -1,5 +1,5 @@
 /**
- * AdminService handlers (serving-api.md): LoadModel, UnloadModel, SetTrafficSplit, GetExperiment. Who may
+ * AdminService handlers (docs/api.md): LoadModel, UnloadModel, SetTrafficSplit, GetExperiment. Who may
  * call them is the auth interceptor's business (auth.ts); handlers convert messages, check the versions named
  * against the registry, and hand over to the registry and the experiment book. Errors go through status.ts.
  */

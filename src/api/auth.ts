@@ -1,12 +1,13 @@
 /**
- * Authentication and roles as one grpc-js server interceptor (serving-api.md: "no or bad credential /
- * credential lacks the role" -> UNAUTHENTICATED / PERMISSION_DENIED).
+ * Authentication and roles as one grpc-js server interceptor (docs/api.md, Errors: a missing, unknown or
+ * revoked credential -> UNAUTHENTICATED, a credential without the role -> PERMISSION_DENIED).
  *
  * With a tokens file, every RPC but grpc.health.v1 (load balancers and Kubernetes probes call it without
  * credentials) needs `authorization: Bearer <token>`; robots may call everything but AdminService, admins
- * everything. Tokens are compared in constant time (SHA-256 digests of equal length through
- * crypto.timingSafeEqual, every entry compared) and never logged. Without a tokens file, PolicyService is
- * open and AdminService answers only on loopback connections.
+ * everything. Tokens are never logged, and the time a check takes tells nothing about a token (below). A
+ * credential removed from the file (tokens-file.ts reloads it) refuses new calls at once, and ends a
+ * StreamPredict opened with it at its next message. Without a tokens file, PolicyService is open and
+ * AdminService answers only on loopback connections.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -21,24 +22,53 @@ const ADMIN_PREFIX = `/${ADMIN_SERVICE_NAME}/`;
 export interface Caller {
   readonly role: Role;
   readonly name: string;
+  /** Identifies the credential (a digest of the token, never the token): the rate limiter's key. */
+  readonly key: string;
 }
 
 const digest = (token: string) => createHash('sha256').update(token, 'utf8').digest();
 
-/** The known credentials, matched in constant time. */
+/**
+ * The known credentials. A presented token is looked up by its SHA-256 digest, then compared with
+ * timingSafeEqual. The lookup's time depends on the digest only, and how the digest of a guess relates to the
+ * stored digests says nothing about the tokens behind them (SHA-256 is preimage resistant), so timing cannot
+ * reveal a token a character at a time. Comparing against every entry instead cost 4 ms per call at 10 000
+ * tokens, which per-robot tokens (the rate limiter's key) would reach.
+ */
 export class CredentialSet {
-  private readonly entries: ReadonlyArray<{ readonly digest: Buffer; readonly caller: Caller }>;
+  private entries = new Map<string, { readonly digest: Buffer; readonly caller: Caller }>();
 
   constructor(credentials: readonly Credential[]) {
-    this.entries = credentials.map((c) => ({ digest: digest(c.token), caller: { role: c.role, name: c.name } }));
+    this.replace(credentials);
   }
 
-  /** The caller a token belongs to. Compares against every entry, so the time taken does not tell which matched. */
+  /** Puts a new list in use; calls already authorized with a removed credential are refused at their next message. */
+  replace(credentials: readonly Credential[]): void {
+    const entries = new Map<string, { readonly digest: Buffer; readonly caller: Caller }>();
+    for (const c of credentials) {
+      const d = digest(c.token);
+      const key = d.toString('hex');
+      entries.set(key, { digest: d, caller: { role: c.role, name: c.name, key } });
+    }
+    this.entries = entries;
+  }
+
+  /** The caller a token belongs to. */
   identify(token: string): Caller | undefined {
     const presented = digest(token);
-    let found: Caller | undefined;
-    for (const e of this.entries) if (timingSafeEqual(presented, e.digest)) found = e.caller;
-    return found;
+    const entry = this.entries.get(presented.toString('hex'));
+    return entry && timingSafeEqual(presented, entry.digest) ? entry.caller : undefined;
+  }
+
+  /** True while the caller's credential is in the set with the same role. */
+  holds(caller: Caller): boolean {
+    return this.entries.get(caller.key)?.caller.role === caller.role;
+  }
+
+  /** The caller a call's `authorization` metadata names, if its token is known. */
+  callerOf(metadata: grpc.Metadata): Caller | undefined {
+    const token = bearerToken(metadata);
+    return token === undefined ? undefined : this.identify(token);
   }
 }
 
@@ -64,17 +94,18 @@ export function authorize(credentials: CredentialSet | undefined, method: string
       details: 'AdminService answers only on loopback connections when the server has no tokens file; call it on the server host, or start the server with --tokens-file and an admin token',
     };
   }
-  const token = bearerToken(metadata);
-  if (token === undefined) {
+  if (bearerToken(metadata) === undefined) {
     return { ok: false, code: grpc.status.UNAUTHENTICATED, details: 'this server needs a credential: send metadata "authorization: Bearer <token>"' };
   }
-  const caller = credentials.identify(token);
+  const caller = credentials.callerOf(metadata);
   if (!caller) return { ok: false, code: grpc.status.UNAUTHENTICATED, details: 'the bearer token is not one this server knows; check the token you were given' };
   if (admin && caller.role !== 'admin') {
     return { ok: false, code: grpc.status.PERMISSION_DENIED, details: `${caller.name} has the ${caller.role} role; AdminService needs an admin token` };
   }
   return { ok: true, caller };
 }
+
+const REVOKED = 'the credential of this call was removed from the server\'s tokens file; ask for a new token';
 
 /**
  * Checks every call's credential before its handler sees anything. A refused call gets its status at once
@@ -83,6 +114,12 @@ export function authorize(credentials: CredentialSet | undefined, method: string
 export function authInterceptor(credentials: CredentialSet | undefined, log: Logger): grpc.ServerInterceptor {
   return (method, call) => {
     let refused = false;
+    let caller: Caller | undefined;
+    const refuse = (code: grpc.status, details: string) => {
+      refused = true;
+      log.warn({ method: method.path, peer: call.getPeer(), code: grpc.status[code], caller: caller?.name }, 'call refused');
+      call.sendStatus({ code, details, metadata: new grpc.Metadata() });
+    };
     return new grpc.ServerInterceptingCall(call, {
       start: (next) =>
         next(
@@ -90,16 +127,21 @@ export function authInterceptor(credentials: CredentialSet | undefined, log: Log
             .withOnReceiveMetadata((metadata, nextMetadata) => {
               const verdict = authorize(credentials, method.path, metadata, call.getConnectionInfo().remoteAddress);
               if (!verdict.ok) {
-                refused = true;
-                log.warn({ method: method.path, peer: call.getPeer(), code: grpc.status[verdict.code] }, 'call refused');
-                call.sendStatus({ code: verdict.code, details: verdict.details, metadata: new grpc.Metadata() });
+                refuse(verdict.code, verdict.details);
                 return;
               }
-              if (method.path.startsWith(ADMIN_PREFIX)) log.info({ method: method.path, caller: verdict.caller?.name ?? 'loopback', peer: call.getPeer() }, 'admin call');
+              caller = verdict.caller;
+              if (method.path.startsWith(ADMIN_PREFIX)) log.info({ method: method.path, caller: caller?.name ?? 'loopback', peer: call.getPeer() }, 'admin call');
               nextMetadata(metadata);
             })
             .withOnReceiveMessage((message, nextMessage) => {
-              if (!refused) nextMessage(message);
+              if (refused) return;
+              // A stream outlives a reload of the tokens file: each message checks the credential is still there.
+              if (caller && credentials && !credentials.holds(caller)) {
+                refuse(grpc.status.UNAUTHENTICATED, REVOKED);
+                return;
+              }
+              nextMessage(message);
             })
             .withOnReceiveHalfClose((nextHalfClose) => {
               if (!refused) nextHalfClose();

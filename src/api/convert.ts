@@ -42,10 +42,11 @@ export function toPredictInput(req: PredictRequest__Output): PredictInput {
     seed,
     latencyBudgetMs: s?.latency_budget_ms ?? 0,
     returnFutureEmbedding: req.return_future_embedding,
+    stepsExecuted: req.steps_executed,
   };
 }
 
-/** float32 little-endian, row-major (serving-api.md Tensor). */
+/** float32 little-endian, row-major (docs/api.md Tensor). */
 export function tensorBytes(values: Float32Array): Buffer {
   const out = Buffer.allocUnsafe(values.length * 4);
   for (let i = 0; i < values.length; i++) out.writeFloatLE(values[i], i * 4);

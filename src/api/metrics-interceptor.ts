@@ -2,7 +2,7 @@
  * Request metrics at the edge, for the dust.serving services: counts by method and code, latency, in-flight
  * requests and refusals, plus what each PredictResponse reports (queue time, N_o, budget, surprise).
  * A request is one request message: a unary call, or one message of a StreamPredict stream. Responses
- * leave in request order (serving-api.md), so the oldest unanswered request is the one a response answers.
+ * leave in request order (docs/api.md), so the oldest unanswered request is the one a response answers.
  *
  * It opens the call's CallScope, in which the handler names the serving model version and the reason of a
  * refusal; installed inside the tracing interceptor and outside everything that may refuse a call.

@@ -1,5 +1,5 @@
 /**
- * PolicyService handlers (serving-api.md): Predict, StreamPredict, ListModels, ReportOutcome. Handlers only
+ * PolicyService handlers (docs/api.md): Predict, StreamPredict, ListModels, ReportOutcome. Handlers only
  * convert messages, route the request (experiment/router.ts: a pin, or the model's traffic split) and hand
  * over to the engine; outcomes are credited by the experiment book; errors go through status.ts.
  */
@@ -151,7 +151,7 @@ export function policyService({ registry, router, book, log, tracer = NOOP_REQUE
         const req = message;
         let result: Promise<PredictResponse>;
         try {
-          // The model version is fixed for the stream's life (serving-api.md): the first request is routed
+          // The model version is fixed for the stream's life (docs/api.md): the first request is routed
           // (pin or split), the others run on the same version.
           let routed: Routed;
           if (!assignment) {

@@ -1,9 +1,10 @@
 /**
  * A per-robot rate limit on PolicyService requests (Predict, and each message of StreamPredict): a token
- * bucket per robot_id. A request over the limit gets RESOURCE_EXHAUSTED at once, with the wait in the
+ * bucket per caller. A request over the limit gets RESOURCE_EXHAUSTED at once, with the wait in the
  * details and in the `grpc-retry-pushback-ms` trailer (gRPC's retry pushback: clients with a retry policy
- * wait that long before retrying). The robot_id is what the client claims; a bearer credential, when
- * present, is the stronger key.
+ * wait that long before retrying). The caller is the authenticated credential when the call carries a known
+ * bearer token (a client cannot escape its limit by changing robot_id; so a token shared by several robots
+ * shares one budget), and the robot_id the request claims otherwise.
  */
 import * as grpc from '@grpc/grpc-js';
 import { quote } from '../errors/index.js';
@@ -24,14 +25,31 @@ function robotIdOf(message: unknown): string {
   return typeof id === 'string' ? id : '';
 }
 
-export function rateLimitInterceptor(options: Omit<TokenBucketOptions, 'maxKeys'> & { maxKeys?: number }): grpc.ServerInterceptor {
-  const buckets = new TokenBuckets({ maxKeys: DEFAULT_RATE_LIMIT_KEYS, ...options });
+/** An authenticated caller: `key` identifies its credential, `name` is what the details may say. */
+export interface RateLimitIdentity {
+  readonly key: string;
+  readonly name: string;
+}
+
+export interface RateLimitOptions extends Omit<TokenBucketOptions, 'maxKeys'> {
+  maxKeys?: number;
+  /** The call's authenticated caller, when its metadata carries a known credential. */
+  identify?: (metadata: grpc.Metadata) => RateLimitIdentity | undefined;
+}
+
+export function rateLimitInterceptor(options: RateLimitOptions): grpc.ServerInterceptor {
+  const { identify, ...bucketOptions } = options;
+  const buckets = new TokenBuckets({ maxKeys: DEFAULT_RATE_LIMIT_KEYS, ...bucketOptions });
   return (method, call) => {
     if (!LIMITED_METHODS.has(method.path)) return new grpc.ServerInterceptingCall(call);
+    let caller: RateLimitIdentity | undefined;
+    const readMetadata = identify && ((metadata: grpc.Metadata) => void (caller = identify(metadata)));
     return gateMessages(call, (message) => {
       const robot = robotIdOf(message);
-      // No robot_id: the handler refuses the request with INVALID_ARGUMENT and says why.
-      const waitMs = robot ? buckets.take(robot, performance.now()) : 0;
+      // The prefixes keep a robot_id from ever naming a credential's bucket. Neither: the handler refuses the
+      // request (no robot_id) with INVALID_ARGUMENT and says why.
+      const key = caller ? `credential:${caller.key}` : robot ? `robot:${robot}` : undefined;
+      const waitMs = key ? buckets.take(key, performance.now()) : 0;
       if (waitMs === 0) return undefined;
       const scope = currentCallScope();
       if (scope) scope.rejectReason = 'rate_limited';
@@ -40,10 +58,10 @@ export function rateLimitInterceptor(options: Omit<TokenBucketOptions, 'maxKeys'
       return {
         code: grpc.status.RESOURCE_EXHAUSTED,
         details:
-          `robot ${quote(robot)} is over its rate limit of ${options.ratePerSecond} requests/s (burst ${options.burst}); ` +
+          `${caller ? `caller ${quote(caller.name)}` : `robot ${quote(robot)}`} is over its rate limit of ${options.ratePerSecond} requests/s (burst ${options.burst}); ` +
           `retry in ${waitMs} ms and lower the request rate`,
         metadata: trailer,
       };
-    });
+    }, readMetadata);
   };
 }

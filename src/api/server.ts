@@ -8,13 +8,13 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { decodeThreadCount, loadCredentials, type ServeOptions } from '../config/index.js';
+import { decodeThreadCount, type ServeOptions } from '../config/index.js';
 import { DecodePool, onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
 import { ExperimentBook, PostgresExperimentStore, redactUrl, Router, ShadowMirror, SqliteExperimentStore, type ExperimentStore } from '../experiment/index.js';
 import { ModelRegistry } from '../model/index.js';
 import { NOOP_REQUEST_TRACER, requestTracer, startMetrics, type Logger, type MetricsEndpoint, type Tracing } from '../telemetry/index.js';
 import { adminService } from './admin-service.js';
-import { authInterceptor, CredentialSet } from './auth.js';
+import { authInterceptor, type CredentialSet } from './auth.js';
 import { ServingHealth } from './health.js';
 import { guardHandlers } from './guard.js';
 import { accessLogInterceptor, refusalInterceptor, statusDetailsInterceptor } from './interceptors.js';
@@ -25,6 +25,7 @@ import { loadProtos } from './proto.js';
 import { rateLimitInterceptor } from './rate-limit-interceptor.js';
 import { requestLimits, withRequestLimits, type RequestLimits } from './request-limits.js';
 import { isLoopback, serverTls, type ServerTls } from './tls.js';
+import { tokensFile, type TokensFile } from './tokens-file.js';
 import { tracingInterceptor } from './tracing-interceptor.js';
 
 /**
@@ -45,6 +46,8 @@ export interface RunningServer {
   readonly shadow: ShadowMirror;
   /** Re-reads the TLS files (SIGHUP); resolves true when a new certificate is in use, false without TLS. */
   reloadCertificates(): Promise<boolean>;
+  /** Re-reads the tokens file (SIGHUP); resolves true when a changed list is in use, false without one. */
+  reloadTokens(): Promise<boolean>;
   /** Graceful shutdown; resolves when the server is closed. Idempotent. */
   shutdown(reason?: string): Promise<void>;
 }
@@ -74,7 +77,9 @@ function interceptors(
     // Credentials are checked on the call's metadata, before any of its messages reach the later ones.
     authInterceptor(credentials, log.child({ module: 'auth' })),
     refusalInterceptor(),
-    ...(rate > 0 ? [rateLimitInterceptor({ ratePerSecond: rate, burst: options.robotRateBurst || Math.max(1, Math.ceil(rate)) })] : []),
+    ...(rate > 0
+      ? [rateLimitInterceptor({ ratePerSecond: rate, burst: options.robotRateBurst || Math.max(1, Math.ceil(rate)), identify: credentials && ((md) => credentials.callerOf(md)) })]
+      : []),
   ];
 }
 
@@ -119,7 +124,8 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   const graceMs = options.shutdownGraceSeconds * 1000;
   // Credentials and the experiment store before any model loads: a bad tokens file or an unwritable database
   // stops start-up at once.
-  const credentialSet = options.tokensFile ? new CredentialSet(loadCredentials(options.tokensFile)) : undefined;
+  const tokens: TokensFile | undefined = options.tokensFile ? await tokensFile(options.tokensFile, log.child({ module: 'auth' })) : undefined;
+  const credentialSet = tokens?.credentials;
   const book = await ExperimentBook.open(await experimentStore(options, log), log.child({ module: 'experiment' }), {
     alpha: options.experimentAlpha,
     mixtureSd: options.experimentMixtureSd,
@@ -207,6 +213,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   } catch (err) {
     server.forceShutdown();
     tls?.close();
+    tokens?.close();
     await registry.stopAll();
     await decoder.close();
     await metrics?.shutdown();
@@ -248,6 +255,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
         });
       });
       tls?.close();
+      tokens?.close();
       await metrics?.shutdown();
       await book.close();
       log.info('server closed');
@@ -262,6 +270,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     shadow,
     shutdown,
     reloadCertificates: () => (tls ? tls.reload('reload requested') : Promise.resolve(false)),
+    reloadTokens: () => (tokens ? tokens.reload('reload requested') : Promise.resolve(false)),
   };
 }
 

@@ -1,5 +1,5 @@
 /**
- * The one boundary where thrown values become gRPC statuses (serving-api.md "Errors"). Walks the `cause`
+ * The one boundary where thrown values become gRPC statuses (docs/api.md, "Errors"). Walks the `cause`
  * chain for the first domain error; anything else is INTERNAL, with the details kept in the logs and the
  * client told only the request id to quote.
  */

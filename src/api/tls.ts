@@ -1,29 +1,22 @@
 /**
  * TLS and mutual TLS for the gRPC port, with certificates reloaded while the server runs: on a change of
- * the files (fs.watch on their folders, which also sees the atomic symlink swap of Kubernetes secret
- * volumes, and a periodic re-read where watching is unreliable) or on request (SIGHUP). grpc-js applies a
+ * the files, periodically and on request (SIGHUP), see file-watch.ts. grpc-js applies a
  * new secure context to new connections only; connections already open keep theirs, so nothing is dropped.
  * A new set of files that does not form a usable context (half-written, key not matching the certificate)
  * is refused with an error log and the previous one stays in use.
  */
 import { X509Certificate } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import path from 'node:path';
 import { createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { InvalidArgumentError } from '../errors/index.js';
 import type { Logger } from '../telemetry/index.js';
+import { watchFiles, type FileWatchOptions } from './file-watch.js';
 
 type CertificateProvider = grpc.experimental.CertificateProvider;
 type IdentityListener = grpc.experimental.IdentityCertificateUpdateListener;
 type CaListener = grpc.experimental.CaCertificateUpdateListener;
-
-/** How often the files are re-read when no watch event came. */
-export const DEFAULT_CERT_POLL_MS = 30_000;
-/** Editors and secret updaters write in several steps: wait for the burst of events to settle. */
-export const DEFAULT_CERT_SETTLE_MS = 200;
 
 export interface TlsFiles {
   /** PEM certificate chain, server first. */
@@ -112,65 +105,32 @@ export interface ServerTls {
   close(): void;
 }
 
-export interface TlsReloadOptions {
-  readonly pollMs?: number;
-  readonly settleMs?: number;
-}
-
 /** Loads and checks the files (throws when unusable) and starts watching them. */
-export async function serverTls(files: TlsFiles, log: Logger, options: TlsReloadOptions = {}): Promise<ServerTls> {
+export async function serverTls(files: TlsFiles, log: Logger, options: FileWatchOptions = {}): Promise<ServerTls> {
   const provider = new ReloadingCertificates(await readMaterial(files));
   const mutual = !!files.clientCa;
   log.info({ ...describe(provider.material), mutualTls: mutual }, 'TLS certificate loaded');
-
-  let reloading: Promise<boolean> | undefined;
-  const reload = (reason: string): Promise<boolean> => {
-    reloading ??= readMaterial(files)
-      .then((next) => {
-        if (same(next, provider.material)) return false;
+  const reloader = watchFiles(
+    {
+      files: [files.cert, files.key, files.clientCa].filter((f): f is string => !!f),
+      read: () => readMaterial(files),
+      same,
+      apply(next, reason) {
         provider.update(next);
         log.info({ reason, ...describe(next) }, 'TLS certificate reloaded: new connections use it, open ones keep theirs');
-        return true;
-      })
-      .catch((err: Error) => {
-        log.error({ reason, err: err.message }, 'TLS certificate reload refused; the previous certificate stays in use');
-        return false;
-      })
-      .finally(() => (reloading = undefined));
-    return reloading;
-  };
-
-  const fileNames = new Set([files.cert, files.key, files.clientCa].filter((f): f is string => !!f).map((f) => path.resolve(f)));
-  const dirs = new Set([...fileNames].map((f) => path.dirname(f)));
-  let settle: NodeJS.Timeout | undefined;
-  const watchers: FSWatcher[] = [];
-  for (const dir of dirs) {
-    try {
-      const w = watch(dir, (_event, name) => {
-        // Kubernetes swaps a `..data` symlink; any change in the folder may be ours.
-        if (name && !fileNames.has(path.join(dir, String(name))) && !String(name).startsWith('..')) return;
-        clearTimeout(settle);
-        settle = setTimeout(() => void reload('files changed'), options.settleMs ?? DEFAULT_CERT_SETTLE_MS);
-      });
-      w.on('error', (err) => log.warn({ dir, err: err.message }, 'watching TLS files failed; relying on the periodic re-read'));
-      watchers.push(w);
-    } catch (err) {
-      log.warn({ dir, err: (err as Error).message }, 'cannot watch TLS files; relying on the periodic re-read');
-    }
-  }
-  const poll = setInterval(() => void reload('periodic re-read'), options.pollMs ?? DEFAULT_CERT_POLL_MS);
-  poll.unref();
-
+      },
+      what: 'TLS certificate',
+    },
+    provider.material,
+    log,
+    options,
+  );
   return {
     // The provider serves both the identity and, for mutual TLS, the CA that client certificates must chain to.
     credentials: grpc.experimental.createCertificateProviderServerCredentials(provider, mutual ? provider : null, mutual),
     mutual,
-    reload,
-    close() {
-      clearInterval(poll);
-      clearTimeout(settle);
-      for (const w of watchers) w.close();
-    },
+    reload: (reason) => reloader.reload(reason),
+    close: () => reloader.close(),
   };
 }
 

@@ -35,8 +35,8 @@ const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
   ['tlsCert', '--tls-cert <file>', 'PEM certificate chain: TLS on the gRPC port (reloaded on change and SIGHUP)'],
   ['tlsKey', '--tls-key <file>', 'PEM private key of --tls-cert'],
   ['tlsClientCa', '--tls-client-ca <file>', 'PEM CA bundle: mutual TLS, clients need a certificate from it'],
-  ['robotRateLimit', '--robot-rate-limit <per-second>', 'requests/s per robot_id; 0 = no limit'],
-  ['robotRateBurst', '--robot-rate-burst <n>', 'burst per robot_id; 0 = one second of --robot-rate-limit'],
+  ['robotRateLimit', '--robot-rate-limit <per-second>', 'requests/s per caller (its credential, else its robot_id); 0 = no limit'],
+  ['robotRateBurst', '--robot-rate-burst <n>', 'burst per caller; 0 = one second of --robot-rate-limit'],
   ['experimentDb', '--experiment-db <file>', 'SQLite file for experiments (":memory:" = not persisted)'],
   ['experimentStore', '--experiment-store <kind>', 'sqlite (one process, --experiment-db) | postgres (shared by replicas, --postgres-url)'],
   ['postgresUrl', '--postgres-url <url>', 'PostgreSQL URL of the shared experiment store (a secret: prefer the environment variable)'],
@@ -45,7 +45,7 @@ const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
   ['experimentAlpha', '--experiment-alpha <alpha>', 'significance level of experiment decisions'],
   ['experimentMixtureSd', '--experiment-mixture-sd <sd>', 'mixture SPRT: sd of the mixing distribution of the success-rate difference'],
   ['maxShadowInflight', '--max-shadow-inflight <n>', 'mirrored shadow requests in flight at once (0 = no shadow traffic)'],
-  ['tokensFile', '--tokens-file <file>', 'JSON credentials [{token, role: robot|admin, name}]; turns authentication on'],
+  ['tokensFile', '--tokens-file <file>', 'JSON credentials [{token, role: robot|admin, name}]; turns authentication on (reloaded on change and SIGHUP)'],
 ];
 
 export function registerServe(program: Command): void {
@@ -71,7 +71,8 @@ export function registerServe(program: Command): void {
           .then(() => process.exit(0));
       });
     }
-    // SIGHUP re-reads the TLS certificate files (they are also watched); it never stops the server.
-    process.on('SIGHUP', () => void server.reloadCertificates());
+    // SIGHUP re-reads the TLS certificate files and the tokens file (they are also watched); it never stops
+    // the server.
+    process.on('SIGHUP', () => void Promise.all([server.reloadCertificates(), server.reloadTokens()]));
   });
 }

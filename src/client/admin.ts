@@ -1,4 +1,4 @@
-/** AdminService messages <-> the client's camelCase types (serving-api.md AdminService). Pure. */
+/** AdminService messages <-> the client's camelCase types (docs/api.md AdminService). Pure. */
 import type { Experiment__Output } from '../gen/dust/serving/v1/Experiment.js';
 import type { ModelStatus__Output } from '../gen/dust/serving/v1/ModelStatus.js';
 import type { SetTrafficSplitRequest } from '../gen/dust/serving/v1/SetTrafficSplitRequest.js';

@@ -1,7 +1,7 @@
 /**
  * The one error type the client rejects with. It wraps the grpc-js ServiceError (kept as `cause`) and names
  * the status code, so callers can branch on `code` without importing grpc-js and can show `details`, the
- * server's actionable explanation (shared/spec/serving-api.md, Errors).
+ * server's actionable explanation (docs/api.md, Errors).
  */
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 

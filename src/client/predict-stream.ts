@@ -1,6 +1,6 @@
 /**
  * A robot's control session over StreamPredict: the server answers every request with one response, in
- * order, and keeps the model version fixed for the stream's life (shared/spec/serving-api.md). So the
+ * order, and keeps the model version fixed for the stream's life (docs/api.md). So the
  * stream matches responses to requests by position: `send` queues a pending promise that the next
  * response settles.
  *

@@ -6,7 +6,7 @@
  *   (`dns:///dust-serve.<ns>.svc.cluster.local:50051`) or a fixed list (`ipv4:10.0.0.1:50051,10.0.0.2:50051`).
  *   A retry is a new pick, so it lands on the next replica; a dead replica's subchannel drops out of the pick.
  * - PolicyService calls are retried on UNAVAILABLE (a draining replica, a version not READY there, a dropped
- *   connection) and RESOURCE_EXHAUSTED (a full queue sheds at once, shared/spec/serving-api.md) with
+ *   connection) and RESOURCE_EXHAUSTED (a full queue sheds at once, docs/api.md) with
  *   exponential backoff and ±20% jitter. A server that sends `grpc-retry-pushback-ms` in its trailers overrides
  *   the backoff (a negative value stops retrying); grpc-js honours it.
  * - Health checks are not retried: they report what one replica says now.

@@ -1,4 +1,4 @@
-/** Tensors on the wire: float32 little-endian, row-major (shared/spec/serving-api.md, PredictResponse). Pure. */
+/** Tensors on the wire: float32 little-endian, row-major (docs/api.md, PredictResponse). Pure. */
 
 /** A decoded float32 tensor. `data` holds the values row-major; `shape` its dimensions. */
 export interface FloatTensor {

@@ -3,7 +3,7 @@
  * of { "token", "role": "robot" | "admin", "name" }; `name` identifies the caller in logs, the token never
  * appears there nor in any error message.
  */
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { InvalidArgumentError } from '../errors/index.js';
 
@@ -45,12 +45,23 @@ export function parseCredentials(json: unknown, file: string): Credential[] {
   return parsed.data;
 }
 
-export function loadCredentials(file: string): Credential[] {
+/**
+ * Reads and validates the tokens file. A syntax error is reported by position only: V8's JSON.parse messages
+ * quote the text around the error, which in this file is a token.
+ */
+export async function readCredentials(file: string): Promise<Credential[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`tokens file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); check --tokens-file`, { cause: err });
+  }
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
+    json = JSON.parse(text);
   } catch (err) {
-    throw new InvalidArgumentError(`tokens file ${file} cannot be read as JSON (${(err as Error).message}); check --tokens-file`, { cause: err });
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    throw new InvalidArgumentError(`tokens file ${file} is not valid JSON${at === undefined ? '' : ` (at character ${at})`}; check --tokens-file`);
   }
   return parseCredentials(json, file);
 }

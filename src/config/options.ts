@@ -88,7 +88,10 @@ export interface ServeOptions {
   tlsKey: string;
   /** PEM CA bundle for mutual TLS: clients must present a certificate that chains to it. @default "" */
   tlsClientCa: string;
-  /** Requests per second each robot_id may send (Predict and StreamPredict messages); 0 = no limit. @default 0 */
+  /**
+   * Requests per second each caller may send (Predict and StreamPredict messages): per credential when the
+   * call carries a known bearer token, per robot_id otherwise; 0 = no limit. @default 0
+   */
   robotRateLimit: number;
   /** Requests a quiet robot may send at once; 0 = one second's worth of robotRateLimit (at least 1). @default 0 */
   robotRateBurst: number;
@@ -130,8 +133,8 @@ export interface ServeOptions {
   maxShadowInflight: number;
   /**
    * JSON file of credentials, [{ "token", "role": "robot" | "admin", "name" }]: every RPC but health checks then
-   * needs `authorization: Bearer <token>`. Empty: PolicyService is open and AdminService answers only on
-   * loopback connections. @default ""
+   * needs `authorization: Bearer <token>`. Reloaded on change and on SIGHUP. Empty: PolicyService is open and
+   * AdminService answers only on loopback connections. @default ""
    */
   tokensFile: string;
 }
@@ -270,7 +273,7 @@ export function decodeThreadCount(options: Pick<ServeOptions, 'decodeThreads' | 
   return options.decodeThreads > 0 ? options.decodeThreads : Math.max(1, cores - options.threads);
 }
 
-/** DUST_<FLAG_IN_CAPS> for every option (serving-api.md "Operations surface"), e.g. DUST_MODEL_REPOSITORY. */
+/** DUST_<FLAG_IN_CAPS> for every option (docs/operations.md, "Configuration"), e.g. DUST_MODEL_REPOSITORY. */
 export function envName(option: keyof ServeOptions): string {
   return `DUST_${option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 }

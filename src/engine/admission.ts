@@ -1,8 +1,8 @@
 /**
  * Admission: whether a request may enter a model version's queue, decided on the main thread before any of
- * its images is decoded (serving-api.md: "shed early, never after long queueing"). The inference worker
- * reports its load (rows in the denoiser stage, cost model, VLM share) with every VLM batch it starts; the
- * main thread counts the requests it admitted that have not started yet. Pure.
+ * its images is decoded (docs/api.md, Errors: "refused at once, before decoding, never after long
+ * queueing"). The inference worker reports its load (rows in the denoiser stage, cost model, VLM share) with
+ * every VLM batch it starts; the main thread counts the requests it admitted that have not started yet. Pure.
  *
  * Refusals, in order: draining (UNAVAILABLE), a shadow request while a primary one waits (RESOURCE_EXHAUSTED,
  * shadow_shed), queue full (RESOURCE_EXHAUSTED), deadline passed or not reachable even at N_A under the

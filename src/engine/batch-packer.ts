@@ -1,7 +1,7 @@
 /**
  * Packs the rows the scheduler picked into the executor's batch formats: a VLM batch (each request's
  * tensors laid out row after row) and a denoiser step batch (per-row flow times and step sizes from the
- * sampler's step plan, sampling.md). Pure.
+ * sampler's step plan, docs/sampling.md). Pure.
  */
 import { stepPlan, type StepCounts } from '../sampling/index.js';
 import type { ModelShapes, StepBatch, VlmBatch } from './executor.js';

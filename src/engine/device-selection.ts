@@ -1,6 +1,6 @@
 /**
- * Which execution provider a server runs its models on, decided once at start-up (serving-api.md
- * "Operations surface": `--device cpu|webgpu|cuda|auto`).
+ * Which execution provider a server runs its models on, decided once at start-up (docs/operations.md,
+ * "Configuration": `--device cpu|webgpu|cuda|auto`).
  *
  * - `cpu`: always available.
  * - `cuda` / `webgpu`: the probe must show the provider working here, or start-up fails with what is missing

@@ -3,7 +3,7 @@
  * the thread it is called on). It owns one model version's sessions and the arena of denoiser rows:
  * requests' conditioning features, state, A and O stay in the arena between steps, and each step feeds views
  * of it (no copy) when the stepped rows are the arena's prefix, which the scheduler's slot table arranges.
- * The Euler updates (sampling.md) run here, next to the data.
+ * The Euler updates (docs/sampling.md) run here, next to the data.
  */
 import * as ort from 'onnxruntime-node';
 import type { GraphInfo } from '../model/index.js';
@@ -173,7 +173,7 @@ export class OnnxExecutor implements Executor {
     const t1 = performance.now();
     const vA = out.v_actions.data as Float32Array;
     const vO = out.v_future.data as Float32Array;
-    // Euler updates in place in the arena (sampling.md), each row by its own plan: the same pure function the
+    // Euler updates in place in the arena (docs/sampling.md), each row by its own plan: the same pure function the
     // golden vectors test, on views of the arena rows and of the velocity outputs.
     slots.forEach((slot, b) => {
       applyStep(

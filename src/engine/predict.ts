@@ -29,6 +29,11 @@ export interface PredictInput {
   /** 0 = none. */
   readonly latencyBudgetMs: number;
   readonly returnFutureEmbedding: boolean;
+  /**
+   * Actions of the episode's previous chunk the robot executed; 0 or absent = unknown. World-model surprise is
+   * scored only when it is unknown or the whole horizon (surprise.ts).
+   */
+  readonly stepsExecuted?: number;
 }
 
 export interface RequestContext {
@@ -84,7 +89,7 @@ function embodimentOf(m: Manifest, name: string): EmbodimentSpec {
 }
 
 /**
- * N_A and N_o for a request (serving-api.md SamplingOptions). Defaults come from the manifest; when only
+ * N_A and N_o for a request (docs/api.md SamplingOptions). Defaults come from the manifest; when only
  * action_steps is given, the manifest's q = N_o / N_A is kept. With a latency budget, vision_steps is the
  * upper bound the scheduler may spend (the model's max when 0).
  */
@@ -155,7 +160,10 @@ export async function predict(
     },
   );
 
-  const surprise = input.episodeId ? runtime.surprise.observe(input.episodeId, result.obsEmbedding, result.future) : undefined;
+  const executed = input.stepsExecuted ?? 0;
+  const surprise = input.episodeId
+    ? runtime.surprise.observe(input.episodeId, result.obsEmbedding, result.future, executed === 0 || executed === m.action.horizon)
+    : undefined;
   const actions = denormalizeActions(result.actions, m.action.horizon, m.action.dim, embodiment);
   const ready = performance.now();
   worker.observeResponsePath(ready - (ctx.receivedAt + result.timing.totalMs));

@@ -2,9 +2,9 @@
  * The scheduler owns batching for one model version (one executor). Two stages share the executor:
  *
  * - VLM stage: dynamic batching across robots (up to maxVlmBatch, waiting at most maxQueueDelayMs for a
- *   batch to fill). The VLM runs once per request (sampling.md).
+ *   batch to fill). The VLM runs once per request (docs/sampling.md).
  * - Denoiser stage, iteration-level: every denoiser call packs the active rows, each at its own step i with
- *   its own N_A and q (per-row tau_a, tau_o; sampling.md "Requests at different i ... may share one
+ *   its own N_A and q (per-row tau_a, tau_o; docs/sampling.md: "requests at different i ... may share one
  *   denoiser call"). A row joins as soon as its VLM output is ready and leaves as soon as it finishes, like
  *   continuous batching in LLM serving.
  *

@@ -1,7 +1,12 @@
 /**
- * World-model surprise (serving-api.md PredictResponse.world_model_surprise): 1 - cosine(the episode's
+ * World-model surprise (docs/api.md, PredictResponse.world_model_surprise): 1 - cosine(the episode's
  * previous prediction of its future embedding, this observation's embedding). The previous prediction is
  * kept per episode in a bounded LRU, so abandoned episodes cost nothing after they age out.
+ *
+ * The predicted future is the embedding of o_{t+k}, the frame after the whole chunk of k actions ran (paper
+ * section 3, "World-modeling"). A robot that executed only part of the chunk before asking again (its
+ * PredictRequest.steps_executed, when it sets one, is not the horizon) sends a frame the prediction was not
+ * about, so that request gets no surprise; its own prediction is still remembered for the next request.
  */
 
 /** Episodes remembered per model version. */
@@ -26,16 +31,17 @@ export class SurpriseTracker {
   constructor(private readonly capacity = DEFAULT_SURPRISE_EPISODES) {}
 
   /**
-   * Scores this observation against the episode's last prediction (undefined on its first request), then
-   * remembers this request's predicted future for the next one.
+   * Scores this observation against the episode's last prediction (undefined on its first request, and when
+   * `comparable` is false: the observation is not the frame that prediction was about), then remembers this
+   * request's predicted future for the next one.
    */
-  observe(episodeId: string, observation: Float32Array, predictedFuture: Float32Array): number | undefined {
+  observe(episodeId: string, observation: Float32Array, predictedFuture: Float32Array, comparable = true): number | undefined {
     const previous = this.predictions.get(episodeId);
     this.predictions.delete(episodeId);
     this.predictions.set(episodeId, predictedFuture);
     if (this.predictions.size > this.capacity) {
       this.predictions.delete(this.predictions.keys().next().value!);
     }
-    return previous ? 1 - cosineSimilarity(previous, observation) : undefined;
+    return previous && comparable ? 1 - cosineSimilarity(previous, observation) : undefined;
   }
 }

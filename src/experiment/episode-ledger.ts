@@ -1,6 +1,6 @@
 /**
  * Which version served each episode, so that ReportOutcome credits the version that earned the outcome
- * (serving-api.md ReportOutcome). An episode belongs to the version that served its first request; its first
+ * (docs/api.md ReportOutcome). An episode belongs to the version that served its first request; its first
  * reported outcome is the one that counts (robots retry calls). Bounded: the least recently active episodes
  * are forgotten first.
  */

@@ -1,5 +1,5 @@
 /**
- * Routing of a request to the version that serves it (serving-api.md PredictRequest.model): a pin
+ * Routing of a request to the version that serves it (docs/api.md PredictRequest.model): a pin
  * ("name@version") goes to that version; an unpinned request goes where the model's traffic split sends its
  * robot (or episode). The request holds a lease on the version's runtime for as long as it runs, and its
  * completion is recorded in the experiment (and mirrored to the shadow version when the split says so).

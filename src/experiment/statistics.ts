@@ -1,5 +1,5 @@
 /**
- * Outcome statistics of an A/B experiment (serving-api.md VariantStats): success rates with Wilson intervals,
+ * Outcome statistics of an A/B experiment (docs/api.md VariantStats): success rates with Wilson intervals,
  * the classical two-proportion z-test against the control, and an always-valid p-value that an operator may
  * read at any time without inflating false positives. Pure functions over counts.
  */

@@ -1,5 +1,5 @@
 /**
- * Sticky traffic splits (serving-api.md SetTrafficSplitRequest): which version serves a robot (or an episode).
+ * Sticky traffic splits (docs/api.md SetTrafficSplitRequest): which version serves a robot (or an episode).
  *
  * Weighted rendezvous hashing, the "logarithmic method" (Schindelhauer & Schomaker, "Weighted distributed hash
  * tables", SPAA 2005; Resch, "New hashing algorithms for data storage", 2015): every version v draws a uniform

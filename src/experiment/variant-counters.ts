@@ -1,5 +1,5 @@
 /**
- * Everything one experiment counts for one version (serving-api.md VariantStats): traffic, distinct robots,
+ * Everything one experiment counts for one version (docs/api.md VariantStats): traffic, distinct robots,
  * episodes and their outcomes, latency quantiles, mean N_o, mean world-model surprise, shadow traffic, and
  * the state of the sequential test against the control.
  */

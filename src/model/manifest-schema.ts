@@ -1,5 +1,5 @@
 /**
- * Validation of manifest.json (shared/spec/model-package.md, format_version 1) with zod, so a bad package
+ * Validation of manifest.json (docs/model-package.md, format_version 1) with zod, so a bad package
  * is refused with a message naming the field that is wrong.
  */
 import { z } from 'zod';

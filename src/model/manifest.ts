@@ -1,5 +1,5 @@
 /**
- * The model package manifest, format_version 1 (shared/spec/model-package.md).
+ * The model package manifest, format_version 1 (docs/model-package.md).
  * Types only describe the JSON; `parseManifest` (manifest-validate.ts) checks a parsed value against them.
  */
 

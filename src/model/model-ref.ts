@@ -1,5 +1,5 @@
 /**
- * The PredictRequest.model field (serving-api.md): "" (the default model), "name", or "name@version" (a pin).
+ * The PredictRequest.model field (docs/api.md): "" (the default model), "name", or "name@version" (a pin).
  */
 import { InvalidArgumentError, quote } from '../errors/index.js';
 

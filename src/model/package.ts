@@ -1,5 +1,5 @@
 /**
- * Reading a model package from a repository (shared/spec/model-package.md): layout, manifest, sha256
+ * Reading a model package from a repository (docs/model-package.md): layout, manifest, sha256
  * digests, and the check of the graphs' declared inputs/outputs against the manifest. Each failure is a
  * ModelPackageError that names the file and what is wrong, so the log line tells the operator what to fix.
  */
@@ -114,7 +114,7 @@ export async function readPackage(loc: PackageLocation): Promise<ModelPackage> {
 
 type Dim = number | 'batch';
 
-/** The inputs and outputs model-package.md requires, with the manifest's sizes filled in. */
+/** The inputs and outputs docs/model-package.md requires, with the manifest's sizes filled in. */
 export function expectedGraphs(m: Manifest): Record<'vlm' | 'denoiser', { inputs: Record<string, [string, Dim[]]>; outputs: Record<string, [string, Dim[]]> }> {
   const B = 'batch' as const;
   return {

@@ -1,5 +1,5 @@
 /**
- * Loaded models and versions, their states (LOADING/READY/FAILED/UNLOADING, serving-api.md ListModels), and
+ * Loaded models and versions, their states (LOADING/READY/FAILED/UNLOADING, docs/api.md ListModels), and
  * leases on a version's runtime for the requests that run on it. What a READY version runs on is opaque here:
  * a RuntimeFactory supplied by the composition root starts it, so this folder stays free of the engine and of
  * ONNX Runtime.

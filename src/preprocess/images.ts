@@ -1,5 +1,5 @@
 /**
- * Camera images -> vlm.onnx's `pixel_values` row (model-package.md: float32 [V, 3, H, W], V in
+ * Camera images -> vlm.onnx's `pixel_values` row (docs/model-package.md: float32 [V, 3, H, W], V in
  * manifest.cameras order, normalized with the manifest's mean/std), decoded and resized by sharp (libvips).
  *
  * Choices, each matching what the policy saw in training or protecting the server:
@@ -40,7 +40,7 @@ export const RESIZE_KERNEL = 'cubic' as const;
  */
 export const DEFAULT_SHARP_CONCURRENCY = 1;
 
-/** `ImageEncoding` of serving-api.md, without the proto's IMAGE_ENCODING_ prefix. */
+/** `ImageEncoding` of docs/api.md, without the proto's IMAGE_ENCODING_ prefix. */
 export type ImageEncodingName = 'RAW_RGB8' | 'JPEG' | 'PNG' | 'UNSPECIFIED';
 
 /** One `Image` of a PredictRequest. Width and height are uint32 (0 = unset for JPEG/PNG). */

@@ -1,5 +1,5 @@
 /**
- * Proprioceptive state and action normalization (model-package.md "manifest.json": min-max to [-1, 1] per
+ * Proprioceptive state and action normalization (docs/model-package.md, "Normalization": min-max to [-1, 1] per
  * dimension, GR00T's `min_max` mode). Pure functions over plain arrays.
  *
  * - normalize:   n = 2 (x - min) / (max - min) - 1, and n = 0 where max == min (GR00T sets such dimensions

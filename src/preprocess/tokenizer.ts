@@ -1,5 +1,5 @@
 /**
- * The prompt tokenizer: builds vlm.onnx's `input_ids` and `attention_mask` rows (model-package.md, [B, L],
+ * The prompt tokenizer: builds vlm.onnx's `input_ids` and `attention_mask` rows (docs/model-package.md, [B, L],
  * L = manifest text.max_tokens) with Hugging Face's `tokenizers` binding and the package's tokenizer.json.
  *
  * - The prompt is the manifest's `prompt_template` with every `{instruction}` replaced by the instruction.

@@ -1,5 +1,5 @@
 /**
- * Seeded Gaussian noise for the initial A_0 and O_0 (sampling.md "Noise and seeds": drawn on the host,
+ * Seeded Gaussian noise for the initial A_0 and O_0 (docs/sampling.md "Noise and seeds": drawn on the host,
  * never in the graph). The generator is documented so that a client can reproduce a request's noise:
  *
  * - state: xoshiro128** (Blackman & Vigna), 4 x uint32, seeded from the request's uint64 seed by

@@ -1,7 +1,7 @@
 /**
- * The whole asynchronous joint sampler for one request over any denoiser f (sampling.md, normative).
- * The serving engine runs the same schedule one step at a time across many rows; this sequential form is the
- * reference the engine and the golden vectors are checked against.
+ * The whole asynchronous joint sampler for one request over any denoiser f (docs/sampling.md,
+ * "Asynchronous joint sampling"). The serving engine runs the same schedule one step at a time across many
+ * rows; this sequential form is the reference the engine and the golden vectors are checked against.
  */
 import { applyStep, stepPlan, type StepCounts } from './schedule.js';
 

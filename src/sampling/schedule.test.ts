@@ -11,7 +11,7 @@ function recordingDenoiser(dimA: number, dimO: number) {
   return { f, calls };
 }
 
-describe('asynchronous joint sampling schedule (sampling.md)', () => {
+describe('asynchronous joint sampling schedule (docs/sampling.md)', () => {
   it('makes exactly N_o evaluations and N_A action updates, ending both modalities at tau = 1', async () => {
     for (const [na, no] of [[4, 4], [4, 16], [2, 8], [1, 3], [3, 12]] as const) {
       const { f, calls } = recordingDenoiser(2, 3);

@@ -1,5 +1,5 @@
 /**
- * Asynchronous joint sampling schedule (shared/spec/sampling.md, "Asynchronous joint sampling";
+ * Asynchronous joint sampling schedule (docs/sampling.md, "Asynchronous joint sampling";
  * paper eq. 5, Algorithm 2). Pure: step i of a request with N_A action steps and q vision steps per action
  * step, N_o = q * N_A, is fully described by a StepPlan, so rows at different i with different q and N_A
  * can share one denoiser call.
@@ -24,7 +24,7 @@ export interface StepCounts {
   readonly visionSteps: number;
 }
 
-/** q = N_o / N_A; callers validate first (see validateStepCounts). */
+/** q = N_o / N_A; callers validate first (see stepCountProblem). */
 export function ratio(counts: StepCounts): number {
   return counts.visionSteps / counts.actionSteps;
 }
@@ -59,7 +59,7 @@ export function stepCountProblem(counts: StepCounts, maxVisionSteps: number): st
 }
 
 /**
- * Euler update of one row after an evaluation (sampling.md pseudocode): O += dtO * v_O on every evaluation;
+ * Euler update of one row after an evaluation (docs/sampling.md pseudocode): O += dtO * v_O on every evaluation;
  * A += dtA * v_A only where dtA > 0. Operates in place on the row's slices.
  */
 export function applyStep(

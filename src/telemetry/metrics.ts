@@ -1,6 +1,6 @@
 /**
  * Serving metrics through the OpenTelemetry metrics SDK, exposed for Prometheus at `/metrics`
- * (serving-api.md "Operations surface"). Instrument names are the Prometheus names: this exporter line adds
+ * (docs/operations.md, "Metrics"). Instrument names are the Prometheus names: this exporter line adds
  * `_total` to monotonic counters and no unit suffix, so `dust_requests` is scraped as `dust_requests_total`
  * and `dust_request_duration_seconds` as itself. Durations are in seconds.
  */

@@ -64,7 +64,7 @@ export function feedsOf(c: ParityCase): Record<string, ort.Tensor> {
 }
 
 /**
- * One golden case through the production sampler (src/sampling: the schedule and Euler updates of sampling.md)
+ * One golden case through the production sampler (src/sampling: the schedule and Euler updates of docs/sampling.md)
  * over a denoiser session, batch 1.
  */
 export async function sampleGolden(

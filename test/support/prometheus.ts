@@ -1,6 +1,6 @@
 /**
  * Debian's Prometheus binaries for the tests (`apt-get install prometheus`; .ci/run installs it), the metric
- * names the server must expose (serving-api.md "Operations surface"), and a parser for the text format.
+ * names the server must expose (docs/operations.md, "Metrics"), and a parser for the text format.
  */
 import { execFileSync } from 'node:child_process';
 
