@@ -187,8 +187,12 @@ def train(
     tcfg: TrainConfig,
     device: torch.device,
     log_stream=sys.stderr,
+    after_step: Optional[Callable[[int, List[Dict[str, float]]], None]] = None,
 ) -> List[Dict[str, float]]:
-    """Algorithm 1: minibatch -> conditioning -> decoupled noising -> denoiser -> losses -> AdamW step."""
+    """Algorithm 1: minibatch -> conditioning -> decoupled noising -> denoiser -> losses -> AdamW step.
+
+    `after_step(step, history)` runs after every optimiser step (e.g. to save an intermediate checkpoint); it
+    must leave the policy in training mode and the global random state untouched."""
     policy.to(device).train()
     windows = all_windows(episodes)
     rng = np.random.default_rng(tcfg.seed)
@@ -209,6 +213,8 @@ def train(
         record = progress.update(step, parts, sched.get_last_lr()[0], grad_norm)
         if record is not None:
             history.append(record)
+        if after_step is not None:
+            after_step(step, history)
     policy.eval()
     return history
 
