@@ -37,8 +37,8 @@ TRAIN_SEED_START = 0
 HELDOUT_SEED_START = 500_000
 HELDOUT_LAYOUTS = 6
 
-PUSH_TRAIN = TrainConfig(steps=5000, batch_size=32, lr=1e-3, log_every=100, seed=0)
-PUSH_LAYOUTS_PER_EMBODIMENT = 150
+PUSH_TRAIN = TrainConfig(steps=6000, batch_size=32, lr=1e-3, log_every=100, seed=0)
+PUSH_LAYOUTS_PER_EMBODIMENT = 60
 WEAK_FRACTION = 0.125
 VARIANTS = {
     # name: (version, lambda_wm)
