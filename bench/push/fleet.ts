@@ -13,7 +13,8 @@ import { DustClient, type ModelList } from '../../src/client/index.js';
 import { DEFAULT_THREADS } from '../options.js';
 import { killAllServers, startServerProcess, type ServerProcess } from '../server-process.js';
 import { integerOption, numberOption } from './cli-options.js';
-import { EXPERIMENTS, parseConditions, type Condition, type ExperimentName } from './conditions.js';
+import { condition, EXPERIMENTS, parseConditions, type Condition, type ExperimentName } from './conditions.js';
+import { runAb, type AbReport } from './ab.js';
 import { PushEnv } from './env.js';
 import { PushRobot, type EpisodeResult, type EpisodeSpec } from './push-robot.js';
 import { compareConditions, scalingPlot, summarizeCondition, type ConditionSummary } from './report.js';
@@ -39,6 +40,9 @@ interface FleetOptions {
   address?: string;
   requestDeadlineMs: number;
   embodiments: string;
+  ab?: string;
+  abMaxEpisodes: number;
+  stickyKey: 'episode' | 'robot';
   out?: string;
   plot?: string;
   quiet?: boolean;
@@ -61,11 +65,26 @@ const program = new Command('fleet')
   .option('--address <host:port>', 'use a running server instead of starting one')
   .option('--request-deadline-ms <ms>', 'deadline of each Predict', integerOption(1), 10_000)
   .addOption(new Option('--embodiments <list>', 'embodiments the robots use').default(EMBODIMENT_NAMES.join(',')))
+  .option('--ab <control:candidate>', 'instead of conditions: an A/B test of two versions through SetTrafficSplit, until GetExperiment decides')
+  .option('--ab-max-episodes <n>', 'A/B: start no more episodes than this, decided or not', integerOption(2), 600)
+  .addOption(new Option('--sticky-key <key>', 'A/B: what keeps its version').choices(['episode', 'robot']).default('episode'))
   .option('--out <file>', 'also write the JSON report to this file')
   .option('--plot <file>', 'write a PNG of success rate vs N_o (from the scaling conditions)')
   .option('--quiet', 'no progress bars');
 
+function abVersions(spec: string): { control: number; candidate: number } {
+  const [control, candidate] = spec.split(':').map(Number);
+  if (!(Number.isInteger(control) && Number.isInteger(candidate) && control >= 1 && candidate >= 1 && control !== candidate)) {
+    throw new Error(`--ab ${JSON.stringify(spec)}: expected control:candidate, two different versions, e.g. 3:1`);
+  }
+  return { control, candidate };
+}
+
 function conditionsFrom(o: FleetOptions): Condition[] {
+  if (o.ab) {
+    const { control, candidate } = abVersions(o.ab);
+    return [condition(control, 4, 4), condition(candidate, 4, 4)];
+  }
   if (o.conditions) return parseConditions(o.conditions);
   return o.experiment.split(',').flatMap((name) => {
     const make = EXPERIMENTS[name.trim() as ExperimentName];
@@ -134,7 +153,12 @@ async function main(): Promise<void> {
   const serverArgs = o.serverArgs.split(/\s+/).filter((a) => a.length > 0);
   if (!o.address) {
     process.stderr.write(`starting dust-serve on ${o.repository} ...\n`);
-    server = await startServerProcess({ modelRepository: o.repository, threads: o.threads, flags: ['--default-model', o.model, ...serverArgs] });
+    // A fresh, in-memory experiment book: an A/B run starts from zero counts and leaves no file behind.
+    server = await startServerProcess({
+      modelRepository: o.repository,
+      threads: o.threads,
+      flags: ['--default-model', o.model, '--experiment-db', ':memory:', ...serverArgs],
+    });
   }
   const address = o.address ?? server!.address;
   const client = new DustClient(address);
@@ -144,7 +168,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < o.robots; i++) {
       const env = await PushEnv.create(embodiments[i % embodiments.length]);
       robots.push(
-        new PushRobot({ index: i, client, env, model: o.model, controlHz: o.controlHz, clock: o.clock, execute: o.execute, imageSize, requestDeadlineMs: o.requestDeadlineMs, pinVersion: true }),
+        new PushRobot({ index: i, client, env, model: o.model, controlHz: o.controlHz, clock: o.clock, execute: o.execute, imageSize, requestDeadlineMs: o.requestDeadlineMs, pinVersion: !o.ab }),
       );
     }
     const bars = o.quiet
@@ -161,7 +185,25 @@ async function main(): Promise<void> {
         );
     const summaries: ConditionSummary[] = [];
     const byCondition = new Map<string, EpisodeResult[]>();
-    for (const c of conditions) {
+    let ab: AbReport | undefined;
+    if (o.ab) {
+      const { control, candidate } = abVersions(o.ab);
+      const bar = bars?.create(o.abMaxEpisodes, 0, { condition: `A/B v${control} vs v${candidate}`.padEnd(28), success: '-' });
+      ab = await runAb(
+        client,
+        { model: o.model, control, candidate, stickyKey: o.stickyKey, salt: `fleet-ab-${o.seedStart}`, maxEpisodes: o.abMaxEpisodes, actionSteps: 4, visionSteps: 4 },
+        robots.length,
+        embodiments,
+        o.seedStart,
+        (i, spec) => robots[i].runEpisode(spec),
+        (_, look) =>
+          bar?.update(look.outcomes, {
+            success: `v${control} ${look.control.successes}/${look.control.episodes}, v${candidate} ${look.candidate.successes}/${look.candidate.episodes}, p ${look.always_valid_p_value.toFixed(3)} ${look.decision}`,
+          }),
+      );
+      bar?.stop();
+    }
+    for (const c of o.ab ? [] : conditions) {
       const cpu0 = server?.cpuSeconds();
       const t0 = performance.now();
       const results = await runCondition(c, robots, o, embodiments, bars);
@@ -178,21 +220,20 @@ async function main(): Promise<void> {
       settings: {
         robots: o.robots,
         embodiments,
-        episodes_per_condition: o.episodes,
-        held_out_seeds: [o.seedStart, o.seedStart + o.episodes - 1],
+        episodes_per_condition: o.ab ? null : o.episodes,
+        held_out_seeds: o.ab ? [o.seedStart, o.seedStart + (ab?.episodes_started ?? 0) - 1] : [o.seedStart, o.seedStart + o.episodes - 1],
         control_hz: o.controlHz,
         clock: o.clock,
         execute: o.execute,
         image_size: imageSize,
       },
-      conditions: summaries,
-      comparisons: compareConditions(conditions, byCondition),
+      ...(ab ? { ab } : { conditions: summaries, comparisons: compareConditions(conditions, byCondition) }),
     };
     const json = JSON.stringify(report, null, 2);
     process.stdout.write(`${json}\n`);
     if (o.out) writeFileSync(o.out, `${json}\n`);
     if (o.plot) {
-      const spec = scalingPlot(summaries, report.settings);
+      const spec = scalingPlot(summaries, { ...report.settings, episodes_per_condition: o.episodes });
       if (spec) await writePlot(spec, o.plot);
       else process.stderr.write('--plot: no scaling conditions (version 1, N_A = 4 or N_A = N_o) to plot\n');
     }
