@@ -12,12 +12,15 @@ whatever the task records. Everything is seeded: the same machine and thread cou
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
+
+import torch
 
 from .build import fit, log, run_export
 from .config import DenoiserConfig, EmbodimentConfig, ModelConfig, TrainConfig, VLMConfig
@@ -107,7 +110,7 @@ def build_push(*, repository: Path, runs: Path, layouts: int, tcfg: TrainConfig,
     record(heldout, HELDOUT_LAYOUTS, HELDOUT_SEED_START)
     weak_step = max(1, int(tcfg.steps * WEAK_FRACTION))
     common = ["--data", str(data), "--heldout", str(heldout), "--runs", str(runs), "--steps", str(tcfg.steps),
-              "--batch-size", str(tcfg.batch_size), "--lr", str(tcfg.lr), "--seed", str(tcfg.seed),
+              "--batch-size", str(tcfg.batch_size), "--lr", str(tcfg.lr), "--seed", str(tcfg.seed), "--loader-workers", str(tcfg.loader_workers),
               "--device", device, "--threads", str(threads), "--weak-step", str(weak_step)]
     # Each variant trains in its own process (one per core with --jobs 2); output lines carry the variant.
     pending = list(VARIANTS)
@@ -126,14 +129,34 @@ def build_push(*, repository: Path, runs: Path, layouts: int, tcfg: TrainConfig,
                     other.terminate()
                 raise SystemExit(f"training failed ({' '.join(p.args)}): exit {p.returncode}")
         time.sleep(1.0)
-    exports = {1: runs / "dust" / "checkpoint.pt", 2: runs / "no-wm" / "checkpoint.pt", 3: runs / "weak" / "checkpoint.pt"}
+    export_push(repository=repository, runs=runs)
+    log(f"build-push done in {time.time() - t0:.0f}s: {repository / MODEL_NAME} versions 1, 2, 3")
+
+
+def export_push(*, repository: Path, runs: Path, step: int = 0, weak_step: int = 0,
+                weak: Optional[Path] = None, weak_label: str = "") -> None:
+    """The three checkpoints of `runs` (trained here or on a GPU host by scripts/gpu-train-push.sh) as versions
+    1-3 of dust-push in `repository`: the final checkpoints, or with `step` both runs' snapshots at that step
+    and with `weak_step` the DUST run's snapshot at that step as the weak version."""
+    def snapshot(variant: str, at: int) -> Path:
+        return runs / variant / (f"step-{at}.pt" if at else "checkpoint.pt")
+
+    exports = {1: snapshot("dust", step), 2: snapshot("no-wm", step),
+               3: weak or (snapshot("dust", weak_step) if weak_step else runs / "weak" / "checkpoint.pt")}
+    for ckpt in exports.values():
+        if not ckpt.is_file():
+            raise SystemExit(f"{ckpt} not found: train first (build-push, or scripts/gpu-train-push.sh)")
+    def steps(path: Path) -> int:
+        return int(json.loads(torch.load(path, map_location="cpu", weights_only=True)["meta"])["train_config"]["steps"])
+
+    total, weak_steps = steps(exports[1]), steps(exports[3])
     descriptions = {
         1: "DUST (lambda_WM = 1) on the MuJoCo push task",
         2: "DUST without the world-model loss (lambda_WM = 0) on the MuJoCo push task",
-        3: f"weaker DUST checkpoint: the version-1 run stopped at step {weak_step} of {tcfg.steps}",
+        3: (f"weaker DUST checkpoint: {weak_label}, at step {weak_steps}" if weak else
+            f"weaker DUST checkpoint: the version-1 run at step {weak_steps} (version 1: step {total})"),
     }
     for version, ckpt in exports.items():
         run_export(checkpoint=ckpt, out=repository / MODEL_NAME / str(version), version=version,
                    weights_dtype="float16", description=descriptions[version])
-    log(f"build-push done in {time.time() - t0:.0f}s: {repository / MODEL_NAME} versions {sorted(exports)}")
 

@@ -98,3 +98,30 @@ def test_fit_writes_the_weak_snapshot(tmp_path: Path) -> None:
     assert "heldout" in training_record(weak_meta)["evaluation"]
     changed = any(not torch.equal(weak["state_dict"][k], final["state_dict"][k]) for k in final["state_dict"])
     assert changed, "training continued after the snapshot"
+
+
+def test_loader_workers_build_the_batches_their_generator_picks(tmp_path: Path) -> None:
+    """With loader workers the batches come from forked processes, in order, built from the picks of their own
+    generator; without workers they are drawn from the training generator step by step (the shipped order)."""
+    from models.toolchain.data.episodes import all_windows
+    from models.toolchain.train import batch_stream
+
+    write_dataset(tmp_path, lengths=(25, 25))
+    ds = PushDataset(tmp_path)
+    tok = WordTokenizer.build(ds.instructions)
+    builder = BatchBuilder(micro_push_config(ds, len(tok)), tok, normalization_stats(ds.episodes))
+    windows = all_windows(ds.episodes)
+    tcfg = TrainConfig(steps=3, batch_size=5, seed=3, loader_workers=2)
+    stream = batch_stream(ds.episodes, builder, tcfg, np.random.default_rng(0))
+    got = [next(stream) for _ in range(3)]
+    stream.close()
+    picks = np.random.default_rng([3, 1])
+    for batch in got:
+        expected = builder.batch(ds.episodes, [windows[i] for i in picks.integers(len(windows), size=5)])
+        assert batch.keys() == expected.keys()
+        for key in batch:
+            assert torch.equal(batch[key], expected[key]), key
+    inline = batch_stream(ds.episodes, builder, dataclasses.replace(tcfg, loader_workers=0), np.random.default_rng(9))
+    rng = np.random.default_rng(9)
+    expected = builder.batch(ds.episodes, [windows[i] for i in rng.integers(len(windows), size=5)])
+    assert torch.equal(next(inline)["state"], expected["state"])
