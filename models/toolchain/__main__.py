@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import warnings
 from pathlib import Path
@@ -89,6 +90,44 @@ def main(argv=None) -> int:
     h.add_argument("--out", type=Path, required=True, help="<repository>/<model-name>/<version>/")
     h.add_argument("--version", type=int, default=None, help="default: the source package's version")
 
+    from .push import PUSH_LAYOUTS_PER_EMBODIMENT, PUSH_TRAIN
+
+    def push_schedule(sp):
+        sp.add_argument("--steps", type=int, default=PUSH_TRAIN.steps)
+        sp.add_argument("--batch-size", type=int, default=PUSH_TRAIN.batch_size)
+        sp.add_argument("--lr", type=float, default=PUSH_TRAIN.lr)
+        sp.add_argument("--loader-workers", type=int, default=0,
+                        help="processes building batches ahead (a GPU run wants several; changes the sample order)")
+        sp.add_argument("--seed", type=int, default=PUSH_TRAIN.seed)
+
+    bp = sub.add_parser("build-push", help="record the MuJoCo push task with node, train DUST / no-WM / weak, "
+                                           "export models/push-repo/dust-push/{1,2,3}")
+    bp.add_argument("--repository", type=Path, default=Path("models/push-repo"))
+    bp.add_argument("--runs", type=Path, default=Path("models/runs/push"),
+                    help="dataset and checkpoints (git-ignored); an existing dataset is reused")
+    bp.add_argument("--layouts", type=int, default=PUSH_LAYOUTS_PER_EMBODIMENT,
+                    help="layouts per embodiment (each recorded once per ball named)")
+    push_schedule(bp)
+    bp.add_argument("--jobs", type=int, default=1, help="training runs at once (one process each)")
+    common(bp)
+
+    pe = sub.add_parser("push-export", help="export the push runs' checkpoints (dust, no-wm, weak) as dust-push 1-3")
+    pe.add_argument("--repository", type=Path, default=Path("models/push-repo"))
+    pe.add_argument("--runs", type=Path, default=Path("models/runs/push"))
+    pe.add_argument("--step", type=int, default=0, help="export both runs' step-N snapshots instead of their final checkpoints")
+    pe.add_argument("--weak-step", type=int, default=0, help="version 3 is the DUST run's step-N snapshot")
+    pe.add_argument("--weak", type=Path, default=None, help="version 3 is this checkpoint instead")
+    pe.add_argument("--weak-label", default="", help="with --weak: which run it comes from, for the manifest")
+
+    pt = sub.add_parser("push-train", help="one build-push training run (build-push starts these)")
+    pt.add_argument("--variant", choices=["dust", "no-wm"], required=True)
+    pt.add_argument("--data", type=Path, required=True)
+    pt.add_argument("--heldout", type=Path, required=True)
+    pt.add_argument("--runs", type=Path, required=True)
+    push_schedule(pt)
+    pt.add_argument("--weak-step", type=int, default=0, help="dust only: also save a checkpoint at this step")
+    common(pt)
+
     v = sub.add_parser("validate", help="check a package the way the server's loader does")
     v.add_argument("package", type=Path)
 
@@ -127,6 +166,22 @@ def main(argv=None) -> int:
                            overrides=build.parse_overrides(args.set))
     elif args.cmd == "half":
         build.run_half(package=args.package, out=args.out, version=args.version)
+    elif args.cmd == "push-export":
+        from . import push
+
+        push.export_push(repository=args.repository, runs=args.runs, step=args.step, weak_step=args.weak_step,
+                         weak=args.weak, weak_label=args.weak_label)
+    elif args.cmd in ("build-push", "push-train"):
+        from . import push
+
+        tcfg = dataclasses.replace(push.PUSH_TRAIN, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                                   seed=args.seed, loader_workers=args.loader_workers)
+        if args.cmd == "build-push":
+            push.build_push(repository=args.repository, runs=args.runs, layouts=args.layouts, tcfg=tcfg,
+                            device=args.device, jobs=args.jobs, threads=args.threads or 1)
+        else:
+            push.train_variant(variant=args.variant, data=args.data, heldout=args.heldout, runs=args.runs, tcfg=tcfg,
+                               device=args.device, weak_step=args.weak_step if args.variant == "dust" else None)
     elif args.cmd == "validate":
         from .package import validate_package
 

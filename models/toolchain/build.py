@@ -95,34 +95,65 @@ def run_train(
         cfg = apply_overrides(preset(preset_name, vocab_size=len(tokenizer)), overrides or {})
         policy = DustPolicy(cfg)
         stats = normalization_stats(episodes)
+    return fit(policy=policy, tokenizer=tokenizer, stats=stats, episodes=episodes, heldout=heldout, tcfg=tcfg,
+               device=device, out=out, dataset=f"{SYNTHETIC_DATASET}, {len(episodes)} episodes, seed {tcfg.seed}")
+
+
+def fit(
+    *,
+    policy: DustPolicy,
+    tokenizer: WordTokenizer,
+    stats,
+    episodes,
+    heldout,
+    tcfg: TrainConfig,
+    device: str,
+    out: Path,
+    dataset: str,
+    snapshots: Optional[Dict[int, Path]] = None,
+) -> Dict[str, Any]:
+    """Trains `policy` on `episodes`, evaluates it on `heldout` and writes the checkpoint to `out` (and at each
+    step of `snapshots` an intermediate checkpoint, evaluated the same way); returns the final summary."""
     n_params = sum(p.numel() for p in policy.parameters())
     log(f"model {policy.cfg.name}: {n_params / 1e6:.2f}M parameters "
         f"(denoiser {sum(p.numel() for p in policy.denoiser.parameters()) / 1e6:.2f}M); "
-        f"training {tcfg.steps} steps, batch {tcfg.batch_size}, mode {tcfg.mode}, tau {tcfg.tau_distribution_label()}, "
-        f"device {device}, {torch.get_num_threads()} threads")
+        f"training {tcfg.steps} steps, batch {tcfg.batch_size}, lambda_wm {tcfg.lambda_wm}, mode {tcfg.mode}, "
+        f"tau {tcfg.tau_distribution_label()}, device {device}, {torch.get_num_threads()} threads")
     builder = BatchBuilder(policy.cfg, tokenizer, stats)
     t1 = time.time()
-    history = train(policy, episodes, builder, tcfg, pick_device(device))
+
+    def summarise(history, seconds: float) -> Dict[str, Any]:
+        policy.to("cpu").eval()
+        evaluation = {}
+        if tcfg.mode == "joint":
+            evaluation = {"heldout": heldout_errors(policy, builder, heldout, episodes),
+                          "sensitivity": input_sensitivity(policy, builder, heldout)}
+            log(f"evaluation: {json.dumps(evaluation)}")
+        final = history[-1] if history else {}
+        return {
+            "train_seconds": round(seconds, 1),
+            "final": {k: round(final[k], 5) for k in ("loss", "loss_action", "loss_wm") if k in final},
+            "evaluation": evaluation,
+            "episodes": len(episodes),
+        }
+
+    def save(path: Path, history, summary: Dict[str, Any], steps_done: int) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(path, policy, tokenizer, stats, dataclasses.replace(tcfg, steps=steps_done), history,
+                        dataset=dataset, extra={"summary": summary, "schedule_steps": tcfg.steps})
+        log(f"checkpoint {path} (step {steps_done})")
+
+    def after_step(step: int, history) -> None:
+        if snapshots and step in snapshots:
+            save(snapshots[step], list(history), summarise(history, time.time() - t1), step)
+            policy.to(pick_device(device)).train()
+
+    history = train(policy, episodes, builder, tcfg, pick_device(device), after_step=after_step)
     train_s = time.time() - t1
-    policy.to("cpu").eval()
-    evaluation = {}
-    if tcfg.mode == "joint":
-        evaluation = {"heldout": heldout_errors(policy, builder, heldout, episodes),
-                      "sensitivity": input_sensitivity(policy, builder, heldout)}
-        log(f"evaluation: {json.dumps(evaluation)}")
-    final = history[-1] if history else {}
-    summary = {
-        "train_seconds": round(train_s, 1),
-        "final": {k: round(final[k], 5) for k in ("loss", "loss_action", "loss_wm") if k in final},
-        "evaluation": evaluation,
-        "episodes": len(episodes),
-    }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, policy, tokenizer, stats, tcfg, history,
-                    dataset=f"{SYNTHETIC_DATASET}, {len(episodes)} episodes, seed {tcfg.seed}",
-                    extra={"summary": summary})
-    log(f"trained in {train_s:.0f}s; checkpoint {out}")
+    summary = summarise(history, train_s)
+    save(out, history, summary, tcfg.steps)
+    log(f"trained in {train_s:.0f}s")
     return summary
 
 
@@ -131,7 +162,7 @@ def training_record(ckpt: Dict[str, Any]) -> Dict[str, Any]:
     t = ckpt["train_config"]
     tcfg = TrainConfig(**{**t, "betas": tuple(t["betas"])})
     summary = ckpt.get("extra", {}).get("summary", {})
-    return {
+    record = {
         "tau_distribution": tcfg.tau_distribution_label(),
         "lambda_wm": tcfg.lambda_wm,
         "steps": tcfg.steps,
@@ -146,6 +177,11 @@ def training_record(ckpt: Dict[str, Any]) -> Dict[str, Any]:
         "final_loss": summary.get("final", {}),
         "evaluation": summary.get("evaluation", {}),
     }
+    schedule_steps = ckpt.get("extra", {}).get("schedule_steps", tcfg.steps)
+    if schedule_steps != tcfg.steps:
+        # An intermediate checkpoint: the learning-rate schedule was laid out for the whole run.
+        record["schedule_steps"] = schedule_steps
+    return record
 
 
 def run_export(*, checkpoint: Path, out: Path, version: int, weights_dtype: str, description: Optional[str] = None,

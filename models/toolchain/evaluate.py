@@ -78,9 +78,11 @@ def input_sensitivity(policy: DustPolicy, builder: BatchBuilder, episodes: Seque
     embodiment id flipped (compared on the columns both embodiments have)."""
     cfg = policy.cfg
     n = min(16, len(episodes) - 1)
-    base = builder.batch(episodes, [(i, 5) for i in range(n)])
-    other = builder.batch(episodes, [(i + 1, 5) for i in range(n)])
-    later = builder.batch(episodes, [(i, 20) for i in range(n)])
+    # Steps 5 and 20, or the last step of a shorter episode.
+    at = lambda i, t: (i, min(t, episodes[i].length - 1))  # noqa: E731
+    base = builder.batch(episodes, [at(i, 5) for i in range(n)])
+    other = builder.batch(episodes, [at(i + 1, 5) for i in range(n)])
+    later = builder.batch(episodes, [at(i, 20) for i in range(n)])
     ref = sample_actions(policy, base, noise_seed, cfg.action_steps, cfg.vision_steps)
     common = min(e.action_dim for e in cfg.embodiments)
 

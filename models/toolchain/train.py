@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import sys
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -180,6 +183,41 @@ class Progress:
         return record
 
 
+_LOADER: Dict[str, object] = {}
+
+
+def _build_batch(items: List[Tuple[int, int]]) -> Dict[str, torch.Tensor]:
+    return _LOADER["builder"].batch(_LOADER["episodes"], items)
+
+
+def _loader_init() -> None:
+    torch.set_num_threads(1)
+
+
+def batch_stream(episodes: Sequence[Episode], builder: BatchBuilder, tcfg: TrainConfig,
+                 rng: np.random.Generator) -> Iterator[Dict[str, torch.Tensor]]:
+    """The training batches, in order. Without loader workers each batch's samples are drawn from `rng` when
+    the step asks for it (interleaved with the flow times: the order every shipped package was trained in).
+    With workers they come from a generator of their own and are built ahead in forked processes (created
+    before any CUDA context, and never touching it)."""
+    windows = all_windows(episodes)
+    if tcfg.loader_workers == 0:
+        while True:
+            pick = rng.integers(len(windows), size=tcfg.batch_size)
+            yield builder.batch(episodes, [windows[i] for i in pick])
+    picks = np.random.default_rng([tcfg.seed, 1])
+    _LOADER.update(builder=builder, episodes=episodes)
+    ahead = 4 * tcfg.loader_workers
+    with ProcessPoolExecutor(tcfg.loader_workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_loader_init) as pool:
+        queue: Deque = deque()
+        while True:
+            while len(queue) < ahead:
+                pick = picks.integers(len(windows), size=tcfg.batch_size)
+                queue.append(pool.submit(_build_batch, [windows[i] for i in pick]))
+            yield queue.popleft().result()
+
+
 def train(
     policy: DustPolicy,
     episodes: Sequence[Episode],
@@ -187,18 +225,23 @@ def train(
     tcfg: TrainConfig,
     device: torch.device,
     log_stream=sys.stderr,
+    after_step: Optional[Callable[[int, List[Dict[str, float]]], None]] = None,
 ) -> List[Dict[str, float]]:
-    """Algorithm 1: minibatch -> conditioning -> decoupled noising -> denoiser -> losses -> AdamW step."""
-    policy.to(device).train()
-    windows = all_windows(episodes)
+    """Algorithm 1: minibatch -> conditioning -> decoupled noising -> denoiser -> losses -> AdamW step.
+
+    `after_step(step, history)` runs after every optimiser step (e.g. to save an intermediate checkpoint); it
+    must leave the policy in training mode and the global random state untouched."""
     rng = np.random.default_rng(tcfg.seed)
+    batches = batch_stream(episodes, builder, tcfg, rng)
+    if tcfg.loader_workers:
+        next_batch = next(batches)  # the workers fork here, before the policy's CUDA context exists
+    policy.to(device).train()
     gen = torch.Generator().manual_seed(tcfg.seed)
     opt, sched = make_optimizer(policy, tcfg)
     progress = Progress(tcfg.steps, tcfg.log_every, log_stream)
     history = []
     for step in range(1, tcfg.steps + 1):
-        pick = rng.integers(len(windows), size=tcfg.batch_size)
-        batch = builder.batch(episodes, [windows[i] for i in pick])
+        batch = next_batch if tcfg.loader_workers and step == 1 else next(batches)
         batch = {k: v.to(device) for k, v in batch.items()}
         loss, parts = flow_matching_loss(policy, batch, tcfg, rng, gen)
         opt.zero_grad(set_to_none=True)
@@ -209,6 +252,9 @@ def train(
         record = progress.update(step, parts, sched.get_last_lr()[0], grad_norm)
         if record is not None:
             history.append(record)
+        if after_step is not None:
+            after_step(step, history)
+    batches.close()
     policy.eval()
     return history
 

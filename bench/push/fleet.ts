@@ -1,0 +1,258 @@
+#!/usr/bin/env node
+/**
+ * `npm run fleet`: N simulated robots, each with a MuJoCo world of its own, in closed loop through the real
+ * dust-serve (a child process on a loopback port) at a control rate; task success per condition (model
+ * version x sampling settings) on the same held-out layouts; outcomes reported with ReportOutcome. JSON on
+ * stdout (and --out), progress bars on stderr, optionally a PNG of success vs N_o with 95% intervals.
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import cliProgress from 'cli-progress';
+import { Command, Option } from 'commander';
+import { DustClient, type ModelList } from '../../src/client/index.js';
+import { DEFAULT_THREADS } from '../options.js';
+import { killAllServers, startServerProcess, type ServerProcess } from '../server-process.js';
+import { integerOption, numberOption } from './cli-options.js';
+import { condition, EXPERIMENTS, parseConditions, type Condition, type ExperimentName } from './conditions.js';
+import { runAb, type AbReport } from './ab.js';
+import { PushEnv } from './env.js';
+import { PushRobot, type EpisodeResult, type EpisodeSpec } from './push-robot.js';
+import { compareConditions, scalingPlot, summarizeCondition, type ConditionSummary } from './report.js';
+import { writePlot } from './plot.js';
+import { EMBODIMENT_NAMES, type EmbodimentName } from './scene.js';
+
+/** Held-out layouts start here; training used seeds below 1000 and the toolchain's held-out set 500000+. */
+export const EVAL_SEED_START = 1_000_000;
+
+interface FleetOptions {
+  experiment: string;
+  conditions?: string;
+  robots: number;
+  episodes: number;
+  seedStart: number;
+  controlHz: number;
+  clock: 'realtime' | 'lockstep';
+  execute: number;
+  repository: string;
+  model: string;
+  threads: number;
+  serverArgs: string;
+  address?: string;
+  requestDeadlineMs: number;
+  embodiments: string;
+  ab?: string;
+  abMaxEpisodes: number;
+  stickyKey: 'episode' | 'robot';
+  out?: string;
+  plot?: string;
+  quiet?: boolean;
+}
+
+const program = new Command('fleet')
+  .description('closed-loop MuJoCo push fleet through the real dust-serve: task success per model version and sampling setting')
+  .option('--experiment <names>', `comma-separated: ${Object.keys(EXPERIMENTS).join(', ')}`, 'versions')
+  .option('--conditions <spec>', 'explicit conditions instead: version:N_A:N_o or version:N_A:N_o:budget_ms, comma-separated')
+  .option('--robots <n>', 'simulated robots (split evenly over the embodiments)', integerOption(1), 8)
+  .option('--episodes <n>', 'held-out episodes per condition (alternating embodiments)', integerOption(1), 100)
+  .option('--seed-start <n>', 'first held-out layout seed', integerOption(0), EVAL_SEED_START)
+  .option('--control-hz <hz>', "control ticks per wall-clock second; the task's control period is 0.1 s, so 10 is real time", numberOption(0.1), 10)
+  .addOption(new Option('--clock <clock>', 'realtime: the world ticks on while a request is in flight; lockstep: it waits for every answer').choices(['realtime', 'lockstep']).default('realtime'))
+  .option('--execute <n>', 'actions of a chunk executed before the next chunk is requested', integerOption(1), 8)
+  .option('--repository <dir>', 'model repository the server loads', 'models/push-repo')
+  .option('--model <name>', 'model name', 'dust-push')
+  .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', integerOption(1), DEFAULT_THREADS)
+  .option('--server-args <flags>', 'extra server flags, space-separated', '')
+  .option('--address <host:port>', 'use a running server instead of starting one')
+  .option('--request-deadline-ms <ms>', 'deadline of each Predict', integerOption(1), 10_000)
+  .addOption(new Option('--embodiments <list>', 'embodiments the robots use').default(EMBODIMENT_NAMES.join(',')))
+  .option('--ab <control:candidate>', 'instead of conditions: an A/B test of two versions through SetTrafficSplit, until GetExperiment decides')
+  .option('--ab-max-episodes <n>', 'A/B: start no more episodes than this, decided or not', integerOption(2), 600)
+  .addOption(new Option('--sticky-key <key>', 'A/B: what keeps its version').choices(['episode', 'robot']).default('episode'))
+  .option('--out <file>', 'also write the JSON report to this file')
+  .option('--plot <file>', 'write a PNG of success rate vs N_o (from the scaling conditions)')
+  .option('--quiet', 'no progress bars');
+
+function abVersions(spec: string): { control: number; candidate: number } {
+  const [control, candidate] = spec.split(':').map(Number);
+  if (!(Number.isInteger(control) && Number.isInteger(candidate) && control >= 1 && candidate >= 1 && control !== candidate)) {
+    throw new Error(`--ab ${JSON.stringify(spec)}: expected control:candidate, two different versions, e.g. 3:1`);
+  }
+  return { control, candidate };
+}
+
+function conditionsFrom(o: FleetOptions): Condition[] {
+  if (o.ab) {
+    const { control, candidate } = abVersions(o.ab);
+    return [condition(control, 4, 4), condition(candidate, 4, 4)];
+  }
+  if (o.conditions) return parseConditions(o.conditions);
+  return o.experiment.split(',').flatMap((name) => {
+    const make = EXPERIMENTS[name.trim() as ExperimentName];
+    if (!make) throw new Error(`unknown experiment ${JSON.stringify(name)}; known: ${Object.keys(EXPERIMENTS).join(', ')}`);
+    return make();
+  });
+}
+
+function embodimentsFrom(o: FleetOptions): EmbodimentName[] {
+  const list = o.embodiments.split(',').map((s) => s.trim());
+  for (const e of list) if (!(EMBODIMENT_NAMES as readonly string[]).includes(e)) throw new Error(`unknown embodiment ${e}`);
+  return list as EmbodimentName[];
+}
+
+/** The versions the conditions pin must be READY, and their manifests must describe the push task. */
+function checkModels(models: ModelList, o: FleetOptions, conditions: readonly Condition[], embodiments: readonly EmbodimentName[]): number {
+  const versions = models.models.filter((m) => m.name === o.model);
+  let imageSize = 0;
+  for (const v of new Set(conditions.map((c) => c.version))) {
+    const m = versions.find((x) => x.version === v);
+    if (!m || m.state !== 'READY') throw new Error(`${o.model}@${v} is not READY on the server (${m ? m.state : 'not loaded'})`);
+    for (const e of embodiments) if (!m.embodiments.some((x) => x.name === e)) throw new Error(`${o.model}@${v} has no embodiment ${e}`);
+    imageSize = m.imageHeight;
+  }
+  return imageSize;
+}
+
+async function runCondition(
+  condition: Condition,
+  robots: readonly PushRobot[],
+  o: FleetOptions,
+  embodiments: readonly EmbodimentName[],
+  bars: cliProgress.MultiBar | undefined,
+): Promise<EpisodeResult[]> {
+  // The same layouts for every condition; embodiments alternate over the seeds.
+  const queues = new Map<EmbodimentName, EpisodeSpec[]>(embodiments.map((e) => [e, []]));
+  for (let i = 0; i < o.episodes; i++) {
+    const embodiment = embodiments[i % embodiments.length];
+    queues.get(embodiment)!.push({ condition, seed: o.seedStart + i, embodiment });
+  }
+  const results: EpisodeResult[] = [];
+  const bar = bars?.create(o.episodes, 0, { condition: condition.id.padEnd(28), success: '-' });
+  await Promise.all(
+    robots.map(async (robot, i) => {
+      const queue = queues.get(embodiments[i % embodiments.length])!;
+      for (let spec = queue.shift(); spec; spec = queue.shift()) {
+        const r = await robot.runEpisode(spec);
+        results.push(r);
+        const wins = results.filter((x) => x.success).length;
+        bar?.update(results.length, { success: `${wins}/${results.length} (${((100 * wins) / results.length).toFixed(0)}%)` });
+      }
+    }),
+  );
+  bar?.stop();
+  return results.sort((a, b) => a.seed - b.seed);
+}
+
+async function main(): Promise<void> {
+  program.parse();
+  const o = program.opts<FleetOptions>();
+  const conditions = conditionsFrom(o);
+  const embodiments = embodimentsFrom(o);
+  if (o.robots < embodiments.length) throw new Error(`--robots must be at least the number of embodiments (${embodiments.length})`);
+  const started = new Date().toISOString();
+  let server: ServerProcess | undefined;
+  const serverArgs = o.serverArgs.split(/\s+/).filter((a) => a.length > 0);
+  if (!o.address) {
+    process.stderr.write(`starting dust-serve on ${o.repository} ...\n`);
+    // A fresh, in-memory experiment book: an A/B run starts from zero counts and leaves no file behind.
+    server = await startServerProcess({
+      modelRepository: o.repository,
+      threads: o.threads,
+      flags: ['--default-model', o.model, '--experiment-db', ':memory:', ...serverArgs],
+    });
+  }
+  const address = o.address ?? server!.address;
+  const client = new DustClient(address);
+  try {
+    const imageSize = checkModels(await client.listModels({ deadlineMs: 10_000 }), o, conditions, embodiments);
+    const robots: PushRobot[] = [];
+    for (let i = 0; i < o.robots; i++) {
+      const env = await PushEnv.create(embodiments[i % embodiments.length]);
+      robots.push(
+        new PushRobot({ index: i, client, env, model: o.model, controlHz: o.controlHz, clock: o.clock, execute: o.execute, imageSize, requestDeadlineMs: o.requestDeadlineMs, pinVersion: !o.ab }),
+      );
+    }
+    const bars = o.quiet
+      ? undefined
+      : new cliProgress.MultiBar(
+          {
+            format: '{condition} [{bar}] {value}/{total} episodes | success {success}',
+            stream: process.stderr,
+            noTTYOutput: true,
+            notTTYSchedule: 5000,
+            hideCursor: true,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+    const summaries: ConditionSummary[] = [];
+    const byCondition = new Map<string, EpisodeResult[]>();
+    let ab: AbReport | undefined;
+    if (o.ab) {
+      const { control, candidate } = abVersions(o.ab);
+      const bar = bars?.create(o.abMaxEpisodes, 0, { condition: `A/B v${control} vs v${candidate}`.padEnd(28), success: '-' });
+      ab = await runAb(
+        client,
+        { model: o.model, control, candidate, stickyKey: o.stickyKey, salt: `fleet-ab-${o.seedStart}`, maxEpisodes: o.abMaxEpisodes, actionSteps: 4, visionSteps: 4 },
+        robots.length,
+        embodiments,
+        o.seedStart,
+        (i, spec) => robots[i].runEpisode(spec),
+        (_, look) =>
+          bar?.update(look.outcomes, {
+            success: `v${control} ${look.control.successes}/${look.control.episodes}, v${candidate} ${look.candidate.successes}/${look.candidate.episodes}, p ${look.always_valid_p_value.toFixed(3)} ${look.decision}`,
+          }),
+      );
+      bar?.stop();
+    }
+    for (const c of o.ab ? [] : conditions) {
+      const cpu0 = server?.cpuSeconds();
+      const t0 = performance.now();
+      const results = await runCondition(c, robots, o, embodiments, bars);
+      const wallS = (performance.now() - t0) / 1000;
+      byCondition.set(c.id, results);
+      summaries.push(summarizeCondition(c, o.model, results, wallS, server && cpu0 !== undefined ? server.cpuSeconds() - cpu0 : undefined));
+    }
+    bars?.stop();
+    const report = {
+      command: `npm run fleet -- ${process.argv.slice(2).join(' ')}`,
+      started,
+      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+      server: server ? { args: server.args } : { address },
+      settings: {
+        robots: o.robots,
+        embodiments,
+        episodes_per_condition: o.ab ? null : o.episodes,
+        held_out_seeds: o.ab ? [o.seedStart, o.seedStart + (ab?.episodes_started ?? 0) - 1] : [o.seedStart, o.seedStart + o.episodes - 1],
+        control_hz: o.controlHz,
+        clock: o.clock,
+        execute: o.execute,
+        image_size: imageSize,
+      },
+      ...(ab ? { ab } : { conditions: summaries, comparisons: compareConditions(conditions, byCondition) }),
+    };
+    const json = JSON.stringify(report, null, 2);
+    process.stdout.write(`${json}\n`);
+    if (o.out) writeFileSync(o.out, `${json}\n`);
+    if (o.plot) {
+      const spec = scalingPlot(summaries, { ...report.settings, episodes_per_condition: o.episodes });
+      if (spec) await writePlot(spec, o.plot);
+      else process.stderr.write('--plot: no scaling conditions (version 1, N_A = 4 or N_A = N_o) to plot\n');
+    }
+    for (const r of robots) r.dispose();
+  } finally {
+    client.close();
+    await server?.stop();
+  }
+}
+
+process.on('exit', killAllServers);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    killAllServers();
+    process.exit(130);
+  });
+}
+main().catch((err: unknown) => {
+  process.stderr.write(`fleet: ${err instanceof Error ? err.message : String(err)}\n`);
+  killAllServers();
+  process.exit(1);
+});

@@ -1,0 +1,218 @@
+/**
+ * One simulated robot in closed loop with the server. Its world ticks at the control rate in wall-clock time;
+ * each tick applies the next action of the current chunk (or holds still when it has none). After `execute`
+ * actions of a chunk it asks for the next one with the current observation and keeps executing the rest of
+ * the old chunk while the request is in flight, as a real robot must. When the answer arrives, the actions
+ * for ticks that passed meanwhile are stale and skipped, so the server's latency costs the robot exactly
+ * what it would cost on hardware (with clock 'lockstep' the world instead waits for every answer). The episode ends when the named ball is in the zone (success) or after
+ * MAX_EPISODE_STEPS; the outcome goes to ReportOutcome with the episode's id.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { actionRows, DustClient, DustClientError, type PredictResult } from '../../src/client/index.js';
+import type { Condition } from './conditions.js';
+import { CAMERAS, type PushEnv } from './env.js';
+import { MAX_EPISODE_STEPS, sampleLayout, type EmbodimentName } from './scene.js';
+
+export interface EpisodeSpec {
+  readonly condition: Condition;
+  readonly seed: number;
+  readonly embodiment: EmbodimentName;
+}
+
+export interface EpisodeResult {
+  readonly conditionId: string;
+  readonly seed: number;
+  readonly embodiment: EmbodimentName;
+  readonly robotId: string;
+  readonly episodeId: string;
+  readonly success: boolean;
+  /** Control steps until success or the time limit. */
+  readonly steps: number;
+  /** Distance from the named ball to the zone's edge at the end (0 on success). */
+  readonly finalDistance: number;
+  readonly requests: number;
+  readonly latenciesMs: number[];
+  readonly visionStepsUsed: number[];
+  readonly budgetMet: number;
+  readonly servedVersions: number[];
+  readonly surprises: number[];
+  /** Actions of answered chunks dropped because their tick had passed while the request was in flight. */
+  readonly staleActions: number;
+  /** Ticks with no action to execute (waiting for the first chunk, or a chunk ran out). */
+  readonly holdTicks: number;
+  readonly errors: string[];
+  /** What ReportOutcome answered: the version the server credited, or the error. */
+  readonly credited: { readonly model: string; readonly version: number } | { readonly error: string };
+  /** Ticks that started later than their schedule by more than a control period (the simulator fell behind). */
+  readonly lateTicks: number;
+}
+
+export interface PushRobotOptions {
+  readonly index: number;
+  readonly client: DustClient;
+  readonly env: PushEnv;
+  readonly model: string;
+  readonly controlHz: number;
+  /**
+   * 'realtime': the world keeps ticking while a request is in flight (latency costs stale actions);
+   * 'lockstep': the world waits for each answer, so success measures the policy alone, whatever the load.
+   */
+  readonly clock: 'realtime' | 'lockstep';
+  readonly execute: number;
+  readonly imageSize: number;
+  readonly requestDeadlineMs: number;
+  /** Pin the condition's version (name@version); false sends the bare model name (traffic split). */
+  readonly pinVersion: boolean;
+}
+
+interface Pending {
+  readonly sentAtStep: number;
+  readonly sentAt: number;
+  result?: PredictResult;
+  done: boolean;
+}
+
+export class PushRobot {
+  readonly robotId: string;
+
+  constructor(private readonly o: PushRobotOptions) {
+    this.robotId = `${o.env.embodiment.name}-robot-${o.index}`;
+  }
+
+  /** Frees the robot's MuJoCo world. */
+  dispose(): void {
+    this.o.env.dispose();
+  }
+
+  async runEpisode(spec: EpisodeSpec, signal?: AbortSignal): Promise<EpisodeResult> {
+    const { env, client } = this.o;
+    const c = spec.condition;
+    env.reset(sampleLayout(spec.seed, spec.embodiment));
+    const episodeId = `${c.id}/${spec.embodiment}/${spec.seed}`;
+    const periodMs = 1000 / this.o.controlHz;
+    const latencies: number[] = [];
+    const visionSteps: number[] = [];
+    const served: number[] = [];
+    const surprises: number[] = [];
+    const errors: string[] = [];
+    let budgetMet = 0;
+    let stale = 0;
+    let holds = 0;
+    let late = 0;
+    let requests = 0;
+    let chunk: Float32Array[] | undefined;
+    let next = 0;
+    let pending: Pending | undefined;
+    let success = false;
+
+    const send = () => {
+      const obs = env.observe(this.o.imageSize);
+      const p: Pending = { sentAtStep: env.steps, sentAt: performance.now(), done: false };
+      pending = p;
+      requests++;
+      client
+        .predict(
+          {
+            robotId: this.robotId,
+            embodiment: spec.embodiment,
+            images: CAMERAS.map((camera) => ({ camera, encoding: 'raw_rgb8' as const, data: obs.frames[camera], width: this.o.imageSize, height: this.o.imageSize })),
+            state: obs.state,
+            instruction: env.layout.instruction,
+            sampling: {
+              actionSteps: c.actionSteps,
+              visionSteps: c.visionSteps,
+              latencyBudgetMs: c.budgetMs || undefined,
+              // Common random numbers: every condition draws the same noise for the same layout and request.
+              seed: spec.seed * 1000 + requests,
+            },
+            model: this.o.pinVersion ? `${this.o.model}@${c.version}` : this.o.model,
+            episodeId,
+            stepsExecuted: chunk ? next : 0,
+          },
+          { deadlineMs: this.o.requestDeadlineMs },
+        )
+        .then(
+          (r) => {
+            p.result = r;
+            p.done = true;
+            latencies.push(performance.now() - p.sentAt);
+            visionSteps.push(r.sampling.visionSteps);
+            if (r.sampling.budgetMet) budgetMet++;
+            served.push(r.modelVersion);
+            if (r.worldModelSurprise !== undefined) surprises.push(r.worldModelSurprise);
+          },
+          (err: unknown) => {
+            p.done = true;
+            errors.push(err instanceof DustClientError ? err.codeName : String(err));
+          },
+        );
+    };
+
+    let due = performance.now();
+    while (!signal?.aborted) {
+      if (pending?.done) {
+        const p = pending;
+        pending = undefined;
+        if (p.result) {
+          chunk = actionRows(p.result);
+          // The chunk's first action was meant for the tick at which the observation was taken.
+          next = env.steps - p.sentAtStep;
+          stale += Math.min(next, chunk.length);
+        }
+      }
+      if (!pending && (!chunk || next >= this.o.execute)) send();
+      if (this.o.clock === 'lockstep' && pending) {
+        while (!pending.done) await sleep(1);
+        due = performance.now();
+        continue;
+      }
+
+      if (chunk && next < chunk.length) env.step(chunk[next++]);
+      else {
+        holds++;
+        env.step(env.holdAction());
+      }
+      if (env.succeeded()) {
+        success = true;
+        break;
+      }
+      if (env.steps >= MAX_EPISODE_STEPS) break;
+
+      due += periodMs;
+      const wait = due - performance.now();
+      if (wait < -periodMs) late++;
+      await sleep(Math.max(0, wait));
+    }
+
+    // Let a request still in flight finish, so that everything the episode sent is settled before it is scored.
+    while (pending && !pending.done) await sleep(1);
+    let credited: EpisodeResult['credited'];
+    try {
+      const r = await client.reportOutcome({ robotId: this.robotId, episodeId, success }, { deadlineMs: this.o.requestDeadlineMs });
+      credited = { model: r.modelName, version: r.modelVersion };
+    } catch (err) {
+      credited = { error: err instanceof DustClientError ? err.codeName : String(err) };
+    }
+    return {
+      conditionId: c.id,
+      seed: spec.seed,
+      embodiment: spec.embodiment,
+      robotId: this.robotId,
+      episodeId,
+      success,
+      steps: env.steps,
+      finalDistance: env.distanceToZone(),
+      requests,
+      latenciesMs: latencies,
+      visionStepsUsed: visionSteps,
+      budgetMet,
+      servedVersions: served,
+      surprises,
+      staleActions: stale,
+      holdTicks: holds,
+      errors,
+      credited,
+      lateTicks: late,
+    };
+  }
+}

@@ -1,0 +1,162 @@
+"""The MuJoCo push task's model (`build-push`): record expert episodes with node (bench/push/record.ts), train
+three dust-tiny-sized policies on them, export them as versions of one model `dust-push`:
+
+  1  DUST, lambda_WM = 1 (paper eq. 4), the full schedule
+  2  the same without the world-model loss, lambda_WM = 0 (the vision stream still runs, untrained)
+  3  a weaker checkpoint: the DUST run stopped at WEAK_FRACTION of its steps
+
+The cameras, embodiments and their state/action widths come from the dataset's index.json, so the model is
+whatever the task records. Everything is seeded: the same machine and thread count reproduce the packages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+
+from .build import fit, log, run_export
+from .config import DenoiserConfig, EmbodimentConfig, ModelConfig, TrainConfig, VLMConfig
+from .data.episodes import normalization_stats
+from .data.push import PushDataset
+from .model import DustPolicy
+from .tokenizer import WordTokenizer
+from .train import seed_everything
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL_NAME = "dust-push"
+DATASET_LABEL = "MuJoCo push task (bench/push), expert demonstrations"
+
+# Recorded by build-push: training layouts from seed 0, held-out (evaluation of the checkpoints) from 500000.
+# The fleet evaluates on seeds from 1000000 (bench/push/fleet.ts), never seen in training.
+TRAIN_SEED_START = 0
+HELDOUT_SEED_START = 500_000
+HELDOUT_LAYOUTS = 6
+
+PUSH_TRAIN = TrainConfig(steps=6000, batch_size=32, lr=1e-3, log_every=100, seed=0)
+PUSH_LAYOUTS_PER_EMBODIMENT = 60
+WEAK_FRACTION = 0.125
+VARIANTS = {
+    # name: (version, lambda_wm)
+    "dust": (1, 1.0),
+    "no-wm": (2, 0.0),
+}
+
+
+def push_config(dataset: PushDataset, vocab_size: int) -> ModelConfig:
+    """dust-tiny's sizes (hidden 128, 2 MMDiT + 1 DiT blocks per modality) over the task's cameras and
+    embodiments; state and actions padded to 8 (the widest embodiment has 4 state and 3 action values)."""
+    embodiments = tuple(
+        EmbodimentConfig(name=name, id=i, state_dim=int(e["state_dim"]), action_dim=int(e["action_dim"]))
+        for i, (name, e) in enumerate(dataset.embodiments.items())
+    )
+    vlm = VLMConfig(image_size=dataset.image_size, cameras=tuple(dataset.cameras), vocab_size=vocab_size)
+    return ModelConfig(
+        name=MODEL_NAME,
+        vlm=vlm,
+        denoiser=DenoiserConfig(
+            hidden=128, heads=4, mmdit_layers=2, dit_layers=1, mlp_ratio=2.0, timestep_dim=64, timestep_freq_dim=64,
+            action_dim=8, state_dim=8, num_embodiments=len(embodiments), future_tokens=vlm.future_tokens,
+            future_dim=vlm.future_dim, cond_dim=vlm.width, cond_tokens=vlm.cond_tokens,
+        ),
+        embodiments=embodiments,
+    )
+
+
+def record(out: Path, layouts: int, seed_start: int) -> None:
+    """Runs the node recorder (after building the TypeScript), unless `out` already holds a dataset. Each layout
+    is recorded once per ball named (bench/push/record.ts says why)."""
+    if (out / "index.json").is_file():
+        log(f"dataset {out} exists; delete it to record again")
+        return
+    log(f"recording {layouts} layouts per embodiment, every ball named in turn, from seed {seed_start} into {out}")
+    subprocess.run(["npm", "run", "build", "--silent"], cwd=REPO_ROOT, check=True)
+    subprocess.run(["node", "dist/bench/push/record.js", "--out", str(out), "--layouts", str(layouts),
+                    "--seed-start", str(seed_start)], cwd=REPO_ROOT, check=True)
+
+
+def train_variant(*, variant: str, data: Path, heldout: Path, runs: Path, tcfg: TrainConfig, device: str,
+                  weak_step: Optional[int]) -> Dict:
+    """One training run; the DUST run also writes the weak checkpoint at `weak_step`."""
+    _, lambda_wm = VARIANTS[variant]
+    tcfg = dataclasses.replace(tcfg, lambda_wm=lambda_wm)
+    seed_everything(tcfg.seed)
+    train_set, held = PushDataset(data), PushDataset(heldout)
+    log(f"{variant}: {len(train_set.episodes)} episodes ({train_set.steps()} steps), {len(held.episodes)} held out")
+    tokenizer = WordTokenizer.build(train_set.instructions)
+    policy = DustPolicy(push_config(train_set, len(tokenizer)))
+    stats = normalization_stats(train_set.episodes)
+    # Quarter-way checkpoints show how a run is going (bench it with `npm run fleet` after an export).
+    snapshots = {q * tcfg.steps // 4: runs / variant / f"step-{q * tcfg.steps // 4}.pt" for q in (1, 2, 3)}
+    if weak_step:
+        snapshots[weak_step] = runs / "weak" / "checkpoint.pt"
+    label = f"{DATASET_LABEL}, {len(train_set.episodes)} episodes from layout seed {TRAIN_SEED_START}"
+    return fit(policy=policy, tokenizer=tokenizer, stats=stats, episodes=train_set.episodes, heldout=held.episodes,
+               tcfg=tcfg, device=device, out=runs / variant / "checkpoint.pt", dataset=label, snapshots=snapshots)
+
+
+def build_push(*, repository: Path, runs: Path, layouts: int, tcfg: TrainConfig, device: str, jobs: int,
+               threads: int) -> None:
+    t0 = time.time()
+    data, heldout = runs / "data", runs / "heldout"
+    record(data, layouts, TRAIN_SEED_START)
+    record(heldout, HELDOUT_LAYOUTS, HELDOUT_SEED_START)
+    weak_step = max(1, int(tcfg.steps * WEAK_FRACTION))
+    common = ["--data", str(data), "--heldout", str(heldout), "--runs", str(runs), "--steps", str(tcfg.steps),
+              "--batch-size", str(tcfg.batch_size), "--lr", str(tcfg.lr), "--seed", str(tcfg.seed), "--loader-workers", str(tcfg.loader_workers),
+              "--device", device, "--threads", str(threads), "--weak-step", str(weak_step)]
+    # Each variant trains in its own process (one per core with --jobs 2); output lines carry the variant.
+    pending = list(VARIANTS)
+    running: List[subprocess.Popen] = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            variant = pending.pop(0)
+            cmd = [sys.executable, "-m", "models.toolchain", "push-train", "--variant", variant, *common]
+            log(f"starting {variant}: {' '.join(cmd)}")
+            running.append(subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+        done = [p for p in running if p.poll() is not None]
+        for p in done:
+            running.remove(p)
+            if p.returncode != 0:
+                for other in running:
+                    other.terminate()
+                raise SystemExit(f"training failed ({' '.join(p.args)}): exit {p.returncode}")
+        time.sleep(1.0)
+    export_push(repository=repository, runs=runs)
+    log(f"build-push done in {time.time() - t0:.0f}s: {repository / MODEL_NAME} versions 1, 2, 3")
+
+
+def export_push(*, repository: Path, runs: Path, step: int = 0, weak_step: int = 0,
+                weak: Optional[Path] = None, weak_label: str = "") -> None:
+    """The three checkpoints of `runs` (trained here or on a GPU host by scripts/gpu-train-push.sh) as versions
+    1-3 of dust-push in `repository`: the final checkpoints, or with `step` both runs' snapshots at that step
+    and with `weak_step` the DUST run's snapshot at that step as the weak version."""
+    def snapshot(variant: str, at: int) -> Path:
+        return runs / variant / (f"step-{at}.pt" if at else "checkpoint.pt")
+
+    exports = {1: snapshot("dust", step), 2: snapshot("no-wm", step),
+               3: weak or (snapshot("dust", weak_step) if weak_step else runs / "weak" / "checkpoint.pt")}
+    for ckpt in exports.values():
+        if not ckpt.is_file():
+            raise SystemExit(f"{ckpt} not found: train first (build-push, or scripts/gpu-train-push.sh)")
+    def steps(path: Path) -> int:
+        return int(json.loads(torch.load(path, map_location="cpu", weights_only=True)["meta"])["train_config"]["steps"])
+
+    total, weak_steps = steps(exports[1]), steps(exports[3])
+    descriptions = {
+        1: "DUST (lambda_WM = 1) on the MuJoCo push task",
+        2: "DUST without the world-model loss (lambda_WM = 0) on the MuJoCo push task",
+        3: (f"weaker DUST checkpoint: {weak_label}, at step {weak_steps}" if weak else
+            f"weaker DUST checkpoint: the version-1 run at step {weak_steps} (version 1: step {total})"),
+    }
+    for version, ckpt in exports.items():
+        run_export(checkpoint=ckpt, out=repository / MODEL_NAME / str(version), version=version,
+                   weights_dtype="float16", description=descriptions[version])
+
