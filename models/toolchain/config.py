@@ -73,7 +73,7 @@ class DenoiserConfig:
 
 @dataclass(frozen=True)
 class VLMConfig:
-    """The small VLM stand-in honouring the vlm.onnx contract (model-package.md).
+    """The small VLM stand-in honouring the vlm.onnx contract (docs/model-package.md).
 
     Layout mirrors Eagle-2: a SigLIP-like vision tower per view, 2x2 pixel-shuffle + MLP projector into the
     language width, text embeddings, a few transformer layers over [image tokens; text tokens].
@@ -177,7 +177,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training options (sampling.md "Flow matching"; paper A.2)."""
+    """Training options (docs/sampling.md "Flow matching"; paper A.2)."""
 
     steps: int = 2000
     batch_size: int = 64
@@ -192,7 +192,7 @@ class TrainConfig:
     beta_alpha: float = 1.5
     beta_beta: float = 1.0
     beta_s: float = 0.999
-    mode: str = "joint"  # "joint" or "video_only" (action-free pretraining, sampling.md)
+    mode: str = "joint"  # "joint" or "video_only" (action-free pretraining, docs/sampling.md)
     seed: int = 0
     log_every: int = 50
     # Batches built ahead in this many forked processes (0: in the training loop). Per-sample Python keeps a GPU

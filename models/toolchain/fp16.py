@@ -1,6 +1,6 @@
 """Half-precision variants of exported graphs: weights and computation in float16, inputs and outputs float32.
 
-model-package.md fixes every graph input and output as float32, so the server never converts large tensors on
+docs/model-package.md fixes every graph input and output as float32, so the server never converts large tensors on
 the CPU; the graph casts its float inputs to float16 on the device right after they arrive and its outputs back
 to float32 before they leave. Everything between runs in float16 (on ONNX Runtime's CUDA provider: tensor-core
 GEMMs with float32 accumulation, LayerNorm and Softmax statistics in float32).

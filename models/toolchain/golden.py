@@ -91,7 +91,7 @@ def parity_cases(policy: DustPolicy, tokenizer: WordTokenizer, builder: BatchBui
         actions = torch.randn((batch_size, d.action_horizon, d.action_dim), generator=g)
         future = torch.randn((batch_size, d.future_tokens, d.future_dim), generator=g)
         # Per-row flow times, including the exact grid points the sampler visits and off-grid values:
-        # rows of one call may sit at different steps (sampling.md).
+        # rows of one call may sit at different steps (docs/sampling.md).
         tau_a = torch.tensor([0.25, 0.0, 0.5, 0.75, 0.125, 0.9, 1.0 / 3.0][:batch_size], dtype=torch.float32)
         tau_o = torch.tensor([0.5, 0.0625, 0.0, 0.9375, 0.6, 0.3, 2.0 / 3.0][:batch_size], dtype=torch.float32)
         emb = inp["embodiment_id"] if batch_size > 1 else torch.tensor([1], dtype=torch.int64)

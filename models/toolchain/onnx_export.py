@@ -1,4 +1,4 @@
-"""ONNX export of both graphs exactly as model-package.md states, and the way back (package -> PyTorch).
+"""ONNX export of both graphs exactly as docs/model-package.md states, and the way back (package -> PyTorch).
 
 Graphs are traced with `torch.onnx.export` (TorchScript exporter) at opset 17 with a dynamic axis named `batch`
 on every input and output. Constant folding is off so that every initializer keeps its PyTorch parameter name:
@@ -33,7 +33,7 @@ DENOISER_OUTPUTS = ["v_actions", "v_future"]
 
 
 def graph_signature(cfg: ModelConfig) -> Dict[str, Dict[str, Dict[str, Tuple[str, List]]]]:
-    """The contract of model-package.md for this config: {graph: {"inputs"|"outputs": {name: (dtype, shape)}}}.
+    """The contract of docs/model-package.md for this config: {graph: {"inputs"|"outputs": {name: (dtype, shape)}}}.
 
     "B" marks the dynamic batch axis. The manifest records every other number, and tests check the exported
     graphs' declared inputs/outputs against this table.

@@ -1,4 +1,4 @@
-"""Writing and checking model packages (model-package.md, format_version 1).
+"""Writing and checking model packages (docs/model-package.md, format_version 1).
 
 A package is manifest.json + vlm.onnx + denoiser.onnx + tokenizer.json (+ `<graph>.onnx.data` for graphs over
 2 GiB). The manifest's field names and nesting follow src/model/manifest.ts, the server's view of it.
@@ -308,7 +308,7 @@ def load_package(package_dir: Path) -> Dict[str, Any]:
 def validate_package(package_dir: Path) -> List[str]:
     """Problems that would make the server refuse this package; an empty list means valid.
 
-    Checks what the server's loader checks (model-package.md): the manifest's structure, that every shape it
+    Checks what the server's loader checks (docs/model-package.md): the manifest's structure, that every shape it
     states matches the graphs' declared inputs/outputs, and the sha256 digests."""
     package_dir = Path(package_dir)
     problems: List[str] = []

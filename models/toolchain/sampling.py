@@ -1,4 +1,4 @@
-"""Asynchronous joint sampling, the Python reference of sampling.md (normative; paper eq. 5, Algorithm 2).
+"""Asynchronous joint sampling, the Python reference of docs/sampling.md (normative; paper eq. 5, Algorithm 2).
 
 `joint_sample` is a pure function of the velocity field f and the initial noise: it draws nothing itself,
 so the same A_0, O_0 give the same result in every implementation (the TypeScript server is tested against
@@ -27,7 +27,7 @@ def check_steps(action_steps: int, vision_steps: int) -> int:
 def joint_sample(
     f: VelocityField, actions0: torch.Tensor, future0: torch.Tensor, action_steps: int, vision_steps: int
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """sampling.md, line by line:
+    """docs/sampling.md, line by line:
 
         A <- A_0 ; O <- O_0
         for i in 0 .. N_o - 1:

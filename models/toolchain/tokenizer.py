@@ -2,7 +2,7 @@
 
 The file holds a WordLevel model, a Lowercase normalizer and a Whitespace pre-tokenizer, and nothing else: no
 post-processor, padding or truncation, because the server pads to `text.max_tokens` with id 0 and builds the
-attention mask itself (model-package.md). `WordTokenizer.encode` reproduces what `tokenizers` does with that
+attention mask itself (docs/model-package.md). `WordTokenizer.encode` reproduces what `tokenizers` does with that
 file, so the ids seen in training are the ids the server will feed.
 """
 

@@ -1,4 +1,4 @@
-"""Training per sampling.md "Flow matching" and the paper's Algorithm 1 (A.6), with the A.2 optimiser.
+"""Training per docs/sampling.md "Flow matching" and the paper's Algorithm 1 (A.6), with the A.2 optimiser.
 
 World-model target. The paper trains with a frozen pretrained VLM, so its target (SigLIP-2 tokens of o_{t+k},
 pooled) is a fixed function of the future frame. The stand-in VLM here starts from scratch and is trained
@@ -34,7 +34,7 @@ CHECKPOINT_FORMAT = "dust-toolchain-checkpoint/1"
 
 
 def sample_tau(n: int, tcfg: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Flow times for n samples (sampling.md): tau = (s - u) / s with u ~ Beta(1.5, 1.0), s = 0.999 (GR00T),
+    """Flow times for n samples (docs/sampling.md): tau = (s - u) / s with u ~ Beta(1.5, 1.0), s = 0.999 (GR00T),
     or tau ~ U(0, 1) as Algorithm 1 writes. The Beta form puts most mass on noisy times; tau can be as low as
     1 - 1/s = -0.001, exactly as GR00T samples it."""
     if tcfg.tau_distribution == "beta":
@@ -56,7 +56,7 @@ def decoupled_noising(
     """Paper eq. 3 / Algorithm 1 step 3: independent noise AND independent flow times per modality.
 
     Rows without actions (video, or every row in video_only mode) get tau_A = 0 and pure-noise action tokens
-    (sampling.md, "Action-free (video-only) pretraining"). Noise is drawn on the CPU generator and moved, so a
+    (docs/sampling.md, "Action-free (video-only) pretraining"). Noise is drawn on the CPU generator and moved, so a
     seed gives the same run on any device.
     """
     b = actions.shape[0]

@@ -88,7 +88,7 @@ export interface EpisodeCredit extends EpisodeOwner {
   readonly counted: boolean;
 }
 
-/** Everything an experiment counted for one version, for GetExperiment (serving-api.md VariantStats). */
+/** Everything an experiment counted for one version, for GetExperiment (docs/api.md VariantStats). */
 export interface VariantTotals {
   readonly version: number;
   readonly requests: number;

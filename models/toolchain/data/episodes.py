@@ -66,7 +66,7 @@ class MinMax:
     max: np.ndarray
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
-        """GR00T min-max normalisation to [-1, 1] (model-package.md "Normalization")."""
+        """GR00T min-max normalisation to [-1, 1] (docs/model-package.md "Normalization")."""
         return (2.0 * (x - self.min) / (self.max - self.min) - 1.0).astype(np.float32)
 
     def denormalize(self, y: np.ndarray) -> np.ndarray:

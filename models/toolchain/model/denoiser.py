@@ -1,7 +1,7 @@
 """The DUST denoiser: dual-stream MMDiT followed by per-modality DiT (paper sec. 4.1, Fig. 2, A.2, A.6).
 
-Inputs and outputs are exactly those of denoiser.onnx (model-package.md). One call is one evaluation of
-f(A, O, tau_A, tau_o, cond) -> (v_A, v_O) in sampling.md; each batch row carries its own flow times and
+Inputs and outputs are exactly those of denoiser.onnx (docs/model-package.md). One call is one evaluation of
+f(A, O, tau_A, tau_o, cond) -> (v_A, v_O) in docs/sampling.md; each batch row carries its own flow times and
 embodiment, so rows of different requests, at different steps, may share a call.
 
 Token layout. Action stream: 1 state token (embodiment-specific MLP, GR00T) followed by k action tokens

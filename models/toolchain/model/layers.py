@@ -57,7 +57,7 @@ class TimestepEmbedder(nn.Module):
     GR00T multiplies the flow time by 1000 (and floors it to an integer bucket) before the sinusoid. We keep the
     scaled time continuous: flooring makes ONNX Runtime and PyTorch disagree wherever tau * 1000 rounds to just
     below an integer in one of them (tau = i / N_o lands exactly on such points), which would break the
-    1e-5 golden-sampling contract (sampling.md "Noise and seeds").
+    1e-5 golden-sampling contract (docs/sampling.md "Noise and seeds").
     """
 
     def __init__(self, freq_dim: int, dim: int, scale: float) -> None:
@@ -155,7 +155,7 @@ def attention(
 ) -> torch.Tensor:
     """Multi-head softmax attention on [B, T, D] tensors; `bias` is added to the logits (masking).
 
-    Token counts are passed as Python ints: every axis but the batch is fixed per model (model-package.md), and
+    Token counts are passed as Python ints: every axis but the batch is fixed per model (docs/model-package.md), and
     static reshape targets (-1 for the batch) keep the exported graph free of Shape/Gather/Concat chains, which
     dominate the cost of a batch-1 call in ONNX Runtime.
     """

@@ -1,4 +1,4 @@
-"""A small VLM stand-in that honours the vlm.onnx contract (model-package.md).
+"""A small VLM stand-in that honours the vlm.onnx contract (docs/model-package.md).
 
 Structure (each part maps onto Eagle-2 / SigLIP-2, see README "Real backbones"):
 - vision tower (SigLIP stand-in), shared by all views: patch embedding + 2D sinusoidal positions + encoder

@@ -1,4 +1,4 @@
-"""Export round trip and package validity (model-package.md)."""
+"""Export round trip and package validity (docs/model-package.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Decoupled flow-matching training (sampling.md "Flow matching", paper eq. 3-4, Algorithm 1)."""
+"""Decoupled flow-matching training (docs/sampling.md "Flow matching", paper eq. 3-4, Algorithm 1)."""
 
 from __future__ import annotations
 

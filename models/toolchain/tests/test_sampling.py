@@ -1,4 +1,4 @@
-"""The reference sampler against sampling.md's pseudocode (normative)."""
+"""The reference sampler against docs/sampling.md's pseudocode (normative)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shapes of both graphs per model-package.md, and the batching properties the server relies on."""
+"""Shapes of both graphs per docs/model-package.md, and the batching properties the server relies on."""
 
 from __future__ import annotations
 
