@@ -126,6 +126,8 @@ def main(argv=None) -> int:
     pt.add_argument("--runs", type=Path, required=True)
     push_schedule(pt)
     pt.add_argument("--weak-step", type=int, default=0, help="dust only: also save a checkpoint at this step")
+    pt.add_argument("--vlm", action="append", default=[], metavar="FIELD=VALUE",
+                    help="replace a VLM stand-in field (vision_width, vision_layers, patch_size, ...); repeatable")
     common(pt)
 
     v = sub.add_parser("validate", help="check a package the way the server's loader does")
@@ -181,7 +183,8 @@ def main(argv=None) -> int:
                             device=args.device, jobs=args.jobs, threads=args.threads or 1)
         else:
             push.train_variant(variant=args.variant, data=args.data, heldout=args.heldout, runs=args.runs, tcfg=tcfg,
-                               device=args.device, weak_step=args.weak_step if args.variant == "dust" else None)
+                               device=args.device, weak_step=args.weak_step if args.variant == "dust" else None,
+                               vlm_fields=dict(item.split("=", 1) for item in args.vlm))
     elif args.cmd == "validate":
         from .package import validate_package
 

@@ -50,7 +50,7 @@ VARIANTS = {
 }
 
 
-def push_config(dataset: PushDataset, vocab_size: int) -> ModelConfig:
+def push_config(dataset: PushDataset, vocab_size: int, vlm_fields: Optional[Dict[str, str]] = None) -> ModelConfig:
     """dust-tiny's sizes (hidden 128, 2 MMDiT + 1 DiT blocks per modality) over the task's cameras and
     embodiments; state and actions padded to 8 (the widest embodiment has 4 state and 3 action values)."""
     embodiments = tuple(
@@ -58,6 +58,11 @@ def push_config(dataset: PushDataset, vocab_size: int) -> ModelConfig:
         for i, (name, e) in enumerate(dataset.embodiments.items())
     )
     vlm = VLMConfig(image_size=dataset.image_size, cameras=tuple(dataset.cameras), vocab_size=vocab_size)
+    if vlm_fields:  # e.g. a larger vision tower (--vlm vision_width=128); the denoiser follows the VLM's shapes
+        unknown = [k for k in vlm_fields if not hasattr(vlm, k)]
+        if unknown:
+            raise SystemExit(f"--vlm: the VLM stand-in has no field {', '.join(unknown)}")
+        vlm = dataclasses.replace(vlm, **{k: type(getattr(vlm, k))(v) for k, v in vlm_fields.items()})
     return ModelConfig(
         name=MODEL_NAME,
         vlm=vlm,
@@ -83,7 +88,7 @@ def record(out: Path, layouts: int, seed_start: int) -> None:
 
 
 def train_variant(*, variant: str, data: Path, heldout: Path, runs: Path, tcfg: TrainConfig, device: str,
-                  weak_step: Optional[int]) -> Dict:
+                  weak_step: Optional[int], vlm_fields: Optional[Dict[str, str]] = None) -> Dict:
     """One training run; the DUST run also writes the weak checkpoint at `weak_step`."""
     _, lambda_wm = VARIANTS[variant]
     tcfg = dataclasses.replace(tcfg, lambda_wm=lambda_wm)
@@ -91,7 +96,7 @@ def train_variant(*, variant: str, data: Path, heldout: Path, runs: Path, tcfg: 
     train_set, held = PushDataset(data), PushDataset(heldout)
     log(f"{variant}: {len(train_set.episodes)} episodes ({train_set.steps()} steps), {len(held.episodes)} held out")
     tokenizer = WordTokenizer.build(train_set.instructions)
-    policy = DustPolicy(push_config(train_set, len(tokenizer)))
+    policy = DustPolicy(push_config(train_set, len(tokenizer), vlm_fields))
     stats = normalization_stats(train_set.episodes)
     # Quarter-way checkpoints show how a run is going (bench it with `npm run fleet` after an export).
     snapshots = {q * tcfg.steps // 4: runs / variant / f"step-{q * tcfg.steps // 4}.pt" for q in (1, 2, 3)}

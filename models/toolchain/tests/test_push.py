@@ -125,3 +125,19 @@ def test_loader_workers_build_the_batches_their_generator_picks(tmp_path: Path) 
     rng = np.random.default_rng(9)
     expected = builder.batch(ds.episodes, [windows[i] for i in rng.integers(len(windows), size=5)])
     assert torch.equal(next(inline)["state"], expected["state"])
+
+
+def test_vlm_fields_resize_the_vision_tower_and_the_denoiser_follows(tmp_path: Path) -> None:
+    write_dataset(tmp_path)
+    ds = PushDataset(tmp_path)
+    base = push_config(ds, 8)
+    wide = push_config(ds, 8, {"vision_width": "32", "patch_size": "2"})
+    assert (wide.vlm.vision_width, wide.vlm.patch_size) == (32, 2)
+    assert wide.vlm.cond_tokens > base.vlm.cond_tokens
+    assert (wide.denoiser.cond_tokens, wide.denoiser.future_tokens) == (wide.vlm.cond_tokens, wide.vlm.future_tokens)
+    try:
+        push_config(ds, 8, {"vision_depth": "2"})
+    except SystemExit as e:
+        assert "vision_depth" in str(e)
+    else:
+        raise AssertionError("an unknown field was accepted")
