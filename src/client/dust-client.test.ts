@@ -17,7 +17,8 @@ import { encodeTensor } from './tensor.js';
  * tests: Predict "shed-*" is shed (RESOURCE_EXHAUSTED) on its first two attempts, "refuse-*" is shed with a
  * pushback that forbids retries, "gone-*" is always UNAVAILABLE; a StreamPredict call of "drop-*" answers
  * one request and then fails UNAVAILABLE the first time, like a replica that dies; "reset-*" fails CANCELLED
- * instead, as a proxy resets the streams of a replica that died.
+ * instead, as a proxy resets the streams of a replica that died. Predict "rst-*" fails its first attempt as a
+ * proxy's stream reset reaches grpc-js (INTERNAL, RST_DETAILS); "internal-*" is a server INTERNAL every time.
  */
 function answer(req: PredictRequest__Output): PredictResponse {
   const { shape, data } = encodeTensor([2, 2], [req.state[0] ?? 0, 1, 2, 3]);
@@ -46,6 +47,8 @@ const attempt = (robot: string): number => {
 /** What the "drop-*" stream calls received. */
 const dropLog: Array<{ robot: string; call: number; requestId: string; model: string }> = [];
 const SHED = { code: grpc.status.RESOURCE_EXHAUSTED, details: 'queue full' };
+/** What grpc-js reports when a proxy resets the stream of a replica that died (HAProxy: RST_STREAM(NO_ERROR)). */
+const RST_DETAILS = 'Received RST_STREAM with code 0 (Call ended without gRPC status)';
 
 beforeAll(async () => {
   server = new grpc.Server();
@@ -63,6 +66,8 @@ beforeAll(async () => {
         return cb({ ...SHED, metadata });
       }
       if (robot.startsWith('gone-')) return cb({ code: grpc.status.UNAVAILABLE, details: `attempt ${attempt(robot)}: draining` });
+      if (robot.startsWith('rst-') && attempt(robot) === 1) return cb({ code: grpc.status.INTERNAL, details: RST_DETAILS });
+      if (robot.startsWith('internal-')) return cb({ code: grpc.status.INTERNAL, details: `attempt ${attempt(robot)}: a bug` });
       setTimeout(() => cb(null, answer(call.request)), delayOf(call.request.robot_id));
     },
     StreamPredict(call: grpc.ServerDuplexStream<PredictRequest__Output, PredictResponse>) {
@@ -228,6 +233,24 @@ describe('retries', () => {
       expect(err.details).toBe('attempt 3: draining');
     } finally {
       client.close();
+    }
+  });
+
+  it('attempts a call that broke in transit again, but not a server INTERNAL', async () => {
+    const client = new DustClient(address, { defaultDeadlineMs: 5000 });
+    try {
+      expect((await client.predict({ robotId: 'rst-a', embodiment: 'stub', requestId: 'again' })).requestId).toBe('again');
+      expect(attempts.get('rst-a')).toBe(2);
+      const err = await rejection(client.predict({ robotId: 'internal-a', embodiment: 'stub' }));
+      expect(err.details).toBe('attempt 1: a bug');
+    } finally {
+      client.close();
+    }
+    const off = new DustClient(address, { retry: false });
+    try {
+      expect((await rejection(off.predict({ robotId: 'rst-b', embodiment: 'stub' }))).details).toBe(RST_DETAILS);
+    } finally {
+      off.close();
     }
   });
 

@@ -8,15 +8,16 @@
  * (predict-stream.ts). So one client pointed at N replicas, or at a load balancer in front of them, loses no
  * request when one of them goes away.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { fromExperiment, fromModelStatus, fromTrafficSplit, toSetTrafficSplitRequest, type ExperimentResult, type ModelStatusResult, type SplitInit, type TrafficSplitResult } from './admin.js';
-import { DustClientError } from './errors.js';
+import { brokenInTransit, DustClientError } from './errors.js';
 import { fromListModelsResponse, fromReportOutcomeResponse, toReportOutcomeRequest, type ModelList, type OutcomeInit, type OutcomeResult } from './models.js';
 import { PredictStream, type StreamCall } from './predict-stream.js';
 import { clientProtos, type ClientProtos } from './protos.js';
 import { toPredictRequest, type PredictRequestInit } from './request.js';
 import { fromPredictResponse, type PredictResult } from './response.js';
-import { compileRetryPolicy, DEFAULT_LOAD_BALANCING, serviceConfig, type LoadBalancingPolicy, type RetryPolicy, type RetryPolicyInit } from './service-config.js';
+import { compileRetryPolicy, DEFAULT_LOAD_BALANCING, retryDelayMs, serviceConfig, type LoadBalancingPolicy, type RetryPolicy, type RetryPolicyInit } from './service-config.js';
 
 export interface DustClientOptions {
   /** @default grpc.credentials.createInsecure() */
@@ -84,7 +85,7 @@ export class DustClient {
   /** One observation in, one action chunk out. */
   async predict(init: PredictRequestInit, opts: CallOptions = {}): Promise<PredictResult> {
     const request = encode(() => toPredictRequest(init));
-    const response = await this.unary(this.protos.policy.Predict, request, opts);
+    const response = await this.policyUnary(this.protos.policy.Predict, request, opts);
     return decode('PredictResponse', () => fromPredictResponse(response));
   }
 
@@ -113,13 +114,13 @@ export class DustClient {
 
   /** Loaded models and versions with their state, shapes and traffic weights. */
   async listModels(opts: CallOptions = {}): Promise<ModelList> {
-    const response = await this.unary(this.protos.policy.ListModels, {}, opts);
+    const response = await this.policyUnary(this.protos.policy.ListModels, {}, opts);
     return fromListModelsResponse(response);
   }
 
   /** Reports an episode's result; the server credits the version that served the episode. */
   async reportOutcome(init: OutcomeInit, opts: CallOptions = {}): Promise<OutcomeResult> {
-    const response = await this.unary(this.protos.policy.ReportOutcome, toReportOutcomeRequest(init), opts);
+    const response = await this.policyUnary(this.protos.policy.ReportOutcome, toReportOutcomeRequest(init), opts);
     return fromReportOutcomeResponse(response);
   }
 
@@ -168,6 +169,28 @@ export class DustClient {
 
   private assertOpen(): void {
     if (this.closed) throw new DustClientError(grpc.status.FAILED_PRECONDITION, `DustClient for ${this.address} is closed`);
+  }
+
+  /**
+   * A PolicyService call, attempted again on another pick when it broke in transit (`brokenInTransit`: a proxy
+   * reset it when its replica died), within the retry policy's attempts and the call's one deadline. The
+   * statuses of the policy are retried by grpc-js itself (service-config.ts).
+   */
+  private async policyUnary<Req, Res>(method: ClientMethod<Req, Res>, request: Req, opts: CallOptions): Promise<Res> {
+    const deadlineMs = opts.deadlineMs ?? this.defaultDeadlineMs;
+    const deadline = deadlineMs === undefined ? undefined : Date.now() + deadlineMs;
+    for (let attempt = 1; ; attempt++) {
+      const remaining = deadline === undefined ? undefined : Math.max(1, deadline - Date.now());
+      try {
+        return await this.unary(method, request, { ...opts, deadlineMs: remaining });
+      } catch (err) {
+        const policy = this.retry;
+        if (!policy || attempt >= policy.maxAttempts || opts.signal?.aborted || !brokenInTransit(err as DustClientError)) throw err;
+        const delay = retryDelayMs(policy, attempt - 1);
+        if (deadline !== undefined && Date.now() + delay >= deadline) throw err;
+        await sleep(delay);
+      }
+    }
   }
 
   private unary<Req, Res>(method: ClientMethod<Req, Res>, request: Req, opts: CallOptions): Promise<Res> {

@@ -1,6 +1,6 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { DustClientError, statusName } from './errors.js';
+import { brokenInTransit, DustClientError, statusName } from './errors.js';
 
 function serviceError(code: status, details: string): ServiceError {
   const md = new Metadata();
@@ -33,5 +33,14 @@ describe('DustClientError', () => {
   it('names codes it does not know by number', () => {
     expect(statusName(16)).toBe('UNAUTHENTICATED');
     expect(statusName(99)).toBe('CODE_99');
+  });
+});
+
+describe('brokenInTransit', () => {
+  it('is a stream reset that reached no server, not a server INTERNAL', () => {
+    expect(brokenInTransit(DustClientError.from(serviceError(status.INTERNAL, 'Received RST_STREAM with code 0 (Call ended without gRPC status)')))).toBe(true);
+    expect(brokenInTransit(DustClientError.from(serviceError(status.INTERNAL, 'Received RST_STREAM with code 2 triggered by internal client error')))).toBe(true);
+    expect(brokenInTransit(DustClientError.from(serviceError(status.INTERNAL, 'malformed PredictResponse: RST_STREAM')))).toBe(false);
+    expect(brokenInTransit(DustClientError.from(serviceError(status.UNAVAILABLE, 'Received RST_STREAM with code 0')))).toBe(false);
   });
 });

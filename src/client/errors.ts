@@ -42,6 +42,16 @@ export class DustClientError extends Error {
   }
 }
 
+/**
+ * A call that ended without a status from any server: its HTTP/2 stream was reset on the way. A load balancer
+ * whose backend died resets the stream with NO_ERROR, which grpc-js reports as INTERNAL "Received RST_STREAM with
+ * code 0 (Call ended without gRPC status)". No dust-serve answered it, so it is a lost replica, as UNAVAILABLE is,
+ * and gRPC's retry policy (which retries by status code only) would otherwise pass it to the robot.
+ */
+export function brokenInTransit(err: DustClientError): boolean {
+  return err.codeName === 'INTERNAL' && /^Received RST_STREAM with code \d+|Call ended without gRPC status/.test(err.details);
+}
+
 function isServiceError(err: unknown): err is ServiceError {
   return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number' && typeof (err as Partial<ServiceError>).details === 'string';
 }

@@ -13,10 +13,10 @@
 import { status, type ClientDuplexStream } from '@grpc/grpc-js';
 import type { PredictRequest } from '../gen/dust/serving/v1/PredictRequest.js';
 import type { PredictResponse__Output } from '../gen/dust/serving/v1/PredictResponse.js';
-import { DustClientError } from './errors.js';
+import { brokenInTransit, DustClientError } from './errors.js';
 import { toPredictRequest, type PredictRequestInit } from './request.js';
 import { fromPredictResponse, type PredictResult } from './response.js';
-import type { RetryPolicy } from './service-config.js';
+import { retryDelayMs, type RetryPolicy } from './service-config.js';
 
 export type StreamCall = ClientDuplexStream<PredictRequest, PredictResponse__Output>;
 
@@ -41,11 +41,8 @@ interface Pending {
  * dust-serve itself answers CANCELLED only to a client that has cancelled. That is a lost replica: UNAVAILABLE.
  */
 function resumeCode(err: DustClientError): string {
-  return err.codeName === 'CANCELLED' ? 'UNAVAILABLE' : err.codeName;
+  return err.codeName === 'CANCELLED' || brokenInTransit(err) ? 'UNAVAILABLE' : err.codeName;
 }
-
-/** ±20% around the exponential backoff, as gRPC's own retries do (gRFC A6). */
-const JITTER = 0.2;
 
 export class PredictStream {
   private readonly pending: Pending[] = [];
@@ -176,9 +173,9 @@ export class PredictStream {
     }
     // The broken call's later events ('end', a late 'data') no longer count.
     this.call = undefined;
-    const backoff = Math.min(policy.initialBackoffMs * policy.backoffMultiplier ** this.attempts, policy.maxBackoffMs);
+    const delay = retryDelayMs(policy, this.attempts);
     this.attempts++;
-    this.resumeTimer = setTimeout(() => this.reopen(), backoff * (1 - JITTER + 2 * JITTER * Math.random()));
+    this.resumeTimer = setTimeout(() => this.reopen(), delay);
   }
 
   private reopen(): void {

@@ -117,3 +117,12 @@ export function serviceConfig(loadBalancing: LoadBalancingPolicy = DEFAULT_LOAD_
 }
 
 export const DEFAULT_SERVICE_CONFIG: Readonly<ServiceConfigJson> = Object.freeze(serviceConfig());
+
+/** ±20% around the exponential backoff, as gRPC's own retries do (gRFC A6). */
+const JITTER = 0.2;
+
+/** The wait before retry number `retry` (0 = the first) of a policy, with gRPC's jitter. */
+export function retryDelayMs(policy: RetryPolicy, retry: number, random: () => number = Math.random): number {
+  const backoff = Math.min(policy.initialBackoffMs * policy.backoffMultiplier ** retry, policy.maxBackoffMs);
+  return backoff * (1 - JITTER + 2 * JITTER * random());
+}
