@@ -3,29 +3,14 @@
  * memory and writes them here as absolute values, in batches, from a timer.
  */
 import type { Decision } from './statistics.js';
-import type { ExperimentRecord } from './store.js';
+import type { ExperimentRecord, VariantCounts } from './store.js';
 
-/** Everything counted for one version in one experiment. */
-export interface CounterRecord {
+/** Everything counted for one version in one experiment (`robots` is also restored from the robot rows; kept
+ * here for finished experiments). */
+export interface CounterRecord extends VariantCounts {
   readonly experimentId: number;
-  readonly version: number;
-  readonly requests: number;
-  /** Distinct robots counted (also restored from the robot rows; kept here for finished experiments). */
-  readonly robots: number;
-  readonly robotsCapped: boolean;
-  /** Episodes that sent at least one request. */
-  readonly episodesServed: number;
-  /** Episodes with a reported outcome. */
-  readonly episodes: number;
-  readonly successes: number;
-  readonly visionStepsSum: number;
-  readonly surpriseSum: number;
-  readonly surpriseCount: number;
   /** Serialized latency sketches (latency-sketch.ts). */
   readonly latency: Uint8Array;
-  readonly shadowRequests: number;
-  readonly shadowShed: number;
-  readonly shadowDivergenceSum: number;
   readonly shadowLatency: Uint8Array;
   readonly alwaysValidPValue: number;
   readonly decision: Decision;

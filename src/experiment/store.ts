@@ -88,10 +88,11 @@ export interface EpisodeCredit extends EpisodeOwner {
   readonly counted: boolean;
 }
 
-/** Everything an experiment counted for one version, for GetExperiment (docs/api.md VariantStats). */
-export interface VariantTotals {
+/** The plain counts an experiment keeps for one version (the stores add their sketches and test state). */
+export interface VariantCounts {
   readonly version: number;
   readonly requests: number;
+  /** Distinct robots counted. */
   readonly robots: number;
   readonly robotsCapped: boolean;
   /** Episodes that sent at least one request. */
@@ -102,10 +103,14 @@ export interface VariantTotals {
   readonly visionStepsSum: number;
   readonly surpriseSum: number;
   readonly surpriseCount: number;
-  readonly latency: LatencySketch;
   readonly shadowRequests: number;
   readonly shadowShed: number;
   readonly shadowDivergenceSum: number;
+}
+
+/** Everything an experiment counted for one version, for GetExperiment (docs/api.md VariantStats). */
+export interface VariantTotals extends VariantCounts {
+  readonly latency: LatencySketch;
   readonly shadowLatency: LatencySketch;
   readonly test: AlwaysValidState;
 }
