@@ -12,7 +12,6 @@ whatever the task records. Everything is seeded: the same machine and thread cou
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import subprocess
 import sys
@@ -20,15 +19,13 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import torch
-
 from .build import fit, log, run_export
 from .config import DenoiserConfig, EmbodimentConfig, ModelConfig, TrainConfig, VLMConfig
 from .data.episodes import normalization_stats
 from .data.push import PushDataset
 from .model import DustPolicy
 from .tokenizer import WordTokenizer
-from .train import seed_everything
+from .train import checkpoint_meta, seed_everything
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAME = "dust-push"
@@ -151,10 +148,7 @@ def export_push(*, repository: Path, runs: Path, step: int = 0, weak_step: int =
     for ckpt in exports.values():
         if not ckpt.is_file():
             raise SystemExit(f"{ckpt} not found: train first (build-push, or scripts/gpu-train-push.sh)")
-    def steps(path: Path) -> int:
-        return int(json.loads(torch.load(path, map_location="cpu", weights_only=True)["meta"])["train_config"]["steps"])
-
-    total, weak_steps = steps(exports[1]), steps(exports[3])
+    total, weak_steps = (int(checkpoint_meta(exports[v])["train_config"]["steps"]) for v in (1, 3))
     descriptions = {
         1: "DUST (lambda_WM = 1) on the MuJoCo push task",
         2: "DUST without the world-model loss (lambda_WM = 0) on the MuJoCo push task",

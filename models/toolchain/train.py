@@ -11,6 +11,7 @@ current frame is exactly the function that produced the targets. The target is l
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import multiprocessing
@@ -232,16 +233,18 @@ def train(
     `after_step(step, history)` runs after every optimiser step (e.g. to save an intermediate checkpoint); it
     must leave the policy in training mode and the global random state untouched."""
     rng = np.random.default_rng(tcfg.seed)
-    batches = batch_stream(episodes, builder, tcfg, rng)
+    stream = batch_stream(episodes, builder, tcfg, rng)
+    batches: Iterator[Dict[str, torch.Tensor]] = stream
     if tcfg.loader_workers:
-        next_batch = next(batches)  # the workers fork here, before the policy's CUDA context exists
+        # The workers fork at the first batch: take it now, before the policy's CUDA context exists.
+        batches = itertools.chain([next(stream)], stream)
     policy.to(device).train()
     gen = torch.Generator().manual_seed(tcfg.seed)
     opt, sched = make_optimizer(policy, tcfg)
     progress = Progress(tcfg.steps, tcfg.log_every, log_stream)
     history = []
     for step in range(1, tcfg.steps + 1):
-        batch = next_batch if tcfg.loader_workers and step == 1 else next(batches)
+        batch = next(batches)
         batch = {k: v.to(device) for k, v in batch.items()}
         loss, parts = flow_matching_loss(policy, batch, tcfg, rng, gen)
         opt.zero_grad(set_to_none=True)
@@ -254,7 +257,7 @@ def train(
             history.append(record)
         if after_step is not None:
             after_step(step, history)
-    batches.close()
+    stream.close()
     policy.eval()
     return history
 
@@ -282,12 +285,21 @@ def save_checkpoint(path, policy: DustPolicy, tokenizer: WordTokenizer, stats: D
     )
 
 
-def load_checkpoint(path) -> Tuple[DustPolicy, WordTokenizer, Dict[str, Dict[str, MinMax]], Dict]:
-    """Returns the policy, tokenizer, normalisation statistics and the checkpoint's metadata."""
+def _read_checkpoint(path) -> Tuple[Dict, Dict]:
     raw = torch.load(str(path), map_location="cpu", weights_only=True)
     if raw.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} file")
-    ckpt = json.loads(raw["meta"])
+    return raw, json.loads(raw["meta"])
+
+
+def checkpoint_meta(path) -> Dict:
+    """The checkpoint's metadata (model and training configuration, normalisation, history), without a policy."""
+    return _read_checkpoint(path)[1]
+
+
+def load_checkpoint(path) -> Tuple[DustPolicy, WordTokenizer, Dict[str, Dict[str, MinMax]], Dict]:
+    """Returns the policy, tokenizer, normalisation statistics and the checkpoint's metadata."""
+    raw, ckpt = _read_checkpoint(path)
     cfg = ModelConfig.from_dict(ckpt["model_config"])
     policy = DustPolicy(cfg)
     policy.load_state_dict(raw["state_dict"])
