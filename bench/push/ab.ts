@@ -8,7 +8,6 @@ import type { DustClient, ExperimentResult, StickyKeyName, VariantStatsResult } 
 import { round } from '../stats.js';
 import type { Condition } from './conditions.js';
 import type { EpisodeResult, EpisodeSpec } from './push-robot.js';
-import { wilson } from './success-stats.js';
 import type { EmbodimentName } from './scene.js';
 
 export interface AbSettings {
@@ -73,14 +72,13 @@ function variant(exp: ExperimentResult, version: number): VariantStatsResult {
 function summarize(exp: ExperimentResult): Record<string, VariantSummary> {
   return Object.fromEntries(
     exp.variants.map((v) => {
-      const [lo, hi] = wilson(v.successes, v.episodes);
       return [
         String(v.version),
         {
           episodes: v.episodes,
           successes: v.successes,
           success_rate: round(v.successRate, 4),
-          ci95: [round(lo, 4), round(hi, 4)],
+          ci95: [round(v.ci95Low, 4), round(v.ci95High, 4)],
           always_valid_p_value: round(v.alwaysValidPValue, 5),
           z_test_p_value: round(v.pValueVsControl, 5),
           decision: v.decision,

@@ -1,9 +1,10 @@
 /** Fleet results -> the JSON report: per-condition success with intervals, paired comparisons, the plot. Pure. */
+import { wilsonInterval } from '../../src/experiment/index.js';
 import { histogram, meanOf, round, summarize, type LatencySummary } from '../stats.js';
 import type { Condition } from './conditions.js';
 import type { PlotSpec, Series } from './plot.js';
 import type { EpisodeResult } from './push-robot.js';
-import { mcnemarExact, wilson } from './success-stats.js';
+import { mcnemarExact } from './success-stats.js';
 
 export interface ConditionSummary {
   readonly id: string;
@@ -49,7 +50,7 @@ function count(keys: readonly string[]): Record<string, number> {
 export function summarizeCondition(c: Condition, model: string, results: readonly EpisodeResult[], wallS: number, serverCpuS?: number): ConditionSummary {
   const n = results.length;
   const wins = results.filter((r) => r.success);
-  const [lo, hi] = wilson(wins.length, n);
+  const ci95 = wilsonInterval({ successes: wins.length, trials: n });
   const byEmbodiment: ConditionSummary['by_embodiment'] = {};
   for (const e of new Set(results.map((r) => r.embodiment))) {
     const rs = results.filter((r) => r.embodiment === e);
@@ -71,7 +72,7 @@ export function summarizeCondition(c: Condition, model: string, results: readonl
     episodes: n,
     successes: wins.length,
     success_rate: round(wins.length / n, 4),
-    ci95: [round(lo, 4), round(hi, 4)],
+    ci95: [round(ci95.low, 4), round(ci95.high, 4)],
     by_embodiment: byEmbodiment,
     mean_steps_to_success: meanOf(wins.map((r) => r.steps)),
     mean_final_distance_m: meanOf(results.map((r) => r.finalDistance)),

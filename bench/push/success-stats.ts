@@ -1,20 +1,4 @@
-/** Success-rate statistics for fleet results. Pure. */
-
-/** Two-sided 95% normal quantile. */
-const Z95 = 1.959963984540054;
-
-/**
- * Wilson score interval of a binomial proportion (95%). Unlike the normal approximation it stays inside
- * [0, 1] and is sensible at 0 or n successes, which small fleet runs produce.
- */
-export function wilson(successes: number, n: number, z = Z95): [number, number] {
-  if (n === 0) return [0, 1];
-  const p = successes / n;
-  const z2 = z * z;
-  const centre = (p + z2 / (2 * n)) / (1 + z2 / n);
-  const half = ((z / (1 + z2 / n)) * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n)));
-  return [Math.max(0, centre - half), Math.min(1, centre + half)];
-}
+/** Paired comparison of fleet results (the intervals are src/experiment's wilsonInterval). Pure. */
 
 /** log of n choose k. */
 function logChoose(n: number, k: number): number {
