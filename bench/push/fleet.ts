@@ -12,7 +12,7 @@ import { Command, Option } from 'commander';
 import { DustClient, type ModelList } from '../../src/client/index.js';
 import { DEFAULT_THREADS } from '../options.js';
 import { killAllServers, startServerProcess, type ServerProcess } from '../server-process.js';
-import { integerOption, numberOption } from './cli-options.js';
+import { number } from '../cli-args.js';
 import { condition, EXPERIMENTS, parseConditions, type Condition, type ExperimentName } from './conditions.js';
 import { runAb, type AbReport } from './ab.js';
 import { PushEnv } from './env.js';
@@ -52,21 +52,21 @@ const program = new Command('fleet')
   .description('closed-loop MuJoCo push fleet through the real dust-serve: task success per model version and sampling setting')
   .option('--experiment <names>', `comma-separated: ${Object.keys(EXPERIMENTS).join(', ')}`, 'versions')
   .option('--conditions <spec>', 'explicit conditions instead: version:N_A:N_o or version:N_A:N_o:budget_ms, comma-separated')
-  .option('--robots <n>', 'simulated robots (split evenly over the embodiments)', integerOption(1), 8)
-  .option('--episodes <n>', 'held-out episodes per condition (alternating embodiments)', integerOption(1), 100)
-  .option('--seed-start <n>', 'first held-out layout seed', integerOption(0), EVAL_SEED_START)
-  .option('--control-hz <hz>', "control ticks per wall-clock second; the task's control period is 0.1 s, so 10 is real time", numberOption(0.1), 10)
+  .option('--robots <n>', 'simulated robots (split evenly over the embodiments)', number(1, true), 8)
+  .option('--episodes <n>', 'held-out episodes per condition (alternating embodiments)', number(1, true), 100)
+  .option('--seed-start <n>', 'first held-out layout seed', number(0, true), EVAL_SEED_START)
+  .option('--control-hz <hz>', "control ticks per wall-clock second; the task's control period is 0.1 s, so 10 is real time", number(0.1), 10)
   .addOption(new Option('--clock <clock>', 'realtime: the world ticks on while a request is in flight; lockstep: it waits for every answer').choices(['realtime', 'lockstep']).default('realtime'))
-  .option('--execute <n>', 'actions of a chunk executed before the next chunk is requested', integerOption(1), 8)
+  .option('--execute <n>', 'actions of a chunk executed before the next chunk is requested', number(1, true), 8)
   .option('--repository <dir>', 'model repository the server loads', 'models/push-repo')
   .option('--model <name>', 'model name', 'dust-push')
-  .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', integerOption(1), DEFAULT_THREADS)
+  .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1, true), DEFAULT_THREADS)
   .option('--server-args <flags>', 'extra server flags, space-separated', '')
   .option('--address <host:port>', 'use a running server instead of starting one')
-  .option('--request-deadline-ms <ms>', 'deadline of each Predict', integerOption(1), 10_000)
+  .option('--request-deadline-ms <ms>', 'deadline of each Predict', number(1, true), 10_000)
   .addOption(new Option('--embodiments <list>', 'embodiments the robots use').default(EMBODIMENT_NAMES.join(',')))
   .option('--ab <control:candidate>', 'instead of conditions: an A/B test of two versions through SetTrafficSplit, until GetExperiment decides')
-  .option('--ab-max-episodes <n>', 'A/B: start no more episodes than this, decided or not', integerOption(2), 600)
+  .option('--ab-max-episodes <n>', 'A/B: start no more episodes than this, decided or not', number(2, true), 600)
   .addOption(new Option('--sticky-key <key>', 'A/B: what keeps its version').choices(['episode', 'robot']).default('episode'))
   .option('--out <file>', 'also write the JSON report to this file')
   .option('--plot <file>', 'write a PNG of success rate vs N_o (from the scaling conditions)')

@@ -17,16 +17,16 @@ import { emptyIndex, writeEpisode } from './dataset.js';
 import { PushEnv } from './env.js';
 import { recordEpisode } from './episode.js';
 import { COLORS, EMBODIMENT_NAMES, retarget, sampleLayout } from './scene.js';
-import { integerOption } from './cli-options.js';
+import { number } from '../cli-args.js';
 
 const program = new Command('push-record')
   .description('record expert demonstrations of the MuJoCo push task for models/toolchain')
   .requiredOption('--out <dir>', 'dataset directory (index.json and one .bin per episode)')
-  .option('--layouts <n>', 'layouts per embodiment', integerOption(1), 150)
+  .option('--layouts <n>', 'layouts per embodiment', number(1, true), 150)
   .option('--no-every-target', "record each layout only with its seed's instruction")
-  .option('--seed-start <n>', 'first layout seed', integerOption(0), 0)
-  .option('--image-size <px>', 'camera frames are this many pixels square (the model\'s image size)', integerOption(8), 64)
-  .option('--perturbed-every <n>', 'every n-th episode executes noisy actions (DART); 0 = none', integerOption(0), 2)
+  .option('--seed-start <n>', 'first layout seed', number(0, true), 0)
+  .option('--image-size <px>', 'camera frames are this many pixels square (the model\'s image size)', number(8, true), 64)
+  .option('--perturbed-every <n>', 'every n-th episode executes noisy actions (DART); 0 = none', number(0, true), 2)
   .option('--quiet', 'no progress line');
 program.parse();
 const opts = program.opts<{ out: string; layouts: number; everyTarget: boolean; seedStart: number; imageSize: number; perturbedEvery: number; quiet?: boolean }>();
