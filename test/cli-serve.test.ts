@@ -3,6 +3,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
@@ -36,6 +37,26 @@ describe('dust-serve serve', () => {
       expect(msgs).toContain('draining');
       expect(msgs).toContain('server closed');
       expect(lines.every((l) => typeof l.level === 'number' && typeof l.time === 'string')).toBe(true);
+    } finally {
+      client.close();
+      child.kill('SIGKILL');
+    }
+  });
+
+  it.runIf(process.platform === 'linux')('runs every thread but the event loop at the worker niceness, the inference thread included', async () => {
+    const { child, port } = await spawnServe([], { DUST_WORKER_NICENESS: '12', DUST_DECODE_NICENESS: '15' });
+    const { policy } = loadProtos();
+    const client = new policy.PolicyService(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as PolicyServiceClient;
+    try {
+      await predict(client, await validRequest());
+      const pid = child.pid!;
+      // Field 19 of /proc/<pid>/task/<tid>/stat is the nice value; the command name before it may hold spaces.
+      const niceOf = (tid: string) => Number(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
+      const others = readdirSync(`/proc/${pid}/task`).filter((tid) => tid !== String(pid));
+      expect(niceOf(String(pid))).toBe(0);
+      expect(others.length).toBeGreaterThan(4);
+      expect(others.map(niceOf).every((nice) => nice >= 12)).toBe(true);
+      expect(others.map(niceOf)).toContain(15);
     } finally {
       client.close();
       child.kill('SIGKILL');

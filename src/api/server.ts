@@ -6,10 +6,11 @@
  * -> stop admitting -> in-flight work finishes within the grace period -> force close -> the experiment book's
  * last write.
  */
+import { isMainThread } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { decodeThreadCount, type ServeOptions } from '../config/index.js';
-import { DecodePool, onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
+import { DecodePool, lowerOtherThreads, onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
 import { ExperimentBook, PostgresExperimentStore, redactUrl, Router, ShadowMirror, SqliteExperimentStore, type ExperimentStore } from '../experiment/index.js';
 import { ModelRegistry } from '../model/index.js';
 import { NOOP_REQUEST_TRACER, requestTracer, startMetrics, type Logger, type MetricsEndpoint, type Tracing } from '../telemetry/index.js';
@@ -155,6 +156,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
           budgetLoadHeadroom: options.budgetLoadHeadroom,
         },
         batchRecording: tracing ? 'members' : metrics ? 'sizes' : 'off',
+        niceness: options.workerNiceness,
         onBatches(model, reports) {
           if (metrics) for (const r of reports) metrics.metrics.batchRan(r.stage, { model: model.name, version: String(model.version) }, r.rows);
           tracer.batches(model, reports);
@@ -221,6 +223,10 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     throw err;
   }
   health.markStarted();
+  // Every thread that exists by now but the event loop's (V8's and libuv's helpers, the experiment writer) runs
+  // below it; the inference and decode threads have lowered themselves. Only a server on the process's main
+  // thread owns the process's threads.
+  const loweredThreads = isMainThread ? lowerOtherThreads(options.workerNiceness) : 0;
   log.info(
     {
       host: options.host,
@@ -231,6 +237,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
       metricsPort: metrics?.port,
       tracing: tracing?.settings,
       decodeThreads: decoder.size,
+      loweredThreads,
       models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })) },
     'dust-serve listening',
   );

@@ -23,6 +23,7 @@ const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
   ['budgetLoadHeadroom', '--budget-load-headroom <sd>', 'standard deviations of extra arrivals the budget planner plans for'],
   ['decodeThreads', '--decode-threads <n>', 'image-decoding threads; 0 = cores left after --threads'],
   ['decodeNiceness', '--decode-niceness <n>', 'nice value of the decode threads (Linux); 0 = normal priority'],
+  ['workerNiceness', '--worker-niceness <n>', 'nice value of the inference and helper threads, all but the event loop (Linux); 0 = normal priority'],
   ['maxMessageBytes', '--max-message-bytes <n>', 'largest accepted request'],
   ['maxIdBytes', '--max-id-bytes <n>', 'longest request_id, robot_id, episode_id'],
   ['maxInstructionBytes', '--max-instruction-bytes <n>', 'longest instruction'],

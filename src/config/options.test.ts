@@ -37,9 +37,11 @@ describe('serve options', () => {
     expect(decodeThreadCount({ decodeThreads: 0, threads: 12 }, 16)).toBe(4);
     expect(decodeThreadCount({ decodeThreads: 0, threads: 16 }, 16)).toBe(1);
     expect(decodeThreadCount({ decodeThreads: 3, threads: 1 }, 2)).toBe(3);
-    const o = compileServeOptions(optionsFromEnv({ DUST_DECODE_THREADS: '2', DUST_DECODE_NICENESS: '0', DUST_BUDGET_LOAD_HEADROOM: '1.5' }));
-    expect([o.decodeThreads, o.decodeNiceness, o.budgetLoadHeadroom]).toEqual([2, 0, 1.5]);
+    const o = compileServeOptions(optionsFromEnv({ DUST_DECODE_THREADS: '2', DUST_DECODE_NICENESS: '0', DUST_WORKER_NICENESS: '5', DUST_BUDGET_LOAD_HEADROOM: '1.5' }));
+    expect([o.decodeThreads, o.decodeNiceness, o.workerNiceness, o.budgetLoadHeadroom]).toEqual([2, 0, 5, 1.5]);
     expect(() => compileServeOptions({ decodeNiceness: 20 })).toThrow(/decodeNiceness/);
+    expect(() => compileServeOptions({ workerNiceness: -1 })).toThrow(/workerNiceness/);
+    expect(compileServeOptions({}).workerNiceness).toBe(19);
   });
 
   it('bounds the id limit, since ids travel in metadata and logs', () => {

@@ -53,10 +53,17 @@ export interface ServeOptions {
    */
   decodeThreads: number;
   /**
-   * Nice value the decode threads lower themselves to (Linux), so that on a contended core inference runs
-   * first; 0 = normal priority. @default 10
+   * Nice value the decode threads lower themselves to (Linux), so that on a saturated host the gRPC event
+   * loop runs first when it wakes; 0 = normal priority. @default 19
    */
   decodeNiceness: number;
+  /**
+   * Nice value of every other thread but the gRPC event loop's (Linux): the inference threads (ONNX Runtime's
+   * included) and the process's V8, libuv and experiment-writer helpers, so that health checks and request
+   * I/O do not wait for a core behind bulk work; 0 = normal priority. Compared only within the server's
+   * scheduling group (its container, or its session's autogroup). @default 19
+   */
+  workerNiceness: number;
   /** Largest accepted request message, in bytes; checked before the message is decoded. @default 16777216 */
   maxMessageBytes: number;
   /**
@@ -164,7 +171,8 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   budgetSafety: 0.8,
   budgetLoadHeadroom: 1,
   decodeThreads: 0,
-  decodeNiceness: 10,
+  decodeNiceness: 19,
+  workerNiceness: 19,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   maxIdBytes: DEFAULT_MAX_ID_BYTES,
   maxInstructionBytes: DEFAULT_MAX_INSTRUCTION_BYTES,
@@ -211,6 +219,7 @@ const schema = z
     budgetLoadHeadroom: z.coerce.number().min(0).max(10),
     decodeThreads: int(0),
     decodeNiceness: int(0).max(19),
+    workerNiceness: int(0).max(19),
     maxMessageBytes: int(1024),
     maxIdBytes: int(1).max(MAX_ID_BYTES_LIMIT),
     maxInstructionBytes: int(1),

@@ -10,7 +10,7 @@ import type { Decoded, DecoderInit, DecodeRequest, FromDecoder, ToDecoder } from
 import { workerScript } from './worker-script.js';
 
 /** Nice value of decode threads: under contention a core goes to inference first, decoding second. */
-export const DEFAULT_DECODE_NICENESS = 10;
+export const DEFAULT_DECODE_NICENESS = 19;
 
 export interface DecodePoolOptions {
   readonly threads: number;

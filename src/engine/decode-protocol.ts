@@ -21,7 +21,7 @@ export interface Decoded {
 }
 
 export interface DecoderInit {
-  /** Nice value the decode thread lowers itself to (Linux), so inference wins a contended core; 0 = leave it. */
+  /** Nice value the decode thread lowers itself to (Linux), so the event loop wins a contended core; 0 = leave it. */
   readonly niceness: number;
 }
 

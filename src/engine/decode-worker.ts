@@ -8,27 +8,15 @@
  * request in flight per decode thread keeps the decoding cores at the pool's size.
  */
 import { randomBytes } from 'node:crypto';
-import { readlinkSync } from 'node:fs';
-import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { errorToWire } from '../errors/index.js';
 import { decodeViews } from '../preprocess/index.js';
 import { initialNoise, randomSeed } from '../sampling/index.js';
 import type { Decoded, DecoderInit, DecodeRequest, FromDecoder, ToDecoder } from './decode-protocol.js';
+import { lowerThisThread } from './thread-priority.js';
 
 const port = parentPort!;
 const init = workerData as DecoderInit;
-
-/** Lowers this thread's scheduling priority (Linux: setpriority on a thread id affects only that thread). */
-function lowerPriority(niceness: number): void {
-  if (niceness <= 0) return;
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').at(-1));
-    if (Number.isInteger(tid) && tid > 0) os.setPriority(tid, niceness);
-  } catch {
-    // Not Linux, or not permitted: decoding just runs at normal priority.
-  }
-}
 
 async function decode(request: DecodeRequest): Promise<Decoded> {
   const pixelValues = await decodeViews(request.images, request.spec);
@@ -36,7 +24,7 @@ async function decode(request: DecodeRequest): Promise<Decoded> {
   return { pixelValues, noise: initialNoise(seed, request.noise.actions, request.noise.future), seed };
 }
 
-lowerPriority(init.niceness);
+lowerThisThread(init.niceness);
 let tail: Promise<void> = Promise.resolve();
 port.on('message', ({ id, request }: ToDecoder) => {
   tail = tail.then(() =>

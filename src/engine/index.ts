@@ -20,3 +20,4 @@ export { SurpriseTracker, cosineSimilarity } from './surprise.js';
 export { selectDevice, AUTO_ORDER } from './device-selection.js';
 export type { DeviceChoice, DeviceProbe, DeviceRequest, GpuDevice, ProbeResult } from './device-selection.js';
 export { onnxRuntimeProbe } from './device-probe.js';
+export { lowerOtherThreads, lowerThisThread, threadsToLower } from './thread-priority.js';

@@ -12,6 +12,7 @@ import { systemClock } from './clock.js';
 import type { JobInput, JobResult } from './job.js';
 import { OnnxExecutor } from './onnx-executor.js';
 import { Scheduler } from './scheduler.js';
+import { lowerThisThread } from './thread-priority.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 
 const init = workerData as WorkerInit;
@@ -28,6 +29,8 @@ function transferables(r: JobResult): ArrayBuffer[] {
 }
 
 async function main(): Promise<void> {
+  // Before ONNX Runtime creates its intra-op threads, which inherit this thread's priority.
+  lowerThisThread(init.niceness ?? 0);
   let executor: OnnxExecutor;
   try {
     executor = await OnnxExecutor.create(init.executor);

@@ -42,6 +42,8 @@ export interface RuntimeOptions {
   readonly decoder: DecodePool;
   /** What the workers report of their executor calls (telemetry). @default 'off' */
   readonly batchRecording?: BatchRecording;
+  /** Nice value of the inference threads (thread-priority.ts). @default 0 */
+  readonly niceness?: number;
   /**
    * Receives the batch reports of each READY version (warm-up batches are not reported), whichever worker
    * serves it: a replacement of a dead one reports under the same version.
@@ -90,6 +92,7 @@ function workerInit(pkg: ModelPackage, options: RuntimeOptions): WorkerInit {
     },
     scheduler: options.scheduler,
     batchRecording: options.batchRecording,
+    niceness: options.niceness,
   };
 }
 

@@ -19,6 +19,8 @@ export interface WorkerInit {
   readonly scheduler: Partial<SchedulerOptions>;
   /** Batch reports for telemetry. @default 'off' */
   readonly batchRecording?: BatchRecording;
+  /** Nice value the inference thread lowers itself to before ONNX Runtime starts its threads (Linux); 0 = leave it. @default 0 */
+  readonly niceness?: number;
 }
 
 /** A job without its AbortSignal, with absolute times as epoch milliseconds. */
