@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planVisionSteps, stepEnds, type PlanQuery } from './budget.js';
+import { arrivalStay, planVisionSteps, stepEnds, steadyRows, type PlanQuery } from './budget.js';
 import { CostModel, type StageCost } from './cost-model.js';
 
 /** A step cost model that has seen these (batch, ms) pairs often enough to trust them. */
@@ -48,27 +48,42 @@ describe('planVisionSteps', () => {
     expect(p.finish).toBe(103);
   });
 
-  it('plans with the arrivals expected over the row\'s life, as if they scale up as far as it does', () => {
+  it('plans with the arrivals expected over the row\'s life, staying as long as the traffic\'s mean N_o once it has joined', () => {
     // 1 ms + 1 ms per row, like a compute-bound model on a CPU.
     const linear = stepCost((b) => 1 + b);
     const idle = planVisionSteps({ ...base, step: linear, budgetMs: 200 });
     // 0.1 requests/ms: each row raises the step time for everyone.
     const load = { ...base.load, arrivalsPerMs: 0.1 };
-    const loaded = planVisionSteps({ ...base, step: linear, budgetMs: 200, load });
+    const q = { ...base, step: linear, budgetMs: 200, load };
+    const loaded = planVisionSteps(q);
     expect(idle.visionSteps).toBeGreaterThan(loaded.visionSteps);
-    // The plan holds in the steady state it assumes, when every request takes as many steps: the executor
-    // keeps up (0.1 * N_o row-steps per ms at 1 ms each) and a row's life stays within the budget.
+    expect(loaded.visionSteps).toBeGreaterThan(4);
+    // The arrivals stay the moving average of N_o moved by this row (weight 0.05), and the plan holds in the
+    // steady state of that traffic: the executor keeps up (0.1 * S row-steps per ms at 1 ms each) and the
+    // row's life there stays within the budget.
     const N = loaded.visionSteps;
-    expect(0.1 * N).toBeLessThan(1);
-    const ends = stepEnds({ ...base, step: linear, load: { ...load, meanSteps: N } }, N, 10 * N);
+    const S = arrivalStay(q, N);
+    expect(S).toBeCloseTo(4 + 0.05 * (N - 4), 9);
+    expect(0.1 * S).toBeLessThan(1);
+    const ends = stepEnds(q, N, 10 * N);
     expect(ends[10 * N] - ends[9 * N]).toBeLessThanOrEqual(200);
   });
 
-  it('does not plan an N_o the executor could not sustain if every request took it', () => {
+  it('scales a row above the traffic\'s mean N_o while the executor could still keep up with the mean after it', () => {
     const linear = stepCost((b) => 1 + b);
-    // 0.2 requests/ms * N_o steps * 1 ms per row-step must stay below 1: N_o < 5, so N_A only.
-    const p = planVisionSteps({ ...base, step: linear, budgetMs: 10_000, load: { ...base.load, arrivalsPerMs: 0.2 } });
-    expect(p.visionSteps).toBe(4);
+    // 0.2 requests/ms * S steps * 1 ms per row-step must stay below 1: S < 5. The mean is 4, and a row of N_o
+    // moves it to 4 + 0.05 (N_o - 4), below 5 for N_o < 24: the largest multiple of 4 is 20.
+    const q = { ...base, step: linear, budgetMs: 10_000, load: { ...base.load, arrivalsPerMs: 0.2 } };
+    expect(planVisionSteps(q).visionSteps).toBe(20);
+    expect(steadyRows(q, 20)).toBeDefined();
+    expect(steadyRows(q, 24)).toBeUndefined();
+  });
+
+  it('does not scale up once the traffic\'s mean N_o is at what the executor can sustain', () => {
+    const linear = stepCost((b) => 1 + b);
+    // A mean of 4.9 steps at 0.2 requests/ms: even N_o = 8 would move it past 5.
+    const p = planVisionSteps({ ...base, step: linear, budgetMs: 10_000, load: { ...base.load, arrivalsPerMs: 0.2, meanSteps: 4.9 } });
+    expect(p).toMatchObject({ visionSteps: 4, feasible: true });
   });
 
   it('plans fewer steps with more headroom for fluctuating arrivals', () => {

@@ -9,15 +9,20 @@
  *  - this row while k <= N_o,
  *  - the requests now waiting for the VLM stage, which join at once and stay S steps,
  *  - arrivals: lambda times the time the last S steps took (each arrival stays S steps),
- * where S = max(the measured mean N_o of recent joins, this row's N_o): arrivals during this row's life are
- * planned to scale up as far as it does (the positive feedback that broke the join-time chooser: rows
- * scaled up, the batch grew, and the period they planned with no longer held). The batch never goes below
- * the steady state of that traffic (n = lambda * S * period(n)) nor below the recent mean denoiser batch
- * (what the traffic actually made, whatever the estimates say), and an N_o for which there is no steady
- * state (the executor could not keep up if every request took it) is not planned: a plan stays valid when
- * every request plans the same way. Arrival counts fluctuate (Poisson), so the batch is planned at
- * `headroom` standard deviations above the mean. A step at n rows takes the cost model's step time at n,
- * stretched by the VLM share (stepPeriodMs). The response is ready one response path after the last step.
+ * where S is the traffic's mean N_o as it will be once this row has joined: the measured moving average of
+ * recent joins, moved by this row's N_o with the average's own weight. The batch never goes below the
+ * steady state of that traffic (n = lambda * S * period(n)) nor below the recent mean denoiser batch (what
+ * the traffic actually made, whatever the estimates say), and an N_o that would leave no steady state (the
+ * executor could not keep up with the traffic's mean N_o) is not planned. So a row may take more steps than
+ * the traffic's mean while there is capacity, which is how a budget gets spent at partial load (a mix of
+ * N_o, larger where arrivals leave a lull), and as the mean rises towards what the executor can sustain the
+ * planned batch grows and newcomers scale up less: the mean settles where plans fit their budgets. (Planning
+ * as if every arrival took this row's N_o would refuse N_o = 2 N_A at anything above half of saturation,
+ * even though a few rows at 2 N_A cost the others nothing.) Rows already admitted are protected by their
+ * promises (below), which every later newcomer checks again. Arrival counts fluctuate (Poisson), so the
+ * batch is planned at `headroom` standard deviations above the mean. A step at n rows takes the cost
+ * model's step time at n, stretched by the VLM share (stepPeriodMs). The response is ready one response path
+ * after the last step.
  *
  * Rows with a feasible plan hold a promise: their response is ready within their budget (their last step
  * ends by receivedAt + budget - response path). Each row plans for `safety` of its budget; the rest is
@@ -31,7 +36,7 @@
  * runs N_A steps and its response reports budget_met = false.
  */
 import { stageMs, stepPeriodMs, type StageCost } from './cost-model.js';
-import type { Load } from './load.js';
+import { DEFAULT_STEPS_ALPHA, type Load } from './load.js';
 
 /** Standard deviations of the arrival count the batch is planned at. */
 export const DEFAULT_LOAD_HEADROOM = 1;
@@ -93,18 +98,22 @@ export function stepEnds(q: PlanQuery, candidateSteps: number, horizon: number, 
   return ends;
 }
 
-/** Steps an arrival during the candidate's life is planned to stay: as many as the candidate, or the recent mean if more. */
-function arrivalStay(q: PlanQuery, candidateSteps: number): number {
-  return Math.max(1, q.load.meanSteps, candidateSteps);
+/**
+ * Steps an arrival during the candidate's life is planned to stay: the traffic's mean N_o once the candidate
+ * has joined (the LoadTracker's moving average, moved by the candidate's N_o with its weight).
+ */
+export function arrivalStay(q: PlanQuery, candidateSteps: number): number {
+  const mean = q.load.meanSteps;
+  return Math.max(1, mean + DEFAULT_STEPS_ALPHA * (candidateSteps - mean));
 }
 
-/** Iterations of the steady-state fixed point; it converges geometrically when the load is sustainable. */
-const STEADY_ITERATIONS = 100;
+/** Iterations of the steady-state fixed point; it converges geometrically when the load is sustainable (not converged: none). */
+const STEADY_ITERATIONS = 1000;
 
 /**
  * The rows in the stage in the steady state where requests arrive at the measured rate and each stays as
  * long as an arrival during the candidate's life is planned to (n = lambda * S * period(n), plus headroom),
- * or undefined when there is none: the executor cannot keep up with that many steps per request.
+ * or undefined when there is none: the executor cannot keep up with the traffic's mean N_o.
  */
 export function steadyRows(q: PlanQuery, candidateSteps: number, period = periodFor(q)): number | undefined {
   const stay = arrivalStay(q, candidateSteps);
@@ -119,7 +128,8 @@ export function steadyRows(q: PlanQuery, candidateSteps: number, period = period
     if (Math.abs(next - n) < 1e-3) return next;
     n = next;
   }
-  return n;
+  // Still growing: at (or within a hair of) what the executor can sustain, which is no steady state to plan on.
+  return undefined;
 }
 
 /**
@@ -160,7 +170,7 @@ export function planVisionSteps(q: PlanQuery): Plan {
   const finishWith = (ends: Float64Array, steps: number) => q.now + ends[steps] + path;
   const feasible = finishWith(atNa, na) <= budgetEnd;
   const fits = (steps: number): boolean => {
-    // Not sustainable if every request took this many steps: the queue would grow without bound.
+    // Not sustainable at the traffic's mean N_o after this row: the queue would grow without bound.
     const steady = steadyRows(q, steps, period);
     if (steady === undefined) return false;
     const ends = stepEnds(q, steps, horizon, period, Math.max(steady, q.load.meanBatch));
