@@ -7,7 +7,8 @@
  * The prediction simulates the coming denoiser steps one by one. The rows at step k are
  *  - the rows already in the stage that still have steps left at k (their remaining steps are known),
  *  - this row while k <= N_o,
- *  - the requests now waiting for the VLM stage, which join at once and stay S steps,
+ *  - the requests now waiting for the VLM stage and the rest of this row's VLM batch, which join at once and
+ *    stay S steps,
  *  - arrivals: lambda times the time the last S steps took (each arrival stays S steps),
  * where S is the traffic's mean N_o as it will be once this row has joined: the measured moving average of
  * recent joins, moved by this row's N_o with the average's own weight. The batch never goes below the
@@ -56,7 +57,7 @@ export interface PlanQuery {
   readonly maxVisionSteps: number;
   /** Rows already in the denoiser stage (including rows planned before this one in the same VLM batch). */
   readonly rows: readonly PlannedRow[];
-  /** Requests waiting for the VLM stage. */
+  /** Requests waiting for the VLM stage, and the rest of this row's VLM batch (it joins right after this row). */
   readonly waiting: number;
   readonly load: Load;
   readonly step: StageCost;

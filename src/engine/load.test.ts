@@ -10,6 +10,18 @@ describe('RateMeter', () => {
     expect(r.perMs(10_000)).toBeCloseTo(0.1, 2);
     expect(r.perMs(11_000)).toBeCloseTo(0.1 / Math.E, 2);
   });
+
+  it('reads a young stream at its rate, not at the fraction of it the average has built up', () => {
+    const r = new RateMeter(1000);
+    // 0.2 events per ms for 100 ms: an uncorrected average would read 0.2 * (1 - e^-0.1), about 0.019.
+    for (let t = 0; t < 100; t += 5) r.record(t);
+    expect(r.perMs(100)).toBeGreaterThan(0.18);
+    expect(r.perMs(100)).toBeLessThan(0.22);
+    // After a lull of a minute, a new stream at 0.05 per ms is a young stream again.
+    for (let t = 60_000; t < 60_200; t += 20) r.record(t);
+    expect(r.perMs(60_200)).toBeGreaterThan(0.045);
+    expect(r.perMs(60_200)).toBeLessThan(0.055);
+  });
 });
 
 describe('Ema', () => {

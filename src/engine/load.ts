@@ -8,6 +8,8 @@ import { VlmShareWindow } from './cost-model.js';
 
 /** Time constant of the arrival-rate estimate: long enough to smooth Poisson noise, short enough to follow a ramp. */
 export const DEFAULT_RATE_TAU_MS = 1000;
+/** A lull this many time constants long ends a stream: the next arrival starts a new one (RateMeter). */
+const RESTART_TAUS = 5;
 /** Weight of one join in the moving average of denoiser steps per request. */
 export const DEFAULT_STEPS_ALPHA = 0.05;
 /** Weight of one response in the moving average of the response path. */
@@ -17,22 +19,39 @@ export const DEFAULT_BATCH_ALPHA = 0.05;
 
 /**
  * Events per millisecond as an exponentially decaying average (time constant `tauMs`): each event adds
- * 1/tau, and the sum decays as e^(-dt/tau). Unbiased for a steady Poisson stream once t >> tau.
+ * 1/tau, and the sum decays as e^(-dt/tau). Within the first tau after the first event the sum has not
+ * built up yet (it starts at 0 and would read a fresh stream at a fraction of its rate, so the budget
+ * planner scaled every request up during the first second of traffic); it is divided by the weight it has
+ * had so far, 1 - e^(-t/tau), which reads n/t for a young stream and unbiased for a steady one at any age.
+ * After a lull of `RESTART_TAUS` tau (nothing left of the sum) the next event starts a young stream again.
  */
 export class RateMeter {
-  private rate = 0;
+  private sum = 0;
   private at: number | undefined;
+  private first: number | undefined;
 
   constructor(private readonly tauMs = DEFAULT_RATE_TAU_MS) {}
 
   record(now: number, count = 1): void {
-    this.rate = this.perMs(now) + count / this.tauMs;
+    if (this.at !== undefined && now - this.at > RESTART_TAUS * this.tauMs) {
+      this.sum = 0;
+      this.first = undefined;
+    }
+    this.sum = this.decayed(now) + count / this.tauMs;
     this.at = now;
+    this.first ??= now;
   }
 
   perMs(now: number): number {
+    if (this.first === undefined) return 0;
+    // At least one tau/16 of age, so the first events do not read as an infinite rate.
+    const age = Math.max(this.tauMs / 16, now - this.first);
+    return this.decayed(now) / (1 - Math.exp(-age / this.tauMs));
+  }
+
+  private decayed(now: number): number {
     if (this.at === undefined) return 0;
-    return this.rate * Math.exp(-Math.max(0, now - this.at) / this.tauMs);
+    return this.sum * Math.exp(-Math.max(0, now - this.at) / this.tauMs);
   }
 }
 

@@ -263,6 +263,24 @@ describe('Scheduler: fairness and budgets', () => {
     // The newcomer was held to few steps while the first was running; unconstrained it would take 64.
     expect(second.result!.visionSteps).toBeLessThan(64);
   });
+
+  it('rows of one VLM batch plan with each other: the first to join counts the rest as joining at once', async () => {
+    // Steep per-row cost, as above; eight budgeted requests arrive together and share one VLM call.
+    const { clock, scheduler, job } = setup({ maxQueueDelayMs: 5 }, 64, { vlm: () => 2, step: (b) => 1 + 2 * (b - 1) });
+    for (const n of [1, 2, 4, 8]) {
+      for (let i = 0; i < n; i++) track(scheduler.submit(job()));
+      await clock.advance(200);
+    }
+    const rows = Array.from({ length: 8 }, () => track(scheduler.submit(job({ receivedAt: clock.now(), actionSteps: 4, visionSteps: 64, budgetMs: 150 }))));
+    await clock.advance(5000);
+    for (const r of rows) {
+      expect(r.result!.timing.vlmBatchSize).toBe(8);
+      expect(r.result!.timing.totalMs).toBeLessThanOrEqual(150);
+      // Each plan counted the rows joining with it, so none was optimistic (without them the third row's plan
+      // said 33 ms for a 67 ms response).
+      expect(r.result!.budget!.plannedTotalMs).toBeGreaterThanOrEqual(r.result!.timing.totalMs);
+    }
+  });
 });
 
 describe('Scheduler: latency budgets under Poisson load (fake clock)', () => {
@@ -276,7 +294,7 @@ describe('Scheduler: latency budgets under Poisson load (fake clock)', () => {
   }
 
   /** A compute-bound executor (each row costs about as much as the call's fixed part), Poisson arrivals. */
-  async function run(budgetMs: number, count: number) {
+  async function run(budgetMs: number, count: number, ratePerMs = 0.12, boundMs = budgetMs || 40) {
     const cost = { vlm: (b: number) => 1 + 0.5 * b, step: (b: number) => 0.5 + 0.25 * b };
     const { clock, scheduler, job } = setup({ maxQueueDelayMs: 1 }, 256, cost);
     // Warm the cost model at a few batch sizes, as the server's warm-up does.
@@ -285,7 +303,6 @@ describe('Scheduler: latency budgets under Poisson load (fake clock)', () => {
       await clock.advance(100);
     }
     const next = uniforms(7);
-    const ratePerMs = 0.12;
     const results: JobResult[] = [];
     let sent = 0;
     // One pending arrival at a time keeps the fake clock's timer list short.
@@ -298,7 +315,7 @@ describe('Scheduler: latency budgets under Poisson load (fake clock)', () => {
     clock.setTimeout(arrive, 0);
     const at = clock.now() + (count / ratePerMs) * 2;
     await clock.advanceTo(at + 10_000);
-    const within = results.filter((r) => r.timing.totalMs <= (budgetMs || 40)).length / results.length;
+    const within = results.filter((r) => r.timing.totalMs <= boundMs).length / results.length;
     const meanSteps = results.reduce((s, r) => s + r.visionSteps, 0) / results.length;
     return { done: results.length, within, meanSteps };
   }
@@ -308,6 +325,17 @@ describe('Scheduler: latency budgets under Poisson load (fake clock)', () => {
     expect(without.done).toBe(3000);
     expect(without.within).toBeGreaterThanOrEqual(0.99); // the budget is reachable at this load without scaling
     const budgeted = await run(40, 3000);
+    expect(budgeted.done).toBe(3000);
+    expect(budgeted.within).toBeGreaterThanOrEqual(0.99);
+    expect(budgeted.meanSteps).toBeGreaterThan(4);
+  });
+
+  it('spends it at two thirds of saturation too, where N_o = 2 N_A for every request would overload the executor', async () => {
+    // Per request at large batches: 0.5 ms of VLM + 0.25 ms per step, 1.5 ms at N_A = 4 (0.67 requests/ms at
+    // most), 2.5 ms at N_o = 8: at 0.45 requests/ms the executor keeps up with a mix, not with 8 for all.
+    const without = await run(0, 3000, 0.45, 80);
+    expect(without.within).toBeGreaterThanOrEqual(0.99);
+    const budgeted = await run(80, 3000, 0.45);
     expect(budgeted.done).toBe(3000);
     expect(budgeted.within).toBeGreaterThanOrEqual(0.99);
     expect(budgeted.meanSteps).toBeGreaterThan(4);

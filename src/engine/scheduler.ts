@@ -342,10 +342,12 @@ export class Scheduler {
     row.joined = true;
     const { budgetMs, receivedAt, actionSteps, visionSteps } = row.input;
     if (budgetMs > 0) {
-      const others: PlannedRow[] = this.table
-        .values()
-        .filter((r) => r.joined && r !== row)
+      const inStage = this.table.values().filter((r) => r !== row);
+      const others: PlannedRow[] = inStage
+        .filter((r) => r.joined)
         .map((r) => ({ remainingSteps: r.counts.visionSteps - r.i, promise: r.plan?.promise }));
+      // The rest of this VLM batch joins right after this row, so it counts as waiting (joining at once).
+      const sameBatch = inStage.length - others.length;
       row.plan = planVisionSteps({
         now,
         receivedAt,
@@ -353,7 +355,7 @@ export class Scheduler {
         actionSteps,
         maxVisionSteps: visionSteps,
         rows: others,
-        waiting: this.waiting.length,
+        waiting: this.waiting.length + sameBatch,
         load: this.load.at(now, actionSteps),
         step: this.costModel.snapshot().step,
         maxBatch: this.options.maxDenoiseBatch,
