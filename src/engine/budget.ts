@@ -165,16 +165,27 @@ export function planVisionSteps(q: PlanQuery): Plan {
   const protectedRows = q.rows.filter((r) => r.promise !== undefined);
   const horizon = Math.max(q.maxVisionSteps, na, ...protectedRows.map((r) => r.remainingSteps));
   const period = periodFor(q);
+  // The prediction for a row of `steps` steps (the steady state of the traffic after it, if there is one, and
+  // the step ends with the batch never below it), once per step count: the bisection and the answer share it.
+  const predictions = new Map<number, { steady: number | undefined; ends: Float64Array }>();
+  const predict = (steps: number) => {
+    let p = predictions.get(steps);
+    if (p === undefined) {
+      const steady = steadyRows(q, steps, period);
+      p = { steady, ends: stepEnds(q, steps, horizon, period, Math.max(steady ?? 0, q.load.meanBatch)) };
+      predictions.set(steps, p);
+    }
+    return p;
+  };
   // N_A is what the row runs at the least; its prediction (with the steady-state load where there is one) is
   // the bar for feasibility and for how much later other rows may end.
-  const atNa = stepEnds(q, na, horizon, period, Math.max(steadyRows(q, na, period) ?? 0, q.load.meanBatch));
+  const atNa = predict(na).ends;
   const finishWith = (ends: Float64Array, steps: number) => q.now + ends[steps] + path;
   const feasible = finishWith(atNa, na) <= budgetEnd;
   const fits = (steps: number): boolean => {
+    const { steady, ends } = predict(steps);
     // Not sustainable at the traffic's mean N_o after this row: the queue would grow without bound.
-    const steady = steadyRows(q, steps, period);
     if (steady === undefined) return false;
-    const ends = stepEnds(q, steps, horizon, period, Math.max(steady, q.load.meanBatch));
     if (finishWith(ends, steps) > q.receivedAt + q.safety * q.budgetMs) return false;
     return protectedRows.every((r) => q.now + ends[r.remainingSteps] <= Math.max(r.promise!, q.now + atNa[r.remainingSteps]));
   };
@@ -187,6 +198,6 @@ export function planVisionSteps(q: PlanQuery): Plan {
     else hi = mid - 1;
   }
   const visionSteps = Math.max(1, lo) * na;
-  const ends = visionSteps === na ? atNa : stepEnds(q, visionSteps, horizon, period, Math.max(steadyRows(q, visionSteps, period) ?? 0, q.load.meanBatch));
+  const { ends } = predict(visionSteps);
   return { visionSteps, finish: finishWith(ends, visionSteps), feasible, promise: feasible ? budgetEnd - path : undefined };
 }
