@@ -139,6 +139,34 @@ describe.each<OtlpProtocol>(['http/json', 'http/protobuf', 'grpc'])('traces over
     expect(perRequest.map((s) => s.attributes['dust.request_id']).sort()).toEqual(['first', 'second']);
   });
 
+  it('keeps every child span inside its parent, for many concurrent requests', async () => {
+    // Concurrent traced requests keep the event loop and the inference thread busy, so spans end within
+    // microseconds of their parents: children timed on another clock than their parent end after it.
+    const traces = await Promise.all(
+      Array.from({ length: 24 }, async (_, i) => {
+        const { traceId, metadata } = traceparent();
+        await predict(t.client, await validRequest({ robot_id: `nested-${i}`, sampling: { action_steps: 2, vision_steps: 4 } }), 30_000, metadata);
+        return traceId;
+      }),
+    );
+    await tracing.flush();
+    const ids = new Set(traces);
+    // Server span, dust.predict and its four stages per trace.
+    await receiver.waitFor((spans) => spans.filter((s) => ids.has(s.traceId)).length >= traces.length * 6);
+    const spans = receiver.spans.filter((s) => ids.has(s.traceId));
+    const byId = new Map(spans.map((s) => [s.spanId, s]));
+    const outside: string[] = [];
+    for (const s of spans) {
+      const parent = byId.get(s.parentSpanId);
+      if (!parent) continue;
+      if (s.startNs < parent.startNs || s.endNs > parent.endNs) {
+        outside.push(`${s.name} [${s.startNs}, ${s.endNs}] outside ${parent.name} [${parent.startNs}, ${parent.endNs}]`);
+      }
+    }
+    expect(spans.filter((s) => byId.has(s.parentSpanId)).length).toBeGreaterThanOrEqual(traces.length * 5);
+    expect(outside).toEqual([]);
+  });
+
   it('marks a client error on the server span by code, without an error status', async () => {
     const { traceId, metadata } = traceparent();
     const err = await predictError(t.client, await validRequest({ embodiment: '' }), 30_000, metadata);

@@ -6,6 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
+import { traceNow } from '../telemetry/index.js';
 
 /** Incubating RPC semantic-convention names (copied, as OTel advises for incubating attributes). */
 const ATTR_RPC_SYSTEM = 'rpc.system';
@@ -59,7 +60,7 @@ export function tracingInterceptor(tracer: Tracer, server: TracedServer): grpc.S
       if (!span) return;
       span.setAttribute(ATTR_RPC_GRPC_STATUS_CODE, code);
       if (SERVER_ERROR_CODES.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: details ?? grpc.status[code] });
-      span.end();
+      span.end(traceNow());
       span = undefined;
     };
     return new grpc.ServerInterceptingCall(call, {
@@ -74,6 +75,7 @@ export function tracingInterceptor(tracer: Tracer, server: TracedServer): grpc.S
                 `${service}/${rpc}`,
                 {
                   kind: SpanKind.SERVER,
+                  startTime: traceNow(),
                   attributes: {
                     [ATTR_RPC_SYSTEM]: 'grpc',
                     [ATTR_RPC_SERVICE]: service,

@@ -8,3 +8,4 @@ export { requestTracer, NOOP_REQUEST_TRACER, MAX_ATTRIBUTE_CHARS } from './reque
 export type { RequestTracer, RequestSpan, RequestAttributes, ServedRequest, ModelVersion } from './request-trace.js';
 export { CallScope, runInCallScope, currentCallScope, rejectReasonOf } from './call-scope.js';
 export { SERVICE_NAME, SERVICE_VERSION } from './service.js';
+export { traceNow } from './trace-clock.js';

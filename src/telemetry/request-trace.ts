@@ -7,6 +7,7 @@
  */
 import { context, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Link, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
 import type { BatchReport, PredictOutput } from '../engine/index.js';
+import { traceNow, traceTime } from './trace-clock.js';
 
 /** Longest client-sent string recorded as an attribute (ids are short; a hostile client's are cut). */
 export const MAX_ATTRIBUTE_CHARS = 128;
@@ -45,7 +46,6 @@ const NOOP_SPAN: RequestSpan = { tag: undefined, served() {}, failed() {} };
 export const NOOP_REQUEST_TRACER: RequestTracer = { start: () => NOOP_SPAN, batches() {} };
 
 const cut = (s: string) => (s.length > MAX_ATTRIBUTE_CHARS ? s.slice(0, MAX_ATTRIBUTE_CHARS) : s);
-const epoch = (t: number) => performance.timeOrigin + t;
 
 function isSampledSpanContext(tag: unknown): tag is SpanContext {
   return typeof tag === 'object' && tag !== null && 'traceId' in tag && ((tag as SpanContext).traceFlags & TraceFlags.SAMPLED) !== 0;
@@ -56,12 +56,14 @@ function modelAttributes(model: ModelVersion): Attributes {
 }
 
 export function requestTracer(tracer: Tracer): RequestTracer {
-  function stage(parent: Span, name: string, start: number, end: number, attributes: Attributes = {}): void {
+  /** A stage span inside its parent: it starts no earlier than `start` and ends no later than `parentEnd`. */
+  function stage(parent: Span, name: string, start: number, end: number, parentEnd: number, attributes: Attributes = {}): void {
     const ctx = trace.setSpan(context.active(), parent);
-    tracer.startSpan(name, { startTime: epoch(start), attributes }, ctx).end(epoch(Math.max(start, end)));
+    const from = Math.min(start, parentEnd);
+    tracer.startSpan(name, { startTime: traceTime(from), attributes }, ctx).end(traceTime(Math.min(Math.max(from, end), parentEnd)));
   }
 
-  function recordStages(span: Span, receivedAt: number, model: ModelVersion, out: ServedRequest): void {
+  function recordStages(span: Span, receivedAt: number, endedAt: number, model: ModelVersion, out: ServedRequest): void {
     const t = out.timing;
     const s = out.sampling;
     span.setAttributes({
@@ -75,17 +77,17 @@ export function requestTracer(tracer: Tracer): RequestTracer {
     const preprocessed = receivedAt + t.preprocessMs;
     const vlmStart = receivedAt + Math.max(t.queueMs, t.preprocessMs);
     const vlmEnd = vlmStart + t.vlmMs;
-    stage(span, 'dust.preprocess', receivedAt, preprocessed);
-    stage(span, 'dust.queue', preprocessed, vlmStart);
-    stage(span, 'dust.vlm', vlmStart, vlmEnd, { 'dust.batch_size': t.vlmBatchSize });
-    stage(span, 'dust.denoise', vlmEnd, receivedAt + t.totalMs, { 'dust.vision_steps': s.visionSteps, 'dust.mean_batch_size': t.meanDenoiseBatch });
+    stage(span, 'dust.preprocess', receivedAt, preprocessed, endedAt);
+    stage(span, 'dust.queue', preprocessed, vlmStart, endedAt);
+    stage(span, 'dust.vlm', vlmStart, vlmEnd, endedAt, { 'dust.batch_size': t.vlmBatchSize });
+    stage(span, 'dust.denoise', vlmEnd, receivedAt + t.totalMs, endedAt, { 'dust.vision_steps': s.visionSteps, 'dust.mean_batch_size': t.meanDenoiseBatch });
   }
 
   return {
     start(attrs, receivedAt) {
       const span = tracer.startSpan('dust.predict', {
         kind: SpanKind.INTERNAL,
-        startTime: epoch(receivedAt),
+        startTime: traceTime(receivedAt),
         attributes: {
           ...(attrs.requestId ? { 'dust.request_id': cut(attrs.requestId) } : {}),
           'dust.robot_id': cut(attrs.robotId),
@@ -96,15 +98,16 @@ export function requestTracer(tracer: Tracer): RequestTracer {
       return {
         tag: isSampledSpanContext(sc) ? sc : undefined,
         served(model, out) {
-          if (span.isRecording()) recordStages(span, receivedAt, model, out);
-          span.end();
+          const endedAt = performance.now();
+          if (span.isRecording()) recordStages(span, receivedAt, endedAt, model, out);
+          span.end(traceTime(endedAt));
         },
         failed(err) {
           if (span.isRecording()) {
-            span.recordException(err instanceof Error ? err : String(err));
+            span.recordException(err instanceof Error ? err : String(err), traceNow());
             span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
           }
-          span.end();
+          span.end(traceNow());
         },
       };
     },
