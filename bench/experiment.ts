@@ -18,7 +18,7 @@ const REQUESTS = 200_000;
 const FLUSH_SIZES = [1000, 10_000];
 const FLUSHES = 50;
 
-const quiet = { info: () => undefined, error: () => undefined };
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-bench-exp-'));

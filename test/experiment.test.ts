@@ -4,7 +4,7 @@
  * argument checks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DustClient, PredictResult } from '../src/client/index.js';
+import type { DustClient, DustClientError, PredictResult } from '../src/client/index.js';
 import { twoProportionZTest, wilsonInterval } from '../src/experiment/index.js';
 import { editManifest, eventually, failureCode, MODEL, robotRequest, serveVersions, withStatistics, type VersionsServer } from './support/versions.js';
 
@@ -169,6 +169,19 @@ describe('AdminService argument checks', () => {
     [{ model: 'nope', weights: [{ version: 1, weight: 1 }] }, 'NOT_FOUND'],
   ])('SetTrafficSplit %j -> %s', async (init, expected) => {
     expect(await failureCode(client.setTrafficSplit(init))).toBe(expected);
+  });
+
+  it('SetTrafficSplit with weights whose sum overflows is INVALID_ARGUMENT saying what to fix; routing is unchanged', async () => {
+    const before = await client.getExperiment();
+    const err = await client.setTrafficSplit({ model: MODEL, weights: [{ version: 1, weight: 1e308 }, { version: 2, weight: 1e308 }] }).then(
+      () => undefined,
+      (e: unknown) => e as DustClientError,
+    );
+    expect(err?.codeName).toBe('INVALID_ARGUMENT');
+    expect(err?.details).toMatch(/sum overflows .*give smaller weights/);
+    expect((await client.getExperiment()).experimentId).toBe(before.experimentId);
+    const res = await client.predict(await robotRequest('after-overflow'));
+    expect(before.variants.find((v) => v.version === res.modelVersion)?.weight).toBeGreaterThan(0);
   });
 
   it('GetExperiment of an unknown model is NOT_FOUND; LoadModel without a name is INVALID_ARGUMENT', async () => {

@@ -89,6 +89,27 @@ describe.skipIf(NO_POSTGRES)(`PostgresExperimentStore${NO_POSTGRES ? ` (skipped:
     expect(Date.now() - t0).toBeLessThan(2000);
   });
 
+  it('a stored split that cannot route is refused at load with a warning; the model serves its newest READY version', async () => {
+    const url = await server.database();
+    const db = url.split('/').pop();
+    await connect(url); // creates the tables
+    // What a server without the weight-sum check stored for weights [1e308, 1e308]: both shares 0.
+    await server.query(
+      `INSERT INTO dust_experiments (model, salt, weights, control_version, sticky_key, shadow_version, shadow_fraction, started_at)
+       VALUES ('m', 'overflowed', '[{"version":1,"weight":0},{"version":2,"weight":0}]', 1, 'robot', 0, 0, 0)`,
+      [],
+      db,
+    );
+    const warnings: string[] = [];
+    const b = await ExperimentBook.open(await connect(url), { ...quiet, warn: (_obj: object, msg: string) => warnings.push(msg) }, { refreshIntervalMs: 0 });
+    opened.push(b);
+    expect(warnings).toEqual([expect.stringMatching(/stored traffic split refused/)]);
+    for (let i = 0; i < 50; i++) expect(b.assign('m', [1, 2], `r${i}`, '')?.version).toBe(2);
+    const record = await b.setSplit('m', split);
+    expect(record.salt).toBe('fleet');
+    expect(record.weights).toEqual([{ version: 1, weight: 0.5 }, { version: 2, weight: 0.5 }]);
+  });
+
   it('a lost notification connection is re-opened, and the replica re-reads the splits when it is back', async () => {
     const url = await server.database();
     const [a, b] = await Promise.all([connect(url), connect(url, { retryMs: 100 })]).then((s) => Promise.all(s.map((x) => book(x))));

@@ -137,6 +137,31 @@ describe('Predict', () => {
     expect(noFuture.future_embedding).toBeNull();
   });
 
+  it('keeps world-model surprise per robot: another robot sending the same episode_id neither gets one on its first request nor changes the first robot\'s', async () => {
+    const seed = { seed: '424242' };
+    const a = await request({ episode_id: 'shared-episode', robot_id: 'robot-a', sampling: seed });
+    // Robot B sees other frames: its predicted future is far from A's.
+    const b = await request({
+      episode_id: 'shared-episode',
+      robot_id: 'robot-b',
+      sampling: seed,
+      images: [
+        { camera: 'front', encoding: 'IMAGE_ENCODING_JPEG', data: await jpeg(64, 64, [10, 220, 10]) },
+        { camera: 'wrist', encoding: 'IMAGE_ENCODING_JPEG', data: await jpeg(64, 64, [240, 240, 240]) },
+      ],
+    });
+    expect((await predict(t.client, a)).world_model_surprise ?? undefined).toBeUndefined();
+    const alone = (await predict(t.client, a)).world_model_surprise;
+    expect(alone).toBeGreaterThanOrEqual(0);
+    expect((await predict(t.client, b)).world_model_surprise ?? undefined).toBeUndefined();
+    // A's next request scores against A's own last prediction, as if B had not called: the same inputs and seed
+    // give the same prediction and observation, so the same surprise (within the batching tolerance).
+    const after = (await predict(t.client, a)).world_model_surprise;
+    expect(Math.abs(after! - alone!)).toBeLessThan(1e-3);
+    // And B's episode goes on by itself.
+    expect((await predict(t.client, b)).world_model_surprise).toBeGreaterThanOrEqual(0);
+  });
+
   it('scores world-model surprise only when the robot executed the whole previous chunk (or does not say)', async () => {
     const req = await request({ episode_id: 'ep-partial', robot_id: 'robot-partial' });
     await predict(t.client, req);

@@ -2,7 +2,8 @@
  * TLS and mutual TLS on the real server, with certificates made by openssl: plaintext clients are refused
  * on a TLS port, mutual TLS refuses clients without a certificate from the configured CA, and a replaced
  * certificate is picked up for new connections while open ones keep working; files that do not form a
- * usable certificate are refused and the previous one stays.
+ * usable certificate are refused and the previous one stays; an expired or not-yet-valid certificate stops the
+ * start, and is refused on reload (SIGHUP or a file change) with an error log while the previous one stays.
  */
 import { copyFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -161,5 +162,83 @@ describe('plaintext on the network', () => {
   it('warns when listening without TLS on a non-loopback address, not on loopback', async () => {
     expect((await warnings('0.0.0.0')).some((m) => m.startsWith('listening without TLS on a non-loopback address'))).toBe(true);
     expect((await warnings('127.0.0.1')).some((m) => m.startsWith('listening without TLS'))).toBe(false);
+  });
+});
+
+describe('certificates that are not valid now', () => {
+  const day = 86_400_000;
+  const expired = () => ({ notBefore: new Date(Date.now() - 3 * day), notAfter: new Date(Date.now() - day) });
+  const notYet = () => ({ notBefore: new Date(Date.now() + day), notAfter: new Date(Date.now() + 3 * day) });
+
+  it.each([
+    ['expired', expired, /has expired \(notBefore \S+Z, notAfter \S+Z, now \S+Z\).*renew it/],
+    ['not valid yet', notYet, /is not valid yet \(notBefore \S+Z, notAfter \S+Z, now \S+Z\).*clock/],
+  ])('a certificate that is %s stops the start with an error naming the file and its dates', async (what, validity, message) => {
+    const pair = certs.leaf(`server-${what.replace(/ /g, '-')}`, caA, 'server', validity());
+    const started = startTestServer({ tlsCert: pair.cert, tlsKey: pair.key, warmup: false });
+    await expect(started).rejects.toThrow(message);
+    await expect(started).rejects.toThrow(`the TLS certificate in ${pair.cert} (CN=server-${what.replace(/ /g, '-')})`);
+  });
+
+  describe('on reload', () => {
+    let t: TestServer;
+    let live: KeyPair;
+    const errors: Array<{ msg: string; err?: string; reason?: string }> = [];
+    const waiters: Array<() => void> = [];
+    beforeAll(async () => {
+      const first = certs.leaf('server-valid', caA, 'server');
+      live = { cert: path.join(certs.dir, 'reload-live.pem'), key: path.join(certs.dir, 'reload-live.key') };
+      copyFileSync(first.cert, live.cert);
+      copyFileSync(first.key, live.key);
+      const { pino } = await import('pino');
+      const log = pino({ level: 'error' }, {
+        write: (line: string) => {
+          const entry = JSON.parse(line) as { level: number; msg: string; err?: string; reason?: string };
+          if (entry.level !== 50) return;
+          errors.push(entry);
+          for (const wake of waiters.splice(0)) wake();
+        },
+      });
+      t = await startTestServer({ tlsCert: live.cert, tlsKey: live.key, warmup: false }, { credentials: grpc.credentials.createSsl(certs.read(caA.cert)), log });
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
+
+    /** Resolves when an error line matching `test` has been logged (the file watcher reloads on its own time). */
+    async function errorLogged(test: (e: (typeof errors)[number]) => boolean): Promise<(typeof errors)[number]> {
+      for (;;) {
+        const found = errors.find(test);
+        if (found) return found;
+        await new Promise<void>((resolve) => waiters.push(resolve));
+      }
+    }
+
+    function install(pair: KeyPair): void {
+      for (const [from, to] of [[pair.key, live.key], [pair.cert, live.cert]] as const) {
+        copyFileSync(from, `${to}.tmp`);
+        renameSync(`${to}.tmp`, to);
+      }
+    }
+
+    // Each bad certificate comes from CA B: a client trusting only CA A that still gets through is served the
+    // first certificate.
+    it('an expired certificate is refused on SIGHUP with an error log; the serving certificate stays', async () => {
+      install(certs.leaf('reload-expired', caB, 'server', expired()));
+      expect(await t.server.reloadCertificates()).toBe(false);
+      const logged = await errorLogged((e) => e.reason === 'reload requested' && /has expired/.test(e.err ?? ''));
+      expect(logged.msg).toMatch(/TLS certificate reload refused; the previous one stays in use/);
+      expect(logged.err).toContain(live.cert);
+      const trustsA = client(t, grpc.credentials.createSsl(certs.read(caA.cert)));
+      expect((await predict(trustsA, await validRequest(), 5_000)).model_name).toBe('dust-tiny');
+    });
+
+    it('a not-yet-valid certificate written over the files is refused by the file watcher with an error log; the serving certificate stays', async () => {
+      install(certs.leaf('reload-not-yet', caB, 'server', notYet()));
+      const logged = await errorLogged((e) => e.reason === 'files changed' && /is not valid yet/.test(e.err ?? ''));
+      expect(logged.msg).toMatch(/TLS certificate reload refused/);
+      const trustsA = client(t, grpc.credentials.createSsl(certs.read(caA.cert)));
+      expect((await predict(trustsA, await validRequest(), 5_000)).model_name).toBe('dust-tiny');
+    });
   });
 });

@@ -162,7 +162,7 @@ export async function predict(
 
   const executed = input.stepsExecuted ?? 0;
   const surprise = input.episodeId
-    ? runtime.surprise.observe(input.episodeId, result.obsEmbedding, result.future, executed === 0 || executed === m.action.horizon)
+    ? runtime.surprise.observe(input.robotId, input.episodeId, result.obsEmbedding, result.future, executed === 0 || executed === m.action.horizon)
     : undefined;
   const actions = denormalizeActions(result.actions, m.action.horizon, m.action.dim, embodiment);
   const ready = performance.now();

@@ -3,6 +3,11 @@
  * previous prediction of its future embedding, this observation's embedding). The previous prediction is
  * kept per episode in a bounded LRU, so abandoned episodes cost nothing after they age out.
  *
+ * An episode is a robot's: episode ids are chosen by clients and need not be unique across robots, so the
+ * memory is keyed by (robot, episode) within each model version's tracker. Otherwise one robot sending a
+ * request with another's episode id would replace that robot's prediction (its next surprise would score
+ * against a foreign frame) and get a surprise on its own first request.
+ *
  * The predicted future is the embedding of o_{t+k}, the frame after the whole chunk of k actions ran (paper
  * section 3, "World-modeling"). A robot that executed only part of the chunk before asking again (its
  * PredictRequest.steps_executed, when it sets one, is not the horizon) sends a frame the prediction was not
@@ -25,7 +30,16 @@ export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
   return denom > 0 ? dot / denom : 0;
 }
 
+/**
+ * One key per (robot, episode). Length-prefixed rather than joined by a separator: robot_id and episode_id may
+ * hold any character (only request_id is restricted), so no separator keeps two pairs from meeting.
+ */
+export function episodeKey(robotId: string, episodeId: string): string {
+  return `${robotId.length}:${robotId}${episodeId}`;
+}
+
 export class SurpriseTracker {
+  /** Keyed by episodeKey(robot, episode). */
   private readonly predictions = new Map<string, Float32Array>();
 
   constructor(private readonly capacity = DEFAULT_SURPRISE_EPISODES) {}
@@ -35,10 +49,11 @@ export class SurpriseTracker {
    * `comparable` is false: the observation is not the frame that prediction was about), then remembers this
    * request's predicted future for the next one.
    */
-  observe(episodeId: string, observation: Float32Array, predictedFuture: Float32Array, comparable = true): number | undefined {
-    const previous = this.predictions.get(episodeId);
-    this.predictions.delete(episodeId);
-    this.predictions.set(episodeId, predictedFuture);
+  observe(robotId: string, episodeId: string, observation: Float32Array, predictedFuture: Float32Array, comparable = true): number | undefined {
+    const key = episodeKey(robotId, episodeId);
+    const previous = this.predictions.get(key);
+    this.predictions.delete(key);
+    this.predictions.set(key, predictedFuture);
     if (this.predictions.size > this.capacity) {
       this.predictions.delete(this.predictions.keys().next().value!);
     }

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,7 +10,7 @@ import { SqliteExperimentStore } from './sqlite-store.js';
 import { twoProportionZTest, wilsonInterval } from './statistics.js';
 import type { ExperimentStore } from './store.js';
 
-const quiet = { info: () => undefined, error: () => undefined };
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const books: ExperimentBook[] = [];
 const dirs: string[] = [];
 afterEach(async () => {
@@ -175,6 +176,7 @@ describe('ExperimentBook with a split', () => {
     [{ shadowFraction: 1.5, shadowVersion: 2 }, /outside \[0, 1\]/],
     [{ shadowFraction: 0.5 }, /shadow_version is 0/],
     [{ weights: [] }, /empty/],
+    [{ weights: [{ version: 1, weight: 1e308 }, { version: 2, weight: 1e308 }] }, /sum overflows/],
   ])('refuses a bad split %j', async (over, message) => {
     const book = await open();
     await expect(book.setSplit('m', split(over as Partial<SplitSpec>))).rejects.toThrow(InvalidArgumentError);
@@ -239,5 +241,52 @@ describe('persistence', () => {
     // A robot seen before the restart is not counted twice.
     await second.served({ model: 'm', version: 1, experimentId: id, pinned: false }, served('r0'));
     expect((await second.report('m', [1, 2], [1, 2])).variants[0].robots).toBe(before.variants[0].robots);
+  });
+});
+
+describe('a stored split that cannot route', () => {
+  function tempDb(): string {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-exp-'));
+    dirs.push(dir);
+    return path.join(dir, 'experiments.sqlite');
+  }
+
+  /** A split written by this server, then its weights replaced in the file (as an older server or a hand edit left them). */
+  async function storedWith(weightsText: string): Promise<{ file: string; id: number }> {
+    const file = tempDb();
+    const first = await open(new SqliteExperimentStore(file, { flushIntervalMs: 0 }));
+    const { id } = await first.setSplit('m', split({ salt: 'stored' }));
+    await first.close();
+    books.splice(books.indexOf(first), 1);
+    const db = new Database(file);
+    db.prepare('UPDATE experiments SET weights = ? WHERE id = ?').run(weightsText, id);
+    db.close();
+    return { file, id };
+  }
+
+  it.each([
+    // What a server without the sum check stored for weights [1e308, 1e308].
+    ['shares of 0', '[{"version":1,"weight":0},{"version":2,"weight":0}]'],
+    ['non-finite weights (JSON null)', '[{"version":1,"weight":null},{"version":2,"weight":null}]'],
+    ['text that is not JSON', '[{"version":1,'],
+  ])('%s: refused at load with a warning; the model serves its newest READY version; a new split starts a new experiment', async (_what, text) => {
+    const { file, id } = await storedWith(text);
+    const warnings: Array<{ obj: object; msg: string }> = [];
+    const book = await ExperimentBook.open(new SqliteExperimentStore(file, { flushIntervalMs: 0 }), { ...quiet, warn: (obj, msg) => warnings.push({ obj, msg }) }, { newSalt: () => 'drawn-salt' });
+    books.push(book);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0].msg).toMatch(/stored traffic split refused/);
+    expect(warnings[0].obj).toMatchObject({ model: 'm', experiment: id });
+    for (let i = 0; i < 200; i++) expect(book.assign('m', [1, 2], `robot-${i}`, `e${i}`)).toMatchObject({ version: 2, experimentId: id });
+    expect(book.trafficWeight('m', 2, [1, 2])).toBe(1);
+    expect((await book.report('m', [1, 2], [1, 2])).variants.map((v) => v.weight)).toEqual([0, 1]);
+    // Re-reading the store (as a shared store's replicas do) keeps refusing it without repeating the warning.
+    await book.refresh();
+    expect(warnings).toHaveLength(1);
+    expect(book.assign('m', [1, 2], 'robot-0', '')!.version).toBe(2);
+
+    const fresh = await book.setSplit('m', split({ weights: [{ version: 1, weight: 1 }] }));
+    expect(fresh.id).toBeGreaterThan(id);
+    expect(book.assign('m', [1, 2], 'robot-0', '')).toMatchObject({ version: 1, experimentId: fresh.id });
   });
 });

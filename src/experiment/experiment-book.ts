@@ -34,7 +34,7 @@ import {
   type Interval,
 } from './statistics.js';
 import type { ExperimentChange, ExperimentRecord, ExperimentStore, ServedRequest, VariantTotals } from './store.js';
-import { assignVersion, normalizeWeights, stickyKeyOf, type StickyKeyKind, type VersionWeight } from './traffic-split.js';
+import { assignVersion, normalizeWeights, stickyKeyOf, storedWeightsProblem, type StickyKeyKind, type VersionWeight } from './traffic-split.js';
 
 /** How often the current experiments are re-read from a shared store in case a change notification was missed. @default 5000 */
 export const DEFAULT_REFRESH_INTERVAL_MS = 5000;
@@ -65,6 +65,7 @@ export const DEFAULT_EXPERIMENT_OPTIONS: Readonly<ExperimentOptions> = Object.fr
 
 export interface ExperimentLogger {
   info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
 
@@ -137,9 +138,11 @@ const mean = (sum: number, n: number) => (n > 0 ? sum / n : 0);
 /**
  * The split as it applies now, over the versions that can serve (`ready`, ascending): configured weights of
  * READY versions; the newest READY version alone when the model has no split or none of its versions is READY.
+ * A weight that is not finite and positive never reaches the hash (splits are checked when set and when read
+ * back; this keeps any that slipped through from routing requests to no version).
  */
 function effectiveWeights(record: ExperimentRecord | undefined, ready: readonly number[]): VersionWeight[] {
-  const usable = (record?.weights ?? []).filter((w) => ready.includes(w.version));
+  const usable = (record?.weights ?? []).filter((w) => ready.includes(w.version) && w.weight > 0 && Number.isFinite(w.weight));
   if (usable.length > 0) return usable;
   const newest = ready.at(-1);
   return newest === undefined ? [] : [{ version: newest, weight: 1 }];
@@ -215,6 +218,8 @@ export class ExperimentBook {
   /** Split changes made here; a refresh that read the store before one of them does not apply what it read. */
   private changes = 0;
   private closed = false;
+  /** Stored splits already refused (experiment id and weights), so a periodic re-read warns once, not every time. */
+  private readonly refused = new Set<string>();
 
   private constructor(
     private readonly store: ExperimentStore,
@@ -227,13 +232,33 @@ export class ExperimentBook {
   /** Reads the current experiments and follows changes other replicas make to a shared store. */
   static async open(store: ExperimentStore, log: ExperimentLogger, options: Partial<ExperimentOptions> = {}): Promise<ExperimentBook> {
     const book = new ExperimentBook(store, log, options);
-    for (const record of await store.currentExperiments()) book.models.set(record.model, record);
+    for (const record of await store.currentExperiments()) book.models.set(record.model, book.admit(record));
     store.onExternalChange(() => void book.refresh());
     if (book.options.refreshIntervalMs > 0) {
       book.timer = setInterval(() => void book.refresh(), book.options.refreshIntervalMs);
       book.timer.unref();
     }
     return book;
+  }
+
+  /**
+   * A record read from the store, as routing may use it: one whose weights cannot route (storedWeightsProblem)
+   * is refused with a warning and the model falls back to its default routing (the newest READY version), as if
+   * it had no split, instead of answering every unpinned request with an error. The next SetTrafficSplit starts
+   * a new experiment; the refused row stays in the store for inspection.
+   */
+  private admit(record: ExperimentRecord): ExperimentRecord {
+    const problem = storedWeightsProblem(record.weights);
+    if (problem === undefined) return record;
+    const key = `${record.id}\u0000${JSON.stringify(record.weights)}`;
+    if (!this.refused.has(key)) {
+      this.refused.add(key);
+      this.log.warn(
+        { model: record.model, experiment: record.id, weights: record.weights, problem },
+        'stored traffic split refused: it cannot route; the model serves its newest READY version until SetTrafficSplit sets a valid split',
+      );
+    }
+    return { ...record, weights: [] };
   }
 
   /** Re-reads every model's current experiment from the store (coalesced); a failed read keeps the ones known. */
@@ -243,8 +268,9 @@ export class ExperimentBook {
       .currentExperiments()
       .then((records) => {
         if (this.changes !== changesBefore) return;
-        for (const record of records) {
-          const known = this.models.get(record.model);
+        for (const stored of records) {
+          const known = this.models.get(stored.model);
+          const record = this.admit(stored);
           if (!known || known.id <= record.id) this.models.set(record.model, record);
           if (known && known.id < record.id) this.log.info({ model: record.model, experiment: record.id, salt: record.salt }, 'experiment started by another replica');
         }
@@ -264,7 +290,8 @@ export class ExperimentBook {
     if (!pending) {
       pending = this.store
         .ensureExperiment({ model, salt: '', weights: [], controlVersion: 0, stickyKey: 'robot', shadowVersion: 0, shadowFraction: 0, startedAt: this.options.now() })
-        .then((record) => {
+        .then((stored) => {
+          const record = this.admit(stored);
           if ((this.models.get(model)?.id ?? 0) < record.id) this.models.set(model, record);
           return record;
         })
@@ -293,8 +320,8 @@ export class ExperimentBook {
     if (ongoing && ongoing.experimentId === experimentId && weights.some((w) => w.version === ongoing.version)) {
       return { model, version: ongoing.version, experimentId, pinned: false };
     }
-    const version = weights.length === 1 || !record ? weights[0].version : assignVersion(record.salt, stickyKeyOf(record.stickyKey, robotId, episodeId), weights)!;
-    return { model, version, experimentId, pinned: false };
+    const hashed = weights.length === 1 || !record ? undefined : assignVersion(record.salt, stickyKeyOf(record.stickyKey, robotId, episodeId), weights);
+    return { model, version: hashed ?? weights[0].version, experimentId, pinned: false };
   }
 
   /** A pinned request's assignment: served and credited; counted only within its episode's assignment. */
@@ -373,7 +400,10 @@ export class ExperimentBook {
   async setSplit(model: string, spec: SplitSpec): Promise<ExperimentRecord> {
     const split = checkSplit(spec);
     let change: ExperimentChange | undefined;
-    const record = await this.store.changeExperiment(model, (current) => (change = splitChange(model, split, current, this.options.now(), this.options.newSalt)));
+    const record = await this.store.changeExperiment(
+      model,
+      (current) => (change = splitChange(model, split, current && storedWeightsProblem(current.weights) === undefined ? current : undefined, this.options.now(), this.options.newSalt)),
+    );
     this.changes++;
     this.models.set(model, record);
     const { weights, controlVersion, stickyKey, shadowVersion, shadowFraction } = record;

@@ -79,12 +79,24 @@ interface EpisodeRow {
 
 const CURRENT_IDS = 'SELECT MAX(id) FROM experiments GROUP BY model';
 
+/**
+ * The stored weights, unchecked: text that is not JSON at all is handed on as it is, so that the experiment
+ * book refuses that one split (storedWeightsProblem) instead of the whole store failing to open.
+ */
+function parseWeights(text: string): VersionWeight[] {
+  try {
+    return JSON.parse(text) as VersionWeight[];
+  } catch {
+    return text as unknown as VersionWeight[];
+  }
+}
+
 function toExperiment(r: ExperimentRow): ExperimentRecord {
   return {
     id: r.id,
     model: r.model,
     salt: r.salt,
-    weights: JSON.parse(r.weights) as VersionWeight[],
+    weights: parseWeights(r.weights),
     controlVersion: r.control_version,
     stickyKey: r.sticky_key as StickyKeyKind,
     shadowVersion: r.shadow_version,

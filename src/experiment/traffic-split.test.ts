@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../errors/index.js';
-import { assignVersion, normalizeWeights, stickyKeyOf, unitHash, type VersionWeight } from './traffic-split.js';
+import { assignVersion, normalizeWeights, stickyKeyOf, storedWeightsProblem, unitHash, type VersionWeight } from './traffic-split.js';
 
 const robots = Array.from({ length: 10_000 }, (_, i) => `robot-${i}`);
 
@@ -29,9 +29,39 @@ describe('normalizeWeights', () => {
     [[{ version: 1, weight: Infinity }], /finite/],
     [[{ version: 0, weight: 1 }], /positive integer/],
     [[{ version: 1, weight: 1 }, { version: 1, weight: 2 }], /twice/],
+    // Each weight is finite, but the sum is not: normalized, both would be 0 and no robot could be assigned.
+    [[{ version: 1, weight: 1e308 }, { version: 2, weight: 1e308 }], /sum overflows .*give smaller weights/],
+    // A share too small for a double becomes 0: that version would be in the split with no way to get traffic.
+    [[{ version: 1, weight: 5e-324 }, { version: 2, weight: 1e300 }], /version 1's share .* too small/],
   ])('refuses %j', (weights, message) => {
     expect(() => normalizeWeights(weights)).toThrow(InvalidArgumentError);
     expect(() => normalizeWeights(weights)).toThrow(message);
+  });
+
+  it('accepts the largest weights whose sum is finite, and gives every version a positive share', () => {
+    const got = normalizeWeights([{ version: 1, weight: 8e307 }, { version: 2, weight: 8e307 }]);
+    expect(got).toEqual([{ version: 1, weight: 0.5 }, { version: 2, weight: 0.5 }]);
+  });
+});
+
+describe('storedWeightsProblem', () => {
+  it('accepts stored normalized weights and an empty list (no split)', () => {
+    expect(storedWeightsProblem([{ version: 1, weight: 0.25 }, { version: 2, weight: 0.75 }])).toBeUndefined();
+    expect(storedWeightsProblem([])).toBeUndefined();
+  });
+
+  it.each([
+    // What an older server stored for [1e308, 1e308]: both shares 0.
+    [[{ version: 1, weight: 0 }, { version: 2, weight: 0 }], /weight 0/],
+    // JSON has no Infinity or NaN: they are written as null.
+    [[{ version: 1, weight: null }], /weight null/],
+    [[{ version: 1, weight: '0.5' }], /weight 0.5/],
+    [[{ version: 1.5, weight: 1 }], /positive integer/],
+    [[null], /not \{ version, weight \}/],
+    [{ version: 1, weight: 1 }, /not a list/],
+    ['[{"version":1,', /not a list/],
+  ])('refuses %j', (weights, message) => {
+    expect(storedWeightsProblem(weights)).toMatch(message);
   });
 });
 
@@ -114,5 +144,10 @@ describe('assignVersion (weighted rendezvous hashing)', () => {
 
   it('is undefined without a version to choose', () => {
     expect(assignVersion('s', 'k', [])).toBeUndefined();
+  });
+
+  it('chooses a version for every key whenever one weight is positive, however small the weights', () => {
+    const tiny: VersionWeight[] = [{ version: 1, weight: Number.MIN_VALUE }, { version: 2, weight: Number.MIN_VALUE }];
+    for (const r of robots.slice(0, 500)) expect([1, 2]).toContain(assignVersion('tiny', stickyKeyOf('robot', r, ''), tiny));
   });
 });

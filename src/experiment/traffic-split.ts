@@ -27,7 +27,9 @@ const SCORE_SCALE = 2 ** SCORE_BITS;
 
 /**
  * Checks and normalizes an operator's weights: positive and finite, one entry per version, summing to 1
- * (in version order, so equal splits compare equal whatever order they were given in).
+ * (in version order, so equal splits compare equal whatever order they were given in). Weights whose sum is
+ * not a finite double (two of 1e308) would normalize to zeros, and a share too small for a double would
+ * become 0: either leaves a version in the split that no robot can be assigned to, so both are refused.
  */
 export function normalizeWeights(weights: readonly VersionWeight[]): VersionWeight[] {
   if (weights.length === 0) throw new InvalidArgumentError('weights is empty: give at least one { version, weight } with weight > 0');
@@ -36,13 +38,40 @@ export function normalizeWeights(weights: readonly VersionWeight[]): VersionWeig
   for (const { version, weight } of weights) {
     if (!Number.isInteger(version) || version <= 0) throw new InvalidArgumentError(`weights: version ${version} is not a positive integer`);
     if (seen.has(version)) throw new InvalidArgumentError(`weights: version ${version} appears twice; give each version once`);
-    if (!(weight > 0) || !Number.isFinite(weight)) {
+    if (typeof weight !== 'number' || !(weight > 0) || !Number.isFinite(weight)) {
       throw new InvalidArgumentError(`weights: version ${version} has weight ${weight}; weights must be finite and > 0 (leave a version out to give it no traffic)`);
     }
     seen.add(version);
     total += weight;
   }
-  return [...weights].sort((a, b) => a.version - b.version).map(({ version, weight }) => ({ version, weight: weight / total }));
+  if (!Number.isFinite(total)) {
+    throw new InvalidArgumentError(`weights: their sum overflows (${total}); give smaller weights, e.g. shares that sum to 1 or percentages`);
+  }
+  const normalized = [...weights].sort((a, b) => a.version - b.version).map(({ version, weight }) => ({ version, weight: weight / total }));
+  const vanished = normalized.find((w) => !(w.weight > 0));
+  if (vanished) {
+    throw new InvalidArgumentError(
+      `weights: version ${vanished.version}'s share of the sum ${total} is too small to represent; give weights of comparable sizes (or leave the version out)`,
+    );
+  }
+  return normalized;
+}
+
+/**
+ * Why weights read back from a store cannot route (undefined when they can): the store's copy is normalized,
+ * but a row written by an older server (which accepted weights whose sum overflowed), edited by hand or
+ * damaged would otherwise send unpinned requests to no version. Empty weights are fine: no split.
+ */
+export function storedWeightsProblem(weights: unknown): string | undefined {
+  if (!Array.isArray(weights)) return `weights are not a list (${typeof weights})`;
+  if (weights.length === 0) return undefined;
+  if (!weights.every((w: unknown) => typeof w === 'object' && w !== null)) return 'weights hold an entry that is not { version, weight }';
+  try {
+    normalizeWeights(weights as VersionWeight[]);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 /** The key a request is assigned by: its episode when the split is per episode and it names one, else its robot. */
