@@ -67,6 +67,19 @@ describe('withRequestLimits on PolicyService', () => {
     expect(err.message).not.toContain('evil');
   });
 
+  it('refuses a NUL character in any string, naming the field and not echoing it', () => {
+    const cases: Array<[object, RegExp]> = [
+      [{ robot_id: 'robot\u0000b' }, /^robot_id holds a NUL character \(U\+0000\) at byte 5/],
+      [{ episode_id: '\u0000' }, /^episode_id holds a NUL/],
+      [{ instruction: 'pick\u0000' }, /^instruction holds a NUL/],
+      [{ model: 'dust\u0000' }, /^model holds a NUL/],
+      [{ images: [{ camera: 'fr\u0000ont' }] }, /^images\[0\]\.camera holds a NUL/],
+    ];
+    for (const [over, message] of cases) expect(refusal(decodeWith('Predict', encode({ ...ok, ...over }))).message).toMatch(message);
+    // Bytes fields may hold anything.
+    expect(decodeWith('Predict', encode({ ...ok, images: [{ ...ok.images[0], data: Buffer.from([0, 0, 0]) }] }))).not.toBeInstanceOf(RefusedMessage);
+  });
+
   it('counts repeated entries of images and state, packed or not', () => {
     expect(decodeWith('Predict', encode({ ...ok, state: new Array(MAX_REPEATED_ENTRIES).fill(1) }))).not.toBeInstanceOf(RefusedMessage);
     expect(refusal(decodeWith('Predict', encode({ ...ok, state: new Array(MAX_REPEATED_ENTRIES + 1).fill(1) }))).message).toMatch(/^state has more than/);

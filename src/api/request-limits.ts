@@ -80,12 +80,16 @@ const WIRE_OF_TYPE: Readonly<Record<string, number>> = {
 const PACKED_BYTES: Readonly<Record<number, number>> = { [WIRE_VARINT]: 0, [WIRE_I32]: 4, [WIRE_I64]: 8 };
 const ID_FIELDS = new Set(['request_id', 'robot_id', 'episode_id']);
 
-function stringRule(name: string, limits: RequestLimits): Pick<FieldRule, 'maxBytes' | 'visibleAscii'> {
+/**
+ * No string holds NUL: ids, names and salts are stored as PostgreSQL text, which cannot hold it, and one such
+ * row would fail the shared store's group commit for every robot whose counts share it.
+ */
+function stringRule(name: string, limits: RequestLimits): Pick<FieldRule, 'maxBytes' | 'visibleAscii' | 'noNul'> {
   // request_id is echoed in x-request-id metadata: it must be a valid header value, and short.
   if (name === 'request_id') return { maxBytes: limits.maxIdBytes, visibleAscii: true };
-  if (ID_FIELDS.has(name)) return { maxBytes: limits.maxIdBytes };
-  if (name === 'instruction') return { maxBytes: limits.maxInstructionBytes };
-  return { maxBytes: limits.maxNameBytes };
+  if (ID_FIELDS.has(name)) return { maxBytes: limits.maxIdBytes, noNul: true };
+  if (name === 'instruction') return { maxBytes: limits.maxInstructionBytes, noNul: true };
+  return { maxBytes: limits.maxNameBytes, noNul: true };
 }
 
 /**

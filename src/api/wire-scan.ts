@@ -28,6 +28,8 @@ export interface FieldRule {
   readonly maxBytes?: number;
   /** For string fields echoed into gRPC metadata: only visible ASCII (0x21-0x7E) is accepted. */
   readonly visibleAscii?: boolean;
+  /** For string fields: a NUL byte (U+0000) is refused. */
+  readonly noNul?: boolean;
 }
 
 export interface MessageRule {
@@ -166,6 +168,10 @@ class Scan {
     }
     if (field.maxBytes !== undefined && length > field.maxBytes) {
       throw new InvalidArgumentError(`${name} is ${length} bytes, above the limit of ${field.maxBytes}`);
+    }
+    if (field.noNul) {
+      const nul = this.buf.indexOf(0, start);
+      if (nul >= 0 && nul < end) throw new InvalidArgumentError(`${name} holds a NUL character (U+0000) at byte ${nul - start}; strings may not contain it`);
     }
     if (field.visibleAscii) {
       for (let i = start; i < end; i++) {
