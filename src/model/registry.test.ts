@@ -56,7 +56,8 @@ function fakeFactory(): RuntimeFactory<FakeRuntime> & { started: FakeRuntime[] }
 }
 
 const errors: string[] = [];
-const log = { info: () => undefined, error: (_: object, msg: string) => void errors.push(msg) };
+const warnings: string[] = [];
+const log = { info: () => undefined, warn: (_: object, msg: string) => void warnings.push(msg), error: (_: object, msg: string) => void errors.push(msg) };
 
 function registry(root: string, factory = fakeFactory(), trafficWindowMs = 60_000) {
   return { reg: new ModelRegistry(root, factory, log, { drainTimeoutMs: 2000, trafficWindowMs }), factory };
