@@ -12,6 +12,8 @@ import { filesField, packagePathProblem } from './package-path.js';
  * makes a reason of bounded size in ListModels and the log.
  */
 export const MAX_LISTED_PROBLEMS = 8;
+/** Longest list of problems in one refusal, in characters, whatever the names quoted in it. */
+export const MAX_PROBLEMS_CHARS = 2048;
 
 const positiveInt = z.number().int().positive();
 const finite = z.number().finite();
@@ -61,7 +63,8 @@ function fieldPath(keys: ReadonlyArray<string | number>): string {
 
 function refuse(where: string, problems: readonly string[]): never {
   const more = problems.length - MAX_LISTED_PROBLEMS;
-  const listed = problems.slice(0, MAX_LISTED_PROBLEMS).join('; ');
+  const all = problems.slice(0, MAX_LISTED_PROBLEMS).join('; ');
+  const listed = all.length > MAX_PROBLEMS_CHARS ? `${all.slice(0, MAX_PROBLEMS_CHARS)}...` : all;
   throw new ModelPackageError(`${where}: invalid manifest: ${listed}${more > 0 ? `; and ${more} more` : ''}`);
 }
 
