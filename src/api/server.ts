@@ -165,7 +165,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
       log.child({ module: 'runtime' }),
     ),
     log.child({ module: 'registry' }),
-    { defaultModel: options.defaultModel || undefined, drainTimeoutMs: graceMs },
+    { defaultModel: options.defaultModel || undefined, drainTimeoutMs: graceMs, allowPackageSymlinks: options.allowPackageSymlinks },
   );
   const health = new ServingHealth(registry as ModelRegistry<unknown>);
   const limits = requestLimits(options);

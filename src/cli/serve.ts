@@ -11,6 +11,7 @@ const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
   ['port', '--port <port>', 'gRPC port'],
   ['modelRepository', '--model-repository <dir>', 'model repository root (<name>/<version>/manifest.json)'],
   ['defaultModel', '--default-model <name>', 'model for requests with an empty model field'],
+  ['allowPackageSymlinks', '--allow-package-symlinks <bool>', 'load model and package folders that link out of the model repository'],
   ['device', '--device <device>', 'cpu | webgpu | cuda | auto'],
   ['threads', '--threads <n>', 'ONNX Runtime intra-op threads per model version'],
   ['maxVlmBatch', '--max-vlm-batch <n>', 'most requests in one VLM call'],

@@ -18,6 +18,11 @@ export interface ServeOptions {
   modelRepository: string;
   /** Model used when a request's model field is empty; empty = the first model name. @default "" */
   defaultModel: string;
+  /**
+   * Load model and package folders that are links out of the model repository (docs/model-package.md,
+   * "Confinement"). Files a manifest names stay confined to their package folder either way. @default false
+   */
+  allowPackageSymlinks: boolean;
   /** Execution provider: cpu, webgpu, cuda, or auto (cuda, then webgpu, then cpu). @default "cpu" */
   device: DeviceOption;
   /**
@@ -160,6 +165,7 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   port: DEFAULT_PORT,
   modelRepository: 'models',
   defaultModel: '',
+  allowPackageSymlinks: false,
   device: 'cpu',
   threads: Math.max(1, os.availableParallelism() - 1),
   maxVlmBatch: 32,
@@ -207,6 +213,7 @@ const schema = z
     port: int(0).max(65535),
     modelRepository: z.string().min(1),
     defaultModel: z.string(),
+    allowPackageSymlinks: bool,
     device: z.enum(['cpu', 'webgpu', 'cuda', 'auto']),
     threads: int(1),
     maxVlmBatch: int(1),

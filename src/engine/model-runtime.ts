@@ -251,7 +251,7 @@ class SupervisedRuntime implements ModelRuntime {
 export function runtimeFactory(options: RuntimeOptions, log: Logger): RuntimeFactory<ModelRuntime> {
   return {
     async start(pkg, events) {
-      const tokenizer = await PromptTokenizer.fromFile(pkg.tokenizerPath, pkg.manifest.text);
+      const tokenizer = await PromptTokenizer.fromJson(pkg.tokenizerJson, `${pkg.dir}: text.tokenizer`, pkg.manifest.text);
       const runtime = new SupervisedRuntime(pkg, tokenizer, options, events, log);
       await runtime.start();
       return runtime;

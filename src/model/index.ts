@@ -1,7 +1,12 @@
 export type { Manifest, EmbodimentSpec, MinMax } from './manifest.js';
 export { parseManifest } from './manifest-schema.js';
-export { readPackage, scanRepository, checkGraphs, expectedGraphs } from './package.js';
-export type { ModelPackage, PackageLocation, GraphInfo, ValueInfo } from './package.js';
+export { readPackage, checkGraphs, expectedGraphs } from './package.js';
+export type { ModelPackage, GraphInfo, ValueInfo, ReadPackageOptions } from './package.js';
+export { scanRepository } from './repository-scan.js';
+export type { PackageLocation, ScanOptions, SkippedEntry } from './repository-scan.js';
+export { DEFAULT_PACKAGE_LIMITS } from './package-limits.js';
+export type { PackageLimits } from './package-limits.js';
+export { packagePathProblem } from './package-path.js';
 export { parseModelRef } from './model-ref.js';
 export type { ModelRef } from './model-ref.js';
 export { ModelRegistry } from './registry.js';

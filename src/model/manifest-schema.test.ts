@@ -1,5 +1,8 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkGraphs, expectedGraphs, parseManifest, type GraphInfo, type Manifest } from './index.js';
+import { ModelPackageError } from '../errors/index.js';
+import { checkGraphs, expectedGraphs, packagePathProblem, parseManifest, type GraphInfo, type Manifest } from './index.js';
+import { MAX_PROBLEMS_CHARS } from './manifest-schema.js';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 function manifest(over: Record<string, unknown> = {}): Record<string, unknown> {
@@ -43,6 +46,105 @@ describe('parseManifest', () => {
     expect(() => parseManifest(manifest({ sampling: { action_steps: 4, vision_steps: 6, max_vision_steps: 16 } }), 'pkg')).toThrow(/multiple of sampling.action_steps/);
     const emb = { id: 0, state_dim: 9, action_dim: 3, normalization: { state: { min: [0], max: [1] }, action: { min: [0, 0, 0], max: [1, 1, 1] } } };
     expect(() => parseManifest(manifest({ embodiments: { big: emb } }), 'pkg')).toThrow(/state_dim 9 exceeds state.dim 6.*normalization.state/);
+  });
+});
+
+/** Strings a hostile exporter would try as names, keys and values. */
+const hostileString = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 80 }),
+  fc.constantFrom('', '..', '../', '../../etc/passwd', '/etc/passwd', '/dev/zero', 'a/../../b', 'x\0y', '\\..\\x', '.', './', '__proto__', 'constructor', 'vlm.onnx', 'tokenizer.json'),
+  fc.string({ minLength: 300, maxLength: 2000 }),
+);
+const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
+  fc.jsonValue({ maxDepth: 3 }),
+  hostileString,
+  fc.constantFrom(1e308, -1e308, -1, 0, 0.5, 2 ** 53, null, [], {}, true),
+);
+
+/** Every path to a value of a JSON object, e.g. ['text', 'tokenizer']. */
+function pathsOf(v: unknown, prefix: string[] = []): string[][] {
+  if (typeof v !== 'object' || v === null) return [prefix];
+  return [prefix, ...Object.entries(v).flatMap(([k, child]) => pathsOf(child, [...prefix, k]))];
+}
+
+function setAt(root: Record<string, unknown>, at: readonly string[], value: unknown): unknown {
+  if (at.length === 0) return value;
+  const copy: Record<string, unknown> = Array.isArray(root) ? ([...root] as unknown as Record<string, unknown>) : { ...root };
+  copy[at[0]] = setAt((root[at[0]] ?? {}) as Record<string, unknown>, at.slice(1), value);
+  return copy;
+}
+
+const VALID = manifest();
+const PATHS = pathsOf(VALID);
+
+/** A valid manifest with one value replaced, hostile files entries and embodiment names added, through JSON text. */
+const hostileManifest = fc
+  .record({
+    mutate: fc.boolean(),
+    at: fc.constantFrom(...PATHS),
+    value: hostileValue,
+    files: fc.dictionary(hostileString, fc.oneof(fc.constant(digest), hostileValue), { maxKeys: 4 }),
+    tokenizer: fc.option(hostileString),
+    embodiment: fc.option(hostileString),
+  })
+  .map(({ mutate, at, value, files, tokenizer, embodiment }) => {
+    const m = (mutate ? setAt(VALID, at, value) : structuredClone(VALID)) as Record<string, any>;
+    if (typeof m === 'object' && m !== null && !Array.isArray(m)) {
+      if (typeof m.files === 'object' && m.files !== null) m.files = { ...m.files, ...files };
+      if (tokenizer !== null && typeof m.text === 'object' && m.text !== null) m.text = { ...m.text, tokenizer };
+      if (embodiment !== null && typeof m.embodiments === 'object' && m.embodiments !== null) m.embodiments = { ...m.embodiments, [embodiment]: VALID.embodiments };
+    }
+    return JSON.stringify(m);
+  });
+
+/** What a refusal may be at most: the location, the problems, and a count of those left out. */
+const MAX_REASON_CHARS = 'pkg: invalid manifest: '.length + MAX_PROBLEMS_CHARS + '...; and 99999 more'.length;
+
+function checkParse(text: string): void {
+  let m: Manifest;
+  try {
+    m = parseManifest(JSON.parse(text), 'pkg');
+  } catch (err) {
+    expect(err).toBeInstanceOf(ModelPackageError);
+    expect((err as Error).message.length).toBeLessThanOrEqual(MAX_REASON_CHARS);
+    return;
+  }
+  // Accepted: every name it will read is a path inside the package.
+  expect(packagePathProblem(m.text.tokenizer)).toBeUndefined();
+  for (const name of Object.keys(m.files)) expect(packagePathProblem(name)).toBeUndefined();
+  expect(Object.hasOwn(m.files, 'vlm.onnx') && Object.hasOwn(m.files, 'denoiser.onnx')).toBe(true);
+}
+
+describe('parseManifest on hostile input (property)', () => {
+  const runs = { numRuns: 400, seed: 20_260_707 };
+
+  it('any JSON value: a Manifest or a ModelPackageError of bounded size, nothing else', () => {
+    fc.assert(fc.property(fc.jsonValue({ maxDepth: 4 }), (v) => checkParse(JSON.stringify(v) ?? 'null')), runs);
+  });
+
+  it('a valid manifest with hostile values, file names and embodiment names: the same, and accepted names stay in the package', () => {
+    fc.assert(fc.property(hostileManifest, checkParse), runs);
+  });
+
+  it('__proto__ keys in the JSON text neither pass for files nor throw anything else', () => {
+    const text = JSON.stringify(manifest({ files: {} })).replace('"files":{}', `"files":{"__proto__":{"vlm.onnx":"${digest}","denoiser.onnx":"${digest}"}}`);
+    expect(() => parseManifest(JSON.parse(text), 'pkg')).toThrow(ModelPackageError);
+    const embodiments = JSON.stringify(manifest()).replace('"embodiments":{', '"embodiments":{"__proto__":{"id":1},');
+    expect(() => parseManifest(JSON.parse(embodiments), 'pkg')).toThrow(ModelPackageError);
+  });
+
+  it('thousands of bad entries make one short reason', () => {
+    const files = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`${'../'.repeat(40)}${i}`, digest]));
+    const err = (() => {
+      try {
+        parseManifest(manifest({ files: { ...files, 'vlm.onnx': digest, 'denoiser.onnx': digest } }), 'pkg');
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('accepted');
+    })();
+    expect(err.message).toMatch(/; and 4992 more$/);
+    expect(err.message.length).toBeLessThan(MAX_REASON_CHARS);
   });
 });
 

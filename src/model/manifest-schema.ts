@@ -3,8 +3,17 @@
  * is refused with a message naming the field that is wrong.
  */
 import { z } from 'zod';
-import { ModelPackageError } from '../errors/index.js';
+import { ModelPackageError, quote } from '../errors/index.js';
 import type { Manifest } from './manifest.js';
+import { filesField, packagePathProblem } from './package-path.js';
+
+/**
+ * Problems named in one refusal; the rest are counted. A hostile manifest (thousands of bad entries) then
+ * makes a reason of bounded size in ListModels and the log.
+ */
+export const MAX_LISTED_PROBLEMS = 8;
+/** Longest list of problems in one refusal, in characters, whatever the names quoted in it. */
+export const MAX_PROBLEMS_CHARS = 2048;
 
 const positiveInt = z.number().int().positive();
 const finite = z.number().finite();
@@ -44,27 +53,40 @@ const schema = z
   })
   .passthrough();
 
+const PLAIN_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** A field path as the messages write it: `files.vlm.onnx`, `embodiments["<odd key>"].id`. */
+function fieldPath(keys: ReadonlyArray<string | number>): string {
+  if (keys.length === 0) return '(root)';
+  return keys.map((k, i) => (typeof k === 'number' ? `[${k}]` : PLAIN_KEY.test(k) ? `${i === 0 ? '' : '.'}${k}` : `[${quote(k)}]`)).join('');
+}
+
+function refuse(where: string, problems: readonly string[]): never {
+  const more = problems.length - MAX_LISTED_PROBLEMS;
+  const all = problems.slice(0, MAX_LISTED_PROBLEMS).join('; ');
+  const listed = all.length > MAX_PROBLEMS_CHARS ? `${all.slice(0, MAX_PROBLEMS_CHARS)}...` : all;
+  throw new ModelPackageError(`${where}: invalid manifest: ${listed}${more > 0 ? `; and ${more} more` : ''}`);
+}
+
 /** Parses and checks a manifest; cross-field rules (dims within the padded sizes, unique ids) included. */
 export function parseManifest(json: unknown, where: string): Manifest {
   const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new ModelPackageError(`${where}: invalid manifest: ${issues}`);
-  }
+  if (!parsed.success) refuse(where, parsed.error.issues.map((i) => `${fieldPath(i.path)}: ${i.message}`));
   const m = parsed.data as unknown as Manifest;
   const problems: string[] = [];
   const ids = new Set<number>();
-  for (const [name, e] of Object.entries(m.embodiments)) {
-    if (ids.has(e.id)) problems.push(`embodiments.${name}.id ${e.id} is used twice`);
+  for (const [key, e] of Object.entries(m.embodiments)) {
+    const name = PLAIN_KEY.test(key) ? `.${key}` : `[${quote(key)}]`;
+    if (ids.has(e.id)) problems.push(`embodiments${name}.id ${e.id} is used twice`);
     ids.add(e.id);
-    if (e.state_dim > m.state.dim) problems.push(`embodiments.${name}.state_dim ${e.state_dim} exceeds state.dim ${m.state.dim}`);
-    if (e.action_dim > m.action.dim) problems.push(`embodiments.${name}.action_dim ${e.action_dim} exceeds action.dim ${m.action.dim}`);
+    if (e.state_dim > m.state.dim) problems.push(`embodiments${name}.state_dim ${e.state_dim} exceeds state.dim ${m.state.dim}`);
+    if (e.action_dim > m.action.dim) problems.push(`embodiments${name}.action_dim ${e.action_dim} exceeds action.dim ${m.action.dim}`);
     const n = e.normalization;
     if (n.state.min.length !== e.state_dim || n.state.max.length !== e.state_dim) {
-      problems.push(`embodiments.${name}.normalization.state min/max must have state_dim (${e.state_dim}) values`);
+      problems.push(`embodiments${name}.normalization.state min/max must have state_dim (${e.state_dim}) values`);
     }
     if (n.action.min.length !== e.action_dim || n.action.max.length !== e.action_dim) {
-      problems.push(`embodiments.${name}.normalization.action min/max must have action_dim (${e.action_dim}) values`);
+      problems.push(`embodiments${name}.normalization.action min/max must have action_dim (${e.action_dim}) values`);
     }
   }
   const s = m.sampling;
@@ -72,7 +94,14 @@ export function parseManifest(json: unknown, where: string): Manifest {
   if (s.vision_steps > s.max_vision_steps) problems.push('sampling.vision_steps exceeds sampling.max_vision_steps');
   if (new Set(m.cameras).size !== m.cameras.length) problems.push('cameras must be unique');
   if (!m.text.prompt_template.includes('{instruction}')) problems.push('text.prompt_template must contain {instruction}');
-  for (const f of ['vlm.onnx', 'denoiser.onnx']) if (!m.files[f]) problems.push(`files must list the sha256 of ${f}`);
-  if (problems.length > 0) throw new ModelPackageError(`${where}: invalid manifest: ${problems.join('; ')}`);
+  for (const f of ['vlm.onnx', 'denoiser.onnx']) if (!Object.hasOwn(m.files, f)) problems.push(`files must list the sha256 of ${f}`);
+  // The text alone here; the loader resolves links and checks again (docs/model-package.md, "Confinement").
+  const tokenizerProblem = packagePathProblem(m.text.tokenizer);
+  if (tokenizerProblem) problems.push(`text.tokenizer ${tokenizerProblem}`);
+  for (const name of Object.keys(m.files)) {
+    const problem = packagePathProblem(name);
+    if (problem) problems.push(`${filesField(name)}: the name ${problem}`);
+  }
+  if (problems.length > 0) refuse(where, problems);
   return Object.freeze(m);
 }

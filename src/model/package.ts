@@ -1,33 +1,33 @@
 /**
- * Reading a model package from a repository (docs/model-package.md): layout, manifest, sha256
- * digests, and the check of the graphs' declared inputs/outputs against the manifest. Each failure is a
- * ModelPackageError that names the file and what is wrong, so the log line tells the operator what to fix.
+ * Reading a model package from a repository (docs/model-package.md): manifest, sha256 digests, the tokenizer,
+ * and the check of the graphs' declared inputs/outputs against the manifest. Every file is read confined to
+ * the package folder (confined-file.ts). Each failure is a ModelPackageError that names the file or manifest
+ * field and what is wrong, so the log line tells the operator what to fix.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelPackageError } from '../errors/index.js';
 import { checkNormalization } from '../preprocess/index.js';
+import { hashConfined, openConfined, readConfined, resolveConfined, stallGuard, type ConfinedFileSpec, type StallGuard } from './confined-file.js';
 import type { Manifest } from './manifest.js';
 import { parseManifest } from './manifest-schema.js';
+import { DEFAULT_PACKAGE_LIMITS, type PackageLimits } from './package-limits.js';
+import { filesField } from './package-path.js';
+import { linkProblem, type PackageLocation } from './repository-scan.js';
 
 export interface ModelPackage {
   readonly dir: string;
   readonly manifest: Manifest;
+  /** Resolved paths, inside the package folder, of files whose digests were verified. */
   readonly vlmPath: string;
   readonly denoiserPath: string;
   readonly tokenizerPath: string;
+  /** The tokenizer file's text as read (and verified, when manifest.files lists it): nothing reads it again. */
+  readonly tokenizerJson: string;
 }
 
-/** A version directory found in the repository: `<repository>/<name>/<version>/`. */
-export interface PackageLocation {
-  readonly name: string;
-  readonly version: number;
-  readonly dir: string;
-}
-
-/** What a loaded graph declares; the inference worker reads it from ONNX Runtime's session metadata. */
+/** What a graph declares; the inference worker reads it from ONNX Runtime's session metadata. */
 export interface ValueInfo {
   readonly name: string;
   readonly type: string;
@@ -39,44 +39,46 @@ export interface GraphInfo {
   readonly outputs: readonly ValueInfo[];
 }
 
-/** Every `<name>/<positive integer>/` directory with a manifest.json. */
-export async function scanRepository(root: string): Promise<PackageLocation[]> {
-  const found: PackageLocation[] = [];
-  let names: string[];
+export interface ReadPackageOptions {
+  /** The repository the package belongs to. @default the folder two levels above the package */
+  readonly repository?: string;
+  /** Read a package whose folder links out of the repository. @default false */
+  readonly allowSymlinks?: boolean;
+  readonly limits?: PackageLimits;
+}
+
+/** The package folder, resolved; refused when it links out of the repository and that is not allowed. */
+async function packageFolder(loc: PackageLocation, options: ReadPackageOptions, guard: StallGuard): Promise<string> {
+  const repository = options.repository ?? path.dirname(path.dirname(loc.dir));
+  const realRoot = await guard(realpath(repository), 'resolving the repository').catch((err: unknown) => {
+    throw new ModelPackageError(`model repository ${repository} cannot be read; check --model-repository`, { cause: err });
+  });
+  const problem = await linkProblem(realRoot, loc.dir, options.allowSymlinks ?? false, guard);
+  if (problem) throw new ModelPackageError(`${loc.dir}: the package folder ${problem.reason}`);
+  return guard(realpath(loc.dir), 'resolving the package folder');
+}
+
+/** Node's JSON.parse messages quote the text they choke on; a refusal says where, never what. */
+function parseJson(text: string, where: string): unknown {
   try {
-    names = await readdir(root);
-  } catch (err) {
-    throw new ModelPackageError(`model repository ${root} cannot be read; check --model-repository`, { cause: err });
+    return JSON.parse(text);
+  } catch {
+    // No `cause` either: the log's error serializer prints the causes' messages.
+    throw new ModelPackageError(`${where}: not valid JSON`);
   }
-  for (const name of names.sort()) {
-    const modelDir = path.join(root, name);
-    if (!(await stat(modelDir)).isDirectory()) continue;
-    for (const v of await readdir(modelDir)) {
-      if (!/^[1-9][0-9]*$/.test(v)) continue;
-      const dir = path.join(modelDir, v);
-      const hasManifest = await stat(path.join(dir, 'manifest.json')).then((s) => s.isFile(), () => false);
-      if (hasManifest) found.push({ name, version: Number(v), dir });
-    }
-  }
-  return found.sort((a, b) => a.name.localeCompare(b.name) || a.version - b.version);
 }
 
-async function sha256(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** Reads the manifest and verifies every listed file's digest. */
-export async function readPackage(loc: PackageLocation): Promise<ModelPackage> {
+/** Reads the manifest, verifies every listed file's digest and reads the tokenizer, all inside the package folder. */
+export async function readPackage(loc: PackageLocation, options: ReadPackageOptions = {}): Promise<ModelPackage> {
+  const limits = options.limits ?? DEFAULT_PACKAGE_LIMITS;
+  const guard = stallGuard(limits.stallMs, loc.dir);
+  const realDir = await packageFolder(loc, options, guard);
   const where = `${loc.dir}/manifest.json`;
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path.join(loc.dir, 'manifest.json'), 'utf8'));
-  } catch (err) {
-    throw new ModelPackageError(`${where}: not readable JSON (${(err as Error).message})`, { cause: err });
-  }
-  const manifest = parseManifest(json, where);
+
+  const manifestSpec: ConfinedFileSpec = { realDir, name: 'manifest.json', field: 'manifest.json', limit: limits.manifestBytes };
+  const manifestReal = await resolveConfined(manifestSpec, guard, loc.dir);
+  const manifestBytes = await readConfined(await openConfined(manifestSpec, manifestReal, guard, loc.dir), manifestSpec, guard, loc.dir);
+  const manifest = parseManifest(parseJson(manifestBytes.toString('utf8'), where), where);
   if (manifest.name !== loc.name || manifest.version !== loc.version) {
     throw new ModelPackageError(
       `${where}: manifest says ${manifest.name}@${manifest.version} but the package lives at ${loc.name}/${loc.version}`,
@@ -90,25 +92,37 @@ export async function readPackage(loc: PackageLocation): Promise<ModelPackage> {
       throw new ModelPackageError(`${loc.dir}/${(err as Error).message}`, { cause: err });
     }
   }
-  for (const [file, digest] of Object.entries(manifest.files)) {
-    const full = path.join(loc.dir, file);
-    const actual = await sha256(full).catch((err: Error) => {
-      throw new ModelPackageError(`${loc.dir}: ${file} is listed in manifest.files but cannot be read (${err.message})`, { cause: err });
-    });
+
+  // Every name resolved before any file is read: a package that names an outside file reads nothing.
+  const tokenizerSpec: ConfinedFileSpec = { realDir, name: manifest.text.tokenizer, field: 'text.tokenizer', limit: limits.tokenizerBytes };
+  const tokenizerPath = await resolveConfined(tokenizerSpec, guard, loc.dir);
+  const listed: Array<{ spec: ConfinedFileSpec; real: string; digest: string }> = [];
+  for (const [name, digest] of Object.entries(manifest.files)) {
+    const spec: ConfinedFileSpec = { realDir, name, field: filesField(name), limit: limits.fileBytes };
+    listed.push({ spec, real: await resolveConfined(spec, guard, loc.dir), digest });
+  }
+
+  const tokenizerBytes = await readConfined(await openConfined(tokenizerSpec, tokenizerPath, guard, loc.dir), tokenizerSpec, guard, loc.dir);
+  for (const { spec, real, digest } of listed) {
+    // The tokenizer's digest is checked on the bytes that will be used, not on a second read.
+    const actual =
+      real === tokenizerPath
+        ? createHash('sha256').update(tokenizerBytes).digest('hex')
+        : await hashConfined(await openConfined(spec, real, guard, loc.dir), spec, guard, loc.dir);
     if (`sha256:${actual}` !== digest) {
-      throw new ModelPackageError(`${loc.dir}: ${file} has sha256 ${actual}, the manifest expects ${digest.slice(7)}; the file is corrupt or the manifest is stale`);
+      // Only the expected digest: the actual one would describe whatever the name reaches.
+      throw new ModelPackageError(`${loc.dir}: ${spec.field}: ${spec.name} has sha256 other than the manifest's ${digest.slice(7, 19)}...; the file is corrupt or the manifest is stale`);
     }
   }
-  const tokenizerPath = path.join(loc.dir, manifest.text.tokenizer);
-  if (!(await stat(tokenizerPath).then((s) => s.isFile(), () => false))) {
-    throw new ModelPackageError(`${loc.dir}: text.tokenizer names ${manifest.text.tokenizer}, which does not exist`);
-  }
+  // parseManifest made sure manifest.files lists both graphs.
+  const graphPath = (file: string) => listed.find((l) => l.spec.name === file)!.real;
   return {
     dir: loc.dir,
     manifest,
-    vlmPath: path.join(loc.dir, 'vlm.onnx'),
-    denoiserPath: path.join(loc.dir, 'denoiser.onnx'),
+    vlmPath: graphPath('vlm.onnx'),
+    denoiserPath: graphPath('denoiser.onnx'),
     tokenizerPath,
+    tokenizerJson: tokenizerBytes.toString('utf8'),
   };
 }
 

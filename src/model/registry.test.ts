@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -56,10 +56,11 @@ function fakeFactory(): RuntimeFactory<FakeRuntime> & { started: FakeRuntime[] }
 }
 
 const errors: string[] = [];
-const log = { info: () => undefined, error: (_: object, msg: string) => void errors.push(msg) };
+const warnings: string[] = [];
+const log = { info: () => undefined, warn: (_: object, msg: string) => void warnings.push(msg), error: (_: object, msg: string) => void errors.push(msg) };
 
-function registry(root: string, factory = fakeFactory(), trafficWindowMs = 60_000) {
-  return { reg: new ModelRegistry(root, factory, log, { drainTimeoutMs: 2000, trafficWindowMs }), factory };
+function registry(root: string, factory = fakeFactory(), trafficWindowMs = 60_000, allowPackageSymlinks = false) {
+  return { reg: new ModelRegistry(root, factory, log, { drainTimeoutMs: 2000, trafficWindowMs, allowPackageSymlinks }), factory };
 }
 
 describe('ModelRegistry versions', () => {
@@ -235,5 +236,54 @@ describe('ModelRegistry: a copy that replaces its dead worker', () => {
     copy.events.recovered();
     expect(state(reg)).toBe('READY');
     expect(reg.acquire('m', 1).handle.runtime).toBe(copy);
+  });
+});
+
+describe('ModelRegistry: entries of the repository that cannot be used', () => {
+  it('a dangling link in the repository is skipped with one warning; every other model loads, now and on LoadModel', async () => {
+    const root = repository([1]);
+    symlinkSync(path.join(root, 'gone'), path.join(root, 'a-dangling-model'));
+    symlinkSync(path.join(root, 'gone'), path.join(root, 'm', '5'));
+    warnings.length = 0;
+    const { reg } = registry(root);
+    await reg.loadRepository();
+    expect(reg.list().map((e) => [e.name, e.version, e.state])).toEqual([['m', 1, 'READY']]);
+    copyVersion(root, 2);
+    expect(await reg.load('m', 2)).toMatchObject({ state: 'READY' });
+    expect(warnings.filter((w) => w.includes('"a-dangling-model" cannot be resolved (ENOENT)'))).toHaveLength(1);
+    expect(warnings.filter((w) => w.includes('"m/5" cannot be resolved (ENOENT)'))).toHaveLength(1);
+    await expect(reg.load('a-dangling-model')).rejects.toThrow(FailedPreconditionError);
+  });
+
+  it('a model folder that links out of the repository is skipped unless allowed; LoadModel says why', async () => {
+    const outside = repository([1]);
+    const root = repository([]);
+    mkdirSync(root, { recursive: true });
+    symlinkSync(path.join(outside, 'm'), path.join(root, 'm'));
+    const refused = registry(root).reg;
+    await refused.loadRepository();
+    expect(refused.list()).toEqual([]);
+    await expect(refused.load('m')).rejects.toThrow(/"m" is a link out of the model repository; the operator may allow it with --allow-package-symlinks/);
+    const allowed = registry(root, fakeFactory(), 60_000, true).reg;
+    await allowed.loadRepository();
+    expect(allowed.list().map((e) => e.state)).toEqual(['READY']);
+  });
+
+  it('a package folder that links out of the repository is FAILED with the reason unless allowed; a link inside serves', async () => {
+    const outside = repository([1]);
+    const root = repository([1]);
+    symlinkSync(path.join(outside, 'm', '1'), path.join(root, 'm', '2'));
+    symlinkSync(path.join(root, 'm', '1'), path.join(root, 'm', '3'));
+    editManifest(path.join(outside, 'm', '1'), (m) => ({ ...m, version: 2 }));
+    const refused = registry(root).reg;
+    await refused.loadRepository();
+    const states = refused.list().map((e) => [e.version, e.state, e.reason ?? '']);
+    expect(states[0]).toEqual([1, 'READY', '']);
+    expect(states[1]).toEqual([2, 'FAILED', expect.stringMatching(/the package folder is a link out of the model repository; the operator may allow it/)]);
+    // m/3 links to m/1, inside the repository: followed, and refused only because its manifest names m@1.
+    expect(states[2]).toEqual([3, 'FAILED', expect.stringMatching(/manifest says m@1 but the package lives at m\/3/)]);
+    const allowed = registry(root, fakeFactory(), 60_000, true).reg;
+    await allowed.loadRepository();
+    expect(allowed.list().find((e) => e.version === 2)?.state).toBe('READY');
   });
 });

@@ -19,7 +19,9 @@
 import { FailedPreconditionError, ModelPackageError, NotFoundError, UnavailableError, quote } from '../errors/index.js';
 import type { Manifest } from './manifest.js';
 import type { ModelRef } from './model-ref.js';
-import { readPackage, scanRepository, type ModelPackage, type PackageLocation } from './package.js';
+import { readPackage, type ModelPackage } from './package.js';
+import type { PackageLimits } from './package-limits.js';
+import { scanRepository, type PackageLocation, type SkippedEntry } from './repository-scan.js';
 
 export type VersionState = 'LOADING' | 'READY' | 'FAILED' | 'UNLOADING';
 
@@ -70,6 +72,7 @@ export interface Lease<R> {
 
 export interface RegistryLogger {
   info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
 
@@ -80,6 +83,10 @@ export interface RegistryOptions {
   readonly drainTimeoutMs?: number;
   /** A model's last READY version that served a request this recently cannot be unloaded. @default 60000 */
   readonly trafficWindowMs?: number;
+  /** Load model and package folders that are links out of the repository (docs/model-package.md, "Confinement"). @default false */
+  readonly allowPackageSymlinks?: boolean;
+  /** @default DEFAULT_PACKAGE_LIMITS */
+  readonly packageLimits?: PackageLimits;
 }
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
@@ -105,6 +112,10 @@ export class ModelRegistry<R> {
   private readonly defaultModel: string | undefined;
   private readonly drainTimeoutMs: number;
   private readonly trafficWindowMs: number;
+  private readonly allowPackageSymlinks: boolean;
+  private readonly packageLimits: PackageLimits | undefined;
+  /** Skipped repository entries already warned about: each is logged once, not at every scan. */
+  private readonly warnedSkips = new Set<string>();
 
   constructor(
     private readonly repository: string,
@@ -115,6 +126,25 @@ export class ModelRegistry<R> {
     this.defaultModel = options.defaultModel || undefined;
     this.drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
     this.trafficWindowMs = options.trafficWindowMs ?? DEFAULT_TRAFFIC_WINDOW_MS;
+    this.allowPackageSymlinks = options.allowPackageSymlinks ?? false;
+    this.packageLimits = options.packageLimits;
+  }
+
+  /** The repository's packages; entries that cannot be scanned are skipped with a warning and returned apart. */
+  private async scan(): Promise<{ found: PackageLocation[]; skipped: SkippedEntry[] }> {
+    const skipped: SkippedEntry[] = [];
+    const found = await scanRepository(this.repository, {
+      allowSymlinks: this.allowPackageSymlinks,
+      stallMs: this.packageLimits?.stallMs,
+      onSkip: (s) => skipped.push(s),
+    });
+    for (const s of skipped) {
+      const key = `${s.entry}\u0000${s.reason}`;
+      if (this.warnedSkips.has(key)) continue;
+      this.warnedSkips.add(key);
+      this.log.warn({ repository: this.repository, entry: s.entry, reason: s.reason }, `model repository entry skipped: ${s.entry} ${s.reason}`);
+    }
+    return { found, skipped };
   }
 
   onStateChange(listener: StateListener<R>): void {
@@ -144,7 +174,7 @@ export class ModelRegistry<R> {
 
   /** Loads every version found in the repository. A bad package is FAILED with a log line; others load. */
   async loadRepository(): Promise<void> {
-    const found = await scanRepository(this.repository);
+    const { found } = await this.scan();
     if (found.length === 0) {
       this.log.error({ repository: this.repository }, 'no model packages (<name>/<version>/manifest.json) found in the model repository');
     }
@@ -156,8 +186,11 @@ export class ModelRegistry<R> {
    * Resolves when the version is READY or the load failed (see the entry's state, reason and lastLoadError).
    */
   async load(name: string, version = 0): Promise<ModelVersionEntry<R>> {
-    const found = (await scanRepository(this.repository)).filter((l) => l.name === name && (version === 0 || l.version === version));
+    const scanned = await this.scan();
+    const found = scanned.found.filter((l) => l.name === name && (version === 0 || l.version === version));
     const loc = found.at(-1);
+    const skipped = scanned.skipped.find((s) => s.name === name);
+    if (!loc && skipped) throw new FailedPreconditionError(`model repository entry ${skipped.entry} ${skipped.reason}`);
     if (!loc) {
       throw new NotFoundError(`model ${name}${version ? `@${version}` : ''} is not in the repository ${this.repository}; expected ${this.repository}/${name}/<version>/manifest.json`);
     }
@@ -179,7 +212,7 @@ export class ModelRegistry<R> {
     let pkg: ModelPackage;
     let runtime: R;
     try {
-      pkg = await readPackage(loc);
+      pkg = await readPackage(loc, { repository: this.repository, allowSymlinks: this.allowPackageSymlinks, limits: this.packageLimits });
       runtime = await this.factory.start(pkg, this.eventsOf(entry, () => runtime));
     } catch (err) {
       const reason = err instanceof ModelPackageError ? err.message : `loading failed: ${(err as Error).message}`;

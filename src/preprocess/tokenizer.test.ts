@@ -193,3 +193,20 @@ describe('PromptTokenizer.fromFile refuses unusable packages', () => {
     await expect(PromptTokenizer.fromFile(path, text(0))).rejects.toThrow(ModelPackageError);
   });
 });
+
+describe('PromptTokenizer.fromJson quotes nothing of the text it refuses', () => {
+  const secret = 'root:x:0:0:root:/root:/bin/bash';
+
+  it('text that is not JSON: where it is, not what it holds, and no cause carrying Node\'s excerpt', async () => {
+    const err = await PromptTokenizer.fromJson(`${secret}\n`, 'pkg: text.tokenizer', text(8)).then(() => new Error('accepted'), (e: unknown) => e as Error);
+    expect(err).toEqual(new ModelPackageError('pkg: text.tokenizer: the tokenizer is not valid JSON'));
+    expect(String(err.cause ?? '')).not.toContain('root:x');
+  });
+
+  it("JSON the binding refuses: the binding's message cut, not carried as cause", async () => {
+    const err = await PromptTokenizer.fromJson(JSON.stringify({ model: { type: secret.repeat(10) } }), 'pkg', text(8)).then(() => new Error('accepted'), (e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(ModelPackageError);
+    expect(err.message.length).toBeLessThan(200);
+    expect(err.cause).toBeUndefined();
+  });
+});

@@ -14,7 +14,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Tokenizer, type Encoding } from 'tokenizers';
-import { InvalidArgumentError, ModelPackageError } from '../errors/index.js';
+import { InvalidArgumentError, ModelPackageError, quote } from '../errors/index.js';
 import type { Manifest } from '../model/manifest.js';
 
 /** Longest accepted instruction, in UTF-8 bytes. */
@@ -76,11 +76,31 @@ export class PromptTokenizer {
   }
 
   /**
-   * Loads a package's tokenizer.json and configures truncation and padding to the manifest's `max_tokens`.
+   * Loads a tokenizer.json file and configures truncation and padding to the manifest's `max_tokens`.
    * @throws ModelPackageError when the file is missing or unusable, or the manifest's text section is wrong.
    */
   static async fromFile(
     path: string,
+    text: Manifest['text'],
+    options: PromptTokenizerOptions = {},
+  ): Promise<PromptTokenizer> {
+    let source: string;
+    try {
+      source = await readFile(path, 'utf8');
+    } catch (cause) {
+      throw new ModelPackageError(`${path}: cannot read the tokenizer: ${(cause as Error).message}`, { cause });
+    }
+    return PromptTokenizer.fromJson(source, path, text, options);
+  }
+
+  /**
+   * A tokenizer from the text of a tokenizer.json the caller read (a model package's, read confined to its
+   * folder); `where` names it in messages.
+   * @throws ModelPackageError when the text is unusable, or the manifest's text section is wrong.
+   */
+  static async fromJson(
+    source: string,
+    where: string,
     text: Manifest['text'],
     options: PromptTokenizerOptions = {},
   ): Promise<PromptTokenizer> {
@@ -90,7 +110,7 @@ export class PromptTokenizer {
     }
     if (typeof text.prompt_template !== 'string' || !text.prompt_template.includes(INSTRUCTION_PLACEHOLDER)) {
       throw new ModelPackageError(
-        `manifest.json: text.prompt_template must contain ${INSTRUCTION_PLACEHOLDER}, got ${JSON.stringify(text.prompt_template)}`,
+        `manifest.json: text.prompt_template must contain ${INSTRUCTION_PLACEHOLDER}, got ${quote(String(text.prompt_template))}`,
       );
     }
     const maxInstructionBytes = options.maxInstructionBytes ?? DEFAULT_MAX_INSTRUCTION_BYTES;
@@ -98,28 +118,30 @@ export class PromptTokenizer {
       throw new RangeError(`maxInstructionBytes must be a positive integer, got ${maxInstructionBytes}`);
     }
 
-    let source: string;
     let json: TokenizerJson;
     try {
-      source = await readFile(path, 'utf8');
       json = JSON.parse(source) as TokenizerJson;
-    } catch (cause) {
-      throw new ModelPackageError(`${path}: cannot read the tokenizer: ${(cause as Error).message}`, { cause });
+    } catch {
+      // Node's message quotes the text it choked on: say where the file is, never what it holds. No `cause`
+      // either, since the log's error serializer prints the causes' messages.
+      throw new ModelPackageError(`${where}: the tokenizer is not valid JSON`);
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+      throw new ModelPackageError(`${where}: the tokenizer is not a JSON object`);
     }
     let tokenizer: Tokenizer;
     try {
       tokenizer = Tokenizer.fromString(source);
     } catch (cause) {
-      throw new ModelPackageError(`${path}: not a Hugging Face tokenizer.json: ${(cause as Error).message}`, {
-        cause,
-      });
+      // The binding's message may quote the file: cut like any quoted text, and not carried as `cause`.
+      throw new ModelPackageError(`${where}: not a Hugging Face tokenizer.json: ${quote((cause as Error).message)}`);
     }
 
     if (json.model?.type === 'WordLevel') {
       const unk = json.model.unk_token;
       if (typeof unk !== 'string' || tokenizer.tokenToId(unk) === null) {
         throw new ModelPackageError(
-          `${path}: the WordLevel model's unk_token ${JSON.stringify(unk)} is not in the vocabulary, ` +
+          `${where}: the WordLevel model's unk_token ${quote(String(unk))} is not in the vocabulary, ` +
             'so any unknown word would fail; add it to model.vocab',
         );
       }
@@ -137,7 +159,7 @@ export class PromptTokenizer {
         throw new Error(`it returned ${probe.getIds().length} tokens despite padding to ${maxTokens}`);
       }
     } catch (cause) {
-      throw new ModelPackageError(`${path}: the tokenizer fails on a probe prompt: ${(cause as Error).message}`, {
+      throw new ModelPackageError(`${where}: the tokenizer fails on a probe prompt: ${quote((cause as Error).message)}`, {
         cause,
       });
     }
