@@ -192,7 +192,7 @@ export class ModelRegistry<R> {
     const skipped = scanned.skipped.find((s) => s.name === name);
     if (!loc && skipped) throw new FailedPreconditionError(`model repository entry ${skipped.entry} ${skipped.reason}`);
     if (!loc) {
-      throw new NotFoundError(`model ${name}${version ? `@${version}` : ''} is not in the repository ${this.repository}; expected ${this.repository}/${name}/<version>/manifest.json`);
+      throw new NotFoundError(`model ${quote(name)}${version ? ` version ${version}` : ''} is not in the repository ${this.repository}; expected ${this.repository}/<name>/<version>/manifest.json`);
     }
     return this.serialized(this.key(loc.name, loc.version), () => this.loadLocation(loc));
   }
@@ -269,7 +269,7 @@ export class ModelRegistry<R> {
   unload(name: string, version: number): Promise<ModelVersionEntry<R>> {
     return this.serialized(this.key(name, version), async () => {
       const entry = this.entries.get(this.key(name, version));
-      if (!entry) throw new NotFoundError(`model ${name}@${version} is not loaded; loaded versions: ${this.versionList(name)}`);
+      if (!entry) throw new NotFoundError(`model ${quote(name)} version ${version} is not loaded; loaded versions: ${this.versionList(name)}`);
       if (entry.state === 'READY' && this.readyVersions(name).length === 1 && entry.runtime !== undefined) {
         const use = this.leases.get(entry.runtime);
         const recent = use && (use.count > 0 || performance.now() - use.lastUsed < this.trafficWindowMs);
