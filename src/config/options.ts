@@ -86,7 +86,7 @@ export interface ServeOptions {
    * to its end or cancellation; a call beyond it gets RESOURCE_EXHAUSTED at once. Each open call holds memory
    * (docs/operations.md, "Open calls"), so this bounds what open calls can cost whatever the number of
    * connections. Health Check and List have a bound of the same size of their own, so probes still get
-   * answers while other calls fill this one. @default 10000
+   * answers while other calls fill this one. @default 4096
    */
   maxOpenCalls: number;
   /** grpc.health.v1 Watch streams open at once on the whole server; beyond it RESOURCE_EXHAUSTED. @default 1000 */
@@ -202,7 +202,7 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   maxIdBytes: DEFAULT_MAX_ID_BYTES,
   maxInstructionBytes: DEFAULT_MAX_INSTRUCTION_BYTES,
   maxConcurrentStreams: 256,
-  maxOpenCalls: 10_000,
+  maxOpenCalls: 4096,
   maxWatchStreams: 1000,
   maxWatchStreamsPerConnection: 16,
   shutdownGraceSeconds: 10,
