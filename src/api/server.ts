@@ -21,11 +21,14 @@ import { guardHandlers } from './guard.js';
 import { accessLogInterceptor, refusalInterceptor, statusDetailsInterceptor } from './interceptors.js';
 import { listen } from './listen.js';
 import { metricsInterceptor } from './metrics-interceptor.js';
+import { OpenCalls } from './open-calls.js';
+import { openCallsInterceptor } from './open-calls-interceptor.js';
 import { policyService } from './policy-service.js';
 import { loadProtos } from './proto.js';
 import { rateLimitInterceptor } from './rate-limit-interceptor.js';
 import { requestLimits, withRequestLimits, type RequestLimits } from './request-limits.js';
 import { isLoopback, serverTls, type ServerTls } from './tls.js';
+import { streamCloserInterceptor } from './stream-closer.js';
 import { tokensFile, type TokensFile } from './tokens-file.js';
 import { tracingInterceptor } from './tracing-interceptor.js';
 
@@ -70,11 +73,20 @@ function interceptors(
   boundPort: () => number | undefined,
 ): grpc.ServerInterceptor[] {
   const rate = options.robotRateLimit;
+  const openCalls = new OpenCalls({
+    maxOpenCalls: options.maxOpenCalls,
+    maxWatchStreams: options.maxWatchStreams,
+    maxWatchStreamsPerConnection: options.maxWatchStreamsPerConnection,
+  });
   return [
+    // First: it reaches grpc-js's own call, the HTTP/2 stream it closes once a status is written.
+    streamCloserInterceptor(),
     ...(tracing ? [tracingInterceptor(tracing.tracer, { host: options.host, port: boundPort })] : []),
     ...(metrics ? [metricsInterceptor(metrics.metrics)] : []),
     accessLogInterceptor(log.child({ module: 'access' })),
     statusDetailsInterceptor(),
+    // Before the credential check: a call counts from its headers, refused ones included, until it ends.
+    openCallsInterceptor(openCalls),
     // Credentials are checked on the call's metadata, before any of its messages reach the later ones.
     authInterceptor(credentials, log.child({ module: 'auth' })),
     refusalInterceptor(),
@@ -185,6 +197,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     'grpc.keepalive_time_ms': DEFAULT_KEEPALIVE_TIME_MS,
     'grpc.keepalive_timeout_ms': DEFAULT_KEEPALIVE_TIMEOUT_MS,
     'grpc.keepalive_permit_without_calls': 1,
+    'grpc.max_concurrent_streams': options.maxConcurrentStreams,
     ...(options.maxConnectionAgeSeconds > 0 ? { 'grpc.max_connection_age_ms': Math.round(options.maxConnectionAgeSeconds * 1000) } : {}),
     interceptors: interceptors(options, log, tracing, metrics, credentialSet, () => port),
   });

@@ -78,6 +78,29 @@ export interface ServeOptions {
   maxIdBytes: number;
   /** Longest PredictRequest.instruction, in UTF-8 bytes. @default 4096 */
   maxInstructionBytes: number;
+  /**
+   * Streams one HTTP/2 connection may have open at once, advertised in SETTINGS_MAX_CONCURRENT_STREAMS; a
+   * client that opens more has them refused by the HTTP/2 layer (a well-behaved one waits, or opens another
+   * connection). High enough for a proxy that carries a fleet's StreamPredict streams over one connection
+   * (HAProxy and Envoy open another upstream connection when one is full), low enough that one connection cannot
+   * hold more than a small share of maxOpenCalls. @default 256
+   */
+  maxConcurrentStreams: number;
+  /**
+   * Calls open at once on the whole server, every method but grpc.health.v1's, counted from the call's headers
+   * to its end or cancellation; a call beyond it gets RESOURCE_EXHAUSTED at once. Each open call holds memory
+   * (docs/operations.md, "Open calls"), so this bounds what open calls can cost whatever the number of
+   * connections. Health Check and List have a bound of the same size of their own, so probes still get
+   * answers while other calls fill this one. @default 4096
+   */
+  maxOpenCalls: number;
+  /** grpc.health.v1 Watch streams open at once on the whole server; beyond it RESOURCE_EXHAUSTED. @default 1000 */
+  maxWatchStreams: number;
+  /**
+   * grpc.health.v1 Watch streams open at once on one connection (a load balancer watches a few services per
+   * connection); beyond it RESOURCE_EXHAUSTED. @default 16
+   */
+  maxWatchStreamsPerConnection: number;
   /** Seconds given to in-flight requests on SIGTERM/SIGINT before the server force-closes. @default 10 */
   shutdownGraceSeconds: number;
   /**
@@ -159,6 +182,8 @@ export const DEFAULT_MAX_ID_BYTES = 128;
 /** Ids travel in metadata (x-request-id) and logs: bounded whatever the configuration. */
 export const MAX_ID_BYTES_LIMIT = 1024;
 export const DEFAULT_MAX_INSTRUCTION_BYTES = 4096;
+/** The largest value HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS can carry (a 32-bit field). */
+export const MAX_CONCURRENT_STREAMS_LIMIT = 2 ** 32 - 1;
 
 export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   host: '0.0.0.0',
@@ -182,6 +207,10 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   maxIdBytes: DEFAULT_MAX_ID_BYTES,
   maxInstructionBytes: DEFAULT_MAX_INSTRUCTION_BYTES,
+  maxConcurrentStreams: 256,
+  maxOpenCalls: 4096,
+  maxWatchStreams: 1000,
+  maxWatchStreamsPerConnection: 16,
   shutdownGraceSeconds: 10,
   maxConnectionAgeSeconds: 0,
   warmup: true,
@@ -230,6 +259,10 @@ const schema = z
     maxMessageBytes: int(1024),
     maxIdBytes: int(1).max(MAX_ID_BYTES_LIMIT),
     maxInstructionBytes: int(1),
+    maxConcurrentStreams: int(1).max(MAX_CONCURRENT_STREAMS_LIMIT),
+    maxOpenCalls: int(1),
+    maxWatchStreams: int(0),
+    maxWatchStreamsPerConnection: int(0),
     shutdownGraceSeconds: z.coerce.number().min(0),
     maxConnectionAgeSeconds: z.coerce.number().min(0),
     warmup: bool,

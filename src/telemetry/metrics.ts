@@ -38,7 +38,7 @@ export interface ServedPredict extends ModelLabels {
 }
 
 /** Reasons of dust_rejected_total, exported at 0 from the start so that rate() and increase() see the first one. */
-export const REJECT_REASONS: readonly string[] = ['rate_limited', 'queue_full', 'unavailable'];
+export const REJECT_REASONS: readonly string[] = ['rate_limited', 'queue_full', 'unavailable', 'too_many_calls'];
 
 /** The instruments, with one method per event the server reports. */
 export class ServingMetrics {
@@ -68,7 +68,7 @@ export class ServingMetrics {
     this.budgetMiss = meter.createCounter('dust_budget_miss', { description: 'Served requests that had a latency budget and missed it' });
     this.inflight = meter.createUpDownCounter('dust_inflight_requests', { description: 'Requests received and not yet answered' });
     this.rejected = meter.createCounter('dust_rejected', {
-      description: 'Requests refused before being served: rate_limited, queue_full (RESOURCE_EXHAUSTED), unavailable (draining, version not READY)',
+      description: 'Requests refused before being served: rate_limited, queue_full, too_many_calls (RESOURCE_EXHAUSTED), unavailable (draining, version not READY)',
     });
     this.loadFailures = meter.createCounter('dust_model_load_failures', { description: 'Model versions that failed to load' });
     this.surprise = meter.createHistogram('dust_world_model_surprise', {
