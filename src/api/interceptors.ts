@@ -3,7 +3,7 @@
  * messages over the limits (request-limits.ts), bounded status details, and the access log.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from '../telemetry/index.js';
+import { sampledLog, type Logger } from '../telemetry/index.js';
 import { gateMessages } from './message-gate.js';
 import { RefusedMessage } from './request-limits.js';
 import { safeDetails, toServiceError } from './status.js';
@@ -33,14 +33,19 @@ export function statusDetailsInterceptor(): grpc.ServerInterceptor {
     });
 }
 
-/** One structured line per call: method, status code, duration, peer. Debug level: robots call at 10-50 Hz. */
+/**
+ * One structured line per call: method, status code, duration, peer. Debug level: robots call at 10-50 Hz.
+ * `INTERNAL` is logged at error, sampled per method and peer address (log-sampler.ts): a client that found a
+ * way to cause one could otherwise write a line per call.
+ */
 export function accessLogInterceptor(log: Logger): grpc.ServerInterceptor {
+  const failures = sampledLog(log, 'error', 'call failed', 'calls failed: repeats per method and peer not logged one by one');
   return (method, call) => {
     const t0 = performance.now();
     return new grpc.ServerInterceptingCall(call, {
       sendStatus: (status, next) => {
         const entry = { method: method.path, code: grpc.status[status.code], ms: Math.round((performance.now() - t0) * 100) / 100, peer: call.getPeer() };
-        if (status.code === grpc.status.INTERNAL) log.error({ ...entry, details: status.details }, 'call failed');
+        if (status.code === grpc.status.INTERNAL) failures.write(`${method.path} ${call.getConnectionInfo().remoteAddress ?? 'unknown'}`, { ...entry, details: status.details });
         else log.debug(entry, 'call');
         next(status);
       },

@@ -8,3 +8,5 @@ export { requestTracer, NOOP_REQUEST_TRACER, MAX_ATTRIBUTE_CHARS } from './reque
 export type { RequestTracer, RequestSpan, RequestAttributes, ServedRequest, ModelVersion } from './request-trace.js';
 export { CallScope, runInCallScope, currentCallScope, rejectReasonOf } from './call-scope.js';
 export { SERVICE_NAME, SERVICE_VERSION } from './service.js';
+export { LogSampler, sampledLog, DEFAULT_LOG_SAMPLE_WINDOW_MS, DEFAULT_LOG_SAMPLE_KEYS } from './log-sampler.js';
+export type { SampledLog, SampleSummary, LogSamplerOptions } from './log-sampler.js';
