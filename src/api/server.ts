@@ -9,7 +9,7 @@
 import { isMainThread } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { decodeThreadCount, type ServeOptions } from '../config/index.js';
+import { decodeThreadCount, readSecretFile, type ServeOptions } from '../config/index.js';
 import { DecodePool, lowerOtherThreads, onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
 import { ExperimentBook, PostgresExperimentStore, redactUrl, Router, ShadowMirror, SqliteExperimentStore, type ExperimentStore } from '../experiment/index.js';
 import { ModelRegistry } from '../model/index.js';
@@ -133,7 +133,14 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     refreshIntervalMs: options.experimentStore === 'postgres' ? options.experimentRefreshSeconds * 1000 : 0,
   });
   // Before the models load, so a port conflict fails fast and load failures are counted.
-  const metrics = options.metricsPort > 0 ? await startMetrics({ host: options.host, port: options.metricsPort }) : undefined;
+  const metrics =
+    options.metricsPort > 0
+      ? await startMetrics({
+          host: options.metricsHost || options.host,
+          port: options.metricsPort,
+          token: options.metricsTokenFile ? await readSecretFile(options.metricsTokenFile, 'metricsTokenFile') : undefined,
+        })
+      : undefined;
   const tracer = tracing ? requestTracer(tracing.tracer) : NOOP_REQUEST_TRACER;
   const decoder = new DecodePool({ threads: decodeThreadCount(options), niceness: options.decodeNiceness });
   const registry = new ModelRegistry<ModelRuntime>(
@@ -235,6 +242,8 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
       authentication: credentialSet ? 'tokens file' : 'none (AdminService on loopback only)',
       experiments: options.experimentStore === 'postgres' ? `postgres ${redactUrl(options.postgresUrl)}` : `sqlite ${options.experimentDb}`,
       metricsPort: metrics?.port,
+      metricsHost: metrics ? options.metricsHost || options.host : undefined,
+      metricsToken: metrics ? Boolean(options.metricsTokenFile) : undefined,
       tracing: tracing?.settings,
       decodeThreads: decoder.size,
       loweredThreads,
