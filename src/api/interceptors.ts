@@ -23,6 +23,57 @@ export function refusalInterceptor(): grpc.ServerInterceptor {
 }
 
 /**
+ * A method that takes one request message (unary, server streaming) gets exactly one: a call that ends its
+ * input before its message, or sends a second one, is answered with INVALID_ARGUMENT, as a client error.
+ * (grpc-js answers both with UNIMPLEMENTED, which reads as a method this server lacks, in the client's error
+ * and in dust_requests_total.) A call reset by its client reaches the server as an end of input followed, in
+ * the same turn of the event loop, by its cancellation: the answer waits for the next turn and is not sent
+ * when the call was cancelled, so a reset counts as what it is, CANCELLED.
+ */
+export function requestMessageInterceptor(): grpc.ServerInterceptor {
+  return (method, call) => {
+    if (method.requestStream) return new grpc.ServerInterceptingCall(call);
+    let received = false;
+    let ended = false;
+    let cancelled = false;
+    const refuse = (details: string) => {
+      ended = true;
+      call.sendStatus({ code: grpc.status.INVALID_ARGUMENT, details, metadata: new grpc.Metadata() });
+    };
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next(
+          new grpc.ServerListenerBuilder()
+            .withOnReceiveMessage((message, nextMessage) => {
+              if (ended) return;
+              if (received) {
+                refuse(`${method.path} takes one request message; the call sent more than one`);
+                return;
+              }
+              received = true;
+              nextMessage(message);
+            })
+            .withOnReceiveHalfClose((nextHalfClose) => {
+              if (ended) return;
+              if (received) {
+                nextHalfClose();
+                return;
+              }
+              ended = true;
+              setImmediate(() => {
+                if (!cancelled) call.sendStatus({ code: grpc.status.INVALID_ARGUMENT, details: `the call ended without its request message: ${method.path} takes one`, metadata: new grpc.Metadata() });
+              });
+            })
+            .withOnCancel(() => {
+              cancelled = true;
+            })
+            .build(),
+        ),
+    });
+  };
+}
+
+/**
  * Every status leaves with details that are bounded and valid to encode, whoever wrote them (our handlers, or
  * a library's, like grpc-health-check's, which echoes the service name it was asked about).
  */

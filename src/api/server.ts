@@ -18,7 +18,7 @@ import { adminService } from './admin-service.js';
 import { authInterceptor, type CredentialSet } from './auth.js';
 import { ServingHealth } from './health.js';
 import { guardHandlers } from './guard.js';
-import { accessLogInterceptor, refusalInterceptor, statusDetailsInterceptor } from './interceptors.js';
+import { accessLogInterceptor, refusalInterceptor, requestMessageInterceptor, statusDetailsInterceptor } from './interceptors.js';
 import { listen } from './listen.js';
 import { metricsInterceptor } from './metrics-interceptor.js';
 import { policyService } from './policy-service.js';
@@ -81,6 +81,8 @@ function interceptors(
     ...(rate > 0
       ? [rateLimitInterceptor({ ratePerSecond: rate, burst: options.robotRateBurst || Math.max(1, Math.ceil(rate)), identify: credentials && ((md) => credentials.callerOf(md)) })]
       : []),
+    // Nearest the handlers: it answers what grpc-js's own handlers would answer UNIMPLEMENTED.
+    requestMessageInterceptor(),
   ];
 }
 
