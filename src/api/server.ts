@@ -201,7 +201,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   const policyLog = log.child({ module: 'policy' });
   server.addService(
     withRequestLimits(policy, limits, { types: protos.packageDefinition, refusalsToHandler: ['StreamPredict'] }),
-    guardHandlers(policy, policyService({ registry, router, book, log: policyLog, tracer }), policyLog),
+    guardHandlers(policy, policyService({ registry, router, book, log: policyLog, tracer, credentialOf: credentialSet && ((md) => credentialSet.callerOf(md)?.key) }), policyLog),
   );
   const admin = protos.policy.AdminService.service;
   const adminLog = log.child({ module: 'admin' });
