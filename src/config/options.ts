@@ -33,7 +33,8 @@ export interface ServeOptions {
   maxQueueDelayMs: number;
   /**
    * Requests per model version admitted but not yet in a VLM call (decoding or queued) beyond which new ones
-   * get RESOURCE_EXHAUSTED, before their images are decoded. @default 256
+   * get RESOURCE_EXHAUSTED, before their images are decoded. From half full on, each caller is held to a fair
+   * share of it (engine/admission.ts). @default 256
    */
   maxQueue: number;
   /** Rows a model version can hold in its denoiser stage at once. @default 256 */
