@@ -1,7 +1,7 @@
 /**
  * dust_requests_total and dust_inflight_requests under calls that end abnormally, on the real server: a call
  * reset before its request counts as CANCELLED, a call that ends its input without a request gets (and counts
- * as) INVALID_ARGUMENT, never UNIMPLEMENTED; streams ended by a full queue leave nothing in flight.
+ * as) INVALID_ARGUMENT, as does a unary call with two, never UNIMPLEMENTED; streams ended by a full queue leave nothing in flight.
  */
 import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
@@ -70,6 +70,25 @@ function messageless(port: number, how: 'empty' | 'reset'): Promise<string | und
   });
 }
 
+/** A raw unary Predict carrying two request messages; resolves with the grpc-status. */
+function twoMessages(port: number, message: Buffer): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    let status: string | undefined;
+    const req = session.request({ ':method': 'POST', ':path': PREDICT, 'content-type': 'application/grpc', te: 'trailers' });
+    const record = (h: http2.IncomingHttpHeaders) => (status ??= h['grpc-status'] as string | undefined);
+    req.on('response', record);
+    req.on('trailers', record);
+    req.on('data', () => undefined);
+    req.on('error', () => undefined);
+    req.on('close', () => {
+      session.close();
+      resolve(status);
+    });
+    req.end(Buffer.concat([message, message]));
+  });
+}
+
 /** Opens a stream, writes `n` requests at once and resolves with the status that ends it. */
 function flood(t: TestServer, n: number, robot: string): Promise<grpc.StatusObject> {
   return validRequest({ robot_id: robot }).then(
@@ -87,7 +106,7 @@ function flood(t: TestServer, n: number, robot: string): Promise<grpc.StatusObje
 
 let t: TestServer;
 let metricsPort: number;
-const statuses: { empty?: string; reset?: string; floods: grpc.StatusObject[]; pastStatus?: string } = { floods: [] };
+const statuses: { empty?: string; reset?: string; two?: string; floods: grpc.StatusObject[]; pastStatus?: string } = { floods: [] };
 let samples: Sample[];
 
 beforeAll(async () => {
@@ -95,6 +114,7 @@ beforeAll(async () => {
   t = await startTestServer({ metricsPort, maxQueue: 2, warmup: false });
   statuses.empty = await messageless(t.server.port, 'empty');
   statuses.reset = await messageless(t.server.port, 'reset');
+  statuses.two = await twoMessages(t.server.port, framed(await validRequest({ robot_id: 'twice' })));
   statuses.floods = await Promise.all([flood(t, 24, 'flood-a'), flood(t, 24, 'flood-b'), flood(t, 24, 'flood-c')]);
   statuses.pastStatus = await floodPastStatus(t.server.port, framed(await validRequest({ robot_id: 'flood-d' })), 24, 8);
   // Closing the client closes its connection: nothing of it is left open when the gauge is read.
@@ -115,10 +135,15 @@ describe('calls without a request message', () => {
     expect(statuses.reset).toBeUndefined();
   });
 
+  it('a unary call with two request messages gets INVALID_ARGUMENT', () => {
+    expect(statuses.two).toBe(String(grpc.status.INVALID_ARGUMENT));
+  });
+
   it('are counted under their real code, never UNIMPLEMENTED', () => {
     expect(total({ code: 'UNIMPLEMENTED' })).toBe(0);
-    expect(total({ method: 'Predict', code: 'INVALID_ARGUMENT' })).toBe(1);
-    expect(total({ method: 'Predict', code: 'CANCELLED' })).toBe(1);
+    expect(total({ method: 'Predict', code: 'INVALID_ARGUMENT' })).toBe(2);
+    // The reset call, and the other message of the call that sent two (unanswered after the failing one).
+    expect(total({ method: 'Predict', code: 'CANCELLED' })).toBe(2);
   });
 });
 

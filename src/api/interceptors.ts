@@ -1,6 +1,7 @@
 /**
  * Cross-cutting concerns as grpc-js server interceptors, not code repeated in handlers: refusals of request
- * messages over the limits (request-limits.ts), bounded status details, and the access log.
+ * messages over the limits (request-limits.ts), one request message per unary call, bounded status details,
+ * and the access log.
  */
 import * as grpc from '@grpc/grpc-js';
 import { sampledLog, type Logger } from '../telemetry/index.js';
