@@ -33,7 +33,8 @@ beforeAll(async () => {
     { token: LEAVING_TOKEN, role: 'robot', name: 'arm-9' },
   ]));
   const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) });
-  const options = compileServeOptions({ host: '127.0.0.1', port: 0, modelRepository: TEST_REPOSITORY, threads: 1, warmup: false, experimentDb: ':memory:', tokensFile });
+  // metricsPort 0: no fixed port that another test run may hold.
+  const options = compileServeOptions({ host: '127.0.0.1', port: 0, metricsPort: 0, modelRepository: TEST_REPOSITORY, threads: 1, warmup: false, experimentDb: ':memory:', tokensFile });
   server = await startServer(options, log);
   address = `127.0.0.1:${server.port}`;
 });
@@ -127,6 +128,28 @@ describe('with a tokens file', () => {
       leaving.close();
       staying.close();
     }
+  });
+
+  it('logs a client\'s repeated refusals once per window, not once per call', async () => {
+    const refusedLines = () => logs.filter((l) => l.includes('"msg":"call refused"')).length;
+    const before = refusedLines();
+    const client = clientOf(address, 'flooding-unknown-token-5e1d');
+    const bare = clientOf(address);
+    try {
+      const req = await robotRequest('arm-7');
+      for (let i = 0; i < 40; i++) {
+        await expect(client.predict(req)).rejects.toMatchObject({ codeName: 'UNAUTHENTICATED' });
+        await expect(bare.predict(req)).rejects.toMatchObject({ codeName: 'UNAUTHENTICATED' });
+      }
+    } finally {
+      client.close();
+      bare.close();
+    }
+    // One line for the client with the unknown token (a key new in this window), at most one for the client
+    // without a token (earlier tests may have had their line for that key already); the other refusals are
+    // counted for the window's summary line.
+    expect(refusedLines() - before).toBeGreaterThanOrEqual(1);
+    expect(refusedLines() - before).toBeLessThanOrEqual(2);
   });
 
   it('never writes a token to the logs', () => {

@@ -234,6 +234,12 @@ describe.skipIf(!KUSTOMIZE)(`Kubernetes overlays${KUSTOMIZE ? '' : ' (skipped: n
           expect(port('grpc'), at).toBe(options.port);
           expect(port('metrics'), at).toBe(options.metricsPort);
           expect(Number(pod.metadata.annotations?.['prometheus.io/port']), at).toBe(options.metricsPort);
+          // Scraped by annotation from another pod: reachable on the pod's address, and without a token (such
+          // scrapers send none).
+          if (pod.metadata.annotations?.['prometheus.io/scrape'] === 'true') {
+            expect(options.metricsHost || options.host, at).toBe('0.0.0.0');
+            expect(options.metricsTokenFile, at).toBe('');
+          }
           expect(options.shutdownGraceSeconds, `${at}: the drain must end before the kubelet's SIGKILL`).toBeLessThan(pod.spec.terminationGracePeriodSeconds ?? 30);
           for (const file of [options.tokensFile, options.tlsCert, options.tlsKey].filter(Boolean)) {
             const mount = c.volumeMounts?.find((m) => path.dirname(file) === m.mountPath);

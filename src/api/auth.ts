@@ -13,7 +13,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Credential, Role } from '../config/index.js';
 import { ADMIN_SERVICE_NAME } from '../proto/index.js';
-import type { Logger } from '../telemetry/index.js';
+import { sampledLog, type Logger } from '../telemetry/index.js';
 import { isLoopback } from './tls.js';
 
 const HEALTH_PREFIX = '/grpc.health.v1.Health/';
@@ -108,16 +108,33 @@ export function authorize(credentials: CredentialSet | undefined, method: string
 const REVOKED = 'the credential of this call was removed from the server\'s tokens file; ask for a new token';
 
 /**
+ * Who a refusal is logged against: the peer's address (not its port: a client reconnecting gets a new one) and
+ * a prefix of the presented token's digest, so that one client's repeated refusals fold into one line while
+ * clients behind one address with different tokens stay apart. The digest prefix names no token.
+ */
+export function refusalKey(remoteAddress: string | undefined, tokenDigestHex: string | undefined): string {
+  const peer = remoteAddress ?? 'unknown';
+  return tokenDigestHex === undefined ? peer : `${peer} sha256:${tokenDigestHex.slice(0, 12)}`;
+}
+
+/**
  * Checks every call's credential before its handler sees anything. A refused call gets its status at once
- * and its messages never reach the handler. Admin calls are logged with the caller's name.
+ * and its messages never reach the handler. Admin calls are logged with the caller's name. Refusals are
+ * logged sampled (log-sampler.ts): any client can cause one per call, at no cost of its own.
  */
 export function authInterceptor(credentials: CredentialSet | undefined, log: Logger): grpc.ServerInterceptor {
+  const refusals = sampledLog(log, 'warn', 'call refused', 'calls refused: repeats per caller not logged one by one');
   return (method, call) => {
     let refused = false;
     let caller: Caller | undefined;
-    const refuse = (code: grpc.status, details: string) => {
+    const refuse = (code: grpc.status, details: string, tokenDigestHex: string | undefined) => {
       refused = true;
-      log.warn({ method: method.path, peer: call.getPeer(), code: grpc.status[code], caller: caller?.name }, 'call refused');
+      refusals.write(refusalKey(call.getConnectionInfo().remoteAddress, tokenDigestHex), {
+        method: method.path,
+        peer: call.getPeer(),
+        code: grpc.status[code],
+        caller: caller?.name,
+      });
       call.sendStatus({ code, details, metadata: new grpc.Metadata() });
     };
     return new grpc.ServerInterceptingCall(call, {
@@ -127,7 +144,8 @@ export function authInterceptor(credentials: CredentialSet | undefined, log: Log
             .withOnReceiveMetadata((metadata, nextMetadata) => {
               const verdict = authorize(credentials, method.path, metadata, call.getConnectionInfo().remoteAddress);
               if (!verdict.ok) {
-                refuse(verdict.code, verdict.details);
+                const token = bearerToken(metadata);
+                refuse(verdict.code, verdict.details, token === undefined ? undefined : digest(token).toString('hex'));
                 return;
               }
               caller = verdict.caller;
@@ -138,7 +156,7 @@ export function authInterceptor(credentials: CredentialSet | undefined, log: Log
               if (refused) return;
               // A stream outlives a reload of the tokens file: each message checks the credential is still there.
               if (caller && credentials && !credentials.holds(caller)) {
-                refuse(grpc.status.UNAUTHENTICATED, REVOKED);
+                refuse(grpc.status.UNAUTHENTICATED, REVOKED, caller.key);
                 return;
               }
               nextMessage(message);

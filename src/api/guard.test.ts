@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { status, type ServiceDefinition } from '@grpc/grpc-js';
+import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { InvalidArgumentError } from '../errors/index.js';
 import { silentLogger } from '../telemetry/index.js';
@@ -49,5 +50,14 @@ describe('guardHandlers', () => {
     const callback = vi.fn();
     guarded.Unary('req', callback);
     expect(callback).toHaveBeenCalledWith(null, 'req');
+  });
+
+  it('logs a handler that keeps throwing once per window, not once per call', () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const guarded = guardHandlers(service, { Unary: () => { throw new Error('boom'); } }, log) as Handlers;
+    for (let i = 0; i < 100; i++) guarded.Unary({}, () => undefined);
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0])).toMatchObject({ msg: 'handler threw', method: '/s/Unary', level: 50 });
   });
 });

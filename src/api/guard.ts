@@ -5,12 +5,14 @@
  * process (issue 7). Errors inside a handler's own listeners and promise chains stay the handler's to catch.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { Logger } from '../telemetry/index.js';
+import { sampledLog, type Logger } from '../telemetry/index.js';
 import { toServiceError } from './status.js';
 
 type AnyHandler = (call: unknown, callback?: (err: unknown, value?: unknown) => void) => unknown;
 
 export function guardHandlers<H extends object>(service: grpc.ServiceDefinition, handlers: H, log: Logger): H {
+  // Sampled per method (log-sampler.ts): a request that makes a handler throw can be sent in a loop.
+  const threw = sampledLog(log, 'error', 'handler threw', 'handlers threw: repeats per method not logged one by one');
   const out: Record<string, AnyHandler> = {};
   for (const [name, handler] of Object.entries(handlers as Record<string, AnyHandler>)) {
     // Libraries register handlers under the method's name or its lowerCamel originalName (grpc-js takes both).
@@ -18,7 +20,7 @@ export function guardHandlers<H extends object>(service: grpc.ServiceDefinition,
     const responds = definition?.responseStream === false;
     out[name] = (call, callback) => {
       const fail = (err: unknown) => {
-        log.error({ err, method: definition?.path }, 'handler threw');
+        threw.write(definition?.path ?? name, { err, method: definition?.path });
         const status = toServiceError(err);
         if (responds && callback) callback(status);
         else (call as { emit(event: 'error', e: unknown): void }).emit('error', status);

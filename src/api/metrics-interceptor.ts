@@ -62,6 +62,12 @@ export function metricsInterceptor(metrics: ServingMetrics): grpc.ServerIntercep
           new grpc.ServerListenerBuilder()
             .withOnReceiveMetadata((metadata, nextMetadata) => scoped(() => nextMetadata(metadata)))
             .withOnReceiveMessage((message, nextMessage) => {
+              // A stream's messages may still arrive after its status went out (the client had sent them):
+              // nothing answers them, so they are not in flight.
+              if (finished) {
+                scoped(() => nextMessage(message));
+                return;
+              }
               waiting.push(performance.now());
               metrics.inflightChanged(name, 1);
               scoped(() => nextMessage(message));

@@ -28,6 +28,11 @@ export interface PolicyServiceDeps {
   readonly log: Logger;
   /** Engine spans of each request; none by default. */
   readonly tracer?: RequestTracer;
+  /**
+   * The key of the credential a call's metadata carries, if any: the caller of its requests for the fair share
+   * of a contended queue. Without one (no tokens file) a request's caller is its robot_id.
+   */
+  readonly credentialOf?: (metadata: grpc.Metadata) => string | undefined;
 }
 
 /** The client's deadline on the performance.now() clock the engine uses. */
@@ -38,13 +43,20 @@ function deadlineOf(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadl
   return performance.now() + (ms - Date.now());
 }
 
-export function policyService({ registry, router, book, log, tracer = NOOP_REQUEST_TRACER }: PolicyServiceDeps): PolicyServiceHandlers {
+export function policyService({ registry, router, book, log, tracer = NOOP_REQUEST_TRACER, credentialOf }: PolicyServiceDeps): PolicyServiceHandlers {
+  /** The fair-share caller of a call's requests: its credential, when it has one (the engine defaults to the robot_id). */
+  const callerOf = (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata'>): string | undefined => {
+    const key = credentialOf?.(call.metadata);
+    return key === undefined ? undefined : `credential:${key}`;
+  };
+
   /** Runs one routed request; its lease is released when it is done, however it ends. */
   async function serveOne(
     req: PredictRequest__Output,
     routed: Routed,
     call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadline'>,
     signal: AbortSignal,
+    caller: string | undefined,
   ): Promise<PredictResponse> {
     const receivedAt = performance.now();
     const span = tracer.start({ requestId: req.request_id, robotId: req.robot_id, episodeId: req.episode_id }, receivedAt);
@@ -54,7 +66,7 @@ export function policyService({ registry, router, book, log, tracer = NOOP_REQUE
     try {
       // toPredictInput may throw too (a bad seed): the span ends and the lease is released either way.
       input = toPredictInput(req);
-      out = await predict(handle, input, { receivedAt, deadline: deadlineOf(call), signal, traceTag: span.tag });
+      out = await predict(handle, input, { receivedAt, deadline: deadlineOf(call), signal, traceTag: span.tag, caller });
     } catch (err) {
       span.failed(err);
       throw err;
@@ -82,7 +94,7 @@ export function policyService({ registry, router, book, log, tracer = NOOP_REQUE
       try {
         const routed = router.route(req.model, req.robot_id, req.episode_id);
         currentCallScope()?.setModel(routed.assignment.model, routed.assignment.version);
-        result = serveOne(req, routed, call, abort.signal);
+        result = serveOne(req, routed, call, abort.signal, callerOf(call));
       } catch (err) {
         result = Promise.reject(err);
       }
@@ -99,6 +111,7 @@ export function policyService({ registry, router, book, log, tracer = NOOP_REQUE
 
     StreamPredict(call) {
       const abort = new AbortController();
+      const caller = callerOf(call);
       let assignment: Assignment | undefined;
       let streamModel: string | undefined;
       // closing: a failure is queued, so no further request is taken and nothing else may end the stream.
@@ -166,7 +179,7 @@ export function policyService({ registry, router, book, log, tracer = NOOP_REQUE
           } else {
             routed = router.again(assignment);
           }
-          result = serveOne(req, routed, call, abort.signal);
+          result = serveOne(req, routed, call, abort.signal, caller);
         } catch (err) {
           failAfterEarlier(err, req);
           return;

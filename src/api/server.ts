@@ -9,7 +9,7 @@
 import { isMainThread } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { decodeThreadCount, type ServeOptions } from '../config/index.js';
+import { decodeThreadCount, readSecretFile, type ServeOptions } from '../config/index.js';
 import { DecodePool, lowerOtherThreads, onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
 import { ExperimentBook, PostgresExperimentStore, redactUrl, Router, ShadowMirror, SqliteExperimentStore, type ExperimentStore } from '../experiment/index.js';
 import { ModelRegistry } from '../model/index.js';
@@ -18,7 +18,7 @@ import { adminService } from './admin-service.js';
 import { authInterceptor, type CredentialSet } from './auth.js';
 import { ServingHealth } from './health.js';
 import { guardHandlers } from './guard.js';
-import { accessLogInterceptor, refusalInterceptor, statusDetailsInterceptor } from './interceptors.js';
+import { accessLogInterceptor, refusalInterceptor, requestMessageInterceptor, statusDetailsInterceptor } from './interceptors.js';
 import { listen } from './listen.js';
 import { metricsInterceptor } from './metrics-interceptor.js';
 import { OpenCalls } from './open-calls.js';
@@ -93,6 +93,8 @@ function interceptors(
     ...(rate > 0
       ? [rateLimitInterceptor({ ratePerSecond: rate, burst: options.robotRateBurst || Math.max(1, Math.ceil(rate)), identify: credentials && ((md) => credentials.callerOf(md)) })]
       : []),
+    // Nearest the handlers: it answers what grpc-js's own handlers would answer UNIMPLEMENTED.
+    requestMessageInterceptor(),
   ];
 }
 
@@ -145,7 +147,14 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     refreshIntervalMs: options.experimentStore === 'postgres' ? options.experimentRefreshSeconds * 1000 : 0,
   });
   // Before the models load, so a port conflict fails fast and load failures are counted.
-  const metrics = options.metricsPort > 0 ? await startMetrics({ host: options.host, port: options.metricsPort }) : undefined;
+  const metrics =
+    options.metricsPort > 0
+      ? await startMetrics({
+          host: options.metricsHost || options.host,
+          port: options.metricsPort,
+          token: options.metricsTokenFile ? await readSecretFile(options.metricsTokenFile, 'metricsTokenFile') : undefined,
+        })
+      : undefined;
   const tracer = tracing ? requestTracer(tracing.tracer) : NOOP_REQUEST_TRACER;
   const decoder = new DecodePool({ threads: decodeThreadCount(options), niceness: options.decodeNiceness });
   const registry = new ModelRegistry<ModelRuntime>(
@@ -205,7 +214,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   const policyLog = log.child({ module: 'policy' });
   server.addService(
     withRequestLimits(policy, limits, { types: protos.packageDefinition, refusalsToHandler: ['StreamPredict'] }),
-    guardHandlers(policy, policyService({ registry, router, book, log: policyLog, tracer }), policyLog),
+    guardHandlers(policy, policyService({ registry, router, book, log: policyLog, tracer, credentialOf: credentialSet && ((md) => credentialSet.callerOf(md)?.key) }), policyLog),
   );
   const admin = protos.policy.AdminService.service;
   const adminLog = log.child({ module: 'admin' });
@@ -248,6 +257,8 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
       authentication: credentialSet ? 'tokens file' : 'none (AdminService on loopback only)',
       experiments: options.experimentStore === 'postgres' ? `postgres ${redactUrl(options.postgresUrl)}` : `sqlite ${options.experimentDb}`,
       metricsPort: metrics?.port,
+      metricsHost: metrics ? options.metricsHost || options.host : undefined,
+      metricsToken: metrics ? Boolean(options.metricsTokenFile) : undefined,
       tracing: tracing?.settings,
       decodeThreads: decoder.size,
       loweredThreads,

@@ -65,3 +65,21 @@ export async function readCredentials(file: string): Promise<Credential[]> {
   }
   return parseCredentials(json, file);
 }
+
+/**
+ * A single secret kept in a file (the metrics token): its content without surrounding whitespace, at least
+ * MIN_TOKEN_LENGTH characters and one word. Errors name the file, never its content.
+ */
+export async function readSecretFile(file: string, option: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`${option} ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+  }
+  const secret = text.trim();
+  if (secret.length < MIN_TOKEN_LENGTH || /\s/.test(secret)) {
+    throw new InvalidArgumentError(`${option} ${file} must hold one token of at least ${MIN_TOKEN_LENGTH} characters without spaces`);
+  }
+  return secret;
+}

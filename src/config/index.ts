@@ -13,5 +13,5 @@ export {
   DEFAULT_EXPERIMENT_DB,
 } from './options.js';
 export type { ServeOptions, ServeOptionsInput, DeviceOption } from './options.js';
-export { readCredentials, parseCredentials, MIN_TOKEN_LENGTH } from './credentials.js';
+export { readCredentials, parseCredentials, readSecretFile, MIN_TOKEN_LENGTH } from './credentials.js';
 export type { Credential, Role } from './credentials.js';

@@ -58,6 +58,10 @@ describe('serve options', () => {
     expect(() => compileServeOptions({ tlsClientCa: 'ca.pem' })).toThrow(/tlsClientCa \(mutual TLS\) needs tlsCert/);
     expect(compileServeOptions(optionsFromEnv({ DUST_TLS_CERT: 'c.pem', DUST_TLS_KEY: 'k.pem', DUST_TLS_CLIENT_CA: 'ca.pem' })).tlsClientCa).toBe('ca.pem');
     expect(() => compileServeOptions({ port: 9000, metricsPort: 9000 })).toThrow(/metricsPort must differ/);
+    expect(compileServeOptions(optionsFromEnv({ DUST_METRICS_HOST: '127.0.0.1', DUST_METRICS_TOKEN_FILE: '/run/metrics-token' }))).toMatchObject({
+      metricsHost: '127.0.0.1',
+      metricsTokenFile: '/run/metrics-token',
+    });
     expect(() => compileServeOptions({ robotRateLimit: -1 })).toThrow(/robotRateLimit/);
   });
 });

@@ -38,7 +38,8 @@ export interface ServeOptions {
   maxQueueDelayMs: number;
   /**
    * Requests per model version admitted but not yet in a VLM call (decoding or queued) beyond which new ones
-   * get RESOURCE_EXHAUSTED, before their images are decoded. @default 256
+   * get RESOURCE_EXHAUSTED, before their images are decoded. From half full on, each caller is held to a fair
+   * share of it (engine/admission.ts). @default 256
    */
   maxQueue: number;
   /** Rows a model version can hold in its denoiser stage at once. @default 256 */
@@ -115,8 +116,18 @@ export interface ServeOptions {
   logLevel: string;
   /** Human-readable logs (development only). @default false */
   logPretty: boolean;
-  /** Port of the Prometheus endpoint `/metrics`, on `host`; 0 turns metrics off. @default 9464 */
+  /** Port of the Prometheus endpoint `/metrics`; 0 turns metrics off. @default 9464 */
   metricsPort: number;
+  /**
+   * Interface the Prometheus endpoint listens on; empty = `host`. "127.0.0.1" keeps it to a scraper on the same
+   * host (a sidecar) while gRPC listens on every interface. @default ""
+   */
+  metricsHost: string;
+  /**
+   * File holding the bearer token `/metrics` requires (`authorization: Bearer <token>`, Prometheus's
+   * `authorization.credentials_file`); empty = no token. Read at start; at least 16 characters. @default ""
+   */
+  metricsTokenFile: string;
   /** PEM certificate chain for TLS on the gRPC port; empty = plaintext. Reloaded on change and on SIGHUP. @default "" */
   tlsCert: string;
   /** PEM private key of tlsCert. @default "" */
@@ -217,6 +228,8 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   logLevel: 'info',
   logPretty: false,
   metricsPort: DEFAULT_METRICS_PORT,
+  metricsHost: '',
+  metricsTokenFile: '',
   tlsCert: '',
   tlsKey: '',
   tlsClientCa: '',
@@ -269,6 +282,8 @@ const schema = z
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
     logPretty: bool,
     metricsPort: int(0).max(65535),
+    metricsHost: z.string(),
+    metricsTokenFile: z.string(),
     tlsCert: z.string(),
     tlsKey: z.string(),
     tlsClientCa: z.string(),

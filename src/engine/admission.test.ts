@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DeadlineExceededError, OverloadedError, UnavailableError } from '../errors/index.js';
-import { IDLE_LOAD, earliestFinish, evictsShadow, refusal, type AdmissionState } from './admission.js';
+import { IDLE_LOAD, callerShare, earliestFinish, evictsShadow, refusal, type AdmissionRequest, type AdmissionState } from './admission.js';
 import { CostModel } from './cost-model.js';
 
 const warm = (() => {
@@ -76,5 +76,93 @@ describe('refusal and eviction: shadow requests rank below primary ones', () => 
     const withShadows = { ...state, queued: 3, queuedShadows: 3 };
     expect(earliestFinish(req, withShadows)).toBeCloseTo(earliestFinish(req, state), 6);
     expect(earliestFinish(shadow, withShadows)).toBeGreaterThan(earliestFinish(req, state));
+  });
+});
+
+/**
+ * A model of the main thread's queue: callers ask in turn, admitted requests stay queued (nothing starts),
+ * and each request is decided by refusal() on the state the queue is in, as ModelWorker builds it.
+ */
+class QueueModel {
+  readonly held = new Map<string, number>();
+  readonly refused = new Map<string, number>();
+  constructor(readonly maxQueue: number) {}
+
+  get queued(): number {
+    let n = 0;
+    for (const v of this.held.values()) n += v;
+    return n;
+  }
+
+  ask(caller: string): Error | undefined {
+    const mine = this.held.get(caller) ?? 0;
+    const s: AdmissionState = {
+      ...state,
+      queued: this.queued,
+      limits: { ...state.limits, maxQueue: this.maxQueue },
+      callerQueued: mine,
+      callers: this.held.size + (mine === 0 ? 1 : 0),
+    };
+    const r = refusal({ ...req, caller } satisfies AdmissionRequest, s);
+    if (r) this.refused.set(caller, (this.refused.get(caller) ?? 0) + 1);
+    else this.held.set(caller, mine + 1);
+    return r;
+  }
+
+  start(caller: string): void {
+    const n = (this.held.get(caller) ?? 0) - 1;
+    if (n > 0) this.held.set(caller, n);
+    else this.held.delete(caller);
+  }
+}
+
+describe('fair share of a contended queue', () => {
+  it('a caller alone fills half the queue, then is refused with queue_full; room stays for others', () => {
+    const q = new QueueModel(256);
+    for (let i = 0; i < 1000; i++) q.ask('hog');
+    expect(q.held.get('hog')).toBe(128);
+    const r = q.ask('hog');
+    expect(r).toBeInstanceOf(OverloadedError);
+    expect((r as OverloadedError).reason).toBe('queue_full');
+    expect((r as Error).message).toMatch(/contended and this caller already has 128 requests waiting/);
+    expect(q.ask('robot-1')).toBeUndefined();
+  });
+
+  it('with one hog flooding and many robots asking one request at a time, no robot is ever refused', () => {
+    const q = new QueueModel(256);
+    const robots = Array.from({ length: 100 }, (_, i) => `robot-${i}`);
+    // Rounds: the hog sends 50 requests, every robot one, then the model starts the oldest few of each.
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 50; i++) q.ask('hog');
+      for (const robot of robots) expect(q.ask(robot), `${robot} in round ${round}`).toBeUndefined();
+      for (const robot of robots) q.start(robot);
+      for (let i = 0; i < 10; i++) if (q.held.has('hog')) q.start('hog');
+    }
+    expect(q.refused.get('hog')).toBeGreaterThan(0);
+    expect([...q.refused.keys()]).toEqual(['hog']);
+    // The hog holds no more than its share among 101 callers (plus what it held before the robots came).
+    expect(q.held.get('hog')).toBeLessThanOrEqual(128);
+  });
+
+  it('shrinks a hog\'s share as callers arrive, never below MIN_CALLER_SHARE', () => {
+    expect(callerShare(256, 1)).toBe(128);
+    expect(callerShare(256, 3)).toBe(64);
+    expect(callerShare(256, 1000)).toBe(1);
+    const q = new QueueModel(16);
+    for (let i = 0; i < 8; i++) q.ask('hog');
+    for (const robot of ['a', 'b', 'c']) q.ask(robot);
+    // 4 callers: a share of 16 / 5 = 3; the hog holds 8 and the queue is contended.
+    expect(q.ask('hog')).toBeInstanceOf(OverloadedError);
+    expect(q.ask('a')).toBeUndefined();
+    expect(q.ask('a')).toBeUndefined();
+    expect(q.ask('a')).toBeInstanceOf(OverloadedError);
+  });
+
+  it('holds no caller to a share below half a queue, nor requests without a caller, nor shadow requests', () => {
+    expect(refusal({ ...req, caller: 'hog' }, { ...state, queued: 1, callerQueued: 1, callers: 1 })).toBeUndefined();
+    // maxQueue 4: contended from 2 on, a lone caller's share is 2.
+    expect(refusal({ ...req, caller: 'hog' }, { ...state, queued: 2, callerQueued: 2, callers: 1 })).toBeInstanceOf(OverloadedError);
+    expect(refusal(req, { ...state, queued: 3, callerQueued: 3, callers: 1 })).toBeUndefined();
+    expect(refusal({ ...req, caller: 'hog', priority: 'shadow' }, { ...state, queued: 2, queuedShadows: 2, callerQueued: 2, callers: 1 })).toBeUndefined();
   });
 });

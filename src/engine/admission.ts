@@ -5,8 +5,16 @@
  * every VLM batch it starts; the main thread counts the requests it admitted that have not started yet. Pure.
  *
  * Refusals, in order: draining (UNAVAILABLE), a shadow request while a primary one waits (RESOURCE_EXHAUSTED,
- * shadow_shed), queue full (RESOURCE_EXHAUSTED), deadline passed or not reachable even at N_A under the
- * current load (DEADLINE_EXCEEDED).
+ * shadow_shed), queue full (RESOURCE_EXHAUSTED), a caller over its fair share of a contended queue
+ * (RESOURCE_EXHAUSTED, queue_full), deadline passed or not reachable even at N_A under the current load
+ * (DEADLINE_EXCEEDED).
+ *
+ * Fair share: without a rate limit, one caller sending faster than the model serves would fill the queue and
+ * every other robot would be refused. Once the queue is half full (contended), a caller holding its share of
+ * it, maxQueue / (callers + 1) with the callers that have requests waiting (itself included), and at least
+ * MIN_CALLER_SHARE, is refused, while callers under their share still get in. The "+ 1" keeps room for a
+ * caller not seen yet: a lone caller stops at half the queue. A caller is its credential when the call carries
+ * one, else its robot_id (predict.ts).
  *
  * Shadow requests (mirrored traffic, issue 9) never delay primary ones: one is admitted only while no primary
  * request is admitted and not started, and the queue is never full for a primary request while a shadow one
@@ -47,6 +55,21 @@ export interface AdmissionRequest {
   readonly actionSteps: number;
   /** @default 'primary' */
   readonly priority?: JobPriority;
+  /** Who sent it, for the fair share of the queue; none: the request is not held to a share. */
+  readonly caller?: string;
+}
+
+/** Places of a contended queue any caller may hold, however many callers share it. */
+export const MIN_CALLER_SHARE = 1;
+
+/** The places of a contended queue of `maxQueue` that one of `callers` callers (itself included) may hold. */
+export function callerShare(maxQueue: number, callers: number): number {
+  return Math.max(MIN_CALLER_SHARE, Math.floor(maxQueue / (callers + 1)));
+}
+
+/** Whether the queue is contended: from half full on, callers are held to their share. */
+export function contended(queued: number, maxQueue: number): boolean {
+  return queued >= Math.ceil(maxQueue / 2);
 }
 
 export interface AdmissionState {
@@ -58,6 +81,10 @@ export interface AdmissionState {
   readonly queuedShadows: number;
   readonly load: WorkerLoad;
   readonly limits: AdmissionLimits;
+  /** Primary requests of the request's caller among `queued`. @default 0 */
+  readonly callerQueued?: number;
+  /** Callers with primary requests among `queued`, the request's caller included. @default 1 */
+  readonly callers?: number;
 }
 
 /** The queue ahead of the request: a primary request does not count shadow ones (picked after it, or evicted). */
@@ -91,6 +118,18 @@ export function refusal(req: AdmissionRequest, s: AdmissionState): Error | undef
   const limit = s.limits.maxQueue;
   if (queueAhead(req, s) >= limit) {
     return new OverloadedError(`the model's queue is full (${limit} requests waiting); retry with backoff or lower the request rate`, 'queue_full');
+  }
+  if (req.caller !== undefined && req.priority !== 'shadow' && contended(queueAhead(req, s), limit)) {
+    const callers = s.callers ?? 1;
+    const share = callerShare(limit, callers);
+    const held = s.callerQueued ?? 0;
+    if (held >= share) {
+      return new OverloadedError(
+        `the model's queue is contended and this caller already has ${held} requests waiting, its share of ${limit} places among ${callers} callers; ` +
+          'wait for its responses before sending more, or retry with backoff',
+        'queue_full',
+      );
+    }
   }
   if (req.deadline <= s.now) return new DeadlineExceededError('the request deadline had already passed when it was admitted');
   const earliest = earliestFinish(req, s);

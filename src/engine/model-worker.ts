@@ -46,6 +46,10 @@ export class ModelWorker {
   private queued = 0;
   /** The shadow requests among them, oldest first. */
   private readonly shadows: ShadowTicket[] = [];
+  /** Primary requests among them per caller (admission's fair share); a caller leaves when it has none. */
+  private readonly queuedBy = new Map<string, number>();
+  /** The caller of each job sent and not yet started. */
+  private readonly callerOfJob = new Map<number, string>();
   private load: WorkerLoad = IDLE_LOAD;
   private lastResponsePathMs: number | undefined;
   /** Admitted requests still being prepared: a drain waits for them to reach the worker. */
@@ -70,6 +74,8 @@ export class ModelWorker {
       for (const p of this.pending.values()) p.reject(this.lost);
       this.pending.clear();
       this.notStarted.clear();
+      this.callerOfJob.clear();
+      this.queuedBy.clear();
       this.tags.clear();
       if (!this.draining) this.onLost(why);
     };
@@ -139,8 +145,23 @@ export class ModelWorker {
   private started(id: number): void {
     if (!this.notStarted.delete(id)) return;
     this.queued--;
+    const caller = this.callerOfJob.get(id);
+    if (caller !== undefined) {
+      this.callerOfJob.delete(id);
+      this.release(caller);
+    }
     const shadow = this.shadows.findIndex((t) => t.id === id);
     if (shadow >= 0) this.shadows.splice(shadow, 1);
+  }
+
+  private hold(caller: string): void {
+    this.queuedBy.set(caller, (this.queuedBy.get(caller) ?? 0) + 1);
+  }
+
+  private release(caller: string): void {
+    const n = (this.queuedBy.get(caller) ?? 0) - 1;
+    if (n > 0) this.queuedBy.set(caller, n);
+    else this.queuedBy.delete(caller);
   }
 
   /** A primary request takes the place of the newest shadow request that has not started. */
@@ -200,6 +221,8 @@ export class ModelWorker {
    */
   async submit(admission: Admission, prepare: () => Promise<JobInput>): Promise<JobResult> {
     if (this.lost) throw this.lost;
+    const caller = admission.priority === 'shadow' ? undefined : admission.caller;
+    const callerQueued = caller === undefined ? 0 : (this.queuedBy.get(caller) ?? 0);
     const state: AdmissionState = {
       now: performance.now(),
       draining: this.draining,
@@ -207,11 +230,14 @@ export class ModelWorker {
       queuedShadows: this.shadows.length,
       load: this.load,
       limits: this.options,
+      callerQueued,
+      callers: this.queuedBy.size + (caller !== undefined && callerQueued === 0 ? 1 : 0),
     };
     const refused = refusal(admission, state);
     if (refused) throw refused;
     if (evictsShadow(admission, state)) this.evictShadow();
     this.queued++;
+    if (caller !== undefined) this.hold(caller);
     const ticket: ShadowTicket | undefined = admission.priority === 'shadow' ? { id: undefined, shed: false } : undefined;
     if (ticket) this.shadows.push(ticket);
     const prepared = prepare();
@@ -228,12 +254,14 @@ export class ModelWorker {
         const at = ticket ? this.shadows.indexOf(ticket) : -1;
         if (at >= 0) this.shadows.splice(at, 1);
       }
+      if (caller !== undefined) this.release(caller);
       throw err;
     } finally {
       this.preparing.delete(prepared);
     }
     const id = this.nextId++;
     if (ticket) ticket.id = id;
+    if (caller !== undefined) this.callerOfJob.set(id, caller);
     return this.send(id, job);
   }
 

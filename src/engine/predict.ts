@@ -46,6 +46,11 @@ export interface RequestContext {
   readonly traceTag?: unknown;
   /** 'shadow' for mirrored requests, which rank below every primary request. @default 'primary' */
   readonly priority?: JobPriority;
+  /**
+   * Who sent the request, for the fair share of a contended queue (admission.ts): the edge names the
+   * credential when the call carries one. @default `robot:<robotId>`
+   */
+  readonly caller?: string;
 }
 
 export interface PredictOutput {
@@ -126,7 +131,15 @@ export async function predict(
   let preprocessMs = 0;
 
   const result: JobResult = await worker.submit(
-    { receivedAt: ctx.receivedAt, deadline: ctx.deadline, actionSteps: counts.actionSteps, signal: ctx.signal, priority: ctx.priority },
+    {
+      receivedAt: ctx.receivedAt,
+      deadline: ctx.deadline,
+      actionSteps: counts.actionSteps,
+      signal: ctx.signal,
+      priority: ctx.priority,
+      // The prefixes keep a robot_id from ever naming a credential.
+      caller: ctx.caller ?? `robot:${input.robotId}`,
+    },
     async () => {
       const [decoded, prompt] = await Promise.all([
         runtime.decoder.decode({

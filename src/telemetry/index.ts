@@ -9,3 +9,5 @@ export type { RequestTracer, RequestSpan, RequestAttributes, ServedRequest, Mode
 export { CallScope, runInCallScope, currentCallScope, rejectReasonOf } from './call-scope.js';
 export { SERVICE_NAME, SERVICE_VERSION } from './service.js';
 export { traceNow } from './trace-clock.js';
+export { LogSampler, sampledLog, DEFAULT_LOG_SAMPLE_WINDOW_MS, DEFAULT_LOG_SAMPLE_KEYS } from './log-sampler.js';
+export type { SampledLog, SampleSummary, LogSamplerOptions } from './log-sampler.js';

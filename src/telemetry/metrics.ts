@@ -4,17 +4,29 @@
  * `_total` to monotonic counters and no unit suffix, so `dust_requests` is scraped as `dust_requests_total`
  * and `dust_request_duration_seconds` as itself. Durations are in seconds.
  */
-import { createServer, type Server } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Attributes, Counter, Histogram, Meter, UpDownCounter } from '@opentelemetry/api';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { BatchStage } from '../engine/index.js';
+import { RenderCache } from './render-cache.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './service.js';
 
 export const METRICS_PATH = '/metrics';
+/**
+ * Age up to which a rendered `/metrics` text is served again. Rendering runs on the event loop that serves
+ * gRPC; scrapers ask every few seconds at most, so a second-old answer costs them nothing and bounds what a
+ * flood of scrapes can take from the event loop.
+ */
+export const METRICS_MAX_AGE_MS = 1000;
+/** Open connections to the metrics port; Prometheus keeps one per target and scraper. */
+export const METRICS_MAX_CONNECTIONS = 64;
+/** A scraper that has not sent its request's headers by then is disconnected. */
+export const METRICS_HEADERS_TIMEOUT_MS = 10_000;
 
 /** Latency buckets in seconds: 1 ms to 10 s, roughly 1-2-5 per decade. */
 export const SECONDS_BUCKETS: readonly number[] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10];
@@ -123,25 +135,72 @@ export interface MetricsEndpoint {
   shutdown(): Promise<void>;
 }
 
+export interface MetricsEndpointOptions {
+  readonly host: string;
+  readonly port: number;
+  /** When set, `/metrics` answers only requests with `authorization: Bearer <token>`. */
+  readonly token?: string;
+  /** @default METRICS_MAX_AGE_MS */
+  readonly maxAgeMs?: number;
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/** Whether the request carries the bearer token; digests compared in constant time, as for gRPC tokens. */
+function authorized(req: IncomingMessage, expected: Buffer | undefined): boolean {
+  if (!expected) return true;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  return match !== null && timingSafeEqual(sha256(match[1]), expected);
+}
+
 /**
  * The MeterProvider with a Prometheus reader, served by our own HTTP server on host:port (the exporter's
- * built-in server cannot bind port 0 nor report a bind failure to its caller).
+ * built-in server cannot bind port 0 nor report a bind failure to its caller). The text is rendered at most
+ * once per METRICS_MAX_AGE_MS and shared by concurrent scrapes (render-cache.ts).
  */
-export async function startMetrics(options: { host: string; port: number }): Promise<MetricsEndpoint> {
+export async function startMetrics(options: MetricsEndpointOptions): Promise<MetricsEndpoint> {
   const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
   const provider = new MeterProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: SERVICE_NAME, [ATTR_SERVICE_VERSION]: SERVICE_VERSION }),
     readers: [exporter],
   });
-  const server: Server = createServer((req, res) => {
+  // The exporter's own settings: no prefix, no timestamps, target_info kept, no otel_scope labels.
+  const serializer = new PrometheusSerializer(undefined, false, undefined, false, true);
+  const rendered = new RenderCache(
+    async () => {
+      const { resourceMetrics } = await exporter.collect();
+      return serializer.serialize(resourceMetrics);
+    },
+    options.maxAgeMs ?? METRICS_MAX_AGE_MS,
+    () => performance.now(),
+  );
+  const token = options.token ? sha256(options.token) : undefined;
+  const server: Server = createServer({ headersTimeout: METRICS_HEADERS_TIMEOUT_MS, requestTimeout: METRICS_HEADERS_TIMEOUT_MS }, (req, res) => {
     const path = (req.url ?? '').split('?')[0];
-    if (req.method === 'GET' && path === METRICS_PATH) {
-      exporter.getMetricsRequestHandler(req, res);
+    if (req.method !== 'GET' || path !== METRICS_PATH) {
+      res.statusCode = 404;
+      res.end(`only GET ${METRICS_PATH} is served here\n`);
       return;
     }
-    res.statusCode = 404;
-    res.end(`only GET ${METRICS_PATH} is served here\n`);
+    if (!authorized(req, token)) {
+      res.statusCode = 401;
+      res.setHeader('www-authenticate', 'Bearer');
+      res.end('this endpoint needs "authorization: Bearer <metrics token>"\n');
+      return;
+    }
+    rendered.get().then(
+      (text) => {
+        res.statusCode = 200;
+        res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+        res.end(text);
+      },
+      (err: unknown) => {
+        res.statusCode = 500;
+        res.end(`# failed to export metrics: ${(err as Error)?.message ?? String(err)}\n`);
+      },
+    );
   });
+  server.maxConnections = METRICS_MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: options.host, port: options.port }, () => {
