@@ -43,6 +43,7 @@ const program = new Command('bench:stream-flood')
   .description('stream floods (with and without a credential, health Watch) against a real dust-serve; memory per open call')
   .option('--streams <n>', 'streams each attack opens per connection', number(1, true), 100_000)
   .option('--per-call-streams <n>', 'idle streams opened to measure memory per open call (0 = skip)', number(0, true), 20_000)
+  .option('--reconnect-s <s>', 'a persistent attacker: reconnect whenever the server closes the connection, for this many seconds (0 = one connection each, as written)', number(0), 0)
   .option('--server-flags <flags>', 'extra server flags for the attacks, space-separated (e.g. "--max-concurrent-streams 100")', '')
   .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1, true), DEFAULT_THREADS)
   .option('--model-repository <dir>', 'model repository the server loads', 'models')
@@ -50,6 +51,7 @@ const program = new Command('bench:stream-flood')
 
 interface Flags {
   streams: number;
+  reconnectS: number;
   perCallStreams: number;
   serverFlags: string;
   threads: number;
@@ -73,14 +75,36 @@ const ATTACKS: readonly Flood[] = [
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function open(server: ServerProcess, flood: Flood, perConnection: number): Promise<{ connections: RawH2Connection[]; opened: number; goaway: Array<number | undefined> }> {
+/**
+ * Writes `perConnection` streams on each of the flood's connections. With `reconnectS` > 0 the attacker is
+ * persistent: whenever the server closes its connection (GOAWAY), it connects again and floods again, until
+ * `reconnectS` seconds have passed. Every loop is bounded: the program stops by itself.
+ */
+async function open(server: ServerProcess, flood: Flood, perConnection: number, reconnectS: number): Promise<{ connections: RawH2Connection[]; opened: number; reconnects: number; goaway: Array<number | undefined> }> {
   const [host, port] = server.address.split(':');
-  const connections = await Promise.all(Array.from({ length: flood.connections }, () => RawH2Connection.connect(host, Number(port))));
   const block = grpcHeaders(server.address, flood.path, flood.token ? [['authorization', `Bearer ${TOKEN}`]] : []);
-  const opened = (await Promise.all(connections.map((c) => c.flood(perConnection, block, flood.message)))).reduce((a, b) => a + b, 0);
+  const until = performance.now() + reconnectS * 1000;
+  let reconnects = 0;
+  const goaway: Array<number | undefined> = [];
+  const attacker = async (): Promise<{ connection: RawH2Connection; opened: number }> => {
+    let connection = await RawH2Connection.connect(host, Number(port));
+    let opened = await connection.flood(perConnection, block, flood.message);
+    while (performance.now() < until) {
+      if (!connection.closed) await connection.ping();
+      if (!connection.closed) break;
+      goaway.push(connection.goawayCode);
+      reconnects++;
+      connection = await RawH2Connection.connect(host, Number(port));
+      opened += await connection.flood(perConnection, block, flood.message);
+    }
+    return { connection, opened };
+  };
+  const attackers = await Promise.all(Array.from({ length: flood.connections }, attacker));
+  const connections = attackers.map((a) => a.connection);
   // Every frame written before the PING has been read by the server once it answers (or the connection closed).
   await Promise.all(connections.map((c) => c.ping()));
-  return { connections, opened, goaway: connections.map((c) => c.goawayCode) };
+  for (const c of connections) if (c.goawayCode !== undefined) goaway.push(c.goawayCode);
+  return { connections, opened: attackers.reduce((a, b) => a + b.opened, 0), reconnects, goaway };
 }
 
 /** RSS growth per stream, the caps out of the way: one server per kind, so each starts from the same state. */
@@ -89,7 +113,7 @@ async function perCall(f: Flags, repository: string, kind: Flood, streams: numbe
   try {
     await sleep(SETTLE_MS);
     const before = processRssMb(server.pid);
-    const { connections, opened } = await open(server, { ...kind, connections: 1 }, streams);
+    const { connections, opened } = await open(server, { ...kind, connections: 1 }, streams, 0);
     await sleep(SETTLE_MS);
     const after = processRssMb(server.pid);
     for (const c of connections) c.close();
@@ -109,7 +133,7 @@ async function attack(f: Flags, repository: string, flood: Flood) {
     const sampler = setInterval(() => (peak = Math.max(peak, processRssMb(server.pid))), 100);
     prober.begin();
     const t0 = performance.now();
-    const { connections, opened, goaway } = await open(server, flood, f.streams);
+    const { connections, opened, reconnects, goaway } = await open(server, flood, f.streams, f.reconnectS);
     const floodS = (performance.now() - t0) / 1000;
     await sleep(SETTLE_MS);
     const held = processRssMb(server.pid);
@@ -126,7 +150,9 @@ async function attack(f: Flags, repository: string, flood: Flood) {
       connections: flood.connections,
       streamsWritten: opened,
       floodS: round(floodS, 2),
-      goawayCodes: goaway,
+      reconnects,
+      /** GOAWAY codes seen, by count (11 = ENHANCE_YOUR_CALM). */
+      goawayCodes: Object.fromEntries([...new Set(goaway)].map((c) => [String(c), goaway.filter((g) => g === c).length])),
       rssMb: { before, peak, held, growth },
       health,
       serverAfter: after,

@@ -3,7 +3,8 @@
  * call the server has answered has its HTTP/2 stream reset with NO_ERROR though the client never half-closed
  * (so HEADERS-only floods hold nothing), while grpc-js clients still get the real status; open calls and
  * health Watch streams are bounded, health Check still answers when the call bound is reached, and a slot is
- * given back when its call ends.
+ * given back when its call ends; a connection that keeps having calls refused before their first message is
+ * closed.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
@@ -12,6 +13,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { grpcHeaders, RawH2Connection } from '../bench/hostile/raw-h2.js';
 import { loadProtos } from '../src/api/index.js';
 import type { PredictResponse__Output } from '../src/gen/dust/serving/v1/PredictResponse.js';
 import { startTestServer, validRequest, type TestServer } from './support/harness.js';
@@ -235,6 +237,53 @@ describe('health Watch streams', () => {
     } finally {
       for (const w of open) w.cancel();
       for (const client of [a, b, c]) client.close();
+    }
+  });
+});
+
+describe('a connection that keeps having calls refused before their first message', () => {
+  const RATE = 5;
+  let guarded: TestServer;
+  let tokens: string;
+
+  beforeAll(async () => {
+    tokens = path.join(dir, 'tokens.json');
+    guarded = await startTestServer({ tokensFile: tokens, warmup: false, refusalsPerConnectionPerSecond: RATE });
+  });
+  afterAll(async () => {
+    await guarded?.close();
+  });
+
+  const rawConnection = () => {
+    const [host, port] = guarded.address.split(':');
+    return RawH2Connection.connect(host, Number(port));
+  };
+
+  it('is closed with GOAWAY ENHANCE_YOUR_CALM, while robots on other connections keep being served', async () => {
+    const flood = await rawConnection();
+    try {
+      await flood.flood(1000, grpcHeaders(guarded.address, PREDICT));
+      await flood.ping();
+      expect(flood.goawayCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    } finally {
+      flood.close();
+    }
+    const response = await new Promise<grpc.ServiceError | PredictResponse__Output>(async (resolve) =>
+      guarded.client.Predict(await validRequest(), withToken(), { deadline: Date.now() + 30_000 }, (err, res) => resolve(err ?? res!)),
+    );
+    expect(response).toHaveProperty('actions');
+  });
+
+  it('is not closed for refusals within its burst', async () => {
+    const client = await rawConnection();
+    try {
+      // Twice the rate is the burst.
+      await client.flood(2 * RATE, grpcHeaders(guarded.address, PREDICT));
+      await client.ping();
+      expect(client.closed).toBe(false);
+      expect(client.goawayCode).toBeUndefined();
+    } finally {
+      client.close();
     }
   });
 });

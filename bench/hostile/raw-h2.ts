@@ -67,7 +67,7 @@ export class RawH2Connection {
   private pending: Buffer = Buffer.alloc(0);
   private readonly pings = new Map<string, () => void>();
   private pingCount = 0;
-  /** GOAWAY error code, when the server sent one. */
+  /** The error code of the first GOAWAY the server sent (a server closing a connection may send a NO_ERROR one after it). */
   goawayCode: number | undefined;
   closed = false;
   opened = 0;
@@ -109,7 +109,7 @@ export class RawH2Connection {
         const key = payload.toString('hex');
         this.pings.get(key)?.();
         this.pings.delete(key);
-      } else if (type === FRAME_GOAWAY && payload.length >= 8) this.goawayCode = payload.readUInt32BE(4);
+      } else if (type === FRAME_GOAWAY && payload.length >= 8) this.goawayCode ??= payload.readUInt32BE(4);
     }
   }
 

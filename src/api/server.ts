@@ -13,9 +13,10 @@ import { decodeThreadCount, readSecretFile, type ServeOptions } from '../config/
 import { DecodePool, lowerOtherThreads, onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
 import { ExperimentBook, PostgresExperimentStore, redactUrl, Router, ShadowMirror, SqliteExperimentStore, type ExperimentStore } from '../experiment/index.js';
 import { ModelRegistry } from '../model/index.js';
-import { NOOP_REQUEST_TRACER, requestTracer, startMetrics, type Logger, type MetricsEndpoint, type Tracing } from '../telemetry/index.js';
+import { NOOP_REQUEST_TRACER, requestTracer, sampledLog, startMetrics, type Logger, type MetricsEndpoint, type Tracing } from '../telemetry/index.js';
 import { adminService } from './admin-service.js';
 import { authInterceptor, type CredentialSet } from './auth.js';
+import { ConnectionGuard } from './connection-guard.js';
 import { ServingHealth } from './health.js';
 import { guardHandlers } from './guard.js';
 import { accessLogInterceptor, refusalInterceptor, requestMessageInterceptor, statusDetailsInterceptor } from './interceptors.js';
@@ -40,6 +41,8 @@ const HARD_MESSAGE_CAP_FACTOR = 4;
 /** Keepalive: ping idle connections so dead robots' connections are noticed and load balancers keep them. */
 export const DEFAULT_KEEPALIVE_TIME_MS = 30_000;
 export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 10_000;
+/** Connections whose refusal budgets are remembered; an older one forgotten starts with a fresh budget. */
+const GUARDED_CONNECTIONS = 10_000;
 
 export interface RunningServer {
   readonly port: number;
@@ -78,9 +81,14 @@ function interceptors(
     maxWatchStreams: options.maxWatchStreams,
     maxWatchStreamsPerConnection: options.maxWatchStreamsPerConnection,
   });
+  const closedConnections = sampledLog(log.child({ module: 'connection-guard' }), 'warn', 'connection closed: too many calls refused before their first message', 'connections closed: repeats per peer not logged one by one');
+  const guard = new ConnectionGuard(
+    { earlyAnswersPerSecond: options.refusalsPerConnectionPerSecond, maxConnections: GUARDED_CONNECTIONS },
+    ({ peer }) => closedConnections.write(peer ?? 'unknown', { peer, limitPerSecond: options.refusalsPerConnectionPerSecond }),
+  );
   return [
     // First: it reaches grpc-js's own call, the HTTP/2 stream it closes once a status is written.
-    streamCloserInterceptor(),
+    streamCloserInterceptor(guard),
     ...(tracing ? [tracingInterceptor(tracing.tracer, { host: options.host, port: boundPort })] : []),
     ...(metrics ? [metricsInterceptor(metrics.metrics)] : []),
     accessLogInterceptor(log.child({ module: 'access' })),

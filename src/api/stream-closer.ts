@@ -14,6 +14,7 @@
  */
 import { constants as h2, type ServerHttp2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
+import type { ConnectionGuard } from './connection-guard.js';
 
 /** The HTTP/2 stream of grpc-js's innermost server call, if it has the shape this module relies on. */
 export function http2StreamOf(call: grpc.ServerInterceptingCallInterface): ServerHttp2Stream | undefined {
@@ -32,11 +33,25 @@ function closeNoError(stream: ServerHttp2Stream): void {
   if (clientSideOpen(stream)) stream.close(h2.NGHTTP2_NO_ERROR);
 }
 
-export function streamCloserInterceptor(): grpc.ServerInterceptor {
+/**
+ * Closes answered streams. A call answered before any of its messages arrived (a HEADERS-only call refused at
+ * its metadata) is charged to its connection's `guard`; a stream that ends with an error after requests is not.
+ */
+export function streamCloserInterceptor(guard?: ConnectionGuard): grpc.ServerInterceptor {
   return (_method, call) => {
     const stream = http2StreamOf(call);
     if (!stream) return new grpc.ServerInterceptingCall(call);
+    let messages = false;
     return new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next(
+          new grpc.ServerListenerBuilder()
+            .withOnReceiveMessage((message, nextMessage) => {
+              messages = true;
+              nextMessage(message);
+            })
+            .build(),
+        ),
       sendStatus: (status, next) => {
         // Without headers sent, next() has submitted the whole (trailers-only) response. With, grpc-js sends the
         // trailers from its own 'wantTrailers' listener, added by next(), and Node submits them in a
@@ -46,6 +61,7 @@ export function streamCloserInterceptor(): grpc.ServerInterceptor {
         const trailersLater = stream.headersSent;
         next(status);
         if (!clientSideOpen(stream)) return;
+        if (guard && !messages && !guard.charge(stream.session)) return;
         if (trailersLater) stream.once('wantTrailers', () => setImmediate(closeNoError, stream));
         else closeNoError(stream);
       },

@@ -82,9 +82,10 @@ export interface ServeOptions {
   /**
    * Streams one HTTP/2 connection may have open at once, advertised in SETTINGS_MAX_CONCURRENT_STREAMS; a
    * client that opens more has them refused by the HTTP/2 layer (a well-behaved one waits, or opens another
-   * connection). High enough for a proxy that carries a fleet's StreamPredict streams over one connection
-   * (HAProxy and Envoy open another upstream connection when one is full), low enough that one connection cannot
-   * hold more than a small share of maxOpenCalls. @default 256
+   * connection). 100 is the least RFC 9113 (section 6.5.2) recommends, so as not to limit parallelism; a proxy
+   * that carries more of a fleet's streams opens another upstream connection when one is full (HAProxy and Envoy
+   * do). Each stream a connection opens costs the event loop a call set-up in the tick that reads it, so this
+   * also bounds how long one connection's burst keeps health checks on other connections waiting. @default 100
    */
   maxConcurrentStreams: number;
   /**
@@ -102,6 +103,13 @@ export interface ServeOptions {
    * connection); beyond it RESOURCE_EXHAUSTED. @default 16
    */
   maxWatchStreamsPerConnection: number;
+  /**
+   * Calls per second one connection may have refused before sending any request message (a HEADERS-only call
+   * without a credential, over a bound), with a burst of twice that; a connection beyond it is closed with
+   * GOAWAY ENHANCE_YOUR_CALM, so one connection cannot keep the event loop refusing calls. 0 = no limit.
+   * @default 100
+   */
+  refusalsPerConnectionPerSecond: number;
   /** Seconds given to in-flight requests on SIGTERM/SIGINT before the server force-closes. @default 10 */
   shutdownGraceSeconds: number;
   /**
@@ -218,10 +226,11 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   maxIdBytes: DEFAULT_MAX_ID_BYTES,
   maxInstructionBytes: DEFAULT_MAX_INSTRUCTION_BYTES,
-  maxConcurrentStreams: 256,
+  maxConcurrentStreams: 100,
   maxOpenCalls: 4096,
   maxWatchStreams: 1000,
   maxWatchStreamsPerConnection: 16,
+  refusalsPerConnectionPerSecond: 100,
   shutdownGraceSeconds: 10,
   maxConnectionAgeSeconds: 0,
   warmup: true,
@@ -276,6 +285,7 @@ const schema = z
     maxOpenCalls: int(1),
     maxWatchStreams: int(0),
     maxWatchStreamsPerConnection: int(0),
+    refusalsPerConnectionPerSecond: int(0),
     shutdownGraceSeconds: z.coerce.number().min(0),
     maxConnectionAgeSeconds: z.coerce.number().min(0),
     warmup: bool,

@@ -1,0 +1,49 @@
+import { constants as h2, type Http2Session } from 'node:http2';
+import { describe, expect, it, vi } from 'vitest';
+import { ConnectionGuard } from './connection-guard.js';
+
+function fakeSession(remoteAddress = '10.0.0.7'): Http2Session & { destroy: ReturnType<typeof vi.fn>; goaway: ReturnType<typeof vi.fn> } {
+  const session = { destroyed: false, socket: { remoteAddress }, goaway: vi.fn(), destroy: vi.fn(() => (session.destroyed = true)) };
+  return session as unknown as Http2Session & { destroy: ReturnType<typeof vi.fn>; goaway: ReturnType<typeof vi.fn> };
+}
+
+describe('ConnectionGuard', () => {
+  it('lets a connection have a burst of twice the rate refused, then closes it with ENHANCE_YOUR_CALM', () => {
+    let now = 0;
+    const closed: Array<string | undefined> = [];
+    const guard = new ConnectionGuard({ earlyAnswersPerSecond: 10, maxConnections: 100 }, (c) => closed.push(c.peer), () => now);
+    const session = fakeSession();
+    for (let i = 0; i < 20; i++) expect(guard.charge(session)).toBe(true);
+    expect(guard.charge(session)).toBe(false);
+    expect(session.goaway).toHaveBeenCalledWith(h2.NGHTTP2_ENHANCE_YOUR_CALM);
+    expect(session.destroy).toHaveBeenCalledOnce();
+    expect(closed).toEqual(['10.0.0.7']);
+  });
+
+  it('refills at the rate, and keeps each connection on its own budget', () => {
+    let now = 0;
+    const guard = new ConnectionGuard({ earlyAnswersPerSecond: 10, maxConnections: 100 }, () => undefined, () => now);
+    const a = fakeSession();
+    const b = fakeSession();
+    for (let i = 0; i < 20; i++) guard.charge(a);
+    // A steady 10 a second is sustained forever.
+    for (let s = 0; s < 50; s++) {
+      now += 1000;
+      for (let i = 0; i < 10; i++) expect(guard.charge(a)).toBe(true);
+    }
+    for (let i = 0; i < 20; i++) expect(guard.charge(b)).toBe(true);
+    expect(a.destroy).not.toHaveBeenCalled();
+    expect(b.destroy).not.toHaveBeenCalled();
+  });
+
+  it('does nothing when off (rate 0) or for a connection already gone', () => {
+    const off = new ConnectionGuard({ earlyAnswersPerSecond: 0, maxConnections: 100 }, () => undefined, () => 0);
+    const session = fakeSession();
+    for (let i = 0; i < 10_000; i++) expect(off.charge(session)).toBe(true);
+    const on = new ConnectionGuard({ earlyAnswersPerSecond: 1, maxConnections: 100 }, () => undefined, () => 0);
+    const gone = fakeSession();
+    gone.destroy();
+    for (let i = 0; i < 10; i++) expect(on.charge(gone)).toBe(true);
+    expect(on.charge(undefined)).toBe(true);
+  });
+});
