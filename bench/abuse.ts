@@ -1,16 +1,20 @@
 #!/usr/bin/env node
 /**
- * `npm run bench:abuse`: the long abuse run of issue 7. A real server process; good robots streaming at a
- * control rate; hostile clients sending --requests hostile calls (bench/hostile: random bytes, mutated
- * messages, hostile field values, wrong wire types, streams that turn bad, and issue 7's floods); a health
- * prober checking every --probe-interval-ms; the server's RSS sampled throughout. Prints JSON: status codes by
- * kind of attack, the good robots' success and latency, health-check latency (target p99 < 50 ms), RSS over
- * time, and whether the server is still up and serving at the end.
+ * `npm run bench:abuse`: the long abuse run. A real server process with a tokens file; good robots streaming at
+ * a control rate with a robot token; hostile clients sending --requests hostile calls (bench/hostile: random
+ * bytes, mutated messages, hostile field values, wrong wire types, streams that turn bad, oversized and
+ * malformed floods, stream floods with and without a credential, health Watch floods, /metrics scrape floods,
+ * LoadModel of packages that reach outside their folder); a health prober checking every --probe-interval-ms;
+ * the server's RSS sampled throughout. Prints JSON: status codes by kind of attack, the good robots' success
+ * and latency, health-check latency, RSS over time, and whether the server is still up and serving at the end,
+ * with the targets: health p99 < 50 ms, RSS growth <= 256 MB, no error for a good robot.
  */
 import { writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
 import { number, words } from './cli-args.js';
+import { benchTokens, presentingToken } from './bench-tokens.js';
+import { DEFAULT_FLOOD_OPTIONS, floodShots, writeHostilePackages } from './hostile/floods.js';
 import { HOSTILE_CALL_DEADLINE_MS, HostileTally, hostileShots, nthShot, selectKinds, type Shot } from './hostile/shots.js';
 import { checkHealth, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes, type HealthSummary } from './health-probe.js';
 import { DEFAULT_THREADS } from './options.js';
@@ -31,22 +35,26 @@ export const DEFAULT_GOOD_RATE_HZ = 5;
 /** Server message limit during the run, and the size of the floods (kept just under it). */
 export const DEFAULT_ABUSE_MESSAGE_LIMIT = 1024 * 1024;
 export const DEFAULT_RSS_INTERVAL_MS = 500;
-/** Issue 7 item 5. */
+/** Health checks must stay answered quickly whatever the attack. */
 export const HEALTH_P99_TARGET_MS = 50;
+/** What the attacks may cost in memory, over the whole run. */
+export const RSS_GROWTH_TARGET_MB = 256;
 const CALL_DEADLINE_MS = HOSTILE_CALL_DEADLINE_MS;
 const GOOD_WARMUP_MS = 2000;
 export const DEFAULT_BASELINE_S = 5;
 const PROGRESS_TICK_MS = 250;
 
 const program = new Command('bench:abuse')
-  .description('issue 7 abuse run: hostile requests against a real dust-serve while good robots and a health prober run')
+  .description('abuse run: hostile requests and floods against a real dust-serve while good robots and a health prober run')
   .option('--requests <n>', 'hostile calls to send', number(1, true), DEFAULT_ABUSE_REQUESTS)
   .option('--attackers <n>', 'hostile clients sending concurrently, each on its own connection', number(1, true), DEFAULT_ATTACKERS)
   .option('--robots <n>', 'good robots (StreamPredict, 4:4, one connection)', number(0, true), DEFAULT_GOOD_ROBOTS)
   .option('--rate <hz>', 'requests per second per good robot', number(0.1), DEFAULT_GOOD_RATE_HZ)
   .option('--message-limit <bytes>', "the server's --max-message-bytes, and the size of the floods", number(1024, true), DEFAULT_ABUSE_MESSAGE_LIMIT)
   .option('--baseline-s <s>', 'seconds of good robots alone, measured before the attack', number(0.5), DEFAULT_BASELINE_S)
-  .option('--kinds <list>', 'only these kinds of hostile calls, comma-separated prefixes, e.g. "attack:,random-bytes" (default: all)')
+  .option('--kinds <list>', 'only these kinds of hostile calls, comma-separated prefixes, e.g. "attack:,flood:,package:" (default: all)')
+  .option('--flood-streams <n>', 'streams each stream flood opens on its connection', number(1, true), DEFAULT_FLOOD_OPTIONS.streams)
+  .option('--flood-scrapes <n>', 'GET /metrics each scrape flood sends', number(1, true), DEFAULT_FLOOD_OPTIONS.scrapes)
   .option('--seed <n>', 'seed of the hostile bodies', number(0, true), 7)
   .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1, true), DEFAULT_THREADS)
   .option('--model-repository <dir>', 'model repository the server loads', 'models')
@@ -64,6 +72,8 @@ interface Flags {
   baselineS: number;
   messageLimit: number;
   kinds?: string;
+  floodStreams: number;
+  floodScrapes: number;
   seed: number;
   threads: number;
   modelRepository: string;
@@ -156,7 +166,8 @@ class Attack {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const newClient = (address: string) => new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+const newClient = (address: string, token?: string) =>
+  new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, ...(token ? presentingToken(token) : {}) });
 
 async function main(): Promise<void> {
   program.parse();
@@ -164,7 +175,13 @@ async function main(): Promise<void> {
   const progress = new Progress(f.quiet === true);
   const model = await findModel(f.modelRepository);
   const repository = isolatedRepository(model);
-  process.once('exit', () => repository.remove());
+  // The server runs as deployed, with a tokens file: good robots and most hostile callers hold a robot token.
+  const tokens = benchTokens();
+  process.once('exit', () => {
+    repository.remove();
+    tokens.remove();
+  });
+  const packages = writeHostilePackages(model.dir, repository.root);
   const codec = policyCodec();
   const m = model.manifest;
 
@@ -172,17 +189,19 @@ async function main(): Promise<void> {
   const goodRequests = await serializedRequests(m, () => workload.classes[0], f.robots, codec);
   // Hostile requests vary a good robot's request, one that the good robots never send (another robot id).
   const base = await robotRequest(m, f.robots, workload.classes[0]);
-  const attack = new Attack(selectKinds(hostileShots(base, codec.serialize, m.cameras, f), f.kinds), f.requests);
 
   progress.note(`[abuse] starting server (--max-message-bytes ${f.messageLimit} --threads ${f.threads})`);
   const server = await startServerProcess({
     modelRepository: repository.root,
     threads: f.threads,
-    flags: ['--max-message-bytes', String(f.messageLimit)],
+    flags: ['--max-message-bytes', String(f.messageLimit), '--tokens-file', tokens.file],
     nodeArgs: words(f.serverNodeArgs),
   });
-  const goodClient = newClient(server.address);
-  const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address));
+  const target = { address: server.address, metricsPort: server.metricsPort, robotToken: tokens.robot, adminToken: tokens.admin };
+  const shots = [...hostileShots(base, codec.serialize, m.cameras, f), ...floodShots(target, packages, { streams: f.floodStreams, scrapes: f.floodScrapes })];
+  const attack = new Attack(selectKinds(shots, f.kinds), f.requests);
+  const goodClient = newClient(server.address, tokens.robot);
+  const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address, tokens.robot));
   const sink = new SinkSwitch();
   const robots = goodRequests.map((request, index) => new Robot({ index, classIndex: 0, request, client: goodClient, codec, workload, sink, unaryDeadlineMs: CALL_DEADLINE_MS }));
   const rss: Array<{ s: number; mb: number }> = [];
@@ -212,7 +231,7 @@ async function main(): Promise<void> {
     const { health } = during;
     const hostile = attack.tally.result(during.windowS);
     const result = {
-      benchmark: 'abuse (issue 7)',
+      benchmark: 'abuse',
       model: `${m.name}@${m.version}`,
       startedAt: new Date().toISOString(),
       options: f,
@@ -225,6 +244,8 @@ async function main(): Promise<void> {
       targets: {
         healthP99Ms: { value: health.p99, threshold: HEALTH_P99_TARGET_MS, pass: health.p99 < HEALTH_P99_TARGET_MS && Object.keys(health.failures).length === 0 },
         noUnacceptableStatus: { value: hostile.unacceptable, pass: hostile.unacceptable === 0 },
+        rssGrowthMb: { value: round(Math.max(...mbs) - mbs[0], 1), threshold: RSS_GROWTH_TARGET_MB, pass: Math.max(...mbs) - mbs[0] <= RSS_GROWTH_TARGET_MB },
+        goodRobotErrors: { value: during.good.errors, pass: Object.keys(during.good.errors).length === 0 },
         serverServingAfter: { value: after, pass: after === 'SERVING' },
       },
     };

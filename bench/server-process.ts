@@ -126,6 +126,8 @@ export function hostCpuSeconds(): { busy: number; steal: number } {
 
 export interface ServerProcess {
   readonly address: string;
+  /** The server's Prometheus endpoint port (on 127.0.0.1). */
+  readonly metricsPort: number;
   readonly pid: number;
   readonly args: readonly string[];
   cpuSeconds(): number;
@@ -149,6 +151,7 @@ export interface StartServerOptions {
 
 export async function startServerProcess(opts: StartServerOptions): Promise<ServerProcess> {
   const port = await freePort();
+  const metricsPort = await freePort();
   const address = `127.0.0.1:${port}`;
   const args = [
     ...(opts.nodeArgs ?? []),
@@ -156,7 +159,7 @@ export async function startServerProcess(opts: StartServerOptions): Promise<Serv
     'serve',
     '--host', '127.0.0.1',
     '--port', String(port),
-    '--metrics-port', String(await freePort()),
+    '--metrics-port', String(metricsPort),
     '--model-repository', opts.modelRepository,
     '--log-level', 'warn',
     '--threads', String(opts.threads),
@@ -183,6 +186,7 @@ export async function startServerProcess(opts: StartServerOptions): Promise<Serv
 
   const server: ServerProcess = {
     address,
+    metricsPort,
     pid: child.pid!,
     args: args.slice((opts.nodeArgs ?? []).length + 1),
     cpuSeconds: () => processCpuSeconds(child.pid!),

@@ -11,8 +11,8 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DustClient } from '../src/client/index.js';
-import { startTestServer, type TestServer } from './support/harness.js';
-import { addDanglingEntry, addHostilePackages, addLinkedOutModel, addPackage, OUTSIDE_SHA256, OUTSIDE_TEXT, replaceWithLink, type HostilePackage } from './support/hostile-packages.js';
+import { startTestServer, TINY_DIR, type TestServer } from './support/harness.js';
+import { addDanglingEntry, addHostilePackages, addLinkedOutModel, addPackage, OUTSIDE_SHA256, OUTSIDE_TEXT, replaceWithLink, type HostilePackage } from '../bench/hostile/packages.js';
 import { clientOf, robotRequest } from './support/versions.js';
 
 /** The bound: a hostile package is refused within this long. */
@@ -38,15 +38,15 @@ function expectNoLeak(text: string): void {
 
 beforeAll(async () => {
   root = tempDir();
-  addPackage(root, 'dust-tiny');
+  addPackage(TINY_DIR, root, 'dust-tiny');
   // A hostile second version beside the serving one.
-  addPackage(root, 'dust-tiny', (m, dir) => {
+  addPackage(TINY_DIR, root, 'dust-tiny', (m, dir) => {
     rmSync(path.join(dir, 'tokenizer.json'));
     m.text.tokenizer = '../../../../../../etc/passwd';
   }, 2);
-  hostile = addHostilePackages(root);
+  hostile = addHostilePackages(TINY_DIR, root);
   addDanglingEntry(root, 'a-dangling-entry');
-  addLinkedOutModel(root, tempDir(), 'linked-out');
+  addLinkedOutModel(TINY_DIR, root, tempDir(), 'linked-out');
   const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(line) });
   server = await startTestServer({ modelRepository: root, warmup: false }, { log });
   client = clientOf(server.address);
@@ -107,9 +107,9 @@ describe('hostile packages in the repository at start', () => {
 describe('--allow-package-symlinks', () => {
   it('serves a model folder that links out of the repository; files stay confined to the package either way', async () => {
     const allowRoot = tempDir();
-    addPackage(allowRoot, 'dust-tiny');
-    addLinkedOutModel(allowRoot, tempDir(), 'linked-out');
-    addLinkedOutModel(allowRoot, tempDir(), 'linked-passwd', (_, dir) => replaceWithLink(dir, 'denoiser.onnx', '/etc/passwd'));
+    addPackage(TINY_DIR, allowRoot, 'dust-tiny');
+    addLinkedOutModel(TINY_DIR, allowRoot, tempDir(), 'linked-out');
+    addLinkedOutModel(TINY_DIR, allowRoot, tempDir(), 'linked-passwd', (_, dir) => replaceWithLink(dir, 'denoiser.onnx', '/etc/passwd'));
     const allowed = await startTestServer({ modelRepository: allowRoot, warmup: false, allowPackageSymlinks: true });
     const c = clientOf(allowed.address);
     try {

@@ -11,9 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { addPackage, OUTSIDE_SHA256, OUTSIDE_TEXT } from '../bench/hostile/packages.js';
 import { ModelPackageError } from '../src/errors/index.js';
 import { readPackage } from '../src/model/index.js';
-import { addPackage, OUTSIDE_SHA256, OUTSIDE_TEXT } from './support/hostile-packages.js';
+import { TINY_DIR } from './support/harness.js';
 
 const RUNS = Number(process.env.DUST_FUZZ_RUNS ?? 1);
 const SEED = Number(process.env.DUST_FUZZ_SEED ?? 20_260_707);
@@ -62,7 +63,7 @@ describe('fuzzing package manifests', () => {
         fc.option(fc.tuple(hostileName, planted)),
         async (entries, tokenizer) => {
           const root = path.join(work, String(n++));
-          const dir = addPackage(root, 'm', (m, d) => {
+          const dir = addPackage(TINY_DIR, root, 'm', (m, d) => {
             for (const [name, what, rightDigest] of entries) {
               plant(d, name, what);
               m.files[name] = rightDigest ? `sha256:${OUTSIDE_SHA256}` : `sha256:${'0'.repeat(64)}`;

@@ -241,7 +241,7 @@ describe('health Watch streams', () => {
   });
 });
 
-describe('a connection that keeps having calls refused before their first message', () => {
+describe('connections of an address that keeps having calls refused before their first message', () => {
   const RATE = 5;
   let guarded: TestServer;
   let tokens: string;
@@ -259,21 +259,7 @@ describe('a connection that keeps having calls refused before their first messag
     return RawH2Connection.connect(host, Number(port));
   };
 
-  it('is closed with GOAWAY ENHANCE_YOUR_CALM, while robots on other connections keep being served', async () => {
-    const flood = await rawConnection();
-    try {
-      await flood.flood(1000, grpcHeaders(guarded.address, PREDICT));
-      await flood.ping();
-      expect(flood.goawayCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    } finally {
-      flood.close();
-    }
-    const response = await new Promise<grpc.ServiceError | PredictResponse__Output>(async (resolve) =>
-      guarded.client.Predict(await validRequest(), withToken(), { deadline: Date.now() + 30_000 }, (err, res) => resolve(err ?? res!)),
-    );
-    expect(response).toHaveProperty('actions');
-  });
-
+  // First: the address's budget is shared by its connections, and the flood below spends it.
   it('is not closed for refusals within its burst', async () => {
     const client = await rawConnection();
     try {
@@ -285,5 +271,29 @@ describe('a connection that keeps having calls refused before their first messag
     } finally {
       client.close();
     }
+  });
+
+  it('are closed with GOAWAY ENHANCE_YOUR_CALM, a reconnection at its first refusal, while calls that send their messages keep being served', async () => {
+    const flood = await rawConnection();
+    try {
+      await flood.flood(1000, grpcHeaders(guarded.address, PREDICT));
+      await flood.ping();
+      expect(flood.goawayCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    } finally {
+      flood.close();
+    }
+    // Reconnecting does not renew the address's budget: the next refused call closes the new connection too.
+    const again = await rawConnection();
+    try {
+      await again.flood(1, grpcHeaders(guarded.address, PREDICT));
+      await again.ping();
+      expect(again.goawayCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    } finally {
+      again.close();
+    }
+    const response = await new Promise<grpc.ServiceError | PredictResponse__Output>(async (resolve) =>
+      guarded.client.Predict(await validRequest(), withToken(), { deadline: Date.now() + 30_000 }, (err, res) => resolve(err ?? res!)),
+    );
+    expect(response).toHaveProperty('actions');
   });
 });

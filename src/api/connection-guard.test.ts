@@ -11,7 +11,7 @@ describe('ConnectionGuard', () => {
   it('lets a connection have a burst of twice the rate refused, then closes it with ENHANCE_YOUR_CALM', () => {
     let now = 0;
     const closed: Array<string | undefined> = [];
-    const guard = new ConnectionGuard({ earlyAnswersPerSecond: 10, maxConnections: 100 }, (c) => closed.push(c.peer), () => now);
+    const guard = new ConnectionGuard({ earlyAnswersPerSecond: 10, maxPeers: 100 }, (c) => closed.push(c.peer), () => now);
     const session = fakeSession();
     for (let i = 0; i < 20; i++) expect(guard.charge(session)).toBe(true);
     expect(guard.charge(session)).toBe(false);
@@ -20,11 +20,11 @@ describe('ConnectionGuard', () => {
     expect(closed).toEqual(['10.0.0.7']);
   });
 
-  it('refills at the rate, and keeps each connection on its own budget', () => {
+  it('refills at the rate, and keeps each peer address on its own budget', () => {
     let now = 0;
-    const guard = new ConnectionGuard({ earlyAnswersPerSecond: 10, maxConnections: 100 }, () => undefined, () => now);
-    const a = fakeSession();
-    const b = fakeSession();
+    const guard = new ConnectionGuard({ earlyAnswersPerSecond: 10, maxPeers: 100 }, () => undefined, () => now);
+    const a = fakeSession('10.0.0.1');
+    const b = fakeSession('10.0.0.2');
     for (let i = 0; i < 20; i++) guard.charge(a);
     // A steady 10 a second is sustained forever.
     for (let s = 0; s < 50; s++) {
@@ -36,11 +36,21 @@ describe('ConnectionGuard', () => {
     expect(b.destroy).not.toHaveBeenCalled();
   });
 
+  it('shares the budget of a peer address among its connections: reconnecting does not renew it', () => {
+    const guard = new ConnectionGuard({ earlyAnswersPerSecond: 10, maxPeers: 100 }, () => undefined, () => 0);
+    const first = fakeSession('10.0.0.9');
+    for (let i = 0; i < 20; i++) guard.charge(first);
+    expect(guard.charge(first)).toBe(false);
+    const second = fakeSession('10.0.0.9');
+    expect(guard.charge(second)).toBe(false);
+    expect(second.goaway).toHaveBeenCalledWith(h2.NGHTTP2_ENHANCE_YOUR_CALM);
+  });
+
   it('does nothing when off (rate 0) or for a connection already gone', () => {
-    const off = new ConnectionGuard({ earlyAnswersPerSecond: 0, maxConnections: 100 }, () => undefined, () => 0);
+    const off = new ConnectionGuard({ earlyAnswersPerSecond: 0, maxPeers: 100 }, () => undefined, () => 0);
     const session = fakeSession();
     for (let i = 0; i < 10_000; i++) expect(off.charge(session)).toBe(true);
-    const on = new ConnectionGuard({ earlyAnswersPerSecond: 1, maxConnections: 100 }, () => undefined, () => 0);
+    const on = new ConnectionGuard({ earlyAnswersPerSecond: 1, maxPeers: 100 }, () => undefined, () => 0);
     const gone = fakeSession();
     gone.destroy();
     for (let i = 0; i < 10; i++) expect(on.charge(gone)).toBe(true);

@@ -41,8 +41,8 @@ const HARD_MESSAGE_CAP_FACTOR = 4;
 /** Keepalive: ping idle connections so dead robots' connections are noticed and load balancers keep them. */
 export const DEFAULT_KEEPALIVE_TIME_MS = 30_000;
 export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 10_000;
-/** Connections whose refusal budgets are remembered; an older one forgotten starts with a fresh budget. */
-const GUARDED_CONNECTIONS = 10_000;
+/** Peer addresses whose refusal budgets are remembered; an older one forgotten starts with a fresh budget. */
+const GUARDED_PEERS = 10_000;
 
 export interface RunningServer {
   readonly port: number;
@@ -83,7 +83,7 @@ function interceptors(
   });
   const closedConnections = sampledLog(log.child({ module: 'connection-guard' }), 'warn', 'connection closed: too many calls refused before their first message', 'connections closed: repeats per peer not logged one by one');
   const guard = new ConnectionGuard(
-    { earlyAnswersPerSecond: options.refusalsPerConnectionPerSecond, maxConnections: GUARDED_CONNECTIONS },
+    { earlyAnswersPerSecond: options.refusalsPerConnectionPerSecond, maxPeers: GUARDED_PEERS },
     ({ peer }) => closedConnections.write(peer ?? 'unknown', { peer, limitPerSecond: options.refusalsPerConnectionPerSecond }),
   );
   return [

@@ -1,13 +1,13 @@
 /**
- * Hostile model packages (docs/model-package.md, "Confinement"), each a copy of dust-tiny with one way out of
- * its folder, for tests that put them beside a good package in a repository.
+ * Hostile model packages (docs/model-package.md, "Confinement"), each a copy of a good package (`template`,
+ * dust-tiny in the tests and benches) with one way out of its folder: for tests that put them beside a good
+ * package in a repository, and for the abuse and soak benches that load them into a serving server.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_PACKAGE_LIMITS } from '../../src/model/index.js';
-import { TINY_DIR } from './harness.js';
 
 /** What must never show: the first line of /etc/passwd, and its sha256. */
 export const OUTSIDE_FILE = '/etc/passwd';
@@ -23,10 +23,11 @@ export interface HostilePackage {
 
 type Manifest = Record<string, any>;
 
-/** dust-tiny copied to `<root>/<name>/<version>`, its manifest naming that place and edited. */
-export function addPackage(root: string, name: string, edit: (m: Manifest, dir: string) => void = () => undefined, version = 1): string {
+/** `template` copied to `<root>/<name>/<version>`, its manifest naming that place and edited. */
+export function addPackage(template: string, root: string, name: string, edit: (m: Manifest, dir: string) => void = () => undefined, version = 1): string {
   const dir = path.join(root, name, String(version));
-  cpSync(TINY_DIR, dir, { recursive: true });
+  rmSync(dir, { recursive: true, force: true });
+  cpSync(template, dir, { recursive: true });
   const file = path.join(dir, 'manifest.json');
   const m = JSON.parse(readFileSync(file, 'utf8')) as Manifest;
   m.name = name;
@@ -41,11 +42,11 @@ export const replaceWithLink = (dir: string, file: string, target: string) => {
   symlinkSync(target, path.join(dir, file));
 };
 
-/** Adds one package per way out to the repository at `root`. */
-export function addHostilePackages(root: string): HostilePackage[] {
+/** Adds one package per way out, copies of `template`, to the repository at `root`. */
+export function addHostilePackages(template: string, root: string): HostilePackage[] {
   const out: HostilePackage[] = [];
   const add = (name: string, reason: RegExp, edit: (m: Manifest, dir: string) => void) => {
-    addPackage(root, name, edit);
+    addPackage(template, root, name, edit);
     out.push({ name, reason });
   };
   add('escape-dotdot', /files\["\.\.\/\.\.\/\.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd"\]: the name must stay inside the package folder/, (m) => {
@@ -78,8 +79,8 @@ export function addHostilePackages(root: string): HostilePackage[] {
 }
 
 /** A package outside `root` and a model folder in it that links there: refused unless links out are allowed. */
-export function addLinkedOutModel(root: string, outside: string, name: string, edit?: (m: Manifest, dir: string) => void): void {
-  addPackage(outside, name, edit);
+export function addLinkedOutModel(template: string, root: string, outside: string, name: string, edit?: (m: Manifest, dir: string) => void): void {
+  addPackage(template, outside, name, edit);
   symlinkSync(path.join(outside, name), path.join(root, name));
 }
 
