@@ -175,8 +175,8 @@ async function main(): Promise<void> {
   const progress = new Progress(f.quiet === true);
   const model = await findModel(f.modelRepository);
   const repository = isolatedRepository(model);
-  // The server runs as deployed, with a tokens file: good robots and most hostile callers hold a robot token.
-  const tokens = benchTokens();
+  // The server runs as deployed, with a tokens file: each good robot holds its own token, the hostile callers one.
+  const tokens = benchTokens(f.robots);
   process.once('exit', () => {
     repository.remove();
     tokens.remove();
@@ -197,13 +197,13 @@ async function main(): Promise<void> {
     flags: ['--max-message-bytes', String(f.messageLimit), '--tokens-file', tokens.file],
     nodeArgs: words(f.serverNodeArgs),
   });
-  const target = { address: server.address, metricsPort: server.metricsPort, robotToken: tokens.robot, adminToken: tokens.admin };
+  const target = { address: server.address, metricsPort: server.metricsPort, robotToken: tokens.attacker, adminToken: tokens.admin };
   const shots = [...hostileShots(base, codec.serialize, m.cameras, f), ...floodShots(target, packages, { streams: f.floodStreams, scrapes: f.floodScrapes })];
   const attack = new Attack(selectKinds(shots, f.kinds), f.requests);
-  const goodClient = newClient(server.address, tokens.robot);
-  const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address, tokens.robot));
+  const goodClient = newClient(server.address);
+  const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address, tokens.attacker));
   const sink = new SinkSwitch();
-  const robots = goodRequests.map((request, index) => new Robot({ index, classIndex: 0, request, client: goodClient, codec, workload, sink, unaryDeadlineMs: CALL_DEADLINE_MS }));
+  const robots = goodRequests.map((request, index) => new Robot({ index, classIndex: 0, request, client: goodClient, codec, workload, sink, unaryDeadlineMs: CALL_DEADLINE_MS, token: tokens.robots[index] }));
   const rss: Array<{ s: number; mb: number }> = [];
   const t0 = performance.now();
   const sampleRss = () => rss.push({ s: round((performance.now() - t0) / 1000, 2), mb: processRssMb(server.pid) });

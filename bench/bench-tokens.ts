@@ -1,7 +1,8 @@
 /**
  * Credentials for benches that run the server as it is deployed, with a tokens file (docs/operations.md,
- * "Tokens and roles"): a robot token for the good robots and for hostile callers that hold a credential, an
- * admin token for AdminService, and a client interceptor that presents a token on every call of a channel.
+ * "Tokens and roles"): a token per good robot (the robots are separate callers for the rate limit and the
+ * queue's fair share, as a fleet with per-robot tokens is), a robot token for the hostile callers, an admin
+ * token for AdminService, and a client interceptor that presents a token on every call of a channel.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,18 +12,30 @@ import * as grpc from '@grpc/grpc-js';
 
 export interface BenchTokens {
   readonly file: string;
-  readonly robot: string;
+  /** One token per good robot. */
+  readonly robots: readonly string[];
+  /** The hostile callers' robot token. */
+  readonly attacker: string;
   readonly admin: string;
   remove(): void;
 }
 
-export function benchTokens(): BenchTokens {
+export function benchTokens(robots: number): BenchTokens {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-bench-tokens-'));
   const file = path.join(dir, 'tokens.json');
-  const robot = randomBytes(16).toString('hex');
-  const admin = randomBytes(16).toString('hex');
-  writeFileSync(file, JSON.stringify([{ token: robot, role: 'robot', name: 'bench-robot' }, { token: admin, role: 'admin', name: 'bench-admin' }]));
-  return { file, robot, admin, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  const token = () => randomBytes(16).toString('hex');
+  const robotTokens = Array.from({ length: robots }, token);
+  const attacker = token();
+  const admin = token();
+  writeFileSync(
+    file,
+    JSON.stringify([
+      ...robotTokens.map((t, i) => ({ token: t, role: 'robot', name: `bench-robot-${i}` })),
+      { token: attacker, role: 'robot', name: 'bench-attacker' },
+      { token: admin, role: 'admin', name: 'bench-admin' },
+    ]),
+  );
+  return { file, robots: robotTokens, attacker, admin, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Channel options whose interceptor sends `authorization: Bearer <token>` with every call that names none itself. */

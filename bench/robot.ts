@@ -48,10 +48,19 @@ export interface RobotOptions {
   readonly sink: RobotSink;
   /** Deadline of each unary Predict call. */
   readonly unaryDeadlineMs: number;
+  /** The robot's own token, sent as `authorization: Bearer <token>` with each call (servers with a tokens file). */
+  readonly token?: string;
 }
 
 export class Robot {
   private running = false;
+
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.o.token) md.set('authorization', `Bearer ${this.o.token}`);
+    return md;
+  }
+
   private stream: grpc.ClientDuplexStream<Buffer, PredictResponse__Output> | undefined;
   /** Send times of requests written on the current stream and not yet answered, in order. */
   private sentAt: number[] = [];
@@ -113,6 +122,7 @@ export class Robot {
       identity,
       this.o.codec.deserialize,
       this.o.request,
+      this.metadata(),
       { deadline: Date.now() + this.o.unaryDeadlineMs },
       (err: grpc.ServiceError | null, res?: PredictResponse__Output) => {
         this.unaryCalls.delete(call);
@@ -126,7 +136,7 @@ export class Robot {
   }
 
   private openStream(): void {
-    const stream = this.o.client.makeBidiStreamRequest(this.o.codec.streamPath, identity, this.o.codec.deserialize, new grpc.Metadata(), {});
+    const stream = this.o.client.makeBidiStreamRequest(this.o.codec.streamPath, identity, this.o.codec.deserialize, this.metadata(), {});
     this.stream = stream;
     this.sentAt = [];
     stream.on('data', (res: PredictResponse__Output) => {

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
- * `npm run bench:soak -- --minutes 30`: the soak run of issue 11. Finds the saturation throughput (a closed-loop
+ * `npm run bench:soak -- --minutes 30`: the soak run. Finds the saturation throughput (a closed-loop
  * step-mode fleet, as the fleet bench's step 4:4 run) unless --saturation-rps gives it, then runs a fresh
  * server process for --minutes at --load of it: good robots on StreamPredict with Poisson arrivals, plus
- * hostile calls from bench/hostile (issue 7's generators) at --hostile-share of the good request rate, and a
+ * hostile calls from bench/hostile (malformed and hostile requests, stream, Watch and scrape floods, hostile
+ * packages; the server has a tokens file) at --hostile-share of the good request rate, and a
  * health prober. It samples the server's RSS every --sample-s and summarizes every --bucket-s (latency p50/p99
  * of the good robots, health-check latency and failures, hostile outcomes, RSS, CPU), then prints JSON with
  * a verdict (soak-verdict.ts: no crash, bounded RSS growth after warm-up, steady p99); exit status 2 when the
@@ -15,6 +16,8 @@ import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
 import { number, words } from './cli-args.js';
 import { checkHealth, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes, type HealthSummary } from './health-probe.js';
+import { benchTokens, presentingToken } from './bench-tokens.js';
+import { DEFAULT_FLOOD_OPTIONS, floodShots, writeHostilePackages } from './hostile/floods.js';
 import { HostileTally, hostileShots, nthShot, selectKinds, type Shot } from './hostile/shots.js';
 import { SERVED_MODES } from './modes.js';
 import { DEFAULT_THREADS, DEFAULT_UNARY_DEADLINE_MS } from './options.js';
@@ -29,7 +32,7 @@ import { round, summarize } from './stats.js';
 import { classOf, nextGapMs, requestClasses, type Workload } from './workload.js';
 
 export const DEFAULT_SOAK_MINUTES = 30;
-/** Fraction of the saturation throughput the good robots offer (issue 11 item 4). */
+/** Fraction of the saturation throughput the good robots offer. */
 export const DEFAULT_SOAK_LOAD = 0.7;
 export const DEFAULT_SOAK_ROBOTS = 32;
 /** Hostile calls per good request. */
@@ -57,7 +60,7 @@ const MAX_DEFAULT_WARMUP_MINUTES = 5;
 const PROGRESS_TICK_MS = 1000;
 
 const program = new Command('bench:soak')
-  .description('issue 11 soak run: the real dust-serve at a fraction of saturation, with hostile calls, for minutes; RSS, latency and health over time, and a verdict')
+  .description('soak run: the real dust-serve at a fraction of saturation, with hostile calls, for minutes; RSS, latency and health over time, and a verdict')
   .option('--minutes <n>', 'minutes of load on the soak server (after the saturation run)', number(0.1), DEFAULT_SOAK_MINUTES)
   .option('--warmup-minutes <n>', `minutes the verdict ignores at the start (default: a sixth of --minutes, at most ${MAX_DEFAULT_WARMUP_MINUTES})`, number(0))
   .option('--saturation-rps <n>', 'saturation throughput in req/s; 0 = measure it first', number(0), 0)
@@ -68,6 +71,8 @@ const program = new Command('bench:soak')
   .option('--mix <classes>', 'request classes action_steps:vision_steps of the good robots (and the saturation run)', '4:4')
   .option('--hostile-share <fraction>', 'hostile calls per good request (0 = none)', number(0), DEFAULT_HOSTILE_SHARE)
   .option('--kinds <list>', 'only these kinds of hostile calls, comma-separated prefixes (default: all; see bench:abuse)')
+  .option('--flood-streams <n>', 'streams each stream flood opens on its connection', number(1, true), DEFAULT_FLOOD_OPTIONS.streams)
+  .option('--flood-scrapes <n>', 'GET /metrics each scrape flood sends', number(1, true), DEFAULT_FLOOD_OPTIONS.scrapes)
   .option('--attackers <n>', 'connections the hostile calls are spread over', number(1, true), DEFAULT_SOAK_ATTACKERS)
   .option('--max-hostile-inflight <n>', 'hostile calls in flight at most; more arrivals are skipped and counted', number(1, true), DEFAULT_MAX_HOSTILE_INFLIGHT)
   .option('--message-limit <bytes>', "the server's --max-message-bytes, and the size of the floods", number(1024, true), DEFAULT_SOAK_MESSAGE_LIMIT)
@@ -100,6 +105,8 @@ interface Flags {
   mix: string;
   hostileShare: number;
   kinds?: string;
+  floodStreams: number;
+  floodScrapes: number;
   attackers: number;
   maxHostileInflight: number;
   messageLimit: number;
@@ -123,7 +130,8 @@ interface Flags {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const newClient = (address: string) => new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+const newClient = (address: string, token?: string) =>
+  new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, ...(token ? presentingToken(token) : {}) });
 
 /** The good robots' answers and failures, timestamped from the start of the load. */
 class GoodLog implements RobotSink {
@@ -276,16 +284,26 @@ async function main(): Promise<void> {
   const goodRequests = await serializedRequests(m, (r) => classOf(workload, r), f.robots, codec);
   // Hostile calls vary a request of a robot the good robots are not.
   const base = await robotRequest(m, f.robots, workload.classes[0]);
-  const kinds = selectKinds(hostileShots(base, codec.serialize, m.cameras, f), f.kinds);
+  // The soak server runs as deployed, with a tokens file: each good robot holds its own token, the hostile callers one.
+  const tokens = benchTokens(f.robots);
+  process.once('exit', () => tokens.remove());
+  const packages = writeHostilePackages(model.dir, repository.root);
 
-  const server: ServerProcess = await startServerProcess({ modelRepository: repository.root, threads: f.threads, flags: serverFlags, nodeArgs: words(f.serverNodeArgs) });
+  const server: ServerProcess = await startServerProcess({
+    modelRepository: repository.root,
+    threads: f.threads,
+    flags: [...serverFlags, '--tokens-file', tokens.file],
+    nodeArgs: words(f.serverNodeArgs),
+  });
+  const target = { address: server.address, metricsPort: server.metricsPort, robotToken: tokens.attacker, adminToken: tokens.admin };
+  const kinds = selectKinds([...hostileShots(base, codec.serialize, m.cameras, f), ...floodShots(target, packages, { streams: f.floodStreams, scrapes: f.floodScrapes })], f.kinds);
   const goodClient = newClient(server.address);
-  const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address));
+  const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address, tokens.attacker));
   const t0 = performance.now();
   const elapsedS = () => (performance.now() - t0) / 1000;
   const good = new GoodLog(t0);
   const robots = goodRequests.map(
-    (request, index) => new Robot({ index, classIndex: index % workload.classes.length, request, client: goodClient, codec, workload, sink: good, unaryDeadlineMs: DEFAULT_UNARY_DEADLINE_MS }),
+    (request, index) => new Robot({ index, classIndex: index % workload.classes.length, request, client: goodClient, codec, workload, sink: good, unaryDeadlineMs: DEFAULT_UNARY_DEADLINE_MS, token: tokens.robots[index] }),
   );
   const hostile = new HostileSender(kinds, attackerClients, hostileRps, f.maxHostileInflight, f.seed);
   const rss: Array<{ s: number; mb: number }> = [];
@@ -419,7 +437,7 @@ async function main(): Promise<void> {
     const afterWarmup = good.answers.filter((a) => a.s >= warmupS);
     const mbs = rss.map((r) => r.mb);
     const result = {
-      benchmark: 'soak (issue 11)',
+      benchmark: 'soak',
       model: `${m.name}@${m.version}`,
       host: { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model, node: process.version },
       startedAt: new Date(Date.now() - ranS * 1000).toISOString(),

@@ -248,7 +248,7 @@ describe('connections of an address that keeps having calls refused before their
 
   beforeAll(async () => {
     tokens = path.join(dir, 'tokens.json');
-    guarded = await startTestServer({ tokensFile: tokens, warmup: false, refusalsPerConnectionPerSecond: RATE });
+    guarded = await startTestServer({ tokensFile: tokens, warmup: false, peerRefusalsPerSecond: RATE });
   });
   afterAll(async () => {
     await guarded?.close();

@@ -83,8 +83,8 @@ function interceptors(
   });
   const closedConnections = sampledLog(log.child({ module: 'connection-guard' }), 'warn', 'connection closed: too many calls refused before their first message', 'connections closed: repeats per peer not logged one by one');
   const guard = new ConnectionGuard(
-    { earlyAnswersPerSecond: options.refusalsPerConnectionPerSecond, maxPeers: GUARDED_PEERS },
-    ({ peer }) => closedConnections.write(peer ?? 'unknown', { peer, limitPerSecond: options.refusalsPerConnectionPerSecond }),
+    { earlyAnswersPerSecond: options.peerRefusalsPerSecond, maxPeers: GUARDED_PEERS },
+    ({ peer }) => closedConnections.write(peer ?? 'unknown', { peer, limitPerSecond: options.peerRefusalsPerSecond }),
   );
   return [
     // First: it reaches grpc-js's own call, the HTTP/2 stream it closes once a status is written.

@@ -104,12 +104,12 @@ export interface ServeOptions {
    */
   maxWatchStreamsPerConnection: number;
   /**
-   * Calls per second one connection may have refused before sending any request message (a HEADERS-only call
-   * without a credential, over a bound), with a burst of twice that; a connection beyond it is closed with
-   * GOAWAY ENHANCE_YOUR_CALM, so one connection cannot keep the event loop refusing calls. 0 = no limit.
-   * @default 100
+   * Calls per second the connections of one peer address may have refused before sending any request message
+   * (a HEADERS-only call without a credential, over a bound), with a burst of twice that; beyond it, the
+   * connection refused is closed with GOAWAY ENHANCE_YOUR_CALM, so that one client cannot keep the event loop
+   * refusing calls, whether or not it reconnects. 0 = no limit. @default 100
    */
-  refusalsPerConnectionPerSecond: number;
+  peerRefusalsPerSecond: number;
   /** Seconds given to in-flight requests on SIGTERM/SIGINT before the server force-closes. @default 10 */
   shutdownGraceSeconds: number;
   /**
@@ -230,7 +230,7 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   maxOpenCalls: 4096,
   maxWatchStreams: 1000,
   maxWatchStreamsPerConnection: 16,
-  refusalsPerConnectionPerSecond: 100,
+  peerRefusalsPerSecond: 100,
   shutdownGraceSeconds: 10,
   maxConnectionAgeSeconds: 0,
   warmup: true,
@@ -285,7 +285,7 @@ const schema = z
     maxOpenCalls: int(1),
     maxWatchStreams: int(0),
     maxWatchStreamsPerConnection: int(0),
-    refusalsPerConnectionPerSecond: int(0),
+    peerRefusalsPerSecond: int(0),
     shutdownGraceSeconds: z.coerce.number().min(0),
     maxConnectionAgeSeconds: z.coerce.number().min(0),
     warmup: bool,
