@@ -254,43 +254,29 @@ describe('connections of an address that keeps having calls refused before their
     await guarded?.close();
   });
 
-  const rawConnection = () => {
+  /** Opens `calls` HEADERS-only Predict calls without a token on a new connection; how the server left it. */
+  async function refusedCalls(calls: number): Promise<{ closed: boolean; goawayCode: number | undefined }> {
     const [host, port] = guarded.address.split(':');
-    return RawH2Connection.connect(host, Number(port));
-  };
+    const connection = await RawH2Connection.connect(host, Number(port));
+    try {
+      await connection.flood(calls, grpcHeaders(guarded.address, PREDICT));
+      await connection.ping();
+      return { closed: connection.closed, goawayCode: connection.goawayCode };
+    } finally {
+      connection.close();
+    }
+  }
 
   // First: the address's budget is shared by its connections, and the flood below spends it.
   it('is not closed for refusals within its burst', async () => {
-    const client = await rawConnection();
-    try {
-      // Twice the rate is the burst.
-      await client.flood(2 * RATE, grpcHeaders(guarded.address, PREDICT));
-      await client.ping();
-      expect(client.closed).toBe(false);
-      expect(client.goawayCode).toBeUndefined();
-    } finally {
-      client.close();
-    }
+    // A second of the rate is the burst.
+    expect(await refusedCalls(RATE)).toEqual({ closed: false, goawayCode: undefined });
   });
 
   it('are closed with GOAWAY ENHANCE_YOUR_CALM, a reconnection at its first refusal, while calls that send their messages keep being served', async () => {
-    const flood = await rawConnection();
-    try {
-      await flood.flood(1000, grpcHeaders(guarded.address, PREDICT));
-      await flood.ping();
-      expect(flood.goawayCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    } finally {
-      flood.close();
-    }
+    expect((await refusedCalls(1000)).goawayCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     // Reconnecting does not renew the address's budget: the next refused call closes the new connection too.
-    const again = await rawConnection();
-    try {
-      await again.flood(1, grpcHeaders(guarded.address, PREDICT));
-      await again.ping();
-      expect(again.goawayCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    } finally {
-      again.close();
-    }
+    expect((await refusedCalls(1)).goawayCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     const response = await new Promise<grpc.ServiceError | PredictResponse__Output>(async (resolve) =>
       guarded.client.Predict(await validRequest(), withToken(), { deadline: Date.now() + 30_000 }, (err, res) => resolve(err ?? res!)),
     );

@@ -15,7 +15,10 @@ import { constants as h2, type Http2Session } from 'node:http2';
 import { TokenBuckets } from './token-buckets.js';
 
 export interface ConnectionGuardOptions {
-  /** Early answers a peer address may get per second, sustained; 0 = no limit. */
+  /**
+   * Early answers a peer address may get per second, sustained, and at once (the burst): a larger burst lets
+   * one connection's chunk of refused calls hold the event loop longer; 0 = no limit.
+   */
   readonly earlyAnswersPerSecond: number;
   /** Peer addresses whose budgets are remembered; past it the least recently charged one starts afresh. */
   readonly maxPeers: number;
@@ -26,9 +29,6 @@ export interface ClosedConnection {
   readonly peer: string | undefined;
 }
 
-/** A burst of this many seconds of the rate: a robot fleet behind one proxy connection may all fail at once. */
-const BURST_SECONDS = 2;
-
 export class ConnectionGuard {
   private readonly buckets: TokenBuckets | undefined;
 
@@ -38,7 +38,7 @@ export class ConnectionGuard {
     private readonly now: () => number = () => performance.now(),
   ) {
     const rate = options.earlyAnswersPerSecond;
-    this.buckets = rate > 0 ? new TokenBuckets({ ratePerSecond: rate, burst: Math.max(1, Math.ceil(rate * BURST_SECONDS)), maxKeys: options.maxPeers }) : undefined;
+    this.buckets = rate > 0 ? new TokenBuckets({ ratePerSecond: rate, burst: Math.max(1, Math.ceil(rate)), maxKeys: options.maxPeers }) : undefined;
   }
 
   /** Charges one early answer on `session` to its peer; closes it when the peer's budget is spent. @returns false when closed. */

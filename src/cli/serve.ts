@@ -32,7 +32,7 @@ const FLAGS: ReadonlyArray<[keyof ServeOptions, string, string]> = [
   ['maxOpenCalls', '--max-open-calls <n>', 'calls open on the whole server (all but health) before RESOURCE_EXHAUSTED'],
   ['maxWatchStreams', '--max-watch-streams <n>', 'health Watch streams open on the whole server (0 = Watch refused)'],
   ['maxWatchStreamsPerConnection', '--max-watch-streams-per-connection <n>', 'health Watch streams open on one connection (0 = Watch refused)'],
-  ['peerRefusalsPerSecond', '--peer-refusals-per-second <n>', 'calls one peer address may have refused before sending a message, per second (burst twice that); beyond it its refused connections are closed (0 = no limit)'],
+  ['peerRefusalsPerSecond', '--peer-refusals-per-second <n>', 'calls one peer address may have refused before sending a message, per second and at once; beyond it its refused connections are closed (0 = no limit)'],
   ['shutdownGraceSeconds', '--shutdown-grace-seconds <s>', 'time in-flight requests get on SIGTERM'],
   ['maxConnectionAgeSeconds', '--max-connection-age-seconds <s>', 'ask clients to reconnect (and re-resolve DNS) after this long; 0 = never'],
   ['warmup', '--warmup <bool>', 'run synthetic batches at load'],

@@ -105,7 +105,7 @@ export interface ServeOptions {
   maxWatchStreamsPerConnection: number;
   /**
    * Calls per second the connections of one peer address may have refused before sending any request message
-   * (a HEADERS-only call without a credential, over a bound), with a burst of twice that; beyond it, the
+   * (a HEADERS-only call without a credential, over a bound), and at once; beyond it, the
    * connection refused is closed with GOAWAY ENHANCE_YOUR_CALM, so that one client cannot keep the event loop
    * refusing calls, whether or not it reconnects. 0 = no limit. @default 100
    */
