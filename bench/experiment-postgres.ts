@@ -14,7 +14,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
-import { ExperimentBook, PostgresExperimentStore, SqliteExperimentStore, type ExperimentStore } from '../src/experiment/index.js';
+import { DEFAULT_SERVE_OPTIONS } from '../src/config/index.js';
+import { ExperimentBook, experimentSettings, PostgresExperimentStore, SqliteExperimentStore, type ExperimentStore } from '../src/experiment/index.js';
 import { number } from './cli-args.js';
 import { round, summarize, type LatencySummary } from './stats.js';
 
@@ -99,7 +100,7 @@ async function counted(store: ExperimentStore, experimentId: number): Promise<nu
 async function postgres(url: string, replicas: number, load: Load): Promise<RunResult & { replicas: number }> {
   // countWaitMs high: the wait measured is the commit, not the server's cap on it.
   const stores = await Promise.all(Array.from({ length: replicas }, () => PostgresExperimentStore.connect({ connectionString: url, countWaitMs: 60_000, log: quiet })));
-  const book = await ExperimentBook.open(stores[0], quiet, { refreshIntervalMs: 0 });
+  const book = await ExperimentBook.open(stores[0], quiet, { ...experimentSettings(DEFAULT_SERVE_OPTIONS), refreshIntervalMs: 0 });
   try {
     const model = `bench-${Date.now()}`;
     const id = await experiment(book, model);
@@ -115,7 +116,7 @@ async function postgres(url: string, replicas: number, load: Load): Promise<RunR
 async function sqlite(load: Load): Promise<RunResult & { lastFlushMs: number }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-bench-exp-pg-'));
   const store = new SqliteExperimentStore(path.join(dir, 'experiments.sqlite'), { log: quiet });
-  const book = await ExperimentBook.open(store, quiet);
+  const book = await ExperimentBook.open(store, quiet, experimentSettings(DEFAULT_SERVE_OPTIONS));
   try {
     const model = 'bench';
     const id = await experiment(book, model);

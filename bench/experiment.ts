@@ -9,7 +9,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ExperimentBook, SqliteExperimentStore } from '../src/experiment/index.js';
+import { DEFAULT_SERVE_OPTIONS } from '../src/config/index.js';
+import { ExperimentBook, experimentSettings, SqliteExperimentStore } from '../src/experiment/index.js';
 import { summarize, round } from './stats.js';
 
 const ROBOTS = 1000;
@@ -23,7 +24,7 @@ const quiet = { info: () => undefined, warn: () => undefined, error: () => undef
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-bench-exp-'));
   try {
-    const book = await ExperimentBook.open(new SqliteExperimentStore(path.join(dir, 'experiments.sqlite'), { flushIntervalMs: 0 }), quiet);
+    const book = await ExperimentBook.open(new SqliteExperimentStore(path.join(dir, 'experiments.sqlite'), { flushIntervalMs: 0 }), quiet, experimentSettings(DEFAULT_SERVE_OPTIONS));
     await book.setSplit('m', { weights: [{ version: 1, weight: 0.9 }, { version: 2, weight: 0.1 }], controlVersion: 1, stickyKey: 'robot', salt: 'bench', shadowVersion: 0, shadowFraction: 0 });
     const ready = [1, 2];
     let episode = 0;

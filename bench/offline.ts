@@ -7,6 +7,7 @@
  * the same share of requests as in the served runs (robots are assigned classes round-robin).
  */
 import path from 'node:path';
+import { DEFAULT_SERVE_OPTIONS, sliceOf } from '../src/config/index.js';
 import { OnnxExecutor, shapesOf, type ModelShapes, type VlmBatch } from '../src/engine/index.js';
 import { PromptTokenizer } from '../src/preprocess/index.js';
 import { initialNoise, stepPlan } from '../src/sampling/index.js';
@@ -61,7 +62,7 @@ type Template = Omit<VlmBatch, 'moves' | 'slots'>;
 
 async function template(model: ModelLocation, s: ModelShapes, B: number): Promise<Template> {
   const m = model.manifest;
-  const tokenizer = await PromptTokenizer.fromFile(path.join(model.dir, m.text.tokenizer), m.text);
+  const tokenizer = await PromptTokenizer.fromFile(path.join(model.dir, m.text.tokenizer), m.text, sliceOf(DEFAULT_SERVE_OPTIONS, 'tokenizer'));
   const prompt = await tokenizer.encode(INSTRUCTION);
   const ids = Object.values(m.embodiments).map((e) => BigInt(e.id));
   const pixelValues = new Float32Array(B * s.views * 3 * s.imageHeight * s.imageWidth);

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SERVE_OPTIONS, envName } from '../src/config/index.js';
+import { DEFAULT_SERVE_OPTIONS, envName, optionsMarkdownTable } from '../src/config/index.js';
 import { SPEC_COUNTERS, SPEC_GAUGES, SPEC_HISTOGRAMS } from './support/prometheus.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -52,6 +52,10 @@ describe('docs/operations.md', () => {
       return !ops.includes(`| ${key} | \`${flag}\` | \`${envName(key as keyof typeof DEFAULT_SERVE_OPTIONS)}\` |`);
     });
     expect(missing).toEqual([]);
+  });
+
+  it('holds the options table as the option table writes it (npm run docs:options rewrites it)', () => {
+    expect(ops).toContain(optionsMarkdownTable());
   });
 
   it('lists every metric the server exposes', () => {

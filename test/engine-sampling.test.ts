@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_SERVE_OPTIONS, sliceOf } from '../src/config/index.js';
 import { OnnxExecutor, Scheduler, shapesOf, systemClock, type JobInput } from '../src/engine/index.js';
 import type { Manifest } from '../src/model/index.js';
 import { GaussianNoise, initialNoise, sampleJoint } from '../src/sampling/index.js';
@@ -78,7 +79,7 @@ const maxDiff = (a: Float32Array, b: Float32Array) => Math.max(...a.map((v, i) =
 
 describe('the engine against the reference sampler', () => {
   it('requests batched together at different steps and q each match their own reference within 1e-5', async () => {
-    const scheduler = new Scheduler(executor, systemClock, { maxQueueDelayMs: 5, maxDenoiseBatch: 4 });
+    const scheduler = new Scheduler(executor, systemClock, { ...sliceOf(DEFAULT_SERVE_OPTIONS, 'scheduler'), maxQueueDelayMs: 5, maxDenoiseBatch: 4 });
     const specs: Array<[number, number, number]> = [[4, 4, 0], [4, 16, 1], [2, 8, 0], [1, 3, 1], [4, 64, 0], [2, 2, 1]];
     const jobs = specs.map(([na, no, e], i) => job(i, na, no, e));
     // Copies: the scheduler owns the buffers it is given.

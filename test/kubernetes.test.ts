@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { compileServeOptions, DEFAULT_SERVE_OPTIONS, envName, optionsFromEnv, type ServeOptions } from '../src/config/index.js';
+import { compileServeOptions, DEFAULT_SERVE_OPTIONS, envName, OPTION_TABLE, optionsFromEnv, type ServeOptions } from '../src/config/index.js';
 import { EXPOSED_SERIES, PROMTOOL } from './support/prometheus.js';
 
 const ROOT = 'deploy/kubernetes';
@@ -249,6 +249,33 @@ describe.skipIf(!KUSTOMIZE)(`Kubernetes overlays${KUSTOMIZE ? '' : ' (skipped: n
             expect(Object.keys((secret?.data as Record<string, string>) ?? {}), `${at}: ${file}`).toContain(path.basename(file));
           }
         }
+      }
+    }
+  });
+});
+
+describe('the ConfigMaps', () => {
+  /** Every ConfigMap of the base and the overlays, as written (no kustomize needed). */
+  const files = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : e.name.endsWith('.yaml') ? [path.join(dir, e.name)] : []));
+  const configMaps = files(ROOT).flatMap((file) =>
+    parseAllDocuments(readFileSync(file, 'utf8'))
+      .filter((d) => d.errors.length === 0)
+      .map((d) => d.toJS() as K8sObject | null)
+      .filter((o): o is K8sObject => o?.kind === 'ConfigMap')
+      .map((o) => [file, (o.data as Record<string, string> | undefined) ?? {}] as const),
+  );
+  const optionOf = new Map((Object.keys(DEFAULT_SERVE_OPTIONS) as Array<keyof ServeOptions>).map((key) => [envName(key), key]));
+
+  it('set only what differs from the server\'s defaults, so that a default changes in one place', () => {
+    expect(configMaps.length).toBeGreaterThan(0);
+    for (const [file, data] of configMaps) {
+      for (const [name, value] of Object.entries(data)) {
+        const key = optionOf.get(name);
+        expect(key, `${file}: ${name} is not an option`).toBeDefined();
+        // The thread count's default is the host's core count less one, not a fixed value: setting it is always a choice.
+        if (key === 'threads') continue;
+        expect(OPTION_TABLE[key!].schema.parse(value), `${file}: ${name} restates the default`).not.toEqual(DEFAULT_SERVE_OPTIONS[key!]);
       }
     }
   });

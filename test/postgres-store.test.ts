@@ -12,12 +12,16 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnavailableError } from '../src/errors/index.js';
-import { ExperimentBook, PostgresExperimentStore, type PostgresStoreOptions } from '../src/experiment/index.js';
+import { DEFAULT_SERVE_OPTIONS } from '../src/config/index.js';
+import { ExperimentBook, experimentSettings, PostgresExperimentStore, type PostgresStoreOptions } from '../src/experiment/index.js';
 import { LatencySketch } from '../src/experiment/latency-sketch.js';
 import type { ServedEvent } from '../src/experiment/store.js';
 import { newExperiment, servedEvent as event } from '../src/experiment/testing/records.js';
 import { eventually } from './support/versions.js';
 import { NO_POSTGRES, startPostgres, type TestPostgres } from './support/postgres.js';
+
+/** The server's default settings of the experiment book. */
+const SETTINGS = experimentSettings(DEFAULT_SERVE_OPTIONS);
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -43,7 +47,7 @@ describe.skipIf(NO_POSTGRES)(`PostgresExperimentStore${NO_POSTGRES ? ` (skipped:
     return store;
   }
   async function book(store: PostgresExperimentStore, refreshIntervalMs = 0): Promise<ExperimentBook> {
-    const b = await ExperimentBook.open(store, quiet, { refreshIntervalMs });
+    const b = await ExperimentBook.open(store, quiet, { ...SETTINGS, refreshIntervalMs });
     opened.push(b);
     return b;
   }
@@ -101,7 +105,7 @@ describe.skipIf(NO_POSTGRES)(`PostgresExperimentStore${NO_POSTGRES ? ` (skipped:
       db,
     );
     const warnings: string[] = [];
-    const b = await ExperimentBook.open(await connect(url), { ...quiet, warn: (_obj: object, msg: string) => warnings.push(msg) }, { refreshIntervalMs: 0 });
+    const b = await ExperimentBook.open(await connect(url), { ...quiet, warn: (_obj: object, msg: string) => warnings.push(msg) }, { ...SETTINGS, refreshIntervalMs: 0 });
     opened.push(b);
     expect(warnings).toEqual([expect.stringMatching(/stored traffic split refused/)]);
     for (let i = 0; i < 50; i++) expect(b.assign('m', [1, 2], `r${i}`, '')?.version).toBe(2);
@@ -255,7 +259,7 @@ describe.skipIf(NO_POSTGRES)(`PostgresExperimentStore${NO_POSTGRES ? ` (skipped:
     try {
       const url = own.url();
       const store = await PostgresExperimentStore.connect({ connectionString: url, log: quiet, countWaitMs: 5000, retryMs: 200 });
-      const b = await ExperimentBook.open(store, quiet, { refreshIntervalMs: 0 });
+      const b = await ExperimentBook.open(store, quiet, { ...SETTINGS, refreshIntervalMs: 0 });
       try {
         await b.ensure('m');
         const id = b.split('m')!.id;

@@ -5,12 +5,10 @@
  * all and maxWatchStreamsPerConnection on one connection. Pure counting: the interceptor
  * (open-calls-interceptor.ts) admits a call when its headers arrive and releases it when it ends.
  */
+import type { OptionSlice } from '../config/index.js';
 
-export interface OpenCallLimits {
-  readonly maxOpenCalls: number;
-  readonly maxWatchStreams: number;
-  readonly maxWatchStreamsPerConnection: number;
-}
+/** The bounds, options that apply to 'openCalls' (src/config/option-table.ts). */
+export type OpenCallLimits = OptionSlice<'openCalls'>;
 
 const HEALTH_PREFIX = '/grpc.health.v1.Health/';
 const WATCH_PATH = `${HEALTH_PREFIX}Watch`;

@@ -1,5 +1,5 @@
 /**
- * Limits on what a request message may hold, enforced on its raw bytes before it is decoded (issue 7): the
+ * Limits on what a request message may hold, enforced on its raw bytes before it is decoded: the
  * total size, then a wire scan (wire-scan.ts) for structure, field and repeated-entry counts, string lengths
  * and the characters of request_id. A message over a limit or unparseable is never decoded; its method's
  * deserializer returns a RefusedMessage instead, which refusalInterceptor (or, for StreamPredict, the handler,
@@ -9,11 +9,11 @@
  * why the refusal travels as a value rather than an exception.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { ServeOptions } from '../config/index.js';
+import type { OptionSlice } from '../config/index.js';
 import { InvalidArgumentError } from '../errors/index.js';
 import { scanMessage, WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, type FieldRule, type MessageRule, type ScanLimits } from './wire-scan.js';
 
-// The configurable limits (maxMessageBytes, maxIdBytes, maxInstructionBytes) are ServeOptions; these are fixed,
+// The configurable limits are the options that apply to 'requestLimits' (src/config/option-table.ts); these are fixed,
 // far above anything a valid request needs.
 
 /** Every other string of a request: model references, embodiment and camera names, health service names. */
@@ -31,7 +31,7 @@ export interface RequestLimits extends ScanLimits {
   readonly maxNameBytes: number;
 }
 
-export function requestLimits(o: Pick<ServeOptions, 'maxMessageBytes' | 'maxIdBytes' | 'maxInstructionBytes'>): RequestLimits {
+export function requestLimits(o: OptionSlice<'requestLimits'>): RequestLimits {
   return {
     maxMessageBytes: o.maxMessageBytes,
     maxIdBytes: o.maxIdBytes,

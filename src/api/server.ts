@@ -9,9 +9,9 @@
 import { isMainThread } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { decodeThreadCount, readSecretFile, type ServeOptions } from '../config/index.js';
+import { decodeThreadCount, readSecretFile, sliceOf, type OptionSlice, type ServeOptions } from '../config/index.js';
 import { DecodePool, lowerOtherThreads, onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
-import { ExperimentBook, PostgresExperimentStore, redactUrl, Router, ShadowMirror, SqliteExperimentStore, type ExperimentStore } from '../experiment/index.js';
+import { ExperimentBook, experimentSettings, PostgresExperimentStore, redactUrl, Router, ShadowMirror, SqliteExperimentStore, type ExperimentStore } from '../experiment/index.js';
 import { ModelRegistry } from '../model/index.js';
 import { NOOP_REQUEST_TRACER, requestTracer, sampledLog, startMetrics, type Logger, type MetricsEndpoint, type Tracing } from '../telemetry/index.js';
 import { adminService } from './admin-service.js';
@@ -75,21 +75,18 @@ function interceptors(
   credentials: CredentialSet | undefined,
   boundPort: () => number | undefined,
 ): grpc.ServerInterceptor[] {
-  const rate = options.robotRateLimit;
-  const openCalls = new OpenCalls({
-    maxOpenCalls: options.maxOpenCalls,
-    maxWatchStreams: options.maxWatchStreams,
-    maxWatchStreamsPerConnection: options.maxWatchStreamsPerConnection,
-  });
+  const { robotRateLimit: rate, robotRateBurst } = sliceOf(options, 'rateLimit');
+  const openCalls = new OpenCalls(sliceOf(options, 'openCalls'));
+  const { peerRefusalsPerSecond } = sliceOf(options, 'connectionGuard');
   const closedConnections = sampledLog(log.child({ module: 'connection-guard' }), 'warn', 'connection closed: too many calls refused before their first message', 'connections closed: repeats per peer not logged one by one');
   const guard = new ConnectionGuard(
-    { earlyAnswersPerSecond: options.peerRefusalsPerSecond, maxPeers: GUARDED_PEERS },
-    ({ peer }) => closedConnections.write(peer ?? 'unknown', { peer, limitPerSecond: options.peerRefusalsPerSecond }),
+    { earlyAnswersPerSecond: peerRefusalsPerSecond, maxPeers: GUARDED_PEERS },
+    ({ peer }) => closedConnections.write(peer ?? 'unknown', { peer, limitPerSecond: peerRefusalsPerSecond }),
   );
   return [
     // First: it reaches grpc-js's own call, the HTTP/2 stream it closes once a status is written.
     streamCloserInterceptor(guard),
-    ...(tracing ? [tracingInterceptor(tracing.tracer, { host: options.host, port: boundPort })] : []),
+    ...(tracing ? [tracingInterceptor(tracing.tracer, { host: sliceOf(options, 'listen').host, port: boundPort })] : []),
     ...(metrics ? [metricsInterceptor(metrics.metrics)] : []),
     accessLogInterceptor(log.child({ module: 'access' })),
     statusDetailsInterceptor(),
@@ -99,7 +96,7 @@ function interceptors(
     authInterceptor(credentials, log.child({ module: 'auth' })),
     refusalInterceptor(),
     ...(rate > 0
-      ? [rateLimitInterceptor({ ratePerSecond: rate, burst: options.robotRateBurst || Math.max(1, Math.ceil(rate)), identify: credentials && ((md) => credentials.callerOf(md)) })]
+      ? [rateLimitInterceptor({ ratePerSecond: rate, burst: robotRateBurst || Math.max(1, Math.ceil(rate)), identify: credentials && ((md) => credentials.callerOf(md)) })]
       : []),
     // Nearest the handlers: it answers what grpc-js's own handlers would answer UNIMPLEMENTED.
     requestMessageInterceptor(),
@@ -118,22 +115,45 @@ function countLoadFailures(registry: ModelRegistry<ModelRuntime>, metrics: Metri
   });
 }
 
-async function credentials(options: Readonly<ServeOptions>, log: Logger): Promise<{ credentials: grpc.ServerCredentials; tls?: ServerTls }> {
+async function credentials(options: OptionSlice<'tls'>, { host }: OptionSlice<'listen'>, log: Logger): Promise<{ credentials: grpc.ServerCredentials; tls?: ServerTls }> {
   if (options.tlsCert) {
     const tls = await serverTls({ cert: options.tlsCert, key: options.tlsKey, clientCa: options.tlsClientCa || undefined }, log.child({ module: 'tls' }));
     return { credentials: tls.credentials, tls };
   }
-  if (!isLoopback(options.host)) {
-    log.warn({ host: options.host }, 'listening without TLS on a non-loopback address: anyone on the network can call and read this traffic; set --tls-cert and --tls-key');
+  if (!isLoopback(host)) {
+    log.warn({ host }, 'listening without TLS on a non-loopback address: anyone on the network can call and read this traffic; set --tls-cert and --tls-key');
   }
   return { credentials: grpc.ServerCredentials.createInsecure() };
 }
 
 /** The experiment store the options name; PostgreSQL is connected (and its tables created) before anything loads. */
-async function experimentStore(options: Readonly<ServeOptions>, log: Logger): Promise<ExperimentStore> {
+async function experimentStore(options: OptionSlice<'experimentStore'>, log: Logger): Promise<ExperimentStore> {
   const storeLog = log.child({ module: 'experiment-store' });
   if (options.experimentStore === 'sqlite') return new SqliteExperimentStore(options.experimentDb, { log: storeLog });
   return PostgresExperimentStore.connect({ connectionString: options.postgresUrl, countWaitMs: options.experimentCountWaitMs, log: storeLog });
+}
+
+/** The metrics endpoint, or undefined when metricsPort is 0; it listens on `host` unless metricsHost is set. */
+async function metricsEndpoint(options: OptionSlice<'metrics'>): Promise<MetricsEndpoint | undefined> {
+  if (options.metricsPort === 0) return undefined;
+  return startMetrics({
+    host: options.metricsHost || options.host,
+    port: options.metricsPort,
+    token: options.metricsTokenFile ? await readSecretFile(options.metricsTokenFile, 'metricsTokenFile') : undefined,
+  });
+}
+
+/** grpc-js's own settings. */
+function grpcServerOptions(options: OptionSlice<'grpcServer'>): grpc.ServerOptions {
+  return {
+    'grpc.max_receive_message_length': options.maxMessageBytes * HARD_MESSAGE_CAP_FACTOR,
+    'grpc.max_send_message_length': options.maxMessageBytes * HARD_MESSAGE_CAP_FACTOR,
+    'grpc.keepalive_time_ms': DEFAULT_KEEPALIVE_TIME_MS,
+    'grpc.keepalive_timeout_ms': DEFAULT_KEEPALIVE_TIMEOUT_MS,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.max_concurrent_streams': options.maxConcurrentStreams,
+    ...(options.maxConnectionAgeSeconds > 0 ? { 'grpc.max_connection_age_ms': Math.round(options.maxConnectionAgeSeconds * 1000) } : {}),
+  };
 }
 
 /**
@@ -142,50 +162,37 @@ async function experimentStore(options: Readonly<ServeOptions>, log: Logger): Pr
 export async function startServer(options: Readonly<ServeOptions>, log: Logger, deps: ServerDeps = {}): Promise<RunningServer> {
   const protos = loadProtos();
   const { tracing, probe = onnxRuntimeProbe } = deps;
-  const { device, reason } = await selectDevice(options.device, probe);
-  log.info({ requested: options.device, device, reason }, 'execution provider chosen');
-  const graceMs = options.shutdownGraceSeconds * 1000;
+  const { device: requested } = sliceOf(options, 'device');
+  const { device, reason } = await selectDevice(requested, probe);
+  log.info({ requested, device, reason }, 'execution provider chosen');
+  const { shutdownGraceSeconds } = sliceOf(options, 'shutdown');
+  const graceMs = shutdownGraceSeconds * 1000;
   // Credentials and the experiment store before any model loads: a bad tokens file or an unwritable database
   // stops start-up at once.
-  const tokens: TokensFile | undefined = options.tokensFile ? await tokensFile(options.tokensFile, log.child({ module: 'auth' })) : undefined;
+  const auth = sliceOf(options, 'auth');
+  const tokens: TokensFile | undefined = auth.tokensFile ? await tokensFile(auth.tokensFile, log.child({ module: 'auth' })) : undefined;
   const credentialSet = tokens?.credentials;
-  const book = await ExperimentBook.open(await experimentStore(options, log), log.child({ module: 'experiment' }), {
-    alpha: options.experimentAlpha,
-    mixtureSd: options.experimentMixtureSd,
-    refreshIntervalMs: options.experimentStore === 'postgres' ? options.experimentRefreshSeconds * 1000 : 0,
-  });
+  const book = await ExperimentBook.open(
+    await experimentStore(sliceOf(options, 'experimentStore'), log),
+    log.child({ module: 'experiment' }),
+    experimentSettings(sliceOf(options, 'experimentBook')),
+  );
   // Before the models load, so a port conflict fails fast and load failures are counted.
-  const metrics =
-    options.metricsPort > 0
-      ? await startMetrics({
-          host: options.metricsHost || options.host,
-          port: options.metricsPort,
-          token: options.metricsTokenFile ? await readSecretFile(options.metricsTokenFile, 'metricsTokenFile') : undefined,
-        })
-      : undefined;
+  const metrics = await metricsEndpoint(sliceOf(options, 'metrics'));
   const tracer = tracing ? requestTracer(tracing.tracer) : NOOP_REQUEST_TRACER;
-  const decoder = new DecodePool({ threads: decodeThreadCount(options), niceness: options.decodeNiceness });
+  const decodeOptions = sliceOf(options, 'decodePool');
+  const decoder = new DecodePool({ threads: decodeThreadCount(decodeOptions), niceness: decodeOptions.decodeNiceness });
+  const registryOptions = sliceOf(options, 'registry');
   const registry = new ModelRegistry<ModelRuntime>(
-    options.modelRepository,
+    registryOptions.modelRepository,
     runtimeFactory(
       {
         device,
-        threads: options.threads,
-        maxActive: options.maxActive,
-        warmup: options.warmup,
-        drainTimeoutMs: graceMs,
+        settings: sliceOf(options, 'runtime'),
+        scheduler: sliceOf(options, 'scheduler'),
+        tokenizer: sliceOf(options, 'tokenizer'),
         decoder,
-        scheduler: {
-          maxVlmBatch: options.maxVlmBatch,
-          maxDenoiseBatch: options.maxDenoiseBatch,
-          maxQueueDelayMs: options.maxQueueDelayMs,
-          maxQueue: options.maxQueue,
-          batching: options.batching,
-          budgetSafety: options.budgetSafety,
-          budgetLoadHeadroom: options.budgetLoadHeadroom,
-        },
         batchRecording: tracing ? 'members' : metrics ? 'sizes' : 'off',
-        niceness: options.workerNiceness,
         onBatches(model, reports) {
           if (metrics) for (const r of reports) metrics.metrics.batchRan(r.stage, { model: model.name, version: String(model.version) }, r.rows);
           tracer.batches(model, reports);
@@ -194,28 +201,26 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
       log.child({ module: 'runtime' }),
     ),
     log.child({ module: 'registry' }),
-    { defaultModel: options.defaultModel || undefined, drainTimeoutMs: graceMs, allowPackageSymlinks: options.allowPackageSymlinks },
+    {
+      defaultModel: registryOptions.defaultModel || undefined,
+      drainTimeoutMs: registryOptions.shutdownGraceSeconds * 1000,
+      allowPackageSymlinks: registryOptions.allowPackageSymlinks,
+    },
   );
   const health = new ServingHealth(registry as ModelRegistry<unknown>);
-  const limits = requestLimits(options);
+  const limits = requestLimits(sliceOf(options, 'requestLimits'));
   if (metrics) countLoadFailures(registry, metrics);
   // Each model's implicit experiment exists before its first request, so no request writes to the store.
   const experimentLog = log.child({ module: 'experiment' });
   registry.onStateChange((e) => {
     if (e.state === 'READY') book.ensure(e.name).catch((err: unknown) => experimentLog.error({ err, model: e.name }, 'could not create the model\'s experiment'));
   });
-  const shadow = new ShadowMirror(registry, book, { maxInflight: options.maxShadowInflight }, log.child({ module: 'shadow' }));
+  const shadow = new ShadowMirror(registry, book, { maxInflight: sliceOf(options, 'shadowMirror').maxShadowInflight }, log.child({ module: 'shadow' }));
   const router = new Router(registry, book, shadow);
   let port: number | undefined;
 
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': options.maxMessageBytes * HARD_MESSAGE_CAP_FACTOR,
-    'grpc.max_send_message_length': options.maxMessageBytes * HARD_MESSAGE_CAP_FACTOR,
-    'grpc.keepalive_time_ms': DEFAULT_KEEPALIVE_TIME_MS,
-    'grpc.keepalive_timeout_ms': DEFAULT_KEEPALIVE_TIMEOUT_MS,
-    'grpc.keepalive_permit_without_calls': 1,
-    'grpc.max_concurrent_streams': options.maxConcurrentStreams,
-    ...(options.maxConnectionAgeSeconds > 0 ? { 'grpc.max_connection_age_ms': Math.round(options.maxConnectionAgeSeconds * 1000) } : {}),
+    ...grpcServerOptions(sliceOf(options, 'grpcServer')),
     interceptors: interceptors(options, log, tracing, metrics, credentialSet, () => port),
   });
   const policy = protos.policy.PolicyService.service;
@@ -235,12 +240,13 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   let bound: number;
   try {
     // Unusable TLS files fail the start before minutes of model loading.
-    const secured = await credentials(options, log);
+    const secured = await credentials(sliceOf(options, 'tls'), sliceOf(options, 'listen'), log);
     tls = secured.tls;
     // Models load before the port opens, so a READY health check means the models are warm.
     await registry.loadRepository();
     await Promise.all([...new Set(registry.list().filter((e) => e.state === 'READY').map((e) => e.name))].map((name) => book.ensure(name)));
-    bound = await listen(server, options.host, options.port, secured.credentials);
+    const { host, port: requestedPort } = sliceOf(options, 'listen');
+    bound = await listen(server, host, requestedPort, secured.credentials);
     port = bound;
   } catch (err) {
     server.forceShutdown();
@@ -256,7 +262,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   // Every thread that exists by now but the event loop's (V8's and libuv's helpers, the experiment writer) runs
   // below it; the inference and decode threads have lowered themselves. Only a server on the process's main
   // thread owns the process's threads.
-  const loweredThreads = isMainThread ? lowerOtherThreads(options.workerNiceness) : 0;
+  const loweredThreads = isMainThread ? lowerOtherThreads(sliceOf(options, 'runtime').workerNiceness) : 0;
   log.info(
     {
       host: options.host,
@@ -277,7 +283,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   let closing: Promise<void> | undefined;
   const shutdown = (reason = 'shutdown requested') => {
     closing ??= (async () => {
-      log.info({ reason, graceSeconds: options.shutdownGraceSeconds }, 'draining');
+      log.info({ reason, graceSeconds: shutdownGraceSeconds }, 'draining');
       health.markDraining();
       // Schedulers stop admitting at once (UNAVAILABLE) and finish admitted work within the grace period.
       await registry.stopAll();

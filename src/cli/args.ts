@@ -5,8 +5,9 @@
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { MAX_SEED, type ImageEncodingName, type VersionWeightInit } from '../client/index.js';
+import { DEFAULT_PORT } from '../config/index.js';
 
-export const DEFAULT_ADDRESS = 'localhost:50051';
+export const DEFAULT_ADDRESS = `localhost:${DEFAULT_PORT}`;
 export const DEFAULT_ROBOT_ID = 'cli';
 
 const MAX_UINT32 = 0xffff_ffff;

@@ -39,9 +39,6 @@
 import { stageMs, stepPeriodMs, type StageCost } from './cost-model.js';
 import { DEFAULT_STEPS_ALPHA, type Load } from './load.js';
 
-/** Standard deviations of the arrival count the batch is planned at. */
-export const DEFAULT_LOAD_HEADROOM = 1;
-
 export interface PlannedRow {
   readonly remainingSteps: number;
   /** Latest end of its last step that keeps its promise; undefined when it holds none. */

@@ -9,13 +9,10 @@ import { errorFromWire, UnavailableError } from '../errors/index.js';
 import type { Decoded, DecoderInit, DecodeRequest, FromDecoder, ToDecoder } from './decode-protocol.js';
 import { workerScript } from './worker-script.js';
 
-/** Nice value of decode threads: under contention a core goes to inference first, decoding second. */
-export const DEFAULT_DECODE_NICENESS = 19;
-
 export interface DecodePoolOptions {
   readonly threads: number;
-  /** @default DEFAULT_DECODE_NICENESS */
-  readonly niceness?: number;
+  /** Nice value the threads lower themselves to (the decodeNiceness option); 0 = normal priority. */
+  readonly niceness: number;
 }
 
 interface Pending {
@@ -36,7 +33,7 @@ export class DecodePool {
 
   constructor(options: DecodePoolOptions) {
     if (!Number.isInteger(options.threads) || options.threads < 1) throw new RangeError(`decode threads must be a positive integer, got ${options.threads}`);
-    this.init = { niceness: options.niceness ?? DEFAULT_DECODE_NICENESS };
+    this.init = { niceness: options.niceness };
     for (let i = 0; i < options.threads; i++) this.threads.push(this.spawn(i));
   }
 

@@ -1,4 +1,4 @@
-export { Scheduler, DEFAULT_SCHEDULER_OPTIONS } from './scheduler.js';
+export { Scheduler } from './scheduler.js';
 export type { SchedulerOptions, SchedulerStats, BatchingMode } from './scheduler.js';
 export { runtimeFactory, shapesOf, WARMUP_BATCHES, DEFAULT_MAX_RESTARTS } from './model-runtime.js';
 export { DecodePool } from './decode-pool.js';

@@ -30,7 +30,7 @@ function transferables(r: JobResult): ArrayBuffer[] {
 
 async function main(): Promise<void> {
   // Before ONNX Runtime creates its intra-op threads, which inherit this thread's priority.
-  lowerThisThread(init.niceness ?? 0);
+  lowerThisThread(init.niceness);
   let executor: OnnxExecutor;
   try {
     executor = await OnnxExecutor.create(init.executor);

@@ -10,9 +10,10 @@
  * DEFAULT_RESTART_WINDOW_MS is FAILED instead: something in it keeps killing the thread.
  */
 import { randomBytes } from 'node:crypto';
+import type { OptionSlice } from '../config/index.js';
 import { ModelPackageError } from '../errors/index.js';
 import { checkGraphs, type Manifest, type ModelPackage, type RuntimeEvents, type RuntimeFactory } from '../model/index.js';
-import { PromptTokenizer } from '../preprocess/index.js';
+import { PromptTokenizer, type PromptTokenizerOptions } from '../preprocess/index.js';
 import { initialNoise, randomSeed } from '../sampling/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { BatchRecording, BatchReport } from './batch-report.js';
@@ -28,22 +29,25 @@ import type { Device, WorkerInit } from './worker-protocol.js';
 export const DEFAULT_MAX_RESTARTS = 3;
 export const DEFAULT_RESTART_WINDOW_MS = 60_000;
 
+/** The runtime's options: the rows of the option table that apply to it (src/config/option-table.ts). */
+export type RuntimeSettings = OptionSlice<'runtime'>;
+
 export interface RuntimeOptions {
   /** The execution provider, already chosen at start-up (device-selection.ts). */
   readonly device: Device;
-  readonly threads: number;
-  /** Arena rows per model version. */
-  readonly maxActive: number;
-  readonly scheduler: Partial<SchedulerOptions>;
-  readonly warmup: boolean;
-  /** How long stop() lets in-flight work finish before failing it. */
-  readonly drainTimeoutMs: number;
+  /**
+   * threads: ONNX Runtime's intra-op threads; maxActive: arena rows per model version; warmup; workerNiceness:
+   * the inference threads' nice value (thread-priority.ts); shutdownGraceSeconds: how long stop() lets
+   * in-flight work finish before failing it.
+   */
+  readonly settings: RuntimeSettings;
+  readonly scheduler: SchedulerOptions;
+  /** Handed to each version's prompt tokenizer. */
+  readonly tokenizer: PromptTokenizerOptions;
   /** The process's decode pool, shared by every model version. */
   readonly decoder: DecodePool;
   /** What the workers report of their executor calls (telemetry). @default 'off' */
   readonly batchRecording?: BatchRecording;
-  /** Nice value of the inference threads (thread-priority.ts). @default 0 */
-  readonly niceness?: number;
   /**
    * Receives the batch reports of each READY version (warm-up batches are not reported), whichever worker
    * serves it: a replacement of a dead one reports under the same version.
@@ -86,13 +90,13 @@ function workerInit(pkg: ModelPackage, options: RuntimeOptions): WorkerInit {
       vlmPath: pkg.vlmPath,
       denoiserPath: pkg.denoiserPath,
       device: options.device,
-      threads: options.threads,
-      capacity: options.maxActive,
+      threads: options.settings.threads,
+      capacity: options.settings.maxActive,
       shapes: shapesOf(pkg.manifest),
     },
     scheduler: options.scheduler,
     batchRecording: options.batchRecording,
-    niceness: options.niceness,
+    niceness: options.settings.workerNiceness,
   };
 }
 
@@ -181,7 +185,7 @@ class SupervisedRuntime implements ModelRuntime {
 
   private async warm(worker: ModelWorker): Promise<void> {
     const { device } = this;
-    if (!this.options.warmup) return;
+    if (!this.options.settings.warmup) return;
     const m = this.manifest;
     const t0 = performance.now();
     try {
@@ -241,7 +245,7 @@ class SupervisedRuntime implements ModelRuntime {
   async stop(): Promise<void> {
     this.stopped = true;
     let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.drainTimeoutMs)));
+    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.settings.shutdownGraceSeconds * 1000)));
     await Promise.race([this.worker.drain(), grace]);
     clearTimeout(timer);
     await this.worker.close();
@@ -251,7 +255,7 @@ class SupervisedRuntime implements ModelRuntime {
 export function runtimeFactory(options: RuntimeOptions, log: Logger): RuntimeFactory<ModelRuntime> {
   return {
     async start(pkg, events) {
-      const tokenizer = await PromptTokenizer.fromJson(pkg.tokenizerJson, `${pkg.dir}: text.tokenizer`, pkg.manifest.text);
+      const tokenizer = await PromptTokenizer.fromJson(pkg.tokenizerJson, `${pkg.dir}: text.tokenizer`, pkg.manifest.text, options.tokenizer);
       const runtime = new SupervisedRuntime(pkg, tokenizer, options, events, log);
       await runtime.start();
       return runtime;

@@ -16,7 +16,7 @@ import type { GraphInfo } from '../model/index.js';
 import { evictsShadow, IDLE_LOAD, refusal, type AdmissionRequest, type AdmissionState, type WorkerLoad } from './admission.js';
 import type { BatchListener, BatchReport, WireBatch } from './batch-report.js';
 import type { JobInput, JobResult } from './job.js';
-import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from './scheduler.js';
+import type { SchedulerOptions } from './scheduler.js';
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-protocol.js';
 import { workerScript } from './worker-script.js';
 import { YieldingQueue } from './yielding-queue.js';
@@ -63,10 +63,10 @@ export class ModelWorker {
   private constructor(
     private readonly thread: Worker,
     readonly graphs: { readonly vlm: GraphInfo; readonly denoiser: GraphInfo },
-    options: Partial<SchedulerOptions>,
+    options: SchedulerOptions,
     private readonly onLost: (reason: string) => void,
   ) {
-    this.options = Object.freeze({ ...DEFAULT_SCHEDULER_OPTIONS, ...options });
+    this.options = Object.freeze({ ...options });
     thread.on('message', (msg: FromWorker) => this.onMessage(msg));
     const lose = (why: string) => {
       if (this.lost) return;

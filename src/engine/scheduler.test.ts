@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_SERVE_OPTIONS, sliceOf } from '../config/index.js';
 import { CancelledError, DeadlineExceededError, InferenceError, OverloadedError, UnavailableError } from '../errors/index.js';
 import type { BatchEvent } from './batch-report.js';
 import type { JobInput, JobResult } from './job.js';
@@ -8,7 +9,7 @@ import { FakeExecutor, ManualClock, TEST_SHAPES } from './testing/fakes.js';
 function setup(options: Partial<SchedulerOptions> = {}, capacity = 64, cost?: ConstructorParameters<typeof FakeExecutor>[2], listeners?: SchedulerListeners) {
   const clock = new ManualClock();
   const executor = new FakeExecutor(clock, capacity, cost);
-  const scheduler = new Scheduler(executor, clock, { maxQueueDelayMs: 2, ...options }, listeners);
+  const scheduler = new Scheduler(executor, clock, { ...sliceOf(DEFAULT_SERVE_OPTIONS, 'scheduler'), maxQueueDelayMs: 2, ...options }, listeners);
   let id = 0;
   const job = (over: Partial<JobInput> & { value?: number } = {}): JobInput => {
     const value = over.value ?? ++id;

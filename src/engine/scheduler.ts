@@ -13,12 +13,13 @@
  * cancelled row leaves at the next step. With a latency budget, N_o is planned when the row joins the
  * denoiser stage (budget.ts), from the cost model and the measured load.
  */
+import type { OptionSlice } from '../config/index.js';
 import { CancelledError, DeadlineExceededError, InferenceError, UnavailableError } from '../errors/index.js';
 import type { StepCounts } from '../sampling/index.js';
 import type { WorkerLoad } from './admission.js';
 import type { BatchObserver, BatchStage } from './batch-report.js';
 import { isLastStep, packStepBatch, packVlmBatch } from './batch-packer.js';
-import { DEFAULT_LOAD_HEADROOM, planVisionSteps, type Plan, type PlannedRow } from './budget.js';
+import { planVisionSteps, type Plan, type PlannedRow } from './budget.js';
 import type { Clock } from './clock.js';
 import { CostModel } from './cost-model.js';
 import type { Executor } from './executor.js';
@@ -27,41 +28,13 @@ import type { JobInput, JobResult } from './job.js';
 import { LoadTracker } from './load.js';
 import { SlotTable } from './slot-table.js';
 
-export type BatchingMode = 'step' | 'request';
-
-export interface SchedulerOptions {
-  /** Most requests in one VLM call. @default 32 */
-  readonly maxVlmBatch: number;
-  /** Most rows in one denoiser call. @default 64 */
-  readonly maxDenoiseBatch: number;
-  /** Longest a request waits for its VLM batch to fill while the executor is idle. @default 2 */
-  readonly maxQueueDelayMs: number;
-  /**
-   * Admitted requests not yet in a VLM call (decoding, or queued) beyond which new ones are refused with
-   * RESOURCE_EXHAUSTED, before their images are decoded (admission.ts). @default 256
-   */
-  readonly maxQueue: number;
-  /**
-   * 'step': rows join and leave the denoiser batch at every step (the product). 'request': a batch of
-   * whole requests runs until all of them finish before new ones join (the baseline the benchmark compares
-   * against). @default 'step'
-   */
-  readonly batching: BatchingMode;
-  /** Fraction of a latency budget that N_o is planned to fill, headroom for noise. @default 0.8 */
-  readonly budgetSafety: number;
-  /** Standard deviations of the arrival count the budget planner plans the batch at. @default 1 */
-  readonly budgetLoadHeadroom: number;
-}
-
-export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = Object.freeze({
-  maxVlmBatch: 32,
-  maxDenoiseBatch: 64,
-  maxQueueDelayMs: 2,
-  maxQueue: 256,
-  batching: 'step',
-  budgetSafety: 0.8,
-  budgetLoadHeadroom: DEFAULT_LOAD_HEADROOM,
-});
+/**
+ * The scheduler's options: the rows of the option table that apply to it (src/config/option-table.ts, where
+ * each is documented with its default). maxQueue is the admission bound its ModelWorker enforces (admission.ts);
+ * batching 'request' runs whole-request batches, the baseline the benchmark compares step batching against.
+ */
+export type SchedulerOptions = OptionSlice<'scheduler'>;
+export type BatchingMode = SchedulerOptions['batching'];
 
 /** Told when queued requests leave the queue for a VLM call (the main thread mirrors the queue with it). */
 export type StartListener = (started: readonly JobInput[]) => void;
@@ -128,10 +101,10 @@ export class Scheduler {
   constructor(
     private readonly executor: Executor,
     private readonly clock: Clock,
-    options: Partial<SchedulerOptions> = {},
+    options: SchedulerOptions,
     private readonly listeners: SchedulerListeners = {},
   ) {
-    this.options = Object.freeze({ ...DEFAULT_SCHEDULER_OPTIONS, ...options });
+    this.options = Object.freeze({ ...options });
     this.table = new SlotTable<Row>(executor.capacity);
   }
 

@@ -16,11 +16,11 @@ export type Device = 'cpu' | 'webgpu' | 'cuda';
 
 export interface WorkerInit {
   readonly executor: OnnxExecutorInit;
-  readonly scheduler: Partial<SchedulerOptions>;
+  readonly scheduler: SchedulerOptions;
   /** Batch reports for telemetry. @default 'off' */
   readonly batchRecording?: BatchRecording;
-  /** Nice value the inference thread lowers itself to before ONNX Runtime starts its threads (Linux); 0 = leave it. @default 0 */
-  readonly niceness?: number;
+  /** Nice value the inference thread lowers itself to before ONNX Runtime starts its threads (Linux); 0 = leave it. */
+  readonly niceness: number;
 }
 
 /** A job without its AbortSignal, with absolute times as epoch milliseconds. */

@@ -4,13 +4,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../errors/index.js';
-import { ExperimentBook, type ExperimentOptions, type SplitSpec } from './experiment-book.js';
+import { DEFAULT_SERVE_OPTIONS } from '../config/index.js';
+import { ExperimentBook, experimentSettings, type ExperimentOptions, type SplitSpec } from './experiment-book.js';
 import { IN_MEMORY } from './sqlite-database.js';
 import { SqliteExperimentStore } from './sqlite-store.js';
 import { twoProportionZTest, wilsonInterval } from './statistics.js';
 import type { ExperimentStore } from './store.js';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+/** The server's defaults. */
+const SETTINGS = experimentSettings(DEFAULT_SERVE_OPTIONS);
 const books: ExperimentBook[] = [];
 const dirs: string[] = [];
 afterEach(async () => {
@@ -19,7 +22,7 @@ afterEach(async () => {
 });
 
 async function open(store: ExperimentStore = new SqliteExperimentStore(IN_MEMORY, { flushIntervalMs: 0 }), options: Partial<ExperimentOptions> = {}): Promise<ExperimentBook> {
-  const book = await ExperimentBook.open(store, quiet, { newSalt: () => 'drawn-salt', ...options });
+  const book = await ExperimentBook.open(store, quiet, { ...SETTINGS, newSalt: () => 'drawn-salt', ...options });
   books.push(book);
   return book;
 }
@@ -272,7 +275,7 @@ describe('a stored split that cannot route', () => {
   ])('%s: refused at load with a warning; the model serves its newest READY version; a new split starts a new experiment', async (_what, text) => {
     const { file, id } = await storedWith(text);
     const warnings: Array<{ obj: object; msg: string }> = [];
-    const book = await ExperimentBook.open(new SqliteExperimentStore(file, { flushIntervalMs: 0 }), { ...quiet, warn: (obj, msg) => warnings.push({ obj, msg }) }, { newSalt: () => 'drawn-salt' });
+    const book = await ExperimentBook.open(new SqliteExperimentStore(file, { flushIntervalMs: 0 }), { ...quiet, warn: (obj, msg) => warnings.push({ obj, msg }) }, { ...SETTINGS, newSalt: () => 'drawn-salt' });
     books.push(book);
     expect(warnings).toHaveLength(1);
     expect(warnings[0].msg).toMatch(/stored traffic split refused/);

@@ -20,11 +20,10 @@
  *   says so (PostgreSQL NOTIFY), every `refreshIntervalMs`, and before a report.
  */
 import { randomBytes } from 'node:crypto';
+import type { OptionSlice } from '../config/index.js';
 import { InvalidArgumentError } from '../errors/index.js';
 import { LatencySketch } from './latency-sketch.js';
 import {
-  DEFAULT_ALPHA,
-  DEFAULT_MIXTURE_SD,
   INITIAL_ALWAYS_VALID,
   twoProportionZTest,
   updateAlwaysValid,
@@ -36,16 +35,30 @@ import {
 import type { ExperimentChange, ExperimentRecord, ExperimentStore, ServedRequest, VariantTotals } from './store.js';
 import { assignVersion, normalizeWeights, stickyKeyOf, storedWeightsProblem, type StickyKeyKind, type VersionWeight } from './traffic-split.js';
 
-/** How often the current experiments are re-read from a shared store in case a change notification was missed. @default 5000 */
-export const DEFAULT_REFRESH_INTERVAL_MS = 5000;
-
-export interface ExperimentOptions {
-  /** Significance level of the always-valid decision. @default DEFAULT_ALPHA (0.05) */
+/** The book's settings, from the experimentBook options (experimentSettings); they have no defaults here. */
+export interface ExperimentSettings {
+  /** Significance level of the always-valid decision. */
   readonly alpha: number;
-  /** Standard deviation of the mSPRT's normal mixing distribution on the difference of success rates. @default DEFAULT_MIXTURE_SD (0.1) */
+  /** Standard deviation of the mSPRT's normal mixing distribution on the difference of success rates. */
   readonly mixtureSd: number;
-  /** @default DEFAULT_REFRESH_INTERVAL_MS; 0 = only on the store's notifications and before reports */
+  /**
+   * How often the current experiments are re-read from a shared store in case a change notification was
+   * missed; 0 = only on the store's notifications and before reports.
+   */
   readonly refreshIntervalMs: number;
+}
+
+/** The book's settings from its options: a SQLite store has no other writer, so there is nothing to re-read. */
+export function experimentSettings(options: OptionSlice<'experimentBook'>): ExperimentSettings {
+  return {
+    alpha: options.experimentAlpha,
+    mixtureSd: options.experimentMixtureSd,
+    refreshIntervalMs: options.experimentStore === 'postgres' ? options.experimentRefreshSeconds * 1000 : 0,
+  };
+}
+
+/** What tests replace: randomness and time. */
+export interface ExperimentHooks {
   /** Uniform [0, 1) draws for shadow sampling. @default Math.random */
   readonly random: () => number;
   /** Epoch milliseconds. @default Date.now */
@@ -54,10 +67,9 @@ export interface ExperimentOptions {
   readonly newSalt: () => string;
 }
 
-export const DEFAULT_EXPERIMENT_OPTIONS: Readonly<ExperimentOptions> = Object.freeze({
-  alpha: DEFAULT_ALPHA,
-  mixtureSd: DEFAULT_MIXTURE_SD,
-  refreshIntervalMs: DEFAULT_REFRESH_INTERVAL_MS,
+export type ExperimentOptions = ExperimentSettings & ExperimentHooks;
+
+const DEFAULT_HOOKS: Readonly<ExperimentHooks> = Object.freeze({
   random: Math.random,
   now: Date.now,
   newSalt: () => randomBytes(8).toString('hex'),
@@ -224,13 +236,13 @@ export class ExperimentBook {
   private constructor(
     private readonly store: ExperimentStore,
     private readonly log: ExperimentLogger,
-    options: Partial<ExperimentOptions>,
+    options: ExperimentSettings & Partial<ExperimentHooks>,
   ) {
-    this.options = Object.freeze({ ...DEFAULT_EXPERIMENT_OPTIONS, ...options });
+    this.options = Object.freeze({ ...DEFAULT_HOOKS, ...options });
   }
 
   /** Reads the current experiments and follows changes other replicas make to a shared store. */
-  static async open(store: ExperimentStore, log: ExperimentLogger, options: Partial<ExperimentOptions> = {}): Promise<ExperimentBook> {
+  static async open(store: ExperimentStore, log: ExperimentLogger, options: ExperimentSettings & Partial<ExperimentHooks>): Promise<ExperimentBook> {
     const book = new ExperimentBook(store, log, options);
     for (const record of await store.currentExperiments()) book.models.set(record.model, book.admit(record));
     store.onExternalChange(() => void book.refresh());

@@ -1,9 +1,10 @@
-export { ExperimentBook, DEFAULT_EXPERIMENT_OPTIONS, DEFAULT_REFRESH_INTERVAL_MS } from './experiment-book.js';
+export { ExperimentBook, experimentSettings } from './experiment-book.js';
 export type {
   Assignment,
   Credit,
   ExperimentLogger,
   ExperimentOptions,
+  ExperimentSettings,
   ExperimentReport,
   SplitSpec,
   VariantDecision,
@@ -12,7 +13,7 @@ export type {
 export { SqliteExperimentStore, DEFAULT_FLUSH_INTERVAL_MS } from './sqlite-store.js';
 export type { SqliteStoreOptions } from './sqlite-store.js';
 export { IN_MEMORY, DEFAULT_LEDGER_RETENTION } from './sqlite-database.js';
-export { PostgresExperimentStore, redactUrl, DEFAULT_COUNT_WAIT_MS } from './postgres-store.js';
+export { PostgresExperimentStore, redactUrl } from './postgres-store.js';
 export type { PostgresStoreOptions } from './postgres-store.js';
 export type { ExperimentStore, ExperimentRecord, ServedRequest } from './store.js';
 export { actionDivergence } from './divergence.js';

@@ -35,8 +35,6 @@ import type {
 } from './store.js';
 import type { StickyKeyKind, VersionWeight } from './traffic-split.js';
 
-/** Longest a response waits for its request's count to be committed. @default 250 */
-export const DEFAULT_COUNT_WAIT_MS = 250;
 /** Served requests written in one transaction at most. @default 1000 */
 export const DEFAULT_MAX_BATCH = 1000;
 /** Served requests held while PostgreSQL is unreachable, beyond which the oldest are dropped (and logged). @default 100000 */
@@ -60,7 +58,10 @@ export const DEFAULT_KNOWN_ROBOTS = 100_000;
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database; fields left out come from libpq's PG* environment variables. */
   readonly connectionString: string;
-  /** @default DEFAULT_COUNT_WAIT_MS; 0 = answer without waiting (a crash then loses the counts not yet written) */
+  /**
+   * Longest a response waits for its request's count to be committed (the experimentCountWaitMs option); 0 =
+   * answer without waiting (a crash then loses the counts not yet written).
+   */
   readonly countWaitMs: number;
   /** @default DEFAULT_POOL_SIZE */
   readonly poolSize: number;
@@ -75,8 +76,7 @@ export interface PostgresStoreOptions {
   readonly log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
-const DEFAULTS: Omit<PostgresStoreOptions, 'connectionString' | 'log'> = {
-  countWaitMs: DEFAULT_COUNT_WAIT_MS,
+const DEFAULTS: Omit<PostgresStoreOptions, 'connectionString' | 'log' | 'countWaitMs'> = {
   poolSize: DEFAULT_POOL_SIZE,
   ledgerCapacity: DEFAULT_LEDGER_CAPACITY,
   retryMs: DEFAULT_RETRY_MS,
@@ -187,7 +187,7 @@ export class PostgresExperimentStore implements ExperimentStore {
    * Connects, creates the tables when missing and starts listening for changes.
    * @throws Error naming the (redacted) URL and the options to change when PostgreSQL cannot be reached.
    */
-  static async connect(options: Pick<PostgresStoreOptions, 'connectionString' | 'log'> & Partial<PostgresStoreOptions>): Promise<PostgresExperimentStore> {
+  static async connect(options: Pick<PostgresStoreOptions, 'connectionString' | 'log' | 'countWaitMs'> & Partial<PostgresStoreOptions>): Promise<PostgresExperimentStore> {
     const store = new PostgresExperimentStore({ ...DEFAULTS, ...options });
     try {
       const client = await store.pool.connect();

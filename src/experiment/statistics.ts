@@ -4,20 +4,20 @@
  * read at any time without inflating false positives. Pure functions over counts.
  */
 import { errorFunction } from 'simple-statistics';
+import { OPTION_TABLE } from '../config/index.js';
 
 /** The two-sided 95% standard normal quantile. */
 export const Z_95 = 1.959963984540054;
 
-/** Significance level of the always-valid decision. @default 0.05 */
-export const DEFAULT_ALPHA = 0.05;
+/** Significance level of the always-valid decision: the experimentAlpha option's default. */
+export const DEFAULT_ALPHA = OPTION_TABLE.experimentAlpha.default;
 
 /**
  * Standard deviation tau of the normal mixing distribution over the true difference of success rates (see
- * mixtureLogLikelihoodRatio). Validity holds for any tau; tau sets which effect sizes are detected fastest,
- * roughly those near tau. 0.1 = ten percentage points, the size of effect worth a checkpoint rollout.
- * @default 0.1
+ * mixtureLogLikelihoodRatio): the experimentMixtureSd option's default, whose row says why that value.
+ * Validity holds for any tau; tau sets which effect sizes are detected fastest, roughly those near tau.
  */
-export const DEFAULT_MIXTURE_SD = 0.1;
+export const DEFAULT_MIXTURE_SD = OPTION_TABLE.experimentMixtureSd.default;
 
 export interface Proportion {
   readonly successes: number;

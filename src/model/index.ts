@@ -10,5 +10,5 @@ export { packagePathProblem } from './package-path.js';
 export { parseModelRef } from './model-ref.js';
 export type { ModelRef } from './model-ref.js';
 export { ModelRegistry } from './registry.js';
-export { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_TRAFFIC_WINDOW_MS } from './registry.js';
+export { DEFAULT_TRAFFIC_WINDOW_MS } from './registry.js';
 export type { Lease, ModelHandle, ModelVersionEntry, RegistryOptions, RuntimeEvents, RuntimeFactory, VersionState, RegistryLogger, StateListener } from './registry.js';

@@ -79,17 +79,16 @@ export interface RegistryLogger {
 export interface RegistryOptions {
   /** The model that requests with an empty model field get; undefined = the first model name (sorted). */
   readonly defaultModel?: string;
-  /** How long a runtime being replaced or unloaded waits for its leased requests before it is stopped. @default 10000 */
-  readonly drainTimeoutMs?: number;
+  /** How long a runtime being replaced or unloaded waits for its leased requests before it is stopped (the shutdownGraceSeconds option). */
+  readonly drainTimeoutMs: number;
   /** A model's last READY version that served a request this recently cannot be unloaded. @default 60000 */
   readonly trafficWindowMs?: number;
-  /** Load model and package folders that are links out of the repository (docs/model-package.md, "Confinement"). @default false */
-  readonly allowPackageSymlinks?: boolean;
+  /** Load model and package folders that are links out of the repository (docs/model-package.md, "Confinement"). */
+  readonly allowPackageSymlinks: boolean;
   /** @default DEFAULT_PACKAGE_LIMITS */
   readonly packageLimits?: PackageLimits;
 }
 
-export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 export const DEFAULT_TRAFFIC_WINDOW_MS = 60_000;
 
 export type StateListener<R> = (entry: ModelVersionEntry<R>) => void;
@@ -121,12 +120,12 @@ export class ModelRegistry<R> {
     private readonly repository: string,
     private readonly factory: RuntimeFactory<R>,
     private readonly log: RegistryLogger,
-    options: RegistryOptions = {},
+    options: RegistryOptions,
   ) {
     this.defaultModel = options.defaultModel || undefined;
-    this.drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    this.drainTimeoutMs = options.drainTimeoutMs;
     this.trafficWindowMs = options.trafficWindowMs ?? DEFAULT_TRAFFIC_WINDOW_MS;
-    this.allowPackageSymlinks = options.allowPackageSymlinks ?? false;
+    this.allowPackageSymlinks = options.allowPackageSymlinks;
     this.packageLimits = options.packageLimits;
   }
 

@@ -7,6 +7,6 @@ export {
   RESIZE_KERNEL,
 } from './images.js';
 export type { ImageInput, ImageEncodingName, ImageSpec, DecodeViewsOptions, ImageDecodingSettings } from './images.js';
-export { PromptTokenizer, DEFAULT_MAX_INSTRUCTION_BYTES, INSTRUCTION_PLACEHOLDER } from './tokenizer.js';
+export { PromptTokenizer, INSTRUCTION_PLACEHOLDER } from './tokenizer.js';
 export type { PromptTokenizerOptions, TokenizedPrompt, TokenizedBatch } from './tokenizer.js';
 export { normalizeState, denormalizeActions, checkNormalization, MAX_NORMALIZED_STATE } from './normalize.js';

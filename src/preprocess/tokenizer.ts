@@ -13,12 +13,10 @@
  *   otherwise the binding fails every encode that meets an unknown word, so `fromFile` refuses such a file.
  */
 import { readFile } from 'node:fs/promises';
+import type { OptionSlice } from '../config/index.js';
 import { Tokenizer, type Encoding } from 'tokenizers';
 import { InvalidArgumentError, ModelPackageError, quote } from '../errors/index.js';
 import type { Manifest } from '../model/manifest.js';
-
-/** Longest accepted instruction, in UTF-8 bytes. */
-export const DEFAULT_MAX_INSTRUCTION_BYTES = 4096;
 
 /** The placeholder `prompt_template` must contain. */
 export const INSTRUCTION_PLACEHOLDER = '{instruction}';
@@ -26,13 +24,11 @@ export const INSTRUCTION_PLACEHOLDER = '{instruction}';
 /** Distinct instructions whose token ids are remembered (LRU). */
 export const DEFAULT_PROMPT_CACHE_SIZE = 1024;
 
-export interface PromptTokenizerOptions {
-  /**
-   * Instructions longer than this many UTF-8 bytes are rejected with INVALID_ARGUMENT before tokenizing.
-   * @default DEFAULT_MAX_INSTRUCTION_BYTES (4096)
-   */
-  readonly maxInstructionBytes?: number;
-}
+/**
+ * The tokenizer's options, rows of the option table (src/config/option-table.ts): instructions longer than
+ * maxInstructionBytes UTF-8 bytes are rejected with INVALID_ARGUMENT before tokenizing.
+ */
+export type PromptTokenizerOptions = OptionSlice<'tokenizer'>;
 
 /** One prompt's graph inputs, each of length `max_tokens`. */
 export interface TokenizedPrompt {
@@ -69,7 +65,8 @@ export class PromptTokenizer {
     private readonly template: string,
     maxTokens: number,
     padId: number,
-    private readonly maxInstructionBytes: number,
+    /** Longest instruction it accepts, in UTF-8 bytes. */
+    readonly maxInstructionBytes: number,
   ) {
     this.maxTokens = maxTokens;
     this.padId = padId;
@@ -82,7 +79,7 @@ export class PromptTokenizer {
   static async fromFile(
     path: string,
     text: Manifest['text'],
-    options: PromptTokenizerOptions = {},
+    options: PromptTokenizerOptions,
   ): Promise<PromptTokenizer> {
     let source: string;
     try {
@@ -102,7 +99,7 @@ export class PromptTokenizer {
     source: string,
     where: string,
     text: Manifest['text'],
-    options: PromptTokenizerOptions = {},
+    options: PromptTokenizerOptions,
   ): Promise<PromptTokenizer> {
     const maxTokens = text.max_tokens;
     if (!Number.isInteger(maxTokens) || maxTokens <= 0) {
@@ -113,7 +110,7 @@ export class PromptTokenizer {
         `manifest.json: text.prompt_template must contain ${INSTRUCTION_PLACEHOLDER}, got ${quote(String(text.prompt_template))}`,
       );
     }
-    const maxInstructionBytes = options.maxInstructionBytes ?? DEFAULT_MAX_INSTRUCTION_BYTES;
+    const { maxInstructionBytes } = options;
     if (!Number.isInteger(maxInstructionBytes) || maxInstructionBytes <= 0) {
       throw new RangeError(`maxInstructionBytes must be a positive integer, got ${maxInstructionBytes}`);
     }
