@@ -29,16 +29,18 @@ function probe(): void {
 }
 
 let timer: NodeJS.Timeout | undefined;
-port.on('message', async (msg: 'begin' | 'stop') => {
-  if (msg === 'begin') {
-    timer = setInterval(probe, init.intervalMs);
-    return;
-  }
+/** Waits for the checks in flight (at most the probe timeout), then posts the report. */
+async function stop(): Promise<void> {
   clearInterval(timer);
   const until = Date.now() + init.timeoutMs;
   while (outstanding > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
   const report: ProbeReport = { latencies: Float64Array.from(latencies), failures, notServing };
   port.postMessage(report);
+}
+
+port.on('message', (msg: 'begin' | 'stop') => {
+  if (msg === 'begin') timer = setInterval(probe, init.intervalMs);
+  else void stop();
 });
 
 // Connect before the window opens so the first probe does not pay for the handshake.

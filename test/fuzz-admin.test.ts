@@ -68,7 +68,6 @@ function expectActionable(out: Outcome, what: unknown): void {
   const where = JSON.stringify(what)?.slice(0, 300);
   if (!ACCEPTABLE.has(out.code)) throw new Error(`${where}: ${grpc.status[out.code]} (${out.details})`);
   // No raw control characters (a NUL or a newline from the client must arrive quoted), and bounded length.
-  // eslint-disable-next-line no-control-regex
   expect(/[\u0000-\u001f\u007f]/.test(out.details), `${where}: details with a control character: ${JSON.stringify(out.details)}`).toBe(false);
   expect(out.details.length, `${where}: details of ${out.details.length} characters`).toBeLessThanOrEqual(MAX_DETAILS_CHARS);
 }

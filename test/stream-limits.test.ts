@@ -277,8 +277,9 @@ describe('connections of an address that keeps having calls refused before their
     expect((await refusedCalls(1000)).goawayCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     // Reconnecting does not renew the address's budget: the next refused call closes the new connection too.
     expect((await refusedCalls(1)).goawayCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    const response = await new Promise<grpc.ServiceError | PredictResponse__Output>(async (resolve) =>
-      guarded.client.Predict(await validRequest(), withToken(), { deadline: Date.now() + 30_000 }, (err, res) => resolve(err ?? res!)),
+    const request = await validRequest();
+    const response = await new Promise<grpc.ServiceError | PredictResponse__Output>((resolve) =>
+      guarded.client.Predict(request, withToken(), { deadline: Date.now() + 30_000 }, (err, res) => resolve(err ?? res!)),
     );
     expect(response).toHaveProperty('actions');
   });

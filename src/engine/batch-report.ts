@@ -4,9 +4,8 @@
  * inference worker; the reports cross to the main thread with the next result message, so the per-step
  * loop never posts to the event loop on their account.
  */
+import type { BatchReport, BatchStage } from '../telemetry/index.js';
 import type { JobInput } from './job.js';
-
-export type BatchStage = 'vlm' | 'denoise';
 
 /**
  * How much the worker records: nothing, call sizes and times (metrics), or also which jobs were in each
@@ -38,16 +37,6 @@ export interface WireBatch {
   readonly error?: string;
 }
 
-/** A batch as main-thread listeners get it. */
-export interface BatchReport {
-  readonly stage: BatchStage;
-  /** Epoch milliseconds. */
-  readonly startEpochMs: number;
-  readonly endEpochMs: number;
-  readonly rows: number;
-  /** The traceTag of each member job that had one, with its step index. */
-  readonly members: ReadonlyArray<{ readonly tag: unknown; readonly step: number }>;
-  readonly error?: string;
-}
-
 export type BatchListener = (reports: readonly BatchReport[]) => void;
+
+export type { BatchReport, BatchStage };

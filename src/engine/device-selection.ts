@@ -11,7 +11,7 @@
  * The probe is injected: the real one (device-probe.ts) loads ONNX Runtime's providers, tests pass fakes.
  */
 import { DeviceUnavailableError } from '../errors/index.js';
-import type { Device } from './worker-protocol.js';
+import type { Device } from './device.js';
 
 export type DeviceRequest = Device | 'auto';
 export type GpuDevice = Exclude<Device, 'cpu'>;

@@ -23,7 +23,8 @@ import type { JobInput } from './job.js';
 import { ModelWorker } from './model-worker.js';
 import type { SchedulerOptions } from './scheduler.js';
 import { SurpriseTracker } from './surprise.js';
-import type { Device, WorkerInit } from './worker-protocol.js';
+import type { Device } from './device.js';
+import type { WorkerInit } from './worker-protocol.js';
 
 /** Replacements of a dead inference thread allowed within DEFAULT_RESTART_WINDOW_MS. */
 export const DEFAULT_MAX_RESTARTS = 3;

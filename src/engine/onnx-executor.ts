@@ -10,7 +10,7 @@ import type { GraphInfo } from '../model/index.js';
 import { applyStep } from '../sampling/index.js';
 import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from './executor.js';
 import type { SlotMove } from './slot-table.js';
-import type { Device } from './worker-protocol.js';
+import type { Device } from './device.js';
 
 export interface OnnxExecutorInit {
   readonly vlmPath: string;

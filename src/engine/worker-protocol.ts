@@ -8,11 +8,11 @@ import type { GraphInfo } from '../model/index.js';
 import type { WorkerLoad } from './admission.js';
 import type { BatchRecording, WireBatch } from './batch-report.js';
 import type { CostTableRow } from './cost-model.js';
+import type { Device } from './device.js';
 import type { JobInput, JobResult } from './job.js';
 import type { OnnxExecutorInit } from './onnx-executor.js';
 import type { SchedulerOptions, SchedulerStats } from './scheduler.js';
 
-export type Device = 'cpu' | 'webgpu' | 'cuda';
 
 export interface WorkerInit {
   readonly executor: OnnxExecutorInit;

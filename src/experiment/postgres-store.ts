@@ -223,13 +223,14 @@ export class PostgresExperimentStore implements ExperimentStore {
       client.end().catch(() => undefined);
       if (this.closed) return;
       this.options.log.warn({ err: err?.message }, 'lost the PostgreSQL change notifications; reconnecting');
-      const retry = () =>
+      const retry = (): void => {
         this.listen().then(
           () => this.changed(),
           () => {
             if (!this.closed) setTimeout(retry, this.options.retryMs).unref();
           },
         );
+      };
       setTimeout(retry, this.options.retryMs).unref();
     };
     client.on('error', lost);

@@ -5,9 +5,10 @@ export type { Tracing, TracingSettings, OtlpProtocol, SamplerName } from './trac
 export { startMetrics, ServingMetrics, METRICS_PATH, REJECT_REASONS, SECONDS_BUCKETS, COUNT_BUCKETS, SURPRISE_BUCKETS } from './metrics.js';
 export type { MetricsEndpoint, ModelLabels, ServedPredict } from './metrics.js';
 export { requestTracer, NOOP_REQUEST_TRACER, MAX_ATTRIBUTE_CHARS } from './request-trace.js';
-export type { RequestTracer, RequestSpan, RequestAttributes, ServedRequest, ModelVersion } from './request-trace.js';
+export type { RequestTracer, RequestSpan, RequestAttributes, ModelVersion } from './request-trace.js';
 export { CallScope, runInCallScope, currentCallScope, rejectReasonOf } from './call-scope.js';
 export { SERVICE_NAME, SERVICE_VERSION } from './service.js';
 export { traceNow } from './trace-clock.js';
 export { LogSampler, sampledLog, DEFAULT_LOG_SAMPLE_WINDOW_MS, DEFAULT_LOG_SAMPLE_KEYS } from './log-sampler.js';
 export type { SampledLog, SampleSummary, LogSamplerOptions } from './log-sampler.js';
+export type { BatchReport, BatchStage, ServedRequest } from './observed.js';

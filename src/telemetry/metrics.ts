@@ -12,7 +12,7 @@ import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporte
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
-import type { BatchStage } from '../engine/index.js';
+import type { BatchStage } from './observed.js';
 import { RenderCache } from './render-cache.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './service.js';
 

@@ -6,7 +6,7 @@
  * `dust.predict` span of every request it served (OTel's model for batch work).
  */
 import { context, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Link, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
-import type { BatchReport, PredictOutput } from '../engine/index.js';
+import type { BatchReport, ServedRequest } from './observed.js';
 import { traceNow, traceTime } from './trace-clock.js';
 
 /** Longest client-sent string recorded as an attribute (ids are short; a hostile client's are cut). */
@@ -17,9 +17,6 @@ export interface RequestAttributes {
   readonly robotId: string;
   readonly episodeId: string;
 }
-
-/** The engine's report of a served request: timings in milliseconds from its receipt. */
-export type ServedRequest = Pick<PredictOutput, 'requestId' | 'timing' | 'sampling'>;
 
 export interface ModelVersion {
   readonly name: string;

@@ -1,0 +1,2 @@
+/** The execution providers a model version can run on. */
+export type Device = 'cpu' | 'webgpu' | 'cuda';

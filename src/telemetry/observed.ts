@@ -1,0 +1,38 @@
+/**
+ * What telemetry observes of the engine, declared here so that telemetry stays below the engine in the layer
+ * order (the engine imports the logger and these shapes; telemetry imports nothing of the engine). The engine's
+ * batch reports and served requests are these shapes.
+ */
+
+export type BatchStage = 'vlm' | 'denoise';
+
+/** A batch as main-thread listeners get it. */
+export interface BatchReport {
+  readonly stage: BatchStage;
+  /** Epoch milliseconds. */
+  readonly startEpochMs: number;
+  readonly endEpochMs: number;
+  readonly rows: number;
+  /** The traceTag of each member job that had one, with its step index. */
+  readonly members: ReadonlyArray<{ readonly tag: unknown; readonly step: number }>;
+  readonly error?: string;
+}
+
+/** The engine's report of a served request: timings in milliseconds from its receipt. */
+export interface ServedRequest {
+  readonly requestId: string;
+  readonly timing: {
+    readonly preprocessMs: number;
+    readonly queueMs: number;
+    readonly vlmMs: number;
+    readonly totalMs: number;
+    readonly vlmBatchSize: number;
+    readonly meanDenoiseBatch: number;
+  };
+  readonly sampling: {
+    readonly actionSteps: number;
+    readonly visionSteps: number;
+    readonly budgetMs: number;
+    readonly budgetMet: boolean;
+  };
+}
