@@ -16,8 +16,9 @@ import { ExperimentBook, PostgresExperimentStore, type PostgresStoreOptions } fr
 import { LatencySketch } from '../src/experiment/latency-sketch.js';
 import type { ServedEvent } from '../src/experiment/store.js';
 import { newExperiment, servedEvent as event } from '../src/experiment/testing/records.js';
-import { eventually } from './support/versions.js';
-import { NO_POSTGRES, startPostgres, type TestPostgres } from './support/postgres.js';
+import { eventually } from './support/eventually.js';
+import { startPostgres, type TestPostgres } from './support/postgres.js';
+import { WITH_POSTGRES } from './support/tools.js';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -26,7 +27,7 @@ const experiment = (over: Parameters<typeof newExperiment>[0] = {}) => newExperi
 
 const split = { weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }], controlVersion: 1, stickyKey: 'robot' as const, salt: 'fleet', shadowVersion: 0, shadowFraction: 0 };
 
-describe.skipIf(NO_POSTGRES)(`PostgresExperimentStore${NO_POSTGRES ? ` (skipped: ${NO_POSTGRES})` : ''}`, () => {
+WITH_POSTGRES.describe('PostgresExperimentStore', () => {
   let server: TestPostgres;
   const opened: Array<{ close(): Promise<void> }> = [];
   beforeAll(async () => {
