@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { UnavailableError } from '../src/errors/index.js';
 import { ExperimentBook, PostgresExperimentStore, type PostgresStoreOptions } from '../src/experiment/index.js';
 import { LatencySketch } from '../src/experiment/latency-sketch.js';

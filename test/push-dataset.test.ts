@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { emptyIndex, writeEpisode } from '../bench/push/dataset.js';
 import { PushEnv } from '../bench/push/env.js';
 import { recordEpisode, type RecordedEpisode } from '../bench/push/episode.js';

@@ -4,7 +4,7 @@
  * and outcomes that reach either replica add up in GetExperiment on both, and a stream that resumes on the other
  * replica after its first one drains stays in its episode's experiment, each of its requests counted once.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DustClient, type ExperimentResult } from '../src/client/index.js';
 import { startTestServer, type TestServer } from './support/harness.js';
 import { startPostgres, type TestPostgres } from './support/postgres.js';
