@@ -1,7 +1,7 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
 /**
- * Three tiers (README "Tests"), each a vitest project; `vitest run` runs all of them, `--project <name>` one.
+ * Three tiers (README, "Set up"), each a vitest project; `vitest run` runs all of them, `--project <name>` one.
  * A file's tier is what it really does:
  * - unit: pure code in this process; no sockets, no child processes, no worker threads running built code or
  *   models. Needs no build. Every test file not listed below.
