@@ -11,25 +11,35 @@ import { describe, expect, it } from 'vitest';
 import { loadProtos } from '../src/api/index.js';
 import { onnxRuntimeProbe } from '../src/engine/index.js';
 import type { PolicyServiceClient } from '../src/gen/dust/serving/v1/PolicyService.js';
-import { predict, TEST_REPOSITORY, validRequest } from './support/harness.js';
+import { eventually } from './support/eventually.js';
+import { freePort, predict, TEST_REPOSITORY, validRequest } from './support/harness.js';
+import { parseExposition } from './support/prometheus.js';
 import { spawnServe } from './support/serve-process.js';
 
 const BIN = path.resolve('dist/src/cli/main.js');
 
+/** dust_inflight_requests summed over methods, from the server's /metrics. */
+async function inFlightRequests(metricsPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return parseExposition(text).samples.filter((s) => s.name === 'dust_inflight_requests').reduce((n, s) => n + s.value, 0);
+}
+
 describe('dust-serve serve', () => {
   it('logs JSON, serves, survives SIGHUP, and on SIGTERM finishes in-flight work, then exits 0', async () => {
-    const { child, port, lines, exited } = await spawnServe([], { DUST_SHUTDOWN_GRACE_SECONDS: '10' });
+    const metricsPort = await freePort();
+    const { child, port, lines, exited } = await spawnServe(['--metrics-port', String(metricsPort)], { DUST_SHUTDOWN_GRACE_SECONDS: '10' });
     const { policy } = loadProtos();
     const client = new policy.PolicyService(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as PolicyServiceClient;
     try {
       // One call first, so the connection is up before the long one (SIGTERM closes the listener at once).
       await predict(client, await validRequest());
       // SIGHUP re-reads TLS certificates (none here) and must not end the process, as it would by default.
+      // A signal the process does not handle ends it before it reads another request, so no wait is needed.
       child.kill('SIGHUP');
-      await new Promise((r) => setTimeout(r, 100));
       await predict(client, await validRequest());
       const inflight = predict(client, await validRequest({ sampling: { action_steps: 4, vision_steps: 64 } }));
-      await new Promise((r) => setTimeout(r, 30));
+      // SIGTERM once the server holds the long request (/metrics counts it from its message on).
+      await eventually(async () => (await inFlightRequests(metricsPort)) >= 1, { what: 'the long request to reach the server' });
       child.kill('SIGTERM');
       const res = await inflight;
       expect(res.sampling!.vision_steps).toBe(64);

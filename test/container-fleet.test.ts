@@ -11,22 +11,21 @@
  *
  * Needs a Docker daemon, the base images of deploy/docker/build-base.sh and the HAProxy and PostgreSQL images of
  * deploy/docker/build-fleet-images.sh; `bash .ci/run` provides all and sets DUST_CONTAINER_TESTS=1. Without that
- * variable the test is reported as skipped, with the reason. The test removes its containers, network and image.
+ * variable the test is reported as skipped, with the reason; with CI=true it fails (test/support/requires.ts).
+ * The test removes its containers, network and image.
  */
 import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GenericContainer, getContainerRuntimeClient, Network, Wait, type StartedNetwork, type StartedTestContainer } from 'testcontainers';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DustClient } from '../src/client/index.js';
-import { countsOf, reportOutcomes, runFleetThroughFailover, splitEvenly, until } from './support/fleet.js';
+import { countsOf, reportOutcomes, runFleetThroughFailover, splitEvenly } from './support/fleet.js';
+import { eventually } from './support/eventually.js';
 import { allReplicasUp, haproxyServers } from './support/haproxy.js';
+import { WITH_DOCKER } from './support/tools.js';
 import { MODEL, versionsRepository } from './support/versions.js';
 
-const ENABLED = process.env.DUST_CONTAINER_TESTS === '1';
-const SKIP_REASON =
-  'container fleet test: DUST_CONTAINER_TESTS is not 1; it needs a Docker daemon, the base images ' +
-  '(deploy/docker/build-base.sh) and the HAProxy and PostgreSQL images (deploy/docker/build-fleet-images.sh); bash .ci/run provides them and sets the variable';
 
 const CONTEXT = path.resolve('.');
 const IMAGE = `dust-serve-fleet-test:${process.pid}-${Date.now()}`;
@@ -51,17 +50,21 @@ function readableByAll(dir: string): void {
 /** A cold image build takes about a minute here (BuildKit's cache makes a rebuild seconds); the fleet under a minute. */
 const TEST_TIMEOUT_MS = 8 * 60_000;
 
-describe('a fleet of containers behind HAProxy', () => {
+WITH_DOCKER.describe('a fleet of containers behind HAProxy', () => {
   let network: StartedNetwork | undefined;
   const containers: StartedTestContainer[] = [];
   let imageBuilt = false;
-  const repo = versionsRepository([1, 2]);
-  const secrets = mkdtempSync(path.join(os.tmpdir(), 'dust-fleet-secrets-'));
+  let repo: ReturnType<typeof versionsRepository>;
+  let secrets: string;
+
+  beforeAll(() => {
+    repo = versionsRepository([1, 2]);
+    secrets = mkdtempSync(path.join(os.tmpdir(), 'dust-fleet-secrets-'));
+  });
 
   afterAll(async () => {
-    repo.remove();
-    rmSync(secrets, { recursive: true, force: true });
-    if (!ENABLED) return;
+    repo?.remove();
+    if (secrets) rmSync(secrets, { recursive: true, force: true });
     const docker = (await getContainerRuntimeClient()).container.dockerode;
     // Forced: after a failed assertion containers may still run.
     await Promise.all(containers.map((c) => docker.getContainer(c.getId()).remove({ force: true, v: true }).catch(() => {})));
@@ -69,11 +72,7 @@ describe('a fleet of containers behind HAProxy', () => {
     if (imageBuilt) await docker.getImage(IMAGE).remove({ force: true }).catch(() => {});
   });
 
-  it('loses no robot request while one replica drains (SIGTERM) and another is killed (SIGKILL); the shared experiment counts exactly what the robots got', async (ctx) => {
-    if (!ENABLED) {
-      console.warn(`skipped: ${SKIP_REASON}`); // the default reporter does not print skip notes
-      ctx.skip(SKIP_REASON);
-    }
+  it('loses no robot request while one replica drains (SIGTERM) and another is killed (SIGKILL); the shared experiment counts exactly what the robots got', async () => {
     const runtime = await getContainerRuntimeClient();
     const docker = runtime.container.dockerode;
     for (const image of [LB_IMAGE, PG_IMAGE]) {
@@ -174,7 +173,7 @@ describe('a fleet of containers behind HAProxy', () => {
     }
 
     const state = async (c: StartedTestContainer) => (await docker.getContainer(c.getId()).inspect()).State;
-    await until('the drained replica to exit', async () => !(await state(replicas[0]!)).Running, 30_000);
+    await eventually(async () => !(await state(replicas[0]!)).Running, { what: 'the drained replica to exit', timeoutMs: 30_000 });
     expect((await state(replicas[0]!)).ExitCode).toBe(0);
     expect((await state(replicas[1]!)).ExitCode).toBe(137);
     const view = await haproxyServers(stats);

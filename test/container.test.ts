@@ -4,7 +4,8 @@
  * HEALTHCHECK reports healthy), then `docker stop` (the image's STOPSIGNAL, SIGTERM) drains and exits 0.
  *
  * Needs a Docker daemon and the base images of deploy/docker/build-base.sh; `bash .ci/run` provides both and sets
- * DUST_CONTAINER_TESTS=1. Without that variable the test is reported as skipped, with the reason. Testcontainers'
+ * DUST_CONTAINER_TESTS=1. Without that variable the test is reported as skipped, with the reason; with CI=true it
+ * fails (test/support/requires.ts). Testcontainers'
  * reaper image cannot be pulled here (TESTCONTAINERS_RYUK_DISABLED=true), so the test removes its container and
  * image itself. The build uses BuildKit, whose layer cache outlives the image: a rerun rebuilds only what changed.
  */
@@ -13,15 +14,12 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { GenericContainer, getContainerRuntimeClient, Wait, type StartedTestContainer } from 'testcontainers';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { loadProtos } from '../src/api/index.js';
 import type { PolicyServiceClient } from '../src/gen/dust/serving/v1/PolicyService.js';
 import { floats, predict, validRequest } from './support/harness.js';
+import { WITH_DOCKER } from './support/tools.js';
 
-const ENABLED = process.env.DUST_CONTAINER_TESTS === '1';
-const SKIP_REASON =
-  'container test: DUST_CONTAINER_TESTS is not 1; it needs a Docker daemon and the base images ' +
-  '(deploy/docker/build-base.sh); bash .ci/run starts dockerd, builds them and sets the variable';
 
 const CONTEXT = path.resolve('.');
 const GRPC_PORT = 50051;
@@ -31,23 +29,18 @@ const TEST_TIMEOUT_MS = 6 * 60_000;
 /** The server's default shutdownGraceSeconds is 10; docker stop falls back to SIGKILL (exit 137) after this. */
 const STOP_TIMEOUT_MS = 30_000;
 
-describe('container image', () => {
+WITH_DOCKER.describe('container image', () => {
   let container: StartedTestContainer | undefined;
   let imageBuilt = false;
 
   afterAll(async () => {
-    if (!ENABLED) return;
     // Forced: after a failed assertion the container may still be running.
     const docker = (await getContainerRuntimeClient()).container.dockerode;
     if (container) await docker.getContainer(container.getId()).remove({ force: true, v: true }).catch(() => {});
     if (imageBuilt) await docker.getImage(IMAGE).remove({ force: true }).catch(() => {});
   });
 
-  it('serves the shipped model, reports SERVING, and drains on docker stop with exit 0', async (ctx) => {
-    if (!ENABLED) {
-      console.warn(`skipped: ${SKIP_REASON}`); // the default reporter does not print skip notes
-      ctx.skip(SKIP_REASON);
-    }
+  it('serves the shipped model, reports SERVING, and drains on docker stop with exit 0', async () => {
     const manifest = JSON.parse(readFileSync(path.join(CONTEXT, 'models/dust-tiny/1/manifest.json'), 'utf8')) as {
       action: { horizon: number };
       embodiments: Record<string, { action_dim: number; state_dim: number }>;

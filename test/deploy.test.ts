@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { EXPOSED_SERIES, NO_PROMETHEUS, PROMTOOL } from './support/prometheus.js';
+import { EXPOSED_SERIES, PROMTOOL } from './support/prometheus.js';
+import { WITH_PROMTOOL } from './support/tools.js';
 
 const ALERTS = 'deploy/prometheus/alerts.yml';
 const DASHBOARD = 'deploy/grafana/dust-serve.json';
@@ -27,7 +28,7 @@ interface Panel {
   targets: Array<{ expr: string }>;
 }
 
-describe.skipIf(!PROMTOOL)(`Prometheus rules and Grafana dashboard${PROMTOOL ? '' : ` (skipped: ${NO_PROMETHEUS})`}`, () => {
+WITH_PROMTOOL.describe('Prometheus rules and Grafana dashboard', () => {
   it('alerts.yml passes promtool check rules and its unit tests, and alerts on latency, refusals, load failures and budget misses', () => {
     expect(promtool('check', 'rules', ALERTS)).toMatch(/SUCCESS/);
     expect(promtool('test', 'rules', 'deploy/prometheus/alerts.test.yml')).toMatch(/SUCCESS/);

@@ -10,6 +10,7 @@ import { DEFAULT_MAX_RESTARTS } from '../src/engine/index.js';
 import type { Manifest } from '../src/model/index.js';
 import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
 import { floats, predict, predictError, startTestServer, tempRepository, TINY_DIR, validRequest, type TestServer } from './support/harness.js';
+import { eventually } from './support/eventually.js';
 
 const manifest = JSON.parse(readFileSync(path.join(TINY_DIR, 'manifest.json'), 'utf8')) as Manifest;
 const [embName, emb] = Object.entries(manifest.embodiments)[0];
@@ -188,13 +189,14 @@ describe('RESOURCE_EXHAUSTED and UNAVAILABLE', () => {
     };
     const robots = Array.from({ length: 8 }, (_, i) => robot(i));
     try {
-      while (served < 20) await new Promise((r) => setTimeout(r, 5));
+      await eventually(() => served >= 20, { what: '20 requests served', timeoutMs: 30_000 });
       const before = s.server.registry.resolve({ name: 'dust-tiny', version: 1 }).runtime.worker;
       before.injectCrash('injected crash');
       const servedAtCrash = served;
-      while (!(statuses.includes('NOT_SERVING') && statuses.at(-1) === 'SERVING' && served > servedAtCrash + 20)) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await eventually(() => statuses.includes('NOT_SERVING') && statuses.at(-1) === 'SERVING' && served > servedAtCrash + 20, {
+        what: 'NOT_SERVING, SERVING again and 20 more requests served',
+        timeoutMs: 30_000,
+      });
       stop = true;
       await Promise.all(robots);
       expect(codes.length).toBeGreaterThan(0);
@@ -221,11 +223,11 @@ describe('RESOURCE_EXHAUSTED and UNAVAILABLE', () => {
       };
       const state = () => s.server.registry.list()[0];
       for (let i = 0; i <= DEFAULT_MAX_RESTARTS; i++) {
-        while (state().state !== 'READY') await new Promise((r) => setTimeout(r, 10));
+        await eventually(() => state().state === 'READY', { what: `READY before crash ${i + 1}`, timeoutMs: 30_000 });
         kill();
-        while (state().state === 'READY') await new Promise((r) => setTimeout(r, 5));
+        await eventually(() => state().state !== 'READY', { what: `crash ${i + 1} to be seen`, intervalMs: 5 });
       }
-      while (state().state === 'READY' || state().state === 'LOADING') await new Promise((r) => setTimeout(r, 10));
+      await eventually(() => state().state !== 'READY' && state().state !== 'LOADING', { what: 'the version to give up', timeoutMs: 30_000 });
       expect(state().state).toBe('FAILED');
       expect(state().reason).toMatch(/stopped 4 times/);
       const err = await predictError(s.client, await request());
@@ -240,9 +242,13 @@ describe('RESOURCE_EXHAUSTED and UNAVAILABLE', () => {
     const inflight = predict(s.client, await request({ sampling: { action_steps: 4, vision_steps: 64 } }));
     // Drain only once the request is admitted (in the VLM queue or denoising).
     const worker = s.server.registry.resolve({ name: 'dust-tiny', version: 1 }).runtime.worker;
-    for (let st = await worker.stats(); st.waiting + st.active === 0 && st.completed === 0; st = await worker.stats()) {
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    await eventually(
+      async () => {
+        const st = await worker.stats();
+        return st.waiting + st.active > 0 || st.completed > 0;
+      },
+      { what: 'the request to be admitted', intervalMs: 2 },
+    );
     const closing = s.server.shutdown('test');
     const late = await predictError(s.client, await request());
     expect(late.code).toBe(grpc.status.UNAVAILABLE);

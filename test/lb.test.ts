@@ -8,9 +8,9 @@
  *   one address loses no request while one replica drains (SIGTERM) and another is killed (SIGKILL); the shared
  *   experiment then counts what the robots got and reported. Skipped, with the reason, where haproxy is not
  *   installed (Debian: apt-get install haproxy; bash .ci/run installs it); without PostgreSQL's binaries the
- *   replicas keep their own experiments and the counts are not checked.
+ *   replicas keep their own experiments and the counts are not checked. With CI=true either missing fails.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import net from 'node:net';
@@ -18,15 +18,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DustClient } from '../src/client/index.js';
-import { countsOf, reportOutcomes, runFleetThroughFailover, splitEvenly, until } from './support/fleet.js';
+import { countsOf, reportOutcomes, runFleetThroughFailover, splitEvenly } from './support/fleet.js';
+import { eventually } from './support/eventually.js';
 import { allReplicasUp, haproxyServers } from './support/haproxy.js';
-import { startTestServer, tempRepository, TINY_DIR } from './support/harness.js';
-import { NO_POSTGRES } from './support/postgres.js';
+import { freePorts, startTestServer, tempRepository, TINY_DIR } from './support/harness.js';
+import { WITH_HAPROXY, WITH_POSTGRES } from './support/tools.js';
 import { MODEL, versionsRepository } from './support/versions.js';
 
 const CONFIG = path.resolve('deploy/lb/haproxy.cfg');
 const SCRIPT = path.resolve('deploy/local/replicas.sh');
-const HAVE_HAPROXY = spawnSync('haproxy', ['-v']).status === 0;
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -40,25 +40,24 @@ function healthCheckBytes(): { send: Buffer; expect: Buffer } {
   return { send: hex('send-binary'), expect: hex('expect binary') };
 }
 
-/** What a server answers to those bytes on a fresh connection within a second. */
-async function exchange(port: number, request: Buffer): Promise<Buffer> {
+/** A gRPC HealthCheckResponse{status: NOT_SERVING} message, length-prefixed. */
+const NOT_SERVING_MESSAGE = Buffer.from('00000000020802', 'hex');
+
+/**
+ * What a server answers to those bytes on a fresh connection, once the answer holds `serving` (HAProxy's
+ * expected bytes) or a NOT_SERVING health message, as HAProxy's tcp-check reads it.
+ */
+async function exchange(port: number, request: Buffer, serving: Buffer): Promise<Buffer> {
   const socket = net.connect(port, '127.0.0.1');
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => chunks.push(c));
   socket.write(request);
-  await new Promise((r) => setTimeout(r, 1000));
-  socket.destroy();
+  try {
+    await eventually(() => [serving, NOT_SERVING_MESSAGE].some((b) => Buffer.concat(chunks).includes(b)), { what: 'a health check answer', timeoutMs: 5_000 });
+  } finally {
+    socket.destroy();
+  }
   return Buffer.concat(chunks);
-}
-
-/** Free loopback ports (bound, then released). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Server>((resolve) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => resolve(s)); })),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 describe('HAProxy health check', () => {
@@ -66,7 +65,7 @@ describe('HAProxy health check', () => {
     const { send, expect: serving } = healthCheckBytes();
     const good = await startTestServer({ warmup: false });
     cleanups.push(() => good.close());
-    expect((await exchange(good.server.port, send)).includes(serving)).toBe(true);
+    expect((await exchange(good.server.port, send, serving)).includes(serving)).toBe(true);
 
     // A server whose only model version failed to load listens but is NOT_SERVING.
     const repo = tempRepository([{ from: TINY_DIR, name: 'dust-tiny', version: 1 }]);
@@ -74,27 +73,22 @@ describe('HAProxy health check', () => {
     rmSync(path.join(repo.root, 'dust-tiny/1/denoiser.onnx'));
     const broken = await startTestServer({ modelRepository: repo.root, warmup: false });
     cleanups.push(() => broken.close());
-    const answer = await exchange(broken.server.port, send);
+    const answer = await exchange(broken.server.port, send, serving);
     expect(answer.includes(serving)).toBe(false);
     // It did answer: HealthCheckResponse{status: NOT_SERVING}.
-    expect(answer.includes(Buffer.from('00000000020802', 'hex'))).toBe(true);
+    expect(answer.includes(NOT_SERVING_MESSAGE)).toBe(true);
   });
 });
 
-describe('deploy/local/replicas.sh', () => {
-  it('runs three replicas sharing PostgreSQL behind HAProxy; robots lose no request while one drains and one is killed, and the experiment counts what they got', async (ctx) => {
-    if (!HAVE_HAPROXY) {
-      const reason = 'haproxy is not installed (Debian: apt-get install haproxy)';
-      console.warn(`skipped: ${reason}`);
-      ctx.skip(reason);
-    }
+WITH_HAPROXY.describe('deploy/local/replicas.sh', () => {
+  it('runs three replicas sharing PostgreSQL behind HAProxy; robots lose no request while one drains and one is killed, and the experiment counts what they got', async () => {
     const [lbPort, statsPort, pgPort, ...replicaPorts] = await freePorts(6);
     const logDir = await mkdtemp(path.join(os.tmpdir(), 'dust-replicas-test-'));
     cleanups.push(() => rmSync(logDir, { recursive: true, force: true }));
     const repo = versionsRepository([1, 2]);
     cleanups.push(repo.remove);
-    const shared = !NO_POSTGRES;
-    if (!shared) console.warn(`experiment counts not checked: ${NO_POSTGRES}`);
+    const shared = WITH_POSTGRES.available;
+    WITH_POSTGRES.warnUnlessCi('experiment counts');
     const script = spawn('bash', [SCRIPT, '--threads', '1', '--warmup', 'false', '--model-repository', repo.root], {
       env: {
         ...process.env,
@@ -118,7 +112,7 @@ describe('deploy/local/replicas.sh', () => {
       script.kill('SIGTERM');
       await exited;
     });
-    await until('the script to say ready', () => out.includes('ready:') || script.exitCode !== null, 60_000);
+    await eventually(() => out.includes('ready:') || script.exitCode !== null, { what: 'the script to say ready', timeoutMs: 60_000 });
     expect(out).toContain('ready:');
     const pids = [...out.matchAll(/^replica (\d) pid (\d+) port (\d+)$/gm)].map((m) => Number(m[2]));
     expect(pids).toHaveLength(3);

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DustClient } from '../src/client/index.js';
 import { jpeg, TINY_DIR } from './support/harness.js';
-import { editManifest, eventually, failureCode, MODEL, robotRequest, serveVersions, withStatistics, type VersionsServer } from './support/versions.js';
+import { editManifest, failureCode, MODEL, robotRequest, serveVersions, withStatistics, type VersionsServer } from './support/versions.js';
+import { eventually } from './support/eventually.js';
 
 let s: VersionsServer;
 let client: DustClient;
@@ -67,7 +68,11 @@ describe('versions under load', () => {
       }
     };
     const loops = [...['r1', 'r2', 'r3', 'r4', 'r5', 'r6'].map(robotLoop), streamLoop()];
-    const pause = () => new Promise((r) => setTimeout(r, 150));
+    // Between steps, traffic runs on: a few more answers, so the next step lands among requests in flight.
+    const pause = () => {
+      const at = answered;
+      return eventually(() => answered >= at + 6 || failures.length > 0, { what: 'six more answers', timeoutMs: 30_000 });
+    };
     try {
       await pause();
       // Reload the serving version twice while robots and a stream use it.

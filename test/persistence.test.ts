@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DustClient, ExperimentResult } from '../src/client/index.js';
 import { DEFAULT_FLUSH_INTERVAL_MS } from '../src/experiment/index.js';
+import { eventually } from './support/eventually.js';
 import { spawnServe, type ServeProcess } from './support/serve-process.js';
 import { clientOf, MODEL, robotRequest, versionsRepository } from './support/versions.js';
 
@@ -52,15 +53,20 @@ afterAll(() => {
 
 const robots = Array.from({ length: 8 }, (_, i) => `persist-${i}`);
 
-/** The experiment once mirrored shadow requests have finished (two reads a while apart agree). */
+/** The experiment once mirrored shadow requests have finished (two reads 300 ms apart agree). */
 async function settled(client: DustClient): Promise<ExperimentResult> {
-  let last = await client.getExperiment(MODEL);
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 300));
-    const now = await client.getExperiment(MODEL);
-    if (JSON.stringify(now) === JSON.stringify(last)) return now;
-    last = now;
-  }
+  let last: string | undefined;
+  let now!: ExperimentResult;
+  await eventually(
+    async () => {
+      now = await client.getExperiment(MODEL);
+      const same = JSON.stringify(now) === last;
+      last = JSON.stringify(now);
+      return same;
+    },
+    { what: 'the experiment to stop changing (mirrored shadow requests finished)', timeoutMs: 30_000, intervalMs: 300 },
+  );
+  return now;
 }
 
 /** What must come back identical after a restart (latency quantiles too: the sketches are stored). */
@@ -100,7 +106,8 @@ describe('persistence across restarts of the built server', () => {
     expect(row.requests).toBe(was.requests + robots.filter((r) => assigned.get(r) === row.version).length);
     expect(row.robots).toBe(was.robots);
 
-    // SIGKILL after a flush interval: nothing counted before the interval is lost.
+    // SIGKILL after a flush interval: nothing counted before the interval is lost. The wait is the behaviour under
+    // test (the store's durability promise is one interval), not synchronisation.
     await new Promise((r) => setTimeout(r, DEFAULT_FLUSH_INTERVAL_MS * 2));
     const beforeKill = await settled(second.client);
     await second.stop('SIGKILL');

@@ -10,15 +10,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { UnavailableError } from '../src/errors/index.js';
 import { DEFAULT_SERVE_OPTIONS } from '../src/config/index.js';
 import { ExperimentBook, experimentSettings, PostgresExperimentStore, type PostgresStoreOptions } from '../src/experiment/index.js';
 import { LatencySketch } from '../src/experiment/latency-sketch.js';
 import type { ServedEvent } from '../src/experiment/store.js';
 import { newExperiment, servedEvent as event } from '../src/experiment/testing/records.js';
-import { eventually } from './support/versions.js';
-import { NO_POSTGRES, startPostgres, type TestPostgres } from './support/postgres.js';
+import { eventually } from './support/eventually.js';
+import { startPostgres, type TestPostgres } from './support/postgres.js';
+import { WITH_POSTGRES } from './support/tools.js';
 
 /** The server's default settings of the experiment book. */
 const SETTINGS = experimentSettings(DEFAULT_SERVE_OPTIONS);
@@ -30,7 +31,7 @@ const experiment = (over: Parameters<typeof newExperiment>[0] = {}) => newExperi
 
 const split = { weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }], controlVersion: 1, stickyKey: 'robot' as const, salt: 'fleet', shadowVersion: 0, shadowFraction: 0 };
 
-describe.skipIf(NO_POSTGRES)(`PostgresExperimentStore${NO_POSTGRES ? ` (skipped: ${NO_POSTGRES})` : ''}`, () => {
+WITH_POSTGRES.describe('PostgresExperimentStore', () => {
   let server: TestPostgres;
   const opened: Array<{ close(): Promise<void> }> = [];
   beforeAll(async () => {

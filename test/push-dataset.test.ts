@@ -6,11 +6,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { emptyIndex, writeEpisode } from '../bench/push/dataset.js';
 import { PushEnv } from '../bench/push/env.js';
 import { recordEpisode, type RecordedEpisode } from '../bench/push/episode.js';
 import { EMBODIMENT_NAMES, sampleLayout } from '../bench/push/scene.js';
+import { PYTHON, WITH_NUMPY } from './support/tools.js';
 
 const SIZE = 16;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-push-data-'));
@@ -31,7 +32,7 @@ print(json.dumps({
   } for ep in ds.episodes]}))
 `;
 
-describe('push dataset files', () => {
+WITH_NUMPY.describe('push dataset files', () => {
   it('are read back by the Python toolchain exactly as recorded', async () => {
     const index = emptyIndex(SIZE);
     const recorded: RecordedEpisode[] = [];
@@ -43,7 +44,7 @@ describe('push dataset files', () => {
       index.episodes.push(writeEpisode(dir, ep, SIZE));
     }
     writeFileSync(path.join(dir, 'index.json'), JSON.stringify(index));
-    const out = JSON.parse(execFileSync('/usr/bin/python3', ['-c', READER, dir], { cwd: path.resolve('.'), encoding: 'utf8' }));
+    const out = JSON.parse(execFileSync(PYTHON, ['-c', READER, dir], { cwd: path.resolve('.'), encoding: 'utf8' }));
     expect(out.cameras).toEqual(['top', 'gripper']);
     expect(out.image_size).toBe(SIZE);
     expect(out.instructions).toBe(12);

@@ -10,6 +10,7 @@ import type { Manifest } from '../src/model/index.js';
 import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
 import type { PredictResponse__Output } from '../src/gen/dust/serving/v1/PredictResponse.js';
 import { floats, jpeg, predict, predictError, startTestServer, TINY_DIR, validRequest, type TestServer } from './support/harness.js';
+import { eventually } from './support/eventually.js';
 
 const manifest = JSON.parse(readFileSync(path.join(TINY_DIR, 'manifest.json'), 'utf8')) as Manifest;
 const embodiments = Object.entries(manifest.embodiments);
@@ -264,7 +265,14 @@ describe('the event loop stays free while inference is saturated', () => {
     const flood = Promise.all(Array.from({ length: 48 }, (_, i) => predict(t.client, { ...heavy, robot_id: `flood-${i}` }))).then(() => {
       floodDone = true;
     });
-    await new Promise((r) => setTimeout(r, 50));
+    const worker = t.server.registry.resolve({ name: 'dust-tiny', version: 1 }).runtime.worker;
+    await eventually(
+      async () => {
+        const st = await worker.stats();
+        return st.waiting + st.active > 0;
+      },
+      { what: 'the flood to reach the inference thread', intervalMs: 2 },
+    );
     const checks: boolean[] = [];
     for (let i = 0; i < 5; i++) {
       const r = await new Promise<any>((resolve, reject) => health.Check({ service: '' }, (e: any, res: any) => (e ? reject(e) : resolve(res))));

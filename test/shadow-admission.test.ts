@@ -11,6 +11,7 @@ import { DEFAULT_SERVE_OPTIONS, sliceOf } from '../src/config/index.js';
 import { ModelWorker, shapesOf, type JobInput, type JobResult } from '../src/engine/index.js';
 import { OverloadedError } from '../src/errors/index.js';
 import type { Manifest } from '../src/model/index.js';
+import { eventually } from './support/eventually.js';
 import { TINY_DIR } from './support/harness.js';
 
 const manifest = JSON.parse(readFileSync(path.join(TINY_DIR, 'manifest.json'), 'utf8')) as Manifest;
@@ -90,7 +91,14 @@ describe('ModelWorker admission: shadow requests never delay primary ones', () =
     const s2 = submit(worker, 2, 'shadow');
     s1.ready();
     s2.ready();
-    await new Promise((r) => setTimeout(r, 30)); // both sent; the worker waits for its VLM batch to fill
+    // Both in the worker, which waits for its VLM batch to fill.
+    await eventually(
+      async () => {
+        const st = await worker.stats();
+        return st.waiting + st.active === 2;
+      },
+      { what: 'both shadows to reach the worker', intervalMs: 2 },
+    );
     const p = submit(worker, 3, 'primary');
     p.ready();
     await Promise.all([s1.done, s2.done, p.done]);

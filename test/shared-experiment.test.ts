@@ -4,15 +4,17 @@
  * and outcomes that reach either replica add up in GetExperiment on both, and a stream that resumes on the other
  * replica after its first one drains stays in its episode's experiment, each of its requests counted once.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DustClient, type ExperimentResult } from '../src/client/index.js';
 import { startTestServer, type TestServer } from './support/harness.js';
-import { NO_POSTGRES, startPostgres, type TestPostgres } from './support/postgres.js';
-import { clientOf, eventually, MODEL, robotRequest, versionsRepository } from './support/versions.js';
+import { startPostgres, type TestPostgres } from './support/postgres.js';
+import { WITH_POSTGRES } from './support/tools.js';
+import { clientOf, MODEL, robotRequest, versionsRepository } from './support/versions.js';
+import { eventually } from './support/eventually.js';
 
 const counts = (e: ExperimentResult) => e.variants.map((v) => ({ version: v.version, requests: v.requests, episodesServed: v.episodesServed, episodes: v.episodes, successes: v.successes }));
 
-describe.skipIf(NO_POSTGRES)(`replicas sharing a PostgreSQL experiment store${NO_POSTGRES ? ` (skipped: ${NO_POSTGRES})` : ''}`, () => {
+WITH_POSTGRES.describe('replicas sharing a PostgreSQL experiment store', () => {
   let pg: TestPostgres;
   let repo: { root: string; remove(): void };
   const cleanups: Array<() => unknown> = [];

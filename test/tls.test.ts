@@ -13,6 +13,8 @@ import { loadProtos } from '../src/api/index.js';
 import type { PolicyServiceClient } from '../src/gen/dust/serving/v1/PolicyService.js';
 import { CertFactory, type KeyPair } from './support/certs.js';
 import { predict, predictError, startTestServer, validRequest, type TestServer } from './support/harness.js';
+import { eventually } from './support/eventually.js';
+import { WITH_OPENSSL } from './support/tools.js';
 
 const { policy } = loadProtos();
 const clients: PolicyServiceClient[] = [];
@@ -29,6 +31,7 @@ let caA: KeyPair;
 let caB: KeyPair;
 let clientCa: KeyPair;
 beforeAll(() => {
+  if (!WITH_OPENSSL.available) return;
   caA = certs.ca('ca-a');
   caB = certs.ca('ca-b');
   clientCa = certs.ca('client-ca');
@@ -38,7 +41,7 @@ afterAll(() => {
   certs.remove();
 });
 
-describe('TLS', () => {
+WITH_OPENSSL.describe('TLS', () => {
   let t: TestServer;
   beforeAll(async () => {
     const server = certs.leaf('server-tls', caA, 'server');
@@ -59,7 +62,7 @@ describe('TLS', () => {
   });
 });
 
-describe('mutual TLS', () => {
+WITH_OPENSSL.describe('mutual TLS', () => {
   let t: TestServer;
   beforeAll(async () => {
     const server = certs.leaf('server-mtls', caA, 'server');
@@ -86,7 +89,7 @@ describe('mutual TLS', () => {
   });
 });
 
-describe('certificate reload', () => {
+WITH_OPENSSL.describe('certificate reload', () => {
   let t: TestServer;
   let live: KeyPair;
   beforeAll(async () => {
@@ -109,14 +112,6 @@ describe('certificate reload', () => {
     }
   }
 
-  async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error('condition not met in time');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-
   it('picks up a replaced certificate for new connections, without dropping open ones', async () => {
     await predict(t.client, await validRequest()); // t.client's connection is open on the first certificate
     expect(await t.server.reloadCertificates()).toBe(false); // nothing changed yet
@@ -129,7 +124,7 @@ describe('certificate reload', () => {
         () => true,
         () => false,
       );
-    });
+    }, { what: 'a client trusting only CA B to be served', timeoutMs: 15_000, intervalMs: 200 });
     const trustsOnlyA = client(t, grpc.credentials.createSsl(certs.read(caA.cert)));
     expect((await predictError(trustsOnlyA, await validRequest(), 5_000)).code).toBe(grpc.status.UNAVAILABLE);
     // The connection opened before the reload still serves.
@@ -165,7 +160,7 @@ describe('plaintext on the network', () => {
   });
 });
 
-describe('certificates that are not valid now', () => {
+WITH_OPENSSL.describe('certificates that are not valid now', () => {
   const day = 86_400_000;
   const expired = () => ({ notBefore: new Date(Date.now() - 3 * day), notAfter: new Date(Date.now() - day) });
   const notYet = () => ({ notBefore: new Date(Date.now() + day), notAfter: new Date(Date.now() + 3 * day) });

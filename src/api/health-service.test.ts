@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { service as healthDefinition } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../../test/support/eventually.js';
 import { HealthService } from './health-service.js';
 
 const health = new HealthService({ '': 'SERVING', model: 'NOT_SERVING' });
@@ -61,7 +62,7 @@ describe('HealthService', () => {
 
   it('forgets a watched name once its last watch ends, so unique names cannot grow the server', async () => {
     const settled = async (n: number) => {
-      for (let i = 0; i < 200 && health.watchedServices !== n; i++) await new Promise((r) => setTimeout(r, 10));
+      await eventually(() => health.watchedServices === n, { what: `${n} watched services`, timeoutMs: 2_000 });
       return health.watchedServices;
     };
     expect(await settled(0)).toBe(0);

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { eventually } from '../../test/support/eventually.js';
 import { tokensFile, type TokensFile } from './tokens-file.js';
 
 const ROBOT = { token: 'robot-token-0123456789', role: 'robot', name: 'arm-7' };
@@ -19,14 +20,6 @@ const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(li
 function install(json: unknown): void {
   writeFileSync(`${file}.tmp`, typeof json === 'string' ? json : JSON.stringify(json));
   renameSync(`${file}.tmp`, file);
-}
-
-async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 beforeEach(() => {

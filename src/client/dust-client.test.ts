@@ -7,6 +7,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
 import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
+import { eventually } from '../../test/support/eventually.js';
 import { DustClient } from './dust-client.js';
 import { DustClientError } from './errors.js';
 import { clientProtos } from './protos.js';
@@ -37,6 +38,8 @@ const delayOf = (robot: string): number => (robot.startsWith('slow-') ? Number(r
 let server: grpc.Server;
 let address: string;
 let predictCalls = 0;
+/** StreamPredict messages the stub received. */
+let streamMessages = 0;
 /** Attempts the stub saw per robot_id (StreamPredict: calls). */
 const attempts = new Map<string, number>();
 const attempt = (robot: string): number => {
@@ -77,6 +80,7 @@ beforeAll(async () => {
       let answered = 0;
       let broken = false;
       call.on('data', (req: PredictRequest__Output) => {
+        streamMessages++;
         const dropping = req.robot_id.startsWith('drop-') || req.robot_id.startsWith('reset-');
         if (dropping) {
           callNumber ||= attempt(req.robot_id);
@@ -170,8 +174,11 @@ describe('DustClient', () => {
     const client = new DustClient(address);
     try {
       const ctl = new AbortController();
+      const before = predictCalls;
       const pending = client.predict({ robotId: 'slow-500', embodiment: 'stub' }, { signal: ctl.signal });
-      setTimeout(() => ctl.abort(), 20);
+      // Aborted while the server holds the call.
+      await eventually(() => predictCalls > before, { what: 'the server to receive the call' });
+      ctl.abort();
       expect((await rejection(pending)).codeName).toBe('CANCELLED');
       expect((await rejection(client.predict({ robotId: 'r', embodiment: 'stub' }, { signal: AbortSignal.abort() }))).codeName).toBe('CANCELLED');
     } finally {
@@ -299,8 +306,10 @@ describe('retries', () => {
       expect(reset.resumed).toBe(1);
       reset.end();
       const mine = client.stream();
+      const before = streamMessages;
       const pending = mine.send({ robotId: 'slow-500', embodiment: 'stub' });
-      setTimeout(() => mine.cancel(), 20);
+      await eventually(() => streamMessages > before, { what: 'the server to receive the request' });
+      mine.cancel();
       expect((await rejection(pending)).codeName).toBe('CANCELLED');
       expect(mine.resumed).toBe(0);
     } finally {
@@ -386,8 +395,10 @@ describe('PredictStream', () => {
     try {
       const ctl = new AbortController();
       const stream = client.stream({ signal: ctl.signal });
+      const before = streamMessages;
       const pending = stream.send({ robotId: 'slow-500', embodiment: 'stub' });
-      setTimeout(() => ctl.abort(), 20);
+      await eventually(() => streamMessages > before, { what: 'the server to receive the request' });
+      ctl.abort();
       expect((await rejection(pending)).codeName).toBe('CANCELLED');
     } finally {
       client.close();

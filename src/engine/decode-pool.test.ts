@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../errors/index.js';
 import { decodeViews, type ImageInput } from '../preprocess/index.js';
 import { initialNoise } from '../sampling/index.js';
+import { eventually } from '../../test/support/eventually.js';
 import { DecodePool } from './decode-pool.js';
 
 const spec = { cameras: ['front', 'wrist'], image: { height: 8, width: 8, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] } } as const;
@@ -47,7 +48,7 @@ describe('DecodePool', () => {
     const threads = (pool as unknown as { threads: Array<{ worker: { terminate(): Promise<number> } }> }).threads;
     const dead = threads[0].worker;
     await dead.terminate();
-    await new Promise((r) => setTimeout(r, 50));
+    await eventually(() => threads[0].worker !== dead, { what: 'the dead decode thread to be replaced' });
     expect(threads[0].worker).not.toBe(dead);
     const images: ImageInput[] = spec.cameras.map((camera) => ({ camera, encoding: 'RAW_RGB8', width: 8, height: 8, data: new Uint8Array(192) }));
     const all = await Promise.all([0, 1, 2, 3].map((s) => pool.decode({ images, spec, seed: BigInt(s), noise: { actions: 1, future: 1 } })));

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FailedPreconditionError, NotFoundError, UnavailableError } from '../errors/index.js';
+import { eventually, settle } from '../../test/support/eventually.js';
 import { ModelRegistry, type ModelPackage, type RuntimeEvents, type RuntimeFactory } from './index.js';
 
 const TINY = path.resolve('models/dust-tiny/1');
@@ -108,11 +109,11 @@ describe('ModelRegistry versions', () => {
     const after = reg.acquire('m', 1);
     expect(after.handle.runtime).not.toBe(before);
     expect(factory.started).toHaveLength(2);
-    await new Promise((r) => setTimeout(r, 20));
+    await settle();
     expect(before.stopped).toBe(false); // its request is still running
     inFlight.release();
     inFlight.release(); // idempotent
-    await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => before.stopped, { what: 'the replaced copy to stop' });
     expect(before.stopped).toBe(true);
     after.release();
   });
@@ -146,7 +147,7 @@ describe('ModelRegistry versions', () => {
     await reg.loadRepository();
     const lease = reg.acquire('m', 1);
     const unloading = reg.unload('m', 1);
-    await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => reg.list().find((e) => e.version === 1)?.state === 'UNLOADING', { what: 'version 1 to be UNLOADING' });
     expect(reg.list().find((e) => e.version === 1)?.state).toBe('UNLOADING');
     expect(() => reg.acquire('m', 1)).toThrow(UnavailableError);
     expect(factory.started[0].stopped).toBe(false);
@@ -196,7 +197,7 @@ describe('ModelRegistry: a copy that replaces its dead worker', () => {
     expect(() => reg.acquire('m', 1)).toThrow(UnavailableError);
     await reg.load('m', 1);
     expect(state(reg)).toBe('READY');
-    await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => factory.started[0].stopped, { what: 'the dead copy to stop' });
     expect(factory.started[0].stopped).toBe(true);
     expect(reg.acquire('m', 1).handle.runtime).toBe(factory.started[1]);
   });
@@ -214,7 +215,7 @@ describe('ModelRegistry: a copy that replaces its dead worker', () => {
     const fresh = factory.started.at(-1)!;
     const last = reg.acquire('m', 1); // keeps version 1 UNLOADING
     const unloading = reg.unload('m', 1);
-    await new Promise((r) => setTimeout(r, 0));
+    await eventually(() => state(reg) === 'UNLOADING', { what: 'version 1 to be UNLOADING' });
     expect(state(reg)).toBe('UNLOADING');
     expect(fresh.events.recovering('died while unloading')).toBe(false);
     expect(state(reg)).toBe('UNLOADING');

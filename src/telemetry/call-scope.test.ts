@@ -8,7 +8,7 @@ describe('call scope', () => {
     const b = new CallScope();
     await Promise.all([
       runInCallScope(a, async () => {
-        await new Promise((r) => setTimeout(r, 5));
+        await new Promise((r) => setTimeout(r, 5)); // a timer hop, which the scope must survive
         currentCallScope()?.setModel('m', 1);
       }),
       runInCallScope(b, async () => currentCallScope()?.setModel('n', 2)),

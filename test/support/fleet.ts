@@ -3,6 +3,7 @@
  * one DustClient, counting what was served and what failed while the test takes replicas away.
  */
 import type { DustClient, PredictRequestInit, PredictResult, PredictStream } from '../../src/client/index.js';
+import { eventually } from './eventually.js';
 import { jpeg } from './harness.js';
 
 /** One robot's observation for dust-tiny (64x64 JPEGs, the franka_fr3 state), in the client's shape. */
@@ -21,13 +22,8 @@ export async function observation(robotId: string, episodeId: string): Promise<P
   };
 }
 
-export async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** A fleet's steps take seconds on a loaded machine: wait for them up to 30 s. */
+const until = (what: string, done: () => boolean | Promise<boolean>) => eventually(done, { what, timeoutMs: 30_000 });
 
 export interface FailoverSteps {
   /** Takes the first replica away gracefully (SIGTERM: it drains). */

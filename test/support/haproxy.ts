@@ -1,4 +1,5 @@
 /** HAProxy's view of the replicas behind deploy/lb/haproxy.cfg, from its stats page. */
+import { eventually } from './eventually.js';
 
 /** "<status> <last check result>" per server of the `dust` backend, e.g. { r1: 'UP L7OK', r2: 'DOWN L4CON' }. */
 export async function haproxyServers(statsBase: string): Promise<Record<string, string>> {
@@ -12,17 +13,16 @@ export async function haproxyServers(statsBase: string): Promise<Record<string, 
 
 /** Resolves with the view once HAProxy has checked all three replicas SERVING; rejects after timeoutMs. */
 export async function allReplicasUp(statsBase: string, timeoutMs = 20_000): Promise<Record<string, string>> {
-  const end = Date.now() + timeoutMs;
   let view: Record<string, string> = {};
-  let lastError: unknown;
-  while (Date.now() < end) {
-    try {
+  // A failed fetch (the stats port may not be open yet) is retried; eventually() keeps it as the cause.
+  await eventually(
+    async () => {
       view = await haproxyServers(statsBase);
-      if (Object.keys(view).length === 3 && Object.values(view).every((s) => s === 'UP L7OK')) return view;
-    } catch (err) {
-      lastError = err; // the stats port may not be open yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`HAProxy did not check every replica UP within ${timeoutMs} ms; last view ${JSON.stringify(view)}`, { cause: lastError });
+      return Object.keys(view).length === 3 && Object.values(view).every((s) => s === 'UP L7OK');
+    },
+    { what: 'HAProxy to check every replica UP', timeoutMs, intervalMs: 100 },
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last view ${JSON.stringify(view)}`, { cause: err.cause });
+  });
+  return view;
 }

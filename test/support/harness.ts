@@ -3,6 +3,7 @@
  * grpc-js client made from the same protos.
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -16,6 +17,20 @@ import { silentLogger, type Logger } from '../../src/telemetry/index.js';
 
 /** A TCP port free on loopback right now (for servers that cannot take port 0, e.g. the metrics endpoint). */
 export { freePort } from '../../bench/server-process.js';
+
+/** `n` distinct TCP ports free on loopback right now: all are bound at once, then released. */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
 
 /** The repository the integration tests serve; DUST_TEST_REPOSITORY points them at another copy of dust-tiny. */
 export const TEST_REPOSITORY = path.resolve(process.env.DUST_TEST_REPOSITORY ?? 'models');

@@ -54,15 +54,6 @@ export function clientOf(address: string, token?: string): DustClient {
   return new DustClient(address, { defaultDeadlineMs: 30_000, token });
 }
 
-/** Polls until `done()` holds (or fails the test after `timeoutMs`). */
-export async function eventually(done: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** The status name a call fails with (throws if it succeeds or fails with something else than a DustClientError). */
 export async function failureCode(call: Promise<unknown>): Promise<string> {
   const err = await call.then(
