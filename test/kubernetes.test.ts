@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { compileServeOptions, DEFAULT_SERVE_OPTIONS, envName, OPTION_TABLE, optionsFromEnv, type ServeOptions } from '../src/config/index.js';
 import { EXPOSED_SERIES, PROMTOOL } from './support/prometheus.js';
