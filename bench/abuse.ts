@@ -30,7 +30,7 @@ import { requestClasses, type Workload } from './workload.js';
 export const DEFAULT_ABUSE_REQUESTS = 10_000;
 export const DEFAULT_ATTACKERS = 8;
 export const DEFAULT_GOOD_ROBOTS = 8;
-/** 8 x 5 Hz = 40 req/s of 4:4, a quarter of what 64 robots get out of dust-tiny on 2 cores: room for the attack. */
+/** 8 x 5 Hz = 40 req/s of 4:4, well below what 64 robots get out of dust-tiny on 2 cores (BENCHMARKS.md): room for the attack. */
 export const DEFAULT_GOOD_RATE_HZ = 5;
 /** Server message limit during the run, and the size of the floods (kept just under it). */
 export const DEFAULT_ABUSE_MESSAGE_LIMIT = 1024 * 1024;

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: the fleet simulator (issue 4 item 7). N robots against the real server, one server
+ * `npm run bench`: the fleet simulator. N robots against the real server, one server
  * process per mode, compared with the serving-free offline limit; JSON on stdout (and --out), a progress
- * line on stderr. `--targets` measures issue 4 item 8 in one run. BENCHMARKS.md explains the modes.
+ * line on stderr. `--targets` measures every target (targets.ts) in one run. BENCHMARKS.md explains the modes.
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -61,7 +61,7 @@ const program = new Command('bench')
   .option('--server-node-args <flags>', 'flags for the server\'s node process, space-separated, e.g. "--cpu-prof --cpu-prof-dir=prof"', '')
   .option('--probe-interval-ms <ms>', 'health-check interval during the measured window', number(1), DEFAULT_PROBE_INTERVAL_MS)
   .option('--unary-deadline-ms <ms>', 'deadline of each unary Predict', number(1), DEFAULT_UNARY_DEADLINE_MS)
-  .option('--targets [list]', 'measure the targets of issues 4 and 10: all, or some, e.g. "4d,10a,10b" (a..e = issue 4\'s; ignores --modes, --mix, --rate)')
+  .option('--targets [list]', 'measure the targets (4a..4e, 10a..10c): all, or some, e.g. "4d,10a,10b" (a..e = 4a..4e; ignores --modes, --mix, --rate)')
   .option('--retry-disturbed <n>', 'in --targets, repeat a run up to n times while other work takes > 0.15 cores of the machine', number(0, true), DEFAULT_RETRY_DISTURBED)
   .option('--out <file>', 'also write the JSON result to this file')
   .option('--quiet', 'no progress line')

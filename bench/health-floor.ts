@@ -7,7 +7,7 @@
  *  - with the cores free, and with CPU hogs (cpu-hog.ts: one core busy, a second at --second-duty, as
  *    inference and the rest take them when saturated) at nice 19 (as dust-serve's worker threads run) and
  *    at nice 0 (as they ran before workerNiceness).
- * Prints JSON: one health summary per server and load. BENCHMARKS.md, issue 10 "health floor".
+ * Prints JSON: one health summary per server and load. BENCHMARKS.md, "Health floor: what a health check costs here before dust-serve adds anything".
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';

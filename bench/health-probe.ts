@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { summarize, type LatencySummary } from './stats.js';
 
-/** The interval target (e) of issue 4 is measured at. */
+/** The interval health targets 4e and 10b are measured at (targets.ts). */
 export const DEFAULT_PROBE_INTERVAL_MS = 20;
 export const DEFAULT_PROBE_TIMEOUT_MS = 1000;
 

@@ -1,5 +1,5 @@
 /**
- * The configurations the benchmark compares (issue 4 item 7). Served modes are the real server with
+ * The configurations the fleet benchmark compares (BENCHMARKS.md, "What it does"). Served modes are the real server with
  * different batching flags; `offline` drives the inference worker directly, with no server at all.
  */
 

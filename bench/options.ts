@@ -54,9 +54,8 @@ export interface BenchOptions {
 }
 
 /**
- * ORT intra-op threads. On the 2-core benchmark machine 1 served more requests/s than 2 (158 vs 147 with
- * intra-op spinning off): the server's event loop, its image decoding and the benchmark's robots need the
- * second core (BENCHMARKS.md, "Threads").
+ * ORT intra-op threads. On the 2-core benchmark machine 1 served more requests/s than 2: the server's event
+ * loop, its image decoding and the benchmark's robots need the second core (BENCHMARKS.md, "Threads").
  */
 export const DEFAULT_THREADS = 1;
 export const DEFAULT_DURATION_S = 12;

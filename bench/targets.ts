@@ -1,15 +1,15 @@
 /**
- * `--targets`: one run that measures the targets of issue 4 (item 8) and issue 10, and prints each as a
+ * `--targets`: one run that measures the fleet targets and the budgets-under-load targets, and prints each as a
  * ratio with its verdict. Every ratio compares runs of this one invocation (same machine state, same build).
  *
- * Issue 4 (aliases a..e):
+ * Fleet targets (aliases a..e; BENCHMARKS.md, "What it does"):
  * 4a 64 robots closed-loop, N_o = N_A = 4: step-mode throughput / max-batch-1 throughput >= 4
  * 4b the same step-mode throughput / the offline limit >= 0.85
  * 4c mix 4:4,4:16,4:64, 64 robots closed-loop: p50 of the 4:4 class, step / request mode <= 0.5
  * 4d budget mode: saturation throughput of budgeted requests (closed loop), then open-loop Poisson arrivals at
  *    80% of it; fraction of responses within the budget, as the robots measure it, >= 0.99
  * 4e health-check p99 < 10 ms during every saturated (closed-loop) served run
- * Issue 10:
+ * Budgets-under-load targets (BENCHMARKS.md, "Budgets under load, a server that stays responsive when saturated"):
  * 10a at a Poisson load (--budget-load of the step 4:4 saturation throughput) and a budget X (--plan-budget-ms)
  *     that the run without budgets meets for >= 99% of responses, the run with budgets (N_o <= --vision-cap)
  *     meets it for >= 99% too, and its mean N_o is above N_A (the budget is spent on vision)
@@ -55,7 +55,7 @@ export interface TargetResult {
 export type TargetName = '4a' | '4b' | '4c' | '4d' | '4e' | '10a' | '10b' | '10c';
 export const TARGET_NAMES: readonly TargetName[] = ['4a', '4b', '4c', '4d', '4e', '10a', '10b', '10c'];
 
-/** Parses "4a,10b" (a..e alone mean issue 4's); `true` (the bare flag) means all of them. */
+/** Parses "4a,10b" (a..e alone mean 4a..4e); `true` (the bare flag) means all of them. */
 export function parseTargets(v: string | true): Set<TargetName> {
   if (v === true) return new Set(TARGET_NAMES);
   const names = v

@@ -1,5 +1,5 @@
 /**
- * Fuzzing the real server (issue 7): random bytes on the wire, mutated valid messages, hostile values in
+ * Fuzzing the real server (the hostile-client work; BENCHMARKS.md, "Abuse run"): random bytes on the wire, mutated valid messages, hostile values in
  * every field, wrong wire types and the known floods, on Predict, StreamPredict, ListModels and
  * ReportOutcome. Every call must end with a status a client can act on (no hang, no INTERNAL/UNKNOWN, no
  * dropped connection), a seeded good request sent all along must keep getting the same actions, and memory
@@ -21,7 +21,7 @@ const runs = (n: number) => ({ numRuns: Math.max(1, Math.round(n * RUNS)), seed:
 const MAX_MESSAGE_BYTES = 512 * 1024;
 /** Far more than any call on dust-tiny needs: a call that reaches it hung. */
 const DEADLINE_MS = 15_000;
-/** RSS growth allowed over the bad requests of the memory test (the issue saw +466 MB for 1,000 long ids). */
+/** RSS growth allowed over the bad requests of the memory test (BENCHMARKS.md, "Abuse run", has what 1,000 long ids once cost). */
 const RSS_BOUND_MB = 150;
 const RSS_REQUESTS = 1000 * RUNS;
 const RSS_WARMUP = 100;
@@ -141,7 +141,7 @@ describe('fuzzing the real server', () => {
     );
   });
 
-  it("issue 7's findings: each refused with INVALID_ARGUMENT or NOT_FOUND, on Predict and StreamPredict", async () => {
+  it("the known hostile bodies: each refused with INVALID_ARGUMENT or NOT_FOUND, on Predict and StreamPredict", async () => {
     for (const { name, body } of knownAttacks(base, codec.serialize, MAX_MESSAGE_BYTES)) {
       const unary = await rawUnary(t.client, POLICY_PATHS.predict, body, DEADLINE_MS);
       expect([name, grpc.status[unary.code]]).toEqual([name, name === 'embodiment-proto' ? 'NOT_FOUND' : 'INVALID_ARGUMENT']);

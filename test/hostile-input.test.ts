@@ -1,5 +1,5 @@
 /**
- * Regression tests for issue 7's findings: one hostile request must never crash, hang or bloat the server.
+ * Regression tests for the hostile requests found by fuzzing (fuzz.test.ts): one hostile request must never crash, hang or bloat the server.
  * Each test sends what a hostile client sent, checks the answer, and checks that the server still answers a
  * seeded good request exactly as before.
  */

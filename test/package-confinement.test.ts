@@ -15,7 +15,7 @@ import { startTestServer, TINY_DIR, type TestServer } from './support/harness.js
 import { addDanglingEntry, addHostilePackages, addLinkedOutModel, addPackage, OUTSIDE_SHA256, OUTSIDE_TEXT, replaceWithLink, type HostilePackage } from '../bench/hostile/packages.js';
 import { clientOf, robotRequest } from './support/versions.js';
 
-/** The issue's bound: a hostile package is refused within this long. */
+/** The disk-operation bound of docs/model-package.md, "Confinement": a hostile package is refused within this long. */
 const REFUSED_WITHIN_MS = 10_000;
 
 const dirs: string[] = [];

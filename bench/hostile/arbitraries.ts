@@ -1,8 +1,8 @@
 /**
  * Hostile request bodies as fast-check arbitraries, shared by the fuzz tests (test/fuzz.test.ts), the abuse
  * benchmark (bench/abuse.ts) and soak runs: random bytes, valid messages mutated byte-wise, PredictRequests
- * with hostile values in every field (encoded by the real encoder), wrong wire types, and the floods of
- * issue 7's findings. Every arbitrary yields the message bytes exactly as they go on the wire.
+ * with hostile values in every field (encoded by the real encoder), wrong wire types, and the floods that
+ * test/hostile-input.test.ts pins down. Every arbitrary yields the message bytes exactly as they go on the wire.
  */
 import fc from 'fast-check';
 import type { ImageEncoding } from '../../src/gen/dust/serving/v1/ImageEncoding.js';
@@ -154,7 +154,7 @@ export function wrongWireTypes(): fc.Arbitrary<Buffer> {
   );
 }
 
-/** Issue 7's findings as bodies, the floods scaled to `maxBytes` (kept just under it, except "over-limit"). */
+/** The known hostile requests of test/hostile-input.test.ts as bodies, the floods scaled to `maxBytes` (kept just under it, except "over-limit"). */
 export function knownAttacks(base: PredictRequest, serialize: (r: PredictRequest) => Buffer, maxBytes: number): Array<{ name: string; body: Buffer }> {
   const emptyImage = lengthDelimited(6, Buffer.alloc(0));
   const unpackedFloat = float32Field(7, 1);

@@ -18,7 +18,7 @@ import type { Shot } from './shots.js';
 const PREDICT = '/dust.serving.v1.PolicyService/Predict';
 const STREAM_PREDICT = '/dust.serving.v1.PolicyService/StreamPredict';
 const WATCH = '/grpc.health.v1.Health/Watch';
-/** Refusing a hostile package must take less than this (the bound, and the server's own I/O timeout). */
+/** Refusing a hostile package must take less than this (the disk-operation bound of docs/model-package.md, "Confinement", which is the server's own I/O timeout). */
 export const PACKAGE_REFUSAL_MS = 10_000;
 const SCRAPE_TIMEOUT_MS = 10_000;
 

@@ -196,7 +196,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 50
     # Batches built ahead in this many forked processes (0: in the training loop). Per-sample Python keeps a GPU
-    # waiting otherwise (push task on an H200: 10 steps/s at batch 128). Workers draw the batches' samples
+    # waiting otherwise (models/toolchain/README.md has the push task's steps/s with and without workers). Workers draw the batches' samples
     # from their own generator, so a run with workers is reproducible but differs from one without.
     loader_workers: int = 0
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU run of issue 8 (BENCHMARKS.md "CUDA on one H200"), in stages, on a GPU host that has PyTorch with CUDA
+# The GPU run (BENCHMARKS.md "CUDA on one H200"), in stages, on a GPU host that has PyTorch with CUDA
 # but no Node.js and no network. What it needs travels with it (scripts/gpu/README.md says how):
 #   .devbundle/  node, production node_modules, dist/ (shared/device/bundle.sh, run after `npm ci && npm run build`)
 #   .gl/         Vulkan/EGL loader packages (WebGPU)

@@ -32,8 +32,8 @@ const digest = (token: string) => createHash('sha256').update(token, 'utf8').dig
  * The known credentials. A presented token is looked up by its SHA-256 digest, then compared with
  * timingSafeEqual. The lookup's time depends on the digest only, and how the digest of a guess relates to the
  * stored digests says nothing about the tokens behind them (SHA-256 is preimage resistant), so timing cannot
- * reveal a token a character at a time. Comparing against every entry instead cost 4 ms per call at 10 000
- * tokens, which per-robot tokens (the rate limiter's key) would reach.
+ * reveal a token a character at a time. Comparing against every entry instead would cost every call time in
+ * proportion to the number of tokens, and per-robot tokens (the rate limiter's key) make that number large.
  */
 export class CredentialSet {
   private entries = new Map<string, { readonly digest: Buffer; readonly caller: Caller }>();

@@ -2,7 +2,7 @@
  * A service's handlers made unable to throw into grpc-js: a synchronous throw, or the rejection of a handler
  * that returns a promise, becomes an error status through status.ts. grpc-js calls handlers from its own
  * event callbacks, where a throw would surface as an uncaught exception or unhandled rejection and end the
- * process (issue 7). Errors inside a handler's own listeners and promise chains stay the handler's to catch.
+ * process (test/hostile-input.test.ts). Errors inside a handler's own listeners and promise chains stay the handler's to catch.
  */
 import type * as grpc from '@grpc/grpc-js';
 import { sampledLog, type Logger } from '../telemetry/index.js';

@@ -120,7 +120,7 @@ export function policyService({ registry, router, book, log, tracer = NOOP_REQUE
       let done = false;
       let inputEnded = false;
       // Responses leave in request order: each request's step is chained behind its predecessor's; so is a
-      // failure, so the responses of the requests before a bad one still go out (issue 7).
+      // failure, so the responses of the requests before a bad one still go out (test/hostile-input.test.ts).
       let tail: Promise<void> = Promise.resolve();
       let inFlight = 0;
 

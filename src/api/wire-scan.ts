@@ -2,7 +2,7 @@
  * A protobuf message walked on the wire, before it is decoded: tags, varints and lengths only, no object is
  * built. It answers what decoding would cost and whether the message is well formed, so that a request made
  * of millions of empty repeated entries, or of strings far above their limits, is refused for the price of
- * reading its field headers (issue 7). Pure.
+ * reading its field headers (docs/api.md, "Limits"). Pure.
  *
  * Wire format: https://protobuf.dev/programming-guides/encoding/ (varint, I64, LEN, I32; groups are refused,
  * proto3 has none).

@@ -5,7 +5,7 @@
  * - `cpu`: always available.
  * - `cuda` / `webgpu`: the probe must show the provider working here, or start-up fails with what is missing
  *   and the command that fixes it. A GPU server that quietly served on CPU would look healthy while running
- *   ~100x slower, so an explicit device never falls back.
+ *   far slower, so an explicit device never falls back.
  * - `auto`: the first of cuda, webgpu, cpu that the probe accepts; the reason names what was skipped and why.
  *
  * The probe is injected: the real one (device-probe.ts) loads ONNX Runtime's providers, tests pass fakes.

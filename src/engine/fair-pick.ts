@@ -1,5 +1,5 @@
 /**
- * Fair selection of rows for one batch when more are ready than fit (issue: one robot that floods cannot
+ * Fair selection of rows for one batch when more are ready than fit (so that one robot that floods cannot
  * take more than its share). Round-robin across robots, each robot's rows oldest first; the robots
  * themselves are visited in order of their oldest ready row, so no robot starves.
  */

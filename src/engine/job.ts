@@ -34,7 +34,7 @@ export interface JobInput {
    */
   readonly traceTag?: unknown;
   /**
-   * 'shadow': a mirrored request (issue 9 shadow traffic), below every primary request: admitted only while
+   * 'shadow': a mirrored request (shadow traffic, experiment/shadow-mirror.ts), below every primary request: admitted only while
    * no primary request waits, picked after primaries, and evicted first when the queue fills. @default 'primary'
    */
   readonly priority?: JobPriority;

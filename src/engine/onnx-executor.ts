@@ -39,7 +39,8 @@ export function sessionOptions(init: Pick<OnnxExecutorInit, 'device' | 'threads'
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     // Intra-op threads sleep between calls instead of spinning: a serving process shares its cores with the
-    // gRPC event loop and image decoding (with spinning, 8 threads burnt 15.6 of 16 cores at 340 requests/s).
+    // gRPC event loop and image decoding, which spinning threads starve (BENCHMARKS.md, "Threads" and "On the lent
+    // H200 host").
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   };
 }
@@ -83,9 +84,9 @@ class Arena {
 
   /**
    * A batch view of the given rows: the arena itself when they are its prefix 0..B-1, else a gather into a
-   * staging buffer kept per field. With more active rows than fit one call the picked rows are scattered, and a
-   * fresh array per step was 118 MB to allocate and zero for the paper-size conditioning at batch 64 (the
-   * biggest host cost of the inference thread under 256 robots on the H200 host). ONNX Runtime reads its
+   * staging buffer kept per field. With more active rows than fit one call the picked rows are scattered, and
+   * allocating and zeroing a fresh array per step for the paper-size conditioning was the inference thread's
+   * biggest host cost (BENCHMARKS.md, "CUDA on one H200", host side). ONNX Runtime reads its
    * inputs before run() returns, so the buffer is free again by the next step.
    */
   rows<T extends Float32Array | BigInt64Array>(a: T, len: number, slots: Int32Array): T {

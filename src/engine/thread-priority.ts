@@ -1,9 +1,9 @@
 /**
  * Thread priorities (Linux): the gRPC event loop keeps normal priority and every thread that does bulk work
  * (inference, image decoding, V8's GC and compiler helpers, libuv's pool, the experiment writer) runs at a
- * lower one, so that when the cores are saturated the event loop is the first to run when it wakes. On a
- * 2-core host at saturation the event loop otherwise waited for a core for ~0.5 s of every 12 s, in waits of
- * 5-12 ms, which is what kept health checks waiting (BENCHMARKS.md, issue 10 "health while saturated").
+ * lower one, so that when the cores are saturated the event loop is the first to run when it wakes. Without
+ * this, on a saturated small host the event loop spends its stalls runnable but waiting for a core, which is
+ * what kept health checks waiting (BENCHMARKS.md, "Quiet runs after the second pass", target 10b).
  *
  * Linux nice values are per thread, inherited by threads a thread creates (so ONNX Runtime's intra-op threads
  * inherit the inference thread's), and only compared within a scheduling group (a container's cgroup, or a

@@ -12,4 +12,4 @@ export {
 } from './errors.js';
 export { errorToWire, errorFromWire } from './wire.js';
 export type { WireError } from './wire.js';
-export { quote, MAX_QUOTED_CHARS } from './quote.js';
+export { quote } from './quote.js';

@@ -1,5 +1,5 @@
 /**
- * Shadow action divergence (issue 9 item 3): how far a shadow version's action chunk lies from the primary's
+ * Shadow action divergence (docs/api.md, GetExperiment): how far a shadow version's action chunk lies from the primary's
  * for the same observation, seed and step counts. The mean over the chunk's rows of the L2 distance between
  * the two actions, in normalized action space ([-1, 1] per dimension, docs/model-package.md), so that joints in
  * radians and grippers in metres weigh alike and versions with different statistics compare fairly. Values

@@ -1,14 +1,9 @@
 export type { Manifest, EmbodimentSpec, MinMax } from './manifest.js';
 export { parseManifest } from './manifest-schema.js';
-export { readPackage, checkGraphs, expectedGraphs } from './package.js';
-export type { ModelPackage, GraphInfo, ValueInfo, ReadPackageOptions } from './package.js';
+export { readPackage, checkGraphs } from './package.js';
+export type { ModelPackage, GraphInfo } from './package.js';
 export { scanRepository } from './repository-scan.js';
-export type { PackageLocation, ScanOptions, SkippedEntry } from './repository-scan.js';
 export { DEFAULT_PACKAGE_LIMITS } from './package-limits.js';
-export type { PackageLimits } from './package-limits.js';
-export { packagePathProblem } from './package-path.js';
 export { parseModelRef } from './model-ref.js';
-export type { ModelRef } from './model-ref.js';
 export { ModelRegistry } from './registry.js';
-export { DEFAULT_TRAFFIC_WINDOW_MS } from './registry.js';
-export type { Lease, ModelHandle, ModelVersionEntry, RegistryOptions, RuntimeEvents, RuntimeFactory, VersionState, RegistryLogger, StateListener } from './registry.js';
+export type { Lease, ModelHandle, ModelVersionEntry, RuntimeEvents, RuntimeFactory } from './registry.js';

@@ -1,7 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ModelPackageError } from '../errors/index.js';
-import { checkGraphs, expectedGraphs, packagePathProblem, parseManifest, type GraphInfo, type Manifest } from './index.js';
+import { checkGraphs, parseManifest, type GraphInfo, type Manifest } from './index.js';
+import { expectedGraphs } from './package.js';
+import { packagePathProblem } from './package-path.js';
 import { MAX_PROBLEMS_CHARS } from './manifest-schema.js';
 
 const digest = `sha256:${'a'.repeat(64)}`;

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ModelPackageError } from '../errors/index.js';
-import { DEFAULT_PACKAGE_LIMITS, readPackage, type PackageLocation } from './index.js';
+import { DEFAULT_PACKAGE_LIMITS, readPackage } from './index.js';
+import type { PackageLocation } from './repository-scan.js';
 
 const TINY = path.resolve('models/dust-tiny/1');
 const PASSWD = readFileSync('/etc/passwd');

@@ -2,7 +2,8 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../errors/index.js';
 import type { Manifest } from '../model/manifest.js';
-import { decodeViews, pixelValuesLength, type ImageInput } from './index.js';
+import { decodeViews, type ImageInput } from './index.js';
+import { pixelValuesLength } from './images.js';
 
 // Non-square on purpose (H != W), so that a transposed axis fails the tests.
 const H = 32;

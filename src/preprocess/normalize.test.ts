@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InferenceError, InvalidArgumentError, ModelPackageError } from '../errors/index.js';
 import type { EmbodimentSpec } from '../model/manifest.js';
-import { checkNormalization, denormalizeActions, MAX_NORMALIZED_STATE, normalizeState } from './index.js';
+import { checkNormalization, denormalizeActions, normalizeState } from './index.js';
+import { MAX_NORMALIZED_STATE } from './normalize.js';
 
 // 3 state dims (the last constant in the data), 2 action dims.
 const emb: EmbodimentSpec = {

@@ -3,9 +3,9 @@
  * ICC profile. It is decoded by libjpeg-turbo compiled to WebAssembly, synchronously on the calling thread
  * (a decode worker), with the library's defaults (accurate integer IDCT, fancy upsampling): the same decoder
  * and settings that libvips uses under sharp, so the pixels are bit-identical (images.test.ts checks it on
- * baseline, progressive, 4:2:0, 4:4:4 and greyscale frames). sharp costs about 1 ms of CPU per 64x64 frame,
- * most of it pipeline set-up, and runs on libuv's threadpool where no decode-thread limit applies; this costs
- * about a seventh of that and stays on the decode thread.
+ * baseline, progressive, 4:2:0, 4:4:4 and greyscale frames). sharp's cost for a small frame is mostly pipeline
+ * set-up, and it runs on libuv's threadpool where no decode-thread limit applies; this skips the set-up and
+ * stays on the decode thread.
  *
  * Anything else goes to sharp, which gives the same result or the error message: an ICC profile (sharp
  * converts to sRGB with it), an Adobe marker (CMYK or non-YCbCr colour transforms), lossless, arithmetic

@@ -88,8 +88,8 @@ export class GaussianNoise {
 
   /**
    * out.length draws, exactly those of as many nextGaussian() calls, with the generator inlined: a request's
-   * initial noise is 74,240 normals for the paper-size model, drawn on the event loop, and the calls cost half
-   * of it (measured 4.0 -> 2.7 ms per request on the 2-core development machine, 5.5 ms on the H200 host before).
+   * initial noise is 74,240 normals for the paper-size model, drawn on the event loop, where the per-call
+   * overhead was much of its cost (BENCHMARKS.md, "CUDA on one H200", before the VLM at batch 1).
    */
   fill(out: Float32Array): Float32Array {
     const n = out.length;
