@@ -3,7 +3,7 @@ export type { SchedulerOptions, SchedulerStats, BatchingMode } from './scheduler
 export { runtimeFactory, shapesOf, WARMUP_BATCHES, DEFAULT_MAX_RESTARTS } from './model-runtime.js';
 export { DecodePool } from './decode-pool.js';
 export type { ModelRuntime, RuntimeOptions } from './model-runtime.js';
-export { predict, validateRequest, runRequest, resolveStepCounts } from './predict.js';
+export { validateRequest, runRequest, resolveStepCounts } from './predict.js';
 export type { PredictInput, PredictOutput, RequestContext, ValidatedRequest } from './predict.js';
 export { ModelWorker } from './model-worker.js';
 export { OnnxExecutor, sessionOptions } from './onnx-executor.js';

@@ -225,8 +225,3 @@ export async function runRequest(
     worldModelSurprise: surprise,
   };
 }
-
-/** validateRequest then runRequest. */
-export async function predict(handle: ModelHandle<ModelRuntime>, input: PredictInput, ctx: RequestContext): Promise<PredictOutput> {
-  return runRequest(handle, validateRequest(handle, input), ctx);
-}
