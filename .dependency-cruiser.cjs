@@ -20,6 +20,13 @@ module.exports = {
     layer('api-only-below-cli', ['client', 'config', 'engine', 'errors', 'experiment', 'model', 'preprocess', 'proto', 'sampling', 'telemetry'], ['api']),
     layer('engine-experiment-above-model', ['client', 'config', 'errors', 'model', 'preprocess', 'proto', 'sampling', 'telemetry'], ['engine', 'experiment']),
     layer('engine-below-experiment', ['engine'], ['experiment']),
+    {
+      name: 'experiment-runs-nothing-on-the-engine',
+      severity: 'error',
+      comment: 'the experiment layer decides (assignment, shadow draw, statistics); api/predict-orchestrator.ts runs requests on the engine for it, so experiment/ imports engine types only',
+      from: { path: '^src/experiment/' },
+      to: { path: '^src/engine/', dependencyTypesNot: ['type-only'] },
+    },
     layer('model-preprocess-above-telemetry', ['config', 'errors', 'proto', 'sampling', 'telemetry'], ['model', 'preprocess']),
     layer('telemetry-above-config', ['config', 'errors', 'proto', 'sampling'], ['telemetry']),
     layer('config-sampling-errors-at-the-bottom', ['errors', 'proto', 'sampling'], ['config']),

@@ -1,21 +1,22 @@
 /**
- * PolicyService handlers (docs/api.md): Predict, StreamPredict, ListModels, ReportOutcome. Handlers only
- * convert messages, route the request (experiment/router.ts: a pin, or the model's traffic split) and hand
- * over to the engine; outcomes are credited by the experiment book; errors go through status.ts.
+ * PolicyService handlers (docs/api.md): Predict, StreamPredict, ListModels, ReportOutcome. The Predict handlers
+ * own the call (cancellation, stream order, back-pressure) and run each request through the stages of
+ * predict-orchestrator.ts; outcomes are credited by the experiment book; errors go through status.ts.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { predict, type ModelRuntime, type PredictInput, type PredictOutput } from '../engine/index.js';
+import type { ModelRuntime } from '../engine/index.js';
 import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
-import type { Assignment, ExperimentBook, Routed, Router } from '../experiment/index.js';
+import type { Assignment, ExperimentBook } from '../experiment/index.js';
 import type { ListModelsResponse } from '../gen/dust/serving/v1/ListModelsResponse.js';
 import type { ModelVersionInfo } from '../gen/dust/serving/v1/ModelVersionInfo.js';
 import type { PolicyServiceHandlers } from '../gen/dust/serving/v1/PolicyService.js';
 import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
 import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
 import type { ModelRegistry } from '../model/index.js';
-import { currentCallScope, NOOP_REQUEST_TRACER, type Logger, type RequestTracer } from '../telemetry/index.js';
-import { toPredictInput, toPredictResponse } from './convert.js';
+import { currentCallScope, type Logger } from '../telemetry/index.js';
+import type { CallContext, PredictOrchestrator } from './predict-orchestrator.js';
 import { RefusedMessage } from './request-limits.js';
+import type { Routed } from './router.js';
 import { isInternal, toServiceError } from './status.js';
 
 /** Requests of one stream processed concurrently; responses still go out in request order. */
@@ -23,11 +24,9 @@ export const DEFAULT_STREAM_PIPELINE_DEPTH = 8;
 
 export interface PolicyServiceDeps {
   readonly registry: ModelRegistry<ModelRuntime>;
-  readonly router: Router;
+  readonly orchestrator: PredictOrchestrator;
   readonly book: ExperimentBook;
   readonly log: Logger;
-  /** Engine spans of each request; none by default. */
-  readonly tracer?: RequestTracer;
   /**
    * The key of the credential a call's metadata carries, if any: the caller of its requests for the fair share
    * of a contended queue. Without one (no tokens file) a request's caller is its robot_id.
@@ -43,41 +42,17 @@ function deadlineOf(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadl
   return performance.now() + (ms - Date.now());
 }
 
-export function policyService({ registry, router, book, log, tracer = NOOP_REQUEST_TRACER, credentialOf }: PolicyServiceDeps): PolicyServiceHandlers {
+/** What a call gives each of its requests: its deadline, its cancellation and its fair-share caller. */
+function callContext(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadline'>, signal: AbortSignal, caller: string | undefined): CallContext {
+  return { deadline: deadlineOf(call), signal, caller };
+}
+
+export function policyService({ registry, orchestrator, book, log, credentialOf }: PolicyServiceDeps): PolicyServiceHandlers {
   /** The fair-share caller of a call's requests: its credential, when it has one (the engine defaults to the robot_id). */
   const callerOf = (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata'>): string | undefined => {
     const key = credentialOf?.(call.metadata);
     return key === undefined ? undefined : `credential:${key}`;
   };
-
-  /** Runs one routed request; its lease is released when it is done, however it ends. */
-  async function serveOne(
-    req: PredictRequest__Output,
-    routed: Routed,
-    call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadline'>,
-    signal: AbortSignal,
-    caller: string | undefined,
-  ): Promise<PredictResponse> {
-    const receivedAt = performance.now();
-    const span = tracer.start({ requestId: req.request_id, robotId: req.robot_id, episodeId: req.episode_id }, receivedAt);
-    const { handle } = routed.lease;
-    let input: PredictInput;
-    let out: PredictOutput;
-    try {
-      // toPredictInput may throw too (a bad seed): the span ends and the lease is released either way.
-      input = toPredictInput(req);
-      out = await predict(handle, input, { receivedAt, deadline: deadlineOf(call), signal, traceTag: span.tag, caller });
-    } catch (err) {
-      span.failed(err);
-      throw err;
-    } finally {
-      routed.lease.release();
-    }
-    span.served(handle, out);
-    // The response waits for its count: with a shared store, a replica that dies after answering has counted.
-    await router.completed(routed.assignment, input, out, performance.now() - receivedAt);
-    return toPredictResponse(out);
-  }
 
   function logFailure(err: unknown, req: PredictRequest__Output | undefined): void {
     currentCallScope()?.failedWith(err);
@@ -92,9 +67,9 @@ export function policyService({ registry, router, book, log, tracer = NOOP_REQUE
       const req = call.request;
       let result: Promise<PredictResponse>;
       try {
-        const routed = router.route(req.model, req.robot_id, req.episode_id);
+        const routed = orchestrator.admit(req.model, req.robot_id, req.episode_id);
         currentCallScope()?.setModel(routed.assignment.model, routed.assignment.version);
-        result = serveOne(req, routed, call, abort.signal, callerOf(call));
+        result = orchestrator.serve(req, routed, callContext(call, abort.signal, callerOf(call)));
       } catch (err) {
         result = Promise.reject(err);
       }
@@ -168,7 +143,7 @@ export function policyService({ registry, router, book, log, tracer = NOOP_REQUE
           // (pin or split), the others run on the same version.
           let routed: Routed;
           if (!assignment) {
-            routed = router.route(req.model, req.robot_id, req.episode_id);
+            routed = orchestrator.admit(req.model, req.robot_id, req.episode_id);
             assignment = routed.assignment;
             streamModel = req.model;
             currentCallScope()?.setModel(assignment.model, assignment.version);
@@ -177,9 +152,9 @@ export function policyService({ registry, router, book, log, tracer = NOOP_REQUE
               `this stream is bound to ${assignment.model}@${assignment.version}; request ${quote(req.request_id || '(no id)')} asks for ${quote(req.model)}: open a new stream to change models`,
             );
           } else {
-            routed = router.again(assignment);
+            routed = orchestrator.admitAgain(assignment);
           }
-          result = serveOne(req, routed, call, abort.signal, caller);
+          result = orchestrator.serve(req, routed, callContext(call, abort.signal, caller));
         } catch (err) {
           failAfterEarlier(err, req);
           return;

@@ -1,7 +1,7 @@
 /**
  * The composition root of a serving process: options -> telemetry (metrics endpoint, tracing handed in) ->
- * registry (with the engine's runtime factory) and the experiment book (with its SQLite or PostgreSQL store) -> router and
- * shadow mirror -> gRPC server with PolicyService, AdminService, health, reflection and the interceptors
+ * registry (with the engine's runtime factory) and the experiment book (with its SQLite or PostgreSQL store) -> the Predict
+ * orchestrator (router, shadow mirror) -> gRPC server with PolicyService, AdminService, health, reflection and the interceptors
  * (credentials among them), on TLS credentials when configured. Shutdown follows STYLE.md: health NOT_SERVING
  * -> stop admitting -> in-flight work finishes within the grace period -> force close -> the experiment book's
  * last write.
@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { decodeThreadCount, readSecretFile, sliceOf, type OptionSlice, type ServeOptions } from '../config/index.js';
 import { DecodePool, lowerOtherThreads, onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
-import { ExperimentBook, experimentSettings, PostgresExperimentStore, redactUrl, Router, ShadowMirror, SqliteExperimentStore, type ExperimentStore } from '../experiment/index.js';
+import { ExperimentBook, experimentSettings, PostgresExperimentStore, redactUrl, SqliteExperimentStore, type ExperimentStore } from '../experiment/index.js';
 import { ModelRegistry } from '../model/index.js';
 import { NOOP_REQUEST_TRACER, requestTracer, sampledLog, startMetrics, type Logger, type MetricsEndpoint, type Tracing } from '../telemetry/index.js';
 import { adminService } from './admin-service.js';
@@ -25,9 +25,12 @@ import { metricsInterceptor } from './metrics-interceptor.js';
 import { OpenCalls } from './open-calls.js';
 import { openCallsInterceptor } from './open-calls-interceptor.js';
 import { policyService } from './policy-service.js';
+import { PredictOrchestrator } from './predict-orchestrator.js';
 import { loadProtos } from './proto.js';
 import { rateLimitInterceptor } from './rate-limit-interceptor.js';
 import { requestLimits, withRequestLimits, type RequestLimits } from './request-limits.js';
+import { Router } from './router.js';
+import { ShadowMirror } from './shadow-mirror.js';
 import { isLoopback, serverTls, type ServerTls } from './tls.js';
 import { streamCloserInterceptor } from './stream-closer.js';
 import { tokensFile, type TokensFile } from './tokens-file.js';
@@ -216,7 +219,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     if (e.state === 'READY') book.ensure(e.name).catch((err: unknown) => experimentLog.error({ err, model: e.name }, 'could not create the model\'s experiment'));
   });
   const shadow = new ShadowMirror(registry, book, { maxInflight: sliceOf(options, 'shadowMirror').maxShadowInflight }, log.child({ module: 'shadow' }));
-  const router = new Router(registry, book, shadow);
+  const orchestrator = new PredictOrchestrator(new Router(registry, book), book, shadow, tracer);
   let port: number | undefined;
 
   const server = new grpc.Server({
@@ -227,7 +230,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   const policyLog = log.child({ module: 'policy' });
   server.addService(
     withRequestLimits(policy, limits, { types: protos.packageDefinition, refusalsToHandler: ['StreamPredict'] }),
-    guardHandlers(policy, policyService({ registry, router, book, log: policyLog, tracer, credentialOf: credentialSet && ((md) => credentialSet.callerOf(md)?.key) }), policyLog),
+    guardHandlers(policy, policyService({ registry, orchestrator, book, log: policyLog, credentialOf: credentialSet && ((md) => credentialSet.callerOf(md)?.key) }), policyLog),
   );
   const admin = protos.policy.AdminService.service;
   const adminLog = log.child({ module: 'admin' });

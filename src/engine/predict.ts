@@ -114,18 +114,39 @@ export function resolveStepCounts(m: Manifest, actionSteps: number, visionSteps:
   return { actionSteps: na, visionSteps: no };
 }
 
-export async function predict(
+/** A request checked against the version that will run it: everything refusable is refused here, before admission. */
+export interface ValidatedRequest {
+  readonly input: PredictInput;
+  /** The input's request id, or a generated one. */
+  readonly requestId: string;
+  readonly embodiment: EmbodimentSpec;
+  readonly counts: StepCounts;
+  /** The normalized state vector. */
+  readonly state: Float32Array;
+}
+
+/**
+ * Checks a request against a version's manifest (robot_id, embodiment, step counts, state) on the event loop:
+ * these checks are cheap, and a request that fails one never takes a place in the version's queue.
+ */
+export function validateRequest(handle: ModelHandle<ModelRuntime>, input: PredictInput): ValidatedRequest {
+  const m = handle.manifest;
+  if (!input.robotId) throw new InvalidArgumentError('robot_id is required: set it to a stable identifier of the calling robot');
+  const embodiment = embodimentOf(m, input.embodiment);
+  const counts = resolveStepCounts(m, input.actionSteps, input.visionSteps, input.latencyBudgetMs > 0);
+  const state = normalizeState(input.state, embodiment, m.state.dim, input.embodiment);
+  return { input, requestId: input.requestId || randomUUID(), embodiment, counts, state };
+}
+
+/** Runs a validated request on its version: admission, the decode pool and the prompt, the scheduler, the response. */
+export async function runRequest(
   handle: ModelHandle<ModelRuntime>,
-  input: PredictInput,
+  request: ValidatedRequest,
   ctx: RequestContext,
 ): Promise<PredictOutput> {
   const { manifest: m, runtime } = handle;
-  if (!input.robotId) throw new InvalidArgumentError('robot_id is required: set it to a stable identifier of the calling robot');
-  const embodiment = embodimentOf(m, input.embodiment);
+  const { input, requestId, embodiment, counts, state } = request;
   const budgetMs = input.latencyBudgetMs;
-  const counts = resolveStepCounts(m, input.actionSteps, input.visionSteps, budgetMs > 0);
-  const state = normalizeState(input.state, embodiment, m.state.dim, input.embodiment);
-  const requestId = input.requestId || randomUUID();
   const worker = runtime.worker;
   let seed = 0n;
   let preprocessMs = 0;

@@ -1,14 +1,12 @@
 /**
  * Routing of a request to the version that serves it (docs/api.md PredictRequest.model): a pin
  * ("name@version") goes to that version; an unpinned request goes where the model's traffic split sends its
- * robot (or episode). The request holds a lease on the version's runtime for as long as it runs, and its
- * completion is recorded in the experiment (and mirrored to the shadow version when the split says so).
+ * robot (or episode). The request holds a lease on the version's runtime for as long as it runs.
  */
-import type { ModelRuntime, PredictInput, PredictOutput } from '../engine/index.js';
+import type { ModelRuntime } from '../engine/index.js';
 import { UnavailableError } from '../errors/index.js';
+import type { Assignment, ExperimentBook } from '../experiment/index.js';
 import { parseModelRef, type Lease, type ModelRegistry } from '../model/index.js';
-import type { Assignment, ExperimentBook } from './experiment-book.js';
-import type { ShadowMirror } from './shadow-mirror.js';
 
 export interface Routed {
   readonly assignment: Assignment;
@@ -19,7 +17,6 @@ export class Router {
   constructor(
     private readonly registry: ModelRegistry<ModelRuntime>,
     private readonly book: ExperimentBook,
-    private readonly shadow: ShadowMirror,
   ) {}
 
   /** The version for a request's model field; the caller releases the lease when the request is done. */
@@ -46,20 +43,4 @@ export class Router {
     return { assignment, lease: this.registry.acquire(assignment.model, assignment.version) };
   }
 
-  /**
-   * A request finished: counted in the experiment, and mirrored to the shadow version when drawn. Resolves when
-   * the count is stored (a shared store writes it before the response goes out; never rejects).
-   */
-  completed(assignment: Assignment, input: PredictInput, output: PredictOutput, latencyMs: number): Promise<void> {
-    const counted = this.book.served(assignment, {
-      robotId: input.robotId,
-      episodeId: input.episodeId,
-      requestId: input.requestId,
-      latencyMs,
-      visionSteps: output.sampling.visionSteps,
-      worldModelSurprise: output.worldModelSurprise,
-    });
-    void this.shadow.mirror(assignment, input, output);
-    return counted;
-  }
 }

@@ -8,10 +8,9 @@
  * (more are shed here, before any work), and in the shadow version's scheduler a shadow job is admitted only
  * while no primary request waits, is picked after primary rows, and is evicted first from a full queue.
  */
-import { predict, type ModelRuntime, type PredictInput, type PredictOutput } from '../engine/index.js';
+import { runRequest, validateRequest, type ModelRuntime, type PredictInput, type PredictOutput } from '../engine/index.js';
+import { actionDivergence, type Assignment, type ExperimentBook, type ExperimentLogger } from '../experiment/index.js';
 import type { ModelRegistry } from '../model/index.js';
-import { actionDivergence } from './divergence.js';
-import type { Assignment, ExperimentBook, ExperimentLogger } from './experiment-book.js';
 
 /** How long a mirrored request may take before it is dropped. @default 10000 */
 export const DEFAULT_SHADOW_DEADLINE_MS = 10_000;
@@ -74,7 +73,9 @@ export class ShadowMirror {
       returnFutureEmbedding: false,
     };
     const held = lease;
-    return predict(held.handle, shadowInput, { receivedAt, deadline: receivedAt + this.deadlineMs, priority: 'shadow' })
+    return Promise.resolve()
+      // The shadow version may have another manifest: the request is checked against it like any other.
+      .then(() => runRequest(held.handle, validateRequest(held.handle, shadowInput), { receivedAt, deadline: receivedAt + this.deadlineMs, priority: 'shadow' }))
       .then(
         (shadow) => {
           const rows = output.actionShape[0];
