@@ -16,14 +16,19 @@ module.exports = {
       from: { path: '^src/client/' },
       to: { path: '^src/', pathNot: '^src/(client|proto|gen)/' },
     },
-    layer('nothing-imports-cli', ['api', 'client', 'config', 'engine', 'errors', 'experiment', 'model', 'preprocess', 'proto', 'sampling', 'telemetry'], ['cli']),
+    layer(
+      'nothing-imports-cli',
+      ['api', 'client', 'config', 'engine', 'errors', 'experiment', 'model', 'preprocess', 'proto', 'sampling', 'telemetry'],
+      ['cli'],
+    ),
     layer('api-only-below-cli', ['client', 'config', 'engine', 'errors', 'experiment', 'model', 'preprocess', 'proto', 'sampling', 'telemetry'], ['api']),
     layer('engine-experiment-above-model', ['client', 'config', 'errors', 'model', 'preprocess', 'proto', 'sampling', 'telemetry'], ['engine', 'experiment']),
     layer('engine-below-experiment', ['engine'], ['experiment']),
     {
       name: 'experiment-runs-nothing-on-the-engine',
       severity: 'error',
-      comment: 'the experiment layer decides (assignment, shadow draw, statistics); api/predict-orchestrator.ts runs requests on the engine for it, so experiment/ imports engine types only',
+      comment:
+        'the experiment layer decides (assignment, shadow draw, statistics); api/predict-orchestrator.ts runs requests on the engine for it, so experiment/ imports engine types only',
       from: { path: '^src/experiment/' },
       to: { path: '^src/engine/', dependencyTypesNot: ['type-only'] },
     },

@@ -203,7 +203,10 @@ async function main(): Promise<void> {
   const goodClient = newClient(server.address);
   const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address, tokens.attacker));
   const sink = new SinkSwitch();
-  const robots = goodRequests.map((request, index) => new Robot({ index, classIndex: 0, request, client: goodClient, codec, workload, sink, unaryDeadlineMs: CALL_DEADLINE_MS, token: tokens.robots[index] }));
+  const robots = goodRequests.map(
+    (request, index) =>
+      new Robot({ index, classIndex: 0, request, client: goodClient, codec, workload, sink, unaryDeadlineMs: CALL_DEADLINE_MS, token: tokens.robots[index] }),
+  );
   const rss: Array<{ s: number; mb: number }> = [];
   const t0 = performance.now();
   const sampleRss = () => rss.push({ s: round((performance.now() - t0) / 1000, 2), mb: processRssMb(server.pid) });
@@ -243,9 +246,17 @@ async function main(): Promise<void> {
       rssMb: { start: mbs[0], atAttackStart, max: Math.max(...mbs), end: mbs.at(-1), attackStartS, samples: rss },
       serverAfter: after,
       targets: {
-        healthP99Ms: { value: health.p99, threshold: HEALTH_P99_TARGET_MS, pass: health.p99 < HEALTH_P99_TARGET_MS && Object.keys(health.failures).length === 0 },
+        healthP99Ms: {
+          value: health.p99,
+          threshold: HEALTH_P99_TARGET_MS,
+          pass: health.p99 < HEALTH_P99_TARGET_MS && Object.keys(health.failures).length === 0,
+        },
         noUnacceptableStatus: { value: hostile.unacceptable, pass: hostile.unacceptable === 0 },
-        rssGrowthMb: { value: round(Math.max(...mbs) - atAttackStart, 1), threshold: RSS_GROWTH_TARGET_MB, pass: Math.max(...mbs) - atAttackStart <= RSS_GROWTH_TARGET_MB },
+        rssGrowthMb: {
+          value: round(Math.max(...mbs) - atAttackStart, 1),
+          threshold: RSS_GROWTH_TARGET_MB,
+          pass: Math.max(...mbs) - atAttackStart <= RSS_GROWTH_TARGET_MB,
+        },
         goodRobotErrors: { value: during.good.errors, pass: Object.keys(during.good.errors).length === 0 },
         serverServingAfter: { value: after, pass: after === 'SERVING' },
       },

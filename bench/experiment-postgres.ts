@@ -99,7 +99,9 @@ async function counted(store: ExperimentStore, experimentId: number): Promise<nu
 
 async function postgres(url: string, replicas: number, load: Load): Promise<RunResult & { replicas: number }> {
   // countWaitMs high: the wait measured is the commit, not the server's cap on it.
-  const stores = await Promise.all(Array.from({ length: replicas }, () => PostgresExperimentStore.connect({ connectionString: url, countWaitMs: 60_000, log: quiet })));
+  const stores = await Promise.all(
+    Array.from({ length: replicas }, () => PostgresExperimentStore.connect({ connectionString: url, countWaitMs: 60_000, log: quiet })),
+  );
   const book = await ExperimentBook.open(stores[0], quiet, { ...experimentSettings(DEFAULT_SERVE_OPTIONS), refreshIntervalMs: 0 });
   try {
     const model = `bench-${Date.now()}`;

@@ -24,8 +24,22 @@ const quiet = { info: () => undefined, warn: () => undefined, error: () => undef
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-bench-exp-'));
   try {
-    const book = await ExperimentBook.open(new SqliteExperimentStore(path.join(dir, 'experiments.sqlite'), { flushIntervalMs: 0 }), quiet, experimentSettings(DEFAULT_SERVE_OPTIONS));
-    await book.setSplit('m', { weights: [{ version: 1, weight: 0.9 }, { version: 2, weight: 0.1 }], controlVersion: 1, stickyKey: 'robot', salt: 'bench', shadowVersion: 0, shadowFraction: 0 });
+    const book = await ExperimentBook.open(
+      new SqliteExperimentStore(path.join(dir, 'experiments.sqlite'), { flushIntervalMs: 0 }),
+      quiet,
+      experimentSettings(DEFAULT_SERVE_OPTIONS),
+    );
+    await book.setSplit('m', {
+      weights: [
+        { version: 1, weight: 0.9 },
+        { version: 2, weight: 0.1 },
+      ],
+      controlVersion: 1,
+      stickyKey: 'robot',
+      salt: 'bench',
+      shadowVersion: 0,
+      shadowFraction: 0,
+    });
     const ready = [1, 2];
     let episode = 0;
     const request = (i: number) => {
@@ -60,7 +74,14 @@ async function main(): Promise<void> {
         for (let i = 0; i < size; i++) {
           const robot = `robot-${f}-${i % ROBOTS}`;
           const a = book.assign('m', ready, robot, `flush-${size}-${f}-${episode++}`)!;
-          void book.served(a, { robotId: robot, episodeId: `flush-${size}-${f}-${episode}`, requestId: '', latencyMs: 25, visionSteps: 8, worldModelSurprise: undefined });
+          void book.served(a, {
+            robotId: robot,
+            episodeId: `flush-${size}-${f}-${episode}`,
+            requestId: '',
+            latencyMs: 25,
+            visionSteps: 8,
+            worldModelSurprise: undefined,
+          });
         }
         const t = performance.now();
         const written = book.flush();

@@ -46,10 +46,20 @@ const program = new Command('bench')
   .option('--duration <s>', 'measured seconds per mode', number(0.1), DEFAULT_DURATION_S)
   .option('--warmup <s>', 'seconds of load before the measured window', number(0), DEFAULT_WARMUP_S)
   .option('--mix <classes>', 'request classes action_steps:vision_steps, assigned round-robin to robots', '4:4')
-  .option('--budget-ms <ms>', `latency budget of every request (the server picks N_o <= --vision-cap); 0 = none; --targets default ${DEFAULT_TARGET_BUDGET_MS}`, number(0, true), 0)
+  .option(
+    '--budget-ms <ms>',
+    `latency budget of every request (the server picks N_o <= --vision-cap); 0 = none; --targets default ${DEFAULT_TARGET_BUDGET_MS}`,
+    number(0, true),
+    0,
+  )
   .option('--vision-cap <n>', 'upper bound for N_o in budget mode', number(1, true), DEFAULT_VISION_CAP)
   .option('--plan-budget-ms <ms>', 'budget of target 10a (budget planner under Poisson load)', number(1, true), DEFAULT_PLAN_BUDGET_MS)
-  .option('--budget-load <fraction>', 'Poisson load of target 10a, as a fraction of the step 4:4 saturation throughput', number(0.01), DEFAULT_PLAN_LOAD_FRACTION)
+  .option(
+    '--budget-load <fraction>',
+    'Poisson load of target 10a, as a fraction of the step 4:4 saturation throughput',
+    number(0.01),
+    DEFAULT_PLAN_LOAD_FRACTION,
+  )
   .option('--modes <list>', `modes to run, comma-separated: ${MODE_NAMES.join(', ')}`, 'step')
   .option('--threads <n>', 'ONNX Runtime intra-op threads for the server (and offline)', number(1, true), DEFAULT_THREADS)
   .option('--channels <n>', 'gRPC connections the robots share', number(1, true), 1)
@@ -62,7 +72,12 @@ const program = new Command('bench')
   .option('--probe-interval-ms <ms>', 'health-check interval during the measured window', number(1), DEFAULT_PROBE_INTERVAL_MS)
   .option('--unary-deadline-ms <ms>', 'deadline of each unary Predict', number(1), DEFAULT_UNARY_DEADLINE_MS)
   .option('--targets [list]', 'measure the targets (4a..4e, 10a..10c): all, or some, e.g. "4d,10a,10b" (a..e = 4a..4e; ignores --modes, --mix, --rate)')
-  .option('--retry-disturbed <n>', 'in --targets, repeat a run up to n times while other work takes > 0.15 cores of the machine', number(0, true), DEFAULT_RETRY_DISTURBED)
+  .option(
+    '--retry-disturbed <n>',
+    'in --targets, repeat a run up to n times while other work takes > 0.15 cores of the machine',
+    number(0, true),
+    DEFAULT_RETRY_DISTURBED,
+  )
   .option('--out <file>', 'also write the JSON result to this file')
   .option('--quiet', 'no progress line')
   .addHelpText(
@@ -184,12 +199,16 @@ async function main(): Promise<void> {
   let result: unknown;
   if (flags.targets) {
     const report = await runTargets(o, model, progress, parseTargets(flags.targets));
-    const summary = Object.fromEntries(Object.entries(report.targets).map(([k, t]) => [k, `${t!.ratio} ${t!.op} ${t!.threshold}: ${t!.pass ? 'PASS' : 'FAIL'}`]));
+    const summary = Object.fromEntries(
+      Object.entries(report.targets).map(([k, t]) => [k, `${t!.ratio} ${t!.op} ${t!.threshold}: ${t!.pass ? 'PASS' : 'FAIL'}`]),
+    );
     result = { ...meta, summary, ...report };
     const disturbed = Object.entries(report.disturbance).filter(([, cores]) => cores > DISTURBED_CORES);
     process.stderr.write(
       `\ntargets (build ${meta.source?.commit ?? '?'}${meta.source?.srcDirty ? ', src/ modified' : ''}):\n` +
-        verdictLines(report.targets).map((l) => `  ${l}\n`).join('') +
+        verdictLines(report.targets)
+          .map((l) => `  ${l}\n`)
+          .join('') +
         (disturbed.length ? `  disturbed runs (other work, cores): ${disturbed.map(([n, c]) => `${n} ${c}`).join(', ')}\n` : ''),
     );
   } else {

@@ -86,9 +86,7 @@ async function main(): Promise<void> {
   try {
     for (const server of ['bare grpc-js health server', 'idle dust-serve'] as const) {
       const target =
-        server === 'idle dust-serve'
-          ? await startServerProcess({ modelRepository: repo.root, threads: DEFAULT_THREADS, flags: [] })
-          : await startBare();
+        server === 'idle dust-serve' ? await startServerProcess({ modelRepository: repo.root, threads: DEFAULT_THREADS, flags: [] }) : await startBare();
       try {
         for (const load of LOADS) {
           progress.note(`${server}, hogs: ${load}, ${o.seconds} s`);

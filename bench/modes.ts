@@ -32,7 +32,7 @@ export const SERVED_MODES: Readonly<Record<ServedModeName, ServedMode>> = Object
 });
 
 export const OFFLINE_DESCRIPTION =
-  'no server: the server\'s executor (same ONNX sessions and arena) in a tight loop, VLM once per B requests then N_o denoiser steps, at the best B';
+  "no server: the server's executor (same ONNX sessions and arena) in a tight loop, VLM once per B requests then N_o denoiser steps, at the best B";
 
 export const MODE_NAMES: readonly ModeName[] = ['step', 'max-batch-1', 'request', 'offline'];
 

@@ -149,7 +149,9 @@ export async function runOffline(o: OfflineOptions): Promise<OfflineResult> {
         stepMs.push(...r.stepMs);
         iterations++;
         const elapsed = (performance.now() - t0) / 1000;
-        o.progress.update(`[${o.label}] B=${B} ${elapsed.toFixed(1)}/${o.secondsPerBatch} s, ${iterations * B} done, ${((iterations * B) / elapsed).toFixed(0)} req/s`);
+        o.progress.update(
+          `[${o.label}] B=${B} ${elapsed.toFixed(1)}/${o.secondsPerBatch} s, ${iterations * B} done, ${((iterations * B) / elapsed).toFixed(0)} req/s`,
+        );
       }
       const elapsedS = (performance.now() - t0) / 1000;
       const cpu = process.cpuUsage(cpu0);

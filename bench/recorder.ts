@@ -225,10 +225,16 @@ function budgetOf(budgetMs: number, samples: readonly ClassSamples[]): BudgetRes
   return {
     budgetMs,
     clientWithinBudget: fraction(latencyMs, (l) => l <= budgetMs),
-    serverBudgetMet: fraction(samples.flatMap((s) => s.budgetMet), (m) => m),
+    serverBudgetMet: fraction(
+      samples.flatMap((s) => s.budgetMet),
+      (m) => m,
+    ),
     clientWithinBudgetOfAll: all === 0 ? NaN : round(within / all, 4),
     meanVisionSteps: meanOf(samples.flatMap((s) => s.visionSteps)),
-    plannedFeasible: fraction(samples.flatMap((s) => s.budgetFeasible), (f) => f),
+    plannedFeasible: fraction(
+      samples.flatMap((s) => s.budgetFeasible),
+      (f) => f,
+    ),
     planErrorMs: phase(latencyMs.map((l, i) => l - planned[i])),
   };
 }

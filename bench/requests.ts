@@ -42,7 +42,9 @@ async function view(robot: number, camera: number): Promise<Buffer> {
       px[o + 2] = ((x ^ y) * 8 + robot * 5) & 255;
     }
   }
-  return sharp(px, { raw: { width: IMAGE_SIDE, height: IMAGE_SIDE, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+  return sharp(px, { raw: { width: IMAGE_SIDE, height: IMAGE_SIDE, channels: 3 } })
+    .jpeg({ quality: 85 })
+    .toBuffer();
 }
 
 export function buildRequest(m: Manifest, robot: number, cls: RequestClass, images: PredictRequest['images'], model: string): PredictRequest {
@@ -72,7 +74,10 @@ export interface Codec {
 /** The protobuf codec of the serving protos, the same the server uses. */
 export function policyCodec(): Codec {
   const { packageDefinition } = loadProtos();
-  const service = packageDefinition[POLICY_SERVICE_NAME] as Record<string, { path: string; requestSerialize: (v: unknown) => Buffer; responseDeserialize: (b: Buffer) => unknown }>;
+  const service = packageDefinition[POLICY_SERVICE_NAME] as Record<
+    string,
+    { path: string; requestSerialize: (v: unknown) => Buffer; responseDeserialize: (b: Buffer) => unknown }
+  >;
   const stream = service.StreamPredict;
   return {
     serialize: (req) => stream.requestSerialize(req),
@@ -85,7 +90,13 @@ export function policyCodec(): Codec {
 /** Robot r's request, with its camera views. */
 export async function robotRequest(m: Manifest, robot: number, cls: RequestClass, model = ''): Promise<PredictRequest> {
   const images = await Promise.all(
-    m.cameras.map(async (camera, c) => ({ camera, encoding: 'IMAGE_ENCODING_JPEG' as const, width: IMAGE_SIDE, height: IMAGE_SIDE, data: await view(robot, c) })),
+    m.cameras.map(async (camera, c) => ({
+      camera,
+      encoding: 'IMAGE_ENCODING_JPEG' as const,
+      width: IMAGE_SIDE,
+      height: IMAGE_SIDE,
+      data: await view(robot, c),
+    })),
   );
   return buildRequest(m, robot, cls, images, model);
 }

@@ -100,12 +100,15 @@ export class Robot {
 
   private tick(): void {
     const now = performance.now();
-    this.timer = setTimeout(() => {
-      if (!this.running) return;
-      this.send();
-      this.nextAt += nextGapMs(this.o.workload.rateHz, this.o.workload.arrivals, this.random());
-      this.tick();
-    }, Math.max(0, this.nextAt - now));
+    this.timer = setTimeout(
+      () => {
+        if (!this.running) return;
+        this.send();
+        this.nextAt += nextGapMs(this.o.workload.rateHz, this.o.workload.arrivals, this.random());
+        this.tick();
+      },
+      Math.max(0, this.nextAt - now),
+    );
   }
 
   private send(): void {

@@ -86,15 +86,15 @@ const SHOWN_THREADS = 6;
 
 function threadCores(pid: number, before: Map<number, number>, after: Map<number, number>, windowS: number): CpuResult['serverThreads'] {
   const cores = (tid: number) => round(((after.get(tid) ?? 0) - (before.get(tid) ?? 0)) / windowS, 3);
-  const others = [...after.keys()].filter((tid) => tid !== pid).map(cores).sort((a, b) => b - a);
+  const others = [...after.keys()]
+    .filter((tid) => tid !== pid)
+    .map(cores)
+    .sort((a, b) => b - a);
   return { main: cores(pid), others: others.slice(0, SHOWN_THREADS) };
 }
 
 /** Run options for one served mode, taking everything that is not mode-specific from the bench options. */
-export function servedRunOptions(
-  o: BenchOptions,
-  run: Pick<ServedRunOptions, 'mode' | 'workload' | 'model' | 'progress' | 'label'>,
-): ServedRunOptions {
+export function servedRunOptions(o: BenchOptions, run: Pick<ServedRunOptions, 'mode' | 'workload' | 'model' | 'progress' | 'label'>): ServedRunOptions {
   return {
     ...run,
     modelRepository: o.modelRepository,

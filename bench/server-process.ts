@@ -92,7 +92,9 @@ export function processCpuSeconds(pid: number): number {
 
 /** Resident set size of a process in MiB, from /proc/<pid>/status; NaN when the line is missing. */
 export function processRssMb(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'));
   return line ? Math.round(Number(line.split(/\s+/)[1]) / 102.4) / 10 : NaN;
 }
 
@@ -157,20 +159,32 @@ export async function startServerProcess(opts: StartServerOptions): Promise<Serv
     ...(opts.nodeArgs ?? []),
     serverScript(),
     'serve',
-    '--host', '127.0.0.1',
-    '--port', String(port),
-    '--metrics-port', String(metricsPort),
-    '--model-repository', opts.modelRepository,
-    '--log-level', 'warn',
-    '--threads', String(opts.threads),
-    '--shutdown-grace-seconds', '1',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--metrics-port',
+    String(metricsPort),
+    '--model-repository',
+    opts.modelRepository,
+    '--log-level',
+    'warn',
+    '--threads',
+    String(opts.threads),
+    '--shutdown-grace-seconds',
+    '1',
     ...opts.flags,
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const tail: string[] = [];
   const keep = (chunk: Buffer) => {
-    tail.push(...chunk.toString('utf8').split('\n').filter((l) => l.length > 0));
+    tail.push(
+      ...chunk
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l.length > 0),
+    );
     if (tail.length > OUTPUT_TAIL_LINES) tail.splice(0, tail.length - OUTPUT_TAIL_LINES);
   };
   child.stdout!.on('data', keep);
@@ -215,9 +229,13 @@ export async function startServerProcess(opts: StartServerOptions): Promise<Serv
       if (exited) {
         throw new Error(`the server exited (code ${exited.code}, signal ${exited.signal}) before it was ready:\n${server.outputTail()}`);
       }
-      const status = await checkHealth(client, 1000).then((r) => r.status, () => 'UNREACHABLE');
+      const status = await checkHealth(client, 1000).then(
+        (r) => r.status,
+        () => 'UNREACHABLE',
+      );
       if (status === 'SERVING') break;
-      if (Date.now() > deadline) throw new Error(`the server was not SERVING within ${opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS} ms (last: ${status}):\n${server.outputTail()}`);
+      if (Date.now() > deadline)
+        throw new Error(`the server was not SERVING within ${opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS} ms (last: ${status}):\n${server.outputTail()}`);
       await new Promise((r) => setTimeout(r, READY_POLL_MS));
     }
   } catch (err) {

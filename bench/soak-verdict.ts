@@ -69,7 +69,12 @@ export function rssSlopeMbPerHour(samples: ReadonlyArray<{ s: number; mb: number
 }
 
 function p99(samples: ReadonlyArray<{ ms: number }>): number {
-  return samples.length === 0 ? NaN : quantile(samples.map((x) => x.ms), 0.99);
+  return samples.length === 0
+    ? NaN
+    : quantile(
+        samples.map((x) => x.ms),
+        0.99,
+      );
 }
 
 export function soakVerdict(d: SoakSamples, b: SoakBounds): SoakVerdict {

@@ -81,7 +81,12 @@ const program = new Command('bench:soak')
   .option('--bucket-s <s>', 'length of each summarized interval', number(1), DEFAULT_BUCKET_S)
   .option('--rss-slope-window-minutes <n>', 'the RSS slope is fitted over the last n minutes after warm-up', number(0.1), DEFAULT_RSS_SLOPE_WINDOW_MINUTES)
   .option('--max-rss-slope-mb-per-hour <n>', 'bound on that slope', number(0), DEFAULT_MAX_RSS_SLOPE_MB_PER_HOUR)
-  .option('--rss-median-window-s <s>', 'RSS growth compares the medians of the first and last this many seconds after warm-up', number(1), DEFAULT_RSS_MEDIAN_WINDOW_S)
+  .option(
+    '--rss-median-window-s <s>',
+    'RSS growth compares the medians of the first and last this many seconds after warm-up',
+    number(1),
+    DEFAULT_RSS_MEDIAN_WINDOW_S,
+  )
   .option('--max-rss-growth-mb <n>', 'bound on that growth', number(0), DEFAULT_MAX_RSS_GROWTH_MB)
   .option('--p99-window-minutes <n>', 'p99 of the first and last n minutes after warm-up are compared', number(0.1), DEFAULT_P99_WINDOW_MINUTES)
   .option('--max-p99-ratio <r>', 'last p99 <= r x first p99 + --p99-slack-ms', number(1), DEFAULT_MAX_P99_RATIO)
@@ -197,11 +202,14 @@ class HostileSender {
   }
 
   private schedule(): void {
-    this.timer = setTimeout(() => {
-      if (!this.running) return;
-      this.fire();
-      this.schedule();
-    }, nextGapMs(this.ratePerS, 'poisson', this.random()));
+    this.timer = setTimeout(
+      () => {
+        if (!this.running) return;
+        this.fire();
+        this.schedule();
+      },
+      nextGapMs(this.ratePerS, 'poisson', this.random()),
+    );
   }
 
   private fire(): void {
@@ -271,7 +279,8 @@ async function main(): Promise<void> {
   const m = model.manifest;
   const serverFlags = ['--max-message-bytes', String(f.messageLimit), ...words(f.serverArgs)];
 
-  const saturation = f.saturationRps > 0 ? { measured: false, rps: f.saturationRps } : await measureSaturation(f, model, repository.root, serverFlags, progress);
+  const saturation =
+    f.saturationRps > 0 ? { measured: false, rps: f.saturationRps } : await measureSaturation(f, model, repository.root, serverFlags, progress);
   const goodRps = f.load * saturation.rps;
   const hostileRps = f.hostileShare * goodRps;
   const durationS = f.minutes * 60;
@@ -296,14 +305,28 @@ async function main(): Promise<void> {
     nodeArgs: words(f.serverNodeArgs),
   });
   const target = { address: server.address, metricsPort: server.metricsPort, robotToken: tokens.attacker, adminToken: tokens.admin };
-  const kinds = selectKinds([...hostileShots(base, codec.serialize, m.cameras, f), ...floodShots(target, packages, { streams: f.floodStreams, scrapes: f.floodScrapes })], f.kinds);
+  const kinds = selectKinds(
+    [...hostileShots(base, codec.serialize, m.cameras, f), ...floodShots(target, packages, { streams: f.floodStreams, scrapes: f.floodScrapes })],
+    f.kinds,
+  );
   const goodClient = newClient(server.address);
   const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address, tokens.attacker));
   const t0 = performance.now();
   const elapsedS = () => (performance.now() - t0) / 1000;
   const good = new GoodLog(t0);
   const robots = goodRequests.map(
-    (request, index) => new Robot({ index, classIndex: index % workload.classes.length, request, client: goodClient, codec, workload, sink: good, unaryDeadlineMs: DEFAULT_UNARY_DEADLINE_MS, token: tokens.robots[index] }),
+    (request, index) =>
+      new Robot({
+        index,
+        classIndex: index % workload.classes.length,
+        request,
+        client: goodClient,
+        codec,
+        workload,
+        sink: good,
+        unaryDeadlineMs: DEFAULT_UNARY_DEADLINE_MS,
+        token: tokens.robots[index],
+      }),
   );
   const hostile = new HostileSender(kinds, attackerClients, hostileRps, f.maxHostileInflight, f.seed);
   const rss: Array<{ s: number; mb: number }> = [];
@@ -350,7 +373,9 @@ async function main(): Promise<void> {
       while (elapsedS() < toS && !crash) await sleep(Math.min(250, (toS - elapsedS()) * 1000));
       // The next interval's prober starts before this one's stops, so no interval goes unprobed.
       const more = toS < durationS && !crash;
-      const nextProber = more ? await HealthProber.start({ address: server.address, intervalMs: f.probeIntervalMs, timeoutMs: DEFAULT_PROBE_TIMEOUT_MS }) : undefined;
+      const nextProber = more
+        ? await HealthProber.start({ address: server.address, intervalMs: f.probeIntervalMs, timeoutMs: DEFAULT_PROBE_TIMEOUT_MS })
+        : undefined;
       nextProber?.begin();
       const report = await prober!.stop();
       prober = nextProber;
@@ -371,7 +396,12 @@ async function main(): Promise<void> {
       buckets.push({
         fromS: round(fromS, 1),
         toS: round(endS, 1),
-        good: { answered: answers.length, rps: round(answers.length / windowS, 1), latencyMs: summarize(answers.map((a) => a.ms)), errors: good.takeBucketErrors() },
+        good: {
+          answered: answers.length,
+          rps: round(answers.length / windowS, 1),
+          latencyMs: summarize(answers.map((a) => a.ms)),
+          errors: good.takeBucketErrors(),
+        },
         health,
         hostile: {
           calls: bucketHostile.calls,
@@ -444,13 +474,23 @@ async function main(): Promise<void> {
       options: f,
       serverArgs: server.args,
       saturation,
-      offered: { goodRps: round(goodRps, 2), perRobotHz: round(workload.rateHz, 3), robots: f.robots, classes: workload.classes.map((c) => c.label), hostileRps: round(hostileRps, 3) },
+      offered: {
+        goodRps: round(goodRps, 2),
+        perRobotHz: round(workload.rateHz, 3),
+        robots: f.robots,
+        classes: workload.classes.map((c) => c.label),
+        hostileRps: round(hostileRps, 3),
+      },
       ranS: round(ranS, 1),
       warmupS: round(warmupS, 1),
       good: {
         answered: good.answers.length,
         errors: good.errors,
-        afterWarmup: { answered: afterWarmup.length, rps: round(afterWarmup.length / Math.max(1e-9, Math.min(ranS, durationS) - warmupS), 2), latencyMs: summarize(afterWarmup.map((a) => a.ms)) },
+        afterWarmup: {
+          answered: afterWarmup.length,
+          rps: round(afterWarmup.length / Math.max(1e-9, Math.min(ranS, durationS) - warmupS), 2),
+          latencyMs: summarize(afterWarmup.map((a) => a.ms)),
+        },
       },
       hostile: { ...hostileTotal, skippedAtInflightCap: hostile.skipped },
       health: { checks: healthChecks, failures: healthFailures, notServing: healthNotServing },
@@ -463,7 +503,9 @@ async function main(): Promise<void> {
     const json = JSON.stringify(result, null, 2);
     process.stdout.write(`${json}\n`);
     if (f.out) writeFileSync(f.out, `${json}\n`);
-    const failed = Object.entries(verdict.checks).filter(([, c]) => !c.pass).map(([k]) => k);
+    const failed = Object.entries(verdict.checks)
+      .filter(([, c]) => !c.pass)
+      .map(([k]) => k);
     process.stderr.write(`\nsoak verdict: ${verdict.pass ? 'PASS' : `FAIL (${failed.join(', ')})`}\n`);
     if (!verdict.pass) process.exitCode = 2;
   } finally {

@@ -37,13 +37,27 @@ export const HEALTH_P99_TARGET_MS = 50;
 /** Time the server gets after a flood's last frame was read before its RSS is read (GC, late writes). */
 const SETTLE_MS = 1000;
 /** Caps far above any flood here: the per-call measurement must not be refused. */
-const UNCAPPED = ['--max-concurrent-streams', '10000000', '--max-open-calls', '10000000', '--max-watch-streams', '10000000', '--max-watch-streams-per-connection', '10000000'];
+const UNCAPPED = [
+  '--max-concurrent-streams',
+  '10000000',
+  '--max-open-calls',
+  '10000000',
+  '--max-watch-streams',
+  '10000000',
+  '--max-watch-streams-per-connection',
+  '10000000',
+];
 
 const program = new Command('bench:stream-flood')
   .description('stream floods (with and without a credential, health Watch) against a real dust-serve; memory per open call')
   .option('--streams <n>', 'streams each attack opens per connection', number(1, true), 100_000)
   .option('--per-call-streams <n>', 'idle streams opened to measure memory per open call (0 = skip)', number(0, true), 20_000)
-  .option('--reconnect-s <s>', 'a persistent attacker: reconnect whenever the server closes the connection, for this many seconds (0 = one connection each, as written)', number(0), 0)
+  .option(
+    '--reconnect-s <s>',
+    'a persistent attacker: reconnect whenever the server closes the connection, for this many seconds (0 = one connection each, as written)',
+    number(0),
+    0,
+  )
   .option('--server-flags <flags>', 'extra server flags for the attacks, space-separated (e.g. "--max-concurrent-streams 100")', '')
   .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1, true), DEFAULT_THREADS)
   .option('--model-repository <dir>', 'model repository the server loads', 'models')
@@ -80,7 +94,12 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * persistent: whenever the server closes its connection (GOAWAY), it connects again and floods again, until
  * `reconnectS` seconds have passed. Every loop is bounded: the program stops by itself.
  */
-async function open(server: ServerProcess, flood: Flood, perConnection: number, reconnectS: number): Promise<{ connections: RawH2Connection[]; opened: number; reconnects: number; goaway: Array<number | undefined> }> {
+async function open(
+  server: ServerProcess,
+  flood: Flood,
+  perConnection: number,
+  reconnectS: number,
+): Promise<{ connections: RawH2Connection[]; opened: number; reconnects: number; goaway: Array<number | undefined> }> {
   const [host, port] = server.address.split(':');
   const block = grpcHeaders(server.address, flood.path, flood.token ? [['authorization', `Bearer ${TOKEN}`]] : []);
   const until = performance.now() + reconnectS * 1000;
@@ -124,7 +143,11 @@ async function perCall(f: Flags, repository: string, kind: Flood, streams: numbe
 }
 
 async function attack(f: Flags, repository: string, flood: Flood) {
-  const server = await startServerProcess({ modelRepository: repository, threads: f.threads, flags: ['--tokens-file', tokensFile, ...f.serverFlags.split(/\s+/).filter(Boolean)] });
+  const server = await startServerProcess({
+    modelRepository: repository,
+    threads: f.threads,
+    flags: ['--tokens-file', tokensFile, ...f.serverFlags.split(/\s+/).filter(Boolean)],
+  });
   try {
     await sleep(SETTLE_MS);
     const prober = await HealthProber.start({ address: server.address, intervalMs: DEFAULT_PROBE_INTERVAL_MS, timeoutMs: DEFAULT_PROBE_TIMEOUT_MS });
@@ -142,7 +165,10 @@ async function attack(f: Flags, repository: string, flood: Flood) {
     peak = Math.max(peak, held);
     for (const c of connections) c.close();
     const probe = new grpc.Client(server.address, grpc.credentials.createInsecure());
-    const after = await checkHealth(probe, DEFAULT_PROBE_TIMEOUT_MS).then((r) => r.status, (e: grpc.ServiceError) => `failed: ${grpc.status[e.code]}`);
+    const after = await checkHealth(probe, DEFAULT_PROBE_TIMEOUT_MS).then(
+      (r) => r.status,
+      (e: grpc.ServiceError) => `failed: ${grpc.status[e.code]}`,
+    );
     probe.close();
     const growth = round(peak - before, 1);
     return {
@@ -158,7 +184,11 @@ async function attack(f: Flags, repository: string, flood: Flood) {
       serverAfter: after,
       targets: {
         rssGrowthMb: { value: growth, threshold: RSS_GROWTH_TARGET_MB, pass: growth <= RSS_GROWTH_TARGET_MB },
-        healthP99Ms: { value: health.p99, threshold: HEALTH_P99_TARGET_MS, pass: health.p99 < HEALTH_P99_TARGET_MS && Object.keys(health.failures).length === 0 },
+        healthP99Ms: {
+          value: health.p99,
+          threshold: HEALTH_P99_TARGET_MS,
+          pass: health.p99 < HEALTH_P99_TARGET_MS && Object.keys(health.failures).length === 0,
+        },
         serverServingAfter: { value: after, pass: after === 'SERVING' },
       },
     };

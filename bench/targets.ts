@@ -117,7 +117,12 @@ export function disturbance(r: ServedResult | OfflineResult): number {
  * and keeps the least disturbed attempt: on a shared machine a ratio between two runs means little when
  * another tenant took a core during one of them.
  */
-async function leastDisturbed<T extends ServedResult | OfflineResult>(retries: number, label: string, progress: Progress, run: () => Promise<T>): Promise<T & { attempts: number }> {
+async function leastDisturbed<T extends ServedResult | OfflineResult>(
+  retries: number,
+  label: string,
+  progress: Progress,
+  run: () => Promise<T>,
+): Promise<T & { attempts: number }> {
   let best: T | undefined;
   let attempts = 0;
   while (attempts <= retries) {
@@ -140,9 +145,7 @@ export async function runTargets(o: BenchOptions, model: ModelLocation, progress
     rpc: o.rpc,
   });
   const served = (label: string, mode: ServedModeName, workload: Workload) =>
-    leastDisturbed(o.retryDisturbed, label, progress, () =>
-      runServedMode(servedRunOptions(o, { mode: SERVED_MODES[mode], workload, model, progress, label })),
-    );
+    leastDisturbed(o.retryDisturbed, label, progress, () => runServedMode(servedRunOptions(o, { mode: SERVED_MODES[mode], workload, model, progress, label })));
   const report = (label: string, r: { throughputRps: number }) => progress.note(`[${label}] ${r.throughputRps} req/s`);
 
   // Each run happens at most once, and only when a requested target needs it.
@@ -207,7 +210,10 @@ export async function runTargets(o: BenchOptions, model: ModelLocation, progress
       maxBatch1Rps: m.throughputRps,
     });
   }
-  for (const [name, threshold] of [['4b', 0.85], ['10c', 0.9]] as const) {
+  for (const [name, threshold] of [
+    ['4b', 0.85],
+    ['10c', 0.9],
+  ] as const) {
     if (!which.has(name)) continue;
     const [off, s] = [await offline(), await step44()];
     targets[name] = target('step throughput / offline limit, N_o = N_A = 4', s.throughputRps / off.throughputRps, '>=', threshold, {
@@ -229,18 +235,24 @@ export async function runTargets(o: BenchOptions, model: ModelLocation, progress
     const offered = TARGET_LOAD_FRACTION * sat.throughputRps;
     const open = await openLoop(offered);
     const budget = open.budget;
-    targets['4d'] = target(`responses within ${budgetMs} ms at ${TARGET_LOAD_FRACTION * 100}% of saturation (open loop, Poisson)`, budget?.clientWithinBudget ?? NaN, '>=', 0.99, {
-      budgetMs,
-      saturationRps: sat.throughputRps,
-      offeredRps: round(offered, 2),
-      achievedRps: open.throughputRps,
-      clientWithinBudget: budget?.clientWithinBudget,
-      clientWithinBudgetOfAll: budget?.clientWithinBudgetOfAll,
-      serverBudgetMet: budget?.serverBudgetMet,
-      visionSteps: open.visionSteps,
-      latencyMs: open.latencyMs,
-      errors: open.errors,
-    });
+    targets['4d'] = target(
+      `responses within ${budgetMs} ms at ${TARGET_LOAD_FRACTION * 100}% of saturation (open loop, Poisson)`,
+      budget?.clientWithinBudget ?? NaN,
+      '>=',
+      0.99,
+      {
+        budgetMs,
+        saturationRps: sat.throughputRps,
+        offeredRps: round(offered, 2),
+        achievedRps: open.throughputRps,
+        clientWithinBudget: budget?.clientWithinBudget,
+        clientWithinBudgetOfAll: budget?.clientWithinBudgetOfAll,
+        serverBudgetMet: budget?.serverBudgetMet,
+        visionSteps: open.visionSteps,
+        latencyMs: open.latencyMs,
+        errors: open.errors,
+      },
+    );
   }
   if (which.has('10a')) {
     const sat = await step44();
@@ -254,7 +266,9 @@ export async function runTargets(o: BenchOptions, model: ModelLocation, progress
     const preconditionMet = plainWithin >= TARGET_WITHIN_BUDGET;
     const scaled = meanSteps > 4;
     const notes = [
-      ...(preconditionMet ? [] : [`precondition not met: without budgets ${pct(plainWithin)} were within ${planBudgetMs} ms; raise --plan-budget-ms or lower --budget-load`]),
+      ...(preconditionMet
+        ? []
+        : [`precondition not met: without budgets ${pct(plainWithin)} were within ${planBudgetMs} ms; raise --plan-budget-ms or lower --budget-load`]),
       ...(scaled ? [] : [`mean N_o ${meanSteps} is not above N_A = 4`]),
     ];
     targets['10a'] = target(

@@ -27,14 +27,26 @@ const logs: string[] = [];
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'dust-auth-'));
   tokensFile = path.join(dir, 'tokens.json');
-  writeFileSync(tokensFile, JSON.stringify([
-    { token: ROBOT_TOKEN, role: 'robot', name: 'arm-7' },
-    { token: ADMIN_TOKEN, role: 'admin', name: 'ops' },
-    { token: LEAVING_TOKEN, role: 'robot', name: 'arm-9' },
-  ]));
+  writeFileSync(
+    tokensFile,
+    JSON.stringify([
+      { token: ROBOT_TOKEN, role: 'robot', name: 'arm-7' },
+      { token: ADMIN_TOKEN, role: 'admin', name: 'ops' },
+      { token: LEAVING_TOKEN, role: 'robot', name: 'arm-9' },
+    ]),
+  );
   const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) });
   // metricsPort 0: no fixed port that another test run may hold.
-  const options = compileServeOptions({ host: '127.0.0.1', port: 0, metricsPort: 0, modelRepository: TEST_REPOSITORY, threads: 1, warmup: false, experimentDb: ':memory:', tokensFile });
+  const options = compileServeOptions({
+    host: '127.0.0.1',
+    port: 0,
+    metricsPort: 0,
+    modelRepository: TEST_REPOSITORY,
+    threads: 1,
+    warmup: false,
+    experimentDb: ':memory:',
+    tokensFile,
+  });
   server = await startServer(options, log);
   address = `127.0.0.1:${server.port}`;
 });
@@ -93,7 +105,11 @@ describe('with a tokens file', () => {
   it('server reflection needs a credential too', async () => {
     const client = new grpc.Client(address, grpc.credentials.createInsecure());
     const status = await new Promise<grpc.StatusObject>((resolve) => {
-      const call = client.makeBidiStreamRequest('/grpc.reflection.v1.ServerReflection/ServerReflectionInfo', (b: Buffer) => b, (b: Buffer) => b);
+      const call = client.makeBidiStreamRequest(
+        '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+      );
       call.on('status', resolve);
       call.on('error', () => undefined);
       call.on('data', () => undefined);
@@ -111,10 +127,13 @@ describe('with a tokens file', () => {
       const kept = staying.stream();
       await stream.send(await robotRequest('arm-9'));
       await kept.send(await robotRequest('arm-7'));
-      writeFileSync(tokensFile, JSON.stringify([
-        { token: ROBOT_TOKEN, role: 'robot', name: 'arm-7' },
-        { token: ADMIN_TOKEN, role: 'admin', name: 'ops' },
-      ]));
+      writeFileSync(
+        tokensFile,
+        JSON.stringify([
+          { token: ROBOT_TOKEN, role: 'robot', name: 'arm-7' },
+          { token: ADMIN_TOKEN, role: 'admin', name: 'ops' },
+        ]),
+      );
       expect(await server.reloadTokens()).toBe(true);
       const req9 = await robotRequest('arm-9');
       const err = await stream.send(req9).catch((e: unknown) => e);
@@ -130,7 +149,7 @@ describe('with a tokens file', () => {
     }
   });
 
-  it('logs a client\'s repeated refusals once per window, not once per call', async () => {
+  it("logs a client's repeated refusals once per window, not once per call", async () => {
     const refusedLines = () => logs.filter((l) => l.includes('"msg":"call refused"')).length;
     const before = refusedLines();
     const client = clientOf(address, 'flooding-unknown-token-5e1d');

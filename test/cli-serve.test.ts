@@ -21,7 +21,9 @@ const BIN = path.resolve('dist/src/cli/main.js');
 /** dust_inflight_requests summed over methods, from the server's /metrics. */
 async function inFlightRequests(metricsPort: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  return parseExposition(text).samples.filter((s) => s.name === 'dust_inflight_requests').reduce((n, s) => n + s.value, 0);
+  return parseExposition(text)
+    .samples.filter((s) => s.name === 'dust_inflight_requests')
+    .reduce((n, s) => n + s.value, 0);
 }
 
 describe('dust-serve serve', () => {

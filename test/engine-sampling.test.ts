@@ -20,7 +20,14 @@ let vlm: ort.InferenceSession;
 let denoiser: ort.InferenceSession;
 
 beforeAll(async () => {
-  const init = { vlmPath: path.join(TINY_DIR, 'vlm.onnx'), denoiserPath: path.join(TINY_DIR, 'denoiser.onnx'), device: 'cpu' as const, threads: 1, capacity: 16, shapes: s };
+  const init = {
+    vlmPath: path.join(TINY_DIR, 'vlm.onnx'),
+    denoiserPath: path.join(TINY_DIR, 'denoiser.onnx'),
+    device: 'cpu' as const,
+    threads: 1,
+    capacity: 16,
+    shapes: s,
+  };
   executor = await OnnxExecutor.create(init);
   vlm = await ort.InferenceSession.create(init.vlmPath, { intraOpNumThreads: 1 });
   denoiser = await ort.InferenceSession.create(init.denoiserPath, { intraOpNumThreads: 1 });
@@ -43,9 +50,19 @@ function job(i: number, actionSteps: number, visionSteps: number, embodimentId: 
   const state = new Float32Array(s.stateDim);
   for (let d = 0; d < 6; d++) state[d] = Math.sin(i + d);
   return {
-    requestId: `g${i}`, robotId: `robot-${i}`, embodimentId, pixelValues, inputIds, attentionMask, state,
+    requestId: `g${i}`,
+    robotId: `robot-${i}`,
+    embodimentId,
+    pixelValues,
+    inputIds,
+    attentionMask,
+    state,
     noise: initialNoise(BigInt(i), s.horizon * s.actionDim, s.futureTokens * s.futureDim),
-    actionSteps, visionSteps, budgetMs: 0, receivedAt: performance.now(), deadline: Infinity,
+    actionSteps,
+    visionSteps,
+    budgetMs: 0,
+    receivedAt: performance.now(),
+    deadline: Infinity,
   };
 }
 
@@ -80,7 +97,14 @@ const maxDiff = (a: Float32Array, b: Float32Array) => Math.max(...a.map((v, i) =
 describe('the engine against the reference sampler', () => {
   it('requests batched together at different steps and q each match their own reference within 1e-5', async () => {
     const scheduler = new Scheduler(executor, systemClock, { ...sliceOf(DEFAULT_SERVE_OPTIONS, 'scheduler'), maxQueueDelayMs: 5, maxDenoiseBatch: 4 });
-    const specs: Array<[number, number, number]> = [[4, 4, 0], [4, 16, 1], [2, 8, 0], [1, 3, 1], [4, 64, 0], [2, 2, 1]];
+    const specs: Array<[number, number, number]> = [
+      [4, 4, 0],
+      [4, 16, 1],
+      [2, 8, 0],
+      [1, 3, 1],
+      [4, 64, 0],
+      [2, 2, 1],
+    ];
     const jobs = specs.map(([na, no, e], i) => job(i, na, no, e));
     // Copies: the scheduler owns the buffers it is given.
     const refs = await Promise.all(jobs.map((j) => reference(structuredClone(j))));

@@ -46,12 +46,19 @@ describe('INVALID_ARGUMENT', () => {
   });
   it('wrong RAW image size', async () => {
     const r = await request();
-    const bad = { ...r, images: [{ camera: 'front', encoding: 'IMAGE_ENCODING_RAW_RGB8' as const, width: 10, height: 10, data: Buffer.alloc(17) }, r.images![1]] };
+    const bad = {
+      ...r,
+      images: [{ camera: 'front', encoding: 'IMAGE_ENCODING_RAW_RGB8' as const, width: 10, height: 10, data: Buffer.alloc(17) }, r.images![1]],
+    };
     await expectRefused(bad, grpc.status.INVALID_ARGUMENT, /300/);
   });
   it('unspecified encoding', async () => {
     const r = await request();
-    await expectRefused({ ...r, images: [{ ...r.images![0], encoding: 'IMAGE_ENCODING_UNSPECIFIED' }, r.images![1]] }, grpc.status.INVALID_ARGUMENT, /encoding/i);
+    await expectRefused(
+      { ...r, images: [{ ...r.images![0], encoding: 'IMAGE_ENCODING_UNSPECIFIED' }, r.images![1]] },
+      grpc.status.INVALID_ARGUMENT,
+      /encoding/i,
+    );
   });
   it('undecodable image', async () => {
     const r = await request();
@@ -62,7 +69,8 @@ describe('INVALID_ARGUMENT', () => {
     const r = await request();
     await expectRefused({ ...r, images: [{ ...r.images![0], camera: 'top' }, r.images![1]] }, grpc.status.INVALID_ARGUMENT, /top/);
   });
-  it('state length', async () => expectRefused(await request({ state: [1, 2, 3] }), grpc.status.INVALID_ARGUMENT, new RegExp(`expected ${emb.state_dim} values`)));
+  it('state length', async () =>
+    expectRefused(await request({ state: [1, 2, 3] }), grpc.status.INVALID_ARGUMENT, new RegExp(`expected ${emb.state_dim} values`)));
   it('non-finite state', async () => {
     const state = Array.from({ length: emb.state_dim }, () => 0);
     state[2] = NaN;
@@ -76,7 +84,11 @@ describe('INVALID_ARGUMENT', () => {
   it('oversized message', async () => {
     const r = await request();
     const big = Buffer.alloc(300 * 1024, 7);
-    await expectRefused({ ...r, images: [{ camera: 'front', encoding: 'IMAGE_ENCODING_RAW_RGB8', width: 320, height: 320, data: big }, r.images![1]] }, grpc.status.INVALID_ARGUMENT, /limit of 262144/);
+    await expectRefused(
+      { ...r, images: [{ camera: 'front', encoding: 'IMAGE_ENCODING_RAW_RGB8', width: 320, height: 320, data: big }, r.images![1]] },
+      grpc.status.INVALID_ARGUMENT,
+      /limit of 262144/,
+    );
   });
 });
 
@@ -147,7 +159,10 @@ describe('RESOURCE_EXHAUSTED and UNAVAILABLE', () => {
 
   it('refuses a package whose graphs do not match its manifest', async () => {
     const repo = tempRepository([{ from: TINY_DIR, name: 'dust-tiny', version: 1 }]);
-    writeFileSync(path.join(repo.root, 'dust-tiny/1/manifest.json'), JSON.stringify({ ...manifest, future: { ...manifest.future, dim: manifest.future.dim + 1 } }));
+    writeFileSync(
+      path.join(repo.root, 'dust-tiny/1/manifest.json'),
+      JSON.stringify({ ...manifest, future: { ...manifest.future, dim: manifest.future.dim + 1 } }),
+    );
     const s = await startTestServer({ modelRepository: repo.root, warmup: false });
     try {
       const list = await new Promise<any>((resolve, reject) => s.client.ListModels({}, (e, r) => (e ? reject(e) : resolve(r))));
@@ -254,7 +269,10 @@ describe('RESOURCE_EXHAUSTED and UNAVAILABLE', () => {
     expect(late.code).toBe(grpc.status.UNAVAILABLE);
     // Refused before its images are decoded: an undecodable image does not make it INVALID_ARGUMENT.
     const r = await request();
-    const undecodable = await predictError(s.client, { ...r, images: [{ ...r.images![0], data: (r.images![0].data as Buffer).subarray(0, 40) }, r.images![1]] });
+    const undecodable = await predictError(s.client, {
+      ...r,
+      images: [{ ...r.images![0], data: (r.images![0].data as Buffer).subarray(0, 40) }, r.images![1]],
+    });
     expect(undecodable.code).toBe(grpc.status.UNAVAILABLE);
     const done = await inflight;
     expect(done.sampling!.vision_steps).toBe(64);

@@ -14,7 +14,9 @@ let client: DustClient;
 
 beforeAll(async () => {
   // Version 3 sees the state through other statistics: the same graphs, other actions (for shadow divergence).
-  s = await serveVersions([1, 2, 3], (root) => editManifest(root, 3, (m) => withStatistics(m, 'state', ({ min, max }) => ({ min: min.map((v) => v - 2), max }))));
+  s = await serveVersions([1, 2, 3], (root) =>
+    editManifest(root, 3, (m) => withStatistics(m, 'state', ({ min, max }) => ({ min: min.map((v) => v - 2), max }))),
+  );
   client = s.client;
 });
 
@@ -29,7 +31,11 @@ describe('without a split', () => {
     expect(weights).toEqual({ 1: 0, 2: 0, 3: 1 });
     const e = await client.getExperiment();
     expect(e).toMatchObject({ model: MODEL, salt: '', controlVersion: 0 });
-    expect(e.variants.map((v) => [v.version, v.weight, v.decision])).toEqual([[1, 0, 'none'], [2, 0, 'none'], [3, 1, 'none']]);
+    expect(e.variants.map((v) => [v.version, v.weight, v.decision])).toEqual([
+      [1, 0, 'none'],
+      [2, 0, 'none'],
+      [3, 1, 'none'],
+    ]);
     expect(e.variants[2].requests).toBeGreaterThanOrEqual(1);
   });
 });
@@ -39,15 +45,32 @@ describe('a 50/50 split of versions 1 and 2', () => {
   const servedBy = new Map<string, number>();
 
   beforeAll(async () => {
-    const split = await client.setTrafficSplit({ model: MODEL, weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }], controlVersion: 1, salt: 'ab-test-1' });
-    expect(split).toMatchObject({ salt: 'ab-test-1', controlVersion: 1, newExperiment: true, weights: [{ version: 1, weight: 0.5 }, { version: 2, weight: 0.5 }] });
+    const split = await client.setTrafficSplit({
+      model: MODEL,
+      weights: [
+        { version: 1, weight: 1 },
+        { version: 2, weight: 1 },
+      ],
+      controlVersion: 1,
+      salt: 'ab-test-1',
+    });
+    expect(split).toMatchObject({
+      salt: 'ab-test-1',
+      controlVersion: 1,
+      newExperiment: true,
+      weights: [
+        { version: 1, weight: 0.5 },
+        { version: 2, weight: 0.5 },
+      ],
+    });
   });
 
   it('keeps every robot on one version across requests and episodes, and uses both', async () => {
     for (const robot of robots) {
       const versions = [];
       // Two requests in episode e1 (the second has a world-model surprise), one in e2.
-      for (const episode of ['e1', 'e1', 'e2']) versions.push((await client.predict(await robotRequest(robot, { episodeId: `${robot}-${episode}` }))).modelVersion);
+      for (const episode of ['e1', 'e1', 'e2'])
+        versions.push((await client.predict(await robotRequest(robot, { episodeId: `${robot}-${episode}` }))).modelVersion);
       expect(new Set(versions).size).toBe(1);
       servedBy.set(robot, versions[0]);
     }
@@ -65,7 +88,10 @@ describe('a 50/50 split of versions 1 and 2', () => {
 
   it('credits outcomes to the version that served the episode; GetExperiment computes the statistics from them', async () => {
     // Version 2 succeeds more often: every episode of its robots but one succeeds, none of version 1's but two.
-    const outcomes = new Map<number, boolean[]>([[1, []], [2, []]]);
+    const outcomes = new Map<number, boolean[]>([
+      [1, []],
+      [2, []],
+    ]);
     for (const [i, robot] of robots.entries()) {
       for (const episode of ['e1', 'e2']) {
         const version = servedBy.get(robot)!;
@@ -82,10 +108,22 @@ describe('a 50/50 split of versions 1 and 2', () => {
     const e = await client.getExperiment(MODEL);
     const [v1, v2] = e.variants;
     const count = (v: number) => ({ successes: outcomes.get(v)!.filter(Boolean).length, trials: outcomes.get(v)!.length });
-    for (const [row, version] of [[v1, 1], [v2, 2]] as const) {
+    for (const [row, version] of [
+      [v1, 1],
+      [v2, 2],
+    ] as const) {
       const { successes, trials } = count(version);
       const robotsOn = robots.filter((r) => servedBy.get(r) === version).length;
-      expect(row).toMatchObject({ version, state: 'READY', weight: 0.5, episodes: trials, successes, episodesServed: trials, robots: robotsOn, requests: 3 * robotsOn });
+      expect(row).toMatchObject({
+        version,
+        state: 'READY',
+        weight: 0.5,
+        episodes: trials,
+        successes,
+        episodesServed: trials,
+        robots: robotsOn,
+        requests: 3 * robotsOn,
+      });
       expect(row.successRate).toBeCloseTo(successes / trials, 12);
       const ci = wilsonInterval({ successes, trials });
       expect([row.ci95Low, row.ci95High]).toEqual([ci.low, ci.high]);
@@ -120,7 +158,14 @@ describe('a 50/50 split of versions 1 and 2', () => {
   });
 
   it('a new salt starts a new experiment with fresh counters', async () => {
-    const split = await client.setTrafficSplit({ model: MODEL, weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }], salt: 'ab-test-2' });
+    const split = await client.setTrafficSplit({
+      model: MODEL,
+      weights: [
+        { version: 1, weight: 1 },
+        { version: 2, weight: 1 },
+      ],
+      salt: 'ab-test-2',
+    });
     expect(split.newExperiment).toBe(true);
     const e = await client.getExperiment(MODEL);
     expect(e.salt).toBe('ab-test-2');
@@ -134,7 +179,8 @@ describe('shadow traffic', () => {
     await client.setTrafficSplit({ model: MODEL, weights: [{ version: 1, weight: 1 }], salt: 'shadow-run', shadowVersion: 3, shadowFraction: 1 });
     const seeds = [11, 12, 13, 14, 15, 16];
     const primary: PredictResult[] = [];
-    for (const seed of seeds) primary.push(await client.predict(await robotRequest(`shadowed-${seed}`, { sampling: { actionSteps: 2, visionSteps: 4, seed } })));
+    for (const seed of seeds)
+      primary.push(await client.predict(await robotRequest(`shadowed-${seed}`, { sampling: { actionSteps: 2, visionSteps: 4, seed } })));
     await eventually(() => s.server.server.shadow.running === 0);
     // The primary's answer is version 1's own: the same as a pinned call with the same seed.
     const pinned = await client.predict(await robotRequest('shadowed-11', { model: `${MODEL}@1`, sampling: { actionSteps: 2, visionSteps: 4, seed: 11 } }));
@@ -174,10 +220,18 @@ describe('AdminService argument checks', () => {
 
   it('SetTrafficSplit with weights whose sum overflows is INVALID_ARGUMENT saying what to fix; routing is unchanged', async () => {
     const before = await client.getExperiment();
-    const err = await client.setTrafficSplit({ model: MODEL, weights: [{ version: 1, weight: 1e308 }, { version: 2, weight: 1e308 }] }).then(
-      () => undefined,
-      (e: unknown) => e as DustClientError,
-    );
+    const err = await client
+      .setTrafficSplit({
+        model: MODEL,
+        weights: [
+          { version: 1, weight: 1e308 },
+          { version: 2, weight: 1e308 },
+        ],
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e as DustClientError,
+      );
     expect(err?.codeName).toBe('INVALID_ARGUMENT');
     expect(err?.details).toMatch(/sum overflows .*give smaller weights/);
     expect((await client.getExperiment()).experimentId).toBe(before.experimentId);

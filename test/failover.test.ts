@@ -51,7 +51,11 @@ describe('failover between replicas', () => {
     // outcome is not counted in B's experiment (pins are not randomly assigned).
     const direct = new DustClient(b.address);
     cleanups.push(() => direct.close());
-    expect(await direct.reportOutcome({ robotId: 'robot-7', episodeId: 'episode-7', success: true })).toEqual({ modelName: 'dust-tiny', modelVersion: 1, counted: false });
+    expect(await direct.reportOutcome({ robotId: 'robot-7', episodeId: 'episode-7', success: true })).toEqual({
+      modelName: 'dust-tiny',
+      modelVersion: 1,
+      counted: false,
+    });
   });
 
   it('a robot fleet loses no request while one replica drains (SIGTERM) and another is killed (SIGKILL)', async () => {
@@ -96,7 +100,7 @@ describe('failover between replicas', () => {
     void left.then(() => (aged = true));
     // The session goes on across its connection's age: no re-open, every request answered, until the plain
     // channel has seen the GOAWAY (or given up after 3 s) and for three requests after.
-    for (let after = 0; after < 3; ) {
+    for (let after = 0; after < 3;) {
       await stream.send(obs);
       if (aged) after++;
     }

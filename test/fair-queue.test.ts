@@ -73,10 +73,13 @@ describe('with a tokens file: the share belongs to the credential', () => {
   it('a flooder rotating robot_ids under one token is still held to one share', async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'dust-fair-'));
     const tokensFile = path.join(dir, 'tokens.json');
-    writeFileSync(tokensFile, JSON.stringify([
-      { token: FLOODER, role: 'robot', name: 'flooder' },
-      { token: POLITE, role: 'robot', name: 'polite' },
-    ]));
+    writeFileSync(
+      tokensFile,
+      JSON.stringify([
+        { token: FLOODER, role: 'robot', name: 'flooder' },
+        { token: POLITE, role: 'robot', name: 'polite' },
+      ]),
+    );
     t = await startTestServer({ maxQueue: MAX_QUEUE, warmup: false, tokensFile });
     const md = (token: string) => {
       const m = new grpc.Metadata();
@@ -87,7 +90,11 @@ describe('with a tokens file: the share belongs to the credential', () => {
     let n = 0;
     const rotating = await validRequest();
     const floodReq = new Proxy(rotating, { get: (target, key) => (key === 'robot_id' ? `rotating-${n++}` : target[key as keyof PredictRequest]) });
-    const { floodCodes, politeCodes } = await contest(t, { req: floodReq, md: md(FLOODER) }, { req: await validRequest({ robot_id: 'polite' }), md: md(POLITE) });
+    const { floodCodes, politeCodes } = await contest(
+      t,
+      { req: floodReq, md: md(FLOODER) },
+      { req: await validRequest({ robot_id: 'polite' }), md: md(POLITE) },
+    );
     expect(politeCodes).toEqual(Array(POLITE_REQUESTS).fill(grpc.status.OK));
     expect(floodCodes).toContain(grpc.status.RESOURCE_EXHAUSTED);
   });

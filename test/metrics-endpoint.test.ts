@@ -78,7 +78,9 @@ describe('metricsTokenFile and metricsHost', () => {
   });
 
   it('listens on metricsHost only', async () => {
-    const other = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+    const other = Object.values(os.networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
     if (!other) return; // a host with loopback only has no other address to try
     const reached = await new Promise<boolean>((resolve) => {
       const socket = connect({ host: other, port: metricsPort }, () => {
@@ -93,6 +95,8 @@ describe('metricsTokenFile and metricsHost', () => {
   it('refuses a token file that holds no usable token, at start', async () => {
     const empty = path.join(dir, 'empty-token');
     writeFileSync(empty, 'short\n');
-    await expect(startTestServer({ metricsPort: await freePort(), metricsTokenFile: empty, warmup: false })).rejects.toThrow(/metricsTokenFile .* must hold one token of at least 16 characters/);
+    await expect(startTestServer({ metricsPort: await freePort(), metricsTokenFile: empty, warmup: false })).rejects.toThrow(
+      /metricsTokenFile .* must hold one token of at least 16 characters/,
+    );
   });
 });

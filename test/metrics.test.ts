@@ -37,7 +37,11 @@ describe('/metrics', () => {
     for (const g of SPEC_GAUGES) expect(types.get(g), g).toBe('gauge');
     for (const h of SPEC_HISTOGRAMS) {
       expect(types.get(h), h).toBe('histogram');
-      for (const suffix of ['_bucket', '_sum', '_count']) expect(samples.some((s) => s.name === h + suffix), h + suffix).toBe(true);
+      for (const suffix of ['_bucket', '_sum', '_count'])
+        expect(
+          samples.some((s) => s.name === h + suffix),
+          h + suffix,
+        ).toBe(true);
     }
     // Latency buckets span 1 ms to 10 s, in seconds.
     const les = samples.filter((s) => s.name === 'dust_request_duration_seconds_bucket').map((s) => s.labels.le);

@@ -62,7 +62,9 @@ describe('dust-tiny float16 variant', () => {
   it('records its precision and matches its digests', () => {
     expect(manifest.architecture).toMatchObject({ precision: 'float16', weights_dtype: 'float16' });
     for (const [name, digest] of Object.entries(manifest.files)) {
-      const hex = createHash('sha256').update(readFileSync(join(halfDir, name))).digest('hex');
+      const hex = createHash('sha256')
+        .update(readFileSync(join(halfDir, name)))
+        .digest('hex');
       expect(`sha256:${hex}`, name).toBe(digest);
     }
   });
@@ -84,7 +86,9 @@ describe('dust-tiny float16 variant', () => {
         const want = decode(t).data as Float32Array;
         expect(half[name].dims, name).toEqual(decode(t).dims);
         expect(relativeL2(half[name].data as Float32Array, want), `${c.graph}/${name} float16 vs PyTorch`).toBeLessThanOrEqual(FP16_PARITY);
-        expect(relativeL2(half[name].data as Float32Array, full[name].data as Float32Array), `${c.graph}/${name} float16 vs float32 graph`).toBeGreaterThan(FLOAT32_LEVEL);
+        expect(relativeL2(half[name].data as Float32Array, full[name].data as Float32Array), `${c.graph}/${name} float16 vs float32 graph`).toBeGreaterThan(
+          FLOAT32_LEVEL,
+        );
       }
     });
   }

@@ -168,7 +168,10 @@ describe('a dead inference worker under load, beside another version', () => {
       registry.resolve({ name: MODEL, version: 2 }).runtime.worker.injectCrash('injected crash');
       await eventually(() => states.at(-1) === 'READY');
       expect(states).toEqual(['LOADING: restarting the inference worker, which stopped (injected crash)', 'READY']);
-      expect((await v.client.listModels()).models.map((m) => [m.version, m.state])).toEqual([[1, 'READY'], [2, 'READY']]);
+      expect((await v.client.listModels()).models.map((m) => [m.version, m.state])).toEqual([
+        [1, 'READY'],
+        [2, 'READY'],
+      ]);
       const atRecovery = served.length;
       await eventually(() => served.slice(atRecovery).includes(2));
     } finally {

@@ -49,7 +49,9 @@ afterAll(async () => {
 describe('dust-tiny package', () => {
   it('files match the manifest digests', () => {
     for (const [name, digest] of Object.entries(manifest.files)) {
-      const hex = createHash('sha256').update(readFileSync(join(packageDir, name))).digest('hex');
+      const hex = createHash('sha256')
+        .update(readFileSync(join(packageDir, name)))
+        .digest('hex');
       expect(`sha256:${hex}`, name).toBe(digest);
     }
   });

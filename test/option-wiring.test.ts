@@ -20,10 +20,13 @@ import { spawnServe } from './support/serve-process.js';
 const COMPOSITION = ['src/api/server.ts', 'src/cli/serve.ts'].map((file) => readFileSync(file, 'utf8')).join('\n');
 
 describe('the composition root', () => {
-  it.each(COMPONENTS.map((component) => ({ component, keys: sliceKeys(component).join(', ') })))('hands $component its slice of the options ($keys)', ({ component }) => {
-    expect(sliceKeys(component).length, `no option applies to ${component}`).toBeGreaterThan(0);
-    expect(COMPOSITION).toContain(`sliceOf(options, '${component}')`);
-  });
+  it.each(COMPONENTS.map((component) => ({ component, keys: sliceKeys(component).join(', ') })))(
+    'hands $component its slice of the options ($keys)',
+    ({ component }) => {
+      expect(sliceKeys(component).length, `no option applies to ${component}`).toBeGreaterThan(0);
+      expect(COMPOSITION).toContain(`sliceOf(options, '${component}')`);
+    },
+  );
 });
 
 describe('--max-instruction-bytes reaches the tokenizer, not only the wire scan', () => {

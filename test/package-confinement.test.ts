@@ -12,7 +12,16 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DustClient } from '../src/client/index.js';
 import { startTestServer, TINY_DIR, type TestServer } from './support/harness.js';
-import { addDanglingEntry, addHostilePackages, addLinkedOutModel, addPackage, OUTSIDE_SHA256, OUTSIDE_TEXT, replaceWithLink, type HostilePackage } from '../bench/hostile/packages.js';
+import {
+  addDanglingEntry,
+  addHostilePackages,
+  addLinkedOutModel,
+  addPackage,
+  OUTSIDE_SHA256,
+  OUTSIDE_TEXT,
+  replaceWithLink,
+  type HostilePackage,
+} from '../bench/hostile/packages.js';
 import { clientOf, robotRequest } from './support/versions.js';
 
 /** The disk-operation bound of docs/model-package.md, "Confinement": a hostile package is refused within this long. */
@@ -40,10 +49,16 @@ beforeAll(async () => {
   root = tempDir();
   addPackage(TINY_DIR, root, 'dust-tiny');
   // A hostile second version beside the serving one.
-  addPackage(TINY_DIR, root, 'dust-tiny', (m, dir) => {
-    rmSync(path.join(dir, 'tokenizer.json'));
-    m.text.tokenizer = '../../../../../../etc/passwd';
-  }, 2);
+  addPackage(
+    TINY_DIR,
+    root,
+    'dust-tiny',
+    (m, dir) => {
+      rmSync(path.join(dir, 'tokenizer.json'));
+      m.text.tokenizer = '../../../../../../etc/passwd';
+    },
+    2,
+  );
   hostile = addHostilePackages(TINY_DIR, root);
   addDanglingEntry(root, 'a-dangling-entry');
   addLinkedOutModel(TINY_DIR, root, tempDir(), 'linked-out');
@@ -79,9 +94,14 @@ describe('hostile packages in the repository at start', () => {
     const names = (await client.listModels()).models.map((m) => m.name);
     expect(names).not.toContain('a-dangling-entry');
     expect(names).not.toContain('linked-out');
-    const warnings = logs.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 40).map((l) => l.msg);
+    const warnings = logs
+      .map((l) => JSON.parse(l) as { level: number; msg: string })
+      .filter((l) => l.level === 40)
+      .map((l) => l.msg);
     expect(warnings).toContain('model repository entry skipped: "a-dangling-entry" cannot be resolved (ENOENT): a dangling link, a link loop or unreadable');
-    expect(warnings).toContain('model repository entry skipped: "linked-out" is a link out of the model repository; the operator may allow it with --allow-package-symlinks');
+    expect(warnings).toContain(
+      'model repository entry skipped: "linked-out" is a link out of the model repository; the operator may allow it with --allow-package-symlinks',
+    );
   });
 
   it('LoadModel of each returns at once: FAILED, or FAILED_PRECONDITION for the model folder that links out', async () => {
@@ -91,7 +111,10 @@ describe('hostile packages in the repository at start', () => {
       expect([h.name, status.state, status.reason]).toEqual([h.name, 'FAILED', expect.stringMatching(h.reason)]);
       expect(performance.now() - t0).toBeLessThan(REFUSED_WITHIN_MS);
     }
-    await expect(client.loadModel('linked-out')).rejects.toMatchObject({ codeName: 'FAILED_PRECONDITION', message: expect.stringMatching(/links? out of the model repository/) });
+    await expect(client.loadModel('linked-out')).rejects.toMatchObject({
+      codeName: 'FAILED_PRECONDITION',
+      message: expect.stringMatching(/links? out of the model repository/),
+    });
     expect((await client.predict(await robotRequest('still-good', { model: 'dust-tiny' }))).modelVersion).toBe(1);
   });
 
@@ -114,7 +137,11 @@ describe('--allow-package-symlinks', () => {
     const c = clientOf(allowed.address);
     try {
       const models = (await c.listModels()).models.map((m) => [m.name, m.state]);
-      expect(models).toEqual([['dust-tiny', 'READY'], ['linked-out', 'READY'], ['linked-passwd', 'FAILED']]);
+      expect(models).toEqual([
+        ['dust-tiny', 'READY'],
+        ['linked-out', 'READY'],
+        ['linked-passwd', 'FAILED'],
+      ]);
       const refused = (await c.listModels()).models.find((m) => m.name === 'linked-passwd');
       expect(refused?.reason).toMatch(/files\["denoiser\.onnx"\] resolves outside the package folder/);
       expect((await c.predict(await robotRequest('linked-robot', { model: 'linked-out' }))).modelVersion).toBe(1);

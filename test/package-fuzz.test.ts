@@ -29,7 +29,20 @@ const planted = fc.constantFrom<Planted>('absent', 'passwd-link', 'zero-link', '
 
 /** Names a hostile manifest may give. */
 const hostileName = fc.oneof(
-  fc.constantFrom('../../../../../../etc/passwd', '/etc/passwd', '/dev/zero', '..', '.', 'a/../../x', 'sub/../x.bin', 'x.bin', 'tokenizer.json', 'vlm.onnx', 'a\\b', 'x\0y'),
+  fc.constantFrom(
+    '../../../../../../etc/passwd',
+    '/etc/passwd',
+    '/dev/zero',
+    '..',
+    '.',
+    'a/../../x',
+    'sub/../x.bin',
+    'x.bin',
+    'tokenizer.json',
+    'vlm.onnx',
+    'a\\b',
+    'x\0y',
+  ),
   fc.stringMatching(/^[a-z./]{1,12}$/),
   fc.string({ unit: 'binary', maxLength: 20 }),
 );

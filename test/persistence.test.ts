@@ -78,7 +78,17 @@ describe('persistence across restarts of the built server', () => {
   it('SIGTERM, restart: the experiment, its counters and the assignments are the same; late outcomes are credited', async () => {
     const first = await serve(repo.root, db);
     live.push(first);
-    await first.client.setTrafficSplit({ model: MODEL, weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }], controlVersion: 1, salt: 'persisted-salt', shadowVersion: 2, shadowFraction: 0.5 });
+    await first.client.setTrafficSplit({
+      model: MODEL,
+      weights: [
+        { version: 1, weight: 1 },
+        { version: 2, weight: 1 },
+      ],
+      controlVersion: 1,
+      salt: 'persisted-salt',
+      shadowVersion: 2,
+      shadowFraction: 0.5,
+    });
     const assigned = new Map<string, number>();
     for (const robot of robots) {
       assigned.set(robot, (await first.client.predict(await robotRequest(robot, { episodeId: `${robot}-a` }))).modelVersion);

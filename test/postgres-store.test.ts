@@ -29,7 +29,17 @@ const quiet = { info: () => undefined, warn: () => undefined, error: () => undef
 /** A model's implicit experiment (no split yet). */
 const experiment = (over: Parameters<typeof newExperiment>[0] = {}) => newExperiment({ salt: '', weights: [], controlVersion: 0, ...over });
 
-const split = { weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }], controlVersion: 1, stickyKey: 'robot' as const, salt: 'fleet', shadowVersion: 0, shadowFraction: 0 };
+const split = {
+  weights: [
+    { version: 1, weight: 1 },
+    { version: 2, weight: 1 },
+  ],
+  controlVersion: 1,
+  stickyKey: 'robot' as const,
+  salt: 'fleet',
+  shadowVersion: 0,
+  shadowFraction: 0,
+};
 
 WITH_POSTGRES.describe('PostgresExperimentStore', () => {
   let server: TestPostgres;
@@ -73,7 +83,13 @@ WITH_POSTGRES.describe('PostgresExperimentStore', () => {
     expect(assigned(c)).toEqual(assigned(a));
     expect(new Set(assigned(a))).toEqual(new Set([1, 2]));
     // A weight change in the same experiment travels the same way.
-    await b.setSplit('m', { ...split, weights: [{ version: 1, weight: 1 }, { version: 2, weight: 3 }] });
+    await b.setSplit('m', {
+      ...split,
+      weights: [
+        { version: 1, weight: 1 },
+        { version: 2, weight: 3 },
+      ],
+    });
     await eventually(() => a.split('m')?.weights[1].weight === 0.75 && c.split('m')?.weights[1].weight === 0.75, 5000);
   });
 
@@ -106,13 +122,20 @@ WITH_POSTGRES.describe('PostgresExperimentStore', () => {
       db,
     );
     const warnings: string[] = [];
-    const b = await ExperimentBook.open(await connect(url), { ...quiet, warn: (_obj: object, msg: string) => warnings.push(msg) }, { ...SETTINGS, refreshIntervalMs: 0 });
+    const b = await ExperimentBook.open(
+      await connect(url),
+      { ...quiet, warn: (_obj: object, msg: string) => warnings.push(msg) },
+      { ...SETTINGS, refreshIntervalMs: 0 },
+    );
     opened.push(b);
     expect(warnings).toEqual([expect.stringMatching(/stored traffic split refused/)]);
     for (let i = 0; i < 50; i++) expect(b.assign('m', [1, 2], `r${i}`, '')?.version).toBe(2);
     const record = await b.setSplit('m', split);
     expect(record.salt).toBe('fleet');
-    expect(record.weights).toEqual([{ version: 1, weight: 0.5 }, { version: 2, weight: 0.5 }]);
+    expect(record.weights).toEqual([
+      { version: 1, weight: 0.5 },
+      { version: 2, weight: 0.5 },
+    ]);
   });
 
   it('a lost notification connection is re-opened, and the replica re-reads the splits when it is back', async () => {
@@ -120,7 +143,9 @@ WITH_POSTGRES.describe('PostgresExperimentStore', () => {
     const [a, b] = await Promise.all([connect(url), connect(url, { retryMs: 100 })]).then((s) => Promise.all(s.map((x) => book(x))));
     await a.ensure('m');
     await eventually(() => b.split('m') !== undefined, 5000);
-    await server.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'dust-serve listener' AND datname = $1", [url.split('/').pop()]);
+    await server.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'dust-serve listener' AND datname = $1", [
+      url.split('/').pop(),
+    ]);
     const record = await a.setSplit('m', split);
     await eventually(() => b.split('m')?.id === record.id, 5000);
   });
@@ -151,7 +176,7 @@ WITH_POSTGRES.describe('PostgresExperimentStore', () => {
       const own = Array.from({ length: 500 }, (_, i) => request(`w${w}-${i}`, w * 500 + i));
       return {
         served: [...own.slice(0, 100 * w), ...shared, ...own.slice(100 * w)],
-      // Every worker reports every episode: each must count once.
+        // Every worker reports every episode: each must count once.
         outcomes: Array.from({ length: 120 }, (_, e) => ({ robotId: `robot-${e % 40}`, episodeId: `ep-${e}`, success: e % 3 === 0 })),
       };
     });
@@ -241,7 +266,10 @@ WITH_POSTGRES.describe('PostgresExperimentStore', () => {
     await eventually(() => b.split('m')?.id === record.id, 5000);
     let k = 0;
     for (let round = 0; round < 150; round++) {
-      for (const [version, rate] of [[1, 2], [2, 7]] as const) {
+      for (const [version, rate] of [
+        [1, 2],
+        [2, 7],
+      ] as const) {
         const episode = `e${k++}`;
         await store.served(event(record.id, { version, episodeId: episode, requestId: episode }));
         // Outcomes alternate between the replicas.
@@ -250,7 +278,10 @@ WITH_POSTGRES.describe('PostgresExperimentStore', () => {
     }
     const [ra, rb] = await Promise.all([a.report('m', [1, 2], [1, 2]), b.report('m', [1, 2], [1, 2])]);
     expect(ra).toEqual(rb);
-    expect(ra.variants.map((v) => [v.episodes, v.successes])).toEqual([[150, 30], [150, 105]]);
+    expect(ra.variants.map((v) => [v.episodes, v.successes])).toEqual([
+      [150, 30],
+      [150, 105],
+    ]);
     expect(ra.variants[1].decision).toBe('candidate better');
     expect(ra.variants[1].alwaysValidPValue).toBeLessThan(0.05);
   });

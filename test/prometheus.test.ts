@@ -85,7 +85,9 @@ WITH_PROMETHEUS.describe('Prometheus scraping the server', () => {
     await until(async () => (await alerts()).some((a) => a.labels.alertname === 'DustModelLoadFailed' && a.state === 'firing'), 'DustModelLoadFailed firing');
     const failed = (await alerts()).filter((a) => a.labels.alertname === 'DustModelLoadFailed');
     expect(failed.map((a) => `${a.labels.model}@${a.labels.version}`)).toEqual(['dust-tiny@2']);
-    const health = (await (await fetch(`${api}/api/v1/rules`)).json()) as { data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> } };
+    const health = (await (await fetch(`${api}/api/v1/rules`)).json()) as {
+      data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> };
+    };
     for (const r of health.data.groups.flatMap((g) => g.rules)) expect(r.health, `${r.name}: ${r.lastError ?? ''}`).toBe('ok');
   });
 });

@@ -23,13 +23,33 @@ describe('npm run fleet', () => {
     // Lockstep at 10x real time keeps the run short; N_o = 8 on version 3 shows the sampling settings arrive.
     await promisify(execFile)(
       process.execPath,
-      [FLEET, '--repository', REPOSITORY, '--conditions', '1:4:4,3:4:8', '--episodes', '4', '--robots', '2', '--clock', 'lockstep', '--control-hz', '100', '--quiet', '--out', out],
+      [
+        FLEET,
+        '--repository',
+        REPOSITORY,
+        '--conditions',
+        '1:4:4,3:4:8',
+        '--episodes',
+        '4',
+        '--robots',
+        '2',
+        '--clock',
+        'lockstep',
+        '--control-hz',
+        '100',
+        '--quiet',
+        '--out',
+        out,
+      ],
       { timeout: 120_000 },
     );
     const report = JSON.parse(readFileSync(out, 'utf8')) as { conditions: ConditionSummary[]; settings: { held_out_seeds: number[] } };
     expect(report.settings.held_out_seeds).toEqual([1_000_000, 1_000_003]);
     const [v1, v3] = report.conditions;
-    for (const [summary, version, visionSteps] of [[v1, 1, 4], [v3, 3, 8]] as const) {
+    for (const [summary, version, visionSteps] of [
+      [v1, 1, 4],
+      [v3, 3, 8],
+    ] as const) {
       expect(summary.version).toBe(version);
       expect(summary.episodes).toBe(4);
       expect(summary.by_embodiment.pusher2.episodes).toBe(2);
@@ -47,7 +67,24 @@ describe('npm run fleet', () => {
     const out = path.join(tmp, 'ab.json');
     await promisify(execFile)(
       process.execPath,
-      [FLEET, '--repository', REPOSITORY, '--ab', '3:1', '--ab-max-episodes', '8', '--robots', '2', '--clock', 'lockstep', '--control-hz', '100', '--quiet', '--out', out],
+      [
+        FLEET,
+        '--repository',
+        REPOSITORY,
+        '--ab',
+        '3:1',
+        '--ab-max-episodes',
+        '8',
+        '--robots',
+        '2',
+        '--clock',
+        'lockstep',
+        '--control-hz',
+        '100',
+        '--quiet',
+        '--out',
+        out,
+      ],
       { timeout: 120_000 },
     );
     const { ab } = JSON.parse(readFileSync(out, 'utf8')) as { ab: AbReport };

@@ -71,10 +71,13 @@ describe('per-credential rate limit (tokens file)', () => {
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'dust-rate-'));
     const tokensFile = path.join(dir, 'tokens.json');
-    writeFileSync(tokensFile, JSON.stringify([
-      { token: FIRST, role: 'robot', name: 'arm-1' },
-      { token: SECOND, role: 'robot', name: 'arm-2' },
-    ]));
+    writeFileSync(
+      tokensFile,
+      JSON.stringify([
+        { token: FIRST, role: 'robot', name: 'arm-1' },
+        { token: SECOND, role: 'robot', name: 'arm-2' },
+      ]),
+    );
     authed = await startTestServer({ robotRateLimit: 0.1, robotRateBurst: 2, tokensFile });
   });
   afterAll(async () => {

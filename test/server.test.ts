@@ -112,10 +112,7 @@ describe('Predict', () => {
       predict(t.client, { ...base, state: base.state!.map((v) => Number(v) + 0.5) }),
       predict(t.client, {
         ...base,
-        images: [
-          { camera: 'front', encoding: 'IMAGE_ENCODING_JPEG', data: await jpeg(64, 64, [20, 200, 20]) },
-          base.images![1],
-        ],
+        images: [{ camera: 'front', encoding: 'IMAGE_ENCODING_JPEG', data: await jpeg(64, 64, [20, 200, 20]) }, base.images![1]],
       }),
     ]);
     const a0 = floats(variants[0].actions);
@@ -138,7 +135,7 @@ describe('Predict', () => {
     expect(noFuture.future_embedding).toBeNull();
   });
 
-  it('keeps world-model surprise per robot: another robot sending the same episode_id neither gets one on its first request nor changes the first robot\'s', async () => {
+  it("keeps world-model surprise per robot: another robot sending the same episode_id neither gets one on its first request nor changes the first robot's", async () => {
     const seed = { seed: '424242' };
     const a = await request({ episode_id: 'shared-episode', robot_id: 'robot-a', sampling: seed });
     // Robot B sees other frames: its predicted future is far from A's.
@@ -181,7 +178,16 @@ describe('Predict', () => {
       ...base,
       images: [
         { camera: 'wrist', encoding: 'IMAGE_ENCODING_RAW_RGB8', width: 32, height: 48, data: raw },
-        { camera: 'front', encoding: 'IMAGE_ENCODING_PNG', data: await (await import('sharp')).default(await jpeg(80, 60, [1, 2, 3])).png().toBuffer() },
+        {
+          camera: 'front',
+          encoding: 'IMAGE_ENCODING_PNG',
+          data: await (
+            await import('sharp')
+          )
+            .default(await jpeg(80, 60, [1, 2, 3]))
+            .png()
+            .toBuffer(),
+        },
       ],
     });
     expect(floats(res.actions).every(Number.isFinite)).toBe(true);
@@ -243,8 +249,7 @@ describe('ListModels and health', () => {
     const { protoPath } = await import('grpc-health-check');
     const def = loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
     const health = new def.grpc.health.v1.Health(t.address, grpc.credentials.createInsecure());
-    const check = (service: string) =>
-      new Promise<any>((resolve, reject) => health.Check({ service }, (e: any, r: any) => (e ? reject(e) : resolve(r))));
+    const check = (service: string) => new Promise<any>((resolve, reject) => health.Check({ service }, (e: any, r: any) => (e ? reject(e) : resolve(r))));
     expect((await check('')).status).toBe('SERVING');
     expect((await check('dust.serving.v1.PolicyService')).status).toBe('SERVING');
     expect((await check('dust-tiny')).status).toBe('SERVING');

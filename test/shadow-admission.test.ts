@@ -23,8 +23,19 @@ afterEach(async () => {
 
 /** maxQueue 2; the worker waits up to 2 s for a VLM batch to fill, so queued jobs stay queued a while. */
 async function start(): Promise<ModelWorker> {
-  const executor = { vlmPath: path.join(TINY_DIR, 'vlm.onnx'), denoiserPath: path.join(TINY_DIR, 'denoiser.onnx'), device: 'cpu' as const, threads: 1, capacity: 16, shapes: s };
-  const worker = await ModelWorker.start({ executor, scheduler: { ...sliceOf(DEFAULT_SERVE_OPTIONS, 'scheduler'), maxQueue: 2, maxQueueDelayMs: 2000 }, niceness: 0 });
+  const executor = {
+    vlmPath: path.join(TINY_DIR, 'vlm.onnx'),
+    denoiserPath: path.join(TINY_DIR, 'denoiser.onnx'),
+    device: 'cpu' as const,
+    threads: 1,
+    capacity: 16,
+    shapes: s,
+  };
+  const worker = await ModelWorker.start({
+    executor,
+    scheduler: { ...sliceOf(DEFAULT_SERVE_OPTIONS, 'scheduler'), maxQueue: 2, maxQueueDelayMs: 2000 },
+    niceness: 0,
+  });
   workers.push(worker);
   return worker;
 }

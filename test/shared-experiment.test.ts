@@ -12,7 +12,8 @@ import { WITH_POSTGRES } from './support/tools.js';
 import { clientOf, MODEL, robotRequest, versionsRepository } from './support/versions.js';
 import { eventually } from './support/eventually.js';
 
-const counts = (e: ExperimentResult) => e.variants.map((v) => ({ version: v.version, requests: v.requests, episodesServed: v.episodesServed, episodes: v.episodes, successes: v.successes }));
+const counts = (e: ExperimentResult) =>
+  e.variants.map((v) => ({ version: v.version, requests: v.requests, episodesServed: v.episodesServed, episodes: v.episodes, successes: v.successes }));
 
 WITH_POSTGRES.describe('replicas sharing a PostgreSQL experiment store', () => {
   let pg: TestPostgres;
@@ -33,7 +34,13 @@ WITH_POSTGRES.describe('replicas sharing a PostgreSQL experiment store', () => {
     const url = await pg.database();
     const servers: TestServer[] = [];
     for (let i = 0; i < n; i++) {
-      const s = await startTestServer({ modelRepository: repo.root, warmup: false, experimentStore: 'postgres', postgresUrl: url, experimentCountWaitMs: 30_000 });
+      const s = await startTestServer({
+        modelRepository: repo.root,
+        warmup: false,
+        experimentStore: 'postgres',
+        postgresUrl: url,
+        experimentCountWaitMs: 30_000,
+      });
       cleanups.push(() => s.close());
       servers.push(s);
     }
@@ -43,8 +50,18 @@ WITH_POSTGRES.describe('replicas sharing a PostgreSQL experiment store', () => {
   }
 
   it('one split for both replicas, and GetExperiment on either reports what both served and were told', async () => {
-    const { clients: [a, b] } = await replicas(2);
-    const split = await a.setTrafficSplit({ model: MODEL, weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }], controlVersion: 1, salt: 'fleet-1' });
+    const {
+      clients: [a, b],
+    } = await replicas(2);
+    const split = await a.setTrafficSplit({
+      model: MODEL,
+      weights: [
+        { version: 1, weight: 1 },
+        { version: 2, weight: 1 },
+      ],
+      controlVersion: 1,
+      salt: 'fleet-1',
+    });
     // B follows A's change (LISTEN/NOTIFY): its ListModels shows the split's weights.
     await eventually(async () => (await b.listModels()).models.every((m) => m.trafficWeight === 0.5), 5000);
 
@@ -58,9 +75,19 @@ WITH_POSTGRES.describe('replicas sharing a PostgreSQL experiment store', () => {
       const version = [...versions][0];
       // The outcome goes to a replica that may not have served the episode's first request.
       const success = r % 3 !== 0;
-      expect(await [b, a][r % 2].reportOutcome({ robotId: robot, episodeId: `${robot}-ep`, success })).toEqual({ modelName: MODEL, modelVersion: version, counted: true });
+      expect(await [b, a][r % 2].reportOutcome({ robotId: robot, episodeId: `${robot}-ep`, success })).toEqual({
+        modelName: MODEL,
+        modelVersion: version,
+        counted: true,
+      });
       const e = expected.get(version) ?? { version, requests: 0, episodesServed: 0, episodes: 0, successes: 0 };
-      expected.set(version, { version, requests: e.requests + 3, episodesServed: e.episodesServed + 1, episodes: e.episodes + 1, successes: e.successes + (success ? 1 : 0) });
+      expected.set(version, {
+        version,
+        requests: e.requests + 3,
+        episodesServed: e.episodesServed + 1,
+        episodes: e.episodes + 1,
+        successes: e.successes + (success ? 1 : 0),
+      });
     }
     expect([...expected.keys()].sort()).toEqual([1, 2]);
     const [ea, eb] = [await a.getExperiment(MODEL), await b.getExperiment(MODEL)];
@@ -73,8 +100,19 @@ WITH_POSTGRES.describe('replicas sharing a PostgreSQL experiment store', () => {
   });
 
   it('a stream that resumes on the other replica stays in its episode’s experiment: every request counted once, the outcome counted', async () => {
-    const { servers: [sa, sb], clients: [a] } = await replicas(2);
-    await a.setTrafficSplit({ model: MODEL, weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }], controlVersion: 1, salt: 'fleet-2' });
+    const {
+      servers: [sa, sb],
+      clients: [a],
+    } = await replicas(2);
+    await a.setTrafficSplit({
+      model: MODEL,
+      weights: [
+        { version: 1, weight: 1 },
+        { version: 2, weight: 1 },
+      ],
+      controlVersion: 1,
+      salt: 'fleet-2',
+    });
     // pick_first: the session starts on A and moves to B when A drains.
     const client = new DustClient(`ipv4:${sa.address},${sb.address}`, { loadBalancing: 'pick_first' });
     cleanups.push(() => client.close());
@@ -94,7 +132,11 @@ WITH_POSTGRES.describe('replicas sharing a PostgreSQL experiment store', () => {
 
     const direct = clientOf(sb.address);
     cleanups.push(() => direct.close());
-    expect(await direct.reportOutcome({ robotId: 'robot-moving', episodeId: 'moving-ep', success: true })).toEqual({ modelName: MODEL, modelVersion: version, counted: true });
+    expect(await direct.reportOutcome({ robotId: 'robot-moving', episodeId: 'moving-ep', success: true })).toEqual({
+      modelName: MODEL,
+      modelVersion: version,
+      counted: true,
+    });
     const row = (await direct.getExperiment(MODEL)).variants.find((v) => v.version === version)!;
     expect(row).toMatchObject({ requests: results.length, robots: 1, episodesServed: 1, episodes: 1, successes: 1 });
   });

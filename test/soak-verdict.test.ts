@@ -106,6 +106,12 @@ describe('soak verdict', () => {
   });
 
   it('fits the slope in MB per hour', () => {
-    expect(rssSlopeMbPerHour([{ s: 0, mb: 100 }, { s: 1800, mb: 110 }, { s: 3600, mb: 120 }])).toBeCloseTo(20);
+    expect(
+      rssSlopeMbPerHour([
+        { s: 0, mb: 100 },
+        { s: 1800, mb: 110 },
+        { s: 3600, mb: 120 },
+      ]),
+    ).toBeCloseTo(20);
   });
 });

@@ -74,7 +74,10 @@ interface RawOutcome {
  */
 function rawCall(session: http2.ClientHttp2Session, method: string, headers: Record<string, string>, messages: readonly Buffer[] = []): Promise<RawOutcome> {
   return new Promise((resolve) => {
-    const stream = session.request({ ':method': 'POST', ':path': method, 'content-type': 'application/grpc', te: 'trailers', ...headers }, { endStream: false });
+    const stream = session.request(
+      { ':method': 'POST', ':path': method, 'content-type': 'application/grpc', te: 'trailers', ...headers },
+      { endStream: false },
+    );
     let grpcStatus: string | undefined;
     let dataFrames = 0;
     stream.on('response', (h) => (grpcStatus ??= h['grpc-status'] as string | undefined));
@@ -177,7 +180,9 @@ describe('open calls', () => {
 
       const health = new HealthClient(s.address, grpc.credentials.createInsecure());
       const checked = await new Promise<{ status: string }>((resolve, reject) =>
-        (health as unknown as { Check: (r: object, cb: (e: Error | null, r: { status: string }) => void) => void }).Check({ service: '' }, (e, r) => (e ? reject(e) : resolve(r))),
+        (health as unknown as { Check: (r: object, cb: (e: Error | null, r: { status: string }) => void) => void }).Check({ service: '' }, (e, r) =>
+          e ? reject(e) : resolve(r),
+        ),
       );
       health.close();
       expect(checked.status).toBe('SERVING');
@@ -212,7 +217,8 @@ function watch(client: HealthWatcher): Promise<{ stream: Watch; error?: undefine
 describe('health Watch streams', () => {
   it('are bounded per connection and in all, with details that say which bound; a cancelled Watch gives its slot back', async () => {
     // Each client its own connection.
-    const connection = () => new HealthClient(s.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }) as unknown as HealthWatcher;
+    const connection = () =>
+      new HealthClient(s.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }) as unknown as HealthWatcher;
     const a = connection();
     const b = connection();
     const c = connection();

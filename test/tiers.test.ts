@@ -17,9 +17,7 @@ const ALLOWED = new Map([
 ]);
 
 function testFiles(dir: string): string[] {
-  return (readdirSync(dir, { recursive: true }) as string[])
-    .filter((f) => f.endsWith('.test.ts'))
-    .map((f) => path.join(dir, f).split(path.sep).join('/'));
+  return (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith('.test.ts')).map((f) => path.join(dir, f).split(path.sep).join('/'));
 }
 
 describe('test tiers', () => {

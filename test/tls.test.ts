@@ -106,7 +106,10 @@ WITH_OPENSSL.describe('certificate reload', () => {
 
   /** Atomic replacement (write aside, rename over), as cert-manager and kubelet secret updates do. */
   function install(pair: KeyPair): void {
-    for (const [from, to] of [[pair.key, live.key], [pair.cert, live.cert]] as const) {
+    for (const [from, to] of [
+      [pair.key, live.key],
+      [pair.cert, live.cert],
+    ] as const) {
       copyFileSync(from, `${to}.tmp`);
       renameSync(`${to}.tmp`, to);
     }
@@ -118,13 +121,16 @@ WITH_OPENSSL.describe('certificate reload', () => {
 
     install(certs.leaf('server-second', caB, 'server'));
     // The file watcher reloads; new clients that trust only CA B get through.
-    await eventually(async () => {
-      const c = client(t, grpc.credentials.createSsl(certs.read(caB.cert)));
-      return predict(c, await validRequest(), 3_000).then(
-        () => true,
-        () => false,
-      );
-    }, { what: 'a client trusting only CA B to be served', timeoutMs: 15_000, intervalMs: 200 });
+    await eventually(
+      async () => {
+        const c = client(t, grpc.credentials.createSsl(certs.read(caB.cert)));
+        return predict(c, await validRequest(), 3_000).then(
+          () => true,
+          () => false,
+        );
+      },
+      { what: 'a client trusting only CA B to be served', timeoutMs: 15_000, intervalMs: 200 },
+    );
     const trustsOnlyA = client(t, grpc.credentials.createSsl(certs.read(caA.cert)));
     expect((await predictError(trustsOnlyA, await validRequest(), 5_000)).code).toBe(grpc.status.UNAVAILABLE);
     // The connection opened before the reload still serves.
@@ -186,15 +192,21 @@ WITH_OPENSSL.describe('certificates that are not valid now', () => {
       copyFileSync(first.cert, live.cert);
       copyFileSync(first.key, live.key);
       const { pino } = await import('pino');
-      const log = pino({ level: 'error' }, {
-        write: (line: string) => {
-          const entry = JSON.parse(line) as { level: number; msg: string; err?: string; reason?: string };
-          if (entry.level !== 50) return;
-          errors.push(entry);
-          for (const wake of waiters.splice(0)) wake();
+      const log = pino(
+        { level: 'error' },
+        {
+          write: (line: string) => {
+            const entry = JSON.parse(line) as { level: number; msg: string; err?: string; reason?: string };
+            if (entry.level !== 50) return;
+            errors.push(entry);
+            for (const wake of waiters.splice(0)) wake();
+          },
         },
-      });
-      t = await startTestServer({ tlsCert: live.cert, tlsKey: live.key, warmup: false }, { credentials: grpc.credentials.createSsl(certs.read(caA.cert)), log });
+      );
+      t = await startTestServer(
+        { tlsCert: live.cert, tlsKey: live.key, warmup: false },
+        { credentials: grpc.credentials.createSsl(certs.read(caA.cert)), log },
+      );
     });
     afterAll(async () => {
       await t?.close();
@@ -210,7 +222,10 @@ WITH_OPENSSL.describe('certificates that are not valid now', () => {
     }
 
     function install(pair: KeyPair): void {
-      for (const [from, to] of [[pair.key, live.key], [pair.cert, live.cert]] as const) {
+      for (const [from, to] of [
+        [pair.key, live.key],
+        [pair.cert, live.cert],
+      ] as const) {
         copyFileSync(from, `${to}.tmp`);
         renameSync(`${to}.tmp`, to);
       }

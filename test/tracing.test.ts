@@ -14,7 +14,14 @@ import { startTracing, traceFields, type Tracing } from '../src/telemetry/index.
 import { predict, predictError, startTestServer, validRequest, type TestServer } from './support/harness.js';
 import { startOtlpReceiver, type OtlpProtocol, type OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
 
-const ENV_KEYS = ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_SERVICE_NAME', 'OTEL_BSP_SCHEDULE_DELAY', 'OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG'];
+const ENV_KEYS = [
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_PROTOCOL',
+  'OTEL_SERVICE_NAME',
+  'OTEL_BSP_SCHEDULE_DELAY',
+  'OTEL_TRACES_SAMPLER',
+  'OTEL_TRACES_SAMPLER_ARG',
+];
 
 function traceparent(): { traceId: string; parentId: string; metadata: grpc.Metadata } {
   const traceId = randomBytes(16).toString('hex');
@@ -86,7 +93,13 @@ describe.each<OtlpProtocol>(['http/json', 'http/protobuf', 'grpc'])('traces over
 
     const request = inTrace.find((s) => s.name === 'dust.predict')!;
     expect(request.parentSpanId).toBe(server.spanId);
-    expect(request.attributes).toMatchObject({ 'dust.request_id': res.request_id, 'dust.robot_id': 'robot-1', 'dust.model': 'dust-tiny', 'dust.model_version': 1, 'dust.vision_steps': visionSteps });
+    expect(request.attributes).toMatchObject({
+      'dust.request_id': res.request_id,
+      'dust.robot_id': 'robot-1',
+      'dust.model': 'dust-tiny',
+      'dust.model_version': 1,
+      'dust.vision_steps': visionSteps,
+    });
 
     const stages = inTrace.filter((s) => s.parentSpanId === request.spanId).sort((a, b) => Number(a.startNs - b.startNs));
     expect(stages.map((s) => s.name)).toEqual(['dust.preprocess', 'dust.queue', 'dust.vlm', 'dust.denoise']);

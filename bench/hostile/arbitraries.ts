@@ -12,7 +12,27 @@ import { float32Field, lengthDelimited, repeat, tag, varint, varintField, WIRE }
 /** Text a client could put in any string field: control characters, emoji, lone surrogates, huge, prototype keys. */
 export function hostileString(): fc.Arbitrary<string> {
   return fc.oneof(
-    fc.constantFrom('', ' ', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'dust-tiny', 'dust-tiny@1', 'dust-tiny@0', 'dust-tiny@x', '@1', 'dust-tiny@99999999999999999999', 'a\r\nx-injected: 1', '\u0000', '\ud800', '\udfff', '🤖'.repeat(40), 'é'.repeat(65), '%00%0a'),
+    fc.constantFrom(
+      '',
+      ' ',
+      '__proto__',
+      'constructor',
+      'toString',
+      'hasOwnProperty',
+      'dust-tiny',
+      'dust-tiny@1',
+      'dust-tiny@0',
+      'dust-tiny@x',
+      '@1',
+      'dust-tiny@99999999999999999999',
+      'a\r\nx-injected: 1',
+      '\u0000',
+      '\ud800',
+      '\udfff',
+      '🤖'.repeat(40),
+      'é'.repeat(65),
+      '%00%0a',
+    ),
     fc.string({ unit: 'binary', maxLength: 40 }),
     fc.string({ unit: 'grapheme', maxLength: 40 }),
     fc.string({ unit: fc.constantFrom('\n', '\t', '\u007f', '\u0085', '\u2028', '\ufeff', 'a', '"', '\\'), maxLength: 30 }),
@@ -22,11 +42,7 @@ export function hostileString(): fc.Arbitrary<string> {
 
 /** Numbers as far as proto's float and uint32 allow: NaN, infinities, huge, tiny, negative zero, and ordinary ones. */
 export function hostileFloat(): fc.Arbitrary<number> {
-  return fc.oneof(
-    fc.constantFrom(Number.NaN, Infinity, -Infinity, 3.4e38, -3.4e38, 3.5e38, 1e30, -1e30, 1e-45, -0, 0, 1, -1),
-    fc.float(),
-    fc.double(),
-  );
+  return fc.oneof(fc.constantFrom(Number.NaN, Infinity, -Infinity, 3.4e38, -3.4e38, 3.5e38, 1e30, -1e30, 1e-45, -0, 0, 1, -1), fc.float(), fc.double());
 }
 
 export function hostileUint32(): fc.Arbitrary<number> {
@@ -149,9 +165,11 @@ export function mutatedBody(valid: readonly Buffer[]): fc.Arbitrary<Buffer> {
 /** Known fields of PredictRequest (and beyond) sent with any wire type, including the ones proto3 never uses. */
 export function wrongWireTypes(): fc.Arbitrary<Buffer> {
   const piece = fc.record({ field: fc.integer({ min: 0, max: 20 }), wire: fc.integer({ min: 0, max: 7 }), payload: fc.uint8Array({ maxLength: 12 }) });
-  return fc.array(piece, { minLength: 1, maxLength: 8 }).map((pieces) =>
-    Buffer.concat(pieces.map((p) => Buffer.concat([tag(p.field, p.wire), p.wire === WIRE.LEN ? varint(p.payload.length) : Buffer.alloc(0), p.payload]))),
-  );
+  return fc
+    .array(piece, { minLength: 1, maxLength: 8 })
+    .map((pieces) =>
+      Buffer.concat(pieces.map((p) => Buffer.concat([tag(p.field, p.wire), p.wire === WIRE.LEN ? varint(p.payload.length) : Buffer.alloc(0), p.payload]))),
+    );
 }
 
 /** The known hostile requests of test/hostile-input.test.ts as bodies, the floods scaled to `maxBytes` (kept just under it, except "over-limit"). */

@@ -51,7 +51,13 @@ function outcome(t0: number, ok: boolean, details: string): CallOutcome {
  * or the server closed it with ENHANCE_YOUR_CALM (refusal floods) or REFUSED_STREAM-driven closes (streams
  * over the cap); anything else (no answer, another error code) is reported.
  */
-async function streamFlood(target: FloodTarget, path: string, streams: number, headers: ReadonlyArray<readonly [string, string]>, message?: Buffer): Promise<CallOutcome> {
+async function streamFlood(
+  target: FloodTarget,
+  path: string,
+  streams: number,
+  headers: ReadonlyArray<readonly [string, string]>,
+  message?: Buffer,
+): Promise<CallOutcome> {
   const t0 = performance.now();
   const [host, port] = target.address.split(':');
   let connection: RawH2Connection;
@@ -64,7 +70,8 @@ async function streamFlood(target: FloodTarget, path: string, streams: number, h
     const opened = await connection.flood(streams, grpcHeaders(target.address, path, headers), message);
     await connection.ping();
     const code = connection.goawayCode;
-    const closedAsDocumented = code === undefined || code === h2.NGHTTP2_NO_ERROR || code === h2.NGHTTP2_ENHANCE_YOUR_CALM || code === h2.NGHTTP2_INTERNAL_ERROR;
+    const closedAsDocumented =
+      code === undefined || code === h2.NGHTTP2_NO_ERROR || code === h2.NGHTTP2_ENHANCE_YOUR_CALM || code === h2.NGHTTP2_INTERNAL_ERROR;
     return outcome(t0, closedAsDocumented, `${opened} streams written; ${connection.closed ? `closed by the server, GOAWAY ${code}` : 'connection open'}`);
   } finally {
     connection.close();
@@ -115,15 +122,23 @@ function loadHostile(client: grpc.Client, adminToken: string, pkg: HostilePackag
   metadata.set('authorization', `Bearer ${adminToken}`);
   const body = admin.LoadModel.requestSerialize({ name: pkg.name, version: 1 });
   return new Promise((resolve) => {
-    client.makeUnaryRequest(admin.LoadModel.path, (b: Buffer) => b, (b: Buffer) => b, body, metadata, { deadline: Date.now() + PACKAGE_REFUSAL_MS * 2 }, (err, res) => {
-      const ms = performance.now() - t0;
-      if (err) return resolve({ code: err.code, details: err.details, metadata: err.metadata, responses: [], ms });
-      const status = admin.LoadModel.responseDeserialize(res!) as ModelStatus__Output;
-      const leaked = status.reason.includes(OUTSIDE_TEXT) || status.reason.includes(OUTSIDE_SHA256);
-      const failed = status.state === 'MODEL_STATE_FAILED';
-      const ok = failed && !leaked && ms < PACKAGE_REFUSAL_MS;
-      resolve({ ...outcome(t0, ok, ok ? 'FAILED, nothing leaked' : `state ${status.state}, leaked ${leaked}, after ${Math.round(ms)} ms`), ms });
-    });
+    client.makeUnaryRequest(
+      admin.LoadModel.path,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      body,
+      metadata,
+      { deadline: Date.now() + PACKAGE_REFUSAL_MS * 2 },
+      (err, res) => {
+        const ms = performance.now() - t0;
+        if (err) return resolve({ code: err.code, details: err.details, metadata: err.metadata, responses: [], ms });
+        const status = admin.LoadModel.responseDeserialize(res!) as ModelStatus__Output;
+        const leaked = status.reason.includes(OUTSIDE_TEXT) || status.reason.includes(OUTSIDE_SHA256);
+        const failed = status.state === 'MODEL_STATE_FAILED';
+        const ok = failed && !leaked && ms < PACKAGE_REFUSAL_MS;
+        resolve({ ...outcome(t0, ok, ok ? 'FAILED, nothing leaked' : `state ${status.state}, leaked ${leaked}, after ${Math.round(ms)} ms`), ms });
+      },
+    );
   });
 }
 

@@ -57,9 +57,7 @@ export function rawStream(client: grpc.Client, path: string, messages: readonly 
     const responses: Buffer[] = [];
     call.on('data', (b: Buffer) => responses.push(b));
     call.on('error', () => undefined);
-    call.on('status', (s: grpc.StatusObject) =>
-      resolve({ code: s.code, details: s.details, metadata: s.metadata, responses, ms: performance.now() - t0 }),
-    );
+    call.on('status', (s: grpc.StatusObject) => resolve({ code: s.code, details: s.details, metadata: s.metadata, responses, ms: performance.now() - t0 }));
     for (const m of messages) call.write(m);
     call.end();
   });

@@ -44,7 +44,10 @@ export function hostileShots(base: PredictRequest, serialize: (r: PredictRequest
     hostile.map((body) => unary('hostile-fields', POLICY_PATHS.predict, body)),
     sample(wrongWireTypes(), 4).map((body) => unary('wire-types', POLICY_PATHS.predict, body)),
     // A session that turns bad: a good request, a hostile one, a good one the server must not process.
-    hostile.map((body) => ({ kind: 'stream', fire: (c: grpc.Client) => rawStream(c, POLICY_PATHS.streamPredict, [valid, body, valid], HOSTILE_CALL_DEADLINE_MS) })),
+    hostile.map((body) => ({
+      kind: 'stream',
+      fire: (c: grpc.Client) => rawStream(c, POLICY_PATHS.streamPredict, [valid, body, valid], HOSTILE_CALL_DEADLINE_MS),
+    })),
     knownAttacks(base, serialize, o.messageLimit).map(({ name, body }) => unary(`attack:${name}`, POLICY_PATHS.predict, body)),
   ];
 }
@@ -52,7 +55,10 @@ export function hostileShots(base: PredictRequest, serialize: (r: PredictRequest
 /** The shots of the kinds `list` names (comma-separated prefixes), pools left empty dropped. */
 export function selectKinds(pools: Shot[][], list: string | undefined): Shot[][] {
   if (!list) return pools;
-  const prefixes = list.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  const prefixes = list
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0);
   const chosen = pools.map((pool) => pool.filter((shot) => prefixes.some((p) => shot.kind.startsWith(p)))).filter((pool) => pool.length > 0);
   if (chosen.length === 0) throw new Error(`--kinds ${list}: no hostile calls of these kinds`);
   return chosen;

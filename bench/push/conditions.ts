@@ -35,10 +35,7 @@ export const EXPERIMENTS = {
    * Test-time scaling at equal compute: N_o denoiser evaluations per chunk either way, N_A = 4 fixed
    * (asynchronous, Table 5) or N_A = N_o (synchronous, Table 7); N_o = 4 is the common point.
    */
-  scaling: () => [
-    ...SCALING_VISION_STEPS.map((no) => condition(1, 4, no)),
-    ...SCALING_VISION_STEPS.filter((no) => no !== 4).map((no) => condition(1, no, no)),
-  ],
+  scaling: () => [...SCALING_VISION_STEPS.map((no) => condition(1, 4, no)), ...SCALING_VISION_STEPS.filter((no) => no !== 4).map((no) => condition(1, no, no))],
   /** The server spends each latency budget on vision steps (N_A = 4, N_o <= 32). */
   budget: () => BUDGETS_MS.map((b) => condition(1, 4, BUDGET_VISION_CAP, b)),
 } as const;

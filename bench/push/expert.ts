@@ -72,10 +72,7 @@ export function expertCommand(env: PushEnv): { velocity: Vec; yaw: number } {
   const rel = sub(e, ball);
   const along = dot(rel, dir);
   const lateral = sub(rel, scale(dir, along));
-  const aligned =
-    along < -contact * 0.6 &&
-    norm(lateral) < ALIGN_TOLERANCE[env.embodiment.name] &&
-    Math.abs(wantYaw - yaw) < YAW_TOLERANCE;
+  const aligned = along < -contact * 0.6 && norm(lateral) < ALIGN_TOLERANCE[env.embodiment.name] && Math.abs(wantYaw - yaw) < YAW_TOLERANCE;
 
   let v: Vec;
   if (aligned) {

@@ -56,7 +56,11 @@ const program = new Command('fleet')
   .option('--episodes <n>', 'held-out episodes per condition (alternating embodiments)', number(1, true), 100)
   .option('--seed-start <n>', 'first held-out layout seed', number(0, true), EVAL_SEED_START)
   .option('--control-hz <hz>', "control ticks per wall-clock second; the task's control period is 0.1 s, so 10 is real time", number(0.1), 10)
-  .addOption(new Option('--clock <clock>', 'realtime: the world ticks on while a request is in flight; lockstep: it waits for every answer').choices(['realtime', 'lockstep']).default('realtime'))
+  .addOption(
+    new Option('--clock <clock>', 'realtime: the world ticks on while a request is in flight; lockstep: it waits for every answer')
+      .choices(['realtime', 'lockstep'])
+      .default('realtime'),
+  )
   .option('--execute <n>', 'actions of a chunk executed before the next chunk is requested', number(1, true), 8)
   .option('--repository <dir>', 'model repository the server loads', 'models/push-repo')
   .option('--model <name>', 'model name', 'dust-push')
@@ -168,7 +172,18 @@ async function main(): Promise<void> {
     for (let i = 0; i < o.robots; i++) {
       const env = await PushEnv.create(embodiments[i % embodiments.length]);
       robots.push(
-        new PushRobot({ index: i, client, env, model: o.model, controlHz: o.controlHz, clock: o.clock, execute: o.execute, imageSize, requestDeadlineMs: o.requestDeadlineMs, pinVersion: !o.ab }),
+        new PushRobot({
+          index: i,
+          client,
+          env,
+          model: o.model,
+          controlHz: o.controlHz,
+          clock: o.clock,
+          execute: o.execute,
+          imageSize,
+          requestDeadlineMs: o.requestDeadlineMs,
+          pinVersion: !o.ab,
+        }),
       );
     }
     const bars = o.quiet
@@ -191,7 +206,16 @@ async function main(): Promise<void> {
       const bar = bars?.create(o.abMaxEpisodes, 0, { condition: `A/B v${control} vs v${candidate}`.padEnd(28), success: '-' });
       ab = await runAb(
         client,
-        { model: o.model, control, candidate, stickyKey: o.stickyKey, salt: `fleet-ab-${o.seedStart}`, maxEpisodes: o.abMaxEpisodes, actionSteps: 4, visionSteps: 4 },
+        {
+          model: o.model,
+          control,
+          candidate,
+          stickyKey: o.stickyKey,
+          salt: `fleet-ab-${o.seedStart}`,
+          maxEpisodes: o.abMaxEpisodes,
+          actionSteps: 4,
+          visionSteps: 4,
+        },
         robots.length,
         embodiments,
         o.seedStart,

@@ -57,7 +57,9 @@ export function svg(spec: PlotSpec): string {
   parts.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${py(0)}" y2="${py(0)}" stroke="#333"/>`);
   parts.push(`<line x1="${M.left}" x2="${M.left}" y1="${py(0)}" y2="${py(1)}" stroke="#333"/>`);
   parts.push(`<text x="${(M.left + W - M.right) / 2}" y="${H - 16}" font-size="13" text-anchor="middle" font-family="sans-serif">${esc(spec.xLabel)}</text>`);
-  parts.push(`<text x="18" y="${(M.top + H - M.bottom) / 2}" font-size="13" text-anchor="middle" font-family="sans-serif" transform="rotate(-90 18 ${(M.top + H - M.bottom) / 2})">success rate (95% CI)</text>`);
+  parts.push(
+    `<text x="18" y="${(M.top + H - M.bottom) / 2}" font-size="13" text-anchor="middle" font-family="sans-serif" transform="rotate(-90 18 ${(M.top + H - M.bottom) / 2})">success rate (95% CI)</text>`,
+  );
   spec.series.forEach((s, si) => {
     // Series side by side around each x, so their intervals do not hide each other.
     const dx = (si - (spec.series.length - 1) / 2) * 8;
@@ -78,5 +80,7 @@ export function svg(spec: PlotSpec): string {
 }
 
 export async function writePlot(spec: PlotSpec, file: string): Promise<void> {
-  await sharp(Buffer.from(svg(spec))).png().toFile(file);
+  await sharp(Buffer.from(svg(spec)))
+    .png()
+    .toFile(file);
 }

@@ -115,7 +115,13 @@ export class PushRobot {
           {
             robotId: this.robotId,
             embodiment: spec.embodiment,
-            images: CAMERAS.map((camera) => ({ camera, encoding: 'raw_rgb8' as const, data: obs.frames[camera], width: this.o.imageSize, height: this.o.imageSize })),
+            images: CAMERAS.map((camera) => ({
+              camera,
+              encoding: 'raw_rgb8' as const,
+              data: obs.frames[camera],
+              width: this.o.imageSize,
+              height: this.o.imageSize,
+            })),
             state: obs.state,
             instruction: env.layout.instruction,
             sampling: {

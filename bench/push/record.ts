@@ -25,11 +25,19 @@ const program = new Command('push-record')
   .option('--layouts <n>', 'layouts per embodiment', number(1, true), 150)
   .option('--no-every-target', "record each layout only with its seed's instruction")
   .option('--seed-start <n>', 'first layout seed', number(0, true), 0)
-  .option('--image-size <px>', 'camera frames are this many pixels square (the model\'s image size)', number(8, true), 64)
+  .option('--image-size <px>', "camera frames are this many pixels square (the model's image size)", number(8, true), 64)
   .option('--perturbed-every <n>', 'every n-th episode executes noisy actions (DART); 0 = none', number(0, true), 2)
   .option('--quiet', 'no progress line');
 program.parse();
-const opts = program.opts<{ out: string; layouts: number; everyTarget: boolean; seedStart: number; imageSize: number; perturbedEvery: number; quiet?: boolean }>();
+const opts = program.opts<{
+  out: string;
+  layouts: number;
+  everyTarget: boolean;
+  seedStart: number;
+  imageSize: number;
+  perturbedEvery: number;
+  quiet?: boolean;
+}>();
 
 mkdirSync(opts.out, { recursive: true });
 const index = emptyIndex(opts.imageSize);

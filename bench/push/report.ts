@@ -146,7 +146,10 @@ export function compareConditions(conditions: readonly Condition[], results: Rea
 }
 
 /** Success vs N_o for version 1: N_A = 4 (asynchronous) and N_A = N_o (synchronous); undefined without them. */
-export function scalingPlot(summaries: readonly ConditionSummary[], settings: { episodes_per_condition: number; robots: number; held_out_seeds: readonly number[] }): PlotSpec | undefined {
+export function scalingPlot(
+  summaries: readonly ConditionSummary[],
+  settings: { episodes_per_condition: number; robots: number; held_out_seeds: readonly number[] },
+): PlotSpec | undefined {
   const v1 = summaries.filter((s) => s.version === 1 && s.budget_ms === 0);
   const point = (s: ConditionSummary) => ({ x: s.vision_steps, rate: s.success_rate, lo: s.ci95[0], hi: s.ci95[1], n: s.episodes });
   const series: Series[] = [

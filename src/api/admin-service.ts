@@ -106,7 +106,8 @@ export function adminService({ registry, book, log }: AdminServiceDeps): AdminSe
     const loaded = versionsOf(model);
     for (const v of versions) {
       const entry = loaded.get(v);
-      if (!entry) throw new NotFoundError(`${what}: ${model} has no version ${v} loaded (loaded: ${[...loaded.keys()].join(', ') || 'none'}); LoadModel it first`);
+      if (!entry)
+        throw new NotFoundError(`${what}: ${model} has no version ${v} loaded (loaded: ${[...loaded.keys()].join(', ') || 'none'}); LoadModel it first`);
       if (entry.state !== 'READY') {
         throw new UnavailableError(`${what}: ${model}@${v} is ${entry.state}${entry.reason ? ` (${entry.reason})` : ''}; only READY versions can take traffic`);
       }
@@ -152,7 +153,11 @@ export function adminService({ registry, book, log }: AdminServiceDeps): AdminSe
         const req = call.request;
         const model = modelNamed(req.name);
         const weights = req.weights.map((w) => ({ version: w.version, weight: w.weight }));
-        checkServable(model, weights.map((w) => w.version), 'weights');
+        checkServable(
+          model,
+          weights.map((w) => w.version),
+          'weights',
+        );
         if (req.shadow_version) checkServable(model, [req.shadow_version], 'shadow_version');
         await book.ensure(model);
         const before = book.split(model)?.id;

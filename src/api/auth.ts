@@ -91,21 +91,23 @@ export function authorize(credentials: CredentialSet | undefined, method: string
     return {
       ok: false,
       code: grpc.status.PERMISSION_DENIED,
-      details: 'AdminService answers only on loopback connections when the server has no tokens file; call it on the server host, or start the server with --tokens-file and an admin token',
+      details:
+        'AdminService answers only on loopback connections when the server has no tokens file; call it on the server host, or start the server with --tokens-file and an admin token',
     };
   }
   if (bearerToken(metadata) === undefined) {
     return { ok: false, code: grpc.status.UNAUTHENTICATED, details: 'this server needs a credential: send metadata "authorization: Bearer <token>"' };
   }
   const caller = credentials.callerOf(metadata);
-  if (!caller) return { ok: false, code: grpc.status.UNAUTHENTICATED, details: 'the bearer token is not one this server knows; check the token you were given' };
+  if (!caller)
+    return { ok: false, code: grpc.status.UNAUTHENTICATED, details: 'the bearer token is not one this server knows; check the token you were given' };
   if (admin && caller.role !== 'admin') {
     return { ok: false, code: grpc.status.PERMISSION_DENIED, details: `${caller.name} has the ${caller.role} role; AdminService needs an admin token` };
   }
   return { ok: true, caller };
 }
 
-const REVOKED = 'the credential of this call was removed from the server\'s tokens file; ask for a new token';
+const REVOKED = "the credential of this call was removed from the server's tokens file; ask for a new token";
 
 /**
  * Who a refusal is logged against: the peer's address (not its port: a client reconnecting gets a new one) and
@@ -149,7 +151,8 @@ export function authInterceptor(credentials: CredentialSet | undefined, log: Log
                 return;
               }
               caller = verdict.caller;
-              if (method.path.startsWith(ADMIN_PREFIX)) log.info({ method: method.path, caller: caller?.name ?? 'loopback', peer: call.getPeer() }, 'admin call');
+              if (method.path.startsWith(ADMIN_PREFIX))
+                log.info({ method: method.path, caller: caller?.name ?? 'loopback', peer: call.getPeer() }, 'admin call');
               nextMetadata(metadata);
             })
             .withOnReceiveMessage((message, nextMessage) => {

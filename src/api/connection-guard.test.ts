@@ -11,7 +11,11 @@ describe('ConnectionGuard', () => {
   it('lets an address have a second of the rate refused at once, then closes the connection with ENHANCE_YOUR_CALM', () => {
     let now = 0;
     const closed: Array<string | undefined> = [];
-    const guard = new ConnectionGuard({ earlyAnswersPerSecond: 10, maxPeers: 100 }, (c) => closed.push(c.peer), () => now);
+    const guard = new ConnectionGuard(
+      { earlyAnswersPerSecond: 10, maxPeers: 100 },
+      (c) => closed.push(c.peer),
+      () => now,
+    );
     const session = fakeSession();
     for (let i = 0; i < 10; i++) expect(guard.charge(session)).toBe(true);
     expect(guard.charge(session)).toBe(false);
@@ -22,7 +26,11 @@ describe('ConnectionGuard', () => {
 
   it('refills at the rate, and keeps each peer address on its own budget', () => {
     let now = 0;
-    const guard = new ConnectionGuard({ earlyAnswersPerSecond: 10, maxPeers: 100 }, () => undefined, () => now);
+    const guard = new ConnectionGuard(
+      { earlyAnswersPerSecond: 10, maxPeers: 100 },
+      () => undefined,
+      () => now,
+    );
     const a = fakeSession('10.0.0.1');
     const b = fakeSession('10.0.0.2');
     for (let i = 0; i < 10; i++) guard.charge(a);
@@ -37,7 +45,11 @@ describe('ConnectionGuard', () => {
   });
 
   it('shares the budget of a peer address among its connections: reconnecting does not renew it', () => {
-    const guard = new ConnectionGuard({ earlyAnswersPerSecond: 10, maxPeers: 100 }, () => undefined, () => 0);
+    const guard = new ConnectionGuard(
+      { earlyAnswersPerSecond: 10, maxPeers: 100 },
+      () => undefined,
+      () => 0,
+    );
     const first = fakeSession('10.0.0.9');
     for (let i = 0; i < 10; i++) guard.charge(first);
     expect(guard.charge(first)).toBe(false);
@@ -47,10 +59,18 @@ describe('ConnectionGuard', () => {
   });
 
   it('does nothing when off (rate 0) or for a connection already gone', () => {
-    const off = new ConnectionGuard({ earlyAnswersPerSecond: 0, maxPeers: 100 }, () => undefined, () => 0);
+    const off = new ConnectionGuard(
+      { earlyAnswersPerSecond: 0, maxPeers: 100 },
+      () => undefined,
+      () => 0,
+    );
     const session = fakeSession();
     for (let i = 0; i < 10_000; i++) expect(off.charge(session)).toBe(true);
-    const on = new ConnectionGuard({ earlyAnswersPerSecond: 1, maxPeers: 100 }, () => undefined, () => 0);
+    const on = new ConnectionGuard(
+      { earlyAnswersPerSecond: 1, maxPeers: 100 },
+      () => undefined,
+      () => 0,
+    );
     const gone = fakeSession();
     gone.destroy();
     for (let i = 0; i < 10; i++) expect(on.charge(gone)).toBe(true);

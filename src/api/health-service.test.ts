@@ -24,8 +24,12 @@ type Status = { status: string };
 function check(service: string): Promise<Status> {
   const m = healthDefinition.Check;
   return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize as (b: Buffer) => Status, { service }, (e: grpc.ServiceError | null, r?: Status) =>
-      e ? reject(e) : resolve(r!),
+    client.makeUnaryRequest(
+      m.path,
+      m.requestSerialize,
+      m.responseDeserialize as (b: Buffer) => Status,
+      { service },
+      (e: grpc.ServiceError | null, r?: Status) => (e ? reject(e) : resolve(r!)),
     ),
   );
 }
@@ -76,8 +80,12 @@ describe('HealthService', () => {
   it('List gives every status', async () => {
     const m = healthDefinition.List;
     const res = await new Promise<{ statuses: Record<string, Status> }>((resolve, reject) =>
-      client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize as (b: Buffer) => { statuses: Record<string, Status> }, {}, (e: grpc.ServiceError | null, r?: { statuses: Record<string, Status> }) =>
-        e ? reject(e) : resolve(r!),
+      client.makeUnaryRequest(
+        m.path,
+        m.requestSerialize,
+        m.responseDeserialize as (b: Buffer) => { statuses: Record<string, Status> },
+        {},
+        (e: grpc.ServiceError | null, r?: { statuses: Record<string, Status> }) => (e ? reject(e) : resolve(r!)),
       ),
     );
     expect(res.statuses['']).toEqual({ status: 'SERVING' });

@@ -62,7 +62,12 @@ export function requestMessageInterceptor(): grpc.ServerInterceptor {
               }
               ended = true;
               setImmediate(() => {
-                if (!cancelled) call.sendStatus({ code: grpc.status.INVALID_ARGUMENT, details: `the call ended without its request message: ${method.path} takes one`, metadata: new grpc.Metadata() });
+                if (!cancelled)
+                  call.sendStatus({
+                    code: grpc.status.INVALID_ARGUMENT,
+                    details: `the call ended without its request message: ${method.path} takes one`,
+                    metadata: new grpc.Metadata(),
+                  });
               });
             })
             .withOnCancel(() => {
@@ -97,7 +102,8 @@ export function accessLogInterceptor(log: Logger): grpc.ServerInterceptor {
     return new grpc.ServerInterceptingCall(call, {
       sendStatus: (status, next) => {
         const entry = { method: method.path, code: grpc.status[status.code], ms: Math.round((performance.now() - t0) * 100) / 100, peer: call.getPeer() };
-        if (status.code === grpc.status.INTERNAL) failures.write(`${method.path} ${call.getConnectionInfo().remoteAddress ?? 'unknown'}`, { ...entry, details: status.details });
+        if (status.code === grpc.status.INTERNAL)
+          failures.write(`${method.path} ${call.getConnectionInfo().remoteAddress ?? 'unknown'}`, { ...entry, details: status.details });
         else log.debug(entry, 'call');
         next(status);
       },

@@ -42,7 +42,9 @@ describe('listen', () => {
     // The second address of a two-address name is taken (127.0.0.2 is loopback on Linux).
     const port = await block('127.0.0.2', 0);
     const resolve = async () => ['127.0.0.1', '127.0.0.2'];
-    await expect(listen(server(), 'two-addresses.test', port, grpc.ServerCredentials.createInsecure(), resolve)).rejects.toThrow(`cannot listen on 127.0.0.2:${port}: the address is already in use`);
+    await expect(listen(server(), 'two-addresses.test', port, grpc.ServerCredentials.createInsecure(), resolve)).rejects.toThrow(
+      `cannot listen on 127.0.0.2:${port}: the address is already in use`,
+    );
   });
 
   it('binds every resolved address on the one port picked for 0', async () => {

@@ -9,7 +9,11 @@ import * as grpc from '@grpc/grpc-js';
 export type MessageCheck = (message: unknown) => grpc.StatusObject | undefined;
 
 /** `readMetadata` sees the call's metadata before any of its messages (what the check may depend on). */
-export function gateMessages(call: grpc.ServerInterceptingCallInterface, check: MessageCheck, readMetadata?: (metadata: grpc.Metadata) => void): grpc.ServerInterceptingCall {
+export function gateMessages(
+  call: grpc.ServerInterceptingCallInterface,
+  check: MessageCheck,
+  readMetadata?: (metadata: grpc.Metadata) => void,
+): grpc.ServerInterceptingCall {
   let refused = false;
   return new grpc.ServerInterceptingCall(call, {
     start: (next) =>

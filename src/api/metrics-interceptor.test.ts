@@ -21,7 +21,7 @@ function fakeMetrics() {
  * and cancellation arrive through it), `handler` the handler's (responses and the status leave through it).
  */
 function streamCall(metrics: ServingMetrics) {
-  let transport!: Parameters<grpc.ServerInterceptingCallInterface["start"]>[0];
+  let transport!: Parameters<grpc.ServerInterceptingCallInterface['start']>[0];
   const base = {
     start: (listener: typeof transport) => void (transport = listener),
     sendMetadata: () => undefined,
@@ -35,7 +35,10 @@ function streamCall(metrics: ServingMetrics) {
     getConnectionInfo: () => ({ remoteAddress: '127.0.0.1' }),
     getMetricsRecorder: () => undefined,
   } as unknown as grpc.ServerInterceptingCallInterface;
-  const method = { path: '/dust.serving.v1.PolicyService/StreamPredict', requestStream: true, responseStream: true } as grpc.ServerMethodDefinition<unknown, unknown>;
+  const method = { path: '/dust.serving.v1.PolicyService/StreamPredict', requestStream: true, responseStream: true } as grpc.ServerMethodDefinition<
+    unknown,
+    unknown
+  >;
   const handler = metricsInterceptor(metrics)(method, base);
   handler.start({ onReceiveMetadata: () => undefined, onReceiveMessage: () => undefined, onReceiveHalfClose: () => undefined, onCancel: () => undefined });
   transport.onReceiveMetadata(new grpc.Metadata());

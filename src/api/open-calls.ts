@@ -36,7 +36,9 @@ export class OpenCalls {
     if (method === WATCH_PATH) return this.admitWatch(connection);
     if (method.startsWith(HEALTH_PREFIX)) {
       if (this.healthCalls >= this.limits.maxOpenCalls) {
-        return refused(`this server has ${this.healthCalls} health checks open, its limit (maxOpenCalls): send the check's request message at once, and retry with backoff`);
+        return refused(
+          `this server has ${this.healthCalls} health checks open, its limit (maxOpenCalls): send the check's request message at once, and retry with backoff`,
+        );
       }
       this.healthCalls++;
       return admitted(() => this.healthCalls--);

@@ -227,7 +227,10 @@ export function policyService({ registry, orchestrator, book, log, credentialOf 
         })
         .then(
           (credit) => {
-            log.debug({ robotId: robot_id, episodeId: episode_id, success, model: credit.model, version: credit.version, counted: credit.counted }, 'outcome credited');
+            log.debug(
+              { robotId: robot_id, episodeId: episode_id, success, model: credit.model, version: credit.version, counted: credit.counted },
+              'outcome credited',
+            );
             callback(null, { model_name: credit.model, model_version: credit.version, counted: credit.counted });
           },
           (err: unknown) => {

@@ -12,14 +12,7 @@
  * The experiment layer decides (assignment, shadow draw, statistics); this file is the only place that runs a
  * request on the engine for it.
  */
-import {
-  runRequest,
-  validateRequest,
-  type ModelRuntime,
-  type PredictInput,
-  type PredictOutput,
-  type ValidatedRequest,
-} from '../engine/index.js';
+import { runRequest, validateRequest, type ModelRuntime, type PredictInput, type PredictOutput, type ValidatedRequest } from '../engine/index.js';
 import type { Assignment, ExperimentBook } from '../experiment/index.js';
 import type { ModelHandle } from '../model/index.js';
 import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';

@@ -44,24 +44,28 @@ export function rateLimitInterceptor(options: RateLimitOptions): grpc.ServerInte
     if (!LIMITED_METHODS.has(method.path)) return new grpc.ServerInterceptingCall(call);
     let caller: RateLimitIdentity | undefined;
     const readMetadata = identify && ((metadata: grpc.Metadata) => void (caller = identify(metadata)));
-    return gateMessages(call, (message) => {
-      const robot = robotIdOf(message);
-      // The prefixes keep a robot_id from ever naming a credential's bucket. Neither: the handler refuses the
-      // request (no robot_id) with INVALID_ARGUMENT and says why.
-      const key = caller ? `credential:${caller.key}` : robot ? `robot:${robot}` : undefined;
-      const waitMs = key ? buckets.take(key, performance.now()) : 0;
-      if (waitMs === 0) return undefined;
-      const scope = currentCallScope();
-      if (scope) scope.rejectReason = 'rate_limited';
-      const trailer = new grpc.Metadata();
-      trailer.set(RETRY_PUSHBACK_TRAILER, String(waitMs));
-      return {
-        code: grpc.status.RESOURCE_EXHAUSTED,
-        details:
-          `${caller ? `caller ${quote(caller.name)}` : `robot ${quote(robot)}`} is over its rate limit of ${options.ratePerSecond} requests/s (burst ${options.burst}); ` +
-          `retry in ${waitMs} ms and lower the request rate`,
-        metadata: trailer,
-      };
-    }, readMetadata);
+    return gateMessages(
+      call,
+      (message) => {
+        const robot = robotIdOf(message);
+        // The prefixes keep a robot_id from ever naming a credential's bucket. Neither: the handler refuses the
+        // request (no robot_id) with INVALID_ARGUMENT and says why.
+        const key = caller ? `credential:${caller.key}` : robot ? `robot:${robot}` : undefined;
+        const waitMs = key ? buckets.take(key, performance.now()) : 0;
+        if (waitMs === 0) return undefined;
+        const scope = currentCallScope();
+        if (scope) scope.rejectReason = 'rate_limited';
+        const trailer = new grpc.Metadata();
+        trailer.set(RETRY_PUSHBACK_TRAILER, String(waitMs));
+        return {
+          code: grpc.status.RESOURCE_EXHAUSTED,
+          details:
+            `${caller ? `caller ${quote(caller.name)}` : `robot ${quote(robot)}`} is over its rate limit of ${options.ratePerSecond} requests/s (burst ${options.burst}); ` +
+            `retry in ${waitMs} ms and lower the request rate`,
+          metadata: trailer,
+        };
+      },
+      readMetadata,
+    );
   };
 }

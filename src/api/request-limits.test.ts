@@ -100,9 +100,14 @@ describe('withRequestLimits on PolicyService', () => {
   });
 
   it('turns a decoder exception into a refusal that says the message is not valid', () => {
-    const throwing = limitedDeserializer(() => {
-      throw new Error('index out of range');
-    }, { name: 'test.Thing', fields: new Map() }, limits, false);
+    const throwing = limitedDeserializer(
+      () => {
+        throw new Error('index out of range');
+      },
+      { name: 'test.Thing', fields: new Map() },
+      limits,
+      false,
+    );
     expect(refusal(throwing(Buffer.alloc(0))).message).toBe('the request is not a valid protobuf test.Thing: index out of range');
   });
 

@@ -158,9 +158,7 @@ export function withRequestLimits<S extends grpc.ServiceDefinition>(service: S, 
     const servicePath = method.path.slice(1, method.path.lastIndexOf('/'));
     const descriptor = method.requestType?.type;
     const fullName = descriptor ? qualified(descriptor.name, servicePath) : `request of ${method.path}`;
-    const rule = descriptor
-      ? messageRule(descriptor, fullName, lookup, limits, new Map())
-      : { name: fullName, fields: new Map() };
+    const rule = descriptor ? messageRule(descriptor, fullName, lookup, limits, new Map()) : { name: fullName, fields: new Map() };
     const forHandler = options.refusalsToHandler?.includes(key) ?? false;
     out[key] = { ...method, requestDeserialize: limitedDeserializer(method.requestDeserialize, rule, limits, forHandler) };
   }

@@ -42,5 +42,4 @@ export class Router {
   again(assignment: Assignment): Routed {
     return { assignment, lease: this.registry.acquire(assignment.model, assignment.version) };
   }
-
 }

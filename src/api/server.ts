@@ -81,10 +81,14 @@ function interceptors(
   const { robotRateLimit: rate, robotRateBurst } = sliceOf(options, 'rateLimit');
   const openCalls = new OpenCalls(sliceOf(options, 'openCalls'));
   const { peerRefusalsPerSecond } = sliceOf(options, 'connectionGuard');
-  const closedConnections = sampledLog(log.child({ module: 'connection-guard' }), 'warn', 'connection closed: too many calls refused before their first message', 'connections closed: repeats per peer not logged one by one');
-  const guard = new ConnectionGuard(
-    { earlyAnswersPerSecond: peerRefusalsPerSecond, maxPeers: GUARDED_PEERS },
-    ({ peer }) => closedConnections.write(peer ?? 'unknown', { peer, limitPerSecond: peerRefusalsPerSecond }),
+  const closedConnections = sampledLog(
+    log.child({ module: 'connection-guard' }),
+    'warn',
+    'connection closed: too many calls refused before their first message',
+    'connections closed: repeats per peer not logged one by one',
+  );
+  const guard = new ConnectionGuard({ earlyAnswersPerSecond: peerRefusalsPerSecond, maxPeers: GUARDED_PEERS }, ({ peer }) =>
+    closedConnections.write(peer ?? 'unknown', { peer, limitPerSecond: peerRefusalsPerSecond }),
   );
   return [
     // First: it reaches grpc-js's own call, the HTTP/2 stream it closes once a status is written.
@@ -99,7 +103,13 @@ function interceptors(
     authInterceptor(credentials, log.child({ module: 'auth' })),
     refusalInterceptor(),
     ...(rate > 0
-      ? [rateLimitInterceptor({ ratePerSecond: rate, burst: robotRateBurst || Math.max(1, Math.ceil(rate)), identify: credentials && ((md) => credentials.callerOf(md)) })]
+      ? [
+          rateLimitInterceptor({
+            ratePerSecond: rate,
+            burst: robotRateBurst || Math.max(1, Math.ceil(rate)),
+            identify: credentials && ((md) => credentials.callerOf(md)),
+          }),
+        ]
       : []),
     // Nearest the handlers: it answers what grpc-js's own handlers would answer UNIMPLEMENTED.
     requestMessageInterceptor(),
@@ -118,7 +128,11 @@ function countLoadFailures(registry: ModelRegistry<ModelRuntime>, metrics: Metri
   });
 }
 
-async function credentials(options: OptionSlice<'tls'>, { host }: OptionSlice<'listen'>, log: Logger): Promise<{ credentials: grpc.ServerCredentials; tls?: ServerTls }> {
+async function credentials(
+  options: OptionSlice<'tls'>,
+  { host }: OptionSlice<'listen'>,
+  log: Logger,
+): Promise<{ credentials: grpc.ServerCredentials; tls?: ServerTls }> {
   if (options.tlsCert) {
     const tls = await serverTls({ cert: options.tlsCert, key: options.tlsKey, clientCa: options.tlsClientCa || undefined }, log.child({ module: 'tls' }));
     return { credentials: tls.credentials, tls };
@@ -216,7 +230,8 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   // Each model's implicit experiment exists before its first request, so no request writes to the store.
   const experimentLog = log.child({ module: 'experiment' });
   registry.onStateChange((e) => {
-    if (e.state === 'READY') book.ensure(e.name).catch((err: unknown) => experimentLog.error({ err, model: e.name }, 'could not create the model\'s experiment'));
+    if (e.state === 'READY')
+      book.ensure(e.name).catch((err: unknown) => experimentLog.error({ err, model: e.name }, "could not create the model's experiment"));
   });
   const shadow = new ShadowMirror(registry, book, { maxInflight: sliceOf(options, 'shadowMirror').maxShadowInflight }, log.child({ module: 'shadow' }));
   const orchestrator = new PredictOrchestrator(new Router(registry, book), book, shadow, tracer);
@@ -230,11 +245,18 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   const policyLog = log.child({ module: 'policy' });
   server.addService(
     withRequestLimits(policy, limits, { types: protos.packageDefinition, refusalsToHandler: ['StreamPredict'] }),
-    guardHandlers(policy, policyService({ registry, orchestrator, book, log: policyLog, credentialOf: credentialSet && ((md) => credentialSet.callerOf(md)?.key) }), policyLog),
+    guardHandlers(
+      policy,
+      policyService({ registry, orchestrator, book, log: policyLog, credentialOf: credentialSet && ((md) => credentialSet.callerOf(md)?.key) }),
+      policyLog,
+    ),
   );
   const admin = protos.policy.AdminService.service;
   const adminLog = log.child({ module: 'admin' });
-  server.addService(withRequestLimits(admin, limits, { types: protos.packageDefinition }), guardHandlers(admin, adminService({ registry, book, log: adminLog }), adminLog));
+  server.addService(
+    withRequestLimits(admin, limits, { types: protos.packageDefinition }),
+    guardHandlers(admin, adminService({ registry, book, log: adminLog }), adminLog),
+  );
   const limitedServer = limitedRegistration(server, limits, log);
   health.service.addToServer(limitedServer);
   new ReflectionService(protos.packageDefinition).addToServer(limitedServer);
@@ -247,7 +269,16 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     tls = secured.tls;
     // Models load before the port opens, so a READY health check means the models are warm.
     await registry.loadRepository();
-    await Promise.all([...new Set(registry.list().filter((e) => e.state === 'READY').map((e) => e.name))].map((name) => book.ensure(name)));
+    await Promise.all(
+      [
+        ...new Set(
+          registry
+            .list()
+            .filter((e) => e.state === 'READY')
+            .map((e) => e.name),
+        ),
+      ].map((name) => book.ensure(name)),
+    );
     const { host, port: requestedPort } = sliceOf(options, 'listen');
     bound = await listen(server, host, requestedPort, secured.credentials);
     port = bound;
@@ -279,7 +310,8 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
       tracing: tracing?.settings,
       decodeThreads: decoder.size,
       loweredThreads,
-      models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })) },
+      models: registry.list().map((e) => ({ model: e.name, version: e.version, state: e.state, device: e.runtime?.device })),
+    },
     'dust-serve listening',
   );
 
@@ -292,11 +324,14 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
       await registry.stopAll();
       await decoder.close();
       await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          log.warn('grace period over: closing remaining connections');
-          server.forceShutdown();
-          resolve();
-        }, Math.max(100, graceMs));
+        const force = setTimeout(
+          () => {
+            log.warn('grace period over: closing remaining connections');
+            server.forceShutdown();
+            resolve();
+          },
+          Math.max(100, graceMs),
+        );
         server.tryShutdown(() => {
           clearTimeout(force);
           resolve();

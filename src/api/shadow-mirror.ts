@@ -73,27 +73,31 @@ export class ShadowMirror {
       returnFutureEmbedding: false,
     };
     const held = lease;
-    return Promise.resolve()
-      // The shadow version may have another manifest: the request is checked against it like any other.
-      .then(() => runRequest(held.handle, validateRequest(held.handle, shadowInput), { receivedAt, deadline: receivedAt + this.deadlineMs, priority: 'shadow' }))
-      .then(
-        (shadow) => {
-          const rows = output.actionShape[0];
-          const divergence = actionDivergence(
-            { values: output.normalizedActions, rows, stride: output.normalizedActions.length / rows },
-            { values: shadow.normalizedActions, rows: shadow.actionShape[0], stride: shadow.normalizedActions.length / shadow.actionShape[0] },
-            Math.min(output.actionShape[1], shadow.actionShape[1]),
-          );
-          this.book.shadowServed(primary.model, version, performance.now() - receivedAt, divergence);
-        },
-        (err: Error) => {
-          this.book.shadowShed(primary.model, version);
-          this.log.debug({ model: primary.model, version, err: err.message }, 'shadow request dropped');
-        },
-      )
-      .finally(() => {
-        this.inflight--;
-        held.release();
-      });
+    return (
+      Promise.resolve()
+        // The shadow version may have another manifest: the request is checked against it like any other.
+        .then(() =>
+          runRequest(held.handle, validateRequest(held.handle, shadowInput), { receivedAt, deadline: receivedAt + this.deadlineMs, priority: 'shadow' }),
+        )
+        .then(
+          (shadow) => {
+            const rows = output.actionShape[0];
+            const divergence = actionDivergence(
+              { values: output.normalizedActions, rows, stride: output.normalizedActions.length / rows },
+              { values: shadow.normalizedActions, rows: shadow.actionShape[0], stride: shadow.normalizedActions.length / shadow.actionShape[0] },
+              Math.min(output.actionShape[1], shadow.actionShape[1]),
+            );
+            this.book.shadowServed(primary.model, version, performance.now() - receivedAt, divergence);
+          },
+          (err: Error) => {
+            this.book.shadowShed(primary.model, version);
+            this.log.debug({ model: primary.model, version, err: err.message }, 'shadow request dropped');
+          },
+        )
+        .finally(() => {
+          this.inflight--;
+          held.release();
+        })
+    );
   }
 }

@@ -56,7 +56,8 @@ export function certificateValidityProblem(file: string, cert: CertificateValidi
   const notAfter = Date.parse(cert.validTo);
   const dates = `notBefore ${isoOf(notBefore)}, notAfter ${isoOf(notAfter)}, now ${isoOf(now)}`;
   const which = `the TLS certificate in ${file} (${cert.subject.replace(/\n/g, ', ')})`;
-  if (!Number.isFinite(notBefore) || !Number.isFinite(notAfter)) return `${which} has validity dates that cannot be read (${cert.validFrom} to ${cert.validTo}); issue a new certificate`;
+  if (!Number.isFinite(notBefore) || !Number.isFinite(notAfter))
+    return `${which} has validity dates that cannot be read (${cert.validFrom} to ${cert.validTo}); issue a new certificate`;
   if (now < notBefore) {
     return `${which} is not valid yet (${dates}): clients would refuse it; install a certificate valid now, or check this machine's clock`;
   }
@@ -85,7 +86,9 @@ async function readMaterial(files: TlsFiles, now: number): Promise<Material> {
   try {
     createSecureContext({ cert, key, ca });
   } catch (err) {
-    throw new InvalidArgumentError(`the TLS files do not form a usable context (${(err as Error).message}): check that ${files.key} is the key of ${files.cert}`);
+    throw new InvalidArgumentError(
+      `the TLS files do not form a usable context (${(err as Error).message}): check that ${files.key} is the key of ${files.cert}`,
+    );
   }
   for (const x of certificatesOf(cert)) {
     const problem = certificateValidityProblem(files.cert, x, now);

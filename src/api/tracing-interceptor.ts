@@ -5,7 +5,18 @@
  * by other interceptors) and runs everything above it, the handler included, with the span active.
  */
 import * as grpc from '@grpc/grpc-js';
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type Span,
+  type TextMapGetter,
+  type Tracer,
+} from '@opentelemetry/api';
 import { traceNow } from '../telemetry/index.js';
 
 /** Incubating RPC semantic-convention names (copied, as OTel advises for incubating attributes). */

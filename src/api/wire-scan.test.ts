@@ -40,7 +40,9 @@ describe('scanMessage', () => {
     expect(scan(Buffer.concat([lengthDelimited(7, Buffer.alloc(12)), float, float, float]))).toThrow(/^state has more than 5 entries/);
     expect(scan(repeat(lengthDelimited(6, Buffer.alloc(0)), 6))).toThrow(/^images has more than 5 entries/);
     expect(scan(lengthDelimited(8, Buffer.concat([varint(300), varint(1), varint(2 ** 40), varint(0), varint(5)])))).not.toThrow();
-    expect(scan(lengthDelimited(8, Buffer.concat([varint(300), varint(1), varint(2 ** 40), varint(0), varint(5), varint(6)])))).toThrow(/steps has more than 5/);
+    expect(scan(lengthDelimited(8, Buffer.concat([varint(300), varint(1), varint(2 ** 40), varint(0), varint(5), varint(6)])))).toThrow(
+      /steps has more than 5/,
+    );
   });
 
   it('bounds the fields of the whole message, sub-messages included', () => {

@@ -116,7 +116,9 @@ class Scan {
       if (number === 0) throw this.malformed(`field number 0 at byte ${at}`);
       const field = rule.fields.get(number);
       if (field && !field.wireTypes.includes(wireType)) {
-        throw this.malformed(`${fieldName(prefix, field, number)} has wire type ${WIRE_NAMES[wireType]} at byte ${at}; expected ${field.wireTypes.map((w) => WIRE_NAMES[w]).join(' or ')}`);
+        throw this.malformed(
+          `${fieldName(prefix, field, number)} has wire type ${WIRE_NAMES[wireType]} at byte ${at}; expected ${field.wireTypes.map((w) => WIRE_NAMES[w]).join(' or ')}`,
+        );
       }
       let entries = 1;
       switch (wireType) {
@@ -145,7 +147,9 @@ class Scan {
         counts ??= new Map();
         const n = (counts.get(number) ?? 0) + entries;
         if (n > this.limits.maxRepeated) {
-          throw new InvalidArgumentError(`${fieldName(prefix, field, number)} has more than ${this.limits.maxRepeated} entries; that is this server's limit for any repeated field`);
+          throw new InvalidArgumentError(
+            `${fieldName(prefix, field, number)} has more than ${this.limits.maxRepeated} entries; that is this server's limit for any repeated field`,
+          );
         }
         counts.set(number, n);
       }

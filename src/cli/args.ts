@@ -76,7 +76,10 @@ export function parseSeed(value: string): bigint {
 
 /** `1=0.9,2=0.1`: version=weight pairs, each weight > 0 (the server normalizes them). */
 export function parseWeights(value: string): VersionWeightInit[] {
-  const pairs = value.split(',').map((p) => p.trim()).filter(Boolean);
+  const pairs = value
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   if (pairs.length === 0) throw new InvalidArgumentError('expected version=weight pairs, e.g. 1=0.9,2=0.1');
   return pairs.map((pair) => {
     const m = /^([1-9][0-9]*)\s*[=:]\s*([0-9.eE+-]+)$/.exec(pair);

@@ -61,7 +61,11 @@ export function formatExperiment(e: ExperimentResult): string {
   const table = new Table({ head: [...EXPERIMENT_COLUMNS], style: { head: [], border: [] } });
   const hasControl = e.controlVersion !== 0;
   for (const v of e.variants) table.push(variantRow(v, hasControl));
-  const header = [`model: ${e.model}   experiment ${e.experimentId}, started ${e.startedAt}`, splitSummary(e), `decisions at alpha = ${e.alpha} (mixture SPRT, valid whenever read)`];
+  const header = [
+    `model: ${e.model}   experiment ${e.experimentId}, started ${e.startedAt}`,
+    splitSummary(e),
+    `decisions at alpha = ${e.alpha} (mixture SPRT, valid whenever read)`,
+  ];
   return `${header.join('\n')}\n${table.toString()}\n`;
 }
 

@@ -20,7 +20,10 @@ function parse(argv: string[]): { show?: ExperimentShowFlags; split?: Experiment
 
 describe('flag parsers', () => {
   it('reads version=weight pairs', () => {
-    expect(parseWeights('1=0.9, 2=0.1')).toEqual([{ version: 1, weight: 0.9 }, { version: 2, weight: 0.1 }]);
+    expect(parseWeights('1=0.9, 2=0.1')).toEqual([
+      { version: 1, weight: 0.9 },
+      { version: 2, weight: 0.1 },
+    ]);
     expect(parseWeights('3:1')).toEqual([{ version: 3, weight: 1 }]);
     for (const bad of ['', '1', '0=1', '1=0', '1=-2', 'a=1', '1=x']) expect(() => parseWeights(bad)).toThrow();
   });
@@ -39,7 +42,10 @@ describe('dust-serve experiment', () => {
     const { split } = parse(['split', '--model', 'm', '--weights', '1=9,2=1', '--control', '1', '--sticky', 'episode', '--shadow', '3']);
     expect(splitInit(split!)).toEqual({
       model: 'm',
-      weights: [{ version: 1, weight: 9 }, { version: 2, weight: 1 }],
+      weights: [
+        { version: 1, weight: 9 },
+        { version: 2, weight: 1 },
+      ],
       controlVersion: 1,
       stickyKey: 'episode',
       salt: '',
@@ -96,7 +102,21 @@ const variant = (over: Partial<VariantStatsResult>): VariantStatsResult => ({
 
 describe('experiment output', () => {
   it('prints one row per version with the statistics a person reads', () => {
-    const row = variantRow(variant({ version: 2, decision: 'candidate better', pValueVsControl: 0.00001, alwaysValidPValue: 0.031, shadowRequests: 5, shadowShed: 2, shadowActionDivergence: 0.12, shadowLatencyP50Ms: 50, shadowLatencyP99Ms: 80, robotsCapped: true }), true);
+    const row = variantRow(
+      variant({
+        version: 2,
+        decision: 'candidate better',
+        pValueVsControl: 0.00001,
+        alwaysValidPValue: 0.031,
+        shadowRequests: 5,
+        shadowShed: 2,
+        shadowActionDivergence: 0.12,
+        shadowLatencyP50Ms: 50,
+        shadowLatencyP99Ms: 80,
+        robotsCapped: true,
+      }),
+      true,
+    );
     expect(Object.fromEntries(EXPERIMENT_COLUMNS.map((c, i) => [c, row[i]]))).toEqual({
       version: '2',
       state: 'READY',
@@ -136,7 +156,22 @@ describe('experiment output', () => {
     expect(text).toContain('alpha = 0.05');
     expect(text).not.toContain('\u001b[');
     expect(variantRow(e.variants[0], false).slice(6, 12)).toEqual(['-', '-', '-', '-', '-', '-']);
-    expect(formatSplit({ model: 'm', salt: 's', weights: [{ version: 1, weight: 0.9 }, { version: 2, weight: 0.1 }], controlVersion: 1, stickyKey: 'robot', shadowVersion: 2, shadowFraction: 0.05, experimentId: 4, newExperiment: true })).toBe(
+    expect(
+      formatSplit({
+        model: 'm',
+        salt: 's',
+        weights: [
+          { version: 1, weight: 0.9 },
+          { version: 2, weight: 0.1 },
+        ],
+        controlVersion: 1,
+        stickyKey: 'robot',
+        shadowVersion: 2,
+        shadowFraction: 0.05,
+        experimentId: 4,
+        newExperiment: true,
+      }),
+    ).toBe(
       'model: m   started experiment 4\nweights: 1=0.9, 2=0.1\nsalt: s\ncontrol: 1   sticky per: robot\nshadow: version 2 gets 5% of primary requests mirrored\n',
     );
   });

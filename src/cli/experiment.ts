@@ -51,7 +51,10 @@ export async function runExperimentSplit(flags: ExperimentSplitFlags): Promise<v
 
 export function registerExperiment(
   program: Command,
-  actions: { show: (f: ExperimentShowFlags) => Promise<void>; split: (f: ExperimentSplitFlags) => Promise<void> } = { show: runExperimentShow, split: runExperimentSplit },
+  actions: { show: (f: ExperimentShowFlags) => Promise<void>; split: (f: ExperimentSplitFlags) => Promise<void> } = {
+    show: runExperimentShow,
+    split: runExperimentSplit,
+  },
 ): Command {
   const cmd = program.command('experiment').description("a model's A/B experiment: per-version outcomes and statistics, and its traffic split (AdminService)");
   const show = cmd

@@ -12,7 +12,9 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'dust-cli-img-'));
   await sharp({ create: red }).jpeg().toFile(path.join(dir, 'a.jpg'));
   await sharp({ create: red }).png().toFile(path.join(dir, 'a.png'));
-  await sharp({ create: { ...red, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 0.5 } } }).webp({ lossless: true }).toFile(path.join(dir, 'a.webp'));
+  await sharp({ create: { ...red, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 0.5 } } })
+    .webp({ lossless: true })
+    .toFile(path.join(dir, 'a.webp'));
   await sharp({ create: red }).greyscale().tiff().toFile(path.join(dir, 'grey.tiff'));
 });
 

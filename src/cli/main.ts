@@ -4,9 +4,7 @@ import { Command } from 'commander';
 import { registerServe } from './serve.js';
 import { registerClientCommands } from './client-commands.js';
 
-const program = new Command('dust-serve')
-  .description('serve DUST world-model-augmented VLA policies to robot fleets over gRPC')
-  .showHelpAfterError();
+const program = new Command('dust-serve').description('serve DUST world-model-augmented VLA policies to robot fleets over gRPC').showHelpAfterError();
 registerServe(program);
 registerClientCommands(program);
 

@@ -44,7 +44,10 @@ describe('predict output', () => {
 
   it('prints the full response as JSON with nested arrays and the seed as a string', () => {
     const json = JSON.parse(JSON.stringify(predictJson(result)));
-    expect(json.actions).toEqual([[0.1, -0.25, 1], [2, 3, -4.5]]);
+    expect(json.actions).toEqual([
+      [0.1, -0.25, 1],
+      [2, 3, -4.5],
+    ]);
     expect(json.sampling.seed).toBe('18446744073709551615');
     expect(json).toMatchObject({ requestId: 'req-1', modelName: 'dust-tiny', modelVersion: 1, futureEmbedding: null, worldModelSurprise: null });
     expect(json.timing.vlmMs).toBe(12.34);

@@ -14,11 +14,7 @@ function modelLabel(r: PredictResult): string {
 }
 
 export function predictHeader(r: PredictResult): string {
-  const parts = [
-    modelLabel(r),
-    `steps: action ${r.sampling.actionSteps}, vision ${r.sampling.visionSteps}`,
-    `seed ${r.sampling.seed}`,
-  ];
+  const parts = [modelLabel(r), `steps: action ${r.sampling.actionSteps}, vision ${r.sampling.visionSteps}`, `seed ${r.sampling.seed}`];
   if (r.sampling.budgetMs > 0) parts.push(`budget ${r.sampling.budgetMs} ms ${r.sampling.budgetMet ? 'met' : 'missed'}`);
   const t = r.timing;
   parts.push(`timing: queue ${ms(t.queueMs)}, vlm ${ms(t.vlmMs)}, denoise ${ms(t.denoiseMs)}, total ${ms(t.totalMs)}`);

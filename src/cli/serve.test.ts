@@ -14,13 +14,13 @@ describe('dust-serve serve flags', () => {
     expect(serveCommand().options.map((o) => o.long)).toEqual(['--config', ...OPTION_KEYS.map(flagName)]);
   });
 
-  it('names the environment variable and the default in each flag\'s help', () => {
+  it("names the environment variable and the default in each flag's help", () => {
     const help = new Map(serveCommand().options.map((o) => [o.long, o.description]));
     expect(help.get('--max-instruction-bytes')).toBe(`longest instruction (env DUST_MAX_INSTRUCTION_BYTES; default 4096)`);
     for (const key of OPTION_KEYS) expect(help.get(flagName(key))).toContain(`(env ${envName(key)}; default ${JSON.stringify(DEFAULT_SERVE_OPTIONS[key])})`);
   });
 
-  it('stores each flag\'s value under the option\'s key', () => {
+  it("stores each flag's value under the option's key", () => {
     const cmd = serveCommand();
     cmd.parseOptions(['--max-instruction-bytes', '8192', '--max-watch-streams-per-connection', '4']);
     expect(cmd.opts()).toMatchObject({ maxInstructionBytes: '8192', maxWatchStreamsPerConnection: '4' });

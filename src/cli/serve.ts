@@ -2,7 +2,17 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { startServer } from '../api/index.js';
-import { compileServeOptions, envName, flagName, OPTION_KEYS, OPTION_TABLE, optionsFromEnv, optionsFromFile, sliceOf, type ServeOptionsInput } from '../config/index.js';
+import {
+  compileServeOptions,
+  envName,
+  flagName,
+  OPTION_KEYS,
+  OPTION_TABLE,
+  optionsFromEnv,
+  optionsFromFile,
+  sliceOf,
+  type ServeOptionsInput,
+} from '../config/index.js';
 import { redactUrl } from '../experiment/index.js';
 import { createLogger, startTracing } from '../telemetry/index.js';
 

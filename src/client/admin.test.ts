@@ -26,7 +26,18 @@ beforeAll(async () => {
     },
     SetTrafficSplit(call: grpc.ServerUnaryCall<SetTrafficSplitRequest__Output, unknown>, cb: grpc.sendUnaryData<unknown>) {
       lastSplit = call.request;
-      cb(null, { name: 'm', salt: 'drawn', weights: [{ version: 1, weight: 0.75 }, { version: 2, weight: 0.25 }], control_version: 1, sticky_key: 'STICKY_KEY_EPISODE', experiment_id: '12', new_experiment: true });
+      cb(null, {
+        name: 'm',
+        salt: 'drawn',
+        weights: [
+          { version: 1, weight: 0.75 },
+          { version: 2, weight: 0.25 },
+        ],
+        control_version: 1,
+        sticky_key: 'STICKY_KEY_EPISODE',
+        experiment_id: '12',
+        new_experiment: true,
+      });
     },
     GetExperiment(_call: unknown, cb: grpc.sendUnaryData<unknown>) {
       cb(null, {
@@ -38,7 +49,15 @@ beforeAll(async () => {
         started_at: '2026-01-01T00:00:00.000Z',
         variants: [
           { version: 1, state: 'MODEL_STATE_READY', weight: 0.5, requests: '10', episodes: '4', successes: '1', decision: 'DECISION_CONTROL' },
-          { version: 2, state: 'MODEL_STATE_UNLOADING', weight: 0.5, requests: '12', robots: '3', decision: 'DECISION_CANDIDATE_BETTER', always_valid_p_value: 0.01 },
+          {
+            version: 2,
+            state: 'MODEL_STATE_UNLOADING',
+            weight: 0.5,
+            requests: '12',
+            robots: '3',
+            decision: 'DECISION_CANDIDATE_BETTER',
+            always_valid_p_value: 0.01,
+          },
         ],
       });
     },
@@ -65,13 +84,29 @@ describe('DustClient admin calls', () => {
   it('sets a split with every field on the wire', async () => {
     const client = new DustClient(address);
     try {
-      const split = await client.setTrafficSplit({ model: 'm', weights: [{ version: 1, weight: 3 }, { version: 2, weight: 1 }], stickyKey: 'episode', salt: 'x', shadowVersion: 3, shadowFraction: 0.1 });
+      const split = await client.setTrafficSplit({
+        model: 'm',
+        weights: [
+          { version: 1, weight: 3 },
+          { version: 2, weight: 1 },
+        ],
+        stickyKey: 'episode',
+        salt: 'x',
+        shadowVersion: 3,
+        shadowFraction: 0.1,
+      });
       expect(lastSplit).toMatchObject({ name: 'm', control_version: 0, sticky_key: 'STICKY_KEY_EPISODE', salt: 'x', shadow_version: 3, shadow_fraction: 0.1 });
-      expect(lastSplit!.weights).toEqual([{ version: 1, weight: 3 }, { version: 2, weight: 1 }]);
+      expect(lastSplit!.weights).toEqual([
+        { version: 1, weight: 3 },
+        { version: 2, weight: 1 },
+      ]);
       expect(split).toEqual({
         model: 'm',
         salt: 'drawn',
-        weights: [{ version: 1, weight: 0.75 }, { version: 2, weight: 0.25 }],
+        weights: [
+          { version: 1, weight: 0.75 },
+          { version: 2, weight: 0.25 },
+        ],
         controlVersion: 1,
         stickyKey: 'episode',
         shadowVersion: 0,
@@ -88,7 +123,15 @@ describe('DustClient admin calls', () => {
     const client = new DustClient(address);
     try {
       const e = await client.getExperiment('m');
-      expect(e).toMatchObject({ model: 'm', experimentId: 7, salt: 's', controlVersion: 1, alpha: 0.05, stickyKey: 'robot', startedAt: '2026-01-01T00:00:00.000Z' });
+      expect(e).toMatchObject({
+        model: 'm',
+        experimentId: 7,
+        salt: 's',
+        controlVersion: 1,
+        alpha: 0.05,
+        stickyKey: 'robot',
+        startedAt: '2026-01-01T00:00:00.000Z',
+      });
       expect(e.variants[0]).toMatchObject({ version: 1, state: 'READY', requests: 10, episodes: 4, successes: 1, decision: 'control' });
       expect(e.variants[1]).toMatchObject({ version: 2, state: 'UNLOADING', robots: 3, decision: 'candidate better', alwaysValidPValue: 0.01 });
     } finally {

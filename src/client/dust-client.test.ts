@@ -92,7 +92,10 @@ beforeAll(async () => {
           if (dropping && callNumber === 1 && answered === 1) {
             broken = true;
             const reset = req.robot_id.startsWith('reset-');
-            return void call.emit('error', reset ? { code: grpc.status.CANCELLED, details: 'Call cancelled' } : { code: grpc.status.UNAVAILABLE, details: 'connection dropped' });
+            return void call.emit(
+              'error',
+              reset ? { code: grpc.status.CANCELLED, details: 'Call cancelled' } : { code: grpc.status.UNAVAILABLE, details: 'connection dropped' },
+            );
           }
           await new Promise((r) => setTimeout(r, delayOf(req.robot_id)));
           call.write(answer(req));
@@ -190,7 +193,11 @@ describe('DustClient', () => {
     const client = new DustClient(address);
     try {
       expect((await client.listModels()).models[0]).toMatchObject({ name: 'stub', state: 'READY' });
-      expect(await client.reportOutcome({ robotId: 'r', episodeId: 'e', success: true, reward: 1 })).toEqual({ modelName: 'stub', modelVersion: 1, counted: false });
+      expect(await client.reportOutcome({ robotId: 'r', episodeId: 'e', success: true, reward: 1 })).toEqual({
+        modelName: 'stub',
+        modelVersion: 1,
+        counted: false,
+      });
       expect(await client.health()).toBe('SERVING');
       expect(await client.health('stub')).toBe('NOT_SERVING');
       expect((await rejection(client.health('nope'))).codeName).toBe('NOT_FOUND');

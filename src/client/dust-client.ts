@@ -10,14 +10,31 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { fromExperiment, fromModelStatus, fromTrafficSplit, toSetTrafficSplitRequest, type ExperimentResult, type ModelStatusResult, type SplitInit, type TrafficSplitResult } from './admin.js';
+import {
+  fromExperiment,
+  fromModelStatus,
+  fromTrafficSplit,
+  toSetTrafficSplitRequest,
+  type ExperimentResult,
+  type ModelStatusResult,
+  type SplitInit,
+  type TrafficSplitResult,
+} from './admin.js';
 import { brokenInTransit, DustClientError } from './errors.js';
 import { fromListModelsResponse, fromReportOutcomeResponse, toReportOutcomeRequest, type ModelList, type OutcomeInit, type OutcomeResult } from './models.js';
 import { PredictStream, type StreamCall } from './predict-stream.js';
 import { clientProtos, type ClientProtos } from './protos.js';
 import { toPredictRequest, type PredictRequestInit } from './request.js';
 import { fromPredictResponse, type PredictResult } from './response.js';
-import { compileRetryPolicy, DEFAULT_LOAD_BALANCING, retryDelayMs, serviceConfig, type LoadBalancingPolicy, type RetryPolicy, type RetryPolicyInit } from './service-config.js';
+import {
+  compileRetryPolicy,
+  DEFAULT_LOAD_BALANCING,
+  retryDelayMs,
+  serviceConfig,
+  type LoadBalancingPolicy,
+  type RetryPolicy,
+  type RetryPolicyInit,
+} from './service-config.js';
 
 export interface DustClientOptions {
   /** @default grpc.credentials.createInsecure() */

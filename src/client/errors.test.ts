@@ -39,7 +39,9 @@ describe('DustClientError', () => {
 describe('brokenInTransit', () => {
   it('is a stream reset that reached no server, not a server INTERNAL', () => {
     expect(brokenInTransit(DustClientError.from(serviceError(status.INTERNAL, 'Received RST_STREAM with code 0 (Call ended without gRPC status)')))).toBe(true);
-    expect(brokenInTransit(DustClientError.from(serviceError(status.INTERNAL, 'Received RST_STREAM with code 2 triggered by internal client error')))).toBe(true);
+    expect(brokenInTransit(DustClientError.from(serviceError(status.INTERNAL, 'Received RST_STREAM with code 2 triggered by internal client error')))).toBe(
+      true,
+    );
     expect(brokenInTransit(DustClientError.from(serviceError(status.INTERNAL, 'malformed PredictResponse: RST_STREAM')))).toBe(false);
     expect(brokenInTransit(DustClientError.from(serviceError(status.UNAVAILABLE, 'Received RST_STREAM with code 0')))).toBe(false);
   });

@@ -109,9 +109,7 @@ describe('the request on the wire', () => {
 
   it('carries images, state and encodings as the server reads them', () => {
     const data = Uint8Array.from([1, 2, 3]);
-    const back = requestDeserialize(
-      requestSerialize(toPredictRequest({ ...base, images: [{ camera: 'wrist', encoding: 'png', data }], state: [0.25, -4] })),
-    );
+    const back = requestDeserialize(requestSerialize(toPredictRequest({ ...base, images: [{ camera: 'wrist', encoding: 'png', data }], state: [0.25, -4] })));
     expect(back.images[0]).toMatchObject({ camera: 'wrist', encoding: 'IMAGE_ENCODING_PNG' });
     expect(Array.from(back.images[0].data)).toEqual([1, 2, 3]);
     expect(back.state).toEqual([0.25, -4]);

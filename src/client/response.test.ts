@@ -24,9 +24,18 @@ describe('fromPredictResponse', () => {
   it('decodes the action chunk, the report with a bigint seed, and the timing', () => {
     const r = fromPredictResponse(response);
     expect(r).toMatchObject({ requestId: 'req', modelName: 'dust-tiny', modelVersion: 1, variant: 'control' });
-    expect(actionRows(r).map((row) => Array.from(row))).toEqual([[1, 2, 3], [4, 5, 6]]);
+    expect(actionRows(r).map((row) => Array.from(row))).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     expect(r.sampling).toEqual({
-      actionSteps: 4, visionSteps: 8, seed: 18446744073709551615n, budgetMs: 0, budgetMet: true, budgetFeasible: true, plannedTotalMs: 0,
+      actionSteps: 4,
+      visionSteps: 8,
+      seed: 18446744073709551615n,
+      budgetMs: 0,
+      budgetMet: true,
+      budgetFeasible: true,
+      plannedTotalMs: 0,
     });
     expect(r.timing).toEqual({ queueMs: 1, vlmMs: 2, denoiseMs: 3, totalMs: 6, vlmBatchSize: 1, meanDenoiseBatch: 1.5 });
     expect(r.futureEmbedding).toBeUndefined();

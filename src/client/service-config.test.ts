@@ -16,7 +16,13 @@ describe('serviceConfig', () => {
     expect(methodConfig).toEqual([
       {
         name: [{ service: 'dust.serving.v1.PolicyService' }],
-        retryPolicy: { maxAttempts: 5, initialBackoff: '0.05s', maxBackoff: '1s', backoffMultiplier: 2, retryableStatusCodes: ['UNAVAILABLE', 'RESOURCE_EXHAUSTED'] },
+        retryPolicy: {
+          maxAttempts: 5,
+          initialBackoff: '0.05s',
+          maxBackoff: '1s',
+          backoffMultiplier: 2,
+          retryableStatusCodes: ['UNAVAILABLE', 'RESOURCE_EXHAUSTED'],
+        },
       },
     ]);
     channelAccepts(DEFAULT_SERVICE_CONFIG);
@@ -24,9 +30,17 @@ describe('serviceConfig', () => {
   });
 
   it('writes gRPC durations and takes other policies', () => {
-    const config = serviceConfig('pick_first', compileRetryPolicy({ initialBackoffMs: 12.5, maxBackoffMs: 30_000, maxAttempts: 2, retryableStatusCodes: ['UNAVAILABLE'] }));
+    const config = serviceConfig(
+      'pick_first',
+      compileRetryPolicy({ initialBackoffMs: 12.5, maxBackoffMs: 30_000, maxAttempts: 2, retryableStatusCodes: ['UNAVAILABLE'] }),
+    );
     expect(config.loadBalancingConfig).toEqual([{ pick_first: {} }]);
-    expect(config.methodConfig[0]!.retryPolicy).toMatchObject({ initialBackoff: '0.0125s', maxBackoff: '30s', maxAttempts: 2, retryableStatusCodes: ['UNAVAILABLE'] });
+    expect(config.methodConfig[0]!.retryPolicy).toMatchObject({
+      initialBackoff: '0.0125s',
+      maxBackoff: '30s',
+      maxAttempts: 2,
+      retryableStatusCodes: ['UNAVAILABLE'],
+    });
     channelAccepts(config);
     expect(serviceConfig('round_robin', false).methodConfig).toEqual([]);
     channelAccepts(serviceConfig('round_robin', false));

@@ -96,7 +96,10 @@ function duration(ms: number): string {
 }
 
 /** The service config for a load-balancing policy and a retry policy (false: no retries). */
-export function serviceConfig(loadBalancing: LoadBalancingPolicy = DEFAULT_LOAD_BALANCING, retry: RetryPolicy | false = DEFAULT_RETRY_POLICY): ServiceConfigJson {
+export function serviceConfig(
+  loadBalancing: LoadBalancingPolicy = DEFAULT_LOAD_BALANCING,
+  retry: RetryPolicy | false = DEFAULT_RETRY_POLICY,
+): ServiceConfigJson {
   return {
     loadBalancingConfig: [{ [loadBalancing]: {} }],
     methodConfig: retry

@@ -33,7 +33,11 @@ describe('tensorRows', () => {
   it('splits a [steps, dims] tensor into one row per step that share memory', () => {
     const t = decodeTensor([3, 2], encodeTensor([3, 2], [1, 2, 3, 4, 5, 6]).data);
     const rows = tensorRows(t);
-    expect(rows.map((r) => Array.from(r))).toEqual([[1, 2], [3, 4], [5, 6]]);
+    expect(rows.map((r) => Array.from(r))).toEqual([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
     rows[1][0] = 9;
     expect(t.data[2]).toBe(9);
   });

@@ -39,7 +39,8 @@ export function parseCredentials(json: unknown, file: string): Credential[] {
   }
   const seen = new Set<string>();
   parsed.data.forEach((c, i) => {
-    if (seen.has(c.token)) throw new InvalidArgumentError(`tokens file ${file}: entry ${i} (${c.name}) repeats another entry's token; give every caller its own`);
+    if (seen.has(c.token))
+      throw new InvalidArgumentError(`tokens file ${file}: entry ${i} (${c.name}) repeats another entry's token; give every caller its own`);
     seen.add(c.token);
   });
   return parsed.data;
@@ -54,7 +55,9 @@ export async function readCredentials(file: string): Promise<Credential[]> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new InvalidArgumentError(`tokens file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); check --tokens-file`, { cause: err });
+    throw new InvalidArgumentError(`tokens file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); check --tokens-file`, {
+      cause: err,
+    });
   }
   let json: unknown;
   try {

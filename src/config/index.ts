@@ -1,11 +1,4 @@
-export {
-  compileServeOptions,
-  optionsFromEnv,
-  optionsFromFile,
-  decodeThreadCount,
-  DEFAULT_SERVE_OPTIONS,
-  DEFAULT_PORT,
-} from './options.js';
+export { compileServeOptions, optionsFromEnv, optionsFromFile, decodeThreadCount, DEFAULT_SERVE_OPTIONS, DEFAULT_PORT } from './options.js';
 export type { ServeOptions, ServeOptionsInput } from './options.js';
 export { OPTION_TABLE, OPTION_KEYS, COMPONENTS } from './option-table.js';
 export { envName, flagName } from './option-names.js';

@@ -39,12 +39,16 @@ describe('the option table', () => {
     expect(undocumented).toEqual([]);
   });
 
-  it('an option set in the environment reaches its component\'s slice, and the docs table has a row per option', () => {
+  it("an option set in the environment reaches its component's slice, and the docs table has a row per option", () => {
     const o = compileServeOptions(optionsFromEnv({ DUST_MAX_QUEUE: '7', DUST_BUDGET_LOAD_HEADROOM: '0.5' }));
     expect(sliceOf(o, 'scheduler')).toMatchObject({ maxQueue: 7, budgetLoadHeadroom: 0.5 });
     expect(Object.isFrozen(sliceOf(o, 'scheduler'))).toBe(true);
     expect(Object.keys(sliceOf(o, 'scheduler'))).toEqual(sliceKeys('scheduler'));
-    expect(optionsMarkdownTable().split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| option ')).length).toBe(OPTION_KEYS.length);
+    expect(
+      optionsMarkdownTable()
+        .split('\n')
+        .filter((line) => line.startsWith('| ') && !line.startsWith('| option ')).length,
+    ).toBe(OPTION_KEYS.length);
   });
 
   it('hands each component only its own options', () => {

@@ -253,7 +253,7 @@ export const OPTION_TABLE = {
     default: 19,
     arg: '<n>',
     help: 'nice value of the inference and helper threads, all but the event loop (Linux); 0 = normal priority',
-    doc: 'nice value of every thread but the gRPC event loop\'s: inference (ONNX Runtime\'s threads inherit it), V8/libuv helpers, experiment writer (Linux); compared only within the server\'s container or session; its cost to inference on a saturated host is in BENCHMARKS.md; 0 = normal',
+    doc: "nice value of every thread but the gRPC event loop's: inference (ONNX Runtime's threads inherit it), V8/libuv helpers, experiment writer (Linux); compared only within the server's container or session; its cost to inference on a saturated host is in BENCHMARKS.md; 0 = normal",
     appliesTo: ['runtime'],
   }),
   /** Largest accepted request message, in bytes; checked before the message is decoded. */
@@ -521,7 +521,7 @@ export const OPTION_TABLE = {
     default: '',
     arg: '<url>',
     help: 'PostgreSQL URL of the shared experiment store (a secret: prefer the environment variable)',
-    doc: '`postgres://user@host:5432/db` of the shared store; libpq\'s `PG*` variables (`PGPASSWORD`, `PGSSLMODE`...) fill in the rest. A secret: set it in the environment; logs show it without the password',
+    doc: "`postgres://user@host:5432/db` of the shared store; libpq's `PG*` variables (`PGPASSWORD`, `PGSSLMODE`...) fill in the rest. A secret: set it in the environment; logs show it without the password",
     appliesTo: ['experimentStore'],
   }),
   /**

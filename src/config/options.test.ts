@@ -20,7 +20,13 @@ describe('serve options', () => {
 
   it('experiment and credential options', () => {
     const o = compileServeOptions(optionsFromEnv({ DUST_EXPERIMENT_DB: ':memory:', DUST_EXPERIMENT_ALPHA: '0.01', DUST_TOKENS_FILE: '/etc/dust/tokens.json' }));
-    expect(o).toMatchObject({ experimentDb: ':memory:', experimentAlpha: 0.01, experimentMixtureSd: 0.1, tokensFile: '/etc/dust/tokens.json', maxShadowInflight: 4 });
+    expect(o).toMatchObject({
+      experimentDb: ':memory:',
+      experimentAlpha: 0.01,
+      experimentMixtureSd: 0.1,
+      tokensFile: '/etc/dust/tokens.json',
+      maxShadowInflight: 4,
+    });
     expect(() => compileServeOptions({ experimentAlpha: 1 })).toThrow(/experimentAlpha/);
     expect(() => compileServeOptions({ experimentMixtureSd: 0 })).toThrow(/experimentMixtureSd/);
   });
@@ -37,7 +43,9 @@ describe('serve options', () => {
     expect(decodeThreadCount({ decodeThreads: 0, threads: 12 }, 16)).toBe(4);
     expect(decodeThreadCount({ decodeThreads: 0, threads: 16 }, 16)).toBe(1);
     expect(decodeThreadCount({ decodeThreads: 3, threads: 1 }, 2)).toBe(3);
-    const o = compileServeOptions(optionsFromEnv({ DUST_DECODE_THREADS: '2', DUST_DECODE_NICENESS: '0', DUST_WORKER_NICENESS: '5', DUST_BUDGET_LOAD_HEADROOM: '1.5' }));
+    const o = compileServeOptions(
+      optionsFromEnv({ DUST_DECODE_THREADS: '2', DUST_DECODE_NICENESS: '0', DUST_WORKER_NICENESS: '5', DUST_BUDGET_LOAD_HEADROOM: '1.5' }),
+    );
     expect([o.decodeThreads, o.decodeNiceness, o.workerNiceness, o.budgetLoadHeadroom]).toEqual([2, 0, 5, 1.5]);
     expect(() => compileServeOptions({ decodeNiceness: 20 })).toThrow(/decodeNiceness/);
     expect(() => compileServeOptions({ workerNiceness: -1 })).toThrow(/workerNiceness/);
@@ -45,7 +53,10 @@ describe('serve options', () => {
   });
 
   it('bounds the id limit, since ids travel in metadata and logs', () => {
-    expect(compileServeOptions(optionsFromEnv({ DUST_MAX_ID_BYTES: '1024', DUST_MAX_INSTRUCTION_BYTES: '100000' }))).toMatchObject({ maxIdBytes: 1024, maxInstructionBytes: 100_000 });
+    expect(compileServeOptions(optionsFromEnv({ DUST_MAX_ID_BYTES: '1024', DUST_MAX_INSTRUCTION_BYTES: '100000' }))).toMatchObject({
+      maxIdBytes: 1024,
+      maxInstructionBytes: 100_000,
+    });
     expect(() => compileServeOptions({ maxIdBytes: 1025 })).toThrow(/maxIdBytes/);
     expect(() => compileServeOptions({ maxInstructionBytes: 0 })).toThrow(/maxInstructionBytes/);
   });

@@ -51,7 +51,9 @@ export function compileServeOptions(...layers: ServeOptionsInput[]): Readonly<Se
     throw new InvalidArgumentError('invalid configuration: tlsClientCa (mutual TLS) needs tlsCert and tlsKey as well');
   }
   if (parsed.data.experimentStore === 'postgres' && !parsed.data.postgresUrl) {
-    throw new InvalidArgumentError('invalid configuration: experimentStore "postgres" needs postgresUrl (DUST_POSTGRES_URL=postgres://user@host:5432/db, the password in it or in PGPASSWORD)');
+    throw new InvalidArgumentError(
+      'invalid configuration: experimentStore "postgres" needs postgresUrl (DUST_POSTGRES_URL=postgres://user@host:5432/db, the password in it or in PGPASSWORD)',
+    );
   }
   if (parsed.data.metricsPort !== 0 && parsed.data.metricsPort === parsed.data.port) {
     throw new InvalidArgumentError('invalid configuration: metricsPort must differ from the gRPC port');

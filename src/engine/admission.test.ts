@@ -62,7 +62,7 @@ describe('refusal and eviction: shadow requests rank below primary ones', () => 
     // Only shadows waiting: it queues behind them.
     expect(refusal(shadow, { ...state, queued: 2, queuedShadows: 2 })).toBeUndefined();
   });
-  it('a full queue of shadows admits a primary request, which takes the newest one\'s place', () => {
+  it("a full queue of shadows admits a primary request, which takes the newest one's place", () => {
     const full = { ...state, queued: 4, queuedShadows: 1 };
     expect(refusal(req, full)).toBeUndefined();
     expect(evictsShadow(req, full)).toBe(true);
@@ -72,7 +72,7 @@ describe('refusal and eviction: shadow requests rank below primary ones', () => 
     expect(evictsShadow(req, { ...state, queued: 3, queuedShadows: 1 })).toBe(false);
     expect(refusal(req, { ...state, queued: 4 })).toBeInstanceOf(OverloadedError);
   });
-  it('a primary request\'s earliest finish does not count the shadow requests queued before it', () => {
+  it("a primary request's earliest finish does not count the shadow requests queued before it", () => {
     const withShadows = { ...state, queued: 3, queuedShadows: 3 };
     expect(earliestFinish(req, withShadows)).toBeCloseTo(earliestFinish(req, state), 6);
     expect(earliestFinish(shadow, withShadows)).toBeGreaterThan(earliestFinish(req, state));
@@ -144,7 +144,7 @@ describe('fair share of a contended queue', () => {
     expect(q.held.get('hog')).toBeLessThanOrEqual(128);
   });
 
-  it('shrinks a hog\'s share as callers arrive, never below MIN_CALLER_SHARE', () => {
+  it("shrinks a hog's share as callers arrive, never below MIN_CALLER_SHARE", () => {
     expect(callerShare(256, 1)).toBe(128);
     expect(callerShare(256, 3)).toBe(64);
     expect(callerShare(256, 1000)).toBe(1);

@@ -4,7 +4,7 @@ import { isLastStep, packStepBatch, packVlmBatch } from './batch-packer.js';
 import { TEST_SHAPES } from './testing/fakes.js';
 
 describe('packVlmBatch', () => {
-  it('lays each request\'s tensors out row after row', () => {
+  it("lays each request's tensors out row after row", () => {
     const s = TEST_SHAPES;
     const input = (v: number, emb: number) => ({
       pixelValues: new Float32Array(s.views * 3 * s.imageHeight * s.imageWidth).fill(v),

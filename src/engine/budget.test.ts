@@ -48,7 +48,7 @@ describe('planVisionSteps', () => {
     expect(p.finish).toBe(103);
   });
 
-  it('plans with the arrivals expected over the row\'s life, staying as long as the traffic\'s mean N_o once it has joined', () => {
+  it("plans with the arrivals expected over the row's life, staying as long as the traffic's mean N_o once it has joined", () => {
     // 1 ms + 1 ms per row, like a compute-bound model on a CPU.
     const linear = stepCost((b) => 1 + b);
     const idle = planVisionSteps({ ...base, step: linear, budgetMs: 200 });
@@ -69,7 +69,7 @@ describe('planVisionSteps', () => {
     expect(ends[10 * N] - ends[9 * N]).toBeLessThanOrEqual(200);
   });
 
-  it('scales a row above the traffic\'s mean N_o while the executor could still keep up with the mean after it', () => {
+  it("scales a row above the traffic's mean N_o while the executor could still keep up with the mean after it", () => {
     const linear = stepCost((b) => 1 + b);
     // 0.2 requests/ms * S steps * 1 ms per row-step must stay below 1: S < 5. The mean is 4, and a row of N_o
     // moves it to 4 + 0.05 (N_o - 4), below 5 for N_o < 24: the largest multiple of 4 is 20.
@@ -79,7 +79,7 @@ describe('planVisionSteps', () => {
     expect(steadyRows(q, 24)).toBeUndefined();
   });
 
-  it('does not scale up once the traffic\'s mean N_o is at what the executor can sustain', () => {
+  it("does not scale up once the traffic's mean N_o is at what the executor can sustain", () => {
     const linear = stepCost((b) => 1 + b);
     // A mean of 4.9 steps at 0.2 requests/ms: even N_o = 8 would move it past 5.
     const p = planVisionSteps({ ...base, step: linear, budgetMs: 10_000, load: { ...base.load, arrivalsPerMs: 0.2, meanSteps: 4.9 } });

@@ -35,7 +35,13 @@ describe('CostModel', () => {
 describe('snapshot predictions', () => {
   it('predict from a snapshot (plain data, as the main thread gets it) as the model does', () => {
     const m = new CostModel();
-    for (let i = 0; i < 5; i++) for (const [b, ms] of [[1, 2], [4, 3], [16, 7]] as const) m.observe('step', b, ms);
+    for (let i = 0; i < 5; i++)
+      for (const [b, ms] of [
+        [1, 2],
+        [4, 3],
+        [16, 7],
+      ] as const)
+        m.observe('step', b, ms);
     const snap = structuredClone(m.snapshot());
     for (const b of [1, 2, 4, 8, 16, 32]) expect(stageMs(snap.step, b)).toBeCloseTo(m.predict('step', b), 9);
     expect(snap.vlm.warm).toBe(false);

@@ -137,9 +137,7 @@ export class CostModel {
 
   /** Snapshot for reports and benchmarks: average ms per batch size. */
   table(stage: Stage): CostTableRow[] {
-    return [...this.stages[stage].ema.entries()]
-      .sort(([a], [b]) => a - b)
-      .map(([batch, e]) => ({ batch, ms: e.ms, samples: e.n }));
+    return [...this.stages[stage].ema.entries()].sort(([a], [b]) => a - b).map(([batch, e]) => ({ batch, ms: e.ms, samples: e.n }));
   }
 }
 

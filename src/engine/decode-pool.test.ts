@@ -8,7 +8,10 @@ import { eventually } from '../../test/support/eventually.js';
 import { DecodePool } from './decode-pool.js';
 
 const spec = { cameras: ['front', 'wrist'], image: { height: 8, width: 8, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] } } as const;
-const jpeg = (r: number) => sharp({ create: { width: 16, height: 12, channels: 3, background: { r, g: 30, b: 90 } } }).jpeg().toBuffer();
+const jpeg = (r: number) =>
+  sharp({ create: { width: 16, height: 12, channels: 3, background: { r, g: 30, b: 90 } } })
+    .jpeg()
+    .toBuffer();
 
 const pool = new DecodePool({ threads: 2, niceness: 0 });
 afterAll(() => pool.close());
@@ -38,7 +41,13 @@ describe('DecodePool', () => {
   });
 
   it('rejects a bad image with the INVALID_ARGUMENT error decodeViews gives', async () => {
-    const images: ImageInput[] = spec.cameras.map((camera) => ({ camera, encoding: 'JPEG', width: 0, height: 0, data: new Uint8Array([0xff, 0xd8, 0xff, 1, 2]) }));
+    const images: ImageInput[] = spec.cameras.map((camera) => ({
+      camera,
+      encoding: 'JPEG',
+      width: 0,
+      height: 0,
+      data: new Uint8Array([0xff, 0xd8, 0xff, 1, 2]),
+    }));
     const err = await pool.decode({ images, spec, seed: 1n, noise: { actions: 1, future: 1 } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidArgumentError);
     expect((err as Error).message).toMatch(/images\[front\]: JPEG data could not be decoded/);

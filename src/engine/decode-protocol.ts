@@ -28,5 +28,4 @@ export interface DecoderInit {
 export type ToDecoder = { readonly id: number; readonly request: DecodeRequest };
 
 export type FromDecoder =
-  | { readonly kind: 'decoded'; readonly id: number; readonly decoded: Decoded }
-  | { readonly kind: 'failed'; readonly id: number; readonly error: WireError };
+  { readonly kind: 'decoded'; readonly id: number; readonly decoded: Decoded } | { readonly kind: 'failed'; readonly id: number; readonly error: WireError };

@@ -57,20 +57,26 @@ describe('the CUDA probe', () => {
     expect(r).toEqual({ ok: false, missing: 'the NVIDIA driver library libcuda.so.1', fix: DRIVER_FIX });
   });
 
-  it('reads what is missing from ONNX Runtime\'s message when the loader found everything', async () => {
+  it("reads what is missing from ONNX Runtime's message when the loader found everything", async () => {
     const r = await probeCuda(env({ tryRun: failing('CUDNN failure: libcudnn.so.9: cannot open shared object file: No such file or directory') }));
     expect(r).toEqual({ ok: false, missing: 'the CUDA library libcudnn.so.9', fix: CUDA_LIBRARY_FIX });
     expect(diagnoseCudaError('CUDA failure 100: no CUDA-capable device is detected ; GPU=0', '1.29.0')).toMatchObject({ ok: false, fix: DRIVER_FIX });
-    expect(diagnoseCudaError('onnxruntime version mismatch', '1.30.0')).toMatchObject({ missing: expect.stringContaining('onnxruntime-node 1.30.0'), fix: CUDA_PROVIDER_FIX });
+    expect(diagnoseCudaError('onnxruntime version mismatch', '1.30.0')).toMatchObject({
+      missing: expect.stringContaining('onnxruntime-node 1.30.0'),
+      fix: CUDA_PROVIDER_FIX,
+    });
   });
 
-  it('passes on ONNX Runtime\'s first line when nothing else explains the failure', async () => {
+  it("passes on ONNX Runtime's first line when nothing else explains the failure", async () => {
     const r = await probeCuda(env({ tryRun: failing('something odd\nstack') }));
     expect(r).toMatchObject({ ok: false, missing: 'a working CUDA execution provider (ONNX Runtime: something odd)' });
   });
 
   it('accepts a provider that ran the probe model', async () => {
-    await expect(probeCuda(env())).resolves.toEqual({ ok: true, detail: `CUDA execution provider ran a probe model (onnxruntime-node 1.29.0, provider in ${BIN})` });
+    await expect(probeCuda(env())).resolves.toEqual({
+      ok: true,
+      detail: `CUDA execution provider ran a probe model (onnxruntime-node 1.29.0, provider in ${BIN})`,
+    });
   });
 
   it('refuses other platforms without loading anything', async () => {

@@ -21,15 +21,15 @@ export const CUDA_PROVIDER_FIX =
   'on a CUDA 13 host run `npm run setup:cuda` in the dust-serve directory; on a CUDA 12 host run ' +
   '`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` (README "GPU serving")';
 export const CUDA_LIBRARY_FIX =
-  'install the CUDA 13 runtime libraries the provider links (cuBLAS, cuRAND, cudart; cuDNN 9 for the VLM\'s ' +
+  "install the CUDA 13 runtime libraries the provider links (cuBLAS, cuRAND, cudart; cuDNN 9 for the VLM's " +
   'convolutions), e.g. `pip install nvidia-cublas nvidia-curand nvidia-cuda-runtime nvidia-cudnn-cu13`, and put ' +
   'their lib folders on LD_LIBRARY_PATH; or build the GPU image (`docker build --build-arg DEVICE=cuda ...`)';
 export const DRIVER_FIX =
   'install the NVIDIA driver on the host; in a container, run it with the NVIDIA container toolkit ' +
   '(`docker run --gpus all`, or a Kubernetes pod that requests nvidia.com/gpu)';
 export const WEBGPU_FIX =
-  'install the Vulkan loader and the GPU\'s Vulkan driver (Debian: `apt-get install libvulkan1`; NVIDIA: set ' +
-  'VK_DRIVER_FILES to the driver\'s nvidia_icd.json), or choose --device cuda or cpu';
+  "install the Vulkan loader and the GPU's Vulkan driver (Debian: `apt-get install libvulkan1`; NVIDIA: set " +
+  "VK_DRIVER_FILES to the driver's nvidia_icd.json), or choose --device cuda or cpu";
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);

@@ -17,9 +17,7 @@ export type DeviceRequest = Device | 'auto';
 export type GpuDevice = Exclude<Device, 'cpu'>;
 
 /** What the probe found for one GPU device: usable (with what it saw), or what is missing and how to fix it. */
-export type ProbeResult =
-  | { readonly ok: true; readonly detail: string }
-  | { readonly ok: false; readonly missing: string; readonly fix: string };
+export type ProbeResult = { readonly ok: true; readonly detail: string } | { readonly ok: false; readonly missing: string; readonly fix: string };
 
 export type DeviceProbe = (device: GpuDevice) => Promise<ProbeResult>;
 

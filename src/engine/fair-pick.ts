@@ -38,5 +38,11 @@ export function priorityPick<T extends Fairable & { readonly input: { readonly p
   const primary = ready.filter((r) => r.input.priority !== 'shadow');
   const picked = fairPick(primary, max);
   if (picked.length === max || picked.length === ready.length) return picked;
-  return [...picked, ...fairPick(ready.filter((r) => r.input.priority === 'shadow'), max - picked.length)];
+  return [
+    ...picked,
+    ...fairPick(
+      ready.filter((r) => r.input.priority === 'shadow'),
+      max - picked.length,
+    ),
+  ];
 }

@@ -97,7 +97,11 @@ async function main(): Promise<void> {
         return;
       }
       case 'stats':
-        post({ kind: 'stats', id: msg.id, stats: { ...scheduler.stats(), cost: { vlm: scheduler.costModel.table('vlm'), step: scheduler.costModel.table('step') } } });
+        post({
+          kind: 'stats',
+          id: msg.id,
+          stats: { ...scheduler.stats(), cost: { vlm: scheduler.costModel.table('vlm'), step: scheduler.costModel.table('step') } },
+        });
         return;
       case 'drain':
         void scheduler.drain().then(() => post({ kind: 'done', id: msg.id }));

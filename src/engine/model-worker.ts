@@ -113,16 +113,14 @@ export class ModelWorker {
   private reportBatches(batches: readonly WireBatch[]): void {
     const listener = this.batchListener;
     if (!listener) return;
-    const reports = batches.map(
-      (b): BatchReport => ({
-        stage: b.stage,
-        startEpochMs: b.startEpoch,
-        endEpochMs: b.endEpoch,
-        rows: b.rows,
-        members: (b.members ?? []).flatMap(([id, step]) => (this.tags.has(id) ? [{ tag: this.tags.get(id), step }] : [])),
-        error: b.error,
-      }),
-    );
+    const reports = batches.map((b): BatchReport => ({
+      stage: b.stage,
+      startEpochMs: b.startEpoch,
+      endEpochMs: b.endEpoch,
+      rows: b.rows,
+      members: (b.members ?? []).flatMap(([id, step]) => (this.tags.has(id) ? [{ tag: this.tags.get(id), step }] : [])),
+      error: b.error,
+    }));
     listener(reports);
   }
 

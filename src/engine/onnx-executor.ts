@@ -62,7 +62,10 @@ class Arena {
   readonly oLen: number;
   private readonly staging = new Map<Float32Array | BigInt64Array, Float32Array | BigInt64Array>();
 
-  constructor(readonly s: ModelShapes, capacity: number) {
+  constructor(
+    readonly s: ModelShapes,
+    capacity: number,
+  ) {
     this.vlLen = s.condTokens * s.condDim;
     this.aLen = s.horizon * s.actionDim;
     this.oLen = s.futureTokens * s.futureDim;

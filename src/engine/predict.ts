@@ -102,7 +102,8 @@ export function resolveStepCounts(m: Manifest, actionSteps: number, visionSteps:
   const max = m.sampling.max_vision_steps;
   const na = actionSteps || m.sampling.action_steps;
   // N_o is a multiple of N_A and at most max: an N_A above max can have no valid N_o, whatever vision_steps says.
-  if (na > max) throw new InvalidArgumentError(`sampling: action_steps ${na} exceeds this model's max_vision_steps ${max} (vision_steps is a multiple of action_steps)`);
+  if (na > max)
+    throw new InvalidArgumentError(`sampling: action_steps ${na} exceeds this model's max_vision_steps ${max} (vision_steps is a multiple of action_steps)`);
   let no = visionSteps;
   if (no === 0) {
     if (budgeted) no = Math.floor(max / na) * na;
@@ -139,11 +140,7 @@ export function validateRequest(handle: ModelHandle<ModelRuntime>, input: Predic
 }
 
 /** Runs a validated request on its version: admission, the decode pool and the prompt, the scheduler, the response. */
-export async function runRequest(
-  handle: ModelHandle<ModelRuntime>,
-  request: ValidatedRequest,
-  ctx: RequestContext,
-): Promise<PredictOutput> {
+export async function runRequest(handle: ModelHandle<ModelRuntime>, request: ValidatedRequest, ctx: RequestContext): Promise<PredictOutput> {
   const { manifest: m, runtime } = handle;
   const { input, requestId, embodiment, counts, state } = request;
   const budgetMs = input.latencyBudgetMs;

@@ -37,7 +37,10 @@ function setup(options: Partial<SchedulerOptions> = {}, capacity = 64, cost?: Co
 /** Collects a submission's outcome without an unhandled rejection. */
 function track(p: Promise<JobResult>) {
   const out: { result?: JobResult; error?: unknown; at?: number } = {};
-  p.then((r) => (out.result = r), (e) => (out.error = e));
+  p.then(
+    (r) => (out.result = r),
+    (e) => (out.error = e),
+  );
   return out;
 }
 
@@ -49,7 +52,11 @@ describe('Scheduler: step-level batching', () => {
     await clock.advance(3);
     const c = track(scheduler.submit(job({ value: 7, actionSteps: 2, visionSteps: 8 })));
     await clock.advance(1000);
-    for (const [t, v] of [[a, 3], [b, 5], [c, 7]] as const) {
+    for (const [t, v] of [
+      [a, 3],
+      [b, 5],
+      [c, 7],
+    ] as const) {
       expect(t.error).toBeUndefined();
       expect(Array.from(t.result!.actions)).toEqual(new Array(4).fill(v));
       expect(t.result!.future[0]).toBeCloseTo(v, 5);
@@ -309,9 +316,7 @@ describe('Scheduler: latency budgets under Poisson load (fake clock)', () => {
     let sent = 0;
     // One pending arrival at a time keeps the fake clock's timer list short.
     const arrive = () => {
-      void scheduler
-        .submit(job({ receivedAt: clock.now(), actionSteps: 4, visionSteps: budgetMs > 0 ? 64 : 4, budgetMs }))
-        .then((r) => results.push(r));
+      void scheduler.submit(job({ receivedAt: clock.now(), actionSteps: 4, visionSteps: budgetMs > 0 ? 64 : 4, budgetMs })).then((r) => results.push(r));
       if (++sent < count) clock.setTimeout(arrive, -Math.log(1 - next()) / ratePerMs);
     };
     clock.setTimeout(arrive, 0);

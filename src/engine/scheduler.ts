@@ -281,7 +281,12 @@ export class Scheduler {
       return row;
     });
     const slots = Int32Array.from(rows.map((r) => this.table.add(r)));
-    const batch = packVlmBatch(rows.map((r) => r.input), slots, this.table.takeMoves(), this.executor.shapes);
+    const batch = packVlmBatch(
+      rows.map((r) => r.input),
+      slots,
+      this.table.takeMoves(),
+      this.executor.shapes,
+    );
     this.listeners.onStart?.(rows.map((r) => r.input));
     const B = rows.length;
     this.busy = true;
@@ -316,9 +321,7 @@ export class Scheduler {
     const { budgetMs, receivedAt, actionSteps, visionSteps } = row.input;
     if (budgetMs > 0) {
       const inStage = this.table.values().filter((r) => r !== row);
-      const others: PlannedRow[] = inStage
-        .filter((r) => r.joined)
-        .map((r) => ({ remainingSteps: r.counts.visionSteps - r.i, promise: r.plan?.promise }));
+      const others: PlannedRow[] = inStage.filter((r) => r.joined).map((r) => ({ remainingSteps: r.counts.visionSteps - r.i, promise: r.plan?.promise }));
       // The rest of this VLM batch joins right after this row, so it counts as waiting (joining at once).
       const sameBatch = inStage.length - others.length;
       row.plan = planVisionSteps({
@@ -345,7 +348,10 @@ export class Scheduler {
     if (ready.length === 0) return;
     const picked = priorityPick(ready, this.options.maxDenoiseBatch);
     const slotted = picked.map((r) => ({ row: r, slot: this.table.slotOf(r) })).sort((a, b) => a.slot - b.slot);
-    const batch = packStepBatch(slotted.map(({ row, slot }) => ({ slot, i: row.i, counts: row.counts })), this.table.takeMoves());
+    const batch = packStepBatch(
+      slotted.map(({ row, slot }) => ({ slot, i: row.i, counts: row.counts })),
+      this.table.takeMoves(),
+    );
     const finishing = slotted.filter(({ row }) => isLastStep(row)).map(({ row }) => row);
     const B = slotted.length;
     const start = this.clock.now();
@@ -377,7 +383,10 @@ export class Scheduler {
       });
     } catch (err) {
       this.report('denoise', start, this.clock.now(), picked, err);
-      this.failBatch(slotted.map(({ row }) => row), new InferenceError(`a denoiser step failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+      this.failBatch(
+        slotted.map(({ row }) => row),
+        new InferenceError(`a denoiser step failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }),
+      );
     } finally {
       this.busy = false;
       this.pump();

@@ -13,7 +13,6 @@ import type { JobInput, JobResult } from './job.js';
 import type { OnnxExecutorInit } from './onnx-executor.js';
 import type { SchedulerOptions, SchedulerStats } from './scheduler.js';
 
-
 export interface WorkerInit {
   readonly executor: OnnxExecutorInit;
   readonly scheduler: SchedulerOptions;

@@ -23,7 +23,11 @@ export class NotFoundError extends Error {
 /** Shed at admission because a bounded queue is full. -> RESOURCE_EXHAUSTED */
 export class OverloadedError extends Error {
   override readonly name = 'OverloadedError';
-  constructor(message: string, readonly reason: string, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    readonly reason: string,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
   }
 }

@@ -21,14 +21,20 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function open(store: ExperimentStore = new SqliteExperimentStore(IN_MEMORY, { flushIntervalMs: 0 }), options: Partial<ExperimentOptions> = {}): Promise<ExperimentBook> {
+async function open(
+  store: ExperimentStore = new SqliteExperimentStore(IN_MEMORY, { flushIntervalMs: 0 }),
+  options: Partial<ExperimentOptions> = {},
+): Promise<ExperimentBook> {
   const book = await ExperimentBook.open(store, quiet, { ...SETTINGS, newSalt: () => 'drawn-salt', ...options });
   books.push(book);
   return book;
 }
 
 const split = (over: Partial<SplitSpec> = {}): SplitSpec => ({
-  weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }],
+  weights: [
+    { version: 1, weight: 1 },
+    { version: 2, weight: 1 },
+  ],
   controlVersion: 1,
   stickyKey: 'robot',
   salt: '',
@@ -37,7 +43,14 @@ const split = (over: Partial<SplitSpec> = {}): SplitSpec => ({
   ...over,
 });
 
-const served = (robotId: string, episodeId = '', latencyMs = 10) => ({ robotId, episodeId, requestId: '', latencyMs, visionSteps: 8, worldModelSurprise: 0.25 });
+const served = (robotId: string, episodeId = '', latencyMs = 10) => ({
+  robotId,
+  episodeId,
+  requestId: '',
+  latencyMs,
+  visionSteps: 8,
+  worldModelSurprise: 0.25,
+});
 
 describe('ExperimentBook without a split', () => {
   it('sends unpinned traffic to the newest READY version and counts it', async () => {
@@ -66,10 +79,21 @@ describe('ExperimentBook with a split', () => {
     await book.ensure('m');
     const before = book.assign('m', [1, 2], 'r', '')!.experimentId;
     expect(before).toBeGreaterThan(0);
-    const rec = await book.setSplit('m', split({ weights: [{ version: 1, weight: 3 }, { version: 2, weight: 1 }] }));
+    const rec = await book.setSplit(
+      'm',
+      split({
+        weights: [
+          { version: 1, weight: 3 },
+          { version: 2, weight: 1 },
+        ],
+      }),
+    );
     expect(rec.salt).toBe('drawn-salt');
     expect(rec.id).not.toBe(before);
-    expect(rec.weights).toEqual([{ version: 1, weight: 0.75 }, { version: 2, weight: 0.25 }]);
+    expect(rec.weights).toEqual([
+      { version: 1, weight: 0.75 },
+      { version: 2, weight: 0.25 },
+    ]);
     const counts = { 1: 0, 2: 0 } as Record<number, number>;
     for (let i = 0; i < 4000; i++) {
       const v = book.assign('m', [1, 2], `robot-${i}`, '')!.version;
@@ -94,7 +118,16 @@ describe('ExperimentBook with a split', () => {
     await book.setSplit('m', split({ salt: 's1' }));
     const robot = Array.from({ length: 100 }, (_, i) => `r${i}`).find((r) => book.assign('m', [1, 2], r, '')!.version === 2)!;
     await book.served(book.assign('m', [1, 2], robot, 'ep')!, served(robot, 'ep'));
-    await book.setSplit('m', split({ salt: 's1', weights: [{ version: 1, weight: 1e6 }, { version: 2, weight: 1e-6 }] }));
+    await book.setSplit(
+      'm',
+      split({
+        salt: 's1',
+        weights: [
+          { version: 1, weight: 1e6 },
+          { version: 2, weight: 1e-6 },
+        ],
+      }),
+    );
     expect(book.assign('m', [1, 2], robot, '')!.version).toBe(1); // its next episode moves
     expect(book.assign('m', [1, 2], robot, 'ep')!.version).toBe(2); // this one finishes on version 2
     await book.setSplit('m', split({ salt: 's1', weights: [{ version: 1, weight: 1 }] }));
@@ -119,7 +152,16 @@ describe('ExperimentBook with a split', () => {
 
   it('reports success rates, Wilson intervals, the z-test and the always-valid decision against the control', async () => {
     const book = await open();
-    await book.setSplit('m', split({ salt: 's', weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }] }));
+    await book.setSplit(
+      'm',
+      split({
+        salt: 's',
+        weights: [
+          { version: 1, weight: 1 },
+          { version: 2, weight: 1 },
+        ],
+      }),
+    );
     let i = 0;
     const run = async (version: number, success: boolean) => {
       const a = { model: 'm', version, experimentId: book.split('m')!.id, pinned: false };
@@ -146,7 +188,10 @@ describe('ExperimentBook with a split', () => {
     await book.setSplit('m', split({ salt: 's' }));
     const id = book.split('m')!.id;
     for (let k = 0; k < 400; k++) {
-      for (const [version, rate] of [[1, 6], [2, 2]] as const) {
+      for (const [version, rate] of [
+        [1, 6],
+        [2, 2],
+      ] as const) {
         await book.served({ model: 'm', version, experimentId: id, pinned: false }, served('r', `${version}-${k}`));
         await book.outcome('r', `${version}-${k}`, k % 10 < rate);
       }
@@ -168,8 +213,34 @@ describe('ExperimentBook with a split', () => {
     expect((await book.report('m', [1, 2], [1, 2])).variants.every((v) => v.requests === 0)).toBe(true);
     expect(await book.outcome('r', 'old', true)).toEqual({ model: 'm', version: a.version, counted: false });
     // The same salt again keeps the experiment.
-    expect((await book.setSplit('m', split({ salt: 'b', weights: [{ version: 1, weight: 1 }, { version: 2, weight: 3 }] }))).id).toBe(second.id);
-    expect((await book.setSplit('m', split({ salt: '', weights: [{ version: 1, weight: 1 }, { version: 2, weight: 3 }] }))).salt).toBe('b');
+    expect(
+      (
+        await book.setSplit(
+          'm',
+          split({
+            salt: 'b',
+            weights: [
+              { version: 1, weight: 1 },
+              { version: 2, weight: 3 },
+            ],
+          }),
+        )
+      ).id,
+    ).toBe(second.id);
+    expect(
+      (
+        await book.setSplit(
+          'm',
+          split({
+            salt: '',
+            weights: [
+              { version: 1, weight: 1 },
+              { version: 2, weight: 3 },
+            ],
+          }),
+        )
+      ).salt,
+    ).toBe('b');
     // Another sticky key reassigns everyone: a new experiment.
     expect((await book.setSplit('m', split({ salt: 'b', stickyKey: 'episode' }))).id).toBeGreaterThan(second.id);
   });
@@ -179,7 +250,15 @@ describe('ExperimentBook with a split', () => {
     [{ shadowFraction: 1.5, shadowVersion: 2 }, /outside \[0, 1\]/],
     [{ shadowFraction: 0.5 }, /shadow_version is 0/],
     [{ weights: [] }, /empty/],
-    [{ weights: [{ version: 1, weight: 1e308 }, { version: 2, weight: 1e308 }] }, /sum overflows/],
+    [
+      {
+        weights: [
+          { version: 1, weight: 1e308 },
+          { version: 2, weight: 1e308 },
+        ],
+      },
+      /sum overflows/,
+    ],
   ])('refuses a bad split %j', async (over, message) => {
     const book = await open();
     await expect(book.setSplit('m', split(over as Partial<SplitSpec>))).rejects.toThrow(InvalidArgumentError);
@@ -224,7 +303,10 @@ describe('persistence', () => {
     const assigned = Array.from({ length: 50 }, (_, i) => first.assign('m', [1, 2], `r${i}`, '')!.version);
     const id = first.split('m')!.id;
     for (let k = 0; k < 200; k++) {
-      for (const [version, rate] of [[1, 2], [2, 8]] as const) {
+      for (const [version, rate] of [
+        [1, 2],
+        [2, 8],
+      ] as const) {
         await first.served({ model: 'm', version, experimentId: id, pinned: false }, served(`r${k % 5}`, `${version}-${k}`, 5 + (k % 20)));
         await first.outcome(`r${k % 5}`, `${version}-${k}`, k % 10 < rate);
       }
@@ -275,7 +357,11 @@ describe('a stored split that cannot route', () => {
   ])('%s: refused at load with a warning; the model serves its newest READY version; a new split starts a new experiment', async (_what, text) => {
     const { file, id } = await storedWith(text);
     const warnings: Array<{ obj: object; msg: string }> = [];
-    const book = await ExperimentBook.open(new SqliteExperimentStore(file, { flushIntervalMs: 0 }), { ...quiet, warn: (obj, msg) => warnings.push({ obj, msg }) }, { ...SETTINGS, newSalt: () => 'drawn-salt' });
+    const book = await ExperimentBook.open(
+      new SqliteExperimentStore(file, { flushIntervalMs: 0 }),
+      { ...quiet, warn: (obj, msg) => warnings.push({ obj, msg }) },
+      { ...SETTINGS, newSalt: () => 'drawn-salt' },
+    );
     books.push(book);
     expect(warnings).toHaveLength(1);
     expect(warnings[0].msg).toMatch(/stored traffic split refused/);

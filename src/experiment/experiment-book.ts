@@ -194,7 +194,9 @@ function checkSplit(spec: SplitSpec): CheckedSplit {
   const weights = normalizeWeights(spec.weights);
   const controlVersion = spec.controlVersion || weights[0].version;
   if (!weights.some((w) => w.version === controlVersion)) {
-    throw new InvalidArgumentError(`control_version ${controlVersion} is not in the split; give it a weight or choose one of ${weights.map((w) => w.version).join(', ')}`);
+    throw new InvalidArgumentError(
+      `control_version ${controlVersion} is not in the split; give it a weight or choose one of ${weights.map((w) => w.version).join(', ')}`,
+    );
   }
   if (!(spec.shadowFraction >= 0 && spec.shadowFraction <= 1)) {
     throw new InvalidArgumentError(`shadow_fraction ${spec.shadowFraction} is outside [0, 1]`);
@@ -284,7 +286,8 @@ export class ExperimentBook {
           const known = this.models.get(stored.model);
           const record = this.admit(stored);
           if (!known || known.id <= record.id) this.models.set(record.model, record);
-          if (known && known.id < record.id) this.log.info({ model: record.model, experiment: record.id, salt: record.salt }, 'experiment started by another replica');
+          if (known && known.id < record.id)
+            this.log.info({ model: record.model, experiment: record.id, salt: record.salt }, 'experiment started by another replica');
         }
       })
       .catch((err: unknown) => this.log.error({ err }, 'could not re-read the experiments; routing by the splits known'))
@@ -301,7 +304,16 @@ export class ExperimentBook {
     let pending = this.ensuring.get(model);
     if (!pending) {
       pending = this.store
-        .ensureExperiment({ model, salt: '', weights: [], controlVersion: 0, stickyKey: 'robot', shadowVersion: 0, shadowFraction: 0, startedAt: this.options.now() })
+        .ensureExperiment({
+          model,
+          salt: '',
+          weights: [],
+          controlVersion: 0,
+          stickyKey: 'robot',
+          shadowVersion: 0,
+          shadowFraction: 0,
+          startedAt: this.options.now(),
+        })
         .then((stored) => {
           const record = this.admit(stored);
           if ((this.models.get(model)?.id ?? 0) < record.id) this.models.set(model, record);
@@ -326,7 +338,7 @@ export class ExperimentBook {
     const weights = effectiveWeights(record, ready);
     if (weights.length === 0) return undefined;
     // A model loaded a moment ago may not have its implicit experiment yet: served, not counted.
-    if (!record) void this.ensure(model).catch((err: unknown) => this.log.error({ err, model }, 'could not create the model\'s experiment'));
+    if (!record) void this.ensure(model).catch((err: unknown) => this.log.error({ err, model }, "could not create the model's experiment"));
     const experimentId = record?.id ?? 0;
     const ongoing = episodeId ? this.store.episodeOwner(robotId, episodeId) : undefined;
     if (ongoing && ongoing.experimentId === experimentId && weights.some((w) => w.version === ongoing.version)) {
@@ -414,13 +426,23 @@ export class ExperimentBook {
     let change: ExperimentChange | undefined;
     const record = await this.store.changeExperiment(
       model,
-      (current) => (change = splitChange(model, split, current && storedWeightsProblem(current.weights) === undefined ? current : undefined, this.options.now(), this.options.newSalt)),
+      (current) =>
+        (change = splitChange(
+          model,
+          split,
+          current && storedWeightsProblem(current.weights) === undefined ? current : undefined,
+          this.options.now(),
+          this.options.newSalt,
+        )),
     );
     this.changes++;
     this.models.set(model, record);
     const { weights, controlVersion, stickyKey, shadowVersion, shadowFraction } = record;
     if (change && 'start' in change) {
-      this.log.info({ model, experiment: record.id, salt: record.salt, weights, controlVersion, stickyKey, shadowVersion, shadowFraction }, 'experiment started');
+      this.log.info(
+        { model, experiment: record.id, salt: record.salt, weights, controlVersion, stickyKey, shadowVersion, shadowFraction },
+        'experiment started',
+      );
       return record;
     }
     if (change?.restartTests) await this.updateSequentialTests(record, controlVersion);

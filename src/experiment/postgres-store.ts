@@ -127,7 +127,9 @@ const EXPERIMENT_COLUMNS = 'id, model, salt, weights, control_version, sticky_ke
 function unreachable(err: unknown): boolean {
   const code = String((err as { code?: unknown })?.code ?? '');
   if (/^(08|53|57P|40)/.test(code) || /^E(CONNREFUSED|CONNRESET|TIMEDOUT|PIPE|HOSTUNREACH|NOTFOUND|AI_AGAIN)$/.test(code)) return true;
-  return /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect/i.test((err as Error)?.message ?? '');
+  return /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(
+    (err as Error)?.message ?? '',
+  );
 }
 
 /** A connection failure becomes UNAVAILABLE with what to check; anything else is rethrown as it is. */
@@ -138,7 +140,10 @@ function asUnavailable(err: unknown): never {
 
 const episodeKey = (robotId: string, episodeId: string) => `${robotId}\u0000${episodeId}`;
 const requestKey = (e: Pick<ServedEvent, 'robotId' | 'episodeId' | 'requestId'>) => `${e.robotId}\u0000${e.episodeId}\u0000${e.requestId}`;
-const byKey = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+const byKey =
+  <T>(key: (x: T) => string) =>
+  (a: T, b: T) =>
+    key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
 
 /** What one transaction adds to one version's counters. */
 class CounterDelta extends RequestSums {
@@ -178,7 +183,12 @@ export class PostgresExperimentStore implements ExperimentStore {
   private constructor(options: PostgresStoreOptions) {
     this.options = options;
     this.owners = new EpisodeLedger(options.ledgerCapacity);
-    this.pool = new pg.Pool({ connectionString: options.connectionString, max: options.poolSize, application_name: 'dust-serve', connectionTimeoutMillis: 10_000 });
+    this.pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize,
+      application_name: 'dust-serve',
+      connectionTimeoutMillis: 10_000,
+    });
     // An idle connection that breaks must not crash the process: the next query gets a new one.
     this.pool.on('error', (err) => options.log.warn({ err: err.message }, 'an idle PostgreSQL connection failed'));
   }
@@ -187,7 +197,9 @@ export class PostgresExperimentStore implements ExperimentStore {
    * Connects, creates the tables when missing and starts listening for changes.
    * @throws Error naming the (redacted) URL and the options to change when PostgreSQL cannot be reached.
    */
-  static async connect(options: Pick<PostgresStoreOptions, 'connectionString' | 'log' | 'countWaitMs'> & Partial<PostgresStoreOptions>): Promise<PostgresExperimentStore> {
+  static async connect(
+    options: Pick<PostgresStoreOptions, 'connectionString' | 'log' | 'countWaitMs'> & Partial<PostgresStoreOptions>,
+  ): Promise<PostgresExperimentStore> {
     const store = new PostgresExperimentStore({ ...DEFAULTS, ...options });
     try {
       const client = await store.pool.connect();
@@ -254,7 +266,9 @@ export class PostgresExperimentStore implements ExperimentStore {
   }
 
   async currentExperiments(): Promise<ExperimentRecord[]> {
-    const { rows } = await this.pool.query<ExperimentRow>(`SELECT DISTINCT ON (model) ${EXPERIMENT_COLUMNS} FROM dust_experiments ORDER BY model, id DESC`).catch(asUnavailable);
+    const { rows } = await this.pool
+      .query<ExperimentRow>(`SELECT DISTINCT ON (model) ${EXPERIMENT_COLUMNS} FROM dust_experiments ORDER BY model, id DESC`)
+      .catch(asUnavailable);
     return rows.map(toExperiment);
   }
 
@@ -283,7 +297,9 @@ export class PostgresExperimentStore implements ExperimentStore {
   private underModelLock<T>(model: string, body: (client: pg.PoolClient, current: ExperimentRecord | undefined) => Promise<T>): Promise<T> {
     return this.transaction(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_CLASS, model]);
-      const { rows } = await client.query<ExperimentRow>(`SELECT ${EXPERIMENT_COLUMNS} FROM dust_experiments WHERE model = $1 ORDER BY id DESC LIMIT 1`, [model]);
+      const { rows } = await client.query<ExperimentRow>(`SELECT ${EXPERIMENT_COLUMNS} FROM dust_experiments WHERE model = $1 ORDER BY id DESC LIMIT 1`, [
+        model,
+      ]);
       const result = await body(client, rows[0] && toExperiment(rows[0]));
       await client.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, model]);
       return result;
@@ -308,10 +324,13 @@ export class PostgresExperimentStore implements ExperimentStore {
       const change = decide(current);
       if ('start' in change) return PostgresExperimentStore.insert(client, change.start);
       const e = change.update;
-      await client.query(
-        `UPDATE dust_experiments SET weights = $2, control_version = $3, shadow_version = $4, shadow_fraction = $5 WHERE id = $1`,
-        [e.id, JSON.stringify(e.weights), e.controlVersion, e.shadowVersion, e.shadowFraction],
-      );
+      await client.query(`UPDATE dust_experiments SET weights = $2, control_version = $3, shadow_version = $4, shadow_fraction = $5 WHERE id = $1`, [
+        e.id,
+        JSON.stringify(e.weights),
+        e.controlVersion,
+        e.shadowVersion,
+        e.shadowFraction,
+      ]);
       if (change.restartTests) {
         await client.query(`UPDATE dust_counters SET always_valid_p = 1, decision = 'keep collecting' WHERE experiment_id = $1`, [e.id]);
       }
@@ -374,7 +393,8 @@ export class PostgresExperimentStore implements ExperimentStore {
         this.queue.unshift(...batch);
         this.shadows.unshift(...shadows);
         for (const q of batch) q.release();
-        if (!this.failing) this.options.log.error({ err, queued: this.queue.length }, 'could not write experiment counts to PostgreSQL; answering without waiting and retrying');
+        if (!this.failing)
+          this.options.log.error({ err, queued: this.queue.length }, 'could not write experiment counts to PostgreSQL; answering without waiting and retrying');
         this.failing = true;
         if (!this.closed) {
           this.retryTimer = setTimeout(() => {
@@ -456,7 +476,13 @@ export class PostgresExperimentStore implements ExperimentStore {
       `INSERT INTO dust_episodes (robot_id, episode_id, model, version, experiment_id)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[])
        ON CONFLICT DO NOTHING RETURNING robot_id, episode_id`,
-      [sorted.map((e) => e.robotId), sorted.map((e) => e.episodeId), sorted.map((e) => e.model), sorted.map((e) => e.version), sorted.map((e) => (e.pinned ? 0 : e.experimentId))],
+      [
+        sorted.map((e) => e.robotId),
+        sorted.map((e) => e.episodeId),
+        sorted.map((e) => e.model),
+        sorted.map((e) => e.version),
+        sorted.map((e) => (e.pinned ? 0 : e.experimentId)),
+      ],
     );
     for (const r of inserted.rows) started.add(episodeKey(r.robot_id, r.episode_id));
     const found = await client.query<{ robot_id: string; episode_id: string; model: string; version: number; experiment_id: string }>(
@@ -567,7 +593,18 @@ export class PostgresExperimentStore implements ExperimentStore {
 
   async totals(experimentId: number): Promise<VariantTotals[]> {
     type CounterRow = Record<
-      'version' | 'requests' | 'episodes_served' | 'episodes' | 'successes' | 'vision_steps_sum' | 'surprise_sum' | 'surprise_count' | 'shadow_requests' | 'shadow_shed' | 'shadow_divergence_sum' | 'always_valid_p',
+      | 'version'
+      | 'requests'
+      | 'episodes_served'
+      | 'episodes'
+      | 'successes'
+      | 'vision_steps_sum'
+      | 'surprise_sum'
+      | 'surprise_count'
+      | 'shadow_requests'
+      | 'shadow_shed'
+      | 'shadow_divergence_sum'
+      | 'always_valid_p',
       number
     > & { decision: Decision };
     const [counters, bins, robots] = await Promise.all([
@@ -581,7 +618,10 @@ export class PostgresExperimentStore implements ExperimentStore {
         'SELECT version, sketch, key, count::float8 FROM dust_sketch_bins WHERE experiment_id = $1',
         [experimentId],
       ),
-      this.pool.query<{ version: number; robots: number }>('SELECT version, count(*)::float8 AS robots FROM dust_robots WHERE experiment_id = $1 GROUP BY version', [experimentId]),
+      this.pool.query<{ version: number; robots: number }>(
+        'SELECT version, count(*)::float8 AS robots FROM dust_robots WHERE experiment_id = $1 GROUP BY version',
+        [experimentId],
+      ),
     ]).catch(asUnavailable);
     const sketches = new Map<string, SketchBin[]>();
     for (const b of bins.rows) {
@@ -621,7 +661,11 @@ export class PostgresExperimentStore implements ExperimentStore {
         [experimentId],
       )
       .catch(asUnavailable);
-    return rows.map((r) => ({ version: r.version, outcomes: { successes: r.successes, trials: r.episodes }, test: { pValue: r.always_valid_p, decision: r.decision } }));
+    return rows.map((r) => ({
+      version: r.version,
+      outcomes: { successes: r.successes, trials: r.episodes },
+      test: { pValue: r.always_valid_p, decision: r.decision },
+    }));
   }
 
   async saveTests(experimentId: number, tests: ReadonlyMap<number, AlwaysValidState>): Promise<void> {

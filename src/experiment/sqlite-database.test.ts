@@ -51,24 +51,40 @@ describe('SqliteDatabase', () => {
     store.updateExperiment({ ...experiment({ salt: 'new', controlVersion: 2, shadowVersion: 2, shadowFraction: 0.2 }), id: cur });
     await store.write({
       counters: [counter(cur, 1, 7), counter(cur, 2, 9)],
-      robots: [{ experimentId: cur, version: 2, robotId: 'r1' }, { experimentId: cur, version: 2, robotId: 'r1' }],
+      robots: [
+        { experimentId: cur, version: 2, robotId: 'r1' },
+        { experimentId: cur, version: 2, robotId: 'r1' },
+      ],
       ledger: [
         { robotId: 'r1', episodeId: 'e1', model: 'm', version: 2, experimentId: cur, outcome: undefined },
         { robotId: 'r1', episodeId: 'e2', model: 'm', version: 2, experimentId: 0, outcome: false },
       ],
     });
-    await store.write({ counters: [counter(cur, 2, 10)], robots: [], ledger: [{ robotId: 'r1', episodeId: 'e1', model: 'm', version: 2, experimentId: cur, outcome: true }] });
+    await store.write({
+      counters: [counter(cur, 2, 10)],
+      robots: [],
+      ledger: [{ robotId: 'r1', episodeId: 'e1', model: 'm', version: 2, experimentId: cur, outcome: true }],
+    });
     await store.close();
 
     const again = new SqliteDatabase(file);
     const state = again.load(10);
-    expect(state.experiments.map((e) => [e.model, e.id, e.salt])).toEqual([['m', cur, 'new'], ['n', other, '']]);
+    expect(state.experiments.map((e) => [e.model, e.id, e.salt])).toEqual([
+      ['m', cur, 'new'],
+      ['n', other, ''],
+    ]);
     expect(state.experiments[0]).toMatchObject({ controlVersion: 2, shadowVersion: 2, shadowFraction: 0.2, weights: experiment().weights });
-    expect(state.counters.map((c) => [c.experimentId, c.version, c.requests]).sort()).toEqual([[cur, 1, 7], [cur, 2, 10]]);
+    expect(state.counters.map((c) => [c.experimentId, c.version, c.requests]).sort()).toEqual([
+      [cur, 1, 7],
+      [cur, 2, 10],
+    ]);
     expect(state.counters[0].latency).toEqual(Uint8Array.from([1, 2, 3]));
     // Robots of the replaced experiment are pruned; duplicates are stored once.
     expect(state.robots).toEqual([{ experimentId: cur, version: 2, robotId: 'r1' }]);
-    expect(state.ledger.map((e) => [e.episodeId, e.outcome])).toEqual([['e1', true], ['e2', false]]);
+    expect(state.ledger.map((e) => [e.episodeId, e.outcome])).toEqual([
+      ['e1', true],
+      ['e2', false],
+    ]);
     await again.close();
   });
 

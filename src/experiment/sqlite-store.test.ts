@@ -44,7 +44,10 @@ describe('SqliteExperimentStore', () => {
     // 10 robots + 2500 episodes in chunks of 1000 rows; the second chunk failed, the third was not tried.
     expect(writes.map((w) => [w.counters.length, w.robots.length, w.ledger.length])).toEqual([[1, 10, 990]]);
     await store.flush();
-    expect(writes.slice(1).map((w) => [w.counters.length, w.robots.length, w.ledger.length])).toEqual([[0, 0, 1000], [0, 0, 510]]);
+    expect(writes.slice(1).map((w) => [w.counters.length, w.robots.length, w.ledger.length])).toEqual([
+      [0, 0, 1000],
+      [0, 0, 510],
+    ]);
     expect(inner.load(10_000).ledger).toHaveLength(2500);
   });
 

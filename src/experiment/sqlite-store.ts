@@ -89,9 +89,12 @@ export class SqliteExperimentStore implements ExperimentStore {
       this.counters.set(record.id, new Map());
     }
     for (const c of state.counters) {
-      this.counters.get(c.experimentId)?.set(c.version, VariantCounters.restore(c, robotIds.get(`${c.experimentId}@${c.version}`) ?? [], this.options.maxTrackedRobots));
+      this.counters
+        .get(c.experimentId)
+        ?.set(c.version, VariantCounters.restore(c, robotIds.get(`${c.experimentId}@${c.version}`) ?? [], this.options.maxTrackedRobots));
     }
-    for (const e of state.ledger) this.ledger.restore(e.robotId, e.episodeId, { model: e.model, version: e.version, experimentId: e.experimentId, outcome: e.outcome });
+    for (const e of state.ledger)
+      this.ledger.restore(e.robotId, e.episodeId, { model: e.model, version: e.version, experimentId: e.experimentId, outcome: e.outcome });
     if (this.options.flushIntervalMs > 0) {
       this.timer = setInterval(() => void this.flush(), this.options.flushIntervalMs);
       this.timer.unref();
@@ -185,7 +188,8 @@ export class SqliteExperimentStore implements ExperimentStore {
     if (entry.outcome !== undefined) return Promise.resolve({ ...owner, counted: false });
     entry.outcome = success;
     this.queueLedger({ robotId, episodeId, ...entry });
-    const c = entry.experimentId !== 0 && this.current.get(entry.model)?.id === entry.experimentId ? this.counter(entry.experimentId, entry.version) : undefined;
+    const c =
+      entry.experimentId !== 0 && this.current.get(entry.model)?.id === entry.experimentId ? this.counter(entry.experimentId, entry.version) : undefined;
     if (!c) return Promise.resolve({ ...owner, counted: false });
     c.episodes++;
     if (success) c.successes++;

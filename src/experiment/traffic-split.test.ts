@@ -16,7 +16,12 @@ function shares(assigned: Map<string, number | undefined>): Map<number | undefin
 
 describe('normalizeWeights', () => {
   it('scales weights to sum to 1, in version order', () => {
-    expect(normalizeWeights([{ version: 2, weight: 3 }, { version: 1, weight: 1 }])).toEqual([
+    expect(
+      normalizeWeights([
+        { version: 2, weight: 3 },
+        { version: 1, weight: 1 },
+      ]),
+    ).toEqual([
       { version: 1, weight: 0.25 },
       { version: 2, weight: 0.75 },
     ]);
@@ -28,31 +33,66 @@ describe('normalizeWeights', () => {
     [[{ version: 1, weight: Number.NaN }], /finite/],
     [[{ version: 1, weight: Infinity }], /finite/],
     [[{ version: 0, weight: 1 }], /positive integer/],
-    [[{ version: 1, weight: 1 }, { version: 1, weight: 2 }], /twice/],
+    [
+      [
+        { version: 1, weight: 1 },
+        { version: 1, weight: 2 },
+      ],
+      /twice/,
+    ],
     // Each weight is finite, but the sum is not: normalized, both would be 0 and no robot could be assigned.
-    [[{ version: 1, weight: 1e308 }, { version: 2, weight: 1e308 }], /sum overflows .*give smaller weights/],
+    [
+      [
+        { version: 1, weight: 1e308 },
+        { version: 2, weight: 1e308 },
+      ],
+      /sum overflows .*give smaller weights/,
+    ],
     // A share too small for a double becomes 0: that version would be in the split with no way to get traffic.
-    [[{ version: 1, weight: 5e-324 }, { version: 2, weight: 1e300 }], /version 1's share .* too small/],
+    [
+      [
+        { version: 1, weight: 5e-324 },
+        { version: 2, weight: 1e300 },
+      ],
+      /version 1's share .* too small/,
+    ],
   ])('refuses %j', (weights, message) => {
     expect(() => normalizeWeights(weights)).toThrow(InvalidArgumentError);
     expect(() => normalizeWeights(weights)).toThrow(message);
   });
 
   it('accepts the largest weights whose sum is finite, and gives every version a positive share', () => {
-    const got = normalizeWeights([{ version: 1, weight: 8e307 }, { version: 2, weight: 8e307 }]);
-    expect(got).toEqual([{ version: 1, weight: 0.5 }, { version: 2, weight: 0.5 }]);
+    const got = normalizeWeights([
+      { version: 1, weight: 8e307 },
+      { version: 2, weight: 8e307 },
+    ]);
+    expect(got).toEqual([
+      { version: 1, weight: 0.5 },
+      { version: 2, weight: 0.5 },
+    ]);
   });
 });
 
 describe('storedWeightsProblem', () => {
   it('accepts stored normalized weights and an empty list (no split)', () => {
-    expect(storedWeightsProblem([{ version: 1, weight: 0.25 }, { version: 2, weight: 0.75 }])).toBeUndefined();
+    expect(
+      storedWeightsProblem([
+        { version: 1, weight: 0.25 },
+        { version: 2, weight: 0.75 },
+      ]),
+    ).toBeUndefined();
     expect(storedWeightsProblem([])).toBeUndefined();
   });
 
   it.each([
     // What an older server stored for [1e308, 1e308]: both shares 0.
-    [[{ version: 1, weight: 0 }, { version: 2, weight: 0 }], /weight 0/],
+    [
+      [
+        { version: 1, weight: 0 },
+        { version: 2, weight: 0 },
+      ],
+      /weight 0/,
+    ],
     // JSON has no Infinity or NaN: they are written as null.
     [[{ version: 1, weight: null }], /weight null/],
     [[{ version: 1, weight: '0.5' }], /weight 0.5/],
@@ -92,7 +132,14 @@ describe('assignVersion (weighted rendezvous hashing)', () => {
   });
 
   it('spreads keys in proportion to the weights', () => {
-    for (const weights of [split, normalizeWeights([{ version: 1, weight: 1 }, { version: 2, weight: 1 }, { version: 3, weight: 2 }])]) {
+    for (const weights of [
+      split,
+      normalizeWeights([
+        { version: 1, weight: 1 },
+        { version: 2, weight: 1 },
+        { version: 3, weight: 2 },
+      ]),
+    ]) {
       const got = shares(assignAll('spread', weights));
       for (const { version, weight } of weights) {
         // 10k keys: the binomial standard error is at most 0.005; allow 4 of them.
@@ -111,7 +158,10 @@ describe('assignVersion (weighted rendezvous hashing)', () => {
 
   it('moves only the robots a weight change must move, and only to the version that gained', () => {
     const before = assignAll('canary', split);
-    const after = assignAll('canary', [{ version: 1, weight: 0.7 }, { version: 2, weight: 0.3 }]);
+    const after = assignAll('canary', [
+      { version: 1, weight: 0.7 },
+      { version: 2, weight: 0.3 },
+    ]);
     const moved = robots.filter((r) => before.get(r) !== after.get(r));
     expect(moved.every((r) => before.get(r) === 1 && after.get(r) === 2)).toBe(true);
     // The minimum possible is the 0.2 share that version 2 gained.
@@ -127,17 +177,30 @@ describe('assignVersion (weighted rendezvous hashing)', () => {
   });
 
   it('a version that cannot serve hands its robots to the others; nobody else moves', () => {
-    const three: VersionWeight[] = [{ version: 1, weight: 0.5 }, { version: 2, weight: 0.25 }, { version: 3, weight: 0.25 }];
+    const three: VersionWeight[] = [
+      { version: 1, weight: 0.5 },
+      { version: 2, weight: 0.25 },
+      { version: 3, weight: 0.25 },
+    ];
     const before = assignAll('failover', three);
-    const after = assignAll('failover', three.filter((w) => w.version !== 2));
+    const after = assignAll(
+      'failover',
+      three.filter((w) => w.version !== 2),
+    );
     for (const r of robots) if (before.get(r) !== 2) expect(after.get(r)).toBe(before.get(r));
     const heirs = shares(new Map(robots.filter((r) => before.get(r) === 2).map((r) => [r, after.get(r)])));
     expect(Math.abs(heirs.get(1)! - 2 / 3)).toBeLessThan(0.03);
   });
 
   it('a new salt reassigns robots independently of the old assignment', () => {
-    const a = assignAll('exp-1', [{ version: 1, weight: 0.5 }, { version: 2, weight: 0.5 }]);
-    const b = assignAll('exp-2', [{ version: 1, weight: 0.5 }, { version: 2, weight: 0.5 }]);
+    const a = assignAll('exp-1', [
+      { version: 1, weight: 0.5 },
+      { version: 2, weight: 0.5 },
+    ]);
+    const b = assignAll('exp-2', [
+      { version: 1, weight: 0.5 },
+      { version: 2, weight: 0.5 },
+    ]);
     const same = robots.filter((r) => a.get(r) === b.get(r)).length / robots.length;
     expect(Math.abs(same - 0.5)).toBeLessThan(0.02);
   });
@@ -147,7 +210,10 @@ describe('assignVersion (weighted rendezvous hashing)', () => {
   });
 
   it('chooses a version for every key whenever one weight is positive, however small the weights', () => {
-    const tiny: VersionWeight[] = [{ version: 1, weight: Number.MIN_VALUE }, { version: 2, weight: Number.MIN_VALUE }];
+    const tiny: VersionWeight[] = [
+      { version: 1, weight: Number.MIN_VALUE },
+      { version: 2, weight: Number.MIN_VALUE },
+    ];
     for (const r of robots.slice(0, 500)) expect([1, 2]).toContain(assignVersion('tiny', stickyKeyOf('robot', r, ''), tiny));
   });
 });

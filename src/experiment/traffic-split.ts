@@ -39,7 +39,9 @@ export function normalizeWeights(weights: readonly VersionWeight[]): VersionWeig
     if (!Number.isInteger(version) || version <= 0) throw new InvalidArgumentError(`weights: version ${version} is not a positive integer`);
     if (seen.has(version)) throw new InvalidArgumentError(`weights: version ${version} appears twice; give each version once`);
     if (typeof weight !== 'number' || !(weight > 0) || !Number.isFinite(weight)) {
-      throw new InvalidArgumentError(`weights: version ${version} has weight ${weight}; weights must be finite and > 0 (leave a version out to give it no traffic)`);
+      throw new InvalidArgumentError(
+        `weights: version ${version} has weight ${weight}; weights must be finite and > 0 (leave a version out to give it no traffic)`,
+      );
     }
     seen.add(version);
     total += weight;

@@ -87,7 +87,9 @@ export async function resolveConfined(spec: ConfinedFileSpec, guard: StallGuard,
   } catch (err) {
     if (err instanceof ModelPackageError) throw err;
     // The code alone: a message could carry the path a link points at.
-    throw new ModelPackageError(`${where}: ${spec.field} cannot be resolved (${(err as NodeJS.ErrnoException).code ?? 'error'}): missing, a dangling link or a link loop`);
+    throw new ModelPackageError(
+      `${where}: ${spec.field} cannot be resolved (${(err as NodeJS.ErrnoException).code ?? 'error'}): missing, a dangling link or a link loop`,
+    );
   }
   if (!isInside(spec.realDir, real)) {
     throw new ModelPackageError(`${where}: ${spec.field} resolves outside the package folder; a package may name only files inside its own folder`);
@@ -127,7 +129,13 @@ export async function openConfined(spec: ConfinedFileSpec, real: string, guard: 
  * Reads the file to its end in chunks, each handed to `onChunk`; refused when it grows past the limit while
  * being read or a read stalls. Closes the file.
  */
-export async function readChunks(file: ConfinedFile, spec: ConfinedFileSpec, guard: StallGuard, where: string, onChunk: (chunk: Buffer) => void): Promise<number> {
+export async function readChunks(
+  file: ConfinedFile,
+  spec: ConfinedFileSpec,
+  guard: StallGuard,
+  where: string,
+  onChunk: (chunk: Buffer) => void,
+): Promise<number> {
   const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(1, spec.limit + 1)));
   let total = 0;
   try {

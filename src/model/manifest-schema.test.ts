@@ -45,7 +45,9 @@ describe('parseManifest', () => {
   it('names the wrong fields', () => {
     expect(() => parseManifest(manifest({ format_version: 2 }), 'pkg')).toThrow(/pkg: invalid manifest: format_version/);
     expect(() => parseManifest(manifest({ files: { 'vlm.onnx': 'md5:1' } }), 'pkg')).toThrow(/files.vlm.onnx: must be "sha256/);
-    expect(() => parseManifest(manifest({ sampling: { action_steps: 4, vision_steps: 6, max_vision_steps: 16 } }), 'pkg')).toThrow(/multiple of sampling.action_steps/);
+    expect(() => parseManifest(manifest({ sampling: { action_steps: 4, vision_steps: 6, max_vision_steps: 16 } }), 'pkg')).toThrow(
+      /multiple of sampling.action_steps/,
+    );
     const emb = { id: 0, state_dim: 9, action_dim: 3, normalization: { state: { min: [0], max: [1] }, action: { min: [0, 0, 0], max: [1, 1, 1] } } };
     expect(() => parseManifest(manifest({ embodiments: { big: emb } }), 'pkg')).toThrow(/state_dim 9 exceeds state.dim 6.*normalization.state/);
   });
@@ -54,7 +56,23 @@ describe('parseManifest', () => {
 /** Strings a hostile exporter would try as names, keys and values. */
 const hostileString = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 80 }),
-  fc.constantFrom('', '..', '../', '../../etc/passwd', '/etc/passwd', '/dev/zero', 'a/../../b', 'x\0y', '\\..\\x', '.', './', '__proto__', 'constructor', 'vlm.onnx', 'tokenizer.json'),
+  fc.constantFrom(
+    '',
+    '..',
+    '../',
+    '../../etc/passwd',
+    '/etc/passwd',
+    '/dev/zero',
+    'a/../../b',
+    'x\0y',
+    '\\..\\x',
+    '.',
+    './',
+    '__proto__',
+    'constructor',
+    'vlm.onnx',
+    'tokenizer.json',
+  ),
   fc.string({ minLength: 300, maxLength: 2000 }),
 );
 const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
@@ -94,7 +112,8 @@ const hostileManifest = fc
     if (typeof m === 'object' && m !== null && !Array.isArray(m)) {
       if (typeof m.files === 'object' && m.files !== null) m.files = { ...m.files, ...files };
       if (tokenizer !== null && typeof m.text === 'object' && m.text !== null) m.text = { ...m.text, tokenizer };
-      if (embodiment !== null && typeof m.embodiments === 'object' && m.embodiments !== null) m.embodiments = { ...m.embodiments, [embodiment]: VALID.embodiments };
+      if (embodiment !== null && typeof m.embodiments === 'object' && m.embodiments !== null)
+        m.embodiments = { ...m.embodiments, [embodiment]: VALID.embodiments };
     }
     return JSON.stringify(m);
   });
@@ -121,7 +140,10 @@ describe('parseManifest on hostile input (property)', () => {
   const runs = { numRuns: 400, seed: 20_260_707 };
 
   it('any JSON value: a Manifest or a ModelPackageError of bounded size, nothing else', () => {
-    fc.assert(fc.property(fc.jsonValue({ maxDepth: 4 }), (v) => checkParse(JSON.stringify(v) ?? 'null')), runs);
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 4 }), (v) => checkParse(JSON.stringify(v) ?? 'null')),
+      runs,
+    );
   });
 
   it('a valid manifest with hostile values, file names and embodiment names: the same, and accepted names stay in the package', () => {
@@ -161,9 +183,17 @@ describe('checkGraphs', () => {
     const denoiser = {
       ...g.denoiser,
       inputs: g.denoiser.inputs.map((i) =>
-        i.name === 'state' ? { ...i, shape: [1, 6] } : i.name === 'future' ? { ...i, shape: ['batch', 2, 5] } : i.name === 'embodiment_id' ? { ...i, type: 'int32' } : i,
+        i.name === 'state'
+          ? { ...i, shape: [1, 6] }
+          : i.name === 'future'
+            ? { ...i, shape: ['batch', 2, 5] }
+            : i.name === 'embodiment_id'
+              ? { ...i, type: 'int32' }
+              : i,
       ),
     };
-    expect(() => checkGraphs(m, { vlm, denoiser })).toThrow(/vlm.onnx lacks output obs_embedding.*state has shape \[1, 6\].*future has shape \[batch, 2, 5\].*embodiment_id is int32/);
+    expect(() => checkGraphs(m, { vlm, denoiser })).toThrow(
+      /vlm.onnx lacks output obs_embedding.*state has shape \[1, 6\].*future has shape \[batch, 2, 5\].*embodiment_id is int32/,
+    );
   });
 });

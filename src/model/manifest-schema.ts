@@ -71,7 +71,11 @@ function refuse(where: string, problems: readonly string[]): never {
 /** Parses and checks a manifest; cross-field rules (dims within the padded sizes, unique ids) included. */
 export function parseManifest(json: unknown, where: string): Manifest {
   const parsed = schema.safeParse(json);
-  if (!parsed.success) refuse(where, parsed.error.issues.map((i) => `${fieldPath(i.path)}: ${i.message}`));
+  if (!parsed.success)
+    refuse(
+      where,
+      parsed.error.issues.map((i) => `${fieldPath(i.path)}: ${i.message}`),
+    );
   const m = parsed.data as unknown as Manifest;
   const problems: string[] = [];
   const ids = new Set<number>();

@@ -134,7 +134,9 @@ describe('readPackage confinement', () => {
 
   it('refuses files over their limit before reading them', async () => {
     const big = tinyPackage();
-    expect(await refusal(big, { limits: { ...DEFAULT_PACKAGE_LIMITS, fileBytes: 1000 } })).toMatch(/files\["[a-z]+\.onnx"\] is \d+ bytes, more than the limit of 1000/);
+    expect(await refusal(big, { limits: { ...DEFAULT_PACKAGE_LIMITS, fileBytes: 1000 } })).toMatch(
+      /files\["[a-z]+\.onnx"\] is \d+ bytes, more than the limit of 1000/,
+    );
     const sparse = tinyPackage((_, dir) => truncateSync(path.join(dir, 'tokenizer.json'), DEFAULT_PACKAGE_LIMITS.tokenizerBytes + 1));
     expect(await refusal(sparse)).toMatch(/text\.tokenizer is \d+ bytes, more than the limit of 67108864/);
     const manifest = tinyPackage((m) => (m.description = 'x'.repeat(DEFAULT_PACKAGE_LIMITS.manifestBytes)));
@@ -144,7 +146,9 @@ describe('readPackage confinement', () => {
   it('says a digest is wrong without the digest of what it read', async () => {
     const loc = tinyPackage((_, dir) => writeFileSync(path.join(dir, 'denoiser.onnx'), PASSWD));
     const message = await refusal(loc);
-    expect(message).toMatch(/files\["denoiser\.onnx"\]: denoiser\.onnx has sha256 other than the manifest's [0-9a-f]{12}\.\.\.; the file is corrupt or the manifest is stale/);
+    expect(message).toMatch(
+      /files\["denoiser\.onnx"\]: denoiser\.onnx has sha256 other than the manifest's [0-9a-f]{12}\.\.\.; the file is corrupt or the manifest is stale/,
+    );
   });
 
   it('says a manifest is not JSON without quoting it', async () => {
@@ -160,7 +164,9 @@ describe('readPackage confinement', () => {
     execFileSync('mkdir', ['-p', path.join(root, 'm')]);
     symlinkSync(outside.dir, path.join(root, 'm', '1'));
     const loc = { name: 'm', version: 1, dir: path.join(root, 'm', '1') };
-    expect(await refusal(loc, { repository: root })).toMatch(/the package folder is a link out of the model repository; the operator may allow it with --allow-package-symlinks/);
+    expect(await refusal(loc, { repository: root })).toMatch(
+      /the package folder is a link out of the model repository; the operator may allow it with --allow-package-symlinks/,
+    );
     await expect(readPackage(loc, { repository: root, allowSymlinks: true })).resolves.toMatchObject({ manifest: { name: 'm' } });
   });
 });

@@ -80,9 +80,7 @@ export async function readPackage(loc: PackageLocation, options: ReadPackageOpti
   const manifestBytes = await readConfined(await openConfined(manifestSpec, manifestReal, guard, loc.dir), manifestSpec, guard, loc.dir);
   const manifest = parseManifest(parseJson(manifestBytes.toString('utf8'), where), where);
   if (manifest.name !== loc.name || manifest.version !== loc.version) {
-    throw new ModelPackageError(
-      `${where}: manifest says ${manifest.name}@${manifest.version} but the package lives at ${loc.name}/${loc.version}`,
-    );
+    throw new ModelPackageError(`${where}: manifest says ${manifest.name}@${manifest.version} but the package lives at ${loc.name}/${loc.version}`);
   }
   // Statistics with min > max would serve mirrored actions; refuse them before anything is started.
   for (const [name, emb] of Object.entries(manifest.embodiments)) {
@@ -111,7 +109,9 @@ export async function readPackage(loc: PackageLocation, options: ReadPackageOpti
         : await hashConfined(await openConfined(spec, real, guard, loc.dir), spec, guard, loc.dir);
     if (`sha256:${actual}` !== digest) {
       // Only the expected digest: the actual one would describe whatever the name reaches.
-      throw new ModelPackageError(`${loc.dir}: ${spec.field}: ${spec.name} has sha256 other than the manifest's ${digest.slice(7, 19)}...; the file is corrupt or the manifest is stale`);
+      throw new ModelPackageError(
+        `${loc.dir}: ${spec.field}: ${spec.name} has sha256 other than the manifest's ${digest.slice(7, 19)}...; the file is corrupt or the manifest is stale`,
+      );
     }
   }
   // parseManifest made sure manifest.files lists both graphs.
@@ -179,8 +179,7 @@ export function checkGraphs(m: Manifest, graphs: Record<'vlm' | 'denoiser', Grap
         }
         if (v.type !== type) problems.push(`${graph}.onnx ${name} is ${v.type}, expected ${type}`);
         const shapeOk =
-          v.shape.length === dims.length &&
-          dims.every((d, i) => (d === 'batch' ? typeof v.shape[i] === 'string' || v.shape[i] === -1 : v.shape[i] === d));
+          v.shape.length === dims.length && dims.every((d, i) => (d === 'batch' ? typeof v.shape[i] === 'string' || v.shape[i] === -1 : v.shape[i] === d));
         if (!shapeOk) {
           problems.push(`${graph}.onnx ${name} has shape [${v.shape.join(', ')}], the manifest implies [${dims.join(', ')}] (batch dynamic)`);
         }

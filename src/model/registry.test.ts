@@ -68,7 +68,10 @@ describe('ModelRegistry versions', () => {
   it('loads every version; pins lease that version; unpinned resolution is the newest READY', async () => {
     const { reg } = registry(repository([1, 2]));
     await reg.loadRepository();
-    expect(reg.list().map((e) => [e.version, e.state])).toEqual([[1, 'READY'], [2, 'READY']]);
+    expect(reg.list().map((e) => [e.version, e.state])).toEqual([
+      [1, 'READY'],
+      [2, 'READY'],
+    ]);
     expect(reg.readyVersions('m')).toEqual([1, 2]);
     expect(reg.resolve({ name: undefined, version: undefined }).version).toBe(2);
     const lease = reg.acquire('m', 1);

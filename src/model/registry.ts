@@ -191,7 +191,9 @@ export class ModelRegistry<R> {
     const skipped = scanned.skipped.find((s) => s.name === name);
     if (!loc && skipped) throw new FailedPreconditionError(`model repository entry ${skipped.entry} ${skipped.reason}`);
     if (!loc) {
-      throw new NotFoundError(`model ${quote(name)}${version ? ` version ${version}` : ''} is not in the repository ${this.repository}; expected ${this.repository}/<name>/<version>/manifest.json`);
+      throw new NotFoundError(
+        `model ${quote(name)}${version ? ` version ${version}` : ''} is not in the repository ${this.repository}; expected ${this.repository}/<name>/<version>/manifest.json`,
+      );
     }
     return this.serialized(this.key(loc.name, loc.version), () => this.loadLocation(loc));
   }
@@ -212,7 +214,10 @@ export class ModelRegistry<R> {
     let runtime: R;
     try {
       pkg = await readPackage(loc, { repository: this.repository, allowSymlinks: this.allowPackageSymlinks, limits: this.packageLimits });
-      runtime = await this.factory.start(pkg, this.eventsOf(entry, () => runtime));
+      runtime = await this.factory.start(
+        pkg,
+        this.eventsOf(entry, () => runtime),
+      );
     } catch (err) {
       const reason = err instanceof ModelPackageError ? err.message : `loading failed: ${(err as Error).message}`;
       if (reload) {
@@ -229,7 +234,10 @@ export class ModelRegistry<R> {
     entry.runtime = runtime;
     entry.lastLoadError = undefined;
     this.setState(entry, 'READY');
-    this.log.info({ model: loc.name, version: loc.version, dir: loc.dir, reload, loadMs: Math.round(performance.now() - t0) }, reload ? 'model version reloaded' : 'model version ready');
+    this.log.info(
+      { model: loc.name, version: loc.version, dir: loc.dir, reload, loadMs: Math.round(performance.now() - t0) },
+      reload ? 'model version reloaded' : 'model version ready',
+    );
     if (previous !== undefined) {
       const retired = this.retire(previous).finally(() => this.retiring.delete(retired));
       this.retiring.add(retired);
@@ -343,7 +351,9 @@ export class ModelRegistry<R> {
     const entry = this.entries.get(this.key(name, version));
     if (!entry) throw new NotFoundError(`model ${name} has no version ${version}; loaded versions: ${this.versionList(name)}`);
     if (entry.state !== 'READY' || entry.runtime === undefined || !entry.manifest) {
-      throw new UnavailableError(`model ${name}@${entry.version} is ${entry.state}${entry.reason ? ` (${entry.reason})` : ''}; retry later or pin another version`);
+      throw new UnavailableError(
+        `model ${name}@${entry.version} is ${entry.state}${entry.reason ? ` (${entry.reason})` : ''}; retry later or pin another version`,
+      );
     }
     return entry as ModelVersionEntry<R> & { runtime: R; manifest: Manifest };
   }
@@ -378,7 +388,12 @@ export class ModelRegistry<R> {
    */
   resolve(ref: ModelRef): ModelHandle<R> {
     const name = this.modelName(ref);
-    const version = ref.version ?? this.readyVersions(name).at(-1) ?? this.list().filter((e) => e.name === name).at(-1)!.version;
+    const version =
+      ref.version ??
+      this.readyVersions(name).at(-1) ??
+      this.list()
+        .filter((e) => e.name === name)
+        .at(-1)!.version;
     const { manifest, runtime } = this.readyEntry(name, version);
     return { name, version, manifest, runtime };
   }

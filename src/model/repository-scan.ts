@@ -80,7 +80,13 @@ export async function scanRepository(root: string, options: ScanOptions = {}): P
       continue;
     }
     // Files beside the model folders (a README, __init__.py) are not packages.
-    if (!(await guard(stat(modelDir), 'checking a model folder').then((s) => s.isDirectory(), () => false))) continue;
+    if (
+      !(await guard(stat(modelDir), 'checking a model folder').then(
+        (s) => s.isDirectory(),
+        () => false,
+      ))
+    )
+      continue;
     let versions: string[];
     try {
       versions = await guard(readdir(modelDir), 'listing a model folder');
@@ -98,7 +104,12 @@ export async function scanRepository(root: string, options: ScanOptions = {}): P
       }
       // A package folder that links out is listed without looking into it, so that its load is refused with
       // the reason (ListModels shows it).
-      const listed = link !== undefined || (await guard(stat(path.join(dir, 'manifest.json')), 'checking a manifest').then((s) => s.isFile(), () => false));
+      const listed =
+        link !== undefined ||
+        (await guard(stat(path.join(dir, 'manifest.json')), 'checking a manifest').then(
+          (s) => s.isFile(),
+          () => false,
+        ));
       if (listed) found.push({ name, version: Number(v), dir });
     }
   }

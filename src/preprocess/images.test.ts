@@ -52,14 +52,12 @@ const quadrants = (width: number, height: number): Buffer =>
 
 const raw = (frame: Buffer, width: number, height: number) => sharp(frame, { raw: { width, height, channels: 3 } });
 const png = (frame: Buffer, width: number, height: number) => raw(frame, width, height).png().toBuffer();
-const jpeg = (frame: Buffer, width: number, height: number) =>
-  raw(frame, width, height).jpeg({ quality: 100, chromaSubsampling: '4:4:4' }).toBuffer();
+const jpeg = (frame: Buffer, width: number, height: number) => raw(frame, width, height).jpeg({ quality: 100, chromaSubsampling: '4:4:4' }).toBuffer();
 
 const solid = (c: Rgb) => rgbFrame(W, H, () => c);
 
 /** Value of view v, channel c, row y, column x in a [V, 3, H, W] row. */
-const at = (row: Float32Array, v: number, c: number, y: number, x: number): number =>
-  row[((v * 3 + c) * H + y) * W + x];
+const at = (row: Float32Array, v: number, c: number, y: number, x: number): number => row[((v * 3 + c) * H + y) * W + x];
 
 const pixel = (row: Float32Array, v: number, y: number, x: number): number[] => [0, 1, 2].map((c) => at(row, v, c, y, x));
 const expected = (rgb: Rgb): number[] => rgb.map((x, c) => norm(x, c));
@@ -127,10 +125,7 @@ describe('decodeViews', () => {
 
   it('accepts RAW_RGB8 at model size exactly', async () => {
     const frame = quadrants(W, H);
-    const row = await decodeViews(
-      [image('front', 'RAW_RGB8', frame, W, H), image('wrist', 'RAW_RGB8', solid(GREEN), W, H)],
-      manifest,
-    );
+    const row = await decodeViews([image('front', 'RAW_RGB8', frame, W, H), image('wrist', 'RAW_RGB8', solid(GREEN), W, H)], manifest);
     expect(pixel(row, 0, 0, 0)).toEqual(expected(RED));
     expect(pixel(row, 0, H - 1, W - 1)).toEqual(expected(DARK));
     expect(pixel(row, 1, 7, 9)).toEqual(expected(GREEN));
@@ -138,10 +133,7 @@ describe('decodeViews', () => {
 
   it('resizes RAW_RGB8 and encoded frames to the model size', async () => {
     const big = quadrants(2 * W, 2 * H);
-    const row = await decodeViews(
-      [image('front', 'RAW_RGB8', big, 2 * W, 2 * H), image('wrist', 'PNG', await png(big, 2 * W, 2 * H))],
-      manifest,
-    );
+    const row = await decodeViews([image('front', 'RAW_RGB8', big, 2 * W, 2 * H), image('wrist', 'PNG', await png(big, 2 * W, 2 * H))], manifest);
     for (const v of [0, 1]) {
       expect(pixel(row, v, 2, 2)).toEqual(expected(RED));
       expect(pixel(row, v, 2, W - 3)).toEqual(expected(GREEN));
@@ -198,9 +190,7 @@ describe('decodeViews', () => {
     const good = await png(solid(RED), W, H);
     const whole = await jpeg(quadrants(W, H), W, H);
     const truncated = whole.subarray(0, whole.length / 2);
-    await rejection(
-      decodeViews([image('front', 'PNG', good), image('wrist', 'JPEG', truncated)], manifest, { out }),
-    );
+    await rejection(decodeViews([image('front', 'PNG', good), image('wrist', 'JPEG', truncated)], manifest, { out }));
     expect(out.every((v) => v === 7)).toBe(true);
   });
 
@@ -239,9 +229,7 @@ describe('decodeViews validation', () => {
   });
 
   it('rejects an UNSPECIFIED encoding', async () => {
-    const err = await rejection(
-      decodeViews([rawFrame('front'), image('wrist', 'UNSPECIFIED', solid(RED), W, H)], manifest),
-    );
+    const err = await rejection(decodeViews([rawFrame('front'), image('wrist', 'UNSPECIFIED', solid(RED), W, H)], manifest));
     expect(err.message).toBe('images[wrist]: encoding is UNSPECIFIED; set it to RAW_RGB8, JPEG or PNG');
   });
 
@@ -251,18 +239,14 @@ describe('decodeViews validation', () => {
   });
 
   it('checks the RAW_RGB8 byte count', async () => {
-    const err = await rejection(
-      decodeViews([rawFrame('front'), image('wrist', 'RAW_RGB8', new Uint8Array(100), 64, 64)], manifest),
-    );
+    const err = await rejection(decodeViews([rawFrame('front'), image('wrist', 'RAW_RGB8', new Uint8Array(100), 64, 64)], manifest));
     expect(err.message).toBe('images[wrist]: RAW_RGB8 data has 100 bytes, expected width*height*3 = 12288');
   });
 
   it('checks declared width/height of encoded images when set', async () => {
     const data = await png(solid(RED), W, H);
     const err = await rejection(decodeViews([rawFrame('front'), image('wrist', 'PNG', data, 640, 480)], manifest));
-    expect(err.message).toBe(
-      'images[wrist]: width/height say 640x480 but the PNG is 48x32; set them to the image size, or to 0',
-    );
+    expect(err.message).toBe('images[wrist]: width/height say 640x480 but the PNG is 48x32; set them to the image size, or to 0');
     // Only the height set, and right: accepted.
     await decodeViews([rawFrame('front'), image('wrist', 'PNG', data, 0, H)], manifest);
   });
@@ -270,26 +254,18 @@ describe('decodeViews validation', () => {
   it('rejects a truncated JPEG and a truncated PNG', async () => {
     const j = await jpeg(quadrants(W, H), W, H);
     const p = await png(quadrants(W, H), W, H);
-    const errJ = await rejection(
-      decodeViews([rawFrame('front'), image('wrist', 'JPEG', j.subarray(0, Math.floor(j.length * 0.8)))], manifest),
-    );
+    const errJ = await rejection(decodeViews([rawFrame('front'), image('wrist', 'JPEG', j.subarray(0, Math.floor(j.length * 0.8)))], manifest));
     expect(errJ.message).toMatch(/^images\[wrist\]: JPEG data could not be decoded \(.+\); send a complete, valid JPEG$/);
     expect(errJ.cause).toBeInstanceOf(Error);
-    const errP = await rejection(
-      decodeViews([image('front', 'PNG', p.subarray(0, Math.floor(p.length / 2))), rawFrame('wrist')], manifest),
-    );
+    const errP = await rejection(decodeViews([image('front', 'PNG', p.subarray(0, Math.floor(p.length / 2))), rawFrame('wrist')], manifest));
     expect(errP.message).toMatch(/^images\[front\]: PNG data could not be decoded/);
   });
 
   it('rejects bytes that are not the declared format', async () => {
     const p = await png(solid(RED), W, H);
     const err = await rejection(decodeViews([rawFrame('front'), image('wrist', 'JPEG', p)], manifest));
-    expect(err.message).toBe(
-      'images[wrist]: data is not a JPEG image (wrong signature); it looks like PNG; set encoding accordingly',
-    );
-    const garbage = await rejection(
-      decodeViews([rawFrame('front'), image('wrist', 'PNG', new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]))], manifest),
-    );
+    expect(err.message).toBe('images[wrist]: data is not a JPEG image (wrong signature); it looks like PNG; set encoding accordingly');
+    const garbage = await rejection(decodeViews([rawFrame('front'), image('wrist', 'PNG', new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]))], manifest));
     expect(garbage.message).toMatch(/^images\[wrist\]: data is not a PNG image/);
     const empty = await rejection(decodeViews([rawFrame('front'), image('wrist', 'JPEG', new Uint8Array())], manifest));
     expect(empty.message).toBe('images[wrist]: JPEG data is empty');
@@ -297,13 +273,9 @@ describe('decodeViews validation', () => {
 
   it('rejects images over the pixel limit, RAW and encoded', async () => {
     const big = quadrants(100, 100);
-    const errRaw = await rejection(
-      decodeViews([rawFrame('front'), image('wrist', 'RAW_RGB8', big, 100, 100)], manifest, { maxPixels: 5000 }),
-    );
+    const errRaw = await rejection(decodeViews([rawFrame('front'), image('wrist', 'RAW_RGB8', big, 100, 100)], manifest, { maxPixels: 5000 }));
     expect(errRaw.message).toMatch(/^images\[wrist\]: 100x100 = 10000 pixels exceeds the limit of 5000; downscale/);
-    const errPng = await rejection(
-      decodeViews([rawFrame('front'), image('wrist', 'PNG', await png(big, 100, 100))], manifest, { maxPixels: 5000 }),
-    );
+    const errPng = await rejection(decodeViews([rawFrame('front'), image('wrist', 'PNG', await png(big, 100, 100))], manifest, { maxPixels: 5000 }));
     expect(errPng.message).toMatch(/exceeds the limit of 5000/);
   });
 
@@ -319,9 +291,7 @@ describe('decodeViews validation', () => {
 
   it('reports the first bad view in camera order, whatever the request order', async () => {
     const bad = new Uint8Array([0xff, 0xd8, 0xff, 0, 0, 0]);
-    const err = await rejection(
-      decodeViews([image('wrist', 'UNSPECIFIED', bad), image('front', 'JPEG', bad)], manifest),
-    );
+    const err = await rejection(decodeViews([image('wrist', 'UNSPECIFIED', bad), image('front', 'JPEG', bad)], manifest));
     expect(err.message).toMatch(/^images\[front\]: JPEG data could not be decoded/);
   });
 });

@@ -114,11 +114,7 @@ export function pixelValuesLength(manifest: ImageSpec): number {
  * @returns the row: `out.subarray(offset, offset + length)` when `out` is given, else a new array.
  * @throws InvalidArgumentError with a message that says what to fix; the first bad view in camera order wins.
  */
-export async function decodeViews(
-  images: readonly ImageInput[],
-  manifest: ImageSpec,
-  options: DecodeViewsOptions = {},
-): Promise<Float32Array> {
+export async function decodeViews(images: readonly ImageInput[], manifest: ImageSpec, options: DecodeViewsOptions = {}): Promise<Float32Array> {
   if (!sharpConfigured) configureImageDecoding();
   const { cameras } = manifest;
   const { height, width } = manifest.image;
@@ -161,21 +157,15 @@ interface Size {
 function matchCameras(images: readonly ImageInput[], cameras: readonly string[]): ImageInput[] {
   const list = `[${cameras.join(', ')}]`;
   if (images.length !== cameras.length) {
-    throw new InvalidArgumentError(
-      `images: expected ${cameras.length} images, one per camera ${list}; got ${images.length}`,
-    );
+    throw new InvalidArgumentError(`images: expected ${cameras.length} images, one per camera ${list}; got ${images.length}`);
   }
   const byCamera = new Map<string, ImageInput>();
   images.forEach((img, i) => {
     if (!cameras.includes(img.camera)) {
-      throw new InvalidArgumentError(
-        `images[${i}]: unknown camera ${quote(img.camera)}; valid cameras are ${list}`,
-      );
+      throw new InvalidArgumentError(`images[${i}]: unknown camera ${quote(img.camera)}; valid cameras are ${list}`);
     }
     if (byCamera.has(img.camera)) {
-      throw new InvalidArgumentError(
-        `images[${i}]: camera ${quote(img.camera)} appears twice; send one image per camera ${list}`,
-      );
+      throw new InvalidArgumentError(`images[${i}]: camera ${quote(img.camera)} appears twice; send one image per camera ${list}`);
     }
     byCamera.set(img.camera, img);
   });
@@ -206,9 +196,7 @@ async function decodeToRgb(img: ImageInput, target: Size, maxPixels: number): Pr
     case 'UNSPECIFIED':
       throw new InvalidArgumentError(`${where}: encoding is UNSPECIFIED; set it to RAW_RGB8, JPEG or PNG`);
     default:
-      throw new InvalidArgumentError(
-        `${where}: unsupported encoding ${quote(String(img.encoding))}; use RAW_RGB8, JPEG or PNG`,
-      );
+      throw new InvalidArgumentError(`${where}: unsupported encoding ${quote(String(img.encoding))}; use RAW_RGB8, JPEG or PNG`);
   }
 }
 
@@ -224,16 +212,12 @@ function checkPixelLimit(where: string, width: number, height: number, maxPixels
 async function decodeRaw(img: ImageInput, where: string, target: Size, maxPixels: number): Promise<Uint8Array> {
   const { width, height, data } = img;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
-    throw new InvalidArgumentError(
-      `${where}: RAW_RGB8 needs the frame's width and height, got ${width}x${height}; set both to nonzero values`,
-    );
+    throw new InvalidArgumentError(`${where}: RAW_RGB8 needs the frame's width and height, got ${width}x${height}; set both to nonzero values`);
   }
   checkPixelLimit(where, width, height, maxPixels, target);
   const expected = width * height * 3;
   if (data.length !== expected) {
-    throw new InvalidArgumentError(
-      `${where}: RAW_RGB8 data has ${data.length} bytes, expected width*height*3 = ${expected}`,
-    );
+    throw new InvalidArgumentError(`${where}: RAW_RGB8 data has ${data.length} bytes, expected width*height*3 = ${expected}`);
   }
   if (width === target.width && height === target.height) return data;
   const { data: rgb } = await sharp(asBuffer(data), {
@@ -246,13 +230,7 @@ async function decodeRaw(img: ImageInput, where: string, target: Size, maxPixels
   return rgb;
 }
 
-async function decodeEncoded(
-  img: ImageInput,
-  encoding: 'JPEG' | 'PNG',
-  where: string,
-  target: Size,
-  maxPixels: number,
-): Promise<Uint8Array> {
+async function decodeEncoded(img: ImageInput, encoding: 'JPEG' | 'PNG', where: string, target: Size, maxPixels: number): Promise<Uint8Array> {
   const { data } = img;
   if (data.length === 0) {
     throw new InvalidArgumentError(`${where}: ${encoding} data is empty`);
@@ -260,18 +238,12 @@ async function decodeEncoded(
   const isJpeg = startsWith(data, JPEG_SIGNATURE);
   const isPng = startsWith(data, PNG_SIGNATURE);
   if (encoding === 'JPEG' ? !isJpeg : !isPng) {
-    const hint =
-      isJpeg || isPng
-        ? `it looks like ${isJpeg ? 'JPEG' : 'PNG'}; set encoding accordingly`
-        : 'send JPEG or PNG bytes, or RAW_RGB8';
+    const hint = isJpeg || isPng ? `it looks like ${isJpeg ? 'JPEG' : 'PNG'}; set encoding accordingly` : 'send JPEG or PNG bytes, or RAW_RGB8';
     throw new InvalidArgumentError(`${where}: data is not a ${encoding} image (wrong signature); ${hint}`);
   }
 
   const undecodable = (cause: unknown): InvalidArgumentError =>
-    new InvalidArgumentError(
-      `${where}: ${encoding} data could not be decoded (${libvipsReason(cause)}); send a complete, valid ${encoding}`,
-      { cause },
-    );
+    new InvalidArgumentError(`${where}: ${encoding} data could not be decoded (${libvipsReason(cause)}); send a complete, valid ${encoding}`, { cause });
 
   const input = asBuffer(data);
   let header: { width?: number; height?: number };
@@ -288,8 +260,7 @@ async function decodeEncoded(
   }
   if ((img.width !== 0 && img.width !== srcWidth) || (img.height !== 0 && img.height !== srcHeight)) {
     throw new InvalidArgumentError(
-      `${where}: width/height say ${img.width}x${img.height} but the ${encoding} is ${srcWidth}x${srcHeight}; ` +
-        'set them to the image size, or to 0',
+      `${where}: width/height say ${img.width}x${img.height} but the ${encoding} is ${srcWidth}x${srcHeight}; ` + 'set them to the image size, or to 0',
     );
   }
   checkPixelLimit(where, srcWidth, srcHeight, maxPixels, target);
@@ -312,9 +283,7 @@ async function decodeEncoded(
   const { info } = out;
   if (info.channels !== 3 || info.width !== target.width || info.height !== target.height) {
     // libvips guarantees this for sRGB output; a violation is a server bug, not the client's.
-    throw new Error(
-      `sharp produced ${info.width}x${info.height}x${info.channels}, expected ${target.width}x${target.height}x3`,
-    );
+    throw new Error(`sharp produced ${info.width}x${info.height}x${info.channels}, expected ${target.width}x${target.height}x3`);
   }
   return out.data;
 }
@@ -322,7 +291,14 @@ async function decodeEncoded(
 /** libvips' reason, one line: its messages span lines and repeat (e.g. the same warning per scanline). */
 function libvipsReason(cause: unknown): string {
   const message = cause instanceof Error ? cause.message : String(cause);
-  const lines = [...new Set(message.split('\n').map((l) => l.trim()).filter((l) => l !== ''))];
+  const lines = [
+    ...new Set(
+      message
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== ''),
+    ),
+  ];
   const reason = lines.join('; ');
   const max = 200;
   return reason.length > max ? `${reason.slice(0, max)}...` : reason;

@@ -28,9 +28,7 @@ describe('normalizeState', () => {
   });
 
   it('names the embodiment when the length is wrong', () => {
-    expect(() => normalizeState([1, 2], emb, 8, 'franka_fr3')).toThrow(
-      new InvalidArgumentError('state: expected 3 values for embodiment franka_fr3, got 2'),
-    );
+    expect(() => normalizeState([1, 2], emb, 8, 'franka_fr3')).toThrow(new InvalidArgumentError('state: expected 3 values for embodiment franka_fr3, got 2'));
     expect(() => normalizeState([1, 2, 3, 4], emb, 8)).toThrow(InvalidArgumentError);
   });
 
@@ -46,12 +44,8 @@ describe('normalizeState', () => {
   });
 
   it('points at the first non-finite value', () => {
-    expect(() => normalizeState([1, Number.NaN, 3], emb, 8)).toThrow(
-      new InvalidArgumentError('state[1] is NaN: every state value must be finite'),
-    );
-    expect(() => normalizeState([1, 2, Number.NEGATIVE_INFINITY], emb, 8)).toThrow(
-      'state[2] is -Infinity: every state value must be finite',
-    );
+    expect(() => normalizeState([1, Number.NaN, 3], emb, 8)).toThrow(new InvalidArgumentError('state[1] is NaN: every state value must be finite'));
+    expect(() => normalizeState([1, 2, Number.NEGATIVE_INFINITY], emb, 8)).toThrow('state[2] is -Infinity: every state value must be finite');
   });
 });
 
@@ -96,9 +90,7 @@ describe('checkNormalization', () => {
 
   it('names the field whose length is wrong', () => {
     expect(() => checkNormalization(broken({ state: { min: [0, 0], max: [1, 1, 1] } }), 'franka_fr3')).toThrow(
-      new ModelPackageError(
-        'manifest.json: embodiments.franka_fr3.normalization.state.min has 2 values, expected state_dim = 3',
-      ),
+      new ModelPackageError('manifest.json: embodiments.franka_fr3.normalization.state.min has 2 values, expected state_dim = 3'),
     );
     expect(() => checkNormalization(broken({ action: { min: [0, 0], max: [1] } }), 'ur5')).toThrow(
       'manifest.json: embodiments.ur5.normalization.action.max has 1 values, expected action_dim = 2',
@@ -116,7 +108,7 @@ describe('checkNormalization', () => {
 
   it('refuses an embodiment wider than the graph', () => {
     expect(() => checkNormalization(emb, 'e', { stateDim: 2, actionDim: 8 })).toThrow(
-      'manifest.json: embodiments.e.state_dim is 3, larger than the graph\'s state.dim 2',
+      "manifest.json: embodiments.e.state_dim is 3, larger than the graph's state.dim 2",
     );
     expect(() => checkNormalization(broken({}, { action_dim: 0 }), 'e')).toThrow(ModelPackageError);
   });

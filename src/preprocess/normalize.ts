@@ -18,11 +18,7 @@ import type { EmbodimentSpec, MinMax } from '../model/manifest.js';
  * `action.dim`) additionally checks that the embodiment fits the graph.
  * @throws ModelPackageError naming the embodiment and the offending field.
  */
-export function checkNormalization(
-  emb: EmbodimentSpec,
-  name: string,
-  padded?: { readonly stateDim: number; readonly actionDim: number },
-): void {
+export function checkNormalization(emb: EmbodimentSpec, name: string, padded?: { readonly stateDim: number; readonly actionDim: number }): void {
   const where = `manifest.json: embodiments.${name}`;
   for (const [field, dim] of [
     ['state_dim', emb.state_dim],
@@ -34,14 +30,10 @@ export function checkNormalization(
   }
   if (padded !== undefined) {
     if (emb.state_dim > padded.stateDim) {
-      throw new ModelPackageError(
-        `${where}.state_dim is ${emb.state_dim}, larger than the graph's state.dim ${padded.stateDim}`,
-      );
+      throw new ModelPackageError(`${where}.state_dim is ${emb.state_dim}, larger than the graph's state.dim ${padded.stateDim}`);
     }
     if (emb.action_dim > padded.actionDim) {
-      throw new ModelPackageError(
-        `${where}.action_dim is ${emb.action_dim}, larger than the graph's action.dim ${padded.actionDim}`,
-      );
+      throw new ModelPackageError(`${where}.action_dim is ${emb.action_dim}, larger than the graph's action.dim ${padded.actionDim}`);
     }
   }
   const norm = emb.normalization as EmbodimentSpec['normalization'] | undefined;
@@ -85,12 +77,7 @@ export const MAX_NORMALIZED_STATE = 1e6;
  * @throws InvalidArgumentError when the length is wrong, a value is not finite, or a value normalizes beyond
  *   ±MAX_NORMALIZED_STATE.
  */
-export function normalizeState(
-  values: readonly number[],
-  emb: EmbodimentSpec,
-  paddedDim: number,
-  embodimentName?: string,
-): Float32Array {
+export function normalizeState(values: readonly number[], emb: EmbodimentSpec, paddedDim: number, embodimentName?: string): Float32Array {
   const dim = emb.state_dim;
   if (values.length !== dim) {
     const forWhom = embodimentName === undefined ? '' : ` for embodiment ${embodimentName}`;
@@ -126,17 +113,10 @@ export function normalizeState(
  * mapped back through the embodiment's min-max statistics.
  * @throws InferenceError when the chunk has the wrong size or holds a non-finite value (never sent to a robot).
  */
-export function denormalizeActions(
-  normalized: Float32Array,
-  horizon: number,
-  paddedDim: number,
-  emb: EmbodimentSpec,
-): Float32Array {
+export function denormalizeActions(normalized: Float32Array, horizon: number, paddedDim: number, emb: EmbodimentSpec): Float32Array {
   const dim = emb.action_dim;
   if (normalized.length !== horizon * paddedDim) {
-    throw new InferenceError(
-      `action chunk has ${normalized.length} values, expected horizon*action.dim = ${horizon}*${paddedDim}`,
-    );
+    throw new InferenceError(`action chunk has ${normalized.length} values, expected horizon*action.dim = ${horizon}*${paddedDim}`);
   }
   if (dim > paddedDim) {
     throw new ModelPackageError(`embodiment action_dim ${dim} exceeds the graph's action.dim ${paddedDim}`);

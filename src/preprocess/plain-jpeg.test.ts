@@ -7,7 +7,13 @@ const H = 48;
 /** A frame with edges and colour, so that IDCT and chroma upsampling differences would show. */
 const scene = () =>
   sharp({ create: { width: W, height: H, channels: 3, background: { r: 200, g: 40, b: 140 } } }).composite([
-    { input: Buffer.from(`<svg width="${W}" height="${H}"><circle cx="20" cy="24" r="15" fill="yellow"/><rect x="40" y="5" width="14" height="30" fill="#0a8"/></svg>`), top: 0, left: 0 },
+    {
+      input: Buffer.from(
+        `<svg width="${W}" height="${H}"><circle cx="20" cy="24" r="15" fill="yellow"/><rect x="40" y="5" width="14" height="30" fill="#0a8"/></svg>`,
+      ),
+      top: 0,
+      left: 0,
+    },
   ]);
 const viaSharp = async (jpeg: Buffer) =>
   (await sharp(jpeg, { failOn: 'error', autoOrient: false }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true })).data;

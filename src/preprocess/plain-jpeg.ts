@@ -56,7 +56,7 @@ export function isPlainJpeg(data: Uint8Array): boolean {
   const n = data.length;
   if (n < 4 || data[0] !== 0xff || data[1] !== 0xd8 || data[n - 2] !== 0xff || data[n - 1] !== 0xd9) return false;
   let frame = false;
-  for (let i = 2; i + 4 <= n; ) {
+  for (let i = 2; i + 4 <= n;) {
     if (data[i] !== 0xff) return false;
     const marker = data[i + 1];
     if (marker === 0xff) {

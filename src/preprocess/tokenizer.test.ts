@@ -20,7 +20,7 @@ const VOCAB: Record<string, number> = {
   cube: 6,
   task: 7,
   ':': 8,
-  '$': 9,
+  $: 9,
   '&': 10,
 };
 
@@ -102,7 +102,7 @@ describe('PromptTokenizer', () => {
     expect(ids((await tok.encode('')).attentionMask)).toEqual([1, 1, 0, 0, 0, 0, 0, 0]);
   });
 
-  it('pads with the vocabulary\'s [PAD] id when it is not 0', async () => {
+  it("pads with the vocabulary's [PAD] id when it is not 0", async () => {
     const file = join(dir, 'pad9.json');
     await writeFile(file, tokenizerJson({ '[UNK]': 0, pick: 1, '[PAD]': 9 }));
     const tok = await PromptTokenizer.fromFile(file, text(4), OPTIONS);
@@ -151,9 +151,7 @@ describe('PromptTokenizer', () => {
     await tok.encode('pick up!!!');
     // 4 characters, 12 UTF-8 bytes.
     await expect(tok.encode('\u20ac\u20ac\u20ac\u20ac')).rejects.toThrow(
-      new InvalidArgumentError(
-        'instruction is 12 UTF-8 bytes, more than the limit of 10; shorten it (the model reads only its first 8 tokens)',
-      ),
+      new InvalidArgumentError('instruction is 12 UTF-8 bytes, more than the limit of 10; shorten it (the model reads only its first 8 tokens)'),
     );
     const byDefault = await PromptTokenizer.fromFile(path, text(8), OPTIONS);
     await byDefault.encode('a'.repeat(4096));
@@ -184,16 +182,12 @@ describe('PromptTokenizer.fromFile refuses unusable packages', () => {
     const file = join(dir, 'nounk.json');
     await writeFile(file, tokenizerJson({ '[PAD]': 0, pick: 1 }, '<unk>'));
     await expect(PromptTokenizer.fromFile(file, text(8), OPTIONS)).rejects.toThrow(
-      new ModelPackageError(
-        `${file}: the WordLevel model's unk_token "<unk>" is not in the vocabulary, so any unknown word would fail; add it to model.vocab`,
-      ),
+      new ModelPackageError(`${file}: the WordLevel model's unk_token "<unk>" is not in the vocabulary, so any unknown word would fail; add it to model.vocab`),
     );
   });
 
   it('a template without {instruction} or a bad max_tokens', async () => {
-    await expect(PromptTokenizer.fromFile(path, text(8, 'do it'), OPTIONS)).rejects.toThrow(
-      /text.prompt_template must contain \{instruction\}/,
-    );
+    await expect(PromptTokenizer.fromFile(path, text(8, 'do it'), OPTIONS)).rejects.toThrow(/text.prompt_template must contain \{instruction\}/);
     await expect(PromptTokenizer.fromFile(path, text(0), OPTIONS)).rejects.toThrow(ModelPackageError);
   });
 });
@@ -201,14 +195,20 @@ describe('PromptTokenizer.fromFile refuses unusable packages', () => {
 describe('PromptTokenizer.fromJson quotes nothing of the text it refuses', () => {
   const secret = 'root:x:0:0:root:/root:/bin/bash';
 
-  it('text that is not JSON: where it is, not what it holds, and no cause carrying Node\'s excerpt', async () => {
-    const err = await PromptTokenizer.fromJson(`${secret}\n`, 'pkg: text.tokenizer', text(8), OPTIONS).then(() => new Error('accepted'), (e: unknown) => e as Error);
+  it("text that is not JSON: where it is, not what it holds, and no cause carrying Node's excerpt", async () => {
+    const err = await PromptTokenizer.fromJson(`${secret}\n`, 'pkg: text.tokenizer', text(8), OPTIONS).then(
+      () => new Error('accepted'),
+      (e: unknown) => e as Error,
+    );
     expect(err).toEqual(new ModelPackageError('pkg: text.tokenizer: the tokenizer is not valid JSON'));
     expect(String(err.cause ?? '')).not.toContain('root:x');
   });
 
   it("JSON the binding refuses: the binding's message cut, not carried as cause", async () => {
-    const err = await PromptTokenizer.fromJson(JSON.stringify({ model: { type: secret.repeat(10) } }), 'pkg', text(8), OPTIONS).then(() => new Error('accepted'), (e: unknown) => e as Error);
+    const err = await PromptTokenizer.fromJson(JSON.stringify({ model: { type: secret.repeat(10) } }), 'pkg', text(8), OPTIONS).then(
+      () => new Error('accepted'),
+      (e: unknown) => e as Error,
+    );
     expect(err).toBeInstanceOf(ModelPackageError);
     expect(err.message.length).toBeLessThan(200);
     expect(err.cause).toBeUndefined();

@@ -76,11 +76,7 @@ export class PromptTokenizer {
    * Loads a tokenizer.json file and configures truncation and padding to the manifest's `max_tokens`.
    * @throws ModelPackageError when the file is missing or unusable, or the manifest's text section is wrong.
    */
-  static async fromFile(
-    path: string,
-    text: Manifest['text'],
-    options: PromptTokenizerOptions,
-  ): Promise<PromptTokenizer> {
+  static async fromFile(path: string, text: Manifest['text'], options: PromptTokenizerOptions): Promise<PromptTokenizer> {
     let source: string;
     try {
       source = await readFile(path, 'utf8');
@@ -95,20 +91,13 @@ export class PromptTokenizer {
    * folder); `where` names it in messages.
    * @throws ModelPackageError when the text is unusable, or the manifest's text section is wrong.
    */
-  static async fromJson(
-    source: string,
-    where: string,
-    text: Manifest['text'],
-    options: PromptTokenizerOptions,
-  ): Promise<PromptTokenizer> {
+  static async fromJson(source: string, where: string, text: Manifest['text'], options: PromptTokenizerOptions): Promise<PromptTokenizer> {
     const maxTokens = text.max_tokens;
     if (!Number.isInteger(maxTokens) || maxTokens <= 0) {
       throw new ModelPackageError(`manifest.json: text.max_tokens must be a positive integer, got ${maxTokens}`);
     }
     if (typeof text.prompt_template !== 'string' || !text.prompt_template.includes(INSTRUCTION_PLACEHOLDER)) {
-      throw new ModelPackageError(
-        `manifest.json: text.prompt_template must contain ${INSTRUCTION_PLACEHOLDER}, got ${quote(String(text.prompt_template))}`,
-      );
+      throw new ModelPackageError(`manifest.json: text.prompt_template must contain ${INSTRUCTION_PLACEHOLDER}, got ${quote(String(text.prompt_template))}`);
     }
     const { maxInstructionBytes } = options;
     if (!Number.isInteger(maxInstructionBytes) || maxInstructionBytes <= 0) {

@@ -20,12 +20,7 @@ export interface SampleResult {
   readonly evaluations: number;
 }
 
-export async function sampleJoint(
-  f: Denoise,
-  actions0: Float32Array,
-  future0: Float32Array,
-  counts: StepCounts,
-): Promise<SampleResult> {
+export async function sampleJoint(f: Denoise, actions0: Float32Array, future0: Float32Array, counts: StepCounts): Promise<SampleResult> {
   const actions = Float32Array.from(actions0);
   const future = Float32Array.from(future0);
   for (let i = 0; i < counts.visionSteps; i++) {

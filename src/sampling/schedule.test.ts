@@ -13,7 +13,13 @@ function recordingDenoiser(dimA: number, dimO: number) {
 
 describe('asynchronous joint sampling schedule (docs/sampling.md)', () => {
   it('makes exactly N_o evaluations and N_A action updates, ending both modalities at tau = 1', async () => {
-    for (const [na, no] of [[4, 4], [4, 16], [2, 8], [1, 3], [3, 12]] as const) {
+    for (const [na, no] of [
+      [4, 4],
+      [4, 16],
+      [2, 8],
+      [1, 3],
+      [3, 12],
+    ] as const) {
       const { f, calls } = recordingDenoiser(2, 3);
       const r = await sampleJoint(f, new Float32Array(2), new Float32Array(3), { actionSteps: na, visionSteps: no });
       expect(r.evaluations).toBe(no);
@@ -38,14 +44,18 @@ describe('asynchronous joint sampling schedule (docs/sampling.md)', () => {
   it('q = 1 is plain synchronous Euler', () => {
     const plans = Array.from({ length: 4 }, (_, i) => stepPlan(i, { actionSteps: 4, visionSteps: 4 }));
     expect(plans.map((p) => [p.tauA, p.tauO, p.dtA, p.dtO])).toEqual([
-      [0, 0, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25], [0.5, 0.5, 0.25, 0.25], [0.75, 0.75, 0.25, 0.25],
+      [0, 0, 0.25, 0.25],
+      [0.25, 0.25, 0.25, 0.25],
+      [0.5, 0.5, 0.25, 0.25],
+      [0.75, 0.75, 0.25, 0.25],
     ]);
   });
 
   it('the action update uses the velocity from the last evaluation of its block, when vision is ahead', async () => {
     // v_A = tau_O at the time of the call: the action moves by dtA * tau_O of the block's last evaluation.
     const f = async (_a: Float32Array, _o: Float32Array, _tA: number, tO: number) => ({
-      vActions: new Float32Array([tO]), vFuture: new Float32Array([0]),
+      vActions: new Float32Array([tO]),
+      vFuture: new Float32Array([0]),
     });
     const r = await sampleJoint(f, new Float32Array(1), new Float32Array(1), { actionSteps: 2, visionSteps: 4 });
     // blocks end at i = 1 (tau_o = 1/4) and i = 3 (tau_o = 3/4): A = 0.5 * 0.25 + 0.5 * 0.75

@@ -68,12 +68,15 @@ describe('sampledLog', () => {
     const lines: Array<Record<string, unknown>> = [];
     let summaryWritten!: () => void;
     const summary = new Promise<void>((resolve) => (summaryWritten = resolve));
-    const log = pino({ level: 'info' }, {
-      write: (l: string) => {
-        lines.push(JSON.parse(l) as Record<string, unknown>);
-        if (lines.length === 2) summaryWritten();
+    const log = pino(
+      { level: 'info' },
+      {
+        write: (l: string) => {
+          lines.push(JSON.parse(l) as Record<string, unknown>);
+          if (lines.length === 2) summaryWritten();
+        },
       },
-    });
+    );
     const sampled = sampledLog(log, 'warn', 'call refused', 'calls refused, repeats not logged', { windowMs: 20, maxKeys: 10 });
     for (let i = 0; i < 50; i++) sampled.write('10.0.0.1', { peer: '10.0.0.1:1234' });
     expect(lines).toHaveLength(1);

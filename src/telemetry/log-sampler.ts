@@ -116,12 +116,15 @@ export function sampledLog(
   const arm = () => {
     const end = sampler.windowEnd;
     if (timer || end === undefined) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      report(sampler.closeIfDue());
-      // A timer may fire a fraction of a millisecond before the window's end on this clock: wait again.
-      arm();
-    }, Math.max(1, Math.ceil(end - performance.now())));
+    timer = setTimeout(
+      () => {
+        timer = undefined;
+        report(sampler.closeIfDue());
+        // A timer may fire a fraction of a millisecond before the window's end on this clock: wait again.
+        arm();
+      },
+      Math.max(1, Math.ceil(end - performance.now())),
+    );
     // The summary of the last window before exit is not worth keeping a process alive for.
     timer.unref();
   };

@@ -72,15 +72,22 @@ export class ServingMetrics {
     this.requests = meter.createCounter('dust_requests', {
       description: 'Requests finished, by method and gRPC code (a StreamPredict request is one message on the stream)',
     });
-    this.duration = meter.createHistogram('dust_request_duration_seconds', { description: 'Time from receiving a request to sending its response, served requests', ...seconds });
-    this.queue = meter.createHistogram('dust_queue_duration_seconds', { description: 'Time from receiving a request to its VLM batch starting (queue_ms)', ...seconds });
+    this.duration = meter.createHistogram('dust_request_duration_seconds', {
+      description: 'Time from receiving a request to sending its response, served requests',
+      ...seconds,
+    });
+    this.queue = meter.createHistogram('dust_queue_duration_seconds', {
+      description: 'Time from receiving a request to its VLM batch starting (queue_ms)',
+      ...seconds,
+    });
     this.vlmBatch = meter.createHistogram('dust_vlm_batch_size', { description: 'Requests per VLM call', ...counts });
     this.denoiseBatch = meter.createHistogram('dust_denoise_batch_size', { description: 'Rows per denoiser call', ...counts });
     this.visionSteps = meter.createHistogram('dust_vision_steps', { description: 'Vision steps N_o used per served request', ...counts });
     this.budgetMiss = meter.createCounter('dust_budget_miss', { description: 'Served requests that had a latency budget and missed it' });
     this.inflight = meter.createUpDownCounter('dust_inflight_requests', { description: 'Requests received and not yet answered' });
     this.rejected = meter.createCounter('dust_rejected', {
-      description: 'Requests refused before being served: rate_limited, queue_full, too_many_calls (RESOURCE_EXHAUSTED), unavailable (draining, version not READY)',
+      description:
+        'Requests refused before being served: rate_limited, queue_full, too_many_calls (RESOURCE_EXHAUSTED), unavailable (draining, version not READY)',
     });
     this.loadFailures = meter.createCounter('dust_model_load_failures', { description: 'Model versions that failed to load' });
     this.surprise = meter.createHistogram('dust_world_model_surprise', {

@@ -115,10 +115,13 @@ export function requestTracer(tracer: Tracer): RequestTracer {
         for (const m of r.members) if (isSampledSpanContext(m.tag)) links.push({ context: m.tag, attributes: { 'dust.step': m.step } });
         // A batch that served no sampled request would be a span nobody can reach from a trace.
         if (links.length === 0) continue;
-        const span = tracer.startSpan(
-          r.stage === 'vlm' ? 'dust.vlm_batch' : 'dust.denoise_step',
-          { root: true, kind: SpanKind.INTERNAL, startTime: r.startEpochMs, links, attributes: { ...modelAttributes(model), 'dust.batch_size': r.rows } },
-        );
+        const span = tracer.startSpan(r.stage === 'vlm' ? 'dust.vlm_batch' : 'dust.denoise_step', {
+          root: true,
+          kind: SpanKind.INTERNAL,
+          startTime: r.startEpochMs,
+          links,
+          attributes: { ...modelAttributes(model), 'dust.batch_size': r.rows },
+        });
         if (r.error) span.setStatus({ code: SpanStatusCode.ERROR, message: r.error });
         span.end(r.endEpochMs);
       }

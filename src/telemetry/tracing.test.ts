@@ -12,7 +12,12 @@ describe('tracingSettings', () => {
   });
 
   it('turns on with an OTLP endpoint, with the specification defaults', () => {
-    expect(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).toEqual({ exporter: 'otlp', protocol: 'http/protobuf', sampler: 'parentbased_always_on', ratio: 1 });
+    expect(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).toEqual({
+      exporter: 'otlp',
+      protocol: 'http/protobuf',
+      sampler: 'parentbased_always_on',
+      ratio: 1,
+    });
     expect(tracingSettings({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces' })?.exporter).toBe('otlp');
     expect(tracingSettings({ OTEL_TRACES_EXPORTER: 'console' })?.exporter).toBe('console');
   });

@@ -34,13 +34,7 @@ import { InvalidArgumentError } from '../errors/index.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './service.js';
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
-export type SamplerName =
-  | 'always_on'
-  | 'always_off'
-  | 'traceidratio'
-  | 'parentbased_always_on'
-  | 'parentbased_always_off'
-  | 'parentbased_traceidratio';
+export type SamplerName = 'always_on' | 'always_off' | 'traceidratio' | 'parentbased_always_on' | 'parentbased_always_off' | 'parentbased_traceidratio';
 
 export interface TracingSettings {
   readonly exporter: 'otlp' | 'console';
@@ -75,7 +69,10 @@ const value = (env: Env, name: string) => env[name]?.trim() || undefined;
  */
 export function tracingSettings(env: Env): TracingSettings | undefined {
   if (value(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return undefined;
-  const exporters = (value(env, 'OTEL_TRACES_EXPORTER') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const exporters = (value(env, 'OTEL_TRACES_EXPORTER') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (exporters.includes('none')) return undefined;
   const unknown = exporters.filter((e) => e !== 'otlp' && e !== 'console');
   if (unknown.length > 0 || exporters.length > 1) {

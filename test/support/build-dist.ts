@@ -23,7 +23,11 @@ export function staleReason(): string | undefined {
   const outputs = files('dist/src', (f) => f.endsWith('.js'));
   if (outputs.length === 0 || !existsSync(path.join(ROOT, 'dist/src/engine/inference-worker.js'))) return 'dist/ has not been built';
   const built = Math.min(...outputs.map((f) => statSync(f).mtimeMs));
-  const isInput = (f: string) => !f.endsWith('.test.ts') && !f.includes(`${path.sep}testing${path.sep}`) && !f.includes(`${path.sep}gen${path.sep}`) && !f.includes(`${path.sep}results${path.sep}`);
+  const isInput = (f: string) =>
+    !f.endsWith('.test.ts') &&
+    !f.includes(`${path.sep}testing${path.sep}`) &&
+    !f.includes(`${path.sep}gen${path.sep}`) &&
+    !f.includes(`${path.sep}results${path.sep}`);
   const inputs = [...INPUT_DIRS.flatMap((d) => files(d, isInput)), ...INPUT_FILES.map((f) => path.join(ROOT, f))];
   const newer = inputs.find((f) => statSync(f).mtimeMs > built);
   return newer ? `${path.relative(ROOT, newer)} is newer than dist/` : undefined;

@@ -35,8 +35,27 @@ export class CertFactory {
   /** A self-signed CA. */
   ca(name: string): KeyPair {
     const pair = { cert: this.file(`${name}.pem`), key: this.file(`${name}.key`) };
-    this.openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', pair.key, '-out', pair.cert, '-days', '2', '-subj', `/CN=${name}`,
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+    this.openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      pair.key,
+      '-out',
+      pair.cert,
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    );
     return pair;
   }
 
@@ -63,9 +82,31 @@ export class CertFactory {
     const config = this.file(`${name}.ca.cnf`);
     const database = this.file(`${name}.index`);
     writeFileSync(database, '');
-    writeFileSync(config, `[ca]\ndefault_ca = test\n[test]\ndatabase = ${database}\nnew_certs_dir = ${this.dir}\ndefault_md = sha256\npolicy = any\nunique_subject = no\nrand_serial = yes\n[any]\ncommonName = supplied\n`);
-    this.openssl('ca', '-batch', '-config', config, '-cert', ca.cert, '-keyfile', ca.key, '-in', csr, '-out', pair.cert, '-notext', '-extfile', ext,
-      '-startdate', asn1Time(validity.notBefore), '-enddate', asn1Time(validity.notAfter));
+    writeFileSync(
+      config,
+      `[ca]\ndefault_ca = test\n[test]\ndatabase = ${database}\nnew_certs_dir = ${this.dir}\ndefault_md = sha256\npolicy = any\nunique_subject = no\nrand_serial = yes\n[any]\ncommonName = supplied\n`,
+    );
+    this.openssl(
+      'ca',
+      '-batch',
+      '-config',
+      config,
+      '-cert',
+      ca.cert,
+      '-keyfile',
+      ca.key,
+      '-in',
+      csr,
+      '-out',
+      pair.cert,
+      '-notext',
+      '-extfile',
+      ext,
+      '-startdate',
+      asn1Time(validity.notBefore),
+      '-enddate',
+      asn1Time(validity.notAfter),
+    );
     return pair;
   }
 

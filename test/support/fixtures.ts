@@ -35,9 +35,7 @@ export function decode(t: EncodedTensor): ort.Tensor {
   const bytes = Buffer.from(t.data_b64, 'base64');
   const buffer = new ArrayBuffer(bytes.byteLength);
   new Uint8Array(buffer).set(bytes);
-  return t.dtype === 'float32'
-    ? new ort.Tensor('float32', new Float32Array(buffer), t.shape)
-    : new ort.Tensor('int64', new BigInt64Array(buffer), t.shape);
+  return t.dtype === 'float32' ? new ort.Tensor('float32', new Float32Array(buffer), t.shape) : new ort.Tensor('int64', new BigInt64Array(buffer), t.shape);
 }
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

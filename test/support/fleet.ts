@@ -128,7 +128,15 @@ export interface VersionCounts {
  * and waits until `replicas * 2` ListModels in a row show it, so that every replica routes by it.
  */
 export async function splitEvenly(admin: DustClient, client: DustClient, model: string, replicas: number, salt: string): Promise<number> {
-  const split = await admin.setTrafficSplit({ model, weights: [{ version: 1, weight: 1 }, { version: 2, weight: 1 }], controlVersion: 1, salt });
+  const split = await admin.setTrafficSplit({
+    model,
+    weights: [
+      { version: 1, weight: 1 },
+      { version: 2, weight: 1 },
+    ],
+    controlVersion: 1,
+    salt,
+  });
   let agreeing = 0;
   await until('every replica to route by the split', async () => {
     const weights = (await client.listModels()).models.map((m) => m.trafficWeight);
@@ -153,11 +161,25 @@ export async function reportOutcomes(client: DustClient, model: string, report: 
   return [...report.servedByVersion.keys()].sort().map((version) => {
     const mine = report.episodes.filter((e) => e.version === version);
     const n = mine.length;
-    return { version, requests: report.servedByVersion.get(version)!, robots: n, episodesServed: n, episodes: n, successes: mine.filter((e) => success(e.robotId)).length };
+    return {
+      version,
+      requests: report.servedByVersion.get(version)!,
+      robots: n,
+      episodesServed: n,
+      episodes: n,
+      successes: mine.filter((e) => success(e.robotId)).length,
+    };
   });
 }
 
 /** The experiment's counts per version, in the shape reportOutcomes returns. */
 export function countsOf(experiment: { variants: readonly VersionCounts[] }): VersionCounts[] {
-  return experiment.variants.map(({ version, requests, robots, episodesServed, episodes, successes }) => ({ version, requests, robots, episodesServed, episodes, successes }));
+  return experiment.variants.map(({ version, requests, robots, episodesServed, episodes, successes }) => ({
+    version,
+    requests,
+    robots,
+    episodesServed,
+    episodes,
+    successes,
+  }));
 }

@@ -21,11 +21,15 @@ export { freePort } from '../../bench/server-process.js';
 /** `n` distinct TCP ports free on loopback right now: all are bound at once, then released. */
 export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const s = net.createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
   );
   const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
@@ -52,11 +56,24 @@ export interface TestServerExtras extends ServerDeps {
 }
 
 export async function startTestServer(options: ServeOptionsInput = {}, extras: TestServerExtras = {}): Promise<TestServer> {
-  const compiled = compileServeOptions({ host: '127.0.0.1', port: 0, metricsPort: 0, modelRepository: TEST_REPOSITORY, threads: 1, shutdownGraceSeconds: 2, experimentDb: ':memory:', ...options });
+  const compiled = compileServeOptions({
+    host: '127.0.0.1',
+    port: 0,
+    metricsPort: 0,
+    modelRepository: TEST_REPOSITORY,
+    threads: 1,
+    shutdownGraceSeconds: 2,
+    experimentDb: ':memory:',
+    ...options,
+  });
   const server = await startServer(compiled, extras.log ?? silentLogger, { tracing: extras.tracing });
   const address = `127.0.0.1:${server.port}`;
   const { policy } = loadProtos();
-  const client = new policy.PolicyService(address, extras.credentials ?? grpc.credentials.createInsecure(), extras.channelOptions) as unknown as PolicyServiceClient;
+  const client = new policy.PolicyService(
+    address,
+    extras.credentials ?? grpc.credentials.createInsecure(),
+    extras.channelOptions,
+  ) as unknown as PolicyServiceClient;
   return {
     server,
     client,
@@ -86,7 +103,9 @@ export function tempRepository(packages: Array<{ from: string; name: string; ver
 
 /** A solid-colour JPEG of the given size. */
 export async function jpeg(width: number, height: number, rgb: [number, number, number]): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } }).jpeg().toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } })
+    .jpeg()
+    .toBuffer();
 }
 
 export async function validRequest(over: Partial<PredictRequest> & { stateDim?: number } = {}): Promise<PredictRequest> {
@@ -104,14 +123,24 @@ export async function validRequest(over: Partial<PredictRequest> & { stateDim?: 
   };
 }
 
-export function predict(client: PolicyServiceClient, req: PredictRequest, deadlineMs = 30_000, metadata = new grpc.Metadata()): Promise<PredictResponse__Output> {
+export function predict(
+  client: PolicyServiceClient,
+  req: PredictRequest,
+  deadlineMs = 30_000,
+  metadata = new grpc.Metadata(),
+): Promise<PredictResponse__Output> {
   return new Promise((resolve, reject) =>
     client.Predict(req, metadata, { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res!))),
   );
 }
 
 /** Resolves with the gRPC error of a call that must fail (rejects if it succeeds). */
-export async function predictError(client: PolicyServiceClient, req: PredictRequest, deadlineMs = 30_000, metadata = new grpc.Metadata()): Promise<grpc.ServiceError> {
+export async function predictError(
+  client: PolicyServiceClient,
+  req: PredictRequest,
+  deadlineMs = 30_000,
+  metadata = new grpc.Metadata(),
+): Promise<grpc.ServiceError> {
   try {
     await predict(client, req, deadlineMs, metadata);
   } catch (err) {
@@ -126,4 +155,3 @@ export function floats(t: { data: Buffer } | null | undefined): Float32Array {
   for (let i = 0; i < out.length; i++) out[i] = t.data.readFloatLE(i * 4);
   return out;
 }
-

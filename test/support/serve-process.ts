@@ -26,10 +26,14 @@ export interface ServeProcess {
  * it listens.
  */
 export async function spawnServe(args: readonly string[] = [], env: Record<string, string> = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--threads', '1', '--warmup', 'false', ...args], {
-    env: { ...process.env, DUST_MODEL_REPOSITORY: TEST_REPOSITORY, DUST_EXPERIMENT_DB: ':memory:', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [BIN, 'serve', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--threads', '1', '--warmup', 'false', ...args],
+    {
+      env: { ...process.env, DUST_MODEL_REPOSITORY: TEST_REPOSITORY, DUST_EXPERIMENT_DB: ':memory:', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const lines: Array<Record<string, unknown>> = [];
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

@@ -33,13 +33,18 @@ export const WITH_PROMETHEUS = requireTool('prometheus', PROMETHEUS_BIN !== unde
 
 export const WITH_PROMTOOL = requireTool('promtool', PROMTOOL_BIN !== undefined, NO_PROMETHEUS);
 
-export const WITH_OPENSSL = requireTool('openssl', () => runs('openssl', ['version']), 'the openssl command-line tool is not installed (apt-get install openssl; .ci/run does)');
+export const WITH_OPENSSL = requireTool(
+  'openssl',
+  () => runs('openssl', ['version']),
+  'the openssl command-line tool is not installed (apt-get install openssl; .ci/run does)',
+);
 
 /** The toolchain's Python (models/toolchain), as .ci/run installs its packages. */
 export const PYTHON = '/usr/bin/python3';
 
 let toolchainImport: { status: number | null; stderr: string } | undefined;
-const importToolchain = () => (toolchainImport ??= spawnSync(PYTHON, ['-c', 'import models.toolchain.data.push'], { cwd: path.resolve('.'), encoding: 'utf8' }));
+const importToolchain = () =>
+  (toolchainImport ??= spawnSync(PYTHON, ['-c', 'import models.toolchain.data.push'], { cwd: path.resolve('.'), encoding: 'utf8' }));
 
 /** The toolchain's Python with what its dataset reader imports: numpy, and torch through models.toolchain.data. */
 export const WITH_NUMPY = requireTool(

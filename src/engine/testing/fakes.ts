@@ -136,14 +136,20 @@ export class FakeExecutor implements Executor {
     const B = batch.slots.length;
     const slots = Array.from(batch.slots);
     this.calls.push({
-      kind: 'step', at: this.clock.now(), batch: B, rows: slots.map((s) => this.rowId[s]),
-      tauA: Array.from(batch.tauA), tauO: Array.from(batch.tauO),
+      kind: 'step',
+      at: this.clock.now(),
+      batch: B,
+      rows: slots.map((s) => this.rowId[s]),
+      tauA: Array.from(batch.tauA),
+      tauO: Array.from(batch.tauO),
     });
     const ms = this.cost.step(B);
     if (this.failNextStep) {
       const err = this.failNextStep;
       this.failNextStep = undefined;
-      return this.after(ms, () => { throw err; });
+      return this.after(ms, () => {
+        throw err;
+      });
     }
     slots.forEach((slot, b) => {
       const v = this.rowId[slot];
