@@ -104,16 +104,7 @@ WITH_OPENSSL.describe('certificate reload', () => {
     await t?.close();
   });
 
-  /** Atomic replacement (write aside, rename over), as cert-manager and kubelet secret updates do. */
-  function install(pair: KeyPair): void {
-    for (const [from, to] of [
-      [pair.key, live.key],
-      [pair.cert, live.cert],
-    ] as const) {
-      copyFileSync(from, `${to}.tmp`);
-      renameSync(`${to}.tmp`, to);
-    }
-  }
+  const install = (pair: KeyPair) => installOver(live, pair);
 
   it('picks up a replaced certificate for new connections, without dropping open ones', async () => {
     await predict(t.client, await validRequest()); // t.client's connection is open on the first certificate
@@ -149,6 +140,17 @@ WITH_OPENSSL.describe('certificate reload', () => {
     expect((await predict(c, await validRequest(), 5_000)).model_name).toBe('dust-tiny');
   });
 });
+
+/** Puts `pair` in the place of `live` by atomic replacement (write aside, rename over), as cert-manager and kubelet secret updates do. */
+function installOver(live: KeyPair, pair: KeyPair): void {
+  for (const [from, to] of [
+    [pair.key, live.key],
+    [pair.cert, live.cert],
+  ] as const) {
+    copyFileSync(from, `${to}.tmp`);
+    renameSync(`${to}.tmp`, to);
+  }
+}
 
 describe('plaintext on the network', () => {
   async function warnings(host: string): Promise<string[]> {
@@ -221,15 +223,7 @@ WITH_OPENSSL.describe('certificates that are not valid now', () => {
       }
     }
 
-    function install(pair: KeyPair): void {
-      for (const [from, to] of [
-        [pair.key, live.key],
-        [pair.cert, live.cert],
-      ] as const) {
-        copyFileSync(from, `${to}.tmp`);
-        renameSync(`${to}.tmp`, to);
-      }
-    }
+    const install = (pair: KeyPair) => installOver(live, pair);
 
     // Each bad certificate comes from CA B: a client trusting only CA A that still gets through is served the
     // first certificate.
