@@ -12,11 +12,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Credential, Role } from '../config/index.js';
-import { ADMIN_SERVICE_NAME } from '../proto/index.js';
+import { ADMIN_SERVICE_NAME, HEALTH_SERVICE_NAME } from '../proto/index.js';
 import { sampledLog, type Logger } from '../telemetry/index.js';
+import { gateCall } from './call-gate.js';
 import { isLoopback } from './tls.js';
 
-const HEALTH_PREFIX = '/grpc.health.v1.Health/';
+const HEALTH_PREFIX = `/${HEALTH_SERVICE_NAME}/`;
 const ADMIN_PREFIX = `/${ADMIN_SERVICE_NAME}/`;
 
 export interface Caller {
@@ -127,48 +128,29 @@ export function refusalKey(remoteAddress: string | undefined, tokenDigestHex: st
 export function authInterceptor(credentials: CredentialSet | undefined, log: Logger): grpc.ServerInterceptor {
   const refusals = sampledLog(log, 'warn', 'call refused', 'calls refused: repeats per caller not logged one by one');
   return (method, call) => {
-    let refused = false;
     let caller: Caller | undefined;
-    const refuse = (code: grpc.status, details: string, tokenDigestHex: string | undefined) => {
-      refused = true;
+    const refusal = (code: grpc.status, details: string, tokenDigestHex: string | undefined): grpc.StatusObject => {
       refusals.write(refusalKey(call.getConnectionInfo().remoteAddress, tokenDigestHex), {
         method: method.path,
         peer: call.getPeer(),
         code: grpc.status[code],
         caller: caller?.name,
       });
-      call.sendStatus({ code, details, metadata: new grpc.Metadata() });
+      return { code, details, metadata: new grpc.Metadata() };
     };
-    return new grpc.ServerInterceptingCall(call, {
-      start: (next) =>
-        next(
-          new grpc.ServerListenerBuilder()
-            .withOnReceiveMetadata((metadata, nextMetadata) => {
-              const verdict = authorize(credentials, method.path, metadata, call.getConnectionInfo().remoteAddress);
-              if (!verdict.ok) {
-                const token = bearerToken(metadata);
-                refuse(verdict.code, verdict.details, token === undefined ? undefined : digest(token).toString('hex'));
-                return;
-              }
-              caller = verdict.caller;
-              if (method.path.startsWith(ADMIN_PREFIX))
-                log.info({ method: method.path, caller: caller?.name ?? 'loopback', peer: call.getPeer() }, 'admin call');
-              nextMetadata(metadata);
-            })
-            .withOnReceiveMessage((message, nextMessage) => {
-              if (refused) return;
-              // A stream outlives a reload of the tokens file: each message checks the credential is still there.
-              if (caller && credentials && !credentials.holds(caller)) {
-                refuse(grpc.status.UNAUTHENTICATED, REVOKED, caller.key);
-                return;
-              }
-              nextMessage(message);
-            })
-            .withOnReceiveHalfClose((nextHalfClose) => {
-              if (!refused) nextHalfClose();
-            })
-            .build(),
-        ),
+    return gateCall(call, {
+      metadata: (metadata) => {
+        const verdict = authorize(credentials, method.path, metadata, call.getConnectionInfo().remoteAddress);
+        if (!verdict.ok) {
+          const token = bearerToken(metadata);
+          return refusal(verdict.code, verdict.details, token === undefined ? undefined : digest(token).toString('hex'));
+        }
+        caller = verdict.caller;
+        if (method.path.startsWith(ADMIN_PREFIX)) log.info({ method: method.path, caller: caller?.name ?? 'loopback', peer: call.getPeer() }, 'admin call');
+        return undefined;
+      },
+      // A stream outlives a reload of the tokens file: each message checks the credential is still there.
+      message: () => (caller && credentials && !credentials.holds(caller) ? refusal(grpc.status.UNAUTHENTICATED, REVOKED, caller.key) : undefined),
     });
   };
 }

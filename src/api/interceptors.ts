@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { sampledLog, type Logger } from '../telemetry/index.js';
-import { gateMessages } from './message-gate.js';
+import { gateCall } from './call-gate.js';
 import { RefusedMessage } from './request-limits.js';
 import { safeDetails, toServiceError } from './status.js';
 
@@ -16,10 +16,12 @@ import { safeDetails, toServiceError } from './status.js';
  */
 export function refusalInterceptor(): grpc.ServerInterceptor {
   return (_method, call) =>
-    gateMessages(call, (message) => {
-      if (!(message instanceof RefusedMessage) || message.forHandler) return undefined;
-      const { code, details } = toServiceError(message.error);
-      return { code, details, metadata: new grpc.Metadata() };
+    gateCall(call, {
+      message: (message) => {
+        if (!(message instanceof RefusedMessage) || message.forHandler) return undefined;
+        const { code, details } = toServiceError(message.error);
+        return { code, details, metadata: new grpc.Metadata() };
+      },
     });
 }
 

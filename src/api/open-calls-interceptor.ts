@@ -6,6 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { currentCallScope } from '../telemetry/index.js';
+import { gateCall } from './call-gate.js';
 import type { OpenCalls } from './open-calls.js';
 
 /** The reason dust_rejected_total counts these refusals under. */
@@ -13,34 +14,20 @@ export const OPEN_CALLS_REJECT_REASON = 'too_many_calls';
 
 export function openCallsInterceptor(openCalls: OpenCalls): grpc.ServerInterceptor {
   return (method, call) => {
-    let refused = false;
     let release: (() => void) | undefined;
-    return new grpc.ServerInterceptingCall(call, {
-      start: (next) =>
-        next(
-          new grpc.ServerListenerBuilder()
-            .withOnReceiveMetadata((metadata, nextMetadata) => {
-              // The peer ("address:port") tells connections apart: each has its own client port.
-              const admission = openCalls.admit(method.path, call.getPeer());
-              if (!admission.ok) {
-                refused = true;
-                const scope = currentCallScope();
-                if (scope) scope.rejectReason = OPEN_CALLS_REJECT_REASON;
-                call.sendStatus({ code: grpc.status.RESOURCE_EXHAUSTED, details: admission.details, metadata: new grpc.Metadata() });
-                return;
-              }
-              release = admission.release;
-              nextMetadata(metadata);
-            })
-            .withOnReceiveMessage((message, nextMessage) => {
-              if (!refused) nextMessage(message);
-            })
-            .withOnReceiveHalfClose((nextHalfClose) => {
-              if (!refused) nextHalfClose();
-            })
-            .withOnCancel(() => release?.())
-            .build(),
-        ),
+    return gateCall(call, {
+      metadata: () => {
+        // The peer ("address:port") tells connections apart: each has its own client port.
+        const admission = openCalls.admit(method.path, call.getPeer());
+        if (admission.ok) {
+          release = admission.release;
+          return undefined;
+        }
+        const scope = currentCallScope();
+        if (scope) scope.rejectReason = OPEN_CALLS_REJECT_REASON;
+        return { code: grpc.status.RESOURCE_EXHAUSTED, details: admission.details, metadata: new grpc.Metadata() };
+      },
+      ended: () => release?.(),
     });
   };
 }

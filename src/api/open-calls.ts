@@ -6,11 +6,12 @@
  * (open-calls-interceptor.ts) admits a call when its headers arrive and releases it when it ends.
  */
 import type { OptionSlice } from '../config/index.js';
+import { HEALTH_SERVICE_NAME } from '../proto/index.js';
 
 /** The bounds, options that apply to 'openCalls' (src/config/option-table.ts). */
 export type OpenCallLimits = OptionSlice<'openCalls'>;
 
-const HEALTH_PREFIX = '/grpc.health.v1.Health/';
+const HEALTH_PREFIX = `/${HEALTH_SERVICE_NAME}/`;
 const WATCH_PATH = `${HEALTH_PREFIX}Watch`;
 
 /** What an admitted call gives back when it ends; calling it more than once releases it once. */

@@ -42,17 +42,13 @@ function deadlineOf(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadl
   return performance.now() + (ms - Date.now());
 }
 
-/** What a call gives each of its requests: its deadline, its cancellation and its fair-share caller. */
-function callContext(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadline'>, signal: AbortSignal, caller: string | undefined): CallContext {
-  return { deadline: deadlineOf(call), signal, caller };
+/** What a call gives each of its requests: its deadline, its cancellation and its credential. */
+function callContext(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadline'>, signal: AbortSignal, credential: string | undefined): CallContext {
+  return { deadline: deadlineOf(call), signal, credential };
 }
 
 export function policyService({ registry, orchestrator, book, log, credentialOf }: PolicyServiceDeps): PolicyServiceHandlers {
-  /** The fair-share caller of a call's requests: its credential, when it has one (the engine defaults to the robot_id). */
-  const callerOf = (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata'>): string | undefined => {
-    const key = credentialOf?.(call.metadata);
-    return key === undefined ? undefined : `credential:${key}`;
-  };
+  const credentialKeyOf = (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata'>): string | undefined => credentialOf?.(call.metadata);
 
   function logFailure(err: unknown, req: PredictRequest__Output | undefined): void {
     currentCallScope()?.failedWith(err);
@@ -69,7 +65,7 @@ export function policyService({ registry, orchestrator, book, log, credentialOf 
       try {
         const routed = orchestrator.admit(req.model, req.robot_id, req.episode_id);
         currentCallScope()?.setModel(routed.assignment.model, routed.assignment.version);
-        result = orchestrator.serve(req, routed, callContext(call, abort.signal, callerOf(call)));
+        result = orchestrator.serve(req, routed, callContext(call, abort.signal, credentialKeyOf(call)));
       } catch (err) {
         result = Promise.reject(err);
       }
@@ -86,7 +82,7 @@ export function policyService({ registry, orchestrator, book, log, credentialOf 
 
     StreamPredict(call) {
       const abort = new AbortController();
-      const caller = callerOf(call);
+      const credential = credentialKeyOf(call);
       let assignment: Assignment | undefined;
       let streamModel: string | undefined;
       // closing: a failure is queued, so no further request is taken and nothing else may end the stream.
@@ -154,7 +150,7 @@ export function policyService({ registry, orchestrator, book, log, credentialOf 
           } else {
             routed = orchestrator.admitAgain(assignment);
           }
-          result = orchestrator.serve(req, routed, callContext(call, abort.signal, caller));
+          result = orchestrator.serve(req, routed, callContext(call, abort.signal, credential));
         } catch (err) {
           failAfterEarlier(err, req);
           return;

@@ -27,8 +27,8 @@ export interface CallContext {
   /** Absolute performance.now() time of the client's deadline; Infinity when none. */
   readonly deadline: number;
   readonly signal: AbortSignal;
-  /** The fair-share caller (its credential), when the call names one. */
-  readonly caller: string | undefined;
+  /** The key of the credential the call carries, if any (the requests' caller; the robot_id otherwise). */
+  readonly credential: string | undefined;
 }
 
 /** A prepared request: the domain input and its checked form. */
@@ -71,7 +71,13 @@ export class PredictOrchestrator {
     try {
       // prepare may throw (a bad seed, an unknown embodiment): the span ends and the lease is released either way.
       prepared = prepare(req, handle);
-      out = await runRequest(handle, prepared.request, { receivedAt, deadline: call.deadline, signal: call.signal, traceTag: span.tag, caller: call.caller });
+      out = await runRequest(handle, prepared.request, {
+        receivedAt,
+        deadline: call.deadline,
+        signal: call.signal,
+        traceTag: span.tag,
+        credential: call.credential,
+      });
     } catch (err) {
       span.failed(err);
       throw err;

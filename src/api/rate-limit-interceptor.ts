@@ -7,9 +7,10 @@
  * shares one budget), and the robot_id the request claims otherwise.
  */
 import * as grpc from '@grpc/grpc-js';
+import { callerKey } from '../engine/index.js';
 import { quote } from '../errors/index.js';
 import { currentCallScope } from '../telemetry/index.js';
-import { gateMessages } from './message-gate.js';
+import { gateCall } from './call-gate.js';
 import { POLICY_SERVICE_NAME } from './proto.js';
 import { TokenBuckets, type TokenBucketOptions } from './token-buckets.js';
 
@@ -43,14 +44,15 @@ export function rateLimitInterceptor(options: RateLimitOptions): grpc.ServerInte
   return (method, call) => {
     if (!LIMITED_METHODS.has(method.path)) return new grpc.ServerInterceptingCall(call);
     let caller: RateLimitIdentity | undefined;
-    const readMetadata = identify && ((metadata: grpc.Metadata) => void (caller = identify(metadata)));
-    return gateMessages(
-      call,
-      (message) => {
+    return gateCall(call, {
+      metadata: (metadata) => {
+        caller = identify?.(metadata);
+        return undefined;
+      },
+      message: (message) => {
         const robot = robotIdOf(message);
-        // The prefixes keep a robot_id from ever naming a credential's bucket. Neither: the handler refuses the
-        // request (no robot_id) with INVALID_ARGUMENT and says why.
-        const key = caller ? `credential:${caller.key}` : robot ? `robot:${robot}` : undefined;
+        // Neither a credential nor a robot_id: the handler refuses the request with INVALID_ARGUMENT and says why.
+        const key = caller || robot ? callerKey(caller?.key, robot) : undefined;
         const waitMs = key ? buckets.take(key, performance.now()) : 0;
         if (waitMs === 0) return undefined;
         const scope = currentCallScope();
@@ -65,7 +67,6 @@ export function rateLimitInterceptor(options: RateLimitOptions): grpc.ServerInte
           metadata: trailer,
         };
       },
-      readMetadata,
-    );
+    });
   };
 }

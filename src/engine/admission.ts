@@ -59,6 +59,15 @@ export interface AdmissionRequest {
   readonly caller?: string;
 }
 
+/**
+ * The caller a request counts against, for the queue's fair share and the per-caller rate limit: its credential
+ * when the call carries one, else the robot_id it claims. The prefixes keep a robot_id from ever naming a
+ * credential.
+ */
+export function callerKey(credential: string | undefined, robotId: string): string {
+  return credential !== undefined ? `credential:${credential}` : `robot:${robotId}`;
+}
+
 /** Places of a contended queue any caller may hold, however many callers share it. */
 export const MIN_CALLER_SHARE = 1;
 

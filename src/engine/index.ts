@@ -13,3 +13,4 @@ export { selectDevice } from './device-selection.js';
 export type { DeviceProbe } from './device-selection.js';
 export { onnxRuntimeProbe } from './device-probe.js';
 export { lowerOtherThreads } from './thread-priority.js';
+export { callerKey } from './admission.js';

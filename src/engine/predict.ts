@@ -9,6 +9,7 @@ import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
 import type { EmbodimentSpec, Manifest, ModelHandle } from '../model/index.js';
 import { denormalizeActions, normalizeState, type ImageInput } from '../preprocess/index.js';
 import { stepCountProblem, type StepCounts } from '../sampling/index.js';
+import { callerKey } from './admission.js';
 import type { JobPriority, JobResult, JobTiming } from './job.js';
 import type { ModelRuntime } from './model-runtime.js';
 
@@ -46,11 +47,8 @@ export interface RequestContext {
   readonly traceTag?: unknown;
   /** 'shadow' for mirrored requests, which rank below every primary request. @default 'primary' */
   readonly priority?: JobPriority;
-  /**
-   * Who sent the request, for the fair share of a contended queue (admission.ts): the edge names the
-   * credential when the call carries one. @default `robot:<robotId>`
-   */
-  readonly caller?: string;
+  /** The key of the credential the call carries, if any: the request's caller (admission.ts callerKey). */
+  readonly credential?: string;
 }
 
 export interface PredictOutput {
@@ -155,8 +153,7 @@ export async function runRequest(handle: ModelHandle<ModelRuntime>, request: Val
       actionSteps: counts.actionSteps,
       signal: ctx.signal,
       priority: ctx.priority,
-      // The prefixes keep a robot_id from ever naming a credential.
-      caller: ctx.caller ?? `robot:${input.robotId}`,
+      caller: callerKey(ctx.credential, input.robotId),
     },
     async () => {
       const [decoded, prompt] = await Promise.all([
