@@ -19,6 +19,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
 import { number } from './cli-args.js';
 import { checkHealth, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes } from './health-probe.js';
+import { HEALTH_WATCH_PATH, POLICY_PATHS } from './hostile/raw-calls.js';
 import { grpcHeaders, RawH2Connection } from './hostile/raw-h2.js';
 import { DEFAULT_THREADS } from './options.js';
 import { isolatedRepository } from './repository.js';
@@ -27,9 +28,6 @@ import { processRssMb, runBenchmark, startServerProcess, type ServerProcess } fr
 import { round } from './stats.js';
 
 const TOKEN = 'stream-flood-bench-token-6d1f0c';
-const PREDICT = '/dust.serving.v1.PolicyService/Predict';
-const STREAM_PREDICT = '/dust.serving.v1.PolicyService/StreamPredict';
-const WATCH = '/grpc.health.v1.Health/Watch';
 /** An empty HealthCheckRequest: service "". */
 const WATCH_REQUEST = Buffer.alloc(0);
 export const RSS_GROWTH_TARGET_MB = 256;
@@ -82,9 +80,9 @@ interface Flood {
 }
 
 const ATTACKS: readonly Flood[] = [
-  { kind: 'predict-no-token', connections: 1, path: PREDICT, token: false },
-  { kind: 'watch', connections: 1, path: WATCH, token: false, message: WATCH_REQUEST },
-  { kind: 'stream-predict-token-idle', connections: 4, path: STREAM_PREDICT, token: true },
+  { kind: 'predict-no-token', connections: 1, path: POLICY_PATHS.predict, token: false },
+  { kind: 'watch', connections: 1, path: HEALTH_WATCH_PATH, token: false, message: WATCH_REQUEST },
+  { kind: 'stream-predict-token-idle', connections: 4, path: POLICY_PATHS.streamPredict, token: true },
 ];
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -6,20 +6,19 @@
 import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { POLICY_PATHS } from '../bench/hostile/raw-calls.js';
+import { grpcMessage } from '../bench/hostile/raw-h2.js';
 import { loadProtos } from '../src/api/index.js';
 import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
 import { freePort, startTestServer, validRequest, type TestServer } from './support/harness.js';
 import { parseExposition, type Sample } from './support/prometheus.js';
 
-const PREDICT = '/dust.serving.v1.PolicyService/Predict';
-const STREAM_PREDICT = '/dust.serving.v1.PolicyService/StreamPredict';
+const PREDICT = POLICY_PATHS.predict;
+const STREAM_PREDICT = POLICY_PATHS.streamPredict;
 
 /** A request as a gRPC length-prefixed message. */
 function framed(req: PredictRequest): Buffer {
-  const body = loadProtos().policy.PolicyService.service.StreamPredict.requestSerialize(req);
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(body.length, 1);
-  return Buffer.concat([head, body]);
+  return grpcMessage(loadProtos().policy.PolicyService.service.StreamPredict.requestSerialize(req));
 }
 
 /**

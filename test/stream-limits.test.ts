@@ -13,15 +13,16 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { grpcHeaders, RawH2Connection } from '../bench/hostile/raw-h2.js';
+import { POLICY_PATHS } from '../bench/hostile/raw-calls.js';
+import { grpcHeaders, grpcMessage, RawH2Connection } from '../bench/hostile/raw-h2.js';
 import { loadProtos } from '../src/api/index.js';
 import type { PredictResponse__Output } from '../src/gen/dust/serving/v1/PredictResponse.js';
 import { startTestServer, validRequest, type TestServer } from './support/harness.js';
 
 const TOKEN = 'robot-secret-5e1b77c0a9d4';
 const LIMITS = { maxConcurrentStreams: 8, maxOpenCalls: 4, maxWatchStreams: 3, maxWatchStreamsPerConnection: 2 };
-const PREDICT = '/dust.serving.v1.PolicyService/Predict';
-const STREAM_PREDICT = '/dust.serving.v1.PolicyService/StreamPredict';
+const PREDICT = POLICY_PATHS.predict;
+const STREAM_PREDICT = POLICY_PATHS.streamPredict;
 
 let dir: string;
 let s: TestServer;
@@ -55,13 +56,6 @@ async function connect(): Promise<http2.ClientHttp2Session> {
   return session;
 }
 
-/** gRPC message framing: uncompressed flag, big-endian length, the bytes. */
-function frame(message: Buffer): Buffer {
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(message.length, 1);
-  return Buffer.concat([head, message]);
-}
-
 interface RawOutcome {
   readonly grpcStatus: string | undefined;
   readonly dataFrames: number;
@@ -85,7 +79,7 @@ function rawCall(session: http2.ClientHttp2Session, method: string, headers: Rec
     stream.on('data', () => dataFrames++);
     stream.on('error', () => undefined);
     stream.on('close', () => resolve({ grpcStatus, dataFrames, rstCode: stream.rstCode ?? -1 }));
-    for (const m of messages) stream.write(frame(m));
+    for (const m of messages) stream.write(grpcMessage(m));
   });
 }
 

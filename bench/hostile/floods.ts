@@ -12,12 +12,9 @@ import { loadProtos } from '../../src/api/index.js';
 import type { ModelStatus__Output } from '../../src/gen/dust/serving/v1/ModelStatus.js';
 import { addHostilePackages, OUTSIDE_SHA256, OUTSIDE_TEXT, type HostilePackage } from './packages.js';
 import { grpcHeaders, RawH2Connection } from './raw-h2.js';
-import type { CallOutcome } from './raw-calls.js';
+import { HEALTH_WATCH_PATH, POLICY_PATHS, type CallOutcome } from './raw-calls.js';
 import type { Shot } from './shots.js';
 
-const PREDICT = '/dust.serving.v1.PolicyService/Predict';
-const STREAM_PREDICT = '/dust.serving.v1.PolicyService/StreamPredict';
-const WATCH = '/grpc.health.v1.Health/Watch';
 /** Refusing a hostile package must take less than this (the disk-operation bound of docs/model-package.md, "Confinement", which is the server's own I/O timeout). */
 export const PACKAGE_REFUSAL_MS = 10_000;
 const SCRAPE_TIMEOUT_MS = 10_000;
@@ -151,9 +148,9 @@ export function writeHostilePackages(template: string, repository: string): Host
 export function floodShots(target: FloodTarget, packages: readonly HostilePackage[], o: FloodOptions = DEFAULT_FLOOD_OPTIONS): Shot[][] {
   const token: ReadonlyArray<readonly [string, string]> = [['authorization', `Bearer ${target.robotToken}`]];
   return [
-    [{ kind: 'flood:streams-no-token', fire: () => streamFlood(target, PREDICT, o.streams, []) }],
-    [{ kind: 'flood:streams-token-idle', fire: () => streamFlood(target, STREAM_PREDICT, o.streams, token) }],
-    [{ kind: 'flood:watch', fire: () => streamFlood(target, WATCH, o.streams, [], WATCH_REQUEST) }],
+    [{ kind: 'flood:streams-no-token', fire: () => streamFlood(target, POLICY_PATHS.predict, o.streams, []) }],
+    [{ kind: 'flood:streams-token-idle', fire: () => streamFlood(target, POLICY_PATHS.streamPredict, o.streams, token) }],
+    [{ kind: 'flood:watch', fire: () => streamFlood(target, HEALTH_WATCH_PATH, o.streams, [], WATCH_REQUEST) }],
     [{ kind: 'flood:scrape', fire: () => scrapeFlood(target, o.scrapes) }],
     packages.map((pkg) => ({ kind: 'package:hostile', fire: (client: grpc.Client) => loadHostile(client, target.adminToken, pkg) })),
   ];

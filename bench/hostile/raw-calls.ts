@@ -31,6 +31,9 @@ export function isServerShedding(out: Pick<CallOutcome, 'code' | 'details'>): bo
   return out.code === grpc.status.DEADLINE_EXCEEDED && !out.details.startsWith('Deadline exceeded');
 }
 
+/** grpc.health.v1's streaming check. */
+export const HEALTH_WATCH_PATH = '/grpc.health.v1.Health/Watch';
+
 export const POLICY_PATHS = {
   predict: '/dust.serving.v1.PolicyService/Predict',
   streamPredict: '/dust.serving.v1.PolicyService/StreamPredict',

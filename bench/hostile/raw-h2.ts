@@ -62,6 +62,13 @@ export function grpcHeaders(authority: string, path: string, extra: ReadonlyArra
   ]);
 }
 
+/** A gRPC length-prefixed message: uncompressed flag, big-endian length, the bytes. */
+export function grpcMessage(message: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(message.length, 1);
+  return Buffer.concat([head, message]);
+}
+
 export class RawH2Connection {
   private nextStreamId = 1;
   private pending: Buffer = Buffer.alloc(0);
@@ -118,8 +125,7 @@ export class RawH2Connection {
    * framed), none half-closed; stops early when the connection closes. Resolves with the streams opened.
    */
   async flood(count: number, block: Buffer, message?: Buffer): Promise<number> {
-    const framed = message && Buffer.concat([Buffer.alloc(5), message]);
-    framed?.writeUInt32BE(message!.length, 1);
+    const framed = message && grpcMessage(message);
     let opened = 0;
     while (opened < count && !this.closed) {
       const frames: Buffer[] = [];

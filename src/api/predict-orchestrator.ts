@@ -3,8 +3,9 @@
  * these stages in order.
  *
  * - admit: the request is routed to a version (a pin, or the model's traffic split) and holds a lease on it;
- * - prepare: the message becomes a domain request and is checked against that version's manifest, so every
- *   refusal happens here, before the engine admits it to the version's queue;
+ * - prepare: the message becomes a domain request and is checked against that version's manifest, so its
+ *   refusals happen here, before the engine admits it to the version's queue (but for broken images, which only
+ *   decoding finds);
  * - run: the engine decodes, schedules and denormalizes;
  * - respond: the request is credited to its experiment variant, mirrored to the shadow version when the split
  *   draws it, and converted to the response message.
