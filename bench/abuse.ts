@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
 import { number, words } from './cli-args.js';
-import { benchTokens, presentingToken } from './bench-tokens.js';
+import { benchClient, benchTokens } from './bench-tokens.js';
 import { DEFAULT_FLOOD_OPTIONS, floodShots, writeHostilePackages } from './hostile/floods.js';
 import { HOSTILE_CALL_DEADLINE_MS, HostileTally, hostileShots, nthShot, selectKinds, type Shot } from './hostile/shots.js';
 import { checkHealth, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes, type HealthSummary } from './health-probe.js';
@@ -166,8 +166,6 @@ class Attack {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const newClient = (address: string, token?: string) =>
-  new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, ...(token ? presentingToken(token) : {}) });
 
 async function main(): Promise<void> {
   program.parse();
@@ -200,8 +198,8 @@ async function main(): Promise<void> {
   const target = { address: server.address, metricsPort: server.metricsPort, robotToken: tokens.attacker, adminToken: tokens.admin };
   const shots = [...hostileShots(base, codec.serialize, m.cameras, f), ...floodShots(target, packages, { streams: f.floodStreams, scrapes: f.floodScrapes })];
   const attack = new Attack(selectKinds(shots, f.kinds), f.requests);
-  const goodClient = newClient(server.address);
-  const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address, tokens.attacker));
+  const goodClient = benchClient(server.address);
+  const attackerClients = Array.from({ length: f.attackers }, () => benchClient(server.address, tokens.attacker));
   const sink = new SinkSwitch();
   const robots = goodRequests.map(
     (request, index) =>
@@ -222,7 +220,7 @@ async function main(): Promise<void> {
     const during = await measure(server, f, workload.classes, sink, () => attack.run(attackerClients));
     sampleRss();
     // Still up, and still answering a check on a fresh connection.
-    const probeClient = newClient(server.address);
+    const probeClient = benchClient(server.address);
     const after = await checkHealth(probeClient, DEFAULT_PROBE_TIMEOUT_MS).then(
       (r) => r.status,
       (e: grpc.ServiceError) => `failed: ${grpc.status[e.code]}`,

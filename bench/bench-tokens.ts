@@ -2,7 +2,7 @@
  * Credentials for benches that run the server as it is deployed, with a tokens file (docs/operations.md,
  * "Tokens and roles"): a token per good robot (the robots are separate callers for the rate limit and the
  * queue's fair share, as a fleet with per-robot tokens is), a robot token for the hostile callers, an admin
- * token for AdminService, and a client interceptor that presents a token on every call of a channel.
+ * token for AdminService, and bench clients that present a token on every call.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,8 +38,11 @@ export function benchTokens(robots: number): BenchTokens {
   return { file, robots: robotTokens, attacker, admin, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Channel options whose interceptor sends `authorization: Bearer <token>` with every call that names none itself. */
-export function presentingToken(token: string): grpc.ClientOptions {
+/**
+ * A client on a connection of its own (not shared with other clients of the bench), sending
+ * `authorization: Bearer <token>` with every call that names none itself, when a token is given.
+ */
+export function benchClient(address: string, token?: string): grpc.Client {
   const interceptor: grpc.Interceptor = (options, nextCall) =>
     new grpc.InterceptingCall(nextCall(options), {
       start(metadata, listener, next) {
@@ -47,5 +50,8 @@ export function presentingToken(token: string): grpc.ClientOptions {
         next(metadata, listener);
       },
     });
-  return { interceptors: [interceptor] };
+  return new grpc.Client(address, grpc.credentials.createInsecure(), {
+    'grpc.use_local_subchannel_pool': 1,
+    ...(token ? { interceptors: [interceptor] } : {}),
+  });
 }

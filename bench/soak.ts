@@ -16,7 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
 import { number, words } from './cli-args.js';
 import { checkHealth, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes, type HealthSummary } from './health-probe.js';
-import { benchTokens, presentingToken } from './bench-tokens.js';
+import { benchClient, benchTokens } from './bench-tokens.js';
 import { DEFAULT_FLOOD_OPTIONS, floodShots, writeHostilePackages } from './hostile/floods.js';
 import { HostileTally, hostileShots, nthShot, selectKinds, type Shot } from './hostile/shots.js';
 import { SERVED_MODES } from './modes.js';
@@ -135,8 +135,6 @@ interface Flags {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const newClient = (address: string, token?: string) =>
-  new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, ...(token ? presentingToken(token) : {}) });
 
 /** The good robots' answers and failures, timestamped from the start of the load. */
 class GoodLog implements RobotSink {
@@ -309,8 +307,8 @@ async function main(): Promise<void> {
     [...hostileShots(base, codec.serialize, m.cameras, f), ...floodShots(target, packages, { streams: f.floodStreams, scrapes: f.floodScrapes })],
     f.kinds,
   );
-  const goodClient = newClient(server.address);
-  const attackerClients = Array.from({ length: f.attackers }, () => newClient(server.address, tokens.attacker));
+  const goodClient = benchClient(server.address);
+  const attackerClients = Array.from({ length: f.attackers }, () => benchClient(server.address, tokens.attacker));
   const t0 = performance.now();
   const elapsedS = () => (performance.now() - t0) / 1000;
   const good = new GoodLog(t0);
@@ -429,7 +427,7 @@ async function main(): Promise<void> {
 
     let servingAfter = 'not checked: the server exited';
     if (!server.exitStatus()) {
-      const probeClient = newClient(server.address);
+      const probeClient = benchClient(server.address);
       servingAfter = await checkHealth(probeClient, DEFAULT_PROBE_TIMEOUT_MS).then(
         (r) => r.status,
         (e: grpc.ServiceError) => `failed: ${grpc.status[e.code]}`,
