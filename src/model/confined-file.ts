@@ -46,6 +46,17 @@ function isFileHandle(v: unknown): v is FileHandle {
   return typeof v === 'object' && v !== null && typeof (v as FileHandle).close === 'function' && typeof (v as FileHandle).fd === 'number';
 }
 
+/**
+ * A catch handler for a disk operation: a stall's refusal passes through; any other error becomes a refusal
+ * that carries its code alone (a message could carry the path a link points at).
+ */
+function refusedWith(message: (code: string) => string): (err: unknown) => never {
+  return (err) => {
+    if (err instanceof ModelPackageError) throw err;
+    throw new ModelPackageError(message((err as NodeJS.ErrnoException).code ?? 'error'));
+  };
+}
+
 /** True when `real` (a resolved path) is strictly inside the resolved folder `realDir`. */
 export function isInside(realDir: string, real: string): boolean {
   return real.startsWith(realDir.endsWith(path.sep) ? realDir : `${realDir}${path.sep}`);
@@ -61,7 +72,7 @@ function kindOf(s: Stats): string {
 }
 
 /** A regular file inside a package folder, opened for reading. */
-export interface ConfinedFile {
+interface ConfinedFile {
   /** The resolved path (no links left). */
   readonly path: string;
   readonly size: number;
@@ -81,16 +92,9 @@ export interface ConfinedFileSpec {
 
 /** Resolves `spec.name` inside the package folder, as regular-file checks will need it. */
 export async function resolveConfined(spec: ConfinedFileSpec, guard: StallGuard, where: string): Promise<string> {
-  let real: string;
-  try {
-    real = await guard(realpath(path.join(spec.realDir, spec.name)), `resolving ${spec.field}`);
-  } catch (err) {
-    if (err instanceof ModelPackageError) throw err;
-    // The code alone: a message could carry the path a link points at.
-    throw new ModelPackageError(
-      `${where}: ${spec.field} cannot be resolved (${(err as NodeJS.ErrnoException).code ?? 'error'}): missing, a dangling link or a link loop`,
-    );
-  }
+  const real = await guard(realpath(path.join(spec.realDir, spec.name)), `resolving ${spec.field}`).catch(
+    refusedWith((code) => `${where}: ${spec.field} cannot be resolved (${code}): missing, a dangling link or a link loop`),
+  );
   if (!isInside(spec.realDir, real)) {
     throw new ModelPackageError(`${where}: ${spec.field} resolves outside the package folder; a package may name only files inside its own folder`);
   }
@@ -98,21 +102,15 @@ export async function resolveConfined(spec: ConfinedFileSpec, guard: StallGuard,
 }
 
 /** Opens a resolved file inside the package when it is a regular file within the limit. */
-export async function openConfined(spec: ConfinedFileSpec, real: string, guard: StallGuard, where: string): Promise<ConfinedFile> {
-  const checked = await guard(stat(real), `checking ${spec.field}`).catch((err: unknown) => {
-    if (err instanceof ModelPackageError) throw err;
-    throw new ModelPackageError(`${where}: ${spec.field} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  });
+async function openConfined(spec: ConfinedFileSpec, real: string, guard: StallGuard, where: string): Promise<ConfinedFile> {
+  const checked = await guard(stat(real), `checking ${spec.field}`).catch(refusedWith((code) => `${where}: ${spec.field} cannot be read (${code})`));
   // Checked before opening: opening a device or a FIFO can block or have effects of its own.
   if (!checked.isFile()) throw new ModelPackageError(`${where}: ${spec.field} is ${kindOf(checked)}; only regular files are read`);
   if (checked.size > spec.limit) throw new ModelPackageError(`${where}: ${spec.field} is ${checked.size} bytes, more than the limit of ${spec.limit}`);
   // O_NOFOLLOW and O_NONBLOCK: should the path change into a link or a FIFO after the check, opening neither
   // follows it nor waits for a writer; the identity check below then refuses it.
   const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-  const handle = await guard(open(real, flags), `opening ${spec.field}`).catch((err: unknown) => {
-    if (err instanceof ModelPackageError) throw err;
-    throw new ModelPackageError(`${where}: ${spec.field} cannot be opened (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  });
+  const handle = await guard(open(real, flags), `opening ${spec.field}`).catch(refusedWith((code) => `${where}: ${spec.field} cannot be opened (${code})`));
   try {
     const opened = await guard(handle.stat(), `checking ${spec.field}`);
     if (!opened.isFile() || opened.ino !== checked.ino || opened.dev !== checked.dev) {
@@ -126,24 +124,18 @@ export async function openConfined(spec: ConfinedFileSpec, real: string, guard: 
 }
 
 /**
- * Reads the file to its end in chunks, each handed to `onChunk`; refused when it grows past the limit while
- * being read or a read stalls. Closes the file.
+ * Opens the resolved file `real` and reads it to its end in chunks, each handed to `onChunk`; refused when it
+ * is no regular file within its limit, grows past the limit while being read, or a read stalls. Closes the file.
  */
-export async function readChunks(
-  file: ConfinedFile,
-  spec: ConfinedFileSpec,
-  guard: StallGuard,
-  where: string,
-  onChunk: (chunk: Buffer) => void,
-): Promise<number> {
+async function readChunks(real: string, spec: ConfinedFileSpec, guard: StallGuard, where: string, onChunk: (chunk: Buffer) => void): Promise<number> {
+  const file = await openConfined(spec, real, guard, where);
   const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(1, spec.limit + 1)));
   let total = 0;
   try {
     for (;;) {
-      const { bytesRead } = await guard(file.handle.read(buffer, 0, buffer.length, total), `reading ${spec.field}`).catch((err: unknown) => {
-        if (err instanceof ModelPackageError) throw err;
-        throw new ModelPackageError(`${where}: ${spec.field} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-      });
+      const { bytesRead } = await guard(file.handle.read(buffer, 0, buffer.length, total), `reading ${spec.field}`).catch(
+        refusedWith((code) => `${where}: ${spec.field} cannot be read (${code})`),
+      );
       if (bytesRead === 0) return total;
       total += bytesRead;
       if (total > spec.limit) throw new ModelPackageError(`${where}: ${spec.field} grew past the limit of ${spec.limit} bytes while being read`);
@@ -154,16 +146,16 @@ export async function readChunks(
   }
 }
 
-/** The whole file's bytes. */
-export async function readConfined(file: ConfinedFile, spec: ConfinedFileSpec, guard: StallGuard, where: string): Promise<Buffer> {
+/** The whole bytes of the resolved file `real` (resolveConfined). */
+export async function readConfined(real: string, spec: ConfinedFileSpec, guard: StallGuard, where: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  await readChunks(file, spec, guard, where, (c) => chunks.push(Buffer.from(c)));
+  await readChunks(real, spec, guard, where, (c) => chunks.push(Buffer.from(c)));
   return Buffer.concat(chunks);
 }
 
-/** The file's sha256, hex. */
-export async function hashConfined(file: ConfinedFile, spec: ConfinedFileSpec, guard: StallGuard, where: string): Promise<string> {
+/** The sha256, hex, of the resolved file `real` (resolveConfined). */
+export async function hashConfined(real: string, spec: ConfinedFileSpec, guard: StallGuard, where: string): Promise<string> {
   const hash = createHash('sha256');
-  await readChunks(file, spec, guard, where, (c) => hash.update(c));
+  await readChunks(real, spec, guard, where, (c) => hash.update(c));
   return hash.digest('hex');
 }

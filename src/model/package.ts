@@ -9,7 +9,7 @@ import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelPackageError } from '../errors/index.js';
 import { checkNormalization } from '../preprocess/index.js';
-import { hashConfined, openConfined, readConfined, resolveConfined, stallGuard, type ConfinedFileSpec, type StallGuard } from './confined-file.js';
+import { hashConfined, readConfined, resolveConfined, stallGuard, type ConfinedFileSpec, type StallGuard } from './confined-file.js';
 import type { Manifest } from './manifest.js';
 import { parseManifest } from './manifest-schema.js';
 import { DEFAULT_PACKAGE_LIMITS, type PackageLimits } from './package-limits.js';
@@ -77,7 +77,7 @@ export async function readPackage(loc: PackageLocation, options: ReadPackageOpti
 
   const manifestSpec: ConfinedFileSpec = { realDir, name: 'manifest.json', field: 'manifest.json', limit: limits.manifestBytes };
   const manifestReal = await resolveConfined(manifestSpec, guard, loc.dir);
-  const manifestBytes = await readConfined(await openConfined(manifestSpec, manifestReal, guard, loc.dir), manifestSpec, guard, loc.dir);
+  const manifestBytes = await readConfined(manifestReal, manifestSpec, guard, loc.dir);
   const manifest = parseManifest(parseJson(manifestBytes.toString('utf8'), where), where);
   if (manifest.name !== loc.name || manifest.version !== loc.version) {
     throw new ModelPackageError(`${where}: manifest says ${manifest.name}@${manifest.version} but the package lives at ${loc.name}/${loc.version}`);
@@ -100,13 +100,10 @@ export async function readPackage(loc: PackageLocation, options: ReadPackageOpti
     listed.push({ spec, real: await resolveConfined(spec, guard, loc.dir), digest });
   }
 
-  const tokenizerBytes = await readConfined(await openConfined(tokenizerSpec, tokenizerPath, guard, loc.dir), tokenizerSpec, guard, loc.dir);
+  const tokenizerBytes = await readConfined(tokenizerPath, tokenizerSpec, guard, loc.dir);
   for (const { spec, real, digest } of listed) {
     // The tokenizer's digest is checked on the bytes that will be used, not on a second read.
-    const actual =
-      real === tokenizerPath
-        ? createHash('sha256').update(tokenizerBytes).digest('hex')
-        : await hashConfined(await openConfined(spec, real, guard, loc.dir), spec, guard, loc.dir);
+    const actual = real === tokenizerPath ? createHash('sha256').update(tokenizerBytes).digest('hex') : await hashConfined(real, spec, guard, loc.dir);
     if (`sha256:${actual}` !== digest) {
       // Only the expected digest: the actual one would describe whatever the name reaches.
       throw new ModelPackageError(
