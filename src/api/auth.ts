@@ -11,7 +11,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import type { Credential, Role } from '../config/index.js';
+import { bearerTokenOf, type Credential, type Role } from '../config/index.js';
 import { ADMIN_SERVICE_NAME, HEALTH_SERVICE_NAME } from '../proto/index.js';
 import { sampledLog, type Logger } from '../telemetry/index.js';
 import { gateCall } from './call-gate.js';
@@ -76,9 +76,7 @@ export class CredentialSet {
 /** The token of an `authorization: Bearer <token>` header, or undefined. */
 export function bearerToken(metadata: grpc.Metadata): string | undefined {
   const [value] = metadata.get('authorization');
-  if (typeof value !== 'string') return undefined;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
-  return match?.[1];
+  return typeof value === 'string' ? bearerTokenOf(value) : undefined;
 }
 
 type Verdict = { ok: true; caller?: Caller } | { ok: false; code: grpc.status; details: string };

@@ -18,6 +18,12 @@ export interface Credential {
 /** Shorter tokens are refused: they can be guessed. */
 export const MIN_TOKEN_LENGTH = 16;
 
+/** The token of an `authorization` header value `Bearer <token>`, or undefined (gRPC metadata and HTTP alike). */
+export function bearerTokenOf(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  return /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1];
+}
+
 const schema = z
   .array(
     z

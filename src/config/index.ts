@@ -5,5 +5,5 @@ export { envName, flagName } from './option-names.js';
 export { sliceOf, sliceKeys } from './option-slices.js';
 export type { OptionSlice } from './option-slices.js';
 export { optionsMarkdownTable } from './option-docs.js';
-export { readCredentials, readSecretFile } from './credentials.js';
+export { bearerTokenOf, readCredentials, readSecretFile } from './credentials.js';
 export type { Credential, Role } from './credentials.js';

@@ -12,6 +12,7 @@ import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporte
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { bearerTokenOf } from '../config/index.js';
 import type { BatchStage } from './observed.js';
 import { RenderCache } from './render-cache.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './service.js';
@@ -156,8 +157,8 @@ const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 /** Whether the request carries the bearer token; digests compared in constant time, as for gRPC tokens. */
 function authorized(req: IncomingMessage, expected: Buffer | undefined): boolean {
   if (!expected) return true;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  return match !== null && timingSafeEqual(sha256(match[1]), expected);
+  const token = bearerTokenOf(req.headers.authorization);
+  return token !== undefined && timingSafeEqual(sha256(token), expected);
 }
 
 /**
