@@ -12,7 +12,7 @@ describe('ConnectionGuard', () => {
     let now = 0;
     const closed: Array<string | undefined> = [];
     const guard = new ConnectionGuard(
-      { earlyAnswersPerSecond: 10, maxPeers: 100 },
+      { peerRefusalsPerSecond: 10, maxPeers: 100 },
       (c) => closed.push(c.peer),
       () => now,
     );
@@ -27,7 +27,7 @@ describe('ConnectionGuard', () => {
   it('refills at the rate, and keeps each peer address on its own budget', () => {
     let now = 0;
     const guard = new ConnectionGuard(
-      { earlyAnswersPerSecond: 10, maxPeers: 100 },
+      { peerRefusalsPerSecond: 10, maxPeers: 100 },
       () => undefined,
       () => now,
     );
@@ -46,7 +46,7 @@ describe('ConnectionGuard', () => {
 
   it('shares the budget of a peer address among its connections: reconnecting does not renew it', () => {
     const guard = new ConnectionGuard(
-      { earlyAnswersPerSecond: 10, maxPeers: 100 },
+      { peerRefusalsPerSecond: 10, maxPeers: 100 },
       () => undefined,
       () => 0,
     );
@@ -60,14 +60,14 @@ describe('ConnectionGuard', () => {
 
   it('does nothing when off (rate 0) or for a connection already gone', () => {
     const off = new ConnectionGuard(
-      { earlyAnswersPerSecond: 0, maxPeers: 100 },
+      { peerRefusalsPerSecond: 0, maxPeers: 100 },
       () => undefined,
       () => 0,
     );
     const session = fakeSession();
     for (let i = 0; i < 10_000; i++) expect(off.charge(session)).toBe(true);
     const on = new ConnectionGuard(
-      { earlyAnswersPerSecond: 1, maxPeers: 100 },
+      { peerRefusalsPerSecond: 1, maxPeers: 100 },
       () => undefined,
       () => 0,
     );

@@ -12,14 +12,14 @@
  * own early answers, never for another connection's.
  */
 import { constants as h2, type Http2Session } from 'node:http2';
+import type { OptionSlice } from '../config/index.js';
 import { TokenBuckets } from './token-buckets.js';
 
-export interface ConnectionGuardOptions {
-  /**
-   * Early answers a peer address may get per second, sustained, and at once (the burst): a larger burst lets
-   * one connection's chunk of refused calls hold the event loop longer; 0 = no limit.
-   */
-  readonly earlyAnswersPerSecond: number;
+/**
+ * peerRefusalsPerSecond: early answers a peer address may get per second, sustained, and at once (the burst: a
+ * larger one lets one connection's chunk of refused calls hold the event loop longer); 0 = no limit.
+ */
+export interface ConnectionGuardOptions extends OptionSlice<'connectionGuard'> {
   /** Peer addresses whose budgets are remembered; past it the least recently charged one starts afresh. */
   readonly maxPeers: number;
 }
@@ -37,7 +37,7 @@ export class ConnectionGuard {
     private readonly onClose: (closed: ClosedConnection) => void,
     private readonly now: () => number = () => performance.now(),
   ) {
-    const rate = options.earlyAnswersPerSecond;
+    const rate = options.peerRefusalsPerSecond;
     this.buckets = rate > 0 ? new TokenBuckets({ ratePerSecond: rate, burst: Math.max(1, Math.ceil(rate)), maxKeys: options.maxPeers }) : undefined;
   }
 

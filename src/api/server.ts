@@ -80,15 +80,15 @@ function interceptors(
 ): grpc.ServerInterceptor[] {
   const { robotRateLimit: rate, robotRateBurst } = sliceOf(options, 'rateLimit');
   const openCalls = new OpenCalls(sliceOf(options, 'openCalls'));
-  const { peerRefusalsPerSecond } = sliceOf(options, 'connectionGuard');
+  const guarded = sliceOf(options, 'connectionGuard');
   const closedConnections = sampledLog(
     log.child({ module: 'connection-guard' }),
     'warn',
     'connection closed: too many calls refused before their first message',
     'connections closed: repeats per peer not logged one by one',
   );
-  const guard = new ConnectionGuard({ earlyAnswersPerSecond: peerRefusalsPerSecond, maxPeers: GUARDED_PEERS }, ({ peer }) =>
-    closedConnections.write(peer ?? 'unknown', { peer, limitPerSecond: peerRefusalsPerSecond }),
+  const guard = new ConnectionGuard({ ...guarded, maxPeers: GUARDED_PEERS }, ({ peer }) =>
+    closedConnections.write(peer ?? 'unknown', { peer, limitPerSecond: guarded.peerRefusalsPerSecond }),
   );
   return [
     // First: it reaches grpc-js's own call, the HTTP/2 stream it closes once a status is written.
