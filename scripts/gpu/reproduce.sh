@@ -13,6 +13,8 @@
 #   bash scripts/gpu/reproduce.sh ort                      app + CUDA provider, preprocessing costs, wait for the
 #                                                          PyTorch stage, then ONNX Runtime timings
 #   bash scripts/gpu/reproduce.sh serve                    the served model through `npm run bench` (dist/bench/fleet.js)
+#   bash scripts/gpu/reproduce.sh peer                     the PyTorch peer (torch_peer.py): one request at a time,
+#                                                          bf16, one CUDA graph per request; 1, 16 and 64 robots
 #   bash scripts/gpu/reproduce.sh collect                  results of this call into $OUT (8 files at most)
 #
 # DRY=1 runs every stage on a CPU machine with paper-shaped but narrow models (the whole pipeline in minutes).
@@ -172,10 +174,16 @@ stage_serve() {
   fi
 }
 
+stage_peer() {
+  wait_for "$WORK/torch.done" || log "the PyTorch timings did not finish; the peer runs anyway"
+  cd "$SRC" && PYTHONPATH="$SRC" $PY scripts/gpu/torch_peer.py --out "$WORK/peer.json" --robots "${PEER_ROBOTS:-1,16,$ROBOTS_MANY}" \
+    --mix "${PEER_MIX:-4:4}" --duration-s "$DURATION" $SET
+}
+
 # At most 8 files come back from a call: JSON results as they are, logs in one archive.
 stage_collect() {
   export PATH="$APP/.node:$PATH"
-  for f in torch.json ort.json prep.json; do [ -f "$WORK/$f" ] && cp "$WORK/$f" "$OUT/h200-$f"; done
+  for f in torch.json ort.json prep.json peer.json; do [ -f "$WORK/$f" ] && cp "$WORK/$f" "$OUT/h200-$f"; done
   if ls "$WORK"/serve-*.json >/dev/null 2>&1; then
     node -e '
       const fs = require("fs"); const out = {};
@@ -190,7 +198,7 @@ stage_collect() {
   ls -la "$OUT" >&2
 }
 
-cmd=${1:?stage: part|torch|torch-bg|status|ort|serve|collect}
+cmd=${1:?stage: part|torch|torch-bg|status|ort|serve|peer|collect}
 shift
 case "$cmd" in
   part) stage_part "$@" ;;
@@ -199,6 +207,7 @@ case "$cmd" in
   status) stage_status ;;
   ort) stage_ort ;;
   serve) stage_serve ;;
+  peer) stage_peer ;;
   collect) stage_collect ;;
   *) echo "unknown stage $cmd" >&2; exit 2 ;;
 esac
