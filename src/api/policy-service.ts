@@ -1,12 +1,13 @@
 /**
- * PolicyService handlers (docs/api.md): Predict, StreamPredict, ListModels, ReportOutcome. The Predict handlers
- * own the call (cancellation, stream order, back-pressure) and run each request through the stages of
- * predict-orchestrator.ts; outcomes are credited by the experiment book; errors go through status.ts.
+ * PolicyService handlers (docs/api.md): Predict, StreamPredict, ListModels, ReportOutcome. Predict runs its
+ * request through the stages of predict-orchestrator.ts; StreamPredict wires the call's events to a
+ * predict-stream-session.ts session, which owns the stream's order, back-pressure and failure; outcomes are
+ * credited by the experiment book; errors go through status.ts.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { ModelRuntime } from '../engine/index.js';
 import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
-import type { Assignment, ExperimentBook } from '../experiment/index.js';
+import type { ExperimentBook } from '../experiment/index.js';
 import type { ListModelsResponse } from '../gen/dust/serving/v1/ListModelsResponse.js';
 import type { ModelVersionInfo } from '../gen/dust/serving/v1/ModelVersionInfo.js';
 import type { PolicyServiceHandlers } from '../gen/dust/serving/v1/PolicyService.js';
@@ -14,13 +15,10 @@ import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictReque
 import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
 import type { ModelRegistry } from '../model/index.js';
 import { currentCallScope, type Logger } from '../telemetry/index.js';
-import type { CallContext, PredictOrchestrator } from './predict-orchestrator.js';
-import { RefusedMessage } from './request-limits.js';
-import type { Routed } from './router.js';
+import type { PredictOrchestrator } from './predict-orchestrator.js';
+import { PredictStreamSession } from './predict-stream-session.js';
+import type { RefusedMessage } from './request-limits.js';
 import { isInternal, toServiceError } from './status.js';
-
-/** Requests of one stream processed concurrently; responses still go out in request order. */
-export const DEFAULT_STREAM_PIPELINE_DEPTH = 8;
 
 export interface PolicyServiceDeps {
   readonly registry: ModelRegistry<ModelRuntime>;
@@ -42,11 +40,6 @@ function deadlineOf(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadl
   return performance.now() + (ms - Date.now());
 }
 
-/** What a call gives each of its requests: its deadline, its cancellation and its credential. */
-function callContext(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadline'>, signal: AbortSignal, credential: string | undefined): CallContext {
-  return { deadline: deadlineOf(call), signal, credential };
-}
-
 export function policyService({ registry, orchestrator, book, log, credentialOf }: PolicyServiceDeps): PolicyServiceHandlers {
   const credentialKeyOf = (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata'>): string | undefined => credentialOf?.(call.metadata);
 
@@ -65,7 +58,8 @@ export function policyService({ registry, orchestrator, book, log, credentialOf 
       try {
         const routed = orchestrator.admit(req.model, req.robot_id, req.episode_id);
         currentCallScope()?.setModel(routed.assignment.model, routed.assignment.version);
-        result = orchestrator.serve(req, routed, callContext(call, abort.signal, credentialKeyOf(call)));
+        const prepared = orchestrator.prepare(req, routed);
+        result = orchestrator.run(prepared, { deadline: deadlineOf(call), signal: abort.signal, credential: credentialKeyOf(call) });
       } catch (err) {
         result = Promise.reject(err);
       }
@@ -81,100 +75,24 @@ export function policyService({ registry, orchestrator, book, log, credentialOf 
     },
 
     StreamPredict(call) {
-      const abort = new AbortController();
-      const credential = credentialKeyOf(call);
-      let assignment: Assignment | undefined;
-      let streamModel: string | undefined;
-      // closing: a failure is queued, so no further request is taken and nothing else may end the stream.
-      // done: the stream's status is sent (or the client went away).
-      let closing = false;
-      let done = false;
-      let inputEnded = false;
-      // Responses leave in request order: each request's step is chained behind its predecessor's; so is a
-      // failure, so the responses of the requests before a bad one still go out (test/hostile-input.test.ts).
-      let tail: Promise<void> = Promise.resolve();
-      let inFlight = 0;
-
-      const sendError = (err: unknown, req?: PredictRequest__Output) => {
-        if (done) return;
-        done = true;
-        closing = true;
-        abort.abort();
-        logFailure(err, req);
-        call.emit('error', toServiceError(err, req?.request_id));
-      };
-      const inOrder = (step: () => Promise<void> | void) => {
-        tail = tail
-          .then(step)
-          .catch((err) => sendError(err))
-          .catch((err) => log.error({ err }, 'could not end a StreamPredict call'));
-      };
-      const failAfterEarlier = (err: unknown, req?: PredictRequest__Output) => {
-        if (closing) return;
-        closing = true;
-        inOrder(() => sendError(err, req));
-      };
-      const maybeEnd = () => {
-        if (inputEnded && inFlight === 0 && !closing && !done) {
-          done = true;
-          call.end();
-        }
-      };
-
-      call.on('cancelled', () => {
-        done = true;
-        closing = true;
-        abort.abort();
-      });
-      call.on('data', (message: PredictRequest__Output | RefusedMessage) => {
-        if (closing) return;
-        if (message instanceof RefusedMessage) {
-          failAfterEarlier(message.error);
-          return;
-        }
-        const req = message;
-        let result: Promise<PredictResponse>;
-        try {
-          // The model version is fixed for the stream's life (docs/api.md): the first request is routed
-          // (pin or split), the others run on the same version.
-          let routed: Routed;
-          if (!assignment) {
-            routed = orchestrator.admit(req.model, req.robot_id, req.episode_id);
-            assignment = routed.assignment;
-            streamModel = req.model;
-            currentCallScope()?.setModel(assignment.model, assignment.version);
-          } else if (req.model && req.model !== streamModel && req.model !== `${assignment.model}@${assignment.version}`) {
-            throw new InvalidArgumentError(
-              `this stream is bound to ${assignment.model}@${assignment.version}; request ${quote(req.request_id || '(no id)')} asks for ${quote(req.model)}: open a new stream to change models`,
-            );
-          } else {
-            routed = orchestrator.admitAgain(assignment);
-          }
-          result = orchestrator.serve(req, routed, callContext(call, abort.signal, credential));
-        } catch (err) {
-          failAfterEarlier(err, req);
-          return;
-        }
-        result.catch(() => undefined);
-        inFlight++;
-        if (inFlight >= DEFAULT_STREAM_PIPELINE_DEPTH) call.pause();
-        inOrder(async () => {
-          try {
-            const res = await result;
-            if (!done) call.write(res);
-          } catch (err) {
-            sendError(err, req);
-          } finally {
-            inFlight--;
-            if (inFlight < DEFAULT_STREAM_PIPELINE_DEPTH) call.resume();
-            maybeEnd();
-          }
-        });
-      });
-      call.on('end', () => {
-        inputEnded = true;
-        inOrder(maybeEnd);
-      });
+      const session = new PredictStreamSession(
+        orchestrator,
+        {
+          bound: (assignment) => currentCallScope()?.setModel(assignment.model, assignment.version),
+          write: (res) => call.write(res),
+          end: () => call.end(),
+          fail: (err, req) => {
+            logFailure(err, req);
+            call.emit('error', toServiceError(err, req?.request_id));
+          },
+          pause: () => call.pause(),
+          resume: () => call.resume(),
+        },
+        { deadline: deadlineOf(call), credential: credentialKeyOf(call), onBug: (err) => log.error({ err }, 'could not end a StreamPredict call') },
+      );
+      call.on('cancelled', () => session.cancel());
+      call.on('data', (message: PredictRequest__Output | RefusedMessage) => session.accept(message));
+      call.on('end', () => session.endOfInput());
     },
 
     ListModels(_call, callback) {

@@ -1,21 +1,21 @@
 /**
- * One Predict, top-down (docs/architecture.md, "A Predict's path"): the handlers of policy-service.ts call
- * these stages in order.
+ * One Predict, top-down (docs/architecture.md, "A Predict, top to bottom"): the Predict handler and a
+ * StreamPredict stream's session (predict-stream-session.ts) call these stages in order.
  *
  * - admit: the request is routed to a version (a pin, or the model's traffic split) and holds a lease on it;
- * - prepare: the message becomes a domain request and is checked against that version's manifest, so its
- *   refusals happen here, before the engine admits it to the version's queue (but for broken images, which only
- *   decoding finds);
- * - run: the engine decodes, schedules and denormalizes;
+ * - prepare: the message becomes a domain request and is checked against that version's manifest (robot_id,
+ *   embodiment, step counts, state), synchronously, so these refusals happen before the engine admits the
+ *   request to the version's queue. The exception is the images: their checks (one per camera, encoding, sizes,
+ *   the pixel limit) run with their decoding in the decode pool (preprocess/images.ts), after admission;
+ * - run: the engine admits, decodes, schedules and denormalizes;
  * - respond: the request is credited to its experiment variant, mirrored to the shadow version when the split
  *   draws it, and converted to the response message.
  *
  * The experiment layer decides (assignment, shadow draw, statistics); this file is the only place that runs a
  * request on the engine for it.
  */
-import { runRequest, validateRequest, type ModelRuntime, type PredictInput, type PredictOutput, type ValidatedRequest } from '../engine/index.js';
+import { runRequest, validateRequest, type PredictInput, type PredictOutput, type ValidatedRequest } from '../engine/index.js';
 import type { Assignment, ExperimentBook } from '../experiment/index.js';
-import type { ModelHandle } from '../model/index.js';
 import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
 import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
 import type { RequestTracer } from '../telemetry/index.js';
@@ -32,16 +32,14 @@ export interface CallContext {
   readonly credential: string | undefined;
 }
 
-/** A prepared request: the domain input and its checked form. */
-interface Prepared {
+/** A request routed and checked against its version (stage 2): what stage 3 runs. */
+export interface PreparedPredict {
+  readonly routed: Routed;
   readonly input: PredictInput;
   readonly request: ValidatedRequest;
-}
-
-/** Stage 2: the message as a domain request, checked against the version that will run it. */
-function prepare(req: PredictRequest__Output, handle: ModelHandle<ModelRuntime>): Prepared {
-  const input = toPredictInput(req);
-  return { input, request: validateRequest(handle, input) };
+  /** performance.now() when it was prepared: the request's receipt for the engine and its latency. */
+  readonly receivedAt: number;
+  readonly span: ReturnType<RequestTracer['start']>;
 }
 
 export class PredictOrchestrator {
@@ -52,7 +50,7 @@ export class PredictOrchestrator {
     private readonly tracer: RequestTracer,
   ) {}
 
-  /** Stage 1: the version for a request's model field; `serve` releases the lease. */
+  /** Stage 1: the version for a request's model field; `prepare` (on a refusal) or `run` releases the lease. */
   admit(modelField: string, robotId: string, episodeId: string): Routed {
     return this.router.route(modelField, robotId, episodeId);
   }
@@ -62,16 +60,30 @@ export class PredictOrchestrator {
     return this.router.again(assignment);
   }
 
-  /** Stages 2 to 4 for an admitted request; the lease is released when it has run, however it ends. */
-  async serve(req: PredictRequest__Output, routed: Routed, call: CallContext): Promise<PredictResponse> {
+  /**
+   * Stage 2: the message as a domain request, checked against the version that will run it (the one validation
+   * of Predict and StreamPredict). Synchronous, so that a caller knows of a refusal before it runs anything
+   * else; a refused request has its span ended and its lease released before the refusal is thrown.
+   */
+  prepare(req: PredictRequest__Output, routed: Routed): PreparedPredict {
     const receivedAt = performance.now();
     const span = this.tracer.start({ requestId: req.request_id, robotId: req.robot_id, episodeId: req.episode_id }, receivedAt);
+    try {
+      const input = toPredictInput(req);
+      return { routed, input, request: validateRequest(routed.lease.handle, input), receivedAt, span };
+    } catch (err) {
+      span.failed(err);
+      routed.lease.release();
+      throw err;
+    }
+  }
+
+  /** Stages 3 and 4 for a prepared request; the lease is released when it has run, however it ends. */
+  async run(prepared: PreparedPredict, call: CallContext): Promise<PredictResponse> {
+    const { routed, span, receivedAt } = prepared;
     const { handle } = routed.lease;
-    let prepared: Prepared;
     let out: PredictOutput;
     try {
-      // prepare may throw (a bad seed, an unknown embodiment): the span ends and the lease is released either way.
-      prepared = prepare(req, handle);
       out = await runRequest(handle, prepared.request, {
         receivedAt,
         deadline: call.deadline,
