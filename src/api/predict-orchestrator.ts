@@ -4,9 +4,9 @@
  *
  * - admit: the request is routed to a version (a pin, or the model's traffic split) and holds a lease on it;
  * - prepare: the message becomes a domain request and is checked against that version's manifest (robot_id,
- *   embodiment, step counts, state), synchronously, so these refusals happen before the engine admits the
- *   request to the version's queue. The exception is the images: their checks (one per camera, encoding, sizes,
- *   the pixel limit) run with their decoding in the decode pool (preprocess/images.ts), after admission;
+ *   embodiment, step counts, state, and the images: one per camera, encoding, sizes, signatures, headers, the
+ *   pixel limit), synchronously, so these refusals happen before the engine admits the request to the version's
+ *   queue. Only image data that cannot be decoded is found after admission, by the decode pool;
  * - run: the engine admits, decodes, schedules and denormalizes;
  * - respond: the request is credited to its experiment variant, mirrored to the shadow version when the split
  *   draws it, and converted to the response message.

@@ -1,13 +1,13 @@
 /**
- * One prediction, from a validated domain request to a domain response: step counts and state (checked on
- * the event loop, they are cheap), admission (refused at once when the model cannot take it), then images
- * and initial noise in the decode pool and the prompt, the scheduler, and denormalization and world-model
- * surprise. The API edge converts protobuf messages to and from these types; nothing here knows gRPC.
+ * One prediction, from a validated domain request to a domain response: step counts, state and the images'
+ * headers (checked on the event loop, they are cheap), admission (refused at once when the model cannot take it),
+ * then decoding and initial noise in the decode pool and the prompt, the scheduler, and denormalization and
+ * world-model surprise. The API edge converts protobuf messages to and from these types; nothing here knows gRPC.
  */
 import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
 import type { EmbodimentSpec, Manifest, ModelHandle } from '../model/index.js';
-import { denormalizeActions, normalizeState, type ImageInput } from '../preprocess/index.js';
+import { checkViews, denormalizeActions, normalizeState, type ImageInput } from '../preprocess/index.js';
 import { stepCountProblem, type StepCounts } from '../sampling/index.js';
 import { callerKey } from './admission.js';
 import type { JobPriority, JobResult, JobTiming } from './job.js';
@@ -113,7 +113,7 @@ export function resolveStepCounts(m: Manifest, actionSteps: number, visionSteps:
   return { actionSteps: na, visionSteps: no };
 }
 
-/** A request checked against the version that will run it: everything refusable is refused here, before admission. */
+/** A request checked against the version that will run it: everything refusable without decoding is refused before admission. */
 export interface ValidatedRequest {
   readonly input: PredictInput;
   /** The input's request id, or a generated one. */
@@ -125,8 +125,9 @@ export interface ValidatedRequest {
 }
 
 /**
- * Checks a request against a version's manifest (robot_id, embodiment, step counts, state) on the event loop:
- * these checks are cheap, and a request that fails one never takes a place in the version's queue.
+ * Checks a request against a version's manifest (robot_id, embodiment, step counts, state, and every image check
+ * that needs no decoding) on the event loop: these checks are cheap, and a request that fails one never takes a
+ * place in the version's queue. Only data that cannot be decoded is found later, by the decode pool.
  */
 export function validateRequest(handle: ModelHandle<ModelRuntime>, input: PredictInput): ValidatedRequest {
   const m = handle.manifest;
@@ -134,6 +135,7 @@ export function validateRequest(handle: ModelHandle<ModelRuntime>, input: Predic
   const embodiment = embodimentOf(m, input.embodiment);
   const counts = resolveStepCounts(m, input.actionSteps, input.visionSteps, input.latencyBudgetMs > 0);
   const state = normalizeState(input.state, embodiment, m.state.dim, input.embodiment);
+  checkViews(input.images, { cameras: m.cameras, image: m.image });
   return { input, requestId: input.requestId || randomUUID(), embodiment, counts, state };
 }
 

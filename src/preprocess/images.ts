@@ -116,7 +116,6 @@ export function pixelValuesLength(manifest: ImageSpec): number {
  */
 export async function decodeViews(images: readonly ImageInput[], manifest: ImageSpec, options: DecodeViewsOptions = {}): Promise<Float32Array> {
   if (!sharpConfigured) configureImageDecoding();
-  const { cameras } = manifest;
   const { height, width } = manifest.image;
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
   const length = pixelValuesLength(manifest);
@@ -127,9 +126,9 @@ export async function decodeViews(images: readonly ImageInput[], manifest: Image
   }
 
   const lut = normalizationTable(manifest.image);
-  const ordered = matchCameras(images, cameras);
+  const checked = checkViews(images, manifest, maxPixels);
   const target: Size = { width, height };
-  const settled = await Promise.allSettled(ordered.map((img) => decodeToRgb(img, target, maxPixels)));
+  const settled = await Promise.allSettled(checked.map((view) => decodeToRgb(view, target, maxPixels)));
   const pixels = settled.map((s) => {
     if (s.status === 'rejected') throw s.reason;
     return s.value;
@@ -173,7 +172,7 @@ function matchCameras(images: readonly ImageInput[], cameras: readonly string[])
   return cameras.map((c) => byCamera.get(c) as ImageInput);
 }
 
-/** Client-supplied text in a message: quoted, and cut so that a huge string is not echoed back. */
+/** File signatures: only data that starts with one reaches a decoder. */
 const JPEG_SIGNATURE = [0xff, 0xd8, 0xff];
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -181,18 +180,39 @@ function startsWith(data: Uint8Array, signature: readonly number[]): boolean {
   return data.length >= signature.length && signature.every((b, i) => data[i] === b);
 }
 
-/** Decodes one view to interleaved 8-bit RGB at the target size. */
-async function decodeToRgb(img: ImageInput, target: Size, maxPixels: number): Promise<Uint8Array> {
+/** One view that passed every check that needs no decoding: its bytes, encoding and source size. */
+export interface CheckedView {
+  readonly camera: string;
+  readonly encoding: 'RAW_RGB8' | 'JPEG' | 'PNG';
+  readonly data: Uint8Array;
+  readonly width: number;
+  readonly height: number;
+}
+
+/**
+ * Every check of a request's images that needs no pixel decoded: one image per camera, the encoding, RAW_RGB8
+ * sizes, signatures, the header's size against width/height and the pixel limit. Synchronous and cheap (a header
+ * read per view), so the server runs it before admission and a request with a wrong image never takes a queue
+ * place; decoding runs it again on the decode threads, and only undecodable data is found there.
+ * @returns the views in manifest camera order.
+ * @throws InvalidArgumentError with a message that says what to fix; the first bad view in camera order wins.
+ */
+export function checkViews(images: readonly ImageInput[], manifest: ImageSpec, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): CheckedView[] {
+  const target: Size = manifest.image;
+  return matchCameras(images, manifest.cameras).map((img) => checkView(img, target, maxPixels));
+}
+
+function checkView(img: ImageInput, target: Size, maxPixels: number): CheckedView {
   const where = `images[${img.camera}]`;
   if (!(img.data instanceof Uint8Array)) {
     throw new InvalidArgumentError(`${where}: data must be bytes`);
   }
   switch (img.encoding) {
     case 'RAW_RGB8':
-      return decodeRaw(img, where, target, maxPixels);
+      return checkRaw(img, where, target, maxPixels);
     case 'JPEG':
     case 'PNG':
-      return decodeEncoded(img, img.encoding, where, target, maxPixels);
+      return checkEncoded(img, img.encoding, where, target, maxPixels);
     case 'UNSPECIFIED':
       throw new InvalidArgumentError(`${where}: encoding is UNSPECIFIED; set it to RAW_RGB8, JPEG or PNG`);
     default:
@@ -209,7 +229,7 @@ function checkPixelLimit(where: string, width: number, height: number, maxPixels
   }
 }
 
-async function decodeRaw(img: ImageInput, where: string, target: Size, maxPixels: number): Promise<Uint8Array> {
+function checkRaw(img: ImageInput, where: string, target: Size, maxPixels: number): CheckedView {
   const { width, height, data } = img;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
     throw new InvalidArgumentError(`${where}: RAW_RGB8 needs the frame's width and height, got ${width}x${height}; set both to nonzero values`);
@@ -219,6 +239,52 @@ async function decodeRaw(img: ImageInput, where: string, target: Size, maxPixels
   if (data.length !== expected) {
     throw new InvalidArgumentError(`${where}: RAW_RGB8 data has ${data.length} bytes, expected width*height*3 = ${expected}`);
   }
+  return { camera: img.camera, encoding: 'RAW_RGB8', data, width, height };
+}
+
+function undecodable(where: string, encoding: 'JPEG' | 'PNG', cause: unknown): InvalidArgumentError {
+  return new InvalidArgumentError(`${where}: ${encoding} data could not be decoded (${libvipsReason(cause)}); send a complete, valid ${encoding}`, { cause });
+}
+
+function checkEncoded(img: ImageInput, encoding: 'JPEG' | 'PNG', where: string, target: Size, maxPixels: number): CheckedView {
+  const { data } = img;
+  if (data.length === 0) {
+    throw new InvalidArgumentError(`${where}: ${encoding} data is empty`);
+  }
+  const isJpeg = startsWith(data, JPEG_SIGNATURE);
+  const isPng = startsWith(data, PNG_SIGNATURE);
+  if (encoding === 'JPEG' ? !isJpeg : !isPng) {
+    const hint = isJpeg || isPng ? `it looks like ${isJpeg ? 'JPEG' : 'PNG'}; set encoding accordingly` : 'send JPEG or PNG bytes, or RAW_RGB8';
+    throw new InvalidArgumentError(`${where}: data is not a ${encoding} image (wrong signature); ${hint}`);
+  }
+  let header: { width?: number; height?: number };
+  try {
+    // Header only: no pixel is decoded here, so this is where oversized images are stopped cheaply.
+    header = imageSize(data);
+  } catch (cause) {
+    throw undecodable(where, encoding, cause);
+  }
+  const srcWidth = header.width;
+  const srcHeight = header.height;
+  if (!srcWidth || !srcHeight) {
+    throw undecodable(where, encoding, new Error('no image dimensions in the header'));
+  }
+  if ((img.width !== 0 && img.width !== srcWidth) || (img.height !== 0 && img.height !== srcHeight)) {
+    throw new InvalidArgumentError(
+      `${where}: width/height say ${img.width}x${img.height} but the ${encoding} is ${srcWidth}x${srcHeight}; ` + 'set them to the image size, or to 0',
+    );
+  }
+  checkPixelLimit(where, srcWidth, srcHeight, maxPixels, target);
+  return { camera: img.camera, encoding, data, width: srcWidth, height: srcHeight };
+}
+
+/** Decodes one checked view to interleaved 8-bit RGB at the target size. */
+async function decodeToRgb(view: CheckedView, target: Size, maxPixels: number): Promise<Uint8Array> {
+  return view.encoding === 'RAW_RGB8' ? decodeRaw(view, target, maxPixels) : decodeEncoded(view, view.encoding, target, maxPixels);
+}
+
+async function decodeRaw(view: CheckedView, target: Size, maxPixels: number): Promise<Uint8Array> {
+  const { width, height, data } = view;
   if (width === target.width && height === target.height) return data;
   const { data: rgb } = await sharp(asBuffer(data), {
     raw: { width, height, channels: 3 },
@@ -230,47 +296,16 @@ async function decodeRaw(img: ImageInput, where: string, target: Size, maxPixels
   return rgb;
 }
 
-async function decodeEncoded(img: ImageInput, encoding: 'JPEG' | 'PNG', where: string, target: Size, maxPixels: number): Promise<Uint8Array> {
-  const { data } = img;
-  if (data.length === 0) {
-    throw new InvalidArgumentError(`${where}: ${encoding} data is empty`);
-  }
-  const isJpeg = startsWith(data, JPEG_SIGNATURE);
-  const isPng = startsWith(data, PNG_SIGNATURE);
-  if (encoding === 'JPEG' ? !isJpeg : !isPng) {
-    const hint = isJpeg || isPng ? `it looks like ${isJpeg ? 'JPEG' : 'PNG'}; set encoding accordingly` : 'send JPEG or PNG bytes, or RAW_RGB8';
-    throw new InvalidArgumentError(`${where}: data is not a ${encoding} image (wrong signature); ${hint}`);
-  }
-
-  const undecodable = (cause: unknown): InvalidArgumentError =>
-    new InvalidArgumentError(`${where}: ${encoding} data could not be decoded (${libvipsReason(cause)}); send a complete, valid ${encoding}`, { cause });
-
-  const input = asBuffer(data);
-  let header: { width?: number; height?: number };
-  try {
-    // Header only: no pixel is decoded here, so this is where oversized images are stopped cheaply.
-    header = imageSize(input);
-  } catch (cause) {
-    throw undecodable(cause);
-  }
-  const srcWidth = header.width;
-  const srcHeight = header.height;
-  if (!srcWidth || !srcHeight) {
-    throw undecodable(new Error('no image dimensions in the header'));
-  }
-  if ((img.width !== 0 && img.width !== srcWidth) || (img.height !== 0 && img.height !== srcHeight)) {
-    throw new InvalidArgumentError(
-      `${where}: width/height say ${img.width}x${img.height} but the ${encoding} is ${srcWidth}x${srcHeight}; ` + 'set them to the image size, or to 0',
-    );
-  }
-  checkPixelLimit(where, srcWidth, srcHeight, maxPixels, target);
+async function decodeEncoded(view: CheckedView, encoding: 'JPEG' | 'PNG', target: Size, maxPixels: number): Promise<Uint8Array> {
+  const { data, width: srcWidth, height: srcHeight } = view;
+  const where = `images[${view.camera}]`;
   const atSize = srcWidth === target.width && srcHeight === target.height;
   if (encoding === 'JPEG' && atSize) {
     const rgb = await decodePlainJpeg(data, srcWidth, srcHeight);
     if (rgb) return rgb;
   }
 
-  const image = sharp(input, { failOn: 'error', limitInputPixels: maxPixels, autoOrient: false });
+  const image = sharp(asBuffer(data), { failOn: 'error', limitInputPixels: maxPixels, autoOrient: false });
   if (!atSize) {
     image.resize(target.width, target.height, { fit: 'fill', kernel: RESIZE_KERNEL, fastShrinkOnLoad: false });
   }
@@ -278,7 +313,7 @@ async function decodeEncoded(img: ImageInput, encoding: 'JPEG' | 'PNG', where: s
   try {
     out = await image.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   } catch (cause) {
-    throw undecodable(cause);
+    throw undecodable(where, encoding, cause);
   }
   const { info } = out;
   if (info.channels !== 3 || info.width !== target.width || info.height !== target.height) {

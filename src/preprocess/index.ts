@@ -1,4 +1,4 @@
-export { decodeViews } from './images.js';
+export { checkViews, decodeViews } from './images.js';
 export type { ImageInput, ImageSpec } from './images.js';
 export { PromptTokenizer } from './tokenizer.js';
 export type { PromptTokenizerOptions } from './tokenizer.js';
