@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `npm run bench:stream-flood`: stream floods against a real dust-serve process on loopback, from a raw HTTP/2
- * client that ignores the server's stream cap (bench/hostile/raw-h2.ts), with a health prober running. Prints
+ * client that ignores the server's stream cap (test/support/hostile/raw-h2.ts), with a health prober running. Prints
  * JSON. Two parts:
  *
  * - memory per open call: the caps raised out of the way, --per-call-streams idle streams of each kind are
@@ -19,8 +19,8 @@ import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
 import { number } from './cli-args.js';
 import { checkHealth, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes } from './health-probe.js';
-import { HEALTH_WATCH_PATH, POLICY_PATHS } from './hostile/raw-calls.js';
-import { grpcHeaders, RawH2Connection } from './hostile/raw-h2.js';
+import { HEALTH_WATCH_PATH, POLICY_PATHS } from '../test/support/hostile/raw-calls.js';
+import { grpcHeaders, RawH2Connection } from '../test/support/hostile/raw-h2.js';
 import { DEFAULT_THREADS } from './options.js';
 import { isolatedRepository } from './repository.js';
 import { findModel } from './requests.js';

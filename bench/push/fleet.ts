@@ -9,17 +9,16 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
-import { DustClient, type ModelList } from '../../src/client/index.js';
+import { DustClient, type ModelList } from '@dust-serve/client';
 import { DEFAULT_THREADS } from '../options.js';
 import { killAllServers, startServerProcess, type ServerProcess } from '../server-process.js';
 import { number } from '../cli-args.js';
 import { condition, EXPERIMENTS, parseConditions, type Condition, type ExperimentName } from './conditions.js';
 import { runAb, type AbReport } from './ab.js';
-import { PushEnv } from './env.js';
+import { EMBODIMENT_NAMES, type EmbodimentName, PushEnv } from '@dust-serve/sim-push';
 import { PushRobot, type EpisodeResult, type EpisodeSpec } from './push-robot.js';
 import { compareConditions, scalingPlot, summarizeCondition, type ConditionSummary } from './report.js';
 import { writePlot } from './plot.js';
-import { EMBODIMENT_NAMES, type EmbodimentName } from './scene.js';
 
 /** Held-out layouts start here; training used seeds below 1000 and the toolchain's held-out set 500000+. */
 export const EVAL_SEED_START = 1_000_000;

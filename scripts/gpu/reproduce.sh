@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU run (BENCHMARKS.md "CUDA on one H200"), in stages, on a GPU host that has PyTorch with CUDA
 # but no Node.js and no network. What it needs travels with it (scripts/gpu/README.md says how):
-#   .devbundle/  node, production node_modules, dist/ (shared/device/bundle.sh, run after `npm ci && npm run build`)
+#   .devbundle/  node, production node_modules, dist/ (shared/device/bundle.sh, run after `npm ci && npm run build:bench`)
 #   .gl/         Vulkan/EGL loader packages (WebGPU)
 #   .cudaprov/   the CUDA 13 provider, xz-compressed in parts (one part per device call), + libonnxruntime_providers_shared.so
 #   $SRC         a folder with models/toolchain, scripts/gpu and scripts/setup-cuda.mjs (default: this repository)

@@ -1,9 +1,9 @@
 /** AdminService messages <-> the client's camelCase types (docs/api.md AdminService). Pure. */
-import type { Experiment__Output } from '../gen/dust/serving/v1/Experiment.js';
-import type { ModelStatus__Output } from '../gen/dust/serving/v1/ModelStatus.js';
-import type { SetTrafficSplitRequest } from '../gen/dust/serving/v1/SetTrafficSplitRequest.js';
-import type { TrafficSplit__Output } from '../gen/dust/serving/v1/TrafficSplit.js';
-import type { VariantStats__Output } from '../gen/dust/serving/v1/VariantStats.js';
+import type { Experiment__Output } from './gen/dust/serving/v1/Experiment.js';
+import type { ModelStatus__Output } from './gen/dust/serving/v1/ModelStatus.js';
+import type { SetTrafficSplitRequest } from './gen/dust/serving/v1/SetTrafficSplitRequest.js';
+import type { TrafficSplit__Output } from './gen/dust/serving/v1/TrafficSplit.js';
+import type { VariantStats__Output } from './gen/dust/serving/v1/VariantStats.js';
 import { modelState, type ModelState } from './models.js';
 
 export type StickyKeyName = 'robot' | 'episode';

@@ -11,8 +11,8 @@
  * (`model = "name@version"`), so the new replica serves the episode from the same checkpoint.
  */
 import { status, type ClientDuplexStream } from '@grpc/grpc-js';
-import type { PredictRequest } from '../gen/dust/serving/v1/PredictRequest.js';
-import type { PredictResponse__Output } from '../gen/dust/serving/v1/PredictResponse.js';
+import type { PredictRequest } from './gen/dust/serving/v1/PredictRequest.js';
+import type { PredictResponse__Output } from './gen/dust/serving/v1/PredictResponse.js';
 import { brokenInTransit, DustClientError } from './errors.js';
 import { toPredictRequest, type PredictRequestInit } from './request.js';
 import { fromPredictResponse, type PredictResult } from './response.js';

@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SetTrafficSplitRequest__Output } from '../gen/dust/serving/v1/SetTrafficSplitRequest.js';
+import type { SetTrafficSplitRequest__Output } from './gen/dust/serving/v1/SetTrafficSplitRequest.js';
 import { DustClient } from './dust-client.js';
 import { DustClientError } from './errors.js';
 import { clientProtos } from './protos.js';

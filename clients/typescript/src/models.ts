@@ -1,8 +1,8 @@
 /** ListModels and ReportOutcome messages <-> the client's camelCase types. Pure. */
-import type { ListModelsResponse__Output } from '../gen/dust/serving/v1/ListModelsResponse.js';
-import type { ModelVersionInfo__Output } from '../gen/dust/serving/v1/ModelVersionInfo.js';
-import type { ReportOutcomeRequest } from '../gen/dust/serving/v1/ReportOutcomeRequest.js';
-import type { ReportOutcomeResponse__Output } from '../gen/dust/serving/v1/ReportOutcomeResponse.js';
+import type { ListModelsResponse__Output } from './gen/dust/serving/v1/ListModelsResponse.js';
+import type { ModelVersionInfo__Output } from './gen/dust/serving/v1/ModelVersionInfo.js';
+import type { ReportOutcomeRequest } from './gen/dust/serving/v1/ReportOutcomeRequest.js';
+import type { ReportOutcomeResponse__Output } from './gen/dust/serving/v1/ReportOutcomeResponse.js';
 
 export type ModelState = 'UNSPECIFIED' | 'LOADING' | 'READY' | 'FAILED' | 'UNLOADING';
 

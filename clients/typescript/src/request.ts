@@ -1,8 +1,8 @@
 /** The friendly PredictRequest a program writes -> the proto message on the wire (pure, but for the request id it draws). */
 import { randomUUID } from 'node:crypto';
-import type { PredictRequest } from '../gen/dust/serving/v1/PredictRequest.js';
-import type { Image } from '../gen/dust/serving/v1/Image.js';
-import type { SamplingOptions } from '../gen/dust/serving/v1/SamplingOptions.js';
+import type { PredictRequest } from './gen/dust/serving/v1/PredictRequest.js';
+import type { Image } from './gen/dust/serving/v1/Image.js';
+import type { SamplingOptions } from './gen/dust/serving/v1/SamplingOptions.js';
 
 export type ImageEncodingName = 'jpeg' | 'png' | 'raw_rgb8';
 

@@ -6,7 +6,7 @@
  * temporally correlated noise, while the recorded label stays the expert's own action for the state reached.
  * The data then shows how to recover from the small errors a learned policy makes.
  */
-import { mulberry32 } from '../robot.js';
+import { mulberry32 } from './random.js';
 import { CAMERAS, type Camera, type PushEnv } from './env.js';
 import { expertAction, PADDLE_LEAD_S } from './expert.js';
 import { MAX_EPISODE_STEPS, type Layout } from './scene.js';

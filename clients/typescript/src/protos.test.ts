@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { clientProtos } from './protos.js';
 
@@ -13,7 +14,7 @@ describe('client protos', () => {
   });
 
   it('import nothing of the server (api, engine, model, preprocess, telemetry)', () => {
-    // The client is the package's main: a robot program embedding it must not load sharp, ONNX Runtime or pino.
+    // The client is its own package: a robot program embedding it must not load sharp, ONNX Runtime or pino.
     const seen = new Set<string>();
     const visit = (file: string) => {
       if (seen.has(file)) return;
@@ -23,8 +24,11 @@ describe('client protos', () => {
         visit(path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts')));
       }
     };
-    visit(path.resolve('src/client/index.ts'));
-    const folders = new Set([...seen].map((f) => path.relative('src', f).split(path.sep)[0]));
-    expect([...folders].sort()).toEqual(['client', 'proto']);
+    const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+    visit(path.join(packageRoot, 'src/index.ts'));
+    const outside = [...seen].filter((f) => path.relative(path.join(packageRoot, 'src'), f).startsWith('..'));
+    expect(outside).toEqual([]);
+    const manifest = JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    expect(Object.keys(manifest.dependencies).sort()).toEqual(['@grpc/grpc-js', '@grpc/proto-loader']);
   });
 });

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_PACKAGE_LIMITS } from '../../src/model/index.js';
+import { DEFAULT_PACKAGE_LIMITS } from '../../../src/model/index.js';
 
 /** What must never show: the first line of /etc/passwd, and its sha256. */
 export const OUTSIDE_FILE = '/etc/passwd';

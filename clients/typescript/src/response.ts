@@ -1,5 +1,5 @@
 /** PredictResponse on the wire -> the decoded result a program reads. Pure. */
-import type { PredictResponse__Output } from '../gen/dust/serving/v1/PredictResponse.js';
+import type { PredictResponse__Output } from './gen/dust/serving/v1/PredictResponse.js';
 import { decodeTensor, tensorRows, type FloatTensor } from './tensor.js';
 
 export interface SamplingReport {

@@ -5,9 +5,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
-import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
-import { eventually } from '../../test/support/eventually.js';
+import type { PredictRequest__Output } from './gen/dust/serving/v1/PredictRequest.js';
+import type { PredictResponse } from './gen/dust/serving/v1/PredictResponse.js';
+import { eventually } from '../../../test/support/eventually.js';
 import { DustClient } from './dust-client.js';
 import { DustClientError } from './errors.js';
 import { clientProtos } from './protos.js';

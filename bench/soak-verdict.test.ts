@@ -3,8 +3,8 @@
  * drifts up, a crash, failed health checks or failed good requests fail, and a run without data never passes.
  */
 import { describe, expect, it } from 'vitest';
-import { rssSlopeMbPerHour, soakVerdict, type SoakBounds, type SoakSamples } from '../bench/soak-verdict.js';
-import { mulberry32 } from '../bench/robot.js';
+import { rssSlopeMbPerHour, soakVerdict, type SoakBounds, type SoakSamples } from './soak-verdict.js';
+import { mulberry32 } from '@dust-serve/sim-push';
 
 const MINUTES = 30;
 const bounds: SoakBounds = {

@@ -1,4 +1,4 @@
-/** The dust-serve client library: the package's `main`. */
+/** The dust-serve client library (@dust-serve/client): what a robot program imports. */
 export { DustClient } from './dust-client.js';
 export type { DustClientOptions, CallOptions, StreamOptions, ServingStatus } from './dust-client.js';
 export { PredictStream } from './predict-stream.js';

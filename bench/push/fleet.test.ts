@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { AbReport } from '../bench/push/ab.js';
-import type { ConditionSummary } from '../bench/push/report.js';
+import type { AbReport } from './ab.js';
+import type { ConditionSummary } from './report.js';
 
 const FLEET = path.resolve('dist/bench/push/fleet.js');
 const REPOSITORY = path.resolve('models/push-repo');

@@ -7,7 +7,7 @@
  * A layout (where everything starts, which ball the instruction names) is a pure function of a seed; the MJCF
  * depends only on the embodiment, so a world is built once and reset to any layout.
  */
-import { mulberry32 } from '../robot.js';
+import { mulberry32 } from './random.js';
 
 /** Half the table's side, metres. */
 export const TABLE_HALF = 0.3;

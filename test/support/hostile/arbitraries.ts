@@ -5,8 +5,8 @@
  * test/hostile-input.test.ts pins down. Every arbitrary yields the message bytes exactly as they go on the wire.
  */
 import fc from 'fast-check';
-import type { ImageEncoding } from '../../src/gen/dust/serving/v1/ImageEncoding.js';
-import type { PredictRequest } from '../../src/gen/dust/serving/v1/PredictRequest.js';
+import type { ImageEncoding } from '@dust-serve/client/gen/dust/serving/v1/ImageEncoding';
+import type { PredictRequest } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
 import { float32Field, lengthDelimited, repeat, tag, varint, varintField, WIRE } from './protobuf-writer.js';
 
 /** Text a client could put in any string field: control characters, emoji, lone surrogates, huge, prototype keys. */

@@ -1,12 +1,12 @@
 /**
  * The serving protos as the client sees them: the method definitions (path, serializer, deserializer) of
- * PolicyService, AdminService and grpc.health.v1.Health, loaded once per process through src/proto, the
+ * PolicyService, AdminService and grpc.health.v1.Health, loaded once per process through serving-protos.ts, the
  * loader the server uses too (and nothing else of the server's).
  */
 import type * as protoLoader from '@grpc/proto-loader';
-import type { AdminServiceDefinition } from '../gen/dust/serving/v1/AdminService.js';
-import type { PolicyServiceDefinition } from '../gen/dust/serving/v1/PolicyService.js';
-import { ADMIN_SERVICE_NAME, HEALTH_SERVICE_NAME, loadServingDefinition, POLICY_SERVICE_NAME } from '../proto/index.js';
+import type { AdminServiceDefinition } from './gen/dust/serving/v1/AdminService.js';
+import type { PolicyServiceDefinition } from './gen/dust/serving/v1/PolicyService.js';
+import { ADMIN_SERVICE_NAME, HEALTH_SERVICE_NAME, loadServingDefinition, POLICY_SERVICE_NAME } from './serving-protos.js';
 
 export interface HealthCheckRequest {
   service: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { PredictResponse__Output } from '../gen/dust/serving/v1/PredictResponse.js';
+import type { PredictResponse__Output } from './gen/dust/serving/v1/PredictResponse.js';
 import { fromListModelsResponse, toReportOutcomeRequest } from './models.js';
 import { clientProtos } from './protos.js';
 import { actionRows, fromPredictResponse } from './response.js';
