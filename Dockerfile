@@ -24,16 +24,22 @@ WORKDIR /app
 # onnxruntime-node's install script would fetch CUDA binaries from NuGet; the CPU (and WebGPU) binaries ship in
 # the npm package.
 ENV ONNXRUNTIME_NODE_INSTALL=skip
-# Dependencies first: this layer is rebuilt only when the lockfile changes.
+# Dependencies first: this layer is rebuilt only when the lockfile changes. Of the workspaces, only the client
+# package (clients/typescript) is installed and linked: the server imports it; the simulator (sim/push) is for
+# benchmarks and tests, and its manifest is here only because the lockfile names it.
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+COPY clients/typescript/package.json ./clients/typescript/
+COPY sim/push/package.json ./sim/push/
+RUN npm ci --no-audit --no-fund --include-workspace-root --workspace @dust-serve/client
 COPY tsconfig.json tsconfig.build.json ./
+COPY clients/typescript/tsconfig.build.json ./clients/typescript/
 COPY scripts ./scripts
 COPY proto ./proto
+COPY clients/typescript/src ./clients/typescript/src
 COPY src ./src
 RUN npm run build
 COPY deploy/docker/prune-native-binaries.mjs /tmp/
-RUN npm prune --omit=dev --no-audit --no-fund && node /tmp/prune-native-binaries.mjs
+RUN npm prune --omit=dev --no-audit --no-fund --include-workspace-root --workspace @dust-serve/client && node /tmp/prune-native-binaries.mjs
 # The CUDA provider must match onnxruntime-node's release (package.json pins 1.29.0); the script checks it.
 RUN if [ "$DEVICE" = cuda ]; then node scripts/setup-cuda.mjs; elif [ "$DEVICE" != cpu ]; then echo "DEVICE must be cpu or cuda" >&2; exit 1; fi
 # The experiment database's folder, owned by the server's user (the runtime image has no shell to make it).
@@ -53,6 +59,10 @@ ENV ORT_DISABLE_TELEMETRY=1
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+# The client package, which node_modules/@dust-serve/client links to: its build and its copy of the protos.
+COPY --from=build /app/clients/typescript/package.json ./clients/typescript/
+COPY --from=build /app/clients/typescript/dist ./clients/typescript/dist
+COPY --from=build /app/clients/typescript/proto ./clients/typescript/proto
 COPY proto ./proto
 COPY models/dust-tiny ./models/dust-tiny
 COPY deploy/docker/healthcheck.mjs ./deploy/docker/

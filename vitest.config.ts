@@ -14,8 +14,8 @@ export const INTEGRATION = [
   // Sockets: grpc-js servers and clients on loopback.
   'src/api/health-service.test.ts',
   'src/api/listen.test.ts',
-  'src/client/admin.test.ts',
-  'src/client/dust-client.test.ts',
+  'clients/typescript/src/admin.test.ts',
+  'clients/typescript/src/dust-client.test.ts',
   // Worker threads running dist/: the decode worker, the SQLite writer of a file-backed experiment database.
   'src/engine/decode-pool.test.ts',
   'src/experiment/experiment-book.test.ts',
@@ -31,6 +31,7 @@ export const INTEGRATION = [
   // The real server, in-process (test/support/harness.ts) or spawned (test/support/serve-process.ts).
   'test/auth.test.ts',
   'test/cli-serve.test.ts',
+  'test/client-package.test.ts', // npm pack of the built client package, loaded by a child process
   'test/errors.test.ts',
   'test/experiment.test.ts',
   'test/failover.test.ts',
@@ -62,8 +63,8 @@ export const SYSTEM = [
   'test/lb.test.ts', // HAProxy, PostgreSQL
   'test/postgres-store.test.ts', // PostgreSQL
   'test/prometheus.test.ts', // Prometheus
+  'bench/push/fleet.test.ts', // the MuJoCo fleet against the built server
   'test/push-dataset.test.ts', // the MuJoCo push task, the toolchain's Python (numpy, torch)
-  'test/push-fleet.test.ts', // the MuJoCo fleet against the built server
   'test/push-task.test.ts', // the MuJoCo push task
   'test/shared-experiment.test.ts', // PostgreSQL
 ];
@@ -71,7 +72,17 @@ export const SYSTEM = [
 /** The inference and decode worker threads and the spawned CLI run dist/: build it first when it is stale. */
 const BUILD_DIST = ['test/support/build-dist.ts'];
 
+/**
+ * The workspace packages (clients/typescript, sim/push) export their TypeScript sources under this condition,
+ * so tests run the current sources without building the packages first (tsconfig.json sets it for the editor and
+ * the type check; builds and Node at run time use the packages' dist/).
+ */
+const SOURCE_CONDITION = '@dust-serve/source';
+
 export default defineConfig({
+  // vitest's own server conditions (node, development) plus the source one; vitest hands these to its test
+  // processes as --conditions too, which worker threads inherit: nothing they load imports the workspace packages.
+  ssr: { resolve: { conditions: [SOURCE_CONDITION, 'node', 'development|production'] } },
   test: {
     testTimeout: 60_000,
     hookTimeout: 120_000,
@@ -81,7 +92,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+          include: ['src/**/*.test.ts', 'clients/*/src/**/*.test.ts', 'sim/*/src/**/*.test.ts', 'bench/**/*.test.ts', 'test/**/*.test.ts'],
           exclude: [...configDefaults.exclude, ...INTEGRATION, ...SYSTEM],
           // Unit files share their worker process: a fresh process per file cost more than the tests themselves
           // (about 35 s against 13 s on two cores). They change no process-wide state (environment stubs are undone

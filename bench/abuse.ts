@@ -9,7 +9,6 @@
  * and latency, health-check latency, RSS over time, and whether the server is still up and serving at the end,
  * with the targets: health p99 < 50 ms, RSS growth <= 256 MB, no error for a good robot.
  */
-import { writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
 import { number, words } from './cli-args.js';
@@ -21,11 +20,13 @@ import { DEFAULT_THREADS } from './options.js';
 import { Progress } from './progress.js';
 import { Recorder, type WindowResult } from './recorder.js';
 import { isolatedRepository } from './repository.js';
-import { findModel, policyCodec, robotRequest, serializedRequests } from './requests.js';
+import { policyCodec } from '../test/support/policy-codec.js';
+import { findModel, robotRequest, serializedRequests } from './requests.js';
 import { Robot, type Completion, type RobotSink } from './robot.js';
 import { hostCpuSeconds, processRssMb, runBenchmark, startServerProcess, type ServerProcess } from './server-process.js';
 import { round } from './stats.js';
 import { requestClasses, type Workload } from './workload.js';
+import { resultMeta, writeResult } from './results.js';
 
 export const DEFAULT_ABUSE_REQUESTS = 10_000;
 export const DEFAULT_ATTACKERS = 8;
@@ -62,6 +63,7 @@ const program = new Command('bench:abuse')
   .option('--probe-interval-ms <ms>', 'health-check interval', number(1, true), DEFAULT_PROBE_INTERVAL_MS)
   .option('--rss-interval-ms <ms>', 'how often the server RSS is sampled', number(10, true), DEFAULT_RSS_INTERVAL_MS)
   .option('--out <file>', 'also write the JSON result to this file')
+  .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
   .option('--quiet', 'no progress line');
 
 interface Flags {
@@ -81,6 +83,7 @@ interface Flags {
   probeIntervalMs: number;
   rssIntervalMs: number;
   out?: string;
+  save?: boolean;
   quiet?: boolean;
 }
 
@@ -259,9 +262,7 @@ async function main(): Promise<void> {
         serverServingAfter: { value: after, pass: after === 'SERVING' },
       },
     };
-    const json = JSON.stringify(result, null, 2);
-    process.stdout.write(`${json}\n`);
-    if (f.out) writeFileSync(f.out, `${json}\n`);
+    writeResult(resultMeta('abuse', { serverArgs: server.args }), result, f);
   } finally {
     clearInterval(ticker);
     clearInterval(rssTimer);

@@ -17,6 +17,7 @@ import { Command } from 'commander';
 import { DEFAULT_SERVE_OPTIONS } from '../src/config/index.js';
 import { ExperimentBook, experimentSettings, PostgresExperimentStore, SqliteExperimentStore, type ExperimentStore } from '../src/experiment/index.js';
 import { number } from './cli-args.js';
+import { resultMeta, writeResult } from './results.js';
 import { round, summarize, type LatencySummary } from './stats.js';
 
 interface Load {
@@ -143,8 +144,21 @@ async function main(): Promise<void> {
     .option('--robots <n>', 'robots per replica', number(1, true), 100)
     .option('--episode-length <n>', 'requests per episode', number(1, true), 20)
     .option('--no-sqlite', 'skip the SQLite comparison')
+    .option('--out <file>', 'also write the JSON result to this file')
+    .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
     .parse()
-    .opts<{ postgresUrl: string; replicas: number; rate: number; seconds: number; robots: number; episodeLength: number; sqlite: boolean }>();
+    .opts<{
+      postgresUrl: string;
+      replicas: number;
+      rate: number;
+      seconds: number;
+      robots: number;
+      episodeLength: number;
+      sqlite: boolean;
+      out?: string;
+      save?: boolean;
+    }>();
+  const meta = resultMeta('experiment-postgres');
   const load: Load = { rate: opts.rate, seconds: opts.seconds, robots: opts.robots, episodeLength: opts.episodeLength };
 
   const result = {
@@ -155,7 +169,7 @@ async function main(): Promise<void> {
       'countWaitMs: from handing a served request to the store until the store releases it (PostgreSQL: its group commit; SQLite: at once, counted in memory). ' +
       'The PostgreSQL replicas share this process and its event loop. exact: the counts read back equal the requests sent.',
   };
-  process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  writeResult(meta, result, opts);
   if (!result.postgres.exact || (result.sqlite && !result.sqlite.exact)) process.exitCode = 1;
 }
 

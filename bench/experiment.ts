@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_SERVE_OPTIONS } from '../src/config/index.js';
 import { ExperimentBook, experimentSettings, SqliteExperimentStore } from '../src/experiment/index.js';
+import { resultMeta, writeResult } from './results.js';
 import { summarize, round } from './stats.js';
 
 const ROBOTS = 1000;
@@ -22,6 +23,7 @@ const FLUSHES = 50;
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 async function main(): Promise<void> {
+  const meta = resultMeta('experiment');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-bench-exp-'));
   try {
     const book = await ExperimentBook.open(
@@ -92,20 +94,14 @@ async function main(): Promise<void> {
       flushes[`${size} requests`] = { eventLoopMs: summarize(busy), committedMs: summarize(committed) };
     }
     await book.close();
-    process.stdout.write(
-      JSON.stringify(
-        {
-          robots: ROBOTS,
-          requests: REQUESTS,
-          perRequestUs: round(perRequestUs, 2),
-          perOutcomeUs: round(perOutcomeUs, 2),
-          flushMs: flushes,
-          note: 'flushMs: one flush after that many requests, each from a new episode, with up to 1000 new robots; eventLoopMs = building the batch and posting its first chunk of at most 1000 rows (the event loop is free between chunks), committedMs = until the writer thread committed all chunks',
-        },
-        null,
-        2,
-      ) + '\n',
-    );
+    writeResult(meta, {
+      robots: ROBOTS,
+      requests: REQUESTS,
+      perRequestUs: round(perRequestUs, 2),
+      perOutcomeUs: round(perOutcomeUs, 2),
+      flushMs: flushes,
+      note: 'flushMs: one flush after that many requests, each from a new episode, with up to 1000 new robots; eventLoopMs = building the batch and posting its first chunk of at most 1000 rows (the event loop is free between chunks), committedMs = until the writer thread committed all chunks',
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,7 +5,6 @@
  * line on stderr. `--targets` measures every target (targets.ts) in one run. BENCHMARKS.md explains the modes.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { number, words } from './cli-args.js';
@@ -32,6 +31,7 @@ import { killAllServers } from './server-process.js';
 import { round } from './stats.js';
 import { DEFAULT_PLAN_BUDGET_MS, DEFAULT_PLAN_LOAD_FRACTION, DEFAULT_TARGET_BUDGET_MS, parseTargets, runTargets, verdictLines } from './targets.js';
 import { requestClasses, type Workload } from './workload.js';
+import { resultMeta, writeResult } from './results.js';
 
 function list(v: string): number[] {
   return v.split(',').map((s) => number(1, true)(s.trim()));
@@ -79,6 +79,7 @@ const program = new Command('bench')
     DEFAULT_RETRY_DISTURBED,
   )
   .option('--out <file>', 'also write the JSON result to this file')
+  .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
   .option('--quiet', 'no progress line')
   .addHelpText(
     'after',
@@ -122,6 +123,7 @@ interface CliFlags {
   targets?: string | true;
   retryDisturbed: number;
   out?: string;
+  save?: boolean;
   quiet?: boolean;
 }
 
@@ -188,12 +190,13 @@ async function main(): Promise<void> {
   process.once('exit', () => repository.remove());
   // Servers load only the benchmarked version; requests still name the model the way robots would.
   const o: BenchOptions = { ...given, modelRepository: repository.root };
+  const startedAt = new Date();
   const meta = {
     model: `${model.manifest.name}@${model.manifest.version}`,
     host: { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model, node: process.version },
     modelDir: model.dir,
     source: sourceVersion(),
-    startedAt: new Date().toISOString(),
+    startedAt: startedAt.toISOString(),
     options: given,
   };
   let result: unknown;
@@ -234,9 +237,7 @@ async function main(): Promise<void> {
     }
     result = { ...meta, comparisons: comparisons(results, classes[0].label), modes: results };
   }
-  const json = JSON.stringify(result, null, 2);
-  process.stdout.write(`${json}\n`);
-  if (flags.out) writeFileSync(flags.out, `${json}\n`);
+  writeResult(resultMeta('fleet', { serverArgs: given.serverArgs, startedAt }), result as object, flags);
 }
 
 process.on('exit', killAllServers);

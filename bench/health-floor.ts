@@ -11,7 +11,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +23,7 @@ import { isolatedRepository } from './repository.js';
 import { findModel } from './requests.js';
 import { hostCpuSeconds, runBenchmark, startServerProcess } from './server-process.js';
 import { round } from './stats.js';
+import { resultMeta, writeResult } from './results.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const LOADS = ['none', 'nice 19', 'nice 0'] as const;
@@ -36,6 +36,7 @@ const program = new Command('bench:health-floor')
   .option('--second-duty <fraction>', 'busy fraction of the second hog (the first is always busy)', number(0), 0.4)
   .option('--model-repository <dir>', 'model repository the idle dust-serve loads', 'models')
   .option('--out <file>', 'also write the JSON result to this file')
+  .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
   .option('--quiet', 'no progress line')
   .parse();
 
@@ -45,6 +46,7 @@ interface Options {
   secondDuty: number;
   modelRepository: string;
   out?: string;
+  save?: boolean;
   quiet?: boolean;
 }
 
@@ -79,6 +81,7 @@ async function probe(address: string, o: Options): Promise<HealthSummary> {
 
 async function main(): Promise<void> {
   const o = program.opts<Options>();
+  const startedAt = new Date();
   const progress = new Progress(o.quiet);
   const model = await findModel(o.modelRepository);
   const repo = isolatedRepository(model);
@@ -109,9 +112,7 @@ async function main(): Promise<void> {
     repo.remove();
   }
   const result = { host: { cpus: os.availableParallelism(), node: process.version }, options: o, runs };
-  const json = JSON.stringify(result, null, 2);
-  if (o.out) writeFileSync(o.out, `${json}\n`);
-  process.stdout.write(`${json}\n`);
+  writeResult(resultMeta('health-floor', { startedAt }), result, o);
 }
 
 runBenchmark('bench:health-floor', main);

@@ -6,9 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { loadProtos, POLICY_SERVICE_NAME } from '../src/api/index.js';
-import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
-import type { PredictResponse__Output } from '../src/gen/dust/serving/v1/PredictResponse.js';
+import type { PredictRequest } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
+import type { Codec } from '../test/support/policy-codec.js';
 import { parseManifest, scanRepository, type Manifest } from '../src/model/index.js';
 import type { RequestClass } from './workload.js';
 
@@ -61,29 +60,6 @@ export function buildRequest(m: Manifest, robot: number, cls: RequestClass, imag
     state: Array.from({ length: e.state_dim }, (_, i) => min[i] + ((max[i] - min[i]) * ((robot + i) % 7)) / 7),
     instruction: INSTRUCTION,
     sampling: { action_steps: cls.actionSteps, vision_steps: cls.visionSteps, latency_budget_ms: cls.budgetMs },
-  };
-}
-
-export interface Codec {
-  readonly serialize: (req: PredictRequest) => Buffer;
-  readonly deserialize: (buf: Buffer) => PredictResponse__Output;
-  readonly streamPath: string;
-  readonly unaryPath: string;
-}
-
-/** The protobuf codec of the serving protos, the same the server uses. */
-export function policyCodec(): Codec {
-  const { packageDefinition } = loadProtos();
-  const service = packageDefinition[POLICY_SERVICE_NAME] as Record<
-    string,
-    { path: string; requestSerialize: (v: unknown) => Buffer; responseDeserialize: (b: Buffer) => unknown }
-  >;
-  const stream = service.StreamPredict;
-  return {
-    serialize: (req) => stream.requestSerialize(req),
-    deserialize: (buf) => stream.responseDeserialize(buf) as PredictResponse__Output,
-    streamPath: stream.path,
-    unaryPath: service.Predict.path,
   };
 }
 

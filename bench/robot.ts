@@ -5,8 +5,9 @@
  * handing the request to grpc-js to receiving the answer.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { PredictResponse__Output } from '../src/gen/dust/serving/v1/PredictResponse.js';
-import type { Codec } from './requests.js';
+import type { PredictResponse__Output } from '@dust-serve/client/gen/dust/serving/v1/PredictResponse';
+import { mulberry32 } from '@dust-serve/sim-push';
+import type { Codec } from '../test/support/policy-codec.js';
 import { nextGapMs, type Workload } from './workload.js';
 
 /** Wait before a robot reopens a stream that the server ended with an error. */
@@ -22,18 +23,6 @@ export interface Completion {
 export interface RobotSink {
   completed(c: Completion): void;
   failed(classIndex: number, code: string): void;
-}
-
-/** Small seeded PRNG (mulberry32), so arrival patterns are repeatable per robot. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const identity = (b: Buffer): Buffer => b;

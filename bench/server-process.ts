@@ -6,11 +6,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { checkHealth } from './health-probe.js';
+import { freePort } from '../test/support/ports.js';
 
 /** How long model loading and warm-up may take before the benchmark gives up. */
 export const DEFAULT_READY_TIMEOUT_MS = 180_000;
@@ -50,17 +50,6 @@ export function runBenchmark(name: string, main: () => Promise<void>): void {
 /** dist/src/cli/main.js, next to this file's compiled location (dist/bench). */
 function serverScript(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 let clockTicks: number | undefined;

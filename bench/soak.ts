@@ -10,7 +10,6 @@
  * a verdict (soak-verdict.ts: no crash, bounded RSS growth after warm-up, steady p99); exit status 2 when the
  * verdict fails. BENCHMARKS.md, "Soak".
  */
-import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
@@ -23,13 +22,16 @@ import { SERVED_MODES } from './modes.js';
 import { DEFAULT_THREADS, DEFAULT_UNARY_DEADLINE_MS } from './options.js';
 import { Progress } from './progress.js';
 import { isolatedRepository } from './repository.js';
-import { findModel, policyCodec, robotRequest, serializedRequests } from './requests.js';
-import { mulberry32, Robot, type Completion, type RobotSink } from './robot.js';
+import { policyCodec } from '../test/support/policy-codec.js';
+import { findModel, robotRequest, serializedRequests } from './requests.js';
+import { mulberry32 } from '@dust-serve/sim-push';
+import { Robot, type Completion, type RobotSink } from './robot.js';
 import { runServedMode } from './run-served.js';
 import { hostCpuSeconds, processRssMb, runBenchmark, startServerProcess, type ServerProcess } from './server-process.js';
 import { soakVerdict, type SoakBounds } from './soak-verdict.js';
 import { round, summarize } from './stats.js';
 import { classOf, nextGapMs, requestClasses, type Workload } from './workload.js';
+import { resultMeta, writeResult } from './results.js';
 
 export const DEFAULT_SOAK_MINUTES = 30;
 /** Fraction of the saturation throughput the good robots offer. */
@@ -97,6 +99,7 @@ const program = new Command('bench:soak')
   .option('--server-node-args <flags>', "flags for the soak server's node process, space-separated", '')
   .option('--probe-interval-ms <ms>', 'health-check interval', number(1, true), DEFAULT_PROBE_INTERVAL_MS)
   .option('--out <file>', 'also write the JSON result to this file')
+  .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
   .option('--quiet', 'no progress line');
 
 interface Flags {
@@ -131,6 +134,7 @@ interface Flags {
   serverNodeArgs: string;
   probeIntervalMs: number;
   out?: string;
+  save?: boolean;
   quiet?: boolean;
 }
 
@@ -498,9 +502,7 @@ async function main(): Promise<void> {
       servingAfter,
       verdict,
     };
-    const json = JSON.stringify(result, null, 2);
-    process.stdout.write(`${json}\n`);
-    if (f.out) writeFileSync(f.out, `${json}\n`);
+    writeResult(resultMeta('soak', { serverArgs: server.args, startedAt: new Date(result.startedAt) }), result, f);
     const failed = Object.entries(verdict.checks)
       .filter(([, c]) => !c.pass)
       .map(([k]) => k);

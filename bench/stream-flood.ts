@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `npm run bench:stream-flood`: stream floods against a real dust-serve process on loopback, from a raw HTTP/2
- * client that ignores the server's stream cap (bench/hostile/raw-h2.ts), with a health prober running. Prints
+ * client that ignores the server's stream cap (test/support/hostile/raw-h2.ts), with a health prober running. Prints
  * JSON. Two parts:
  *
  * - memory per open call: the caps raised out of the way, --per-call-streams idle streams of each kind are
@@ -17,15 +17,16 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
-import { number } from './cli-args.js';
+import { number, words } from './cli-args.js';
 import { checkHealth, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes } from './health-probe.js';
-import { HEALTH_WATCH_PATH, POLICY_PATHS } from './hostile/raw-calls.js';
-import { grpcHeaders, RawH2Connection } from './hostile/raw-h2.js';
+import { HEALTH_WATCH_PATH, POLICY_PATHS } from '../test/support/hostile/raw-calls.js';
+import { grpcHeaders, RawH2Connection } from '../test/support/hostile/raw-h2.js';
 import { DEFAULT_THREADS } from './options.js';
 import { isolatedRepository } from './repository.js';
 import { findModel } from './requests.js';
 import { processRssMb, runBenchmark, startServerProcess, type ServerProcess } from './server-process.js';
 import { round } from './stats.js';
+import { resultMeta, writeResult } from './results.js';
 
 const TOKEN = 'stream-flood-bench-token-6d1f0c';
 /** An empty HealthCheckRequest: service "". */
@@ -59,7 +60,8 @@ const program = new Command('bench:stream-flood')
   .option('--server-flags <flags>', 'extra server flags for the attacks, space-separated (e.g. "--max-concurrent-streams 100")', '')
   .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1, true), DEFAULT_THREADS)
   .option('--model-repository <dir>', 'model repository the server loads', 'models')
-  .option('--out <file>', 'also write the JSON result to this file');
+  .option('--out <file>', 'also write the JSON result to this file')
+  .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)');
 
 interface Flags {
   streams: number;
@@ -69,6 +71,7 @@ interface Flags {
   threads: number;
   modelRepository: string;
   out?: string;
+  save?: boolean;
 }
 
 interface Flood {
@@ -230,9 +233,7 @@ async function main(): Promise<void> {
     attacks,
     pass: attacks.every((a) => Object.values(a.targets).every((t) => t.pass)),
   };
-  const json = JSON.stringify(result, null, 2);
-  process.stdout.write(`${json}\n`);
-  if (f.out) writeFileSync(f.out, `${json}\n`);
+  writeResult(resultMeta('stream-flood', { serverArgs: words(f.serverFlags), startedAt: new Date(result.startedAt) }), result, f);
 }
 
 runBenchmark('bench:stream-flood', main);

@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../src/api/index.js';
-import { DustClientError, type DustClient } from '../src/client/index.js';
+import { DustClientError, type DustClient } from '@dust-serve/client';
 import { compileServeOptions } from '../src/config/index.js';
 import { startTestServer, TEST_REPOSITORY } from './support/harness.js';
 import { clientOf, MODEL, robotRequest } from './support/versions.js';

@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { loadProtos } from '../src/api/index.js';
 import { onnxRuntimeProbe } from '../src/engine/index.js';
-import type { PolicyServiceClient } from '../src/gen/dust/serving/v1/PolicyService.js';
+import type { PolicyServiceClient } from '@dust-serve/client/gen/dust/serving/v1/PolicyService';
 import { eventually } from './support/eventually.js';
 import { freePort, predict, TEST_REPOSITORY, validRequest } from './support/harness.js';
 import { parseExposition } from './support/prometheus.js';

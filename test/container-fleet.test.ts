@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { GenericContainer, getContainerRuntimeClient, Network, Wait, type StartedNetwork, type StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DustClient } from '../src/client/index.js';
+import { DustClient } from '@dust-serve/client';
 import { countsOf, reportOutcomes, runFleetThroughFailover, splitEvenly } from './support/fleet.js';
 import { eventually } from './support/eventually.js';
 import { allReplicasUp, haproxyServers } from './support/haproxy.js';

@@ -16,7 +16,7 @@ import { service as healthService } from 'grpc-health-check';
 import { GenericContainer, getContainerRuntimeClient, Wait, type StartedTestContainer } from 'testcontainers';
 import { afterAll, expect, it } from 'vitest';
 import { loadProtos } from '../src/api/index.js';
-import type { PolicyServiceClient } from '../src/gen/dust/serving/v1/PolicyService.js';
+import type { PolicyServiceClient } from '@dust-serve/client/gen/dust/serving/v1/PolicyService';
 import { floats, predict, validRequest } from './support/harness.js';
 import { WITH_DOCKER } from './support/tools.js';
 

@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_RESTARTS } from '../src/engine/index.js';
 import type { Manifest } from '../src/model/index.js';
-import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
+import type { PredictRequest } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
 import { floats, predict, predictError, startTestServer, tempRepository, TINY_DIR, validRequest, type TestServer } from './support/harness.js';
 import { eventually } from './support/eventually.js';
 

@@ -4,7 +4,7 @@
  * argument checks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DustClient, DustClientError, PredictResult } from '../src/client/index.js';
+import type { DustClient, DustClientError, PredictResult } from '@dust-serve/client';
 import { twoProportionZTest, wilsonInterval } from '../src/experiment/index.js';
 import { editManifest, failureCode, MODEL, robotRequest, serveVersions, withStatistics, type VersionsServer } from './support/versions.js';
 import { eventually } from './support/eventually.js';

@@ -1,11 +1,11 @@
 /**
  * One DustClient in front of several real replicas, as a fleet dials a headless Service: replicas drain and die
  * under a running robot fleet and no robot request fails. The client's target lists the replicas
- * (`ipv4:a,b,c`); its retries and stream re-opening (src/client/service-config.ts, predict-stream.ts) do the rest.
+ * (`ipv4:a,b,c`); its retries and stream re-opening (clients/typescript/src/service-config.ts, predict-stream.ts) do the rest.
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DustClient, type PredictResult } from '../src/client/index.js';
+import { DustClient, type PredictResult } from '@dust-serve/client';
 import { observation, runFleetThroughFailover } from './support/fleet.js';
 import { eventually } from './support/eventually.js';
 import { startTestServer, tempRepository, TINY_DIR } from './support/harness.js';

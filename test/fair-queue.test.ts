@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
+import type { PredictRequest } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
 import { predict, startTestServer, validRequest, type TestServer } from './support/harness.js';
 
 const MAX_QUEUE = 8;

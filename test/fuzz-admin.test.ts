@@ -12,8 +12,8 @@ import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProtos } from '../src/api/proto.js';
-import type { AdminServiceClient } from '../src/gen/dust/serving/v1/AdminService.js';
-import type { StickyKey } from '../src/gen/dust/serving/v1/StickyKey.js';
+import type { AdminServiceClient } from '@dust-serve/client/gen/dust/serving/v1/AdminService';
+import type { StickyKey } from '@dust-serve/client/gen/dust/serving/v1/StickyKey';
 import { predict, startTestServer, validRequest, type TestServer } from './support/harness.js';
 import { MODEL, versionsRepository } from './support/versions.js';
 

@@ -9,10 +9,10 @@
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostilePredictRequest, knownAttacks, mutatedBody, randomBody, wrongWireTypes } from '../bench/hostile/arbitraries.js';
-import { ACCEPTABLE_CODES, POLICY_PATHS, rawStream, rawUnary, type CallOutcome } from '../bench/hostile/raw-calls.js';
-import { policyCodec } from '../bench/requests.js';
-import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
+import { hostilePredictRequest, knownAttacks, mutatedBody, randomBody, wrongWireTypes } from './support/hostile/arbitraries.js';
+import { ACCEPTABLE_CODES, POLICY_PATHS, rawStream, rawUnary, type CallOutcome } from './support/hostile/raw-calls.js';
+import { policyCodec } from './support/policy-codec.js';
+import type { PredictRequest } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
 import { floats, predict, startTestServer, validRequest, type TestServer } from './support/harness.js';
 
 const RUNS = Number(process.env.DUST_FUZZ_RUNS ?? 1);

@@ -8,10 +8,10 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../src/model/index.js';
-import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
-import { lengthDelimited, repeat, varintField } from '../bench/hostile/protobuf-writer.js';
-import { POLICY_PATHS, rawStream, rawUnary } from '../bench/hostile/raw-calls.js';
-import { policyCodec } from '../bench/requests.js';
+import type { PredictRequest } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
+import { lengthDelimited, repeat, varintField } from './support/hostile/protobuf-writer.js';
+import { POLICY_PATHS, rawStream, rawUnary } from './support/hostile/raw-calls.js';
+import { policyCodec } from './support/policy-codec.js';
 import { floats, predict, predictError, startTestServer, TINY_DIR, validRequest, type TestServer } from './support/harness.js';
 
 const manifest = JSON.parse(readFileSync(path.join(TINY_DIR, 'manifest.json'), 'utf8')) as Manifest;

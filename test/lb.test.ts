@@ -17,7 +17,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DustClient } from '../src/client/index.js';
+import { DustClient } from '@dust-serve/client';
 import { countsOf, reportOutcomes, runFleetThroughFailover, splitEvenly } from './support/fleet.js';
 import { eventually } from './support/eventually.js';
 import { allReplicasUp, haproxyServers } from './support/haproxy.js';

@@ -6,10 +6,10 @@
 import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { POLICY_PATHS } from '../bench/hostile/raw-calls.js';
-import { grpcMessage } from '../bench/hostile/raw-h2.js';
+import { POLICY_PATHS } from './support/hostile/raw-calls.js';
+import { grpcMessage } from './support/hostile/raw-h2.js';
 import { loadProtos } from '../src/api/index.js';
-import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
+import type { PredictRequest } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
 import { freePort, startTestServer, validRequest, type TestServer } from './support/harness.js';
 import { parseExposition, type Sample } from './support/prometheus.js';
 

@@ -5,7 +5,7 @@
  * it is test/prometheus.test.ts (system tier).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PredictResponse__Output } from '../src/gen/dust/serving/v1/PredictResponse.js';
+import type { PredictResponse__Output } from '@dust-serve/client/gen/dust/serving/v1/PredictResponse';
 import { serveWithTraffic, type ServerWithTraffic } from './support/metrics-traffic.js';
 import { parseExposition, SPEC_COUNTERS, SPEC_GAUGES, SPEC_HISTOGRAMS, type Sample } from './support/prometheus.js';
 

@@ -5,7 +5,7 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DustClient } from '../src/client/index.js';
+import type { DustClient } from '@dust-serve/client';
 import { jpeg, TINY_DIR } from './support/harness.js';
 import { editManifest, failureCode, MODEL, robotRequest, serveVersions, withStatistics, type VersionsServer } from './support/versions.js';
 import { eventually } from './support/eventually.js';

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMPONENTS, compileServeOptions, sliceKeys, sliceOf, type ServeOptions } from '../src/config/index.js';
 import type { ModelRuntime } from '../src/engine/index.js';
 import { loadProtos } from '../src/api/index.js';
-import type { PolicyServiceClient } from '../src/gen/dust/serving/v1/PolicyService.js';
+import type { PolicyServiceClient } from '@dust-serve/client/gen/dust/serving/v1/PolicyService';
 import { floats, predict, predictError, startTestServer, validRequest, type TestServer } from './support/harness.js';
 import { spawnServe } from './support/serve-process.js';
 

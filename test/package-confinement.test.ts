@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DustClient } from '../src/client/index.js';
+import type { DustClient } from '@dust-serve/client';
 import { startTestServer, TINY_DIR, type TestServer } from './support/harness.js';
 import {
   addDanglingEntry,
@@ -21,7 +21,7 @@ import {
   OUTSIDE_TEXT,
   replaceWithLink,
   type HostilePackage,
-} from '../bench/hostile/packages.js';
+} from './support/hostile/packages.js';
 import { clientOf, robotRequest } from './support/versions.js';
 
 /** The disk-operation bound of docs/model-package.md, "Confinement": a hostile package is refused within this long. */

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { addPackage, OUTSIDE_SHA256, OUTSIDE_TEXT } from '../bench/hostile/packages.js';
+import { addPackage, OUTSIDE_SHA256, OUTSIDE_TEXT } from './support/hostile/packages.js';
 import { ModelPackageError } from '../src/errors/index.js';
 import { readPackage } from '../src/model/index.js';
 import { TINY_DIR } from './support/harness.js';

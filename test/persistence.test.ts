@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DustClient, ExperimentResult } from '../src/client/index.js';
+import type { DustClient, ExperimentResult } from '@dust-serve/client';
 import { DEFAULT_FLUSH_INTERVAL_MS } from '../src/experiment/index.js';
 import { eventually } from './support/eventually.js';
 import { spawnServe, type ServeProcess } from './support/serve-process.js';

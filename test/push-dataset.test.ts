@@ -7,10 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { emptyIndex, writeEpisode } from '../bench/push/dataset.js';
-import { PushEnv } from '../bench/push/env.js';
-import { recordEpisode, type RecordedEpisode } from '../bench/push/episode.js';
-import { EMBODIMENT_NAMES, sampleLayout } from '../bench/push/scene.js';
+import { EMBODIMENT_NAMES, emptyIndex, PushEnv, type RecordedEpisode, recordEpisode, sampleLayout, writeEpisode } from '@dust-serve/sim-push';
 import { PYTHON, WITH_NUMPY } from './support/tools.js';
 
 const SIZE = 16;

@@ -3,10 +3,19 @@
  * the physics holds, success is read from the physics, and the scripted expert solves the task.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PushEnv } from '../bench/push/env.js';
-import { recordEpisode } from '../bench/push/episode.js';
-import { expertAction } from '../bench/push/expert.js';
-import { COLORS, EMBODIMENT_NAMES, EMBODIMENTS, MAX_EPISODE_STEPS, retarget, sampleLayout, TABLE_HALF, type EmbodimentName } from '../bench/push/scene.js';
+import {
+  COLORS,
+  EMBODIMENT_NAMES,
+  type EmbodimentName,
+  EMBODIMENTS,
+  expertAction,
+  MAX_EPISODE_STEPS,
+  PushEnv,
+  recordEpisode,
+  retarget,
+  sampleLayout,
+  TABLE_HALF,
+} from '@dust-serve/sim-push';
 
 const SIZE = 64;
 /** Layout seeds of the expert check (disjoint from training seeds 0-299 and the fleet's 1000000+). */

@@ -7,8 +7,8 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../src/model/index.js';
-import type { PredictRequest } from '../src/gen/dust/serving/v1/PredictRequest.js';
-import type { PredictResponse__Output } from '../src/gen/dust/serving/v1/PredictResponse.js';
+import type { PredictRequest } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
+import type { PredictResponse__Output } from '@dust-serve/client/gen/dust/serving/v1/PredictResponse';
 import { floats, jpeg, predict, predictError, startTestServer, TINY_DIR, validRequest, type TestServer } from './support/harness.js';
 import { eventually } from './support/eventually.js';
 

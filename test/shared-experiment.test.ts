@@ -5,7 +5,7 @@
  * replica after its first one drains stays in its episode's experiment, each of its requests counted once.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DustClient, type ExperimentResult } from '../src/client/index.js';
+import { DustClient, type ExperimentResult } from '@dust-serve/client';
 import { startTestServer, type TestServer } from './support/harness.js';
 import { startPostgres, type TestPostgres } from './support/postgres.js';
 import { WITH_POSTGRES } from './support/tools.js';

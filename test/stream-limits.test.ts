@@ -13,10 +13,10 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { POLICY_PATHS } from '../bench/hostile/raw-calls.js';
-import { grpcHeaders, grpcMessage, RawH2Connection } from '../bench/hostile/raw-h2.js';
+import { POLICY_PATHS } from './support/hostile/raw-calls.js';
+import { grpcHeaders, grpcMessage, RawH2Connection } from './support/hostile/raw-h2.js';
 import { loadProtos } from '../src/api/index.js';
-import type { PredictResponse__Output } from '../src/gen/dust/serving/v1/PredictResponse.js';
+import type { PredictResponse__Output } from '@dust-serve/client/gen/dust/serving/v1/PredictResponse';
 import { startTestServer, validRequest, type TestServer } from './support/harness.js';
 
 const TOKEN = 'robot-secret-5e1b77c0a9d4';

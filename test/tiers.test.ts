@@ -28,7 +28,9 @@ describe('test tiers', () => {
 
   it('leave in the unit tier no file that starts a server, a process or a model runtime', () => {
     const listed = new Set([...INTEGRATION, ...SYSTEM]);
-    const unit = [...testFiles('src'), ...testFiles('test')].filter((f) => !listed.has(f) && !ALLOWED.has(f));
+    const unit = [...testFiles('src'), ...testFiles('clients'), ...testFiles('sim'), ...testFiles('bench'), ...testFiles('test')].filter(
+      (f) => !listed.has(f) && !ALLOWED.has(f),
+    );
     expect(unit.length).toBeGreaterThan(50);
     expect(unit.filter((f) => NOT_UNIT.test(readFileSync(f, 'utf8')))).toEqual([]);
   });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProtos } from '../src/api/index.js';
-import type { PolicyServiceClient } from '../src/gen/dust/serving/v1/PolicyService.js';
+import type { PolicyServiceClient } from '@dust-serve/client/gen/dust/serving/v1/PolicyService';
 import { CertFactory, type KeyPair } from './support/certs.js';
 import { predict, predictError, startTestServer, validRequest, type TestServer } from './support/harness.js';
 import { eventually } from './support/eventually.js';

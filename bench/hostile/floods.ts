@@ -9,10 +9,10 @@ import http from 'node:http';
 import { constants as h2 } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos } from '../../src/api/index.js';
-import type { ModelStatus__Output } from '../../src/gen/dust/serving/v1/ModelStatus.js';
-import { addHostilePackages, OUTSIDE_SHA256, OUTSIDE_TEXT, type HostilePackage } from './packages.js';
-import { grpcHeaders, RawH2Connection } from './raw-h2.js';
-import { HEALTH_WATCH_PATH, POLICY_PATHS, type CallOutcome } from './raw-calls.js';
+import type { ModelStatus__Output } from '@dust-serve/client/gen/dust/serving/v1/ModelStatus';
+import { addHostilePackages, OUTSIDE_SHA256, OUTSIDE_TEXT, type HostilePackage } from '../../test/support/hostile/packages.js';
+import { grpcHeaders, RawH2Connection } from '../../test/support/hostile/raw-h2.js';
+import { HEALTH_WATCH_PATH, POLICY_PATHS, type CallOutcome } from '../../test/support/hostile/raw-calls.js';
 import type { Shot } from './shots.js';
 
 /** Refusing a hostile package must take less than this (the disk-operation bound of docs/model-package.md, "Confinement", which is the server's own I/O timeout). */

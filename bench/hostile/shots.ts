@@ -5,10 +5,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
-import type { PredictRequest } from '../../src/gen/dust/serving/v1/PredictRequest.js';
+import type { PredictRequest } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
 import { round, summarize } from '../stats.js';
-import { hostilePredictRequest, knownAttacks, mutatedBody, randomBody, wrongWireTypes } from './arbitraries.js';
-import { ACCEPTABLE_CODES, isServerShedding, POLICY_PATHS, rawStream, rawUnary, type CallOutcome } from './raw-calls.js';
+import { hostilePredictRequest, knownAttacks, mutatedBody, randomBody, wrongWireTypes } from '../../test/support/hostile/arbitraries.js';
+import { ACCEPTABLE_CODES, isServerShedding, POLICY_PATHS, rawStream, rawUnary, type CallOutcome } from '../../test/support/hostile/raw-calls.js';
 
 /** Distinct generated bodies per kind; a run cycles through them. */
 const POOL_PER_KIND = 400;

@@ -4,11 +4,11 @@
  * after each outcome GetExperiment is read (as often as one likes: its always-valid p-value allows it) until
  * the decision is no longer KEEP_COLLECTING. Episodes already running then finish and are reported too.
  */
-import type { DustClient, ExperimentResult, StickyKeyName, VariantStatsResult } from '../../src/client/index.js';
+import type { DustClient, ExperimentResult, StickyKeyName, VariantStatsResult } from '@dust-serve/client';
 import { round } from '../stats.js';
 import type { Condition } from './conditions.js';
 import type { EpisodeResult, EpisodeSpec } from './push-robot.js';
-import type { EmbodimentName } from './scene.js';
+import type { EmbodimentName } from '@dust-serve/sim-push';
 
 export interface AbSettings {
   readonly model: string;

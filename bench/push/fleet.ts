@@ -5,21 +5,20 @@
  * version x sampling settings) on the same held-out layouts; outcomes reported with ReportOutcome. JSON on
  * stdout (and --out), progress bars on stderr, optionally a PNG of success vs N_o with 95% intervals.
  */
-import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
-import { DustClient, type ModelList } from '../../src/client/index.js';
+import { DustClient, type ModelList } from '@dust-serve/client';
 import { DEFAULT_THREADS } from '../options.js';
 import { killAllServers, startServerProcess, type ServerProcess } from '../server-process.js';
 import { number } from '../cli-args.js';
 import { condition, EXPERIMENTS, parseConditions, type Condition, type ExperimentName } from './conditions.js';
 import { runAb, type AbReport } from './ab.js';
-import { PushEnv } from './env.js';
+import { EMBODIMENT_NAMES, type EmbodimentName, PushEnv } from '@dust-serve/sim-push';
 import { PushRobot, type EpisodeResult, type EpisodeSpec } from './push-robot.js';
 import { compareConditions, scalingPlot, summarizeCondition, type ConditionSummary } from './report.js';
 import { writePlot } from './plot.js';
-import { EMBODIMENT_NAMES, type EmbodimentName } from './scene.js';
+import { resultMeta, writeResult } from '../results.js';
 
 /** Held-out layouts start here; training used seeds below 1000 and the toolchain's held-out set 500000+. */
 export const EVAL_SEED_START = 1_000_000;
@@ -44,6 +43,7 @@ interface FleetOptions {
   abMaxEpisodes: number;
   stickyKey: 'episode' | 'robot';
   out?: string;
+  save?: boolean;
   plot?: string;
   quiet?: boolean;
 }
@@ -73,6 +73,7 @@ const program = new Command('fleet')
   .option('--ab-max-episodes <n>', 'A/B: start no more episodes than this, decided or not', number(2, true), 600)
   .addOption(new Option('--sticky-key <key>', 'A/B: what keeps its version').choices(['episode', 'robot']).default('episode'))
   .option('--out <file>', 'also write the JSON report to this file')
+  .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
   .option('--plot <file>', 'write a PNG of success rate vs N_o (from the scaling conditions)')
   .option('--quiet', 'no progress bars');
 
@@ -253,9 +254,7 @@ async function main(): Promise<void> {
       },
       ...(ab ? { ab } : { conditions: summaries, comparisons: compareConditions(conditions, byCondition) }),
     };
-    const json = JSON.stringify(report, null, 2);
-    process.stdout.write(`${json}\n`);
-    if (o.out) writeFileSync(o.out, `${json}\n`);
+    writeResult(resultMeta('push-fleet', { serverArgs, startedAt: new Date(started) }), report, o);
     if (o.plot) {
       const spec = scalingPlot(summaries, { ...report.settings, episodes_per_condition: o.episodes });
       if (spec) await writePlot(spec, o.plot);

@@ -8,10 +8,9 @@
  * MAX_EPISODE_STEPS; the outcome goes to ReportOutcome with the episode's id.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { actionRows, DustClient, DustClientError, type PredictResult } from '../../src/client/index.js';
+import { actionRows, DustClient, DustClientError, type PredictResult } from '@dust-serve/client';
 import type { Condition } from './conditions.js';
-import { CAMERAS, type PushEnv } from './env.js';
-import { MAX_EPISODE_STEPS, sampleLayout, type EmbodimentName } from './scene.js';
+import { CAMERAS, type EmbodimentName, MAX_EPISODE_STEPS, type PushEnv, sampleLayout } from '@dust-serve/sim-push';
 
 export interface EpisodeSpec {
   readonly condition: Condition;

@@ -13,10 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { Progress } from '../progress.js';
-import { emptyIndex, writeEpisode } from './dataset.js';
-import { PushEnv } from './env.js';
-import { recordEpisode } from './episode.js';
-import { COLORS, EMBODIMENT_NAMES, retarget, sampleLayout } from './scene.js';
+import { COLORS, EMBODIMENT_NAMES, emptyIndex, PushEnv, recordEpisode, retarget, sampleLayout, writeEpisode } from '@dust-serve/sim-push';
 import { number } from '../cli-args.js';
 
 const program = new Command('push-record')

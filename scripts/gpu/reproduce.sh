@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU run (BENCHMARKS.md "CUDA on one H200"), in stages, on a GPU host that has PyTorch with CUDA
 # but no Node.js and no network. What it needs travels with it (scripts/gpu/README.md says how):
-#   .devbundle/  node, production node_modules, dist/ (shared/device/bundle.sh, run after `npm ci && npm run build`)
+#   .devbundle/  node, production node_modules, dist/ (shared/device/bundle.sh, run after `npm ci && npm run build:bench`)
 #   .gl/         Vulkan/EGL loader packages (WebGPU)
 #   .cudaprov/   the CUDA 13 provider, xz-compressed in parts (one part per device call), + libonnxruntime_providers_shared.so
 #   $SRC         a folder with models/toolchain, scripts/gpu and scripts/setup-cuda.mjs (default: this repository)
@@ -183,13 +183,29 @@ stage_peer() {
 # At most 8 files come back from a call: JSON results as they are, logs in one archive.
 stage_collect() {
   export PATH="$APP/.node:$PATH"
-  for f in torch.json ort.json prep.json peer.json; do [ -f "$WORK/$f" ] && cp "$WORK/$f" "$OUT/h200-$f"; done
-  if ls "$WORK"/serve-*.json >/dev/null 2>&1; then
-    node -e '
-      const fs = require("fs"); const out = {};
-      for (const f of process.argv.slice(1)) out[f.replace(/^.*serve-|\.json$/g, "")] = JSON.parse(fs.readFileSync(f, "utf8"));
-      fs.writeFileSync(process.env.OUT + "/h200-serve.json", JSON.stringify(out, null, 1));' "$WORK"/serve-*.json
-  fi
+  # Each result as bench/results keeps it (bench/results.ts): <benchmark>/<date>-<commit>-<machine>.json, the
+  # metadata block first. There is no git here: COMMIT names the build that was bundled (null when unset);
+  # DUST_BENCH_MACHINE names the machine (h200 by default); the date is when the stage wrote its file.
+  DUST_BENCH_MACHINE=${DUST_BENCH_MACHINE:-h200} node --input-type=module -e '
+    import fs from "node:fs";
+    import path from "node:path";
+    const [app, work, out, device, commit] = process.argv.slice(1);
+    const { resultMeta, savedResultPath } = await import(path.join(app, "dist/bench/results.js"));
+    const keep = (benchmark, result, writtenAt) => {
+      const meta = { ...resultMeta(benchmark, { serverArgs: ["--device", device], startedAt: writtenAt }), commit: commit || null, command: `scripts/gpu/reproduce.sh (${benchmark})` };
+      const file = savedResultPath(meta, out);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, JSON.stringify({ meta, ...result }, null, 1) + "\n");
+    };
+    const read = (f) => JSON.parse(fs.readFileSync(path.join(work, f), "utf8"));
+    const mtime = (f) => fs.statSync(path.join(work, f)).mtime;
+    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"]]) {
+      if (fs.existsSync(path.join(work, f))) keep(benchmark, read(f), mtime(f));
+    }
+    const serve = fs.readdirSync(work).filter((f) => /^serve-.*\.json$/.test(f)).sort();
+    if (serve.length > 0) {
+      keep("gpu-serve", Object.fromEntries(serve.map((f) => [f.replace(/^serve-|\.json$/g, ""), read(f)])), mtime(serve[0]));
+    }' "$APP" "$WORK" "$OUT" "$DEVICE" "${COMMIT:-}"
   tar -C "$WORK" -czf "$OUT/logs.tgz" --exclude='repo*' --exclude='reference.json' --exclude='out' --exclude='*.onnx' --exclude='prof' . 2>/dev/null || true
   if [ -d "$WORK/prof" ]; then
     tar -C "$WORK" -czf "$OUT/prof.tgz" prof

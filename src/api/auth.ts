@@ -12,7 +12,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { bearerTokenOf, type Credential, type Role } from '../config/index.js';
-import { ADMIN_SERVICE_NAME, HEALTH_SERVICE_NAME } from '../proto/index.js';
+import { ADMIN_SERVICE_NAME, HEALTH_SERVICE_NAME } from '@dust-serve/client/protos';
 import { sampledLog, type Logger } from '../telemetry/index.js';
 import { gateCall } from './call-gate.js';
 import { isLoopback } from './tls.js';

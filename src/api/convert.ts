@@ -2,8 +2,8 @@
 import type { PredictInput, PredictOutput } from '../engine/index.js';
 import type { ImageInput } from '../preprocess/index.js';
 import { InvalidArgumentError } from '../errors/index.js';
-import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
-import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
+import type { PredictRequest__Output } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
+import type { PredictResponse } from '@dust-serve/client/gen/dust/serving/v1/PredictResponse';
 
 const ENCODINGS: ReadonlyMap<string, ImageInput['encoding']> = new Map([
   ['IMAGE_ENCODING_UNSPECIFIED', 'UNSPECIFIED'],

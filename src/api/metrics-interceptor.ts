@@ -9,7 +9,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { CallScope, runInCallScope, type ModelLabels, type ServingMetrics } from '../telemetry/index.js';
-import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
+import type { PredictResponse } from '@dust-serve/client/gen/dust/serving/v1/PredictResponse';
 import { splitMethodPath } from './tracing-interceptor.js';
 
 /** The services whose calls are requests (health checks and reflection are not counted). */

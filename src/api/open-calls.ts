@@ -6,7 +6,7 @@
  * (open-calls-interceptor.ts) admits a call when its headers arrive and releases it when it ends.
  */
 import type { OptionSlice } from '../config/index.js';
-import { HEALTH_SERVICE_NAME } from '../proto/index.js';
+import { HEALTH_SERVICE_NAME } from '@dust-serve/client/protos';
 
 /** The bounds, options that apply to 'openCalls' (src/config/option-table.ts). */
 export type OpenCallLimits = OptionSlice<'openCalls'>;

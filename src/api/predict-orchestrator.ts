@@ -16,8 +16,8 @@
  */
 import { runRequest, validateRequest, type PredictInput, type PredictOutput, type ValidatedRequest } from '../engine/index.js';
 import type { Assignment, ExperimentBook } from '../experiment/index.js';
-import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
-import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
+import type { PredictRequest__Output } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
+import type { PredictResponse } from '@dust-serve/client/gen/dust/serving/v1/PredictResponse';
 import type { RequestTracer } from '../telemetry/index.js';
 import { toPredictInput, toPredictResponse } from './convert.js';
 import type { Routed, Router } from './router.js';

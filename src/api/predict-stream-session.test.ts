@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, OverloadedError } from '../errors/index.js';
 import type { Assignment } from '../experiment/index.js';
-import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
-import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
+import type { PredictRequest__Output } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
+import type { PredictResponse } from '@dust-serve/client/gen/dust/serving/v1/PredictResponse';
 import type { CallContext, PreparedPredict } from './predict-orchestrator.js';
 import { DEFAULT_STREAM_PIPELINE_DEPTH, PredictStreamSession, type StreamCall, type StreamStages } from './predict-stream-session.js';
 import { RefusedMessage } from './request-limits.js';

@@ -10,8 +10,8 @@
  */
 import { InvalidArgumentError, quote } from '../errors/index.js';
 import type { Assignment } from '../experiment/index.js';
-import type { PredictRequest__Output } from '../gen/dust/serving/v1/PredictRequest.js';
-import type { PredictResponse } from '../gen/dust/serving/v1/PredictResponse.js';
+import type { PredictRequest__Output } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
+import type { PredictResponse } from '@dust-serve/client/gen/dust/serving/v1/PredictResponse';
 import type { CallContext, PredictOrchestrator } from './predict-orchestrator.js';
 import { RefusedMessage } from './request-limits.js';
 import type { Routed } from './router.js';

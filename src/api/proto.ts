@@ -1,14 +1,14 @@
 /**
- * The serving protos on the server, loaded through src/proto: the loader the client shares, with the options the
- * type generator used (scripts/gen-proto.mjs), so the generated types in src/gen describe exactly the objects
- * handlers see.
+ * The serving protos on the server, loaded through the client package's `./protos` export: the loader the client
+ * uses too, with the options the type generator used (scripts/gen-proto.mjs), so the generated types
+ * (@dust-serve/client/gen/...) describe exactly the objects handlers see.
  */
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
-import type { ProtoGrpcType as AdminProtos } from '../gen/admin.js';
-import { loadServingDefinition } from '../proto/index.js';
+import type { ProtoGrpcType as AdminProtos } from '@dust-serve/client/gen/admin';
+import { loadServingDefinition } from '@dust-serve/client/protos';
 
-export { LOADER_OPTIONS, PROTO_ROOT, POLICY_PROTO, POLICY_SERVICE_NAME, ADMIN_SERVICE_NAME } from '../proto/index.js';
+export { LOADER_OPTIONS, PROTO_ROOT, POLICY_PROTO, POLICY_SERVICE_NAME, ADMIN_SERVICE_NAME } from '@dust-serve/client/protos';
 
 export interface LoadedProtos {
   readonly packageDefinition: protoLoader.PackageDefinition;

@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { describe, expect, it, vi } from 'vitest';
-import { lengthDelimited, repeat } from '../../bench/hostile/protobuf-writer.js';
+import { lengthDelimited, repeat } from '../../test/support/hostile/protobuf-writer.js';
 import { InvalidArgumentError } from '../errors/index.js';
 import { loadProtos } from './proto.js';
 import { limitedDeserializer, MAX_FIELDS, MAX_NAME_BYTES, MAX_REPEATED_ENTRIES, RefusedMessage, requestLimits, withRequestLimits } from './request-limits.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../errors/index.js';
-import { lengthDelimited, repeat, tag, varint, varintField } from '../../bench/hostile/protobuf-writer.js';
+import { lengthDelimited, repeat, tag, varint, varintField } from '../../test/support/hostile/protobuf-writer.js';
 import { MAX_DEPTH, scanMessage, WIRE_I32, WIRE_LEN, WIRE_VARINT, type MessageRule } from './wire-scan.js';
 
 const image: MessageRule = {

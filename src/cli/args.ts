@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { MAX_SEED, type ImageEncodingName, type VersionWeightInit } from '../client/index.js';
+import { MAX_SEED, type ImageEncodingName, type VersionWeightInit } from '@dust-serve/client';
 import { DEFAULT_PORT } from '../config/index.js';
 
 export const DEFAULT_ADDRESS = `localhost:${DEFAULT_PORT}`;

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DustClientError } from '../client/index.js';
+import { DustClientError } from '@dust-serve/client';
 import { registerModels, type ModelsFlags } from './models.js';
 import { predictInit, registerPredict, type PredictFlags } from './predict.js';
 import { failureMessage } from './with-client.js';

@@ -1,6 +1,6 @@
 /** How `dust-serve experiment show` prints GetExperiment and `experiment split` prints SetTrafficSplit. Pure. */
 import Table from 'cli-table3';
-import type { ExperimentResult, TrafficSplitResult, VariantStatsResult } from '../client/index.js';
+import type { ExperimentResult, TrafficSplitResult, VariantStatsResult } from '@dust-serve/client';
 
 export const EXPERIMENT_COLUMNS = [
   'version',

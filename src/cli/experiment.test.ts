@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import type { ExperimentResult, VariantStatsResult } from '../client/index.js';
+import type { ExperimentResult, VariantStatsResult } from '@dust-serve/client';
 import { parseFraction, parseWeights } from './args.js';
 import { registerExperiment, splitInit, type ExperimentShowFlags, type ExperimentSplitFlags } from './experiment.js';
 import { EXPERIMENT_COLUMNS, formatExperiment, formatSplit, variantRow } from './experiment-output.js';

@@ -1,7 +1,7 @@
 /** `dust-serve experiment show|split`: read a model's experiment, set its traffic split (AdminService). */
 import { randomBytes } from 'node:crypto';
 import { Option, type Command } from 'commander';
-import type { SplitInit, StickyKeyName, VersionWeightInit } from '../client/index.js';
+import type { SplitInit, StickyKeyName, VersionWeightInit } from '@dust-serve/client';
 import { parseFraction, parseUint32, parseWeights } from './args.js';
 import { addConnectionOptions } from './connection-options.js';
 import { formatExperiment, formatSplit } from './experiment-output.js';

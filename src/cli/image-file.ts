@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
-import type { ImageInit } from '../client/index.js';
+import type { ImageInit } from '@dust-serve/client';
 import { passthroughEncoding, type ImageSpec } from './args.js';
 
 export async function loadImageFile(spec: ImageSpec): Promise<ImageInit> {

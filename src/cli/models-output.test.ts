@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ModelVersionInfo } from '../client/index.js';
+import type { ModelVersionInfo } from '@dust-serve/client';
 import { formatModels, modelRow, MODEL_COLUMNS, wrap } from './models-output.js';
 
 const ready: ModelVersionInfo = {

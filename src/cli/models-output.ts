@@ -1,6 +1,6 @@
 /** How `dust-serve models` prints ListModels: one table row per model version. Pure. */
 import Table from 'cli-table3';
-import type { ModelList, ModelVersionInfo } from '../client/index.js';
+import type { ModelList, ModelVersionInfo } from '@dust-serve/client';
 
 /** FAILED reasons are wrapped to this width so the table stays readable. */
 const REASON_WIDTH = 48;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { PredictResult } from '../client/index.js';
+import type { PredictResult } from '@dust-serve/client';
 import { actionTable, formatPredict, predictHeader, predictJson } from './predict-output.js';
 
 const result: PredictResult = {

@@ -1,6 +1,6 @@
 /** How `dust-serve predict` prints a result: a header line and the action chunk as a table, or JSON. Pure. */
 import Table from 'cli-table3';
-import { actionRows, tensorToArrays, type PredictResult } from '../client/index.js';
+import { actionRows, tensorToArrays, type PredictResult } from '@dust-serve/client';
 
 /** Decimals shown per action value in the table (the JSON keeps every float32 digit). */
 const TABLE_DECIMALS = 4;

@@ -1,6 +1,6 @@
 /** `dust-serve predict`: one Predict call from the command line, e.g. to smoke-test a deployed model. */
 import { type Command } from 'commander';
-import type { PredictRequestInit, SamplingInit } from '../client/index.js';
+import type { PredictRequestInit, SamplingInit } from '@dust-serve/client';
 import { collectImageSpec, DEFAULT_ROBOT_ID, parseSeed, parseState, parseUint32, type ImageSpec } from './args.js';
 import { addConnectionOptions } from './connection-options.js';
 import { loadImageFile } from './image-file.js';

@@ -1,5 +1,5 @@
 /** Runs one client command: opens a DustClient, always closes it, and turns failures into one clear line. */
-import { DustClient, DustClientError } from '../client/index.js';
+import { DustClient, DustClientError } from '@dust-serve/client';
 
 export interface ConnectionFlags {
   address: string;

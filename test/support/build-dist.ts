@@ -1,7 +1,9 @@
 /**
  * vitest global setup: the inference worker thread runs the compiled dist/ (a worker cannot load .ts), and
- * the CLI tests spawn dist/ too. When any build input is newer than the oldest compiled file, or dist/ is
- * missing, build first, so `npx vitest` never runs stale engine code next to current sources.
+ * the CLI and benchmark tests spawn dist/ too (the server's, the benches', and the workspace packages' they
+ * import). When any build input is newer than the oldest compiled file, or a build is missing, build first
+ * (`npm run build:bench`: the product build, the simulator package, the benches), so `npx vitest` never runs
+ * stale engine code next to current sources.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -9,8 +11,19 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const INPUT_DIRS = ['src', 'bench', 'proto'];
-const INPUT_FILES = ['tsconfig.json', 'tsconfig.build.json', 'package.json'];
+const INPUT_DIRS = ['src', 'clients/typescript/src', 'sim/push/src', 'bench', 'proto'];
+const INPUT_FILES = [
+  'tsconfig.json',
+  'tsconfig.build.json',
+  'package.json',
+  'bench/tsconfig.json',
+  'clients/typescript/package.json',
+  'clients/typescript/tsconfig.build.json',
+  'sim/push/package.json',
+  'sim/push/tsconfig.build.json',
+];
+/** One output of each build: dist/ counts as built only when every one is there. */
+const BUILT = ['dist/src/engine/inference-worker.js', 'dist/bench/fleet.js', 'clients/typescript/dist/index.js', 'sim/push/dist/index.js'];
 
 function files(dir: string, keep: (file: string) => boolean): string[] {
   const abs = path.join(ROOT, dir);
@@ -20,8 +33,8 @@ function files(dir: string, keep: (file: string) => boolean): string[] {
 
 /** Why dist/ must be rebuilt, or undefined when it is current. */
 export function staleReason(): string | undefined {
-  const outputs = files('dist/src', (f) => f.endsWith('.js'));
-  if (outputs.length === 0 || !existsSync(path.join(ROOT, 'dist/src/engine/inference-worker.js'))) return 'dist/ has not been built';
+  const outputs = ['dist', 'clients/typescript/dist', 'sim/push/dist'].flatMap((d) => files(d, (f) => f.endsWith('.js')));
+  if (BUILT.some((f) => !existsSync(path.join(ROOT, f)))) return 'dist/ has not been built';
   const built = Math.min(...outputs.map((f) => statSync(f).mtimeMs));
   const isInput = (f: string) =>
     !f.endsWith('.test.ts') &&
@@ -36,10 +49,12 @@ export function staleReason(): string | undefined {
 export default function setup(): void {
   const reason = staleReason();
   if (!reason) return;
-  console.warn(`[vitest setup] ${reason}: running \`npm run build\` so the inference worker runs the current sources`);
+  console.warn(`[vitest setup] ${reason}: running \`npm run build:bench\` so the inference worker runs the current sources`);
   try {
-    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+    execFileSync('npm', ['run', 'build:bench', '--silent'], { cwd: ROOT, stdio: 'inherit' });
   } catch {
-    throw new Error('`npm run build` failed (see above): the tests need a current dist/ for the inference worker; fix the build, then run the tests again');
+    throw new Error(
+      '`npm run build:bench` failed (see above): the tests need a current dist/ for the inference worker; fix the build, then run the tests again',
+    );
   }
 }

@@ -2,7 +2,7 @@
  * A robot fleet for failover tests: robots calling Predict and robots holding StreamPredict sessions, all through
  * one DustClient, counting what was served and what failed while the test takes replicas away.
  */
-import type { DustClient, PredictRequestInit, PredictResult, PredictStream } from '../../src/client/index.js';
+import type { DustClient, PredictRequestInit, PredictResult, PredictStream } from '@dust-serve/client';
 import { eventually } from './eventually.js';
 import { jpeg } from './harness.js';
 

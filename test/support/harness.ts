@@ -10,13 +10,13 @@ import * as grpc from '@grpc/grpc-js';
 import sharp from 'sharp';
 import { loadProtos, startServer, type RunningServer, type ServerDeps } from '../../src/api/index.js';
 import { compileServeOptions, type ServeOptionsInput } from '../../src/config/index.js';
-import type { PredictRequest } from '../../src/gen/dust/serving/v1/PredictRequest.js';
-import type { PredictResponse__Output } from '../../src/gen/dust/serving/v1/PredictResponse.js';
-import type { PolicyServiceClient } from '../../src/gen/dust/serving/v1/PolicyService.js';
+import type { PredictRequest } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
+import type { PredictResponse__Output } from '@dust-serve/client/gen/dust/serving/v1/PredictResponse';
+import type { PolicyServiceClient } from '@dust-serve/client/gen/dust/serving/v1/PolicyService';
 import { silentLogger, type Logger } from '../../src/telemetry/index.js';
 
 /** A TCP port free on loopback right now (for servers that cannot take port 0, e.g. the metrics endpoint). */
-export { freePort } from '../../bench/server-process.js';
+export { freePort } from './ports.js';
 
 /** `n` distinct TCP ports free on loopback right now: all are bound at once, then released. */
 export async function freePorts(n: number): Promise<number[]> {

@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type { PredictResponse__Output } from '../../src/gen/dust/serving/v1/PredictResponse.js';
+import type { PredictResponse__Output } from '@dust-serve/client/gen/dust/serving/v1/PredictResponse';
 import type { Manifest } from '../../src/model/index.js';
 import { freePort, predict, predictError, startTestServer, tempRepository, TINY_DIR, validRequest, type TestServer } from './harness.js';
 

@@ -4,7 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DustClient, DustClientError, type PredictRequestInit } from '../../src/client/index.js';
+import { DustClient, DustClientError, type PredictRequestInit } from '@dust-serve/client';
 import type { Manifest, MinMax } from '../../src/model/index.js';
 import { jpeg, startTestServer, tempRepository, TINY_DIR, type TestServer } from './harness.js';
 

@@ -1,5 +1,5 @@
 """Reader of the MuJoCo push task's recorded episodes (written by bench/push/record.ts, format in
-bench/push/dataset.ts): `index.json` plus one little-endian .bin per episode holding each camera's frames,
+sim/push/src/dataset.ts): `index.json` plus one little-endian .bin per episode holding each camera's frames,
 the state and the expert's actions at every control step.
 
 Each episode implements the Episode protocol of episodes.py; the arrays are memory-mapped, so a dataset of

@@ -25,7 +25,7 @@ EMBODIMENTS = {"pusher2": (4, 2), "paddle3": (3, 3)}
 
 
 def write_dataset(directory: Path, lengths=(7, 9)) -> None:
-    """Two episodes in the recorder's format (bench/push/dataset.ts), from a seeded generator."""
+    """Two episodes in the recorder's format (sim/push/src/dataset.ts), from a seeded generator."""
     rng = np.random.default_rng(0)
     entries = []
     for (name, (sd, ad)), length in zip(EMBODIMENTS.items(), lengths):

@@ -1,0 +1,102 @@
+/**
+ * `npm run fleet` end to end on the built server and the shipped push model: robots run closed-loop episodes
+ * through Predict with pinned versions, and every ReportOutcome is credited to the version that served it; an
+ * A/B run routes unpinned episodes through a traffic split and GetExperiment counts what the robots reported.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { AbReport } from './ab.js';
+import type { ConditionSummary } from './report.js';
+
+const FLEET = path.resolve('dist/bench/push/fleet.js');
+const REPOSITORY = path.resolve('models/push-repo');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'dust-push-fleet-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('npm run fleet', () => {
+  it('runs closed-loop episodes on pinned versions and gets each outcome credited to its version', async () => {
+    const out = path.join(tmp, 'report.json');
+    // Lockstep at 10x real time keeps the run short; N_o = 8 on version 3 shows the sampling settings arrive.
+    await promisify(execFile)(
+      process.execPath,
+      [
+        FLEET,
+        '--repository',
+        REPOSITORY,
+        '--conditions',
+        '1:4:4,3:4:8',
+        '--episodes',
+        '4',
+        '--robots',
+        '2',
+        '--clock',
+        'lockstep',
+        '--control-hz',
+        '100',
+        '--quiet',
+        '--out',
+        out,
+      ],
+      { timeout: 120_000 },
+    );
+    const report = JSON.parse(readFileSync(out, 'utf8')) as { conditions: ConditionSummary[]; settings: { held_out_seeds: number[] } };
+    expect(report.settings.held_out_seeds).toEqual([1_000_000, 1_000_003]);
+    const [v1, v3] = report.conditions;
+    for (const [summary, version, visionSteps] of [
+      [v1, 1, 4],
+      [v3, 3, 8],
+    ] as const) {
+      expect(summary.version).toBe(version);
+      expect(summary.episodes).toBe(4);
+      expect(summary.by_embodiment.pusher2.episodes).toBe(2);
+      expect(summary.by_embodiment.paddle3.episodes).toBe(2);
+      expect(summary.errors).toEqual({});
+      expect(summary.credited).toEqual({ [String(version)]: 4 });
+      expect(summary.credit_mismatches).toBe(0);
+      expect(summary.requests).toBeGreaterThanOrEqual(4);
+      expect(summary.vision_steps_used).toEqual({ [String(visionSteps)]: summary.requests });
+      expect(summary.successes).toBeLessThanOrEqual(4);
+    }
+  });
+
+  it('runs an A/B test through SetTrafficSplit: unpinned episodes reach both versions and GetExperiment counts what the robots reported', async () => {
+    const out = path.join(tmp, 'ab.json');
+    await promisify(execFile)(
+      process.execPath,
+      [
+        FLEET,
+        '--repository',
+        REPOSITORY,
+        '--ab',
+        '3:1',
+        '--ab-max-episodes',
+        '8',
+        '--robots',
+        '2',
+        '--clock',
+        'lockstep',
+        '--control-hz',
+        '100',
+        '--quiet',
+        '--out',
+        out,
+      ],
+      { timeout: 120_000 },
+    );
+    const { ab } = JSON.parse(readFileSync(out, 'utf8')) as { ab: AbReport };
+    expect(ab.control_version).toBe(3);
+    expect(ab.episodes_started).toBe(8);
+    expect(ab.looks).toHaveLength(8);
+    expect(ab.looks.at(-1)!.outcomes).toBe(8);
+    for (const v of ['1', '3']) {
+      expect(ab.final[v].episodes).toBe(ab.robots_tally[v]?.episodes ?? 0);
+      expect(ab.final[v].successes).toBe(ab.robots_tally[v]?.successes ?? 0);
+    }
+    expect(Object.keys(ab.robots_tally).every((k) => k === '1' || k === '3')).toBe(true);
+    expect(ab.final['3'].decision).toBe('control');
+  });
+});
