@@ -31,7 +31,14 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY proto ./proto
 COPY src ./src
+# The native executor's addon: compiled by `npm run build` where the build image has a C++ compiler, make and
+# python3; the default build base has none, so a binary that build-native.mjs finds current for these sources and
+# this Node (built on the host by `npm run build`, which the base images are made from) is taken as it is. Without
+# it the image serves --device cpu on onnxruntime-node; a cuda image refuses to build without it.
+COPY native ./native
 RUN npm run build
+RUN if [ "$DEVICE" = cuda ]; then node scripts/build-native.mjs --check; fi; \
+    node -e "const fs=require('fs');fs.mkdirSync('/app/native-dist');const f='native/build/Release/dust_ort.node';if(fs.existsSync(f))fs.copyFileSync(f,'/app/native-dist/dust_ort.node')"
 COPY deploy/docker/prune-native-binaries.mjs /tmp/
 RUN npm prune --omit=dev --no-audit --no-fund && node /tmp/prune-native-binaries.mjs
 # The CUDA provider must match onnxruntime-node's release (package.json pins 1.29.0); the script checks it.
@@ -53,6 +60,7 @@ ENV ORT_DISABLE_TELEMETRY=1
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/native-dist ./native/build/Release
 COPY proto ./proto
 COPY models/dust-tiny ./models/dust-tiny
 COPY deploy/docker/healthcheck.mjs ./deploy/docker/

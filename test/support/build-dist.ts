@@ -1,7 +1,8 @@
 /**
  * vitest global setup: the inference worker thread runs the compiled dist/ (a worker cannot load .ts), and
  * the CLI tests spawn dist/ too. When any build input is newer than the oldest compiled file, or dist/ is
- * missing, build first, so `npx vitest` never runs stale engine code next to current sources.
+ * missing, build first, so `npx vitest` never runs stale engine code next to current sources. `npm run build` also
+ * builds the native addon when its sources changed (scripts/build-native.mjs).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -9,8 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const INPUT_DIRS = ['src', 'bench', 'proto'];
-const INPUT_FILES = ['tsconfig.json', 'tsconfig.build.json', 'package.json'];
+const INPUT_DIRS = ['src', 'bench', 'proto', 'native/src'];
+const INPUT_FILES = ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'native/binding.gyp'];
 
 function files(dir: string, keep: (file: string) => boolean): string[] {
   const abs = path.join(ROOT, dir);
