@@ -159,12 +159,12 @@ class Session : public Napi::ObjectWrap<Session> {
                         InstanceAccessor("device", &Session::Device, nullptr)});
   }
 
-  // new Session(path, { device: 'cpu' | 'cuda', threads, cudaGraph, deviceId, logSeverity })
+  // new Session(path | bytes, { device: 'cpu' | 'cuda', threads, cudaGraph, deviceId, logSeverity })
   explicit Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {
     Napi::Env env = info.Env();
     RequireInit(env);
-    if (!info[0].IsString() || !info[1].IsObject()) ThrowType(env, "Session(path, options)");
-    std::string path = info[0].As<Napi::String>();
+    if (!(info[0].IsString() || info[0].IsTypedArray()) || !info[1].IsObject()) ThrowType(env, "Session(path | bytes, options)");
+    std::string path = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : std::string("a model in memory");
     Napi::Object o = info[1].As<Napi::Object>();
     std::string device = o.Has("device") ? o.Get("device").ToString().Utf8Value() : "cpu";
     if (device != "cpu" && device != "cuda") ThrowType(env, "dust_ort: device must be 'cpu' or 'cuda', not '" + device + "'");
@@ -201,7 +201,13 @@ class Session : public Napi::ObjectWrap<Session> {
       Check(env, ort->SessionOptionsAppendExecutionProvider_CUDA_V2(opts, cuda), "adding the CUDA execution provider");
     }
 
-    Check(env, ort->CreateSession(ort_env, path.c_str(), opts, &core_->session), "loading " + path);
+    if (info[0].IsString()) {
+      Check(env, ort->CreateSession(ort_env, path.c_str(), opts, &core_->session), "loading " + path);
+    } else {
+      Napi::TypedArray bytes = info[0].As<Napi::TypedArray>();
+      const uint8_t* data = static_cast<const uint8_t*>(bytes.ArrayBuffer().Data()) + bytes.ByteOffset();
+      Check(env, ort->CreateSessionFromArray(ort_env, data, bytes.ByteLength(), opts, &core_->session), "loading " + path);
+    }
 
     if (core_->cuda) {
       Check(env, ort->CreateMemoryInfo("Cuda", OrtDeviceAllocator, device_id, OrtMemTypeDefault, &core_->device_info),
@@ -290,7 +296,8 @@ class Buffer : public Napi::ObjectWrap<Buffer> {
                         InstanceAccessor("host", &Buffer::Host, nullptr)});
   }
 
-  // new Buffer(session, bytes): zeroed memory on the session's device.
+  // new Buffer(session, bytes): memory on the session's device. Host memory is zeroed; device memory is not (it is
+  // reached only through ONNX Runtime: the caller zeroes it with a copy).
   explicit Buffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Buffer>(info) {
     Napi::Env env = info.Env();
     RequireInit(env);
@@ -305,8 +312,6 @@ class Buffer : public Napi::ObjectWrap<Buffer> {
       core_->owner = s;
       Check(env, ort->AllocatorAlloc(s->allocator, core_->bytes, &core_->data), "allocating " + std::to_string(bytes) + " bytes on " + (s->cuda ? "cuda" : "cpu"));
       if (core_->data == nullptr) ThrowOrt(env, "allocating", ORT_FAIL, "the allocator returned no memory");
-      // Zeroed from a host copy: device memory is reached only through ONNX Runtime.
-      Zero(env);
     } else {
       size_t rounded = (core_->bytes + 63) / 64 * 64;
       core_->data = std::aligned_alloc(64, rounded);
@@ -321,23 +326,6 @@ class Buffer : public Napi::ObjectWrap<Buffer> {
   }
 
  private:
-  void Zero(Napi::Env env) {
-    const size_t chunk = 1 << 24;
-    std::vector<uint8_t> zeros(std::min(chunk, core_->bytes), 0);
-    for (size_t off = 0; off < core_->bytes; off += chunk) {
-      int64_t n = static_cast<int64_t>(std::min(chunk, core_->bytes - off));
-      OrtValue* src = nullptr;
-      OrtValue* dst = nullptr;
-      Check(env, ort->CreateTensorWithDataAsOrtValue(host_info, zeros.data(), n, &n, 1, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8, &src), "zeroing");
-      OrtStatus* st = ort->CreateTensorWithDataAsOrtValue(core_->info(), static_cast<uint8_t*>(core_->data) + off, n, &n, 1,
-                                                          ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8, &dst);
-      if (st == nullptr) st = ort->CopyTensors(ort_env, &src, &dst, nullptr, 1);
-      ort->ReleaseValue(src);
-      if (dst != nullptr) ort->ReleaseValue(dst);
-      Check(env, st, "zeroing a device buffer");
-    }
-  }
-
   Napi::Value Bytes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), core_ ? static_cast<double>(core_->bytes) : 0); }
   Napi::Value Host(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !core_ || core_->host()); }
   Napi::Value Release(const Napi::CallbackInfo& info) {
@@ -396,7 +384,6 @@ class View : public Napi::ObjectWrap<View> {
       throw Napi::RangeError::New(env, "dust_ort: a " + std::string(dt.name) + " view of " + std::to_string(bytes_) + " bytes at offset " +
                                            std::to_string(offset) + " does not fit in " + std::to_string(capacity) + " bytes");
     data_ = base + offset;
-    // A zero-byte view still needs a valid pointer.
     Check(env, ort->CreateTensorWithDataAsOrtValue(mem, data_, bytes_, dims.data(), dims.size(), dt.type, &value_), "creating a tensor view");
   }
 
