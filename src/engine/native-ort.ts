@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { onnxRuntimeBinDir } from './device-probe.js';
+import { BUILD_NATIVE_FIX, type NativeStatus } from './executor-selection.js';
 
 export type NativeDevice = 'cpu' | 'cuda';
 export type DType = 'float32' | 'int64' | 'int32' | 'float16' | 'uint8';
@@ -41,7 +42,7 @@ export interface NativeSession {
   release(): void;
 }
 
-/** Zeroed memory on a session's device (host memory for a CPU session). */
+/** Memory on a session's device (zeroed host memory for a CPU session; device memory comes uninitialised). */
 export interface NativeBuffer {
   readonly bytes: number;
   readonly host: boolean;
@@ -60,7 +61,8 @@ export interface NativeOrt {
   registerProviderLibrary(name: string, libraryPath: string): void;
   /** Copies each [src, dst] pair (equal sizes); every pair of one call goes between the same two devices. */
   copy(pairs: readonly (readonly [NativeValue, NativeValue])[]): void;
-  Session: new (modelPath: string, options: SessionOptions) => NativeSession;
+  /** A session over a model file, or over the bytes of a model. */
+  Session: new (model: string | Uint8Array, options: SessionOptions) => NativeSession;
   Buffer: new (session: NativeSession, bytes: number) => NativeBuffer;
   Value: new (memory: NativeBuffer | ArrayBufferView, byteOffset: number, dtype: DType, shape: readonly number[]) => NativeValue;
 }
@@ -75,7 +77,6 @@ export interface OrtError extends Error {
 export const isOrtError = (err: unknown): err is OrtError => (err as Error)?.name === 'OrtError';
 
 export const ADDON_FILE = path.join('native', 'build', 'Release', 'dust_ort.node');
-export const BUILD_NATIVE_FIX = 'run `npm run build:native` in the dust-serve directory (it needs g++, make and python3; it prints what is missing)';
 
 /** The package root: the first folder above this module that holds package.json (from src/ and from dist/src/). */
 function packageRoot(): string {
@@ -103,6 +104,12 @@ export type NativeLoad =
   | { readonly ok: false; readonly missing: string; readonly fix: string };
 
 let loaded: NativeLoad | undefined;
+
+/** Whether the addon loads here (executor-selection.ts). */
+export function nativeStatus(): NativeStatus {
+  const load = loadNativeOrt();
+  return load.ok ? { ok: true, version: load.version } : load;
+}
 
 /** Loads and initialises the addon once per thread; says what is missing when it cannot. */
 export function loadNativeOrt(): NativeLoad {
