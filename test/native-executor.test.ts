@@ -134,8 +134,8 @@ afterAll(async () => {
   await Promise.all(executors.map((e) => e.close()));
 });
 
-async function pair(maxBatch: number): Promise<{ native: NativeExecutor; reference: OnnxExecutor }> {
-  const native = await NativeExecutor.create({ ...base, maxBatch, cudaGraphs: false });
+async function pair(maxBatch: number, copy: 'auto' | 'identity-graphs' = 'auto'): Promise<{ native: NativeExecutor; reference: OnnxExecutor }> {
+  const native = await NativeExecutor.create({ ...base, maxBatch, cudaGraphs: false }, { copy });
   const reference = await OnnxExecutor.create(base);
   executors.push(native, reference);
   return { native, reference };
@@ -161,6 +161,12 @@ addon.describe('the native executor on the CPU, against onnxruntime-node', () =>
   addon.it('gives the same results when a step is larger than the largest bucket (run as several calls)', async () => {
     const { native, reference } = await pair(4);
     expectSame(await script(native, all), await script(reference, all));
+    expectSame(await script(native, scattered), await script(reference, scattered));
+  });
+
+  addon.it('gives the same results when it copies through Identity graphs (where CopyTensors cannot reach a device)', async () => {
+    const { native, reference } = await pair(4, 'identity-graphs');
+    expect(native.copyPath).toBe('identity-graphs');
     expectSame(await script(native, scattered), await script(reference, scattered));
   });
 

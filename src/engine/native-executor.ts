@@ -57,6 +57,8 @@ export interface NativeExecutorDeps {
   readonly ort?: NativeOrt;
   /** Use graph ids even on the CPU (tests of the capture path). */
   readonly forceGraphIds?: boolean;
+  /** How device copies go: 'auto' tries CopyTensors first; 'identity-graphs' skips it (a drill, or a provider that misbehaves). */
+  readonly copy?: 'auto' | 'identity-graphs';
   /** Told when a call fails in a way that leaves the device unusable, before the error is thrown. */
   readonly onDeviceLost?: (err: Error) => void;
 }
@@ -156,9 +158,10 @@ class Copier {
     device: NativeDevice,
     threads: number,
     deviceId: number,
+    mode: 'auto' | 'identity-graphs',
     probe: (copy: (pairs: readonly Pair[]) => void) => boolean,
   ) {
-    if (device === 'cpu' || probe((pairs) => ort.copy(pairs))) {
+    if (mode === 'auto' && (device === 'cpu' || probe((pairs) => ort.copy(pairs)))) {
       this.path = 'copy-tensors';
       return;
     }
@@ -221,8 +224,9 @@ export class NativeExecutor implements Executor {
     this.specs = fieldSpecs(init.shapes);
     this.graphIds = (init.cudaGraphs && denoiser.device === 'cuda') || deps.forceGraphIds === true;
     this.buckets = batchBuckets(init.maxBatch);
-    this.copier = new Copier(ort, denoiser.device, init.threads, init.deviceId ?? 0, (copy) => this.copyWorks(copy));
-    if (denoiser.device !== 'cpu') this.notes.push({ level: 'info', message: `native executor copies on ${denoiser.device} through ${this.copier.path}` });
+    this.copier = new Copier(ort, denoiser.device, init.threads, init.deviceId ?? 0, deps.copy ?? 'auto', (copy) => this.copyWorks(copy));
+    if (denoiser.device !== 'cpu' || this.copier.path !== 'copy-tensors')
+      this.notes.push({ level: 'info', message: `native executor copies on ${denoiser.device} through ${this.copier.path}` });
   }
 
   static async create(init: NativeExecutorInit, deps: NativeExecutorDeps = {}): Promise<NativeExecutor> {
@@ -253,7 +257,7 @@ export class NativeExecutor implements Executor {
       }
       const s = init.shapes;
       const update = open(eulerUpdateModel(s.horizon * s.actionDim, s.futureTokens * s.futureDim), graphs);
-      if (device === 'cuda') registerCudaCopies(ort);
+      if (device === 'cuda' && deps.copy !== 'identity-graphs') registerCudaCopies(ort);
       const executor = new NativeExecutor(ort, vlm, denoiser, update, { ...init, cudaGraphs: graphs }, deps);
       executor.notes.unshift(...notes);
       opened.length = 0;
