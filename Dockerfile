@@ -37,7 +37,14 @@ COPY scripts ./scripts
 COPY proto ./proto
 COPY clients/typescript/src ./clients/typescript/src
 COPY src ./src
+# The native executor's addon: compiled by `npm run build` where the build image has a C++ compiler, make and
+# python3; the default build base has none, so a binary that build-native.mjs finds current for these sources and
+# this Node (built on the host by `npm run build`, which the base images are made from) is taken as it is. Without
+# it the image serves --device cpu on onnxruntime-node; a cuda image refuses to build without it.
+COPY native ./native
 RUN npm run build
+RUN if [ "$DEVICE" = cuda ]; then node scripts/build-native.mjs --check; fi; \
+    node -e "const fs=require('fs');fs.mkdirSync('/app/native-dist');const f='native/build/Release/dust_ort.node';if(fs.existsSync(f))fs.copyFileSync(f,'/app/native-dist/dust_ort.node')"
 COPY deploy/docker/prune-native-binaries.mjs /tmp/
 RUN npm prune --omit=dev --no-audit --no-fund --include-workspace-root --workspace @dust-serve/client && node /tmp/prune-native-binaries.mjs
 # The CUDA provider must match onnxruntime-node's release (package.json pins 1.29.0); the script checks it.
@@ -63,6 +70,7 @@ COPY --from=build /app/dist/src ./dist/src
 COPY --from=build /app/clients/typescript/package.json ./clients/typescript/
 COPY --from=build /app/clients/typescript/dist ./clients/typescript/dist
 COPY --from=build /app/clients/typescript/proto ./clients/typescript/proto
+COPY --from=build /app/native-dist ./native/build/Release
 COPY proto ./proto
 COPY models/dust-tiny ./models/dust-tiny
 COPY deploy/docker/healthcheck.mjs ./deploy/docker/

@@ -27,6 +27,8 @@ export const INTEGRATION = [
   'test/engine-sampling.test.ts',
   'test/model-fp16.test.ts',
   'test/model-parity.test.ts',
+  'test/native-executor.test.ts',
+  'test/native-ort.test.ts',
   'test/shadow-admission.test.ts',
   // The real server, in-process (test/support/harness.ts) or spawned (test/support/serve-process.ts).
   'test/auth.test.ts',

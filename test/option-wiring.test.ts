@@ -10,10 +10,11 @@ import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMPONENTS, compileServeOptions, sliceKeys, sliceOf, type ServeOptions } from '../src/config/index.js';
-import type { ModelRuntime } from '../src/engine/index.js';
+import { nativeStatus, type ModelRuntime } from '../src/engine/index.js';
 import { loadProtos } from '../src/api/index.js';
 import type { PolicyServiceClient } from '@dust-serve/client/gen/dust/serving/v1/PolicyService';
 import { floats, predict, predictError, startTestServer, validRequest, type TestServer } from './support/harness.js';
+import { requireTool } from './support/requires.js';
 import { spawnServe } from './support/serve-process.js';
 
 /** Where the serving process builds its components: the server's composition root and the CLI (its logger). */
@@ -73,6 +74,8 @@ describe("the engine's components hold the options set, none of their own", () =
     maxInstructionBytes: 8000,
     decodeThreads: 2,
     warmup: false,
+    executor: 'onnxruntime-node',
+    cudaGraphs: false,
   } as const;
   let t: TestServer;
   let options: Readonly<ServeOptions>;
@@ -96,4 +99,26 @@ describe("the engine's components hold the options set, none of their own", () =
   it('the decode pool has decodeThreads', () => {
     expect(runtime.decoder.size).toBe(set.decodeThreads);
   });
+
+  it('the runtime has every runtime option, and runs on the executor set', () => {
+    // The harness sets threads and shutdownGraceSeconds itself.
+    expect(Object.keys(runtime.settings)).toEqual(sliceKeys('runtime'));
+    expect(runtime.settings).toMatchObject({ maxActive: set.maxActive, warmup: set.warmup, cudaGraphs: set.cudaGraphs });
+    expect(runtime.executor).toBe('onnxruntime-node');
+  });
 });
+
+const native = nativeStatus();
+requireTool('the native addon', native.ok, native.ok ? '' : `${native.missing}; ${native.fix}`).it(
+  'by default (--executor auto) a model runs on the native executor where the addon loads',
+  async () => {
+    const t = await startTestServer({ warmup: false });
+    try {
+      const runtime = t.server.registry.list().find((e) => e.state === 'READY')!.runtime!;
+      expect(runtime.executor).toBe('native');
+      expect(floats((await predict(t.client, await validRequest())).actions).length).toBeGreaterThan(0);
+    } finally {
+      await t.close();
+    }
+  },
+);

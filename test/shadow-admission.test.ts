@@ -24,6 +24,9 @@ afterEach(async () => {
 /** maxQueue 2; the worker waits up to 2 s for a VLM batch to fill, so queued jobs stay queued a while. */
 async function start(): Promise<ModelWorker> {
   const executor = {
+    kind: 'onnxruntime-node' as const,
+    maxBatch: 16,
+    cudaGraphs: false,
     vlmPath: path.join(TINY_DIR, 'vlm.onnx'),
     denoiserPath: path.join(TINY_DIR, 'denoiser.onnx'),
     device: 'cpu' as const,

@@ -9,7 +9,7 @@ import { INTEGRATION, SYSTEM } from '../vitest.config.js';
 
 /** What makes a test file integration or system, as it appears in its source. */
 const NOT_UNIT =
-  /\b(startTestServer|serveVersions|spawnServe|bindAsync|createServer|createSecureServer)\b|from '(testcontainers|onnxruntime-node|node:child_process|node:net|node:worker_threads)'|\.listen\(/;
+  /\b(startTestServer|serveVersions|spawnServe|bindAsync|createServer|createSecureServer|loadNativeOrt)\b|from '(testcontainers|onnxruntime-node|node:child_process|node:net|node:worker_threads)'|\.listen\(/;
 /** Unit test files allowed one of those, and why. */
 const ALLOWED = new Map([
   ['src/engine/thread-priority.test.ts', 'a worker thread of inline code (no dist/, no model) whose priority it lowers'],

@@ -10,7 +10,19 @@ import { isMainThread } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { decodeThreadCount, readSecretFile, sliceOf, type OptionSlice, type ServeOptions } from '../config/index.js';
-import { DecodePool, lowerOtherThreads, onnxRuntimeProbe, runtimeFactory, selectDevice, type DeviceProbe, type ModelRuntime } from '../engine/index.js';
+import {
+  DecodePool,
+  lowerOtherThreads,
+  nativeStatus,
+  onnxRuntimeProbe,
+  runtimeFactory,
+  selectDevice,
+  selectExecutor,
+  withExecutorRequirement,
+  type DeviceProbe,
+  type ModelRuntime,
+  type NativeStatus,
+} from '../engine/index.js';
 import { ExperimentBook, experimentSettings, PostgresExperimentStore, redactUrl, SqliteExperimentStore, type ExperimentStore } from '../experiment/index.js';
 import { ModelRegistry } from '../model/index.js';
 import { NOOP_REQUEST_TRACER, requestTracer, sampledLog, startMetrics, type Logger, type MetricsEndpoint, type Tracing } from '../telemetry/index.js';
@@ -67,6 +79,8 @@ export interface ServerDeps {
   readonly tracing?: Tracing;
   /** How GPU providers are checked before anything loads (tests inject one). @default onnxRuntimeProbe */
   readonly probe?: DeviceProbe;
+  /** Whether the native executor's addon loads (tests inject one). @default nativeStatus */
+  readonly native?: () => NativeStatus;
 }
 
 /** Interceptors, innermost (nearest the transport) first: each sees the statuses sent by those after it. */
@@ -174,14 +188,16 @@ function grpcServerOptions(options: OptionSlice<'grpcServer'>): grpc.ServerOptio
 }
 
 /**
- * @throws DeviceUnavailableError when --device cuda or webgpu cannot run here: nothing falls back silently.
+ * @throws DeviceUnavailableError when --device cuda or webgpu cannot run here, ExecutorUnavailableError when
+ * --executor cannot run the device: nothing falls back silently.
  */
 export async function startServer(options: Readonly<ServeOptions>, log: Logger, deps: ServerDeps = {}): Promise<RunningServer> {
   const protos = loadProtos();
-  const { tracing, probe = onnxRuntimeProbe } = deps;
-  const { device: requested } = sliceOf(options, 'device');
-  const { device, reason } = await selectDevice(requested, probe);
-  log.info({ requested, device, reason }, 'execution provider chosen');
+  const { tracing, probe = onnxRuntimeProbe, native = nativeStatus } = deps;
+  const { device: requested, executor: requestedExecutor } = sliceOf(options, 'device');
+  const { device, reason } = await selectDevice(requested, withExecutorRequirement(probe, requestedExecutor, native));
+  const { executor, reason: executorReason } = selectExecutor(requestedExecutor, device, native);
+  log.info({ requested, device, reason, executor, executorReason }, 'execution provider chosen');
   const { shutdownGraceSeconds } = sliceOf(options, 'shutdown');
   const graceMs = shutdownGraceSeconds * 1000;
   // Credentials and the experiment store before any model loads: a bad tokens file or an unwritable database
@@ -205,6 +221,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     runtimeFactory(
       {
         device,
+        executor,
         settings: sliceOf(options, 'runtime'),
         scheduler: sliceOf(options, 'scheduler'),
         tokenizer: sliceOf(options, 'tokenizer'),

@@ -127,6 +127,31 @@ export const OPTION_TABLE = {
     appliesTo: ['device'],
   }),
   /**
+   * What runs the graphs: the native executor (ONNX Runtime's C API through the addon `npm run build:native` builds:
+   * the arena stays on the device, CUDA graphs per batch-size bucket) or onnxruntime-node's. auto: native where the
+   * addon loads, else onnxruntime-node on cpu and webgpu. cuda runs on the native executor only.
+   */
+  executor: option({
+    schema: z.enum(['auto', 'native', 'onnxruntime-node']),
+    default: 'auto',
+    arg: '<executor>',
+    help: 'auto | native | onnxruntime-node',
+    doc: '`native` (the addon `npm run build:native` builds: the arena stays on the device, CUDA graphs), `onnxruntime-node`, or `auto` (native where the addon loads, else onnxruntime-node; the log says which); `--device cuda` needs `native`, `webgpu` runs on `onnxruntime-node`; an explicit choice that cannot run refuses to start',
+    appliesTo: ['device'],
+  }),
+  /**
+   * On CUDA, the native executor captures the denoiser step as a CUDA graph per batch-size bucket at load and replays
+   * it (docs/architecture.md, "Executors"); off runs every step node by node.
+   */
+  cudaGraphs: option({
+    schema: bool,
+    default: true,
+    arg: '<bool>',
+    help: 'capture the denoiser step as CUDA graphs (native executor on cuda)',
+    doc: 'on `cuda` with the native executor, capture the denoiser step as one CUDA graph per batch-size bucket at load and replay it (off: node by node)',
+    appliesTo: ['runtime'],
+  }),
+  /**
    * ONNX Runtime intra-op threads per model version. The default leaves one core free for the gRPC event loop
    * and image decoding (BENCHMARKS.md compares thread counts).
    */

@@ -10,6 +10,9 @@ import { errorToWire, OverloadedError } from '../errors/index.js';
 import type { BatchEvent, WireBatch } from './batch-report.js';
 import { systemClock } from './clock.js';
 import type { JobInput, JobResult } from './job.js';
+import { withFaults, type Faults } from './fault-injection.js';
+import { NativeExecutor } from './native-executor.js';
+import { loadNativeOrt } from './native-ort.js';
 import { OnnxExecutor } from './onnx-executor.js';
 import { Scheduler } from './scheduler.js';
 import { lowerThisThread } from './thread-priority.js';
@@ -31,9 +34,10 @@ function transferables(r: JobResult): ArrayBuffer[] {
 async function main(): Promise<void> {
   // Before ONNX Runtime creates its intra-op threads, which inherit this thread's priority.
   lowerThisThread(init.niceness);
-  let executor: OnnxExecutor;
+  const faults: Faults = { deviceLost: false };
+  let executor: OnnxExecutor | NativeExecutor;
   try {
-    executor = await OnnxExecutor.create(init.executor);
+    executor = init.executor.kind === 'native' ? await createNative(faults) : await OnnxExecutor.create(init.executor);
   } catch (err) {
     post({ kind: 'init-failed', error: errorToWire(err) });
     return;
@@ -109,6 +113,9 @@ async function main(): Promise<void> {
       case 'close':
         void scheduler.close().then(() => post({ kind: 'done', id: msg.id }));
         return;
+      case 'fault':
+        faults.deviceLost = true;
+        return;
       case 'crash':
         setImmediate(() => {
           throw new Error(msg.reason);
@@ -116,7 +123,24 @@ async function main(): Promise<void> {
         return;
     }
   });
-  post({ kind: 'ready', graphs: executor.graphs });
+  post({ kind: 'ready', graphs: executor.graphs, notes: executor instanceof NativeExecutor ? executor.notes : [] });
+}
+
+/**
+ * The native executor over the addon (wrapped for the fault injection of tests and drills). A lost device ends the
+ * thread at once, after telling the main thread: the requests it held fail there as UNAVAILABLE, and the version is
+ * FAILED rather than restarted on a device that cannot run it (model-runtime.ts).
+ */
+async function createNative(faults: Faults): Promise<NativeExecutor> {
+  const load = loadNativeOrt();
+  if (!load.ok) throw new Error(`the native executor cannot run: missing ${load.missing}. To fix: ${load.fix}`);
+  return NativeExecutor.create(init.executor, {
+    ort: withFaults(load.ort, faults),
+    onDeviceLost(err) {
+      post({ kind: 'fatal', reason: err.message });
+      process.exit(1);
+    },
+  });
 }
 
 void main();

@@ -24,6 +24,7 @@ import { ModelWorker } from './model-worker.js';
 import type { SchedulerOptions } from './scheduler.js';
 import { SurpriseTracker } from './surprise.js';
 import type { Device } from './device.js';
+import type { ExecutorKind } from './executor-selection.js';
 import type { WorkerInit } from './worker-protocol.js';
 
 /** Replacements of a dead inference thread allowed within DEFAULT_RESTART_WINDOW_MS. */
@@ -36,6 +37,8 @@ export type RuntimeSettings = OptionSlice<'runtime'>;
 export interface RuntimeOptions {
   /** The execution provider, already chosen at start-up (device-selection.ts). */
   readonly device: Device;
+  /** What runs the graphs, already chosen at start-up (executor-selection.ts). */
+  readonly executor: ExecutorKind;
   /**
    * threads: ONNX Runtime's intra-op threads; maxActive: arena rows per model version; warmup; workerNiceness:
    * the inference threads' nice value (thread-priority.ts); shutdownGraceSeconds: how long stop() lets
@@ -62,6 +65,9 @@ export interface ModelRuntime {
   /** The current inference worker: this version's scheduler and ONNX Runtime sessions, on their own thread. */
   readonly worker: ModelWorker;
   readonly device: Device;
+  readonly executor: ExecutorKind;
+  /** The runtime's options (threads, maxActive, cudaGraphs, ...), as handed to each inference worker. */
+  readonly settings: RuntimeSettings;
   readonly surprise: SurpriseTracker;
   readonly decoder: DecodePool;
 }
@@ -88,12 +94,16 @@ export function shapesOf(m: Manifest): ModelShapes {
 function workerInit(pkg: ModelPackage, options: RuntimeOptions): WorkerInit {
   return {
     executor: {
+      kind: options.executor,
       vlmPath: pkg.vlmPath,
       denoiserPath: pkg.denoiserPath,
       device: options.device,
       threads: options.settings.threads,
       capacity: options.settings.maxActive,
       shapes: shapesOf(pkg.manifest),
+      // The native executor's batch-size buckets go up to the scheduler's largest denoiser batch (buckets.ts).
+      maxBatch: options.scheduler.maxDenoiseBatch,
+      cudaGraphs: options.settings.cudaGraphs,
     },
     scheduler: options.scheduler,
     batchRecording: options.batchRecording,
@@ -101,7 +111,7 @@ function workerInit(pkg: ModelPackage, options: RuntimeOptions): WorkerInit {
   };
 }
 
-async function startWorker(pkg: ModelPackage, options: RuntimeOptions, onLost: (reason: string) => void): Promise<ModelWorker> {
+async function startWorker(pkg: ModelPackage, options: RuntimeOptions, onLost: (reason: string, fatal: boolean) => void): Promise<ModelWorker> {
   try {
     return await ModelWorker.start(workerInit(pkg, options), onLost);
   } catch (err) {
@@ -163,9 +173,17 @@ class SupervisedRuntime implements ModelRuntime {
     return this.options.device;
   }
 
+  get executor(): ExecutorKind {
+    return this.options.executor;
+  }
+
+  get settings(): RuntimeSettings {
+    return this.options.settings;
+  }
+
   /** Starts the first worker, checks the graphs and warms up. */
   async start(): Promise<void> {
-    const worker: ModelWorker = await startWorker(this.pkg, this.options, (reason) => this.lost(worker, reason));
+    const worker: ModelWorker = await startWorker(this.pkg, this.options, (reason, fatal) => this.lost(worker, reason, fatal));
     try {
       checkGraphs(this.manifest, worker.graphs);
       await this.warm(worker);
@@ -180,6 +198,7 @@ class SupervisedRuntime implements ModelRuntime {
   private serve(worker: ModelWorker): void {
     const { onBatches } = this.options;
     const m = this.manifest;
+    for (const note of worker.notes) this.log[note.level]({ model: m.name, version: m.version, executor: this.executor, ...note.fields }, note.message);
     if (onBatches) worker.observeBatches((reports) => onBatches({ name: m.name, version: m.version }, reports));
     this.worker = worker;
   }
@@ -195,12 +214,25 @@ class SupervisedRuntime implements ModelRuntime {
       throw new ModelPackageError(`${this.pkg.dir}: the graphs failed on warm-up requests: ${(err as Error).message}`, { cause: err });
     }
     const { cost } = await worker.stats();
-    this.log.info({ model: m.name, version: m.version, device, warmupMs: Math.round(performance.now() - t0), cost }, 'model warmed up');
+    this.log.info(
+      { model: m.name, version: m.version, device, executor: this.executor, warmupMs: Math.round(performance.now() - t0), cost },
+      'model warmed up',
+    );
   }
 
-  /** Only the serving worker is supervised: one that dies while starting or warming up fails that attempt. */
-  private lost(worker: ModelWorker | undefined, reason: string): void {
-    if (worker !== undefined && worker === this.worker && !this.stopped) void this.replace(reason);
+  /**
+   * Only the serving worker is supervised: one that dies while starting or warming up fails that attempt. A worker
+   * that died of its device (fatal: a lost GPU) is not replaced on that device: the version is FAILED at once.
+   */
+  private lost(worker: ModelWorker | undefined, reason: string, fatal: boolean): void {
+    if (worker === undefined || worker !== this.worker || this.stopped) return;
+    if (fatal) {
+      const m = this.manifest;
+      this.log.error({ model: m.name, version: m.version, device: this.device, reason }, 'the device failed under the inference worker: version FAILED');
+      this.events.failed(`the ${this.device} device failed: ${reason}`);
+      return;
+    }
+    void this.replace(reason);
   }
 
   /**
@@ -225,7 +257,7 @@ class SupervisedRuntime implements ModelRuntime {
       this.log.error({ model: m.name, version: m.version, reason }, 'inference worker stopped: starting a new one');
       let fresh: ModelWorker | undefined;
       try {
-        fresh = await ModelWorker.start(workerInit(this.pkg, this.options), (r) => this.lost(fresh, r));
+        fresh = await ModelWorker.start(workerInit(this.pkg, this.options), (r, fatal) => this.lost(fresh, r, fatal));
         await this.warm(fresh);
       } catch (err) {
         await fresh?.close();

@@ -8,7 +8,8 @@
  * Shadow requests (mirrored traffic) rank below primary ones here too: one is refused while a primary request
  * is admitted and not started, and a primary request that finds the queue full takes the place of the newest
  * shadow one that has not started. When the thread dies, the requests it held fail with UNAVAILABLE (safe to
- * retry) and `onLost` tells the runtime, which replaces the thread (model-runtime.ts).
+ * retry) and `onLost` tells the runtime, which replaces the thread (model-runtime.ts), unless the thread said its
+ * device failed (fatal): then no new thread on that device would fare better.
  */
 import { Worker } from 'node:worker_threads';
 import { CancelledError, errorFromWire, InferenceError, OverloadedError, UnavailableError } from '../errors/index.js';
@@ -17,6 +18,7 @@ import { evictsShadow, IDLE_LOAD, refusal, type AdmissionRequest, type Admission
 import type { BatchListener, BatchReport, WireBatch } from './batch-report.js';
 import type { JobInput, JobResult } from './job.js';
 import type { SchedulerOptions } from './scheduler.js';
+import type { ExecutorNote } from './native-executor.js';
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-protocol.js';
 import { workerScript } from './worker-script.js';
 import { YieldingQueue } from './yielding-queue.js';
@@ -59,17 +61,22 @@ export class ModelWorker {
   /** traceTag of each job in flight that has one; the worker names jobs by message id. */
   private readonly tags = new Map<number, unknown>();
   private batchListener: BatchListener | undefined;
+  /** Why the device failed, when the thread said so before it exited. */
+  private fatal: string | undefined;
 
   private constructor(
     private readonly thread: Worker,
     readonly graphs: { readonly vlm: GraphInfo; readonly denoiser: GraphInfo },
+    /** What the executor asked to be logged when it started (CUDA graph captures, degraded buckets). */
+    readonly notes: readonly ExecutorNote[],
     options: SchedulerOptions,
-    private readonly onLost: (reason: string) => void,
+    private readonly onLost: (reason: string, fatal: boolean) => void,
   ) {
     this.options = Object.freeze({ ...options });
     thread.on('message', (msg: FromWorker) => this.onMessage(msg));
-    const lose = (why: string) => {
+    const lose = (exit: string) => {
       if (this.lost) return;
+      const why = this.fatal ?? exit;
       this.lost = new UnavailableError(`the inference worker stopped (${why}); requests in flight on it were lost: retry them`);
       for (const p of this.pending.values()) p.reject(this.lost);
       this.pending.clear();
@@ -77,14 +84,14 @@ export class ModelWorker {
       this.callerOfJob.clear();
       this.queuedBy.clear();
       this.tags.clear();
-      if (!this.draining) this.onLost(why);
+      if (!this.draining) this.onLost(why, this.fatal !== undefined);
     };
     thread.on('error', (err) => lose(err.message));
     thread.on('exit', (code) => lose(`exit code ${code}`));
   }
 
   /** Starts the thread and loads both graphs; rejects with why they could not be loaded. */
-  static async start(init: WorkerInit, onLost: (reason: string) => void = () => undefined): Promise<ModelWorker> {
+  static async start(init: WorkerInit, onLost: (reason: string, fatal: boolean) => void = () => undefined): Promise<ModelWorker> {
     const thread = new Worker(workerScript('inference-worker'), { workerData: init });
     let onMessage!: (m: FromWorker) => void;
     let onError!: (e: Error) => void;
@@ -102,7 +109,7 @@ export class ModelWorker {
       await thread.terminate();
       throw first.kind === 'init-failed' ? new InferenceError(first.error.message) : new InferenceError(`unexpected worker message ${first.kind}`);
     }
-    return new ModelWorker(thread, first.graphs, init.scheduler, onLost);
+    return new ModelWorker(thread, first.graphs, first.notes, init.scheduler, onLost);
   }
 
   /** Receives the worker's batch reports (when started with batchRecording other than 'off'). */
@@ -128,6 +135,10 @@ export class ModelWorker {
     if (msg.kind === 'started') {
       this.load = msg.load;
       for (const id of msg.ids) this.started(id);
+      return;
+    }
+    if (msg.kind === 'fatal') {
+      this.fatal = msg.reason;
       return;
     }
     if (!('id' in msg)) return;
@@ -304,6 +315,11 @@ export class ModelWorker {
    */
   injectCrash(reason: string): void {
     this.thread.postMessage({ kind: 'crash', reason } satisfies ToWorker);
+  }
+
+  /** Fault injection (tests, drills): the native executor's next ONNX Runtime call fails as a lost device does. */
+  injectDeviceLost(): void {
+    this.thread.postMessage({ kind: 'fault', fault: 'device-lost' } satisfies ToWorker);
   }
 
   /** Fails what is left, releases the sessions and ends the thread. */

@@ -10,11 +10,17 @@ import type { BatchRecording, WireBatch } from './batch-report.js';
 import type { CostTableRow } from './cost-model.js';
 import type { Device } from './device.js';
 import type { JobInput, JobResult } from './job.js';
-import type { OnnxExecutorInit } from './onnx-executor.js';
+import type { ExecutorKind } from './executor-selection.js';
+import type { ExecutorNote, NativeExecutorInit } from './native-executor.js';
 import type { SchedulerOptions, SchedulerStats } from './scheduler.js';
 
+/** What the worker builds its executor from; onnxruntime-node's ignores the native executor's fields. */
+export interface WorkerExecutorInit extends NativeExecutorInit {
+  readonly kind: ExecutorKind;
+}
+
 export interface WorkerInit {
-  readonly executor: OnnxExecutorInit;
+  readonly executor: WorkerExecutorInit;
   readonly scheduler: SchedulerOptions;
   /** Batch reports for telemetry. @default 'off' */
   readonly batchRecording?: BatchRecording;
@@ -42,10 +48,13 @@ export type ToWorker =
   | { readonly kind: 'drain'; readonly id: number }
   | { readonly kind: 'close'; readonly id: number }
   /** Fault injection: the thread dies of an uncaught exception between two executor calls. */
-  | { readonly kind: 'crash'; readonly reason: string };
+  | { readonly kind: 'crash'; readonly reason: string }
+  /** Fault injection: the executor's next ONNX Runtime call fails as a lost device does (native executor only). */
+  | { readonly kind: 'fault'; readonly fault: 'device-lost' };
 
 export type FromWorker =
-  | { readonly kind: 'ready'; readonly graphs: { readonly vlm: GraphInfo; readonly denoiser: GraphInfo } }
+  /** notes: what the executor wants logged (CUDA graph captures, degraded buckets). */
+  | { readonly kind: 'ready'; readonly graphs: { readonly vlm: GraphInfo; readonly denoiser: GraphInfo }; readonly notes: readonly ExecutorNote[] }
   | { readonly kind: 'init-failed'; readonly error: WireError }
   /** These jobs left the queue for a VLM call; the load is for the main thread's admission. */
   | { readonly kind: 'started'; readonly ids: readonly number[]; readonly load: WorkerLoad }
@@ -53,4 +62,6 @@ export type FromWorker =
   | { readonly kind: 'result'; readonly id: number; readonly result: JobResult; readonly batches?: WireBatch[] }
   | { readonly kind: 'failed'; readonly id: number; readonly error: WireError; readonly batches?: WireBatch[] }
   | { readonly kind: 'stats'; readonly id: number; readonly stats: WorkerStats }
-  | { readonly kind: 'done'; readonly id: number };
+  | { readonly kind: 'done'; readonly id: number }
+  /** The device failed (native-executor.ts DeviceLostError): the thread exits next, and the version cannot recover on it. */
+  | { readonly kind: 'fatal'; readonly reason: string };

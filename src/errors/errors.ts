@@ -96,3 +96,19 @@ export class DeviceUnavailableError extends Error {
     super(`--device ${device} cannot run here: missing ${missing}. To fix: ${fix}`, options);
   }
 }
+
+/**
+ * The executor asked for (`--executor native|onnxruntime-node`) cannot run the chosen device here. Raised at start-up,
+ * like DeviceUnavailableError: an explicit choice never falls back.
+ */
+export class ExecutorUnavailableError extends Error {
+  override readonly name = 'ExecutorUnavailableError';
+  constructor(
+    readonly executor: string,
+    readonly missing: string,
+    readonly fix: string,
+    options?: ErrorOptions,
+  ) {
+    super(`--executor ${executor} cannot run here: missing ${missing}. To fix: ${fix}`, options);
+  }
+}

@@ -9,6 +9,7 @@ export {
   ModelPackageError,
   InferenceError,
   DeviceUnavailableError,
+  ExecutorUnavailableError,
 } from './errors.js';
 export { errorToWire, errorFromWire } from './wire.js';
 export type { WireError } from './wire.js';

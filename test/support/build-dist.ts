@@ -3,7 +3,8 @@
  * the CLI and benchmark tests spawn dist/ too (the server's, the benches', and the workspace packages' they
  * import). When any build input is newer than the oldest compiled file, or a build is missing, build first
  * (`npm run build:bench`: the product build, the simulator package, the benches), so `npx vitest` never runs
- * stale engine code next to current sources.
+ * stale engine code next to current sources. `npm run build` also builds the native addon when its sources
+ * changed (scripts/build-native.mjs).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -11,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const INPUT_DIRS = ['src', 'clients/typescript/src', 'sim/push/src', 'bench', 'proto'];
+const INPUT_DIRS = ['src', 'clients/typescript/src', 'sim/push/src', 'bench', 'proto', 'native/src'];
 const INPUT_FILES = [
   'tsconfig.json',
   'tsconfig.build.json',
@@ -21,6 +22,7 @@ const INPUT_FILES = [
   'clients/typescript/tsconfig.build.json',
   'sim/push/package.json',
   'sim/push/tsconfig.build.json',
+  'native/binding.gyp',
 ];
 /** One output of each build: dist/ counts as built only when every one is there. */
 const BUILT = ['dist/src/engine/inference-worker.js', 'dist/bench/fleet.js', 'clients/typescript/dist/index.js', 'sim/push/dist/index.js'];

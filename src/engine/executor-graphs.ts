@@ -1,0 +1,51 @@
+/**
+ * The native executor's own graphs, run on the model's device next to the arena (native-executor.ts):
+ *
+ * - the Euler update of docs/sampling.md, per row: A' = A + dt_A v_A, O' = O + dt_O v_O. Computed in float64 and
+ *   rounded once to float32, exactly as the host's applyStep (src/sampling/schedule.ts) does in JavaScript's
+ *   doubles, so that both executors give the same bits. A row with dt = 0 (a padding row, an action between two
+ *   action steps) keeps its values.
+ * - copies (Identity), for a device whose provider cannot copy through ONNX Runtime's CopyTensors.
+ *
+ * Rows are flattened ([batch, n]); the step sizes are [batch, 1].
+ */
+import { model, node, ONNX_TYPE, valueInfo, type OnnxNode, type OnnxType } from './onnx-writer.js';
+
+export const UPDATE_INPUTS = ['actions', 'future', 'v_actions', 'v_future', 'dt_a', 'dt_o'] as const;
+export const UPDATE_OUTPUTS = ['actions_next', 'future_next'] as const;
+
+function euler(x: string, dt: string, v: string, out: string): OnnxNode[] {
+  const to64 = { to: ONNX_TYPE.float64 };
+  return [
+    { op: 'Cast', inputs: [x], outputs: [`${x}_64`], ints: to64 },
+    { op: 'Cast', inputs: [dt], outputs: [`${dt}_64`], ints: to64 },
+    { op: 'Cast', inputs: [v], outputs: [`${v}_64`], ints: to64 },
+    { op: 'Mul', inputs: [`${dt}_64`, `${v}_64`], outputs: [`${out}_step`] },
+    { op: 'Add', inputs: [`${x}_64`, `${out}_step`], outputs: [`${out}_64`] },
+    { op: 'Cast', inputs: [`${out}_64`], outputs: [out], ints: { to: ONNX_TYPE.float32 } },
+  ];
+}
+
+/** The update for rows of `actionLen` and `futureLen` values. */
+export function eulerUpdateModel(actionLen: number, futureLen: number): Uint8Array {
+  return model('dust-serve native executor', 'euler_update', (g) => {
+    [...euler('actions', 'dt_a', 'v_actions', 'actions_next'), ...euler('future', 'dt_o', 'v_future', 'future_next')].forEach((n, i) => node(g, n, i));
+    valueInfo(g, 11, 'actions', 'float32', ['batch', actionLen]);
+    valueInfo(g, 11, 'future', 'float32', ['batch', futureLen]);
+    valueInfo(g, 11, 'v_actions', 'float32', ['batch', actionLen]);
+    valueInfo(g, 11, 'v_future', 'float32', ['batch', futureLen]);
+    valueInfo(g, 11, 'dt_a', 'float32', ['batch', 1]);
+    valueInfo(g, 11, 'dt_o', 'float32', ['batch', 1]);
+    valueInfo(g, 12, 'actions_next', 'float32', ['batch', actionLen]);
+    valueInfo(g, 12, 'future_next', 'float32', ['batch', futureLen]);
+  });
+}
+
+/** y = x over a flat tensor of any length. */
+export function copyModel(type: Exclude<OnnxType, 'float64'>): Uint8Array {
+  return model('dust-serve native executor', `copy_${type}`, (g) => {
+    node(g, { op: 'Identity', inputs: ['x'], outputs: ['y'] }, 0);
+    valueInfo(g, 11, 'x', type, ['n']);
+    valueInfo(g, 12, 'y', type, ['n']);
+  });
+}

@@ -1,0 +1,649 @@
+/**
+ * The Executor over the native addon (native-ort.ts), with the arena on the model's device: the conditioning
+ * (vl_embs), state, embodiment id, A and O of every row stay in device memory for the request's life, and only the
+ * finished action chunks and future embeddings come back to the host (BENCHMARKS.md, "Per-step host-device
+ * traffic": onnxruntime-node sends the conditioning to the GPU on every step). On the CPU the same code runs on host
+ * memory. Same arena semantics as onnx-executor.ts: slots, moves, finishing rows.
+ *
+ * - VLM: its vl_embs output is bound straight into the arena rows of the batch when their slots are contiguous
+ *   (the slot table adds rows at the end of the prefix, so they are), else into a staging buffer and copied row by
+ *   row; state, embodiment ids and the initial noise are copied in once.
+ * - Step: the denoiser reads the arena prefix [0, bucket) when the stepped slots are 0..B-1 (the slot table keeps
+ *   active rows a prefix), else rows gathered into a staging arena; B is padded to a batch-size bucket
+ *   (buckets.ts) whose padding rows get tau = dt = 0. The Euler update (docs/sampling.md) runs on the device as a
+ *   small graph (executor-graphs.ts) into a second buffer, from which the B real rows are copied back: padding rows
+ *   never write the arena.
+ * - CUDA graphs: with `cudaGraphs` on CUDA, each bucket has two graph ids (arena prefix, staging arena), since a
+ *   captured graph replays fixed addresses. All are captured at creation, each capture's cost reported; a bucket
+ *   whose buffers or capture run out of device memory is dropped with a warning, and larger steps run as several
+ *   calls of the largest bucket left.
+ */
+import { InferenceError } from '../errors/index.js';
+import type { GraphInfo } from '../model/index.js';
+import { batchBuckets, bucketFor, chunks } from './buckets.js';
+import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from './executor.js';
+import { copyModel, eulerUpdateModel } from './executor-graphs.js';
+import {
+  isOrtError,
+  loadNativeOrt,
+  onnxRuntimeLibrary,
+  type DType,
+  type NativeBuffer,
+  type NativeDevice,
+  type NativeOrt,
+  type NativeSession,
+  type NativeValue,
+} from './native-ort.js';
+import type { OnnxExecutorInit } from './onnx-executor.js';
+import type { SlotMove } from './slot-table.js';
+
+export interface NativeExecutorInit extends OnnxExecutorInit {
+  /** Most rows in one denoiser call (maxDenoiseBatch): the largest batch-size bucket. */
+  readonly maxBatch: number;
+  /** Capture a CUDA graph per bucket (CUDA only; ignored on the CPU unless a test forces it). */
+  readonly cudaGraphs: boolean;
+  readonly deviceId?: number;
+}
+
+/** Something the main thread should log about the executor (capture costs, degraded buckets, the copy path). */
+export interface ExecutorNote {
+  readonly level: 'info' | 'warn';
+  readonly message: string;
+  readonly fields?: Readonly<Record<string, unknown>>;
+}
+
+export interface NativeExecutorDeps {
+  /** The addon; tests wrap it to inject faults. Default: loadNativeOrt(). */
+  readonly ort?: NativeOrt;
+  /** Use graph ids even on the CPU (tests of the capture path). */
+  readonly forceGraphIds?: boolean;
+  /** How device copies go: 'auto' tries CopyTensors first; 'identity-graphs' skips it (a drill, or a provider that misbehaves). */
+  readonly copy?: 'auto' | 'identity-graphs';
+  /** Told when a call fails in a way that leaves the device unusable, before the error is thrown. */
+  readonly onDeviceLost?: (err: Error) => void;
+}
+
+/** ONNX Runtime's words for a device out of memory (CUDA's allocator, its BFC arena, the host's). */
+export const OUT_OF_MEMORY = /out of memory|failed to allocate|cudaErrorMemoryAllocation|bad_alloc|CUBLAS_STATUS_ALLOC_FAILED/i;
+/** Errors after which a CUDA context is unusable: every later call fails too. */
+export const DEVICE_LOST =
+  /illegal memory access|unspecified launch failure|device-side assert|cudaErrorDevicesUnavailable|cudaErrorLaunchFailure|cudaErrorIllegalAddress|cudaErrorECCUncorrectable|device lost|GPU has fallen off the bus|CUDA failure 999|unknown error.*CUDA/i;
+
+/** The device cannot be used any more: the version fails instead of retrying on it. */
+export class DeviceLostError extends Error {
+  override readonly name = 'DeviceLostError';
+}
+
+/** Calls per CUDA graph id at creation: ONNX Runtime's regular run(s) before capture, the capture, a replay. */
+const CAPTURE_RUNS = 3;
+
+const isOutOfMemory = (err: unknown) => isOrtError(err) && OUT_OF_MEMORY.test(err.message);
+
+const BYTES: Record<DType, number> = { float32: 4, int64: 8, int32: 4, float16: 2, uint8: 1 };
+
+/** Rows of one field in one device buffer, with cached views: flat rows for copies, shaped spans for graphs. */
+class Rows {
+  readonly buffer: NativeBuffer;
+  readonly rowBytes: number;
+  private readonly flat: NativeValue[] = [];
+  private readonly spans = new Map<string, NativeValue>();
+
+  constructor(
+    private readonly ort: NativeOrt,
+    session: NativeSession,
+    readonly rows: number,
+    readonly len: number,
+    readonly dtype: DType,
+  ) {
+    this.rowBytes = len * BYTES[dtype];
+    this.buffer = new ort.Buffer(session, rows * this.rowBytes);
+  }
+
+  /** Row r as a flat tensor [len]. */
+  row(r: number): NativeValue {
+    return (this.flat[r] ??= new this.ort.Value(this.buffer, r * this.rowBytes, this.dtype, [this.len]));
+  }
+
+  /** Rows [start, start + n) as a tensor of the given shape per row ([] = flat [n * len]). */
+  span(start: number, n: number, rowShape: readonly number[] | 'flat' | 'rows'): NativeValue {
+    const k = `${start}:${n}:${Array.isArray(rowShape) ? rowShape.join('x') : rowShape}`;
+    let v = this.spans.get(k);
+    if (!v) {
+      const shape = rowShape === 'flat' ? [n * this.len] : rowShape === 'rows' ? [n, this.len] : [n, ...rowShape];
+      v = new this.ort.Value(this.buffer, start * this.rowBytes, this.dtype, shape);
+      this.spans.set(k, v);
+    }
+    return v;
+  }
+
+  release(): void {
+    for (const v of [...this.flat, ...this.spans.values()]) v?.release();
+    this.buffer.release();
+  }
+}
+
+type Field = 'vl' | 'state' | 'emb' | 'actions' | 'future';
+const FIELDS: readonly Field[] = ['vl', 'state', 'emb', 'actions', 'future'];
+const DENOISER_INPUT: Record<Field, string> = { vl: 'vl_embs', state: 'state', emb: 'embodiment_id', actions: 'actions', future: 'future' };
+
+interface FieldSpec {
+  readonly len: number;
+  readonly dtype: DType;
+  readonly rowShape: readonly number[];
+}
+
+function fieldSpecs(s: ModelShapes): Record<Field, FieldSpec> {
+  return {
+    vl: { len: s.condTokens * s.condDim, dtype: 'float32', rowShape: [s.condTokens, s.condDim] },
+    state: { len: s.stateDim, dtype: 'float32', rowShape: [s.stateDim] },
+    emb: { len: 1, dtype: 'int64', rowShape: [] },
+    actions: { len: s.horizon * s.actionDim, dtype: 'float32', rowShape: [s.horizon, s.actionDim] },
+    future: { len: s.futureTokens * s.futureDim, dtype: 'float32', rowShape: [s.futureTokens, s.futureDim] },
+  };
+}
+
+type Pair = readonly [NativeValue, NativeValue];
+
+/**
+ * Copies between views. CopyTensors where the device's provider registered its data transfer with ONNX Runtime's
+ * environment, else through Identity graphs on the device's session (ONNX Runtime copies a bound input to the
+ * graph's device and a bound output back, whichever memory they are in). Host-to-host copies are memcpy either way.
+ */
+class Copier {
+  private identity: Partial<Record<DType, NativeSession>> | undefined;
+  readonly path: 'copy-tensors' | 'identity-graphs';
+
+  constructor(
+    private readonly ort: NativeOrt,
+    device: NativeDevice,
+    threads: number,
+    deviceId: number,
+    mode: 'auto' | 'identity-graphs',
+    probe: (copy: (pairs: readonly Pair[]) => void) => boolean,
+  ) {
+    if (mode === 'auto' && (device === 'cpu' || probe((pairs) => ort.copy(pairs)))) {
+      this.path = 'copy-tensors';
+      return;
+    }
+    const options = { device, threads, deviceId };
+    this.identity = { float32: new ort.Session(copyModel('float32'), options), int64: new ort.Session(copyModel('int64'), options) };
+    this.path = 'identity-graphs';
+  }
+
+  /** Pairs of one direction (all device-to-device, or all host-to-device, ...) of one dtype. */
+  copy(pairs: readonly Pair[], dtype: DType): void {
+    if (pairs.length === 0) return;
+    if (!this.identity) return this.ort.copy(pairs);
+    const session = this.identity[dtype];
+    if (!session) throw new InferenceError(`no copy graph for ${dtype}`);
+    for (const [src, dst] of pairs) session.run({ x: src }, { y: dst });
+  }
+
+  release(): void {
+    for (const s of Object.values(this.identity ?? {})) s?.release();
+  }
+}
+
+interface Capture {
+  readonly bucket: number;
+  readonly mode: 'prefix' | 'staging';
+  readonly ms: number;
+}
+
+export class NativeExecutor implements Executor {
+  readonly shapes: ModelShapes;
+  readonly capacity: number;
+  /** What the main thread should log once the executor is up. */
+  readonly notes: ExecutorNote[] = [];
+  /** Batch-size buckets in use (fewer than asked when device memory ran short). */
+  buckets: number[];
+  readonly captures: Capture[] = [];
+  private readonly specs: Record<Field, FieldSpec>;
+  private readonly graphIds: boolean;
+  private readonly arena = {} as Record<Field, Rows>;
+  private staging = {} as Record<Field, Rows>;
+  private velocity!: { actions: Rows; future: Rows };
+  private next!: { actions: Rows; future: Rows };
+  /** tau_a, tau_o, dt_a, dt_o of the step's rows (zero for padding), copied in once per call. */
+  private params!: Rows;
+  private paramsHost!: Float32Array;
+  private vlStaging: Rows | undefined;
+  private readonly copier: Copier;
+  private closed = false;
+
+  private constructor(
+    private readonly ort: NativeOrt,
+    private readonly vlm: NativeSession,
+    private readonly denoiser: NativeSession,
+    private readonly update: NativeSession,
+    init: NativeExecutorInit,
+    private readonly deps: NativeExecutorDeps,
+  ) {
+    this.shapes = init.shapes;
+    this.capacity = init.capacity;
+    this.specs = fieldSpecs(init.shapes);
+    this.graphIds = (init.cudaGraphs && denoiser.device === 'cuda') || deps.forceGraphIds === true;
+    this.buckets = batchBuckets(init.maxBatch);
+    this.copier = new Copier(ort, denoiser.device, init.threads, init.deviceId ?? 0, deps.copy ?? 'auto', (copy) => this.copyWorks(copy));
+    if (denoiser.device !== 'cpu' || this.copier.path !== 'copy-tensors')
+      this.notes.push({ level: 'info', message: `native executor copies on ${denoiser.device} through ${this.copier.path}` });
+  }
+
+  static async create(init: NativeExecutorInit, deps: NativeExecutorDeps = {}): Promise<NativeExecutor> {
+    await Promise.resolve();
+    const ort = deps.ort ?? nativeOrt();
+    if (init.device !== 'cpu' && init.device !== 'cuda') throw new InferenceError(`the native executor runs on cpu or cuda, not ${init.device}`);
+    const device: NativeDevice = init.device;
+    const options = { device, threads: init.threads, deviceId: init.deviceId ?? 0 };
+    const opened: NativeSession[] = [];
+    const open = (model: string | Uint8Array, cudaGraph: boolean) => {
+      const s = new ort.Session(model, { ...options, cudaGraph });
+      opened.push(s);
+      return s;
+    };
+    const notes: ExecutorNote[] = [];
+    try {
+      let graphs = init.cudaGraphs && device === 'cuda';
+      const vlm = open(init.vlmPath, false);
+      let denoiser: NativeSession;
+      try {
+        denoiser = open(init.denoiserPath, graphs);
+      } catch (err) {
+        if (!graphs) throw err;
+        // ONNX Runtime refuses CUDA graphs for a graph with nodes off the CUDA provider or with control flow.
+        notes.push({ level: 'warn', message: 'the denoiser cannot run as a CUDA graph here: running it without', fields: { error: (err as Error).message } });
+        graphs = false;
+        denoiser = open(init.denoiserPath, false);
+      }
+      const s = init.shapes;
+      const update = open(eulerUpdateModel(s.horizon * s.actionDim, s.futureTokens * s.futureDim), graphs);
+      if (device === 'cuda' && deps.copy !== 'identity-graphs') registerCudaCopies(ort);
+      const executor = new NativeExecutor(ort, vlm, denoiser, update, { ...init, cudaGraphs: graphs }, deps);
+      executor.notes.unshift(...notes);
+      opened.length = 0;
+      try {
+        executor.allocate();
+        if (executor.graphIds) executor.captureAll();
+      } catch (err) {
+        await executor.close();
+        throw err;
+      }
+      return executor;
+    } catch (err) {
+      for (const s of opened) s.release();
+      throw err;
+    }
+  }
+
+  get graphs(): { vlm: GraphInfo; denoiser: GraphInfo } {
+    const info = (s: NativeSession): GraphInfo => ({
+      inputs: s.inputs().map((m) => ({ ...m, shape: [...m.shape] })),
+      outputs: s.outputs().map((m) => ({ ...m, shape: [...m.shape] })),
+    });
+    return { vlm: info(this.vlm), denoiser: info(this.denoiser) };
+  }
+
+  get device(): NativeDevice {
+    return this.denoiser.device;
+  }
+
+  get copyPath(): string {
+    return this.copier.path;
+  }
+
+  // ---- set-up ----------------------------------------------------------------------------------------------------
+
+  /** A host -> device -> host round trip through CopyTensors. */
+  private copyWorks(copy: (pairs: readonly Pair[]) => void): boolean {
+    const probe = new this.ort.Buffer(this.denoiser, 16);
+    try {
+      const sent = Float32Array.of(1, 2, 3, 4);
+      const back = new Float32Array(4);
+      const onDevice = new this.ort.Value(probe, 0, 'float32', [4]);
+      copy([[new this.ort.Value(sent, 0, 'float32', [4]), onDevice]]);
+      copy([[onDevice, new this.ort.Value(back, 0, 'float32', [4])]]);
+      return back.every((v, i) => v === sent[i]);
+    } catch {
+      return false;
+    } finally {
+      probe.release();
+    }
+  }
+
+  private rows(n: number, field: FieldSpec | { len: number; dtype: DType }): Rows {
+    const r = new Rows(this.ort, this.denoiser, n, field.len, field.dtype);
+    if (!r.buffer.host) this.zero(r);
+    return r;
+  }
+
+  /** Device memory comes uninitialised: padding rows must hold finite numbers. */
+  private zero(r: Rows): void {
+    const chunkRows = Math.max(1, Math.floor((1 << 22) / r.rowBytes));
+    const zeros = r.dtype === 'int64' ? new BigInt64Array(chunkRows * r.len) : new Float32Array(chunkRows * r.len);
+    for (let start = 0; start < r.rows; start += chunkRows) {
+      const n = Math.min(chunkRows, r.rows - start);
+      this.copier.copy([[new this.ort.Value(zeros, 0, r.dtype, [n * r.len]), r.span(start, n, 'flat')]], r.dtype);
+    }
+  }
+
+  /**
+   * The arena (capacity rows, at least the largest bucket, so that a padded prefix fits) and the per-call buffers of
+   * the largest bucket. Out of device memory for the per-call buffers: the largest bucket goes and the next is tried.
+   */
+  private allocate(): void {
+    const arenaRows = Math.max(this.capacity, this.buckets[this.buckets.length - 1]);
+    try {
+      for (const f of FIELDS) this.arena[f] = this.rows(arenaRows, this.specs[f]);
+    } catch (err) {
+      if (isOutOfMemory(err))
+        throw new InferenceError(`the arena of ${arenaRows} rows does not fit in ${this.device} memory (maxActive): ${(err as Error).message}`, { cause: err });
+      throw err;
+    }
+    for (;;) {
+      const max = this.buckets[this.buckets.length - 1];
+      try {
+        this.allocateCallBuffers(max);
+        return;
+      } catch (err) {
+        this.releaseCallBuffers();
+        if (!isOutOfMemory(err) || this.buckets.length === 1) throw err;
+        this.dropBuckets(this.buckets.length - 1, 'allocating its buffers', err);
+      }
+    }
+  }
+
+  private allocateCallBuffers(max: number): void {
+    this.staging = {} as Record<Field, Rows>;
+    for (const f of FIELDS) this.staging[f] = this.rows(max, this.specs[f]);
+    this.velocity = { actions: this.rows(max, this.specs.actions), future: this.rows(max, this.specs.future) };
+    this.next = { actions: this.rows(max, this.specs.actions), future: this.rows(max, this.specs.future) };
+    this.params = this.rows(4, { len: max, dtype: 'float32' });
+    this.paramsHost = new Float32Array(4 * max);
+  }
+
+  private releaseCallBuffers(): void {
+    for (const r of [...Object.values(this.staging ?? {}), ...Object.values(this.velocity ?? {}), ...Object.values(this.next ?? {}), this.params]) r?.release();
+    this.staging = {} as Record<Field, Rows>;
+  }
+
+  /** Drops buckets[from..] after `err`: steps run as several calls of the largest bucket left. */
+  private dropBuckets(from: number, doing: string, err: unknown): void {
+    const dropped = this.buckets.slice(from);
+    this.buckets = this.buckets.slice(0, from);
+    this.notes.push({
+      level: 'warn',
+      message: `out of ${this.device} memory ${doing} for batch ${dropped[0]}: the denoiser runs batches of at most ${this.buckets[this.buckets.length - 1]} rows`,
+      fields: { dropped, buckets: this.buckets, error: (err as Error).message },
+    });
+  }
+
+  /**
+   * Captures every bucket's graphs (arena prefix and staging arena), smallest first. ONNX Runtime runs a graph id
+   * normally before it captures it, then replays it: CAPTURE_RUNS calls per id cover both, and their total is the
+   * capture's cost.
+   */
+  private captureAll(): void {
+    for (let i = 0; i < this.buckets.length; i++) {
+      const bucket = this.buckets[i];
+      try {
+        for (const prefix of [true, false]) {
+          const t0 = performance.now();
+          for (let r = 0; r < CAPTURE_RUNS; r++) this.runBucket(bucket, prefix);
+          this.captures.push({ bucket, mode: prefix ? 'prefix' : 'staging', ms: performance.now() - t0 });
+        }
+      } catch (err) {
+        if (!isOutOfMemory(err) || i === 0) throw err;
+        this.dropBuckets(i, 'capturing its CUDA graph', err);
+        break;
+      }
+    }
+    this.notes.push({
+      level: 'info',
+      message: `captured ${this.captures.length} CUDA graphs`,
+      fields: { captures: this.captures.map((c) => ({ ...c, ms: Math.round(c.ms * 10) / 10 })) },
+    });
+  }
+
+  // ---- calls -----------------------------------------------------------------------------------------------------
+
+  private graphId(bucket: number, prefix: boolean): number | undefined {
+    if (!this.graphIds) return undefined;
+    return 1 + 2 * this.buckets.indexOf(bucket) + (prefix ? 0 : 1);
+  }
+
+  /** One padded denoiser call and its Euler update over the arena prefix or the staging arena; returns its ms. */
+  private runBucket(bucket: number, prefix: boolean): number {
+    const src = prefix ? this.arena : this.staging;
+    const id = this.graphId(bucket, prefix);
+    const inputs: Record<string, NativeValue> = {};
+    for (const f of FIELDS) inputs[DENOISER_INPUT[f]] = src[f].span(0, bucket, this.specs[f].rowShape);
+    const max = this.params.len;
+    inputs.tau_a = this.paramSpan(0, max, bucket, false);
+    inputs.tau_o = this.paramSpan(1, max, bucket, false);
+    const t0 = performance.now();
+    this.denoiser.run(
+      inputs,
+      {
+        v_actions: this.velocity.actions.span(0, bucket, this.specs.actions.rowShape),
+        v_future: this.velocity.future.span(0, bucket, this.specs.future.rowShape),
+      },
+      id,
+    );
+    this.update.run(
+      {
+        actions: src.actions.span(0, bucket, 'rows'),
+        future: src.future.span(0, bucket, 'rows'),
+        v_actions: this.velocity.actions.span(0, bucket, 'rows'),
+        v_future: this.velocity.future.span(0, bucket, 'rows'),
+        dt_a: this.paramSpan(2, max, bucket, true),
+        dt_o: this.paramSpan(3, max, bucket, true),
+      },
+      { actions_next: this.next.actions.span(0, bucket, 'rows'), future_next: this.next.future.span(0, bucket, 'rows') },
+      id,
+    );
+    return performance.now() - t0;
+  }
+
+  private readonly paramViews = new Map<string, NativeValue>();
+
+  /** Row `which` of the parameters (a [4, max] buffer), its first `bucket` values as [bucket] or [bucket, 1]. */
+  private paramSpan(which: number, max: number, bucket: number, column: boolean): NativeValue {
+    const k = `${which}:${bucket}:${column}`;
+    let v = this.paramViews.get(k);
+    if (!v) {
+      v = new this.ort.Value(this.params.buffer, which * max * 4, 'float32', column ? [bucket, 1] : [bucket]);
+      this.paramViews.set(k, v);
+    }
+    return v;
+  }
+
+  private applyMoves(moves: readonly SlotMove[]): void {
+    // One move at a time, in order: a later move may read the row an earlier one wrote.
+    for (const { from, to } of moves) for (const f of FIELDS) this.copier.copy([[this.arena[f].row(from), this.arena[f].row(to)]], this.specs[f].dtype);
+  }
+
+  private guard<T>(call: () => T): T {
+    if (this.closed) throw new InferenceError('the executor was closed');
+    try {
+      return call();
+    } catch (err) {
+      if (isOrtError(err) && DEVICE_LOST.test(err.message)) {
+        const lost = new DeviceLostError(`the ${this.device} device failed and cannot be used any more: ${err.message}`, { cause: err });
+        this.deps.onDeviceLost?.(lost);
+        throw lost;
+      }
+      throw err;
+    }
+  }
+
+  async runVlm(batch: VlmBatch): Promise<VlmResult> {
+    await Promise.resolve();
+    return this.guard(() => this.vlmCall(batch));
+  }
+
+  private vlmCall(batch: VlmBatch): VlmResult {
+    const s = this.shapes;
+    const ort = this.ort;
+    const { slots } = batch;
+    const B = slots.length;
+    this.applyMoves(batch.moves);
+    const contiguous = slots.every((slot, b) => slot === slots[0] + b);
+    const vl = this.specs.vl;
+    let vlOut: NativeValue;
+    if (contiguous) {
+      vlOut = new ort.Value(this.arena.vl.buffer, slots[0] * this.arena.vl.rowBytes, 'float32', [B, ...vl.rowShape]);
+    } else {
+      if (!this.vlStaging || this.vlStaging.rows < B) {
+        this.vlStaging?.release();
+        this.vlStaging = new Rows(ort, this.denoiser, B, vl.len, 'float32');
+      }
+      vlOut = this.vlStaging.span(0, B, vl.rowShape);
+    }
+    const obs = new Float32Array(B * s.futureTokens * s.futureDim);
+    const host = (a: Float32Array | BigInt64Array, shape: number[]) => new ort.Value(a, 0, a instanceof BigInt64Array ? 'int64' : 'float32', shape);
+    const t0 = performance.now();
+    this.vlm.run(
+      {
+        pixel_values: host(batch.pixelValues, [B, s.views, 3, s.imageHeight, s.imageWidth]),
+        input_ids: host(batch.inputIds, [B, s.textTokens]),
+        attention_mask: host(batch.attentionMask, [B, s.textTokens]),
+      },
+      { vl_embs: vlOut, obs_embedding: host(obs, [B, s.futureTokens, s.futureDim]) },
+    );
+    const runMs = performance.now() - t0;
+    if (!contiguous)
+      this.copier.copy(
+        Array.from(slots, (slot, b): Pair => [this.vlStaging!.row(b), this.arena.vl.row(slot)]),
+        'float32',
+      );
+    const inputs: readonly [Field, Float32Array | BigInt64Array][] = [
+      ['state', batch.state],
+      ['emb', batch.embodimentIds],
+      ['actions', batch.actions0],
+      ['future', batch.future0],
+    ];
+    for (const [f, data] of inputs) {
+      const spec = this.specs[f];
+      const pairs: Pair[] = contiguous
+        ? [[new ort.Value(data, 0, spec.dtype, [B * spec.len]), this.arena[f].span(slots[0], B, 'flat')]]
+        : Array.from(slots, (slot, b): Pair => [new ort.Value(data, b * spec.len * BYTES[spec.dtype], spec.dtype, [spec.len]), this.arena[f].row(slot)]);
+      this.copier.copy(pairs, spec.dtype);
+    }
+    return { obsEmbedding: obs, runMs };
+  }
+
+  async step(batch: StepBatch): Promise<StepResult> {
+    await Promise.resolve();
+    return this.guard(() => this.stepCall(batch));
+  }
+
+  private stepCall(batch: StepBatch): StepResult {
+    const h0 = performance.now();
+    this.applyMoves(batch.moves);
+    const max = this.buckets[this.buckets.length - 1];
+    let runMs = 0;
+    let offset = 0;
+    for (const slots of chunks(batch.slots, max)) {
+      runMs += this.stepChunk(batch, slots, offset);
+      offset += slots.length;
+    }
+    const { finishing } = batch;
+    const F = finishing.length;
+    const aLen = this.specs.actions.len;
+    const oLen = this.specs.future.len;
+    const actions = new Float32Array(F * aLen);
+    const future = new Float32Array(F * oLen);
+    if (F > 0) {
+      const ort = this.ort;
+      this.copier.copy(
+        Array.from(finishing, (slot, f): Pair => [this.arena.actions.row(slot), new ort.Value(actions, f * aLen * 4, 'float32', [aLen])]),
+        'float32',
+      );
+      this.copier.copy(
+        Array.from(finishing, (slot, f): Pair => [this.arena.future.row(slot), new ort.Value(future, f * oLen * 4, 'float32', [oLen])]),
+        'float32',
+      );
+    }
+    return { actions, future, runMs, hostMs: performance.now() - h0 - runMs };
+  }
+
+  /** Rows batch.slots[offset ..] (= `slots`) through one padded call; returns the ONNX Runtime time. */
+  private stepChunk(batch: StepBatch, slots: Int32Array, offset: number): number {
+    const B = slots.length;
+    const bucket = bucketFor(B, this.buckets)!;
+    const max = this.params.len;
+    const p = this.paramsHost;
+    p.fill(0);
+    for (let b = 0; b < B; b++) {
+      p[b] = batch.tauA[offset + b];
+      p[max + b] = batch.tauO[offset + b];
+      p[2 * max + b] = batch.dtA[offset + b];
+      p[3 * max + b] = batch.dtO[offset + b];
+    }
+    this.copier.copy([[this.paramsHostValue(), this.params.span(0, 4, 'flat')]], 'float32');
+    const prefix = slots.every((slot, b) => slot === b);
+    if (!prefix) {
+      for (const f of FIELDS)
+        this.copier.copy(
+          Array.from(slots, (slot, b): Pair => [this.arena[f].row(slot), this.staging[f].row(b)]),
+          this.specs[f].dtype,
+        );
+    }
+    const ms = this.runBucket(bucket, prefix);
+    if (prefix) {
+      this.copier.copy(
+        [
+          [this.next.actions.span(0, B, 'flat'), this.arena.actions.span(0, B, 'flat')],
+          [this.next.future.span(0, B, 'flat'), this.arena.future.span(0, B, 'flat')],
+        ],
+        'float32',
+      );
+    } else {
+      this.copier.copy(
+        Array.from(slots, (slot, b): Pair[] => [
+          [this.next.actions.row(b), this.arena.actions.row(slot)],
+          [this.next.future.row(b), this.arena.future.row(slot)],
+        ]).flat(),
+        'float32',
+      );
+    }
+    return ms;
+  }
+
+  private paramsHostView: NativeValue | undefined;
+  private paramsHostValue(): NativeValue {
+    return (this.paramsHostView ??= new this.ort.Value(this.paramsHost, 0, 'float32', [this.paramsHost.length]));
+  }
+
+  async close(): Promise<void> {
+    await Promise.resolve();
+    if (this.closed) return;
+    this.closed = true;
+    for (const v of this.paramViews.values()) v.release();
+    this.paramsHostView?.release();
+    this.releaseCallBuffers();
+    for (const f of FIELDS) this.arena[f]?.release();
+    this.vlStaging?.release();
+    this.copier.release();
+    for (const s of [this.vlm, this.denoiser, this.update]) s.release();
+  }
+}
+
+function nativeOrt(): NativeOrt {
+  const load = loadNativeOrt();
+  if (!load.ok) throw new InferenceError(`the native executor cannot run: missing ${load.missing}. To fix: ${load.fix}`);
+  return load.ort;
+}
+
+/**
+ * CopyTensors reaches a device whose provider library registered its data transfer with ONNX Runtime's environment;
+ * a provider appended to a session does not. Registering the CUDA provider's library does, where the library
+ * supports it; where it does not, the Copier's probe finds CopyTensors failing and copies through graphs.
+ */
+function registerCudaCopies(ort: NativeOrt): void {
+  try {
+    ort.registerProviderLibrary('dust-cuda-copies', onnxRuntimeLibrary().replace(/libonnxruntime\.so\.1$/, 'libonnxruntime_providers_cuda.so'));
+  } catch {
+    // Left to the probe.
+  }
+}
