@@ -4,15 +4,16 @@ in front of the real server, so each test would fail without retries (the retry=
 
 from __future__ import annotations
 
+import json
 import socket
 
 import grpc
 import pytest
 
 from conftest import franka_request
-from dust_client import DustClient, DustClientError, RetryPolicy
+from dust_client import DustClient, DustClientError, RetryPolicy, service_config
 from dust_client.errors import broken_in_transit
-from servers import FaultyProxy
+from servers import ROOT, FaultyProxy
 
 
 @pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED])
@@ -34,7 +35,7 @@ def test_without_retries_the_first_failure_reaches_the_caller(proxy: FaultyProxy
     assert len(proxy.predicts) == 1
 
 
-def test_a_request_ids_is_drawn_once_for_all_attempts(proxy: FaultyProxy) -> None:
+def test_the_request_id_is_drawn_once_for_all_attempts(proxy: FaultyProxy) -> None:
     proxy.fail_predicts = 1
     with DustClient(proxy.address, default_timeout=30) as client:
         result = client.predict(franka_request())
@@ -88,3 +89,9 @@ def test_resets_in_transit_count_as_a_lost_replica() -> None:
     assert broken_in_transit(DustClientError(grpc.StatusCode.INTERNAL, "Received RST_STREAM with code 2"))
     assert not broken_in_transit(DustClientError(grpc.StatusCode.INTERNAL, "request_id abc"))
     assert not broken_in_transit(DustClientError(grpc.StatusCode.UNAVAILABLE, "Received RST_STREAM with code 0"))
+
+
+def test_the_default_service_config_is_the_typescript_clients() -> None:
+    # deploy/client/service-config.json is the TypeScript client's default, published for clients in other languages.
+    published = json.loads((ROOT / "deploy" / "client" / "service-config.json").read_text())
+    assert service_config() == published
