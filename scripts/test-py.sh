@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python test suites, on the Debian Python that .ci/run provisions:
 # - the model toolchain's (models/toolchain/tests): needs torch, onnx and pytest;
-# - the Python client's (clients/python/tests): needs grpcio, protobuf, numpy, pytest, venv and protoc; the client is
+# - the Python client's (clients/python/tests): needs grpcio, protobuf, numpy, pytest, venv, setuptools, wheel and protoc; the client is
 #   installed from clients/python into a throw-away virtual environment (pip, offline, as docs/python-client.md
 #   says) and tested against the built server (dist/) on loopback.
 # A suite whose dependencies are missing is skipped with the reason, except with CI=true, where .ci/run has
@@ -42,8 +42,8 @@ toolchain_suite() {
 }
 
 client_suite() {
-  local why apt="apt-get install python3-grpcio python3-protobuf python3-numpy python3-pytest python3-venv python3-setuptools protobuf-compiler (.ci/run does)"
-  why=$(missing grpc google.protobuf numpy pytest venv ensurepip setuptools)
+  local why apt="apt-get install python3-grpcio python3-protobuf python3-numpy python3-pytest python3-venv python3-setuptools python3-wheel protobuf-compiler (.ci/run does)"
+  why=$(missing grpc google.protobuf numpy pytest venv ensurepip setuptools wheel)
   if [ -z "$why" ] && ! command -v protoc >/dev/null 2>&1; then why="protoc is not installed"; fi
   if [ -n "$why" ]; then
     unmet "the Python client's pytest suite" "$why; $apt"
