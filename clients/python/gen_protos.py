@@ -62,10 +62,13 @@ def generate(out_root: Path) -> Path:
         shutil.rmtree(target)
     target.mkdir(parents=True)
     src = proto_dir()
-    subprocess.run(
-        [*find_protoc(), f"-I{src}", f"--python_out={target}", f"--pyi_out={target}", *PROTO_FILES],
-        check=True,
-    )
+    protoc = [*find_protoc(), f"-I{src}", f"--python_out={target}"]
+    # Type stubs (.pyi) need protoc 3.20 or newer; older ones generate the modules without them.
+    typed = subprocess.run([*protoc, f"--pyi_out={target}", *PROTO_FILES], capture_output=True, text=True)
+    if typed.returncode != 0:
+        if "pyi_out" not in typed.stderr:
+            raise SystemExit(f"dust-serve-client: protoc failed:\n{typed.stderr}")
+        subprocess.run([*protoc, *PROTO_FILES], check=True)
     import_line = re.compile(r"^from dust\.serving\.v1 import ", re.MULTILINE)
     for path in target.rglob("*_pb2.py*"):
         text = path.read_text()
