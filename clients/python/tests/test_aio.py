@@ -74,11 +74,12 @@ def test_a_refused_request_ends_the_session(server: ServeProcess) -> None:
         async with AsyncDustClient(server.address) as aclient:
             session = aclient.stream(timeout=60)
             ok = session.send(franka_request(request_id="py-aio-ok"))
-            bad = session.send(franka_request(state=FRANKA_STATE[:2]))
+            bad = session.send(franka_request(request_id="py-aio-bad", state=FRANKA_STATE[:2]))
             assert (await ok).request_id == "py-aio-ok"
             with pytest.raises(DustClientError) as info:
                 await bad
             assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+            assert info.value.request_id == "py-aio-bad"
             with pytest.raises(DustClientError):
                 await session.predict(franka_request())
 

@@ -174,6 +174,8 @@ class _AioCall:
         self.call = call
         self.outbox: asyncio.Queue[Any] = asyncio.Queue()
         self.writer = asyncio.ensure_future(self._write())
+        #: Set by the session; held here because the event loop keeps only weak references to tasks.
+        self.reader: asyncio.Future[None] | None = None
 
     async def _write(self) -> None:
         try:
@@ -284,7 +286,7 @@ class AsyncPredictStream:
             call.write(self._state.wire(p.msg))
         if self._state.half_closed:
             call.end()
-        asyncio.ensure_future(self._read(call))
+        call.reader = asyncio.ensure_future(self._read(call))
 
     async def _read(self, call: _AioCall) -> None:
         try:
