@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
@@ -33,10 +33,9 @@ from .response import (
 from .retry import LoadBalancing, RetryPolicy
 from .stream import PredictStream
 
-T = TypeVar("T")
-
 
 def encode(build: Any, *args: Any) -> Any:
+    """A request that cannot be encoded fails as the server would have failed it: INVALID_ARGUMENT."""
     try:
         return build(*args)
     except (TypeError, ValueError) as err:

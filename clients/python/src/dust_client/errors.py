@@ -4,11 +4,11 @@ Errors), so callers can branch on ``code`` without catching grpc's own exception
 from __future__ import annotations
 
 import re
-from typing import Optional, Sequence, Tuple
+from typing import Sequence
 
 import grpc
 
-Metadata = Sequence[Tuple[str, "str | bytes"]]
+Metadata = Sequence[tuple[str, "str | bytes"]]
 
 
 class DustClientError(Exception):
@@ -19,7 +19,7 @@ class DustClientError(Exception):
         code: grpc.StatusCode,
         details: str,
         *,
-        trailing_metadata: Optional[Metadata] = None,
+        trailing_metadata: Metadata | None = None,
     ) -> None:
         super().__init__(f"{code.name}: {details}")
         self.code = code
@@ -32,7 +32,7 @@ class DustClientError(Exception):
         return self.code.name
 
     @property
-    def request_id(self) -> Optional[str]:
+    def request_id(self) -> str | None:
         """The request's id from the ``x-request-id`` trailer, which the server sets on errors of requests."""
         for key, value in self.trailing_metadata:
             if key == "x-request-id":

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from typing import Callable, Literal, Tuple
+from typing import Callable, Literal
 
 import grpc
 
@@ -37,7 +37,7 @@ class RetryPolicy:
     initial_backoff_s: float = 0.05
     max_backoff_s: float = 1.0
     backoff_multiplier: float = 2.0
-    retryable_status_codes: Tuple[str, ...] = ("UNAVAILABLE", "RESOURCE_EXHAUSTED")
+    retryable_status_codes: tuple[str, ...] = ("UNAVAILABLE", "RESOURCE_EXHAUSTED")
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_attempts, int) or not 2 <= self.max_attempts <= MAX_ATTEMPTS_LIMIT:
