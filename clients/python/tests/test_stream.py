@@ -116,3 +116,13 @@ def test_end_and_cancel(client: DustClient) -> None:
     with pytest.raises(DustClientError) as cancelled:
         pending.result(timeout=30)
     assert cancelled.value.code == grpc.StatusCode.CANCELLED
+
+
+def test_a_sessions_timeout_is_one_deadline_for_the_whole_session(client: DustClient) -> None:
+    session = client.stream(timeout=2.0)
+    assert session.predict(franka_request(request_id="py-in-time"), timeout=60).request_id == "py-in-time"
+    # The server ends the call at the deadline; a deadline is not retried, so the session ends with it.
+    assert session.wait(30)
+    with pytest.raises(DustClientError) as info:
+        session.predict(franka_request())
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
