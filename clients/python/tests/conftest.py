@@ -60,6 +60,17 @@ def tls_server(certs: Certs) -> Iterator[ServeProcess]:
     proc.stop()
 
 
+@pytest.fixture(scope="session")
+def mtls_server(certs: Certs) -> Iterator[ServeProcess]:
+    """Mutual TLS: clients need a certificate from the client CA."""
+    server_ca = certs.ca("mtls-server-ca")
+    client_ca = certs.ca("mtls-client-ca")
+    cert, key = certs.server("mtls-server", server_ca)
+    proc = spawn_serve("--tls-cert", str(cert), "--tls-key", str(key), "--tls-client-ca", str(client_ca[0]))
+    yield proc
+    proc.stop()
+
+
 @pytest.fixture()
 def proxy(server: ServeProcess) -> Iterator[FaultyProxy]:
     p = FaultyProxy(server.address)

@@ -112,6 +112,15 @@ class Certs:
                       "-out", str(cert), "-days", "2", "-extfile", str(ext))
         return cert, key
 
+    def client(self, name: str, ca: tuple[Path, Path]) -> tuple[Path, Path]:
+        cert, key, csr, ext = (self.dir / f"{name}{s}" for s in (".pem", ".key", ".csr", ".ext"))
+        self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key),
+                      "-out", str(csr), "-subj", f"/CN={name}")
+        ext.write_text("extendedKeyUsage=clientAuth\n")
+        self._openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-CAcreateserial",
+                      "-out", str(cert), "-days", "2", "-extfile", str(ext))
+        return cert, key
+
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 

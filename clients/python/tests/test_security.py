@@ -73,3 +73,17 @@ def test_tls_refuses_plaintext_and_an_unknown_ca(tls_server: ServeProcess, certs
     fast = dict(retry=False)
     assert code_of(tls_server.address, None, **fast) == "UNAVAILABLE"
     assert code_of(tls_server.address, None, ca_file=other_ca, **fast) == "UNAVAILABLE"
+
+
+def test_mutual_tls_needs_a_client_certificate_from_the_clients_ca(mtls_server: ServeProcess, certs: Certs) -> None:
+    ca_file = certs.dir / "mtls-server-ca.pem"
+    cert, key = certs.client("robot-arm-7", (certs.dir / "mtls-client-ca.pem", certs.dir / "mtls-client-ca.key"))
+    with DustClient(mtls_server.address, ca_file=ca_file, cert_file=cert, key_file=key, default_timeout=30) as c:
+        assert c.predict(franka_request(request_id="py-mtls")).request_id == "py-mtls"
+    with pytest.raises(ValueError, match="go together"):
+        DustClient(mtls_server.address, ca_file=ca_file, cert_file=cert)
+    # Without a certificate, or with one from a CA the server does not trust, the handshake fails.
+    assert code_of(mtls_server.address, None, ca_file=ca_file, retry=False) == "UNAVAILABLE"
+    stranger_ca = certs.ca("stranger-ca")
+    stranger = certs.client("stranger", stranger_ca)
+    assert code_of(mtls_server.address, None, ca_file=ca_file, cert_file=stranger[0], key_file=stranger[1], retry=False) == "UNAVAILABLE"
