@@ -126,3 +126,12 @@ def test_a_sessions_timeout_is_one_deadline_for_the_whole_session(client: DustCl
     with pytest.raises(DustClientError) as info:
         session.predict(franka_request())
     assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_a_wait_that_times_out_leaves_the_session_in_order(client: DustClient) -> None:
+    with client.stream(timeout=60) as session:
+        with pytest.raises(DustClientError) as info:
+            session.predict(franka_request(request_id="py-slow"), timeout=0)
+        assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        # The late result is dropped; the next request gets its own.
+        assert session.predict(franka_request(request_id="py-next"), timeout=60).request_id == "py-next"

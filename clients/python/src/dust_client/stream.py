@@ -9,6 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any, Callable, Iterator
 
 import grpc
@@ -77,6 +78,8 @@ class PredictStream:
         status when it fails for good (every unanswered send then raises it), INVALID_ARGUMENT for a request that
         cannot be encoded (the stream stays usable), FAILED_PRECONDITION after end() or once the stream closed."""
         future: Future[PredictResult] = Future()
+        # A running Future cannot be cancelled by its holder: only the session settles it (cancel() the stream).
+        future.set_running_or_notify_cancel()
         with self._lock:
             try:
                 self._state.check_send()
@@ -94,8 +97,16 @@ class PredictStream:
         return future
 
     def predict(self, request: PredictRequest, timeout: float | None = None) -> PredictResult:
-        """``send(request).result(timeout)``."""
-        return self.send(request).result(timeout)
+        """Sends one observation and waits for its result. After ``timeout`` seconds without it, raises
+        DEADLINE_EXCEEDED; the request stays in flight (the session keeps its order) and its late result is
+        dropped."""
+        future = self.send(request)
+        try:
+            return future.result(timeout)
+        except FuturesTimeout:
+            raise DustClientError(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"no response within {timeout} s; the request stays in flight"
+            ) from None
 
     def end(self) -> None:
         """Half-closes: no more sends; responses to requests already sent still arrive."""
