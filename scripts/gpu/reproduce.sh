@@ -13,6 +13,12 @@
 #   bash scripts/gpu/reproduce.sh ort                      app + CUDA provider, preprocessing costs, wait for the
 #                                                          PyTorch stage, then ONNX Runtime timings
 #   bash scripts/gpu/reproduce.sh serve                    the served model through `npm run bench` (dist/bench/fleet.js)
+#   bash scripts/gpu/reproduce.sh native                   the native executor (scripts/gpu/native-check.mjs) on the
+#                                                          paper-size float16 package: node placement, CUDA-graph
+#                                                          capture, parity, a step per bucket with and without graphs
+#   SERVE_SET=native bash scripts/gpu/reproduce.sh serve   the served targets on the native executor: 1 robot at
+#                                                          4:4 and 4:16, 64 robots (step, max-batch-1, offline), 256
+#                                                          robots with a 100 ms budget (step, max-batch-1)
 #   bash scripts/gpu/reproduce.sh peer                     the PyTorch peer (torch_peer.py): one request at a time,
 #                                                          bf16, one CUDA graph per request; 1, 16 and 64 robots
 #   bash scripts/gpu/reproduce.sh collect                  results of this call into $OUT (8 files at most)
@@ -156,6 +162,15 @@ stage_serve() {
       console.log(step(process.argv[2] + "-fp32") < step(process.argv[2] + "-fp16") ? "repo32" : "repo16")' "$WORK/ort.json" "$DEVICE")
   fi
   log "fleet runs use $best"
+  if [ "${SERVE_SET:-full}" = native ]; then
+    # The native executor's targets (--device cuda picks it): batch-1 latency, 64 robots against max-batch-1 and
+    # the offline limit, 256 robots' goodput within a 100 ms budget.
+    NEED_S=60 bench "native-1robot-4x4-${best#repo}" "$WORK/$best" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION"
+    NEED_S=60 bench "native-1robot-4x16-${best#repo}" "$WORK/$best" --robots 1 --mix 4:16 --modes step --warmup 2 --duration "$DURATION"
+    NEED_S=150 bench "native-robots${ROBOTS_MANY}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MANY" --modes step,max-batch-1,offline --warmup 3 --duration "$DURATION"
+    NEED_S=120 bench "native-robots${ROBOTS_MOST}-budget100-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MOST" --budget-ms 100 --modes step,max-batch-1 --warmup 3 --duration "$DURATION"
+    return 0
+  fi
   if [ "${SERVE_SET:-full}" = short ]; then
     # A second run after a change: batch-1 latency and the 64-robot comparison only.
     NEED_S=60 bench "1robot-4x4-${best#repo}" "$WORK/$best" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION"
@@ -172,6 +187,14 @@ stage_serve() {
   if [ "$DEVICE" = cuda ]; then
     DEVICE=webgpu NEED_S=90 bench 1robot-4x4-webgpu-fp32 "$WORK/repo32" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION"
   fi
+}
+
+stage_native() {
+  app_env
+  wait_for "$WORK/export.done"
+  wait_for "$WORK/torch.done" || log "the PyTorch timings did not finish; the native check runs anyway"
+  node "$SRC/scripts/gpu/native-check.mjs" --app "$APP" --package "$WORK/${NATIVE_REPO:-repo16}/dust-paper/1" --device "$DEVICE" \
+    --max-batch "${NATIVE_MAX_BATCH:-64}" --runs "${NATIVE_RUNS:-20}" --deadline-s "$(( $(left) - 20 ))" --out "$WORK/native.json"
 }
 
 stage_peer() {
@@ -199,7 +222,7 @@ stage_collect() {
     };
     const read = (f) => JSON.parse(fs.readFileSync(path.join(work, f), "utf8"));
     const mtime = (f) => fs.statSync(path.join(work, f)).mtime;
-    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"]]) {
+    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"], ["native.json", "gpu-native"]]) {
       if (fs.existsSync(path.join(work, f))) keep(benchmark, read(f), mtime(f));
     }
     const serve = fs.readdirSync(work).filter((f) => /^serve-.*\.json$/.test(f)).sort();
@@ -214,7 +237,7 @@ stage_collect() {
   ls -la "$OUT" >&2
 }
 
-cmd=${1:?stage: part|torch|torch-bg|status|ort|serve|peer|collect}
+cmd=${1:?stage: part|torch|torch-bg|status|ort|native|serve|peer|collect}
 shift
 case "$cmd" in
   part) stage_part "$@" ;;
@@ -224,6 +247,7 @@ case "$cmd" in
   ort) stage_ort ;;
   serve) stage_serve ;;
   peer) stage_peer ;;
+  native) stage_native ;;
   collect) stage_collect ;;
   *) echo "unknown stage $cmd" >&2; exit 2 ;;
 esac
