@@ -22,6 +22,7 @@ import { guardHandlers } from './guard.js';
 import { accessLogInterceptor, refusalInterceptor, requestMessageInterceptor, statusDetailsInterceptor } from './interceptors.js';
 import { listen } from './listen.js';
 import { metricsInterceptor } from './metrics-interceptor.js';
+import { startOpenpiDoor, type OpenpiDoor } from './openpi/index.js';
 import { OpenCalls } from './open-calls.js';
 import { openCallsInterceptor } from './open-calls-interceptor.js';
 import { policyService } from './policy-service.js';
@@ -51,6 +52,8 @@ export interface RunningServer {
   readonly port: number;
   /** The Prometheus endpoint's port; undefined when metrics are off. */
   readonly metricsPort: number | undefined;
+  /** The openpi WebSocket door's port; undefined when it is off (docs/openpi.md). */
+  readonly openpiPort: number | undefined;
   readonly registry: ModelRegistry<ModelRuntime>;
   readonly book: ExperimentBook;
   readonly shadow: ShadowMirror;
@@ -263,6 +266,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
 
   let tls: ServerTls | undefined;
   let bound: number;
+  let openpi: OpenpiDoor | undefined;
   try {
     // Unusable TLS files fail the start before minutes of model loading.
     const secured = await credentials(sliceOf(options, 'tls'), sliceOf(options, 'listen'), log);
@@ -282,6 +286,19 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     const { host, port: requestedPort } = sliceOf(options, 'listen');
     bound = await listen(server, host, requestedPort, secured.credentials);
     port = bound;
+    const openpiOptions = sliceOf(options, 'openpi');
+    if (openpiOptions.openpiPort !== 'off') {
+      // The same orchestrator, book, limits and credentials as gRPC: one engine, one experiment, one set of rules.
+      openpi = await startOpenpiDoor(openpiOptions, {
+        orchestrator,
+        book,
+        limits,
+        credentials: credentialSet,
+        serving: () => registry.list().some((e) => e.state === 'READY'),
+        log: log.child({ module: 'openpi' }),
+        metrics: metrics?.metrics,
+      });
+    }
   } catch (err) {
     server.forceShutdown();
     tls?.close();
@@ -301,6 +318,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     {
       host: options.host,
       port,
+      openpiPort: openpi?.port,
       tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off',
       authentication: credentialSet ? 'tokens file' : 'none (AdminService on loopback only)',
       experiments: options.experimentStore === 'postgres' ? `postgres ${redactUrl(options.postgresUrl)}` : `sqlite ${options.experimentDb}`,
@@ -320,8 +338,9 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     closing ??= (async () => {
       log.info({ reason, graceSeconds: shutdownGraceSeconds }, 'draining');
       health.markDraining();
-      // Schedulers stop admitting at once (UNAVAILABLE) and finish admitted work within the grace period.
-      await registry.stopAll();
+      // Schedulers stop admitting at once (UNAVAILABLE) and finish admitted work within the grace period; the
+      // openpi door closes each connection (1001, going away) once its running observation is answered.
+      await Promise.all([registry.stopAll(), openpi?.close(graceMs)]);
       await decoder.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(
@@ -348,6 +367,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   return {
     port: bound,
     metricsPort: metrics?.port,
+    openpiPort: openpi?.port,
     registry,
     book,
     shadow,

@@ -1,0 +1,2 @@
+export { startOpenpiDoor, openpiToken } from './door.js';
+export type { OpenpiDoor, OpenpiDoorDeps } from './door.js';
