@@ -601,7 +601,7 @@ export const OPTION_TABLE = {
     schema: z.union([z.literal('off'), int(0).max(65535)]),
     default: 'off',
     defaultDoc: '`off`',
-    arg: '<port|off>',
+    arg: '<port>',
     help: 'openpi-compatible WebSocket port (off = none, 0 = a free one)',
     doc: "openpi-compatible WebSocket port for openpi's clients ([openpi.md](openpi.md)); `off` = none, 0 = a free one",
     appliesTo: ['openpi'],
@@ -613,7 +613,7 @@ export const OPTION_TABLE = {
   openpiMapping: option({
     schema: z.string().min(1),
     default: 'libero',
-    arg: '<preset|file>',
+    arg: '<mapping>',
     help: 'openpi observation keys: libero | droid | a JSON mapping file',
     doc: "openpi observation keys of the cameras, state and prompt: `libero` or `droid` (openpi's key names) or a JSON file per embodiment ([openpi.md](openpi.md#key-mapping))",
     appliesTo: ['openpi'],
