@@ -26,6 +26,7 @@ const CHECK = 'clients/openpi-check/openpi_check.py';
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 const ROBOT_TOKEN = 'robot-token-0123456789abcdef';
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
+const RATE_TOKEN = 'rate-token-0123456789abcdef';
 
 async function runCheck(mode: string, url: string, ...args: string[]): Promise<Record<string, any>> {
   const { stdout } = await promisify(execFile)(PYTHON, [CHECK, mode, url, ...args], { maxBuffer: 16 * 1024 * 1024, timeout: 120_000 });
@@ -273,9 +274,11 @@ describe('the openpi door with a tokens file', () => {
       JSON.stringify([
         { token: ROBOT_TOKEN, role: 'robot', name: 'eval-robot' },
         { token: ADMIN_TOKEN, role: 'admin', name: 'operator' },
+        { token: RATE_TOKEN, role: 'robot', name: 'rate-robot' },
       ]),
     );
-    t = await startTestServer({ warmup: false, openpiPort: 0, tokensFile, openpiIdleSeconds: 1 });
+    // A burst of 2, then a request every 10 s: no test here waits long enough for a token to come back.
+    t = await startTestServer({ warmup: false, openpiPort: 0, tokensFile, openpiIdleSeconds: 1, robotRateLimit: 0.1, robotRateBurst: 2 });
     url = `ws://127.0.0.1:${t.server.openpiPort}`;
   });
 
@@ -302,6 +305,22 @@ describe('the openpi door with a tokens file', () => {
     const reply = await conn.next();
     conn.close();
     expect(reply.binary).toBe(true);
+  });
+
+  it("the rate limit is one budget per caller across both doors, refused with the gRPC door's words", async () => {
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${RATE_TOKEN}`);
+    await predict(t.client, await validRequest(), 30_000, md);
+    const { conn } = await Conn.open(url, { authorization: `Api-Key ${RATE_TOKEN}` });
+    conn.send(observation());
+    expect((await conn.next()).binary).toBe(true);
+    conn.send(observation());
+    const refused = await conn.next();
+    conn.close();
+    expect(refused).toMatchObject({
+      binary: false,
+      text: expect.stringMatching(/^caller "rate-robot" is over its rate limit of 0.1 requests\/s \(burst 2\); retry in \d+ ms/),
+    });
   });
 
   it('a connection without a frame for openpiIdleSeconds is closed', async () => {

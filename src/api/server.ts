@@ -28,12 +28,13 @@ import { openCallsInterceptor } from './open-calls-interceptor.js';
 import { policyService } from './policy-service.js';
 import { PredictOrchestrator } from './predict-orchestrator.js';
 import { loadProtos } from './proto.js';
-import { rateLimitInterceptor } from './rate-limit-interceptor.js';
+import { DEFAULT_RATE_LIMIT_KEYS, rateLimitInterceptor, type SharedRateLimit } from './rate-limit-interceptor.js';
 import { requestLimits, withRequestLimits, type RequestLimits } from './request-limits.js';
 import { Router } from './router.js';
 import { ShadowMirror } from './shadow-mirror.js';
 import { isLoopback, serverTls, type ServerTls } from './tls.js';
 import { streamCloserInterceptor } from './stream-closer.js';
+import { TokenBuckets } from './token-buckets.js';
 import { tokensFile, type TokensFile } from './tokens-file.js';
 import { tracingInterceptor } from './tracing-interceptor.js';
 
@@ -80,8 +81,8 @@ function interceptors(
   metrics: MetricsEndpoint | undefined,
   credentials: CredentialSet | undefined,
   boundPort: () => number | undefined,
+  rateLimit: SharedRateLimit | undefined,
 ): grpc.ServerInterceptor[] {
-  const { robotRateLimit: rate, robotRateBurst } = sliceOf(options, 'rateLimit');
   const openCalls = new OpenCalls(sliceOf(options, 'openCalls'));
   const guarded = sliceOf(options, 'connectionGuard');
   const closedConnections = sampledLog(
@@ -105,18 +106,17 @@ function interceptors(
     // Credentials are checked on the call's metadata, before any of its messages reach the later ones.
     authInterceptor(credentials, log.child({ module: 'auth' })),
     refusalInterceptor(),
-    ...(rate > 0
-      ? [
-          rateLimitInterceptor({
-            ratePerSecond: rate,
-            burst: robotRateBurst || Math.max(1, Math.ceil(rate)),
-            identify: credentials && ((md) => credentials.callerOf(md)),
-          }),
-        ]
-      : []),
+    ...(rateLimit ? [rateLimitInterceptor({ ...rateLimit, identify: credentials && ((md) => credentials.callerOf(md)) })] : []),
     // Nearest the handlers: it answers what grpc-js's own handlers would answer UNIMPLEMENTED.
     requestMessageInterceptor(),
   ];
+}
+
+/** One token bucket per caller for both doors (gRPC and openpi), so that a caller cannot double its rate by using both. */
+function sharedRateLimit({ robotRateLimit: rate, robotRateBurst }: OptionSlice<'rateLimit'>): SharedRateLimit | undefined {
+  if (rate <= 0) return undefined;
+  const limit = { ratePerSecond: rate, burst: robotRateBurst || Math.max(1, Math.ceil(rate)) };
+  return { ...limit, buckets: new TokenBuckets({ ...limit, maxKeys: DEFAULT_RATE_LIMIT_KEYS }) };
 }
 
 /** Counts versions that fail to load (LOADING -> FAILED), not those found dead later. */
@@ -240,9 +240,10 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   const orchestrator = new PredictOrchestrator(new Router(registry, book), book, shadow, tracer);
   let port: number | undefined;
 
+  const rateLimit = sharedRateLimit(sliceOf(options, 'rateLimit'));
   const server = new grpc.Server({
     ...grpcServerOptions(sliceOf(options, 'grpcServer')),
-    interceptors: interceptors(options, log, tracing, metrics, credentialSet, () => port),
+    interceptors: interceptors(options, log, tracing, metrics, credentialSet, () => port, rateLimit),
   });
   const policy = protos.policy.PolicyService.service;
   const policyLog = log.child({ module: 'policy' });
@@ -294,6 +295,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
         book,
         limits,
         credentials: credentialSet,
+        rateLimit,
         serving: () => registry.list().some((e) => e.state === 'READY'),
         log: log.child({ module: 'openpi' }),
         metrics: metrics?.metrics,

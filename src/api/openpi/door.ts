@@ -22,6 +22,7 @@ import type { ExperimentBook } from '../../experiment/index.js';
 import { sampledLog, type Logger, type ServingMetrics } from '../../telemetry/index.js';
 import type { Caller, CredentialSet } from '../auth.js';
 import type { PredictOrchestrator } from '../predict-orchestrator.js';
+import type { SharedRateLimit } from '../rate-limit-interceptor.js';
 import { MAX_DEPTH } from '../wire-scan.js';
 import { MAX_FIELDS, type RequestLimits } from '../request-limits.js';
 import { mapError } from '../status.js';
@@ -50,6 +51,8 @@ export interface OpenpiDoorDeps {
   readonly book: ExperimentBook;
   readonly limits: RequestLimits;
   readonly credentials: CredentialSet | undefined;
+  /** The gRPC door's per-caller rate limit and its buckets, when one is set. */
+  readonly rateLimit?: SharedRateLimit;
   /** Whether the server serves (health SERVING): GET /healthz answers 200 then, 503 otherwise. */
   readonly serving: () => boolean;
   readonly log: Logger;
@@ -258,6 +261,8 @@ export async function startOpenpiDoor(options: OptionSlice<'openpi'>, deps: Open
       robotId: a.robotId,
       model: a.model,
       credential: a.caller?.key,
+      callerName: a.caller?.name,
+      rateLimit: deps.rateLimit,
       log: connLog,
       metrics: deps.metrics,
     });

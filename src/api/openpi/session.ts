@@ -11,12 +11,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { InvalidArgumentError } from '../../errors/index.js';
+import { callerKey, type PredictOutput } from '../../engine/index.js';
+import { InvalidArgumentError, OverloadedError } from '../../errors/index.js';
 import type { ExperimentBook } from '../../experiment/index.js';
-import type { PredictOutput } from '../../engine/index.js';
-import type { Logger, ServingMetrics } from '../../telemetry/index.js';
+import { rejectReasonOf, type Logger, type ServingMetrics } from '../../telemetry/index.js';
 import { creditOutcome } from '../outcome.js';
 import type { PredictOrchestrator } from '../predict-orchestrator.js';
+import { overRateLimit, type SharedRateLimit } from '../rate-limit-interceptor.js';
 import type { RequestLimits } from '../request-limits.js';
 import { isInternal, mapError, toServiceError } from '../status.js';
 import type { ResolvedMapping } from './key-mapping.js';
@@ -40,6 +41,9 @@ export interface SessionOptions {
   readonly model: string;
   /** The key of the connection's credential, if any: its requests' caller for the queue's fair share. */
   readonly credential: string | undefined;
+  /** The credential's name, for the rate limit's refusal. */
+  readonly callerName?: string;
+  readonly rateLimit?: SharedRateLimit;
   readonly log: Logger;
   readonly metrics?: ServingMetrics;
 }
@@ -94,6 +98,7 @@ export class OpenpiSession {
     let labels = { model: '', version: '' };
     this.o.metrics?.inflightChanged(OPENPI_METHOD, 1);
     try {
+      this.takeRateToken();
       const req = toPredictRequest(frame, mapping, { robotId: this.o.robotId, episodeId: this.episodeId, model: this.o.model, limits: this.o.limits });
       const routed = orchestrator.admit(req.model, req.robot_id, req.episode_id);
       labels = { model: routed.assignment.model, version: String(routed.assignment.version) };
@@ -110,6 +115,14 @@ export class OpenpiSession {
     } finally {
       this.o.metrics?.inflightChanged(OPENPI_METHOD, -1);
     }
+  }
+
+  /** The gRPC door's rate limit, from the same buckets: one budget per caller across both doors. */
+  private takeRateToken(): void {
+    const limit = this.o.rateLimit;
+    if (!limit) return;
+    const waitMs = limit.buckets.take(callerKey(this.o.credential, this.o.robotId), performance.now());
+    if (waitMs > 0) throw new OverloadedError(overRateLimit(this.o.callerName, this.o.robotId, limit, waitMs), 'rate_limited');
   }
 
   /** openpi's action dict (its server's `actions` and `server_timing`), with dust-serve's own fields beside them. */
@@ -213,9 +226,9 @@ export class OpenpiSession {
   private count(err: unknown, labels: { model: string; version: string } | undefined): void {
     const m = this.o.metrics;
     if (!m) return;
-    const name = grpcStatus[mapError(err).code];
-    m.requestFinished(OPENPI_METHOD, name, labels ?? { model: '', version: '' });
-    if (name === 'RESOURCE_EXHAUSTED' || name === 'UNAVAILABLE') m.requestRejected(name.toLowerCase());
+    m.requestFinished(OPENPI_METHOD, grpcStatus[mapError(err).code], labels ?? { model: '', version: '' });
+    const reason = rejectReasonOf(err);
+    if (reason) m.requestRejected(reason);
   }
 
   /** The text frame of a refusal: the details the gRPC door would send for the same error. */
