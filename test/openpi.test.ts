@@ -265,18 +265,17 @@ describe('the openpi door beside gRPC, two versions under a 50/50 split', () => 
 describe('the openpi door with a tokens file', () => {
   let t: TestServer;
   let url: string;
+  let tokensFile: string;
+  const credentials = [
+    { token: ROBOT_TOKEN, role: 'robot', name: 'eval-robot' },
+    { token: ADMIN_TOKEN, role: 'admin', name: 'operator' },
+    { token: RATE_TOKEN, role: 'robot', name: 'rate-robot' },
+  ];
 
   beforeAll(async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-openpi-'));
-    const tokensFile = path.join(dir, 'tokens.json');
-    writeFileSync(
-      tokensFile,
-      JSON.stringify([
-        { token: ROBOT_TOKEN, role: 'robot', name: 'eval-robot' },
-        { token: ADMIN_TOKEN, role: 'admin', name: 'operator' },
-        { token: RATE_TOKEN, role: 'robot', name: 'rate-robot' },
-      ]),
-    );
+    tokensFile = path.join(dir, 'tokens.json');
+    writeFileSync(tokensFile, JSON.stringify(credentials));
     // A burst of 2, then a request every 10 s: no test here waits long enough for a token to come back.
     t = await startTestServer({ warmup: false, openpiPort: 0, tokensFile, openpiIdleSeconds: 1, robotRateLimit: 0.1, robotRateBurst: 2 });
     url = `ws://127.0.0.1:${t.server.openpiPort}`;
@@ -326,6 +325,17 @@ describe('the openpi door with a tokens file', () => {
   it('a connection without a frame for openpiIdleSeconds is closed', async () => {
     const { conn } = await Conn.open(url, { authorization: `Api-Key ${ROBOT_TOKEN}` });
     expect(await conn.closed).toEqual({ code: 1000, reason: 'idle: no frame for 1 s' });
+  });
+
+  // Last: it removes a token from the file.
+  it('a token removed from the file ends its open connection at the next frame, saying why', async () => {
+    const { conn } = await Conn.open(url, { authorization: `Api-Key ${ADMIN_TOKEN}` });
+    writeFileSync(tokensFile, JSON.stringify(credentials.filter((c) => c.token !== ADMIN_TOKEN)));
+    // The file watcher may have read it first; either way the new list is in use after this.
+    await t.server.reloadTokens();
+    conn.send(observation());
+    expect(await conn.next()).toEqual({ binary: false, text: expect.stringMatching(/removed from the server's tokens file/) });
+    expect((await conn.closed).code).toBe(1008);
   });
 });
 
