@@ -362,21 +362,25 @@ describe('one engine for both doors', () => {
   });
 });
 
-describe('draining', () => {
+describe('the connection cap and draining', () => {
   let t: TestServer;
   let url: string;
 
   beforeAll(async () => {
     // A lone request waits up to 500 ms for its VLM batch to fill: it is still running when the shutdown starts.
-    t = await startTestServer({ warmup: false, openpiPort: 0, maxQueueDelayMs: 500, shutdownGraceSeconds: 10 });
+    t = await startTestServer({ warmup: false, openpiPort: 0, maxQueueDelayMs: 500, shutdownGraceSeconds: 10, openpiMaxConnections: 2 });
     url = `ws://127.0.0.1:${t.server.openpiPort}`;
   });
 
   afterAll(() => t?.close());
 
-  it('shutdown answers the running observation, then closes every connection with 1001 (going away)', async () => {
+  it('beyond openpiMaxConnections the upgrade gets 503; shutdown answers the running observation, then closes every connection with 1001 (going away)', async () => {
     const { conn: busy } = await Conn.open(url);
     const { conn: idle } = await Conn.open(url);
+    await expect(refusedUpgrade(url)).resolves.toEqual({
+      status: 503,
+      body: expect.stringMatching(/the server has 2 openpi connections open, its limit \(--openpi-max-connections\)/),
+    });
     busy.send(observation());
     // Refused while the first runs: by then the server holds the first observation.
     busy.send(observation());

@@ -144,7 +144,7 @@ export async function startOpenpiDoor(options: OptionSlice<'openpi'>, deps: Open
 
   const admit = (req: IncomingMessage): Admitted => {
     if (draining) throw new Refusal(503, 'the server is draining; connect to another replica or retry later');
-    if (connections.size + upgrading > options.openpiMaxConnections) {
+    if (connections.size + upgrading >= options.openpiMaxConnections) {
       throw new Refusal(503, `the server has ${options.openpiMaxConnections} openpi connections open, its limit (--openpi-max-connections); retry later`);
     }
     let caller: Caller | undefined;
@@ -160,7 +160,12 @@ export async function startOpenpiDoor(options: OptionSlice<'openpi'>, deps: Open
       caller = deps.credentials.identify(token);
       if (!caller) throw new Refusal(401, 'the token is not one this server knows; check the token you were given');
     }
-    const url = new URL(req.url ?? '/', 'ws://openpi');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'ws://openpi');
+    } catch {
+      throw new Refusal(400, 'the request target is not a valid URL; connect to ws://<host>:<port>/?model=...&embodiment=...&robot_id=...');
+    }
     const param = (name: string, maxBytes: number): string => {
       const v = url.searchParams.get(name) ?? '';
       if (Buffer.byteLength(v) > maxBytes)
