@@ -18,7 +18,7 @@ import { WebSocket } from 'ws';
 import { loadProtos } from '../src/api/index.js';
 import type { AdminServiceClient } from '../src/gen/dust/serving/v1/AdminService.js';
 import type { Experiment__Output } from '../src/gen/dust/serving/v1/Experiment.js';
-import { predict, startTestServer, validRequest, type TestServer } from './support/harness.js';
+import { freePort, predict, startTestServer, validRequest, type TestServer } from './support/harness.js';
 import { PYTHON, WITH_OPENPI_PYTHON } from './support/tools.js';
 import { versionsRepository } from './support/versions.js';
 
@@ -124,7 +124,7 @@ describe('the openpi door beside gRPC, two versions under a 50/50 split', () => 
 
   beforeAll(async () => {
     repo = versionsRepository([1, 2]);
-    t = await startTestServer({ modelRepository: repo.root, warmup: false, openpiPort: 0, maxMessageBytes: MAX_MESSAGE_BYTES });
+    t = await startTestServer({ modelRepository: repo.root, warmup: false, openpiPort: 0, maxMessageBytes: MAX_MESSAGE_BYTES, metricsPort: await freePort() });
     url = `ws://127.0.0.1:${t.server.openpiPort}`;
     admin = adminClient(t.address);
     await unary(admin.SetTrafficSplit.bind(admin), {
@@ -208,6 +208,22 @@ describe('the openpi door beside gRPC, two versions under a 50/50 split', () => 
     expect(results.after).toBe('served');
     const res = await predict(t.client, await validRequest());
     expect(res.actions?.shape).toEqual([16, 8]);
+  });
+
+  WITH_OPENPI_PYTHON.it('the request metrics count the openpi door\'s requests under method="openpi", beside gRPC\'s', async () => {
+    await runCheck('session', url, '--steps', '3');
+    const { conn } = await Conn.open(url);
+    conn.send({ prompt: 'no images' });
+    expect((await conn.next()).binary).toBe(false);
+    conn.close();
+    const text = await (await fetch(`http://127.0.0.1:${t.server.metricsPort}/metrics`)).text();
+    const count = (code: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('dust_requests_total{') && l.includes('method="openpi"') && l.includes(`code="${code}"`))
+        .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    expect(count('OK')).toBeGreaterThanOrEqual(3);
+    expect(count('INVALID_ARGUMENT')).toBeGreaterThan(0);
   });
 
   it('the same refusal reads the same on both doors: a state of the wrong length', async () => {
