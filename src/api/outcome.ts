@@ -11,7 +11,7 @@ export type Credit = NonNullable<Awaited<ReturnType<ExperimentBook['outcome']>>>
  * Credits the outcome to the version that served the episode's first request.
  * @throws InvalidArgumentError without a robot or episode id; NotFoundError for an episode this server never served.
  */
-export async function creditOutcome(book: ExperimentBook, robotId: string, episodeId: string, success: boolean): Promise<Credit> {
+export async function creditOutcome(book: Pick<ExperimentBook, 'outcome'>, robotId: string, episodeId: string, success: boolean): Promise<Credit> {
   if (!robotId || !episodeId) throw new InvalidArgumentError('robot_id and episode_id are required to credit an outcome');
   const credit = await book.outcome(robotId, episodeId, success);
   if (credit) return credit;

@@ -29,7 +29,7 @@ import { mapError } from '../status.js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { loadKeyMapping, resolveMapping, type KeyMapping, type KeyPath, type ResolvedMapping } from './key-mapping.js';
 import { packFrame } from './msgpack-numpy.js';
-import { OpenpiSession } from './session.js';
+import { generatedId, OpenpiSession } from './session.js';
 
 /** Above this multiple of maxMessageBytes a frame is not read at all (the gRPC door's hard cap, server.ts). */
 const HARD_FRAME_CAP_FACTOR = 4;
@@ -174,7 +174,7 @@ export async function startOpenpiDoor(options: OptionSlice<'openpi'>, deps: Open
       return v;
     };
     const model = param('model', limits.maxNameBytes);
-    const robotId = param('robot_id', limits.maxIdBytes) || `openpi-${randomUUID()}`;
+    const robotId = param('robot_id', limits.maxIdBytes) || generatedId(limits.maxIdBytes, 'openpi-');
     const requested = param('embodiment', limits.maxNameBytes);
     return { caller, robotId, model, ...describe(model, robotId, requested) };
   };

@@ -9,7 +9,7 @@
  * refused, so one connection cannot pile work on the engine. Transport-free: the door (door.ts) hands it frames
  * and sends what it returns.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { callerKey, type PredictOutput } from '../../engine/index.js';
 import { InvalidArgumentError, OverloadedError } from '../../errors/index.js';
@@ -27,11 +27,29 @@ import { toPredictRequest } from './observation.js';
 /** The metrics' method label of the door's requests (dust_requests_total{method="openpi"}). */
 export const OPENPI_METHOD = 'openpi';
 
+/**
+ * An id the server makes up (a connection's robot, an episode without one): `<prefix><uuid>`, or, where
+ * maxIdBytes is too small for that, as many random hex digits as it allows, so that a generated id never fails
+ * the limit it is checked against.
+ */
+export function generatedId(maxIdBytes: number, prefix = ''): string {
+  const id = `${prefix}${randomUUID()}`;
+  return id.length <= maxIdBytes
+    ? id
+    : randomBytes(Math.ceil(maxIdBytes / 2))
+        .toString('hex')
+        .slice(0, maxIdBytes);
+}
+
 export type Reply = { readonly binary: Uint8Array } | { readonly text: string };
 
+/** The orchestrator's stages an observation takes (a fake in unit tests). */
+export type OpenpiStages = Pick<PredictOrchestrator, 'admit' | 'prepare' | 'serve'>;
+
 export interface SessionOptions {
-  readonly orchestrator: PredictOrchestrator;
-  readonly book: ExperimentBook;
+  readonly orchestrator: OpenpiStages;
+  /** Where episode outcomes are credited. */
+  readonly book: Pick<ExperimentBook, 'outcome'>;
   readonly mapping: ResolvedMapping;
   readonly limits: RequestLimits;
   readonly frameLimits: FrameLimits;
@@ -53,13 +71,15 @@ const BUSY =
 const TEXT_FRAME = 'frames must be binary msgpack (openpi_client.msgpack_numpy); this one was a text frame';
 
 export class OpenpiSession {
-  private episodeId: string = randomUUID();
+  private episodeId: string;
   private busy = false;
   private readonly abort = new AbortController();
   /** Receipt to reply of the previous observation, reported as server_timing.prev_total_ms like openpi's server. */
   private prevTotalMs: number | undefined;
 
-  constructor(private readonly o: SessionOptions) {}
+  constructor(private readonly o: SessionOptions) {
+    this.episodeId = generatedId(o.limits.maxIdBytes);
+  }
 
   /** True while an observation or control frame is being answered. */
   get running(): boolean {
@@ -180,7 +200,7 @@ export class OpenpiSession {
     const task = text(own(frame, '__task__'), '__task__');
     const given = asNpGeneric(own(frame, '__episode_id__')) ?? own(frame, '__episode_id__');
     let id: string;
-    if (given === undefined || given === -1 || given === '') id = randomUUID();
+    if (given === undefined || given === -1 || given === '') id = generatedId(this.o.limits.maxIdBytes);
     else if ((typeof given === 'number' && Number.isSafeInteger(given) && given >= 0) || typeof given === 'string') {
       id = experiment ? `${experiment}/${String(given)}` : String(given);
     } else throw new InvalidArgumentError('__episode_id__ must be a non-negative integer, a string, or -1 for a generated id');
@@ -204,7 +224,7 @@ export class OpenpiSession {
     }
     const success = value === true || value === 1;
     const episodeId = this.episodeId;
-    this.episodeId = randomUUID();
+    this.episodeId = generatedId(this.o.limits.maxIdBytes);
     const credit = await creditOutcome(this.o.book, this.o.robotId, episodeId, success);
     this.o.log.debug({ episodeId, success, model: credit.model, version: credit.version, counted: credit.counted }, 'outcome credited');
     return { __ack__: 'episode_end', episode_id: episodeId, counted: credit.counted, model_name: credit.model, model_version: credit.version };
