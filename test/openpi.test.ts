@@ -278,6 +278,40 @@ describe('the openpi door beside gRPC, two versions under a 50/50 split', () => 
   });
 });
 
+describe('a key mapping file', () => {
+  it('that is not valid stops the start before any model loads, naming the entry and field', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-openpi-'));
+    const file = path.join(dir, 'mapping.json');
+    writeFileSync(file, JSON.stringify({ franka_fr3: { images: { front: 'observation/image' }, state: 7 } }));
+    await expect(startTestServer({ openpiPort: 0, openpiMapping: file, modelRepository: path.join(dir, 'no-models') })).rejects.toThrow(
+      /openpi key mapping .*mapping.json: franka_fr3.state/,
+    );
+  });
+
+  it('maps nested keys to the cameras by name for one embodiment', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-openpi-'));
+    const file = path.join(dir, 'mapping.json');
+    writeFileSync(file, JSON.stringify({ so100_arm: { images: { wrist: ['images', 'hand'], front: ['images', 'top'] }, state: 'state', prompt: 'task' } }));
+    const t = await startTestServer({ warmup: false, openpiPort: 0, openpiMapping: file });
+    try {
+      const { conn, meta } = await Conn.open(`ws://127.0.0.1:${t.server.openpiPort}`);
+      expect(meta).toMatchObject({
+        embodiment: 'so100_arm',
+        state_dim: 6,
+        action_dim: 6,
+        key_mapping: { images: { front: ['images', 'top'] }, prompt: 'task' },
+      });
+      const image = ndarray(new Uint8Array(32 * 32 * 3), '|u1', [32, 32, 3]);
+      conn.send({ images: { top: image, hand: image }, state: [0, 0.8, 2, 1.5, 0, 0.3], task: 'push' });
+      const reply = await conn.next();
+      conn.close();
+      expect(reply.binary && reply.value.actions.shape).toEqual([16, 6]);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('the openpi door with a tokens file', () => {
   let t: TestServer;
   let url: string;

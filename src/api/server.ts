@@ -22,7 +22,7 @@ import { guardHandlers } from './guard.js';
 import { accessLogInterceptor, refusalInterceptor, requestMessageInterceptor, statusDetailsInterceptor } from './interceptors.js';
 import { listen } from './listen.js';
 import { metricsInterceptor } from './metrics-interceptor.js';
-import { startOpenpiDoor, type OpenpiDoor } from './openpi/index.js';
+import { loadKeyMapping, startOpenpiDoor, type OpenpiDoor } from './openpi/index.js';
 import { OpenCalls } from './open-calls.js';
 import { openCallsInterceptor } from './open-calls-interceptor.js';
 import { policyService } from './policy-service.js';
@@ -189,6 +189,9 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   const graceMs = shutdownGraceSeconds * 1000;
   // Credentials and the experiment store before any model loads: a bad tokens file or an unwritable database
   // stops start-up at once.
+  const openpiOptions = sliceOf(options, 'openpi');
+  // A key mapping file that is not valid stops the start before the models load, as a bad tokens file does.
+  const openpiMapping = openpiOptions.openpiPort === 'off' ? undefined : await loadKeyMapping(openpiOptions.openpiMapping);
   const auth = sliceOf(options, 'auth');
   const tokens: TokensFile | undefined = auth.tokensFile ? await tokensFile(auth.tokensFile, log.child({ module: 'auth' })) : undefined;
   const credentialSet = tokens?.credentials;
@@ -287,10 +290,9 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     const { host, port: requestedPort } = sliceOf(options, 'listen');
     bound = await listen(server, host, requestedPort, secured.credentials);
     port = bound;
-    const openpiOptions = sliceOf(options, 'openpi');
-    if (openpiOptions.openpiPort !== 'off') {
+    if (openpiMapping) {
       // The same orchestrator, book, limits and credentials as gRPC: one engine, one experiment, one set of rules.
-      openpi = await startOpenpiDoor(openpiOptions, {
+      openpi = await startOpenpiDoor(openpiOptions, openpiMapping, {
         orchestrator,
         book,
         limits,

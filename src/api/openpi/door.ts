@@ -27,7 +27,7 @@ import { MAX_DEPTH } from '../wire-scan.js';
 import { MAX_FIELDS, type RequestLimits } from '../request-limits.js';
 import { mapError } from '../status.js';
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { loadKeyMapping, resolveMapping, type KeyMapping, type KeyPath, type ResolvedMapping } from './key-mapping.js';
+import { resolveMapping, type KeyMapping, type KeyPath, type ResolvedMapping } from './key-mapping.js';
 import { packFrame } from './msgpack-numpy.js';
 import { generatedId, OpenpiSession } from './session.js';
 
@@ -101,10 +101,10 @@ interface Admitted {
   readonly metadata: Record<string, unknown>;
 }
 
-export async function startOpenpiDoor(options: OptionSlice<'openpi'>, deps: OpenpiDoorDeps): Promise<OpenpiDoor> {
+/** @param keyMapping the mapping options.openpiMapping names (loadKeyMapping), read before the models load. */
+export async function startOpenpiDoor(options: OptionSlice<'openpi'>, keyMapping: KeyMapping, deps: OpenpiDoorDeps): Promise<OpenpiDoor> {
   const requestedPort = options.openpiPort;
   if (requestedPort === 'off') throw new Error('startOpenpiDoor: the door is off');
-  const keyMapping = await loadKeyMapping(options.openpiMapping);
   const { limits, log } = deps;
   const frameLimits = { maxBytes: limits.maxMessageBytes, maxItems: MAX_FIELDS, maxDepth: MAX_DEPTH };
   const refusals = sampledLog(log, 'warn', 'openpi connection refused', 'openpi connections refused: repeats per peer not logged one by one');
