@@ -47,6 +47,7 @@ export const INTEGRATION = [
   'test/metrics-endpoint.test.ts',
   'test/metrics.test.ts',
   'test/model-lifecycle.test.ts',
+  'test/openpi.test.ts',
   'test/option-wiring.test.ts',
   'test/package-confinement.test.ts',
   'test/persistence.test.ts',

@@ -6,7 +6,6 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { ModelRuntime } from '../engine/index.js';
-import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
 import type { ExperimentBook } from '../experiment/index.js';
 import type { ListModelsResponse } from '@dust-serve/client/gen/dust/serving/v1/ListModelsResponse';
 import type { ModelVersionInfo } from '@dust-serve/client/gen/dust/serving/v1/ModelVersionInfo';
@@ -15,6 +14,7 @@ import type { PredictRequest__Output } from '@dust-serve/client/gen/dust/serving
 import type { PredictResponse } from '@dust-serve/client/gen/dust/serving/v1/PredictResponse';
 import type { ModelRegistry } from '../model/index.js';
 import { currentCallScope, type Logger } from '../telemetry/index.js';
+import { creditOutcome } from './outcome.js';
 import type { PredictOrchestrator } from './predict-orchestrator.js';
 import { PredictStreamSession } from './predict-stream-session.js';
 import type { RefusedMessage } from './request-limits.js';
@@ -127,31 +127,19 @@ export function policyService({ registry, orchestrator, book, log, credentialOf 
 
     ReportOutcome(call, callback) {
       const { robot_id, episode_id, success } = call.request;
-      if (!robot_id || !episode_id) {
-        callback(toServiceError(new InvalidArgumentError('robot_id and episode_id are required to credit an outcome')));
-        return;
-      }
-      book
-        .outcome(robot_id, episode_id, success)
-        .then((credit) => {
-          if (credit) return credit;
-          throw new NotFoundError(
-            `no request of episode ${quote(episode_id)} from robot ${quote(robot_id)} was served; report outcomes with the episode_id sent in PredictRequest`,
+      creditOutcome(book, robot_id, episode_id, success).then(
+        (credit) => {
+          log.debug(
+            { robotId: robot_id, episodeId: episode_id, success, model: credit.model, version: credit.version, counted: credit.counted },
+            'outcome credited',
           );
-        })
-        .then(
-          (credit) => {
-            log.debug(
-              { robotId: robot_id, episodeId: episode_id, success, model: credit.model, version: credit.version, counted: credit.counted },
-              'outcome credited',
-            );
-            callback(null, { model_name: credit.model, model_version: credit.version, counted: credit.counted });
-          },
-          (err: unknown) => {
-            if (isInternal(err)) log.error({ err, robotId: robot_id, episodeId: episode_id }, 'could not credit an outcome');
-            callback(toServiceError(err));
-          },
-        );
+          callback(null, { model_name: credit.model, model_version: credit.version, counted: credit.counted });
+        },
+        (err: unknown) => {
+          if (isInternal(err)) log.error({ err, robotId: robot_id, episodeId: episode_id }, 'could not credit an outcome');
+          callback(toServiceError(err));
+        },
+      );
     },
   };
 }

@@ -9,7 +9,7 @@
  *   queue. Only image data that cannot be decoded is found after admission, by the decode pool;
  * - run: the engine admits, decodes, schedules and denormalizes;
  * - respond: the request is credited to its experiment variant, mirrored to the shadow version when the split
- *   draws it, and converted to the response message.
+ *   draws it, and converted to the response message (the gRPC door's; the openpi door converts the output itself).
  *
  * The experiment layer decides (assignment, shadow draw, statistics); this file is the only place that runs a
  * request on the engine for it.
@@ -80,6 +80,14 @@ export class PredictOrchestrator {
 
   /** Stages 3 and 4 for a prepared request; the lease is released when it has run, however it ends. */
   async run(prepared: PreparedPredict, call: CallContext): Promise<PredictResponse> {
+    return toPredictResponse(await this.serve(prepared, call));
+  }
+
+  /**
+   * Stages 3 and 4 up to the domain output, credited and mirrored: what `run` converts to the protobuf
+   * response, and the openpi door (openpi/session.ts) to its action dict.
+   */
+  async serve(prepared: PreparedPredict, call: CallContext): Promise<PredictOutput> {
     const { routed, span, receivedAt } = prepared;
     const { handle } = routed.lease;
     let out: PredictOutput;
@@ -102,10 +110,10 @@ export class PredictOrchestrator {
   }
 
   /**
-   * Stage 4: credit, mirror, convert. The response waits for its count: with a shared store, a replica that dies
+   * Stage 4: credit and mirror. The response waits for its count: with a shared store, a replica that dies
    * after answering has counted. The shadow runs after the primary has answered and is not waited for.
    */
-  private async respond(assignment: Assignment, input: PredictInput, out: PredictOutput, latencyMs: number): Promise<PredictResponse> {
+  private async respond(assignment: Assignment, input: PredictInput, out: PredictOutput, latencyMs: number): Promise<PredictOutput> {
     const counted = this.book.served(assignment, {
       robotId: input.robotId,
       episodeId: input.episodeId,
@@ -116,6 +124,6 @@ export class PredictOrchestrator {
     });
     void this.shadow.mirror(assignment, input, out);
     await counted;
-    return toPredictResponse(out);
+    return out;
   }
 }

@@ -34,13 +34,22 @@ export interface RateLimitIdentity {
 
 export interface RateLimitOptions extends Omit<TokenBucketOptions, 'maxKeys'> {
   maxKeys?: number;
+  /** Buckets shared with another door (the openpi door's), so that a caller has one budget; new ones otherwise. */
+  buckets?: TokenBuckets;
   /** The call's authenticated caller, when its metadata carries a known credential. */
   identify?: (metadata: grpc.Metadata) => RateLimitIdentity | undefined;
 }
 
+/** A rate limit whose buckets both doors take from. */
+export interface SharedRateLimit {
+  readonly ratePerSecond: number;
+  readonly burst: number;
+  readonly buckets: TokenBuckets;
+}
+
 export function rateLimitInterceptor(options: RateLimitOptions): grpc.ServerInterceptor {
-  const { identify, ...bucketOptions } = options;
-  const buckets = new TokenBuckets({ maxKeys: DEFAULT_RATE_LIMIT_KEYS, ...bucketOptions });
+  const { identify, buckets: shared, ...bucketOptions } = options;
+  const buckets = shared ?? new TokenBuckets({ maxKeys: DEFAULT_RATE_LIMIT_KEYS, ...bucketOptions });
   return (method, call) => {
     if (!LIMITED_METHODS.has(method.path)) return new grpc.ServerInterceptingCall(call);
     let caller: RateLimitIdentity | undefined;
@@ -59,14 +68,16 @@ export function rateLimitInterceptor(options: RateLimitOptions): grpc.ServerInte
         if (scope) scope.rejectReason = 'rate_limited';
         const trailer = new grpc.Metadata();
         trailer.set(RETRY_PUSHBACK_TRAILER, String(waitMs));
-        return {
-          code: grpc.status.RESOURCE_EXHAUSTED,
-          details:
-            `${caller ? `caller ${quote(caller.name)}` : `robot ${quote(robot)}`} is over its rate limit of ${options.ratePerSecond} requests/s (burst ${options.burst}); ` +
-            `retry in ${waitMs} ms and lower the request rate`,
-          metadata: trailer,
-        };
+        return { code: grpc.status.RESOURCE_EXHAUSTED, details: overRateLimit(caller?.name, robot, options, waitMs), metadata: trailer };
       },
     });
   };
+}
+
+/** The refusal's details, the same on both doors. */
+export function overRateLimit(callerName: string | undefined, robotId: string, limit: Omit<TokenBucketOptions, 'maxKeys'>, waitMs: number): string {
+  return (
+    `${callerName !== undefined ? `caller ${quote(callerName)}` : `robot ${quote(robotId)}`} is over its rate limit of ${limit.ratePerSecond} requests/s (burst ${limit.burst}); ` +
+    `retry in ${waitMs} ms and lower the request rate`
+  );
 }

@@ -34,17 +34,19 @@ import { guardHandlers } from './guard.js';
 import { accessLogInterceptor, refusalInterceptor, requestMessageInterceptor, statusDetailsInterceptor } from './interceptors.js';
 import { listen } from './listen.js';
 import { metricsInterceptor } from './metrics-interceptor.js';
+import { loadKeyMapping, startOpenpiDoor, type OpenpiDoor } from './openpi/index.js';
 import { OpenCalls } from './open-calls.js';
 import { openCallsInterceptor } from './open-calls-interceptor.js';
 import { policyService } from './policy-service.js';
 import { PredictOrchestrator } from './predict-orchestrator.js';
 import { loadProtos } from './proto.js';
-import { rateLimitInterceptor } from './rate-limit-interceptor.js';
+import { DEFAULT_RATE_LIMIT_KEYS, rateLimitInterceptor, type SharedRateLimit } from './rate-limit-interceptor.js';
 import { requestLimits, withRequestLimits, type RequestLimits } from './request-limits.js';
 import { Router } from './router.js';
 import { ShadowMirror } from './shadow-mirror.js';
 import { isLoopback, serverTls, type ServerTls } from './tls.js';
 import { streamCloserInterceptor } from './stream-closer.js';
+import { TokenBuckets } from './token-buckets.js';
 import { tokensFile, type TokensFile } from './tokens-file.js';
 import { tracingInterceptor } from './tracing-interceptor.js';
 
@@ -63,6 +65,8 @@ export interface RunningServer {
   readonly port: number;
   /** The Prometheus endpoint's port; undefined when metrics are off. */
   readonly metricsPort: number | undefined;
+  /** The openpi WebSocket door's port; undefined when it is off (docs/openpi.md). */
+  readonly openpiPort: number | undefined;
   readonly registry: ModelRegistry<ModelRuntime>;
   readonly book: ExperimentBook;
   readonly shadow: ShadowMirror;
@@ -91,8 +95,8 @@ function interceptors(
   metrics: MetricsEndpoint | undefined,
   credentials: CredentialSet | undefined,
   boundPort: () => number | undefined,
+  rateLimit: SharedRateLimit | undefined,
 ): grpc.ServerInterceptor[] {
-  const { robotRateLimit: rate, robotRateBurst } = sliceOf(options, 'rateLimit');
   const openCalls = new OpenCalls(sliceOf(options, 'openCalls'));
   const guarded = sliceOf(options, 'connectionGuard');
   const closedConnections = sampledLog(
@@ -116,18 +120,17 @@ function interceptors(
     // Credentials are checked on the call's metadata, before any of its messages reach the later ones.
     authInterceptor(credentials, log.child({ module: 'auth' })),
     refusalInterceptor(),
-    ...(rate > 0
-      ? [
-          rateLimitInterceptor({
-            ratePerSecond: rate,
-            burst: robotRateBurst || Math.max(1, Math.ceil(rate)),
-            identify: credentials && ((md) => credentials.callerOf(md)),
-          }),
-        ]
-      : []),
+    ...(rateLimit ? [rateLimitInterceptor({ ...rateLimit, identify: credentials && ((md) => credentials.callerOf(md)) })] : []),
     // Nearest the handlers: it answers what grpc-js's own handlers would answer UNIMPLEMENTED.
     requestMessageInterceptor(),
   ];
+}
+
+/** One token bucket per caller for both doors (gRPC and openpi), so that a caller cannot double its rate by using both. */
+function sharedRateLimit({ robotRateLimit: rate, robotRateBurst }: OptionSlice<'rateLimit'>): SharedRateLimit | undefined {
+  if (rate <= 0) return undefined;
+  const limit = { ratePerSecond: rate, burst: robotRateBurst || Math.max(1, Math.ceil(rate)) };
+  return { ...limit, buckets: new TokenBuckets({ ...limit, maxKeys: DEFAULT_RATE_LIMIT_KEYS }) };
 }
 
 /** Counts versions that fail to load (LOADING -> FAILED), not those found dead later. */
@@ -202,6 +205,9 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   const graceMs = shutdownGraceSeconds * 1000;
   // Credentials and the experiment store before any model loads: a bad tokens file or an unwritable database
   // stops start-up at once.
+  const openpiOptions = sliceOf(options, 'openpi');
+  // A key mapping file that is not valid stops the start before the models load, as a bad tokens file does.
+  const openpiMapping = openpiOptions.openpiPort === 'off' ? undefined : await loadKeyMapping(openpiOptions.openpiMapping);
   const auth = sliceOf(options, 'auth');
   const tokens: TokensFile | undefined = auth.tokensFile ? await tokensFile(auth.tokensFile, log.child({ module: 'auth' })) : undefined;
   const credentialSet = tokens?.credentials;
@@ -254,9 +260,10 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   const orchestrator = new PredictOrchestrator(new Router(registry, book), book, shadow, tracer);
   let port: number | undefined;
 
+  const rateLimit = sharedRateLimit(sliceOf(options, 'rateLimit'));
   const server = new grpc.Server({
     ...grpcServerOptions(sliceOf(options, 'grpcServer')),
-    interceptors: interceptors(options, log, tracing, metrics, credentialSet, () => port),
+    interceptors: interceptors(options, log, tracing, metrics, credentialSet, () => port, rateLimit),
   });
   const policy = protos.policy.PolicyService.service;
   const policyLog = log.child({ module: 'policy' });
@@ -280,6 +287,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
 
   let tls: ServerTls | undefined;
   let bound: number;
+  let openpi: OpenpiDoor | undefined;
   try {
     // Unusable TLS files fail the start before minutes of model loading.
     const secured = await credentials(sliceOf(options, 'tls'), sliceOf(options, 'listen'), log);
@@ -299,6 +307,19 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     const { host, port: requestedPort } = sliceOf(options, 'listen');
     bound = await listen(server, host, requestedPort, secured.credentials);
     port = bound;
+    if (openpiMapping) {
+      // The same orchestrator, book, limits and credentials as gRPC: one engine, one experiment, one set of rules.
+      openpi = await startOpenpiDoor(openpiOptions, openpiMapping, {
+        orchestrator,
+        book,
+        limits,
+        credentials: credentialSet,
+        rateLimit,
+        serving: () => registry.list().some((e) => e.state === 'READY'),
+        log: log.child({ module: 'openpi' }),
+        metrics: metrics?.metrics,
+      });
+    }
   } catch (err) {
     server.forceShutdown();
     tls?.close();
@@ -318,6 +339,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     {
       host: options.host,
       port,
+      openpiPort: openpi?.port,
       tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off',
       authentication: credentialSet ? 'tokens file' : 'none (AdminService on loopback only)',
       experiments: options.experimentStore === 'postgres' ? `postgres ${redactUrl(options.postgresUrl)}` : `sqlite ${options.experimentDb}`,
@@ -337,8 +359,9 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
     closing ??= (async () => {
       log.info({ reason, graceSeconds: shutdownGraceSeconds }, 'draining');
       health.markDraining();
-      // Schedulers stop admitting at once (UNAVAILABLE) and finish admitted work within the grace period.
-      await registry.stopAll();
+      // Schedulers stop admitting at once (UNAVAILABLE) and finish admitted work within the grace period; the
+      // openpi door closes each connection (1001, going away) once its running observation is answered.
+      await Promise.all([registry.stopAll(), openpi?.close(graceMs)]);
       await decoder.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(
@@ -365,6 +388,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
   return {
     port: bound,
     metricsPort: metrics?.port,
+    openpiPort: openpi?.port,
     registry,
     book,
     shadow,

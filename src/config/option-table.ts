@@ -41,6 +41,7 @@ export const COMPONENTS = [
   'experimentBook',
   'shadowMirror',
   'auth',
+  'openpi',
 ] as const;
 export type Component = (typeof COMPONENTS)[number];
 
@@ -74,8 +75,8 @@ export const OPTION_TABLE = {
     default: '0.0.0.0',
     arg: '<host>',
     help: 'interface to listen on',
-    doc: 'interface to listen on (gRPC, and metrics unless `metricsHost` is set)',
-    appliesTo: ['listen', 'metrics'],
+    doc: 'interface to listen on (gRPC, the openpi port, and metrics unless `metricsHost` is set)',
+    appliesTo: ['listen', 'metrics', 'openpi'],
   }),
   /** gRPC port (0 picks a free one). */
   port: option({
@@ -616,6 +617,49 @@ export const OPTION_TABLE = {
     help: 'JSON credentials [{token, role: robot|admin, name}]; turns authentication on (reloaded on change and SIGHUP)',
     doc: 'JSON credentials; turns authentication on ([below](#credentials-and-roles))',
     appliesTo: ['auth'],
+  }),
+  /**
+   * Port of the openpi-compatible WebSocket door (docs/openpi.md): openpi's clients send observation dicts and get
+   * action chunks, on the same engine, experiments and credentials as gRPC. "off" = no door; 0 = a free port.
+   */
+  openpiPort: option({
+    schema: z.union([z.literal('off'), int(0).max(65535)]),
+    default: 'off',
+    defaultDoc: '`off`',
+    arg: '<port>',
+    help: 'openpi-compatible WebSocket port (off = none, 0 = a free one)',
+    doc: "openpi-compatible WebSocket port for openpi's clients ([openpi.md](openpi.md)); `off` = none, 0 = a free one",
+    appliesTo: ['openpi'],
+  }),
+  /**
+   * Which keys of an openpi observation hold the cameras, the state and the prompt: a preset with openpi's key names
+   * ("libero", "droid"), or a JSON file with a mapping per embodiment (docs/openpi.md, "Key mapping").
+   */
+  openpiMapping: option({
+    schema: z.string().min(1),
+    default: 'libero',
+    arg: '<mapping>',
+    help: 'openpi observation keys: libero | droid | a JSON mapping file',
+    doc: "openpi observation keys of the cameras, state and prompt: `libero` or `droid` (openpi's key names) or a JSON file per embodiment ([openpi.md](openpi.md#key-mapping))",
+    appliesTo: ['openpi'],
+  }),
+  /** Seconds an openpi connection may stay without a frame before the server closes it. */
+  openpiIdleSeconds: option({
+    schema: z.coerce.number().gt(0),
+    default: 300,
+    arg: '<s>',
+    help: 'close an openpi connection after this long without a frame',
+    doc: 'an openpi connection without a frame for this long is closed (raise it for evaluations that pause between episodes)',
+    appliesTo: ['openpi'],
+  }),
+  /** openpi WebSocket connections open at once; beyond it the upgrade is refused with HTTP 503. */
+  openpiMaxConnections: option({
+    schema: int(1),
+    default: 256,
+    arg: '<n>',
+    help: 'openpi connections open at once (beyond: HTTP 503)',
+    doc: 'openpi WebSocket connections open at once; beyond it the upgrade gets HTTP 503',
+    appliesTo: ['openpi'],
   }),
 } as const;
 

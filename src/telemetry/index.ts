@@ -6,7 +6,7 @@ export { startMetrics, ServingMetrics } from './metrics.js';
 export type { MetricsEndpoint, ModelLabels } from './metrics.js';
 export { requestTracer, NOOP_REQUEST_TRACER } from './request-trace.js';
 export type { RequestTracer } from './request-trace.js';
-export { CallScope, runInCallScope, currentCallScope } from './call-scope.js';
+export { CallScope, runInCallScope, currentCallScope, rejectReasonOf } from './call-scope.js';
 export { traceNow } from './trace-clock.js';
 export { sampledLog } from './log-sampler.js';
 export type { BatchReport, BatchStage } from './observed.js';

@@ -54,3 +54,10 @@ export const WITH_NUMPY = requireTool(
     `${PYTHON} cannot import models.toolchain.data.push (${importToolchain().stderr?.trim().split('\n').at(-1) || `${PYTHON} did not run`}): ` +
     'it needs numpy and torch (Debian: apt-get install python3-torch, which brings python3-numpy; .ci/run does)',
 );
+
+/** What clients/openpi-check/openpi_check.py imports: Debian's python3-msgpack, python3-websockets and numpy. */
+export const WITH_OPENPI_PYTHON = requireTool(
+  'python3-msgpack',
+  () => runs(PYTHON, ['-c', 'import msgpack, websockets, numpy']),
+  `${PYTHON} cannot import msgpack, websockets and numpy (Debian: apt-get install python3-msgpack python3-websockets python3-numpy; .ci/run does)`,
+);
