@@ -477,7 +477,7 @@ export class NativeExecutor implements Executor {
   }
 
   async runVlm(batch: VlmBatch): Promise<VlmResult> {
-    await Promise.resolve();
+    await turn();
     return this.guard(() => this.vlmCall(batch));
   }
 
@@ -533,7 +533,7 @@ export class NativeExecutor implements Executor {
   }
 
   async step(batch: StepBatch): Promise<StepResult> {
-    await Promise.resolve();
+    await turn();
     return this.guard(() => this.stepCall(batch));
   }
 
@@ -628,6 +628,12 @@ export class NativeExecutor implements Executor {
     for (const s of [this.vlm, this.denoiser, this.update]) s.release();
   }
 }
+
+/**
+ * One event-loop turn before each call, as onnxruntime-node's run() takes (it runs from setImmediate): the worker
+ * thread's messages (new requests, cancellations) are handled between two calls rather than after the whole loop.
+ */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function nativeOrt(): NativeOrt {
   const load = loadNativeOrt();
