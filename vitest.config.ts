@@ -28,6 +28,7 @@ export const INTEGRATION = [
   'test/model-fp16.test.ts',
   'test/model-parity.test.ts',
   'test/native-executor.test.ts',
+  'test/native-faults.test.ts',
   'test/native-ort.test.ts',
   'test/shadow-admission.test.ts',
   // The real server, in-process (test/support/harness.ts) or spawned (test/support/serve-process.ts).
