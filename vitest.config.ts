@@ -23,7 +23,10 @@ export const INTEGRATION = [
   // Child processes (mknod, mkfifo) to make the special files a package must refuse.
   'src/model/package.test.ts',
   'test/package-fuzz.test.ts',
-  // ONNX Runtime on the real model packages, in this process or in the inference worker thread.
+  // Child processes: the native addon's build script.
+  'test/build-native.test.ts',
+  // ONNX Runtime on the real model packages, in this process or in the inference worker thread (through
+  // onnxruntime-node or the native addon).
   'test/engine-sampling.test.ts',
   'test/model-fp16.test.ts',
   'test/model-parity.test.ts',
