@@ -209,6 +209,8 @@ export class NativeExecutor implements Executor {
   private paramsHost!: Float32Array;
   private vlStaging: Rows | undefined;
   private readonly copier: Copier;
+  /** Views made for one call (over its host arrays, or arena rows it alone touches), released when it returns. */
+  private readonly scratch: NativeValue[] = [];
   private closed = false;
 
   private constructor(
@@ -299,13 +301,14 @@ export class NativeExecutor implements Executor {
     try {
       const sent = Float32Array.of(1, 2, 3, 4);
       const back = new Float32Array(4);
-      const onDevice = new this.ort.Value(probe, 0, 'float32', [4]);
-      copy([[new this.ort.Value(sent, 0, 'float32', [4]), onDevice]]);
-      copy([[onDevice, new this.ort.Value(back, 0, 'float32', [4])]]);
+      const onDevice = this.temp(probe, 0, 'float32', [4]);
+      copy([[this.temp(sent, 0, 'float32', [4]), onDevice]]);
+      copy([[onDevice, this.temp(back, 0, 'float32', [4])]]);
       return back.every((v, i) => v === sent[i]);
     } catch {
       return false;
     } finally {
+      for (const v of this.scratch.splice(0)) v.release();
       probe.release();
     }
   }
@@ -322,7 +325,11 @@ export class NativeExecutor implements Executor {
     const zeros = r.dtype === 'int64' ? new BigInt64Array(chunkRows * r.len) : new Float32Array(chunkRows * r.len);
     for (let start = 0; start < r.rows; start += chunkRows) {
       const n = Math.min(chunkRows, r.rows - start);
-      this.copier.copy([[new this.ort.Value(zeros, 0, r.dtype, [n * r.len]), r.span(start, n, 'flat')]], r.dtype);
+      const from = new this.ort.Value(zeros, 0, r.dtype, [n * r.len]);
+      const to = new this.ort.Value(r.buffer, start * r.rowBytes, r.dtype, [n * r.len]);
+      this.copier.copy([[from, to]], r.dtype);
+      from.release();
+      to.release();
     }
   }
 
@@ -462,6 +469,13 @@ export class NativeExecutor implements Executor {
     for (const { from, to } of moves) for (const f of FIELDS) this.copier.copy([[this.arena[f].row(from), this.arena[f].row(to)]], this.specs[f].dtype);
   }
 
+  /** A view for the current call only. */
+  private temp(memory: NativeBuffer | ArrayBufferView, byteOffset: number, dtype: DType, shape: readonly number[]): NativeValue {
+    const v = new this.ort.Value(memory, byteOffset, dtype, shape);
+    this.scratch.push(v);
+    return v;
+  }
+
   private guard<T>(call: () => T): T {
     if (this.closed) throw new InferenceError('the executor was closed');
     try {
@@ -473,6 +487,8 @@ export class NativeExecutor implements Executor {
         throw lost;
       }
       throw err;
+    } finally {
+      for (const v of this.scratch.splice(0)) v.release();
     }
   }
 
@@ -491,7 +507,7 @@ export class NativeExecutor implements Executor {
     const vl = this.specs.vl;
     let vlOut: NativeValue;
     if (contiguous) {
-      vlOut = new ort.Value(this.arena.vl.buffer, slots[0] * this.arena.vl.rowBytes, 'float32', [B, ...vl.rowShape]);
+      vlOut = this.temp(this.arena.vl.buffer, slots[0] * this.arena.vl.rowBytes, 'float32', [B, ...vl.rowShape]);
     } else {
       if (!this.vlStaging || this.vlStaging.rows < B) {
         this.vlStaging?.release();
@@ -500,7 +516,7 @@ export class NativeExecutor implements Executor {
       vlOut = this.vlStaging.span(0, B, vl.rowShape);
     }
     const obs = new Float32Array(B * s.futureTokens * s.futureDim);
-    const host = (a: Float32Array | BigInt64Array, shape: number[]) => new ort.Value(a, 0, a instanceof BigInt64Array ? 'int64' : 'float32', shape);
+    const host = (a: Float32Array | BigInt64Array, shape: number[]) => this.temp(a, 0, a instanceof BigInt64Array ? 'int64' : 'float32', shape);
     const t0 = performance.now();
     this.vlm.run(
       {
@@ -525,8 +541,8 @@ export class NativeExecutor implements Executor {
     for (const [f, data] of inputs) {
       const spec = this.specs[f];
       const pairs: Pair[] = contiguous
-        ? [[new ort.Value(data, 0, spec.dtype, [B * spec.len]), this.arena[f].span(slots[0], B, 'flat')]]
-        : Array.from(slots, (slot, b): Pair => [new ort.Value(data, b * spec.len * BYTES[spec.dtype], spec.dtype, [spec.len]), this.arena[f].row(slot)]);
+        ? [[this.temp(data, 0, spec.dtype, [B * spec.len]), this.temp(this.arena[f].buffer, slots[0] * this.arena[f].rowBytes, spec.dtype, [B * spec.len])]]
+        : Array.from(slots, (slot, b): Pair => [this.temp(data, b * spec.len * BYTES[spec.dtype], spec.dtype, [spec.len]), this.arena[f].row(slot)]);
       this.copier.copy(pairs, spec.dtype);
     }
     return { obsEmbedding: obs, runMs };
@@ -554,13 +570,12 @@ export class NativeExecutor implements Executor {
     const actions = new Float32Array(F * aLen);
     const future = new Float32Array(F * oLen);
     if (F > 0) {
-      const ort = this.ort;
       this.copier.copy(
-        Array.from(finishing, (slot, f): Pair => [this.arena.actions.row(slot), new ort.Value(actions, f * aLen * 4, 'float32', [aLen])]),
+        Array.from(finishing, (slot, f): Pair => [this.arena.actions.row(slot), this.temp(actions, f * aLen * 4, 'float32', [aLen])]),
         'float32',
       );
       this.copier.copy(
-        Array.from(finishing, (slot, f): Pair => [this.arena.future.row(slot), new ort.Value(future, f * oLen * 4, 'float32', [oLen])]),
+        Array.from(finishing, (slot, f): Pair => [this.arena.future.row(slot), this.temp(future, f * oLen * 4, 'float32', [oLen])]),
         'float32',
       );
     }
