@@ -156,7 +156,6 @@ class Copier {
   constructor(
     private readonly ort: NativeOrt,
     device: NativeDevice,
-    threads: number,
     deviceId: number,
     mode: 'auto' | 'identity-graphs',
     probe: (copy: (pairs: readonly Pair[]) => void) => boolean,
@@ -165,7 +164,7 @@ class Copier {
       this.path = 'copy-tensors';
       return;
     }
-    const options = { device, threads, deviceId };
+    const options = { device, threads: 1, deviceId };
     this.identity = { float32: new ort.Session(copyModel('float32'), options), int64: new ort.Session(copyModel('int64'), options) };
     this.path = 'identity-graphs';
   }
@@ -226,7 +225,7 @@ export class NativeExecutor implements Executor {
     this.specs = fieldSpecs(init.shapes);
     this.graphIds = (init.cudaGraphs && denoiser.device === 'cuda') || deps.forceGraphIds === true;
     this.buckets = batchBuckets(init.maxBatch);
-    this.copier = new Copier(ort, denoiser.device, init.threads, init.deviceId ?? 0, deps.copy ?? 'auto', (copy) => this.copyWorks(copy));
+    this.copier = new Copier(ort, denoiser.device, init.deviceId ?? 0, deps.copy ?? 'auto', (copy) => this.copyWorks(copy));
     if (denoiser.device !== 'cpu' || this.copier.path !== 'copy-tensors')
       this.notes.push({ level: 'info', message: `native executor copies on ${denoiser.device} through ${this.copier.path}` });
   }
@@ -238,8 +237,8 @@ export class NativeExecutor implements Executor {
     const device: NativeDevice = init.device;
     const options = { device, threads: init.threads, deviceId: init.deviceId ?? 0 };
     const opened: NativeSession[] = [];
-    const open = (model: string | Uint8Array, cudaGraph: boolean) => {
-      const s = new ort.Session(model, { ...options, cudaGraph });
+    const open = (model: string | Uint8Array, cudaGraph: boolean, threads = init.threads) => {
+      const s = new ort.Session(model, { ...options, threads, cudaGraph });
       opened.push(s);
       return s;
     };
@@ -258,7 +257,8 @@ export class NativeExecutor implements Executor {
         denoiser = open(init.denoiserPath, false);
       }
       const s = init.shapes;
-      const update = open(eulerUpdateModel(s.horizon * s.actionDim, s.futureTokens * s.futureDim), graphs);
+      // One thread: a few thousand elementwise operations cost less than waking a thread pool.
+      const update = open(eulerUpdateModel(s.horizon * s.actionDim, s.futureTokens * s.futureDim), graphs, 1);
       if (device === 'cuda' && deps.copy !== 'identity-graphs') registerCudaCopies(ort);
       const executor = new NativeExecutor(ort, vlm, denoiser, update, { ...init, cudaGraphs: graphs }, deps);
       executor.notes.unshift(...notes);
