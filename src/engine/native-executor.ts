@@ -55,6 +55,11 @@ export interface ExecutorNote {
 export interface NativeExecutorDeps {
   /** The addon; tests wrap it to inject faults. Default: loadNativeOrt(). */
   readonly ort?: NativeOrt;
+  /**
+   * Where the Euler update runs: 'graph' (the update graph, as on a GPU) or 'host' (the addon's axpyRows, in place:
+   * on the CPU a graph run costs more than the arithmetic). Default: 'host' on the CPU, 'graph' on a device.
+   */
+  readonly update?: 'graph' | 'host';
   /** Use graph ids even on the CPU (tests of the capture path). */
   readonly forceGraphIds?: boolean;
   /** How device copies go: 'auto' tries CopyTensors first; 'identity-graphs' skips it (a drill, or a provider that misbehaves). */
@@ -199,6 +204,7 @@ export class NativeExecutor implements Executor {
   readonly captures: Capture[] = [];
   private readonly specs: Record<Field, FieldSpec>;
   private readonly graphIds: boolean;
+  private readonly hostUpdate: boolean;
   private readonly arena = {} as Record<Field, Rows>;
   private staging = {} as Record<Field, Rows>;
   private velocity!: { actions: Rows; future: Rows };
@@ -225,6 +231,7 @@ export class NativeExecutor implements Executor {
     this.specs = fieldSpecs(init.shapes);
     this.graphIds = (init.cudaGraphs && denoiser.device === 'cuda') || deps.forceGraphIds === true;
     this.buckets = batchBuckets(init.maxBatch);
+    this.hostUpdate = denoiser.device === 'cpu' && deps.update !== 'graph';
     this.copier = new Copier(ort, denoiser.device, init.deviceId ?? 0, deps.copy ?? 'auto', (copy) => this.copyWorks(copy));
     if (denoiser.device !== 'cpu' || this.copier.path !== 'copy-tensors')
       this.notes.push({ level: 'info', message: `native executor copies on ${denoiser.device} through ${this.copier.path}` });
@@ -436,6 +443,7 @@ export class NativeExecutor implements Executor {
       },
       id,
     );
+    if (this.hostUpdate) return performance.now() - t0;
     this.update.run(
       {
         actions: src.actions.span(0, bucket, 'rows'),
@@ -605,7 +613,25 @@ export class NativeExecutor implements Executor {
         );
     }
     const ms = this.runBucket(bucket, prefix);
-    if (prefix) {
+    if (this.hostUpdate) {
+      // In place, over the B real rows only: padding rows are never touched.
+      const src = prefix ? this.arena : this.staging;
+      for (const [f, dt] of [
+        ['actions', 2],
+        ['future', 3],
+      ] as const) {
+        const x = src[f].span(0, B, 'flat');
+        this.ort.axpyRows(x, this.velocity[f].span(0, B, 'flat'), this.paramSpan(dt, max, B, false), x);
+      }
+      if (!prefix)
+        this.copier.copy(
+          Array.from(slots, (slot, b): Pair[] => [
+            [this.staging.actions.row(b), this.arena.actions.row(slot)],
+            [this.staging.future.row(b), this.arena.future.row(slot)],
+          ]).flat(),
+          'float32',
+        );
+    } else if (prefix) {
       this.copier.copy(
         [
           [this.next.actions.span(0, B, 'flat'), this.arena.actions.span(0, B, 'flat')],

@@ -61,6 +61,11 @@ export interface NativeOrt {
   registerProviderLibrary(name: string, libraryPath: string): void;
   /** Copies each [src, dst] pair (equal sizes); every pair of one call goes between the same two devices. */
   copy(pairs: readonly (readonly [NativeValue, NativeValue])[]): void;
+  /**
+   * out[r, j] = x[r, j] + dt[r] * v[r, j] over float32 host views ([rows, len]; dt [rows]; out may be x), in double
+   * rounded once, as applyStep (src/sampling/schedule.ts) computes in JavaScript. Host memory only.
+   */
+  axpyRows(x: NativeValue, v: NativeValue, dt: NativeValue, out: NativeValue): void;
   /** A session over a model file, or over the bytes of a model. */
   Session: new (model: string | Uint8Array, options: SessionOptions) => NativeSession;
   Buffer: new (session: NativeSession, bytes: number) => NativeBuffer;
