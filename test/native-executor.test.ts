@@ -142,38 +142,41 @@ async function pair(maxBatch: number, deps: NativeExecutorDeps = {}): Promise<{ 
 }
 
 /**
- * The Euler update on the host (the CPU's default) and as the update graph into a second buffer copied back (what a
- * GPU runs), each against onnxruntime-node.
+ * Rows gathered by copies and stepped by axpyRows on the host (the CPU's default), and gathered and stepped by the
+ * gather and update graphs (what a GPU runs), each against onnxruntime-node.
  */
-for (const update of ['host', 'graph'] as const) {
-  addon.describe(`the native executor on the CPU, Euler update on the ${update === 'host' ? 'host' : 'update graph'}, against onnxruntime-node`, () => {
-    addon.it('gives the same results when every step takes the whole arena prefix, padded to buckets', async () => {
-      const { native, reference } = await pair(8, { update });
-      expect(native.buckets).toEqual([1, 2, 4, 8]);
-      expectSame(await script(native, all), await script(reference, all));
-    });
+for (const rowOps of ['host', 'graphs'] as const) {
+  addon.describe(
+    `the native executor on the CPU, rows through ${rowOps === 'host' ? 'host copies and arithmetic' : 'graphs'}, against onnxruntime-node`,
+    () => {
+      addon.it('gives the same results when every step takes the whole arena prefix, padded to buckets', async () => {
+        const { native, reference } = await pair(8, { rowOps });
+        expect(native.buckets).toEqual([1, 2, 4, 8]);
+        expectSame(await script(native, all), await script(reference, all));
+      });
 
-    addon.it("gives the same results when a step's padding rows are rows it does not step", async () => {
-      const { native, reference } = await pair(8, { update });
-      expectSame(await script(native, firstHalf), await script(reference, firstHalf));
-    });
+      addon.it("gives the same results when a step's padding rows are rows it does not step", async () => {
+        const { native, reference } = await pair(8, { rowOps });
+        expectSame(await script(native, firstHalf), await script(reference, firstHalf));
+      });
 
-    addon.it('gives the same results when steps take scattered rows (gathered and scattered back)', async () => {
-      const { native, reference } = await pair(8, { update });
-      expectSame(await script(native, scattered), await script(reference, scattered));
-    });
+      addon.it('gives the same results when steps take scattered rows (gathered and scattered back)', async () => {
+        const { native, reference } = await pair(8, { rowOps });
+        expectSame(await script(native, scattered), await script(reference, scattered));
+      });
 
-    addon.it('gives the same results when a step is larger than the largest bucket (run as several calls)', async () => {
-      const { native, reference } = await pair(4, { update });
-      expectSame(await script(native, all), await script(reference, all));
-      expectSame(await script(native, scattered), await script(reference, scattered));
-    });
-  });
+      addon.it('gives the same results when a step is larger than the largest bucket (run as several calls)', async () => {
+        const { native, reference } = await pair(4, { rowOps });
+        expectSame(await script(native, all), await script(reference, all));
+        expectSame(await script(native, scattered), await script(reference, scattered));
+      });
+    },
+  );
 }
 
 addon.describe('the native executor on the CPU, against onnxruntime-node', () => {
   addon.it('gives the same results when it copies through Identity graphs (where CopyTensors cannot reach a device)', async () => {
-    const { native, reference } = await pair(4, { copy: 'identity-graphs', update: 'graph' });
+    const { native, reference } = await pair(4, { copy: 'identity-graphs', rowOps: 'graphs' });
     expect(native.copyPath).toBe('identity-graphs');
     expectSame(await script(native, scattered), await script(reference, scattered));
   });

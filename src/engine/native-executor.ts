@@ -22,7 +22,7 @@ import { InferenceError } from '../errors/index.js';
 import type { GraphInfo } from '../model/index.js';
 import { batchBuckets, bucketFor, chunks } from './buckets.js';
 import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from './executor.js';
-import { copyModel, eulerUpdateModel } from './executor-graphs.js';
+import { copyModel, eulerUpdateModel, gatherRowsModel } from './executor-graphs.js';
 import {
   isOrtError,
   loadNativeOrt,
@@ -56,10 +56,11 @@ export interface NativeExecutorDeps {
   /** The addon; tests wrap it to inject faults. Default: loadNativeOrt(). */
   readonly ort?: NativeOrt;
   /**
-   * Where the Euler update runs: 'graph' (the update graph, as on a GPU) or 'host' (the addon's axpyRows, in place:
-   * on the CPU a graph run costs more than the arithmetic). Default: 'host' on the CPU, 'graph' on a device.
+   * How rows are gathered and stepped: 'graphs' (the gather and update graphs, as on a GPU) or 'host' (row copies
+   * and the addon's axpyRows in place: on the CPU a graph run costs more than the work). Default: 'host' on the CPU,
+   * 'graphs' on a device.
    */
-  readonly update?: 'graph' | 'host';
+  readonly rowOps?: 'graphs' | 'host';
   /** Use graph ids even on the CPU (tests of the capture path). */
   readonly forceGraphIds?: boolean;
   /** How device copies go: 'auto' tries CopyTensors first; 'identity-graphs' skips it (a drill, or a provider that misbehaves). */
@@ -205,6 +206,9 @@ export class NativeExecutor implements Executor {
   private readonly specs: Record<Field, FieldSpec>;
   private readonly graphIds: boolean;
   private readonly hostUpdate: boolean;
+  private readonly deviceId: number;
+  /** The gather graph's session and its row indices (device path), or undefined (row copies). */
+  private gatherRows: { session: NativeSession; idx: Rows; host: BigInt64Array; hostView: NativeValue } | undefined;
   private readonly arena = {} as Record<Field, Rows>;
   private staging = {} as Record<Field, Rows>;
   private velocity!: { actions: Rows; future: Rows };
@@ -231,7 +235,8 @@ export class NativeExecutor implements Executor {
     this.specs = fieldSpecs(init.shapes);
     this.graphIds = (init.cudaGraphs && denoiser.device === 'cuda') || deps.forceGraphIds === true;
     this.buckets = batchBuckets(init.maxBatch);
-    this.hostUpdate = denoiser.device === 'cpu' && deps.update !== 'graph';
+    this.hostUpdate = denoiser.device === 'cpu' && deps.rowOps !== 'graphs';
+    this.deviceId = init.deviceId ?? 0;
     this.copier = new Copier(ort, denoiser.device, init.deviceId ?? 0, deps.copy ?? 'auto', (copy) => this.copyWorks(copy));
     if (denoiser.device !== 'cpu' || this.copier.path !== 'copy-tensors')
       this.notes.push({ level: 'info', message: `native executor copies on ${denoiser.device} through ${this.copier.path}` });
@@ -373,9 +378,36 @@ export class NativeExecutor implements Executor {
     this.next = { actions: this.rows(max, this.specs.actions), future: this.rows(max, this.specs.future) };
     this.params = this.rows(4, { len: max, dtype: 'float32' });
     this.paramsHost = new Float32Array(4 * max);
+    if (!this.hostUpdate) {
+      const host = new BigInt64Array(max);
+      const idx = this.rows(1, { len: max, dtype: 'int64' });
+      const fields = FIELDS.map((f) => ({ name: f, type: this.specs[f].dtype as 'float32' | 'int64', len: this.specs[f].len }));
+      this.gatherRows = {
+        session: new this.ort.Session(gatherRowsModel(fields), {
+          device: this.device,
+          threads: 1,
+          deviceId: this.deviceId,
+          cudaGraph: this.graphIds && this.device === 'cuda',
+        }),
+        idx,
+        host,
+        hostView: new this.ort.Value(host, 0, 'int64', [max]),
+      };
+    }
   }
 
   private releaseCallBuffers(): void {
+    // Views over these buffers go with them.
+    for (const v of this.paramViews.values()) v.release();
+    this.paramViews.clear();
+    this.paramsHostView?.release();
+    this.paramsHostView = undefined;
+    if (this.gatherRows) {
+      this.gatherRows.hostView.release();
+      this.gatherRows.idx.release();
+      this.gatherRows.session.release();
+      this.gatherRows = undefined;
+    }
     for (const r of [...Object.values(this.staging ?? {}), ...Object.values(this.velocity ?? {}), ...Object.values(this.next ?? {}), this.params]) r?.release();
     this.staging = {} as Record<Field, Rows>;
   }
@@ -425,16 +457,29 @@ export class NativeExecutor implements Executor {
     return 1 + 2 * this.buckets.indexOf(bucket) + (prefix ? 0 : 1);
   }
 
-  /** One padded denoiser call and its Euler update over the arena prefix or the staging arena; returns its ms. */
+  /**
+   * One padded denoiser call and its Euler update over the arena prefix or the staging arena (gathered first by the
+   * gather graph, when rows go through graphs); returns its ms.
+   */
   private runBucket(bucket: number, prefix: boolean): number {
     const src = prefix ? this.arena : this.staging;
     const id = this.graphId(bucket, prefix);
+    const t0 = performance.now();
+    if (!prefix && this.gatherRows) {
+      const g = this.gatherRows;
+      const inputs: Record<string, NativeValue> = { idx: this.firstValues(g.idx, bucket, 'int64') };
+      const outputs: Record<string, NativeValue> = {};
+      for (const f of FIELDS) {
+        inputs[f] = this.arena[f].span(0, this.arena[f].rows, 'rows');
+        outputs[`${f}_rows`] = this.staging[f].span(0, bucket, 'rows');
+      }
+      g.session.run(inputs, outputs, id);
+    }
     const inputs: Record<string, NativeValue> = {};
     for (const f of FIELDS) inputs[DENOISER_INPUT[f]] = src[f].span(0, bucket, this.specs[f].rowShape);
     const max = this.params.len;
     inputs.tau_a = this.paramSpan(0, max, bucket, false);
     inputs.tau_o = this.paramSpan(1, max, bucket, false);
-    const t0 = performance.now();
     this.denoiser.run(
       inputs,
       {
@@ -460,6 +505,17 @@ export class NativeExecutor implements Executor {
   }
 
   private readonly paramViews = new Map<string, NativeValue>();
+
+  /** The first `n` values of a one-row buffer, as [n]. */
+  private firstValues(r: Rows, n: number, dtype: DType): NativeValue {
+    const k = `first:${n}`;
+    let v = this.paramViews.get(k);
+    if (!v) {
+      v = new this.ort.Value(r.buffer, 0, dtype, [n]);
+      this.paramViews.set(k, v);
+    }
+    return v;
+  }
 
   /** Row `which` of the parameters (a [4, max] buffer), its first `bucket` values as [bucket] or [bucket, 1]. */
   private paramSpan(which: number, max: number, bucket: number, column: boolean): NativeValue {
@@ -605,7 +661,13 @@ export class NativeExecutor implements Executor {
     }
     this.copier.copy([[this.paramsHostValue(), this.params.span(0, 4, 'flat')]], 'float32');
     const prefix = slots.every((slot, b) => slot === b);
-    if (!prefix) {
+    if (!prefix && this.gatherRows) {
+      // Padding rows gather row 0: any arena row holds finite numbers.
+      const g = this.gatherRows;
+      g.host.fill(0n);
+      for (let b = 0; b < B; b++) g.host[b] = BigInt(slots[b]);
+      this.copier.copy([[g.hostView, g.idx.span(0, 1, 'flat')]], 'int64');
+    } else if (!prefix) {
       for (const f of FIELDS)
         this.copier.copy(
           Array.from(slots, (slot, b): Pair => [this.arena[f].row(slot), this.staging[f].row(b)]),
@@ -660,8 +722,6 @@ export class NativeExecutor implements Executor {
     await Promise.resolve();
     if (this.closed) return;
     this.closed = true;
-    for (const v of this.paramViews.values()) v.release();
-    this.paramsHostView?.release();
     this.releaseCallBuffers();
     for (const f of FIELDS) this.arena[f]?.release();
     this.vlStaging?.release();
