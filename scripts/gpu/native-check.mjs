@@ -25,7 +25,7 @@
 //
 // --device cpu runs the same stages on the CPU (no graphs): a dry run of this script on a machine without a GPU.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, option as opt } from './cli.mjs';
@@ -33,7 +33,17 @@ import { app, option as opt } from './cli.mjs';
 const SELF = fileURLToPath(import.meta.url);
 const args = process.argv.slice(2);
 const { dir: appDir, require, load } = app();
-if (opt('addon', '')) process.env.DUST_NATIVE_ADDON = path.resolve(opt('addon', ''));
+// --addon: a binary carried here goes where the app looks for it (src/engine/native-ort.ts addonPath). Written to a
+// new file renamed into place, never over the old one: a loaded library must not change under its process.
+if (opt('addon', '') && !args.includes('--placement-child')) {
+  const into = path.join(appDir, 'native', 'build', 'Release', 'dust_ort.node');
+  const from = path.resolve(opt('addon', ''));
+  if (from !== into && !(existsSync(into) && readFileSync(from).equals(readFileSync(into)))) {
+    mkdirSync(path.dirname(into), { recursive: true });
+    copyFileSync(from, `${into}.tmp`);
+    renameSync(`${into}.tmp`, into);
+  }
+}
 const device = opt('device', 'cuda');
 const pkgDir = path.resolve(appDir, opt('package', 'models/dust-tiny/1'));
 const maxBatch = Number(opt('max-batch', '64'));

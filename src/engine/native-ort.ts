@@ -94,9 +94,9 @@ function packageRoot(): string {
   return dir;
 }
 
-/** Where the addon is: DUST_NATIVE_ADDON (a binary carried to another host), else the build's output. */
-export function addonPath(env: NodeJS.ProcessEnv = process.env): string {
-  return env.DUST_NATIVE_ADDON || path.join(packageRoot(), ADDON_FILE);
+/** Where the addon is: the build's output in the package (a binary carried to another host goes there too). */
+export function addonPath(): string {
+  return path.join(packageRoot(), ADDON_FILE);
 }
 
 /** onnxruntime-node's native library, the one ONNX Runtime of the process (importing device-probe.ts loaded it). */
