@@ -23,11 +23,15 @@ export const INTEGRATION = [
   // Child processes (mknod, mkfifo) to make the special files a package must refuse.
   'src/model/package.test.ts',
   'test/package-fuzz.test.ts',
-  // ONNX Runtime on the real model packages, in this process or in the inference worker thread.
+  // Child processes: the native addon's build script.
+  'test/build-native.test.ts',
+  // ONNX Runtime on the real model packages, in this process or in the inference worker thread (through
+  // onnxruntime-node or the native addon).
   'test/engine-sampling.test.ts',
   'test/model-fp16.test.ts',
   'test/model-parity.test.ts',
   'test/native-executor.test.ts',
+  'test/native-faults.test.ts',
   'test/native-ort.test.ts',
   'test/shadow-admission.test.ts',
   // The real server, in-process (test/support/harness.ts) or spawned (test/support/serve-process.ts).

@@ -11,7 +11,8 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      # No floating-point contraction: axpyRows rounds as JavaScript does.
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       # No debug info (it would carry this machine's paths) and no run path: the .node travels to GPU hosts.
       "ldflags": ["-s"],
       "libraries": ["-ldl"]

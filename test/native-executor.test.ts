@@ -13,7 +13,7 @@ import { OnnxExecutor, shapesOf } from '../src/engine/index.js';
 import { packStepBatch, packVlmBatch } from '../src/engine/batch-packer.js';
 import type { Executor, StepResult } from '../src/engine/executor.js';
 import { loadNativeOrt } from '../src/engine/native-ort.js';
-import { NativeExecutor } from '../src/engine/native-executor.js';
+import { NativeExecutor, type NativeExecutorDeps } from '../src/engine/native-executor.js';
 import { SlotTable } from '../src/engine/slot-table.js';
 import type { Manifest } from '../src/model/index.js';
 import { initialNoise, type StepCounts } from '../src/sampling/index.js';
@@ -134,38 +134,49 @@ afterAll(async () => {
   await Promise.all(executors.map((e) => e.close()));
 });
 
-async function pair(maxBatch: number, copy: 'auto' | 'identity-graphs' = 'auto'): Promise<{ native: NativeExecutor; reference: OnnxExecutor }> {
-  const native = await NativeExecutor.create({ ...base, maxBatch, cudaGraphs: false }, { copy });
+async function pair(maxBatch: number, deps: NativeExecutorDeps = {}): Promise<{ native: NativeExecutor; reference: OnnxExecutor }> {
+  const native = await NativeExecutor.create({ ...base, maxBatch, cudaGraphs: false }, deps);
   const reference = await OnnxExecutor.create(base);
   executors.push(native, reference);
   return { native, reference };
 }
 
+/**
+ * Rows gathered by copies and stepped by axpyRows on the host (the CPU's default), and gathered and stepped by the
+ * gather and update graphs (what a GPU runs), each against onnxruntime-node.
+ */
+for (const rowOps of ['host', 'graphs'] as const) {
+  addon.describe(
+    `the native executor on the CPU, rows through ${rowOps === 'host' ? 'host copies and arithmetic' : 'graphs'}, against onnxruntime-node`,
+    () => {
+      addon.it('gives the same results when every step takes the whole arena prefix, padded to buckets', async () => {
+        const { native, reference } = await pair(8, { rowOps });
+        expect(native.buckets).toEqual([1, 2, 4, 8]);
+        expectSame(await script(native, all), await script(reference, all));
+      });
+
+      addon.it("gives the same results when a step's padding rows are rows it does not step", async () => {
+        const { native, reference } = await pair(8, { rowOps });
+        expectSame(await script(native, firstHalf), await script(reference, firstHalf));
+      });
+
+      addon.it('gives the same results when steps take scattered rows (gathered and scattered back)', async () => {
+        const { native, reference } = await pair(8, { rowOps });
+        expectSame(await script(native, scattered), await script(reference, scattered));
+      });
+
+      addon.it('gives the same results when a step is larger than the largest bucket (run as several calls)', async () => {
+        const { native, reference } = await pair(4, { rowOps });
+        expectSame(await script(native, all), await script(reference, all));
+        expectSame(await script(native, scattered), await script(reference, scattered));
+      });
+    },
+  );
+}
+
 addon.describe('the native executor on the CPU, against onnxruntime-node', () => {
-  addon.it('gives the same results when every step takes the whole arena prefix, padded to buckets', async () => {
-    const { native, reference } = await pair(8);
-    expect(native.buckets).toEqual([1, 2, 4, 8]);
-    expectSame(await script(native, all), await script(reference, all));
-  });
-
-  addon.it("gives the same results when a step's padding rows are rows it does not step", async () => {
-    const { native, reference } = await pair(8);
-    expectSame(await script(native, firstHalf), await script(reference, firstHalf));
-  });
-
-  addon.it('gives the same results when steps take scattered rows (gathered and scattered back)', async () => {
-    const { native, reference } = await pair(8);
-    expectSame(await script(native, scattered), await script(reference, scattered));
-  });
-
-  addon.it('gives the same results when a step is larger than the largest bucket (run as several calls)', async () => {
-    const { native, reference } = await pair(4);
-    expectSame(await script(native, all), await script(reference, all));
-    expectSame(await script(native, scattered), await script(reference, scattered));
-  });
-
   addon.it('gives the same results when it copies through Identity graphs (where CopyTensors cannot reach a device)', async () => {
-    const { native, reference } = await pair(4, 'identity-graphs');
+    const { native, reference } = await pair(4, { copy: 'identity-graphs', rowOps: 'graphs' });
     expect(native.copyPath).toBe('identity-graphs');
     expectSame(await script(native, scattered), await script(reference, scattered));
   });

@@ -11,6 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { isOrtError, loadNativeOrt, type NativeOrt, type NativeSession } from '../src/engine/native-ort.js';
 import { onnxRuntimeVersion } from '../src/engine/device-probe.js';
+import { applyStep } from '../src/sampling/index.js';
 import { requireTool } from './support/requires.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -111,6 +112,31 @@ addon.describe('the native addon on the CPU', () => {
     native.copy([[new native.Value(Float32Array.of(1, 2, 3), 0, 'float32', [3]), new native.Value(buffer, 20, 'float32', [3])]]);
     native.copy([[new native.Value(buffer, 0, 'float32', [16]), new native.Value(back, 0, 'float32', [16])]]);
     expect([...back.subarray(4, 8)]).toEqual([0, 1, 2, 3]);
+  });
+
+  addon.it("steps rows as the sampler's applyStep does, bit for bit, in place", () => {
+    const rows = 3;
+    const len = 40;
+    let x = 11;
+    const next = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 4 - 2;
+    const a = Float32Array.from({ length: rows * len }, next);
+    const v = Float32Array.from({ length: rows * len }, next);
+    const dt = Float32Array.of(1 / 3, 0, 1 / 64);
+    const expected = Float32Array.from(a);
+    for (let r = 0; r < rows; r++)
+      applyStep(
+        { dtA: 0, dtO: dt[r] },
+        new Float32Array(0),
+        expected.subarray(r * len, (r + 1) * len),
+        new Float32Array(0),
+        v.subarray(r * len, (r + 1) * len),
+      );
+    const view = (arr: Float32Array) => new native.Value(arr, 0, 'float32', [arr.length]);
+    const inPlace = view(a);
+    native.axpyRows(inPlace, view(v), view(dt), inPlace);
+    expect(a).toEqual(expected);
+    // Rows that do not divide the values.
+    expect(() => native.axpyRows(view(a), view(v), view(new Float32Array(7)), view(a))).toThrow(RangeError);
   });
 
   addon.it('turns misuse into exceptions with ONNX Runtime codes, and the process goes on', () => {

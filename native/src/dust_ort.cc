@@ -136,17 +136,15 @@ struct BufferCore {
 
 class View;
 
-// The classes' constructors, per environment (each worker thread loads the addon anew), to check arguments' types.
-struct Constructors {
-  Napi::FunctionReference session;
-  Napi::FunctionReference buffer;
-  Napi::FunctionReference value;
-};
+// Each class tags its objects, so that an argument is checked to be one of them before it is unwrapped (a type tag
+// is checked in constant time, where instanceof walks the prototype chain: copies check two per pair).
+const napi_type_tag kSessionTag = {0x6475737473657373ULL, 0x696f6e0000000001ULL};
+const napi_type_tag kBufferTag = {0x6475737462756666ULL, 0x6572000000000002ULL};
+const napi_type_tag kViewTag = {0x6475737476696577ULL, 0x0000000000000003ULL};
 
 template <typename T>
-T* Unwrapped(Napi::Env env, Napi::Value v, Napi::FunctionReference Constructors::*ctor, const char* what) {
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf((env.GetInstanceData<Constructors>()->*ctor).Value()))
-    ThrowType(env, std::string("dust_ort: ") + what);
+T* Unwrapped(Napi::Env env, Napi::Value v, const napi_type_tag* tag, const char* what) {
+  if (!v.IsObject() || !v.As<Napi::Object>().CheckTypeTag(tag)) ThrowType(env, std::string("dust_ort: ") + what);
   return T::Unwrap(v.As<Napi::Object>());
 }
 
@@ -162,6 +160,7 @@ class Session : public Napi::ObjectWrap<Session> {
   // new Session(path | bytes, { device: 'cpu' | 'cuda', threads, cudaGraph, deviceId, logSeverity })
   explicit Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {
     Napi::Env env = info.Env();
+    info.This().As<Napi::Object>().TypeTag(&kSessionTag);
     RequireInit(env);
     if (!(info[0].IsString() || info[0].IsTypedArray()) || !info[1].IsObject()) ThrowType(env, "Session(path | bytes, options)");
     std::string path = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : std::string("a model in memory");
@@ -300,9 +299,10 @@ class Buffer : public Napi::ObjectWrap<Buffer> {
   // reached only through ONNX Runtime: the caller zeroes it with a copy).
   explicit Buffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Buffer>(info) {
     Napi::Env env = info.Env();
+    info.This().As<Napi::Object>().TypeTag(&kBufferTag);
     RequireInit(env);
     if (!info[0].IsObject() || !info[1].IsNumber()) ThrowType(env, "Buffer(session, bytes)");
-    Session* session = Unwrapped<Session>(env, info[0], &Constructors::session, "a buffer is allocated on a Session");
+    Session* session = Unwrapped<Session>(env, info[0], &kSessionTag, "a buffer is allocated on a Session");
     int64_t bytes = info[1].As<Napi::Number>().Int64Value();
     if (bytes <= 0) ThrowType(env, "dust_ort: a buffer needs a positive size");
     core_ = std::make_shared<BufferCore>();
@@ -346,6 +346,7 @@ class View : public Napi::ObjectWrap<View> {
   // new Value(buffer | typedArray, byteOffset, dtype, shape)
   explicit View(const Napi::CallbackInfo& info) : Napi::ObjectWrap<View>(info) {
     Napi::Env env = info.Env();
+    info.This().As<Napi::Object>().TypeTag(&kViewTag);
     RequireInit(env);
     if (!info[1].IsNumber() || !info[2].IsString() || !info[3].IsArray()) ThrowType(env, "Value(memory, byteOffset, dtype, shape)");
     int64_t offset = info[1].As<Napi::Number>().Int64Value();
@@ -371,7 +372,7 @@ class View : public Napi::ObjectWrap<View> {
       array_ = Napi::Persistent(info[0].As<Napi::Object>());
       host_ = true;
     } else if (info[0].IsObject()) {
-      Buffer* b = Unwrapped<Buffer>(env, info[0], &Constructors::buffer, "a value views a Buffer or a typed array");
+      Buffer* b = Unwrapped<Buffer>(env, info[0], &kBufferTag, "a value views a Buffer or a typed array");
       buffer_ = b->Core(env);
       base = static_cast<uint8_t*>(buffer_->data);
       capacity = buffer_->bytes;
@@ -418,8 +419,7 @@ class View : public Napi::ObjectWrap<View> {
 };
 
 View* ValueArg(Napi::Env env, Napi::Value v, const std::string& what) {
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(env.GetInstanceData<Constructors>()->value.Value()))
-    ThrowType(env, "dust_ort: " + what + " is not a Value");
+  if (!v.IsObject() || !v.As<Napi::Object>().CheckTypeTag(&kViewTag)) ThrowType(env, "dust_ort: " + what + " is not a Value");
   return View::Unwrap(v.As<Napi::Object>());
 }
 
@@ -535,18 +535,42 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// axpyRows(x, v, dt, out): out[r, j] = x[r, j] + dt[r] * v[r, j] over float32 host views of [rows, len] (dt has
+// rows values; out may be x), each value computed in double and rounded once, as JavaScript's Float32Array
+// arithmetic does (src/sampling/schedule.ts applyStep). The Euler update of a step on host memory, where running a
+// graph for it would cost more than the arithmetic; device memory takes the update graph instead.
+Napi::Value AxpyRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireInit(env);
+  View* x = ValueArg(env, info[0], "axpyRows' x");
+  View* v = ValueArg(env, info[1], "axpyRows' v");
+  View* dt = ValueArg(env, info[2], "axpyRows' dt");
+  View* out = ValueArg(env, info[3], "axpyRows' out");
+  if (!x->host() || !v->host() || !dt->host() || !out->host()) ThrowType(env, "dust_ort: axpyRows works on host memory only");
+  size_t rows = dt->bytes() / sizeof(float);
+  size_t n = x->bytes() / sizeof(float);
+  if (rows == 0 || n % rows != 0 || v->bytes() != x->bytes() || out->bytes() != x->bytes())
+    throw Napi::RangeError::New(env, "dust_ort: axpyRows needs x, v and out of rows * len float32 values and dt of rows");
+  size_t len = n / rows;
+  const float* xs = static_cast<const float*>(x->data());
+  const float* vs = static_cast<const float*>(v->data());
+  const float* ds = static_cast<const float*>(dt->data());
+  float* os = static_cast<float*>(out->data());
+  for (size_t r = 0; r < rows; r++) {
+    const double d = ds[r];
+    for (size_t j = r * len; j < (r + 1) * len; j++) os[j] = static_cast<float>(static_cast<double>(xs[j]) + d * static_cast<double>(vs[j]));
+  }
+  return env.Undefined();
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
-  auto* ctors = new Constructors();
   Napi::Function session = Session::Define(env);
   Napi::Function buffer = Buffer::Define(env);
   Napi::Function value = View::Define(env);
-  ctors->session = Napi::Persistent(session);
-  ctors->buffer = Napi::Persistent(buffer);
-  ctors->value = Napi::Persistent(value);
-  env.SetInstanceData<Constructors>(ctors);
   exports.Set("init", Napi::Function::New(env, Init));
   exports.Set("registerProviderLibrary", Napi::Function::New(env, RegisterProviderLibrary));
   exports.Set("copy", Napi::Function::New(env, Copy));
+  exports.Set("axpyRows", Napi::Function::New(env, AxpyRows));
   exports.Set("Session", session);
   exports.Set("Buffer", buffer);
   exports.Set("Value", value);

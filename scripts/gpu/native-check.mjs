@@ -18,14 +18,14 @@
 //
 //   node scripts/gpu/native-check.mjs --app /tmp/app [--package models/dust-tiny/1] [--addon path/dust_ort.node]
 //        [--device cuda] [--max-batch 64] [--runs 20] [--threads 1] [--device-id 0] [--deadline-s 500]
-//        [--skip-baseline] [--copy identity-graphs] --out /tmp/native-check.json
+//        [--skip-baseline] [--copy identity-graphs] [--row-ops graphs|host] --out /tmp/native-check.json
 //
 // --copy identity-graphs: copy on the device through Identity graphs instead of trying CopyTensors (which needs the
 // CUDA provider's library registered with ONNX Runtime's environment) first.
 //
 // --device cpu runs the same stages on the CPU (no graphs): a dry run of this script on a machine without a GPU.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, option as opt } from './cli.mjs';
@@ -33,7 +33,17 @@ import { app, option as opt } from './cli.mjs';
 const SELF = fileURLToPath(import.meta.url);
 const args = process.argv.slice(2);
 const { dir: appDir, require, load } = app();
-if (opt('addon', '')) process.env.DUST_NATIVE_ADDON = path.resolve(opt('addon', ''));
+// --addon: a binary carried here goes where the app looks for it (src/engine/native-ort.ts addonPath). Written to a
+// new file renamed into place, never over the old one: a loaded library must not change under its process.
+if (opt('addon', '') && !args.includes('--placement-child')) {
+  const into = path.join(appDir, 'native', 'build', 'Release', 'dust_ort.node');
+  const from = path.resolve(opt('addon', ''));
+  if (from !== into && !(existsSync(into) && readFileSync(from).equals(readFileSync(into)))) {
+    mkdirSync(path.dirname(into), { recursive: true });
+    copyFileSync(from, `${into}.tmp`);
+    renameSync(`${into}.tmp`, into);
+  }
+}
 const device = opt('device', 'cuda');
 const pkgDir = path.resolve(appDir, opt('package', 'models/dust-tiny/1'));
 const maxBatch = Number(opt('max-batch', '64'));
@@ -43,6 +53,8 @@ const deviceId = Number(opt('device-id', '0'));
 const deadline = performance.now() + Number(opt('deadline-s', '500')) * 1000;
 const outFile = opt('out', 'native-check.json');
 const copy = opt('copy', 'auto');
+// On the CPU rows move by host copies and arithmetic unless --row-ops graphs (what a GPU runs) is given.
+const rowOps = opt('row-ops', undefined);
 
 const { NativeExecutor } = await load('dist/src/engine/native-executor.js');
 const { OnnxExecutor } = await load('dist/src/engine/onnx-executor.js');
@@ -163,7 +175,7 @@ const init = (extra) => ({
   deviceId,
   ...extra,
 });
-const deps = { copy };
+const deps = { copy, rowOps };
 
 function request(id) {
   const s = shapes;
@@ -271,14 +283,23 @@ const describe = (ex, createMs) => ({
   log('parity: the scripted sequence on the CPU, then on the device with and without CUDA graphs');
   const stage = {};
   let reference;
+  // The CPU reference: host row operations, CopyTensors.
   stage.cpu = await withExecutor(
     'cpu',
-    () => NativeExecutor.create(init({ device: 'cpu', cudaGraphs: false }), deps),
+    () => NativeExecutor.create(init({ device: 'cpu', cudaGraphs: false }), { rowOps: 'host' }),
     async (ex, ms) => {
       reference = await script(ex);
       return { createMs: round(ms, 1), outputs: reference.length };
     },
   );
+  if (device === 'cpu' && reference) {
+    // A dry run: the options given (--row-ops, --copy) against the reference.
+    stage.options = await withExecutor(
+      'options',
+      () => NativeExecutor.create(init({ device: 'cpu', cudaGraphs: false }), deps),
+      async (ex, ms) => ({ ...describe(ex, ms), againstCpu: compare(await script(ex), reference) }),
+    );
+  }
   if (device !== 'cpu' && reference) {
     for (const graphs of [true, false]) {
       const key = graphs ? 'cudaGraphs' : 'noGraphs';

@@ -5,6 +5,8 @@
  *   rounded once to float32, exactly as the host's applyStep (src/sampling/schedule.ts) does in JavaScript's
  *   doubles, so that both executors give the same bits. A row with dt = 0 (a padding row, an action between two
  *   action steps) keeps its values.
+ * - the gather of scattered rows into the staging arena (Gather over rows, one call for every field), where one
+ *   device copy per row and field would cost a copy's launch each;
  * - copies (Identity), for a device whose provider cannot copy through ONNX Runtime's CopyTensors.
  *
  * Rows are flattened ([batch, n]); the step sizes are [batch, 1].
@@ -38,6 +40,23 @@ export function eulerUpdateModel(actionLen: number, futureLen: number): Uint8Arr
     valueInfo(g, 11, 'dt_o', 'float32', ['batch', 1]);
     valueInfo(g, 12, 'actions_next', 'float32', ['batch', actionLen]);
     valueInfo(g, 12, 'future_next', 'float32', ['batch', futureLen]);
+  });
+}
+
+/** A field of the arena: its name, element type and values per row. */
+export interface ArenaField {
+  readonly name: string;
+  readonly type: 'float32' | 'int64';
+  readonly len: number;
+}
+
+/** `<name>_rows` = the rows `idx` of each field `<name>` ([rows, len] -> [batch, len]). */
+export function gatherRowsModel(fields: readonly ArenaField[]): Uint8Array {
+  return model('dust-serve native executor', 'gather_rows', (g) => {
+    fields.forEach((f, i) => node(g, { op: 'Gather', inputs: [f.name, 'idx'], outputs: [`${f.name}_rows`] }, i));
+    for (const f of fields) valueInfo(g, 11, f.name, f.type, ['rows', f.len]);
+    valueInfo(g, 11, 'idx', 'int64', ['batch']);
+    for (const f of fields) valueInfo(g, 12, `${f.name}_rows`, f.type, ['batch', f.len]);
   });
 }
 

@@ -49,6 +49,7 @@ export function withFaults(ort: NativeOrt, faults: Faults): NativeOrt {
     init: (p) => ort.init(p),
     registerProviderLibrary: (n, p) => ort.registerProviderLibrary(n, p),
     copy: (pairs) => ort.copy(pairs),
+    axpyRows: (x, v, dt, out) => ort.axpyRows(x, v, dt, out),
     Session,
     Buffer: class {
       constructor(session: NativeSession, bytes: number) {

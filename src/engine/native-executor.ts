@@ -22,7 +22,7 @@ import { InferenceError } from '../errors/index.js';
 import type { GraphInfo } from '../model/index.js';
 import { batchBuckets, bucketFor, chunks } from './buckets.js';
 import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from './executor.js';
-import { copyModel, eulerUpdateModel } from './executor-graphs.js';
+import { copyModel, eulerUpdateModel, gatherRowsModel } from './executor-graphs.js';
 import {
   isOrtError,
   loadNativeOrt,
@@ -55,6 +55,12 @@ export interface ExecutorNote {
 export interface NativeExecutorDeps {
   /** The addon; tests wrap it to inject faults. Default: loadNativeOrt(). */
   readonly ort?: NativeOrt;
+  /**
+   * How rows are gathered and stepped: 'graphs' (the gather and update graphs, as on a GPU) or 'host' (row copies
+   * and the addon's axpyRows in place: on the CPU a graph run costs more than the work). Default: 'host' on the CPU,
+   * 'graphs' on a device.
+   */
+  readonly rowOps?: 'graphs' | 'host';
   /** Use graph ids even on the CPU (tests of the capture path). */
   readonly forceGraphIds?: boolean;
   /** How device copies go: 'auto' tries CopyTensors first; 'identity-graphs' skips it (a drill, or a provider that misbehaves). */
@@ -156,7 +162,6 @@ class Copier {
   constructor(
     private readonly ort: NativeOrt,
     device: NativeDevice,
-    threads: number,
     deviceId: number,
     mode: 'auto' | 'identity-graphs',
     probe: (copy: (pairs: readonly Pair[]) => void) => boolean,
@@ -165,7 +170,7 @@ class Copier {
       this.path = 'copy-tensors';
       return;
     }
-    const options = { device, threads, deviceId };
+    const options = { device, threads: 1, deviceId };
     this.identity = { float32: new ort.Session(copyModel('float32'), options), int64: new ort.Session(copyModel('int64'), options) };
     this.path = 'identity-graphs';
   }
@@ -200,6 +205,10 @@ export class NativeExecutor implements Executor {
   readonly captures: Capture[] = [];
   private readonly specs: Record<Field, FieldSpec>;
   private readonly graphIds: boolean;
+  private readonly hostUpdate: boolean;
+  private readonly deviceId: number;
+  /** The gather graph's session and its row indices (device path), or undefined (row copies). */
+  private gatherRows: { session: NativeSession; idx: Rows; host: BigInt64Array; hostView: NativeValue } | undefined;
   private readonly arena = {} as Record<Field, Rows>;
   private staging = {} as Record<Field, Rows>;
   private velocity!: { actions: Rows; future: Rows };
@@ -209,6 +218,8 @@ export class NativeExecutor implements Executor {
   private paramsHost!: Float32Array;
   private vlStaging: Rows | undefined;
   private readonly copier: Copier;
+  /** Views made for one call (over its host arrays, or arena rows it alone touches), released when it returns. */
+  private readonly scratch: NativeValue[] = [];
   private closed = false;
 
   private constructor(
@@ -224,7 +235,9 @@ export class NativeExecutor implements Executor {
     this.specs = fieldSpecs(init.shapes);
     this.graphIds = (init.cudaGraphs && denoiser.device === 'cuda') || deps.forceGraphIds === true;
     this.buckets = batchBuckets(init.maxBatch);
-    this.copier = new Copier(ort, denoiser.device, init.threads, init.deviceId ?? 0, deps.copy ?? 'auto', (copy) => this.copyWorks(copy));
+    this.hostUpdate = denoiser.device === 'cpu' && deps.rowOps !== 'graphs';
+    this.deviceId = init.deviceId ?? 0;
+    this.copier = new Copier(ort, denoiser.device, init.deviceId ?? 0, deps.copy ?? 'auto', (copy) => this.copyWorks(copy));
     if (denoiser.device !== 'cpu' || this.copier.path !== 'copy-tensors')
       this.notes.push({ level: 'info', message: `native executor copies on ${denoiser.device} through ${this.copier.path}` });
   }
@@ -236,8 +249,8 @@ export class NativeExecutor implements Executor {
     const device: NativeDevice = init.device;
     const options = { device, threads: init.threads, deviceId: init.deviceId ?? 0 };
     const opened: NativeSession[] = [];
-    const open = (model: string | Uint8Array, cudaGraph: boolean) => {
-      const s = new ort.Session(model, { ...options, cudaGraph });
+    const open = (model: string | Uint8Array, cudaGraph: boolean, threads = init.threads) => {
+      const s = new ort.Session(model, { ...options, threads, cudaGraph });
       opened.push(s);
       return s;
     };
@@ -256,7 +269,8 @@ export class NativeExecutor implements Executor {
         denoiser = open(init.denoiserPath, false);
       }
       const s = init.shapes;
-      const update = open(eulerUpdateModel(s.horizon * s.actionDim, s.futureTokens * s.futureDim), graphs);
+      // One thread: a few thousand elementwise operations cost less than waking a thread pool.
+      const update = open(eulerUpdateModel(s.horizon * s.actionDim, s.futureTokens * s.futureDim), graphs, 1);
       if (device === 'cuda' && deps.copy !== 'identity-graphs') registerCudaCopies(ort);
       const executor = new NativeExecutor(ort, vlm, denoiser, update, { ...init, cudaGraphs: graphs }, deps);
       executor.notes.unshift(...notes);
@@ -299,13 +313,14 @@ export class NativeExecutor implements Executor {
     try {
       const sent = Float32Array.of(1, 2, 3, 4);
       const back = new Float32Array(4);
-      const onDevice = new this.ort.Value(probe, 0, 'float32', [4]);
-      copy([[new this.ort.Value(sent, 0, 'float32', [4]), onDevice]]);
-      copy([[onDevice, new this.ort.Value(back, 0, 'float32', [4])]]);
+      const onDevice = this.temp(probe, 0, 'float32', [4]);
+      copy([[this.temp(sent, 0, 'float32', [4]), onDevice]]);
+      copy([[onDevice, this.temp(back, 0, 'float32', [4])]]);
       return back.every((v, i) => v === sent[i]);
     } catch {
       return false;
     } finally {
+      for (const v of this.scratch.splice(0)) v.release();
       probe.release();
     }
   }
@@ -322,7 +337,11 @@ export class NativeExecutor implements Executor {
     const zeros = r.dtype === 'int64' ? new BigInt64Array(chunkRows * r.len) : new Float32Array(chunkRows * r.len);
     for (let start = 0; start < r.rows; start += chunkRows) {
       const n = Math.min(chunkRows, r.rows - start);
-      this.copier.copy([[new this.ort.Value(zeros, 0, r.dtype, [n * r.len]), r.span(start, n, 'flat')]], r.dtype);
+      const from = new this.ort.Value(zeros, 0, r.dtype, [n * r.len]);
+      const to = new this.ort.Value(r.buffer, start * r.rowBytes, r.dtype, [n * r.len]);
+      this.copier.copy([[from, to]], r.dtype);
+      from.release();
+      to.release();
     }
   }
 
@@ -359,9 +378,36 @@ export class NativeExecutor implements Executor {
     this.next = { actions: this.rows(max, this.specs.actions), future: this.rows(max, this.specs.future) };
     this.params = this.rows(4, { len: max, dtype: 'float32' });
     this.paramsHost = new Float32Array(4 * max);
+    if (!this.hostUpdate) {
+      const host = new BigInt64Array(max);
+      const idx = this.rows(1, { len: max, dtype: 'int64' });
+      const fields = FIELDS.map((f) => ({ name: f, type: this.specs[f].dtype as 'float32' | 'int64', len: this.specs[f].len }));
+      this.gatherRows = {
+        session: new this.ort.Session(gatherRowsModel(fields), {
+          device: this.device,
+          threads: 1,
+          deviceId: this.deviceId,
+          cudaGraph: this.graphIds && this.device === 'cuda',
+        }),
+        idx,
+        host,
+        hostView: new this.ort.Value(host, 0, 'int64', [max]),
+      };
+    }
   }
 
   private releaseCallBuffers(): void {
+    // Views over these buffers go with them.
+    for (const v of this.paramViews.values()) v.release();
+    this.paramViews.clear();
+    this.paramsHostView?.release();
+    this.paramsHostView = undefined;
+    if (this.gatherRows) {
+      this.gatherRows.hostView.release();
+      this.gatherRows.idx.release();
+      this.gatherRows.session.release();
+      this.gatherRows = undefined;
+    }
     for (const r of [...Object.values(this.staging ?? {}), ...Object.values(this.velocity ?? {}), ...Object.values(this.next ?? {}), this.params]) r?.release();
     this.staging = {} as Record<Field, Rows>;
   }
@@ -411,16 +457,29 @@ export class NativeExecutor implements Executor {
     return 1 + 2 * this.buckets.indexOf(bucket) + (prefix ? 0 : 1);
   }
 
-  /** One padded denoiser call and its Euler update over the arena prefix or the staging arena; returns its ms. */
+  /**
+   * One padded denoiser call and its Euler update over the arena prefix or the staging arena (gathered first by the
+   * gather graph, when rows go through graphs); returns its ms.
+   */
   private runBucket(bucket: number, prefix: boolean): number {
     const src = prefix ? this.arena : this.staging;
     const id = this.graphId(bucket, prefix);
+    const t0 = performance.now();
+    if (!prefix && this.gatherRows) {
+      const g = this.gatherRows;
+      const inputs: Record<string, NativeValue> = { idx: this.firstValues(g.idx, bucket, 'int64') };
+      const outputs: Record<string, NativeValue> = {};
+      for (const f of FIELDS) {
+        inputs[f] = this.arena[f].span(0, this.arena[f].rows, 'rows');
+        outputs[`${f}_rows`] = this.staging[f].span(0, bucket, 'rows');
+      }
+      g.session.run(inputs, outputs, id);
+    }
     const inputs: Record<string, NativeValue> = {};
     for (const f of FIELDS) inputs[DENOISER_INPUT[f]] = src[f].span(0, bucket, this.specs[f].rowShape);
     const max = this.params.len;
     inputs.tau_a = this.paramSpan(0, max, bucket, false);
     inputs.tau_o = this.paramSpan(1, max, bucket, false);
-    const t0 = performance.now();
     this.denoiser.run(
       inputs,
       {
@@ -429,6 +488,7 @@ export class NativeExecutor implements Executor {
       },
       id,
     );
+    if (this.hostUpdate) return performance.now() - t0;
     this.update.run(
       {
         actions: src.actions.span(0, bucket, 'rows'),
@@ -446,6 +506,17 @@ export class NativeExecutor implements Executor {
 
   private readonly paramViews = new Map<string, NativeValue>();
 
+  /** The first `n` values of a one-row buffer, as [n]. */
+  private firstValues(r: Rows, n: number, dtype: DType): NativeValue {
+    const k = `first:${n}`;
+    let v = this.paramViews.get(k);
+    if (!v) {
+      v = new this.ort.Value(r.buffer, 0, dtype, [n]);
+      this.paramViews.set(k, v);
+    }
+    return v;
+  }
+
   /** Row `which` of the parameters (a [4, max] buffer), its first `bucket` values as [bucket] or [bucket, 1]. */
   private paramSpan(which: number, max: number, bucket: number, column: boolean): NativeValue {
     const k = `${which}:${bucket}:${column}`;
@@ -462,6 +533,13 @@ export class NativeExecutor implements Executor {
     for (const { from, to } of moves) for (const f of FIELDS) this.copier.copy([[this.arena[f].row(from), this.arena[f].row(to)]], this.specs[f].dtype);
   }
 
+  /** A view for the current call only. */
+  private temp(memory: NativeBuffer | ArrayBufferView, byteOffset: number, dtype: DType, shape: readonly number[]): NativeValue {
+    const v = new this.ort.Value(memory, byteOffset, dtype, shape);
+    this.scratch.push(v);
+    return v;
+  }
+
   private guard<T>(call: () => T): T {
     if (this.closed) throw new InferenceError('the executor was closed');
     try {
@@ -473,11 +551,13 @@ export class NativeExecutor implements Executor {
         throw lost;
       }
       throw err;
+    } finally {
+      for (const v of this.scratch.splice(0)) v.release();
     }
   }
 
   async runVlm(batch: VlmBatch): Promise<VlmResult> {
-    await Promise.resolve();
+    await turn();
     return this.guard(() => this.vlmCall(batch));
   }
 
@@ -491,7 +571,7 @@ export class NativeExecutor implements Executor {
     const vl = this.specs.vl;
     let vlOut: NativeValue;
     if (contiguous) {
-      vlOut = new ort.Value(this.arena.vl.buffer, slots[0] * this.arena.vl.rowBytes, 'float32', [B, ...vl.rowShape]);
+      vlOut = this.temp(this.arena.vl.buffer, slots[0] * this.arena.vl.rowBytes, 'float32', [B, ...vl.rowShape]);
     } else {
       if (!this.vlStaging || this.vlStaging.rows < B) {
         this.vlStaging?.release();
@@ -500,7 +580,7 @@ export class NativeExecutor implements Executor {
       vlOut = this.vlStaging.span(0, B, vl.rowShape);
     }
     const obs = new Float32Array(B * s.futureTokens * s.futureDim);
-    const host = (a: Float32Array | BigInt64Array, shape: number[]) => new ort.Value(a, 0, a instanceof BigInt64Array ? 'int64' : 'float32', shape);
+    const host = (a: Float32Array | BigInt64Array, shape: number[]) => this.temp(a, 0, a instanceof BigInt64Array ? 'int64' : 'float32', shape);
     const t0 = performance.now();
     this.vlm.run(
       {
@@ -525,15 +605,15 @@ export class NativeExecutor implements Executor {
     for (const [f, data] of inputs) {
       const spec = this.specs[f];
       const pairs: Pair[] = contiguous
-        ? [[new ort.Value(data, 0, spec.dtype, [B * spec.len]), this.arena[f].span(slots[0], B, 'flat')]]
-        : Array.from(slots, (slot, b): Pair => [new ort.Value(data, b * spec.len * BYTES[spec.dtype], spec.dtype, [spec.len]), this.arena[f].row(slot)]);
+        ? [[this.temp(data, 0, spec.dtype, [B * spec.len]), this.temp(this.arena[f].buffer, slots[0] * this.arena[f].rowBytes, spec.dtype, [B * spec.len])]]
+        : Array.from(slots, (slot, b): Pair => [this.temp(data, b * spec.len * BYTES[spec.dtype], spec.dtype, [spec.len]), this.arena[f].row(slot)]);
       this.copier.copy(pairs, spec.dtype);
     }
     return { obsEmbedding: obs, runMs };
   }
 
   async step(batch: StepBatch): Promise<StepResult> {
-    await Promise.resolve();
+    await turn();
     return this.guard(() => this.stepCall(batch));
   }
 
@@ -554,13 +634,12 @@ export class NativeExecutor implements Executor {
     const actions = new Float32Array(F * aLen);
     const future = new Float32Array(F * oLen);
     if (F > 0) {
-      const ort = this.ort;
       this.copier.copy(
-        Array.from(finishing, (slot, f): Pair => [this.arena.actions.row(slot), new ort.Value(actions, f * aLen * 4, 'float32', [aLen])]),
+        Array.from(finishing, (slot, f): Pair => [this.arena.actions.row(slot), this.temp(actions, f * aLen * 4, 'float32', [aLen])]),
         'float32',
       );
       this.copier.copy(
-        Array.from(finishing, (slot, f): Pair => [this.arena.future.row(slot), new ort.Value(future, f * oLen * 4, 'float32', [oLen])]),
+        Array.from(finishing, (slot, f): Pair => [this.arena.future.row(slot), this.temp(future, f * oLen * 4, 'float32', [oLen])]),
         'float32',
       );
     }
@@ -582,7 +661,13 @@ export class NativeExecutor implements Executor {
     }
     this.copier.copy([[this.paramsHostValue(), this.params.span(0, 4, 'flat')]], 'float32');
     const prefix = slots.every((slot, b) => slot === b);
-    if (!prefix) {
+    if (!prefix && this.gatherRows) {
+      // Padding rows gather row 0: any arena row holds finite numbers.
+      const g = this.gatherRows;
+      g.host.fill(0n);
+      for (let b = 0; b < B; b++) g.host[b] = BigInt(slots[b]);
+      this.copier.copy([[g.hostView, g.idx.span(0, 1, 'flat')]], 'int64');
+    } else if (!prefix) {
       for (const f of FIELDS)
         this.copier.copy(
           Array.from(slots, (slot, b): Pair => [this.arena[f].row(slot), this.staging[f].row(b)]),
@@ -590,7 +675,25 @@ export class NativeExecutor implements Executor {
         );
     }
     const ms = this.runBucket(bucket, prefix);
-    if (prefix) {
+    if (this.hostUpdate) {
+      // In place, over the B real rows only: padding rows are never touched.
+      const src = prefix ? this.arena : this.staging;
+      for (const [f, dt] of [
+        ['actions', 2],
+        ['future', 3],
+      ] as const) {
+        const x = src[f].span(0, B, 'flat');
+        this.ort.axpyRows(x, this.velocity[f].span(0, B, 'flat'), this.paramSpan(dt, max, B, false), x);
+      }
+      if (!prefix)
+        this.copier.copy(
+          Array.from(slots, (slot, b): Pair[] => [
+            [this.staging.actions.row(b), this.arena.actions.row(slot)],
+            [this.staging.future.row(b), this.arena.future.row(slot)],
+          ]).flat(),
+          'float32',
+        );
+    } else if (prefix) {
       this.copier.copy(
         [
           [this.next.actions.span(0, B, 'flat'), this.arena.actions.span(0, B, 'flat')],
@@ -619,8 +722,6 @@ export class NativeExecutor implements Executor {
     await Promise.resolve();
     if (this.closed) return;
     this.closed = true;
-    for (const v of this.paramViews.values()) v.release();
-    this.paramsHostView?.release();
     this.releaseCallBuffers();
     for (const f of FIELDS) this.arena[f]?.release();
     this.vlStaging?.release();
@@ -628,6 +729,12 @@ export class NativeExecutor implements Executor {
     for (const s of [this.vlm, this.denoiser, this.update]) s.release();
   }
 }
+
+/**
+ * One event-loop turn before each call, as onnxruntime-node's run() takes (it runs from setImmediate): the worker
+ * thread's messages (new requests, cancellations) are handled between two calls rather than after the whole loop.
+ */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function nativeOrt(): NativeOrt {
   const load = loadNativeOrt();

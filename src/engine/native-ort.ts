@@ -61,6 +61,11 @@ export interface NativeOrt {
   registerProviderLibrary(name: string, libraryPath: string): void;
   /** Copies each [src, dst] pair (equal sizes); every pair of one call goes between the same two devices. */
   copy(pairs: readonly (readonly [NativeValue, NativeValue])[]): void;
+  /**
+   * out[r, j] = x[r, j] + dt[r] * v[r, j] over float32 host views ([rows, len]; dt [rows]; out may be x), in double
+   * rounded once, as applyStep (src/sampling/schedule.ts) computes in JavaScript. Host memory only.
+   */
+  axpyRows(x: NativeValue, v: NativeValue, dt: NativeValue, out: NativeValue): void;
   /** A session over a model file, or over the bytes of a model. */
   Session: new (model: string | Uint8Array, options: SessionOptions) => NativeSession;
   Buffer: new (session: NativeSession, bytes: number) => NativeBuffer;
@@ -89,9 +94,9 @@ function packageRoot(): string {
   return dir;
 }
 
-/** Where the addon is: DUST_NATIVE_ADDON (a binary carried to another host), else the build's output. */
-export function addonPath(env: NodeJS.ProcessEnv = process.env): string {
-  return env.DUST_NATIVE_ADDON || path.join(packageRoot(), ADDON_FILE);
+/** Where the addon is: the build's output in the package (a binary carried to another host goes there too). */
+export function addonPath(): string {
+  return path.join(packageRoot(), ADDON_FILE);
 }
 
 /** onnxruntime-node's native library, the one ONNX Runtime of the process (importing device-probe.ts loaded it). */
