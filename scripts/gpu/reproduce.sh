@@ -192,7 +192,8 @@ stage_serve() {
 stage_native() {
   app_env
   wait_for "$WORK/export.done"
-  wait_for "$WORK/torch.done" || log "the PyTorch timings did not finish; the native check runs anyway"
+  # With EXPORT_ONLY=1 the PyTorch stage ends after the export; its timings would share the GPU with these.
+  wait_for "$WORK/torch.done" || log "the PyTorch stage did not finish; the native check runs anyway"
   node "$SRC/scripts/gpu/native-check.mjs" --app "$APP" --package "$WORK/${NATIVE_REPO:-repo16}/dust-paper/1" --device "$DEVICE" \
     --max-batch "${NATIVE_MAX_BATCH:-64}" --runs "${NATIVE_RUNS:-20}" --deadline-s "$(( $(left) - 20 ))" --out "$WORK/native.json"
 }
@@ -200,7 +201,7 @@ stage_native() {
 stage_peer() {
   wait_for "$WORK/torch.done" || log "the PyTorch timings did not finish; the peer runs anyway"
   cd "$SRC" && PYTHONPATH="$SRC" $PY scripts/gpu/torch_peer.py --out "$WORK/peer.json" --robots "${PEER_ROBOTS:-1,16,$ROBOTS_MANY}" \
-    --mix "${PEER_MIX:-4:4}" --duration-s "$DURATION" $SET
+    --mix "${PEER_MIX:-4:4}" --duration-s "$DURATION" --step-batches "${PEER_STEP_BATCHES:-1,64}" $SET
 }
 
 # At most 8 files come back from a call: JSON results as they are, logs in one archive.

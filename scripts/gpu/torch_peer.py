@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from models.toolchain import build
+from models.toolchain.onnx_export import example_inputs
 
 
 def log(msg: str) -> None:
@@ -157,6 +158,40 @@ def fleet(peer: Peer, cfg, robots: int, duration_s: float, warmup_s: float) -> d
             "p50_ms": round(statistics.median(window), 2) if window else None, "p99_ms": round(q(0.99), 2) if window else None}
 
 
+def step_timings(policy, cfg, device, dtype, batches: list[int], use_graph: bool) -> dict:
+    """One denoiser evaluation (and one VLM call) at each batch size, bf16, replayed from a CUDA graph: the
+    reference the native executor's step is held to. Median of 30 synchronised replays after 3 warm ones."""
+    out: dict = {}
+    for graph_name, module in (("denoiser", policy.denoiser), ("vlm", policy.vlm)):
+        for b in batches:
+            torch.manual_seed(1)
+            x = [t.to(device) for t in example_inputs(cfg, graph_name, b)]
+            x = [t.to(dtype) if t.is_floating_point() else t for t in x]
+            fn = lambda: module(*x)
+            if use_graph:
+                stream = torch.cuda.Stream()
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(stream):
+                    for _ in range(3):
+                        fn()
+                torch.cuda.current_stream().wait_stream(stream)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    fn()
+                fn = graph.replay
+            times = []
+            for i in range(33):
+                t0 = time.perf_counter()
+                fn()
+                if use_graph:
+                    torch.cuda.synchronize()
+                if i >= 3:
+                    times.append((time.perf_counter() - t0) * 1e3)
+            out.setdefault(graph_name, {})[b] = round(statistics.median(times), 3)
+            log(f"{graph_name} batch {b}: {out[graph_name][b]} ms")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
@@ -165,6 +200,7 @@ def main() -> int:
     ap.add_argument("--mix", default="4:4", help="N_A:N_o")
     ap.add_argument("--duration-s", type=float, default=8.0)
     ap.add_argument("--warmup-s", type=float, default=2.0)
+    ap.add_argument("--step-batches", default="1,64", help="batch sizes of the per-call reference timings")
     args = ap.parse_args()
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
@@ -178,6 +214,11 @@ def main() -> int:
                     "duration_s": args.duration_s, "warmup_s": args.warmup_s, "runs": []}
     with torch.no_grad():
         t0 = time.perf_counter()
+        policy = policy.to(device, dtype)
+        result["call_ms_cuda_graph" if cuda else "call_ms_eager"] = step_timings(
+            policy, cfg, device, dtype, [int(b) for b in args.step_batches.split(",")], use_graph=cuda)
+        if cuda:
+            torch.cuda.empty_cache()
         peer = Peer(policy, cfg, device, dtype, n_a, n_o, use_graph=cuda)
         result["capture_s"] = round(time.perf_counter() - t0, 2)
         alone = []
