@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { defaultResultPath, OUT_DIR, resultMeta, RESULTS_DIR, savedResultPath, writeResult, type ResultMeta } from './results.js';
+import { defaultResultPath, OUT_DIR, resultMeta, RESULTS_DIR, savedResultPath, summaryText, writeResult, type ResultMeta } from './results.js';
 
 const NAME = /^(\d{4}-\d{2}-\d{2})-([0-9a-f]{7,40}|unknown)-([a-z0-9]+)(-run\d+)?\.(json|png)$/;
 const META_KEYS = ['benchmark', 'commit', 'machine', 'cores', 'device', 'command', 'date', 'node'] as const;
@@ -92,13 +92,7 @@ describe('writeResult', () => {
       writeResult(meta, { throughputRps: 812 }, { out }, ['step: 812 req/s', 'verdict: PASS']);
       vi.restoreAllMocks();
       expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual({ meta, throughputRps: 812 });
-      expect(printed.stdout.split('\n')).toEqual([
-        'fleet: 2core, cpu, commit abc1234',
-        '  step: 812 req/s',
-        '  verdict: PASS',
-        `JSON: ${path.relative(process.cwd(), out)}`,
-        '',
-      ]);
+      expect(printed.stdout.split('\n')).toEqual(['fleet: 2core, cpu, commit abc1234', '  step: 812 req/s', '  verdict: PASS', `JSON: ${out}`, '']);
       expect(printed.stderr).toBe('');
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -112,6 +106,10 @@ describe('writeResult', () => {
     expect(printed.stdout).toBe(json);
     expect(JSON.parse(printed.stdout)).toEqual({ meta, throughputRps: 812 });
     expect(printed.stderr).toContain('  step: 812 req/s\nJSON: stdout\n');
+  });
+
+  it('names a file inside the working directory by its relative path', () => {
+    expect(summaryText(meta, [], [path.join(process.cwd(), 'bench', 'out', 'fleet.json')])).toContain(`JSON: ${path.join('bench', 'out', 'fleet.json')}\n`);
   });
 
   it('without --out or --save names a file under the git-ignored bench/out', () => {

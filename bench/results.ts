@@ -122,7 +122,13 @@ export function defaultResultPath(meta: ResultMeta, dir = OUT_DIR): string {
 
 /** The human summary: a heading, the benchmark's own lines, and where the JSON went. */
 export function summaryText(meta: ResultMeta, lines: readonly string[], written: readonly string[]): string {
-  const where = written.length > 0 ? written.map((f) => path.relative(process.cwd(), f) || f).join(', ') : 'stdout';
+  // Relative to the working directory inside it (bench/out/...), absolute outside it (/tmp/...).
+  const shown = (f: string) => {
+    if (f === 'stdout') return f;
+    const relative = path.relative(process.cwd(), path.resolve(f));
+    return relative.startsWith('..') || path.isAbsolute(relative) ? path.resolve(f) : relative;
+  };
+  const where = written.length > 0 ? written.map(shown).join(', ') : 'stdout';
   const heading = `${meta.benchmark}: ${meta.machine}, ${meta.device}, ${meta.commit ? `commit ${meta.commit}` : 'no commit'}`;
   return [heading, ...lines.map((l) => `  ${l}`), `JSON: ${where}`].map((l) => `${l}\n`).join('');
 }
