@@ -2,7 +2,7 @@
 export declare const ROOT: string;
 export declare const INPUT_DIRS: readonly string[];
 export declare const INPUT_FILES: readonly string[];
-export declare const OUTPUT_DIRS: readonly string[];
+export declare const OUTPUT_DIRS: Readonly<Record<string, string>>;
 export declare const BUILT: readonly string[];
 /** Why the build must run, or undefined when it is current. */
 export declare function staleReason(root?: string): string | undefined;

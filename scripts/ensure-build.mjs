@@ -30,8 +30,8 @@ export const INPUT_FILES = [
   'sim/push/tsconfig.build.json',
   'native/binding.gyp',
 ];
-/** The folders of compiled JavaScript. */
-export const OUTPUT_DIRS = ['dist', 'clients/typescript/dist', 'sim/push/dist'];
+/** The folders of compiled JavaScript, each with the folder its sources are in (the tsconfigs' rootDir). */
+export const OUTPUT_DIRS = { dist: '', 'clients/typescript/dist': 'clients/typescript/src', 'sim/push/dist': 'sim/push/src' };
 /** One output of each build: the build counts as done only when every one is there. */
 export const BUILT = ['dist/src/engine/inference-worker.js', 'dist/bench/fleet.js', 'clients/typescript/dist/index.js', 'sim/push/dist/index.js'];
 
@@ -53,7 +53,10 @@ function isInput(file) {
 export function staleReason(root = ROOT) {
   const missing = BUILT.find((f) => !existsSync(path.join(root, f)));
   if (missing) return `${missing} has not been built`;
-  const outputs = OUTPUT_DIRS.flatMap((d) => files(root, d, (f) => f.endsWith('.js')));
+  // An output whose source is gone (deleted, or another branch's) is never rewritten: its age says nothing.
+  const outputs = Object.entries(OUTPUT_DIRS).flatMap(([out, src]) =>
+    files(root, out, (f) => f.endsWith('.js') && existsSync(path.join(root, src, path.relative(path.join(root, out), f)).replace(/\.js$/, '.ts'))),
+  );
   const built = Math.min(...outputs.map((f) => statSync(f).mtimeMs));
   const inputs = [...INPUT_DIRS.flatMap((d) => files(root, d, isInput)), ...INPUT_FILES.map((f) => path.join(root, f)).filter((f) => existsSync(f))];
   const newer = inputs.find((f) => statSync(f).mtimeMs > built);

@@ -24,7 +24,8 @@ function put(file: string, at: Date): void {
 
 beforeEach(() => {
   root = mkdtempSync(path.join(os.tmpdir(), 'dust-ensure-build-'));
-  for (const f of [...INPUT_FILES, 'src/engine/inference-worker.ts', 'bench/fleet.ts', 'sim/push/src/index.ts', 'proto/dust.proto']) put(f, OLD);
+  const sources = ['src/engine/inference-worker.ts', 'src/cli/main.ts', 'bench/fleet.ts', 'clients/typescript/src/index.ts', 'sim/push/src/index.ts'];
+  for (const f of [...INPUT_FILES, ...sources, 'proto/dust.proto']) put(f, OLD);
   for (const f of [...BUILT, 'dist/src/cli/main.js']) put(f, BUILT_AT);
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
@@ -48,6 +49,12 @@ describe('staleReason', () => {
     put('dist/src/cli/main.js', OLD);
     put('bench/fleet.ts', new Date('2026-01-01T12:00:00Z'));
     expect(staleReason(root)).toMatch(/^bench\/fleet\.ts is newer/);
+  });
+
+  it('leaves out a compiled file whose source is gone, which no build rewrites', () => {
+    put('dist/src/engine/removed-module.js', OLD);
+    put('bench/fleet.ts', new Date('2026-01-01T12:00:00Z'));
+    expect(staleReason(root)).toBeUndefined();
   });
 
   it('ignores tests, generated code and kept results', () => {
