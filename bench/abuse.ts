@@ -26,7 +26,8 @@ import { Robot, type Completion, type RobotSink } from './robot.js';
 import { hostCpuSeconds, processRssMb, runBenchmark, startServerProcess, type ServerProcess } from './server-process.js';
 import { round } from './stats.js';
 import { requestClasses, type Workload } from './workload.js';
-import { resultMeta, writeResult } from './results.js';
+import { addResultOptions, resultMeta, writeResult } from './results.js';
+import { abuseSummary } from './summaries.js';
 
 export const DEFAULT_ABUSE_REQUESTS = 10_000;
 export const DEFAULT_ATTACKERS = 8;
@@ -62,8 +63,6 @@ const program = new Command('bench:abuse')
   .option('--server-node-args <flags>', 'flags for the server\'s node process, space-separated, e.g. "--cpu-prof --cpu-prof-dir=prof"', '')
   .option('--probe-interval-ms <ms>', 'health-check interval', number(1, true), DEFAULT_PROBE_INTERVAL_MS)
   .option('--rss-interval-ms <ms>', 'how often the server RSS is sampled', number(10, true), DEFAULT_RSS_INTERVAL_MS)
-  .option('--out <file>', 'also write the JSON result to this file')
-  .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
   .option('--quiet', 'no progress line');
 
 interface Flags {
@@ -84,6 +83,7 @@ interface Flags {
   rssIntervalMs: number;
   out?: string;
   save?: boolean;
+  json?: boolean;
   quiet?: boolean;
 }
 
@@ -171,7 +171,7 @@ class Attack {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
-  program.parse();
+  addResultOptions(program).parse();
   const f = program.opts<Flags>();
   const progress = new Progress(f.quiet === true);
   const model = await findModel(f.modelRepository);
@@ -262,7 +262,7 @@ async function main(): Promise<void> {
         serverServingAfter: { value: after, pass: after === 'SERVING' },
       },
     };
-    writeResult(resultMeta('abuse', { serverArgs: server.args }), result, f);
+    writeResult(resultMeta('abuse', { serverArgs: server.args }), result, f, abuseSummary(result));
   } finally {
     clearInterval(ticker);
     clearInterval(rssTimer);

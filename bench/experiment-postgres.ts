@@ -1,6 +1,6 @@
 /**
  * What the shared PostgreSQL experiment store adds to a response, next to the embedded SQLite store
- * (`node dist/bench/experiment-postgres.js --postgres-url postgres://user@host/db`, prints JSON).
+ * (`node dist/bench/experiment-postgres.js --postgres-url postgres://user@host/db`).
  *
  * PostgreSQL: several replicas (one store each, all in this process and on its one event loop) count served
  * requests at a given rate each, open loop, every robot in its own episodes; for each request the time from
@@ -17,7 +17,7 @@ import { Command } from 'commander';
 import { DEFAULT_SERVE_OPTIONS } from '../src/config/index.js';
 import { ExperimentBook, experimentSettings, PostgresExperimentStore, SqliteExperimentStore, type ExperimentStore } from '../src/experiment/index.js';
 import { number } from './cli-args.js';
-import { resultMeta, writeResult } from './results.js';
+import { addResultOptions, resultMeta, writeResult } from './results.js';
 import { round, summarize, type LatencySummary } from './stats.js';
 
 interface Load {
@@ -136,16 +136,16 @@ async function sqlite(load: Load): Promise<RunResult & { lastFlushMs: number }> 
 }
 
 async function main(): Promise<void> {
-  const opts = new Command()
-    .requiredOption('--postgres-url <url>', 'PostgreSQL to use (the PG* variables fill in the rest) [DUST_POSTGRES_URL]', process.env.DUST_POSTGRES_URL)
-    .option('--replicas <n>', 'PostgreSQL stores writing at once', number(1, true), 3)
-    .option('--rate <per-second>', 'requests per second per replica', number(1), 200)
-    .option('--seconds <s>', 'how long each replica sends', number(1), 10)
-    .option('--robots <n>', 'robots per replica', number(1, true), 100)
-    .option('--episode-length <n>', 'requests per episode', number(1, true), 20)
-    .option('--no-sqlite', 'skip the SQLite comparison')
-    .option('--out <file>', 'also write the JSON result to this file')
-    .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
+  const opts = addResultOptions(
+    new Command()
+      .requiredOption('--postgres-url <url>', 'PostgreSQL to use (the PG* variables fill in the rest) [DUST_POSTGRES_URL]', process.env.DUST_POSTGRES_URL)
+      .option('--replicas <n>', 'PostgreSQL stores writing at once', number(1, true), 3)
+      .option('--rate <per-second>', 'requests per second per replica', number(1), 200)
+      .option('--seconds <s>', 'how long each replica sends', number(1), 10)
+      .option('--robots <n>', 'robots per replica', number(1, true), 100)
+      .option('--episode-length <n>', 'requests per episode', number(1, true), 20)
+      .option('--no-sqlite', 'skip the SQLite comparison'),
+  )
     .parse()
     .opts<{
       postgresUrl: string;
@@ -157,6 +157,7 @@ async function main(): Promise<void> {
       sqlite: boolean;
       out?: string;
       save?: boolean;
+      json?: boolean;
     }>();
   const meta = resultMeta('experiment-postgres');
   const load: Load = { rate: opts.rate, seconds: opts.seconds, robots: opts.robots, episodeLength: opts.episodeLength };
@@ -169,7 +170,13 @@ async function main(): Promise<void> {
       'countWaitMs: from handing a served request to the store until the store releases it (PostgreSQL: its group commit; SQLite: at once, counted in memory). ' +
       'The PostgreSQL replicas share this process and its event loop. exact: the counts read back equal the requests sent.',
   };
-  writeResult(meta, result, opts);
+  const exact = (r: { exact: boolean } | undefined) => (r === undefined ? [] : [r.exact ? 'exact' : 'NOT exact']);
+  writeResult(meta, result, opts, [
+    `PostgreSQL, ${opts.replicas} replicas: ${result.postgres.achievedPerSecond} requests/s counted, count wait p99 ${result.postgres.countWaitMs.p99} ms, ${exact(result.postgres).join('')}`,
+    ...(result.sqlite
+      ? [`SQLite: ${result.sqlite.achievedPerSecond} requests/s counted, count wait p99 ${result.sqlite.countWaitMs.p99} ms, ${exact(result.sqlite).join('')}`]
+      : []),
+  ]);
   if (!result.postgres.exact || (result.sqlite && !result.sqlite.exact)) process.exitCode = 1;
 }
 

@@ -1,5 +1,5 @@
 /**
- * What A/B testing costs a request and the event loop (`node dist/bench/experiment.js`, prints JSON): the
+ * What A/B testing costs a request and the event loop (`node dist/bench/experiment.js`): the
  * experiment book's work per request (assignment by weighted rendezvous hashing, counting, the episode
  * ledger) and per outcome, measured on this thread without gRPC or inference; and, for one flush of changed
  * counters, robots and episodes into the SQLite store (a file in a temp folder), the time this thread is busy
@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_SERVE_OPTIONS } from '../src/config/index.js';
 import { ExperimentBook, experimentSettings, SqliteExperimentStore } from '../src/experiment/index.js';
-import { resultMeta, writeResult } from './results.js';
+import { Command } from 'commander';
+import { addResultOptions, resultMeta, writeResult, type ResultTarget } from './results.js';
 import { summarize, round } from './stats.js';
 
 const ROBOTS = 1000;
@@ -23,6 +24,7 @@ const FLUSHES = 50;
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 async function main(): Promise<void> {
+  const target = addResultOptions(new Command('experiment')).parse().opts<ResultTarget>();
   const meta = resultMeta('experiment');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-bench-exp-'));
   try {
@@ -94,14 +96,22 @@ async function main(): Promise<void> {
       flushes[`${size} requests`] = { eventLoopMs: summarize(busy), committedMs: summarize(committed) };
     }
     await book.close();
-    writeResult(meta, {
-      robots: ROBOTS,
-      requests: REQUESTS,
-      perRequestUs: round(perRequestUs, 2),
-      perOutcomeUs: round(perOutcomeUs, 2),
-      flushMs: flushes,
-      note: 'flushMs: one flush after that many requests, each from a new episode, with up to 1000 new robots; eventLoopMs = building the batch and posting its first chunk of at most 1000 rows (the event loop is free between chunks), committedMs = until the writer thread committed all chunks',
-    });
+    writeResult(
+      meta,
+      {
+        robots: ROBOTS,
+        requests: REQUESTS,
+        perRequestUs: round(perRequestUs, 2),
+        perOutcomeUs: round(perOutcomeUs, 2),
+        flushMs: flushes,
+        note: 'flushMs: one flush after that many requests, each from a new episode, with up to 1000 new robots; eventLoopMs = building the batch and posting its first chunk of at most 1000 rows (the event loop is free between chunks), committedMs = until the writer thread committed all chunks',
+      },
+      target,
+      [
+        `per request ${round(perRequestUs, 2)} µs, per outcome ${round(perOutcomeUs, 2)} µs`,
+        ...Object.entries(flushes).map(([size, f]) => `flush after ${size}: event loop p99 ${f.eventLoopMs.p99} ms, committed p99 ${f.committedMs.p99} ms`),
+      ],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

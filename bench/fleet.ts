@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: the fleet simulator. N robots against the real server, one server
- * process per mode, compared with the serving-free offline limit; JSON on stdout (and --out), a progress
- * line on stderr. `--targets` measures every target (targets.ts) in one run. BENCHMARKS.md explains the modes.
+ * process per mode, compared with the serving-free offline limit; a summary on stdout, the JSON in a file
+ * (results.ts), a progress line on stderr. `--targets` measures every target (targets.ts) in one run. BENCHMARKS.md explains the modes.
  */
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -19,7 +19,6 @@ import {
   DEFAULT_UNARY_DEADLINE_MS,
   DEFAULT_VISION_CAP,
   DEFAULT_WARMUP_S,
-  DISTURBED_CORES,
   type BenchOptions,
 } from './options.js';
 import { Progress } from './progress.js';
@@ -29,9 +28,10 @@ import { runServedMode, servedRunOptions, type ServedResult } from './run-served
 import { DEFAULT_PROBE_INTERVAL_MS } from './health-probe.js';
 import { killAllServers } from './server-process.js';
 import { round } from './stats.js';
-import { DEFAULT_PLAN_BUDGET_MS, DEFAULT_PLAN_LOAD_FRACTION, DEFAULT_TARGET_BUDGET_MS, parseTargets, runTargets, verdictLines } from './targets.js';
+import { DEFAULT_PLAN_BUDGET_MS, DEFAULT_PLAN_LOAD_FRACTION, DEFAULT_TARGET_BUDGET_MS, parseTargets, runTargets } from './targets.js';
 import { requestClasses, type Workload } from './workload.js';
-import { resultMeta, writeResult } from './results.js';
+import { addResultOptions, resultMeta, writeResult } from './results.js';
+import { fleetSummary } from './summaries.js';
 
 function list(v: string): number[] {
   return v.split(',').map((s) => number(1, true)(s.trim()));
@@ -78,8 +78,6 @@ const program = new Command('bench')
     number(0, true),
     DEFAULT_RETRY_DISTURBED,
   )
-  .option('--out <file>', 'also write the JSON result to this file')
-  .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
   .option('--quiet', 'no progress line')
   .addHelpText(
     'after',
@@ -124,6 +122,7 @@ interface CliFlags {
   retryDisturbed: number;
   out?: string;
   save?: boolean;
+  json?: boolean;
   quiet?: boolean;
 }
 
@@ -181,7 +180,7 @@ function sourceVersion(): { commit: string; srcDirty: boolean } | undefined {
 }
 
 async function main(): Promise<void> {
-  program.parse();
+  addResultOptions(program).parse();
   const flags = program.opts<CliFlags>();
   const given = benchOptions(flags);
   const progress = new Progress(given.quiet);
@@ -199,21 +198,15 @@ async function main(): Promise<void> {
     startedAt: startedAt.toISOString(),
     options: given,
   };
-  let result: unknown;
+  let result: object;
+  let lines: string[];
   if (flags.targets) {
     const report = await runTargets(o, model, progress, parseTargets(flags.targets));
     const summary = Object.fromEntries(
       Object.entries(report.targets).map(([k, t]) => [k, `${t!.ratio} ${t!.op} ${t!.threshold}: ${t!.pass ? 'PASS' : 'FAIL'}`]),
     );
     result = { ...meta, summary, ...report };
-    const disturbed = Object.entries(report.disturbance).filter(([, cores]) => cores > DISTURBED_CORES);
-    process.stderr.write(
-      `\ntargets (build ${meta.source?.commit ?? '?'}${meta.source?.srcDirty ? ', src/ modified' : ''}):\n` +
-        verdictLines(report.targets)
-          .map((l) => `  ${l}\n`)
-          .join('') +
-        (disturbed.length ? `  disturbed runs (other work, cores): ${disturbed.map(([n, c]) => `${n} ${c}`).join(', ')}\n` : ''),
-    );
+    lines = fleetSummary(report);
   } else {
     const modes = parseModes(flags.modes);
     const classes = requestClasses(o.mix, o.budgetMs, o.visionCap);
@@ -235,9 +228,11 @@ async function main(): Promise<void> {
       }
       progress.note(`[${mode}] ${results[mode]!.throughputRps} req/s`);
     }
-    result = { ...meta, comparisons: comparisons(results, classes[0].label), modes: results };
+    const ratios = comparisons(results, classes[0].label);
+    result = { ...meta, comparisons: ratios, modes: results };
+    lines = fleetSummary({ modes: results, comparisons: ratios });
   }
-  writeResult(resultMeta('fleet', { serverArgs: given.serverArgs, startedAt }), result as object, flags);
+  writeResult(resultMeta('fleet', { serverArgs: given.serverArgs, startedAt }), result, flags, lines);
 }
 
 process.on('exit', killAllServers);

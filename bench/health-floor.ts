@@ -23,7 +23,8 @@ import { isolatedRepository } from './repository.js';
 import { findModel } from './requests.js';
 import { hostCpuSeconds, runBenchmark, startServerProcess } from './server-process.js';
 import { round } from './stats.js';
-import { resultMeta, writeResult } from './results.js';
+import { addResultOptions, resultMeta, writeResult } from './results.js';
+import { healthFloorSummary } from './summaries.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const LOADS = ['none', 'nice 19', 'nice 0'] as const;
@@ -35,10 +36,8 @@ const program = new Command('bench:health-floor')
   .option('--interval-ms <ms>', 'health-check interval', number(1), DEFAULT_PROBE_INTERVAL_MS)
   .option('--second-duty <fraction>', 'busy fraction of the second hog (the first is always busy)', number(0), 0.4)
   .option('--model-repository <dir>', 'model repository the idle dust-serve loads', 'models')
-  .option('--out <file>', 'also write the JSON result to this file')
-  .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
-  .option('--quiet', 'no progress line')
-  .parse();
+  .option('--quiet', 'no progress line');
+addResultOptions(program).parse();
 
 interface Options {
   seconds: number;
@@ -47,6 +46,7 @@ interface Options {
   modelRepository: string;
   out?: string;
   save?: boolean;
+  json?: boolean;
   quiet?: boolean;
 }
 
@@ -112,7 +112,7 @@ async function main(): Promise<void> {
     repo.remove();
   }
   const result = { host: { cpus: os.availableParallelism(), node: process.version }, options: o, runs };
-  writeResult(resultMeta('health-floor', { startedAt }), result, o);
+  writeResult(resultMeta('health-floor', { startedAt }), result, o, healthFloorSummary(result));
 }
 
 runBenchmark('bench:health-floor', main);

@@ -20,7 +20,8 @@ import { nativeStatus } from '../src/engine/native-ort.js';
 import type { Manifest } from '../src/model/index.js';
 import { initialNoise } from '../src/sampling/index.js';
 import { number } from './cli-args.js';
-import { resultMeta, writeResult } from './results.js';
+import { addResultOptions, resultMeta, writeResult } from './results.js';
+import { nativeSummary } from './summaries.js';
 import { median, round } from './stats.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -32,11 +33,19 @@ const program = new Command('bench-native')
   .option('--vlm <list>', 'VLM batch sizes', list, [1, 4, 16])
   .option('--threads <n>', 'ONNX Runtime intra-op threads', number(1, true), 1)
   .option('--runs <n>', 'runs per measurement (each executor in turn); the median is reported', number(1, true), 7)
-  .option('--calls <n>', 'calls per run', number(1, true), 20)
-  .option('--out <file>', 'also write the JSON here')
-  .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
-  .parse();
-const opts = program.opts<{ package: string; steps: number[]; vlm: number[]; threads: number; runs: number; calls: number; out?: string; save?: boolean }>();
+  .option('--calls <n>', 'calls per run', number(1, true), 20);
+addResultOptions(program).parse();
+const opts = program.opts<{
+  package: string;
+  steps: number[];
+  vlm: number[];
+  threads: number;
+  runs: number;
+  calls: number;
+  out?: string;
+  save?: boolean;
+  json?: boolean;
+}>();
 
 function request(id: number, s: ModelShapes) {
   let x = id * 7919 + 1;
@@ -137,7 +146,7 @@ async function main(): Promise<void> {
     process.stderr.write(`vlm ${B}: ${JSON.stringify(result.vlm[B])}\n`);
   }
   await Promise.all(Object.values(executors).map((ex) => ex.close()));
-  writeResult(resultMeta('native-executor', { serverArgs: ['--device', 'cpu'], startedAt }), result, opts);
+  writeResult(resultMeta('native-executor', { serverArgs: ['--device', 'cpu'], startedAt }), result, opts, nativeSummary(result));
 }
 
 await main();

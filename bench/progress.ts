@@ -1,6 +1,7 @@
 /**
  * The progress line on stderr: rewritten in place on a terminal; when stderr is a file or pipe, a plain line
- * now and then instead, so logs stay readable. stdout is left to the JSON result.
+ * now and then instead, so logs stay readable. stdout is left to the result's summary
+ * (results.ts).
  */
 
 /** How often a non-terminal stderr gets a line. */

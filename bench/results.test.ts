@@ -5,8 +5,8 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { resultMeta, RESULTS_DIR, savedResultPath, type ResultMeta } from './results.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { defaultResultPath, OUT_DIR, resultMeta, RESULTS_DIR, savedResultPath, summaryText, writeResult, type ResultMeta } from './results.js';
 
 const NAME = /^(\d{4}-\d{2}-\d{2})-([0-9a-f]{7,40}|unknown)-([a-z0-9]+)(-run\d+)?\.(json|png)$/;
 const META_KEYS = ['benchmark', 'commit', 'machine', 'cores', 'device', 'command', 'date', 'node'] as const;
@@ -71,5 +71,50 @@ describe('savedResultPath', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('writeResult', () => {
+  const meta: ResultMeta = { ...resultMeta('fleet'), commit: 'abc1234', machine: '2core', device: 'cpu', date: '2026-12-07T08:00:00.000Z' };
+  const printed = { stdout: '', stderr: '' };
+  const capture = () => {
+    printed.stdout = printed.stderr = '';
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((printed.stdout += String(chunk)), true));
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((printed.stderr += String(chunk)), true));
+  };
+  afterEach(() => vi.restoreAllMocks());
+
+  it('writes the JSON to --out and prints only the summary, saying where the JSON went', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dust-results-'));
+    try {
+      const out = path.join(dir, 'run.json');
+      capture();
+      writeResult(meta, { throughputRps: 812 }, { out }, ['step: 812 req/s', 'verdict: PASS']);
+      vi.restoreAllMocks();
+      expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual({ meta, throughputRps: 812 });
+      expect(printed.stdout.split('\n')).toEqual(['fleet: 2core, cpu, commit abc1234', '  step: 812 req/s', '  verdict: PASS', `JSON: ${out}`, '']);
+      expect(printed.stderr).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('with --json prints the JSON on stdout for a script, the summary on stderr, and writes no default file', () => {
+    capture();
+    const json = writeResult(meta, { throughputRps: 812 }, { json: true }, ['step: 812 req/s']);
+    vi.restoreAllMocks();
+    expect(printed.stdout).toBe(json);
+    expect(JSON.parse(printed.stdout)).toEqual({ meta, throughputRps: 812 });
+    expect(printed.stderr).toContain('  step: 812 req/s\nJSON: stdout\n');
+  });
+
+  it('names a file inside the working directory by its relative path', () => {
+    expect(summaryText(meta, [], [path.join(process.cwd(), 'bench', 'out', 'fleet.json')])).toContain(`JSON: ${path.join('bench', 'out', 'fleet.json')}\n`);
+  });
+
+  it('without --out or --save names a file under the git-ignored bench/out', () => {
+    expect(defaultResultPath(meta)).toBe(path.join(OUT_DIR, 'fleet-2026-12-07T08-00-00-000Z.json'));
+    expect(path.relative(RESULTS_DIR, OUT_DIR)).toBe(path.join('..', 'out'));
+    expect(readFileSync(path.join(RESULTS_DIR, '..', '..', '.gitignore'), 'utf8').split('\n')).toContain('/bench/out/');
   });
 });

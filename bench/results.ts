@@ -1,19 +1,26 @@
 /**
- * How every benchmark hands over its JSON: printed on stdout, and written where asked. A result carries one
- * metadata block (`meta`: benchmark, commit, machine, cores, device, command, date, node) so that any kept file
- * says what was measured where. `--out <file>` writes anywhere (development runs stay out of the repository);
- * `--save` keeps the run in bench/results/<benchmark>/<date>-<commit>-<machine>.json, with -run<N> when that
- * day, commit and machine already have a result (results.test.ts holds the folder to this shape).
+ * How every benchmark hands over its result: the JSON goes to a file, and stdout gets a few lines for a person
+ * (what ran, the key numbers, the verdict where the benchmark has one, and where the JSON went). A result carries
+ * one metadata block (`meta`: benchmark, commit, machine, cores, device, command, date, node) so that any kept
+ * file says what was measured where. `--out <file>` writes anywhere; `--save` keeps the run in
+ * bench/results/<benchmark>/<date>-<commit>-<machine>.json, with -run<N> when that day, commit and machine already
+ * have a result (results.test.ts holds the folder to this shape); with neither, the JSON goes to the git-ignored
+ * bench/out/<benchmark>-<date>.json. `--json` prints the JSON on stdout instead, for a script that reads it
+ * there (the summary then goes to stderr).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
 import { DEFAULT_SERVE_OPTIONS } from '../src/config/index.js';
 
 /** bench/results, from bench/ (tsx, vitest) or dist/bench (the build). */
 export const RESULTS_DIR = path.join(repositoryRoot(), 'bench', 'results');
+
+/** Where a run's JSON goes when neither --out nor --save says (git-ignored). */
+export const OUT_DIR = path.join(repositoryRoot(), 'bench', 'out');
 
 /** The machine label in file names and in `meta`; DUST_BENCH_MACHINE names it (e.g. `h200`), else `<cores>core`. */
 export const MACHINE_ENV = 'DUST_BENCH_MACHINE';
@@ -34,10 +41,20 @@ export interface ResultMeta {
 }
 
 export interface ResultTarget {
-  /** Also write the JSON to this file. */
+  /** Write the JSON to this file. */
   readonly out?: string;
   /** Keep the result in bench/results/<benchmark>/. */
   readonly save?: boolean;
+  /** Print the JSON on stdout (the summary goes to stderr); no default file. */
+  readonly json?: boolean;
+}
+
+/** The flags of ResultTarget, the same on every benchmark. */
+export function addResultOptions(command: Command): Command {
+  return command
+    .option('--out <file>', 'write the JSON result to this file (default: bench/out/<benchmark>-<date>.json)')
+    .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
+    .option('--json', 'print the JSON result on stdout instead of the summary (the summary goes to stderr)');
 }
 
 function repositoryRoot(): string {
@@ -98,19 +115,46 @@ export function savedResultPath(meta: ResultMeta, dir = RESULTS_DIR): string {
   return path.join(folder, taken.length === 0 ? `${stem}.json` : `${stem}-run${taken.length + 1}.json`);
 }
 
+/** bench/out/<benchmark>-<date>.json, the date in a form that is a file name everywhere. */
+export function defaultResultPath(meta: ResultMeta, dir = OUT_DIR): string {
+  return path.join(dir, `${meta.benchmark}-${meta.date.replace(/[:.]/g, '-')}.json`);
+}
+
+/** The human summary: a heading, the benchmark's own lines, and where the JSON went. */
+export function summaryText(meta: ResultMeta, lines: readonly string[], written: readonly string[]): string {
+  // Relative to the working directory inside it (bench/out/...), absolute outside it (/tmp/...).
+  const shown = (f: string) => {
+    if (f === 'stdout') return f;
+    const relative = path.relative(process.cwd(), path.resolve(f));
+    return relative.startsWith('..') || path.isAbsolute(relative) ? path.resolve(f) : relative;
+  };
+  const where = written.length > 0 ? written.map(shown).join(', ') : 'stdout';
+  const heading = `${meta.benchmark}: ${meta.machine}, ${meta.device}, ${meta.commit ? `commit ${meta.commit}` : 'no commit'}`;
+  return [heading, ...lines.map((l) => `  ${l}`), `JSON: ${where}`].map((l) => `${l}\n`).join('');
+}
+
 /**
- * Prints the result with its metadata block first, and writes it to `--out` and, with `--save`, into
- * bench/results. Returns the JSON text.
+ * Writes the result with its metadata block first to `--out`, with `--save` into bench/results, or with neither
+ * (and no `--json`) to bench/out; prints the summary lines on stdout, or with `--json` the JSON on stdout and the
+ * summary on stderr. Returns the JSON text.
  */
-export function writeResult(meta: ResultMeta, result: object, target: ResultTarget = {}): string {
+export function writeResult(meta: ResultMeta, result: object, target: ResultTarget = {}, summary: readonly string[] = []): string {
   const json = `${JSON.stringify({ meta, ...result }, null, 2)}\n`;
-  process.stdout.write(json);
-  if (target.out) writeFileSync(target.out, json);
-  if (target.save) {
-    const file = savedResultPath(meta);
-    mkdirSync(path.dirname(file), { recursive: true });
+  const files = [
+    ...(target.out ? [target.out] : []),
+    ...(target.save ? [savedResultPath(meta)] : []),
+    ...(!target.out && !target.save && !target.json ? [defaultResultPath(meta)] : []),
+  ];
+  for (const file of files) {
+    mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     writeFileSync(file, json);
-    process.stderr.write(`result kept in ${path.relative(process.cwd(), file)}\n`);
+  }
+  const text = summaryText(meta, summary, target.json ? [...files, 'stdout'] : files);
+  if (target.json) {
+    process.stdout.write(json);
+    process.stderr.write(text);
+  } else {
+    process.stdout.write(text);
   }
   return json;
 }

@@ -6,7 +6,7 @@
  * hostile calls from bench/hostile (malformed and hostile requests, stream, Watch and scrape floods, hostile
  * packages; the server has a tokens file) at --hostile-share of the good request rate, and a
  * health prober. It samples the server's RSS every --sample-s and summarizes every --bucket-s (latency p50/p99
- * of the good robots, health-check latency and failures, hostile outcomes, RSS, CPU), then prints JSON with
+ * of the good robots, health-check latency and failures, hostile outcomes, RSS, CPU), then writes the JSON with
  * a verdict (soak-verdict.ts: no crash, bounded RSS growth after warm-up, steady p99); exit status 2 when the
  * verdict fails. BENCHMARKS.md, "Soak".
  */
@@ -31,7 +31,8 @@ import { hostCpuSeconds, processRssMb, runBenchmark, startServerProcess, type Se
 import { soakVerdict, type SoakBounds } from './soak-verdict.js';
 import { round, summarize } from './stats.js';
 import { classOf, nextGapMs, requestClasses, type Workload } from './workload.js';
-import { resultMeta, writeResult } from './results.js';
+import { addResultOptions, resultMeta, writeResult } from './results.js';
+import { soakSummary } from './summaries.js';
 
 export const DEFAULT_SOAK_MINUTES = 30;
 /** Fraction of the saturation throughput the good robots offer. */
@@ -98,8 +99,6 @@ const program = new Command('bench:soak')
   .option('--server-args <flags>', 'extra flags for the servers, space-separated', '')
   .option('--server-node-args <flags>', "flags for the soak server's node process, space-separated", '')
   .option('--probe-interval-ms <ms>', 'health-check interval', number(1, true), DEFAULT_PROBE_INTERVAL_MS)
-  .option('--out <file>', 'also write the JSON result to this file')
-  .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
   .option('--quiet', 'no progress line');
 
 interface Flags {
@@ -135,6 +134,7 @@ interface Flags {
   probeIntervalMs: number;
   out?: string;
   save?: boolean;
+  json?: boolean;
   quiet?: boolean;
 }
 
@@ -272,7 +272,7 @@ async function measureSaturation(f: Flags, model: Awaited<ReturnType<typeof find
 }
 
 async function main(): Promise<void> {
-  program.parse();
+  addResultOptions(program).parse();
   const f = program.opts<Flags>();
   const progress = new Progress(f.quiet === true);
   const model = await findModel(f.modelRepository);
@@ -502,11 +502,7 @@ async function main(): Promise<void> {
       servingAfter,
       verdict,
     };
-    writeResult(resultMeta('soak', { serverArgs: server.args, startedAt: new Date(result.startedAt) }), result, f);
-    const failed = Object.entries(verdict.checks)
-      .filter(([, c]) => !c.pass)
-      .map(([k]) => k);
-    process.stderr.write(`\nsoak verdict: ${verdict.pass ? 'PASS' : `FAIL (${failed.join(', ')})`}\n`);
+    writeResult(resultMeta('soak', { serverArgs: server.args, startedAt: new Date(result.startedAt) }), result, f, soakSummary(result));
     if (!verdict.pass) process.exitCode = 2;
   } finally {
     await prober?.stop().catch(() => undefined);

@@ -26,7 +26,8 @@ import { isolatedRepository } from './repository.js';
 import { findModel } from './requests.js';
 import { processRssMb, runBenchmark, startServerProcess, type ServerProcess } from './server-process.js';
 import { round } from './stats.js';
-import { resultMeta, writeResult } from './results.js';
+import { addResultOptions, resultMeta, writeResult } from './results.js';
+import { streamFloodSummary } from './summaries.js';
 
 const TOKEN = 'stream-flood-bench-token-6d1f0c';
 /** An empty HealthCheckRequest: service "". */
@@ -59,9 +60,7 @@ const program = new Command('bench:stream-flood')
   )
   .option('--server-flags <flags>', 'extra server flags for the attacks, space-separated (e.g. "--max-concurrent-streams 100")', '')
   .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1, true), DEFAULT_THREADS)
-  .option('--model-repository <dir>', 'model repository the server loads', 'models')
-  .option('--out <file>', 'also write the JSON result to this file')
-  .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)');
+  .option('--model-repository <dir>', 'model repository the server loads', 'models');
 
 interface Flags {
   streams: number;
@@ -72,6 +71,7 @@ interface Flags {
   modelRepository: string;
   out?: string;
   save?: boolean;
+  json?: boolean;
 }
 
 interface Flood {
@@ -201,7 +201,7 @@ async function attack(f: Flags, repository: string, flood: Flood) {
 let tokensFile = '';
 
 async function main(): Promise<void> {
-  program.parse();
+  addResultOptions(program).parse();
   const f = program.opts<Flags>();
   const model = await findModel(f.modelRepository);
   const repository = isolatedRepository(model);
@@ -233,7 +233,7 @@ async function main(): Promise<void> {
     attacks,
     pass: attacks.every((a) => Object.values(a.targets).every((t) => t.pass)),
   };
-  writeResult(resultMeta('stream-flood', { serverArgs: words(f.serverFlags), startedAt: new Date(result.startedAt) }), result, f);
+  writeResult(resultMeta('stream-flood', { serverArgs: words(f.serverFlags), startedAt: new Date(result.startedAt) }), result, f, streamFloodSummary(result));
 }
 
 runBenchmark('bench:stream-flood', main);

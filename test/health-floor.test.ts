@@ -3,11 +3,15 @@
  * answered, and the hogs really took the cores (so the loaded rows measure what they say).
  */
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 const BENCH = path.resolve('dist/bench/health-floor.js');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'dust-health-floor-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 interface FloorRun {
   server: string;
@@ -18,8 +22,12 @@ interface FloorRun {
 
 describe('npm run bench:health-floor', () => {
   it('probes a bare grpc-js health server and an idle dust-serve with free and busy cores', async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, [BENCH, '--seconds', '1', '--quiet'], { timeout: 120_000 });
-    const { runs } = JSON.parse(stdout) as { runs: FloorRun[] };
+    const out = path.join(tmp, 'floor.json');
+    const { stdout } = await promisify(execFile)(process.execPath, [BENCH, '--seconds', '1', '--quiet', '--out', out], { timeout: 120_000 });
+    const { runs } = JSON.parse(readFileSync(out, 'utf8')) as { runs: FloorRun[] };
+    // stdout is the summary for a person: a line per run and where the JSON went.
+    expect(stdout).toContain('idle dust-serve, hogs nice 0');
+    expect(stdout).toContain(`JSON: ${out}`);
     expect(runs.map((r) => `${r.server} / ${r.load}`)).toEqual([
       'bare grpc-js health server / none',
       'bare grpc-js health server / nice 19',

@@ -2,8 +2,8 @@
 /**
  * `npm run fleet`: N simulated robots, each with a MuJoCo world of its own, in closed loop through the real
  * dust-serve (a child process on a loopback port) at a control rate; task success per condition (model
- * version x sampling settings) on the same held-out layouts; outcomes reported with ReportOutcome. JSON on
- * stdout (and --out), progress bars on stderr, optionally a PNG of success vs N_o with 95% intervals.
+ * version x sampling settings) on the same held-out layouts; outcomes reported with ReportOutcome. A summary on
+ * stdout and the JSON in a file (results.ts), progress bars on stderr, optionally a PNG of success vs N_o with 95% intervals.
  */
 import os from 'node:os';
 import cliProgress from 'cli-progress';
@@ -18,7 +18,8 @@ import { EMBODIMENT_NAMES, type EmbodimentName, PushEnv } from '@dust-serve/sim-
 import { PushRobot, type EpisodeResult, type EpisodeSpec } from './push-robot.js';
 import { compareConditions, scalingPlot, summarizeCondition, type ConditionSummary } from './report.js';
 import { writePlot } from './plot.js';
-import { resultMeta, writeResult } from '../results.js';
+import { addResultOptions, resultMeta, writeResult } from '../results.js';
+import { pushFleetSummary } from '../summaries.js';
 
 /** Held-out layouts start here; training used seeds below 1000 and the toolchain's held-out set 500000+. */
 export const EVAL_SEED_START = 1_000_000;
@@ -44,6 +45,7 @@ interface FleetOptions {
   stickyKey: 'episode' | 'robot';
   out?: string;
   save?: boolean;
+  json?: boolean;
   plot?: string;
   quiet?: boolean;
 }
@@ -72,8 +74,6 @@ const program = new Command('fleet')
   .option('--ab <control:candidate>', 'instead of conditions: an A/B test of two versions through SetTrafficSplit, until GetExperiment decides')
   .option('--ab-max-episodes <n>', 'A/B: start no more episodes than this, decided or not', number(2, true), 600)
   .addOption(new Option('--sticky-key <key>', 'A/B: what keeps its version').choices(['episode', 'robot']).default('episode'))
-  .option('--out <file>', 'also write the JSON report to this file')
-  .option('--save', 'keep the result in bench/results/<benchmark>/ (runs BENCHMARKS.md cites; development runs use --out)')
   .option('--plot <file>', 'write a PNG of success rate vs N_o (from the scaling conditions)')
   .option('--quiet', 'no progress bars');
 
@@ -148,7 +148,7 @@ async function runCondition(
 }
 
 async function main(): Promise<void> {
-  program.parse();
+  addResultOptions(program).parse();
   const o = program.opts<FleetOptions>();
   const conditions = conditionsFrom(o);
   const embodiments = embodimentsFrom(o);
@@ -254,7 +254,7 @@ async function main(): Promise<void> {
       },
       ...(ab ? { ab } : { conditions: summaries, comparisons: compareConditions(conditions, byCondition) }),
     };
-    writeResult(resultMeta('push-fleet', { serverArgs, startedAt: new Date(started) }), report, o);
+    writeResult(resultMeta('push-fleet', { serverArgs, startedAt: new Date(started) }), report, o, pushFleetSummary(report));
     if (o.plot) {
       const spec = scalingPlot(summaries, { ...report.settings, episodes_per_condition: o.episodes });
       if (spec) await writePlot(spec, o.plot);

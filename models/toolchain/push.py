@@ -79,7 +79,7 @@ def record(out: Path, layouts: int, seed_start: int) -> None:
         log(f"dataset {out} exists; delete it to record again")
         return
     log(f"recording {layouts} layouts per embodiment, every ball named in turn, from seed {seed_start} into {out}")
-    subprocess.run(["npm", "run", "build:bench", "--silent"], cwd=REPO_ROOT, check=True)
+    subprocess.run(["node", "scripts/ensure-build.mjs"], cwd=REPO_ROOT, check=True)
     subprocess.run(["node", "dist/bench/push/record.js", "--out", str(out), "--layouts", str(layouts),
                     "--seed-start", str(seed_start)], cwd=REPO_ROOT, check=True)
 
