@@ -75,7 +75,7 @@ describe("the engine's components hold the options set, none of their own", () =
     decodeThreads: 2,
     warmup: false,
     executor: 'onnxruntime-node',
-    cudaGraphs: false,
+    cudaGraphs: true,
   } as const;
   let t: TestServer;
   let options: Readonly<ServeOptions>;

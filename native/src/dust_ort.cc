@@ -447,7 +447,12 @@ Napi::Value Session::Run(const Napi::CallbackInfo& info) {
     std::string id = std::to_string(info[2].As<Napi::Number>().Int32Value());
     Check(env, ort->AddRunConfigEntry(run_options, "gpu_graph_id", id.c_str()), "setting the CUDA graph id");
   }
+  // RunWithBinding may return before the device has finished (a replayed CUDA graph is only launched), and the
+  // caller's next copy (CopyTensors, on another stream) must see the inputs written and the outputs complete:
+  // both sides are synchronised explicitly, as ONNX Runtime's I/O binding documentation asks.
+  Check(env, ort->SynchronizeBoundInputs(binding), "synchronising the bound inputs");
   Check(env, ort->RunWithBinding(s->session, run_options, binding), "run");
+  Check(env, ort->SynchronizeBoundOutputs(binding), "synchronising the bound outputs");
   return env.Undefined();
 }
 

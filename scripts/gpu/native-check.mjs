@@ -279,7 +279,9 @@ const describe = (ex, createMs) => ({
 });
 
 // ---- 3. parity ------------------------------------------------------------------------------------------------------
-{
+// --skip-parity: the CPU reference of a paper-size package takes minutes; check parity on a small package instead.
+if (args.includes('--skip-parity')) result.stages.parity = { skipped: 'the --skip-parity flag' };
+else {
   log('parity: the scripted sequence on the CPU, then on the device with and without CUDA graphs');
   const stage = {};
   let reference;

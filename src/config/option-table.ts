@@ -142,14 +142,16 @@ export const OPTION_TABLE = {
   }),
   /**
    * On CUDA, the native executor captures the denoiser step as a CUDA graph per batch-size bucket at load and replays
-   * it (docs/architecture.md, "Executors"); off runs every step node by node.
+   * it (docs/architecture.md, "Executors"); off runs every step node by node. Off by default: the one GPU run of the
+   * graph path failed parity against the CPU (BENCHMARKS.md, "Native executor on one H100"), and the fix has not run
+   * on a GPU since.
    */
   cudaGraphs: option({
     schema: bool,
-    default: true,
+    default: false,
     arg: '<bool>',
     help: 'capture the denoiser step as CUDA graphs (native executor on cuda)',
-    doc: 'on `cuda` with the native executor, capture the denoiser step as one CUDA graph per batch-size bucket at load and replay it (off: node by node)',
+    doc: 'on `cuda` with the native executor, capture the denoiser step as one CUDA graph per batch-size bucket at load and replay it (off: node by node); experimental: its one GPU run failed parity, see BENCHMARKS.md',
     appliesTo: ['runtime'],
   }),
   /**
