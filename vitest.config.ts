@@ -36,6 +36,7 @@ export const INTEGRATION = [
   'test/shadow-admission.test.ts',
   // The real server, in-process (test/support/harness.ts) or spawned (test/support/serve-process.ts).
   'test/auth.test.ts',
+  'test/cli-client.test.ts',
   'test/cli-serve.test.ts',
   'test/client-package.test.ts', // npm pack of the built client package, loaded by a child process
   'test/errors.test.ts',
