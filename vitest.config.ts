@@ -1,7 +1,7 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
 /**
- * Three tiers (README, "Set up"), each a vitest project; `vitest run` runs all of them, `--project <name>` one.
+ * Three tiers (docs/testing.md), each a vitest project; `vitest run` runs all of them, `--project <name>` one.
  * A file's tier is what it really does:
  * - unit: pure code in this process; no sockets, no child processes, no worker threads running built code or
  *   models. Needs no build. Every test file not listed below.
@@ -36,6 +36,7 @@ export const INTEGRATION = [
   'test/shadow-admission.test.ts',
   // The real server, in-process (test/support/harness.ts) or spawned (test/support/serve-process.ts).
   'test/auth.test.ts',
+  'test/cli-client.test.ts',
   'test/cli-serve.test.ts',
   'test/client-package.test.ts', // npm pack of the built client package, loaded by a child process
   'test/errors.test.ts',
@@ -56,6 +57,7 @@ export const INTEGRATION = [
   'test/package-confinement.test.ts',
   'test/persistence.test.ts',
   'test/rate-limit.test.ts',
+  'test/readme.test.ts',
   'test/server.test.ts',
   'test/stream-limits.test.ts',
   'test/tls.test.ts',

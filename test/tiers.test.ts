@@ -1,6 +1,6 @@
 /**
  * The tiers of vitest.config.ts stay true: every file they list exists, and a file left in the unit tier does
- * nothing a unit test must not (README, "Set up": no sockets, no child processes, no server, no model runtime).
+ * nothing a unit test must not (docs/testing.md: no sockets, no child processes, no server, no model runtime).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * Shadow traffic (README "A/B testing"): a fraction of the primary's requests is run again on a shadow version,
+ * Shadow traffic (docs/experiments.md): a fraction of the primary's requests is run again on a shadow version,
  * after the primary has answered, with the primary's seed and step counts, so that the two chunks differ only
  * by the model. Only the primary's actions ever reach the robot; the shadow's latency and its action
  * divergence from the primary go to the experiment.

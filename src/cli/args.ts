@@ -97,3 +97,10 @@ export function parseFraction(value: string): number {
   if (value.trim() === '' || !(n >= 0 && n <= 1)) throw new InvalidArgumentError('expected a number from 0 to 1');
   return n;
 }
+
+/** Any finite number (a reward). */
+export function parseFinite(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('expected a finite number');
+  return n;
+}

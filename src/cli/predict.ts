@@ -10,6 +10,7 @@ import { withClient, type ConnectionFlags } from './with-client.js';
 export interface PredictFlags extends ConnectionFlags {
   model?: string;
   robotId: string;
+  episodeId?: string;
   embodiment: string;
   image: ImageSpec[];
   state?: number[];
@@ -31,6 +32,7 @@ export async function predictInit(flags: PredictFlags): Promise<PredictRequestIn
   if (flags.budgetMs !== undefined) sampling.latencyBudgetMs = flags.budgetMs;
   return {
     robotId: flags.robotId,
+    episodeId: flags.episodeId ?? '',
     embodiment: flags.embodiment,
     model: flags.model ?? '',
     images: await Promise.all(flags.image.map(loadImageFile)),
@@ -54,6 +56,7 @@ export function registerPredict(program: Command, action: (flags: PredictFlags) 
     .requiredOption('--embodiment <name>', 'embodiment (a key of the model manifest)')
     .option('--model <name[@version]>', 'model to ask; empty = the default model and its traffic split')
     .option('--robot-id <id>', 'robot id (traffic splits are sticky per robot)', DEFAULT_ROBOT_ID)
+    .option('--episode-id <id>', 'episode id: the episode keeps the version that served its first request, and `dust-serve outcome` credits it')
     .option('--image <camera=path>', 'camera image, repeatable; .jpg/.jpeg and .png are sent as is, other formats as raw RGB8', collectImageSpec, [])
     .option('--state <v0,v1,...>', 'proprioceptive state, comma-separated', parseState)
     .option('--instruction <text>', 'task instruction')

@@ -1,5 +1,6 @@
 /** Runs one client command: opens a DustClient, always closes it, and turns failures into one clear line. */
 import { DustClient, DustClientError } from '@dust-serve/client';
+import { unreachableMessage } from './unreachable.js';
 
 export interface ConnectionFlags {
   address: string;
@@ -10,9 +11,10 @@ export interface ConnectionFlags {
 /** main.ts prints the message after "dust-serve: " and exits 1; keep it to one line. */
 export function failureMessage(command: string, address: string, err: unknown): string {
   const text =
-    err instanceof DustClientError
+    unreachableMessage(address, err) ??
+    (err instanceof DustClientError
       ? `${command} against ${address} failed: ${err.codeName} (${err.code}): ${err.details}`
-      : `${command} failed: ${err instanceof Error ? err.message : String(err)}`;
+      : `${command} failed: ${err instanceof Error ? err.message : String(err)}`);
   return text.replace(/\s*\n\s*/g, ' ').trim();
 }
 

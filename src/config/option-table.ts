@@ -536,7 +536,7 @@ export const OPTION_TABLE = {
     default: 'sqlite',
     arg: '<kind>',
     help: 'sqlite (one process, --experiment-db) | postgres (shared by replicas, --postgres-url)',
-    doc: '`sqlite` (one process, `experimentDb`) or `postgres` (shared by replicas, `postgresUrl`; see [Many replicas](../README.md#many-replicas))',
+    doc: '`sqlite` (one process, `experimentDb`) or `postgres` (shared by replicas, `postgresUrl`; see [Many replicas](deployment.md#many-replicas))',
     appliesTo: ['experimentStore', 'experimentBook'],
   }),
   /**

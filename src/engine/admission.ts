@@ -16,7 +16,7 @@
  * caller not seen yet: a lone caller stops at half the queue. A caller is its credential when the call carries
  * one, else its robot_id (predict.ts).
  *
- * Shadow requests (mirrored traffic, README "A/B testing") never delay primary ones: one is admitted only while no primary
+ * Shadow requests (mirrored traffic, docs/experiments.md) never delay primary ones: one is admitted only while no primary
  * request is admitted and not started, and the queue is never full for a primary request while a shadow one
  * waits in it: the newest waiting shadow request gives its place (evictsShadow). The scheduler picks primary
  * rows first (fair-pick.ts priorityPick).

@@ -19,7 +19,7 @@ export const CUDA_PROVIDER_FILES = ['libonnxruntime_providers_shared.so', 'libon
 
 export const CUDA_PROVIDER_FIX =
   'on a CUDA 13 host run `npm run setup:cuda` in the dust-serve directory; on a CUDA 12 host run ' +
-  '`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` (README "GPU serving")';
+  '`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` (docs/gpu.md)';
 export const CUDA_LIBRARY_FIX =
   "install the CUDA 13 runtime libraries the provider links (cuBLAS, cuRAND, cudart; cuDNN 9 for the VLM's " +
   'convolutions), e.g. `pip install nvidia-cublas nvidia-curand nvidia-cuda-runtime nvidia-cudnn-cu13`, and put ' +

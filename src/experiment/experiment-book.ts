@@ -1,6 +1,6 @@
 /**
  * The experiments of a serving process, one current experiment per model (docs/api.md AdminService,
- * README "A/B testing" and "Many replicas"): which version serves an unpinned request (the split), the statistics an operator reads
+ * docs/experiments.md and docs/deployment.md, "Many replicas"): which version serves an unpinned request (the split), the statistics an operator reads
  * (GetExperiment) and the sequential tests. The store (store.ts) holds the experiments and does the counting:
  * in memory for one process, or in PostgreSQL shared by a fleet of replicas, so that every replica routes by
  * the same split and GetExperiment on any replica reports the fleet's counts. Below the API edge: plain data in,

@@ -1,5 +1,5 @@
 /**
- * The experiment store a fleet of replicas shares (README "Many replicas"): PostgreSQL through the `pg` client.
+ * The experiment store a fleet of replicas shares (docs/deployment.md, "Many replicas"): PostgreSQL through the `pg` client.
  *
  * - Splits: a model's newest experiment row is its current one. Changes run in a transaction under an advisory
  *   lock per model and announce the model on NOTIFY `dust_experiments`; every replica LISTENs and re-reads the

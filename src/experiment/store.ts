@@ -1,5 +1,5 @@
 /**
- * Where experiments live (README "A/B testing" and "Many replicas"): every model's current split (salt, weights,
+ * Where experiments live (docs/experiments.md and docs/deployment.md, "Many replicas"): every model's current split (salt, weights,
  * control, shadow), what each version was counted with, the robots counted and the episode ledger. The
  * experiment book routes and computes statistics; a store keeps the records and does the counting, so that
  * the book reads the same whether one process counts (sqlite-store.ts: in memory, written to an embedded

@@ -4,7 +4,7 @@
  * a RuntimeFactory supplied by the composition root starts it, so this folder stays free of the engine and of
  * ONNX Runtime.
  *
- * Versions change under load without failing requests (README "A/B testing", docs/api.md LoadModel):
+ * Versions change under load without failing requests (docs/experiments.md, docs/api.md LoadModel):
  * - A request leases the runtime it runs on; a runtime is stopped only when its last lease is released (or
  *   the drain grace period is over), so a request that was routed to it always finishes on it.
  * - Reloading a READY version starts the new copy beside the serving one and swaps them only when the new

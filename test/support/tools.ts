@@ -61,3 +61,11 @@ export const WITH_OPENPI_PYTHON = requireTool(
   () => runs(PYTHON, ['-c', 'import msgpack, websockets, numpy']),
   `${PYTHON} cannot import msgpack, websockets and numpy (Debian: apt-get install python3-msgpack python3-websockets python3-numpy; .ci/run does)`,
 );
+
+/** What installing and running the Python client needs (scripts/test-py.sh checks the same). */
+export const WITH_PYTHON_CLIENT = requireTool(
+  'python3-grpcio',
+  () => runs(PYTHON, ['-c', 'import grpc, google.protobuf, numpy, venv, ensurepip, setuptools, wheel']) && runs('protoc', ['--version']),
+  `${PYTHON} cannot import grpc, google.protobuf, numpy, venv, ensurepip, setuptools and wheel, or protoc is missing ` +
+    '(Debian: apt-get install python3-grpcio python3-protobuf python3-numpy python3-venv python3-setuptools python3-wheel protobuf-compiler; .ci/run does)',
+);

@@ -1,5 +1,5 @@
 /**
- * The MuJoCo push task (README, "The push task"): the scene and its embodiments, the physics environment and
+ * The MuJoCo push task (docs/mujoco-fleet.md): the scene and its embodiments, the physics environment and
  * its renderer, the scripted expert, the episode recorder and the dataset format models/toolchain reads.
  */
 export {
