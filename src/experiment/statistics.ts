@@ -114,9 +114,10 @@ function logMixtureRatio(diff: number, v: number, t2: number): number {
  * mixture ratio as updateAlwaysValid (with θ0 in place of 0, same pooled V and τ) does not reject at level α,
  * { θ0 : Λ(θ0) < 1/α }, after Johari, Pekelis & Walsh (Operations Research 2022, section 4). Solving
  * log Λ(θ0) = log(1/α) for |Δ̂ - θ0| gives Δ̂ ± sqrt( 2V(V + τ²)/τ² · (log(1/α) - ½ log(V/(V + τ²))) ).
- * It excludes 0 exactly when the test's p-value at this moment is ≤ α, which is when the decision is taken;
- * intersected over time (confidenceSequenceStep) it is a confidence sequence: it covers θ at every moment
- * at once with probability 1 - α. Undefined while a group is empty or there is no variance yet.
+ * It excludes 0 exactly when the test's p-value at this moment is ≤ α, which is when the decision is taken.
+ * Read over time these intervals are a confidence sequence: by Ville's inequality they cover θ at every moment
+ * at once with probability 1 - α (under the same normal approximation as the test). Undefined while a group
+ * is empty or there is no variance yet.
  */
 export function alwaysValidInterval(
   control: Proportion,
@@ -130,16 +131,6 @@ export function alwaysValidInterval(
   const t2 = tau * tau;
   const half = Math.sqrt(((2 * v * (v + t2)) / t2) * (Math.log(1 / alpha) - 0.5 * Math.log(v / (v + t2))));
   return { difference, low: difference - half, high: difference + half };
-}
-
-/**
- * The running intersection of always-valid intervals: the confidence sequence an operator reads over time
- * (it only narrows). Undefined until the first interval.
- */
-export function confidenceSequenceStep(previous: Interval | undefined, next: Interval | undefined): Interval | undefined {
-  if (!next) return previous;
-  if (!previous) return { low: next.low, high: next.high };
-  return { low: Math.max(previous.low, next.low), high: Math.min(previous.high, next.high) };
 }
 
 /** log Λ at θ0 (for checking an interval's bounds): the mixture ratio of the observed difference from θ0. */
