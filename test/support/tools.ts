@@ -61,3 +61,17 @@ export const WITH_OPENPI_PYTHON = requireTool(
   () => runs(PYTHON, ['-c', 'import msgpack, websockets, numpy']),
   `${PYTHON} cannot import msgpack, websockets and numpy (Debian: apt-get install python3-msgpack python3-websockets python3-numpy; .ci/run does)`,
 );
+
+let chromium: { bin: string | undefined } | undefined;
+
+/** The headless Chromium that renders the experiment report (Debian's package is `chromium`), probed on first use. */
+export function chromiumBin(): string | undefined {
+  chromium ??= { bin: ['chromium', 'chromium-browser', 'google-chrome'].find((c) => runs(c, ['--version'])) };
+  return chromium.bin;
+}
+
+export const WITH_CHROMIUM = requireTool(
+  'chromium',
+  () => chromiumBin() !== undefined,
+  'no headless Chromium (chromium, chromium-browser or google-chrome) on PATH (Debian: apt-get install chromium; .ci/run does)',
+);
