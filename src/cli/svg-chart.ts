@@ -77,7 +77,8 @@ export function yDomain(spec: Pick<ChartSpec, 'series' | 'yRange' | 'referenceY'
     hi += pad;
   }
   const step = niceStep(lo, hi);
-  return [Math.floor(lo / step) * step, Math.ceil(hi / step) * step];
+  // toPrecision: 3 × 0.1 is 0.30000000000000004 in binary; the axis wants 0.3.
+  return [Number((Math.floor(lo / step) * step).toPrecision(12)), Number((Math.ceil(hi / step) * step).toPrecision(12))];
 }
 
 /** Clock time of a tick, UTC: seconds for a short history, the date for a long one. */
@@ -88,6 +89,19 @@ export function timeLabel(t: number, spanMs: number): string {
 }
 
 const fixed = (v: number) => Number(v.toFixed(1));
+
+/** Clock-round steps of the time axis (UTC): seconds to days. */
+const TIME_STEPS_MS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400, 172_800, 604_800].map((s) => s * 1000);
+/** A tick label this close to the plot's edge is anchored inside it. */
+const EDGE_PX = 24;
+
+/** Times on round clock steps (10:15, 10:30, ...) within [t0, t1], about TICKS of them. */
+export function timeTicks(t0: number, t1: number): number[] {
+  const step = TIME_STEPS_MS.find((s) => (t1 - t0) / s <= TICKS) ?? TIME_STEPS_MS[TIME_STEPS_MS.length - 1];
+  const out: number[] = [];
+  for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) out.push(t);
+  return out;
+}
 
 export function lineChart(spec: ChartSpec): string {
   const { width, height } = spec;
@@ -108,13 +122,13 @@ export function lineChart(spec: ChartSpec): string {
   const yStep = niceStep(y0, y1);
   // Ticks at multiples of the step (a fixed or clamped range need not start at one).
   for (let i = Math.ceil(y0 / yStep - 1e-9); i * yStep <= y1 + yStep / 1e6; i++) {
-    const v = i * yStep;
+    const v = Number((i * yStep).toPrecision(12));
     out.push(`<line class="grid" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${y(v)}" y2="${y(v)}"/>`);
     out.push(`<text class="tick" x="${MARGIN.left - 6}" y="${y(v) + 4}" text-anchor="end">${escapeXml(spec.yFormat(v))}</text>`);
   }
-  for (let i = 0; i <= TICKS; i++) {
-    const t = t0 + ((t1 - t0) * i) / TICKS;
-    const anchor = i === 0 ? 'start' : i === TICKS ? 'end' : 'middle';
+  for (const t of timeTicks(t0, t1)) {
+    const left = x(t) - MARGIN.left;
+    const anchor = left < EDGE_PX ? 'start' : plotW - left < EDGE_PX ? 'end' : 'middle';
     out.push(`<text class="tick" x="${x(t)}" y="${height - 8}" text-anchor="${anchor}">${escapeXml(timeLabel(t, t1 - t0))}</text>`);
   }
   out.push(`<rect class="frame" x="${MARGIN.left}" y="${MARGIN.top}" width="${plotW}" height="${plotH}"/>`);
