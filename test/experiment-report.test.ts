@@ -131,6 +131,13 @@ describe('experiment report', () => {
     expect((failed as { stderr: string }).stderr).toContain('--experiment-db');
   });
 
+  it('refuses the PostgreSQL store, which keeps no history', async () => {
+    const failed = await run(process.execPath, [BIN, 'experiment', 'report', '--out', path.join(dir, 'x.html')], {
+      env: { ...process.env, DUST_EXPERIMENT_STORE: 'postgres' },
+    }).catch((e: { stderr: string }) => e);
+    expect((failed as { stderr: string }).stderr).toContain('the report reads the SQLite experiment store only');
+  });
+
   WITH_CHROMIUM.it('renders in headless Chromium', async () => {
     const chromium = chromiumBin()!;
     const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars'];

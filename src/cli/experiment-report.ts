@@ -15,6 +15,7 @@ import { reportPage } from './experiment-report-model.js';
 export interface ExperimentReportFlags {
   model?: string;
   out: string;
+  experimentStore: string;
   experimentDb: string;
   experimentAlpha: number;
   experimentMixtureSd: number;
@@ -29,6 +30,11 @@ export function reportPath(out: string, model: string, several: boolean): string
 
 /** Writes the pages; returns the files written. */
 export function writeExperimentReports(flags: ExperimentReportFlags, now: () => number = Date.now): string[] {
+  if (flags.experimentStore !== 'sqlite') {
+    throw new Error(
+      `the report reads the SQLite experiment store only; the ${flags.experimentStore} store keeps no history yet (docs/experiment-report.md), so only \`dust-serve experiment show\` reads it`,
+    );
+  }
   const stored = readStoredExperiments(flags.experimentDb, flags.model);
   if (stored.length === 0) throw new Error(`${flags.experimentDb} has no experiments yet`);
   const settings = { alpha: flags.experimentAlpha, tau: flags.experimentMixtureSd, generatedAt: now() };
@@ -46,7 +52,7 @@ export function runExperimentReport(flags: ExperimentReportFlags): Promise<void>
 }
 
 /** An option of the server's table, with its flag, environment variable and default. */
-function serverOption(key: 'experimentDb' | 'experimentAlpha' | 'experimentMixtureSd', parse?: (v: string) => number): Option {
+function serverOption(key: 'experimentStore' | 'experimentDb' | 'experimentAlpha' | 'experimentMixtureSd', parse?: (v: string) => number): Option {
   const { arg, help, default: value } = OPTION_TABLE[key];
   const option = new Option(`${flagName(key)} ${arg}`, `${help} (the server's option)`).env(envName(key)).default(value);
   return parse ? option.argParser(parse) : option;
@@ -64,6 +70,7 @@ export function addReportCommand(experiment: Command, action: (f: ExperimentRepo
     .description('write an HTML page per model: success rates over time, the decision with its confidence sequence, latency, N_o, surprise, shadow divergence')
     .option('--model <name>', 'only this model (default: every model with an experiment)')
     .option('--out <file>', 'the HTML file; with several models, one file each named <file>-<model>.html', 'report.html')
+    .addOption(serverOption('experimentStore'))
     .addOption(serverOption('experimentDb'))
     .addOption(serverOption('experimentAlpha', parseNumber))
     .addOption(serverOption('experimentMixtureSd', parseNumber))
