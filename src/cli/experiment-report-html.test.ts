@@ -87,6 +87,25 @@ describe('renderReportHtml', () => {
   });
 });
 
+describe('a page without a split or outcomes', () => {
+  const bare = renderReportHtml(
+    reportPage(
+      {
+        experiment: { ...stored.experiment, salt: '', weights: [], controlVersion: 0 },
+        versions: stored.versions.map((v) => ({ ...v, episodes: 0, successes: 0 })),
+        history: stored.history.map((p) => ({ ...p, episodes: 0, successes: 0 })),
+      },
+      { alpha: 0.05, tau: 0.1, generatedAt: T0 },
+    ),
+  );
+
+  it('says why nothing is tested and what is missing', () => {
+    expect(bare).toContain('this experiment has no control (no split set): nothing is tested');
+    expect(bare).toContain('no outcomes reported yet (ReportOutcome)');
+    expect(bare).not.toContain('Difference in success rate');
+  });
+});
+
 describe('differenceRange', () => {
   it('fits the settled intervals and the whole line, within ±100 pp', () => {
     const points = [

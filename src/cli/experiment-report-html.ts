@@ -76,9 +76,9 @@ function seriesChart(
   series: readonly ChartSeries[],
   size: { width: number; height: number },
   yFormat: (v: number) => string,
-  extra: { yRange?: [number, number]; referenceY?: number; markers?: ChartMarker[] } = {},
+  extra: { yRange?: [number, number]; referenceY?: number; markers?: ChartMarker[]; empty?: string } = {},
 ): string {
-  if (series.every((s) => s.points.length === 0)) return '<p class="empty">nothing recorded yet</p>';
+  if (series.every((s) => s.points.length === 0)) return `<p class="empty">${escapeXml(extra.empty ?? 'nothing recorded yet')}</p>`;
   return lineChart({ title, ...size, series, timeRange: page.timeRange, yFormat, ...extra });
 }
 
@@ -157,7 +157,7 @@ function differenceCharts(page: ReportPage): string {
 function cell(row: VersionRow): string[] {
   return [
     `v${row.version}${row.role === 'version' ? '' : ` (${row.role})`}`,
-    num(row.weight, 3),
+    row.weight === undefined ? '–' : num(row.weight, 3),
     String(row.requests),
     String(row.robots),
     `${row.episodes} / ${row.episodesServed}`,
@@ -222,9 +222,12 @@ export function renderReportHtml(page: ReportPage): string {
     decisionCards(page),
     panel(
       'Success rate per version',
-      'Running success rate of the episodes with a reported outcome; shaded: 95% Wilson interval at each point (one look; the test against the control is below).',
+      `Running success rate of the episodes with a reported outcome; shaded: 95% Wilson interval at each point (one look${page.tests.length > 0 ? '; the test against the control is below' : ''}).`,
       legend(drawn(page, page.successRate)) +
-        seriesChart(page, 'success rate per version', versionSeries(page, page.successRate, true), FULL, pct, { yRange: [0, 1] }),
+        seriesChart(page, 'success rate per version', versionSeries(page, page.successRate, true), FULL, pct, {
+          yRange: [0, 1],
+          empty: 'no outcomes reported yet (ReportOutcome)',
+        }),
     ),
     differenceCharts(page),
     '<div class="row">',
@@ -243,7 +246,10 @@ export function renderReportHtml(page: ReportPage): string {
     panel(
       'World-model surprise',
       'Mean world-model surprise of the requests that reported one, per window.',
-      legend(drawn(page, page.surprise)) + seriesChart(page, 'world-model surprise', versionSeries(page, page.surprise), HALF, (v) => num(v, 3)),
+      legend(drawn(page, page.surprise)) +
+        seriesChart(page, 'world-model surprise', versionSeries(page, page.surprise), HALF, (v) => num(v, 3), {
+          empty: 'no request reported a world-model surprise yet',
+        }),
     ),
     panel(
       'Shadow divergence',

@@ -153,5 +153,7 @@ describe('reportPage', () => {
     const noSplit = reportPage({ ...stored, experiment: { ...stored.experiment, controlVersion: 0, weights: [] } }, settings);
     expect(noSplit.tests).toEqual([]);
     expect(noSplit.rows.every((r) => r.decision === 'no control')).toBe(true);
+    // Without a split the store has no weights: the newest READY version took the traffic.
+    expect(noSplit.rows.map((r) => r.weight)).toEqual([undefined, undefined, undefined]);
   });
 });

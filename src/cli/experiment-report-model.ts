@@ -49,7 +49,8 @@ export type VersionRole = 'control' | 'candidate' | 'shadow' | 'version';
 export interface VersionRow {
   readonly version: number;
   readonly role: VersionRole;
-  readonly weight: number;
+  /** Undefined without a split. */
+  readonly weight: number | undefined;
   readonly requests: number;
   readonly robots: number;
   readonly episodesServed: number;
@@ -183,7 +184,8 @@ function rowOf(v: VersionSummary, stored: StoredExperiment): VersionRow {
   return {
     version: v.version,
     role,
-    weight: stored.experiment.weights.find((w) => w.version === v.version)?.weight ?? 0,
+    // No split: the newest READY version takes the traffic, which the store does not record.
+    weight: stored.experiment.weights.length === 0 ? undefined : (stored.experiment.weights.find((w) => w.version === v.version)?.weight ?? 0),
     requests: v.requests,
     robots: v.robots,
     episodesServed: v.episodesServed,

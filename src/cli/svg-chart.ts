@@ -45,7 +45,7 @@ export interface ChartSpec {
 const MARGIN = { left: 64, right: 16, top: 12, bottom: 28 } as const;
 /** Points are drawn as dots too while a series has at most this many (single points would be invisible). */
 const MAX_DOTTED_POINTS = 80;
-/** A history of one moment still gets a readable axis: this much either side. */
+/** A history of one moment still gets a readable axis: at least this long. */
 const MIN_SPAN_MS = 60_000;
 const TICKS = 5;
 
@@ -108,10 +108,8 @@ export function lineChart(spec: ChartSpec): string {
   const plotW = width - MARGIN.left - MARGIN.right;
   const plotH = height - MARGIN.top - MARGIN.bottom;
   let [t0, t1] = spec.timeRange;
-  if (t1 - t0 < MIN_SPAN_MS) {
-    const mid = (t0 + t1) / 2;
-    [t0, t1] = [mid - MIN_SPAN_MS / 2, mid + MIN_SPAN_MS / 2];
-  }
+  // A young experiment's axis starts where it started and runs a minute on, rather than before its start.
+  if (t1 - t0 < MIN_SPAN_MS) t1 = t0 + MIN_SPAN_MS;
   const [y0, y1] = yDomain(spec);
   const x = (t: number) => fixed(MARGIN.left + ((t - t0) / (t1 - t0)) * plotW);
   const y = (v: number) => fixed(MARGIN.top + (1 - (Math.min(y1, Math.max(y0, v)) - y0) / (y1 - y0)) * plotH);
