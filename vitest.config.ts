@@ -41,6 +41,7 @@ export const INTEGRATION = [
   'test/client-package.test.ts', // npm pack of the built client package, loaded by a child process
   'test/errors.test.ts',
   'test/experiment.test.ts',
+  'test/experiment-report.test.ts',
   'test/failover.test.ts',
   'test/fair-queue.test.ts',
   'test/fuzz-admin.test.ts',

@@ -163,7 +163,8 @@ async function credentials(
 /** The experiment store the options name; PostgreSQL is connected (and its tables created) before anything loads. */
 async function experimentStore(options: OptionSlice<'experimentStore'>, log: Logger): Promise<ExperimentStore> {
   const storeLog = log.child({ module: 'experiment-store' });
-  if (options.experimentStore === 'sqlite') return new SqliteExperimentStore(options.experimentDb, { log: storeLog });
+  if (options.experimentStore === 'sqlite')
+    return new SqliteExperimentStore(options.experimentDb, { log: storeLog, historyWindowMs: options.experimentHistorySeconds * 1000 });
   return PostgresExperimentStore.connect({ connectionString: options.postgresUrl, countWaitMs: options.experimentCountWaitMs, log: storeLog });
 }
 

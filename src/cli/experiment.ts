@@ -1,10 +1,11 @@
-/** `dust-serve experiment show|split`: read a model's experiment, set its traffic split (AdminService). */
+/** `dust-serve experiment show|split|report`: read a model's experiment, set its traffic split (AdminService), write its report. */
 import { randomBytes } from 'node:crypto';
 import { Option, type Command } from 'commander';
 import type { SplitInit, StickyKeyName, VersionWeightInit } from '@dust-serve/client';
 import { parseFraction, parseUint32, parseWeights } from './args.js';
 import { addConnectionOptions } from './connection-options.js';
 import { formatExperiment, formatSplit } from './experiment-output.js';
+import { addReportCommand } from './experiment-report.js';
 import { withClient, type ConnectionFlags } from './with-client.js';
 
 export interface ExperimentShowFlags extends ConnectionFlags {
@@ -74,5 +75,6 @@ export function registerExperiment(
     .option('--shadow <version>', 'mirror a fraction of primary requests to this version', parseUint32)
     .option('--shadow-fraction <f>', 'fraction of primary requests mirrored to --shadow (default 0.1)', parseFraction);
   addConnectionOptions(split).action((flags: ExperimentSplitFlags) => actions.split(flags));
+  addReportCommand(cmd);
   return cmd;
 }

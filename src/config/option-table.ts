@@ -528,6 +528,18 @@ export const OPTION_TABLE = {
     appliesTo: ['experimentStore'],
   }),
   /**
+   * Width of one point of an experiment's history (the report's time axis): a version's running totals are kept
+   * once per window in which they changed, so the history grows by at most one row per version per window.
+   */
+  experimentHistorySeconds: option({
+    schema: z.coerce.number().gt(0),
+    default: 60,
+    arg: '<s>',
+    help: "seconds per point of an experiment's history (experiment report)",
+    doc: "seconds per point of an experiment's history, read by `dust-serve experiment report`; one row per version per window in which its counts changed",
+    appliesTo: ['experimentStore'],
+  }),
+  /**
    * Where experiments live: "sqlite" (experimentDb, one process) or "postgres" (postgresUrl, shared by every replica:
    * one split, one set of counts for the fleet).
    */

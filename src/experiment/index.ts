@@ -6,3 +6,8 @@ export type { PostgresStoreOptions } from './postgres-store.js';
 export type { ExperimentStore } from './store.js';
 export { wilsonInterval, twoProportionZTest } from './statistics.js';
 export { actionDivergence } from './divergence.js';
+export { readStoredExperiments } from './history-reader.js';
+export type { HistoryPoint, StoredExperiment, VersionSummary } from './history-reader.js';
+export { alwaysValidInterval } from './statistics.js';
+export type { Decision, Interval, Proportion } from './statistics.js';
+export type { ExperimentRecord } from './store.js';

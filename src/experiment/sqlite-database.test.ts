@@ -45,12 +45,13 @@ describe('SqliteDatabase', () => {
     const file = path.join(tempDir(), 'x.sqlite');
     const store = new SqliteDatabase(file);
     const old = store.createExperiment(experiment({ salt: 'old' }));
-    await store.write({ counters: [counter(old, 1, 5)], robots: [{ experimentId: old, version: 1, robotId: 'r-old' }], ledger: [] });
+    await store.write({ counters: [counter(old, 1, 5)], history: [], robots: [{ experimentId: old, version: 1, robotId: 'r-old' }], ledger: [] });
     const cur = store.createExperiment(experiment({ salt: 'new' }));
     const other = store.createExperiment(experiment({ model: 'n', salt: '', weights: [] }));
     store.updateExperiment({ ...experiment({ salt: 'new', controlVersion: 2, shadowVersion: 2, shadowFraction: 0.2 }), id: cur });
     await store.write({
       counters: [counter(cur, 1, 7), counter(cur, 2, 9)],
+      history: [],
       robots: [
         { experimentId: cur, version: 2, robotId: 'r1' },
         { experimentId: cur, version: 2, robotId: 'r1' },
@@ -62,6 +63,7 @@ describe('SqliteDatabase', () => {
     });
     await store.write({
       counters: [counter(cur, 2, 10)],
+      history: [],
       robots: [],
       ledger: [{ robotId: 'r1', episodeId: 'e1', model: 'm', version: 2, experimentId: cur, outcome: true }],
     });
@@ -92,7 +94,7 @@ describe('SqliteDatabase', () => {
     const store = new SqliteDatabase(IN_MEMORY, 3);
     const id = store.createExperiment(experiment());
     const ep = (i: number) => ({ robotId: 'r', episodeId: `e${i}`, model: 'm', version: 1, experimentId: id, outcome: undefined });
-    await store.write({ counters: [], robots: [], ledger: [ep(1), ep(2), ep(3), ep(4), ep(5)] });
+    await store.write({ counters: [], history: [], robots: [], ledger: [ep(1), ep(2), ep(3), ep(4), ep(5)] });
     expect(store.load(100).ledger.map((e) => e.episodeId)).toEqual(['e3', 'e4', 'e5']);
     expect(store.load(2).ledger.map((e) => e.episodeId)).toEqual(['e4', 'e5']);
     await store.close();

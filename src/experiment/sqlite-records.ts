@@ -32,9 +32,37 @@ export interface LedgerRecord {
   readonly outcome: boolean | undefined;
 }
 
+/**
+ * A version's running totals at one moment, kept once per history window (experiment report): what a time
+ * series of its success rate, its test against the control, latency, N_o, surprise and shadow divergence needs.
+ */
+export interface HistoryRecord {
+  readonly experimentId: number;
+  readonly version: number;
+  /** Epoch ms: the flush that wrote it. */
+  readonly at: number;
+  /** Epoch ms where its window starts; a later flush in the same window replaces the row. */
+  readonly windowStart: number;
+  readonly requests: number;
+  readonly episodes: number;
+  readonly successes: number;
+  readonly visionStepsSum: number;
+  readonly surpriseSum: number;
+  readonly surpriseCount: number;
+  /** Of every request counted so far (the sketch is cumulative). */
+  readonly latencyP50Ms: number;
+  readonly latencyP99Ms: number;
+  readonly shadowRequests: number;
+  readonly shadowDivergenceSum: number;
+  readonly alwaysValidPValue: number;
+  readonly decision: Decision;
+}
+
 /** What one flush writes, in one transaction. */
 export interface StoreBatch {
   readonly counters: readonly CounterRecord[];
+  /** One per counter written, stamped with the flush's window. */
+  readonly history: readonly HistoryRecord[];
   readonly robots: readonly RobotRecord[];
   readonly ledger: readonly LedgerRecord[];
 }

@@ -13,6 +13,9 @@ export const IN_MEMORY = ':memory:';
 
 const SCHEMA_VERSION = 1;
 
+/** History rows kept (one per version per window in which it changed), oldest pruned first. @default 100000 */
+export const DEFAULT_HISTORY_RETENTION = 100_000;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS experiments (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -46,6 +49,25 @@ CREATE TABLE IF NOT EXISTS counters (
   always_valid_p REAL NOT NULL,
   decision TEXT NOT NULL,
   PRIMARY KEY (experiment_id, version)
+);
+CREATE TABLE IF NOT EXISTS history (  -- running totals per version, one row per window (experiment report)
+  experiment_id INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  window_start INTEGER NOT NULL,   -- epoch ms
+  at INTEGER NOT NULL,             -- epoch ms of the flush that wrote the row
+  requests INTEGER NOT NULL,
+  episodes INTEGER NOT NULL,
+  successes INTEGER NOT NULL,
+  vision_steps_sum REAL NOT NULL,
+  surprise_sum REAL NOT NULL,
+  surprise_count INTEGER NOT NULL,
+  latency_p50_ms REAL NOT NULL,
+  latency_p99_ms REAL NOT NULL,
+  shadow_requests INTEGER NOT NULL,
+  shadow_divergence_sum REAL NOT NULL,
+  always_valid_p REAL NOT NULL,
+  decision TEXT NOT NULL,
+  PRIMARY KEY (experiment_id, version, window_start)
 );
 CREATE TABLE IF NOT EXISTS robots (
   experiment_id INTEGER NOT NULL,
@@ -113,11 +135,20 @@ export class BatchWriter {
       `INSERT INTO episodes VALUES (@robotId, @episodeId, @model, @version, @experimentId, @outcome)
        ON CONFLICT (robot_id, episode_id) DO UPDATE SET outcome = excluded.outcome`,
     );
+    const upsertHistory = db.prepare(
+      `INSERT OR REPLACE INTO history VALUES (@experimentId, @version, @windowStart, @at, @requests, @episodes, @successes,
+         @visionStepsSum, @surpriseSum, @surpriseCount, @latencyP50Ms, @latencyP99Ms, @shadowRequests, @shadowDivergenceSum,
+         @alwaysValidPValue, @decision)`,
+    );
+    // Bounded like the ledger: the oldest rows go first (a new table, so older servers simply do not write it).
+    const pruneHistory = db.prepare('DELETE FROM history WHERE rowid <= (SELECT MAX(rowid) FROM history) - ?');
     const pruneEpisodes = db.prepare('DELETE FROM episodes WHERE rowid <= (SELECT MAX(rowid) FROM episodes) - ?');
     this.write = db.transaction((batch: StoreBatch) => {
       for (const c of batch.counters) {
         upsertCounter.run({ ...c, robotsCapped: c.robotsCapped ? 1 : 0, latency: Buffer.from(c.latency), shadowLatency: Buffer.from(c.shadowLatency) });
       }
+      for (const h of batch.history) upsertHistory.run(h);
+      if (batch.history.length > 0) pruneHistory.run(DEFAULT_HISTORY_RETENTION);
       for (const r of batch.robots) insertRobot.run(r.experimentId, r.version, r.robotId);
       for (const e of batch.ledger) upsertEpisode.run({ ...e, outcome: e.outcome === undefined ? null : e.outcome ? 1 : 0 });
       if (batch.ledger.length > 0) pruneEpisodes.run(ledgerRetention);

@@ -4,10 +4,11 @@
  * reads the file back. A SIGKILL loses at most the last flush interval of counts. Several processes must not
  * share one file: each would overwrite the others' absolute counts (use the PostgreSQL store for a fleet).
  */
+import { OPTION_TABLE } from '../config/index.js';
 import { DEFAULT_MAX_TRACKED_ROBOTS, DistinctCounter } from './distinct-counter.js';
 import { DEFAULT_LEDGER_CAPACITY, EpisodeLedger } from './episode-ledger.js';
 import { DEFAULT_LEDGER_RETENTION, SqliteDatabase } from './sqlite-database.js';
-import type { CounterRecord, ExperimentDatabase, LedgerRecord, RobotRecord } from './sqlite-records.js';
+import type { CounterRecord, ExperimentDatabase, HistoryRecord, LedgerRecord, RobotRecord } from './sqlite-records.js';
 import { INITIAL_ALWAYS_VALID, type AlwaysValidState } from './statistics.js';
 import type {
   EpisodeCredit,
@@ -34,6 +35,9 @@ export const DEFAULT_MAX_PENDING_ROWS = 100_000;
  */
 export const DEFAULT_FLUSH_CHUNK_ROWS = 1000;
 
+/** The experimentHistorySeconds option's default, in ms. */
+export const DEFAULT_HISTORY_WINDOW_MS = OPTION_TABLE.experimentHistorySeconds.default * 1000;
+
 export interface SqliteStoreOptions {
   /** @default DEFAULT_MAX_TRACKED_ROBOTS */
   readonly maxTrackedRobots: number;
@@ -43,6 +47,10 @@ export interface SqliteStoreOptions {
   readonly ledgerRetention: number;
   /** @default DEFAULT_FLUSH_INTERVAL_MS; 0 = only on flush() and close() */
   readonly flushIntervalMs: number;
+  /** Width of one history point (the historyWindowMs option). @default DEFAULT_HISTORY_WINDOW_MS */
+  readonly historyWindowMs: number;
+  /** Epoch ms of a flush. @default Date.now */
+  readonly now: () => number;
   /** Where a failed write is reported. @default nowhere */
   readonly log: { error(obj: object, msg: string): void };
 }
@@ -52,6 +60,8 @@ const DEFAULTS: SqliteStoreOptions = {
   ledgerCapacity: DEFAULT_LEDGER_CAPACITY,
   ledgerRetention: DEFAULT_LEDGER_RETENTION,
   flushIntervalMs: DEFAULT_FLUSH_INTERVAL_MS,
+  historyWindowMs: DEFAULT_HISTORY_WINDOW_MS,
+  now: Date.now,
   log: { error: () => undefined },
 };
 
@@ -234,6 +244,9 @@ export class SqliteExperimentStore implements ExperimentStore {
     if (this.dirty.size === 0 && this.pendingRobots.length === 0 && this.pendingLedger.size === 0) return Promise.resolve();
     const dirty = [...this.dirty];
     let counters: CounterRecord[] = dirty.map(([c, [id, version]]) => c.toRecord(id, version));
+    const at = this.options.now();
+    const windowStart = Math.floor(at / this.options.historyWindowMs) * this.options.historyWindowMs;
+    let history: HistoryRecord[] = dirty.map(([c, [id, version]]) => c.toHistory(id, version, at, windowStart));
     const robots = this.pendingRobots;
     const ledger = [...this.pendingLedger.values()];
     this.dirty.clear();
@@ -246,8 +259,9 @@ export class SqliteExperimentStore implements ExperimentStore {
         do {
           const robotRows = robots.slice(r, r + DEFAULT_FLUSH_CHUNK_ROWS);
           const ledgerRows = ledger.slice(l, l + DEFAULT_FLUSH_CHUNK_ROWS - robotRows.length);
-          await this.db.write({ counters, robots: robotRows, ledger: ledgerRows });
+          await this.db.write({ counters, history, robots: robotRows, ledger: ledgerRows });
           counters = [];
+          history = [];
           r += robotRows.length;
           l += ledgerRows.length;
         } while (r < robots.length || l < ledger.length);

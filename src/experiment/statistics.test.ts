@@ -3,7 +3,9 @@ import { GaussianNoise } from '../sampling/index.js';
 import {
   DEFAULT_ALPHA,
   INITIAL_ALWAYS_VALID,
+  alwaysValidInterval,
   mixtureLogLikelihoodRatio,
+  mixtureLogLikelihoodRatioAt,
   normalUpperTail,
   twoProportionZTest,
   updateAlwaysValid,
@@ -162,5 +164,42 @@ describe('the always-valid p-value under continuous peeking', () => {
     expect(state.pValue).toBeLessThanOrEqual(p);
     const calm = updateAlwaysValid({ pValue: 0.2, decision: 'keep collecting' }, { successes: 5, trials: 10 }, { successes: 5, trials: 10 });
     expect(calm.pValue).toBe(0.2);
+  });
+});
+
+describe('alwaysValidInterval', () => {
+  const control = { successes: 10, trials: 20 };
+  const candidate = { successes: 15, trials: 20 };
+  // By hand: p̄ = 0.625, V = 0.625 · 0.375 · (1/20 + 1/20) = 0.0234375, τ² = 0.01, Δ̂ = 0.25,
+  // half = sqrt(2V(V + τ²)/τ² · (ln 20 - ½ ln(V/(V + τ²)))) = 0.705261.
+  it('10 of 20 against 15 of 20', () => {
+    const i = alwaysValidInterval(control, candidate)!;
+    expect(i.difference).toBeCloseTo(0.25, 12);
+    expect(i.low).toBeCloseTo(0.25 - 0.705261, 5);
+    expect(i.high).toBeCloseTo(0.25 + 0.705261, 5);
+  });
+  it('its bounds are where the mixture ratio reaches 1/alpha', () => {
+    const i = alwaysValidInterval(control, candidate, { alpha: 0.05, tau: 0.1 })!;
+    for (const bound of [i.low, i.high]) expect(mixtureLogLikelihoodRatioAt(control, candidate, bound, 0.1)).toBeCloseTo(Math.log(20), 9);
+    expect(mixtureLogLikelihoodRatioAt(control, candidate, 0, 0.1)).toBe(mixtureLogLikelihoodRatio(control, candidate, 0.1));
+  });
+  it('excludes 0 exactly when the sequential test decides', () => {
+    for (const [c, k] of [
+      [8, 12],
+      [8, 16],
+      [8, 18],
+      [12, 4],
+      [12, 2],
+    ]) {
+      const ctrl = { successes: c, trials: 20 };
+      const cand = { successes: k, trials: 20 };
+      const i = alwaysValidInterval(ctrl, cand)!;
+      const decided = updateAlwaysValid(INITIAL_ALWAYS_VALID, ctrl, cand).decision !== 'keep collecting';
+      expect(i.low > 0 || i.high < 0).toBe(decided);
+    }
+  });
+  it('is undefined without trials or variance', () => {
+    expect(alwaysValidInterval({ successes: 0, trials: 0 }, candidate)).toBeUndefined();
+    expect(alwaysValidInterval({ successes: 5, trials: 5 }, { successes: 3, trials: 3 })).toBeUndefined();
   });
 });

@@ -101,8 +101,44 @@ export function mixtureLogLikelihoodRatio(control: Proportion, candidate: Propor
   const v = pooledVariance(control, candidate);
   if (!(v > 0)) return -Infinity;
   const diff = candidate.successes / candidate.trials - control.successes / control.trials;
-  const t2 = tau * tau;
+  return logMixtureRatio(diff, v, tau * tau);
+}
+
+/** log Λ of an observed difference `diff` from the tested one, with variance v and mixing variance t2 = τ². */
+function logMixtureRatio(diff: number, v: number, t2: number): number {
   return 0.5 * Math.log(v / (v + t2)) + (t2 * diff * diff) / (2 * v * (v + t2));
+}
+
+/**
+ * The always-valid confidence interval for θ = p_candidate - p_control at this moment: the θ0 that the same
+ * mixture ratio as updateAlwaysValid (with θ0 in place of 0, same pooled V and τ) does not reject at level α,
+ * { θ0 : Λ(θ0) < 1/α }, after Johari, Pekelis & Walsh (Operations Research 2022, section 4). Solving
+ * log Λ(θ0) = log(1/α) for |Δ̂ - θ0| gives Δ̂ ± sqrt( 2V(V + τ²)/τ² · (log(1/α) - ½ log(V/(V + τ²))) ).
+ * It excludes 0 exactly when the test's p-value at this moment is ≤ α, which is when the decision is taken.
+ * Read over time these intervals are a confidence sequence: by Ville's inequality they cover θ at every moment
+ * at once with probability 1 - α (under the same normal approximation as the test). Undefined while a group
+ * is empty or there is no variance yet.
+ */
+export function alwaysValidInterval(
+  control: Proportion,
+  candidate: Proportion,
+  { alpha, tau }: AlwaysValidOptions = { alpha: DEFAULT_ALPHA, tau: DEFAULT_MIXTURE_SD },
+): (Interval & { readonly difference: number }) | undefined {
+  if (control.trials <= 0 || candidate.trials <= 0) return undefined;
+  const v = pooledVariance(control, candidate);
+  if (!(v > 0)) return undefined;
+  const difference = candidate.successes / candidate.trials - control.successes / control.trials;
+  const t2 = tau * tau;
+  const half = Math.sqrt(((2 * v * (v + t2)) / t2) * (Math.log(1 / alpha) - 0.5 * Math.log(v / (v + t2))));
+  return { difference, low: difference - half, high: difference + half };
+}
+
+/** log Λ at θ0 (for checking an interval's bounds): the mixture ratio of the observed difference from θ0. */
+export function mixtureLogLikelihoodRatioAt(control: Proportion, candidate: Proportion, theta0: number, tau = DEFAULT_MIXTURE_SD): number {
+  if (control.trials <= 0 || candidate.trials <= 0) return -Infinity;
+  const v = pooledVariance(control, candidate);
+  if (!(v > 0)) return -Infinity;
+  return logMixtureRatio(candidate.successes / candidate.trials - control.successes / control.trials - theta0, v, tau * tau);
 }
 
 export type Decision = 'keep collecting' | 'candidate better' | 'candidate worse';

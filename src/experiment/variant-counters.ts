@@ -7,7 +7,7 @@ import { DistinctCounter } from './distinct-counter.js';
 import { LatencySketch } from './latency-sketch.js';
 import { RequestSums } from './request-sums.js';
 import { INITIAL_ALWAYS_VALID, type AlwaysValidState, type Proportion } from './statistics.js';
-import type { CounterRecord } from './sqlite-records.js';
+import type { CounterRecord, HistoryRecord } from './sqlite-records.js';
 import type { VariantTotals } from './store.js';
 
 export class VariantCounters extends RequestSums {
@@ -59,6 +59,27 @@ export class VariantCounters extends RequestSums {
       shadowShed: this.shadowShed,
       shadowDivergenceSum: this.shadowDivergenceSum,
       shadowLatency: this.shadowLatency.toBytes(),
+      alwaysValidPValue: this.alwaysValid.pValue,
+      decision: this.alwaysValid.decision,
+    };
+  }
+
+  toHistory(experimentId: number, version: number, at: number, windowStart: number): HistoryRecord {
+    return {
+      experimentId,
+      version,
+      at,
+      windowStart,
+      requests: this.requests,
+      episodes: this.episodes,
+      successes: this.successes,
+      visionStepsSum: this.visionStepsSum,
+      surpriseSum: this.surpriseSum,
+      surpriseCount: this.surpriseCount,
+      latencyP50Ms: this.latency.quantile(0.5),
+      latencyP99Ms: this.latency.quantile(0.99),
+      shadowRequests: this.shadowRequests,
+      shadowDivergenceSum: this.shadowDivergenceSum,
       alwaysValidPValue: this.alwaysValid.pValue,
       decision: this.alwaysValid.decision,
     };

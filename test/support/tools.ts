@@ -69,3 +69,17 @@ export const WITH_PYTHON_CLIENT = requireTool(
   `${PYTHON} cannot import grpc, google.protobuf, numpy, venv, ensurepip, setuptools and wheel, or protoc is missing ` +
     '(Debian: apt-get install python3-grpcio python3-protobuf python3-numpy python3-venv python3-setuptools python3-wheel protobuf-compiler; .ci/run does)',
 );
+
+let chromium: { bin: string | undefined } | undefined;
+
+/** The headless Chromium that renders the experiment report (Debian's package is `chromium`), probed on first use. */
+export function chromiumBin(): string | undefined {
+  chromium ??= { bin: ['chromium', 'chromium-browser', 'google-chrome'].find((c) => runs(c, ['--version'])) };
+  return chromium.bin;
+}
+
+export const WITH_CHROMIUM = requireTool(
+  'chromium',
+  () => chromiumBin() !== undefined,
+  'no headless Chromium (chromium, chromium-browser or google-chrome) on PATH (Debian: apt-get install chromium; .ci/run does)',
+);
