@@ -56,6 +56,7 @@ export const INTEGRATION = [
   'test/package-confinement.test.ts',
   'test/persistence.test.ts',
   'test/rate-limit.test.ts',
+  'test/realtime-chunking.test.ts',
   'test/server.test.ts',
   'test/stream-limits.test.ts',
   'test/tls.test.ts',

@@ -71,13 +71,20 @@ export function inpaintStep(guide: PrefixGuide, tau: number, actions: Float32Arr
   }
 }
 
-/** The final chunk blended with the prefix (ensemble): A_i <- (1 - W_i) A_i + W_i Y_i, in place. */
+/**
+ * The final chunk blended with the prefix (ensemble), in place: A_i <- (1 - W_i) clip(A_i) + W_i Y_i. The chunk is
+ * clipped to [-1, 1] first, as the server clips every output before denormalizing, so that the robot receives the
+ * mean of the two chunks it would have executed.
+ */
 export function blendPrefix(guide: Pick<PrefixGuide, 'target' | 'weights' | 'actionDim'>, actions: Float32Array): void {
   const { target, weights, actionDim } = guide;
   for (let i = 0; i < weights.length; i++) {
     const w = weights[i];
     if (w === 0) continue;
-    for (let j = i * actionDim; j < (i + 1) * actionDim; j++) actions[j] = w === 1 ? target[j] : (1 - w) * actions[j] + w * target[j];
+    for (let j = i * actionDim; j < (i + 1) * actionDim; j++) {
+      const a = actions[j] < -1 ? -1 : actions[j] > 1 ? 1 : actions[j];
+      actions[j] = w === 1 ? target[j] : (1 - w) * a + w * target[j];
+    }
   }
 }
 
