@@ -7,7 +7,7 @@
  *
  * - inpaint: after every action Euler step, to flow time tau', the row's actions are pulled towards Y noised to
  *   tau' with the row's own initial noise (guidance-free replacement; RTC guides with a vector-Jacobian product
- *   instead). W is RTC's soft mask (their eq. 5): hard on the first d positions, exponentially decaying over the
+ *   instead). W is RTC's soft mask: hard on the first d positions, exponentially decaying over the
  *   rest of the overlap, 0 beyond it.
  * - ensemble: the final chunk is averaged with Y over the overlap (temporal ensembling of two chunks, equal
  *   weights), the first d positions taken from Y.
