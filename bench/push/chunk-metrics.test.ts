@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { boundaryDiscontinuity, committedPrefix, meanJerk } from './chunk-metrics.js';
+import { boundaryDiscontinuity, committedPrefix, meanJerk, switchStep } from './chunk-metrics.js';
 
 const rows = (...values: number[][]) => values.map((v) => Float32Array.from(v));
 
@@ -19,6 +19,9 @@ describe('real-time chunking in the fleet', () => {
     expect(boundaryDiscontinuity(fresh, old, 1, 1)).toBeCloseTo(Math.hypot(7, 9), 6);
     expect(boundaryDiscontinuity(fresh, old, 0, 2)).toBe(4);
     expect(boundaryDiscontinuity(fresh, old, 3, 1)).toBeUndefined();
+    // The executed step at the switch is defined even there.
+    expect(switchStep(fresh, 2, old[3])).toBeCloseTo(Math.hypot(1, 4), 6);
+    expect(switchStep(fresh, 2, undefined)).toBeUndefined();
   });
 
   it('gives a straight or constant-acceleration trajectory no jerk, and a step a jerk', () => {

@@ -36,9 +36,20 @@ export function committedPrefix(
  * chunk had none left (the robot was holding).
  */
 export function boundaryDiscontinuity(fresh: readonly Float32Array[], old: readonly Float32Array[], next0: number, k: number): number | undefined {
-  const a = fresh[k];
   const b = old[next0 + k];
-  if (!a || !b) return undefined;
+  return b && fresh[k] ? distance(fresh[k], b) : undefined;
+}
+
+/**
+ * ||a_new(k) - a_last||_2: the step the executed commands take at a switch, from the last action the robot
+ * executed (the old chunk's, or a hold). Defined at every switch, also when the old chunk had no action left for
+ * the switch's tick (execute + delay >= horizon), where boundaryDiscontinuity is not.
+ */
+export function switchStep(fresh: readonly Float32Array[], k: number, last: ArrayLike<number> | undefined): number | undefined {
+  return last && fresh[k] ? distance(fresh[k], last) : undefined;
+}
+
+function distance(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let sum = 0;
   for (let d = 0; d < a.length; d++) sum += (a[d] - b[d]) ** 2;
   return Math.sqrt(sum);

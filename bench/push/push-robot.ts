@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { actionRows, DustClient, DustClientError, type PredictResult } from '@dust-serve/client';
 import type { Condition } from './conditions.js';
 import { CAMERAS, CONTROL_DT, type EmbodimentName, MAX_EPISODE_STEPS, type PushEnv, sampleLayout } from '@dust-serve/sim-push';
-import { boundaryDiscontinuity, committedPrefix, meanJerk, serverMethod, type ChunkingMode } from './chunk-metrics.js';
+import { boundaryDiscontinuity, committedPrefix, meanJerk, serverMethod, switchStep, type ChunkingMode } from './chunk-metrics.js';
 
 export interface EpisodeSpec {
   readonly condition: Condition;
@@ -52,6 +52,8 @@ export interface EpisodeResult {
   readonly lateTicks: number;
   /** Per chunk switch with an old chunk to compare: ||a_new(k) - a_old(k)||, k the ticks from observation to switch. */
   readonly boundaryDiscontinuities: number[];
+  /** Per switch from an old chunk: ||a_new(k) - the last executed action|| (defined where the above is not). */
+  readonly switchSteps: number[];
   /** Ticks from observation to switch, per switch. */
   readonly switchDelays: number[];
   /** Mean jerk of the executed actions (chunk-metrics.ts meanJerk), per second cubed. */
@@ -129,6 +131,7 @@ export class PushRobot {
     const delay = mode === 'none' ? 0 : (this.o.delay ?? 0);
     const executed: Float32Array[] = [];
     const discontinuities: number[] = [];
+    const switchSteps: number[] = [];
     const switchDelays: number[] = [];
 
     const send = () => {
@@ -194,6 +197,8 @@ export class PushRobot {
           if (p.old) {
             const jump = boundaryDiscontinuity(fresh, p.old, p.oldNext, k);
             if (jump !== undefined) discontinuities.push(jump);
+            const step = switchStep(fresh, k, executed.at(-1));
+            if (step !== undefined) switchSteps.push(step);
             switchDelays.push(k);
           }
           chunk = fresh;
@@ -260,6 +265,7 @@ export class PushRobot {
       credited,
       lateTicks: late,
       boundaryDiscontinuities: discontinuities,
+      switchSteps,
       switchDelays,
       jerk: meanJerk(executed, CONTROL_DT),
     };
