@@ -100,6 +100,16 @@ for (const executor of ['onnxruntime-node', 'native'] as const) {
       expect(worstGap(ens, mean, 3, H)).toBeLessThan(1e-5);
     });
 
+    it('lists the methods the package supports in ListModels (all three: its manifest says nothing)', async () => {
+      const client = new DustClient(t.address);
+      try {
+        const tiny = (await client.listModels()).models.find((m) => m.name === 'dust-tiny')!;
+        expect(tiny.realtimeChunking).toEqual(['inpaint', 'naive', 'ensemble']);
+      } finally {
+        client.close();
+      }
+    });
+
     it('refuses a malformed prefix before admission with INVALID_ARGUMENT saying what to fix', async () => {
       const cases: Array<[CommittedPrefix, RegExp]> = [
         [{ actions: tensor(2, new Float32Array(2 * (DIM - 1))), delay_steps: 0 }, /shape \[L, 8\]/],

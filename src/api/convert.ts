@@ -21,7 +21,8 @@ const METHODS: ReadonlyMap<string, ChunkingMethod | undefined> = new Map([
   ['CHUNKING_METHOD_ENSEMBLE', 'ensemble'],
 ]);
 
-const METHOD_NAMES = {
+/** A method as the proto's ChunkingMethod names it. */
+export const CHUNKING_METHOD_NAMES = {
   inpaint: 'CHUNKING_METHOD_INPAINT',
   naive: 'CHUNKING_METHOD_NAIVE',
   ensemble: 'CHUNKING_METHOD_ENSEMBLE',
@@ -114,7 +115,7 @@ export function toPredictResponse(out: PredictOutput): PredictResponse {
     ...(out.worldModelSurprise !== undefined ? { world_model_surprise: out.worldModelSurprise } : {}),
     chunking: out.chunking
       ? {
-          method: METHOD_NAMES[out.chunking.method],
+          method: CHUNKING_METHOD_NAMES[out.chunking.method],
           delay_steps: out.chunking.delaySteps,
           delay_estimated: out.chunking.delayEstimated,
           prefix_length: out.chunking.prefixLength,

@@ -4,6 +4,7 @@ export { DecodePool } from './decode-pool.js';
 export type { ModelRuntime } from './model-runtime.js';
 export { validateRequest, runRequest } from './predict.js';
 export type { ChunkingOutput, PredictInput, PredictOutput, RequestContext, ValidatedRequest } from './predict.js';
+export { supportedChunking } from './chunking.js';
 export type { PrefixInput } from './chunking.js';
 export { ModelWorker } from './model-worker.js';
 export { OnnxExecutor, sessionOptions } from './onnx-executor.js';

@@ -153,6 +153,8 @@ def test_a_committed_prefix_is_continued_and_reported(client: DustClient) -> Non
     # A unary Predict has no measured latency: the whole prefix is frozen.
     assert ens.chunking == ChunkingReport(method="ensemble", delay_steps=8, delay_estimated=True, prefix_length=8)
     assert client.predict(franka_request()).chunking is None
+    tiny = next(m for m in client.list_models().models if m.name == "dust-tiny")
+    assert tiny.realtime_chunking == ("inpaint", "naive", "ensemble")
 
 
 def test_a_malformed_prefix_is_refused_saying_what_to_fix(client: DustClient) -> None:

@@ -114,10 +114,14 @@ def from_predict_response(msg: policy_pb2.PredictResponse) -> PredictResult:
     )
 
 
+def _method_name(value: int) -> str:
+    name = types_pb2.ChunkingMethod.Name(value) if value in types_pb2.ChunkingMethod.values() else "CHUNKING_METHOD_UNSPECIFIED"
+    return name.removeprefix("CHUNKING_METHOD_").lower()
+
+
 def _chunking(c: types_pb2.ChunkingReport) -> ChunkingReport:
-    name = types_pb2.ChunkingMethod.Name(c.method) if c.method in types_pb2.ChunkingMethod.values() else "CHUNKING_METHOD_UNSPECIFIED"
     return ChunkingReport(
-        method=name.removeprefix("CHUNKING_METHOD_").lower(),
+        method=_method_name(c.method),
         delay_steps=c.delay_steps,
         delay_estimated=c.delay_estimated,
         prefix_length=c.prefix_length,
@@ -158,6 +162,9 @@ class ModelVersionInfo:
     traffic_weight: float
     #: The execution provider serving it.
     device: str
+    #: The real-time chunking methods it answers a committed prefix with ("inpaint", "naive", "ensemble"); empty:
+    #: it refuses one.
+    realtime_chunking: tuple[str, ...] = ()
 
     def embodiment(self, name: str) -> EmbodimentInfo:
         for e in self.embodiments:
@@ -199,6 +206,7 @@ def from_list_models_response(msg: policy_pb2.ListModelsResponse) -> ModelList:
                 max_vision_steps=m.max_vision_steps,
                 traffic_weight=m.traffic_weight,
                 device=m.device,
+                realtime_chunking=tuple(_method_name(c) for c in m.realtime_chunking),
             )
             for m in msg.models
         ),
