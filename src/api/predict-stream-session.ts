@@ -53,14 +53,14 @@ interface Binding {
   readonly modelField: string;
 }
 
+/** Weight of the newest response in the stream's latency average: a few responses follow a change of load. */
+const LATENCY_SMOOTHING = 0.25;
+
 /**
  * - open: taking requests;
  * - closing: a failure is queued behind the earlier responses; no request is taken, nothing else ends the call;
  * - done: the call's status is sent, or the client went away.
  */
-/** Weight of the newest response in the stream's latency average: a few responses follow a change of load. */
-const LATENCY_SMOOTHING = 0.25;
-
 type Phase = 'open' | 'closing' | 'done';
 
 export class PredictStreamSession {
