@@ -59,6 +59,7 @@ export const INTEGRATION = [
   'test/persistence.test.ts',
   'test/rate-limit.test.ts',
   'test/readme.test.ts',
+  'test/realtime-chunking.test.ts',
   'test/server.test.ts',
   'test/stream-limits.test.ts',
   'test/tls.test.ts',

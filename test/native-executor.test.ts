@@ -16,7 +16,7 @@ import { loadNativeOrt } from '../src/engine/native-ort.js';
 import { NativeExecutor, type NativeExecutorDeps } from '../src/engine/native-executor.js';
 import { SlotTable } from '../src/engine/slot-table.js';
 import type { Manifest } from '../src/model/index.js';
-import { initialNoise, type StepCounts } from '../src/sampling/index.js';
+import { initialNoise, inpaintWeights, type PrefixGuide, type StepCounts } from '../src/sampling/index.js';
 import { TINY_DIR } from './support/harness.js';
 import { requireTool } from './support/requires.js';
 
@@ -40,6 +40,17 @@ interface Row {
   readonly id: number;
   i: number;
   readonly counts: StepCounts;
+  /** Every third request carries a committed prefix (real-time chunking), with its own delay. */
+  readonly guide: PrefixGuide | undefined;
+}
+
+function guideOf(id: number): PrefixGuide | undefined {
+  if (id % 3 !== 1) return undefined;
+  const s = shapes;
+  const overlap = 4 + (id % 5);
+  const target = new Float32Array(s.horizon * s.actionDim);
+  for (let j = 0; j < overlap * s.actionDim; j++) target[j] = Math.sin(id + j);
+  return { target, weights: inpaintWeights(s.horizon, id % overlap, overlap), noise: request(id).noise.actions, actionDim: s.actionDim };
 }
 
 /** A request's inputs, from its id alone. */
@@ -78,7 +89,7 @@ async function script(ex: Executor, pick: (rows: readonly Row[], call: number) =
   const trace: Trace = [];
   let nextId = 0;
   const join = async (n: number) => {
-    const rows = Array.from({ length: n }, (): Row => ({ id: nextId, i: 0, counts: COUNTS[nextId++ % COUNTS.length] }));
+    const rows = Array.from({ length: n }, (): Row => ({ id: nextId, i: 0, counts: COUNTS[nextId % COUNTS.length], guide: guideOf(nextId++) }));
     const slots = Int32Array.from(rows.map((r) => table.add(r)));
     const out = await ex.runVlm(
       packVlmBatch(
@@ -93,7 +104,7 @@ async function script(ex: Executor, pick: (rows: readonly Row[], call: number) =
   const step = async (call: number) => {
     const picked = [...pick(table.values(), call)].sort((a, b) => table.slotOf(a) - table.slotOf(b));
     const batch = packStepBatch(
-      picked.map((r) => ({ slot: table.slotOf(r), i: r.i, counts: r.counts })),
+      picked.map((r) => ({ slot: table.slotOf(r), i: r.i, counts: r.counts, guide: r.guide })),
       table.takeMoves(),
     );
     const out: StepResult = await ex.step(batch);

@@ -99,4 +99,35 @@ describe('npm run fleet', () => {
     expect(Object.keys(ab.robots_tally).every((k) => k === '1' || k === '3')).toBe(true);
     expect(ab.final['3'].decision).toBe('control');
   });
+
+  it('with --chunking and --delay, sends the committed prefix and switches exactly d ticks after each observation', async () => {
+    const run = async (chunking: string) => {
+      const out = path.join(tmp, `chunking-${chunking}.json`);
+      await promisify(execFile)(
+        process.execPath,
+        [FLEET, '--repository', REPOSITORY, '--conditions', '1:4:4', '--episodes', '2', '--robots', '2', '--clock', 'lockstep', '--control-hz', '100'].concat([
+          '--chunking',
+          chunking,
+          '--delay',
+          '3',
+          '--quiet',
+          '--out',
+          out,
+        ]),
+        { timeout: 120_000 },
+      );
+      return JSON.parse(readFileSync(out, 'utf8')) as { conditions: ConditionSummary[]; settings: { chunking: string; delay_steps: number } };
+    };
+    const [naive, rtc] = [await run('naive'), await run('rtc')];
+    expect(rtc.settings).toMatchObject({ chunking: 'rtc', delay_steps: 3 });
+    for (const { conditions } of [naive, rtc]) {
+      const [c] = conditions;
+      expect(c.errors).toEqual({});
+      expect(c.switches).toBeGreaterThan(0);
+      expect(c.mean_switch_delay_steps).toBe(3);
+      expect(c.mean_jerk).toBeGreaterThan(0);
+    }
+    // Same layouts and seeds: inpainting the committed actions makes the switch smaller than naive switching does.
+    expect(rtc.conditions[0].mean_boundary_discontinuity).toBeLessThan(naive.conditions[0].mean_boundary_discontinuity);
+  });
 });

@@ -16,6 +16,7 @@ import { condition, EXPERIMENTS, parseConditions, type Condition, type Experimen
 import { runAb, type AbReport } from './ab.js';
 import { EMBODIMENT_NAMES, type EmbodimentName, PushEnv } from '@dust-serve/sim-push';
 import { PushRobot, type EpisodeResult, type EpisodeSpec } from './push-robot.js';
+import { CHUNKING_MODES, type ChunkingMode } from './chunk-metrics.js';
 import { compareConditions, scalingPlot, summarizeCondition, type ConditionSummary } from './report.js';
 import { writePlot } from './plot.js';
 import { addResultOptions, resultMeta, writeResult } from '../results.js';
@@ -43,6 +44,8 @@ interface FleetOptions {
   ab?: string;
   abMaxEpisodes: number;
   stickyKey: 'episode' | 'robot';
+  chunking: ChunkingMode;
+  delay: number;
   out?: string;
   save?: boolean;
   json?: boolean;
@@ -74,6 +77,20 @@ const program = new Command('fleet')
   .option('--ab <control:candidate>', 'instead of conditions: an A/B test of two versions through SetTrafficSplit, until GetExperiment decides')
   .option('--ab-max-episodes <n>', 'A/B: start no more episodes than this, decided or not', number(2, true), 600)
   .addOption(new Option('--sticky-key <key>', 'A/B: what keeps its version').choices(['episode', 'robot']).default('episode'))
+  .addOption(
+    new Option(
+      '--chunking <mode>',
+      'real-time chunking: the robot sends the rest of its chunk as the committed prefix and switches --delay ticks after the observation; naive, rtc (inpainting) and ensemble are the server methods; none sends no prefix',
+    )
+      .choices([...CHUNKING_MODES])
+      .default('none'),
+  )
+  .option(
+    '--delay <steps>',
+    'injected inference delay in control steps (with --chunking): the new chunk takes over this many ticks after its observation',
+    number(0, true),
+    0,
+  )
   .option('--plot <file>', 'write a PNG of success rate vs N_o (from the scaling conditions)')
   .option('--quiet', 'no progress bars');
 
@@ -105,16 +122,26 @@ function embodimentsFrom(o: FleetOptions): EmbodimentName[] {
 }
 
 /** The versions the conditions pin must be READY, and their manifests must describe the push task. */
-function checkModels(models: ModelList, o: FleetOptions, conditions: readonly Condition[], embodiments: readonly EmbodimentName[]): number {
+function checkModels(
+  models: ModelList,
+  o: FleetOptions,
+  conditions: readonly Condition[],
+  embodiments: readonly EmbodimentName[],
+): { imageSize: number; horizon: number } {
   const versions = models.models.filter((m) => m.name === o.model);
   let imageSize = 0;
+  let horizon = 0;
   for (const v of new Set(conditions.map((c) => c.version))) {
     const m = versions.find((x) => x.version === v);
     if (!m || m.state !== 'READY') throw new Error(`${o.model}@${v} is not READY on the server (${m ? m.state : 'not loaded'})`);
     for (const e of embodiments) if (!m.embodiments.some((x) => x.name === e)) throw new Error(`${o.model}@${v} has no embodiment ${e}`);
     imageSize = m.imageHeight;
+    horizon = m.actionHorizon;
+    if (o.chunking !== 'none' && o.execute + o.delay > horizon) {
+      throw new Error(`--execute ${o.execute} + --delay ${o.delay} exceeds the action horizon ${horizon}: the robot would run out of committed actions`);
+    }
   }
-  return imageSize;
+  return { imageSize, horizon };
 }
 
 async function runCondition(
@@ -153,6 +180,7 @@ async function main(): Promise<void> {
   const conditions = conditionsFrom(o);
   const embodiments = embodimentsFrom(o);
   if (o.robots < embodiments.length) throw new Error(`--robots must be at least the number of embodiments (${embodiments.length})`);
+  if (o.delay > 0 && o.chunking === 'none') throw new Error('--delay needs --chunking naive, rtc or ensemble');
   const started = new Date().toISOString();
   let server: ServerProcess | undefined;
   const serverArgs = o.serverArgs.split(/\s+/).filter((a) => a.length > 0);
@@ -168,7 +196,7 @@ async function main(): Promise<void> {
   const address = o.address ?? server!.address;
   const client = new DustClient(address);
   try {
-    const imageSize = checkModels(await client.listModels({ deadlineMs: 10_000 }), o, conditions, embodiments);
+    const { imageSize, horizon } = checkModels(await client.listModels({ deadlineMs: 10_000 }), o, conditions, embodiments);
     const robots: PushRobot[] = [];
     for (let i = 0; i < o.robots; i++) {
       const env = await PushEnv.create(embodiments[i % embodiments.length]);
@@ -184,6 +212,9 @@ async function main(): Promise<void> {
           imageSize,
           requestDeadlineMs: o.requestDeadlineMs,
           pinVersion: !o.ab,
+          chunking: o.chunking,
+          delay: o.delay,
+          horizon,
         }),
       );
     }
@@ -250,6 +281,8 @@ async function main(): Promise<void> {
         control_hz: o.controlHz,
         clock: o.clock,
         execute: o.execute,
+        chunking: o.chunking,
+        delay_steps: o.delay,
         image_size: imageSize,
       },
       ...(ab ? { ab } : { conditions: summaries, comparisons: compareConditions(conditions, byCondition) }),

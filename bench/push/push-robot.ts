@@ -6,11 +6,17 @@
  * for ticks that passed meanwhile are stale and skipped, so the server's latency costs the robot exactly
  * what it would cost on hardware (with clock 'lockstep' the world instead waits for every answer). The episode ends when the named ball is in the zone (success) or after
  * MAX_EPISODE_STEPS; the outcome goes to ReportOutcome with the episode's id.
+ *
+ * With a chunking mode other than 'none' (real-time chunking, chunk-metrics.ts), the robot sends the rest of the
+ * chunk it is executing as the committed prefix with the injected delay d, and switches to the new chunk exactly d
+ * ticks after the observation (lockstep: the world waits there for a late answer; realtime: it ticks on, and the
+ * switch comes when the answer does); each switch's boundary discontinuity is recorded.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { actionRows, DustClient, DustClientError, type PredictResult } from '@dust-serve/client';
 import type { Condition } from './conditions.js';
-import { CAMERAS, type EmbodimentName, MAX_EPISODE_STEPS, type PushEnv, sampleLayout } from '@dust-serve/sim-push';
+import { CAMERAS, CONTROL_DT, type EmbodimentName, MAX_EPISODE_STEPS, type PushEnv, sampleLayout } from '@dust-serve/sim-push';
+import { boundaryDiscontinuity, committedPrefix, meanJerk, serverMethod, switchStep, type ChunkingMode } from './chunk-metrics.js';
 
 export interface EpisodeSpec {
   readonly condition: Condition;
@@ -44,6 +50,14 @@ export interface EpisodeResult {
   readonly credited: { readonly model: string; readonly version: number } | { readonly error: string };
   /** Ticks that started later than their schedule by more than a control period (the simulator fell behind). */
   readonly lateTicks: number;
+  /** Per chunk switch with an old chunk to compare: ||a_new(k) - a_old(k)||, k the ticks from observation to switch. */
+  readonly boundaryDiscontinuities: number[];
+  /** Per switch from an old chunk: ||a_new(k) - the last executed action|| (defined where the above is not). */
+  readonly switchSteps: number[];
+  /** Ticks from observation to switch, per switch. */
+  readonly switchDelays: number[];
+  /** Mean jerk of the executed actions (chunk-metrics.ts meanJerk), per second cubed. */
+  readonly jerk: number;
 }
 
 export interface PushRobotOptions {
@@ -62,11 +76,20 @@ export interface PushRobotOptions {
   readonly requestDeadlineMs: number;
   /** Pin the condition's version (name@version); false sends the bare model name (traffic split). */
   readonly pinVersion: boolean;
+  /** Real-time chunking: 'none' sends no prefix and switches as soon as an answer is in. @default 'none' */
+  readonly chunking?: ChunkingMode;
+  /** The injected inference delay d in control steps (with a chunking mode). @default 0 */
+  readonly delay?: number;
+  /** The model's action horizon (the longest prefix). */
+  readonly horizon?: number;
 }
 
 interface Pending {
   readonly sentAtStep: number;
   readonly sentAt: number;
+  /** The chunk executing when the request was sent and its row for that tick (the committed prefix's origin). */
+  readonly old: Float32Array[] | undefined;
+  readonly oldNext: number;
   result?: PredictResult;
   done: boolean;
 }
@@ -103,12 +126,20 @@ export class PushRobot {
     let next = 0;
     let pending: Pending | undefined;
     let success = false;
+    const mode = this.o.chunking ?? 'none';
+    // The switch comes no earlier than d ticks after the observation; without a chunking mode, at once.
+    const delay = mode === 'none' ? 0 : (this.o.delay ?? 0);
+    const executed: Float32Array[] = [];
+    const discontinuities: number[] = [];
+    const switchSteps: number[] = [];
+    const switchDelays: number[] = [];
 
     const send = () => {
       const obs = env.observe(this.o.imageSize);
-      const p: Pending = { sentAtStep: env.steps, sentAt: performance.now(), done: false };
+      const p: Pending = { sentAtStep: env.steps, sentAt: performance.now(), old: chunk, oldNext: next, done: false };
       pending = p;
       requests++;
+      const committed = mode !== 'none' && chunk ? committedPrefix(chunk, next, this.o.horizon ?? chunk.length, delay) : undefined;
       client
         .predict(
           {
@@ -133,6 +164,7 @@ export class PushRobot {
             model: this.o.pinVersion ? `${this.o.model}@${c.version}` : this.o.model,
             episodeId,
             stepsExecuted: chunk ? next : 0,
+            ...(committed && mode !== 'none' ? { prefix: { ...committed, method: serverMethod(mode) } } : {}),
           },
           { deadlineMs: this.o.requestDeadlineMs },
         )
@@ -155,27 +187,41 @@ export class PushRobot {
 
     let due = performance.now();
     while (!signal?.aborted) {
-      if (pending?.done) {
+      if (pending?.done && env.steps - pending.sentAtStep >= delay) {
         const p = pending;
         pending = undefined;
         if (p.result) {
-          chunk = actionRows(p.result);
+          const fresh = actionRows(p.result);
           // The chunk's first action was meant for the tick at which the observation was taken.
-          next = env.steps - p.sentAtStep;
-          stale += Math.min(next, chunk.length);
+          const k = env.steps - p.sentAtStep;
+          if (p.old) {
+            const jump = boundaryDiscontinuity(fresh, p.old, p.oldNext, k);
+            if (jump !== undefined) discontinuities.push(jump);
+            const step = switchStep(fresh, k, executed.at(-1));
+            if (step !== undefined) switchSteps.push(step);
+            switchDelays.push(k);
+          }
+          chunk = fresh;
+          next = k;
+          // With a prefix, the first d rows repeat what the robot executed meanwhile: not stale, committed.
+          stale += Math.min(Math.max(0, next - delay), chunk.length);
         }
       }
       if (!pending && (!chunk || next >= this.o.execute)) send();
-      if (this.o.clock === 'lockstep' && pending) {
+      if (this.o.clock === 'lockstep' && pending && env.steps - pending.sentAtStep >= delay) {
         while (!pending.done) await sleep(1);
         due = performance.now();
         continue;
       }
 
-      if (chunk && next < chunk.length) env.step(chunk[next++]);
-      else {
+      if (chunk && next < chunk.length) {
+        executed.push(chunk[next]);
+        env.step(chunk[next++]);
+      } else {
         holds++;
-        env.step(env.holdAction());
+        const hold = env.holdAction();
+        executed.push(hold);
+        env.step(hold);
       }
       if (env.succeeded()) {
         success = true;
@@ -218,6 +264,10 @@ export class PushRobot {
       errors,
       credited,
       lateTicks: late,
+      boundaryDiscontinuities: discontinuities,
+      switchSteps,
+      switchDelays,
+      jerk: meanJerk(executed, CONTROL_DT),
     };
   }
 }

@@ -31,6 +31,17 @@ export interface ConditionSummary {
   readonly hold_ticks_per_episode: number;
   readonly late_ticks: number;
   readonly mean_world_model_surprise: number;
+  /**
+   * Real-time chunking: the mean ||a_new(k) - a_old(k)|| over chunk switches (k the ticks from observation to
+   * switch, chunk-metrics.ts; null where the old chunk had no action for the switch's tick), the switches it is
+   * over, the mean step of the executed commands at a switch (from the last executed action), and the mean jerk of the executed actions (m/s^3 for the
+   * push task's pusher targets).
+   */
+  readonly mean_boundary_discontinuity: number;
+  readonly switches: number;
+  readonly mean_switch_step: number;
+  readonly mean_switch_delay_steps: number;
+  readonly mean_jerk: number;
   readonly errors: Record<string, number>;
   /** ReportOutcome answers: version credited -> episodes (or "error:<code>"). */
   readonly credited: Record<string, number>;
@@ -85,6 +96,11 @@ export function summarizeCondition(c: Condition, model: string, results: readonl
     hold_ticks_per_episode: round(results.reduce((a, r) => a + r.holdTicks, 0) / n),
     late_ticks: results.reduce((a, r) => a + r.lateTicks, 0),
     mean_world_model_surprise: meanOf(results.flatMap((r) => r.surprises)),
+    mean_boundary_discontinuity: meanOf(results.flatMap((r) => r.boundaryDiscontinuities)),
+    switches: results.reduce((a, r) => a + r.switchDelays.length, 0),
+    mean_switch_step: meanOf(results.flatMap((r) => r.switchSteps)),
+    mean_switch_delay_steps: meanOf(results.flatMap((r) => r.switchDelays)),
+    mean_jerk: meanOf(results.map((r) => r.jerk)),
     errors: count(results.flatMap((r) => r.errors)),
     credited: count(credited),
     credit_mismatches: mismatches,

@@ -1,5 +1,7 @@
 /** Protobuf messages <-> engine domain types. Pure. */
-import type { PredictInput, PredictOutput } from '../engine/index.js';
+import type { PredictInput, PredictOutput, PrefixInput } from '../engine/index.js';
+import type { ChunkingMethod } from '../sampling/index.js';
+import type { CommittedPrefix__Output } from '@dust-serve/client/gen/dust/serving/v1/CommittedPrefix';
 import type { ImageInput } from '../preprocess/index.js';
 import { InvalidArgumentError } from '../errors/index.js';
 import type { PredictRequest__Output } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
@@ -12,7 +14,38 @@ const ENCODINGS: ReadonlyMap<string, ImageInput['encoding']> = new Map([
   ['IMAGE_ENCODING_PNG', 'PNG'],
 ]);
 
-export function toPredictInput(req: PredictRequest__Output): PredictInput {
+const METHODS: ReadonlyMap<string, ChunkingMethod | undefined> = new Map([
+  ['CHUNKING_METHOD_UNSPECIFIED', undefined],
+  ['CHUNKING_METHOD_INPAINT', 'inpaint'],
+  ['CHUNKING_METHOD_NAIVE', 'naive'],
+  ['CHUNKING_METHOD_ENSEMBLE', 'ensemble'],
+]);
+
+/** A method as the proto's ChunkingMethod names it. */
+export const CHUNKING_METHOD_NAMES = {
+  inpaint: 'CHUNKING_METHOD_INPAINT',
+  naive: 'CHUNKING_METHOD_NAIVE',
+  ensemble: 'CHUNKING_METHOD_ENSEMBLE',
+} as const satisfies Record<ChunkingMethod, string>;
+
+/** The prefix message as the engine checks it (resolveChunking): its tensor decoded, its shape as declared. */
+function toPrefixInput(p: CommittedPrefix__Output): PrefixInput {
+  const data = p.actions?.data ?? Buffer.alloc(0);
+  if (data.length % 4 !== 0) throw new InvalidArgumentError(`prefix.actions.data has ${data.length} bytes: float32 little-endian values take 4 bytes each`);
+  const actions = new Float32Array(data.length / 4);
+  for (let i = 0; i < actions.length; i++) actions[i] = data.readFloatLE(i * 4);
+  const method = String(p.method);
+  if (!METHODS.has(method)) throw new InvalidArgumentError(`prefix.method ${method} is unknown; use one of ${[...METHODS.keys()].join(', ')}`);
+  return {
+    shape: p.actions?.shape ?? [],
+    actions,
+    delaySteps: p._delay_steps === 'delay_steps' ? p.delay_steps : undefined,
+    controlPeriodMs: p.control_period_ms,
+    method: METHODS.get(method),
+  };
+}
+
+export function toPredictInput(req: PredictRequest__Output, streamLatencyMs?: number): PredictInput {
   const s = req.sampling;
   let seed: bigint | undefined;
   if (s && s._seed === 'seed' && s.seed !== undefined && s.seed !== null) {
@@ -43,6 +76,7 @@ export function toPredictInput(req: PredictRequest__Output): PredictInput {
     latencyBudgetMs: s?.latency_budget_ms ?? 0,
     returnFutureEmbedding: req.return_future_embedding,
     stepsExecuted: req.steps_executed,
+    ...(req.prefix ? { prefix: toPrefixInput(req.prefix), streamLatencyMs } : {}),
   };
 }
 
@@ -79,5 +113,13 @@ export function toPredictResponse(out: PredictOutput): PredictResponse {
       mean_denoise_batch: out.timing.meanDenoiseBatch,
     },
     ...(out.worldModelSurprise !== undefined ? { world_model_surprise: out.worldModelSurprise } : {}),
+    chunking: out.chunking
+      ? {
+          method: CHUNKING_METHOD_NAMES[out.chunking.method],
+          delay_steps: out.chunking.delaySteps,
+          delay_estimated: out.chunking.delayEstimated,
+          prefix_length: out.chunking.prefixLength,
+        }
+      : null,
   };
 }

@@ -5,7 +5,8 @@
  * credited by the experiment book; errors go through status.ts.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { ModelRuntime } from '../engine/index.js';
+import { supportedChunking, type ModelRuntime } from '../engine/index.js';
+import { CHUNKING_METHOD_NAMES } from './convert.js';
 import type { ExperimentBook } from '../experiment/index.js';
 import type { ListModelsResponse } from '@dust-serve/client/gen/dust/serving/v1/ListModelsResponse';
 import type { ModelVersionInfo } from '@dust-serve/client/gen/dust/serving/v1/ModelVersionInfo';
@@ -119,6 +120,7 @@ export function policyService({ registry, orchestrator, book, log, credentialOf 
           traffic_weight: e.state === 'READY' ? book.trafficWeight(e.name, e.version, registry.readyVersions(e.name)) : 0,
           device: e.runtime?.device ?? '',
           last_load_error: e.lastLoadError ?? '',
+          realtime_chunking: m ? supportedChunking(m).map((method) => CHUNKING_METHOD_NAMES[method]) : [],
         };
       });
       const res: ListModelsResponse = { models, default_model: registry.defaultModelName() ?? '' };

@@ -65,11 +65,11 @@ export class PredictOrchestrator {
    * of Predict and StreamPredict). Synchronous, so that a caller knows of a refusal before it runs anything
    * else; a refused request has its span ended and its lease released before the refusal is thrown.
    */
-  prepare(req: PredictRequest__Output, routed: Routed): PreparedPredict {
+  prepare(req: PredictRequest__Output, routed: Routed, streamLatencyMs?: number): PreparedPredict {
     const receivedAt = performance.now();
     const span = this.tracer.start({ requestId: req.request_id, robotId: req.robot_id, episodeId: req.episode_id }, receivedAt);
     try {
-      const input = toPredictInput(req);
+      const input = toPredictInput(req, streamLatencyMs);
       return { routed, input, request: validateRequest(routed.lease.handle, input), receivedAt, span };
     } catch (err) {
       span.failed(err);

@@ -230,3 +230,31 @@ describe('PredictStreamSession', () => {
     expect(writes(events)).toEqual([]);
   });
 });
+
+describe('PredictStreamSession: the latency a prefix delay is estimated from', () => {
+  it('hands prepare nothing before the first response, then a moving average of the responses total_ms', async () => {
+    const seen: Array<number | undefined> = [];
+    const totals = [40, 80];
+    let n = 0;
+    const stages: StreamStages = {
+      admit: () => ({ assignment: ASSIGNMENT }) as Routed,
+      admitAgain: (assignment) => ({ assignment }) as Routed,
+      prepare(req, routed, latencyMs) {
+        seen.push(latencyMs);
+        return { routed, input: { requestId: req.request_id } } as unknown as PreparedPredict;
+      },
+      run: async (prepared) => ({ request_id: prepared.input.requestId, timing: { total_ms: totals[n++] } }),
+    };
+    const s = session(stages, recordingCall().call);
+    s.accept(request('a'));
+    await settled();
+    s.accept(request('b'));
+    await settled();
+    s.accept(request('c'));
+    await settled();
+    expect(seen[0]).toBeUndefined();
+    expect(seen[1]).toBe(40);
+    expect(seen[2]).toBeGreaterThan(40);
+    expect(seen[2]).toBeLessThan(80);
+  });
+});

@@ -53,6 +53,9 @@ interface Binding {
   readonly modelField: string;
 }
 
+/** Weight of the newest response in the stream's latency average: a few responses follow a change of load. */
+const LATENCY_SMOOTHING = 0.25;
+
 /**
  * - open: taking requests;
  * - closing: a failure is queued behind the earlier responses; no request is taken, nothing else ends the call;
@@ -70,6 +73,11 @@ export class PredictStreamSession {
   private readonly abort = new AbortController();
   private readonly context: CallContext;
   private readonly depth: number;
+  /**
+   * The stream's measured latency (the server's total_ms, a moving average): a prefix that gives its control
+   * period instead of its delay has d estimated from it (docs/api.md, "Real-time chunking").
+   */
+  private latencyMs: number | undefined;
 
   constructor(
     private readonly stages: StreamStages,
@@ -92,7 +100,7 @@ export class PredictStreamSession {
     }
     let response: Promise<PredictResponse>;
     try {
-      const prepared = this.stages.prepare(message, this.admit(message));
+      const prepared = this.stages.prepare(message, this.admit(message), this.latencyMs);
       response = this.stages.run(prepared, this.context);
     } catch (err) {
       this.failInOrder(err, message);
@@ -142,6 +150,8 @@ export class PredictStreamSession {
   private async respond(req: PredictRequest__Output, response: Promise<PredictResponse>): Promise<void> {
     try {
       const res = await response;
+      const total = res.timing?.total_ms;
+      if (typeof total === 'number') this.latencyMs = this.latencyMs === undefined ? total : this.latencyMs + LATENCY_SMOOTHING * (total - this.latencyMs);
       if (this.phase !== 'done') this.call.write(res);
     } catch (err) {
       this.fail(err, req);

@@ -49,3 +49,32 @@ describe('packStepBatch', () => {
     expect(rows.map(isLastStep)).toEqual([true, false, true]);
   });
 });
+
+describe('packStepBatch guides (real-time chunking)', () => {
+  it('gives a prefix row its guide on action steps only, at the flow time the step reaches (exactly 1 at the last)', () => {
+    const guide = { target: new Float32Array(2), weights: new Float32Array(1), noise: new Float32Array(2), actionDim: 2 };
+    const counts = { actionSteps: 3, visionSteps: 6 };
+    const taus = Array.from(
+      { length: 6 },
+      (_, i) =>
+        packStepBatch(
+          [
+            { slot: 0, i, counts, guide },
+            { slot: 1, i, counts },
+          ],
+          [],
+        ).guides?.[0]?.tau,
+    );
+    expect(taus).toEqual([undefined, 1 / 3, undefined, 2 / 3, undefined, 1]);
+    expect(
+      packStepBatch(
+        [
+          { slot: 0, i: 1, counts, guide },
+          { slot: 1, i: 1, counts },
+        ],
+        [],
+      ).guides?.[1],
+    ).toBeUndefined();
+    expect(packStepBatch([{ slot: 1, i: 1, counts }], [])).not.toHaveProperty('guides');
+  });
+});

@@ -3,8 +3,8 @@
  * tensors laid out row after row) and a denoiser step batch (per-row flow times and step sizes from the
  * sampler's step plan, docs/sampling.md). Pure.
  */
-import { stepPlan, type StepCounts } from '../sampling/index.js';
-import type { ModelShapes, StepBatch, VlmBatch } from './executor.js';
+import { stepPlan, type PrefixGuide, type StepCounts } from '../sampling/index.js';
+import type { ModelShapes, StepBatch, StepGuide, VlmBatch } from './executor.js';
 import type { JobInput } from './job.js';
 import type { SlotMove } from './slot-table.js';
 
@@ -42,6 +42,8 @@ export interface SteppingRow {
   /** Steps taken so far. */
   readonly i: number;
   readonly counts: StepCounts;
+  /** The row's prefix to inpaint after its action steps (real-time chunking's inpaint method). */
+  readonly guide?: PrefixGuide;
 }
 
 /**
@@ -50,6 +52,7 @@ export interface SteppingRow {
  */
 export function packStepBatch(rows: readonly SteppingRow[], moves: readonly SlotMove[]): StepBatch {
   const B = rows.length;
+  let guides: (StepGuide | undefined)[] | undefined;
   const batch = {
     moves,
     slots: new Int32Array(B),
@@ -66,8 +69,13 @@ export function packStepBatch(rows: readonly SteppingRow[], moves: readonly Slot
     batch.tauO[b] = plan.tauO;
     batch.dtA[b] = plan.dtA;
     batch.dtO[b] = plan.dtO;
+    if (r.guide && plan.dtA > 0) {
+      guides ??= new Array<StepGuide | undefined>(B).fill(undefined);
+      // From the step counts, not tauA + dtA in float32: the last action step must land on exactly 1.
+      guides[b] = { guide: r.guide, tau: (Math.floor((r.i * r.counts.actionSteps) / r.counts.visionSteps) + 1) / r.counts.actionSteps };
+    }
   });
-  return batch;
+  return guides ? { ...batch, guides } : batch;
 }
 
 export function isLastStep(r: Pick<SteppingRow, 'i' | 'counts'>): boolean {

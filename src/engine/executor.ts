@@ -3,6 +3,7 @@
  * runs ONNX Runtime in the inference worker thread (onnx-executor.ts); tests use a fake. Buffers handed in are
  * transferred (the caller must not touch them afterwards).
  */
+import type { PrefixGuide } from '../sampling/index.js';
 import type { SlotMove } from './slot-table.js';
 
 /** Fixed shapes of one model version, from its manifest. */
@@ -53,6 +54,18 @@ export interface StepBatch {
   readonly dtO: Float32Array;
   /** Slots (a subset of `slots`) whose final A and O must be returned after this step's update. */
   readonly finishing: Int32Array;
+  /**
+   * Per row (aligned with `slots`): the committed prefix to inpaint after this step's action update and the flow
+   * time tau_A it reached, for rows with a prefix on an action step; undefined elsewhere (docs/sampling.md,
+   * "Real-time chunking"). Absent when no row has one.
+   */
+  readonly guides?: readonly (StepGuide | undefined)[];
+}
+
+export interface StepGuide {
+  readonly guide: PrefixGuide;
+  /** tau_A after the update: (floor(i / q) + 1) / N_A, exactly 1 at the last action step. */
+  readonly tau: number;
 }
 
 export interface StepResult {

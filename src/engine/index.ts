@@ -3,7 +3,9 @@ export { runtimeFactory, shapesOf, DEFAULT_MAX_RESTARTS } from './model-runtime.
 export { DecodePool } from './decode-pool.js';
 export type { ModelRuntime } from './model-runtime.js';
 export { validateRequest, runRequest } from './predict.js';
-export type { PredictInput, PredictOutput, RequestContext, ValidatedRequest } from './predict.js';
+export type { ChunkingOutput, PredictInput, PredictOutput, RequestContext, ValidatedRequest } from './predict.js';
+export { supportedChunking } from './chunking.js';
+export type { PrefixInput } from './chunking.js';
 export { ModelWorker } from './model-worker.js';
 export { OnnxExecutor, sessionOptions } from './onnx-executor.js';
 export type { ModelShapes, VlmBatch } from './executor.js';

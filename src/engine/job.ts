@@ -2,7 +2,7 @@
  * A request as the engine sees it: preprocessed tensors, its step budget and its deadline. Built by the API
  * edge after validation; everything here is already checked.
  */
-import type { InitialNoise } from '../sampling/index.js';
+import type { ChunkingMethod, InitialNoise } from '../sampling/index.js';
 
 export interface JobInput {
   readonly requestId: string;
@@ -38,6 +38,17 @@ export interface JobInput {
    * no primary request waits, picked after primaries, and evicted first when the queue fills. @default 'primary'
    */
   readonly priority?: JobPriority;
+  /** The committed prefix (docs/sampling.md, "Real-time chunking"); absent = none. */
+  readonly chunking?: JobChunking;
+}
+
+/** A committed prefix in the sampler's space. */
+export interface JobChunking {
+  readonly method: ChunkingMethod;
+  /** Y: normalized, padded, [horizon, actionDim], zero beyond the prefix. */
+  readonly target: Float32Array;
+  /** W: one weight per horizon position. */
+  readonly weights: Float32Array;
 }
 
 export type JobPriority = 'primary' | 'shadow';

@@ -20,6 +20,7 @@
  */
 import { InferenceError } from '../errors/index.js';
 import type { GraphInfo } from '../model/index.js';
+import { inpaintStep } from '../sampling/index.js';
 import { batchBuckets, bucketFor, chunks } from './buckets.js';
 import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from './executor.js';
 import { copyModel, eulerUpdateModel, gatherRowsModel } from './executor-graphs.js';
@@ -627,6 +628,7 @@ export class NativeExecutor implements Executor {
       runMs += this.stepChunk(batch, slots, offset);
       offset += slots.length;
     }
+    this.inpaint(batch);
     const { finishing } = batch;
     const F = finishing.length;
     const aLen = this.specs.actions.len;
@@ -644,6 +646,31 @@ export class NativeExecutor implements Executor {
       );
     }
     return { actions, future, runMs, hostMs: performance.now() - h0 - runMs };
+  }
+
+  /**
+   * Guidance-free inpainting of the rows with a committed prefix (docs/sampling.md, "Real-time chunking"), after
+   * the step's Euler updates have landed in the arena, on every path (host row operations, graphs, a GPU): those
+   * rows' actions come to the host, take the prefix (the same function the onnxruntime-node executor applies), and
+   * go back. Only rows on an action step with a prefix move; a step without any costs nothing.
+   */
+  private inpaint(batch: StepBatch): void {
+    const { guides } = batch;
+    if (!guides) return;
+    const picked = guides.flatMap((g, b) => (g ? [b] : []));
+    if (picked.length === 0) return;
+    const aLen = this.specs.actions.len;
+    const host = new Float32Array(picked.length * aLen);
+    const pairs = picked.map((b, k): Pair => [this.arena.actions.row(batch.slots[b]), this.temp(host, k * aLen * 4, 'float32', [aLen])]);
+    this.copier.copy(pairs, 'float32');
+    picked.forEach((b, k) => {
+      const g = guides[b]!;
+      inpaintStep(g.guide, g.tau, host.subarray(k * aLen, (k + 1) * aLen));
+    });
+    this.copier.copy(
+      pairs.map(([arena, staged]): Pair => [staged, arena]),
+      'float32',
+    );
   }
 
   /** Rows batch.slots[offset ..] (= `slots`) through one padded call; returns the ONNX Runtime time. */

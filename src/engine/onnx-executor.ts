@@ -7,7 +7,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { GraphInfo } from '../model/index.js';
-import { applyStep } from '../sampling/index.js';
+import { applyStep, inpaintStep } from '../sampling/index.js';
 import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from './executor.js';
 import type { SlotMove } from './slot-table.js';
 import type { Device } from './device.js';
@@ -180,13 +180,16 @@ export class OnnxExecutor implements Executor {
     // Euler updates in place in the arena (docs/sampling.md), each row by its own plan: the same pure function the
     // golden vectors test, on views of the arena rows and of the velocity outputs.
     slots.forEach((slot, b) => {
+      const rowActions = arena.actions.subarray(slot * arena.aLen, (slot + 1) * arena.aLen);
       applyStep(
         { dtA: batch.dtA[b], dtO: batch.dtO[b] },
-        arena.actions.subarray(slot * arena.aLen, (slot + 1) * arena.aLen),
+        rowActions,
         arena.future.subarray(slot * arena.oLen, (slot + 1) * arena.oLen),
         vA.subarray(b * arena.aLen, (b + 1) * arena.aLen),
         vO.subarray(b * arena.oLen, (b + 1) * arena.oLen),
       );
+      const g = batch.guides?.[b];
+      if (g) inpaintStep(g.guide, g.tau, rowActions);
     });
     const F = batch.finishing.length;
     const actions = new Float32Array(F * arena.aLen);

@@ -60,3 +60,59 @@ describe('validateRequest: refusals that come before admission', () => {
     expect(() => validateRequest(handle, input(over))).toThrow(message);
   });
 });
+
+describe('validateRequest: the committed prefix (real-time chunking)', () => {
+  const H = 16;
+  const dim = 8;
+  const prefix = (over: Partial<NonNullable<PredictInput['prefix']>> = {}): NonNullable<PredictInput['prefix']> => ({
+    shape: [4, dim],
+    actions: new Float32Array(4 * dim).fill(0.5),
+    delaySteps: 2,
+    controlPeriodMs: 0,
+    method: undefined,
+    ...over,
+  });
+
+  it('resolves the default method (inpaint), the delay, and the prefix normalized and padded to the model', () => {
+    const c = validateRequest(handle, input({ prefix: prefix() })).chunking!;
+    expect(c).toMatchObject({ method: 'inpaint', delaySteps: 2, delayEstimated: false, prefixLength: 4 });
+    expect(c.target).toHaveLength(H * 32);
+    const { min, max } = handle.manifest.embodiments.franka_fr3.normalization.action;
+    // The inverse of the server's denormalization, clipped to [-1, 1]; padding columns and positions beyond L are 0.
+    expect(c.target[1]).toBeCloseTo(Math.max(-1, Math.min(1, (2 * (0.5 - min[1])) / (max[1] - min[1]) - 1)), 6);
+    expect(c.target[dim]).toBe(0);
+    expect(c.target[4 * 32]).toBe(0);
+    expect(Array.from(c.weights.subarray(0, 2))).toEqual([1, 1]);
+    expect(c.weights[4]).toBe(0);
+  });
+
+  it('estimates d from the control period and the stream latency, or freezes the whole prefix without a measure', () => {
+    const p = prefix({ delaySteps: undefined, controlPeriodMs: 20 });
+    expect(validateRequest(handle, input({ prefix: p, streamLatencyMs: 45 })).chunking).toMatchObject({ delaySteps: 3, delayEstimated: true });
+    expect(validateRequest(handle, input({ prefix: p })).chunking).toMatchObject({ delaySteps: 4, delayEstimated: true });
+  });
+
+  it.each([
+    ['a wrong action_dim', { shape: [4, 7], actions: new Float32Array(28) }, /shape \[L, 8\] \(the embodiment's action_dim\) with 1 <= L <= 16/],
+    ['more rows than the horizon', { shape: [17, dim], actions: new Float32Array(17 * dim) }, /1 <= L <= 16/],
+    ['an empty prefix', { shape: [0, dim], actions: new Float32Array(0) }, /1 <= L <= 16/],
+    ['data that does not match its shape', { actions: new Float32Array(3) }, /holds 3 float32 values, its shape \[4, 8\] needs 32/],
+    ['a non-finite value', { actions: new Float32Array(4 * dim).fill(Number.NaN) }, /prefix.actions\[0\]\[0\] is NaN/],
+    ['a delay beyond the prefix', { delaySteps: 5 }, /delay_steps 5 exceeds the prefix length 4/],
+    ['a delay beyond the horizon', { delaySteps: 17 }, /delay_steps 17 exceeds the action horizon 16/],
+    ['neither a delay nor a control period', { delaySteps: undefined }, /set delay_steps, or control_period_ms > 0/],
+  ])('refuses %s with INVALID_ARGUMENT saying what to fix', (_, over, message) => {
+    expect(() => validateRequest(handle, input({ prefix: prefix(over) }))).toThrow(InvalidArgumentError);
+    expect(() => validateRequest(handle, input({ prefix: prefix(over) }))).toThrow(message);
+  });
+
+  it('refuses a method the package does not declare, and any prefix where it declares none', () => {
+    const only = { ...handle, manifest: { ...handle.manifest, realtime_chunking: ['naive' as const] } };
+    expect(() => validateRequest(only, input({ prefix: prefix({ method: 'inpaint' }) }))).toThrow(
+      /prefix.method inpaint is not supported by dust-tiny@1; it supports: naive/,
+    );
+    expect(validateRequest(only, input({ prefix: prefix() })).chunking!.method).toBe('naive');
+    const none = { ...handle, manifest: { ...handle.manifest, realtime_chunking: [] } };
+    expect(() => validateRequest(none, input({ prefix: prefix() }))).toThrow(/does not support real-time chunking/);
+  });
+});

@@ -8,8 +8,9 @@ import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
 import type { EmbodimentSpec, Manifest, ModelHandle } from '../model/index.js';
 import { checkViews, denormalizeActions, normalizeState, type ImageInput } from '../preprocess/index.js';
-import { stepCountProblem, type StepCounts } from '../sampling/index.js';
+import { stepCountProblem, type ChunkingMethod, type StepCounts } from '../sampling/index.js';
 import { callerKey } from './admission.js';
+import { resolveChunking, type PrefixInput, type ResolvedChunking } from './chunking.js';
 import type { JobPriority, JobResult, JobTiming } from './job.js';
 import type { ModelRuntime } from './model-runtime.js';
 
@@ -35,6 +36,13 @@ export interface PredictInput {
    * scored only when it is unknown or the whole horizon (surprise.ts).
    */
   readonly stepsExecuted?: number;
+  /** The committed prefix (real-time chunking, docs/api.md); absent = none. */
+  readonly prefix?: PrefixInput;
+  /**
+   * The latency measured on the request's stream (server receipt to response, a moving average); undefined on
+   * a unary Predict or before a stream's first response. Only a prefix without delay_steps uses it.
+   */
+  readonly streamLatencyMs?: number;
 }
 
 export interface RequestContext {
@@ -81,6 +89,15 @@ export interface PredictOutput {
   };
   readonly timing: JobTiming & { readonly preprocessMs: number };
   readonly worldModelSurprise: number | undefined;
+  /** How the committed prefix was used; undefined without one. */
+  readonly chunking: ChunkingOutput | undefined;
+}
+
+export interface ChunkingOutput {
+  readonly method: ChunkingMethod;
+  readonly delaySteps: number;
+  readonly delayEstimated: boolean;
+  readonly prefixLength: number;
 }
 
 function embodimentOf(m: Manifest, name: string): EmbodimentSpec {
@@ -122,6 +139,8 @@ export interface ValidatedRequest {
   readonly counts: StepCounts;
   /** The normalized state vector. */
   readonly state: Float32Array;
+  /** The committed prefix, resolved; undefined without one. */
+  readonly chunking: ResolvedChunking | undefined;
 }
 
 /**
@@ -136,13 +155,14 @@ export function validateRequest(handle: ModelHandle<ModelRuntime>, input: Predic
   const counts = resolveStepCounts(m, input.actionSteps, input.visionSteps, input.latencyBudgetMs > 0);
   const state = normalizeState(input.state, embodiment, m.state.dim, input.embodiment);
   checkViews(input.images, { cameras: m.cameras, image: m.image });
-  return { input, requestId: input.requestId || randomUUID(), embodiment, counts, state };
+  const chunking = input.prefix && resolveChunking(m, embodiment, input.prefix, input.streamLatencyMs);
+  return { input, requestId: input.requestId || randomUUID(), embodiment, counts, state, chunking };
 }
 
 /** Runs a validated request on its version: admission, the decode pool and the prompt, the scheduler, the response. */
 export async function runRequest(handle: ModelHandle<ModelRuntime>, request: ValidatedRequest, ctx: RequestContext): Promise<PredictOutput> {
   const { manifest: m, runtime } = handle;
-  const { input, requestId, embodiment, counts, state } = request;
+  const { input, requestId, embodiment, counts, state, chunking } = request;
   const budgetMs = input.latencyBudgetMs;
   const worker = runtime.worker;
   let seed = 0n;
@@ -186,6 +206,7 @@ export async function runRequest(handle: ModelHandle<ModelRuntime>, request: Val
         signal: ctx.signal,
         traceTag: ctx.traceTag,
         priority: ctx.priority,
+        chunking: chunking && { method: chunking.method, target: chunking.target, weights: chunking.weights },
       };
     },
   );
@@ -219,5 +240,11 @@ export async function runRequest(handle: ModelHandle<ModelRuntime>, request: Val
     },
     timing: { ...result.timing, preprocessMs },
     worldModelSurprise: surprise,
+    chunking: chunking && {
+      method: chunking.method,
+      delaySteps: chunking.delaySteps,
+      delayEstimated: chunking.delayEstimated,
+      prefixLength: chunking.prefixLength,
+    },
   };
 }

@@ -373,3 +373,26 @@ describe('Scheduler: batch reports', () => {
     expect(events.at(-1)).toMatchObject({ stage: 'denoise', error: 'boom' });
   });
 });
+
+describe('Scheduler: real-time chunking rows', () => {
+  it('shares denoiser calls between rows with and without a prefix, with different delays, and pins each hard position', async () => {
+    const { clock, executor, scheduler, job } = setup();
+    const s = TEST_SHAPES;
+    const target = Float32Array.from({ length: s.horizon * s.actionDim }, (_, j) => -0.25 * (j + 1));
+    const chunking = (method: 'inpaint' | 'ensemble', hard: number) => ({
+      method,
+      target,
+      weights: Float32Array.from({ length: s.horizon }, (_, i) => (i < hard ? 1 : 0)),
+    });
+    const plain = track(scheduler.submit(job({ value: 3 })));
+    const one = track(scheduler.submit(job({ value: 3, chunking: chunking('inpaint', 1) })));
+    const two = track(scheduler.submit(job({ value: 3, chunking: chunking('inpaint', 2) })));
+    const ens = track(scheduler.submit(job({ value: 3, chunking: chunking('ensemble', 1) })));
+    await clock.advance(1000);
+    expect(executor.calls.filter((c) => c.kind === 'step').every((c) => c.batch === 4)).toBe(true);
+    expect(Array.from(plain.result!.actions)).toEqual([3, 3, 3, 3]);
+    expect(Array.from(one.result!.actions)).toEqual([target[0], target[1], 3, 3]);
+    expect(Array.from(two.result!.actions)).toEqual(Array.from(target));
+    expect(Array.from(ens.result!.actions)).toEqual([target[0], target[1], 3, 3]);
+  });
+});

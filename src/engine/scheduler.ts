@@ -15,7 +15,7 @@
  */
 import type { OptionSlice } from '../config/index.js';
 import { CancelledError, DeadlineExceededError, InferenceError, UnavailableError } from '../errors/index.js';
-import type { StepCounts } from '../sampling/index.js';
+import { blendPrefix, type PrefixGuide, type StepCounts } from '../sampling/index.js';
 import type { WorkerLoad } from './admission.js';
 import type { BatchObserver, BatchStage } from './batch-report.js';
 import { isLastStep, packStepBatch, packVlmBatch } from './batch-packer.js';
@@ -69,6 +69,8 @@ interface Row extends Waiting {
   vlmBatch: number;
   obsEmbedding: Float32Array;
   batchSum: number;
+  /** The committed prefix the executor inpaints after the row's action steps (inpaint method only). */
+  guide: PrefixGuide | undefined;
 }
 
 export interface SchedulerStats {
@@ -187,6 +189,12 @@ export class Scheduler {
 
   // ---- internals -------------------------------------------------------------------------------------
 
+  private guideOf(input: JobInput): PrefixGuide | undefined {
+    const c = input.chunking;
+    if (c?.method !== 'inpaint') return undefined;
+    return { target: c.target, weights: c.weights, noise: input.noise.actions, actionDim: this.executor.shapes.actionDim };
+  }
+
   private cancel(entry: Waiting): void {
     if (entry.cancelled) return;
     entry.cancelled = true;
@@ -277,6 +285,7 @@ export class Scheduler {
         vlmBatch: picked.length,
         obsEmbedding: new Float32Array(0),
         batchSum: 0,
+        guide: this.guideOf(w.input),
       });
       return row;
     });
@@ -349,7 +358,7 @@ export class Scheduler {
     const picked = priorityPick(ready, this.options.maxDenoiseBatch);
     const slotted = picked.map((r) => ({ row: r, slot: this.table.slotOf(r) })).sort((a, b) => a.slot - b.slot);
     const batch = packStepBatch(
-      slotted.map(({ row, slot }) => ({ slot, i: row.i, counts: row.counts })),
+      slotted.map(({ row, slot }) => ({ slot, i: row.i, counts: row.counts, guide: row.guide })),
       this.table.takeMoves(),
     );
     const finishing = slotted.filter(({ row }) => isLastStep(row)).map(({ row }) => row);
@@ -418,6 +427,8 @@ export class Scheduler {
     this.counters.completed++;
     const { input, plan } = row;
     row.detach();
+    // Temporal ensembling blends the finished chunk with the prefix (docs/sampling.md, "Real-time chunking").
+    if (input.chunking?.method === 'ensemble') blendPrefix({ ...input.chunking, actionDim: this.executor.shapes.actionDim }, actions);
     row.resolve({
       actions,
       future,

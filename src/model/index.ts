@@ -1,4 +1,4 @@
-export type { Manifest, EmbodimentSpec, MinMax } from './manifest.js';
+export type { Manifest, EmbodimentSpec, MinMax, RealtimeChunkingMethod } from './manifest.js';
 export { parseManifest } from './manifest-schema.js';
 export { readPackage, checkGraphs } from './package.js';
 export type { ModelPackage, GraphInfo } from './package.js';

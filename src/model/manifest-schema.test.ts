@@ -51,6 +51,12 @@ describe('parseManifest', () => {
     const emb = { id: 0, state_dim: 9, action_dim: 3, normalization: { state: { min: [0], max: [1] }, action: { min: [0, 0, 0], max: [1, 1, 1] } } };
     expect(() => parseManifest(manifest({ embodiments: { big: emb } }), 'pkg')).toThrow(/state_dim 9 exceeds state.dim 6.*normalization.state/);
   });
+  it('takes the real-time chunking methods a package declares, and refuses one it does not know', () => {
+    expect(parseManifest(manifest(), 'x').realtime_chunking).toBeUndefined();
+    expect(parseManifest(manifest({ realtime_chunking: ['naive', 'ensemble'] }), 'x').realtime_chunking).toEqual(['naive', 'ensemble']);
+    expect(parseManifest(manifest({ realtime_chunking: [] }), 'x').realtime_chunking).toEqual([]);
+    expect(() => parseManifest(manifest({ realtime_chunking: ['guided'] }), 'pkg')).toThrow(/realtime_chunking/);
+  });
 });
 
 /** Strings a hostile exporter would try as names, keys and values. */

@@ -48,7 +48,15 @@ export interface Manifest {
     readonly max_vision_steps: number;
   };
   readonly embodiments: Readonly<Record<string, EmbodimentSpec>>;
+  /**
+   * The real-time chunking methods the package answers a committed prefix with (docs/model-package.md); absent =
+   * every guidance-free method (none needs training), [] = a prefix is refused.
+   */
+  readonly realtime_chunking?: readonly RealtimeChunkingMethod[];
   readonly training?: Readonly<Record<string, unknown>>;
   /** File name -> "sha256:<hex>". */
   readonly files: Readonly<Record<string, string>>;
 }
+
+/** The methods of docs/sampling.md, "Real-time chunking" (src/sampling/chunking.ts implements them). */
+export type RealtimeChunkingMethod = 'inpaint' | 'naive' | 'ensemble';

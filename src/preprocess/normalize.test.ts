@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InferenceError, InvalidArgumentError, ModelPackageError } from '../errors/index.js';
 import type { EmbodimentSpec } from '../model/manifest.js';
-import { checkNormalization, denormalizeActions, normalizeState } from './index.js';
+import { checkNormalization, denormalizeActions, normalizeActions, normalizeState } from './index.js';
 import { MAX_NORMALIZED_STATE } from './normalize.js';
 
 // 3 state dims (the last constant in the data), 2 action dims.
@@ -111,5 +111,16 @@ describe('checkNormalization', () => {
       "manifest.json: embodiments.e.state_dim is 3, larger than the graph's state.dim 2",
     );
     expect(() => checkNormalization(broken({}, { action_dim: 0 }), 'e')).toThrow(ModelPackageError);
+  });
+});
+
+describe('normalizeActions (a committed prefix coming back)', () => {
+  it('inverts denormalizeActions, padded to the graph width, clipped to [-1, 1], 0 where max == min', () => {
+    const chunk = Float32Array.from([-1, 0.5, 0, 0, 1, -0.25, 0, 0]);
+    const back = normalizeActions(denormalizeActions(chunk, 2, 4, emb), 2, 4, emb);
+    back.forEach((v, i) => expect(v).toBeCloseTo(chunk[i], 6));
+    expect(Array.from(normalizeActions(Float32Array.from([5, 1000]), 1, 3, emb))).toEqual([1, 1, 0]);
+    const flat: EmbodimentSpec = { ...emb, normalization: { ...emb.normalization, action: { min: [2, 100], max: [2, 300] } } };
+    expect(normalizeActions(Float32Array.from([7, 200]), 1, 2, flat)[0]).toBe(0);
   });
 });

@@ -135,3 +135,23 @@ export function denormalizeActions(normalized: Float32Array, horizon: number, pa
   }
   return out;
 }
+
+/**
+ * The inverse of denormalizeActions, for a committed prefix the robot sends back (docs/sampling.md, "Real-time
+ * chunking"): [rows, emb.action_dim] in the robot's units to [rows, paddedDim] in [-1, 1], padding columns 0, values
+ * clipped to [-1, 1] as the server's own outputs were. A dimension with max == min maps to 0 (any value is the only
+ * one it can have). The caller has checked the size and that every value is finite.
+ */
+export function normalizeActions(values: Float32Array, rows: number, paddedDim: number, emb: EmbodimentSpec): Float32Array {
+  const dim = emb.action_dim;
+  const { min, max } = emb.normalization.action;
+  const out = new Float32Array(rows * paddedDim);
+  for (let t = 0; t < rows; t++) {
+    for (let d = 0; d < dim; d++) {
+      const range = max[d] - min[d];
+      const n = range === 0 ? 0 : (2 * (values[t * dim + d] - min[d])) / range - 1;
+      out[t * paddedDim + d] = n < -1 ? -1 : n > 1 ? 1 : n;
+    }
+  }
+  return out;
+}

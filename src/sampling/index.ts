@@ -4,3 +4,5 @@ export { sampleJoint } from './sampler.js';
 export type { Denoise } from './sampler.js';
 export { GaussianNoise, initialNoise, randomSeed } from './noise.js';
 export type { InitialNoise } from './noise.js';
+export { CHUNKING_METHODS, inpaintWeights, ensembleWeights, inpaintStep, blendPrefix, estimateDelay } from './chunking.js';
+export type { ChunkingMethod, PrefixGuide } from './chunking.js';

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import FRANKA_STATE, frames, franka_request
-from dust_client import DustClient, DustClientError, EncodedImage, PredictRequest, Sampling, encode_png
+from dust_client import ChunkingReport, DustClient, DustClientError, EncodedImage, PredictRequest, Prefix, Sampling, encode_png
 
 
 def test_list_models_describes_the_shipped_model(client: DustClient) -> None:
@@ -141,3 +141,33 @@ def test_a_closed_client_refuses_calls(server) -> None:  # type: ignore[no-untyp
     with pytest.raises(DustClientError) as info:
         c.predict(franka_request())
     assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_committed_prefix_is_continued_and_reported(client: DustClient) -> None:
+    first = client.predict(franka_request(sampling=Sampling(action_steps=4, vision_steps=8, seed=5)))
+    committed = first.actions[8:]
+    res = client.predict(franka_request(sampling=Sampling(seed=6), prefix=Prefix(actions=committed, delay_steps=3)))
+    assert res.chunking == ChunkingReport(method="inpaint", delay_steps=3, delay_estimated=False, prefix_length=8)
+    np.testing.assert_allclose(res.actions[:3], committed[:3], atol=1e-5)
+    ens = client.predict(franka_request(prefix=Prefix(actions=committed, control_period_ms=20, method="ensemble")))
+    # A unary Predict has no measured latency: the whole prefix is frozen.
+    assert ens.chunking == ChunkingReport(method="ensemble", delay_steps=8, delay_estimated=True, prefix_length=8)
+    assert client.predict(franka_request()).chunking is None
+    tiny = next(m for m in client.list_models().models if m.name == "dust-tiny")
+    assert tiny.realtime_chunking == ("inpaint", "naive", "ensemble")
+
+
+def test_a_malformed_prefix_is_refused_saying_what_to_fix(client: DustClient) -> None:
+    with pytest.raises(DustClientError) as err:
+        client.predict(franka_request(prefix=Prefix(actions=np.zeros((2, 7)), delay_steps=0)))
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "shape [L, 8]" in err.value.details
+    # Caught before the wire, with the same code.
+    for prefix, message in [
+        (Prefix(actions=np.zeros((2, 8))), "control_period_ms > 0"),
+        (Prefix(actions=np.zeros((2, 8)), delay_steps=1, method="blend"), "prefix.method"),
+    ]:
+        with pytest.raises(DustClientError) as err:
+            client.predict(franka_request(prefix=prefix))
+        assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert message in err.value.details

@@ -7,9 +7,9 @@ export { compileRetryPolicy, DEFAULT_LOAD_BALANCING, DEFAULT_RETRY_POLICY, DEFAU
 export type { LoadBalancingPolicy, RetryPolicy, RetryPolicyInit, ServiceConfigJson } from './service-config.js';
 export type { StatusName } from './errors.js';
 export { MAX_SEED, seedToWire, toPredictRequest } from './request.js';
-export type { PredictRequestInit, ImageInit, ImageEncodingName, SamplingInit } from './request.js';
+export type { PredictRequestInit, ImageInit, ImageEncodingName, SamplingInit, PrefixInit, ChunkingMethodName } from './request.js';
 export { actionRows, fromPredictResponse } from './response.js';
-export type { PredictResult, SamplingReport, Timing } from './response.js';
+export type { PredictResult, SamplingReport, Timing, ChunkingReport } from './response.js';
 export type { ModelList, ModelVersionInfo, ModelState, EmbodimentInfo, OutcomeInit, OutcomeResult } from './models.js';
 export type {
   SplitInit,

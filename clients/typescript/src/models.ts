@@ -3,6 +3,7 @@ import type { ListModelsResponse__Output } from './gen/dust/serving/v1/ListModel
 import type { ModelVersionInfo__Output } from './gen/dust/serving/v1/ModelVersionInfo.js';
 import type { ReportOutcomeRequest } from './gen/dust/serving/v1/ReportOutcomeRequest.js';
 import type { ReportOutcomeResponse__Output } from './gen/dust/serving/v1/ReportOutcomeResponse.js';
+import type { ChunkingMethodName } from './request.js';
 
 export type ModelState = 'UNSPECIFIED' | 'LOADING' | 'READY' | 'FAILED' | 'UNLOADING';
 
@@ -35,6 +36,11 @@ export interface ModelVersionInfo {
   trafficWeight: number;
   /** The execution provider serving it. */
   device: string;
+  /**
+   * The real-time chunking methods it answers a committed prefix with; empty: it refuses one (as a server older
+   * than the field does). Always set by ListModels.
+   */
+  realtimeChunking?: ChunkingMethodName[];
 }
 
 export interface ModelList {
@@ -50,6 +56,12 @@ const STATES: Record<string, ModelState> = {
   MODEL_STATE_UNLOADING: 'UNLOADING',
 };
 
+const CHUNKING: Record<string, ChunkingMethodName> = {
+  CHUNKING_METHOD_INPAINT: 'inpaint',
+  CHUNKING_METHOD_NAIVE: 'naive',
+  CHUNKING_METHOD_ENSEMBLE: 'ensemble',
+};
+
 /** A state this client's proto does not know arrives as its number: UNSPECIFIED. */
 export function modelState(state: unknown): ModelState {
   return STATES[String(state)] ?? 'UNSPECIFIED';
@@ -62,6 +74,7 @@ function fromModelVersionInfo(m: ModelVersionInfo__Output): ModelVersionInfo {
     state: modelState(m.state),
     reason: m.reason,
     lastLoadError: m.last_load_error,
+    realtimeChunking: m.realtime_chunking.flatMap((c) => CHUNKING[String(c)] ?? []),
     embodiments: m.embodiments.map((e) => ({ name: e.name, id: e.id, stateDim: e.state_dim, actionDim: e.action_dim })),
     cameras: [...m.cameras],
     imageHeight: m.image_height,

@@ -115,3 +115,39 @@ describe('the request on the wire', () => {
     expect(back.state).toEqual([0.25, -4]);
   });
 });
+
+describe('toPredictRequest prefix (real-time chunking)', () => {
+  it('encodes the committed actions as an [L, action_dim] tensor, the delay and the method', () => {
+    const req = toPredictRequest({
+      ...base,
+      prefix: {
+        actions: [
+          [1, 2],
+          [3, 4],
+          [5, 6],
+        ],
+        delaySteps: 2,
+        method: 'ensemble',
+      },
+    });
+    expect(req.prefix?.actions?.shape).toEqual([3, 2]);
+    expect(Array.from(new Float32Array(new Uint8Array(req.prefix!.actions!.data as Uint8Array).buffer))).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(req.prefix).toMatchObject({ delay_steps: 2, method: 'CHUNKING_METHOD_ENSEMBLE', control_period_ms: 0 });
+  });
+
+  it('leaves the delay out (the server estimates it) when only the control period is given, and refuses neither', () => {
+    const req = toPredictRequest({ ...base, prefix: { actions: [[0]], controlPeriodMs: 20 } });
+    expect(req.prefix).not.toHaveProperty('delay_steps');
+    expect(req.prefix).toMatchObject({ control_period_ms: 20, method: 'CHUNKING_METHOD_UNSPECIFIED' });
+    expect(() => toPredictRequest({ ...base, prefix: { actions: [[0]] } })).toThrow(/delaySteps, or controlPeriodMs/);
+    expect(() => toPredictRequest({ ...base, prefix: { actions: [[0], [1, 2]], delaySteps: 0 } })).toThrow(/rows must all have 1 values/);
+    expect(() => toPredictRequest({ ...base, prefix: { actions: [[0]], delaySteps: -1 } })).toThrow(/prefix.delaySteps/);
+  });
+
+  it('survives the wire: the server sees the delay as present, a delay of 0 included', () => {
+    const { requestSerialize, requestDeserialize } = clientProtos().policy.Predict;
+    const req = toPredictRequest({ ...base, prefix: { actions: [[0.5]], delaySteps: 0 } });
+    const back = requestDeserialize(requestSerialize(req));
+    expect(back.prefix).toMatchObject({ delay_steps: 0, _delay_steps: 'delay_steps' });
+  });
+});

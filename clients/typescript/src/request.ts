@@ -3,6 +3,8 @@ import { randomUUID } from 'node:crypto';
 import type { PredictRequest } from './gen/dust/serving/v1/PredictRequest.js';
 import type { Image } from './gen/dust/serving/v1/Image.js';
 import type { SamplingOptions } from './gen/dust/serving/v1/SamplingOptions.js';
+import type { CommittedPrefix } from './gen/dust/serving/v1/CommittedPrefix.js';
+import { encodeTensor } from './tensor.js';
 
 export type ImageEncodingName = 'jpeg' | 'png' | 'raw_rgb8';
 
@@ -26,6 +28,24 @@ export interface SamplingInit {
   seed?: bigint | number;
   /** The server picks N_o (<= visionSteps) to finish within this many milliseconds. @default no budget */
   latencyBudgetMs?: number;
+}
+
+/** Real-time chunking's methods (docs/api.md, "Real-time chunking"). */
+export type ChunkingMethodName = 'inpaint' | 'naive' | 'ensemble';
+
+/**
+ * The actions the robot has committed to while this request's chunk is computed (real-time chunking): the
+ * remaining actions of the chunk it is executing, from the control step of this request's observation on.
+ */
+export interface PrefixInit {
+  /** [L][action_dim] in the robot's action units, 1 <= L <= the action horizon. */
+  actions: ReadonlyArray<ArrayLike<number>>;
+  /** d: how many of them run before the new chunk takes over (0 <= d <= L). @default estimated from controlPeriodMs */
+  delaySteps?: number;
+  /** The control period in ms, for the server to estimate d from the stream's latency; required without delaySteps. */
+  controlPeriodMs?: number;
+  /** @default the server's choice (inpaint where the model supports it) */
+  method?: ChunkingMethodName;
 }
 
 export interface PredictRequestInit {
@@ -52,6 +72,8 @@ export interface PredictRequestInit {
   requestId?: string;
   /** How many actions of this episode's previous chunk the robot executed. @default 0 (unknown) */
   stepsExecuted?: number;
+  /** Real-time chunking: the committed prefix. @default none */
+  prefix?: PrefixInit;
 }
 
 export const MAX_SEED = (1n << 64n) - 1n;
@@ -104,6 +126,31 @@ function toImage(img: ImageInit, index: number): Image {
   };
 }
 
+const METHODS: Record<ChunkingMethodName, CommittedPrefix['method']> = {
+  inpaint: 'CHUNKING_METHOD_INPAINT',
+  naive: 'CHUNKING_METHOD_NAIVE',
+  ensemble: 'CHUNKING_METHOD_ENSEMBLE',
+};
+
+function toPrefix(p: PrefixInit): CommittedPrefix {
+  const rows = p.actions.length;
+  const cols = rows > 0 ? p.actions[0].length : 0;
+  if (p.actions.some((row) => row.length !== cols)) throw new RangeError(`prefix.actions rows must all have ${cols} values`);
+  const values = p.actions.flatMap((row) => Array.from(row));
+  const out: CommittedPrefix = {
+    actions: encodeTensor([rows, cols], values),
+    control_period_ms: p.controlPeriodMs ?? 0,
+    method: p.method === undefined ? 'CHUNKING_METHOD_UNSPECIFIED' : METHODS[p.method],
+  };
+  if (p.method !== undefined && out.method === undefined)
+    throw new TypeError(`prefix.method must be one of ${Object.keys(METHODS).join(', ')}, got ${String(p.method)}`);
+  // `delay_steps` is proto3 `optional`: leaving it out asks the server to estimate d.
+  if (p.delaySteps !== undefined) out.delay_steps = uint32('prefix.delaySteps', p.delaySteps);
+  else if (!(p.controlPeriodMs !== undefined && p.controlPeriodMs > 0))
+    throw new RangeError('prefix needs delaySteps, or controlPeriodMs > 0 for the server to estimate the delay');
+  return out;
+}
+
 function toSampling(s: SamplingInit | undefined): SamplingOptions {
   const out: SamplingOptions = {
     action_steps: uint32('sampling.actionSteps', s?.actionSteps),
@@ -129,5 +176,6 @@ export function toPredictRequest(init: PredictRequestInit): PredictRequest {
     sampling: toSampling(init.sampling),
     return_future_embedding: init.returnFutureEmbedding ?? false,
     steps_executed: uint32('stepsExecuted', init.stepsExecuted),
+    ...(init.prefix ? { prefix: toPrefix(init.prefix) } : {}),
   };
 }

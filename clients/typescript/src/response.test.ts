@@ -18,6 +18,7 @@ const response: PredictResponse__Output = {
   future_embedding: null,
   sampling: { action_steps: 4, vision_steps: 8, seed: '18446744073709551615', budget_ms: 0, budget_met: true, budget_feasible: true, planned_total_ms: 0 },
   timing: { queue_ms: 1, vlm_ms: 2, denoise_ms: 3, total_ms: 6, vlm_batch_size: 1, mean_denoise_batch: 1.5 },
+  chunking: null,
 };
 
 describe('fromPredictResponse', () => {
@@ -114,5 +115,16 @@ describe('toReportOutcomeRequest', () => {
     const zero = requestDeserialize(requestSerialize(toReportOutcomeRequest({ robotId: 'r', episodeId: 'e', success: false, reward: 0 })));
     expect(zero._reward).toBe('reward');
     expect(zero.reward).toBe(0);
+  });
+});
+
+describe('fromPredictResponse chunking', () => {
+  it('reports how the prefix was used, and nothing without one', () => {
+    expect(fromPredictResponse(response).chunking).toBeUndefined();
+    const r = fromPredictResponse({
+      ...response,
+      chunking: { method: 'CHUNKING_METHOD_INPAINT', delay_steps: 3, delay_estimated: true, prefix_length: 8 },
+    });
+    expect(r.chunking).toEqual({ method: 'inpaint', delaySteps: 3, delayEstimated: true, prefixLength: 8 });
   });
 });

@@ -26,6 +26,23 @@ export interface Timing {
   meanDenoiseBatch: number;
 }
 
+/** How the server used the request's committed prefix (real-time chunking). */
+export interface ChunkingReport {
+  method: 'inpaint' | 'naive' | 'ensemble';
+  /** The delay d the server assumed. */
+  delaySteps: number;
+  /** Whether d was estimated from the control period and the stream's latency. */
+  delayEstimated: boolean;
+  /** L, the prefix's length. */
+  prefixLength: number;
+}
+
+const METHODS: Record<string, ChunkingReport['method']> = {
+  CHUNKING_METHOD_INPAINT: 'inpaint',
+  CHUNKING_METHOD_NAIVE: 'naive',
+  CHUNKING_METHOD_ENSEMBLE: 'ensemble',
+};
+
 export interface PredictResult {
   requestId: string;
   modelName: string;
@@ -40,6 +57,8 @@ export interface PredictResult {
   timing: Timing;
   /** 1 - cosine(previous prediction of this episode's future embedding, this observation's embedding). */
   worldModelSurprise?: number;
+  /** Set when the request carried a prefix. */
+  chunking?: ChunkingReport;
 }
 
 /** The action chunk as one Float32Array per action step (views sharing the result's memory). */
@@ -83,6 +102,12 @@ export function fromPredictResponse(msg: PredictResponse__Output): PredictResult
   // proto3 `optional`: the loader's `oneofs` option marks presence, so a surprise of exactly 0 is kept.
   if (msg._world_model_surprise === 'world_model_surprise' && msg.world_model_surprise !== undefined) {
     result.worldModelSurprise = msg.world_model_surprise;
+  }
+  const c = msg.chunking;
+  if (c) {
+    const method = METHODS[String(c.method)];
+    if (!method) throw new RangeError(`response has an unknown chunking method ${String(c.method)}`);
+    result.chunking = { method, delaySteps: c.delay_steps, delayEstimated: c.delay_estimated, prefixLength: c.prefix_length };
   }
   return result;
 }

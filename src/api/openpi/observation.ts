@@ -146,5 +146,6 @@ export function toPredictRequest(obs: unknown, mapping: ResolvedMapping, ctx: Ob
     sampling: null,
     return_future_embedding: true,
     steps_executed: 0,
+    prefix: null,
   };
 }

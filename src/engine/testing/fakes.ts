@@ -4,6 +4,7 @@
  * each row's velocity is its state[0] for both modalities, so a finished row's actions and future are all
  * exactly state[0] (the flow integrates v from tau 0 to 1) unless rows were mixed up.
  */
+import { inpaintStep } from '../../sampling/index.js';
 import type { Clock } from '../clock.js';
 import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from '../executor.js';
 
@@ -155,6 +156,8 @@ export class FakeExecutor implements Executor {
       const v = this.rowId[slot];
       this.o[slot].forEach((_, j, arr) => (arr[j] += batch.dtO[b] * v));
       if (batch.dtA[b] > 0) this.a[slot].forEach((_, j, arr) => (arr[j] += batch.dtA[b] * v));
+      const g = batch.guides?.[b];
+      if (g) inpaintStep(g.guide, g.tau, this.a[slot]);
     });
     const fin = Array.from(batch.finishing);
     const actions = new Float32Array(fin.length * this.a[0].length);

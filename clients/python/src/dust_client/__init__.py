@@ -7,8 +7,9 @@ from .aio import AsyncDustClient, AsyncPredictStream
 from .client import DustClient
 from .errors import DustClientError
 from .images import EncodedImage, encode_png, raw_rgb8
-from .request import PredictRequest, Sampling
+from .request import PredictRequest, Prefix, Sampling
 from .response import (
+    ChunkingReport,
     EmbodimentInfo,
     ModelList,
     ModelVersionInfo,
@@ -23,6 +24,7 @@ from .stream import PredictStream
 __all__ = [
     "AsyncDustClient",
     "AsyncPredictStream",
+    "ChunkingReport",
     "DEFAULT_RETRY_POLICY",
     "DustClient",
     "DustClientError",
@@ -34,6 +36,7 @@ __all__ = [
     "PredictRequest",
     "PredictResult",
     "PredictStream",
+    "Prefix",
     "RetryPolicy",
     "Sampling",
     "SamplingReport",

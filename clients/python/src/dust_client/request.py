@@ -29,6 +29,31 @@ class Sampling:
     latency_budget_ms: int = 0
 
 
+#: Real-time chunking's methods (docs/api.md, "Real-time chunking"); None lets the server choose.
+CHUNKING_METHODS = {
+    None: "CHUNKING_METHOD_UNSPECIFIED",
+    "inpaint": "CHUNKING_METHOD_INPAINT",
+    "naive": "CHUNKING_METHOD_NAIVE",
+    "ensemble": "CHUNKING_METHOD_ENSEMBLE",
+}
+
+
+@dataclass
+class Prefix:
+    """The actions the robot has committed to while the new chunk is computed (real-time chunking): the remaining
+    actions of the chunk it is executing, from the control step of this request's observation on."""
+
+    #: (L, action_dim) in the robot's action units, 1 <= L <= the action horizon.
+    actions: "np.ndarray | Sequence[Sequence[float]]"
+    #: d, how many of them run before the new chunk takes over (0 <= d <= L); None = estimated by the server
+    #: from control_period_ms and the stream's measured latency.
+    delay_steps: int | None = None
+    #: The control period in ms; required when delay_steps is None.
+    control_period_ms: float = 0.0
+    #: "inpaint", "naive" or "ensemble"; None = the server's choice (inpaint where the model supports it).
+    method: str | None = None
+
+
 @dataclass
 class PredictRequest:
     """One observation of one robot (docs/api.md, PredictRequest)."""
@@ -54,6 +79,8 @@ class PredictRequest:
     request_id: str = ""
     #: How many actions of this episode's previous chunk the robot executed; 0 = unknown.
     steps_executed: int = 0
+    #: Real-time chunking: the committed prefix; None = none.
+    prefix: Prefix | None = None
 
 
 def _state(values: "np.ndarray | Sequence[float]") -> list[float]:
@@ -77,8 +104,34 @@ def _sampling(s: Sampling) -> types_pb2.SamplingOptions:
     return out
 
 
+def _prefix(p: Prefix) -> types_pb2.CommittedPrefix:
+    a = np.asarray(p.actions, dtype=np.float32)
+    if a.ndim != 2:
+        raise ValueError(f"prefix.actions must be two-dimensional (L, action_dim), got shape {a.shape}")
+    if p.method not in CHUNKING_METHODS:
+        raise ValueError(f"prefix.method must be one of {[m for m in CHUNKING_METHODS if m]} or None, got {p.method!r}")
+    out = types_pb2.CommittedPrefix(
+        actions=types_pb2.Tensor(shape=list(a.shape), data=a.astype("<f4").tobytes()),
+        control_period_ms=float(p.control_period_ms),
+        method=CHUNKING_METHODS[p.method],
+    )
+    # `delay_steps` is proto3 `optional`: leaving it out asks the server to estimate d.
+    if p.delay_steps is not None:
+        out.delay_steps = _uint32("prefix.delay_steps", p.delay_steps)
+    elif not p.control_period_ms > 0:
+        raise ValueError("prefix needs delay_steps, or control_period_ms > 0 for the server to estimate the delay")
+    return out
+
+
 def to_predict_request(req: PredictRequest) -> policy_pb2.PredictRequest:
     """Raises TypeError or ValueError naming the field when the request cannot be encoded as it was meant."""
+    msg = _message(req)
+    if req.prefix is not None:
+        msg.prefix.CopyFrom(_prefix(req.prefix))
+    return msg
+
+
+def _message(req: PredictRequest) -> policy_pb2.PredictRequest:
     return policy_pb2.PredictRequest(
         request_id=req.request_id or str(uuid.uuid4()),
         robot_id=req.robot_id,

@@ -36,6 +36,20 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class ChunkingReport:
+    """How the server used the request's committed prefix (real-time chunking)."""
+
+    #: "inpaint", "naive" or "ensemble".
+    method: str
+    #: The delay d the server assumed.
+    delay_steps: int
+    #: Whether d was estimated from the control period and the stream's latency.
+    delay_estimated: bool
+    #: L, the prefix's length.
+    prefix_length: int
+
+
+@dataclass(frozen=True)
 class PredictResult:
     request_id: str
     model_name: str
@@ -50,6 +64,8 @@ class PredictResult:
     future_embedding: np.ndarray | None = None
     #: 1 - cosine(the episode's previous prediction of its future embedding, this observation's embedding).
     world_model_surprise: float | None = None
+    #: Set when the request carried a prefix.
+    chunking: ChunkingReport | None = None
 
 
 def decode_tensor(tensor: types_pb2.Tensor) -> np.ndarray:
@@ -94,6 +110,21 @@ def from_predict_response(msg: policy_pb2.PredictResponse) -> PredictResult:
         future_embedding=future,
         # proto3 `optional`: presence is tracked, so a surprise of exactly 0 is kept.
         world_model_surprise=msg.world_model_surprise if msg.HasField("world_model_surprise") else None,
+        chunking=_chunking(msg.chunking) if msg.HasField("chunking") else None,
+    )
+
+
+def _method_name(value: int) -> str:
+    name = types_pb2.ChunkingMethod.Name(value) if value in types_pb2.ChunkingMethod.values() else "CHUNKING_METHOD_UNSPECIFIED"
+    return name.removeprefix("CHUNKING_METHOD_").lower()
+
+
+def _chunking(c: types_pb2.ChunkingReport) -> ChunkingReport:
+    return ChunkingReport(
+        method=_method_name(c.method),
+        delay_steps=c.delay_steps,
+        delay_estimated=c.delay_estimated,
+        prefix_length=c.prefix_length,
     )
 
 
@@ -131,6 +162,9 @@ class ModelVersionInfo:
     traffic_weight: float
     #: The execution provider serving it.
     device: str
+    #: The real-time chunking methods it answers a committed prefix with ("inpaint", "naive", "ensemble"); empty:
+    #: it refuses one.
+    realtime_chunking: tuple[str, ...] = ()
 
     def embodiment(self, name: str) -> EmbodimentInfo:
         for e in self.embodiments:
@@ -172,6 +206,7 @@ def from_list_models_response(msg: policy_pb2.ListModelsResponse) -> ModelList:
                 max_vision_steps=m.max_vision_steps,
                 traffic_weight=m.traffic_weight,
                 device=m.device,
+                realtime_chunking=tuple(_method_name(c) for c in m.realtime_chunking),
             )
             for m in msg.models
         ),
