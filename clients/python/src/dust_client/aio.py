@@ -5,7 +5,6 @@ tasks). Create and use them on one event loop."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any, Callable
 
 import grpc
@@ -13,7 +12,7 @@ import grpc.aio
 
 from . import _proto
 from ._proto import Method, admin_pb2, policy_pb2
-from .channel import ChannelSetup, Deadline, Metadata, call_metadata, channel_setup
+from .channel import ChannelOwner, Deadline, Metadata, call_metadata
 from .client import decode, encode
 from .errors import DustClientError, broken_in_transit, invalid_argument
 from .request import PredictRequest, to_predict_request
@@ -26,49 +25,15 @@ from .response import (
     from_report_outcome_response,
     to_report_outcome_request,
 )
-from .retry import LoadBalancing, RetryPolicy
+from .retry import RetryPolicy
 from .session import Pending, SessionState, cancelled_error
 
 
-class AsyncDustClient:
+class AsyncDustClient(ChannelOwner):
     """The asyncio client; its arguments are DustClient's. ``async with AsyncDustClient(...) as client:``."""
 
-    def __init__(
-        self,
-        address: str,
-        *,
-        token: str | None = None,
-        tls: bool = False,
-        ca_file: "str | Path | None" = None,
-        cert_file: "str | Path | None" = None,
-        key_file: "str | Path | None" = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        default_timeout: float | None = None,
-        retry: "RetryPolicy | bool" = True,
-        load_balancing: LoadBalancing = "round_robin",
-        options: dict | None = None,
-    ) -> None:
-        self.address = address
-        self._setup: ChannelSetup = channel_setup(
-            address,
-            token=token,
-            tls=tls,
-            ca_file=ca_file,
-            cert_file=cert_file,
-            key_file=key_file,
-            credentials=credentials,
-            default_timeout=default_timeout,
-            retry=retry,
-            load_balancing=load_balancing,
-            options=options,
-        )
-        s = self._setup
-        self._channel = (
-            grpc.aio.secure_channel(address, s.credentials, options=s.options)
-            if s.credentials is not None
-            else grpc.aio.insecure_channel(address, options=s.options)
-        )
-        self._closed = False
+    _secure_channel = staticmethod(grpc.aio.secure_channel)
+    _insecure_channel = staticmethod(grpc.aio.insecure_channel)
 
     async def __aenter__(self) -> "AsyncDustClient":
         return self

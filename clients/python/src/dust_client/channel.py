@@ -85,3 +85,48 @@ class Deadline:
 
     def allows(self, delay: float) -> bool:
         return self.at is None or time.monotonic() + delay < self.at
+
+
+class ChannelOwner:
+    """The constructor both clients share: validates the arguments once (channel_setup) and dials with the
+    module's channel factories (grpc's for DustClient, grpc.aio's for AsyncDustClient)."""
+
+    _secure_channel = staticmethod(grpc.secure_channel)
+    _insecure_channel = staticmethod(grpc.insecure_channel)
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        token: str | None = None,
+        tls: bool = False,
+        ca_file: "str | Path | None" = None,
+        cert_file: "str | Path | None" = None,
+        key_file: "str | Path | None" = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        default_timeout: float | None = None,
+        retry: "RetryPolicy | bool" = True,
+        load_balancing: LoadBalancing = "round_robin",
+        options: dict | None = None,
+    ) -> None:
+        self.address = address
+        self._setup: ChannelSetup = channel_setup(
+            address,
+            token=token,
+            tls=tls,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+            credentials=credentials,
+            default_timeout=default_timeout,
+            retry=retry,
+            load_balancing=load_balancing,
+            options=options,
+        )
+        s = self._setup
+        self._channel = (
+            self._secure_channel(address, s.credentials, options=s.options)
+            if s.credentials is not None
+            else self._insecure_channel(address, options=s.options)
+        )
+        self._closed = False

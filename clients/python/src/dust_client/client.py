@@ -11,14 +11,13 @@ at a load balancer loses no request when one of them goes away.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import grpc
 
 from . import _proto
 from ._proto import Method, admin_pb2, policy_pb2
-from .channel import ChannelSetup, Deadline, Metadata, call_metadata, channel_setup
+from .channel import ChannelOwner, Deadline, Metadata, call_metadata
 from .errors import DustClientError, broken_in_transit, invalid_argument
 from .request import PredictRequest, to_predict_request
 from .response import (
@@ -30,7 +29,6 @@ from .response import (
     from_report_outcome_response,
     to_report_outcome_request,
 )
-from .retry import LoadBalancing, RetryPolicy
 from .stream import PredictStream
 
 
@@ -50,7 +48,7 @@ def decode(what: str, build: Any, msg: Any) -> Any:
         raise DustClientError(grpc.StatusCode.INTERNAL, f"malformed {what}: {err}") from err
 
 
-class DustClient:
+class DustClient(ChannelOwner):
     """A blocking dust-serve client. ``address`` is a gRPC target: ``host:port``, ``ipv4:a:p,b:p``, ``dns:///...``.
 
     - ``token``: sent as ``authorization: Bearer <token>`` on every call.
@@ -61,43 +59,6 @@ class DustClient:
     - ``options``: gRPC channel arguments, e.g. ``{"grpc.keepalive_time_ms": 10000}``; a ``grpc.service_config``
       there replaces the one built from ``retry`` and ``load_balancing`` (streams still re-open per ``retry``).
     """
-
-    def __init__(
-        self,
-        address: str,
-        *,
-        token: str | None = None,
-        tls: bool = False,
-        ca_file: "str | Path | None" = None,
-        cert_file: "str | Path | None" = None,
-        key_file: "str | Path | None" = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        default_timeout: float | None = None,
-        retry: "RetryPolicy | bool" = True,
-        load_balancing: LoadBalancing = "round_robin",
-        options: dict | None = None,
-    ) -> None:
-        self.address = address
-        self._setup: ChannelSetup = channel_setup(
-            address,
-            token=token,
-            tls=tls,
-            ca_file=ca_file,
-            cert_file=cert_file,
-            key_file=key_file,
-            credentials=credentials,
-            default_timeout=default_timeout,
-            retry=retry,
-            load_balancing=load_balancing,
-            options=options,
-        )
-        s = self._setup
-        self._channel = (
-            grpc.secure_channel(address, s.credentials, options=s.options)
-            if s.credentials is not None
-            else grpc.insecure_channel(address, options=s.options)
-        )
-        self._closed = False
 
     def __enter__(self) -> "DustClient":
         return self
