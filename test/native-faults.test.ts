@@ -10,8 +10,8 @@ import { afterAll, expect } from 'vitest';
 import { packStepBatch, packVlmBatch } from '../src/engine/batch-packer.js';
 import type { Executor } from '../src/engine/executor.js';
 import { OnnxExecutor, shapesOf } from '../src/engine/index.js';
-import { INJECTED_DEVICE_LOST } from '../src/engine/fault-injection.js';
-import { loadNativeOrt, type NativeOrt, type NativeSession } from '../src/engine/native-ort.js';
+import { INJECTED_DEVICE_LOST, withFaults, type FaultHooks } from '../src/engine/fault-injection.js';
+import { loadNativeOrt, type NativeOrt } from '../src/engine/native-ort.js';
 import { DeviceLostError, NativeExecutor, type NativeExecutorInit } from '../src/engine/native-executor.js';
 import type { Manifest } from '../src/model/index.js';
 import { initialNoise } from '../src/sampling/index.js';
@@ -37,50 +37,11 @@ const init: NativeExecutorInit = {
 };
 const VL_ROW_BYTES = shapes.condTokens * shapes.condDim * 4;
 
-const ortError = (message: string) => Object.assign(new Error(message), { name: 'OrtError', code: 'ORT_FAIL', ortCode: 1 });
 const OOM = 'allocating: CUDA failure 2: out of memory ; GPU=0 ; hostname=test ; expr=cudaMalloc(&p, size);';
 
-/** The addon with faults: `allocate` and `run` may throw before reaching it. */
-function faulty(faults: { allocate?: (bytes: number) => string | undefined; run?: (graphId: number | undefined) => string | undefined }): NativeOrt {
-  const ort = load.ok ? load.ort : (undefined as never);
-  class Session {
-    readonly inner: NativeSession;
-    constructor(...args: ConstructorParameters<NativeOrt['Session']>) {
-      this.inner = new ort.Session(...args);
-    }
-    get device() {
-      return this.inner.device;
-    }
-    inputs() {
-      return this.inner.inputs();
-    }
-    outputs() {
-      return this.inner.outputs();
-    }
-    run(inputs: Parameters<NativeSession['run']>[0], outputs: Parameters<NativeSession['run']>[1], graphId?: number) {
-      const fault = faults.run?.(graphId);
-      if (fault) throw ortError(fault);
-      this.inner.run(inputs, outputs, graphId);
-    }
-    release() {
-      this.inner.release();
-    }
-  }
-  return {
-    ...ort,
-    init: ort.init,
-    copy: ort.copy,
-    registerProviderLibrary: ort.registerProviderLibrary,
-    Value: ort.Value,
-    Session,
-    Buffer: class {
-      constructor(session: NativeSession, bytes: number) {
-        const fault = faults.allocate?.(bytes);
-        if (fault) throw ortError(fault);
-        return new ort.Buffer((session as unknown as Session).inner ?? session, bytes);
-      }
-    } as unknown as NativeOrt['Buffer'],
-  } as NativeOrt;
+/** The addon with faults: `allocate` and `run` may throw before reaching it (the worker's device-lost drill uses the same wrapper). */
+function faulty(hooks: FaultHooks): NativeOrt {
+  return withFaults(load.ok ? load.ort : (undefined as never), hooks);
 }
 
 function request(id: number) {

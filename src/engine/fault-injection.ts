@@ -1,13 +1,16 @@
 /**
- * Faults a test or a drill can inject into the native executor's ONNX Runtime calls, from the main thread
- * (ModelWorker.injectDeviceLost): the addon wrapped so that its sessions' runs fail as ONNX Runtime fails when a
- * GPU is lost. Nothing is injected until asked.
+ * Faults a test or a drill can inject into the native executor's ONNX Runtime calls: the addon wrapped so that a
+ * session's run or a device allocation fails as ONNX Runtime fails (a lost GPU from the main thread through
+ * ModelWorker.injectDeviceLost; out of memory in the executor's tests). Nothing is injected until a hook says so.
  */
 import type { NativeOrt, NativeSession } from './native-ort.js';
 
-export interface Faults {
-  /** The next run fails with a CUDA error that leaves the device unusable. */
-  deviceLost: boolean;
+/** Consulted before the addon's calls: a message makes that call throw ONNX Runtime's error with it. */
+export interface FaultHooks {
+  /** Before a session's run, with the CUDA graph id it was given. */
+  readonly run?: (graphId: number | undefined) => string | undefined;
+  /** Before a device buffer of `bytes` is allocated. */
+  readonly allocate?: (bytes: number) => string | undefined;
 }
 
 /** What ONNX Runtime's CUDA provider reports when the device is gone (native-executor.ts DEVICE_LOST knows it). */
@@ -17,7 +20,7 @@ function ortError(message: string): Error {
   return Object.assign(new Error(message), { name: 'OrtError', code: 'ORT_FAIL', ortCode: 1 });
 }
 
-export function withFaults(ort: NativeOrt, faults: Faults): NativeOrt {
+export function withFaults(ort: NativeOrt, hooks: FaultHooks): NativeOrt {
   const Session = class {
     private readonly inner: NativeSession;
     constructor(...args: ConstructorParameters<NativeOrt['Session']>) {
@@ -32,9 +35,10 @@ export function withFaults(ort: NativeOrt, faults: Faults): NativeOrt {
     outputs() {
       return this.inner.outputs();
     }
-    run(...args: Parameters<NativeSession['run']>) {
-      if (faults.deviceLost) throw ortError(INJECTED_DEVICE_LOST);
-      this.inner.run(...args);
+    run(inputs: Parameters<NativeSession['run']>[0], outputs: Parameters<NativeSession['run']>[1], graphId?: number) {
+      const fault = hooks.run?.(graphId);
+      if (fault) throw ortError(fault);
+      this.inner.run(inputs, outputs, graphId);
     }
     release() {
       this.inner.release();
@@ -53,6 +57,8 @@ export function withFaults(ort: NativeOrt, faults: Faults): NativeOrt {
     Session,
     Buffer: class {
       constructor(session: NativeSession, bytes: number) {
+        const fault = hooks.allocate?.(bytes);
+        if (fault) throw ortError(fault);
         return new ort.Buffer(unwrap(session), bytes);
       }
     } as unknown as NativeOrt['Buffer'],

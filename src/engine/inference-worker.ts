@@ -10,7 +10,7 @@ import { errorToWire, OverloadedError } from '../errors/index.js';
 import type { BatchEvent, WireBatch } from './batch-report.js';
 import { systemClock } from './clock.js';
 import type { JobInput, JobResult } from './job.js';
-import { withFaults, type Faults } from './fault-injection.js';
+import { INJECTED_DEVICE_LOST, withFaults } from './fault-injection.js';
 import { NativeExecutor } from './native-executor.js';
 import { loadNativeOrt } from './native-ort.js';
 import { OnnxExecutor } from './onnx-executor.js';
@@ -34,7 +34,8 @@ function transferables(r: JobResult): ArrayBuffer[] {
 async function main(): Promise<void> {
   // Before ONNX Runtime creates its intra-op threads, which inherit this thread's priority.
   lowerThisThread(init.niceness);
-  const faults: Faults = { deviceLost: false };
+  /** Set by a 'device-lost' drill: every later run fails as on a lost GPU. */
+  const faults = { deviceLost: false };
   let executor: OnnxExecutor | NativeExecutor;
   try {
     executor = init.executor.kind === 'native' ? await createNative(faults) : await OnnxExecutor.create(init.executor);
@@ -131,11 +132,11 @@ async function main(): Promise<void> {
  * thread at once, after telling the main thread: the requests it held fail there as UNAVAILABLE, and the version is
  * FAILED rather than restarted on a device that cannot run it (model-runtime.ts).
  */
-async function createNative(faults: Faults): Promise<NativeExecutor> {
+async function createNative(faults: { readonly deviceLost: boolean }): Promise<NativeExecutor> {
   const load = loadNativeOrt();
   if (!load.ok) throw new Error(`the native executor cannot run: missing ${load.missing}. To fix: ${load.fix}`);
   return NativeExecutor.create(init.executor, {
-    ort: withFaults(load.ort, faults),
+    ort: withFaults(load.ort, { run: () => (faults.deviceLost ? INJECTED_DEVICE_LOST : undefined) }),
     onDeviceLost(err) {
       post({ kind: 'fatal', reason: err.message });
       process.exit(1);
