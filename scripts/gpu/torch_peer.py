@@ -30,6 +30,7 @@ import torch
 
 from models.toolchain import build
 from models.toolchain.onnx_export import example_inputs
+from scripts.gpu.torch_bench import graph_capture
 
 
 def log(msg: str) -> None:
@@ -66,7 +67,7 @@ class Peer:
         self.mean = torch.full((1, 1, 3, 1, 1), 0.5, dtype=dtype, device=device)
         self.std = torch.full((1, 1, 3, 1, 1), 0.5, dtype=dtype, device=device)
         self.out_a = None
-        self.replay = self._capture() if use_graph else self._forward
+        self.replay = graph_capture(self._forward, device) if use_graph else self._forward
 
     def _forward(self) -> None:
         pix = (self.pix.permute(0, 1, 4, 2, 3).to(self.dtype) / 255.0 - self.mean) / self.std
@@ -77,18 +78,6 @@ class Peer:
             a = a + dt_a.view(-1, 1, 1) * v_a
             o = o + dt_o.view(-1, 1, 1) * v_o
         self.out_a = a
-
-    def _capture(self):
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                self._forward()
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._forward()
-        return graph.replay
 
     def serve_one(self, req: dict) -> torch.Tensor:
         self.pix.copy_(req["pix"], non_blocking=True)
@@ -167,18 +156,7 @@ def step_timings(policy, cfg, device, dtype, batches: list[int], use_graph: bool
             torch.manual_seed(1)
             x = [t.to(device) for t in example_inputs(cfg, graph_name, b)]
             x = [t.to(dtype) if t.is_floating_point() else t for t in x]
-            fn = lambda: module(*x)
-            if use_graph:
-                stream = torch.cuda.Stream()
-                stream.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(stream):
-                    for _ in range(3):
-                        fn()
-                torch.cuda.current_stream().wait_stream(stream)
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
-                    fn()
-                fn = graph.replay
+            fn = graph_capture(lambda: module(*x), device) if use_graph else (lambda: module(*x))
             times = []
             for i in range(33):
                 t0 = time.perf_counter()
