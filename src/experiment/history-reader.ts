@@ -8,28 +8,16 @@ import Database from 'better-sqlite3';
 import { LatencySketch } from './latency-sketch.js';
 import type { HistoryRecord } from './sqlite-records.js';
 import type { Decision } from './statistics.js';
-import type { ExperimentRecord } from './store.js';
+import type { ExperimentRecord, VariantCounts } from './store.js';
 import type { StickyKeyKind, VersionWeight } from './traffic-split.js';
 
 /** One version's running totals at one moment. */
 export type HistoryPoint = Omit<HistoryRecord, 'experimentId' | 'windowStart'>;
 
-/** What an experiment counted for one version, as last flushed. */
-export interface VersionSummary {
-  readonly version: number;
-  readonly requests: number;
-  readonly robots: number;
-  readonly episodesServed: number;
-  readonly episodes: number;
-  readonly successes: number;
-  readonly visionStepsSum: number;
-  readonly surpriseSum: number;
-  readonly surpriseCount: number;
+/** What an experiment counted for one version, as last flushed: its counts, latency quantiles and test state. */
+export interface VersionSummary extends Omit<VariantCounts, 'robotsCapped'> {
   readonly latencyP50Ms: number;
   readonly latencyP99Ms: number;
-  readonly shadowRequests: number;
-  readonly shadowShed: number;
-  readonly shadowDivergenceSum: number;
   readonly alwaysValidPValue: number;
   readonly decision: Decision;
 }
