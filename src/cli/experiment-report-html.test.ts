@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { HistoryPoint, StoredExperiment } from '../experiment/index.js';
 import { differenceRange, renderReportHtml } from './experiment-report-html.js';
 import { reportPage } from './experiment-report-model.js';
+import { newExperiment } from '../experiment/testing/records.js';
 
 const T0 = Date.UTC(2026, 11, 7, 6, 0, 0);
 
@@ -25,20 +26,7 @@ function point(version: number, minute: number, episodes: number, successes: num
 }
 
 const stored: StoredExperiment = {
-  experiment: {
-    id: 3,
-    model: 'push<script>alert(1)</script>',
-    salt: 'a&b',
-    weights: [
-      { version: 1, weight: 0.5 },
-      { version: 2, weight: 0.5 },
-    ],
-    controlVersion: 1,
-    stickyKey: 'robot',
-    shadowVersion: 0,
-    shadowFraction: 0,
-    startedAt: T0,
-  },
+  experiment: { id: 3, ...newExperiment({ model: 'push<script>alert(1)</script>', salt: 'a&b', startedAt: T0 }) },
   versions: [1, 2].map((version) => ({
     version,
     requests: 80,
