@@ -131,6 +131,51 @@ addon.describe('the native executor when device memory runs out', () => {
   });
 });
 
+addon.describe("the native executor's check of its CUDA graphs", () => {
+  addon.it('checks every captured replay against a regular run and keeps the graphs when they match', async () => {
+    const ex = await NativeExecutor.create(init, { ort: faulty({}), forceGraphIds: true, rowOps: 'graphs' });
+    executors.push(ex);
+    // Per bucket: prefix (denoiser, update) and staging (gather, denoiser, update).
+    expect(ex.graphChecks.map((c) => `${c.bucket} ${c.mode} ${c.component}`)).toEqual(
+      [1, 2, 4, 8].flatMap((b) => [`${b} prefix denoiser`, `${b} prefix update`, `${b} staging gather`, `${b} staging denoiser`, `${b} staging update`]),
+    );
+    expect(ex.graphChecks.every((c) => c.ok && c.relL2 === 0)).toBe(true);
+    expect(ex.graphsInUse).toBe(true);
+    expect(maxDiff(await tenRows(ex), await reference())).toBeLessThanOrEqual(1e-6);
+  });
+
+  addon.it('turns the graphs off when one replay differs, names it, and serves the right values', async () => {
+    // Graph id 5 is bucket 4's prefix binding: its replays (every run with that id) come back zeroed.
+    const ids: (number | undefined)[] = [];
+    const ort = faulty({
+      corrupt: (id) => {
+        ids.push(id);
+        return id === 5;
+      },
+    });
+    const ex = await NativeExecutor.create(init, { ort, forceGraphIds: true, rowOps: 'graphs' });
+    executors.push(ex);
+    expect(ex.graphChecks.filter((c) => !c.ok).map((c) => `${c.bucket} ${c.mode} ${c.component}`)).toEqual(['4 prefix denoiser', '4 prefix update']);
+    expect(ex.graphsInUse).toBe(false);
+    const warning = ex.notes.find((n) => n.level === 'warn');
+    expect(warning?.message).toMatch(/2 of 20 CUDA graph replays differ from regular runs .*: serving without CUDA graphs/);
+    ids.length = 0;
+    expect(maxDiff(await tenRows(ex), await reference())).toBeLessThanOrEqual(1e-6);
+    // After the check every step run says it is a regular one (the VLM's session has no graphs and names no id), so
+    // a session made with CUDA graphs captures nothing more.
+    expect(ids).toContain(-1);
+    expect(ids.filter((id) => id !== undefined && id !== -1)).toEqual([]);
+  });
+
+  addon.it('serves the zeroed replays when the check is skipped (what the check prevents)', async () => {
+    const ort = faulty({ corrupt: (id) => id !== undefined && id > 0 });
+    const ex = await NativeExecutor.create(init, { ort, forceGraphIds: true, verifyGraphs: false });
+    executors.push(ex);
+    expect(ex.graphChecks).toEqual([]);
+    expect(maxDiff(await tenRows(ex), await reference())).toBeGreaterThan(1e-2);
+  });
+});
+
 addon.describe('the native executor when the device is lost', () => {
   addon.it('reports the lost device and throws DeviceLostError, on a run as on a copy-free call', async () => {
     let lost = false;

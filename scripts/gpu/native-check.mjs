@@ -275,6 +275,9 @@ const describe = (ex, createMs) => ({
   buckets: ex.buckets,
   copyPath: ex.copyPath,
   captures: (ex.captures ?? []).map((c) => ({ ...c, ms: round(c.ms, 1) })),
+  graphsInUse: ex.graphsInUse,
+  // Each captured graph's replay against a regular run on the same inputs (the executor's check at creation).
+  graphChecks: (ex.graphChecks ?? []).map((c) => ({ ...c, relL2: Number(c.relL2.toExponential(3)), maxAbs: Number(c.maxAbs.toExponential(3)) })),
   notes: ex.notes,
 });
 
@@ -303,11 +306,19 @@ else {
     );
   }
   if (device !== 'cpu' && reference) {
-    for (const graphs of [true, false]) {
-      const key = graphs ? 'cudaGraphs' : 'noGraphs';
+    // cudaGraphs: as served (each replay checked at creation, graphs off if one differs); the unchecked variants show
+    // what the captured graphs compute, with CopyTensors and with copies through Identity graphs on the device's
+    // own stream (which tells a copy racing a replay from a capture that is wrong by itself).
+    const variants = [
+      ['cudaGraphs', true, {}],
+      ['cudaGraphsUnchecked', true, { verifyGraphs: false }],
+      ['cudaGraphsUncheckedIdentityCopies', true, { verifyGraphs: false, copy: 'identity-graphs' }],
+      ['noGraphs', false, {}],
+    ];
+    for (const [key, graphs, extra] of variants) {
       stage[key] = await withExecutor(
         key,
-        () => NativeExecutor.create(init({ device, cudaGraphs: graphs }), deps),
+        () => NativeExecutor.create(init({ device, cudaGraphs: graphs }), { ...deps, ...extra }),
         async (ex, ms) => ({
           ...describe(ex, ms),
           againstCpu: compare(await script(ex), reference),

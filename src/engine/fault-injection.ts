@@ -1,7 +1,8 @@
 /**
  * Faults a test or a drill can inject into the native executor's ONNX Runtime calls: the addon wrapped so that a
  * session's run or a device allocation fails as ONNX Runtime fails (a lost GPU from the main thread through
- * ModelWorker.injectDeviceLost; out of memory in the executor's tests). Nothing is injected until a hook says so.
+ * ModelWorker.injectDeviceLost; out of memory in the executor's tests), or a run returns wrong values (a CUDA graph
+ * that replays what it should not). Nothing is injected until a hook says so.
  */
 import type { NativeOrt, NativeSession } from './native-ort.js';
 
@@ -11,6 +12,8 @@ export interface FaultHooks {
   readonly run?: (graphId: number | undefined) => string | undefined;
   /** Before a device buffer of `bytes` is allocated. */
   readonly allocate?: (bytes: number) => string | undefined;
+  /** After a session's run, with its graph id: true zeroes every output the run wrote. */
+  readonly corrupt?: (graphId: number | undefined) => boolean;
 }
 
 /** What ONNX Runtime's CUDA provider reports when the device is gone (native-executor.ts DEVICE_LOST knows it). */
@@ -39,6 +42,13 @@ export function withFaults(ort: NativeOrt, hooks: FaultHooks): NativeOrt {
       const fault = hooks.run?.(graphId);
       if (fault) throw ortError(fault);
       this.inner.run(inputs, outputs, graphId);
+      if (hooks.corrupt?.(graphId)) {
+        for (const out of Object.values(outputs)) {
+          const zeros = new ort.Value(new Uint8Array(out.bytes), 0, 'uint8', [out.bytes]);
+          ort.copy([[zeros, out]]);
+          zeros.release();
+        }
+      }
     }
     release() {
       this.inner.release();

@@ -16,7 +16,10 @@
  * - CUDA graphs: with `cudaGraphs` on CUDA, each bucket has two graph ids (arena prefix, staging arena), since a
  *   captured graph replays fixed addresses. All are captured at creation, each capture's cost reported; a bucket
  *   whose buffers or capture run out of device memory is dropped with a warning, and larger steps run as several
- *   calls of the largest bucket left.
+ *   calls of the largest bucket left. Then every captured graph is checked: its replay must match a regular run of
+ *   the same session on the same inputs (graph id -1). A capture that replays wrong values (the one GPU run before
+ *   this check had one: BENCHMARKS.md, "Native executor on one H100") turns the graphs off with a warning naming
+ *   the component, bucket and difference, so a bad capture costs speed, never correctness.
  */
 import { InferenceError } from '../errors/index.js';
 import type { GraphInfo } from '../model/index.js';
@@ -68,6 +71,25 @@ export interface NativeExecutorDeps {
   readonly copy?: 'auto' | 'identity-graphs';
   /** Told when a call fails in a way that leaves the device unusable, before the error is thrown. */
   readonly onDeviceLost?: (err: Error) => void;
+  /**
+   * Check each captured graph's replay against a regular run at creation (default true). Off only to reproduce
+   * what an unchecked capture computes (scripts/gpu/native-check.mjs).
+   */
+  readonly verifyGraphs?: boolean;
+}
+
+/** Largest relative L2 difference between a replayed graph and a regular run of it on the same inputs. */
+export const GRAPH_CHECK_TOLERANCE = 1e-3;
+
+/** One captured graph's replay against a regular run (graph id -1) on the same inputs. */
+export interface GraphCheck {
+  readonly bucket: number;
+  readonly mode: 'prefix' | 'staging';
+  readonly component: 'gather' | 'denoiser' | 'update';
+  /** ||replay - regular|| / ||regular|| over the component's outputs. */
+  readonly relL2: number;
+  readonly maxAbs: number;
+  readonly ok: boolean;
 }
 
 /** ONNX Runtime's words for a device out of memory (CUDA's allocator, its BFC arena, the host's). */
@@ -83,6 +105,8 @@ export class DeviceLostError extends Error {
 
 /** Calls per CUDA graph id at creation: ONNX Runtime's regular run(s) before capture, the capture, a replay. */
 const CAPTURE_RUNS = 3;
+/** ONNX Runtime's graph id for a regular run of a session created with CUDA graphs (kCudaGraphAnnotationSkip). */
+const NO_GRAPH = -1;
 
 const isOutOfMemory = (err: unknown) => isOrtError(err) && OUT_OF_MEMORY.test(err.message);
 
@@ -204,8 +228,13 @@ export class NativeExecutor implements Executor {
   /** Batch-size buckets in use (fewer than asked when device memory ran short). */
   buckets: number[];
   readonly captures: Capture[] = [];
+  /** Each captured graph's check at creation (empty without graphs). */
+  readonly graphChecks: GraphCheck[] = [];
   private readonly specs: Record<Field, FieldSpec>;
-  private readonly graphIds: boolean;
+  /** Whether runs replay the captured graphs; false after a failed check. */
+  private graphIds: boolean;
+  /** The sessions were created with CUDA graphs: a run without a graph must say so (NO_GRAPH), or it captures id 0. */
+  private readonly graphSessions: boolean;
   private readonly hostUpdate: boolean;
   private readonly deviceId: number;
   /** The gather graph's session and its row indices (device path), or undefined (row copies). */
@@ -235,6 +264,7 @@ export class NativeExecutor implements Executor {
     this.capacity = init.capacity;
     this.specs = fieldSpecs(init.shapes);
     this.graphIds = (init.cudaGraphs && denoiser.device === 'cuda') || deps.forceGraphIds === true;
+    this.graphSessions = this.graphIds;
     this.buckets = batchBuckets(init.maxBatch);
     this.hostUpdate = denoiser.device === 'cpu' && deps.rowOps !== 'graphs';
     this.deviceId = init.deviceId ?? 0;
@@ -278,7 +308,10 @@ export class NativeExecutor implements Executor {
       opened.length = 0;
       try {
         executor.allocate();
-        if (executor.graphIds) executor.captureAll();
+        if (executor.graphIds) {
+          executor.captureAll();
+          if (deps.verifyGraphs !== false) executor.verifyGraphs();
+        }
       } catch (err) {
         await executor.close();
         throw err;
@@ -300,6 +333,11 @@ export class NativeExecutor implements Executor {
 
   get device(): NativeDevice {
     return this.denoiser.device;
+  }
+
+  /** Whether steps replay captured CUDA graphs (captured, and their check passed). */
+  get graphsInUse(): boolean {
+    return this.graphIds;
   }
 
   get copyPath(): string {
@@ -454,7 +492,7 @@ export class NativeExecutor implements Executor {
   // ---- calls -----------------------------------------------------------------------------------------------------
 
   private graphId(bucket: number, prefix: boolean): number | undefined {
-    if (!this.graphIds) return undefined;
+    if (!this.graphIds) return this.graphSessions ? NO_GRAPH : undefined;
     return 1 + 2 * this.buckets.indexOf(bucket) + (prefix ? 0 : 1);
   }
 
@@ -462,20 +500,29 @@ export class NativeExecutor implements Executor {
    * One padded denoiser call and its Euler update over the arena prefix or the staging arena (gathered first by the
    * gather graph, when rows go through graphs); returns its ms.
    */
-  private runBucket(bucket: number, prefix: boolean): number {
-    const src = prefix ? this.arena : this.staging;
-    const id = this.graphId(bucket, prefix);
+  private runBucket(bucket: number, prefix: boolean, id = this.graphId(bucket, prefix)): number {
     const t0 = performance.now();
-    if (!prefix && this.gatherRows) {
-      const g = this.gatherRows;
-      const inputs: Record<string, NativeValue> = { idx: this.firstValues(g.idx, bucket, 'int64') };
-      const outputs: Record<string, NativeValue> = {};
-      for (const f of FIELDS) {
-        inputs[f] = this.arena[f].span(0, this.arena[f].rows, 'rows');
-        outputs[`${f}_rows`] = this.staging[f].span(0, bucket, 'rows');
-      }
-      g.session.run(inputs, outputs, id);
+    if (!prefix && this.gatherRows) this.gatherCall(bucket, id);
+    this.denoiserCall(bucket, prefix, id);
+    if (!this.hostUpdate) this.updateCall(bucket, prefix, id);
+    return performance.now() - t0;
+  }
+
+  /** Arena rows idx[0 .. bucket) into the staging arena. */
+  private gatherCall(bucket: number, id: number | undefined): void {
+    const g = this.gatherRows!;
+    const inputs: Record<string, NativeValue> = { idx: this.firstValues(g.idx, bucket, 'int64') };
+    const outputs: Record<string, NativeValue> = {};
+    for (const f of FIELDS) {
+      inputs[f] = this.arena[f].span(0, this.arena[f].rows, 'rows');
+      outputs[`${f}_rows`] = this.staging[f].span(0, bucket, 'rows');
     }
+    g.session.run(inputs, outputs, id);
+  }
+
+  /** The denoiser over rows [0, bucket) of the arena or the staging arena, into the velocity buffers. */
+  private denoiserCall(bucket: number, prefix: boolean, id: number | undefined): void {
+    const src = prefix ? this.arena : this.staging;
     const inputs: Record<string, NativeValue> = {};
     for (const f of FIELDS) inputs[DENOISER_INPUT[f]] = src[f].span(0, bucket, this.specs[f].rowShape);
     const max = this.params.len;
@@ -489,7 +536,12 @@ export class NativeExecutor implements Executor {
       },
       id,
     );
-    if (this.hostUpdate) return performance.now() - t0;
+  }
+
+  /** The Euler update of rows [0, bucket) on the device, into the next buffers. */
+  private updateCall(bucket: number, prefix: boolean, id: number | undefined): void {
+    const src = prefix ? this.arena : this.staging;
+    const max = this.params.len;
     this.update.run(
       {
         actions: src.actions.span(0, bucket, 'rows'),
@@ -502,7 +554,76 @@ export class NativeExecutor implements Executor {
       { actions_next: this.next.actions.span(0, bucket, 'rows'), future_next: this.next.future.span(0, bucket, 'rows') },
       id,
     );
-    return performance.now() - t0;
+  }
+
+  /**
+   * Each captured graph against a regular run of its session on the same inputs (seeded values in every arena and
+   * staging row, flow times and step sizes of real steps, a gather that reverses the rows). Runs at creation, before
+   * any request: a failure turns the graphs off (runs pass NO_GRAPH) and says which graph and by how much.
+   */
+  private verifyGraphs(): void {
+    const max = this.buckets[this.buckets.length - 1];
+    const draw = seededUniform(0x5eed);
+    for (const f of FIELDS) {
+      const r = this.arena[f];
+      const host = r.dtype === 'int64' ? new BigInt64Array(r.rows * r.len) : Float32Array.from({ length: r.rows * r.len }, () => 2 * draw() - 1);
+      this.copier.copy([[this.temp(host, 0, r.dtype, [r.rows * r.len]), r.span(0, r.rows, 'flat')]], r.dtype);
+    }
+    const p = this.paramsHost;
+    for (let b = 0; b < max; b++) {
+      p[b] = 0.1 + 0.8 * draw();
+      p[max + b] = 0.1 + 0.8 * draw();
+      p[2 * max + b] = 0.25;
+      p[3 * max + b] = 0.125;
+    }
+    this.copier.copy([[this.paramsHostValue(), this.params.span(0, 4, 'flat')]], 'float32');
+    if (this.gatherRows) {
+      const g = this.gatherRows;
+      for (let b = 0; b < max; b++) g.host[b] = BigInt(max - 1 - b);
+      this.copier.copy([[g.hostView, g.idx.span(0, 1, 'flat')]], 'int64');
+    }
+    const outputsOf = {
+      gather: () => FIELDS.map((f) => this.staging[f]),
+      denoiser: () => [this.velocity.actions, this.velocity.future],
+      update: () => [this.next.actions, this.next.future],
+    };
+    for (const bucket of this.buckets) {
+      for (const prefix of [true, false]) {
+        const id = this.graphId(bucket, prefix)!;
+        const calls: [GraphCheck['component'], (id: number) => void][] = [];
+        if (!prefix && this.gatherRows) calls.push(['gather', (i) => this.gatherCall(bucket, i)]);
+        calls.push(['denoiser', (i) => this.denoiserCall(bucket, prefix, i)]);
+        if (!this.hostUpdate) calls.push(['update', (i) => this.updateCall(bucket, prefix, i)]);
+        for (const [component, call] of calls) {
+          const read = () => outputsOf[component]().map((r) => this.readRows(r, bucket));
+          call(id);
+          const replayed = read();
+          call(NO_GRAPH);
+          const regular = read();
+          this.scratch.splice(0).forEach((v) => v.release());
+          const { relL2, maxAbs } = difference(replayed, regular);
+          this.graphChecks.push({ bucket, mode: prefix ? 'prefix' : 'staging', component, relL2, maxAbs, ok: relL2 <= GRAPH_CHECK_TOLERANCE });
+        }
+      }
+    }
+    const failed = this.graphChecks.filter((c) => !c.ok);
+    if (failed.length === 0) {
+      this.notes.push({ level: 'info', message: `checked ${this.graphChecks.length} CUDA graph replays against regular runs` });
+      return;
+    }
+    this.graphIds = false;
+    this.notes.push({
+      level: 'warn',
+      message: `${failed.length} of ${this.graphChecks.length} CUDA graph replays differ from regular runs of the same graphs on the same inputs: serving without CUDA graphs`,
+      fields: { tolerance: GRAPH_CHECK_TOLERANCE, failed: failed.map((c) => ({ ...c, relL2: Number(c.relL2.toPrecision(3)), maxAbs: Number(c.maxAbs.toPrecision(3)) })) },
+    });
+  }
+
+  /** Rows [0, n) of a buffer, on the host, as float64 for comparison. */
+  private readRows(r: Rows, n: number): Float64Array {
+    const host = r.dtype === 'int64' ? new BigInt64Array(n * r.len) : new Float32Array(n * r.len);
+    this.copier.copy([[r.span(0, n, 'flat'), this.temp(host, 0, r.dtype, [n * r.len])]], r.dtype);
+    return Float64Array.from(host, Number);
   }
 
   private readonly paramViews = new Map<string, NativeValue>();
@@ -780,4 +901,33 @@ function registerCudaCopies(ort: NativeOrt): void {
   } catch {
     // Left to the probe.
   }
+}
+
+/** A seeded uniform [0, 1) generator (mulberry32): the graph check's inputs are the same on every run. */
+function seededUniform(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Relative L2 and largest absolute difference of `a` against `b` (several arrays taken as one vector). */
+function difference(a: readonly Float64Array[], b: readonly Float64Array[]): { relL2: number; maxAbs: number } {
+  let num = 0;
+  let den = 0;
+  let maxAbs = 0;
+  a.forEach((x, k) =>
+    x.forEach((v, j) => {
+      const d = v - b[k][j];
+      num += d * d;
+      den += b[k][j] * b[k][j];
+      maxAbs = Math.max(maxAbs, Math.abs(d));
+    }),
+  );
+  if (!Number.isFinite(num)) return { relL2: Infinity, maxAbs: Infinity };
+  return { relL2: den > 0 ? Math.sqrt(num / den) : Math.sqrt(num), maxAbs };
 }
