@@ -615,7 +615,10 @@ export class NativeExecutor implements Executor {
     this.notes.push({
       level: 'warn',
       message: `${failed.length} of ${this.graphChecks.length} CUDA graph replays differ from regular runs of the same graphs on the same inputs: serving without CUDA graphs`,
-      fields: { tolerance: GRAPH_CHECK_TOLERANCE, failed: failed.map((c) => ({ ...c, relL2: Number(c.relL2.toPrecision(3)), maxAbs: Number(c.maxAbs.toPrecision(3)) })) },
+      fields: {
+        tolerance: GRAPH_CHECK_TOLERANCE,
+        failed: failed.map((c) => ({ ...c, relL2: Number(c.relL2.toPrecision(3)), maxAbs: Number(c.maxAbs.toPrecision(3)) })),
+      },
     });
   }
 
