@@ -11,6 +11,7 @@ interface ClassSamples {
   latencyMs: number[];
   serverTotalMs: number[];
   queueMs: number[];
+  preprocessMs: number[];
   vlmMs: number[];
   denoiseMs: number[];
   visionSteps: number[];
@@ -49,7 +50,8 @@ export interface ClassResult {
    * The server's phases of each request (timing fields): queue_ms (arrival to VLM start: preprocessing,
    * the hop to the inference worker, waiting for a VLM batch), vlm_ms, denoise_ms (VLM end to last step).
    */
-  readonly serverPhasesMs: { readonly queue: PhaseSummary; readonly vlm: PhaseSummary; readonly denoise: PhaseSummary };
+  /** preprocess is the part of queue spent decoding images and tokenizing (the rest waits for the VLM call). */
+  readonly serverPhasesMs: { readonly queue: PhaseSummary; readonly preprocess: PhaseSummary; readonly vlm: PhaseSummary; readonly denoise: PhaseSummary };
   /** N_o used (sampling.vision_steps of the responses) -> count. */
   readonly visionSteps: Record<string, number>;
   readonly errors: number;
@@ -95,6 +97,7 @@ export class Recorder implements RobotSink {
       latencyMs: [],
       serverTotalMs: [],
       queueMs: [],
+      preprocessMs: [],
       vlmMs: [],
       denoiseMs: [],
       visionSteps: [],
@@ -122,6 +125,7 @@ export class Recorder implements RobotSink {
     if (t) {
       s.serverTotalMs.push(t.total_ms);
       s.queueMs.push(t.queue_ms);
+      s.preprocessMs.push(t.preprocess_ms);
       s.vlmMs.push(t.vlm_ms);
       s.denoiseMs.push(t.denoise_ms);
       this.vlmBatch.push(t.vlm_batch_size);
@@ -149,7 +153,7 @@ export class Recorder implements RobotSink {
         throughputRps: round(s.latencyMs.length / windowS, 2),
         latencyMs: summarize(s.latencyMs),
         serverTotalMs: summarize(s.serverTotalMs),
-        serverPhasesMs: { queue: phase(s.queueMs), vlm: phase(s.vlmMs), denoise: phase(s.denoiseMs) },
+        serverPhasesMs: { queue: phase(s.queueMs), preprocess: phase(s.preprocessMs), vlm: phase(s.vlmMs), denoise: phase(s.denoiseMs) },
         visionSteps: histogram(s.visionSteps),
         errors: s.errors,
         ...(cls.budgetMs > 0 ? { budget: budgetOf(cls.budgetMs, [s]) } : {}),

@@ -48,6 +48,9 @@ describe('Predict', () => {
     expect(res.sampling!.vision_steps).toBe(manifest.sampling.vision_steps);
     expect(res.request_id).not.toBe('');
     expect(res.timing!.total_ms).toBeGreaterThan(0);
+    // Decoding is part of the wait before the VLM call, never more than it.
+    expect(res.timing!.preprocess_ms).toBeGreaterThan(0);
+    expect(res.timing!.preprocess_ms).toBeLessThanOrEqual(res.timing!.queue_ms + 1e-9);
   });
 
   // docs/sampling.md: same model, seed, inputs and step counts give the same actions within 1e-5 absolute,

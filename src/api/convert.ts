@@ -111,6 +111,7 @@ export function toPredictResponse(out: PredictOutput): PredictResponse {
       total_ms: out.timing.totalMs,
       vlm_batch_size: out.timing.vlmBatchSize,
       mean_denoise_batch: out.timing.meanDenoiseBatch,
+      preprocess_ms: out.timing.preprocessMs,
     },
     ...(out.worldModelSurprise !== undefined ? { world_model_surprise: out.worldModelSurprise } : {}),
     chunking: out.chunking

@@ -9,7 +9,7 @@ const result: PredictResult = {
   variant: '',
   actions: { shape: [2, 3], data: Float32Array.from([0.1, -0.25, 1, 2, 3, -4.5]) },
   sampling: { actionSteps: 4, visionSteps: 8, seed: 18446744073709551615n, budgetMs: 0, budgetMet: true, budgetFeasible: true, plannedTotalMs: 0 },
-  timing: { queueMs: 0.2, vlmMs: 12.34, denoiseMs: 5, totalMs: 17.6, vlmBatchSize: 1, meanDenoiseBatch: 1 },
+  timing: { queueMs: 0.2, vlmMs: 12.34, denoiseMs: 5, totalMs: 17.6, vlmBatchSize: 1, meanDenoiseBatch: 1, preprocessMs: 0.1 },
 };
 
 describe('predict output', () => {

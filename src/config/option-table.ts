@@ -185,13 +185,16 @@ export const OPTION_TABLE = {
     doc: 'most rows in one denoiser call',
     appliesTo: ['scheduler'],
   }),
-  /** Longest a request waits for its VLM batch to fill while the model is idle, in ms. */
+  /**
+   * Longest a request waits for its VLM batch to fill while the model is idle, in ms; it does not wait when no other
+   * admitted request is still decoding (engine/scheduler.ts submit).
+   */
   maxQueueDelayMs: option({
     schema: z.coerce.number().min(0),
     default: 2,
     arg: '<ms>',
     help: 'longest wait for a VLM batch to fill',
-    doc: 'longest wait for a VLM batch to fill while the model is idle',
+    doc: 'longest wait for a VLM batch to fill while the model is idle and other requests are still decoding',
     appliesTo: ['scheduler'],
   }),
   /**

@@ -81,7 +81,7 @@ async function main(): Promise<void> {
         ids.set(job, msg.id);
         jobs.set(msg.id, job);
         scheduler
-          .submit(job)
+          .submit(job, msg.moreComing)
           .then(
             (result) => post({ kind: 'result', id: msg.id, result, batches: takeBatches() }, transferables(result)),
             (err) => post({ kind: 'failed', id: msg.id, error: errorToWire(err), batches: takeBatches() }),

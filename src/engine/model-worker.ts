@@ -286,7 +286,13 @@ export class ModelWorker {
     const responsePathMs = this.lastResponsePathMs;
     this.lastResponsePathMs = undefined;
     return this.request<JobResult>(
-      { kind: 'submit', id, job: { ...rest, receivedAtEpoch: epoch(receivedAt), deadlineEpoch: epoch(deadline) }, responsePathMs },
+      {
+        kind: 'submit',
+        id,
+        job: { ...rest, receivedAtEpoch: epoch(receivedAt), deadlineEpoch: epoch(deadline) },
+        responsePathMs,
+        moreComing: this.preparing.size > 0,
+      },
       [...buffers],
     ).finally(() => signal?.removeEventListener('abort', onAbort));
   }

@@ -111,6 +111,22 @@ describe('Scheduler: step-level batching', () => {
     expect(executor.calls[0]).toMatchObject({ kind: 'vlm', batch: 3, at: 2 });
   });
 
+  it('starts an idle VLM call at once when nothing else is decoding, and waits while something is', async () => {
+    const { clock, executor, scheduler, job } = setup({ maxQueueDelayMs: 2 });
+    track(scheduler.submit(job(), true));
+    await clock.advance(0);
+    expect(executor.calls).toHaveLength(0);
+    // The request it waited for arrives, and nothing is behind it: the batch of two starts without the rest of the wait.
+    track(scheduler.submit(job(), false));
+    await clock.advance(0);
+    expect(executor.calls[0]).toMatchObject({ kind: 'vlm', batch: 2, at: 0 });
+    await clock.advance(50);
+    const { executor: idle, scheduler: alone, job: lone, clock: c2 } = setup({ maxQueueDelayMs: 2 });
+    track(alone.submit(lone(), false));
+    await c2.advance(0);
+    expect(idle.calls[0]).toMatchObject({ kind: 'vlm', batch: 1, at: 0 });
+  });
+
   it('in request-level mode, newcomers wait for the whole running batch', async () => {
     const { clock, executor, scheduler, job } = setup({ batching: 'request' });
     track(scheduler.submit(job({ value: 1, visionSteps: 16 })));

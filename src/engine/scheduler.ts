@@ -99,6 +99,8 @@ export class Scheduler {
   private seq = 0;
   private drainWaiters: Array<() => void> = [];
   private counters = { vlmCalls: 0, vlmRows: 0, stepCalls: 0, stepRows: 0, hostMs: 0, completed: 0 };
+  /** What the latest submit said of requests behind it (submit's moreComing). */
+  private moreComing = true;
 
   constructor(
     private readonly executor: Executor,
@@ -110,8 +112,14 @@ export class Scheduler {
     this.table = new SlotTable<Row>(executor.capacity);
   }
 
-  /** Queues an admitted request; resolves with its result or rejects with a domain error. */
-  submit(input: JobInput): Promise<JobResult> {
+  /**
+   * Queues an admitted request; resolves with its result or rejects with a domain error. `moreComing` (the main
+   * thread's count of admitted requests still decoding, when it knows it) false lets an idle model start this
+   * request's VLM call at once instead of waiting up to maxQueueDelayMs for a batch that nobody is about to join:
+   * a lone robot does not pay the wait, a burst still fills its batch.
+   */
+  submit(input: JobInput, moreComing = true): Promise<JobResult> {
+    this.moreComing = moreComing;
     if (this.closed) return Promise.reject(new UnavailableError('the model was unloaded or the server shut down before the request started'));
     if (input.signal?.aborted) return Promise.reject(new CancelledError());
     const now = this.clock.now();
@@ -253,7 +261,7 @@ export class Scheduler {
       // With rows in flight, VLM and denoiser calls alternate: the batch filled during the last step, and
       // arrivals can neither starve the rows already denoising nor wait behind them for long.
       const stepsOwed = this.table.size > 0 && this.lastOp === 'vlm';
-      if (!stepsOwed && (this.waiting.length >= fill || queuedFor >= this.options.maxQueueDelayMs || this.table.size > 0)) {
+      if (!stepsOwed && (this.waiting.length >= fill || queuedFor >= this.options.maxQueueDelayMs || this.table.size > 0 || !this.moreComing)) {
         void this.runVlm(fill);
         return;
       }

@@ -40,7 +40,14 @@ export interface WorkerStats extends SchedulerStats {
 
 export type ToWorker =
   /** responsePathMs: the main thread's latest measure of a result's way to a response (the planner counts it). */
-  | { readonly kind: 'submit'; readonly id: number; readonly job: WireJob; readonly responsePathMs: number | undefined }
+  | {
+      readonly kind: 'submit';
+      readonly id: number;
+      readonly job: WireJob;
+      readonly responsePathMs: number | undefined;
+      /** Other admitted requests of this version were still decoding when this one was sent (Scheduler.submit). */
+      readonly moreComing: boolean;
+    }
   | { readonly kind: 'cancel'; readonly id: number }
   /** A queued shadow job gives its place to a primary one (admission.ts): it fails with shadow_shed unless it started. */
   | { readonly kind: 'shed'; readonly id: number }

@@ -17,7 +17,7 @@ const response: PredictResponse__Output = {
   actions: tensor([2, 3], [1, 2, 3, 4, 5, 6]),
   future_embedding: null,
   sampling: { action_steps: 4, vision_steps: 8, seed: '18446744073709551615', budget_ms: 0, budget_met: true, budget_feasible: true, planned_total_ms: 0 },
-  timing: { queue_ms: 1, vlm_ms: 2, denoise_ms: 3, total_ms: 6, vlm_batch_size: 1, mean_denoise_batch: 1.5 },
+  timing: { queue_ms: 1, vlm_ms: 2, denoise_ms: 3, total_ms: 6, vlm_batch_size: 1, mean_denoise_batch: 1.5, preprocess_ms: 0.5 },
   chunking: null,
 };
 
@@ -38,7 +38,7 @@ describe('fromPredictResponse', () => {
       budgetFeasible: true,
       plannedTotalMs: 0,
     });
-    expect(r.timing).toEqual({ queueMs: 1, vlmMs: 2, denoiseMs: 3, totalMs: 6, vlmBatchSize: 1, meanDenoiseBatch: 1.5 });
+    expect(r.timing).toEqual({ queueMs: 1, vlmMs: 2, denoiseMs: 3, totalMs: 6, vlmBatchSize: 1, meanDenoiseBatch: 1.5, preprocessMs: 0.5 });
     expect(r.futureEmbedding).toBeUndefined();
     expect(r).not.toHaveProperty('worldModelSurprise');
   });

@@ -24,6 +24,8 @@ export interface Timing {
   totalMs: number;
   vlmBatchSize: number;
   meanDenoiseBatch: number;
+  /** Receipt until the images were decoded and the prompt tokenized (part of queueMs). */
+  preprocessMs: number;
 }
 
 /** How the server used the request's committed prefix (real-time chunking). */
@@ -93,6 +95,7 @@ export function fromPredictResponse(msg: PredictResponse__Output): PredictResult
       totalMs: t?.total_ms ?? 0,
       vlmBatchSize: t?.vlm_batch_size ?? 0,
       meanDenoiseBatch: t?.mean_denoise_batch ?? 0,
+      preprocessMs: t?.preprocess_ms ?? 0,
     },
   };
   // An absent tensor arrives as null (loader option `defaults`); a present one always has a shape.

@@ -33,6 +33,8 @@ class Timing:
     total_ms: float
     vlm_batch_size: int
     mean_denoise_batch: float
+    preprocess_ms: float = 0.0
+    """Receipt until the images were decoded and the prompt tokenized (part of queue_ms)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ def from_predict_response(msg: policy_pb2.PredictResponse) -> PredictResult:
             total_ms=t.total_ms,
             vlm_batch_size=t.vlm_batch_size,
             mean_denoise_batch=t.mean_denoise_batch,
+            preprocess_ms=t.preprocess_ms,
         ),
         future_embedding=future,
         # proto3 `optional`: presence is tracked, so a surprise of exactly 0 is kept.
