@@ -11,5 +11,10 @@ export function number(min: number, integer = false) {
   };
 }
 
+/** A view side for the robots' camera views: pixels (an integer >= 1) or 'model' (the manifest's image size). */
+export function viewSide(v: string): number | 'model' {
+  return v === 'model' ? 'model' : number(1, true)(v);
+}
+
 /** "--cpu-prof  --x=1" -> ["--cpu-prof", "--x=1"]. */
 export const words = (v: string): string[] => v.split(/\s+/).filter((a) => a.length > 0);

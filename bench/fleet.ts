@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { Command, Option } from 'commander';
-import { number, words } from './cli-args.js';
+import { number, viewSide, words } from './cli-args.js';
 import { MODE_NAMES, parseModes, SERVED_MODES, type ModeName } from './modes.js';
 import { DEFAULT_OFFLINE_BATCHES, runOffline, type OfflineResult } from './offline.js';
 import {
@@ -23,7 +23,7 @@ import {
 } from './options.js';
 import { Progress } from './progress.js';
 import { isolatedRepository } from './repository.js';
-import { findModel } from './requests.js';
+import { findModel, IMAGE_SIDE, type ViewSide } from './requests.js';
 import { runServedMode, servedRunOptions, type ServedResult } from './run-served.js';
 import { DEFAULT_PROBE_INTERVAL_MS } from './health-probe.js';
 import { killAllServers } from './server-process.js';
@@ -71,6 +71,7 @@ const program = new Command('bench')
   .option('--server-node-args <flags>', 'flags for the server\'s node process, space-separated, e.g. "--cpu-prof --cpu-prof-dir=prof"', '')
   .option('--probe-interval-ms <ms>', 'health-check interval during the measured window', number(1), DEFAULT_PROBE_INTERVAL_MS)
   .option('--unary-deadline-ms <ms>', 'deadline of each unary Predict', number(1), DEFAULT_UNARY_DEADLINE_MS)
+  .option('--view-side <px|model>', "side of the JPEG views robots send, or 'model' for the model's image size", viewSide, IMAGE_SIDE)
   .option('--targets [list]', 'measure the targets (4a..4e, 10a..10c): all, or some, e.g. "4d,10a,10b" (a..e = 4a..4e; ignores --modes, --mix, --rate)')
   .option(
     '--retry-disturbed <n>',
@@ -118,6 +119,7 @@ interface CliFlags {
   serverNodeArgs: string;
   probeIntervalMs: number;
   unaryDeadlineMs: number;
+  viewSide: ViewSide;
   targets?: string | true;
   retryDisturbed: number;
   out?: string;
@@ -151,6 +153,7 @@ function benchOptions(f: CliFlags): BenchOptions {
     unaryDeadlineMs: f.unaryDeadlineMs,
     retryDisturbed: f.retryDisturbed,
     quiet: f.quiet === true,
+    viewSide: f.viewSide,
   };
 }
 

@@ -1,3 +1,4 @@
+import type { ViewSide } from './requests.js';
 /** Options of the fleet benchmark, with their defaults; the CLI (fleet.ts) fills them from flags. */
 import type { Arrivals } from './workload.js';
 
@@ -51,6 +52,8 @@ export interface BenchOptions {
   readonly retryDisturbed: number;
   /** No progress line. @default false */
   readonly quiet: boolean;
+  /** Side of the JPEG views robots send, or 'model' for the model's image size. @default 64 */
+  readonly viewSide: ViewSide;
 }
 
 /**

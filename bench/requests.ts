@@ -11,8 +11,15 @@ import type { Codec } from '../test/support/policy-codec.js';
 import { parseManifest, scanRepository, type Manifest } from '../src/model/index.js';
 import type { RequestClass } from './workload.js';
 
-/** Side of the JPEG views robots send (the server resizes them to the manifest's size). */
+/**
+ * Default side of the JPEG views robots send (the server resizes them to the manifest's size). Small, so that a run
+ * measures serving rather than image work; `--view-side model` sends the model's own size instead, as openpi-style
+ * clients do (they resize on the robot before sending).
+ */
 export const IMAGE_SIDE = 64;
+
+/** A view side: pixels, or 'model' for the manifest's image size. */
+export type ViewSide = number | 'model';
 export const INSTRUCTION = 'pick up the red block and place it in the bowl';
 
 export interface ModelLocation {
@@ -31,17 +38,17 @@ export async function findModel(repository: string, name = ''): Promise<ModelLoc
 }
 
 /** A deterministic textured view (a flat colour would JPEG-compress to almost nothing). */
-async function view(robot: number, camera: number): Promise<Buffer> {
-  const px = Buffer.alloc(IMAGE_SIDE * IMAGE_SIDE * 3);
-  for (let y = 0; y < IMAGE_SIDE; y++) {
-    for (let x = 0; x < IMAGE_SIDE; x++) {
-      const o = (y * IMAGE_SIDE + x) * 3;
+async function view(robot: number, camera: number, width: number, height: number): Promise<Buffer> {
+  const px = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const o = (y * width + x) * 3;
       px[o] = (x * 4 + robot * 17) & 255;
       px[o + 1] = (y * 4 + camera * 61) & 255;
       px[o + 2] = ((x ^ y) * 8 + robot * 5) & 255;
     }
   }
-  return sharp(px, { raw: { width: IMAGE_SIDE, height: IMAGE_SIDE, channels: 3 } })
+  return sharp(px, { raw: { width, height, channels: 3 } })
     .jpeg({ quality: 85 })
     .toBuffer();
 }
@@ -64,22 +71,31 @@ export function buildRequest(m: Manifest, robot: number, cls: RequestClass, imag
 }
 
 /** Robot r's request, with its camera views. */
-export async function robotRequest(m: Manifest, robot: number, cls: RequestClass, model = ''): Promise<PredictRequest> {
+export async function robotRequest(m: Manifest, robot: number, cls: RequestClass, model = '', side: ViewSide = IMAGE_SIDE): Promise<PredictRequest> {
+  const width = side === 'model' ? m.image.width : side;
+  const height = side === 'model' ? m.image.height : side;
   const images = await Promise.all(
     m.cameras.map(async (camera, c) => ({
       camera,
       encoding: 'IMAGE_ENCODING_JPEG' as const,
-      width: IMAGE_SIDE,
-      height: IMAGE_SIDE,
-      data: await view(robot, c),
+      width,
+      height,
+      data: await view(robot, c, width, height),
     })),
   );
   return buildRequest(m, robot, cls, images, model);
 }
 
 /** One serialized request per robot. */
-export async function serializedRequests(m: Manifest, classes: (robot: number) => RequestClass, robots: number, codec: Codec, model = ''): Promise<Buffer[]> {
+export async function serializedRequests(
+  m: Manifest,
+  classes: (robot: number) => RequestClass,
+  robots: number,
+  codec: Codec,
+  model = '',
+  side: ViewSide = IMAGE_SIDE,
+): Promise<Buffer[]> {
   const out: Buffer[] = [];
-  for (let r = 0; r < robots; r++) out.push(codec.serialize(await robotRequest(m, r, classes(r), model)));
+  for (let r = 0; r < robots; r++) out.push(codec.serialize(await robotRequest(m, r, classes(r), model, side)));
   return out;
 }

@@ -10,7 +10,7 @@ import type { BenchOptions } from './options.js';
 import type { Progress } from './progress.js';
 import { Recorder, type WindowResult } from './recorder.js';
 import { policyCodec } from '../test/support/policy-codec.js';
-import { serializedRequests, type ModelLocation } from './requests.js';
+import { serializedRequests, type ModelLocation, type ViewSide } from './requests.js';
 import { Robot } from './robot.js';
 import { hostCpuSeconds, startServerProcess } from './server-process.js';
 import { round } from './stats.js';
@@ -37,6 +37,7 @@ export interface ServedRunOptions {
   readonly channels: number;
   readonly probeIntervalMs: number;
   readonly unaryDeadlineMs: number;
+  readonly viewSide: ViewSide;
   readonly progress: Progress;
   /** Shown in the progress line, e.g. "targets (a) step". */
   readonly label: string;
@@ -108,13 +109,14 @@ export function servedRunOptions(o: BenchOptions, run: Pick<ServedRunOptions, 'm
     channels: o.channels,
     probeIntervalMs: o.probeIntervalMs,
     unaryDeadlineMs: o.unaryDeadlineMs,
+    viewSide: o.viewSide,
   };
 }
 
 export async function runServedMode(o: ServedRunOptions): Promise<ServedResult> {
   const { workload } = o;
   const codec = policyCodec();
-  const requests = await serializedRequests(o.model.manifest, (r) => classOf(workload, r), workload.robots, codec, o.modelRef);
+  const requests = await serializedRequests(o.model.manifest, (r) => classOf(workload, r), workload.robots, codec, o.modelRef, o.viewSide);
   o.progress.note(`[${o.label}] starting server (${o.mode.flags.join(' ')} --threads ${o.threads})`);
   const server = await startServerProcess({
     modelRepository: o.modelRepository,

@@ -23,7 +23,7 @@ import { DEFAULT_THREADS, DEFAULT_UNARY_DEADLINE_MS } from './options.js';
 import { Progress } from './progress.js';
 import { isolatedRepository } from './repository.js';
 import { policyCodec } from '../test/support/policy-codec.js';
-import { findModel, robotRequest, serializedRequests } from './requests.js';
+import { findModel, IMAGE_SIDE, robotRequest, serializedRequests } from './requests.js';
 import { mulberry32 } from '@dust-serve/sim-push';
 import { Robot, type Completion, type RobotSink } from './robot.js';
 import { runServedMode } from './run-served.js';
@@ -257,6 +257,7 @@ async function measureSaturation(f: Flags, model: Awaited<ReturnType<typeof find
     channels: 1,
     probeIntervalMs: f.probeIntervalMs,
     unaryDeadlineMs: DEFAULT_UNARY_DEADLINE_MS,
+    viewSide: IMAGE_SIDE,
     progress,
     label: 'soak: saturation',
   });

@@ -32,6 +32,12 @@ for ws in $(node -p "(require('./package.json').workspaces || []).join(' ')"); d
   mkdir -p "$tmp/$ws" && cp "$ws/package.json" "$tmp/$ws/"
 done
 (cd "$tmp" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
+# --ignore-scripts leaves native modules that build at install without their binary: the ones built here go along
+# (same node, same x86-64 Linux), e.g. better-sqlite3 for the experiment store.
+for built in node_modules/*/build/Release/*.node; do
+  [ -f "$built" ] && [ -d "$tmp/$(dirname "$(dirname "$(dirname "$built")")")" ] || continue
+  mkdir -p "$tmp/$(dirname "$built")" && cp "$built" "$tmp/$built"
+done
 ort="$tmp/node_modules/onnxruntime-node/bin"
 if [ -d "$ort" ]; then
   find "$ort" -mindepth 2 -maxdepth 2 -type d ! -name linux -exec rm -rf {} +

@@ -16,6 +16,7 @@
 #   bash scripts/gpu/reproduce.sh native                   the native executor (scripts/gpu/native-check.mjs) on the
 #                                                          paper-size float16 package: node placement, CUDA-graph
 #                                                          capture, parity, a step per bucket with and without graphs
+#   bash scripts/gpu/reproduce.sh native-tiny            the same check on dust-tiny, with parity against the CPU
 #   SERVE_SET=native bash scripts/gpu/reproduce.sh serve   the served targets on the native executor: 1 robot at
 #                                                          4:4 and 4:16, 64 robots (step, max-batch-1, offline), 256
 #                                                          robots with a 100 ms budget (step, max-batch-1)
@@ -148,7 +149,7 @@ bench() {
   shift 2
   if [ "$(left)" -lt "${NEED_S:-120}" ]; then log "skipping $name: $(left) s left"; return 0; fi
   log "bench $name: $*"
-  node "$APP/dist/bench/fleet.js" --model-repository "$repo" --threads 1 --quiet --server-args "--device $DEVICE" \
+  node "$APP/dist/bench/fleet.js" --model-repository "$repo" --threads 1 --quiet --server-args "--device $DEVICE${SERVER_EXTRA:+ $SERVER_EXTRA}" \
     --out "$WORK/serve-$name.json" "$@" > /dev/null 2> "$WORK/serve-$name.log" || { log "bench $name failed:"; tail -n 20 "$WORK/serve-$name.log" >&2; }
 }
 
@@ -164,11 +165,14 @@ stage_serve() {
   log "fleet runs use $best"
   if [ "${SERVE_SET:-full}" = native ]; then
     # The native executor's targets (--device cuda picks it): batch-1 latency, 64 robots against max-batch-1 and
-    # the offline limit, 256 robots' goodput within a 100 ms budget.
-    NEED_S=60 bench "native-1robot-4x4-${best#repo}" "$WORK/$best" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION"
-    NEED_S=60 bench "native-1robot-4x16-${best#repo}" "$WORK/$best" --robots 1 --mix 4:16 --modes step --warmup 2 --duration "$DURATION"
-    NEED_S=150 bench "native-robots${ROBOTS_MANY}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MANY" --modes step,max-batch-1,offline --warmup 3 --duration "$DURATION"
-    NEED_S=120 bench "native-robots${ROBOTS_MOST}-budget100-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MOST" --budget-ms 100 --modes step,max-batch-1 --warmup 3 --duration "$DURATION"
+    # the offline limit, 256 robots' goodput within a 100 ms budget. CUDA graphs on (each replay is checked at load;
+    # the server serves without them when one differs); robots send views at the model's size, as openpi clients do.
+    export SERVER_EXTRA=${SERVER_EXTRA---cuda-graphs}
+    set -- --view-side model
+    NEED_S=60 bench "native-1robot-4x4-${best#repo}" "$WORK/$best" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION" "$@"
+    NEED_S=60 bench "native-1robot-4x16-${best#repo}" "$WORK/$best" --robots 1 --mix 4:16 --modes step --warmup 2 --duration "$DURATION" "$@"
+    NEED_S=150 bench "native-robots${ROBOTS_MANY}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MANY" --modes step,max-batch-1,offline --warmup 3 --duration "$DURATION" "$@"
+    NEED_S=120 bench "native-robots${ROBOTS_MOST}-budget100-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MOST" --budget-ms 100 --modes step,max-batch-1 --warmup 3 --duration "$DURATION" "$@"
     return 0
   fi
   if [ "${SERVE_SET:-full}" = short ]; then
@@ -189,13 +193,21 @@ stage_serve() {
   fi
 }
 
+# The native executor on dust-tiny: node placement, each graph's check, and parity against the CPU with and without
+# CUDA graphs (the paper-size CPU reference would take minutes). Seconds; needs no PyTorch stage.
+stage_native_tiny() {
+  app_env
+  node "$SRC/scripts/gpu/native-check.mjs" --app "$APP" --package "$SRC/models/dust-tiny/1" --device "$DEVICE" \
+    --max-batch 64 --runs 10 --skip-baseline --deadline-s "$(( $(left) - 20 ))" --out "$WORK/native-tiny.json"
+}
+
 stage_native() {
   app_env
   wait_for "$WORK/export.done"
   # With EXPORT_ONLY=1 the PyTorch stage ends after the export; its timings would share the GPU with these.
   wait_for "$WORK/torch.done" || log "the PyTorch stage did not finish; the native check runs anyway"
   node "$SRC/scripts/gpu/native-check.mjs" --app "$APP" --package "$WORK/${NATIVE_REPO:-repo16}/dust-paper/1" --device "$DEVICE" \
-    --max-batch "${NATIVE_MAX_BATCH:-64}" --runs "${NATIVE_RUNS:-20}" --deadline-s "$(( $(left) - 20 ))" --out "$WORK/native.json"
+    --max-batch "${NATIVE_MAX_BATCH:-64}" --runs "${NATIVE_RUNS:-20}" --deadline-s "$(( $(left) - 20 ))" ${NATIVE_ARGS:-} --out "$WORK/native.json"
 }
 
 stage_peer() {
@@ -223,7 +235,7 @@ stage_collect() {
     };
     const read = (f) => JSON.parse(fs.readFileSync(path.join(work, f), "utf8"));
     const mtime = (f) => fs.statSync(path.join(work, f)).mtime;
-    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"], ["native.json", "gpu-native"]]) {
+    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"], ["native.json", "gpu-native"], ["native-tiny.json", "gpu-native"]]) {
       if (fs.existsSync(path.join(work, f))) keep(benchmark, read(f), mtime(f));
     }
     const serve = fs.readdirSync(work).filter((f) => /^serve-.*\.json$/.test(f)).sort();
@@ -238,7 +250,7 @@ stage_collect() {
   ls -la "$OUT" >&2
 }
 
-cmd=${1:?stage: part|torch|torch-bg|status|ort|native|serve|peer|collect}
+cmd=${1:?stage: part|torch|torch-bg|status|ort|native|native-tiny|serve|peer|collect}
 shift
 case "$cmd" in
   part) stage_part "$@" ;;
@@ -249,6 +261,7 @@ case "$cmd" in
   serve) stage_serve ;;
   peer) stage_peer ;;
   native) stage_native ;;
+  native-tiny) stage_native_tiny ;;
   collect) stage_collect ;;
   *) echo "unknown stage $cmd" >&2; exit 2 ;;
 esac
