@@ -17,6 +17,7 @@
 #                                                          paper-size float16 package: node placement, CUDA-graph
 #                                                          capture, parity, a step per bucket with and without graphs
 #   bash scripts/gpu/reproduce.sh native-tiny            the same check on dust-tiny, with parity against the CPU
+#   bash scripts/gpu/reproduce.sh vlm-parts              the VLM's time per part, and with its Conv as a MatMul
 #   SERVE_SET=native bash scripts/gpu/reproduce.sh serve   the served targets on the native executor: 1 robot at
 #                                                          4:4 and 4:16, 64 robots (step, max-batch-1, offline), 256
 #                                                          robots with a 100 ms budget (step, max-batch-1)
@@ -201,6 +202,17 @@ stage_native_tiny() {
     --max-batch 64 --runs 10 --skip-baseline --deadline-s "$(( $(left) - 20 ))" --out "$WORK/native-tiny.json"
 }
 
+# Where the VLM's time goes: the package's VLM cut after each part and with its patch-embedding Conv as a MatMul
+# (scripts/gpu/vlm_parts.py), timed at batch 1, 8 and 64 next to the whole graph (scripts/gpu/vlm-parts.mjs).
+stage_vlm_parts() {
+  app_env
+  wait_for "$WORK/export.done"
+  local pkg="$WORK/${NATIVE_REPO:-repo16}/dust-paper/1"
+  (cd "$SRC" && $PY scripts/gpu/vlm_parts.py --package "$pkg" --out "$WORK/vlm-parts") >&2
+  node "$SRC/scripts/gpu/vlm-parts.mjs" --app "$APP" --package "$pkg" --parts "$WORK/vlm-parts" --device "$DEVICE" \
+    --batches "${VLM_BATCHES:-1,8,64}" --out "$WORK/vlm-parts.json"
+}
+
 stage_native() {
   app_env
   wait_for "$WORK/export.done"
@@ -235,7 +247,7 @@ stage_collect() {
     };
     const read = (f) => JSON.parse(fs.readFileSync(path.join(work, f), "utf8"));
     const mtime = (f) => fs.statSync(path.join(work, f)).mtime;
-    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"], ["native.json", "gpu-native"], ["native-tiny.json", "gpu-native"]]) {
+    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"], ["native.json", "gpu-native"], ["native-tiny.json", "gpu-native"], ["vlm-parts.json", "gpu-vlm-parts"]]) {
       if (fs.existsSync(path.join(work, f))) keep(benchmark, read(f), mtime(f));
     }
     const serve = fs.readdirSync(work).filter((f) => /^serve-.*\.json$/.test(f)).sort();
@@ -250,7 +262,7 @@ stage_collect() {
   ls -la "$OUT" >&2
 }
 
-cmd=${1:?stage: part|torch|torch-bg|status|ort|native|native-tiny|serve|peer|collect}
+cmd=${1:?stage: part|torch|torch-bg|status|ort|native|native-tiny|vlm-parts|serve|peer|collect}
 shift
 case "$cmd" in
   part) stage_part "$@" ;;
@@ -262,6 +274,7 @@ case "$cmd" in
   peer) stage_peer ;;
   native) stage_native ;;
   native-tiny) stage_native_tiny ;;
+  vlm-parts) stage_vlm_parts ;;
   collect) stage_collect ;;
   *) echo "unknown stage $cmd" >&2; exit 2 ;;
 esac
