@@ -24,6 +24,8 @@
 // CUDA provider's library registered with ONNX Runtime's environment) first.
 //
 // --device cpu runs the same stages on the CPU (no graphs): a dry run of this script on a machine without a GPU.
+// --timings cudaGraphs,noGraphs: which native variants the timing stage runs (default both), e.g. noGraphs alone
+// where capturing would take the process down.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -389,13 +391,14 @@ async function timeSteps(ex, buckets) {
   for (let b = 1; b < maxBatch; b *= 2) buckets.push(b);
   buckets.push(maxBatch);
   const stage = { buckets };
+  const wanted = opt('timings', 'cudaGraphs,noGraphs').split(',');
   const variants =
     device === 'cpu'
       ? [['native', false]]
       : [
           ['cudaGraphs', true],
           ['noGraphs', false],
-        ];
+        ].filter(([key]) => wanted.includes(key));
   for (const [key, graphs] of variants) {
     log(`timings: native executor, ${key}`);
     stage[key] = await withExecutor(
