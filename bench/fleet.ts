@@ -9,7 +9,7 @@ import os from 'node:os';
 import { Command, Option } from 'commander';
 import { number, viewSide, words } from './cli-args.js';
 import { MODE_NAMES, parseModes, SERVED_MODES, type ModeName } from './modes.js';
-import { DEFAULT_OFFLINE_BATCHES, runOffline, type OfflineResult } from './offline.js';
+import { DEFAULT_OFFLINE_BATCHES, offlineEngine, runOffline, type OfflineResult } from './offline.js';
 import {
   DEFAULT_DURATION_S,
   DEFAULT_OFFLINE_SECONDS,
@@ -219,6 +219,7 @@ async function main(): Promise<void> {
       if (mode === 'offline') {
         results.offline = await runOffline({
           model,
+          engine: offlineEngine(o.serverArgs),
           classes,
           threads: o.threads,
           batches: o.offlineBatches,

@@ -1,19 +1,26 @@
 /**
- * The serving-free limit: the server's executor (OnnxExecutor: the same ONNX sessions, options and arena the
- * server's inference worker uses) driven in a tight loop on this thread, with no gRPC, no preprocessing, no
- * scheduler and no thread hop. Per iteration: one VLM call for B requests in slots 0..B-1, then their N_o
+ * The serving-free limit: the server's executor (the one its --device, --executor and --cuda-graphs flags choose,
+ * by the server's own rule in engine/executor-selection.ts: the native executor on cuda, and on the CPU where the
+ * addon loads; the same ONNX sessions, options and arena the server's inference worker uses) driven in a tight
+ * loop on this thread, with no gRPC, no preprocessing, no scheduler and no thread hop. Per iteration: one VLM call for B requests in slots 0..B-1, then their N_o
  * denoiser steps with tau/dt from the real stepPlan (docs/sampling.md), all B finishing at the last step. Tried at
  * several B; the best is the limit. With a mix, iterations cycle through the classes, so every class gets
  * the same share of requests as in the served runs (robots are assigned classes round-robin).
  */
 import path from 'node:path';
 import { DEFAULT_SERVE_OPTIONS, sliceOf } from '../src/config/index.js';
+import { OPTION_TABLE } from '../src/config/option-table.js';
 import { OnnxExecutor, shapesOf, type ModelShapes, type VlmBatch } from '../src/engine/index.js';
+import type { Executor } from '../src/engine/executor.js';
+import { selectExecutor, type ExecutorKind, type ExecutorRequest } from '../src/engine/executor-selection.js';
+import { nativeStatus } from '../src/engine/native-ort.js';
+import { NativeExecutor } from '../src/engine/native-executor.js';
 import { PromptTokenizer } from '../src/preprocess/index.js';
 import { initialNoise, stepPlan } from '../src/sampling/index.js';
 import { OFFLINE_DESCRIPTION } from './modes.js';
 import type { Progress } from './progress.js';
 import { INSTRUCTION, type ModelLocation } from './requests.js';
+import { deviceOf, serverFlag } from './results.js';
 import { hostCpuSeconds } from './server-process.js';
 import { meanOf, round } from './stats.js';
 import type { RequestClass } from './workload.js';
@@ -35,6 +42,9 @@ export interface OfflineResult {
   readonly mode: 'offline';
   readonly description: string;
   readonly threads: number;
+  /** The device and the executor that ran the graphs. */
+  readonly device: string;
+  readonly executor: ExecutorKind;
   readonly classSpec: readonly string[];
   readonly secondsPerBatch: number;
   readonly batches: readonly OfflineBatchResult[];
@@ -47,8 +57,28 @@ export interface OfflineResult {
   readonly otherCores: number;
 }
 
+/** What the server's flags choose to run the graphs (bench/results.ts serverFlag reads them). */
+export interface OfflineEngine {
+  readonly device: 'cpu' | 'cuda' | 'webgpu';
+  readonly executor: ExecutorRequest;
+  readonly cudaGraphs: boolean;
+}
+
+/**
+ * The engine the server's flags choose (--device, else DUST_DEVICE, else the default; --executor; --cuda-graphs),
+ * parsed by the options' own schemas. `auto` devices need the server's probe, which offline does not run.
+ */
+export function offlineEngine(serverArgs: readonly string[]): OfflineEngine {
+  const device = OPTION_TABLE.device.schema.parse(deviceOf(serverArgs));
+  if (device === 'auto') throw new Error('offline mode runs on one device: give --device cpu, cuda or webgpu in --server-args');
+  const executor = OPTION_TABLE.executor.schema.parse(serverFlag(serverArgs, 'executor') ?? DEFAULT_SERVE_OPTIONS.executor);
+  const cudaGraphs = OPTION_TABLE.cudaGraphs.schema.parse(serverFlag(serverArgs, 'cuda-graphs') ?? DEFAULT_SERVE_OPTIONS.cudaGraphs);
+  return { device, executor, cudaGraphs };
+}
+
 export interface OfflineOptions {
   readonly model: ModelLocation;
+  readonly engine: OfflineEngine;
   readonly classes: readonly RequestClass[];
   readonly threads: number;
   readonly batches: readonly number[];
@@ -92,7 +122,7 @@ async function template(model: ModelLocation, s: ModelShapes, B: number): Promis
 }
 
 /** One iteration: B requests of one class, VLM then N_o steps. Returns ONNX times for the report. */
-async function iteration(executor: OnnxExecutor, t: Template, B: number, cls: RequestClass): Promise<{ vlmMs: number; stepMs: number[] }> {
+async function iteration(executor: Executor, t: Template, B: number, cls: RequestClass): Promise<{ vlmMs: number; stepMs: number[] }> {
   const slots = () => Int32Array.from({ length: B }, (_, b) => b);
   const vlm = await executor.runVlm({ moves: [], slots: slots(), ...t });
   const counts = { actionSteps: cls.actionSteps, visionSteps: cls.visionSteps };
@@ -118,15 +148,18 @@ export async function runOffline(o: OfflineOptions): Promise<OfflineResult> {
   const m = o.model.manifest;
   const s = shapesOf(m);
   const capacity = Math.max(...o.batches);
-  o.progress.note(`[${o.label}] loading the graphs (--threads ${o.threads}), batches ${o.batches.join(',')}`);
-  const executor = await OnnxExecutor.create({
+  const { executor: kind } = selectExecutor(o.engine.executor, o.engine.device, nativeStatus);
+  o.progress.note(`[${o.label}] loading the graphs on ${o.engine.device} (${kind} executor, --threads ${o.threads}), batches ${o.batches.join(',')}`);
+  const init = {
     vlmPath: path.join(o.model.dir, 'vlm.onnx'),
     denoiserPath: path.join(o.model.dir, 'denoiser.onnx'),
-    device: 'cpu',
+    device: o.engine.device,
     threads: o.threads,
     capacity,
     shapes: s,
-  });
+  };
+  const executor: Executor =
+    kind === 'native' ? await NativeExecutor.create({ ...init, maxBatch: capacity, cudaGraphs: o.engine.cudaGraphs }) : await OnnxExecutor.create(init);
   const results: OfflineBatchResult[] = [];
   let cpuSeconds = 0;
   let hostSeconds = 0;
@@ -176,6 +209,8 @@ export async function runOffline(o: OfflineOptions): Promise<OfflineResult> {
     mode: 'offline',
     description: OFFLINE_DESCRIPTION,
     threads: o.threads,
+    device: o.engine.device,
+    executor: kind,
     classSpec: o.classes.map((c) => c.label),
     secondsPerBatch: o.secondsPerBatch,
     batches: results,

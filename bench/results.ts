@@ -76,12 +76,18 @@ function gitCommit(): string | null {
 
 /** The device the server runs on, from the arguments it was started with. */
 export function deviceOf(serverArgs: readonly string[]): string {
+  return serverFlag(serverArgs, 'device') ?? process.env.DUST_DEVICE ?? DEFAULT_SERVE_OPTIONS.device;
+}
+
+/** The value of `--name v` or `--name=v` among server flags (the last one wins, as on the server's command line). */
+export function serverFlag(serverArgs: readonly string[], name: string): string | undefined {
+  let value: string | undefined;
   for (let i = 0; i < serverArgs.length; i++) {
     const a = serverArgs[i];
-    if (a === '--device' && i + 1 < serverArgs.length) return serverArgs[i + 1];
-    if (a.startsWith('--device=')) return a.slice('--device='.length);
+    if (a === `--${name}` && i + 1 < serverArgs.length) value = serverArgs[i + 1];
+    else if (a.startsWith(`--${name}=`)) value = a.slice(name.length + 3);
   }
-  return process.env.DUST_DEVICE ?? DEFAULT_SERVE_OPTIONS.device;
+  return value;
 }
 
 export interface MetaInit {

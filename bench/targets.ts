@@ -17,7 +17,7 @@
  * 10c step / offline throughput >= 0.9, from the runs of 4b
  */
 import { SERVED_MODES, type ServedModeName } from './modes.js';
-import { runOffline, type OfflineResult } from './offline.js';
+import { offlineEngine, runOffline, type OfflineResult } from './offline.js';
 import { DISTURBED_CORES, type BenchOptions } from './options.js';
 import type { Progress } from './progress.js';
 import type { ModelLocation } from './requests.js';
@@ -167,6 +167,7 @@ export async function runTargets(o: BenchOptions, model: ModelLocation, progress
       leastDisturbed(o.retryDisturbed, 'offline 4:4', progress, () =>
         runOffline({
           model,
+          engine: offlineEngine(o.serverArgs),
           classes: requestClasses('4:4', 0, o.visionCap),
           threads: o.threads,
           batches: o.offlineBatches,

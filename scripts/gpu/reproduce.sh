@@ -168,7 +168,7 @@ stage_serve() {
     # The native executor's targets (--device cuda picks it): batch-1 latency, 64 robots against max-batch-1 and
     # the offline limit, 256 robots' goodput within a 100 ms budget. CUDA graphs on (each replay is checked at load;
     # the server serves without them when one differs); robots send views at the model's size, as openpi clients do.
-    export SERVER_EXTRA=${SERVER_EXTRA---cuda-graphs}
+    export SERVER_EXTRA=${SERVER_EXTRA---cuda-graphs true}
     set -- --view-side model
     NEED_S=60 bench "native-1robot-4x4-${best#repo}" "$WORK/$best" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION" "$@"
     NEED_S=60 bench "native-1robot-4x16-${best#repo}" "$WORK/$best" --robots 1 --mix 4:16 --modes step --warmup 2 --duration "$DURATION" "$@"
