@@ -141,17 +141,17 @@ export const OPTION_TABLE = {
     appliesTo: ['device'],
   }),
   /**
-   * On CUDA, the native executor captures the denoiser step as a CUDA graph per batch-size bucket at load and replays
-   * it (docs/architecture.md, "Executors"); off runs every step node by node. Off by default: the one GPU run of the
-   * graph path failed parity against the CPU (BENCHMARKS.md, "Native executor on one H100"), and the fix has not run
-   * on a GPU since.
+   * On CUDA, the native executor captures the denoiser step as a CUDA graph per batch-size bucket at load, checks each
+   * replay against a regular run, and replays them (docs/architecture.md, "Executors"); off runs every step node by
+   * node. Off by default: a package with nodes on the CPU replays wrong values (the check then serves without graphs),
+   * and on the paper-size package the capture took the process down (BENCHMARKS.md, "Second H100 run").
    */
   cudaGraphs: option({
     schema: bool,
     default: false,
     arg: '<bool>',
     help: 'capture the denoiser step as CUDA graphs (native executor on cuda)',
-    doc: 'on `cuda` with the native executor, capture the denoiser step as one CUDA graph per batch-size bucket at load and replay it (off: node by node); experimental: its one GPU run failed parity, see BENCHMARKS.md',
+    doc: 'on `cuda` with the native executor, capture the denoiser step as one CUDA graph per batch-size bucket at load, check each replay against a regular run (graphs off with a warning when one differs) and replay them (off: node by node); experimental: on the paper-size package the capture crashed the process, see BENCHMARKS.md',
     appliesTo: ['runtime'],
   }),
   /**
