@@ -144,14 +144,15 @@ export const OPTION_TABLE = {
    * On CUDA, the native executor captures the denoiser step as a CUDA graph per batch-size bucket at load, checks each
    * replay against a regular run, and replays them (docs/architecture.md, "Executors"); off runs every step node by
    * node. Off by default: a package with nodes on the CPU replays wrong values (the check then serves without graphs),
-   * and on the paper-size package the capture took the process down (BENCHMARKS.md, "Second H100 run").
+   * and on the paper-size package the GPU check script aborted in the stage that captures them (BENCHMARKS.md,
+   * "Second H100 run").
    */
   cudaGraphs: option({
     schema: bool,
     default: false,
     arg: '<bool>',
     help: 'capture the denoiser step as CUDA graphs (native executor on cuda)',
-    doc: 'on `cuda` with the native executor, capture the denoiser step as one CUDA graph per batch-size bucket at load, check each replay against a regular run (graphs off with a warning when one differs) and replay them (off: node by node); experimental: on the paper-size package the capture crashed the process, see BENCHMARKS.md',
+    doc: 'on `cuda` with the native executor, capture the denoiser step as one CUDA graph per batch-size bucket at load, check each replay against a regular run (graphs off with a warning when one differs) and replay them (off: node by node); experimental: on the paper-size package the GPU check aborted in that stage, see BENCHMARKS.md',
     appliesTo: ['runtime'],
   }),
   /**
