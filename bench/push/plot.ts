@@ -22,6 +22,8 @@ export interface PlotSpec {
   readonly title: string;
   readonly subtitle: string;
   readonly xLabel: string;
+  /** log2 (N_o doubling, the default) or linear (delays from 0). */
+  readonly xScale?: 'log2' | 'linear';
   readonly series: readonly Series[];
 }
 
@@ -33,13 +35,15 @@ function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** x on a log2 axis over the union of the series' x values; y from 0 to 1. */
+/** x on a log2 (default) or linear axis over the union of the series' x values; y from 0 to 1. */
 export function svg(spec: PlotSpec): string {
   const xs = [...new Set(spec.series.flatMap((s) => s.points.map((p) => p.x)))].sort((a, b) => a - b);
-  const lx = xs.map(Math.log2);
-  const x0 = Math.min(...lx) - 0.3;
-  const x1 = Math.max(...lx) + 0.3;
-  const px = (x: number) => M.left + ((Math.log2(x) - x0) / (x1 - x0)) * (W - M.left - M.right);
+  const scale = spec.xScale === 'linear' ? (x: number) => x : Math.log2;
+  const lx = xs.map(scale);
+  const pad = spec.xScale === 'linear' ? 0.05 * Math.max(1, Math.max(...lx) - Math.min(...lx)) : 0.3;
+  const x0 = Math.min(...lx) - pad;
+  const x1 = Math.max(...lx) + pad;
+  const px = (x: number) => M.left + ((scale(x) - x0) / (x1 - x0)) * (W - M.left - M.right);
   const py = (y: number) => H - M.bottom - y * (H - M.top - M.bottom);
   const parts: string[] = [];
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
