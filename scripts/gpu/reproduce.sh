@@ -23,7 +23,8 @@
 #                                                          robots with a 100 ms budget (step, max-batch-1)
 #   bash scripts/gpu/reproduce.sh peer                     the PyTorch peer (torch_peer.py): one request at a time,
 #                                                          bf16, one CUDA graph per request; 1, 16 and 64 robots
-#   bash scripts/gpu/reproduce.sh collect                  results of this call into $OUT (8 files at most)
+#   bash scripts/gpu/reproduce.sh collect                  results so far into $OUT (8 files at most): end every call
+#                                                          with it, since a machine given back takes /tmp with it
 #
 # DRY=1 runs every stage on a CPU machine with paper-shaped but narrow models (the whole pipeline in minutes).
 set -euo pipefail
@@ -199,7 +200,9 @@ stage_serve() {
 stage_native_tiny() {
   app_env
   node "$SRC/scripts/gpu/native-check.mjs" --app "$APP" --package "$SRC/models/dust-tiny/1" --device "$DEVICE" \
-    --max-batch 64 --runs 10 --skip-baseline --deadline-s "$(( $(left) - 20 ))" --out "$WORK/native-tiny.json"
+    --max-batch 64 --runs 10 --skip-baseline --deadline-s "$(( $(left) - 20 ))" --out "$WORK/native-tiny.json" > "$WORK/native-tiny.log" 2>&1 ||
+    log "native-check (dust-tiny) exited $?: see native-tiny.log"
+  tail -n 3 "$WORK/native-tiny.log" >&2
 }
 
 # Where the VLM's time goes: the package's VLM cut after each part and with its patch-embedding Conv as a MatMul
@@ -213,13 +216,22 @@ stage_vlm_parts() {
     --batches "${VLM_BATCHES:-1,8,64}" --out "$WORK/vlm-parts.json"
 }
 
+# The native executor on the paper-size package, in two processes with their whole logs kept (collect packs them):
+# first node by node (steps per bucket), then with CUDA graphs (capture, each replay's check, steps), since a capture
+# that goes wrong can take its process down (BENCHMARKS.md, "Second H100 run") and must not take the first with it.
+# The CPU reference of the parity stage takes minutes at this size: parity is checked on dust-tiny (native-tiny).
 stage_native() {
   app_env
   wait_for "$WORK/export.done"
   # With EXPORT_ONLY=1 the PyTorch stage ends after the export; its timings would share the GPU with these.
   wait_for "$WORK/torch.done" || log "the PyTorch stage did not finish; the native check runs anyway"
-  node "$SRC/scripts/gpu/native-check.mjs" --app "$APP" --package "$WORK/${NATIVE_REPO:-repo16}/dust-paper/1" --device "$DEVICE" \
-    --max-batch "${NATIVE_MAX_BATCH:-64}" --runs "${NATIVE_RUNS:-20}" --deadline-s "$(( $(left) - 20 ))" ${NATIVE_ARGS:-} --out "$WORK/native.json"
+  local pkg="$WORK/${NATIVE_REPO:-repo16}/dust-paper/1" variant
+  for variant in noGraphs cudaGraphs; do
+    node "$SRC/scripts/gpu/native-check.mjs" --app "$APP" --package "$pkg" --device "$DEVICE" --skip-parity --timings "$variant" \
+      --max-batch "${NATIVE_MAX_BATCH:-64}" --runs "${NATIVE_RUNS:-20}" --deadline-s "$(( $(left) / 2 ))" ${NATIVE_ARGS:-} \
+      --out "$WORK/native-$variant.json" > "$WORK/native-$variant.log" 2>&1 || log "native-check ($variant) exited $?: see native-$variant.log"
+    tail -n 3 "$WORK/native-$variant.log" >&2
+  done
 }
 
 stage_peer() {
@@ -247,7 +259,7 @@ stage_collect() {
     };
     const read = (f) => JSON.parse(fs.readFileSync(path.join(work, f), "utf8"));
     const mtime = (f) => fs.statSync(path.join(work, f)).mtime;
-    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"], ["native.json", "gpu-native"], ["native-tiny.json", "gpu-native"], ["vlm-parts.json", "gpu-vlm-parts"]]) {
+    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"], ["native-noGraphs.json", "gpu-native"], ["native-cudaGraphs.json", "gpu-native"], ["native-tiny.json", "gpu-native"], ["vlm-parts.json", "gpu-vlm-parts"]]) {
       if (fs.existsSync(path.join(work, f))) keep(benchmark, read(f), mtime(f));
     }
     const serve = fs.readdirSync(work).filter((f) => /^serve-.*\.json$/.test(f)).sort();
