@@ -23,7 +23,7 @@
  */
 import { InferenceError } from '../errors/index.js';
 import type { GraphInfo } from '../model/index.js';
-import { inpaintStep } from '../sampling/index.js';
+import { initialNoise, inpaintStep } from '../sampling/index.js';
 import { batchBuckets, bucketFor, chunks } from './buckets.js';
 import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from './executor.js';
 import { copyModel, eulerUpdateModel, gatherRowsModel } from './executor-graphs.js';
@@ -563,16 +563,18 @@ export class NativeExecutor implements Executor {
    */
   private verifyGraphs(): void {
     const max = this.buckets[this.buckets.length - 1];
-    const draw = seededUniform(0x5eed);
-    for (const f of FIELDS) {
+    // Seeded standard normals (the sampler's own generator) in every float row; embodiment 0 in every row.
+    FIELDS.forEach((f, k) => {
       const r = this.arena[f];
-      const host = r.dtype === 'int64' ? new BigInt64Array(r.rows * r.len) : Float32Array.from({ length: r.rows * r.len }, () => 2 * draw() - 1);
+      const host = r.dtype === 'int64' ? new BigInt64Array(r.rows * r.len) : initialNoise(BigInt(k + 1), r.rows * r.len, 0).actions;
       this.copier.copy([[this.temp(host, 0, r.dtype, [r.rows * r.len]), r.span(0, r.rows, 'flat')]], r.dtype);
-    }
+    });
+    // Flow times spread over (0.1, 0.9) by the golden ratio, so that rows differ.
+    const spread = (i: number) => 0.1 + 0.8 * ((i * 0.6180339887498949) % 1);
     const p = this.paramsHost;
     for (let b = 0; b < max; b++) {
-      p[b] = 0.1 + 0.8 * draw();
-      p[max + b] = 0.1 + 0.8 * draw();
+      p[b] = spread(2 * b + 1);
+      p[max + b] = spread(2 * b + 2);
       p[2 * max + b] = 0.25;
       p[3 * max + b] = 0.125;
     }
@@ -904,18 +906,6 @@ function registerCudaCopies(ort: NativeOrt): void {
   } catch {
     // Left to the probe.
   }
-}
-
-/** A seeded uniform [0, 1) generator (mulberry32): the graph check's inputs are the same on every run. */
-function seededUniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Relative L2 and largest absolute difference of `a` against `b` (several arrays taken as one vector). */
