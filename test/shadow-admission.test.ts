@@ -21,8 +21,11 @@ afterEach(async () => {
   for (const w of workers.splice(0)) await w.close();
 });
 
-/** maxQueue 2; the worker waits up to 2 s for a VLM batch to fill, so queued jobs stay queued a while. */
-async function start(): Promise<ModelWorker> {
+/**
+ * maxQueue 2 (or `maxQueue`); the worker waits up to 2 s for a VLM batch to fill while another admitted request is
+ * still decoding, so queued jobs stay queued a while.
+ */
+async function start(maxQueue = 2): Promise<ModelWorker> {
   const executor = {
     kind: 'onnxruntime-node' as const,
     maxBatch: 16,
@@ -36,7 +39,7 @@ async function start(): Promise<ModelWorker> {
   };
   const worker = await ModelWorker.start({
     executor,
-    scheduler: { ...sliceOf(DEFAULT_SERVE_OPTIONS, 'scheduler'), maxQueue: 2, maxQueueDelayMs: 2000 },
+    scheduler: { ...sliceOf(DEFAULT_SERVE_OPTIONS, 'scheduler'), maxQueue, maxQueueDelayMs: 2000 },
     niceness: 0,
   });
   workers.push(worker);
@@ -100,7 +103,10 @@ describe('ModelWorker admission: shadow requests never delay primary ones', () =
   });
 
   it('a primary at a full queue takes the place of a shadow already queued in the worker, which never runs', async () => {
-    const worker = await start();
+    const worker = await start(3);
+    // A shadow still decoding keeps the idle worker waiting for its batch to fill (nobody waits when nothing else
+    // is coming), and fills the third place of the queue; a primary one would shed the other shadows at admission.
+    const decoding = submit(worker, 0, 'shadow');
     const s1 = submit(worker, 1, 'shadow');
     const s2 = submit(worker, 2, 'shadow');
     s1.ready();
@@ -115,10 +121,13 @@ describe('ModelWorker admission: shadow requests never delay primary ones', () =
     );
     const p = submit(worker, 3, 'primary');
     p.ready();
-    await Promise.all([s1.done, s2.done, p.done]);
+    await s2.done;
     expect(shedReason(s2.out.error)).toBe('shadow_shed');
+    decoding.ready();
+    await Promise.all([s1.done, p.done, decoding.done]);
     expect(s1.out.result).toBeDefined();
     expect(p.out.result).toBeDefined();
-    expect((await worker.stats()).completed).toBe(2);
+    expect(decoding.out.result).toBeDefined();
+    expect((await worker.stats()).completed).toBe(3);
   });
 });
