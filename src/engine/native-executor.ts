@@ -563,11 +563,11 @@ export class NativeExecutor implements Executor {
    */
   private verifyGraphs(): void {
     const max = this.buckets[this.buckets.length - 1];
-    // Seeded standard normals (the sampler's own generator) in every float row; embodiment 0 in every row.
+    // Seeded standard normals (the sampler's own generator) in the rows the checks read, [0, max); embodiment 0.
     FIELDS.forEach((f, k) => {
       const r = this.arena[f];
-      const host = r.dtype === 'int64' ? new BigInt64Array(r.rows * r.len) : initialNoise(BigInt(k + 1), r.rows * r.len, 0).actions;
-      this.copier.copy([[this.temp(host, 0, r.dtype, [r.rows * r.len]), r.span(0, r.rows, 'flat')]], r.dtype);
+      const host = r.dtype === 'int64' ? new BigInt64Array(max * r.len) : initialNoise(BigInt(k + 1), max * r.len, 0).actions;
+      this.copier.copy([[this.temp(host, 0, r.dtype, [max * r.len]), r.span(0, max, 'flat')]], r.dtype);
     });
     // Flow times spread over (0.1, 0.9) by the golden ratio, so that rows differ.
     const spread = (i: number) => 0.1 + 0.8 * ((i * 0.6180339887498949) % 1);
