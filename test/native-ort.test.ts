@@ -173,4 +173,15 @@ addon.describe('the native addon on the CPU', () => {
     // Still serving after all of that.
     session.run(views, outputs);
   });
+
+  addon.it('passes session configuration entries to ONNX Runtime', () => {
+    // The entry the native executor sets on a CUDA-graph denoiser session: with it, a session with any node on the
+    // CPU is refused at load, which on a CPU-only session is every node.
+    expect(() => new native.Session(denoiserPath, { device: 'cpu', threads: 1, config: { 'session.disable_cpu_ep_fallback': '1' } })).toThrow(
+      /assigned to the default CPU EP, but fallback to CPU EP has been explicitly disabled/,
+    );
+    const kept = new native.Session(denoiserPath, { device: 'cpu', threads: 1, config: { 'session.disable_cpu_ep_fallback': '0' } });
+    expect(kept.inputs().map((m) => m.name)).toContain('tau_a');
+    kept.release();
+  });
 });

@@ -157,7 +157,8 @@ class Session : public Napi::ObjectWrap<Session> {
                         InstanceAccessor("device", &Session::Device, nullptr)});
   }
 
-  // new Session(path | bytes, { device: 'cpu' | 'cuda', threads, cudaGraph, deviceId, logSeverity })
+  // new Session(path | bytes, { device: 'cpu' | 'cuda', threads, cudaGraph, deviceId, logSeverity, config })
+  // config: ONNX Runtime session configuration entries ({ key: value }), added after the defaults below.
   explicit Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {
     Napi::Env env = info.Env();
     info.This().As<Napi::Object>().TypeTag(&kSessionTag);
@@ -187,6 +188,15 @@ class Session : public Napi::ObjectWrap<Session> {
     Check(env, ort->SetInterOpNumThreads(opts, 1), "setting inter-op threads");
     Check(env, ort->AddSessionConfigEntry(opts, "session.intra_op.allow_spinning", "0"), "disabling spinning");
     if (log_severity >= 0) Check(env, ort->SetSessionLogSeverityLevel(opts, log_severity), "setting the log severity");
+    if (o.Has("config") && o.Get("config").IsObject()) {
+      Napi::Object config = o.Get("config").As<Napi::Object>();
+      Napi::Array keys = config.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); i++) {
+        std::string key = keys.Get(i).ToString();
+        std::string value = config.Get(key).ToString();
+        Check(env, ort->AddSessionConfigEntry(opts, key.c_str(), value.c_str()), "setting session option " + key);
+      }
+    }
 
     if (core_->cuda) {
       OrtCUDAProviderOptionsV2* cuda = nullptr;

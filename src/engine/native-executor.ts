@@ -280,8 +280,8 @@ export class NativeExecutor implements Executor {
     const device: NativeDevice = init.device;
     const options = { device, threads: init.threads, deviceId: init.deviceId ?? 0 };
     const opened: NativeSession[] = [];
-    const open = (model: string | Uint8Array, cudaGraph: boolean, threads = init.threads) => {
-      const s = new ort.Session(model, { ...options, threads, cudaGraph });
+    const open = (model: string | Uint8Array, cudaGraph: boolean, threads = init.threads, config?: Record<string, string>) => {
+      const s = new ort.Session(model, { ...options, threads, cudaGraph, config });
       opened.push(s);
       return s;
     };
@@ -291,10 +291,13 @@ export class NativeExecutor implements Executor {
       const vlm = open(init.vlmPath, false);
       let denoiser: NativeSession;
       try {
-        denoiser = open(init.denoiserPath, graphs);
+        // A captured graph replays only the CUDA provider's kernels: a node ONNX Runtime keeps on the CPU (the shape
+        // arithmetic of some exports) would feed it stale values (BENCHMARKS.md, "Second H100 run"). Refusing such a
+        // session says so at load, and the executor runs without graphs.
+        denoiser = open(init.denoiserPath, graphs, init.threads, graphs ? { 'session.disable_cpu_ep_fallback': '1' } : undefined);
       } catch (err) {
         if (!graphs) throw err;
-        // ONNX Runtime refuses CUDA graphs for a graph with nodes off the CUDA provider or with control flow.
+        // ONNX Runtime refuses CUDA graphs for a graph with control flow, and (the option above) nodes off the CUDA provider.
         notes.push({ level: 'warn', message: 'the denoiser cannot run as a CUDA graph here: running it without', fields: { error: (err as Error).message } });
         graphs = false;
         denoiser = open(init.denoiserPath, false);

@@ -31,6 +31,8 @@ export interface SessionOptions {
   readonly deviceId?: number;
   /** ONNX Runtime's session log severity (0 verbose .. 4 fatal): 0 logs where each node was placed. */
   readonly logSeverity?: number;
+  /** ONNX Runtime session configuration entries (AddSessionConfigEntry), e.g. session.disable_cpu_ep_fallback. */
+  readonly config?: Readonly<Record<string, string>>;
 }
 
 export interface NativeSession {
