@@ -18,6 +18,16 @@ def _threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+def _emit(report, out) -> None:
+    import json
+
+    text = json.dumps(report, indent=1)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m models.toolchain", description="DUST model toolchain")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -130,6 +140,15 @@ def main(argv=None) -> int:
                     help="replace a VLM stand-in field (vision_width, vision_layers, patch_size, ...); repeatable")
     common(pt)
 
+    pp = sub.add_parser("push-privileged", help="held-out first-4 action MSE of a chunk head on the simulator's ground "
+                                                "truth (the perception gate's reference), an image-free head and the mean chunk")
+    pp.add_argument("--data", type=Path, default=Path("models/runs/push/data"))
+    pp.add_argument("--heldout", type=Path, default=Path("models/runs/push/heldout"))
+    pp.add_argument("--steps", type=int, default=4000)
+    pp.add_argument("--seed", type=int, default=0)
+    pp.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    common(pp, device=False)
+
     v = sub.add_parser("validate", help="check a package the way the server's loader does")
     v.add_argument("package", type=Path)
 
@@ -185,6 +204,17 @@ def main(argv=None) -> int:
             push.train_variant(variant=args.variant, data=args.data, heldout=args.heldout, runs=args.runs, tcfg=tcfg,
                                device=args.device, weak_step=args.weak_step if args.variant == "dust" else None,
                                vlm_fields=dict(item.split("=", 1) for item in args.vlm))
+    elif args.cmd == "push-privileged":
+        from .data.push import PushDataset
+        from .perception import HeadConfig, image_free_mse, mean_chunk_mse, privileged_baseline
+
+        data, heldout = PushDataset(args.data), PushDataset(args.heldout)
+        hcfg = HeadConfig(steps=args.steps, seed=args.seed)
+        _, privileged = privileged_baseline(data, heldout, hcfg)
+        report = {"metric": "held-out MSE of the first 4 normalised actions of each chunk", "heldout": str(args.heldout),
+                  "privileged": privileged, "image_free": image_free_mse(data, heldout, hcfg),
+                  "mean_chunk": mean_chunk_mse(data, heldout), "head_steps": args.steps, "seed": args.seed}
+        _emit(report, args.out)
     elif args.cmd == "validate":
         from .package import validate_package
 
