@@ -54,11 +54,17 @@ def task_features(ep: PushEpisode, embodiments: Sequence[str]) -> np.ndarray:
     return f
 
 
-def privileged_features(ep: PushEpisode, embodiments: Sequence[str]) -> np.ndarray:
-    """[T, F]: ground-truth positions (scaled) of everything in the scene, plus the task one-hots."""
+def scaled_labels(ep: PushEpisode, names: Sequence[str]) -> np.ndarray:
+    """The ground truth with positions in table half-extents (about [-1, 1]); the yaw stays in radians."""
     if ep.labels is None:
-        raise ValueError("privileged features need a dataset with labels (format 2)")
-    return np.concatenate([ep.labels * POSITION_SCALE, np.tile(task_features(ep, embodiments), (ep.length, 1))], axis=1)
+        raise ValueError("this needs a dataset with ground-truth labels (format 2)")
+    scale = np.array([1.0 if n.endswith("yaw") else POSITION_SCALE for n in names], dtype=np.float32)
+    return ep.labels * scale
+
+
+def privileged_features(ep: PushEpisode, embodiments: Sequence[str], names: Sequence[str]) -> np.ndarray:
+    """[T, F]: ground-truth positions of everything in the scene, plus the task one-hots."""
+    return np.concatenate([scaled_labels(ep, names), np.tile(task_features(ep, embodiments), (ep.length, 1))], axis=1)
 
 
 @dataclass
@@ -189,8 +195,9 @@ def privileged_baseline(data: PushDataset, heldout: PushDataset, cfg: HeadConfig
     heldout.require_labels()
     names = tuple(data.embodiments)
     stats = normalization_stats(data.episodes)
-    train = chunk_table(data, lambda ep: privileged_features(ep, names), stats)
-    held = chunk_table(heldout, lambda ep: privileged_features(ep, names), stats)
+    labels = data.label_names
+    train = chunk_table(data, lambda ep: privileged_features(ep, names, labels), stats)
+    held = chunk_table(heldout, lambda ep: privileged_features(ep, names, labels), stats)
     head = fit_head(train, cfg, log, label="privileged")
     return head, first_actions_mse(predict(head, held.features), held)
 

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..config import VLMConfig
+from .conv_tower import ConvTower
 from .layers import EncoderLayer, PlainLayerNorm, init_linears, sincos_1d, sincos_2d
 
 
@@ -61,7 +62,7 @@ class VLMStandIn(nn.Module):
         super().__init__()
         self.cfg = cfg
         w, cv = cfg.width, cfg.vision_width
-        self.vision = VisionTower(cfg)
+        self.vision = ConvTower(cfg) if cfg.vision_tower == "conv" else VisionTower(cfg)
         merged = cv * cfg.pool * cfg.pool
         # Eagle-2 mlp1: LayerNorm -> Linear -> GELU -> Linear after the pixel shuffle.
         self.projector = nn.Sequential(
@@ -77,9 +78,11 @@ class VLMStandIn(nn.Module):
             [EncoderLayer(w, cfg.heads, cfg.mlp_ratio, cfg.cond_tokens) for _ in range(cfg.layers)]
         )
         self.norm = nn.LayerNorm(w, eps=1e-6)
-        self.obs_proj = nn.Linear(cv, cfg.future_dim)
+        self.obs_proj = nn.Linear(cv, cfg.future_dim) if cfg.obs_projection else nn.Identity()
         self.obs_norm = PlainLayerNorm(cfg.future_dim)
         init_linears(self)
+        if cfg.freeze_vision:
+            self.vision.requires_grad_(False)
 
     def obs_embedding_from_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Vision-tower tokens of one view [N, grid^2, C_v] -> future-embedding space [N, T_o, d_o]."""

@@ -25,7 +25,7 @@ def test_chunk_table_holds_the_policys_normalised_chunks(tmp_path: Path) -> None
     stats = normalization_stats(ds.episodes)
     builder = BatchBuilder(push_config(ds, len(tok)), tok, stats)
     names = tuple(ds.embodiments)
-    table = chunk_table(ds, lambda ep: privileged_features(ep, names), stats)
+    table = chunk_table(ds, lambda ep: privileged_features(ep, names, ds.label_names), stats)
     assert len(table.features) == sum(ep.length for ep in ds.episodes)
     # Row 7 + 5 is step 5 of the second episode (paddle3, 3 action columns).
     batch = builder.batch(ds.episodes, [(0, 6), (1, 5)])
