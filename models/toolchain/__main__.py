@@ -174,6 +174,16 @@ def main(argv=None) -> int:
     pg.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     common(pg, device=False)
 
+    pd = sub.add_parser("push-diagnose", help="a push policy (checkpoint or package) on held-out episodes: world-model "
+                                              "target check, oracle gap, first-4 action MSE, input sensitivity")
+    src = pd.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path)
+    src.add_argument("--package", type=Path)
+    pd.add_argument("--heldout", type=Path, default=Path("models/runs/push/heldout"))
+    pd.add_argument("--reference", type=Path, default=None, help="push-privileged's JSON: adds the perception gate")
+    pd.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    common(pd, device=False)
+
     v = sub.add_parser("validate", help="check a package the way the server's loader does")
     v.add_argument("package", type=Path)
 
@@ -277,6 +287,39 @@ def main(argv=None) -> int:
                                  HeadConfig(steps=args.steps, seed=args.seed))
         _emit({"encoder": str(args.encoder), "arch": meta.get("arch"), **result}, args.out)
         return 0 if result["gate"]["pass"] else 1
+    elif args.cmd == "push-diagnose":
+        import json
+
+        import numpy as np
+
+        from .data.episodes import BatchBuilder
+        from .data.push import PushDataset
+        from .evaluate import (first_actions_mse_sampled, input_sensitivity, oracle_gap, oracle_gate,
+                               world_model_target_check)
+        from .perception import gate
+
+        if args.checkpoint:
+            from .train import load_checkpoint
+
+            policy, tokenizer, stats, _ = load_checkpoint(args.checkpoint)
+        else:
+            from .package import load_package
+
+            pkg = load_package(args.package)
+            policy, tokenizer, stats = pkg["policy"], pkg["tokenizer"], pkg["stats"]
+        heldout = PushDataset(args.heldout).episodes
+        builder = BatchBuilder(policy.cfg, tokenizer, stats)
+        # Oracle gap on 8 evenly spaced steps of every held-out episode (the heldout_errors sample).
+        items = [(i, int(t)) for i, ep in enumerate(heldout) for t in np.linspace(0, ep.length - 1, 8).astype(int)]
+        gap = oracle_gap(policy, builder.batch(heldout, items))
+        report = {"source": str(args.checkpoint or args.package), "heldout": str(args.heldout),
+                  "world_model_target": world_model_target_check(policy, builder, heldout),
+                  "oracle_gap": {**gap, "gate": oracle_gate(gap)},
+                  "first4_action_mse": first_actions_mse_sampled(policy, builder, heldout),
+                  "sensitivity": input_sensitivity(policy, builder, heldout)}
+        if args.reference:
+            report["perception_gate"] = gate(report["first4_action_mse"], json.loads(args.reference.read_text())["privileged"])
+        _emit(report, args.out)
     elif args.cmd == "validate":
         from .package import validate_package
 

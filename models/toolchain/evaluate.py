@@ -71,17 +71,17 @@ def heldout_errors(policy: DustPolicy, builder: BatchBuilder, episodes: Sequence
     }
 
 
-def other_layout(episodes: Sequence[Episode], i: int) -> int:
+def other_layout(episodes: Sequence[Episode], i: int) -> Optional[int]:
     """The next episode (cyclically) of the same embodiment showing a different scene. Push episodes carry their
     layout `seed`, and one layout is recorded once per ball named, so the next episode usually shows the same
-    scene; episodes without a seed (synthetic ones) each have a layout of their own."""
+    scene; episodes without a seed (synthetic ones) each have a layout of their own. None when there is none."""
     seed = getattr(episodes[i], "seed", None)
     for step in range(1, len(episodes)):
         j = (i + step) % len(episodes)
         ep = episodes[j]
         if ep.embodiment == episodes[i].embodiment and (seed is None or getattr(ep, "seed", None) != seed):
             return j
-    raise ValueError("no episode of the same embodiment with another layout: the image swap would change nothing")
+    return None
 
 
 def input_sensitivity(policy: DustPolicy, builder: BatchBuilder, episodes: Sequence[Episode], noise_seed: int = 99) -> Dict[str, float]:
@@ -96,7 +96,7 @@ def input_sensitivity(policy: DustPolicy, builder: BatchBuilder, episodes: Seque
     at = lambda i, t: (i, min(t, episodes[i].length - 1))  # noqa: E731
     base = builder.batch(episodes, [at(i, 5) for i in range(n)])
     other = builder.batch(episodes, [at(i + 1, 5) for i in range(n)])
-    scene = builder.batch(episodes, [at(other_layout(episodes, i), 5) for i in range(n)])
+    swaps = [other_layout(episodes, i) for i in range(n)]
     later = builder.batch(episodes, [at(i, 20) for i in range(n)])
     ref = sample_actions(policy, base, noise_seed, cfg.action_steps, cfg.vision_steps)
     common = min(e.action_dim for e in cfg.embodiments)
@@ -115,7 +115,9 @@ def input_sensitivity(policy: DustPolicy, builder: BatchBuilder, episodes: Seque
     flipped["embodiment_id"] = (base["embodiment_id"] + 1) % cfg.denoiser.num_embodiments
     return {
         "instruction": delta(swapped(["input_ids", "attention_mask"], other)),
-        "images": delta(swapped(["pixel_values"], scene)),
+        # None where some episode has no other layout to swap in (a change of images would show the same scene).
+        "images": (delta(swapped(["pixel_values"], builder.batch(episodes, [at(j, 5) for j in swaps])))
+                   if all(j is not None for j in swaps) else None),
         "state": delta(swapped(["state"], later)),
         "embodiment": delta(flipped),
         "noise_only": round(float((sample_actions(policy, base, noise_seed + 1, cfg.action_steps, cfg.vision_steps) - ref)[..., :common].abs().mean()), 5),
@@ -202,3 +204,21 @@ def oracle_gate(gap: Dict) -> Dict[str, bool]:
     checks = {"true_future_beats_noise": gap["action_mse_true_future"] < gap["action_mse_noise_future"],
               "world_model_error_falls_with_steps": wm[steps[-1]] < wm[steps[0]]}
     return {**checks, "pass": all(checks.values())}
+
+
+def first_actions_mse_sampled(policy: DustPolicy, builder: BatchBuilder, episodes: Sequence[Episode], first: int = 4,
+                              noise_seed: int = 1234, batch_size: int = 256) -> Dict[str, float]:
+    """The perception gate's metric (perception.first_actions_mse) for a sampling policy: every step of every
+    episode, actions sampled at the policy's default N_A / N_o, MSE over the first `first` actions, per embodiment."""
+    cfg = policy.cfg
+    sums: Dict[str, List[float]] = {}
+    items = [(i, t) for i, ep in enumerate(episodes) for t in range(ep.length)]
+    for s in range(0, len(items), batch_size):
+        chunk = items[s: s + batch_size]
+        batch = builder.batch(episodes, chunk)
+        pred = sample_actions(policy, batch, noise_seed + s, cfg.action_steps, cfg.vision_steps)
+        err = ((pred - batch["actions"])[:, :first] ** 2) * batch["action_mask"].unsqueeze(1)
+        per_row = err.sum(dim=(1, 2)) / (batch["action_mask"].sum(dim=1) * first)
+        for (i, _), e in zip(chunk, per_row.tolist()):
+            sums.setdefault(episodes[i].embodiment, []).append(e)
+    return {name: round(float(np.mean(v)), 5) for name, v in sums.items()}

@@ -69,6 +69,13 @@ class VLMStandIn(nn.Module):
             nn.LayerNorm(merged, eps=1e-6), nn.Linear(merged, w), nn.GELU(approximate="tanh"), nn.Linear(w, w)
         )
         self.view_embed = nn.Parameter(torch.randn(len(cfg.cameras), w) * 0.02)
+        # The ViT tower adds 2D positions to its patches; conv features carry none (translation-equivariant), and
+        # the language layers are blind to token order, so the conv tower's merged tokens get theirs here.
+        if cfg.vision_tower == "conv":
+            pos = sincos_2d(cfg.grid // cfg.pool, w)
+            self.register_buffer("image_pos", torch.from_numpy(pos), persistent=False)
+        else:
+            self.image_pos = None
         # Unit-variance word embeddings (nn.Embedding's default): the fixed sinusoidal positions added to them
         # have unit amplitude, and with a GPT-style 0.02 init the word identity would be a 2% perturbation of
         # the position code, which a briefly trained model never learns to read.
@@ -104,6 +111,8 @@ class VLMStandIn(nn.Module):
 
         shuffled = group_2x2(tokens, cfg.grid, cfg.pool, cv).reshape(-1, n_img, cfg.pool * cfg.pool * cv)
         img = self.projector(shuffled).reshape(-1, v, n_img, cfg.width)
+        if self.image_pos is not None:
+            img = img + self.image_pos
         img = (img + self.view_embed.unsqueeze(1)).reshape(-1, v * n_img, cfg.width)
         txt = self.text_embed(input_ids) + self.text_pos
         x = torch.cat([img, txt], dim=1)
