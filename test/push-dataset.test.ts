@@ -1,13 +1,14 @@
 /**
  * The push task's episode files, written by the TypeScript recorder, read by the toolchain's Python reader
- * (models/toolchain/data/push.py): the same frames, states, actions and instructions on both sides.
+ * (models/toolchain/data/push.py): the same frames, states, actions, ground-truth labels and instructions on
+ * both sides.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { EMBODIMENT_NAMES, emptyIndex, PushEnv, type RecordedEpisode, recordEpisode, sampleLayout, writeEpisode } from '@dust-serve/sim-push';
+import { EMBODIMENT_NAMES, emptyIndex, LABEL_NAMES, PushEnv, type RecordedEpisode, recordEpisode, sampleLayout, writeEpisode } from '@dust-serve/sim-push';
 import { PYTHON, WITH_NUMPY } from './support/tools.js';
 
 const SIZE = 16;
@@ -21,9 +22,10 @@ from models.toolchain.data.push import PushDataset
 ds = PushDataset(sys.argv[1])
 print(json.dumps({
   "cameras": ds.cameras, "image_size": ds.image_size, "instructions": len(ds.instructions),
+  "label_names": ds.require_labels(),
   "episodes": [{
     "embodiment": ep.embodiment, "instruction": ep.instruction, "seed": ep.seed, "length": ep.length,
-    "state": ep.state.tolist(), "actions": ep.actions.tolist(),
+    "state": ep.state.tolist(), "actions": ep.actions.tolist(), "labels": ep.labels.tolist(),
     "top_sum": int(sum(int(ep.frame("top", t).astype(np.int64).sum()) for t in range(ep.length))),
     "gripper_last": ep.frame("gripper", ep.length - 1).reshape(-1).tolist(),
   } for ep in ds.episodes]}))
@@ -45,6 +47,7 @@ WITH_NUMPY.describe('push dataset files', () => {
     expect(out.cameras).toEqual(['top', 'gripper']);
     expect(out.image_size).toBe(SIZE);
     expect(out.instructions).toBe(12);
+    expect(out.label_names).toEqual(LABEL_NAMES);
     recorded.forEach((ep, i) => {
       const got = out.episodes[i];
       expect(got.embodiment).toBe(ep.layout.embodiment);
@@ -53,6 +56,10 @@ WITH_NUMPY.describe('push dataset files', () => {
       expect(got.length).toBe(ep.length);
       expect(got.state).toEqual(ep.states.map((s) => Array.from(s)));
       expect(got.actions).toEqual(ep.actions.map((a) => Array.from(a)));
+      expect(got.labels).toEqual(ep.labels.map((l) => Array.from(l)));
+      // The pusher's columns of the labels are its proprioceptive state.
+      const pusher = LABEL_NAMES.indexOf('pusher_x');
+      expect(got.labels.map((l: number[]) => l.slice(pusher, pusher + 2))).toEqual(got.state.map((s: number[]) => s.slice(0, 2)));
       expect(got.top_sum).toBe(ep.frames.top.reduce((a, f) => a + f.reduce((x, y) => x + y, 0), 0));
       expect(got.gripper_last).toEqual(Array.from(ep.frames.gripper[ep.length - 1]));
     });

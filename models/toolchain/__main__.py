@@ -18,6 +18,16 @@ def _threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+def _emit(report, out) -> None:
+    import json
+
+    text = json.dumps(report, indent=1)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m models.toolchain", description="DUST model toolchain")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -126,9 +136,53 @@ def main(argv=None) -> int:
     pt.add_argument("--runs", type=Path, required=True)
     push_schedule(pt)
     pt.add_argument("--weak-step", type=int, default=0, help="dust only: also save a checkpoint at this step")
+    pt.add_argument("--encoder", type=Path, default=None,
+                    help="a push-encoder checkpoint: the VLM's vision tower, frozen, and the world-model target")
     pt.add_argument("--vlm", action="append", default=[], metavar="FIELD=VALUE",
                     help="replace a VLM stand-in field (vision_width, vision_layers, patch_size, ...); repeatable")
     common(pt)
+
+    pp = sub.add_parser("push-privileged", help="held-out first-4 action MSE of a chunk head on the simulator's ground "
+                                                "truth (the perception gate's reference), an image-free head and the mean chunk")
+    pp.add_argument("--data", type=Path, default=Path("models/runs/push/data"))
+    pp.add_argument("--heldout", type=Path, default=Path("models/runs/push/heldout"))
+    pp.add_argument("--steps", type=int, default=4000)
+    pp.add_argument("--seed", type=int, default=0)
+    pp.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    common(pp, device=False)
+
+    pv = sub.add_parser("push-encoder", help="pretrain a vision tower on the push task's ground truth (ball, zone, "
+                                             "pusher positions) and write it as a frozen encoder for push-train --encoder")
+    pv.add_argument("--arch", choices=["conv", "vit4"], default="conv")
+    pv.add_argument("--data", type=Path, default=Path("models/runs/push/data"))
+    pv.add_argument("--heldout", type=Path, default=Path("models/runs/push/heldout"))
+    pv.add_argument("--steps", type=int, default=3000)
+    pv.add_argument("--batch-size", type=int, default=64)
+    pv.add_argument("--lr", type=float, default=2e-3)
+    pv.add_argument("--seed", type=int, default=0)
+    pv.add_argument("--out", type=Path, default=Path("models/runs/push/encoder.pt"))
+    common(pv, device=False)
+
+    pg = sub.add_parser("perception-gate", help="a chunk head on a frozen encoder's features vs the privileged "
+                                                "head (push-privileged --out): pass when within 25%% per embodiment")
+    pg.add_argument("--encoder", type=Path, required=True)
+    pg.add_argument("--reference", type=Path, required=True, help="push-privileged's JSON")
+    pg.add_argument("--data", type=Path, default=Path("models/runs/push/data"))
+    pg.add_argument("--heldout", type=Path, default=Path("models/runs/push/heldout"))
+    pg.add_argument("--steps", type=int, default=4000)
+    pg.add_argument("--seed", type=int, default=0)
+    pg.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    common(pg, device=False)
+
+    pd = sub.add_parser("push-diagnose", help="a push policy (checkpoint or package) on held-out episodes: world-model "
+                                              "target check, oracle gap, first-4 action MSE, input sensitivity")
+    src = pd.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path)
+    src.add_argument("--package", type=Path)
+    pd.add_argument("--heldout", type=Path, default=Path("models/runs/push/heldout"))
+    pd.add_argument("--reference", type=Path, default=None, help="push-privileged's JSON: adds the perception gate")
+    pd.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    common(pd, device=False)
 
     v = sub.add_parser("validate", help="check a package the way the server's loader does")
     v.add_argument("package", type=Path)
@@ -184,7 +238,88 @@ def main(argv=None) -> int:
         else:
             push.train_variant(variant=args.variant, data=args.data, heldout=args.heldout, runs=args.runs, tcfg=tcfg,
                                device=args.device, weak_step=args.weak_step if args.variant == "dust" else None,
-                               vlm_fields=dict(item.split("=", 1) for item in args.vlm))
+                               vlm_fields=dict(item.split("=", 1) for item in args.vlm), encoder=args.encoder)
+    elif args.cmd == "push-privileged":
+        from .data.push import PushDataset
+        from .perception import HeadConfig, image_free_mse, mean_chunk_mse, privileged_baseline
+
+        data, heldout = PushDataset(args.data), PushDataset(args.heldout)
+        hcfg = HeadConfig(steps=args.steps, seed=args.seed)
+        _, privileged = privileged_baseline(data, heldout, hcfg)
+        report = {"metric": "held-out MSE of the first 4 normalised actions of each chunk", "heldout": str(args.heldout),
+                  "privileged": privileged, "image_free": image_free_mse(data, heldout, hcfg),
+                  "mean_chunk": mean_chunk_mse(data, heldout), "head_steps": args.steps, "seed": args.seed}
+        _emit(report, args.out)
+    elif args.cmd == "push-encoder":
+        import time
+
+        from .data.push import PushDataset
+        from .push import push_config
+        from .vision import (EncoderTrainConfig, FrameSource, PushEncoder, encoder_vlm_config, label_errors,
+                             save_encoder, train_encoder)
+
+        data, heldout = PushDataset(args.data), PushDataset(args.heldout)
+        names = data.require_labels()
+        cfg = push_config(data, len(data.instructions) + 8)
+        torch.manual_seed(args.seed)
+        encoder = PushEncoder(encoder_vlm_config(cfg.vlm, args.arch), len(names))
+        t0 = time.time()
+        history = train_encoder(encoder, FrameSource(data, cfg), EncoderTrainConfig(
+            steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed), label=args.arch)
+        report = {"arch": args.arch, "steps": args.steps, "batch_size": args.batch_size, "train_seconds": round(time.time() - t0),
+                  "tower_parameters": sum(p.numel() for p in encoder.tower.parameters()),
+                  "heldout_label_rmse": label_errors(encoder, FrameSource(heldout, cfg), names),
+                  "final_train_label_mse": history[-1]["label_mse"]}
+        save_encoder(args.out, encoder, names, {**report, "data": str(args.data)})
+        _emit({**report, "out": str(args.out)}, None)
+    elif args.cmd == "perception-gate":
+        import json
+
+        from .data.push import PushDataset
+        from .perception import HeadConfig
+        from .push import push_config
+        from .vision import load_encoder, perception_gate
+
+        data, heldout = PushDataset(args.data), PushDataset(args.heldout)
+        encoder, _, meta = load_encoder(args.encoder)
+        reference = json.loads(args.reference.read_text())["privileged"]
+        result = perception_gate(encoder, data, heldout, push_config(data, 8), reference,
+                                 HeadConfig(steps=args.steps, seed=args.seed))
+        _emit({"encoder": str(args.encoder), "arch": meta.get("arch"), **result}, args.out)
+        return 0 if result["gate"]["pass"] else 1
+    elif args.cmd == "push-diagnose":
+        import json
+
+        import numpy as np
+
+        from .data.episodes import BatchBuilder
+        from .data.push import PushDataset
+        from .evaluate import (first_actions_mse_sampled, input_sensitivity, oracle_gap, oracle_gate,
+                               world_model_target_check)
+        from .perception import gate
+
+        if args.checkpoint:
+            from .train import load_checkpoint
+
+            policy, tokenizer, stats, _ = load_checkpoint(args.checkpoint)
+        else:
+            from .package import load_package
+
+            pkg = load_package(args.package)
+            policy, tokenizer, stats = pkg["policy"], pkg["tokenizer"], pkg["stats"]
+        heldout = PushDataset(args.heldout).episodes
+        builder = BatchBuilder(policy.cfg, tokenizer, stats)
+        # Oracle gap on 8 evenly spaced steps of every held-out episode (the heldout_errors sample).
+        items = [(i, int(t)) for i, ep in enumerate(heldout) for t in np.linspace(0, ep.length - 1, 8).astype(int)]
+        gap = oracle_gap(policy, builder.batch(heldout, items))
+        report = {"source": str(args.checkpoint or args.package), "heldout": str(args.heldout),
+                  "world_model_target": world_model_target_check(policy, builder, heldout),
+                  "oracle_gap": {**gap, "gate": oracle_gate(gap)},
+                  "first4_action_mse": first_actions_mse_sampled(policy, builder, heldout),
+                  "sensitivity": input_sensitivity(policy, builder, heldout)}
+        if args.reference:
+            report["perception_gate"] = gate(report["first4_action_mse"], json.loads(args.reference.read_text())["privileged"])
+        _emit(report, args.out)
     elif args.cmd == "validate":
         from .package import validate_package
 

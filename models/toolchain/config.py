@@ -95,6 +95,15 @@ class VLMConfig:
     max_tokens: int = 16  # L
     vocab_size: int = 64
     future_dim: int = 32  # d_o
+    # "vit": patch embedding + encoder layers (SigLIP stand-in); "conv": model/conv_tower.py, same token shapes.
+    vision_tower: str = "vit"
+    # A trainable linear map of the pooled vision tokens to d_o before the target's normalisation. Off for a
+    # frozen pretrained tower (the paper takes SigLIP-2's tokens as they are): d_o is then vision_width, and no
+    # parameter sits in the target path that no loss reaches.
+    obs_projection: bool = True
+    # The vision tower takes no gradient (train.py): a pretrained encoder (vision.py), frozen as the paper
+    # freezes its VLM, so the world-model target is a fixed function of the future frame.
+    freeze_vision: bool = False
 
     @property
     def grid(self) -> int:
@@ -115,6 +124,11 @@ class VLMConfig:
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size or self.grid % self.pool:
             raise ValueError("image_size must be a multiple of patch_size * pool")
+        if self.vision_tower not in ("vit", "conv"):
+            raise ValueError("vision_tower must be 'vit' or 'conv'")
+        if not self.obs_projection and self.future_dim != self.vision_width:
+            raise ValueError("without obs_projection the world-model tokens are the vision tokens: future_dim must "
+                             "equal vision_width")
 
 
 @dataclass(frozen=True)

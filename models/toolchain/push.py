@@ -47,14 +47,19 @@ VARIANTS = {
 }
 
 
-def push_config(dataset: PushDataset, vocab_size: int, vlm_fields: Optional[Dict[str, str]] = None) -> ModelConfig:
+def push_config(dataset: PushDataset, vocab_size: int, vlm_fields: Optional[Dict[str, str]] = None,
+                encoder_vlm: Optional[VLMConfig] = None) -> ModelConfig:
     """dust-tiny's sizes (hidden 128, 2 MMDiT + 1 DiT blocks per modality) over the task's cameras and
-    embodiments; state and actions padded to 8 (the widest embodiment has 4 state and 3 action values)."""
+    embodiments; state and actions padded to 8 (the widest embodiment has 4 state and 3 action values).
+    `encoder_vlm`: the VLM configuration of a pretrained frozen encoder (vision.py); its tower's shapes replace
+    the stand-in's."""
     embodiments = tuple(
         EmbodimentConfig(name=name, id=i, state_dim=int(e["state_dim"]), action_dim=int(e["action_dim"]))
         for i, (name, e) in enumerate(dataset.embodiments.items())
     )
     vlm = VLMConfig(image_size=dataset.image_size, cameras=tuple(dataset.cameras), vocab_size=vocab_size)
+    if encoder_vlm is not None:
+        vlm = dataclasses.replace(encoder_vlm, vocab_size=vocab_size)
     if vlm_fields:  # e.g. a larger vision tower (--vlm vision_width=128); the denoiser follows the VLM's shapes
         unknown = [k for k in vlm_fields if not hasattr(vlm, k)]
         if unknown:
@@ -84,22 +89,42 @@ def record(out: Path, layouts: int, seed_start: int) -> None:
                     "--seed-start", str(seed_start)], cwd=REPO_ROOT, check=True)
 
 
+def policy_with_encoder(cfg: ModelConfig, encoder_path: Path) -> DustPolicy:
+    """A policy whose vision tower is the pretrained encoder's, frozen (cfg from push_config(encoder_vlm=...))."""
+    from .vision import load_encoder
+
+    encoder, _, _ = load_encoder(encoder_path)
+    policy = DustPolicy(cfg)
+    policy.vlm.vision.load_state_dict(encoder.tower.state_dict())
+    return policy
+
+
 def train_variant(*, variant: str, data: Path, heldout: Path, runs: Path, tcfg: TrainConfig, device: str,
-                  weak_step: Optional[int], vlm_fields: Optional[Dict[str, str]] = None) -> Dict:
-    """One training run; the DUST run also writes the weak checkpoint at `weak_step`."""
+                  weak_step: Optional[int], vlm_fields: Optional[Dict[str, str]] = None,
+                  encoder: Optional[Path] = None) -> Dict:
+    """One training run; the DUST run also writes the weak checkpoint at `weak_step`. With `encoder` the VLM's
+    vision tower is that pretrained encoder, frozen, and the world-model target is its embedding of o_{t+k}."""
     _, lambda_wm = VARIANTS[variant]
     tcfg = dataclasses.replace(tcfg, lambda_wm=lambda_wm)
     seed_everything(tcfg.seed)
     train_set, held = PushDataset(data), PushDataset(heldout)
     log(f"{variant}: {len(train_set.episodes)} episodes ({train_set.steps()} steps), {len(held.episodes)} held out")
     tokenizer = WordTokenizer.build(train_set.instructions)
-    policy = DustPolicy(push_config(train_set, len(tokenizer), vlm_fields))
+    if encoder is not None:
+        from .vision import load_encoder
+
+        cfg = push_config(train_set, len(tokenizer), vlm_fields, encoder_vlm=load_encoder(encoder)[0].vlm)
+        policy = policy_with_encoder(cfg, encoder)
+    else:
+        policy = DustPolicy(push_config(train_set, len(tokenizer), vlm_fields))
     stats = normalization_stats(train_set.episodes)
     # Quarter-way checkpoints show how a run is going (bench it with `npm run fleet` after an export).
     snapshots = {q * tcfg.steps // 4: runs / variant / f"step-{q * tcfg.steps // 4}.pt" for q in (1, 2, 3)}
     if weak_step:
         snapshots[weak_step] = runs / "weak" / "checkpoint.pt"
     label = f"{DATASET_LABEL}, {len(train_set.episodes)} episodes from layout seed {TRAIN_SEED_START}"
+    if encoder is not None:
+        label += f"; frozen vision encoder {encoder}"
     return fit(policy=policy, tokenizer=tokenizer, stats=stats, episodes=train_set.episodes, heldout=held.episodes,
                tcfg=tcfg, device=device, out=runs / variant / "checkpoint.pt", dataset=label, snapshots=snapshots)
 

@@ -1,12 +1,13 @@
 """Training per docs/sampling.md "Flow matching" and the paper's Algorithm 1 (A.6), with the A.2 optimiser.
 
-World-model target. The paper trains with a frozen pretrained VLM, so its target (SigLIP-2 tokens of o_{t+k},
-pooled) is a fixed function of the future frame. The stand-in VLM here starts from scratch and is trained
-jointly (its features must learn to describe the scene), so the target is computed by the SAME module, on the
-future frame, under stop-gradient: `vlm.image_embedding(o_{t+k})` inside `torch.no_grad()`. The world-model
-loss therefore never shapes its own target (no collapse pressure), and at export time `obs_embedding` of the
-current frame is exactly the function that produced the targets. The target is layer-normalised per token
-(see model/vlm.py), which keeps it at the scale of the N(0, I) noise whatever the vision tower learns.
+World-model target (`world_model_target`). The paper trains with a frozen pretrained VLM, so its target (SigLIP-2
+tokens of o_{t+k}, pooled) is a fixed function of the future frame. With a pretrained encoder (vision.py,
+`freeze_vision`, no obs projection) this is the same here: the target is the frozen tower's pooled, normalised
+tokens of o_{t+k}. Without one, the stand-in VLM starts from scratch and is trained jointly, and the target is
+computed by the SAME module under stop-gradient; its obs projection then only ever produces targets and keeps its
+random initialisation (README, "World-model target", says why that target barely moves within a chunk).
+Either way the world-model loss never shapes its own target, and at export time `obs_embedding` of the current
+frame is exactly the function that produced the targets.
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ def decoupled_noising(
     }
 
 
+def world_model_target(policy: DustPolicy, future_pixels: torch.Tensor) -> torch.Tensor:
+    """O = VLM_img(o_{t+k}) (Algorithm 1), stop-gradient: the obs_embedding function applied to the future frame."""
+    with torch.no_grad():
+        return policy.vlm.image_embedding(future_pixels)
+
+
 def flow_matching_loss(
     policy: DustPolicy,
     batch: Dict[str, torch.Tensor],
@@ -90,8 +97,7 @@ def flow_matching_loss(
 ) -> Tuple[torch.Tensor, Dict[str, float]]:
     """L = MSE(v_A, A - eps_A) + lambda_WM * MSE(v_O, O - eps_O) (paper eq. 4; video_only: the WM term only)."""
     vl_embs, _ = policy.vlm(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
-    with torch.no_grad():
-        target = policy.vlm.image_embedding(batch["future_pixels"])  # stop-gradient world-model target
+    target = world_model_target(policy, batch["future_pixels"])
     noise = decoupled_noising(batch["actions"], target, batch["has_actions"], tcfg, rng, gen)
     v_a, v_o = policy.denoiser(
         vl_embs, batch["state"], noise["noisy_actions"], noise["noisy_future"],

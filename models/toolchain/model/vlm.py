@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..config import VLMConfig
+from .conv_tower import ConvTower
 from .layers import EncoderLayer, PlainLayerNorm, init_linears, sincos_1d, sincos_2d
 
 
@@ -61,13 +62,20 @@ class VLMStandIn(nn.Module):
         super().__init__()
         self.cfg = cfg
         w, cv = cfg.width, cfg.vision_width
-        self.vision = VisionTower(cfg)
+        self.vision = ConvTower(cfg) if cfg.vision_tower == "conv" else VisionTower(cfg)
         merged = cv * cfg.pool * cfg.pool
         # Eagle-2 mlp1: LayerNorm -> Linear -> GELU -> Linear after the pixel shuffle.
         self.projector = nn.Sequential(
             nn.LayerNorm(merged, eps=1e-6), nn.Linear(merged, w), nn.GELU(approximate="tanh"), nn.Linear(w, w)
         )
         self.view_embed = nn.Parameter(torch.randn(len(cfg.cameras), w) * 0.02)
+        # The ViT tower adds 2D positions to its patches; conv features carry none (translation-equivariant), and
+        # the language layers are blind to token order, so the conv tower's merged tokens get theirs here.
+        if cfg.vision_tower == "conv":
+            pos = sincos_2d(cfg.grid // cfg.pool, w)
+            self.register_buffer("image_pos", torch.from_numpy(pos), persistent=False)
+        else:
+            self.image_pos = None
         # Unit-variance word embeddings (nn.Embedding's default): the fixed sinusoidal positions added to them
         # have unit amplitude, and with a GPT-style 0.02 init the word identity would be a 2% perturbation of
         # the position code, which a briefly trained model never learns to read.
@@ -77,9 +85,11 @@ class VLMStandIn(nn.Module):
             [EncoderLayer(w, cfg.heads, cfg.mlp_ratio, cfg.cond_tokens) for _ in range(cfg.layers)]
         )
         self.norm = nn.LayerNorm(w, eps=1e-6)
-        self.obs_proj = nn.Linear(cv, cfg.future_dim)
+        self.obs_proj = nn.Linear(cv, cfg.future_dim) if cfg.obs_projection else nn.Identity()
         self.obs_norm = PlainLayerNorm(cfg.future_dim)
         init_linears(self)
+        if cfg.freeze_vision:
+            self.vision.requires_grad_(False)
 
     def obs_embedding_from_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Vision-tower tokens of one view [N, grid^2, C_v] -> future-embedding space [N, T_o, d_o]."""
@@ -101,6 +111,8 @@ class VLMStandIn(nn.Module):
 
         shuffled = group_2x2(tokens, cfg.grid, cfg.pool, cv).reshape(-1, n_img, cfg.pool * cfg.pool * cv)
         img = self.projector(shuffled).reshape(-1, v, n_img, cfg.width)
+        if self.image_pos is not None:
+            img = img + self.image_pos
         img = (img + self.view_embed.unsqueeze(1)).reshape(-1, v * n_img, cfg.width)
         txt = self.text_embed(input_ids) + self.text_pos
         x = torch.cat([img, txt], dim=1)

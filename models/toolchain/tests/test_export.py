@@ -172,3 +172,36 @@ def test_external_data_layout_runs_in_onnxruntime_when_available(micro_policy, t
     got = ort.InferenceSession(str(out / "vlm.onnx"), providers=["CPUExecutionProvider"]).run(
         ["vl_embs"], {"pixel_values": pixels.numpy(), "input_ids": ids.numpy(), "attention_mask": mask.numpy()})
     np.testing.assert_allclose(got[0], vl.numpy(), atol=1e-4)
+
+
+def test_frozen_conv_encoder_exports_and_round_trips(tokenizer, stats, tmp_path):
+    """A policy on the push task's frozen conv encoder (vision.py): the package restores the same modules, its
+    manifest says so, and obs_embedding is still the world-model target of the main camera."""
+    import dataclasses
+
+    from models.toolchain.model import DustPolicy, randomize_zero_init
+    from models.toolchain.train import world_model_target
+    from models.toolchain.vision import encoder_vlm_config
+
+    from .conftest import micro_config
+
+    base = micro_config(len(tokenizer))
+    vlm = dataclasses.replace(encoder_vlm_config(base.vlm, "conv"), patch_size=4, vision_width=8, future_dim=8)
+    den = dataclasses.replace(base.denoiser, future_tokens=vlm.future_tokens, future_dim=8, cond_tokens=vlm.cond_tokens)
+    torch.manual_seed(0)
+    policy = DustPolicy(dataclasses.replace(base, vlm=vlm, denoiser=den)).eval()
+    randomize_zero_init(policy, 0.2, torch.Generator().manual_seed(0))
+    out = tmp_path / "m" / "1"
+    write_package(policy, tokenizer, stats, out, version=1, description="t", training={}, weights_dtype="float32")
+    assert validate_package(out) == []
+    loaded = load_package(out)
+    assert loaded["config"].vlm == vlm
+    pixels, ids, mask, den_in = random_inputs(policy.cfg, 2)
+    with torch.no_grad():
+        vl, obs = policy.vlm(pixels, ids, mask)
+        vl2, obs2 = loaded["policy"].vlm(pixels, ids, mask)
+        a = policy.denoiser(vl, **den_in)
+        b = loaded["policy"].denoiser(vl2, **den_in)
+    torch.testing.assert_close((vl2, obs2), (vl, obs), atol=0, rtol=0)
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    torch.testing.assert_close(obs, world_model_target(policy, pixels[:, 0]), atol=1e-6, rtol=0)

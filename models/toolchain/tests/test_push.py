@@ -10,12 +10,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from models.toolchain.build import fit, training_record
 from models.toolchain.config import TrainConfig
 from models.toolchain.data.episodes import BatchBuilder, normalization_stats
-from models.toolchain.data.push import FORMAT, PushDataset
+from models.toolchain.data.push import FORMAT, FORMATS, PushDataset
 from models.toolchain.model import DustPolicy
 from models.toolchain.push import push_config
 from models.toolchain.tokenizer import WordTokenizer
@@ -24,9 +25,14 @@ SIZE = 16
 EMBODIMENTS = {"pusher2": (4, 2), "paddle3": (3, 3)}
 
 
-def write_dataset(directory: Path, lengths=(7, 9)) -> None:
-    """Two episodes in the recorder's format (sim/push/src/dataset.ts), from a seeded generator."""
+LABEL_NAMES = ["ball_red_x", "ball_red_y", "zone_x", "zone_y", "pusher_x", "pusher_y", "pusher_yaw"]
+
+
+def write_dataset(directory: Path, lengths=(7, 9), fmt: str = FORMAT) -> None:
+    """Two episodes in the recorder's format (sim/push/src/dataset.ts), from a seeded generator; format 1 has no
+    labels."""
     rng = np.random.default_rng(0)
+    labelled = fmt != FORMATS[0]
     entries = []
     for (name, (sd, ad)), length in zip(EMBODIMENTS.items(), lengths):
         arrays, parts, offset = {}, [], 0
@@ -35,6 +41,7 @@ def write_dataset(directory: Path, lengths=(7, 9)) -> None:
             ("frames/gripper", rng.integers(0, 256, (length, SIZE, SIZE, 3), dtype=np.uint8)),
             ("state", rng.normal(size=(length, sd)).astype("<f4")),
             ("actions", rng.normal(size=(length, ad)).astype("<f4")),
+            *([("labels", rng.normal(size=(length, len(LABEL_NAMES))).astype("<f4"))] if labelled else []),
         ):
             arrays[key] = {"dtype": "uint8" if arr.dtype == np.uint8 else "float32", "offset": offset, "shape": list(arr.shape)}
             parts.append(arr.tobytes())
@@ -42,10 +49,10 @@ def write_dataset(directory: Path, lengths=(7, 9)) -> None:
         (directory / f"{name}.bin").write_bytes(b"".join(parts))
         entries.append({"file": f"{name}.bin", "embodiment": name, "instruction": f"push the red ball {name}",
                         "seed": 1, "length": length, "perturbed": False, "arrays": arrays})
-    index = {"format": FORMAT, "image_size": SIZE, "cameras": ["top", "gripper"], "control_dt_s": 0.1,
+    index = {"format": fmt, "image_size": SIZE, "cameras": ["top", "gripper"], "control_dt_s": 0.1,
              "instructions": ["push the red ball into the zone", "push the blue ball into the zone"],
              "embodiments": {n: {"state_dim": s, "action_dim": a} for n, (s, a) in EMBODIMENTS.items()},
-             "episodes": entries}
+             "episodes": entries, **({"label_names": LABEL_NAMES} if labelled else {})}
     (directory / "index.json").write_text(json.dumps(index))
 
 
@@ -56,6 +63,25 @@ def micro_push_config(ds: PushDataset, vocab: int):
     den = dataclasses.replace(cfg.denoiser, hidden=32, heads=2, timestep_dim=16, timestep_freq_dim=16, action_horizon=4,
                               future_tokens=vlm.future_tokens, future_dim=8, cond_dim=32, cond_tokens=vlm.cond_tokens)
     return dataclasses.replace(cfg, vlm=vlm, denoiser=den)
+
+
+def test_labels_are_read_and_old_datasets_stay_readable_without_them(tmp_path: Path) -> None:
+    new, old = tmp_path / "new", tmp_path / "old"
+    new.mkdir()
+    old.mkdir()
+    write_dataset(new)
+    write_dataset(old, fmt=FORMATS[0])
+    ds = PushDataset(new)
+    assert ds.require_labels() == LABEL_NAMES
+    assert [ep.labels.shape for ep in ds.episodes] == [(7, len(LABEL_NAMES)), (9, len(LABEL_NAMES))]
+    legacy = PushDataset(old)
+    assert legacy.episodes[0].labels is None and legacy.episodes[0].actions.shape == (7, 2)
+    with pytest.raises(ValueError, match="no ground-truth labels"):
+        legacy.require_labels()
+    index = json.loads((new / "index.json").read_text())
+    (new / "index.json").write_text(json.dumps({**index, "format": "dust-push-episodes/3"}))
+    with pytest.raises(ValueError, match="format"):
+        PushDataset(new)
 
 
 def test_config_and_batches_follow_the_dataset(tmp_path: Path) -> None:

@@ -4,7 +4,11 @@
  *   <dir>/index.json           { format, image_size, cameras, control_dt_s, instructions, embodiments, episodes }
  *   <dir>/<episode file>.bin   per episode, back to back, little-endian, no padding:
  *                                frames of each camera in `cameras` order, uint8 [T, H, W, 3] each;
- *                                state float32 [T, state_dim]; actions float32 [T, action_dim]
+ *                                state float32 [T, state_dim]; actions float32 [T, action_dim];
+ *                                labels float32 [T, label_names.length] (the simulator's ground truth)
+ *
+ * Format 2 added `labels` and `label_names`; format-1 datasets (no labels) stay readable by the toolchain for
+ * everything except what needs the labels (vision.py refuses them).
  *
  * Each index entry names its file, embodiment, instruction, layout seed, length T, whether it was perturbed,
  * and the byte offset and shape of every array, so a reader needs no other knowledge of the layout.
@@ -12,10 +16,10 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CAMERAS } from './env.js';
-import type { RecordedEpisode } from './episode.js';
+import { LABEL_NAMES, type RecordedEpisode } from './episode.js';
 import { allInstructions, COLORS, CONTROL_DT, EMBODIMENTS, EMBODIMENT_NAMES } from './scene.js';
 
-export const DATASET_FORMAT = 'dust-push-episodes/1';
+export const DATASET_FORMAT = 'dust-push-episodes/2';
 
 export interface ArrayRef {
   readonly dtype: 'uint8' | 'float32';
@@ -41,6 +45,8 @@ export interface DatasetIndex {
   /** Every instruction the task gives (the tokenizer's vocabulary), whether or not an episode uses it. */
   readonly instructions: readonly string[];
   readonly embodiments: Record<string, { state_dim: number; action_dim: number; state: readonly string[]; action: readonly string[] }>;
+  /** Column names of every episode's `labels` array. */
+  readonly label_names: readonly string[];
   readonly episodes: EpisodeEntry[];
 }
 
@@ -57,6 +63,7 @@ export function emptyIndex(imageSize: number): DatasetIndex {
         return [n, { state_dim: e.stateDim, action_dim: e.actionDim, state: e.stateLayout, action: e.actionLayout }];
       }),
     ),
+    label_names: LABEL_NAMES,
     episodes: [],
   };
 }
@@ -79,6 +86,7 @@ export function writeEpisode(dir: string, ep: RecordedEpisode, imageSize: number
   for (const cam of CAMERAS) add(`frames/${cam}`, 'uint8', [T, imageSize, imageSize, 3], ep.frames[cam]);
   add('state', 'float32', [T, ep.states[0].length], ep.states);
   add('actions', 'float32', [T, ep.actions[0].length], ep.actions);
+  add('labels', 'float32', [T, LABEL_NAMES.length], ep.labels);
   writeFileSync(path.join(dir, file), Buffer.concat(parts));
   return {
     file,

@@ -9,7 +9,29 @@
 import { mulberry32 } from './random.js';
 import { CAMERAS, type Camera, type PushEnv } from './env.js';
 import { expertAction, PADDLE_LEAD_S } from './expert.js';
-import { MAX_EPISODE_STEPS, type Layout } from './scene.js';
+import { COLORS, MAX_EPISODE_STEPS, type Layout } from './scene.js';
+
+/**
+ * The simulator's ground truth recorded beside each frame, in this order: every ball's centre (COLORS order),
+ * the zone's centre, the pusher's x, y and yaw (0 for pusher2). Free to record, and what an image encoder can be
+ * taught to see (models/toolchain/vision.py regresses it).
+ */
+export const LABEL_NAMES: readonly string[] = [
+  ...COLORS.flatMap((c) => [`ball_${c}_x`, `ball_${c}_y`]),
+  'zone_x',
+  'zone_y',
+  'pusher_x',
+  'pusher_y',
+  'pusher_yaw',
+];
+
+function labels(env: PushEnv): Float32Array {
+  const out = new Float32Array(LABEL_NAMES.length);
+  COLORS.forEach((_, i) => out.set(env.ballPosition(i), 2 * i));
+  out.set(env.layout.zone, 2 * COLORS.length);
+  out.set(env.pusherPose(), 2 * COLORS.length + 2);
+  return out;
+}
 
 /** Ornstein-Uhlenbeck noise on the executed action: per-step pull back to 0 and stationary deviation. */
 const NOISE_THETA = 0.25;
@@ -24,6 +46,8 @@ export interface RecordedEpisode {
   readonly frames: Record<Camera, Uint8Array[]>;
   readonly states: Float32Array[];
   readonly actions: Float32Array[];
+  /** Per step, LABEL_NAMES of the world the frames show. */
+  readonly labels: Float32Array[];
 }
 
 function gaussian(random: () => number): number {
@@ -37,6 +61,7 @@ export function recordEpisode(env: PushEnv, layout: Layout, perturbed: boolean, 
   const frames: Record<Camera, Uint8Array[]> = { top: [], gripper: [] };
   const states: Float32Array[] = [];
   const actions: Float32Array[] = [];
+  const truth: Float32Array[] = [];
   // Noise state in velocity units (x, y) and radians (yaw); stationary std = sigma.
   const noise = [0, 0, 0];
   const sigma = [NOISE_SIGMA_VELOCITY, NOISE_SIGMA_VELOCITY, NOISE_SIGMA_YAW];
@@ -46,6 +71,7 @@ export function recordEpisode(env: PushEnv, layout: Layout, perturbed: boolean, 
     const obs = env.observe(imageSize);
     for (const cam of CAMERAS) frames[cam].push(obs.frames[cam]);
     states.push(obs.state);
+    truth.push(labels(env));
     const label = expertAction(env);
     actions.push(label);
     if (success || env.steps >= MAX_EPISODE_STEPS) break;
@@ -61,5 +87,5 @@ export function recordEpisode(env: PushEnv, layout: Layout, perturbed: boolean, 
     env.step(executed);
     success = env.succeeded();
   }
-  return { layout, perturbed, success, length: states.length, frames, states, actions };
+  return { layout, perturbed, success, length: states.length, frames, states, actions, labels: truth };
 }

@@ -32,7 +32,7 @@ export type { Camera, Observation } from './env.js';
 export { primitives, render } from './render.js';
 export type { Primitive, View, GeomSource } from './render.js';
 export { PADDLE_LEAD_S, expertCommand, expertAction } from './expert.js';
-export { recordEpisode } from './episode.js';
+export { LABEL_NAMES, recordEpisode } from './episode.js';
 export type { RecordedEpisode } from './episode.js';
 export { DATASET_FORMAT, emptyIndex, writeEpisode } from './dataset.js';
 export type { ArrayRef, EpisodeEntry, DatasetIndex } from './dataset.js';
