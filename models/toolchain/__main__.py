@@ -37,6 +37,14 @@ def main(argv=None) -> int:
             sp.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="training device (default cpu)")
         sp.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads (default: PyTorch's choice)")
 
+    def chunk_head_args(sp):
+        """What the chunk-head commands (push-privileged, perception-gate) share: the data and the head's training."""
+        sp.add_argument("--data", type=Path, default=Path("models/runs/push/data"))
+        sp.add_argument("--heldout", type=Path, default=Path("models/runs/push/heldout"))
+        sp.add_argument("--steps", type=int, default=4000)
+        sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+
     t = sub.add_parser("train", help="train a preset on the synthetic dataset and write a checkpoint")
     t.add_argument("--preset", default="tiny", choices=["tiny", "paper"])
     t.add_argument("--out", type=Path, default=Path("models/runs/tiny/checkpoint.pt"))
@@ -144,11 +152,7 @@ def main(argv=None) -> int:
 
     pp = sub.add_parser("push-privileged", help="held-out first-4 action MSE of a chunk head on the simulator's ground "
                                                 "truth (the perception gate's reference), an image-free head and the mean chunk")
-    pp.add_argument("--data", type=Path, default=Path("models/runs/push/data"))
-    pp.add_argument("--heldout", type=Path, default=Path("models/runs/push/heldout"))
-    pp.add_argument("--steps", type=int, default=4000)
-    pp.add_argument("--seed", type=int, default=0)
-    pp.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    chunk_head_args(pp)
     common(pp, device=False)
 
     pv = sub.add_parser("push-encoder", help="pretrain a vision tower on the push task's ground truth (ball, zone, "
@@ -167,11 +171,7 @@ def main(argv=None) -> int:
                                                 "head (push-privileged --out): pass when within 25%% per embodiment")
     pg.add_argument("--encoder", type=Path, required=True)
     pg.add_argument("--reference", type=Path, required=True, help="push-privileged's JSON")
-    pg.add_argument("--data", type=Path, default=Path("models/runs/push/data"))
-    pg.add_argument("--heldout", type=Path, default=Path("models/runs/push/heldout"))
-    pg.add_argument("--steps", type=int, default=4000)
-    pg.add_argument("--seed", type=int, default=0)
-    pg.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    chunk_head_args(pg)
     common(pg, device=False)
 
     pd = sub.add_parser("push-diagnose", help="a push policy (checkpoint or package) on held-out episodes: world-model "

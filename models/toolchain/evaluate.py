@@ -8,7 +8,7 @@ real action columns.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -18,13 +18,18 @@ from .model import DustPolicy
 from .sampling import denoiser_field, joint_sample
 
 
-def sample_actions(policy: DustPolicy, batch: Dict[str, torch.Tensor], noise_seed: int, action_steps: int,
-                   vision_steps: int) -> torch.Tensor:
+def initial_noise(policy: DustPolicy, n: int, noise_seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Seeded initial noise of n rows: actions [n, H, d_A], then the future [n, T_o, d_o], from one generator."""
     d = policy.cfg.denoiser
-    n = batch["state"].shape[0]
     g = torch.Generator().manual_seed(noise_seed)
     a0 = torch.randn((n, d.action_horizon, d.action_dim), generator=g)
     o0 = torch.randn((n, d.future_tokens, d.future_dim), generator=g)
+    return a0, o0
+
+
+def sample_actions(policy: DustPolicy, batch: Dict[str, torch.Tensor], noise_seed: int, action_steps: int,
+                   vision_steps: int) -> torch.Tensor:
+    a0, o0 = initial_noise(policy, batch["state"].shape[0], noise_seed)
     with torch.no_grad():
         vl, _ = policy.vlm(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
         f = denoiser_field(policy.denoiser, vl, batch["state"], batch["embodiment_id"])
@@ -171,9 +176,7 @@ def oracle_gap(policy: DustPolicy, batch: Dict[str, torch.Tensor], noise_seed: i
     """
     d, cfg = policy.cfg.denoiser, policy.cfg
     n = batch["state"].shape[0]
-    g = torch.Generator().manual_seed(noise_seed)
-    a0 = torch.randn((n, d.action_horizon, d.action_dim), generator=g)
-    o0 = torch.randn((n, d.future_tokens, d.future_dim), generator=g)
+    a0, o0 = initial_noise(policy, n, noise_seed)
     with torch.no_grad():
         vl, _ = policy.vlm(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
         target = policy.vlm.image_embedding(batch["future_pixels"])
