@@ -12,6 +12,13 @@ describe('real-time chunking in the fleet', () => {
     expect(committedPrefix(chunk, 5, 16, 1)).toBeUndefined();
   });
 
+  it('commits only the actions that run before the switch when asked to, and nothing at delay 0', () => {
+    const chunk = rows([0], [1], [2], [3], [4]);
+    expect(committedPrefix(chunk, 1, 16, 2, 'delay')).toEqual({ actions: rows([1], [2]), delaySteps: 2 });
+    expect(committedPrefix(chunk, 3, 16, 4, 'delay')).toEqual({ actions: rows([3], [4]), delaySteps: 2 });
+    expect(committedPrefix(chunk, 1, 16, 0, 'delay')).toBeUndefined();
+  });
+
   it("measures the switch's jump between the new chunk's action and the old chunk's, for the same tick", () => {
     const old = rows([0, 0], [1, 0], [2, 0], [3, 0]);
     const fresh = rows([9, 9], [9, 9], [2, 4], [5, 5]);

@@ -14,17 +14,27 @@ export function serverMethod(mode: Exclude<ChunkingMode, 'none'>): 'naive' | 'in
 }
 
 /**
+ * What a robot commits to: the rest of the chunk it is executing ('rest', RTC's overlap: the server's soft mask
+ * then pulls the new chunk towards all of it), or only the d actions that run before the new chunk takes over
+ * ('delay': the server pins those and leaves the rest to the policy).
+ */
+export const COMMIT_MODES = ['rest', 'delay'] as const;
+export type CommitMode = (typeof COMMIT_MODES)[number];
+
+/**
  * The committed prefix at the tick a request observes: the executing chunk's rows from `next` (the row meant for
- * that tick) on, at most `horizon`, and the delay it can honour (the injected delay, at most the rows left). None
- * when the chunk has run out.
+ * that tick) on, at most `horizon` ('rest') or at most the delay ('delay'), and the delay it can honour (the
+ * injected delay, at most the rows left). None when the chunk has run out, or when only the delay's rows are
+ * committed and the delay is 0.
  */
 export function committedPrefix(
   chunk: readonly Float32Array[],
   next: number,
   horizon: number,
   delay: number,
+  commit: CommitMode = 'rest',
 ): { actions: Float32Array[]; delaySteps: number } | undefined {
-  const actions = chunk.slice(next, next + horizon);
+  const actions = chunk.slice(next, next + (commit === 'delay' ? Math.min(delay, horizon) : horizon));
   if (actions.length === 0) return undefined;
   return { actions, delaySteps: Math.min(delay, actions.length) };
 }

@@ -16,7 +16,7 @@ import { condition, EXPERIMENTS, parseConditions, type Condition, type Experimen
 import { runAb, type AbReport } from './ab.js';
 import { EMBODIMENT_NAMES, type EmbodimentName, PushEnv } from '@dust-serve/sim-push';
 import { PushRobot, type EpisodeResult, type EpisodeSpec } from './push-robot.js';
-import { CHUNKING_MODES, type ChunkingMode } from './chunk-metrics.js';
+import { CHUNKING_MODES, COMMIT_MODES, type ChunkingMode, type CommitMode } from './chunk-metrics.js';
 import { compareConditions, scalingPlot, summarizeCondition, type ConditionSummary } from './report.js';
 import { writePlot } from './plot.js';
 import { addResultOptions, resultMeta, writeResult } from '../results.js';
@@ -46,6 +46,7 @@ interface FleetOptions {
   stickyKey: 'episode' | 'robot';
   chunking: ChunkingMode;
   delay: number;
+  commit: CommitMode;
   out?: string;
   save?: boolean;
   json?: boolean;
@@ -90,6 +91,14 @@ const program = new Command('fleet')
     'injected inference delay in control steps (with --chunking): the new chunk takes over this many ticks after its observation',
     number(0, true),
     0,
+  )
+  .addOption(
+    new Option(
+      '--commit <what>',
+      'with --chunking: the robot commits the rest of its chunk (rest), or only the --delay actions that run before the switch (delay)',
+    )
+      .choices([...COMMIT_MODES])
+      .default('rest'),
   )
   .option('--plot <file>', 'write a PNG of success rate vs N_o (from the scaling conditions)')
   .option('--quiet', 'no progress bars');
@@ -214,6 +223,7 @@ async function main(): Promise<void> {
           pinVersion: !o.ab,
           chunking: o.chunking,
           delay: o.delay,
+          commit: o.commit,
           horizon,
         }),
       );
@@ -283,6 +293,7 @@ async function main(): Promise<void> {
         execute: o.execute,
         chunking: o.chunking,
         delay_steps: o.delay,
+        commit: o.commit,
         image_size: imageSize,
       },
       ...(ab ? { ab } : { conditions: summaries, comparisons: compareConditions(conditions, byCondition) }),

@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { actionRows, DustClient, DustClientError, type PredictResult } from '@dust-serve/client';
 import type { Condition } from './conditions.js';
 import { CAMERAS, CONTROL_DT, type EmbodimentName, MAX_EPISODE_STEPS, type PushEnv, sampleLayout } from '@dust-serve/sim-push';
-import { boundaryDiscontinuity, committedPrefix, meanJerk, serverMethod, switchStep, type ChunkingMode } from './chunk-metrics.js';
+import { boundaryDiscontinuity, committedPrefix, meanJerk, serverMethod, switchStep, type ChunkingMode, type CommitMode } from './chunk-metrics.js';
 
 export interface EpisodeSpec {
   readonly condition: Condition;
@@ -80,6 +80,8 @@ export interface PushRobotOptions {
   readonly chunking?: ChunkingMode;
   /** The injected inference delay d in control steps (with a chunking mode). @default 0 */
   readonly delay?: number;
+  /** What the robot commits to (chunk-metrics.ts CommitMode). @default 'rest' */
+  readonly commit?: CommitMode;
   /** The model's action horizon (the longest prefix). */
   readonly horizon?: number;
 }
@@ -139,7 +141,7 @@ export class PushRobot {
       const p: Pending = { sentAtStep: env.steps, sentAt: performance.now(), old: chunk, oldNext: next, done: false };
       pending = p;
       requests++;
-      const committed = mode !== 'none' && chunk ? committedPrefix(chunk, next, this.o.horizon ?? chunk.length, delay) : undefined;
+      const committed = mode !== 'none' && chunk ? committedPrefix(chunk, next, this.o.horizon ?? chunk.length, delay, this.o.commit) : undefined;
       client
         .predict(
           {

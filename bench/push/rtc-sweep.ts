@@ -39,6 +39,7 @@ interface Flags {
   execute: number;
   clock: string;
   verdictDelay: number;
+  commit: string;
   repository: string;
   model: string;
   threads: number;
@@ -128,6 +129,7 @@ async function main(): Promise<void> {
     .option('--execute <n>', 'actions executed before the next chunk is requested', number(1, true), 4)
     .option('--clock <clock>', 'lockstep (the delay is exactly the injected ticks) or realtime', 'lockstep')
     .option('--verdict-delay <n>', 'the delay the verdict is taken at', number(1, true), 4)
+    .option('--commit <what>', 'what the robots commit: the rest of their chunk (rest) or the delay actions only (delay)', 'rest')
     .option('--repository <dir>', 'model repository the server loads', 'models/push-repo')
     .option('--model <name>', 'model name', 'dust-push')
     .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1, true), 1)
@@ -156,7 +158,7 @@ async function main(): Promise<void> {
             FLEET,
             ...['--address', server.address, '--repository', f.repository, '--model', f.model],
             ...['--conditions', `${f.version}:4:4`, '--episodes', String(f.episodes), '--robots', String(f.robots)],
-            ...['--execute', String(f.execute), '--clock', f.clock, '--chunking', method, '--delay', String(delay), '--quiet', '--json'],
+            ...['--execute', String(f.execute), '--clock', f.clock, '--chunking', method, '--delay', String(delay), '--commit', f.commit, '--quiet', '--json'],
           ],
           { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'inherit'] },
         );
@@ -181,6 +183,7 @@ async function main(): Promise<void> {
       robots: f.robots,
       execute: f.execute,
       clock: f.clock,
+      commit: f.commit,
       action_steps: 4,
       vision_steps: 4,
     },
@@ -203,7 +206,7 @@ async function main(): Promise<void> {
     await writePlot(
       {
         title: 'Push task success vs injected inference delay',
-        subtitle: `${f.model}@${f.version}, N_A = N_o = 4, execute ${f.execute}, ${f.clock}, ${f.episodes} held-out episodes per point`,
+        subtitle: `${f.model}@${f.version}, N_A = N_o = 4, execute ${f.execute}, ${f.clock}, commits ${f.commit === 'delay' ? 'the delay' : 'the rest of its chunk'}, ${f.episodes} episodes per point`,
         xLabel: 'inference delay (control steps)',
         xScale: 'linear',
         series,
