@@ -503,7 +503,8 @@ export class NativeExecutor implements Executor {
    * One padded denoiser call and its Euler update over the arena prefix or the staging arena (gathered first by the
    * gather graph, when rows go through graphs); returns its ms.
    */
-  private runBucket(bucket: number, prefix: boolean, id = this.graphId(bucket, prefix)): number {
+  private runBucket(bucket: number, prefix: boolean): number {
+    const id = this.graphId(bucket, prefix);
     const t0 = performance.now();
     if (!prefix && this.gatherRows) this.gatherCall(bucket, id);
     this.denoiserCall(bucket, prefix, id);
@@ -560,9 +561,10 @@ export class NativeExecutor implements Executor {
   }
 
   /**
-   * Each captured graph against a regular run of its session on the same inputs (seeded values in every arena and
-   * staging row, flow times and step sizes of real steps, a gather that reverses the rows). Runs at creation, before
-   * any request: a failure turns the graphs off (runs pass NO_GRAPH) and says which graph and by how much.
+   * Each captured graph against a regular run of its session on the same inputs (seeded values in the arena rows the
+   * largest bucket reads, flow times and step sizes of real steps, a gather that reverses those rows into the staging
+   * arena). Runs at creation, before any request: a failure turns the graphs off (runs pass NO_GRAPH) and says which
+   * graph and by how much.
    */
   private verifyGraphs(): void {
     const max = this.buckets[this.buckets.length - 1];
