@@ -7,6 +7,7 @@ import { predictInit, registerPredict, type PredictFlags } from './predict.js';
 import { unreachableMessage } from './unreachable.js';
 import { packageVersion } from './version.js';
 import { failureMessage } from './with-client.js';
+import { commanderCode } from './testing/commander.js';
 
 const program = () => new Command().exitOverride().configureOutput({ writeErr: () => {} });
 
@@ -32,14 +33,7 @@ describe('dust-serve outcome', () => {
   });
 
   it('needs an episode id and exactly one of --success and --failure', () => {
-    const code = (argv: string[]) => {
-      try {
-        parseOutcome(argv);
-        return 'parsed';
-      } catch (err) {
-        return (err as CommanderError).code;
-      }
-    };
+    const code = (argv: string[]) => commanderCode(() => parseOutcome(argv));
     expect(code(['--success'])).toBe('commander.missingMandatoryOptionValue');
     expect(code(['--episode-id', 'e', '--success', '--failure'])).toBe('commander.conflictingOption');
     expect(code(['--episode-id', 'e', '--success', '--reward', 'x'])).toBe('commander.invalidArgument');

@@ -1,9 +1,10 @@
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DustClientError } from '@dust-serve/client';
 import { registerModels, type ModelsFlags } from './models.js';
 import { predictInit, registerPredict, type PredictFlags } from './predict.js';
 import { failureMessage } from './with-client.js';
+import { commanderCode } from './testing/commander.js';
 
 function parsePredict(argv: string[]): PredictFlags {
   let seen: PredictFlags | undefined;
@@ -73,14 +74,7 @@ describe('dust-serve predict flags', () => {
   });
 
   it('requires --embodiment and refuses bad values before calling anyone', () => {
-    const code = (argv: string[]): string => {
-      try {
-        parsePredict(argv);
-        return 'parsed';
-      } catch (err) {
-        return (err as CommanderError).code;
-      }
-    };
+    const code = (argv: string[]) => commanderCode(() => parsePredict(argv));
     expect(code([])).toBe('commander.missingMandatoryOptionValue');
     expect(code(['--embodiment', 'e', '--seed', '-3'])).toBe('commander.invalidArgument');
     expect(code(['--embodiment', 'e', '--state', '1,x'])).toBe('commander.invalidArgument');

@@ -1,9 +1,10 @@
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import type { ExperimentResult, VariantStatsResult } from '@dust-serve/client';
 import { parseFraction, parseWeights } from './args.js';
 import { registerExperiment, splitInit, type ExperimentShowFlags, type ExperimentSplitFlags } from './experiment.js';
 import { EXPERIMENT_COLUMNS, formatExperiment, formatSplit, variantRow } from './experiment-output.js';
+import { commanderCode } from './testing/commander.js';
 
 function parse(argv: string[]): { show?: ExperimentShowFlags; split?: ExperimentSplitFlags } {
   const seen: { show?: ExperimentShowFlags; split?: ExperimentSplitFlags } = {};
@@ -57,14 +58,7 @@ describe('dust-serve experiment', () => {
   });
 
   it('split refuses bad flags before calling anyone', () => {
-    const code = (argv: string[]) => {
-      try {
-        parse(argv);
-        return 'parsed';
-      } catch (err) {
-        return (err as CommanderError).code;
-      }
-    };
+    const code = (argv: string[]) => commanderCode(() => parse(argv));
     expect(code(['split'])).toBe('commander.missingMandatoryOptionValue');
     expect(code(['split', '--weights', '1=0'])).toBe('commander.invalidArgument');
     expect(code(['split', '--weights', '1=1', '--sticky', 'fleet'])).toBe('commander.invalidArgument');
