@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { Command, Option } from 'commander';
-import { number, viewSide, words } from './cli-args.js';
+import { number, numberList, viewSide, words } from './cli-args.js';
 import { MODE_NAMES, parseModes, SERVED_MODES, type ModeName } from './modes.js';
 import { DEFAULT_OFFLINE_BATCHES, offlineEngine, runOffline, type OfflineResult } from './offline.js';
 import {
@@ -32,10 +32,6 @@ import { DEFAULT_PLAN_BUDGET_MS, DEFAULT_PLAN_LOAD_FRACTION, DEFAULT_TARGET_BUDG
 import { requestClasses, type Workload } from './workload.js';
 import { addResultOptions, resultMeta, writeResult } from './results.js';
 import { fleetSummary } from './summaries.js';
-
-function list(v: string): number[] {
-  return v.split(',').map((s) => number(1, true)(s.trim()));
-}
 
 const program = new Command('bench')
   .description('DUST fleet simulator: robots against the real dust-serve, compared across batching modes and with the offline limit')
@@ -65,7 +61,7 @@ const program = new Command('bench')
   .option('--channels <n>', 'gRPC connections the robots share', number(1, true), 1)
   .option('--model-repository <dir>', 'model repository the server loads', 'models')
   .option('--model <name>', 'model name to request ("" = the server default)', '')
-  .option('--offline-batches <list>', 'batch sizes the offline mode tries', list, [...DEFAULT_OFFLINE_BATCHES])
+  .option('--offline-batches <list>', 'batch sizes the offline mode tries', numberList(1, true), [...DEFAULT_OFFLINE_BATCHES])
   .option('--offline-seconds <s>', 'timed seconds per offline batch size', number(0.1), DEFAULT_OFFLINE_SECONDS)
   .option('--server-args <flags>', 'extra flags for every server, space-separated, e.g. "--max-queue-delay-ms 1"', '')
   .option('--server-node-args <flags>', 'flags for the server\'s node process, space-separated, e.g. "--cpu-prof --cpu-prof-dir=prof"', '')

@@ -13,18 +13,13 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { number } from '../cli-args.js';
+import { listOf, number, numberList } from '../cli-args.js';
 import { addResultOptions, resultMeta, writeResult } from '../results.js';
 import { startServerProcess } from '../server-process.js';
 import { round } from '../stats.js';
 import { writePlot, type Series } from './plot.js';
 import type { ConditionSummary } from './report.js';
 
-const list = (v: string): string[] =>
-  v
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0);
 const FLEET = fileURLToPath(new URL('./fleet.js', import.meta.url));
 const METHODS = ['naive', 'rtc', 'ensemble'] as const;
 type Method = (typeof METHODS)[number];
@@ -33,7 +28,7 @@ const COLORS: Record<Method, string> = { naive: '#d62728', rtc: '#1f77b4', ensem
 interface Flags {
   version: number;
   methods: string[];
-  delays: string[];
+  delays: number[];
   episodes: number;
   robots: number;
   execute: number;
@@ -122,8 +117,8 @@ async function main(): Promise<void> {
   const program = new Command('fleet:rtc')
     .description('real-time chunking in the closed loop: success, boundary discontinuity and jerk per method and delay')
     .option('--version <n>', 'model version to run', number(1, true), 1)
-    .option('--methods <list>', `comma-separated: ${METHODS.join(', ')}`, list, [...METHODS])
-    .option('--delays <list>', 'injected inference delays in control steps', list, ['0', '1', '2', '4', '8'])
+    .option('--methods <list>', `comma-separated: ${METHODS.join(', ')}`, listOf, [...METHODS])
+    .option('--delays <list>', 'injected inference delays in control steps', numberList(0, true), [0, 1, 2, 4, 8])
     .option('--episodes <n>', 'held-out episodes per cell (the same layouts in every cell)', number(1, true), 200)
     .option('--robots <n>', 'simulated robots', number(2, true), 8)
     .option('--execute <n>', 'actions executed before the next chunk is requested', number(1, true), 4)
@@ -140,7 +135,6 @@ async function main(): Promise<void> {
     if (!(METHODS as readonly string[]).includes(m)) throw new Error(`--methods: unknown method ${JSON.stringify(m)}; known: ${METHODS.join(', ')}`);
     return m as Method;
   });
-  const delays = f.delays.map((d) => number(0, true)(d));
   const started = new Date();
   const server = await startServerProcess({
     modelRepository: f.repository,
@@ -150,7 +144,7 @@ async function main(): Promise<void> {
   const cells: SweepCell[] = [];
   try {
     for (const method of methods) {
-      for (const delay of delays) {
+      for (const delay of f.delays) {
         process.stderr.write(`[fleet:rtc] ${method}, delay ${delay}: ${f.episodes} episodes ...\n`);
         const out = execFileSync(
           process.execPath,
