@@ -20,3 +20,17 @@ export function app() {
     load: (file) => import(pathToFileURL(path.join(dir, file)).href),
   };
 }
+
+/** ||got - want|| / ||want|| over two arrays of numbers. */
+export function relL2(got, want) {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num += (got[i] - want[i]) ** 2;
+    den += want[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+/** The upper median of a list of timings (the list is left as it was). */
+export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -10,7 +10,7 @@
 //        [--batches 1,8,32,64,128] [--budget-s 0.8] [--deadline-s 420] [--threads 1] --out /tmp/gpu8/ort.json
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { app, option as opt } from './cli.mjs';
+import { app, median, option as opt, relL2 } from './cli.mjs';
 
 const work = path.resolve(opt('work', '/tmp/gpu8'));
 const configs = opt('configs', 'cuda-fp32,cuda-fp16,webgpu-fp32').split(',');
@@ -30,13 +30,19 @@ const { sampleJoint } = await load('dist/src/sampling/index.js');
 
 const log = (msg) => process.stderr.write(`[ort ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const round = (x, d = 3) => (Number.isFinite(x) ? Number(x.toFixed(d)) : x);
-const result = { onnxruntimeNode: require('onnxruntime-node/package.json').version, threads, batches, configs: {}, timing: 'wall clock of session.run(), median' };
+const result = {
+  onnxruntimeNode: require('onnxruntime-node/package.json').version,
+  threads,
+  batches,
+  configs: {},
+  timing: 'wall clock of session.run(), median',
+};
 const save = () => writeFileSync(outFile, JSON.stringify(result, null, 1));
 
 /** A deterministic pseudo-random stream (values do not matter to the timing; they must be valid). */
 function filler(seed) {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 function feedsFor(session, batch, manifest) {
@@ -48,7 +54,12 @@ function feedsFor(session, batch, manifest) {
     if (m.type === 'int64') {
       const data = new BigInt64Array(n);
       for (let i = 0; i < n; i++) {
-        data[i] = m.name === 'attention_mask' ? 1n : m.name === 'embodiment_id' ? BigInt(i % 2) : BigInt(2 + Math.floor(next() * (manifest.architecture.vlm.vocab_size - 2)));
+        data[i] =
+          m.name === 'attention_mask'
+            ? 1n
+            : m.name === 'embodiment_id'
+              ? BigInt(i % 2)
+              : BigInt(2 + Math.floor(next() * (manifest.architecture.vlm.vocab_size - 2)));
       }
       feeds[m.name] = new ort.Tensor('int64', data, shape);
     } else {
@@ -82,16 +93,6 @@ function decode(t) {
   const buf = new ArrayBuffer(bytes.byteLength);
   new Uint8Array(buf).set(bytes);
   return new ort.Tensor(t.dtype, t.dtype === 'int64' ? new BigInt64Array(buf) : new Float32Array(buf), t.shape);
-}
-
-function relL2(got, want) {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 const reference = existsSync(path.join(work, 'reference.json')) ? JSON.parse(readFileSync(path.join(work, 'reference.json'), 'utf8')) : undefined;
@@ -128,8 +129,10 @@ async function profileDenoiser(file, device, batch, manifest) {
     const p = e.args?.provider ?? '?';
     byProvider[p] = (byProvider[p] ?? 0) + 1 / runs.length;
   }
-  const top = Object.entries(byOp).sort((a, b) => b[1] - a[1]).slice(0, 12).map(([op, us]) => [op, round(us / 1000)]);
-  const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const top = Object.entries(byOp)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 12)
+    .map(([op, us]) => [op, round(us / 1000)]);
   return {
     batch,
     runs: runs.length,
@@ -170,37 +173,38 @@ async function sample(session, m, actionSteps, visionSteps) {
 // only reads its input (ReduceSum to a scalar).
 const probe = path.join(work, 'copy_probe.onnx');
 const probeDevice = configs[0].split('-')[0];
-if (existsSync(probe)) try {
-  const m = JSON.parse(readFileSync(path.join(work, 'repo32', 'dust-paper', '1', 'manifest.json'), 'utf8'));
-  const S = m.conditioning.tokens;
-  const D = m.conditioning.dim;
-  const kvWidth = Number(opt('kv-width', String(D * 32)));
-  const session = await ort.InferenceSession.create(probe, sessionOptions({ device: probeDevice, threads }));
-  const copy = (result.conditioning_copy = { device: probeDevice, conditioning: {}, cached_kv_via_host: {}, kv_width: kvWidth });
-  for (const b of batches) {
-    const x = new ort.Tensor('float32', new Float32Array(b * S * D).fill(0.5), [b, S, D]);
-    const t = await timed(() => session.run({ x }));
-    copy.conditioning[b] = { ...t, mb: round((b * S * D * 4) / 1e6, 1), gb_per_s: round((b * S * D * 4) / 1e6 / t.p50_ms, 2) };
-  }
-  for (const b of batches.filter((b) => b <= 8)) {
-    const x = new ort.Tensor('float32', new Float32Array(b * S * kvWidth).fill(0.5), [b, S, kvWidth]);
-    const t = await timed(() => session.run({ x }));
-    copy.cached_kv_via_host[b] = { ...t, mb: round((b * S * kvWidth * 4) / 1e6, 1) };
-  }
-  await session.release();
-  // Can onnxruntime-node keep a CUDA output on the device (IO binding)? Its gpu-buffer location is WebGPU's.
+if (existsSync(probe))
   try {
-    const s2 = await ort.InferenceSession.create(probe, { ...sessionOptions({ device: probeDevice, threads }), preferredOutputLocation: 'gpu-buffer' });
-    const out = await s2.run({ x: new ort.Tensor('float32', new Float32Array(S * D).fill(1), [1, S, D]) });
-    result.gpu_buffer_output = { ok: true, location: out.y.location };
-    await s2.release();
+    const m = JSON.parse(readFileSync(path.join(work, 'repo32', 'dust-paper', '1', 'manifest.json'), 'utf8'));
+    const S = m.conditioning.tokens;
+    const D = m.conditioning.dim;
+    const kvWidth = Number(opt('kv-width', String(D * 32)));
+    const session = await ort.InferenceSession.create(probe, sessionOptions({ device: probeDevice, threads }));
+    const copy = (result.conditioning_copy = { device: probeDevice, conditioning: {}, cached_kv_via_host: {}, kv_width: kvWidth });
+    for (const b of batches) {
+      const x = new ort.Tensor('float32', new Float32Array(b * S * D).fill(0.5), [b, S, D]);
+      const t = await timed(() => session.run({ x }));
+      copy.conditioning[b] = { ...t, mb: round((b * S * D * 4) / 1e6, 1), gb_per_s: round((b * S * D * 4) / 1e6 / t.p50_ms, 2) };
+    }
+    for (const b of batches.filter((b) => b <= 8)) {
+      const x = new ort.Tensor('float32', new Float32Array(b * S * kvWidth).fill(0.5), [b, S, kvWidth]);
+      const t = await timed(() => session.run({ x }));
+      copy.cached_kv_via_host[b] = { ...t, mb: round((b * S * kvWidth * 4) / 1e6, 1) };
+    }
+    await session.release();
+    // Can onnxruntime-node keep a CUDA output on the device (IO binding)? Its gpu-buffer location is WebGPU's.
+    try {
+      const s2 = await ort.InferenceSession.create(probe, { ...sessionOptions({ device: probeDevice, threads }), preferredOutputLocation: 'gpu-buffer' });
+      const out = await s2.run({ x: new ort.Tensor('float32', new Float32Array(S * D).fill(1), [1, S, D]) });
+      result.gpu_buffer_output = { ok: true, location: out.y.location };
+      await s2.release();
+    } catch (err) {
+      result.gpu_buffer_output = { ok: false, error: String(err?.message ?? err).split('\n')[0] };
+    }
+    log(`conditioning copy: ${JSON.stringify(copy.conditioning)}; gpu-buffer output: ${JSON.stringify(result.gpu_buffer_output)}`);
   } catch (err) {
-    result.gpu_buffer_output = { ok: false, error: String(err?.message ?? err).split('\n')[0] };
+    result.conditioning_copy = { error: String(err?.message ?? err).split('\n')[0] };
   }
-  log(`conditioning copy: ${JSON.stringify(copy.conditioning)}; gpu-buffer output: ${JSON.stringify(result.gpu_buffer_output)}`);
-} catch (err) {
-  result.conditioning_copy = { error: String(err?.message ?? err).split('\n')[0] };
-}
 
 for (const name of configs) {
   const [device, precision] = name.split('-');
@@ -265,7 +269,10 @@ if (base) {
   for (const [name, s] of Object.entries(samples)) {
     if (name === configs[0]) continue;
     result.sampling_vs_first_config[name] = Object.fromEntries(
-      Object.entries(s).map(([cls, r]) => [cls, { actions: round(relL2(r.actions, base[cls].actions), 7), future: round(relL2(r.future, base[cls].future), 7) }]),
+      Object.entries(s).map(([cls, r]) => [
+        cls,
+        { actions: round(relL2(r.actions, base[cls].actions), 7), future: round(relL2(r.future, base[cls].future), 7) },
+      ]),
     );
   }
 }

@@ -21,7 +21,9 @@ const manifest = parseManifest(JSON.parse(readFileSync(path.join(pkg, 'manifest.
 const side = 64;
 const px = Buffer.alloc(side * side * 3);
 for (let i = 0; i < px.length; i++) px[i] = (i * 7 + (i >> 6)) & 255;
-const jpeg = await sharp(px, { raw: { width: side, height: side, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+const jpeg = await sharp(px, { raw: { width: side, height: side, channels: 3 } })
+  .jpeg({ quality: 85 })
+  .toBuffer();
 const images = manifest.cameras.map((camera) => ({ camera, encoding: 'JPEG', width: side, height: side, data: jpeg }));
 const tokenizer = await PromptTokenizer.fromFile(path.join(pkg, manifest.text.tokenizer), manifest.text);
 const [embodimentName, embodiment] = Object.entries(manifest.embodiments)[0];

@@ -9,7 +9,7 @@
 //        [--device cuda] [--batches 1,8,64] [--runs 10] --out /tmp/gpu8/vlm-parts.json
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { app, option as opt } from './cli.mjs';
+import { app, median, option as opt, relL2 } from './cli.mjs';
 
 const pkg = path.resolve(opt('package', 'models/dust-tiny/1'));
 const parts = path.resolve(opt('parts', '/tmp/gpu8/vlm-parts'));
@@ -23,7 +23,6 @@ const { sessionOptions } = await load('dist/src/engine/index.js');
 
 const log = (msg) => process.stderr.write(`[vlm-parts ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const round = (x) => Number(x.toFixed(3));
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const manifest = JSON.parse(readFileSync(path.join(pkg, 'manifest.json'), 'utf8'));
 const result = { package: pkg, device, batches, runs, timing: 'wall clock of session.run(), median', models: {} };
 const save = () => writeFileSync(outFile, JSON.stringify(result, null, 1));
@@ -49,16 +48,6 @@ async function open(file) {
 
 /** The feeds a session takes (a prefix may not use every VLM input). */
 const take = (session, all) => Object.fromEntries(session.inputNames.map((n) => [n, all[n]]));
-
-const relL2 = (a, b) => {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-};
 
 const listed = JSON.parse(readFileSync(path.join(parts, 'parts.json'), 'utf8'));
 const models = [...listed.map((p) => [p.file, path.join(parts, p.file)]), ['vlm.onnx', path.join(pkg, 'vlm.onnx')]];
