@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { markBinsExecutable } from './mark-bins.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -66,7 +67,11 @@ export function staleReason(root = ROOT) {
 /** Runs `npm run build:bench` when the build is stale, saying why; returns whether it built. */
 export function ensureBuild(root = ROOT, say = (line) => process.stderr.write(`${line}\n`)) {
   const reason = staleReason(root);
-  if (!reason) return false;
+  if (!reason) {
+    // A build made before the build marked its bins (or by a bare tsc) is current but not runnable by `npx`.
+    markBinsExecutable(root);
+    return false;
+  }
   say(`build: ${reason}; running \`npm run build:bench\``);
   execFileSync('npm', ['run', 'build:bench', '--silent'], { cwd: root, stdio: ['ignore', process.stderr, 'inherit'] });
   return true;

@@ -3,11 +3,11 @@
  * with chosen modification times: a current build is left alone, and a changed input or a missing output names
  * itself as the reason to build.
  */
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BUILT, INPUT_FILES, staleReason } from '../scripts/ensure-build.mjs';
+import { BUILT, ensureBuild, INPUT_FILES, staleReason } from '../scripts/ensure-build.mjs';
 
 const OLD = new Date('2026-01-01T00:00:00Z');
 const BUILT_AT = new Date('2026-01-02T00:00:00Z');
@@ -15,10 +15,10 @@ const LATER = new Date('2026-01-03T00:00:00Z');
 
 let root: string;
 
-function put(file: string, at: Date): void {
+function put(file: string, at: Date, text = ''): void {
   const abs = path.join(root, file);
   mkdirSync(path.dirname(abs), { recursive: true });
-  writeFileSync(abs, '');
+  writeFileSync(abs, text);
   utimesSync(abs, at, at);
 }
 
@@ -68,5 +68,17 @@ describe('staleReason', () => {
   it('asks for a build when an output is missing (a fresh clone)', () => {
     rmSync(path.join(root, 'dist'), { recursive: true });
     expect(staleReason(root)).toBe('dist/src/engine/inference-worker.js has not been built');
+  });
+});
+
+describe('ensureBuild on a current build', () => {
+  // tsc writes a fresh dist/ without execute bits, and `npx dust-serve` runs the bin itself: npm sets the bit only
+  // when it first puts the checkout into its npx cache, so a clone at a path used before was refused.
+  it('makes the bins package.json names executable without building', () => {
+    put('package.json', OLD, JSON.stringify({ bin: { 'dust-serve': 'dist/src/cli/main.js' } }));
+    const bin = path.join(root, 'dist/src/cli/main.js');
+    chmodSync(bin, 0o644);
+    expect(ensureBuild(root, () => undefined)).toBe(false);
+    expect(statSync(bin).mode & 0o777).toBe(0o755);
   });
 });
