@@ -148,6 +148,13 @@ def main(argv=None) -> int:
                     help="a push-encoder checkpoint: the VLM's vision tower, frozen, and the world-model target")
     pt.add_argument("--vlm", action="append", default=[], metavar="FIELD=VALUE",
                     help="replace a VLM stand-in field (vision_width, vision_layers, patch_size, ...); repeatable")
+    pt.add_argument("--prefix-conditioning", action="store_true",
+                    help="train the action stream with committed prefixes given clean (per-position flow times), "
+                         "so the package answers real-time chunking's `condition` method")
+    pt.add_argument("--prefix-fraction", type=float, default=PUSH_TRAIN.prefix_fraction,
+                    help="with --prefix-conditioning: the share of rows trained with a prefix")
+    pt.add_argument("--prefix-max-delay", type=int, default=PUSH_TRAIN.prefix_max_delay,
+                    help="with --prefix-conditioning: the longest prefix trained (uniform over 1..N)")
     common(pt)
 
     pp = sub.add_parser("push-privileged", help="held-out first-4 action MSE of a chunk head on the simulator's ground "
@@ -236,9 +243,11 @@ def main(argv=None) -> int:
             push.build_push(repository=args.repository, runs=args.runs, layouts=args.layouts, tcfg=tcfg,
                             device=args.device, jobs=args.jobs, threads=args.threads or 1)
         else:
+            tcfg = dataclasses.replace(tcfg, prefix_fraction=args.prefix_fraction, prefix_max_delay=args.prefix_max_delay)
             push.train_variant(variant=args.variant, data=args.data, heldout=args.heldout, runs=args.runs, tcfg=tcfg,
                                device=args.device, weak_step=args.weak_step if args.variant == "dust" else None,
-                               vlm_fields=dict(item.split("=", 1) for item in args.vlm), encoder=args.encoder)
+                               vlm_fields=dict(item.split("=", 1) for item in args.vlm), encoder=args.encoder,
+                               prefix_conditioning=args.prefix_conditioning)
     elif args.cmd == "push-privileged":
         from .data.push import PushDataset
         from .perception import HeadConfig, image_free_mse, mean_chunk_mse, privileged_baseline

@@ -56,6 +56,11 @@ class DenoiserConfig:
     num_embodiments: int = 2
     # Unused by the math; recorded so that the manifest states every shape the graph uses.
     cond_tokens: int = 48
+    # Training-time prefix conditioning for real-time chunking (docs/sampling.md, "Real-time chunking"): the
+    # action encoder reads a flow time per action position (denoiser input `action_times`, [B, k]) instead of
+    # tau_A broadcast, so that committed actions can be given clean (time 1) beside noisy free positions. The
+    # AdaLN modulations keep tau_A, the free positions' time.
+    prefix_conditioning: bool = False
 
     def __post_init__(self) -> None:
         if self.attention_pattern not in ("alternate", "self_cross"):
@@ -213,10 +218,17 @@ class TrainConfig:
     # waiting otherwise (models/toolchain/README.md has the push task's steps/s with and without workers). Workers draw the batches' samples
     # from their own generator, so a run with workers is reproducible but differs from one without.
     loader_workers: int = 0
+    # Prefix conditioning (a denoiser with prefix_conditioning): the share of rows trained with a committed prefix,
+    # and its largest length d (uniform over 1..prefix_max_delay); the other rows see no prefix, as a request
+    # without one. Committed positions are given clean at flow time 1 and carry no loss.
+    prefix_fraction: float = 0.5
+    prefix_max_delay: int = 8
 
     def __post_init__(self) -> None:
         if self.loader_workers < 0:
             raise ValueError("loader_workers must be >= 0")
+        if not 0.0 <= self.prefix_fraction <= 1.0 or self.prefix_max_delay < 1:
+            raise ValueError("prefix_fraction must be in [0, 1] and prefix_max_delay >= 1")
         if self.tau_distribution not in ("beta", "uniform"):
             raise ValueError("tau_distribution must be 'beta' or 'uniform'")
         if self.mode not in ("joint", "video_only"):

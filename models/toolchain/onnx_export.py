@@ -28,7 +28,6 @@ ONNX_PROTOBUF_LIMIT = 2 * 1024**3  # a single protobuf cannot exceed 2 GiB; larg
 
 VLM_INPUTS = ["pixel_values", "input_ids", "attention_mask"]
 VLM_OUTPUTS = ["vl_embs", "obs_embedding"]
-DENOISER_INPUTS = ["vl_embs", "state", "actions", "future", "tau_a", "tau_o", "embodiment_id"]
 DENOISER_OUTPUTS = ["v_actions", "v_future"]
 
 
@@ -61,6 +60,8 @@ def graph_signature(cfg: ModelConfig) -> Dict[str, Dict[str, Dict[str, Tuple[str
                 "tau_a": ("float32", ["B"]),
                 "tau_o": ("float32", ["B"]),
                 "embodiment_id": ("int64", ["B"]),
+                # Prefix conditioning only: the flow time of every action position (committed ones at 1).
+                **({"action_times": ("float32", ["B", d.action_horizon])} if d.prefix_conditioning else {}),
             },
             "outputs": {
                 "v_actions": ("float32", ["B", d.action_horizon, d.action_dim]),
@@ -79,7 +80,7 @@ def example_inputs(cfg: ModelConfig, graph: str, batch: int = 2) -> Tuple[torch.
         if dtype == "int64":
             high = cfg.vlm.vocab_size if name == "input_ids" else (2 if name == "attention_mask" else cfg.denoiser.num_embodiments)
             out.append(torch.randint(0, high, dims, generator=g, dtype=torch.int64))
-        elif name in ("tau_a", "tau_o"):
+        elif name in ("tau_a", "tau_o", "action_times"):
             out.append(torch.rand(dims, generator=g))
         else:
             out.append(torch.randn(dims, generator=g))
@@ -233,8 +234,8 @@ class _DenoiserGraph(_GraphWrapper):
         super().__init__()
         self.denoiser = policy.denoiser
 
-    def forward(self, vl_embs, state, actions, future, tau_a, tau_o, embodiment_id):
-        return self.denoiser(vl_embs, state, actions, future, tau_a, tau_o, embodiment_id)
+    def forward(self, vl_embs, state, actions, future, tau_a, tau_o, embodiment_id, action_times=None):
+        return self.denoiser(vl_embs, state, actions, future, tau_a, tau_o, embodiment_id, action_times)
 
 
 def export_graphs(policy: DustPolicy, out_dir: Path, external_data: bool = False) -> Dict[str, Path]:
@@ -246,7 +247,7 @@ def export_graphs(policy: DustPolicy, out_dir: Path, external_data: bool = False
     export_graph(_VLMGraph(policy), example_inputs(cfg, "vlm"), out_dir / "vlm.onnx", VLM_INPUTS, VLM_OUTPUTS,
                  sig["vlm"], external_data)
     export_graph(_DenoiserGraph(policy), example_inputs(cfg, "denoiser"), out_dir / "denoiser.onnx",
-                 DENOISER_INPUTS, DENOISER_OUTPUTS, sig["denoiser"], external_data)
+                 list(sig["denoiser"]["inputs"]), DENOISER_OUTPUTS, sig["denoiser"], external_data)
     files = {}
     for name in ("vlm.onnx", "vlm.onnx.data", "denoiser.onnx", "denoiser.onnx.data"):
         if (out_dir / name).exists():

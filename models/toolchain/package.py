@@ -146,6 +146,9 @@ def manifest_for(
             "max_vision_steps": cfg.max_vision_steps,
         },
         "embodiments": embodiments,
+        # Absent: the guidance-free methods every package supports. A model trained with prefix conditioning
+        # also answers a prefix by conditioning on it (docs/model-package.md, `realtime_chunking`).
+        **({"realtime_chunking": ["condition", "inpaint", "naive", "ensemble"]} if d.prefix_conditioning else {}),
         "training": training,
         "files": files,
     }
@@ -370,6 +373,12 @@ def validate_package(package_dir: Path) -> List[str]:
             "outputs": {"v_actions": ("float32", [k, dA]), "v_future": ("float32", [To, dO])},
         },
     }
+    # The server feeds per-position action times exactly when the manifest lists the condition method
+    # (src/model/package.ts takesPositionTimes), which only a denoiser trained with prefix conditioning answers.
+    if "condition" in manifest.get("realtime_chunking", []):
+        expected["denoiser"]["inputs"]["action_times"] = ("float32", [k])
+        if not manifest["architecture"].get("denoiser", {}).get("prefix_conditioning"):
+            problems.append("realtime_chunking lists condition, which needs a denoiser trained with prefix_conditioning")
     for graph, table in expected.items():
         path = package_dir / f"{graph}.onnx"
         if not path.exists():

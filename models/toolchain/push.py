@@ -48,7 +48,7 @@ VARIANTS = {
 
 
 def push_config(dataset: PushDataset, vocab_size: int, vlm_fields: Optional[Dict[str, str]] = None,
-                encoder_vlm: Optional[VLMConfig] = None) -> ModelConfig:
+                encoder_vlm: Optional[VLMConfig] = None, prefix_conditioning: bool = False) -> ModelConfig:
     """dust-tiny's sizes (hidden 128, 2 MMDiT + 1 DiT blocks per modality) over the task's cameras and
     embodiments; state and actions padded to 8 (the widest embodiment has 4 state and 3 action values).
     `encoder_vlm`: the VLM configuration of a pretrained frozen encoder (vision.py); its tower's shapes replace
@@ -72,6 +72,7 @@ def push_config(dataset: PushDataset, vocab_size: int, vlm_fields: Optional[Dict
             hidden=128, heads=4, mmdit_layers=2, dit_layers=1, mlp_ratio=2.0, timestep_dim=64, timestep_freq_dim=64,
             action_dim=8, state_dim=8, num_embodiments=len(embodiments), future_tokens=vlm.future_tokens,
             future_dim=vlm.future_dim, cond_dim=vlm.width, cond_tokens=vlm.cond_tokens,
+            prefix_conditioning=prefix_conditioning,
         ),
         embodiments=embodiments,
     )
@@ -101,9 +102,10 @@ def policy_with_encoder(cfg: ModelConfig, encoder_path: Path) -> DustPolicy:
 
 def train_variant(*, variant: str, data: Path, heldout: Path, runs: Path, tcfg: TrainConfig, device: str,
                   weak_step: Optional[int], vlm_fields: Optional[Dict[str, str]] = None,
-                  encoder: Optional[Path] = None) -> Dict:
+                  encoder: Optional[Path] = None, prefix_conditioning: bool = False) -> Dict:
     """One training run; the DUST run also writes the weak checkpoint at `weak_step`. With `encoder` the VLM's
-    vision tower is that pretrained encoder, frozen, and the world-model target is its embedding of o_{t+k}."""
+    vision tower is that pretrained encoder, frozen, and the world-model target is its embedding of o_{t+k}. With
+    `prefix_conditioning` the action stream also learns to continue a committed prefix (train.commit_prefix)."""
     _, lambda_wm = VARIANTS[variant]
     tcfg = dataclasses.replace(tcfg, lambda_wm=lambda_wm)
     seed_everything(tcfg.seed)
@@ -113,10 +115,11 @@ def train_variant(*, variant: str, data: Path, heldout: Path, runs: Path, tcfg: 
     if encoder is not None:
         from .vision import load_encoder
 
-        cfg = push_config(train_set, len(tokenizer), vlm_fields, encoder_vlm=load_encoder(encoder)[0].vlm)
+        cfg = push_config(train_set, len(tokenizer), vlm_fields, encoder_vlm=load_encoder(encoder)[0].vlm,
+                          prefix_conditioning=prefix_conditioning)
         policy = policy_with_encoder(cfg, encoder)
     else:
-        policy = DustPolicy(push_config(train_set, len(tokenizer), vlm_fields))
+        policy = DustPolicy(push_config(train_set, len(tokenizer), vlm_fields, prefix_conditioning=prefix_conditioning))
     stats = normalization_stats(train_set.episodes)
     # Quarter-way checkpoints show how a run is going (bench it with `npm run fleet` after an export).
     snapshots = {q * tcfg.steps // 4: runs / variant / f"step-{q * tcfg.steps // 4}.pt" for q in (1, 2, 3)}

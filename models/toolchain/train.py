@@ -82,6 +82,27 @@ def decoupled_noising(
     }
 
 
+def prefix_lengths(n: int, tcfg: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Committed-prefix lengths d for n rows (prefix conditioning): 0 for a share 1 - prefix_fraction of the rows,
+    else uniform over 1..prefix_max_delay, the delays a robot's request can carry (real-time chunking)."""
+    d = rng.integers(1, tcfg.prefix_max_delay + 1, size=n)
+    d = np.where(rng.uniform(size=n) < tcfg.prefix_fraction, d, 0)
+    return torch.from_numpy(d.astype(np.int64))
+
+
+def commit_prefix(noise: Dict[str, torch.Tensor], actions: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Training-time prefix conditioning (in place on `noise`): the first d positions of each row become the clean
+    actions at flow time 1 (`action_times`, the denoiser's per-position times), as the server gives a committed
+    prefix; returns the [B, k] mask of those positions, which carry no action loss."""
+    k = actions.shape[1]
+    lengths = lengths.to(actions.device) * (noise["has_actions"] > 0).long()
+    committed = torch.arange(k, device=actions.device).unsqueeze(0) < lengths.unsqueeze(1)
+    noise["action_times"] = torch.where(committed, torch.ones_like(committed, dtype=actions.dtype),
+                                        noise["tau_a"].unsqueeze(1).expand(-1, k))
+    noise["noisy_actions"] = torch.where(committed.unsqueeze(-1), actions, noise["noisy_actions"])
+    return committed
+
+
 def world_model_target(policy: DustPolicy, future_pixels: torch.Tensor) -> torch.Tensor:
     """O = VLM_img(o_{t+k}) (Algorithm 1), stop-gradient: the obs_embedding function applied to the future frame."""
     with torch.no_grad():
@@ -99,13 +120,18 @@ def flow_matching_loss(
     vl_embs, _ = policy.vlm(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
     target = world_model_target(policy, batch["future_pixels"])
     noise = decoupled_noising(batch["actions"], target, batch["has_actions"], tcfg, rng, gen)
+    committed = None
+    if policy.cfg.denoiser.prefix_conditioning:
+        committed = commit_prefix(noise, batch["actions"], prefix_lengths(batch["actions"].shape[0], tcfg, rng))
     v_a, v_o = policy.denoiser(
         vl_embs, batch["state"], noise["noisy_actions"], noise["noisy_future"],
-        noise["tau_a"], noise["tau_o"], batch["embodiment_id"],
+        noise["tau_a"], noise["tau_o"], batch["embodiment_id"], noise.get("action_times"),
     )
     # Only the embodiment's real action columns, and only rows that have actions, carry an action loss
-    # (GR00T masks the zero padding the same way).
+    # (GR00T masks the zero padding the same way); committed prefix positions are inputs, not predictions.
     mask = batch["action_mask"].unsqueeze(1) * noise["has_actions"].view(-1, 1, 1)
+    if committed is not None:
+        mask = mask * (~committed).unsqueeze(-1).to(mask.dtype)
     mask = mask.expand_as(v_a)
     sq = (v_a - (batch["actions"] - noise["eps_a"])) ** 2
     loss_a = (sq * mask).sum() / mask.sum().clamp(min=1.0)

@@ -27,7 +27,7 @@ discards them. Vision: 2-layer MLP with ReLU (A.2).
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -198,8 +198,12 @@ class ActionEncoder(nn.Module):
         self.horizon = cfg.action_horizon
 
     def forward(self, actions: torch.Tensor, tau: torch.Tensor, embodiment: torch.Tensor) -> torch.Tensor:
+        """tau: [B] (one flow time for the chunk) or [B, k] (one per position, prefix conditioning)."""
         a = self.w1(actions, embodiment)
-        t = timestep_features(tau, self.freqs, self.scale).unsqueeze(1).expand(-1, self.horizon, -1)
+        if tau.dim() == 2:
+            t = timestep_features(tau.reshape(-1), self.freqs, self.scale).view(tau.shape[0], self.horizon, -1)
+        else:
+            t = timestep_features(tau, self.freqs, self.scale).unsqueeze(1).expand(-1, self.horizon, -1)
         return self.w3(F.silu(self.w2(torch.cat([a, t], dim=-1), embodiment)), embodiment)
 
 
@@ -310,8 +314,9 @@ class DustDenoiser(nn.Module):
         tau_a: torch.Tensor,
         tau_o: torch.Tensor,
         embodiment_id: torch.Tensor,
+        action_times: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        return self.forward_with_kv(self.conditioning_kv(vl_embs), state, actions, future, tau_a, tau_o, embodiment_id)
+        return self.forward_with_kv(self.conditioning_kv(vl_embs), state, actions, future, tau_a, tau_o, embodiment_id, action_times)
 
     def forward_with_kv(
         self,
@@ -322,12 +327,16 @@ class DustDenoiser(nn.Module):
         tau_a: torch.Tensor,
         tau_o: torch.Tensor,
         embodiment_id: torch.Tensor,
+        action_times: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """action_times: [B, k], the flow time of each action position (prefix conditioning; committed positions at
+        1); None = tau_a at every position, which is all a model without prefix conditioning ever reads."""
         temb_a = F.silu(self.time_action(tau_a))
         temb_o = F.silu(self.time_vision(tau_o))
 
         state_tok = self.state_encoder(state.unsqueeze(1), embodiment_id)
-        action_tok = self.action_encoder(actions, tau_a, embodiment_id) + self.action_pos
+        position_times = tau_a if action_times is None or not self.cfg.prefix_conditioning else action_times
+        action_tok = self.action_encoder(actions, position_times, embodiment_id) + self.action_pos
         xa = torch.cat([state_tok, action_tok], dim=1)
         xo = self.vision_encoder(future) + self.vision_pos
 
