@@ -4,12 +4,15 @@
  * robot executed. Pure.
  */
 
-/** The fleet's --chunking: none (no prefix, the switch as soon as the answer is in) or a method of the server's. */
-export const CHUNKING_MODES = ['none', 'naive', 'rtc', 'ensemble'] as const;
+/**
+ * The fleet's --chunking: none (no prefix, the switch as soon as the answer is in) or a method of the server's:
+ * rtc is its guidance-free inpainting, condition the prefix given to a policy trained with it.
+ */
+export const CHUNKING_MODES = ['none', 'naive', 'rtc', 'ensemble', 'condition'] as const;
 export type ChunkingMode = (typeof CHUNKING_MODES)[number];
 
 /** The server's method for a fleet mode. */
-export function serverMethod(mode: Exclude<ChunkingMode, 'none'>): 'naive' | 'inpaint' | 'ensemble' {
+export function serverMethod(mode: Exclude<ChunkingMode, 'none'>): 'naive' | 'inpaint' | 'ensemble' | 'condition' {
   return mode === 'rtc' ? 'inpaint' : mode;
 }
 

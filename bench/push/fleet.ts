@@ -81,7 +81,7 @@ const program = new Command('fleet')
   .addOption(
     new Option(
       '--chunking <mode>',
-      'real-time chunking: the robot sends the rest of its chunk as the committed prefix and switches --delay ticks after the observation; naive, rtc (inpainting) and ensemble are the server methods; none sends no prefix',
+      'real-time chunking: the robot sends the rest of its chunk as the committed prefix and switches --delay ticks after the observation; naive, rtc (inpainting), ensemble and condition (a policy trained with prefix conditioning) are the server methods; none sends no prefix',
     )
       .choices([...CHUNKING_MODES])
       .default('none'),
@@ -189,7 +189,7 @@ async function main(): Promise<void> {
   const conditions = conditionsFrom(o);
   const embodiments = embodimentsFrom(o);
   if (o.robots < embodiments.length) throw new Error(`--robots must be at least the number of embodiments (${embodiments.length})`);
-  if (o.delay > 0 && o.chunking === 'none') throw new Error('--delay needs --chunking naive, rtc or ensemble');
+  if (o.delay > 0 && o.chunking === 'none') throw new Error('--delay needs --chunking naive, rtc, ensemble or condition');
   const started = new Date().toISOString();
   let server: ServerProcess | undefined;
   const serverArgs = o.serverArgs.split(/\s+/).filter((a) => a.length > 0);

@@ -21,9 +21,9 @@ import { writePlot, type Series } from './plot.js';
 import type { ConditionSummary } from './report.js';
 
 const FLEET = fileURLToPath(new URL('./fleet.js', import.meta.url));
-const METHODS = ['naive', 'rtc', 'ensemble'] as const;
+const METHODS = ['naive', 'rtc', 'ensemble', 'condition'] as const;
 type Method = (typeof METHODS)[number];
-const COLORS: Record<Method, string> = { naive: '#d62728', rtc: '#1f77b4', ensemble: '#2ca02c' };
+const COLORS: Record<Method, string> = { naive: '#d62728', rtc: '#1f77b4', ensemble: '#2ca02c', condition: '#9467bd' };
 
 interface Flags {
   version: number;
@@ -58,22 +58,28 @@ export interface SweepCell {
   readonly wall_s: number;
 }
 
+/** The methods the real-time chunking target is about, each judged against naive switching. */
+export const REALTIME_METHODS = ['rtc', 'condition'] as const;
+type RealtimeMethod = (typeof REALTIME_METHODS)[number];
+
 export interface SweepVerdict {
+  /** The real-time method judged (rtc: inpainting; condition: a policy trained with prefix conditioning). */
+  readonly method: RealtimeMethod;
   readonly delay: number;
   /** Success at delay 0 minus success at `delay`, per method (points of success rate, 0-1). */
   readonly success_drop: Partial<Record<Method, number>>;
-  readonly rtc_within_5_points: boolean;
-  readonly naive_drop_at_least_twice_rtc: boolean;
-  /** naive's boundary discontinuity over rtc's at `delay`. */
-  readonly discontinuity_ratio_naive_over_rtc: number;
+  readonly within_5_points: boolean;
+  readonly naive_drop_at_least_twice: boolean;
+  /** naive's boundary discontinuity over the method's at `delay`. */
+  readonly discontinuity_ratio_naive_over_method: number;
   readonly discontinuity_3x_lower: boolean;
   readonly met: boolean;
 }
 
-/** The verdict at one delay from the cells (pure). */
-export function verdict(cells: readonly SweepCell[], delay: number): SweepVerdict | undefined {
+/** The verdict on `method` at one delay from the cells (pure). */
+export function verdict(cells: readonly SweepCell[], delay: number, method: RealtimeMethod = 'rtc'): SweepVerdict | undefined {
   const at = (m: Method, d: number) => cells.find((c) => c.method === m && c.delay === d);
-  const [r0, r, n0, n] = [at('rtc', 0), at('rtc', delay), at('naive', 0), at('naive', delay)];
+  const [r0, r, n0, n] = [at(method, 0), at(method, delay), at('naive', 0), at('naive', delay)];
   if (!r0 || !r || !n0 || !n) return undefined;
   const drop: Partial<Record<Method, number>> = {};
   for (const m of METHODS) {
@@ -87,11 +93,12 @@ export function verdict(cells: readonly SweepCell[], delay: number): SweepVerdic
   // "Loses at least twice as much": with rtc losing nothing, naive must lose something.
   const twice = naiveDrop > 0 && naiveDrop >= 2 * Math.max(rtcDrop, 0);
   return {
+    method,
     delay,
     success_drop: drop,
-    rtc_within_5_points: within,
-    naive_drop_at_least_twice_rtc: twice,
-    discontinuity_ratio_naive_over_rtc: round(ratio, 3),
+    within_5_points: within,
+    naive_drop_at_least_twice: twice,
+    discontinuity_ratio_naive_over_method: round(ratio, 3),
     discontinuity_3x_lower: ratio >= 3,
     met: within && twice && ratio >= 3,
   };
@@ -167,7 +174,7 @@ async function main(): Promise<void> {
   } finally {
     await server.stop();
   }
-  const v = verdict(cells, f.verdictDelay);
+  const verdicts = REALTIME_METHODS.flatMap((m) => verdict(cells, f.verdictDelay, m) ?? []);
   const result = {
     settings: {
       version: f.version,
@@ -182,13 +189,15 @@ async function main(): Promise<void> {
       vision_steps: 4,
     },
     cells,
-    verdict: v ?? null,
+    verdicts,
   };
   const lines = [
     `  ${cells.map((c) => `${c.method}@${c.delay}: ${(100 * c.success_rate).toFixed(1)}% disc ${c.mean_boundary_discontinuity}`).join('; ')}`,
-    v
-      ? `  verdict at delay ${v.delay}: ${v.met ? 'met' : 'not met'} (drops ${JSON.stringify(v.success_drop)}, discontinuity naive/rtc ${v.discontinuity_ratio_naive_over_rtc}x)`
-      : '  no verdict: needs rtc and naive at delay 0 and the verdict delay',
+    ...verdicts.map(
+      (v) =>
+        `  verdict on ${v.method} at delay ${v.delay}: ${v.met ? 'met' : 'not met'} (drops ${JSON.stringify(v.success_drop)}, discontinuity naive/${v.method} ${v.discontinuity_ratio_naive_over_method}x)`,
+    ),
+    ...(verdicts.length ? [] : ['  no verdict: needs naive and rtc or condition at delay 0 and the verdict delay']),
   ];
   writeResult(resultMeta('push-rtc', { startedAt: started }), result, f, lines);
   if (f.plot) {

@@ -16,6 +16,7 @@ const ENCODINGS: ReadonlyMap<string, ImageInput['encoding']> = new Map([
 
 const METHODS: ReadonlyMap<string, ChunkingMethod | undefined> = new Map([
   ['CHUNKING_METHOD_UNSPECIFIED', undefined],
+  ['CHUNKING_METHOD_CONDITION', 'condition'],
   ['CHUNKING_METHOD_INPAINT', 'inpaint'],
   ['CHUNKING_METHOD_NAIVE', 'naive'],
   ['CHUNKING_METHOD_ENSEMBLE', 'ensemble'],
@@ -23,6 +24,7 @@ const METHODS: ReadonlyMap<string, ChunkingMethod | undefined> = new Map([
 
 /** A method as the proto's ChunkingMethod names it. */
 export const CHUNKING_METHOD_NAMES = {
+  condition: 'CHUNKING_METHOD_CONDITION',
   inpaint: 'CHUNKING_METHOD_INPAINT',
   naive: 'CHUNKING_METHOD_NAIVE',
   ensemble: 'CHUNKING_METHOD_ENSEMBLE',

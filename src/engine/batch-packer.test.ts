@@ -78,3 +78,46 @@ describe('packStepBatch guides (real-time chunking)', () => {
     expect(packStepBatch([{ slot: 1, i: 1, counts }], [])).not.toHaveProperty('guides');
   });
 });
+
+describe('the condition method in the packed batches', () => {
+  const horizon = 3;
+  const dim = 2;
+  const guide = {
+    target: Float32Array.from([5, 5, 6, 6, 0, 0]),
+    weights: Float32Array.from([1, 1, 0]),
+    noise: new Float32Array(horizon * dim),
+    actionDim: dim,
+    clean: true,
+  };
+
+  it('carries per-position times for every row when one row is on it: 1 at its committed positions, tau_A elsewhere', () => {
+    const counts = { actionSteps: 2, visionSteps: 4 };
+    const b = packStepBatch(
+      [
+        { slot: 0, i: 2, counts, guide },
+        { slot: 1, i: 1, counts },
+      ],
+      [],
+    );
+    expect(Array.from(b.actionTimes!)).toEqual([1, 1, 0.5, 0, 0, 0]);
+    expect(packStepBatch([{ slot: 0, i: 2, counts, guide: { ...guide, clean: false } }], [])).not.toHaveProperty('actionTimes');
+  });
+
+  it("starts a condition row's committed positions at the prefix, and an inpainting row's at its noise", () => {
+    const s = TEST_SHAPES;
+    const aLen = s.horizon * s.actionDim;
+    const input = (method: 'condition' | 'inpaint') => ({
+      pixelValues: new Float32Array(s.views * 3 * s.imageHeight * s.imageWidth),
+      inputIds: new BigInt64Array(s.textTokens),
+      attentionMask: new BigInt64Array(s.textTokens),
+      state: new Float32Array(s.stateDim),
+      embodimentId: 0,
+      noise: { actions: new Float32Array(aLen).fill(-1), future: new Float32Array(s.futureTokens * s.futureDim) },
+      chunking: { method, target: new Float32Array(aLen).fill(7), weights: Float32Array.from({ length: s.horizon }, (_, i) => (i === 0 ? 1 : 0)) },
+    });
+    const b = packVlmBatch([input('condition'), input('inpaint')], Int32Array.from([0, 1]), [], s);
+    const pinned = [...new Array<number>(s.actionDim).fill(7), ...new Array<number>(aLen - s.actionDim).fill(-1)];
+    expect(Array.from(b.actions0.subarray(0, aLen))).toEqual(pinned);
+    expect(Array.from(b.actions0.subarray(aLen))).toEqual(new Array<number>(aLen).fill(-1));
+  });
+});

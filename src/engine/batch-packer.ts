@@ -3,12 +3,12 @@
  * tensors laid out row after row) and a denoiser step batch (per-row flow times and step sizes from the
  * sampler's step plan, docs/sampling.md). Pure.
  */
-import { stepPlan, type PrefixGuide, type StepCounts } from '../sampling/index.js';
+import { pinCommitted, positionTimes, stepPlan, type PrefixGuide, type StepCounts } from '../sampling/index.js';
 import type { ModelShapes, StepBatch, StepGuide, VlmBatch } from './executor.js';
 import type { JobInput } from './job.js';
 import type { SlotMove } from './slot-table.js';
 
-type VlmInput = Pick<JobInput, 'pixelValues' | 'inputIds' | 'attentionMask' | 'state' | 'embodimentId' | 'noise'>;
+type VlmInput = Pick<JobInput, 'pixelValues' | 'inputIds' | 'attentionMask' | 'state' | 'embodimentId' | 'noise' | 'chunking'>;
 
 export function packVlmBatch(inputs: readonly VlmInput[], slots: Int32Array, moves: readonly SlotMove[], s: ModelShapes): VlmBatch {
   const B = inputs.length;
@@ -32,6 +32,8 @@ export function packVlmBatch(inputs: readonly VlmInput[], slots: Int32Array, mov
     batch.attentionMask.set(r.attentionMask, b * s.textTokens);
     batch.state.set(r.state, b * s.stateDim);
     batch.actions0.set(r.noise.actions, b * aLen);
+    // Real-time chunking's condition method: the committed positions start (and stay) at the clean prefix.
+    if (r.chunking?.method === 'condition') pinCommitted({ ...r.chunking, actionDim: s.actionDim }, batch.actions0.subarray(b * aLen, (b + 1) * aLen));
     batch.future0.set(r.noise.future, b * oLen);
   });
   return batch;
@@ -42,17 +44,20 @@ export interface SteppingRow {
   /** Steps taken so far. */
   readonly i: number;
   readonly counts: StepCounts;
-  /** The row's prefix to inpaint after its action steps (real-time chunking's inpaint method). */
+  /** The row's prefix to inpaint after its action steps (real-time chunking's inpaint and condition methods). */
   readonly guide?: PrefixGuide;
 }
 
 /**
  * A step over `rows`, which must be in ascending slot order. `finishing` lists the slots whose last step
- * this is, in row order.
+ * this is, in row order. With a row on the condition method, the step carries every row's per-position action
+ * times (the horizon is its guide's).
  */
 export function packStepBatch(rows: readonly SteppingRow[], moves: readonly SlotMove[]): StepBatch {
   const B = rows.length;
   let guides: (StepGuide | undefined)[] | undefined;
+  const horizon = rows.find((r) => r.guide?.clean)?.guide?.weights.length ?? 0;
+  const actionTimes = horizon > 0 ? new Float32Array(B * horizon) : undefined;
   const batch = {
     moves,
     slots: new Int32Array(B),
@@ -69,13 +74,14 @@ export function packStepBatch(rows: readonly SteppingRow[], moves: readonly Slot
     batch.tauO[b] = plan.tauO;
     batch.dtA[b] = plan.dtA;
     batch.dtO[b] = plan.dtO;
+    if (actionTimes) positionTimes(plan.tauA, r.guide, actionTimes.subarray(b * horizon, (b + 1) * horizon));
     if (r.guide && plan.dtA > 0) {
       guides ??= new Array<StepGuide | undefined>(B).fill(undefined);
       // From the step counts, not tauA + dtA in float32: the last action step must land on exactly 1.
       guides[b] = { guide: r.guide, tau: (Math.floor((r.i * r.counts.actionSteps) / r.counts.visionSteps) + 1) / r.counts.actionSteps };
     }
   });
-  return guides ? { ...batch, guides } : batch;
+  return { ...batch, ...(guides && { guides }), ...(actionTimes && { actionTimes }) };
 }
 
 export function isLastStep(r: Pick<SteppingRow, 'i' | 'counts'>): boolean {

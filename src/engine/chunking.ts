@@ -7,7 +7,7 @@
 import { InvalidArgumentError } from '../errors/index.js';
 import type { EmbodimentSpec, Manifest, RealtimeChunkingMethod } from '../model/index.js';
 import { normalizeActions } from '../preprocess/index.js';
-import { CHUNKING_METHODS, ensembleWeights, estimateDelay, inpaintWeights, type ChunkingMethod } from '../sampling/index.js';
+import { GUIDANCE_FREE_METHODS, conditionWeights, ensembleWeights, estimateDelay, inpaintWeights, type ChunkingMethod } from '../sampling/index.js';
 
 export interface PrefixInput {
   /** The tensor's declared shape: [L, the embodiment's action_dim]. */
@@ -35,7 +35,12 @@ export interface ResolvedChunking {
 
 /** Every guidance-free method: none needs training, so a package that says nothing supports them all. */
 export function supportedChunking(m: Manifest): readonly RealtimeChunkingMethod[] {
-  return m.realtime_chunking ?? CHUNKING_METHODS;
+  return m.realtime_chunking ?? GUIDANCE_FREE_METHODS;
+}
+
+/** The server's choice when a request names no method: the model's own conditioning, else inpainting, else the first. */
+export function defaultChunking(supported: readonly RealtimeChunkingMethod[]): RealtimeChunkingMethod {
+  return (['condition', 'inpaint'] as const).find((m) => supported.includes(m)) ?? supported[0];
 }
 
 /**
@@ -52,7 +57,7 @@ export function resolveChunking(m: Manifest, emb: EmbodimentSpec, p: PrefixInput
       `prefix: ${m.name}@${m.version} does not support real-time chunking (its manifest's realtime_chunking is empty); send the request without a prefix`,
     );
   }
-  const method = p.method ?? (supported.includes('inpaint') ? 'inpaint' : supported[0]);
+  const method = p.method ?? defaultChunking(supported);
   if (!supported.includes(method)) {
     throw new InvalidArgumentError(`prefix.method ${method} is not supported by ${m.name}@${m.version}; it supports: ${supported.join(', ')}`);
   }
@@ -81,7 +86,11 @@ export function resolveChunking(m: Manifest, emb: EmbodimentSpec, p: PrefixInput
   }
   const target = new Float32Array(horizon * m.action.dim);
   target.set(normalizeActions(p.actions, L, m.action.dim, emb));
-  const weights =
-    method === 'inpaint' ? inpaintWeights(horizon, delay, L) : method === 'ensemble' ? ensembleWeights(horizon, delay, L) : new Float32Array(horizon);
+  const weights = {
+    condition: () => conditionWeights(horizon, delay),
+    inpaint: () => inpaintWeights(horizon, delay, L),
+    ensemble: () => ensembleWeights(horizon, delay, L),
+    naive: () => new Float32Array(horizon),
+  }[method]();
   return { method, delaySteps: delay, delayEstimated: estimated, prefixLength: L, target, weights };
 }

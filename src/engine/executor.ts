@@ -60,6 +60,12 @@ export interface StepBatch {
    * "Real-time chunking"). Absent when no row has one.
    */
   readonly guides?: readonly (StepGuide | undefined)[];
+  /**
+   * [B, horizon]: each row's flow time per action position, for a denoiser that takes them (`action_times`,
+   * packages listing real-time chunking's condition method): tau_A, and 1 at a condition row's committed
+   * positions. Absent when no row is on that method: such a denoiser then reads tau_A at every position.
+   */
+  readonly actionTimes?: Float32Array;
 }
 
 export interface StepGuide {

@@ -23,7 +23,7 @@
  */
 import { InferenceError } from '../errors/index.js';
 import type { GraphInfo } from '../model/index.js';
-import { initialNoise, inpaintStep } from '../sampling/index.js';
+import { broadcastTimes, initialNoise, inpaintStep } from '../sampling/index.js';
 import { batchBuckets, bucketFor, chunks } from './buckets.js';
 import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from './executor.js';
 import { copyModel, eulerUpdateModel, gatherRowsModel } from './executor-graphs.js';
@@ -246,6 +246,12 @@ export class NativeExecutor implements Executor {
   /** tau_a, tau_o, dt_a, dt_o of the step's rows (zero for padding), copied in once per call. */
   private params!: Rows;
   private paramsHost!: Float32Array;
+  /**
+   * Per-position action times [max, horizon] of the step's rows, for a denoiser that takes them (`action_times`,
+   * packages trained with prefix conditioning); copied in once per call like the parameters. Undefined otherwise.
+   */
+  private actionTimes: Rows | undefined;
+  private actionTimesHost: Float32Array | undefined;
   private vlStaging: Rows | undefined;
   private readonly copier: Copier;
   /** Views made for one call (over its host arrays, or arena rows it alone touches), released when it returns. */
@@ -420,6 +426,10 @@ export class NativeExecutor implements Executor {
     this.next = { actions: this.rows(max, this.specs.actions), future: this.rows(max, this.specs.future) };
     this.params = this.rows(4, { len: max, dtype: 'float32' });
     this.paramsHost = new Float32Array(4 * max);
+    if (this.denoiser.inputs().some((i) => i.name === 'action_times')) {
+      this.actionTimes = this.rows(max, { len: this.shapes.horizon, dtype: 'float32' });
+      this.actionTimesHost = new Float32Array(max * this.shapes.horizon);
+    }
     if (!this.hostUpdate) {
       const host = new BigInt64Array(max);
       const idx = this.rows(1, { len: max, dtype: 'int64' });
@@ -450,7 +460,15 @@ export class NativeExecutor implements Executor {
       this.gatherRows.session.release();
       this.gatherRows = undefined;
     }
-    for (const r of [...Object.values(this.staging ?? {}), ...Object.values(this.velocity ?? {}), ...Object.values(this.next ?? {}), this.params]) r?.release();
+    for (const r of [
+      ...Object.values(this.staging ?? {}),
+      ...Object.values(this.velocity ?? {}),
+      ...Object.values(this.next ?? {}),
+      this.params,
+      this.actionTimes,
+    ])
+      r?.release();
+    this.actionTimes = undefined;
     this.staging = {} as Record<Field, Rows>;
   }
 
@@ -532,6 +550,7 @@ export class NativeExecutor implements Executor {
     const max = this.params.len;
     inputs.tau_a = this.paramSpan(0, max, bucket, false);
     inputs.tau_o = this.paramSpan(1, max, bucket, false);
+    if (this.actionTimes) inputs.action_times = this.actionTimes.span(0, bucket, [this.shapes.horizon]);
     this.denoiser.run(
       inputs,
       {
@@ -818,6 +837,15 @@ export class NativeExecutor implements Executor {
       p[3 * max + b] = batch.dtO[offset + b];
     }
     this.copier.copy([[this.paramsHostValue(), this.params.span(0, 4, 'flat')]], 'float32');
+    if (this.actionTimes) {
+      // Padding rows read zeros; rows without committed positions read their tau_A at every position.
+      const h = this.shapes.horizon;
+      const t = this.actionTimesHost!;
+      t.fill(0);
+      if (batch.actionTimes) t.set(batch.actionTimes.subarray(offset * h, (offset + B) * h));
+      else t.set(broadcastTimes(batch.tauA.subarray(offset, offset + B), h));
+      this.copier.copy([[this.temp(t, 0, 'float32', [t.length]), this.actionTimes.span(0, max, 'flat')]], 'float32');
+    }
     const prefix = slots.every((slot, b) => slot === b);
     if (!prefix && this.gatherRows) {
       // Padding rows gather row 0: any arena row holds finite numbers.

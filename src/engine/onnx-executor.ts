@@ -7,7 +7,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { GraphInfo } from '../model/index.js';
-import { applyStep, inpaintStep } from '../sampling/index.js';
+import { applyStep, broadcastTimes, inpaintStep } from '../sampling/index.js';
 import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from './executor.js';
 import type { SlotMove } from './slot-table.js';
 import type { Device } from './device.js';
@@ -109,6 +109,8 @@ class Arena {
 export class OnnxExecutor implements Executor {
   readonly shapes: ModelShapes;
   readonly capacity: number;
+  /** The denoiser takes per-position action times (`action_times`; packages trained with prefix conditioning). */
+  private readonly positionTimes: boolean;
 
   private constructor(
     private readonly vlm: ort.InferenceSession,
@@ -118,6 +120,7 @@ export class OnnxExecutor implements Executor {
   ) {
     this.shapes = init.shapes;
     this.capacity = init.capacity;
+    this.positionTimes = denoiser.inputNames.includes('action_times');
   }
 
   static async create(init: OnnxExecutorInit): Promise<OnnxExecutor> {
@@ -171,6 +174,7 @@ export class OnnxExecutor implements Executor {
       tau_a: new ort.Tensor('float32', batch.tauA, [B]),
       tau_o: new ort.Tensor('float32', batch.tauO, [B]),
       embodiment_id: new ort.Tensor('int64', arena.rows(arena.emb, 1, slots), [B]),
+      ...(this.positionTimes && { action_times: new ort.Tensor('float32', batch.actionTimes ?? broadcastTimes(batch.tauA, s.horizon), [B, s.horizon]) }),
     };
     const t0 = performance.now();
     const out = await this.denoiser.run(feeds);

@@ -115,4 +115,15 @@ describe('validateRequest: the committed prefix (real-time chunking)', () => {
     const none = { ...handle, manifest: { ...handle.manifest, realtime_chunking: [] } };
     expect(() => validateRequest(none, input({ prefix: prefix() }))).toThrow(/does not support real-time chunking/);
   });
+
+  it('offers condition only to a package trained for it, and makes it the default there, committing exactly d positions', () => {
+    expect(() => validateRequest(handle, input({ prefix: prefix({ method: 'condition' }) }))).toThrow(
+      /prefix.method condition is not supported by dust-tiny@1; it supports: inpaint, naive, ensemble/,
+    );
+    const trained = { ...handle, manifest: { ...handle.manifest, realtime_chunking: ['condition' as const, 'inpaint' as const] } };
+    const c = validateRequest(trained, input({ prefix: prefix() })).chunking!;
+    expect(c).toMatchObject({ method: 'condition', delaySteps: 2 });
+    expect(Array.from(c.weights.subarray(0, 4))).toEqual([1, 1, 0, 0]);
+    expect(validateRequest(trained, input({ prefix: prefix({ method: 'inpaint' }) })).chunking!.method).toBe('inpaint');
+  });
 });

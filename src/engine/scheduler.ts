@@ -199,8 +199,8 @@ export class Scheduler {
 
   private guideOf(input: JobInput): PrefixGuide | undefined {
     const c = input.chunking;
-    if (c?.method !== 'inpaint') return undefined;
-    return { target: c.target, weights: c.weights, noise: input.noise.actions, actionDim: this.executor.shapes.actionDim };
+    if (c?.method !== 'inpaint' && c?.method !== 'condition') return undefined;
+    return { target: c.target, weights: c.weights, noise: input.noise.actions, actionDim: this.executor.shapes.actionDim, clean: c.method === 'condition' };
   }
 
   private cancel(entry: Waiting): void {

@@ -202,4 +202,13 @@ describe('checkGraphs', () => {
       /vlm.onnx lacks output obs_embedding.*state has shape \[1, 6\].*future has shape \[batch, 2, 5\].*embodiment_id is int32/,
     );
   });
+  it('expects per-position action times exactly from a package listing the condition method', () => {
+    const trained = parseManifest(manifest({ realtime_chunking: ['condition', 'inpaint'] }), 'x');
+    const g = graphsFor(trained);
+    expect(g.denoiser.inputs.find((i) => i.name === 'action_times')).toMatchObject({ type: 'float32', shape: ['batch', trained.action.horizon] });
+    expect(() => checkGraphs(trained, g)).not.toThrow();
+    // The method without the input, and the input without the method, are both refused before READY.
+    expect(() => checkGraphs(trained, graphsFor(m))).toThrow(/denoiser.onnx lacks input action_times/);
+    expect(() => checkGraphs(m, g)).toThrow(/denoiser.onnx has an input action_times the contract does not define/);
+  });
 });

@@ -48,7 +48,7 @@ const schema = z
     future: z.object({ tokens: positiveInt, dim: positiveInt }),
     sampling: z.object({ action_steps: positiveInt, vision_steps: positiveInt, max_vision_steps: positiveInt }),
     embodiments: z.record(embodiment).refine((e) => Object.keys(e).length > 0, 'at least one embodiment'),
-    realtime_chunking: z.array(z.enum(['inpaint', 'naive', 'ensemble'])).optional(),
+    realtime_chunking: z.array(z.enum(['condition', 'inpaint', 'naive', 'ensemble'])).optional(),
     training: z.record(z.unknown()).optional(),
     files: z.record(z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:<64 hex digits>"')),
   })

@@ -50,7 +50,8 @@ export interface Manifest {
   readonly embodiments: Readonly<Record<string, EmbodimentSpec>>;
   /**
    * The real-time chunking methods the package answers a committed prefix with (docs/model-package.md); absent =
-   * every guidance-free method (none needs training), [] = a prefix is refused.
+   * every guidance-free method (none needs training), [] = a prefix is refused. Listing `condition` (a model
+   * trained with prefix conditioning) also means the denoiser takes per-position action times (`action_times`).
    */
   readonly realtime_chunking?: readonly RealtimeChunkingMethod[];
   readonly training?: Readonly<Record<string, unknown>>;
@@ -59,4 +60,4 @@ export interface Manifest {
 }
 
 /** The methods of docs/sampling.md, "Real-time chunking" (src/sampling/chunking.ts implements them). */
-export type RealtimeChunkingMethod = 'inpaint' | 'naive' | 'ensemble';
+export type RealtimeChunkingMethod = 'condition' | 'inpaint' | 'naive' | 'ensemble';

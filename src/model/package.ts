@@ -125,6 +125,14 @@ export async function readPackage(loc: PackageLocation, options: ReadPackageOpti
 
 type Dim = number | 'batch';
 
+/**
+ * Whether the denoiser takes a flow time per action position (input `action_times`): exactly the packages whose
+ * manifest lists the `condition` method of real-time chunking, which feeds committed positions at time 1.
+ */
+export function takesPositionTimes(m: Manifest): boolean {
+  return m.realtime_chunking?.includes('condition') ?? false;
+}
+
 /** The inputs and outputs docs/model-package.md requires, with the manifest's sizes filled in. */
 export function expectedGraphs(m: Manifest): Record<'vlm' | 'denoiser', { inputs: Record<string, [string, Dim[]]>; outputs: Record<string, [string, Dim[]]> }> {
   const B = 'batch' as const;
@@ -149,6 +157,7 @@ export function expectedGraphs(m: Manifest): Record<'vlm' | 'denoiser', { inputs
         tau_a: ['float32', [B]],
         tau_o: ['float32', [B]],
         embodiment_id: ['int64', [B]],
+        ...(takesPositionTimes(m) ? { action_times: ['float32', [B, m.action.horizon]] as [string, Dim[]] } : {}),
       },
       outputs: {
         v_actions: ['float32', [B, m.action.horizon, m.action.dim]],

@@ -1,5 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { applyStep, blendPrefix, ensembleWeights, estimateDelay, inpaintStep, inpaintWeights, stepPlan, type PrefixGuide } from './index.js';
+import {
+  applyStep,
+  blendPrefix,
+  broadcastTimes,
+  conditionWeights,
+  ensembleWeights,
+  estimateDelay,
+  inpaintStep,
+  inpaintWeights,
+  pinCommitted,
+  positionTimes,
+  stepPlan,
+  type PrefixGuide,
+} from './index.js';
 
 describe('real-time chunking masks (docs/sampling.md, "Real-time chunking")', () => {
   it("is RTC's soft mask: hard before d, exponentially decaying over the overlap, 0 beyond it", () => {
@@ -81,5 +94,42 @@ describe('guidance-free inpainting through the Euler updates', () => {
     blendPrefix({ target, weights: ensembleWeights(3, 1, 2), actionDim: 2 }, a);
     // The overlap averages the chunk as it would be executed (clipped to [-1, 1]); beyond it, the chunk is kept.
     expect(Array.from(a)).toEqual([1, 1, 0.5, 1, 3, 3]);
+  });
+});
+
+describe('the condition method (a model trained with prefix conditioning)', () => {
+  const horizon = 5;
+  const dim = 2;
+  const target = Float32Array.from({ length: horizon * dim }, (_, j) => 0.1 * j - 0.3);
+  const noise = Float32Array.from({ length: horizon * dim }, (_, j) => Math.cos(j));
+  const guide: PrefixGuide = { target, noise, weights: conditionWeights(horizon, 2), actionDim: dim, clean: true };
+
+  it('commits exactly the first d positions, none for d = 0, all for d = horizon', () => {
+    expect(Array.from(conditionWeights(horizon, 2))).toEqual([1, 1, 0, 0, 0]);
+    expect(Array.from(conditionWeights(horizon, 0))).toEqual([0, 0, 0, 0, 0]);
+    expect(Array.from(conditionWeights(horizon, 9))).toEqual([1, 1, 1, 1, 1]);
+  });
+
+  it('starts the committed positions at the clean prefix and keeps them there through every update', () => {
+    const actions = Float32Array.from(noise);
+    pinCommitted(guide, actions);
+    expect(Array.from(actions.subarray(0, 2 * dim))).toEqual(Array.from(target.subarray(0, 2 * dim)));
+    expect(Array.from(actions.subarray(2 * dim))).toEqual(Array.from(noise.subarray(2 * dim)));
+    // Inpainting would put them at tau Y + (1 - tau) eps; a clean guide resets them to Y at every flow time.
+    applyStep({ dtA: 0.25, dtO: 0 }, actions, new Float32Array(1), new Float32Array(horizon * dim).fill(2), new Float32Array(1));
+    inpaintStep(guide, 0.25, actions);
+    for (let j = 0; j < 2 * dim; j++) expect(actions[j]).toBe(target[j]);
+    for (let j = 2 * dim; j < horizon * dim; j++) expect(actions[j]).toBeCloseTo(noise[j] + 0.5, 6);
+  });
+
+  it("gives the committed positions flow time 1 and every other position the row's tau_A", () => {
+    const out = new Float32Array(horizon);
+    positionTimes(0.25, guide, out);
+    expect(Array.from(out)).toEqual([1, 1, 0.25, 0.25, 0.25]);
+    positionTimes(0.5, { ...guide, clean: false }, out);
+    expect(Array.from(out)).toEqual([0.5, 0.5, 0.5, 0.5, 0.5]);
+    positionTimes(0.75, undefined, out);
+    expect(Array.from(out)).toEqual([0.75, 0.75, 0.75, 0.75, 0.75]);
+    expect(Array.from(broadcastTimes(Float32Array.from([0, 0.5]), 2))).toEqual([0, 0, 0.5, 0.5]);
   });
 });

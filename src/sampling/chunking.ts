@@ -12,10 +12,15 @@
  * - ensemble: the final chunk is averaged with Y over the overlap (temporal ensembling of two chunks, equal
  *   weights), the first d positions taken from Y.
  * - naive: the prefix is checked and reported, and the chunk is sampled as without one.
+ * - condition: for a model trained with prefix conditioning (training-time action conditioning), the first d
+ *   positions are given as the clean Y at flow time 1 in every denoiser call (the denoiser's per-position
+ *   `action_times`), and the model generates the rest to continue them. No mask beyond d: the model decides.
  */
 
-export const CHUNKING_METHODS = ['inpaint', 'naive', 'ensemble'] as const;
+export const CHUNKING_METHODS = ['condition', 'inpaint', 'naive', 'ensemble'] as const;
 export type ChunkingMethod = (typeof CHUNKING_METHODS)[number];
+/** The methods the sampler applies to any model; `condition` needs a model trained for it. */
+export const GUIDANCE_FREE_METHODS: readonly ChunkingMethod[] = ['inpaint', 'naive', 'ensemble'];
 
 /**
  * RTC's soft mask over a horizon of `horizon` positions for a delay of `delay` and an overlap of `overlap`
@@ -44,28 +49,41 @@ export function ensembleWeights(horizon: number, delay: number, overlap: number)
   return w;
 }
 
+/** The committed positions of the condition method: 1 for i < d, 0 beyond (given clean, never blended). */
+export function conditionWeights(horizon: number, delay: number): Float32Array {
+  const w = new Float32Array(horizon);
+  w.fill(1, 0, Math.min(delay, horizon));
+  return w;
+}
+
 /** A row's committed prefix in the sampler's space, as the Euler update applies it. */
 export interface PrefixGuide {
   /** Y: the committed actions, normalized and padded, [horizon, actionDim], zero beyond the overlap. */
   readonly target: Float32Array;
-  /** W: one weight per horizon position (inpaintWeights or ensembleWeights). */
+  /** W: one weight per horizon position (inpaintWeights, ensembleWeights or conditionWeights). */
   readonly weights: Float32Array;
   /** The row's initial action noise A_0 (the eps of X^tau = tau X + (1 - tau) eps), [horizon, actionDim]. */
   readonly noise: Float32Array;
   readonly actionDim: number;
+  /**
+   * The condition method: positions with W_i = 1 hold the clean Y_i at every step (the model reads them at flow
+   * time 1), instead of inpainting's point on the path from the noise to Y.
+   */
+  readonly clean?: boolean;
 }
 
 /**
  * Guidance-free inpainting after an action Euler step that brought the row to flow time `tau` (in place):
  * A_i <- (1 - W_i) A_i + W_i (tau Y_i + (1 - tau) eps_i). At tau = 1 the hard positions equal Y exactly.
+ * For a clean guide (condition) the committed positions are reset to Y, whatever the model's velocity moved them by.
  */
 export function inpaintStep(guide: PrefixGuide, tau: number, actions: Float32Array): void {
-  const { target, weights, noise, actionDim } = guide;
+  const { target, weights, noise, actionDim, clean } = guide;
   for (let i = 0; i < weights.length; i++) {
     const w = weights[i];
     if (w === 0) continue;
     for (let j = i * actionDim; j < (i + 1) * actionDim; j++) {
-      const pinned = tau * target[j] + (1 - tau) * noise[j];
+      const pinned = clean ? target[j] : tau * target[j] + (1 - tau) * noise[j];
       actions[j] = w === 1 ? pinned : (1 - w) * actions[j] + w * pinned;
     }
   }
@@ -96,4 +114,29 @@ export function blendPrefix(guide: Pick<PrefixGuide, 'target' | 'weights' | 'act
 export function estimateDelay(latencyMs: number | undefined, controlPeriodMs: number, overlap: number): number {
   if (latencyMs === undefined || !(latencyMs >= 0)) return overlap;
   return Math.min(overlap, Math.ceil(latencyMs / controlPeriodMs));
+}
+
+/**
+ * The flow time of every action position for a denoiser with per-position times (`action_times`), in place into
+ * `out` [horizon]: the row's tau_A, and 1 at the committed positions of a clean guide.
+ */
+export function positionTimes(tauA: number, guide: PrefixGuide | undefined, out: Float32Array): void {
+  out.fill(tauA);
+  if (!guide?.clean) return;
+  for (let i = 0; i < out.length; i++) if (guide.weights[i] === 1) out[i] = 1;
+}
+
+/** Per-position times of a step whose rows have no committed positions: each row's tau_A, `horizon` times, [B, horizon]. */
+export function broadcastTimes(tauA: Float32Array, horizon: number): Float32Array {
+  const out = new Float32Array(tauA.length * horizon);
+  tauA.forEach((t, b) => out.fill(t, b * horizon, (b + 1) * horizon));
+  return out;
+}
+
+/** The condition method's initial actions (in place on A_0 [horizon, actionDim]): the committed positions hold Y. */
+export function pinCommitted(guide: Pick<PrefixGuide, 'target' | 'weights' | 'actionDim'>, actions: Float32Array): void {
+  const { target, weights, actionDim } = guide;
+  for (let i = 0; i < weights.length; i++) {
+    if (weights[i] === 1) actions.set(target.subarray(i * actionDim, (i + 1) * actionDim), i * actionDim);
+  }
 }

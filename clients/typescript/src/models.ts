@@ -57,6 +57,7 @@ const STATES: Record<string, ModelState> = {
 };
 
 const CHUNKING: Record<string, ChunkingMethodName> = {
+  CHUNKING_METHOD_CONDITION: 'condition',
   CHUNKING_METHOD_INPAINT: 'inpaint',
   CHUNKING_METHOD_NAIVE: 'naive',
   CHUNKING_METHOD_ENSEMBLE: 'ensemble',

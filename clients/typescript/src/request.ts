@@ -31,7 +31,7 @@ export interface SamplingInit {
 }
 
 /** Real-time chunking's methods (docs/api.md, "Real-time chunking"). */
-export type ChunkingMethodName = 'inpaint' | 'naive' | 'ensemble';
+export type ChunkingMethodName = 'condition' | 'inpaint' | 'naive' | 'ensemble';
 
 /**
  * The actions the robot has committed to while this request's chunk is computed (real-time chunking): the
@@ -127,6 +127,7 @@ function toImage(img: ImageInit, index: number): Image {
 }
 
 const METHODS: Record<ChunkingMethodName, CommittedPrefix['method']> = {
+  condition: 'CHUNKING_METHOD_CONDITION',
   inpaint: 'CHUNKING_METHOD_INPAINT',
   naive: 'CHUNKING_METHOD_NAIVE',
   ensemble: 'CHUNKING_METHOD_ENSEMBLE',

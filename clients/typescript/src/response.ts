@@ -1,6 +1,7 @@
 /** PredictResponse on the wire -> the decoded result a program reads. Pure. */
 import type { PredictResponse__Output } from './gen/dust/serving/v1/PredictResponse.js';
 import { decodeTensor, tensorRows, type FloatTensor } from './tensor.js';
+import type { ChunkingMethodName } from './request.js';
 
 export interface SamplingReport {
   /** N_A used. */
@@ -30,7 +31,7 @@ export interface Timing {
 
 /** How the server used the request's committed prefix (real-time chunking). */
 export interface ChunkingReport {
-  method: 'inpaint' | 'naive' | 'ensemble';
+  method: ChunkingMethodName;
   /** The delay d the server assumed. */
   delaySteps: number;
   /** Whether d was estimated from the control period and the stream's latency. */
@@ -40,6 +41,7 @@ export interface ChunkingReport {
 }
 
 const METHODS: Record<string, ChunkingReport['method']> = {
+  CHUNKING_METHOD_CONDITION: 'condition',
   CHUNKING_METHOD_INPAINT: 'inpaint',
   CHUNKING_METHOD_NAIVE: 'naive',
   CHUNKING_METHOD_ENSEMBLE: 'ensemble',

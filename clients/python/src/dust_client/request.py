@@ -32,6 +32,7 @@ class Sampling:
 #: Real-time chunking's methods (docs/api.md, "Real-time chunking"); None lets the server choose.
 CHUNKING_METHODS = {
     None: "CHUNKING_METHOD_UNSPECIFIED",
+    "condition": "CHUNKING_METHOD_CONDITION",
     "inpaint": "CHUNKING_METHOD_INPAINT",
     "naive": "CHUNKING_METHOD_NAIVE",
     "ensemble": "CHUNKING_METHOD_ENSEMBLE",
@@ -50,7 +51,8 @@ class Prefix:
     delay_steps: int | None = None
     #: The control period in ms; required when delay_steps is None.
     control_period_ms: float = 0.0
-    #: "inpaint", "naive" or "ensemble"; None = the server's choice (inpaint where the model supports it).
+    #: "condition", "inpaint", "naive" or "ensemble"; None = the server's choice (condition where the model was
+    #: trained for it, else inpaint).
     method: str | None = None
 
 

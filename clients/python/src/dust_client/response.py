@@ -41,7 +41,7 @@ class Timing:
 class ChunkingReport:
     """How the server used the request's committed prefix (real-time chunking)."""
 
-    #: "inpaint", "naive" or "ensemble".
+    #: "condition", "inpaint", "naive" or "ensemble".
     method: str
     #: The delay d the server assumed.
     delay_steps: int
@@ -165,7 +165,7 @@ class ModelVersionInfo:
     traffic_weight: float
     #: The execution provider serving it.
     device: str
-    #: The real-time chunking methods it answers a committed prefix with ("inpaint", "naive", "ensemble"); empty:
+    #: The real-time chunking methods it answers a committed prefix with ("condition" where trained for it, "inpaint", "naive", "ensemble"); empty:
     #: it refuses one.
     realtime_chunking: tuple[str, ...] = ()
 
