@@ -60,6 +60,7 @@ export const INTEGRATION = [
   'test/rate-limit.test.ts',
   'test/readme.test.ts',
   'test/realtime-chunking.test.ts',
+  'test/prefix-conditioning.test.ts',
   'test/server.test.ts',
   'test/stream-limits.test.ts',
   'test/tls.test.ts',

@@ -12,28 +12,11 @@ import type { Manifest } from '../src/model/index.js';
 import type { PredictRequest } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
 import type { CommittedPrefix } from '@dust-serve/client/gen/dust/serving/v1/CommittedPrefix';
 import { floats, predict, predictError, startTestServer, TINY_DIR, validRequest, type TestServer } from './support/harness.js';
+import { chunkModel, tensor } from './support/chunks.js';
 
-const manifest = JSON.parse(readFileSync(path.join(TINY_DIR, 'manifest.json'), 'utf8')) as Manifest;
 const EMBODIMENT = 'franka_fr3';
-const emb = manifest.embodiments[EMBODIMENT];
-const H = manifest.action.horizon;
-const DIM = emb.action_dim;
+const { manifest, emb, H, DIM, gap } = chunkModel(path.join(TINY_DIR, 'manifest.json'), EMBODIMENT);
 const STEPS = { action_steps: 4, vision_steps: 8 };
-
-/** float32 little-endian, row-major (docs/api.md Tensor). */
-function tensor(rows: number, values: Float32Array): { shape: number[]; data: Buffer } {
-  const data = Buffer.alloc(values.length * 4);
-  values.forEach((v, i) => data.writeFloatLE(v, i * 4));
-  return { shape: [rows, values.length / rows], data };
-}
-
-/** The worst gap between two chunks' rows [from, to), in the embodiment's units relative to its range. */
-function worstGap(a: Float32Array, b: Float32Array, from: number, to: number): number {
-  const { min, max } = emb.normalization.action;
-  let worst = 0;
-  for (let j = from * DIM; j < to * DIM; j++) worst = Math.max(worst, Math.abs(a[j] - b[j]) / (max[j % DIM] - min[j % DIM] || 1));
-  return worst;
-}
 
 for (const executor of ['onnxruntime-node', 'native'] as const) {
   describe(`real-time chunking on the ${executor} executor`, () => {
@@ -61,13 +44,13 @@ for (const executor of ['onnxruntime-node', 'native'] as const) {
       expect(res.chunking).toEqual({ method: 'CHUNKING_METHOD_INPAINT', delay_steps: 3, delay_estimated: false, prefix_length: 8 });
       const committed = previous.slice((H - 8) * DIM);
       // Normalized and denormalized again in float32: equal up to rounding.
-      expect(worstGap(floats(res.actions), committed, 0, 3)).toBeLessThan(1e-5);
+      expect(gap(floats(res.actions), committed, 0, 3)).toBeLessThan(1e-5);
       const free = await predict(t.client, await request({ sampling: { ...STEPS, seed: '11' } }));
       expect(free.chunking).toBeNull();
       // Without the prefix the same noise gives another start: the test would pass vacuously otherwise.
-      expect(worstGap(floats(free.actions), committed, 0, 3)).toBeGreaterThan(1e-3);
+      expect(gap(floats(free.actions), committed, 0, 3)).toBeGreaterThan(1e-3);
       // The soft overlap is pulled towards the prefix.
-      expect(worstGap(floats(res.actions), committed, 3, 5)).toBeLessThan(worstGap(floats(free.actions), committed, 3, 5));
+      expect(gap(floats(res.actions), committed, 3, 5)).toBeLessThan(gap(floats(free.actions), committed, 3, 5));
     });
 
     it('reproduces a seeded request with its prefix, whatever shares its batches (rows without one, other delays)', async () => {
@@ -83,8 +66,8 @@ for (const executor of ['onnxruntime-node', 'native'] as const) {
         predict(t.client, req),
         ...others.flatMap((o) => [predict(t.client, o), predict(t.client, o)]),
       ]);
-      expect(worstGap(floats(a.actions), alone, 0, H)).toBeLessThanOrEqual(1e-5);
-      expect(worstGap(floats(b.actions), alone, 0, H)).toBeLessThanOrEqual(1e-5);
+      expect(gap(floats(a.actions), alone, 0, H)).toBeLessThanOrEqual(1e-5);
+      expect(gap(floats(b.actions), alone, 0, H)).toBeLessThanOrEqual(1e-5);
     });
 
     it('naive switching samples as without a prefix; ensembling averages the overlap with it', async () => {
@@ -92,12 +75,12 @@ for (const executor of ['onnxruntime-node', 'native'] as const) {
       const free = floats((await predict(t.client, await request({ sampling }))).actions);
       const naive = await predict(t.client, await request({ sampling, prefix: prefix(8, { method: 'CHUNKING_METHOD_NAIVE' }) }));
       expect(naive.chunking!.method).toBe('CHUNKING_METHOD_NAIVE');
-      expect(worstGap(floats(naive.actions), free, 0, H)).toBeLessThanOrEqual(1e-5);
+      expect(gap(floats(naive.actions), free, 0, H)).toBeLessThanOrEqual(1e-5);
       const ens = floats((await predict(t.client, await request({ sampling, prefix: prefix(8, { method: 'CHUNKING_METHOD_ENSEMBLE' }) }))).actions);
       const committed = previous.slice((H - 8) * DIM);
-      expect(worstGap(ens, committed, 0, 3)).toBeLessThan(1e-5);
+      expect(gap(ens, committed, 0, 3)).toBeLessThan(1e-5);
       const mean = free.map((v, j) => (j < 8 * DIM ? (v + committed[j]) / 2 : v));
-      expect(worstGap(ens, mean, 3, H)).toBeLessThan(1e-5);
+      expect(gap(ens, mean, 3, H)).toBeLessThan(1e-5);
     });
 
     it('lists the methods the package supports in ListModels (all three: its manifest says nothing)', async () => {
