@@ -7,7 +7,7 @@
  * zero-delay success while naive switching loses at least twice as much, and its discontinuity is at least 3x
  * smaller than naive switching's. A PNG of success vs delay with --plot.
  *
- *   npm run fleet:rtc -- [--version 1] [--methods naive,rtc,ensemble] [--delays 0,1,2,4,8] [--episodes 200]
+ *   npm run fleet:rtc -- [--version 1] [--methods naive,rtc,ensemble,condition] [--delays 0,1,2,4,8] [--episodes 200]
  *                        [--robots 8] [--execute 4] [--clock lockstep] [--commit rest|delay] [--verdict-delay 4] [--plot rtc.png] [--save]
  */
 import { execFileSync } from 'node:child_process';
