@@ -75,15 +75,20 @@ export interface PrefixGuide {
 /**
  * Guidance-free inpainting after an action Euler step that brought the row to flow time `tau` (in place):
  * A_i <- (1 - W_i) A_i + W_i (tau Y_i + (1 - tau) eps_i). At tau = 1 the hard positions equal Y exactly.
- * For a clean guide (condition) the committed positions are reset to Y, whatever the model's velocity moved them by.
+ * For a clean guide (condition) the committed positions are reset to Y (pinCommitted), whatever the model's velocity
+ * moved them by.
  */
 export function inpaintStep(guide: PrefixGuide, tau: number, actions: Float32Array): void {
-  const { target, weights, noise, actionDim, clean } = guide;
+  if (guide.clean) {
+    pinCommitted(guide, actions);
+    return;
+  }
+  const { target, weights, noise, actionDim } = guide;
   for (let i = 0; i < weights.length; i++) {
     const w = weights[i];
     if (w === 0) continue;
     for (let j = i * actionDim; j < (i + 1) * actionDim; j++) {
-      const pinned = clean ? target[j] : tau * target[j] + (1 - tau) * noise[j];
+      const pinned = tau * target[j] + (1 - tau) * noise[j];
       actions[j] = w === 1 ? pinned : (1 - w) * actions[j] + w * pinned;
     }
   }
@@ -133,7 +138,7 @@ export function broadcastTimes(tauA: Float32Array, horizon: number): Float32Arra
   return out;
 }
 
-/** The condition method's initial actions (in place on A_0 [horizon, actionDim]): the committed positions hold Y. */
+/** The condition method's committed positions (in place on A [horizon, actionDim]): those with W_i = 1 hold Y, at A_0 and after every update. */
 export function pinCommitted(guide: Pick<PrefixGuide, 'target' | 'weights' | 'actionDim'>, actions: Float32Array): void {
   const { target, weights, actionDim } = guide;
   for (let i = 0; i < weights.length; i++) {
