@@ -189,7 +189,7 @@ async function main(): Promise<void> {
   const conditions = conditionsFrom(o);
   const embodiments = embodimentsFrom(o);
   if (o.robots < embodiments.length) throw new Error(`--robots must be at least the number of embodiments (${embodiments.length})`);
-  if (o.delay > 0 && o.chunking === 'none') throw new Error('--delay needs --chunking naive, rtc, ensemble or condition');
+  if (o.delay > 0 && o.chunking === 'none') throw new Error(`--delay needs --chunking ${CHUNKING_MODES.filter((m) => m !== 'none').join(', ')}`);
   const started = new Date().toISOString();
   let server: ServerProcess | undefined;
   const serverArgs = o.serverArgs.split(/\s+/).filter((a) => a.length > 0);

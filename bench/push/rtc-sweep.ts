@@ -12,17 +12,19 @@
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { listOf, number, numberList } from '../cli-args.js';
 import { addResultOptions, resultMeta, writeResult } from '../results.js';
 import { startServerProcess } from '../server-process.js';
 import { round } from '../stats.js';
 import { writePlot, type Series } from './plot.js';
+import { CHUNKING_MODES, COMMIT_MODES, type ChunkingMode } from './chunk-metrics.js';
 import type { ConditionSummary } from './report.js';
 
 const FLEET = fileURLToPath(new URL('./fleet.js', import.meta.url));
-const METHODS = ['naive', 'rtc', 'ensemble', 'condition'] as const;
-type Method = (typeof METHODS)[number];
+/** The fleet's chunking modes that send a prefix (every one but none). */
+type Method = Exclude<ChunkingMode, 'none'>;
+const METHODS = CHUNKING_MODES.filter((m): m is Method => m !== 'none');
 const COLORS: Record<Method, string> = { naive: '#d62728', rtc: '#1f77b4', ensemble: '#2ca02c', condition: '#9467bd' };
 
 interface Flags {
@@ -131,7 +133,11 @@ async function main(): Promise<void> {
     .option('--execute <n>', 'actions executed before the next chunk is requested', number(1, true), 4)
     .option('--clock <clock>', 'lockstep (the delay is exactly the injected ticks) or realtime', 'lockstep')
     .option('--verdict-delay <n>', 'the delay the verdict is taken at', number(1, true), 4)
-    .option('--commit <what>', 'what the robots commit: the rest of their chunk (rest) or the delay actions only (delay)', 'rest')
+    .addOption(
+      new Option('--commit <what>', 'what the robots commit: the rest of their chunk (rest) or the delay actions only (delay)')
+        .choices([...COMMIT_MODES])
+        .default('rest'),
+    )
     .option('--repository <dir>', 'model repository the server loads', 'models/push-repo')
     .option('--model <name>', 'model name', 'dust-push')
     .option('--threads <n>', 'ONNX Runtime intra-op threads of the server', number(1, true), 1)
