@@ -296,3 +296,77 @@ def load_policy_weights(policy: DustPolicy, package_dir: Path) -> None:
             value.copy_(torch.from_numpy(np.array(arr, dtype=np.float32)))
         if missing:
             raise ValueError(f"{graph}.onnx lacks initializers for {missing[:5]} (+{max(0, len(missing) - 5)} more)")
+
+
+# Host-staging ONNX Runtime CUDA kernels (onnxruntime/core/providers/cuda, CudaAsyncBuffer users in 1.29): they copy
+# per-call metadata from pinned host memory that goes back to a pool when the run ends, while a captured CUDA graph
+# keeps the host address and re-reads it on every replay.
+ALWAYS_HOST_STAGED = {"ScatterND", "NonMaxSuppression", "LSTM", "GRU", "RNN"}
+# Concat and Split pass up to 32 equal inputs (outputs) by value.
+MAX_BY_VALUE = 32
+
+
+def cuda_graph_hazards(model: onnx.ModelProto) -> List[str]:
+    """Nodes of `model` that a CUDA graph would replay with stale host metadata, as readable lines (none: [] ).
+
+    A node counts when it runs per call (some input depends on a graph input: nodes over constants alone are folded
+    by ONNX Runtime at load) and it is one of: a Shape (the arithmetic after it runs on the CPU); a Concat or Split whose pieces along the axis are unequal, unknown or
+    more than 32; a MatMul whose operands both have batch axes and disagree on them (pointer arrays instead of one
+    strided batched GEMM); or an op in ALWAYS_HOST_STAGED. The exporter avoids them (model/layers.py cat_tokens,
+    model/denoiser.py equal_split and the joint attention); the test suite keeps it so.
+    """
+    # No data propagation: onnx's shape inference crashes with it on graphs that hold ONNX Runtime's contrib ops.
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes: Dict[str, List] = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        if vi.type.tensor_type.HasField("shape"):  # no shape: the rank is unknown too
+            # A named axis ("batch") equals itself; an axis with neither a size nor a name is unknown (None).
+            shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in vi.type.tensor_type.shape.dim]
+    # Tensors, read only where a value is needed (a Split's sizes): a large model's weights may be left unloaded.
+    constants: Dict[str, onnx.TensorProto] = {t.name: t for t in model.graph.initializer}
+    dynamic = {i.name for i in model.graph.input} - set(constants)
+    hazards = []
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value":
+                    constants[node.output[0]] = a.t
+            continue
+        if not any(i in dynamic for i in node.input if i):
+            continue
+        dynamic.update(o for o in node.output if o)
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        where = f"{node.op_type} {node.name or node.output[0]}"
+        if node.op_type == "Shape":
+            # ONNX Runtime's CUDA provider leaves the shape arithmetic after a per-call Shape to the CPU, and a CUDA
+            # graph replays none of it (the executor refuses such a session: session.disable_cpu_ep_fallback).
+            hazards.append(f"{where}: shape arithmetic on the CPU")
+        elif node.op_type in ALWAYS_HOST_STAGED:
+            hazards.append(f"{where}: stages its metadata in host memory")
+        elif node.op_type in ("Concat", "Split"):
+            pieces = node.input if node.op_type == "Concat" else node.output
+            ref = shapes.get(node.input[0] if node.op_type == "Split" else node.output[0])
+            axis = attrs.get("axis", 0)
+            if node.op_type == "Split" and len(node.input) > 1 and node.input[1] in constants:
+                sizes = [int(s) for s in numpy_helper.to_array(constants[node.input[1]])]
+            elif node.op_type == "Split" and "split" in attrs:
+                sizes = [int(s) for s in attrs["split"]]
+            elif node.op_type == "Split":
+                sizes = [None] * len(pieces) if len(node.input) > 1 and node.input[1] else [0] * len(pieces)
+            else:
+                sizes = []
+                for p in pieces:
+                    s = shapes.get(p)
+                    sizes.append(None if not s or not ref else s[axis % len(ref)])
+            if len(pieces) > MAX_BY_VALUE or None in sizes or len(set(sizes)) > 1:
+                hazards.append(f"{where}: {len(pieces)} pieces of sizes {sizes} along axis {axis}")
+        elif node.op_type == "MatMul":
+            # Shape inference leaves some operands without a rank; those are not judged (the model's batched
+            # products are attention's and the per-embodiment weights', both of one batch shape).
+            # Axes the tracer's reshapes leave symbolic (unk__N) are not judged either.
+            a, b = (shapes.get(i) for i in node.input[:2])
+            if a and b and len(a) > 2 and len(b) > 2:
+                clash = len(a) != len(b) or any(isinstance(x, int) and isinstance(y, int) and x != y for x, y in zip(a[:-2], b[:-2]))
+                if clash:
+                    hazards.append(f"{where}: batch axes {a[:-2]} and {b[:-2]}")
+    return hazards

@@ -6,6 +6,8 @@
 # Writes .devbundle/{node,node_modules,app}.tar.xz plus setup.sh and cuda-setup.sh, and .gl/ (Vulkan/EGL loaders
 # for WebGPU), all git-excluded; setup.sh on the host unpacks whichever archives a call carried.
 #   SHARED=<dir>  where the session's device scripts (setup.sh, cuda-setup.sh) are (default ../shared/device)
+#   MODELS=0      leave models/ out of app.tar.xz (the working tree that a device call carries has them, and
+#                 reproduce.sh serves the packages it exports there), to keep one call's load under 64 MiB
 set -euo pipefail
 [ -f package.json ] || { echo "run me from the project root" >&2; exit 2; }
 shared=${SHARED:-$(cd .. && pwd)/shared/device}
@@ -48,7 +50,8 @@ find "$tmp/node_modules" -name '*.node' \( -name '*darwin*' -o -name '*win32*' -
 tar -C "$tmp" -cJf .devbundle/node_modules.tar.xz node_modules
 
 step "build output, addon, workspaces and models"
-items=(dist proto models package.json)
+items=(dist proto package.json)
+[ "${MODELS:-1}" = 0 ] || items+=(models)
 for ws in $(node -p "(require('./package.json').workspaces || []).join(' ')"); do
   for f in package.json dist proto; do [ -e "$ws/$f" ] && items+=("$ws/$f"); done
 done

@@ -24,7 +24,7 @@
 // CUDA provider's library registered with ONNX Runtime's environment) first.
 //
 // --device cpu runs the same stages on the CPU (no graphs): a dry run of this script on a machine without a GPU.
-// --timings cudaGraphs,noGraphs: which native variants the timing stage runs (default both), e.g. noGraphs alone
+// --timings cudaGraphs,noGraphs: which native variants the timing stage runs (default both; none: no timings), e.g. noGraphs alone
 // where capturing would take the process down.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';

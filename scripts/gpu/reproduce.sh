@@ -17,6 +17,10 @@
 #                                                          paper-size float16 package: node placement, CUDA-graph
 #                                                          capture, parity, a step per bucket with and without graphs
 #   bash scripts/gpu/reproduce.sh native-tiny            the same check on dust-tiny, with parity against the CPU
+#   bash scripts/gpu/reproduce.sh native-narrow          the same check, with parity against the CPU, on a package of
+#                                                          the paper's structure at a fraction of its width, exported
+#                                                          here by the current toolchain (dust-tiny's older export
+#                                                          cannot run as a CUDA graph)
 #   bash scripts/gpu/reproduce.sh vlm-parts              the VLM's time per part, and with its Conv as a MatMul
 #   SERVE_SET=native bash scripts/gpu/reproduce.sh serve   the served targets on the native executor: 1 robot at
 #                                                          4:4 and 4:16, 64 robots (step, max-batch-1, offline), 256
@@ -40,11 +44,14 @@ CALL_BUDGET_S=${CALL_BUDGET_S:-540}
 mkdir -p "$WORK" "$OUT"
 export PYTHONUNBUFFERED=1
 
+# The paper's structure at a fraction of its width (DRY=1 runs everything on it; native-narrow checks parity on it).
+NARROW="--set vlm.vision_width=64 --set vlm.vision_layers=1 --set vlm.vision_heads=2 --set vlm.width=64 --set vlm.layers=1
+       --set vlm.heads=2 --set denoiser.hidden=64 --set denoiser.heads=2 --set denoiser.timestep_dim=64 --set denoiser.cond_dim=64"
 if [ "${DRY:-0}" = 1 ]; then
   DEVICE=cpu
   PY=${PY:-/usr/bin/python3}
-  SET="--set vlm.vision_width=64 --set vlm.vision_layers=1 --set vlm.vision_heads=2 --set vlm.width=64 --set vlm.layers=1
-       --set vlm.heads=2 --set denoiser.hidden=64 --set denoiser.heads=2 --set denoiser.timestep_dim=64 --set denoiser.cond_dim=64"
+  SET=$NARROW
+  NARROW_SET=$NARROW
   BATCHES=${BATCHES:-1,8}
   CONFIGS=${CONFIGS:-cpu-fp32,cpu-fp16}
   ROBOTS_MANY=${ROBOTS_MANY:-8}
@@ -54,6 +61,7 @@ else
   DEVICE=cuda
   PY=${PY:-python3}
   SET=""
+  NARROW_SET=$NARROW
   BATCHES=${BATCHES:-1,8,32,64,128}
   CONFIGS=${CONFIGS:-cuda-fp32,cuda-fp16,webgpu-fp32}
   ROBOTS_MANY=${ROBOTS_MANY:-64}
@@ -205,6 +213,22 @@ stage_native_tiny() {
   tail -n 3 "$WORK/native-tiny.log" >&2
 }
 
+# The native executor's CUDA graphs against the CPU on the paper's structure (the scripted sequence: rows joining,
+# scattered and padded steps, rows finishing; each replay checked at load, and unchecked variants), on a narrow
+# package the current exporter writes here in seconds. No step timings: stage_native times the paper-size package.
+stage_native_narrow() {
+  app_env
+  local dir="$WORK/narrow"
+  if [ ! -f "$dir/export.done" ]; then
+    (cd "$SRC" && PYTHONPATH="$SRC" $PY scripts/gpu/torch_bench.py --out "$dir" --batches 1 --export-only $NARROW_SET) > "$WORK/narrow-export.log" 2>&1 ||
+      { log "the narrow export failed:"; tail -n 20 "$WORK/narrow-export.log" >&2; return 1; }
+  fi
+  node "$SRC/scripts/gpu/native-check.mjs" --app "$APP" --package "$dir/repo16/dust-paper/1" --device "$DEVICE" \
+    --max-batch 64 --runs 5 --skip-baseline --timings none --deadline-s "$(( $(left) - 20 ))" --out "$WORK/native-narrow.json" > "$WORK/native-narrow.log" 2>&1 ||
+    log "native-check (narrow) exited $?: see native-narrow.log"
+  tail -n 3 "$WORK/native-narrow.log" >&2
+}
+
 # Where the VLM's time goes: the package's VLM cut after each part and with its patch-embedding Conv as a MatMul
 # (scripts/gpu/vlm_parts.py), timed at batch 1, 8 and 64 next to the whole graph (scripts/gpu/vlm-parts.mjs).
 stage_vlm_parts() {
@@ -217,16 +241,17 @@ stage_vlm_parts() {
 }
 
 # The native executor on the paper-size package, in two processes with their whole logs kept (collect packs them):
-# first node by node (steps per bucket), then with CUDA graphs (capture, each replay's check, steps), since a capture
-# that goes wrong can take its process down (BENCHMARKS.md, "Second H100 run") and must not take the first with it.
-# The CPU reference of the parity stage takes minutes at this size: parity is checked on dust-tiny (native-tiny).
+# first with CUDA graphs (capture, each replay's check, steps), then node by node (steps per bucket), since a capture
+# that goes wrong can take its process down (BENCHMARKS.md, "Second H100 run") and must not take the other with it.
+# The CPU reference of the parity stage takes minutes at this size: parity is checked on the narrow package
+# (native-narrow).
 stage_native() {
   app_env
   wait_for "$WORK/export.done"
   # With EXPORT_ONLY=1 the PyTorch stage ends after the export; its timings would share the GPU with these.
   wait_for "$WORK/torch.done" || log "the PyTorch stage did not finish; the native check runs anyway"
   local pkg="$WORK/${NATIVE_REPO:-repo16}/dust-paper/1" variant
-  for variant in noGraphs cudaGraphs; do
+  for variant in cudaGraphs noGraphs; do
     node "$SRC/scripts/gpu/native-check.mjs" --app "$APP" --package "$pkg" --device "$DEVICE" --skip-parity --timings "$variant" \
       --max-batch "${NATIVE_MAX_BATCH:-64}" --runs "${NATIVE_RUNS:-20}" --deadline-s "$(( $(left) / 2 ))" ${NATIVE_ARGS:-} \
       --out "$WORK/native-$variant.json" > "$WORK/native-$variant.log" 2>&1 || log "native-check ($variant) exited $?: see native-$variant.log"
@@ -259,7 +284,7 @@ stage_collect() {
     };
     const read = (f) => JSON.parse(fs.readFileSync(path.join(work, f), "utf8"));
     const mtime = (f) => fs.statSync(path.join(work, f)).mtime;
-    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"], ["native-noGraphs.json", "gpu-native"], ["native-cudaGraphs.json", "gpu-native"], ["native-tiny.json", "gpu-native"], ["vlm-parts.json", "gpu-vlm-parts"]]) {
+    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"], ["native-noGraphs.json", "gpu-native"], ["native-cudaGraphs.json", "gpu-native"], ["native-tiny.json", "gpu-native"], ["native-narrow.json", "gpu-native"], ["vlm-parts.json", "gpu-vlm-parts"]]) {
       if (fs.existsSync(path.join(work, f))) keep(benchmark, read(f), mtime(f));
     }
     const serve = fs.readdirSync(work).filter((f) => /^serve-.*\.json$/.test(f)).sort();
@@ -274,7 +299,7 @@ stage_collect() {
   ls -la "$OUT" >&2
 }
 
-cmd=${1:?stage: part|torch|torch-bg|status|ort|native|native-tiny|vlm-parts|serve|peer|collect}
+cmd=${1:?stage: part|torch|torch-bg|status|ort|native|native-tiny|native-narrow|vlm-parts|serve|peer|collect}
 shift
 case "$cmd" in
   part) stage_part "$@" ;;
@@ -286,6 +311,7 @@ case "$cmd" in
   peer) stage_peer ;;
   native) stage_native ;;
   native-tiny) stage_native_tiny ;;
+  native-narrow) stage_native_narrow ;;
   vlm-parts) stage_vlm_parts ;;
   collect) stage_collect ;;
   *) echo "unknown stage $cmd" >&2; exit 2 ;;

@@ -42,6 +42,7 @@ from .layers import (
     PlainLayerNorm,
     TimestepEmbedder,
     attention,
+    cat_tokens,
     init_linears,
     sincos_1d,
     sincos_2d,
@@ -117,13 +118,14 @@ class DustBlock(nn.Module):
                 n = self.lengths[0]
                 attn_out = [attention(qkv[0][0], qkv[0][1], qkv[0][2], self.heads, n, n, self.dim)]
             else:
-                # Joint attention: queries, keys and values of both streams concatenated along the tokens.
-                q = torch.cat([p[0] for p in qkv], dim=1)
-                k = torch.cat([p[1] for p in qkv], dim=1)
-                v = torch.cat([p[2] for p in qkv], dim=1)
+                # Joint attention: every stream's queries attend to the keys and values of both streams,
+                # concatenated along the tokens. One attention per stream's queries rather than one over
+                # concatenated queries split afterwards: the same products, and no split of unequal pieces
+                # (which ONNX Runtime's CUDA kernels stage in host memory: cat_tokens).
+                k = cat_tokens([p[1] for p in qkv], self.lengths)
+                v = cat_tokens([p[2] for p in qkv], self.lengths)
                 total = sum(self.lengths)
-                joint = attention(q, k, v, self.heads, total, total, self.dim)
-                attn_out = list(torch.split(joint, self.lengths, dim=1))
+                attn_out = [attention(p[0], k, v, self.heads, n, total, self.dim) for p, n in zip(qkv, self.lengths)]
         out = []
         for w, x, a, m, n, kv in zip(self.streams, xs, attn_out, mods, self.lengths, kvs):
             x = x + m[2] * w.proj(a)
@@ -140,34 +142,60 @@ def hoisted_linear(x: torch.Tensor, linears: Sequence[nn.Linear], parts: Sequenc
     split each layer's output into `parts[i]` equal pieces. Returns the pieces in order, flattened.
 
     Identical to splitting [l(x) for l in linears]; in the exported graph the weight concatenation is a Concat
-    of initializers that ONNX Runtime folds at load time, leaving one GEMM and one Split instead of many small
+    of initializers that ONNX Runtime folds at load time, leaving one GEMM and a few Splits instead of many small
     kernels (at batch 1 the tiny model's cost is mostly per-kernel overhead).
     """
-    weight = torch.cat([lin.weight for lin in linears], dim=0)
-    bias = torch.cat([lin.bias for lin in linears], dim=0)
-    y = F.linear(x, weight, bias)
+    widths = {lin.out_features // p for lin, p in zip(linears, parts)}
+    if len(widths) != 1 or any(lin.out_features % p for lin, p in zip(linears, parts)):
+        raise ValueError("hoisted_linear needs pieces of one width")
+    width = widths.pop()
+    n = sum(parts)
+    # Every piece has one width, so the output splits as n equal pieces. When n has a prime factor above
+    # MAX_SPLIT_OUTPUTS the weights get zero rows up to the next count that factors (those pieces go unused).
+    padded = n
+    while _split_factor(padded) is None:
+        padded += 1
+    weights = [lin.weight for lin in linears]
+    biases = [lin.bias for lin in linears]
+    if padded > n:
+        weights.append(weights[0].new_zeros((padded - n) * width, linears[0].in_features))
+        biases.append(biases[0].new_zeros((padded - n) * width))
+    y = F.linear(x, torch.cat(weights, dim=0), torch.cat(biases, dim=0))
     if y.dim() == 2:
         y = y.unsqueeze(1)  # timestep embeddings [B, n] -> [B, 1, n], broadcast over tokens
-    # Splits of at most MAX_SPLIT_OUTPUTS pieces (per layer, then its pieces; layers grouped when many):
-    # ONNX Runtime's WebGPU provider binds one storage buffer per Split output and a shader stage has at
-    # most 16, so one 20-way Split fails there ("Too many storage buffers in shader").
-    # Sizes as Python ints from the layers, never read from a traced tensor's shape: a traced size exports as a
-    # Shape -> Gather -> Div chain feeding a dynamic Slice per piece (about 550 of the paper denoiser's 1675
-    # nodes after ONNX Runtime's optimizations), where constant sizes export as one Split.
-    per_layer = bounded_split(y, [lin.out_features for lin in linears])
-    return [piece for y_l, lin, p in zip(per_layer, linears, parts)
-            for piece in bounded_split(y_l, [lin.out_features // p] * p)]
+    return equal_split(y, padded, width)[:n]
 
 
+# At most this many outputs per Split: ONNX Runtime's WebGPU provider binds one storage buffer per Split output and a
+# shader stage has at most 16, so one 20-way Split fails there ("Too many storage buffers in shader").
 MAX_SPLIT_OUTPUTS = 8
 
 
-def bounded_split(y: torch.Tensor, sizes: Sequence[int]) -> List[torch.Tensor]:
-    """torch.split along the last axis, as a tree of Splits with at most MAX_SPLIT_OUTPUTS outputs each."""
-    if len(sizes) <= MAX_SPLIT_OUTPUTS:
-        return list(torch.split(y, list(sizes), dim=-1))
-    groups = [list(sizes[i:i + MAX_SPLIT_OUTPUTS]) for i in range(0, len(sizes), MAX_SPLIT_OUTPUTS)]
-    return [piece for y_g, g in zip(bounded_split(y, [sum(g) for g in groups]), groups) for piece in bounded_split(y_g, g)]
+def _split_factor(n: int) -> Optional[int]:
+    """How many groups to split n equal pieces into first: n itself when it fits one Split, else its largest divisor
+    in 2..MAX_SPLIT_OUTPUTS (None: n has a prime factor above that)."""
+    if n <= MAX_SPLIT_OUTPUTS:
+        return n
+    for g in range(MAX_SPLIT_OUTPUTS, 1, -1):
+        if n % g == 0 and _split_factor(n // g) is not None:
+            return g
+    return None
+
+
+def equal_split(y: torch.Tensor, n: int, width: int) -> List[torch.Tensor]:
+    """The last axis of y (n * width) as n pieces of `width`, through a tree of Splits of equal pieces with at most
+    MAX_SPLIT_OUTPUTS outputs each. Equal pieces only: ONNX Runtime's CUDA Split stages unequal pieces' sizes in host
+    memory that a captured CUDA graph would re-read stale (model/layers.py cat_tokens), and Slices that cover an axis
+    are fused back into such a Split when the session loads. Sizes are Python ints, never read from a traced
+    tensor's shape: a traced size exports as Shape -> Gather -> Div chains (about 550 of the paper denoiser's 1675
+    nodes after ONNX Runtime's optimizations), where constant sizes export as Splits."""
+    g = _split_factor(n)
+    if g is None:
+        raise ValueError(f"{n} pieces do not split into groups of at most {MAX_SPLIT_OUTPUTS}")
+    groups = list(torch.split(y, [width * (n // g)] * g, dim=-1))
+    if g == n:
+        return groups
+    return [piece for group in groups for piece in equal_split(group, n // g, width)]
 
 
 class FinalLayer(nn.Module):
@@ -201,7 +229,8 @@ class ActionEncoder(nn.Module):
         """tau: [B] (one flow time for the chunk) or [B, k] (one per position, prefix conditioning)."""
         a = self.w1(actions, embodiment)
         if tau.dim() == 2:
-            t = timestep_features(tau.reshape(-1), self.freqs, self.scale).view(tau.shape[0], self.horizon, -1)
+            # Sizes as Python ints (the batch as -1): a traced tau.shape[0] exports as Shape -> Gather.
+            t = timestep_features(tau.reshape(-1), self.freqs, self.scale).reshape(-1, self.horizon, 2 * self.freqs.numel())
         else:
             t = timestep_features(tau, self.freqs, self.scale).unsqueeze(1).expand(-1, self.horizon, -1)
         return self.w3(F.silu(self.w2(torch.cat([a, t], dim=-1), embodiment)), embodiment)
@@ -337,7 +366,7 @@ class DustDenoiser(nn.Module):
         state_tok = self.state_encoder(state.unsqueeze(1), embodiment_id)
         position_times = tau_a if action_times is None or not self.cfg.prefix_conditioning else action_times
         action_tok = self.action_encoder(actions, position_times, embodiment_id) + self.action_pos
-        xa = torch.cat([state_tok, action_tok], dim=1)
+        xa = cat_tokens([state_tok, action_tok], [self.cfg.state_tokens, self.cfg.action_horizon])
         xo = self.vision_encoder(future) + self.vision_pos
 
         # Each modality's stream weights, in block order: the action stream of every MMDiT block then the

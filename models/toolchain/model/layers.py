@@ -7,7 +7,7 @@ avoids `scaled_dot_product_attention` (2.x only) and data-dependent Python contr
 from __future__ import annotations
 
 import math
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -141,6 +141,29 @@ def split(x: torch.Tensor, parts: int, width: int) -> List[torch.Tensor]:
     """Equal split of the last axis (of size `width`); exports as one ONNX Split node (chunk() exports one
     Slice per part). The width is passed as a Python int so that tracing never reads a tensor size."""
     return list(torch.split(x, [width // parts] * parts, dim=-1))
+
+
+def cat_tokens(xs: Sequence[torch.Tensor], lengths: Sequence[int]) -> torch.Tensor:
+    """torch.cat(xs, dim=1) of [B, T_i, D] tensors, T_i = lengths[i] given as Python ints.
+
+    Unequal lengths are zero-padded to the total and summed instead: exact (only zeros are added), and the
+    exported graph then holds no Concat of unequal inputs. ONNX Runtime's CUDA Concat passes equal inputs' pointers
+    by value, but stages unequal inputs' pointers and sizes in pinned host memory that it hands back to a pool
+    when the run ends; a captured CUDA graph re-reads that host address on every replay, so after any other run
+    has reused the block a replay copies foreign bytes into the kernel's pointer table (wrong outputs or an
+    illegal memory access: README.md, "Graphs a CUDA graph can replay").
+    """
+    lengths = [int(n) for n in lengths]
+    if len(set(lengths)) == 1:
+        return torch.cat(list(xs), dim=1)
+    total = sum(lengths)
+    out = None
+    start = 0
+    for x, n in zip(xs, lengths):
+        padded = F.pad(x, (0, 0, start, total - start - n))
+        out = padded if out is None else out + padded
+        start += n
+    return out
 
 
 def attention(
