@@ -12,7 +12,8 @@
 // 4. captures every bucket's graphs (the executor does at load: their cost per bucket) and times a denoiser step per
 //    bucket, arena prefix and scattered rows, with and without CUDA graphs, and onnxruntime-node's executor on CUDA
 //    as the baseline: medians of --runs calls after one warm call, wall clock of executor.step() (the parameter
-//    copy, the denoiser, the device update and the copy back) and the ONNX Runtime part of it.
+//    copy, the denoiser, the device update and the copy back) and the ONNX Runtime part of it; and a VLM call per
+//    batch size (1, 8, 32, --max-batch).
 //
 // JSON to --out, written after every stage (a call cut short still leaves what was measured).
 //
@@ -386,6 +387,36 @@ async function timeSteps(ex, buckets) {
   return out;
 }
 
+/**
+ * VLM calls per batch size (1, 8, 32, maxBatch rows into arena slots 0..B-1): the executor's runMs (the VLM's run,
+ * its pixels copied in and vl_embs written to the arena in place) and the whole call, medians of --runs after one
+ * warm call.
+ */
+async function timeVlm(ex) {
+  const out = {};
+  for (const B of [...new Set([1, 8, 32, maxBatch].filter((b) => b <= maxBatch))]) {
+    if (timeLeft() < 10_000) break;
+    const batch = packVlmBatch(
+      Array.from({ length: B }, (_, b) => request(b)),
+      Int32Array.from({ length: B }, (_, b) => b),
+      [],
+      shapes,
+    );
+    await ex.runVlm(batch);
+    const wall = [];
+    const run = [];
+    for (let r = 0; r < Math.max(3, Math.floor(runs / 4)); r++) {
+      const t0 = performance.now();
+      const res = await ex.runVlm(batch);
+      wall.push(performance.now() - t0);
+      run.push(res.runMs);
+    }
+    out[B] = { callMs: round(median(wall)), runMs: round(median(run)) };
+    log(`  VLM batch ${B}: ${JSON.stringify(out[B])}`);
+  }
+  return out;
+}
+
 {
   const buckets = [];
   for (let b = 1; b < maxBatch; b *= 2) buckets.push(b);
@@ -407,6 +438,7 @@ async function timeSteps(ex, buckets) {
       async (ex, ms) => ({
         ...describe(ex, ms),
         steps: await timeSteps(ex, ex.buckets),
+        vlm: await timeVlm(ex),
       }),
     );
     save();
