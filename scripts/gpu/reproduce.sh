@@ -21,6 +21,8 @@
 #                                                          the paper's structure at a fraction of its width, exported
 #                                                          here by the current toolchain (dust-tiny's older export
 #                                                          cannot run as a CUDA graph)
+#   bash scripts/gpu/reproduce.sh profile                device time per op type of the paper-size VLM and denoiser
+#                                                          (ONNX Runtime's profiler, blocking launches)
 #   bash scripts/gpu/reproduce.sh vlm-parts              the VLM's time per part, and with its Conv as a MatMul
 #   SERVE_SET=native bash scripts/gpu/reproduce.sh serve   the served targets on the native executor: 1 robot at
 #                                                          4:4 and 4:16, 64 robots (step, max-batch-1, offline), 256
@@ -229,6 +231,18 @@ stage_native_narrow() {
   tail -n 3 "$WORK/native-narrow.log" >&2
 }
 
+# Device time per op type and the slowest nodes of the paper-size VLM and denoiser (float16, onnxruntime-node's CUDA
+# session), from ONNX Runtime's profiler with blocking launches (scripts/gpu/op-profile.mjs says why).
+stage_profile() {
+  app_env
+  wait_for "$WORK/export.done"
+  local pkg="$WORK/${NATIVE_REPO:-repo16}/dust-paper/1" g
+  for g in vlm denoiser; do
+    CUDA_LAUNCH_BLOCKING=1 node "$SRC/scripts/gpu/op-profile.mjs" --app "$APP" --package "$pkg" --graph "$g" --device "$DEVICE" \
+      --batches "${PROFILE_BATCHES:-1,64}" --runs 3 --out "$WORK/op-profile-$g.json" 2>&1 | tail -n 3 >&2 || log "op-profile ($g) failed"
+  done
+}
+
 # Where the VLM's time goes: the package's VLM cut after each part and with its patch-embedding Conv as a MatMul
 # (scripts/gpu/vlm_parts.py), timed at batch 1, 8 and 64 next to the whole graph (scripts/gpu/vlm-parts.mjs).
 stage_vlm_parts() {
@@ -284,7 +298,7 @@ stage_collect() {
     };
     const read = (f) => JSON.parse(fs.readFileSync(path.join(work, f), "utf8"));
     const mtime = (f) => fs.statSync(path.join(work, f)).mtime;
-    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"], ["native-noGraphs.json", "gpu-native"], ["native-cudaGraphs.json", "gpu-native"], ["native-tiny.json", "gpu-native"], ["native-narrow.json", "gpu-native"], ["vlm-parts.json", "gpu-vlm-parts"]]) {
+    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"], ["native-noGraphs.json", "gpu-native"], ["native-cudaGraphs.json", "gpu-native"], ["native-tiny.json", "gpu-native"], ["native-narrow.json", "gpu-native"], ["op-profile-vlm.json", "gpu-op-profile"], ["op-profile-denoiser.json", "gpu-op-profile"], ["vlm-parts.json", "gpu-vlm-parts"]]) {
       if (fs.existsSync(path.join(work, f))) keep(benchmark, read(f), mtime(f));
     }
     const serve = fs.readdirSync(work).filter((f) => /^serve-.*\.json$/.test(f)).sort();
@@ -299,7 +313,7 @@ stage_collect() {
   ls -la "$OUT" >&2
 }
 
-cmd=${1:?stage: part|torch|torch-bg|status|ort|native|native-tiny|native-narrow|vlm-parts|serve|peer|collect}
+cmd=${1:?stage: part|torch|torch-bg|status|ort|native|native-tiny|native-narrow|profile|vlm-parts|serve|peer|collect}
 shift
 case "$cmd" in
   part) stage_part "$@" ;;
@@ -312,6 +326,7 @@ case "$cmd" in
   native) stage_native ;;
   native-tiny) stage_native_tiny ;;
   native-narrow) stage_native_narrow ;;
+  profile) stage_profile ;;
   vlm-parts) stage_vlm_parts ;;
   collect) stage_collect ;;
   *) echo "unknown stage $cmd" >&2; exit 2 ;;
