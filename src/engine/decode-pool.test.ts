@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../errors/index.js';
 import { decodeViews, type ImageInput } from '../preprocess/index.js';
 import { initialNoise } from '../sampling/index.js';
 import { eventually } from '../../test/support/eventually.js';
-import { DecodePool } from './decode-pool.js';
+import { DecodePool, SPLIT_NOISE_FROM } from './decode-pool.js';
 
 const spec = { cameras: ['front', 'wrist'], image: { height: 8, width: 8, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] } } as const;
 const jpeg = (r: number) =>
@@ -38,6 +38,46 @@ describe('DecodePool', () => {
     const [a, b] = await Promise.all([0, 1].map(() => pool.decode({ images, spec, seed: undefined, noise: { actions: 3, future: 3 } })));
     expect(a.seed).not.toBe(b.seed);
     expect(Array.from(a.noise.actions)).toEqual(Array.from(initialNoise(a.seed, 3, 3).actions));
+  });
+
+  it('splits a request with large noise over two idle threads: images on one, noise on the other, same result', async () => {
+    const threads = (pool as unknown as { threads: Array<{ pending: Map<number, unknown> }> }).threads;
+    const images: ImageInput[] = [
+      { camera: 'front', encoding: 'JPEG', width: 0, height: 0, data: await jpeg(70) },
+      { camera: 'wrist', encoding: 'JPEG', width: 0, height: 0, data: await jpeg(140) },
+    ];
+    const noise = { actions: 512, future: SPLIT_NOISE_FROM };
+    const seeded = pool.decode({ images, spec, seed: 7n, noise });
+    // Both threads hold a part of the one request.
+    expect(threads.map((t) => t.pending.size)).toEqual([1, 1]);
+    const d = await seeded;
+    expect(Array.from(d.pixelValues)).toEqual(Array.from(await decodeViews(images, spec)));
+    const want = initialNoise(7n, noise.actions, noise.future);
+    expect(d.seed).toBe(7n);
+    expect(Array.from(d.noise.actions)).toEqual(Array.from(want.actions));
+    expect(Array.from(d.noise.future)).toEqual(Array.from(want.future));
+    // Without a seed the pool draws one and the noise is that seed's.
+    const drawn = await pool.decode({ images, spec, seed: undefined, noise });
+    expect(Array.from(drawn.noise.future)).toEqual(Array.from(initialNoise(drawn.seed, noise.actions, noise.future).future));
+  });
+
+  it('keeps a request on one thread when the other is busy or the noise is small', async () => {
+    const threads = (pool as unknown as { threads: Array<{ pending: Map<number, unknown> }> }).threads;
+    const images: ImageInput[] = spec.cameras.map((camera) => ({ camera, encoding: 'RAW_RGB8', width: 8, height: 8, data: new Uint8Array(192) }));
+    const small = pool.decode({ images, spec, seed: 1n, noise: { actions: 4, future: 4 } });
+    expect(threads.map((t) => t.pending.size).sort()).toEqual([0, 1]);
+    const busy = pool.decode({ images, spec, seed: 2n, noise: { actions: 0, future: SPLIT_NOISE_FROM } });
+    expect(threads.map((t) => t.pending.size)).toEqual([1, 1]);
+    const [a, b] = await Promise.all([small, busy]);
+    expect(Array.from(a.noise.actions)).toEqual(Array.from(initialNoise(1n, 4, 4).actions));
+    expect(Array.from(b.noise.future)).toEqual(Array.from(initialNoise(2n, 0, SPLIT_NOISE_FROM).future));
+  });
+
+  it('rejects a bad image of a split request with the error decodeViews gives', async () => {
+    const images: ImageInput[] = spec.cameras.map((camera) => ({ camera, encoding: 'JPEG', width: 0, height: 0, data: new Uint8Array([0xff, 0xd8, 0xff, 9]) }));
+    const err = await pool.decode({ images, spec, seed: 1n, noise: { actions: 0, future: SPLIT_NOISE_FROM } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect((err as Error).message).toMatch(/images\[front\]: JPEG data could not be decoded/);
   });
 
   it('rejects a bad image with the INVALID_ARGUMENT error decodeViews gives', async () => {

@@ -25,7 +25,17 @@ export interface DecoderInit {
   readonly niceness: number;
 }
 
-export type ToDecoder = { readonly id: number; readonly request: DecodeRequest };
+/** The initial noise alone, of a seed already drawn: one request's work split over two idle threads. */
+export interface NoiseRequest {
+  readonly seed: bigint;
+  readonly noise: { readonly actions: number; readonly future: number };
+}
+
+/** A whole request (images and noise), or its images alone (`imagesOnly`), or its noise alone. */
+export type ToDecoder =
+  { readonly id: number; readonly request: DecodeRequest; readonly imagesOnly?: boolean } | { readonly id: number; readonly noise: NoiseRequest };
 
 export type FromDecoder =
-  { readonly kind: 'decoded'; readonly id: number; readonly decoded: Decoded } | { readonly kind: 'failed'; readonly id: number; readonly error: WireError };
+  | { readonly kind: 'decoded'; readonly id: number; readonly decoded: Decoded }
+  | { readonly kind: 'noise'; readonly id: number; readonly noise: InitialNoise }
+  | { readonly kind: 'failed'; readonly id: number; readonly error: WireError };
