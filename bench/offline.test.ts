@@ -8,6 +8,7 @@ import { offlineEngine } from './offline.js';
 describe('offlineEngine', () => {
   it("takes the server's --device, --executor and --cuda-graphs, in either flag form", () => {
     expect(offlineEngine(['--device', 'cuda', '--cuda-graphs', 'true'])).toEqual({ device: 'cuda', executor: 'auto', cudaGraphs: true });
+    expect(offlineEngine(['--device', 'cuda', '--cuda-graphs=auto'])).toEqual({ device: 'cuda', executor: 'auto', cudaGraphs: 'auto' });
     expect(offlineEngine(['--threads', '1', '--device=webgpu', '--executor', 'onnxruntime-node'])).toEqual({
       device: 'webgpu',
       executor: 'onnxruntime-node',

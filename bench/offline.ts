@@ -14,7 +14,7 @@ import { OnnxExecutor, shapesOf, type ModelShapes, type VlmBatch } from '../src/
 import type { Executor } from '../src/engine/executor.js';
 import { selectExecutor, type ExecutorKind, type ExecutorRequest } from '../src/engine/executor-selection.js';
 import { nativeStatus } from '../src/engine/native-ort.js';
-import { NativeExecutor } from '../src/engine/native-executor.js';
+import { NativeExecutor, type CudaGraphsOption } from '../src/engine/native-executor.js';
 import { PromptTokenizer } from '../src/preprocess/index.js';
 import { initialNoise, stepPlan } from '../src/sampling/index.js';
 import { OFFLINE_DESCRIPTION } from './modes.js';
@@ -61,7 +61,7 @@ export interface OfflineResult {
 export interface OfflineEngine {
   readonly device: 'cpu' | 'cuda' | 'webgpu';
   readonly executor: ExecutorRequest;
-  readonly cudaGraphs: boolean;
+  readonly cudaGraphs: CudaGraphsOption;
 }
 
 /**
@@ -159,7 +159,9 @@ export async function runOffline(o: OfflineOptions): Promise<OfflineResult> {
     shapes: s,
   };
   const executor: Executor =
-    kind === 'native' ? await NativeExecutor.create({ ...init, maxBatch: capacity, cudaGraphs: o.engine.cudaGraphs }) : await OnnxExecutor.create(init);
+    kind === 'native'
+      ? await NativeExecutor.create({ ...init, maxBatch: capacity, cudaGraphs: o.engine.cudaGraphs, graphHazards: m.architecture.cuda_graph_hazards })
+      : await OnnxExecutor.create(init);
   const results: OfflineBatchResult[] = [];
   let cpuSeconds = 0;
   let hostSeconds = 0;

@@ -24,6 +24,7 @@ from .model import DustPolicy
 from .fp16 import convert_to_float16
 from .onnx_export import (
     ONNX_PROTOBUF_LIMIT,
+    cuda_graph_hazards,
     declared_signature,
     export_graphs,
     graph_signature,
@@ -102,6 +103,7 @@ def manifest_for(
     weights_dtype: str,
     files: Dict[str, str],
     precision: str = "float32",
+    cuda_graph_hazards: Optional[List[str]] = None,
 ) -> Dict[str, Any]:
     v, d = cfg.vlm, cfg.denoiser
     embodiments = {}
@@ -132,6 +134,9 @@ def manifest_for(
             "weights_dtype": weights_dtype,
             "precision": precision,
             "opset": 17,
+            # What in the exported denoiser would break a CUDA-graph replay (onnx_export.cuda_graph_hazards;
+            # [] = none): the server captures graphs only for a package that records none.
+            **({"cuda_graph_hazards": list(cuda_graph_hazards)} if cuda_graph_hazards is not None else {}),
         },
         "image": {"height": v.image_size, "width": v.image_size, "mean": list(cfg.image_mean), "std": list(cfg.image_std)},
         "cameras": list(v.cameras),
@@ -237,9 +242,15 @@ def write_package(
     files = {name: sha256_file(path) for name, path in sorted(written.items())}
     files["tokenizer.json"] = sha256_file(out_dir / "tokenizer.json")
     manifest = manifest_for(policy.cfg, stats, version=version, description=description, training=training,
-                            weights_dtype=weights_dtype, files=files, precision=precision)
+                            weights_dtype=weights_dtype, files=files, precision=precision,
+                            cuda_graph_hazards=denoiser_hazards(out_dir))
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def denoiser_hazards(package_dir: Path) -> List[str]:
+    """cuda_graph_hazards of a package's denoiser.onnx (its graph only: weights stay on disk)."""
+    return cuda_graph_hazards(onnx.load(str(Path(package_dir) / "denoiser.onnx"), load_external_data=False))
 
 
 def present_graph_files(out_dir: Path) -> Dict[str, Path]:
@@ -286,7 +297,7 @@ def write_half_package(src: Path, out: Path, version: Optional[int] = None) -> D
     shutil.copyfile(src / tokenizer, out / tokenizer)
     files = {name: sha256_file(path) for name, path in sorted(present_graph_files(out).items())}
     files[tokenizer] = sha256_file(out / tokenizer)
-    manifest["architecture"].update(precision="float16", weights_dtype="float16")
+    manifest["architecture"].update(precision="float16", weights_dtype="float16", cuda_graph_hazards=denoiser_hazards(out))
     manifest["files"] = files
     if version is not None:
         manifest["version"] = int(version)
@@ -397,6 +408,13 @@ def validate_package(package_dir: Path) -> List[str]:
                     problems.append(f"{graph}.onnx {name}: first axis must be the dynamic batch, got {got_shape}")
                 elif list(got_shape[1:]) != rest:
                     problems.append(f"{graph}.onnx {name}: shape {got_shape} != [batch, {', '.join(map(str, rest))}]")
+
+    # A package that records no CUDA-graph hazard gets its denoiser captured by the server: the record must hold.
+    claimed = manifest["architecture"].get("cuda_graph_hazards")
+    if claimed is not None and (package_dir / "denoiser.onnx").exists():
+        found = denoiser_hazards(package_dir)
+        if sorted(claimed) != sorted(found):
+            problems.append(f"architecture.cuda_graph_hazards records {len(claimed)}, the denoiser has {len(found)}: {found[:3]}")
 
     # Digests.
     files = manifest["files"]

@@ -104,6 +104,7 @@ function workerInit(pkg: ModelPackage, options: RuntimeOptions): WorkerInit {
       // The native executor's batch-size buckets go up to the scheduler's largest denoiser batch (buckets.ts).
       maxBatch: options.scheduler.maxDenoiseBatch,
       cudaGraphs: options.settings.cudaGraphs,
+      graphHazards: pkg.manifest.architecture.cuda_graph_hazards,
     },
     scheduler: options.scheduler,
     batchRecording: options.batchRecording,

@@ -44,9 +44,48 @@ import type { SlotMove } from './slot-table.js';
 export interface NativeExecutorInit extends OnnxExecutorInit {
   /** Most rows in one denoiser call (maxDenoiseBatch): the largest batch-size bucket. */
   readonly maxBatch: number;
-  /** Capture a CUDA graph per bucket (CUDA only; ignored on the CPU unless a test forces it). */
-  readonly cudaGraphs: boolean;
+  /**
+   * Capture a CUDA graph per bucket (CUDA only; ignored on the CPU unless a test forces it): the cudaGraphs option,
+   * weighed against `graphHazards` by graphPlan.
+   */
+  readonly cudaGraphs: CudaGraphsOption;
+  /**
+   * What the package's manifest records would break a replay of its denoiser (architecture.cuda_graph_hazards, the
+   * toolchain's check of the exported graph); undefined when it records nothing (packages exported before the
+   * record).
+   */
+  readonly graphHazards?: readonly string[];
   readonly deviceId?: number;
+}
+
+/** The cudaGraphs option: `auto` captures packages that record no hazard; `true` also tries those without a record. */
+export type CudaGraphsOption = boolean | 'auto';
+
+/**
+ * Whether the denoiser is captured as CUDA graphs, and what to log when it is not though it could have been asked
+ * for. Pure: the option, the device and the package's record (NativeExecutorInit.graphHazards).
+ */
+export function graphPlan(option: CudaGraphsOption, device: string, hazards: readonly string[] | undefined): { capture: boolean; note?: ExecutorNote } {
+  if (option === false || device !== 'cuda') return { capture: false };
+  if (hazards !== undefined && hazards.length > 0)
+    return {
+      capture: false,
+      note: {
+        level: 'warn',
+        message: `the package records ${hazards.length} nodes that a CUDA graph would replay with stale host data: serving without graphs (export it again with the current toolchain)`,
+        fields: { hazards: hazards.slice(0, 5) },
+      },
+    };
+  if (hazards === undefined && option === 'auto')
+    return {
+      capture: false,
+      note: {
+        level: 'info',
+        message:
+          'the package does not record whether its denoiser replays as a CUDA graph (architecture.cuda_graph_hazards): serving without graphs; --cuda-graphs true tries them',
+      },
+    };
+  return { capture: true };
 }
 
 /** Something the main thread should log about the executor (capture costs, degraded buckets, the copy path). */
@@ -269,7 +308,7 @@ export class NativeExecutor implements Executor {
     this.shapes = init.shapes;
     this.capacity = init.capacity;
     this.specs = fieldSpecs(init.shapes);
-    this.graphIds = (init.cudaGraphs && denoiser.device === 'cuda') || deps.forceGraphIds === true;
+    this.graphIds = (init.cudaGraphs === true && denoiser.device === 'cuda') || deps.forceGraphIds === true;
     this.graphSessions = this.graphIds;
     this.buckets = batchBuckets(init.maxBatch);
     this.hostUpdate = denoiser.device === 'cpu' && deps.rowOps !== 'graphs';
@@ -292,8 +331,10 @@ export class NativeExecutor implements Executor {
       return s;
     };
     const notes: ExecutorNote[] = [];
+    const plan = graphPlan(init.cudaGraphs, device, init.graphHazards);
+    if (plan.note) notes.push(plan.note);
     try {
-      let graphs = init.cudaGraphs && device === 'cuda';
+      let graphs = plan.capture;
       const vlm = open(init.vlmPath, false);
       let denoiser: NativeSession;
       try {

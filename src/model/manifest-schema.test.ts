@@ -53,6 +53,9 @@ describe('parseManifest', () => {
   });
   it('takes the real-time chunking methods a package declares, and refuses one it does not know', () => {
     expect(parseManifest(manifest(), 'x').realtime_chunking).toBeUndefined();
+    // The toolchain's record of CUDA-graph hazards: a list of strings when present.
+    expect(parseManifest(manifest({ architecture: { family: 'dust', cuda_graph_hazards: [] } }), 'x').architecture.cuda_graph_hazards).toEqual([]);
+    expect(() => parseManifest(manifest({ architecture: { family: 'dust', cuda_graph_hazards: 'none' } }), 'x')).toThrow(/cuda_graph_hazards/);
     expect(parseManifest(manifest({ realtime_chunking: ['naive', 'ensemble'] }), 'x').realtime_chunking).toEqual(['naive', 'ensemble']);
     expect(parseManifest(manifest({ realtime_chunking: [] }), 'x').realtime_chunking).toEqual([]);
     expect(() => parseManifest(manifest({ realtime_chunking: ['guided'] }), 'pkg')).toThrow(/realtime_chunking/);

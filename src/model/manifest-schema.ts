@@ -33,7 +33,7 @@ const schema = z
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only'),
     version: positiveInt,
     description: z.string().optional(),
-    architecture: z.object({ family: z.string() }).passthrough(),
+    architecture: z.object({ family: z.string(), cuda_graph_hazards: z.array(z.string()).optional() }).passthrough(),
     image: z.object({
       height: positiveInt,
       width: positiveInt,

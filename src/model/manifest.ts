@@ -24,7 +24,11 @@ export interface Manifest {
   readonly name: string;
   readonly version: number;
   readonly description?: string;
-  readonly architecture: Readonly<Record<string, unknown>> & { readonly family: string };
+  readonly architecture: Readonly<Record<string, unknown>> & {
+    readonly family: string;
+    /** What would break a CUDA-graph replay of the denoiser (the toolchain's check; [] = nothing); absent in older packages. */
+    readonly cuda_graph_hazards?: readonly string[];
+  };
   readonly image: {
     readonly height: number;
     readonly width: number;

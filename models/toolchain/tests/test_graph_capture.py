@@ -4,6 +4,7 @@ ONNX Runtime makes of it when a session loads."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -17,7 +18,7 @@ from models.toolchain.model import DustPolicy, randomize_zero_init
 from models.toolchain.model.denoiser import _split_factor, equal_split, hoisted_linear
 from models.toolchain.model.layers import cat_tokens
 from models.toolchain.onnx_export import cuda_graph_hazards, export_graphs
-from models.toolchain.package import write_package
+from models.toolchain.package import validate_package, write_package
 
 from .conftest import REPO, micro_config
 
@@ -89,6 +90,13 @@ def test_onnx_runtime_optimizations_add_no_hazard(micro_policy, tokenizer, tmp_p
                   weights_dtype=dtype)
     assert cuda_graph_hazards(onnx.load(str(out / "denoiser.onnx"))) == []
     assert cuda_graph_hazards(optimized(out / "denoiser.onnx", tmp_path)) == []
+    # The manifest records it (the server captures graphs only then), and validation checks the record.
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["architecture"]["cuda_graph_hazards"] == []
+    assert validate_package(out) == []
+    manifest["architecture"]["cuda_graph_hazards"] = ["Concat x: 2 pieces of sizes [1, 16] along axis 1"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert any("cuda_graph_hazards" in p for p in validate_package(out))
 
 
 def test_the_check_finds_the_hazards_of_the_earlier_export(tmp_path):
