@@ -95,8 +95,8 @@ async function template(model: ModelLocation, s: ModelShapes, B: number): Promis
   const tokenizer = await PromptTokenizer.fromFile(path.join(model.dir, m.text.tokenizer), m.text, sliceOf(DEFAULT_SERVE_OPTIONS, 'tokenizer'));
   const prompt = await tokenizer.encode(INSTRUCTION);
   const ids = Object.values(m.embodiments).map((e) => BigInt(e.id));
-  const pixelValues = new Float32Array(B * s.views * 3 * s.imageHeight * s.imageWidth);
-  for (let i = 0; i < pixelValues.length; i++) pixelValues[i] = Math.sin(i * 0.37);
+  const pixelLen = s.views * 3 * s.imageHeight * s.imageWidth;
+  const pixelRows = Array.from({ length: B }, (_, b) => Float32Array.from({ length: pixelLen }, (_, i) => Math.sin((b * pixelLen + i) * 0.37)));
   const aLen = s.horizon * s.actionDim;
   const oLen = s.futureTokens * s.futureDim;
   const actions0 = new Float32Array(B * aLen);
@@ -111,7 +111,7 @@ async function template(model: ModelLocation, s: ModelShapes, B: number): Promis
     attentionMask.set(prompt.attentionMask, b * s.textTokens);
   }
   return {
-    pixelValues,
+    pixelRows,
     inputIds,
     attentionMask,
     state: new Float32Array(B * s.stateDim),

@@ -21,11 +21,28 @@ describe('packVlmBatch', () => {
     expect(Array.from(b.state)).toEqual([1, 1, 2, 2]);
     expect(Array.from(b.inputIds)).toEqual([1n, 1n, 2n, 2n]);
     expect(Array.from(b.embodimentIds)).toEqual([0n, 1n]);
-    expect(b.pixelValues.length).toBe(2 * 12);
-    expect(b.pixelValues[11]).toBe(1);
-    expect(b.pixelValues[12]).toBe(2);
+    // Pixel rows are handed on as the decode pool made them, never packed on the host.
+    const rows = [input(1, 0), input(2, 1)];
+    const again = packVlmBatch(rows, Int32Array.from([4, 5]), [], s);
+    expect(again.pixelRows).toHaveLength(2);
+    expect(again.pixelRows[0]).toBe(rows[0].pixelValues);
+    expect(again.pixelRows[1]).toBe(rows[1].pixelValues);
+    expect(b.pixelRows.map((r) => r[0])).toEqual([1, 2]);
     expect(Array.from(b.actions0.subarray(4))).toEqual([-2, -2, -2, -2]);
     expect(Array.from(b.future0)).toEqual([0.1, 0.1, 0.2, 0.2].map(Math.fround));
+  });
+
+  it('refuses a pixel row of the wrong length', () => {
+    const s = TEST_SHAPES;
+    const bad = {
+      pixelValues: new Float32Array(5),
+      inputIds: new BigInt64Array(s.textTokens),
+      attentionMask: new BigInt64Array(s.textTokens),
+      state: new Float32Array(s.stateDim),
+      embodimentId: 0,
+      noise: { actions: new Float32Array(s.horizon * s.actionDim), future: new Float32Array(s.futureTokens * s.futureDim) },
+    };
+    expect(() => packVlmBatch([bad], Int32Array.from([0]), [], s)).toThrow(/5 pixel values, the model takes 12/);
   });
 });
 

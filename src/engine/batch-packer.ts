@@ -18,7 +18,7 @@ export function packVlmBatch(inputs: readonly VlmInput[], slots: Int32Array, mov
   const batch = {
     moves,
     slots,
-    pixelValues: new Float32Array(B * pixelLen),
+    pixelRows: inputs.map((r) => r.pixelValues),
     inputIds: new BigInt64Array(B * s.textTokens),
     attentionMask: new BigInt64Array(B * s.textTokens),
     state: new Float32Array(B * s.stateDim),
@@ -27,7 +27,7 @@ export function packVlmBatch(inputs: readonly VlmInput[], slots: Int32Array, mov
     future0: new Float32Array(B * oLen),
   };
   inputs.forEach((r, b) => {
-    batch.pixelValues.set(r.pixelValues, b * pixelLen);
+    if (r.pixelValues.length !== pixelLen) throw new RangeError(`row ${b}: ${r.pixelValues.length} pixel values, the model takes ${pixelLen}`);
     batch.inputIds.set(r.inputIds, b * s.textTokens);
     batch.attentionMask.set(r.attentionMask, b * s.textTokens);
     batch.state.set(r.state, b * s.stateDim);

@@ -26,7 +26,13 @@ export interface VlmBatch {
   readonly moves: readonly SlotMove[];
   /** Arena slot each row's outputs and inputs go to. */
   readonly slots: Int32Array;
-  readonly pixelValues: Float32Array;
+  /**
+   * Each row's pixel_values [V, 3, H, W], as the decode pool made it: never packed on the host, since a batch of
+   * paper-size rows is tens of megabytes (30 rows: 54 MB), and a fresh host array of that size costs its page faults
+   * and a copy before the device copy. The executor copies the rows where its VLM reads them (a device buffer, or
+   * one host buffer it keeps).
+   */
+  readonly pixelRows: readonly Float32Array[];
   readonly inputIds: BigInt64Array;
   readonly attentionMask: BigInt64Array;
   /** Normalized, padded state per row: [B, stateDim]. */

@@ -292,6 +292,8 @@ export class NativeExecutor implements Executor {
   private actionTimes: Rows | undefined;
   private actionTimesHost: Float32Array | undefined;
   private vlStaging: Rows | undefined;
+  /** The VLM's pixel_values rows, on its device; grown to the largest VLM batch seen. */
+  private pixelStaging: Rows | undefined;
   private readonly copier: Copier;
   /** Views made for one call (over its host arrays, or arena rows it alone touches), released when it returns. */
   private readonly scratch: NativeValue[] = [];
@@ -765,18 +767,23 @@ export class NativeExecutor implements Executor {
     if (contiguous) {
       vlOut = this.temp(this.arena.vl.buffer, slots[0] * this.arena.vl.rowBytes, 'float32', [B, ...vl.rowShape]);
     } else {
-      if (!this.vlStaging || this.vlStaging.rows < B) {
-        this.vlStaging?.release();
-        this.vlStaging = new Rows(ort, this.denoiser, B, vl.len, 'float32');
-      }
+      this.vlStaging = this.vlmRows(this.vlStaging, B, vl.len);
       vlOut = this.vlStaging.span(0, B, vl.rowShape);
     }
+    // The rows' pixels straight to where the VLM reads them (one copy each; on a GPU, host to device).
+    const pixelLen = s.views * 3 * s.imageHeight * s.imageWidth;
+    this.pixelStaging = this.vlmRows(this.pixelStaging, B, pixelLen);
+    const pixels = this.pixelStaging;
+    this.copier.copy(
+      batch.pixelRows.map((row, b): Pair => [this.temp(row, 0, 'float32', [pixelLen]), pixels.row(b)]),
+      'float32',
+    );
     const obs = new Float32Array(B * s.futureTokens * s.futureDim);
     const host = (a: Float32Array | BigInt64Array, shape: number[]) => this.temp(a, 0, a instanceof BigInt64Array ? 'int64' : 'float32', shape);
     const t0 = performance.now();
     this.vlm.run(
       {
-        pixel_values: host(batch.pixelValues, [B, s.views, 3, s.imageHeight, s.imageWidth]),
+        pixel_values: pixels.span(0, B, [s.views, 3, s.imageHeight, s.imageWidth]),
         input_ids: host(batch.inputIds, [B, s.textTokens]),
         attention_mask: host(batch.attentionMask, [B, s.textTokens]),
       },
@@ -802,6 +809,17 @@ export class NativeExecutor implements Executor {
       this.copier.copy(pairs, spec.dtype);
     }
     return { obsEmbedding: obs, runMs };
+  }
+
+  /**
+   * `rows` float32 rows of `len` on the VLM session's device, reusing `current` when it is large enough. Allocated on
+   * the VLM's session, never the denoiser's: memory a captured denoiser graph used for its intermediates goes back to
+   * the denoiser session's arena after the capture, and every replay writes there again.
+   */
+  private vlmRows(current: Rows | undefined, rows: number, len: number): Rows {
+    if (current && current.rows >= rows) return current;
+    current?.release();
+    return new Rows(this.ort, this.vlm, rows, len, 'float32');
   }
 
   async step(batch: StepBatch): Promise<StepResult> {
@@ -952,6 +970,7 @@ export class NativeExecutor implements Executor {
     this.releaseCallBuffers();
     for (const f of FIELDS) this.arena[f]?.release();
     this.vlStaging?.release();
+    this.pixelStaging?.release();
     this.copier.release();
     for (const s of [this.vlm, this.denoiser, this.update]) s.release();
   }

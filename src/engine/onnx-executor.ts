@@ -136,14 +136,25 @@ export class OnnxExecutor implements Executor {
     return { vlm: graphInfo(this.vlm), denoiser: graphInfo(this.denoiser) };
   }
 
+  /** The host buffer the VLM's pixel rows are packed into, kept and grown (a fresh one per call costs page faults). */
+  private pixelBuffer = new Float32Array(0);
+
+  private packPixels(rows: readonly Float32Array[]): Float32Array {
+    const len = rows[0]?.length ?? 0;
+    if (this.pixelBuffer.length < rows.length * len) this.pixelBuffer = new Float32Array(rows.length * len);
+    rows.forEach((row, b) => this.pixelBuffer.set(row, b * len));
+    return this.pixelBuffer.subarray(0, rows.length * len);
+  }
+
   async runVlm(batch: VlmBatch): Promise<VlmResult> {
     const s = this.shapes;
     const arena = this.arena;
     const B = batch.slots.length;
     for (const m of batch.moves) arena.move(m);
+    const pixels = this.packPixels(batch.pixelRows);
     const t0 = performance.now();
     const out = await this.vlm.run({
-      pixel_values: new ort.Tensor('float32', batch.pixelValues, [B, s.views, 3, s.imageHeight, s.imageWidth]),
+      pixel_values: new ort.Tensor('float32', pixels, [B, s.views, 3, s.imageHeight, s.imageWidth]),
       input_ids: new ort.Tensor('int64', batch.inputIds, [B, s.textTokens]),
       attention_mask: new ort.Tensor('int64', batch.attentionMask, [B, s.textTokens]),
     });
