@@ -188,11 +188,11 @@ stage_serve() {
     return 0
   fi
   if [ "${SERVE_SET:-full}" = native-short ]; then
-    # A second native run after a change, in the device time a session has left: batch-1 latency and 64 robots
-    # against max-batch-1 and the offline limit.
+    # A second native run after a change, in the device time a session has left: 64 robots against max-batch-1 and
+    # the offline limit (waits for the export, which a fresh machine starts in the first call).
     export SERVER_EXTRA=${SERVER_EXTRA---cuda-graphs true}
     set -- --view-side model
-    NEED_S=60 bench "native-1robot-4x4-${best#repo}" "$WORK/$best" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION" "$@"
+    wait_for "$WORK/export.done"
     NEED_S=150 bench "native-robots${ROBOTS_MANY}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MANY" --modes step,max-batch-1,offline --warmup 3 --duration "$DURATION" "$@"
     return 0
   fi
