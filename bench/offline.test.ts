@@ -12,7 +12,7 @@ describe('offlineEngine', () => {
     expect(offlineEngine(['--threads', '1', '--device=webgpu', '--executor', 'onnxruntime-node'])).toEqual({
       device: 'webgpu',
       executor: 'onnxruntime-node',
-      cudaGraphs: false,
+      cudaGraphs: 'auto',
     });
   });
 
@@ -20,7 +20,7 @@ describe('offlineEngine', () => {
     const env = process.env.DUST_DEVICE;
     delete process.env.DUST_DEVICE;
     try {
-      expect(offlineEngine([])).toEqual({ device: 'cpu', executor: 'auto', cudaGraphs: false });
+      expect(offlineEngine([])).toEqual({ device: 'cpu', executor: 'auto', cudaGraphs: 'auto' });
       expect(offlineEngine(['--device', 'cuda', '--device', 'cpu']).device).toBe('cpu');
     } finally {
       if (env !== undefined) process.env.DUST_DEVICE = env;

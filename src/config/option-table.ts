@@ -145,12 +145,12 @@ export const OPTION_TABLE = {
    * replay against a regular run, and replays them (docs/architecture.md, "Executors"); off runs every step node by
    * node. Packages exported before the toolchain avoided host-staged kernels replay stale pointers (wrong values, or
    * an illegal memory access: BENCHMARKS.md, "Second H100 run"); a package records what would break a replay
-   * (architecture.cuda_graph_hazards), and no package that records a hazard is captured. Off by default until a GPU
-   * run has checked the fixed export.
+   * (architecture.cuda_graph_hazards), and no package that records a hazard is captured. `auto` by default: captured
+   * where the package records none (the third H100 run: every replay exact, parity with the CPU unchanged).
    */
   cudaGraphs: option({
     schema: z.union([z.literal('auto'), bool]),
-    default: false,
+    default: 'auto',
     arg: '<mode>',
     help: 'capture the denoiser step as CUDA graphs (native executor on cuda): auto | true | false',
     doc: 'on `cuda` with the native executor, capture the denoiser step as one CUDA graph per batch-size bucket at load, check each replay against a regular run (graphs off with a warning when one differs) and replay them (off: node by node). `auto` captures a package whose manifest records no CUDA-graph hazard (`architecture.cuda_graph_hazards: []`, written by the current toolchain), `true` also tries a package without that record; a package that records hazards runs node by node either way (docs/gpu.md)',
