@@ -313,7 +313,7 @@ def cuda_graph_hazards(model: onnx.ModelProto) -> List[str]:
     by ONNX Runtime at load) and it is one of: a Shape (the arithmetic after it runs on the CPU); a Concat or Split whose pieces along the axis are unequal, unknown or
     more than 32; a MatMul whose operands both have batch axes and disagree on them (pointer arrays instead of one
     strided batched GEMM); or an op in ALWAYS_HOST_STAGED. The exporter avoids them (model/layers.py cat_tokens,
-    model/denoiser.py equal_split and the joint attention); the test suite keeps it so.
+    equal_split, and model/denoiser.py's joint attention); the test suite keeps it so.
     """
     # No data propagation: onnx's shape inference crashes with it on graphs that hold ONNX Runtime's contrib ops.
     inferred = onnx.shape_inference.infer_shapes(model)

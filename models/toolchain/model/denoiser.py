@@ -45,8 +45,9 @@ from .layers import (
     cat_tokens,
     init_linears,
     sincos_1d,
+    equal_split,
     sincos_2d,
-    split,
+    split_factor,
     timestep_features,
 )
 
@@ -113,7 +114,7 @@ class DustBlock(nn.Module):
                 for w, h, n, kv in zip(self.streams, hs, self.lengths, kvs)
             ]
         else:
-            qkv = [split(w.qkv(h), 3, 3 * self.dim) for w, h in zip(self.streams, hs)]
+            qkv = [equal_split(w.qkv(h), 3, self.dim) for w, h in zip(self.streams, hs)]
             if len(qkv) == 1:
                 n = self.lengths[0]
                 attn_out = [attention(qkv[0][0], qkv[0][1], qkv[0][2], self.heads, n, n, self.dim)]
@@ -153,7 +154,7 @@ def hoisted_linear(x: torch.Tensor, linears: Sequence[nn.Linear], parts: Sequenc
     # Every piece has one width, so the output splits as n equal pieces. When n has a prime factor above
     # MAX_SPLIT_OUTPUTS the weights get zero rows up to the next count that factors (those pieces go unused).
     padded = n
-    while _split_factor(padded) is None:
+    while split_factor(padded) is None:
         padded += 1
     weights = [lin.weight for lin in linears]
     biases = [lin.bias for lin in linears]
@@ -164,38 +165,6 @@ def hoisted_linear(x: torch.Tensor, linears: Sequence[nn.Linear], parts: Sequenc
     if y.dim() == 2:
         y = y.unsqueeze(1)  # timestep embeddings [B, n] -> [B, 1, n], broadcast over tokens
     return equal_split(y, padded, width)[:n]
-
-
-# At most this many outputs per Split: ONNX Runtime's WebGPU provider binds one storage buffer per Split output and a
-# shader stage has at most 16, so one 20-way Split fails there ("Too many storage buffers in shader").
-MAX_SPLIT_OUTPUTS = 8
-
-
-def _split_factor(n: int) -> Optional[int]:
-    """How many groups to split n equal pieces into first: n itself when it fits one Split, else its largest divisor
-    in 2..MAX_SPLIT_OUTPUTS (None: n has a prime factor above that)."""
-    if n <= MAX_SPLIT_OUTPUTS:
-        return n
-    for g in range(MAX_SPLIT_OUTPUTS, 1, -1):
-        if n % g == 0 and _split_factor(n // g) is not None:
-            return g
-    return None
-
-
-def equal_split(y: torch.Tensor, n: int, width: int) -> List[torch.Tensor]:
-    """The last axis of y (n * width) as n pieces of `width`, through a tree of Splits of equal pieces with at most
-    MAX_SPLIT_OUTPUTS outputs each. Equal pieces only: ONNX Runtime's CUDA Split stages unequal pieces' sizes in host
-    memory that a captured CUDA graph would re-read stale (model/layers.py cat_tokens), and Slices that cover an axis
-    are fused back into such a Split when the session loads. Sizes are Python ints, never read from a traced
-    tensor's shape: a traced size exports as Shape -> Gather -> Div chains (about 550 of the paper denoiser's 1675
-    nodes after ONNX Runtime's optimizations), where constant sizes export as Splits."""
-    g = _split_factor(n)
-    if g is None:
-        raise ValueError(f"{n} pieces do not split into groups of at most {MAX_SPLIT_OUTPUTS}")
-    groups = list(torch.split(y, [width * (n // g)] * g, dim=-1))
-    if g == n:
-        return groups
-    return [piece for group in groups for piece in equal_split(group, n // g, width)]
 
 
 class FinalLayer(nn.Module):

@@ -137,10 +137,37 @@ class Mlp(nn.Module):
         return self.fc2(F.gelu(self.fc1(x)))
 
 
-def split(x: torch.Tensor, parts: int, width: int) -> List[torch.Tensor]:
-    """Equal split of the last axis (of size `width`); exports as one ONNX Split node (chunk() exports one
-    Slice per part). The width is passed as a Python int so that tracing never reads a tensor size."""
-    return list(torch.split(x, [width // parts] * parts, dim=-1))
+# At most this many outputs per Split: ONNX Runtime's WebGPU provider binds one storage buffer per Split output and a
+# shader stage has at most 16, so one 20-way Split fails there ("Too many storage buffers in shader").
+MAX_SPLIT_OUTPUTS = 8
+
+
+def split_factor(n: int) -> Optional[int]:
+    """How many groups to split n equal pieces into first: n itself when it fits one Split, else its largest divisor
+    in 2..MAX_SPLIT_OUTPUTS (None: n has a prime factor above that)."""
+    if n <= MAX_SPLIT_OUTPUTS:
+        return n
+    for g in range(MAX_SPLIT_OUTPUTS, 1, -1):
+        if n % g == 0 and split_factor(n // g) is not None:
+            return g
+    return None
+
+
+def equal_split(y: torch.Tensor, n: int, width: int) -> List[torch.Tensor]:
+    """The last axis of y (n * width) as n pieces of `width`, through a tree of Splits of equal pieces with at most
+    MAX_SPLIT_OUTPUTS outputs each (one Split when n fits; chunk() would export one Slice per piece). Equal pieces
+    only: ONNX Runtime's CUDA Split stages unequal pieces' sizes in host memory that a captured CUDA graph would
+    re-read stale (cat_tokens), and Slices that cover an axis are fused back into such a Split when the session
+    loads. Sizes are Python ints, never read from a traced tensor's shape: a traced size exports as Shape -> Gather
+    -> Div chains (about 550 of the paper denoiser's 1675 nodes after ONNX Runtime's optimizations), where constant
+    sizes export as Splits."""
+    g = split_factor(n)
+    if g is None:
+        raise ValueError(f"{n} pieces do not split into groups of at most {MAX_SPLIT_OUTPUTS}")
+    groups = list(torch.split(y, [width * (n // g)] * g, dim=-1))
+    if g == n:
+        return groups
+    return [piece for group in groups for piece in equal_split(group, n // g, width)]
 
 
 def cat_tokens(xs: Sequence[torch.Tensor], lengths: Sequence[int]) -> torch.Tensor:
@@ -208,7 +235,7 @@ class EncoderLayer(nn.Module):
         self.mlp = Mlp(dim, mlp_ratio)
 
     def forward(self, x: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-        q, k, v = split(self.qkv(self.norm1(x)), 3, 3 * self.dim)
+        q, k, v = equal_split(self.qkv(self.norm1(x)), 3, self.dim)
         x = x + self.proj(attention(q, k, v, self.heads, self.tokens, self.tokens, self.dim, bias))
         return x + self.mlp(self.norm2(x))
 

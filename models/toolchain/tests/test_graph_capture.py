@@ -15,8 +15,8 @@ from torch import nn
 
 from models.toolchain.data import generate_dataset, normalization_stats
 from models.toolchain.model import DustPolicy, randomize_zero_init
-from models.toolchain.model.denoiser import _split_factor, equal_split, hoisted_linear
-from models.toolchain.model.layers import cat_tokens
+from models.toolchain.model.denoiser import hoisted_linear
+from models.toolchain.model.layers import cat_tokens, equal_split, split_factor
 from models.toolchain.onnx_export import cuda_graph_hazards, export_graphs
 from models.toolchain.package import validate_package, write_package
 
@@ -55,7 +55,7 @@ def test_equal_split_matches_torch_split(n):
 
 def test_hoisted_linear_pads_counts_that_do_not_factor():
     # 11 pieces (prime, above 8 per Split) come from 12 and leave one unused; the values are the layers' own.
-    assert _split_factor(11) is None and _split_factor(12) is not None
+    assert split_factor(11) is None and split_factor(12) is not None
     torch.manual_seed(0)
     layers = [nn.Linear(4, 6 * 3) for _ in range(1)] + [nn.Linear(4, 5 * 3)]
     x = torch.randn(2, 4)
