@@ -53,7 +53,6 @@ if [ "${DRY:-0}" = 1 ]; then
   DEVICE=cpu
   PY=${PY:-/usr/bin/python3}
   SET=$NARROW
-  NARROW_SET=$NARROW
   BATCHES=${BATCHES:-1,8}
   CONFIGS=${CONFIGS:-cpu-fp32,cpu-fp16}
   ROBOTS_MANY=${ROBOTS_MANY:-8}
@@ -63,7 +62,6 @@ else
   DEVICE=cuda
   PY=${PY:-python3}
   SET=""
-  NARROW_SET=$NARROW
   BATCHES=${BATCHES:-1,8,32,64,128}
   CONFIGS=${CONFIGS:-cuda-fp32,cuda-fp16,webgpu-fp32}
   ROBOTS_MANY=${ROBOTS_MANY:-64}
@@ -231,7 +229,7 @@ stage_native_narrow() {
   app_env
   local dir="$WORK/narrow"
   if [ ! -f "$dir/export.done" ]; then
-    (cd "$SRC" && PYTHONPATH="$SRC" $PY scripts/gpu/torch_bench.py --out "$dir" --batches 1 --export-only $NARROW_SET) > "$WORK/narrow-export.log" 2>&1 ||
+    (cd "$SRC" && PYTHONPATH="$SRC" $PY scripts/gpu/torch_bench.py --out "$dir" --batches 1 --export-only $NARROW) > "$WORK/narrow-export.log" 2>&1 ||
       { log "the narrow export failed:"; tail -n 20 "$WORK/narrow-export.log" >&2; return 1; }
   fi
   node "$SRC/scripts/gpu/native-check.mjs" --app "$APP" --package "$dir/repo16/dust-paper/1" --device "$DEVICE" \
