@@ -4,7 +4,7 @@
  * sampler's step plan, docs/sampling.md). Pure.
  */
 import { pinCommitted, positionTimes, stepPlan, type PrefixGuide, type StepCounts } from '../sampling/index.js';
-import type { ModelShapes, StepBatch, StepGuide, VlmBatch } from './executor.js';
+import { pixelRowLength, type ModelShapes, type StepBatch, type StepGuide, type VlmBatch } from './executor.js';
 import type { JobInput } from './job.js';
 import type { SlotMove } from './slot-table.js';
 
@@ -12,7 +12,7 @@ type VlmInput = Pick<JobInput, 'pixelValues' | 'inputIds' | 'attentionMask' | 's
 
 export function packVlmBatch(inputs: readonly VlmInput[], slots: Int32Array, moves: readonly SlotMove[], s: ModelShapes): VlmBatch {
   const B = inputs.length;
-  const pixelLen = s.views * 3 * s.imageHeight * s.imageWidth;
+  const pixelLen = pixelRowLength(s);
   const aLen = s.horizon * s.actionDim;
   const oLen = s.futureTokens * s.futureDim;
   const batch = {

@@ -21,6 +21,11 @@ export interface ModelShapes {
   readonly futureDim: number;
 }
 
+/** Elements of one request's pixel_values row, [V, 3, H, W]. */
+export function pixelRowLength(s: ModelShapes): number {
+  return s.views * 3 * s.imageHeight * s.imageWidth;
+}
+
 export interface VlmBatch {
   /** Moves to apply to the arena before anything else (rows left since the last call). */
   readonly moves: readonly SlotMove[];

@@ -18,7 +18,7 @@ import { initialNoise, randomSeed } from '../sampling/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { BatchRecording, BatchReport } from './batch-report.js';
 import type { DecodePool } from './decode-pool.js';
-import type { ModelShapes } from './executor.js';
+import { pixelRowLength, type ModelShapes } from './executor.js';
 import type { JobInput } from './job.js';
 import { ModelWorker } from './model-worker.js';
 import type { SchedulerOptions } from './scheduler.js';
@@ -131,7 +131,7 @@ async function warmup(worker: ModelWorker, m: Manifest, tokenizer: PromptTokeniz
       requestId: `warmup-${size}-${i}`,
       robotId: `warmup-${i}`,
       embodimentId: embodiment.id,
-      pixelValues: new Float32Array(s.views * 3 * s.imageHeight * s.imageWidth),
+      pixelValues: new Float32Array(pixelRowLength(s)),
       // Each job owns its buffers: they are transferred to the worker.
       inputIds: prompt.inputIds.slice(),
       attentionMask: prompt.attentionMask.slice(),

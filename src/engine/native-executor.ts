@@ -25,7 +25,7 @@ import { InferenceError } from '../errors/index.js';
 import type { GraphInfo } from '../model/index.js';
 import { broadcastTimes, initialNoise, inpaintStep } from '../sampling/index.js';
 import { batchBuckets, bucketFor, chunks } from './buckets.js';
-import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from './executor.js';
+import { pixelRowLength, type Executor, type ModelShapes, type StepBatch, type StepResult, type VlmBatch, type VlmResult } from './executor.js';
 import { copyModel, eulerUpdateModel, gatherRowsModel } from './executor-graphs.js';
 import {
   isOrtError,
@@ -771,7 +771,7 @@ export class NativeExecutor implements Executor {
       vlOut = this.vlStaging.span(0, B, vl.rowShape);
     }
     // The rows' pixels straight to where the VLM reads them (one copy each; on a GPU, host to device).
-    const pixelLen = s.views * 3 * s.imageHeight * s.imageWidth;
+    const pixelLen = pixelRowLength(s);
     this.pixelStaging = this.vlmRows(this.pixelStaging, B, pixelLen);
     const pixels = this.pixelStaging;
     this.copier.copy(
