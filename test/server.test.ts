@@ -106,6 +106,19 @@ describe('Predict', () => {
     expect(none.sampling).toMatchObject({ budget_feasible: true, budget_met: true, planned_total_ms: 0 });
   });
 
+  it('a strict budget is refused with DEADLINE_EXCEEDED instead of answered late; one that fits is served', async () => {
+    await expect(predict(t.client, await request({ sampling: { action_steps: 4, latency_budget_ms: 1, strict_budget: true } }))).rejects.toMatchObject({
+      code: grpc.status.DEADLINE_EXCEEDED,
+      details: expect.stringMatching(/strict latency budget/),
+    });
+    const roomy = await predict(t.client, await request({ sampling: { action_steps: 4, latency_budget_ms: 2000, strict_budget: true } }));
+    expect(roomy.sampling).toMatchObject({ budget_feasible: true, budget_met: true });
+    await expect(predict(t.client, await request({ sampling: { action_steps: 4, strict_budget: true } }))).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringMatching(/strict_budget needs a latency_budget_ms/),
+    });
+  });
+
   it('outputs depend on the inputs (instruction, images, state)', async () => {
     const seed = { seed: '7' };
     const base = await request({ sampling: seed });

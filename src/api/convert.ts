@@ -76,6 +76,7 @@ export function toPredictInput(req: PredictRequest__Output, streamLatencyMs?: nu
     visionSteps: s?.vision_steps ?? 0,
     seed,
     latencyBudgetMs: s?.latency_budget_ms ?? 0,
+    strictBudget: s?.strict_budget ?? false,
     returnFutureEmbedding: req.return_future_embedding,
     stepsExecuted: req.steps_executed,
     ...(req.prefix ? { prefix: toPrefixInput(req.prefix), streamLatencyMs } : {}),

@@ -70,6 +70,7 @@ export class ShadowMirror {
       actionSteps: output.sampling.actionSteps,
       visionSteps: output.sampling.visionSteps,
       latencyBudgetMs: 0,
+      strictBudget: false,
       returnFutureEmbedding: false,
     };
     const held = lease;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DeadlineExceededError, OverloadedError, UnavailableError } from '../errors/index.js';
-import { IDLE_LOAD, callerShare, earliestFinish, evictsShadow, refusal, type AdmissionRequest, type AdmissionState } from './admission.js';
+import { IDLE_LOAD, callerShare, earliestFinish, evictsShadow, refusal, requestDeadline, type AdmissionRequest, type AdmissionState } from './admission.js';
 import { CostModel } from './cost-model.js';
 
 const warm = (() => {
@@ -47,6 +47,12 @@ describe('refusal', () => {
     expect((r as Error).message).toMatch(/about 10 ms are needed.*allows 9 ms/);
     // With 3 rows denoising, each step takes 5 ms.
     expect(refusal({ ...req, deadline: 111 }, { ...state, load: { ...state.load, active: 3 } })).toBeInstanceOf(DeadlineExceededError);
+  });
+  it('a strict budget is refused like a deadline, in words that name the budget and what to do', () => {
+    const r = refusal({ ...req, deadline: 109, deadlineSource: 'budget' }, state);
+    expect(r).toBeInstanceOf(DeadlineExceededError);
+    expect((r as Error).message).toMatch(/^the strict latency budget cannot be met: about 10 ms are needed under the current load, the budget is 9 ms; keep executing/);
+    expect(refusal({ ...req, deadline: 111, deadlineSource: 'budget' }, state)).toBeUndefined();
   });
   it('never refuses on a cold cost model', () => {
     expect(refusal({ ...req, deadline: 100.5 }, { ...state, load: IDLE_LOAD })).toBeUndefined();
@@ -164,5 +170,15 @@ describe('fair share of a contended queue', () => {
     expect(refusal({ ...req, caller: 'hog' }, { ...state, queued: 2, callerQueued: 2, callers: 1 })).toBeInstanceOf(OverloadedError);
     expect(refusal(req, { ...state, queued: 3, callerQueued: 3, callers: 1 })).toBeUndefined();
     expect(refusal({ ...req, caller: 'hog', priority: 'shadow' }, { ...state, queued: 2, queuedShadows: 2, callerQueued: 2, callers: 1 })).toBeUndefined();
+  });
+});
+
+describe('requestDeadline', () => {
+  it('is the call deadline unless a strict budget ends first', () => {
+    expect(requestDeadline(100, Infinity, 50, true)).toEqual({ at: 150, source: 'budget' });
+    expect(requestDeadline(100, 120, 50, true)).toEqual({ at: 120, source: 'call' });
+    // A budget that is not strict is a request for scaling only; no budget is nothing to be strict about.
+    expect(requestDeadline(100, Infinity, 50, false)).toEqual({ at: Infinity, source: 'call' });
+    expect(requestDeadline(100, 300, 0, true)).toEqual({ at: 300, source: 'call' });
   });
 });

@@ -23,7 +23,7 @@
  */
 import { DeadlineExceededError, OverloadedError, UnavailableError } from '../errors/index.js';
 import { stageMs, stepPeriodMs, type CostSnapshot } from './cost-model.js';
-import type { JobPriority } from './job.js';
+import type { DeadlineSource, JobPriority } from './job.js';
 
 /** The inference worker's load as last reported to the main thread. */
 export interface WorkerLoad {
@@ -50,13 +50,25 @@ export interface AdmissionLimits {
 
 export interface AdmissionRequest {
   readonly receivedAt: number;
-  /** Absolute; Infinity when the client set none. */
+  /** Absolute; Infinity when the client set none (requestDeadline). */
   readonly deadline: number;
+  /** What set `deadline`, for the refusal's words. @default 'call' */
+  readonly deadlineSource?: DeadlineSource;
   readonly actionSteps: number;
   /** @default 'primary' */
   readonly priority?: JobPriority;
   /** Who sent it, for the fair share of the queue; none: the request is not held to a share. */
   readonly caller?: string;
+}
+
+/**
+ * A request's deadline: the call's (Infinity when it has none), or, for a strict latency budget (docs/api.md,
+ * SamplingOptions), receipt plus the budget when that comes first. Everything that sheds late work (admission,
+ * the scheduler's expiry) then treats a strict budget like a gRPC deadline, which a stream's requests cannot carry.
+ */
+export function requestDeadline(receivedAt: number, callDeadline: number, budgetMs: number, strictBudget: boolean): { at: number; source: DeadlineSource } {
+  const budgetEnd = receivedAt + budgetMs;
+  return strictBudget && budgetMs > 0 && budgetEnd < callDeadline ? { at: budgetEnd, source: 'budget' } : { at: callDeadline, source: 'call' };
 }
 
 /**
@@ -140,12 +152,17 @@ export function refusal(req: AdmissionRequest, s: AdmissionState): Error | undef
       );
     }
   }
-  if (req.deadline <= s.now) return new DeadlineExceededError('the request deadline had already passed when it was admitted');
+  const budget = req.deadlineSource === 'budget';
+  if (req.deadline <= s.now) return new DeadlineExceededError(`the request ${budget ? 'latency budget' : 'deadline'} had already passed when it was admitted`);
   const earliest = earliestFinish(req, s);
   if (earliest > req.deadline) {
+    const needed = Math.ceil(earliest - req.receivedAt);
+    const allowed = Math.floor(req.deadline - req.receivedAt);
     return new DeadlineExceededError(
-      `the deadline cannot be met: about ${Math.ceil(earliest - req.receivedAt)} ms are needed under the current load, ` +
-        `the deadline allows ${Math.floor(req.deadline - req.receivedAt)} ms; raise the deadline or lower action_steps`,
+      budget
+        ? `the strict latency budget cannot be met: about ${needed} ms are needed under the current load, the budget is ${allowed} ms; ` +
+            'keep executing the current chunk and ask again, raise latency_budget_ms, or send without strict_budget to be answered late'
+        : `the deadline cannot be met: about ${needed} ms are needed under the current load, the deadline allows ${allowed} ms; raise the deadline or lower action_steps`,
     );
   }
   return undefined;

@@ -24,8 +24,18 @@ export interface JobInput {
   readonly budgetMs: number;
   /** When the server received the request, on the scheduler's clock. */
   readonly receivedAt: number;
-  /** Absolute time on the scheduler's clock after which the result is useless (the gRPC deadline). */
+  /**
+   * Absolute time on the scheduler's clock after which the result is useless: the gRPC deadline, or the end of a
+   * strict budget when that comes first (admission.ts requestDeadline).
+   */
   readonly deadline: number;
+  /** What set `deadline`, for the words of a DEADLINE_EXCEEDED. @default 'call' */
+  readonly deadlineSource?: DeadlineSource;
+  /**
+   * The budget is a limit, not only a request for scaling: a row whose planner finds that even N_A steps miss it
+   * is shed when it joins the denoiser stage, before any step runs. @default false
+   */
+  readonly strictBudget?: boolean;
   /** Aborted when the client cancels: the job leaves at the next step. */
   readonly signal?: AbortSignal;
   /**
@@ -52,6 +62,9 @@ export interface JobChunking {
 }
 
 export type JobPriority = 'primary' | 'shadow';
+
+/** 'call': the gRPC deadline; 'budget': a strict latency budget (docs/api.md, SamplingOptions). */
+export type DeadlineSource = 'call' | 'budget';
 
 export interface JobTiming {
   readonly queueMs: number;

@@ -9,7 +9,7 @@ import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
 import type { EmbodimentSpec, Manifest, ModelHandle } from '../model/index.js';
 import { checkViews, denormalizeActions, normalizeState, type ImageInput } from '../preprocess/index.js';
 import { stepCountProblem, type ChunkingMethod, type StepCounts } from '../sampling/index.js';
-import { callerKey } from './admission.js';
+import { callerKey, requestDeadline } from './admission.js';
 import { resolveChunking, type PrefixInput, type ResolvedChunking } from './chunking.js';
 import type { JobPriority, JobResult, JobTiming } from './job.js';
 import type { ModelRuntime } from './model-runtime.js';
@@ -30,6 +30,11 @@ export interface PredictInput {
   readonly seed: bigint | undefined;
   /** 0 = none. */
   readonly latencyBudgetMs: number;
+  /**
+   * The budget is also the request's deadline (docs/api.md, SamplingOptions): a request that cannot be answered
+   * within it is refused with DEADLINE_EXCEEDED instead of answered late. Needs a budget. @default false
+   */
+  readonly strictBudget?: boolean;
   readonly returnFutureEmbedding: boolean;
   /**
    * Actions of the episode's previous chunk the robot executed; 0 or absent = unknown. World-model surprise is
@@ -152,6 +157,8 @@ export function validateRequest(handle: ModelHandle<ModelRuntime>, input: Predic
   const m = handle.manifest;
   if (!input.robotId) throw new InvalidArgumentError('robot_id is required: set it to a stable identifier of the calling robot');
   const embodiment = embodimentOf(m, input.embodiment);
+  if (input.strictBudget && !(input.latencyBudgetMs > 0))
+    throw new InvalidArgumentError('sampling: strict_budget needs a latency_budget_ms above 0 (the budget it makes strict)');
   const counts = resolveStepCounts(m, input.actionSteps, input.visionSteps, input.latencyBudgetMs > 0);
   const state = normalizeState(input.state, embodiment, m.state.dim, input.embodiment);
   checkViews(input.images, { cameras: m.cameras, image: m.image });
@@ -164,6 +171,8 @@ export async function runRequest(handle: ModelHandle<ModelRuntime>, request: Val
   const { manifest: m, runtime } = handle;
   const { input, requestId, embodiment, counts, state, chunking } = request;
   const budgetMs = input.latencyBudgetMs;
+  const strictBudget = input.strictBudget === true;
+  const deadline = requestDeadline(ctx.receivedAt, ctx.deadline, budgetMs, strictBudget);
   const worker = runtime.worker;
   let seed = 0n;
   let preprocessMs = 0;
@@ -171,7 +180,8 @@ export async function runRequest(handle: ModelHandle<ModelRuntime>, request: Val
   const result: JobResult = await worker.submit(
     {
       receivedAt: ctx.receivedAt,
-      deadline: ctx.deadline,
+      deadline: deadline.at,
+      deadlineSource: deadline.source,
       actionSteps: counts.actionSteps,
       signal: ctx.signal,
       priority: ctx.priority,
@@ -202,7 +212,9 @@ export async function runRequest(handle: ModelHandle<ModelRuntime>, request: Val
         visionSteps: counts.visionSteps,
         budgetMs,
         receivedAt: ctx.receivedAt,
-        deadline: ctx.deadline,
+        deadline: deadline.at,
+        deadlineSource: deadline.source,
+        strictBudget,
         signal: ctx.signal,
         traceTag: ctx.traceTag,
         priority: ctx.priority,

@@ -271,6 +271,39 @@ describe('Scheduler: fairness and budgets', () => {
     expect(r.result!.budget!.plannedTotalMs).toBeGreaterThan(3);
   });
 
+  it('a strict budget that N_A steps cannot meet is shed when the row joins, before any step; its VLM batch mate runs', async () => {
+    const { clock, executor, scheduler, job } = setup();
+    track(scheduler.submit(job({ value: 1 })));
+    await clock.advance(100);
+    const strict = track(scheduler.submit(job({ value: 2, receivedAt: clock.now(), actionSteps: 4, visionSteps: 64, budgetMs: 3, strictBudget: true })));
+    const mate = track(scheduler.submit(job({ value: 3, receivedAt: clock.now(), actionSteps: 4, visionSteps: 64, budgetMs: 3 })));
+    await clock.advance(1000);
+    expect(strict.error).toBeInstanceOf(DeadlineExceededError);
+    expect((strict.error as Error).message).toMatch(/strict latency budget of 3 ms cannot be met.*shed before its denoiser steps/);
+    expect(executor.calls.some((c) => c.kind === 'vlm' && c.rows.includes(2))).toBe(true);
+    expect(executor.calls.some((c) => c.kind === 'step' && c.rows.includes(2))).toBe(false);
+    // Without strict_budget the same budget is only a request for scaling: answered late, at N_A.
+    expect(mate.result!.visionSteps).toBe(4);
+    expect(mate.result!.budget!.feasible).toBe(false);
+  });
+
+  it('a strict budget that fits is served like any budgeted request', async () => {
+    const { clock, scheduler, job } = setup();
+    track(scheduler.submit(job({ visionSteps: 4 })));
+    await clock.advance(100);
+    const r = track(scheduler.submit(job({ receivedAt: clock.now(), actionSteps: 4, visionSteps: 64, budgetMs: 40, strictBudget: true })));
+    await clock.advance(1000);
+    expect(r.result!.budget).toMatchObject({ feasible: true });
+    expect(r.result!.visionSteps).toBeGreaterThan(4);
+  });
+
+  it('a strict budget passing between steps names the budget in its DEADLINE_EXCEEDED', async () => {
+    const { clock, scheduler, job } = setup();
+    const late = track(scheduler.submit(job({ value: 1, visionSteps: 64, deadline: 30, deadlineSource: 'budget' })));
+    await clock.advance(1000);
+    expect((late.error as Error).message).toMatch(/^the strict latency budget passed after \d+ of 64 denoiser steps/);
+  });
+
   it('a newcomer with a large cap does not push an earlier budgeted request past its budget', async () => {
     // Steep per-row cost: every extra row slows each step a lot.
     const { clock, scheduler, job } = setup({}, 64, { vlm: () => 2, step: (b) => 1 + 2 * (b - 1) });

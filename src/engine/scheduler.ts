@@ -234,7 +234,7 @@ export class Scheduler {
   private expire(now: number): void {
     this.waiting = this.waiting.filter((w) => {
       if (w.input.deadline > now) return true;
-      this.fail(w, new DeadlineExceededError('the deadline passed while the request waited for the VLM stage'));
+      this.fail(w, new DeadlineExceededError(`the ${deadlineName(w.input)} passed while the request waited for the VLM stage`));
       return false;
     });
     for (const row of [...this.table.values()]) {
@@ -243,7 +243,7 @@ export class Scheduler {
         this.fail(row, new CancelledError());
       } else if (row.input.deadline <= now) {
         this.table.remove(row);
-        this.fail(row, new DeadlineExceededError(`the deadline passed after ${row.i} of ${row.counts.visionSteps} denoiser steps`));
+        this.fail(row, new DeadlineExceededError(`the ${deadlineName(row.input)} passed after ${row.i} of ${row.counts.visionSteps} denoiser steps`));
       }
     }
   }
@@ -322,7 +322,7 @@ export class Scheduler {
         row.vlmEnd = end;
         row.obsEmbedding = result.obsEmbedding.slice(b * obsLen, (b + 1) * obsLen);
       });
-      for (const row of rows) this.join(row, end);
+      for (const row of rows) if (!this.join(row, end)) this.shedHopeless(row);
     } catch (err) {
       this.report('vlm', start, this.clock.now(), rows, err);
       this.failBatch(rows, new InferenceError(`the VLM stage failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
@@ -332,8 +332,11 @@ export class Scheduler {
     }
   }
 
-  /** The row enters the denoiser stage; with a budget, N_o is planned now. */
-  private join(row: Row, now: number): void {
+  /**
+   * The row enters the denoiser stage; with a budget, N_o is planned now. False when the row may not: its budget
+   * is strict and even N_A steps are predicted to miss it.
+   */
+  private join(row: Row, now: number): boolean {
     row.joined = true;
     const { budgetMs, receivedAt, actionSteps, visionSteps } = row.input;
     if (budgetMs > 0) {
@@ -356,8 +359,27 @@ export class Scheduler {
         headroom: this.options.budgetLoadHeadroom,
       });
       row.counts = { actionSteps, visionSteps: row.plan.visionSteps };
+      if (row.input.strictBudget && !row.plan.feasible) return false;
     }
     this.load.joined(row.counts.visionSteps);
+    return true;
+  }
+
+  /**
+   * A strict budget that N_A steps cannot meet: the row leaves before its first step, so the steps it would have
+   * taken go to rows that can still make their budgets, and the robot hears at once to keep its current chunk.
+   */
+  private shedHopeless(row: Row): void {
+    this.table.remove(row);
+    const predicted = Math.ceil(row.plan!.finish - row.input.receivedAt);
+    this.fail(
+      row,
+      new DeadlineExceededError(
+        `the strict latency budget of ${row.input.budgetMs} ms cannot be met under the current load: ${row.counts.actionSteps} steps would answer ` +
+          `about ${predicted} ms after receipt, so the request was shed before its denoiser steps; keep executing the current chunk and ask again, ` +
+          'raise latency_budget_ms, or send without strict_budget to be answered late',
+      ),
+    );
   }
 
   private async runStep(): Promise<void> {
@@ -454,4 +476,9 @@ export class Scheduler {
       },
     });
   }
+}
+
+/** What a request's deadline is, in the words of its DEADLINE_EXCEEDED. */
+function deadlineName(input: JobInput): string {
+  return input.deadlineSource === 'budget' ? 'strict latency budget' : 'deadline';
 }

@@ -87,6 +87,15 @@ def test_step_counts_are_sent(client: DustClient) -> None:
     assert (result.sampling.action_steps, result.sampling.vision_steps) == (2, 8)
 
 
+def test_a_strict_budget_that_cannot_be_met_is_refused_rather_than_answered_late(client: DustClient) -> None:
+    with pytest.raises(DustClientError) as info:
+        client.predict(franka_request(sampling=Sampling(latency_budget_ms=1, strict_budget=True)))
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "strict latency budget" in info.value.details
+    result = client.predict(franka_request(sampling=Sampling(latency_budget_ms=1)))
+    assert (result.sampling.budget_feasible, result.sampling.budget_met) == (False, False)
+
+
 def test_server_errors_carry_the_code_and_the_servers_details(client: DustClient) -> None:
     with pytest.raises(DustClientError) as info:
         client.predict(franka_request(request_id="py-bad-state", state=FRANKA_STATE[:5]))

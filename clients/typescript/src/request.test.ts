@@ -18,7 +18,7 @@ describe('toPredictRequest', () => {
       ],
       state: Float32Array.from([0.5, -1]),
       instruction: 'pick the cube',
-      sampling: { actionSteps: 4, visionSteps: 8, seed: 7, latencyBudgetMs: 50 },
+      sampling: { actionSteps: 4, visionSteps: 8, seed: 7, latencyBudgetMs: 50, strictBudget: true },
       returnFutureEmbedding: true,
       model: 'dust-tiny@1',
       episodeId: 'ep',
@@ -38,7 +38,7 @@ describe('toPredictRequest', () => {
       ],
       state: [0.5, -1],
       instruction: 'pick the cube',
-      sampling: { action_steps: 4, vision_steps: 8, seed: '7', latency_budget_ms: 50 },
+      sampling: { action_steps: 4, vision_steps: 8, seed: '7', latency_budget_ms: 50, strict_budget: true },
       return_future_embedding: true,
       steps_executed: 3,
     });

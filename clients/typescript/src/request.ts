@@ -28,6 +28,11 @@ export interface SamplingInit {
   seed?: bigint | number;
   /** The server picks N_o (<= visionSteps) to finish within this many milliseconds. @default no budget */
   latencyBudgetMs?: number;
+  /**
+   * The budget is also the request's deadline: the server answers DEADLINE_EXCEEDED rather than a chunk after
+   * the budget (the robot keeps executing its current chunk). Needs latencyBudgetMs. @default false
+   */
+  strictBudget?: boolean;
 }
 
 /** Real-time chunking's methods (docs/api.md, "Real-time chunking"). */
@@ -158,6 +163,7 @@ function toSampling(s: SamplingInit | undefined): SamplingOptions {
     vision_steps: uint32('sampling.visionSteps', s?.visionSteps),
     latency_budget_ms: uint32('sampling.latencyBudgetMs', s?.latencyBudgetMs),
   };
+  if (s?.strictBudget) out.strict_budget = true;
   // `seed` is proto3 `optional`: leaving it out (rather than sending 0) is what asks the server to draw one.
   if (s?.seed !== undefined) out.seed = seedToWire(s.seed);
   return out;

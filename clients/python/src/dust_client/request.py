@@ -27,6 +27,9 @@ class Sampling:
     seed: int | None = None
     #: The server picks N_o (<= vision_steps) to finish within this many milliseconds; 0 = no budget.
     latency_budget_ms: int = 0
+    #: The budget is also the request's deadline: DEADLINE_EXCEEDED rather than a chunk after it (the robot keeps
+    #: executing its current chunk). Needs latency_budget_ms.
+    strict_budget: bool = False
 
 
 #: Real-time chunking's methods (docs/api.md, "Real-time chunking"); None lets the server choose.
@@ -97,6 +100,7 @@ def _sampling(s: Sampling) -> types_pb2.SamplingOptions:
         action_steps=_uint32("sampling.action_steps", s.action_steps),
         vision_steps=_uint32("sampling.vision_steps", s.vision_steps),
         latency_budget_ms=_uint32("sampling.latency_budget_ms", s.latency_budget_ms),
+        strict_budget=bool(s.strict_budget),
     )
     # `seed` is proto3 `optional`: leaving it out (rather than sending 0) is what asks the server to draw one.
     if s.seed is not None:
