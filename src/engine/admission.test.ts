@@ -51,8 +51,23 @@ describe('refusal', () => {
   it('a strict budget is refused like a deadline, in words that name the budget and what to do', () => {
     const r = refusal({ ...req, deadline: 109, deadlineSource: 'budget' }, state);
     expect(r).toBeInstanceOf(DeadlineExceededError);
-    expect((r as Error).message).toMatch(/^the strict latency budget cannot be met: about 10 ms are needed under the current load, the budget is 9 ms; keep executing/);
+    expect((r as Error).message).toMatch(
+      /^the strict latency budget cannot be met: about 10 ms are needed under the current load, the budget is 9 ms; keep executing/,
+    );
     expect(refusal({ ...req, deadline: 111, deadlineSource: 'budget' }, state)).toBeUndefined();
+  });
+  it('on an idle worker, judges by the best case measured, not by the load and costs of a busier time', () => {
+    // Averages from an overloaded spell: 1 row 8 ms, 4 rows 40 ms; the cheapest ever seen at 1 row was 2 ms.
+    const m = new CostModel();
+    for (let i = 0; i < 3; i++) m.observe('step', 1, 2);
+    for (let i = 0; i < 20; i++) m.observe('step', 1, 8);
+    for (let i = 0; i < 3; i++) m.observe('step', 4, 40);
+    for (let i = 0; i < 3; i++) m.observe('vlm', 1, 2);
+    const stale = { ...state, load: { active: 0, cost: m.snapshot(), vlmShare: 0.9 } };
+    expect(earliestFinish(req, stale)).toBeCloseTo(100 + 2 + 4 * m.snapshot().step.floor, 6);
+    expect(refusal({ ...req, deadline: 140, deadlineSource: 'budget' }, stale)).toBeUndefined();
+    // With anything ahead of it the averages and the share stand: 2 rows by the line through 8 and 40 ms, stretched by 1 / 0.1.
+    expect(refusal({ ...req, deadline: 140, deadlineSource: 'budget' }, { ...stale, queued: 1 })).toBeInstanceOf(DeadlineExceededError);
   });
   it('never refuses on a cold cost model', () => {
     expect(refusal({ ...req, deadline: 100.5 }, { ...state, load: IDLE_LOAD })).toBeUndefined();

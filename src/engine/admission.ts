@@ -128,6 +128,12 @@ export function earliestFinish(req: AdmissionRequest, s: AdmissionState): number
   const { cost, active, vlmShare } = s.load;
   if (!cost.step.warm) return s.now;
   const ahead = queueAhead(req, s);
+  if (active + ahead === 0) {
+    // Alone on an idle worker: the best case measured (each stage's cheapest average). The load last reported
+    // and the averages of a busier time (steps measured while the host was overloaded, a VLM share) describe
+    // the past, and only requests that run refresh them: refusing on them, nothing would run again.
+    return s.now + cost.vlm.floor + req.actionSteps * cost.step.floor;
+  }
   const vlm = stageMs(cost.vlm, Math.min(ahead + 1, s.limits.maxVlmBatch));
   return s.now + vlm + req.actionSteps * stepPeriodMs(cost.step, active + ahead + 1, s.limits.maxDenoiseBatch, vlmShare);
 }

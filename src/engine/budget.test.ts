@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { arrivalStay, planVisionSteps, stepEnds, steadyRows, type PlanQuery } from './budget.js';
+import { arrivalStay, finishAlone, planVisionSteps, stepEnds, steadyRows, type PlanQuery } from './budget.js';
 import { CostModel, type StageCost } from './cost-model.js';
 
 /** A step cost model that has seen these (batch, ms) pairs often enough to trust them. */
@@ -128,5 +128,28 @@ describe('planVisionSteps', () => {
   it('without any measured step time, runs N_A', () => {
     const cold = new CostModel().snapshot().step;
     expect(planVisionSteps({ ...base, step: cold })).toMatchObject({ visionSteps: 4, feasible: true });
+  });
+});
+
+describe('finishAlone (what sheds a strict budget)', () => {
+  const linear = stepCost((b) => 1 + b);
+  it('counts the rows present, those waiting and the response path, but no arrivals', () => {
+    // 3 rows with 10 steps left, 1 waiting, this row: 5 rows, 6 ms a step, 4 steps, 2 ms to respond.
+    const q: PlanQuery = {
+      ...base,
+      now: 5,
+      step: linear,
+      rows: [1, 2, 3].map(() => ({ remainingSteps: 10, promise: undefined })),
+      waiting: 1,
+      load: { ...base.load, responsePathMs: 2 },
+    };
+    expect(finishAlone(q)).toBe(5 + 4 * 6 + 2);
+    const busy = { ...q, load: { ...q.load, arrivalsPerMs: 1, meanSteps: 16 }, headroom: 2 };
+    expect(finishAlone(busy)).toBe(finishAlone(q));
+    // The planner's forecast of that traffic finds N_A too late for a 31 ms budget, which the row makes alone.
+    expect(planVisionSteps({ ...busy, budgetMs: 31 }).feasible).toBe(false);
+  });
+  it('is undefined while nothing is measured', () => {
+    expect(finishAlone({ ...base, step: new CostModel().snapshot().step })).toBeUndefined();
   });
 });

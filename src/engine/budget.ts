@@ -35,6 +35,12 @@
  *
  * When even N_o = N_A is predicted to miss the budget the plan says so at once (feasible = false): the row
  * runs N_A steps and its response reports budget_met = false.
+ *
+ * A strict budget (docs/api.md, strict_budget) is shed only when N_A steps miss it with no arrivals at all
+ * (finishAlone): the rows present and waiting, at the recent mean batch. The arrival terms above plan
+ * for open-loop Poisson traffic and are deliberately pessimistic; past saturation a closed-loop fleet's
+ * arrivals are its own answered robots, and shedding on that forecast would refuse rows that would have made it.
+ * A row admitted this way that still runs late leaves at its deadline (the scheduler's expiry).
  */
 import { stageMs, stepPeriodMs, type StageCost } from './cost-model.js';
 import { DEFAULT_STEPS_ALPHA, type Load } from './load.js';
@@ -149,6 +155,16 @@ function periodFor(q: PlanQuery): (n: number) => number {
     const frac = Math.max(0, n - lo);
     return frac === 0 ? at(lo) : at(lo) + frac * (at(lo + 1) - at(lo));
   };
+}
+
+/**
+ * When the response to N_A steps would be ready if nothing more arrived (see the header: strict budgets);
+ * undefined while nothing is measured.
+ */
+export function finishAlone(q: PlanQuery): number | undefined {
+  if (!q.step.warm || stageMs(q.step, 1) <= 0) return undefined;
+  const ends = stepEnds({ ...q, load: { ...q.load, arrivalsPerMs: 0 }, headroom: 0 }, q.actionSteps, q.actionSteps, periodFor(q), q.load.meanBatch);
+  return q.now + ends[q.actionSteps] + q.load.responsePathMs;
 }
 
 export function planVisionSteps(q: PlanQuery): Plan {

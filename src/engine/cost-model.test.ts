@@ -24,6 +24,23 @@ describe('CostModel', () => {
     expect(m.predict('vlm', 8)).toBe(16);
   });
 
+  it('when recent calls all had one size, still predicts other sizes from the averages measured before', () => {
+    // Warm-up measured 1, 4 and 16 rows; then a lone robot's calls (all at 1 row) fill the whole recent window.
+    const m = new CostModel(0.2, 8);
+    for (let i = 0; i < 3; i++)
+      for (const [b, ms] of [
+        [1, 2],
+        [4, 5],
+        [16, 17],
+      ])
+        m.observe('step', b, ms);
+    for (let i = 0; i < 8; i++) m.observe('step', 1, 2);
+    // The line through (1, 2), (4, 5), (16, 17) is 1 ms a row plus 1 ms, not 2 ms a row from batch 1 alone.
+    expect(m.predict('step', 8)).toBeCloseTo(9, 6);
+    expect(m.predict('step', 32)).toBeCloseTo(33, 6);
+    expect(m.predict('step', 4)).toBeCloseTo(5, 6);
+  });
+
   it('follows a change in cost', () => {
     const m = new CostModel(0.5);
     for (let i = 0; i < 10; i++) m.observe('step', 4, 1);

@@ -128,6 +128,13 @@ export class CostModel {
     const floor = Math.min(...[...s.ema.values()].map((e) => e.ms));
     const sizes = new Set(s.window.map(([b]) => b));
     if (sizes.size < 2) {
+      // The recent window saw one size, but the averages of sizes measured before (the warm-up's, earlier
+      // traffic's) still give the slope: a line through them beats extrapolating one size in proportion, which
+      // over-predicts every larger batch when a step has a fixed cost.
+      if (exact.length >= 2) {
+        const line = linearRegression(exact.map(([batch, ms]) => [batch, ms]));
+        return { exact, fit: { m: line.m, b: line.b }, floor, single: undefined, warm: true };
+      }
       const [b0] = s.window[s.window.length - 1];
       return { exact, fit: undefined, floor, single: [b0, s.ema.get(b0)!.ms], warm: true };
     }

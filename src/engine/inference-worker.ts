@@ -83,8 +83,8 @@ async function main(): Promise<void> {
         scheduler
           .submit(job, msg.moreComing)
           .then(
-            (result) => post({ kind: 'result', id: msg.id, result, batches: takeBatches() }, transferables(result)),
-            (err) => post({ kind: 'failed', id: msg.id, error: errorToWire(err), batches: takeBatches() }),
+            (result) => post({ kind: 'result', id: msg.id, result, batches: takeBatches(), load: scheduler.workerLoad() }, transferables(result)),
+            (err) => post({ kind: 'failed', id: msg.id, error: errorToWire(err), batches: takeBatches(), load: scheduler.workerLoad() }),
           )
           .finally(() => {
             cancels.delete(msg.id);

@@ -144,6 +144,9 @@ export class ModelWorker {
     if (!('id' in msg)) return;
     this.started(msg.id);
     if (msg.kind === 'result' || msg.kind === 'failed') {
+      // Without this, a load reported while the stage was full would stand until the next VLM call, and a
+      // deadline or strict budget refused on it would never let that call happen.
+      if (msg.load) this.load = msg.load;
       // Reports first: they may name this job, whose tag goes when it settles.
       if (msg.batches) this.reportBatches(msg.batches);
       this.settling.push(msg);

@@ -287,6 +287,21 @@ describe('Scheduler: fairness and budgets', () => {
     expect(mate.result!.budget!.feasible).toBe(false);
   });
 
+  it('shed requests do not count as load: robots asking again at once after each shed do not raise the predicted arrivals', async () => {
+    const { clock, scheduler, job } = setup();
+    // 200 hopeless requests in 200 ms beside long rows that keep the stage occupied (a row alone is never shed).
+    const hopeless = [];
+    for (let i = 0; i < 200; i++) {
+      if (i % 25 === 0) track(scheduler.submit(job({ visionSteps: 64 })));
+      hopeless.push(track(scheduler.submit(job({ receivedAt: clock.now(), actionSteps: 4, visionSteps: 4, budgetMs: 1, strictBudget: true }))));
+      await clock.advance(1);
+    }
+    const shed = hopeless.filter((h) => h.error instanceof DeadlineExceededError).length;
+    expect(shed).toBeGreaterThan(150);
+    // What joined: the 8 long rows and the few hopeless ones that were not shed, not the 200 that arrived.
+    expect(scheduler.load.at(clock.now(), 4).arrivalsPerMs * 200).toBeLessThan(200 - shed + 8 + 5);
+  });
+
   it('a strict budget that fits is served like any budgeted request', async () => {
     const { clock, scheduler, job } = setup();
     track(scheduler.submit(job({ visionSteps: 4 })));

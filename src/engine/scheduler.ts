@@ -19,7 +19,7 @@ import { blendPrefix, type PrefixGuide, type StepCounts } from '../sampling/inde
 import type { WorkerLoad } from './admission.js';
 import type { BatchObserver, BatchStage } from './batch-report.js';
 import { isLastStep, packStepBatch, packVlmBatch } from './batch-packer.js';
-import { planVisionSteps, type Plan, type PlannedRow } from './budget.js';
+import { finishAlone, planVisionSteps, type Plan, type PlannedRow, type PlanQuery } from './budget.js';
 import type { Clock } from './clock.js';
 import { CostModel } from './cost-model.js';
 import type { Executor } from './executor.js';
@@ -123,7 +123,6 @@ export class Scheduler {
     if (this.closed) return Promise.reject(new UnavailableError('the model was unloaded or the server shut down before the request started'));
     if (input.signal?.aborted) return Promise.reject(new CancelledError());
     const now = this.clock.now();
-    this.load.arrived(now);
     return new Promise<JobResult>((resolve, reject) => {
       const onAbort = () => this.cancel(entry);
       input.signal?.addEventListener('abort', onAbort, { once: true });
@@ -322,7 +321,7 @@ export class Scheduler {
         row.vlmEnd = end;
         row.obsEmbedding = result.obsEmbedding.slice(b * obsLen, (b + 1) * obsLen);
       });
-      for (const row of rows) if (!this.join(row, end)) this.shedHopeless(row);
+      for (const row of rows) this.join(row, end);
     } catch (err) {
       this.report('vlm', start, this.clock.now(), rows, err);
       this.failBatch(rows, new InferenceError(`the VLM stage failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
@@ -333,10 +332,10 @@ export class Scheduler {
   }
 
   /**
-   * The row enters the denoiser stage; with a budget, N_o is planned now. False when the row may not: its budget
-   * is strict and even N_A steps are predicted to miss it.
+   * The row enters the denoiser stage; with a budget, N_o is planned now. A strict budget that N_A steps miss
+   * even with nothing more arriving is shed instead (budget.ts finishAlone).
    */
-  private join(row: Row, now: number): boolean {
+  private join(row: Row, now: number): void {
     row.joined = true;
     const { budgetMs, receivedAt, actionSteps, visionSteps } = row.input;
     if (budgetMs > 0) {
@@ -344,7 +343,7 @@ export class Scheduler {
       const others: PlannedRow[] = inStage.filter((r) => r.joined).map((r) => ({ remainingSteps: r.counts.visionSteps - r.i, promise: r.plan?.promise }));
       // The rest of this VLM batch joins right after this row, so it counts as waiting (joining at once).
       const sameBatch = inStage.length - others.length;
-      row.plan = planVisionSteps({
+      const query: PlanQuery = {
         now,
         receivedAt,
         budgetMs,
@@ -357,21 +356,32 @@ export class Scheduler {
         maxBatch: this.options.maxDenoiseBatch,
         safety: this.options.budgetSafety,
         headroom: this.options.budgetLoadHeadroom,
-      });
+      };
+      row.plan = planVisionSteps(query);
       row.counts = { actionSteps, visionSteps: row.plan.visionSteps };
-      if (row.input.strictBudget && !row.plan.feasible) return false;
+      // A row alone in the stage runs: its prediction rests on costs only rows that run can correct.
+      if (row.input.strictBudget && !row.plan.feasible && (others.length > 0 || query.waiting > 0)) {
+        const finish = finishAlone(query);
+        if (finish !== undefined && finish > receivedAt + budgetMs) {
+          this.shedHopeless(row, finish);
+          return;
+        }
+      }
     }
+    // Arrivals are counted here, not at submit: the planner's arrivals are rows that enter the denoiser stage,
+    // and a request that expires in the queue or is shed above never does. Counted at submit, robots asking
+    // again at once after a shed would raise the predicted load and shed more, until nothing got in.
+    this.load.arrived(now);
     this.load.joined(row.counts.visionSteps);
-    return true;
   }
 
   /**
    * A strict budget that N_A steps cannot meet: the row leaves before its first step, so the steps it would have
    * taken go to rows that can still make their budgets, and the robot hears at once to keep its current chunk.
    */
-  private shedHopeless(row: Row): void {
+  private shedHopeless(row: Row, finish: number): void {
     this.table.remove(row);
-    const predicted = Math.ceil(row.plan!.finish - row.input.receivedAt);
+    const predicted = Math.ceil(finish - row.input.receivedAt);
     this.fail(
       row,
       new DeadlineExceededError(

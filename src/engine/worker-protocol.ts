@@ -65,9 +65,12 @@ export type FromWorker =
   | { readonly kind: 'init-failed'; readonly error: WireError }
   /** These jobs left the queue for a VLM call; the load is for the main thread's admission. */
   | { readonly kind: 'started'; readonly ids: readonly number[]; readonly load: WorkerLoad }
-  /** batches: the reports of executor calls since the last result or failure (telemetry). */
-  | { readonly kind: 'result'; readonly id: number; readonly result: JobResult; readonly batches?: WireBatch[] }
-  | { readonly kind: 'failed'; readonly id: number; readonly error: WireError; readonly batches?: WireBatch[] }
+  /**
+   * batches: the reports of executor calls since the last result or failure (telemetry). load: as after this job
+   * left, so that admission sees the stage empty out even when nothing starts (it refuses on the last load seen).
+   */
+  | { readonly kind: 'result'; readonly id: number; readonly result: JobResult; readonly batches?: WireBatch[]; readonly load?: WorkerLoad }
+  | { readonly kind: 'failed'; readonly id: number; readonly error: WireError; readonly batches?: WireBatch[]; readonly load?: WorkerLoad }
   | { readonly kind: 'stats'; readonly id: number; readonly stats: WorkerStats }
   | { readonly kind: 'done'; readonly id: number }
   /** The device failed (native-executor.ts DeviceLostError): the thread exits next, and the version cannot recover on it. */
