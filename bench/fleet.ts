@@ -27,6 +27,7 @@ import { findModel, IMAGE_SIDE, type ViewSide } from './requests.js';
 import { runServedMode, servedRunOptions, type ServedResult } from './run-served.js';
 import { DEFAULT_PROBE_INTERVAL_MS } from './health-probe.js';
 import { killAllServers } from './server-process.js';
+import { RETRY_DELAY_MS } from './robot.js';
 import { round } from './stats.js';
 import { DEFAULT_PLAN_BUDGET_MS, DEFAULT_PLAN_LOAD_FRACTION, DEFAULT_TARGET_BUDGET_MS, parseTargets, runTargets } from './targets.js';
 import { requestClasses, type Workload } from './workload.js';
@@ -48,6 +49,7 @@ const program = new Command('bench')
     number(0, true),
     0,
   )
+  .option('--strict-budget', 'with --budget-ms: requests set strict_budget (refused with DEADLINE_EXCEEDED rather than answered late)')
   .option('--vision-cap <n>', 'upper bound for N_o in budget mode', number(1, true), DEFAULT_VISION_CAP)
   .option('--plan-budget-ms <ms>', 'budget of target 10a (budget planner under Poisson load)', number(1, true), DEFAULT_PLAN_BUDGET_MS)
   .option(
@@ -67,6 +69,7 @@ const program = new Command('bench')
   .option('--server-node-args <flags>', 'flags for the server\'s node process, space-separated, e.g. "--cpu-prof --cpu-prof-dir=prof"', '')
   .option('--probe-interval-ms <ms>', 'health-check interval during the measured window', number(1), DEFAULT_PROBE_INTERVAL_MS)
   .option('--unary-deadline-ms <ms>', 'deadline of each unary Predict', number(1), DEFAULT_UNARY_DEADLINE_MS)
+  .option('--retry-delay-ms <ms>', "a closed-loop robot's wait before asking again after an error (its next control tick)", number(0), RETRY_DELAY_MS)
   .option('--view-side <px|model>', "side of the JPEG views robots send, or 'model' for the model's image size", viewSide, IMAGE_SIDE)
   .option('--targets [list]', 'measure the targets (4a..4e, 10a..10c): all, or some, e.g. "4d,10a,10b" (a..e = 4a..4e; ignores --modes, --mix, --rate)')
   .option(
@@ -101,6 +104,7 @@ interface CliFlags {
   warmup: number;
   mix: string;
   budgetMs: number;
+  strictBudget?: boolean;
   visionCap: number;
   planBudgetMs: number;
   budgetLoad: number;
@@ -115,6 +119,7 @@ interface CliFlags {
   serverNodeArgs: string;
   probeIntervalMs: number;
   unaryDeadlineMs: number;
+  retryDelayMs: number;
   viewSide: ViewSide;
   targets?: string | true;
   retryDisturbed: number;
@@ -134,6 +139,7 @@ function benchOptions(f: CliFlags): BenchOptions {
     warmupS: f.warmup,
     mix: f.mix,
     budgetMs: f.budgetMs,
+    strictBudget: f.strictBudget === true,
     visionCap: f.visionCap,
     planBudgetMs: f.planBudgetMs,
     budgetLoad: f.budgetLoad,
@@ -147,6 +153,7 @@ function benchOptions(f: CliFlags): BenchOptions {
     serverNodeArgs: words(f.serverNodeArgs),
     probeIntervalMs: f.probeIntervalMs,
     unaryDeadlineMs: f.unaryDeadlineMs,
+    retryDelayMs: f.retryDelayMs,
     retryDisturbed: f.retryDisturbed,
     quiet: f.quiet === true,
     viewSide: f.viewSide,
@@ -208,8 +215,9 @@ async function main(): Promise<void> {
     lines = fleetSummary(report);
   } else {
     const modes = parseModes(flags.modes);
-    const classes = requestClasses(o.mix, o.budgetMs, o.visionCap);
-    const workload: Workload = { classes, robots: o.robots, rateHz: o.rateHz, arrivals: o.arrivals, rpc: o.rpc };
+    if (o.strictBudget && o.budgetMs <= 0) throw new Error('--strict-budget needs --budget-ms above 0');
+    const classes = requestClasses(o.mix, o.budgetMs, o.visionCap, o.strictBudget);
+    const workload: Workload = { classes, robots: o.robots, rateHz: o.rateHz, arrivals: o.arrivals, rpc: o.rpc, retryDelayMs: o.retryDelayMs };
     const results: Partial<Record<ModeName, ServedResult | OfflineResult>> = {};
     for (const mode of modes) {
       if (mode === 'offline') {

@@ -19,6 +19,8 @@ export interface BenchOptions {
   readonly mix: string;
   /** sampling.latency_budget_ms of every request; 0 = none. @default 0 */
   readonly budgetMs: number;
+  /** sampling.strict_budget of every budgeted request: refused rather than answered late. @default false */
+  readonly strictBudget: boolean;
   /** Upper bound for N_o in budget mode. @default 64 */
   readonly visionCap: number;
   /** Budget of target 10a. @default DEFAULT_PLAN_BUDGET_MS (200) */
@@ -45,6 +47,8 @@ export interface BenchOptions {
   readonly probeIntervalMs: number;
   /** Deadline of each unary Predict. @default 30000 */
   readonly unaryDeadlineMs: number;
+  /** A closed-loop robot's wait before asking again after an error. @default RETRY_DELAY_MS (robot.ts) */
+  readonly retryDelayMs: number;
   /**
    * In --targets, runs measured while other processes or the hypervisor took more than DISTURBED_CORES are
    * repeated up to this many times; the least disturbed attempt is kept. @default 1

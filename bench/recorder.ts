@@ -29,6 +29,8 @@ export interface BudgetResult {
   readonly serverBudgetMet: number;
   /** Like clientWithinBudget, counting failed requests as misses. */
   readonly clientWithinBudgetOfAll: number;
+  /** Goodput: responses within the budget (the robot's clock) per second of the window. */
+  readonly withinBudgetRps: number;
   /** Mean N_o the server chose. */
   readonly meanVisionSteps: number;
   /** Responses whose budget the planner judged feasible (N_A fits) when the row joined the denoiser stage. */
@@ -156,7 +158,7 @@ export class Recorder implements RobotSink {
         serverPhasesMs: { queue: phase(s.queueMs), preprocess: phase(s.preprocessMs), vlm: phase(s.vlmMs), denoise: phase(s.denoiseMs) },
         visionSteps: histogram(s.visionSteps),
         errors: s.errors,
-        ...(cls.budgetMs > 0 ? { budget: budgetOf(cls.budgetMs, [s]) } : {}),
+        ...(cls.budgetMs > 0 ? { budget: budgetOf(cls.budgetMs, [s], windowS) } : {}),
       };
     });
     const all = this.perClass.flatMap((s) => s.latencyMs);
@@ -176,6 +178,7 @@ export class Recorder implements RobotSink {
             budget: budgetOf(
               [...budgets][0],
               budgeted.map(([, s]) => s),
+              windowS,
             ),
           }
         : {}),
@@ -221,7 +224,7 @@ function meanBy(keys: readonly number[], values: readonly number[], minSamples: 
   );
 }
 
-function budgetOf(budgetMs: number, samples: readonly ClassSamples[]): BudgetResult {
+function budgetOf(budgetMs: number, samples: readonly ClassSamples[], windowS: number): BudgetResult {
   const latencyMs = samples.flatMap((s) => s.latencyMs);
   const planned = samples.flatMap((s) => s.plannedTotalMs);
   const within = latencyMs.filter((l) => l <= budgetMs).length;
@@ -234,6 +237,7 @@ function budgetOf(budgetMs: number, samples: readonly ClassSamples[]): BudgetRes
       (m) => m,
     ),
     clientWithinBudgetOfAll: all === 0 ? NaN : round(within / all, 4),
+    withinBudgetRps: round(within / windowS, 2),
     meanVisionSteps: meanOf(samples.flatMap((s) => s.visionSteps)),
     plannedFeasible: fraction(
       samples.flatMap((s) => s.budgetFeasible),

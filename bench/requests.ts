@@ -66,7 +66,7 @@ export function buildRequest(m: Manifest, robot: number, cls: RequestClass, imag
     images,
     state: Array.from({ length: e.state_dim }, (_, i) => min[i] + ((max[i] - min[i]) * ((robot + i) % 7)) / 7),
     instruction: INSTRUCTION,
-    sampling: { action_steps: cls.actionSteps, vision_steps: cls.visionSteps, latency_budget_ms: cls.budgetMs },
+    sampling: { action_steps: cls.actionSteps, vision_steps: cls.visionSteps, latency_budget_ms: cls.budgetMs, strict_budget: cls.strictBudget === true },
   };
 }
 

@@ -10,8 +10,15 @@ import { mulberry32 } from '@dust-serve/sim-push';
 import type { Codec } from '../test/support/policy-codec.js';
 import { nextGapMs, type Workload } from './workload.js';
 
-/** Wait before a robot reopens a stream that the server ended with an error. */
-export const STREAM_REOPEN_DELAY_MS = 10;
+/**
+ * Wait before a closed-loop robot asks again after an error (reopening its stream, or its next unary call): a
+ * robot refused a chunk keeps executing the one it has and asks at a later control tick, not in a tight loop.
+ */
+export const RETRY_DELAY_MS = 10;
+
+function retryDelay(w: Workload): number {
+  return w.retryDelayMs ?? RETRY_DELAY_MS;
+}
 
 export interface Completion {
   readonly classIndex: number;
@@ -121,7 +128,9 @@ export class Robot {
         if (!this.running) return;
         if (err) this.o.sink.failed(this.o.classIndex, grpc.status[err.code] ?? String(err.code));
         else this.o.sink.completed({ classIndex: this.o.classIndex, latencyMs: performance.now() - t0, response: res! });
-        if (this.closedLoop) this.send();
+        if (!this.closedLoop) return;
+        if (err) this.timer = setTimeout(() => this.send(), retryDelay(this.o.workload));
+        else this.send();
       },
     );
     this.unaryCalls.add(call);
@@ -148,7 +157,7 @@ export class Robot {
         if (!this.running) return;
         this.openStream();
         if (this.closedLoop) this.send();
-      }, STREAM_REOPEN_DELAY_MS);
+      }, retryDelay(this.o.workload));
     });
     stream.on('end', () => undefined);
   }

@@ -12,6 +12,8 @@ export interface RequestClass {
   readonly visionSteps: number;
   /** sampling.latency_budget_ms; 0 = none. */
   readonly budgetMs: number;
+  /** sampling.strict_budget: refused rather than answered after the budget. @default false */
+  readonly strictBudget?: boolean;
 }
 
 export type Arrivals = 'fixed' | 'poisson';
@@ -26,6 +28,8 @@ export interface Workload {
   readonly rpc: 'stream' | 'predict';
   /** Also report the share of responses within this latency (e.g. a budget that the requests do not carry). */
   readonly withinMs?: number;
+  /** How long a closed-loop robot waits to ask again after an error (robot.ts RETRY_DELAY_MS when absent). */
+  readonly retryDelayMs?: number;
 }
 
 /** Parses "4:4,4:16,4:64" (action_steps:vision_steps per class). */
@@ -50,9 +54,9 @@ export function parseMix(spec: string): Array<{ actionSteps: number; visionSteps
 
 /**
  * Request classes for a mix; with a budget every class becomes "N_A, N_o <= visionCap, budget" (the server
- * chooses N_o), deduplicated by N_A.
+ * chooses N_o), deduplicated by N_A, and `strictBudget` makes the budget a deadline ("... strict").
  */
-export function requestClasses(mix: string, budgetMs: number, visionCap: number): RequestClass[] {
+export function requestClasses(mix: string, budgetMs: number, visionCap: number, strictBudget = false): RequestClass[] {
   const parsed = parseMix(mix);
   if (budgetMs <= 0) {
     return parsed.map(({ actionSteps, visionSteps }) => ({ label: `${actionSteps}:${visionSteps}`, actionSteps, visionSteps, budgetMs: 0 }));
@@ -61,7 +65,8 @@ export function requestClasses(mix: string, budgetMs: number, visionCap: number)
   return actionSteps.map((na) => {
     const cap = Math.floor(visionCap / na) * na;
     if (cap < na) throw new Error(`--vision-cap ${visionCap} is below action_steps ${na}`);
-    return { label: `${na}:<=${cap}@${budgetMs}ms`, actionSteps: na, visionSteps: cap, budgetMs };
+    const strict = strictBudget ? { strictBudget: true, suffix: ' strict' } : { strictBudget: false, suffix: '' };
+    return { label: `${na}:<=${cap}@${budgetMs}ms${strict.suffix}`, actionSteps: na, visionSteps: cap, budgetMs, strictBudget: strict.strictBudget };
   });
 }
 
