@@ -308,7 +308,7 @@ def convert_pixels_file(path: Path, mean, std, out: Optional[Path] = None) -> No
     model = onnx.load(str(path), load_external_data=False)
     take_uint8_pixels(model, mean, std)
     data = path.parent / (path.name + ".data")
-    if out != path and data.exists():
+    if out.resolve() != path.resolve() and data.exists():
         if any(e.key == "location" and e.value != data.name for t in model.graph.initializer for e in t.external_data):
             raise ValueError(f"{path}: external data outside {data.name} is not copied")
         shutil.copyfile(data, out.parent / data.name)
@@ -318,7 +318,8 @@ def convert_pixels_file(path: Path, mean, std, out: Optional[Path] = None) -> No
 
 def write_pixels_package(src: Path, out: Path, version: Optional[int] = None) -> Dict[str, Any]:
     """A variant of an existing float32-pixel package whose VLM takes uint8 pixels and normalises them in the graph
-    with the manifest's mean/std; the denoiser, the tokenizer and every weight are copied unchanged."""
+    with the manifest's mean/std; the denoiser, the tokenizer and every weight are copied unchanged (out may be src:
+    then only vlm.onnx and the manifest are rewritten, as for a float16 package that `half` made first)."""
     src, out = Path(src), Path(out)
     manifest = json.loads((src / "manifest.json").read_text())
     if pixel_dtype(src / "vlm.onnx") != "float32":
@@ -326,8 +327,9 @@ def write_pixels_package(src: Path, out: Path, version: Optional[int] = None) ->
     out.mkdir(parents=True, exist_ok=True)
     convert_pixels_file(src / "vlm.onnx", manifest["image"]["mean"], manifest["image"]["std"], out / "vlm.onnx")
     tokenizer = manifest["text"]["tokenizer"]
+    in_place = out.resolve() == src.resolve()
     for name in ("denoiser.onnx", "denoiser.onnx.data", tokenizer):
-        if (src / name).exists():
+        if not in_place and (src / name).exists():
             shutil.copyfile(src / name, out / name)
     files = {name: sha256_file(path) for name, path in sorted(present_graph_files(out).items())}
     files[tokenizer] = sha256_file(out / tokenizer)

@@ -4,6 +4,7 @@ docs/model-package.md "Images") computes what the float32 VLM of the same weight
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -164,6 +165,11 @@ def test_pixels_variant_of_the_shipped_package(tmp_path):
         assert torch.equal(a, b), name
     with pytest.raises(ValueError, match="does not take float32"):
         write_pixels_package(out, tmp_path / "again" / "1")
+    # In place, as scripts/gpu/torch_bench.py converts the packages `half` made.
+    in_place = tmp_path / "copy" / "dust-tiny" / "1"
+    shutil.copytree(TINY_PACKAGE, in_place)
+    assert write_pixels_package(in_place, in_place)["files"] == manifest["files"]
+    assert validate_package(in_place) == []
     with pytest.raises(ValueError, match="float16 first"):
         write_half_package(out, tmp_path / "half" / "1")
 
