@@ -78,6 +78,7 @@ export const SYSTEM = [
   'bench/push/fleet.test.ts', // the MuJoCo fleet against the built server
   'test/push-dataset.test.ts', // the MuJoCo push task, the toolchain's Python (numpy, torch)
   'test/push-task.test.ts', // the MuJoCo push task
+  'test/pixels-uint8.test.ts', // the toolchain's Python (torch) writes the uint8-pixel package
   'test/shared-experiment.test.ts', // PostgreSQL
 ];
 

@@ -73,6 +73,9 @@ def main(argv=None) -> int:
                    help="storage of the weights in the ONNX files (computation stays float32)")
     e.add_argument("--precision", choices=["float32", "float16"], default="float32",
                    help="computation of the graphs; float16 also stores the weights as float16 (I/O stays float32)")
+    e.add_argument("--pixels", choices=["float32", "uint8"], default="float32",
+                   help="element type of the VLM's pixel_values: uint8 takes the resized pixels and normalises them in the graph "
+                        "(a quarter of the bytes to the device), float32 takes them normalised by the server")
     e.add_argument("--description", default=None)
     common(e, device=False)
 
@@ -99,6 +102,9 @@ def main(argv=None) -> int:
     x.add_argument("--out", type=Path, default=Path("models/paper/1"))
     x.add_argument("--seed", type=int, default=0)
     x.add_argument("--precision", choices=["float32", "float16"], default="float32")
+    x.add_argument("--pixels", choices=["float32", "uint8"], default="float32",
+                   help="element type of the VLM's pixel_values: uint8 takes the resized pixels and normalises them in the graph "
+                        "(a quarter of the bytes to the device), float32 takes them normalised by the server")
     x.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE",
                    help="override a paper-preset field (e.g. smaller widths with the paper's input/output shapes for a dry run)")
     common(x, device=False)
@@ -107,6 +113,11 @@ def main(argv=None) -> int:
     h.add_argument("--package", type=Path, required=True)
     h.add_argument("--out", type=Path, required=True, help="<repository>/<model-name>/<version>/")
     h.add_argument("--version", type=int, default=None, help="default: the source package's version")
+
+    px = sub.add_parser("pixels", help="variant of an existing package whose VLM takes uint8 pixels and normalises them")
+    px.add_argument("--package", type=Path, required=True)
+    px.add_argument("--out", type=Path, required=True, help="<repository>/<model-name>/<version>/")
+    px.add_argument("--version", type=int, default=None, help="default: the source package's version")
 
     from .push import PUSH_LAYOUTS_PER_EMBODIMENT, PUSH_TRAIN
 
@@ -216,7 +227,7 @@ def main(argv=None) -> int:
     elif args.cmd == "export":
         version = args.version if args.version is not None else (int(args.out.name) if args.out.name.isdigit() else 1)
         build.run_export(checkpoint=args.checkpoint, out=args.out, version=version, weights_dtype=args.weights_dtype,
-                         description=args.description, precision=args.precision)
+                         description=args.description, precision=args.precision, pixels=args.pixels)
     elif args.cmd == "golden":
         build.run_golden(package=args.package, out=args.out)
     elif args.cmd == "build-tiny":
@@ -225,10 +236,12 @@ def main(argv=None) -> int:
                          episodes_per_embodiment=args.episodes, checkpoint=args.checkpoint,
                          weights_dtype=args.weights_dtype)
     elif args.cmd == "export-paper":
-        build.export_paper(out=args.out, seed=args.seed, precision=args.precision,
+        build.export_paper(out=args.out, seed=args.seed, precision=args.precision, pixels=args.pixels,
                            overrides=build.parse_overrides(args.set))
     elif args.cmd == "half":
         build.run_half(package=args.package, out=args.out, version=args.version)
+    elif args.cmd == "pixels":
+        build.run_pixels(package=args.package, out=args.out, version=args.version)
     elif args.cmd == "push-export":
         from . import push
 

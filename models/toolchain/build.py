@@ -17,7 +17,7 @@ from .data.synthetic import generate_dataset, vocabulary_texts
 from .evaluate import heldout_errors, input_sensitivity
 from .golden import write_fixtures
 from .model import DustPolicy, randomize_zero_init
-from .package import load_package, validate_package, write_half_package, write_package
+from .package import load_package, validate_package, write_half_package, write_package, write_pixels_package
 from .tokenizer import WordTokenizer
 from .train import load_checkpoint, save_checkpoint, seed_everything, train
 
@@ -185,11 +185,12 @@ def training_record(ckpt: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def run_export(*, checkpoint: Path, out: Path, version: int, weights_dtype: str, description: Optional[str] = None,
-               precision: str = "float32") -> Dict[str, Any]:
+               precision: str = "float32", pixels: str = "float32") -> Dict[str, Any]:
     policy, tokenizer, stats, ckpt = load_checkpoint(checkpoint)
     desc = description or f"DUST reference policy {policy.cfg.name} trained by models/toolchain on {ckpt['dataset']}"
     manifest = write_package(policy, tokenizer, stats, out, version=version, description=desc,
-                             training=training_record(ckpt), weights_dtype=weights_dtype, precision=precision)
+                             training=training_record(ckpt), weights_dtype=weights_dtype, precision=precision,
+                             pixels=pixels)
     check_written(out, manifest)
     return manifest
 
@@ -207,6 +208,13 @@ def run_half(*, package: Path, out: Path, version: Optional[int] = None) -> Dict
     manifest = write_half_package(package, out, version=version)
     check_written(out, manifest)
     log(f"float16 variant of {package} converted in {time.time() - t0:.0f}s")
+    return manifest
+
+
+def run_pixels(*, package: Path, out: Path, version: Optional[int] = None) -> Dict[str, Any]:
+    """The variant of a package whose VLM takes uint8 pixels and normalises them (package.write_pixels_package)."""
+    manifest = write_pixels_package(package, out, version=version)
+    check_written(out, manifest)
     return manifest
 
 
@@ -254,7 +262,8 @@ def paper_policy(seed: int, overrides: Optional[Dict[str, Dict[str, Any]]] = Non
 
 
 def export_paper(*, out: Path, seed: int, weights_dtype: str = "float32", precision: str = "float32",
-                 overrides: Optional[Dict[str, Dict[str, Any]]] = None, policy=None, tokenizer=None) -> Dict[str, Any]:
+                 overrides: Optional[Dict[str, Dict[str, Any]]] = None, policy=None, tokenizer=None,
+                 pixels: str = "float32") -> Dict[str, Any]:
     """Write the paper-size package (`paper_policy`, or the given policy and tokenizer)."""
     t0 = time.time()
     if policy is None:
@@ -265,7 +274,7 @@ def export_paper(*, out: Path, seed: int, weights_dtype: str = "float32", precis
                 "dataset": "none: random weights for benchmarks", "seed": seed}
     manifest = write_package(policy, tokenizer, stats, out, version=int(Path(out).name) if Path(out).name.isdigit() else 1,
                              description="DUST at the paper's sizes with RANDOM weights, for benchmarks only",
-                             training=training, weights_dtype=weights_dtype, precision=precision)
+                             training=training, weights_dtype=weights_dtype, precision=precision, pixels=pixels)
     problems = validate_package(out)
     if problems:
         raise SystemExit("exported package is invalid:\n  " + "\n  ".join(problems))

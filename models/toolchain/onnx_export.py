@@ -27,6 +27,9 @@ OPSET = 17
 ONNX_PROTOBUF_LIMIT = 2 * 1024**3  # a single protobuf cannot exceed 2 GiB; larger models use external data
 
 VLM_INPUTS = ["pixel_values", "input_ids", "attention_mask"]
+# Element types the VLM's pixel_values input may have (docs/model-package.md): float32 takes rows normalised on the
+# host; uint8 takes the resized pixels and normalises in the graph (`take_uint8_pixels`), a quarter of the bytes.
+PIXEL_DTYPES = ("float32", "uint8")
 VLM_OUTPUTS = ["vl_embs", "obs_embedding"]
 DENOISER_OUTPUTS = ["v_actions", "v_future"]
 
@@ -258,7 +261,7 @@ def export_graphs(policy: DustPolicy, out_dir: Path, external_data: bool = False
 def declared_signature(path: Path) -> Dict[str, Dict[str, Tuple[str, List]]]:
     """The inputs/outputs an ONNX file declares, in `graph_signature`'s format (symbolic dims as their name)."""
     model = onnx.load(str(path), load_external_data=False)
-    names = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64"}
+    names = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64", onnx.TensorProto.UINT8: "uint8"}
 
     def describe(values) -> Dict[str, Tuple[str, List]]:
         out = {}
@@ -269,6 +272,63 @@ def declared_signature(path: Path) -> Dict[str, Dict[str, Tuple[str, List]]]:
         return out
 
     return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}
+
+
+def pixel_dtype(path: Path) -> str:
+    """The element type of a VLM file's declared `pixel_values` input ("float32" or "uint8"): the one place the fact
+    lives; the manifest's image.pixel_dtype is read from here when a package is written."""
+    return declared_signature(path)["inputs"]["pixel_values"][0]
+
+
+# Names of what `take_uint8_pixels` adds to a VLM graph; validate_package reads the constants back by these names.
+PIXELS_FLOAT = "pixel_values::float"
+PIXELS_SCALED = "pixel_values::scaled"
+PIXELS_NORMALIZED = "pixel_values::normalized"
+PIXEL_SCALE = "pixel_values::scale"
+PIXEL_SHIFT = "pixel_values::shift"
+
+
+def pixel_affine(mean, std) -> Tuple[np.ndarray, np.ndarray]:
+    """(scale, shift), float32 [1, 1, 3, 1, 1]: (x / 255 - mean[c]) / std[c] = x * scale[c] + shift[c] (docs/model-package.md,
+    "Images"), each constant computed in float64 and rounded once."""
+    mean64, std64 = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    if mean64.shape != (3,) or std64.shape != (3,) or not np.all(np.isfinite(mean64)) or not np.all(std64 > 0):
+        raise ValueError(f"image mean/std must be 3 finite values each, std > 0; got {list(mean)} / {list(std)}")
+    scale = (1.0 / (255.0 * std64)).astype(np.float32).reshape(1, 1, 3, 1, 1)
+    shift = (-mean64 / std64).astype(np.float32).reshape(1, 1, 3, 1, 1)
+    return scale, shift
+
+
+def take_uint8_pixels(model: onnx.ModelProto, mean, std) -> None:
+    """Rewrite a float32-pixel VLM graph in place so that `pixel_values` is uint8 [B, V, 3, H, W] (the resized pixels,
+    0..255) and the graph normalises them: Cast to float32, one Mul and one Add by per-channel constants
+    (`pixel_affine`), into what the graph used to take as its input. Everything after is unchanged, so a float32 and
+    a uint8 package of the same weights compute the same outputs. Cast, Mul and Add read nothing from the host, so a
+    CUDA graph replays them (cuda_graph_hazards)."""
+    graph = model.graph
+    inputs = {vi.name: vi for vi in graph.input}
+    vi = inputs.get("pixel_values")
+    if vi is None:
+        raise ValueError("the graph has no pixel_values input")
+    if vi.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        raise ValueError(f"pixel_values is {onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type)}, not FLOAT: already converted?")
+    for node in graph.node:
+        if any(a.HasField("g") or len(a.graphs) > 0 for a in node.attribute):
+            raise ValueError(f"{node.op_type} {node.name}: subgraphs are not rewritten")
+        for i, name in enumerate(node.input):
+            if name == "pixel_values":
+                node.input[i] = PIXELS_NORMALIZED
+    scale, shift = pixel_affine(mean, std)
+    graph.initializer.extend([numpy_helper.from_array(scale, PIXEL_SCALE), numpy_helper.from_array(shift, PIXEL_SHIFT)])
+    prefix = [
+        onnx.helper.make_node("Cast", ["pixel_values"], [PIXELS_FLOAT], to=onnx.TensorProto.FLOAT, name="pixel_values::cast"),
+        onnx.helper.make_node("Mul", [PIXELS_FLOAT, PIXEL_SCALE], [PIXELS_SCALED], name="pixel_values::mul"),
+        onnx.helper.make_node("Add", [PIXELS_SCALED, PIXEL_SHIFT], [PIXELS_NORMALIZED], name="pixel_values::add"),
+    ]
+    nodes = prefix + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    vi.type.tensor_type.elem_type = onnx.TensorProto.UINT8
 
 
 def load_initializers(path: Path) -> Dict[str, np.ndarray]:

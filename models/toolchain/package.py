@@ -24,12 +24,18 @@ from .model import DustPolicy
 from .fp16 import convert_to_float16
 from .onnx_export import (
     ONNX_PROTOBUF_LIMIT,
+    PIXEL_DTYPES,
+    PIXEL_SCALE,
+    PIXEL_SHIFT,
     cuda_graph_hazards,
     declared_signature,
     export_graphs,
     graph_signature,
     load_policy_weights,
+    pixel_affine,
+    pixel_dtype,
     save_with_external_data,
+    take_uint8_pixels,
     weight_bytes,
 )
 from .tokenizer import WordTokenizer
@@ -104,6 +110,7 @@ def manifest_for(
     files: Dict[str, str],
     precision: str = "float32",
     cuda_graph_hazards: Optional[List[str]] = None,
+    pixel_dtype: str = "float32",
 ) -> Dict[str, Any]:
     v, d = cfg.vlm, cfg.denoiser
     embodiments = {}
@@ -138,7 +145,10 @@ def manifest_for(
             # [] = none): the server captures graphs only for a package that records none.
             **({"cuda_graph_hazards": list(cuda_graph_hazards)} if cuda_graph_hazards is not None else {}),
         },
-        "image": {"height": v.image_size, "width": v.image_size, "mean": list(cfg.image_mean), "std": list(cfg.image_std)},
+        # pixel_dtype: the element type of vlm.onnx's pixel_values, read from the graph (write_package); with uint8 the
+        # graph applies mean/std itself and the server sends the resized pixels as they are.
+        "image": {"height": v.image_size, "width": v.image_size, "mean": list(cfg.image_mean), "std": list(cfg.image_std),
+                  "pixel_dtype": pixel_dtype},
         "cameras": list(v.cameras),
         "text": {"max_tokens": v.max_tokens, "tokenizer": "tokenizer.json", "prompt_template": cfg.prompt_template},
         "conditioning": {"tokens": v.cond_tokens, "dim": v.width},
@@ -208,14 +218,19 @@ def write_package(
     weights_dtype: str = "float32",
     external_data: bool = False,
     precision: str = "float32",
+    pixels: str = "float32",
 ) -> Dict[str, Any]:
     """Export both graphs, the tokenizer and the manifest into out_dir. With weights_dtype float16 the policy's
     parameters are rounded in place first, so that the PyTorch module equals what the package holds. Precision
-    float16 exports the float32 graphs, then converts them (fp16.py); it implies float16 weights."""
+    float16 exports the float32 graphs, then converts them (fp16.py); it implies float16 weights. Pixels uint8 makes
+    the VLM take the resized pixels as uint8 and normalise them itself (onnx_export.take_uint8_pixels), last, so that
+    the float16 conversion leaves the normalisation in float32."""
     if weights_dtype not in WEIGHT_DTYPES:
         raise ValueError(f"weights_dtype must be one of {WEIGHT_DTYPES}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}")
+    if pixels not in PIXEL_DTYPES:
+        raise ValueError(f"pixels must be one of {PIXEL_DTYPES}")
     if precision == "float16":
         round_weights_to_fp16(policy)
         weights_dtype = "float16"
@@ -238,12 +253,14 @@ def write_package(
             if (out_dir / (name + ".data")).exists():
                 raise ValueError("float16 weight storage is not supported for graphs with external data")
             store_initializers_fp16(out_dir / name)
+    if pixels == "uint8":
+        convert_pixels_file(out_dir / "vlm.onnx", policy.cfg.image_mean, policy.cfg.image_std)
     tokenizer.save(out_dir / "tokenizer.json")
     files = {name: sha256_file(path) for name, path in sorted(written.items())}
     files["tokenizer.json"] = sha256_file(out_dir / "tokenizer.json")
     manifest = manifest_for(policy.cfg, stats, version=version, description=description, training=training,
                             weights_dtype=weights_dtype, files=files, precision=precision,
-                            cuda_graph_hazards=denoiser_hazards(out_dir))
+                            cuda_graph_hazards=denoiser_hazards(out_dir), pixel_dtype=pixel_dtype(out_dir / "vlm.onnx"))
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -283,6 +300,48 @@ def save_graph(model: onnx.ModelProto, path: Path, external: bool = False) -> No
     onnx.checker.check_model(str(path))
 
 
+def convert_pixels_file(path: Path, mean, std, out: Optional[Path] = None) -> None:
+    """Rewrite one VLM file to take uint8 pixels (onnx_export.take_uint8_pixels), into `out` or in place. Only the graph
+    is rewritten: weights in `<name>.data` are left where they are (copied beside `out` when it is elsewhere)."""
+    path = Path(path)
+    out = Path(out) if out is not None else path
+    model = onnx.load(str(path), load_external_data=False)
+    take_uint8_pixels(model, mean, std)
+    data = path.parent / (path.name + ".data")
+    if out.resolve() != path.resolve() and data.exists():
+        if any(e.key == "location" and e.value != data.name for t in model.graph.initializer for e in t.external_data):
+            raise ValueError(f"{path}: external data outside {data.name} is not copied")
+        shutil.copyfile(data, out.parent / data.name)
+    onnx.save_model(model, str(out))
+    onnx.checker.check_model(str(out))
+
+
+def write_pixels_package(src: Path, out: Path, version: Optional[int] = None) -> Dict[str, Any]:
+    """A variant of an existing float32-pixel package whose VLM takes uint8 pixels and normalises them in the graph
+    with the manifest's mean/std; the denoiser, the tokenizer and every weight are copied unchanged (out may be src:
+    then only vlm.onnx and the manifest are rewritten, as for a float16 package that `half` made first)."""
+    src, out = Path(src), Path(out)
+    manifest = json.loads((src / "manifest.json").read_text())
+    if pixel_dtype(src / "vlm.onnx") != "float32":
+        raise ValueError(f"{src}: the VLM does not take float32 pixel_values")
+    out.mkdir(parents=True, exist_ok=True)
+    convert_pixels_file(src / "vlm.onnx", manifest["image"]["mean"], manifest["image"]["std"], out / "vlm.onnx")
+    tokenizer = manifest["text"]["tokenizer"]
+    in_place = out.resolve() == src.resolve()
+    for name in ("denoiser.onnx", "denoiser.onnx.data", tokenizer):
+        if not in_place and (src / name).exists():
+            shutil.copyfile(src / name, out / name)
+    files = {name: sha256_file(path) for name, path in sorted(present_graph_files(out).items())}
+    files[tokenizer] = sha256_file(out / tokenizer)
+    manifest["image"]["pixel_dtype"] = pixel_dtype(out / "vlm.onnx")
+    manifest["files"] = files
+    if version is not None:
+        manifest["version"] = int(version)
+    manifest["description"] = f"{manifest.get('description', '')} [uint8 pixels: the VLM normalises them]".strip()
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
 def write_half_package(src: Path, out: Path, version: Optional[int] = None) -> Dict[str, Any]:
     """A float16 variant of an existing package: same weights (rounded to float16), same tokenizer and
     contract, computation in float16 (fp16.py); the manifest records `architecture.precision`."""
@@ -290,6 +349,9 @@ def write_half_package(src: Path, out: Path, version: Optional[int] = None) -> D
     manifest = json.loads((src / "manifest.json").read_text())
     if manifest["architecture"].get("precision") == "float16":
         raise ValueError(f"{src} is already a float16 package")
+    if pixel_dtype(src / "vlm.onnx") != "float32":
+        # fp16.py would rewrite the pixel normalisation too; convert to float16 first, then to uint8 pixels.
+        raise ValueError(f"{src}: convert the float32-pixel package to float16 first, then its pixels (`pixels`)")
     out.mkdir(parents=True, exist_ok=True)
     for name in ("vlm.onnx", "denoiser.onnx"):
         convert_graph_file(src / name, out / name)
@@ -347,6 +409,11 @@ def validate_package(package_dir: Path) -> List[str]:
     img = manifest["image"]
     if len(img.get("mean", [])) != 3 or len(img.get("std", [])) != 3:
         problems.append("image.mean/std must have 3 values")
+    # Absent in packages written before the field: their VLMs take float32.
+    pixels = img.get("pixel_dtype", "float32")
+    if pixels not in PIXEL_DTYPES:
+        problems.append(f"image.pixel_dtype must be one of {PIXEL_DTYPES}, got {pixels!r}")
+        pixels = "float32"
     for e_name, e in manifest["embodiments"].items():
         for part, width in (("state", e.get("state_dim")), ("action", e.get("action_dim"))):
             mm = e.get("normalization", {}).get(part, {})
@@ -373,7 +440,7 @@ def validate_package(package_dir: Path) -> List[str]:
     To, dO = manifest["future"]["tokens"], manifest["future"]["dim"]
     expected = {
         "vlm": {
-            "inputs": {"pixel_values": ("float32", [n_views, 3, h, w]), "input_ids": ("int64", [L]),
+            "inputs": {"pixel_values": (pixels, [n_views, 3, h, w]), "input_ids": ("int64", [L]),
                        "attention_mask": ("int64", [L])},
             "outputs": {"vl_embs": ("float32", [S, Dc]), "obs_embedding": ("float32", [To, dO])},
         },
@@ -403,11 +470,16 @@ def validate_package(package_dir: Path) -> List[str]:
             for name, (dtype, rest) in table[side].items():
                 got_dtype, got_shape = declared[side][name]
                 if got_dtype != dtype:
-                    problems.append(f"{graph}.onnx {name}: dtype {got_dtype} != {dtype}")
+                    where = " (manifest image.pixel_dtype)" if name == "pixel_values" else ""
+                    problems.append(f"{graph}.onnx {name}: dtype {got_dtype} != {dtype}{where}")
                 if not got_shape or isinstance(got_shape[0], int):
                     problems.append(f"{graph}.onnx {name}: first axis must be the dynamic batch, got {got_shape}")
                 elif list(got_shape[1:]) != rest:
                     problems.append(f"{graph}.onnx {name}: shape {got_shape} != [batch, {', '.join(map(str, rest))}]")
+
+    # A uint8-pixel VLM normalises with constants of its own: they must be the manifest's mean/std.
+    if pixels == "uint8" and (package_dir / "vlm.onnx").exists() and not any("mean/std" in p for p in problems):
+        problems.extend(pixel_constant_problems(package_dir / "vlm.onnx", img["mean"], img["std"]))
 
     # A package that records no CUDA-graph hazard gets its denoiser captured by the server: the record must hold.
     claimed = manifest["architecture"].get("cuda_graph_hazards")
@@ -430,6 +502,23 @@ def validate_package(package_dir: Path) -> List[str]:
     return problems
 
 
+def pixel_constant_problems(vlm_path: Path, mean, std) -> List[str]:
+    """Whether a uint8-pixel VLM's normalisation constants are pixel_affine(mean, std)."""
+    try:
+        want = dict(zip((PIXEL_SCALE, PIXEL_SHIFT), pixel_affine(mean, std)))
+    except ValueError as err:
+        return [f"image: {err}"]
+    model = onnx.load(str(vlm_path), load_external_data=False)
+    got = {t.name: t for t in model.graph.initializer if t.name in want}
+    problems = []
+    for name, value in want.items():
+        if name not in got:
+            problems.append(f"vlm.onnx takes uint8 pixel_values but holds no {name}")
+        elif not np.array_equal(numpy_helper.to_array(got[name]), value):
+            problems.append(f"vlm.onnx {name} does not match the manifest's image mean/std")
+    return problems
+
+
 def contract_signature(cfg: ModelConfig) -> Dict:
     """The contract for `cfg` (re-exported for tests)."""
     return graph_signature(cfg)
@@ -438,6 +527,7 @@ def contract_signature(cfg: ModelConfig) -> Dict:
 __all__ = [
     "write_package",
     "write_half_package",
+    "write_pixels_package",
     "convert_graph_file",
     "load_package",
     "validate_package",

@@ -186,7 +186,11 @@ function request(id) {
   const next = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
   const tokens = Math.min(s.textTokens, 5 + (id % 7));
   return {
-    pixelValues: Float32Array.from({ length: s.views * 3 * s.imageHeight * s.imageWidth }, next),
+    // The package's pixel type: camera bytes for a VLM that normalises them (docs/model-package.md, "Images").
+    pixelValues:
+      s.pixelDtype === 'uint8'
+        ? Uint8Array.from({ length: s.views * 3 * s.imageHeight * s.imageWidth }, () => Math.floor((next() + 1) * 127.5))
+        : Float32Array.from({ length: s.views * 3 * s.imageHeight * s.imageWidth }, next),
     inputIds: BigInt64Array.from({ length: s.textTokens }, (_, t) => (t < tokens ? BigInt((id * 3 + t) % 16) : 0n)),
     attentionMask: BigInt64Array.from({ length: s.textTokens }, (_, t) => (t < tokens ? 1n : 0n)),
     state: Float32Array.from({ length: s.stateDim }, (_, d) => (d < 8 ? next() : 0)),

@@ -48,7 +48,13 @@ function feeds(session, batch) {
   const tokens = manifest.text.max_tokens;
   const f = {};
   for (const name of session.inputNames) {
-    if (name === 'pixel_values')
+    if (name === 'pixel_values' && image.pixel_dtype === 'uint8')
+      f[name] = new ort.Tensor(
+        'uint8',
+        Uint8Array.from(floats(batch * cameras.length * 3 * image.height * image.width), (x) => Math.floor((x + 1) * 127.5)),
+        [batch, cameras.length, 3, image.height, image.width],
+      );
+    else if (name === 'pixel_values')
       f[name] = new ort.Tensor('float32', floats(batch * cameras.length * 3 * image.height * image.width), [
         batch,
         cameras.length,

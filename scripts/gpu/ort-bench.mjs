@@ -62,6 +62,13 @@ function feedsFor(session, batch, manifest) {
               : BigInt(2 + Math.floor(next() * (manifest.architecture.vlm.vocab_size - 2)));
       }
       feeds[m.name] = new ort.Tensor('int64', data, shape);
+    } else if (m.type === 'uint8') {
+      // pixel_values of a package whose VLM normalises (docs/model-package.md, "Images").
+      feeds[m.name] = new ort.Tensor(
+        'uint8',
+        Uint8Array.from({ length: n }, () => Math.floor(next() * 256)),
+        shape,
+      );
     } else {
       const data = new Float32Array(n);
       for (let i = 0; i < n; i++) data[i] = m.name.startsWith('tau') ? next() : next() * 2 - 1;
@@ -92,7 +99,8 @@ function decode(t) {
   const bytes = Buffer.from(t.data_b64, 'base64');
   const buf = new ArrayBuffer(bytes.byteLength);
   new Uint8Array(buf).set(bytes);
-  return new ort.Tensor(t.dtype, t.dtype === 'int64' ? new BigInt64Array(buf) : new Float32Array(buf), t.shape);
+  const data = t.dtype === 'int64' ? new BigInt64Array(buf) : t.dtype === 'uint8' ? new Uint8Array(buf) : new Float32Array(buf);
+  return new ort.Tensor(t.dtype, data, t.shape);
 }
 
 const reference = existsSync(path.join(work, 'reference.json')) ? JSON.parse(readFileSync(path.join(work, 'reference.json'), 'utf8')) : undefined;

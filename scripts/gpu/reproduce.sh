@@ -108,8 +108,9 @@ stage_part() {
 
 stage_torch() {
   # EXPORT_ONLY=1: the packages and the reference outputs, no PyTorch timings (a second run on a fresh machine).
+  # PIXELS=float32 exports the packages as before uint8 pixel_values (docs/model-package.md, "Images").
   cd "$SRC" && PYTHONPATH="$SRC" $PY scripts/gpu/torch_bench.py --out "$WORK" --batches "$BATCHES" --budget-s 0.5 \
-    ${EXPORT_ONLY:+--export-only} $SET
+    --pixels "${PIXELS:-uint8}" ${EXPORT_ONLY:+--export-only} $SET
 }
 
 stage_torch_bg() {
@@ -229,7 +230,7 @@ stage_native_narrow() {
   app_env
   local dir="$WORK/narrow"
   if [ ! -f "$dir/export.done" ]; then
-    (cd "$SRC" && PYTHONPATH="$SRC" $PY scripts/gpu/torch_bench.py --out "$dir" --batches 1 --export-only $NARROW) > "$WORK/narrow-export.log" 2>&1 ||
+    (cd "$SRC" && PYTHONPATH="$SRC" $PY scripts/gpu/torch_bench.py --out "$dir" --batches 1 --export-only --pixels "${PIXELS:-uint8}" $NARROW) > "$WORK/narrow-export.log" 2>&1 ||
       { log "the narrow export failed:"; tail -n 20 "$WORK/narrow-export.log" >&2; return 1; }
   fi
   node "$SRC/scripts/gpu/native-check.mjs" --app "$APP" --package "$dir/repo16/dust-paper/1" --device "$DEVICE" \

@@ -1,7 +1,7 @@
 """Paper-size DUST on the GPU host, PyTorch side (scripts/gpu/reproduce.sh, stage `torch`).
 
 Builds the random-weight paper model once (models.toolchain `paper_policy`, seed 0), writes its float32 package
-and the float16 variant (`half`), the reference outputs the ONNX Runtime benchmark compares against, and times
+and the float16 variant (`half`), both with uint8 pixel_values unless --pixels float32, the reference outputs the ONNX Runtime benchmark compares against, and times
 PyTorch on the same weights: VLM and one denoiser step at each batch size, float32 eager, bf16 and fp16 eager,
 bf16 CUDA graph; for the step also the conditioning copied from host memory every step (what the server's ONNX
 Runtime path does) and the cross-attention K/V computed once per request (what a runtime that keeps tensors on
@@ -56,7 +56,7 @@ def timed(fn, device, budget_s: float, max_iters: int = 40, min_iters: int = 3, 
 
 def encode(t: torch.Tensor) -> dict:
     a = t.detach().cpu().contiguous().numpy()
-    dtype = {np.dtype("float32"): "float32", np.dtype("int64"): "int64"}[a.dtype]
+    dtype = {np.dtype("float32"): "float32", np.dtype("int64"): "int64", np.dtype("uint8"): "uint8"}[a.dtype]
     return {"dtype": dtype, "shape": list(a.shape), "data_b64": base64.b64encode(a.tobytes()).decode()}
 
 
@@ -117,6 +117,8 @@ def main() -> int:
     ap.add_argument("--budget-s", type=float, default=0.8, help="timed seconds per measurement (at least 3 calls)")
     ap.add_argument("--ref-batch", type=int, default=8)
     ap.add_argument("--export-only", action="store_true", help="write the packages and the reference, no timings")
+    ap.add_argument("--pixels", choices=["uint8", "float32"], default="uint8",
+                    help="the packages' pixel_values: uint8 (the VLM normalises; a quarter of the bytes to the device) or float32")
     args = ap.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -137,6 +139,11 @@ def main() -> int:
     t1 = time.time()
     half = build.run_half(package=fp32, out=fp16)
     result["export_fp16_s"] = round(time.time() - t1, 1)
+    # Pixels last, on both packages in place: `half` converts a float32-pixel package (models/toolchain/README.md).
+    result["pixels"] = args.pixels
+    if args.pixels == "uint8":
+        for pkg in (fp32, fp16):
+            build.run_pixels(package=pkg, out=pkg)
     # Nodes a captured CUDA graph would replay with stale host metadata, as the package records them
     # (models/toolchain/README.md): none expected.
     result["cuda_graph_hazards"] = half["architecture"]["cuda_graph_hazards"]
@@ -152,10 +159,18 @@ def main() -> int:
         # Reference outputs for the ONNX Runtime side (parity of its fp32 and fp16 graphs on the GPU).
         rb = args.ref_batch
         vx = inputs(cfg, "vlm", 2, device)
+        # The packages' own pixel input: camera bytes for a uint8 package (normalised here as its graph does), the
+        # normalised floats for a float32 one.
+        g = torch.Generator().manual_seed(2)
+        pixels8 = torch.randint(0, 256, tuple(vx[0].shape), generator=g, dtype=torch.uint8)
+        mean = torch.tensor(cfg.image_mean, dtype=torch.float64).view(1, 1, 3, 1, 1)
+        std = torch.tensor(cfg.image_std, dtype=torch.float64).view(1, 1, 3, 1, 1)
+        vx[0] = ((pixels8.double() / 255 - mean) / std).float().to(device)
         dx = inputs(cfg, "denoiser", rb, device)
         vout = vlm(*vx)
         dout = den(*dx)
-        ref = {"vlm": {"inputs": dict(zip(["pixel_values", "input_ids", "attention_mask"], map(encode, vx))),
+        vlm_in = [pixels8 if args.pixels == "uint8" else vx[0]] + vx[1:]
+        ref = {"vlm": {"inputs": dict(zip(["pixel_values", "input_ids", "attention_mask"], map(encode, vlm_in))),
                        "outputs": dict(zip(["vl_embs", "obs_embedding"], map(encode, vout)))},
                "denoiser": {"inputs": dict(zip(["vl_embs", "state", "actions", "future", "tau_a", "tau_o", "embodiment_id"], map(encode, dx))),
                             "outputs": dict(zip(["v_actions", "v_future"], map(encode, dout)))}}

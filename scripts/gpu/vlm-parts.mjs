@@ -32,11 +32,14 @@ function feeds(batch, seed = 1) {
   const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   const { cameras, image } = manifest;
   const tokens = manifest.text?.max_tokens ?? manifest.tokenizer?.max_tokens ?? 108;
-  const px = Float32Array.from({ length: batch * cameras.length * 3 * image.height * image.width }, () => 2 * rand() - 1);
+  const n = batch * cameras.length * 3 * image.height * image.width;
+  // A uint8-pixel package takes the camera bytes and normalises them in its graph (docs/model-package.md, "Images").
+  const uint8 = image.pixel_dtype === 'uint8';
+  const px = uint8 ? Uint8Array.from({ length: n }, () => Math.floor(256 * rand())) : Float32Array.from({ length: n }, () => 2 * rand() - 1);
   const ids = BigInt64Array.from({ length: batch * tokens }, (_, i) => BigInt(1 + (i % 13)));
   const mask = BigInt64Array.from({ length: batch * tokens }, (_, i) => (i % tokens < tokens - 8 ? 1n : 0n));
   return {
-    pixel_values: new ort.Tensor('float32', px, [batch, cameras.length, 3, image.height, image.width]),
+    pixel_values: new ort.Tensor(uint8 ? 'uint8' : 'float32', px, [batch, cameras.length, 3, image.height, image.width]),
     input_ids: new ort.Tensor('int64', ids, [batch, tokens]),
     attention_mask: new ort.Tensor('int64', mask, [batch, tokens]),
   };

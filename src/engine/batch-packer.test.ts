@@ -32,6 +32,26 @@ describe('packVlmBatch', () => {
     expect(Array.from(b.future0)).toEqual([0.1, 0.1, 0.2, 0.2].map(Math.fround));
   });
 
+  it('hands on uint8 rows for a model that takes them, and refuses rows of the other type', () => {
+    const len = TEST_SHAPES.views * 3 * TEST_SHAPES.imageHeight * TEST_SHAPES.imageWidth;
+    const row = (pixelValues: Float32Array | Uint8Array) => ({
+      pixelValues,
+      inputIds: new BigInt64Array(TEST_SHAPES.textTokens),
+      attentionMask: new BigInt64Array(TEST_SHAPES.textTokens),
+      state: new Float32Array(TEST_SHAPES.stateDim),
+      embodimentId: 0,
+      noise: {
+        actions: new Float32Array(TEST_SHAPES.horizon * TEST_SHAPES.actionDim),
+        future: new Float32Array(TEST_SHAPES.futureTokens * TEST_SHAPES.futureDim),
+      },
+    });
+    const uint8 = { ...TEST_SHAPES, pixelDtype: 'uint8' as const };
+    const bytes = row(new Uint8Array(len).fill(200));
+    expect(packVlmBatch([bytes], Int32Array.from([0]), [], uint8).pixelRows[0]).toBe(bytes.pixelValues);
+    expect(() => packVlmBatch([row(new Float32Array(len))], Int32Array.from([0]), [], uint8)).toThrow(/row 0: float32 pixel values, the model takes uint8/);
+    expect(() => packVlmBatch([bytes], Int32Array.from([0]), [], TEST_SHAPES)).toThrow(/row 0: uint8 pixel values, the model takes float32/);
+  });
+
   it('refuses a pixel row of the wrong length', () => {
     const s = TEST_SHAPES;
     const bad = {

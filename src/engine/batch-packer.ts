@@ -3,6 +3,7 @@
  * tensors laid out row after row) and a denoiser step batch (per-row flow times and step sizes from the
  * sampler's step plan, docs/sampling.md). Pure.
  */
+import { pixelRowDtype } from '../preprocess/index.js';
 import { pinCommitted, positionTimes, stepPlan, type PrefixGuide, type StepCounts } from '../sampling/index.js';
 import { pixelRowLength, type ModelShapes, type StepBatch, type StepGuide, type VlmBatch } from './executor.js';
 import type { JobInput } from './job.js';
@@ -28,6 +29,8 @@ export function packVlmBatch(inputs: readonly VlmInput[], slots: Int32Array, mov
   };
   inputs.forEach((r, b) => {
     if (r.pixelValues.length !== pixelLen) throw new RangeError(`row ${b}: ${r.pixelValues.length} pixel values, the model takes ${pixelLen}`);
+    const dtype = pixelRowDtype(r.pixelValues);
+    if (dtype !== s.pixelDtype) throw new RangeError(`row ${b}: ${dtype} pixel values, the model takes ${s.pixelDtype}`);
     batch.inputIds.set(r.inputIds, b * s.textTokens);
     batch.attentionMask.set(r.attentionMask, b * s.textTokens);
     batch.state.set(r.state, b * s.stateDim);

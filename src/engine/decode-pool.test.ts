@@ -33,6 +33,19 @@ describe('DecodePool', () => {
     expect(images[0].data.length).toBeGreaterThan(0);
   });
 
+  it('sends a uint8 package its resized pixels unnormalized, moved across as a Uint8Array', async () => {
+    const images: ImageInput[] = [
+      { camera: 'front', encoding: 'JPEG', width: 0, height: 0, data: await jpeg(90) },
+      { camera: 'wrist', encoding: 'JPEG', width: 0, height: 0, data: await jpeg(180) },
+    ];
+    const uint8 = { ...spec, image: { ...spec.image, pixel_dtype: 'uint8' as const } };
+    const d = await pool.decode({ images, spec: uint8, seed: 1n, noise: { actions: 2, future: 2 } });
+    expect(d.pixelValues).toBeInstanceOf(Uint8Array);
+    const floats = await decodeViews(images, spec);
+    // (x / 255 - 0.5) / 0.25 of each byte is the float package's value.
+    expect(Array.from(d.pixelValues, (x) => Math.fround((x / 255 - 0.5) / 0.25))).toEqual(Array.from(floats));
+  });
+
   it('draws a seed when the request has none, and reports it', async () => {
     const images: ImageInput[] = spec.cameras.map((camera) => ({ camera, encoding: 'RAW_RGB8', width: 8, height: 8, data: new Uint8Array(192) }));
     const [a, b] = await Promise.all([0, 1].map(() => pool.decode({ images, spec, seed: undefined, noise: { actions: 3, future: 3 } })));

@@ -1,6 +1,6 @@
 /** Messages between the main thread's DecodePool and its decode worker threads. */
 import type { WireError } from '../errors/index.js';
-import type { ImageInput, ImageSpec } from '../preprocess/index.js';
+import type { ImageInput, ImageSpec, PixelRow } from '../preprocess/index.js';
 import type { InitialNoise } from '../sampling/index.js';
 
 export interface DecodeRequest {
@@ -13,8 +13,8 @@ export interface DecodeRequest {
 }
 
 export interface Decoded {
-  /** The request's pixel_values row [V, 3, H, W]. */
-  readonly pixelValues: Float32Array;
+  /** The request's pixel_values row [V, 3, H, W], of the type `spec.image.pixel_dtype` names (decodeViews). */
+  readonly pixelValues: PixelRow;
   readonly noise: InitialNoise;
   /** The seed the noise was drawn from. */
   readonly seed: bigint;

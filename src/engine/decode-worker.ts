@@ -1,5 +1,6 @@
 /**
- * Decode worker thread: per request, the camera images to the pixel_values row (sharp, normalisation) and
+ * Decode worker thread: per request, the camera images to the pixel_values row (sharp; normalisation for a float32
+ * package, none for a uint8 one, whose VLM normalises: docs/model-package.md, "Images") and
  * the seeded initial noise. This work used to run on the main thread and, in bursts of arrivals, kept health
  * checks waiting for tens of milliseconds; here it cannot.
  *
@@ -30,7 +31,7 @@ async function decode(request: DecodeRequest, imagesOnly: boolean): Promise<Deco
   return { pixelValues: await pixels, noise, seed };
 }
 
-function send(msg: FromDecoder, arrays: readonly Float32Array[]): void {
+function send(msg: FromDecoder, arrays: readonly ArrayBufferView[]): void {
   port.postMessage(
     msg,
     [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))].filter((b) => b.byteLength > 0),

@@ -3,6 +3,7 @@
  * runs ONNX Runtime in the inference worker thread (onnx-executor.ts); tests use a fake. Buffers handed in are
  * transferred (the caller must not touch them afterwards).
  */
+import { emptyPixelRow, type PixelDtype, type PixelRow } from '../preprocess/index.js';
 import type { PrefixGuide } from '../sampling/index.js';
 import type { SlotMove } from './slot-table.js';
 
@@ -11,6 +12,8 @@ export interface ModelShapes {
   readonly views: number;
   readonly imageHeight: number;
   readonly imageWidth: number;
+  /** Element type of the VLM's pixel_values (manifest image.pixel_dtype, checked against the graph at load). */
+  readonly pixelDtype: PixelDtype;
   readonly textTokens: number;
   readonly condTokens: number;
   readonly condDim: number;
@@ -26,18 +29,23 @@ export function pixelRowLength(s: ModelShapes): number {
   return s.views * 3 * s.imageHeight * s.imageWidth;
 }
 
+/** A zeroed pixel_values row of the model's type and length (warm-up requests, benchmarks). */
+export function emptyModelPixelRow(s: ModelShapes): PixelRow {
+  return emptyPixelRow(s.pixelDtype, pixelRowLength(s));
+}
+
 export interface VlmBatch {
   /** Moves to apply to the arena before anything else (rows left since the last call). */
   readonly moves: readonly SlotMove[];
   /** Arena slot each row's outputs and inputs go to. */
   readonly slots: Int32Array;
   /**
-   * Each row's pixel_values [V, 3, H, W], as the decode pool made it: never packed on the host, since a batch of
-   * paper-size rows is tens of megabytes (30 rows: 54 MB), and a fresh host array of that size costs its page faults
-   * and a copy before the device copy. The executor copies the rows where its VLM reads them (a device buffer, or
-   * one host buffer it keeps).
+   * Each row's pixel_values [V, 3, H, W], as the decode pool made it, all of the model's `pixelDtype` (the batch
+   * packer checks): never packed on the host, since a batch of paper-size float32 rows is tens of megabytes (30 rows:
+   * 54 MB), and a fresh host array of that size costs its page faults and a copy before the device copy. The executor
+   * copies the rows where its VLM reads them (a device buffer, or one host buffer it keeps).
    */
-  readonly pixelRows: readonly Float32Array[];
+  readonly pixelRows: readonly PixelRow[];
   readonly inputIds: BigInt64Array;
   readonly attentionMask: BigInt64Array;
   /** Normalized, padded state per row: [B, stateDim]. */

@@ -2,14 +2,15 @@
  * A request as the engine sees it: preprocessed tensors, its step budget and its deadline. Built by the API
  * edge after validation; everything here is already checked.
  */
+import type { PixelRow } from '../preprocess/index.js';
 import type { ChunkingMethod, InitialNoise } from '../sampling/index.js';
 
 export interface JobInput {
   readonly requestId: string;
   readonly robotId: string;
   readonly embodimentId: number;
-  /** One request's pixel_values row: [V, 3, H, W]. */
-  readonly pixelValues: Float32Array;
+  /** One request's pixel_values row: [V, 3, H, W], of the model's pixel type (float32 normalized, or uint8). */
+  readonly pixelValues: PixelRow;
   /** [L] token ids and mask, padded to the manifest's max_tokens. */
   readonly inputIds: BigInt64Array;
   readonly attentionMask: BigInt64Array;

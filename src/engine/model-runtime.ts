@@ -13,12 +13,12 @@ import { randomBytes } from 'node:crypto';
 import type { OptionSlice } from '../config/index.js';
 import { ModelPackageError } from '../errors/index.js';
 import { checkGraphs, type Manifest, type ModelPackage, type RuntimeEvents, type RuntimeFactory } from '../model/index.js';
-import { PromptTokenizer, type PromptTokenizerOptions } from '../preprocess/index.js';
+import { pixelDtypeOf, PromptTokenizer, type PromptTokenizerOptions } from '../preprocess/index.js';
 import { initialNoise, randomSeed } from '../sampling/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { BatchRecording, BatchReport } from './batch-report.js';
 import type { DecodePool } from './decode-pool.js';
-import { pixelRowLength, type ModelShapes } from './executor.js';
+import { emptyModelPixelRow, type ModelShapes } from './executor.js';
 import type { JobInput } from './job.js';
 import { ModelWorker } from './model-worker.js';
 import type { SchedulerOptions } from './scheduler.js';
@@ -80,6 +80,7 @@ export function shapesOf(m: Manifest): ModelShapes {
     views: m.cameras.length,
     imageHeight: m.image.height,
     imageWidth: m.image.width,
+    pixelDtype: pixelDtypeOf(m),
     textTokens: m.text.max_tokens,
     condTokens: m.conditioning.tokens,
     condDim: m.conditioning.dim,
@@ -131,7 +132,7 @@ async function warmup(worker: ModelWorker, m: Manifest, tokenizer: PromptTokeniz
       requestId: `warmup-${size}-${i}`,
       robotId: `warmup-${i}`,
       embodimentId: embodiment.id,
-      pixelValues: new Float32Array(pixelRowLength(s)),
+      pixelValues: emptyModelPixelRow(s),
       // Each job owns its buffers: they are transferred to the worker.
       inputIds: prompt.inputIds.slice(),
       attentionMask: prompt.attentionMask.slice(),

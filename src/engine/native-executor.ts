@@ -235,7 +235,12 @@ class Copier {
       return;
     }
     const options = { device, threads: 1, deviceId };
-    this.identity = { float32: new ort.Session(copyModel('float32'), options), int64: new ort.Session(copyModel('int64'), options) };
+    // uint8: the pixel rows of a VLM that normalises them itself.
+    this.identity = {
+      float32: new ort.Session(copyModel('float32'), options),
+      int64: new ort.Session(copyModel('int64'), options),
+      uint8: new ort.Session(copyModel('uint8'), options),
+    };
     this.path = 'identity-graphs';
   }
 
@@ -292,7 +297,7 @@ export class NativeExecutor implements Executor {
   private actionTimes: Rows | undefined;
   private actionTimesHost: Float32Array | undefined;
   private vlStaging: Rows | undefined;
-  /** The VLM's pixel_values rows, on its device; grown to the largest VLM batch seen. */
+  /** The VLM's pixel_values rows (of the model's pixel type), on its device; grown to the largest VLM batch seen. */
   private pixelStaging: Rows | undefined;
   private readonly copier: Copier;
   /** Views made for one call (over its host arrays, or arena rows it alone touches), released when it returns. */
@@ -767,16 +772,17 @@ export class NativeExecutor implements Executor {
     if (contiguous) {
       vlOut = this.temp(this.arena.vl.buffer, slots[0] * this.arena.vl.rowBytes, 'float32', [B, ...vl.rowShape]);
     } else {
-      this.vlStaging = this.vlmRows(this.vlStaging, B, vl.len);
+      this.vlStaging = this.vlmRows(this.vlStaging, B, vl.len, 'float32');
       vlOut = this.vlStaging.span(0, B, vl.rowShape);
     }
-    // The rows' pixels straight to where the VLM reads them (one copy each; on a GPU, host to device).
+    // The rows' pixels straight to where the VLM reads them (one copy each; on a GPU, host to device). A uint8 package's
+    // rows are the resized pixels, a quarter of the bytes, normalised by the VLM (docs/model-package.md, "Images").
     const pixelLen = pixelRowLength(s);
-    this.pixelStaging = this.vlmRows(this.pixelStaging, B, pixelLen);
+    this.pixelStaging = this.vlmRows(this.pixelStaging, B, pixelLen, s.pixelDtype);
     const pixels = this.pixelStaging;
     this.copier.copy(
-      batch.pixelRows.map((row, b): Pair => [this.temp(row, 0, 'float32', [pixelLen]), pixels.row(b)]),
-      'float32',
+      batch.pixelRows.map((row, b): Pair => [this.temp(row, 0, s.pixelDtype, [pixelLen]), pixels.row(b)]),
+      s.pixelDtype,
     );
     const obs = new Float32Array(B * s.futureTokens * s.futureDim);
     const host = (a: Float32Array | BigInt64Array, shape: number[]) => this.temp(a, 0, a instanceof BigInt64Array ? 'int64' : 'float32', shape);
@@ -812,14 +818,14 @@ export class NativeExecutor implements Executor {
   }
 
   /**
-   * `rows` float32 rows of `len` on the VLM session's device, reusing `current` when it is large enough. Allocated on
+   * `rows` rows of `len` elements of `dtype` on the VLM session's device, reusing `current` when it is large enough. Allocated on
    * the VLM's session, never the denoiser's: memory a captured denoiser graph used for its intermediates goes back to
    * the denoiser session's arena after the capture, and every replay writes there again.
    */
-  private vlmRows(current: Rows | undefined, rows: number, len: number): Rows {
+  private vlmRows(current: Rows | undefined, rows: number, len: number, dtype: DType): Rows {
     if (current && current.rows >= rows) return current;
     current?.release();
-    return new Rows(this.ort, this.vlm, rows, len, 'float32');
+    return new Rows(this.ort, this.vlm, rows, len, dtype);
   }
 
   async step(batch: StepBatch): Promise<StepResult> {

@@ -7,6 +7,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { GraphInfo } from '../model/index.js';
+import { emptyPixelRow, type PixelRow } from '../preprocess/index.js';
 import { applyStep, broadcastTimes, inpaintStep } from '../sampling/index.js';
 import type { Executor, ModelShapes, StepBatch, StepResult, VlmBatch, VlmResult } from './executor.js';
 import type { SlotMove } from './slot-table.js';
@@ -136,14 +137,23 @@ export class OnnxExecutor implements Executor {
     return { vlm: graphInfo(this.vlm), denoiser: graphInfo(this.denoiser) };
   }
 
-  /** The host buffer the VLM's pixel rows are packed into, kept and grown (a fresh one per call costs page faults). */
-  private pixelBuffer = new Float32Array(0);
+  /**
+   * The host buffer the VLM's pixel rows are packed into, of the model's pixel type, kept and grown (a fresh one per
+   * call costs page faults). The batch packer made sure every row is of that type.
+   */
+  private pixelBuffer: PixelRow | undefined;
 
-  private packPixels(rows: readonly Float32Array[]): Float32Array {
+  private packPixels(rows: readonly PixelRow[]): ort.Tensor {
+    const s = this.shapes;
     const len = rows[0]?.length ?? 0;
-    if (this.pixelBuffer.length < rows.length * len) this.pixelBuffer = new Float32Array(rows.length * len);
-    rows.forEach((row, b) => this.pixelBuffer.set(row, b * len));
-    return this.pixelBuffer.subarray(0, rows.length * len);
+    if (this.pixelBuffer === undefined || this.pixelBuffer.length < rows.length * len) this.pixelBuffer = emptyPixelRow(s.pixelDtype, rows.length * len);
+    const buffer = this.pixelBuffer;
+    rows.forEach((row, b) => buffer.set(row, b * len));
+    const dims = [rows.length, s.views, 3, s.imageHeight, s.imageWidth];
+    // A uint8 VLM normalises in its graph (docs/model-package.md, "Images"): the rows go in as the decode pool made them.
+    return buffer instanceof Uint8Array
+      ? new ort.Tensor('uint8', buffer.subarray(0, rows.length * len), dims)
+      : new ort.Tensor('float32', buffer.subarray(0, rows.length * len), dims);
   }
 
   async runVlm(batch: VlmBatch): Promise<VlmResult> {
@@ -154,7 +164,7 @@ export class OnnxExecutor implements Executor {
     const pixels = this.packPixels(batch.pixelRows);
     const t0 = performance.now();
     const out = await this.vlm.run({
-      pixel_values: new ort.Tensor('float32', pixels, [B, s.views, 3, s.imageHeight, s.imageWidth]),
+      pixel_values: pixels,
       input_ids: new ort.Tensor('int64', batch.inputIds, [B, s.textTokens]),
       attention_mask: new ort.Tensor('int64', batch.attentionMask, [B, s.textTokens]),
     });

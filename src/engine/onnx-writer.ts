@@ -6,7 +6,7 @@
 import protobuf from 'protobufjs/minimal.js';
 
 /** TensorProto.DataType values. */
-export const ONNX_TYPE = { float32: 1, int64: 7, float64: 11 } as const;
+export const ONNX_TYPE = { float32: 1, uint8: 2, int64: 7, float64: 11 } as const;
 export type OnnxType = keyof typeof ONNX_TYPE;
 
 const IR_VERSION = 8;

@@ -214,4 +214,13 @@ describe('checkGraphs', () => {
     expect(() => checkGraphs(trained, graphsFor(m))).toThrow(/denoiser.onnx lacks input action_times/);
     expect(() => checkGraphs(m, g)).toThrow(/denoiser.onnx has an input action_times the contract does not define/);
   });
+  it("expects the pixel_values type the manifest's image.pixel_dtype names (float32 when absent), and says so when the graph differs", () => {
+    const uint8 = parseManifest(manifest({ image: { ...(manifest().image as object), pixel_dtype: 'uint8' } }), 'x');
+    const g = graphsFor(uint8);
+    expect(g.vlm.inputs.find((i) => i.name === 'pixel_values')).toMatchObject({ type: 'uint8' });
+    expect(() => checkGraphs(uint8, g)).not.toThrow();
+    expect(() => checkGraphs(uint8, graphsFor(m))).toThrow(/vlm.onnx pixel_values is float32, expected uint8 \(manifest image.pixel_dtype uint8; /);
+    expect(() => checkGraphs(m, g)).toThrow(/vlm.onnx pixel_values is uint8, expected float32 \(manifest image.pixel_dtype absent, meaning float32; /);
+    expect(() => parseManifest(manifest({ image: { ...(manifest().image as object), pixel_dtype: 'float16' } }), 'x')).toThrow(/image.pixel_dtype/);
+  });
 });

@@ -39,6 +39,7 @@ const schema = z
       width: positiveInt,
       mean: z.tuple([finite, finite, finite]),
       std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
+      pixel_dtype: z.enum(['float32', 'uint8']).optional(),
     }),
     cameras: z.array(z.string().min(1)).min(1),
     text: z.object({ max_tokens: positiveInt, tokenizer: z.string().min(1), prompt_template: z.string() }),

@@ -34,6 +34,12 @@ export interface Manifest {
     readonly width: number;
     readonly mean: readonly [number, number, number];
     readonly std: readonly [number, number, number];
+    /**
+     * Element type of vlm.onnx's `pixel_values` (docs/model-package.md, "Images"), as the toolchain read it from the
+     * graph: `uint8` takes the resized pixels and normalises them in the graph. Absent (packages written before the
+     * field) = float32. The loader checks it against the graph's declared input (checkGraphs).
+     */
+    readonly pixel_dtype?: 'float32' | 'uint8';
   };
   /** Camera names; the order is the order of the `V` axis of `pixel_values`. The first is the main camera. */
   readonly cameras: readonly string[];

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelPackageError } from '../errors/index.js';
-import { checkNormalization } from '../preprocess/index.js';
+import { checkNormalization, pixelDtypeOf } from '../preprocess/index.js';
 import { hashConfined, readConfined, resolveConfined, stallGuard, type ConfinedFileSpec, type StallGuard } from './confined-file.js';
 import type { Manifest } from './manifest.js';
 import { parseManifest } from './manifest-schema.js';
@@ -139,7 +139,7 @@ export function expectedGraphs(m: Manifest): Record<'vlm' | 'denoiser', { inputs
   return {
     vlm: {
       inputs: {
-        pixel_values: ['float32', [B, m.cameras.length, 3, m.image.height, m.image.width]],
+        pixel_values: [pixelDtypeOf(m), [B, m.cameras.length, 3, m.image.height, m.image.width]],
         input_ids: ['int64', [B, m.text.max_tokens]],
         attention_mask: ['int64', [B, m.text.max_tokens]],
       },
@@ -183,7 +183,14 @@ export function checkGraphs(m: Manifest, graphs: Record<'vlm' | 'denoiser', Grap
           problems.push(`${graph}.onnx lacks ${side === 'inputs' ? 'input' : 'output'} ${name}`);
           continue;
         }
-        if (v.type !== type) problems.push(`${graph}.onnx ${name} is ${v.type}, expected ${type}`);
+        if (v.type !== type) {
+          // The decode threads build the rows the manifest promises: a graph that takes another type would be fed wrong bytes.
+          const why =
+            name === 'pixel_values'
+              ? ` (manifest image.pixel_dtype ${m.image.pixel_dtype ?? 'absent, meaning float32'}; re-export the package or correct the field)`
+              : '';
+          problems.push(`${graph}.onnx ${name} is ${v.type}, expected ${type}${why}`);
+        }
         const shapeOk =
           v.shape.length === dims.length && dims.every((d, i) => (d === 'batch' ? typeof v.shape[i] === 'string' || v.shape[i] === -1 : v.shape[i] === d));
         if (!shapeOk) {

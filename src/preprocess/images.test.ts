@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../errors/index.js';
 import type { Manifest } from '../model/manifest.js';
-import { decodeViews, type ImageInput } from './index.js';
+import { decodeViews, type ImageInput, type PixelRow } from './index.js';
 import { pixelValuesLength } from './images.js';
 
 // Non-square on purpose (H != W), so that a transposed axis fails the tests.
@@ -57,9 +57,9 @@ const jpeg = (frame: Buffer, width: number, height: number) => raw(frame, width,
 const solid = (c: Rgb) => rgbFrame(W, H, () => c);
 
 /** Value of view v, channel c, row y, column x in a [V, 3, H, W] row. */
-const at = (row: Float32Array, v: number, c: number, y: number, x: number): number => row[((v * 3 + c) * H + y) * W + x];
+const at = (row: PixelRow, v: number, c: number, y: number, x: number): number => row[((v * 3 + c) * H + y) * W + x];
 
-const pixel = (row: Float32Array, v: number, y: number, x: number): number[] => [0, 1, 2].map((c) => at(row, v, c, y, x));
+const pixel = (row: PixelRow, v: number, y: number, x: number): number[] => [0, 1, 2].map((c) => at(row, v, c, y, x));
 const expected = (rgb: Rgb): number[] => rgb.map((x, c) => norm(x, c));
 
 function image(camera: string, encoding: ImageInput['encoding'], data: Uint8Array, width = 0, height = 0): ImageInput {
@@ -202,6 +202,41 @@ describe('decodeViews', () => {
         offset: 1,
       }),
     ).rejects.toThrow(RangeError);
+  });
+});
+
+describe('decodeViews for a package whose VLM takes uint8 pixels', () => {
+  const uint8 = { ...manifest, image: { ...manifest.image, pixel_dtype: 'uint8' as const } };
+
+  it('gives the float path its values before normalization, for every decoder path', async () => {
+    const frame = quadrants(W, H);
+    const big = quadrants(2 * W, 2 * H);
+    const cases: Array<[string, ImageInput[]]> = [
+      ['RAW_RGB8 at size and resized', [image('front', 'RAW_RGB8', frame, W, H), image('wrist', 'RAW_RGB8', big, 2 * W, 2 * H)]],
+      ['PNG', [image('front', 'PNG', await png(frame, W, H)), image('wrist', 'PNG', await png(big, 2 * W, 2 * H))]],
+      // At size: the WebAssembly libjpeg-turbo path; larger: sharp's.
+      ['JPEG', [image('front', 'JPEG', await jpeg(frame, W, H)), image('wrist', 'JPEG', await jpeg(big, 2 * W, 2 * H))]],
+    ];
+    const plane = H * W;
+    for (const [name, images] of cases) {
+      const bytes = await decodeViews(images, uint8);
+      const floats = await decodeViews(images, manifest);
+      expect(bytes, name).toBeInstanceOf(Uint8Array);
+      expect(floats, name).toBeInstanceOf(Float32Array);
+      expect(bytes.length, name).toBe(floats.length);
+      const mismatches = Array.from(bytes).filter((x, i) => norm(x, Math.floor(i / plane) % 3) !== floats[i]).length;
+      expect(mismatches, name).toBe(0);
+    }
+    const row = await decodeViews(cases[0][1], uint8);
+    expect([0, 1, 2].map((c) => at(row, 0, c, 0, 0))).toEqual([...RED]);
+    expect([0, 1, 2].map((c) => at(row, 0, c, H - 1, W - 1))).toEqual([...DARK]);
+  });
+
+  it('refuses a caller buffer of the other type', async () => {
+    const good = await png(solid(RED), W, H);
+    const images = [image('front', 'PNG', good), image('wrist', 'PNG', good)];
+    await expect(decodeViews(images, uint8, { out: new Float32Array(pixelValuesLength(manifest)) })).rejects.toThrow(/uint8/);
+    await expect(decodeViews(images, manifest, { out: new Uint8Array(pixelValuesLength(manifest)) })).rejects.toThrow(/float32/);
   });
 });
 

@@ -1,6 +1,7 @@
 /**
- * Camera images -> vlm.onnx's `pixel_values` row (docs/model-package.md: float32 [V, 3, H, W], V in
- * manifest.cameras order, normalized with the manifest's mean/std), decoded and resized by sharp (libvips).
+ * Camera images -> vlm.onnx's `pixel_values` row (docs/model-package.md: [V, 3, H, W], V in manifest.cameras order;
+ * float32 normalized with the manifest's mean/std, or for a package whose VLM normalises itself
+ * (`image.pixel_dtype` uint8) the resized 8-bit values as they are), decoded and resized by sharp (libvips).
  *
  * Choices, each matching what the policy saw in training or protecting the server:
  * - Resize: `fit: 'fill'` to exactly H x W, ignoring aspect ratio, so the whole field of view is kept (policies
@@ -10,7 +11,9 @@
  *   A frame already at H x W is not resampled.
  * - Colour: decoded to 8-bit sRGB, 3 channels. Alpha is dropped (not composited), grey is replicated, 16-bit
  *   is reduced to 8-bit, as PIL's `convert('RGB')` does. EXIF orientation is ignored, as PIL's `open` does.
- * - Normalization: each value is (x / 255 - mean[c]) / std[c], through a 256-entry table per channel.
+ * - Normalization (float32 packages): each value is (x / 255 - mean[c]) / std[c], through a 256-entry table per
+ *   channel. A uint8 package's row is the same pixels before that step: a quarter of the bytes to copy to the
+ *   device, and the graph applies the same affine map there.
  * - Safety: the pixel count is checked against a limit before any pixel is decoded (from the header, read by
  *   image-size in JavaScript: a sharp `metadata` call cost as much main-thread time as the decode itself) and
  *   again by libvips (`limitInputPixels`), so a decompression bomb costs a header parse. Only data that starts with the JPEG or PNG signature reaches sharp. `failOn: 'error'` rejects
@@ -56,9 +59,9 @@ export interface DecodeViewsOptions {
   /**
    * Write the row into this buffer (e.g. a batch's `pixel_values`) instead of allocating one. Nothing is
    * written unless every view decodes.
-   * @default a new Float32Array of pixelValuesLength(manifest)
+   * @default a new row of pixelValuesLength(manifest) elements, of the package's pixel type (emptyPixelRow)
    */
-  readonly out?: Float32Array;
+  readonly out?: PixelRow;
   /**
    * Index in `out` of the row's first element.
    * @default 0
@@ -103,7 +106,27 @@ export function configureImageDecoding(settings: ImageDecodingSettings = {}): vo
 /** What decoding needs of a manifest: the cameras (order of the V axis) and the image section. */
 export type ImageSpec = Pick<Manifest, 'cameras' | 'image'>;
 
-/** Number of float32 elements in one request's `pixel_values` row: V * 3 * H * W. */
+/** Element type of vlm.onnx's `pixel_values` (docs/model-package.md, "Images"). */
+export type PixelDtype = 'float32' | 'uint8';
+
+/** One request's `pixel_values` row [V, 3, H, W]: normalized float32, or the resized 8-bit pixels for a uint8 package. */
+export type PixelRow = Float32Array | Uint8Array;
+
+/** The package's pixel type: absent from manifests written before the field, whose VLMs all take float32. */
+export function pixelDtypeOf(manifest: Pick<Manifest, 'image'>): PixelDtype {
+  return manifest.image.pixel_dtype ?? 'float32';
+}
+
+export function pixelRowDtype(row: PixelRow): PixelDtype {
+  return row instanceof Uint8Array ? 'uint8' : 'float32';
+}
+
+/** A zeroed row of `length` elements of the given type. */
+export function emptyPixelRow(dtype: PixelDtype, length: number): PixelRow {
+  return dtype === 'uint8' ? new Uint8Array(length) : new Float32Array(length);
+}
+
+/** Number of elements in one request's `pixel_values` row: V * 3 * H * W. */
 export function pixelValuesLength(manifest: ImageSpec): number {
   return manifest.cameras.length * 3 * manifest.image.height * manifest.image.width;
 }
@@ -114,18 +137,22 @@ export function pixelValuesLength(manifest: ImageSpec): number {
  * @returns the row: `out.subarray(offset, offset + length)` when `out` is given, else a new array.
  * @throws InvalidArgumentError with a message that says what to fix; the first bad view in camera order wins.
  */
-export async function decodeViews(images: readonly ImageInput[], manifest: ImageSpec, options: DecodeViewsOptions = {}): Promise<Float32Array> {
+export async function decodeViews(images: readonly ImageInput[], manifest: ImageSpec, options: DecodeViewsOptions = {}): Promise<PixelRow> {
   if (!sharpConfigured) configureImageDecoding();
   const { height, width } = manifest.image;
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
   const length = pixelValuesLength(manifest);
   const offset = options.offset ?? 0;
-  const fits = (out: Float32Array) => Number.isInteger(offset) && offset >= 0 && offset + length <= out.length;
+  const dtype = pixelDtypeOf(manifest);
+  const fits = (out: PixelRow) => Number.isInteger(offset) && offset >= 0 && offset + length <= out.length;
   if (options.out !== undefined && !fits(options.out)) {
     throw new RangeError(`out has ${options.out.length} elements; a row of ${length} does not fit at ${offset}`);
   }
+  if (options.out !== undefined && pixelRowDtype(options.out) !== dtype) {
+    throw new RangeError(`out holds ${pixelRowDtype(options.out)} values; this package's pixel_values are ${dtype}`);
+  }
 
-  const lut = normalizationTable(manifest.image);
+  const lut = dtype === 'float32' ? normalizationTable(manifest.image) : undefined;
   const checked = checkViews(images, manifest, maxPixels);
   const target: Size = { width, height };
   const settled = await Promise.allSettled(checked.map((view) => decodeToRgb(view, target, maxPixels)));
@@ -134,10 +161,19 @@ export async function decodeViews(images: readonly ImageInput[], manifest: Image
     return s.value;
   });
 
-  const row = options.out?.subarray(offset, offset + length) ?? new Float32Array(length);
+  const row = options.out?.subarray(offset, offset + length) ?? emptyPixelRow(dtype, length);
   const plane = height * width;
+  // Interleaved RGB to planes, one loop per element type so that each stays monomorphic.
   pixels.forEach((rgb, v) => {
     const base = v * 3 * plane;
+    if (lut === undefined) {
+      for (let i = 0; i < plane; i++) {
+        row[base + i] = rgb[3 * i];
+        row[base + plane + i] = rgb[3 * i + 1];
+        row[base + 2 * plane + i] = rgb[3 * i + 2];
+      }
+      return;
+    }
     for (let i = 0; i < plane; i++) {
       row[base + i] = lut[rgb[3 * i]];
       row[base + plane + i] = lut[256 + rgb[3 * i + 1]];

@@ -22,7 +22,7 @@ MANIFEST_KEYS = {
     "conditioning", "action", "state", "future", "sampling", "embodiments", "training", "files",
 }
 NESTED_KEYS = {
-    "image": {"height", "width", "mean", "std"},
+    "image": {"height", "width", "mean", "std", "pixel_dtype"},
     "text": {"max_tokens", "tokenizer", "prompt_template"},
     "conditioning": {"tokens", "dim"},
     "action": {"horizon", "dim"},

@@ -55,6 +55,7 @@ export const TEST_SHAPES: ModelShapes = Object.freeze({
   views: 1,
   imageHeight: 2,
   imageWidth: 2,
+  pixelDtype: 'float32',
   textTokens: 2,
   condTokens: 2,
   condDim: 2,
