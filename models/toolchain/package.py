@@ -331,15 +331,8 @@ def write_pixels_package(src: Path, out: Path, version: Optional[int] = None) ->
     for name in ("denoiser.onnx", "denoiser.onnx.data", tokenizer):
         if not in_place and (src / name).exists():
             shutil.copyfile(src / name, out / name)
-    files = {name: sha256_file(path) for name, path in sorted(present_graph_files(out).items())}
-    files[tokenizer] = sha256_file(out / tokenizer)
     manifest["image"]["pixel_dtype"] = pixel_dtype(out / "vlm.onnx")
-    manifest["files"] = files
-    if version is not None:
-        manifest["version"] = int(version)
-    manifest["description"] = f"{manifest.get('description', '')} [uint8 pixels: the VLM normalises them]".strip()
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    return _write_variant_manifest(out, manifest, version, "uint8 pixels: the VLM normalises them")
 
 
 def write_half_package(src: Path, out: Path, version: Optional[int] = None) -> Dict[str, Any]:
@@ -357,13 +350,20 @@ def write_half_package(src: Path, out: Path, version: Optional[int] = None) -> D
         convert_graph_file(src / name, out / name)
     tokenizer = manifest["text"]["tokenizer"]
     shutil.copyfile(src / tokenizer, out / tokenizer)
-    files = {name: sha256_file(path) for name, path in sorted(present_graph_files(out).items())}
-    files[tokenizer] = sha256_file(out / tokenizer)
     manifest["architecture"].update(precision="float16", weights_dtype="float16", cuda_graph_hazards=denoiser_hazards(out))
+    return _write_variant_manifest(out, manifest, version, "float16 variant: weights and computation in float16, inputs and outputs float32")
+
+
+def _write_variant_manifest(out: Path, manifest: Dict[str, Any], version: Optional[int], note: str) -> Dict[str, Any]:
+    """The manifest of a package variant written into `out`: the hashes of the files now there, the version if
+    given, and `note` appended to the description, which says what the variant changed."""
+    files = {name: sha256_file(path) for name, path in sorted(present_graph_files(out).items())}
+    tokenizer = manifest["text"]["tokenizer"]
+    files[tokenizer] = sha256_file(out / tokenizer)
     manifest["files"] = files
     if version is not None:
         manifest["version"] = int(version)
-    manifest["description"] = f"{manifest.get('description', '')} [float16 variant: weights and computation in float16, inputs and outputs float32]".strip()
+    manifest["description"] = f"{manifest.get('description', '')} [{note}]".strip()
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
