@@ -24,12 +24,14 @@
 #   bash scripts/gpu/reproduce.sh profile                device time per op type of the paper-size VLM and denoiser
 #                                                          (ONNX Runtime's profiler, blocking launches)
 #   bash scripts/gpu/reproduce.sh vlm-parts              the VLM's time per part, and with its Conv as a MatMul
-#   SERVE_SET=native-fleet ... serve                       only the 64- and 256-robot runs of SERVE_SET=native
+#   SERVE_SET=native-fleet|native-short|native-strict      parts of SERVE_SET=native (stage_serve says which)
 #   SERVE_SET=native bash scripts/gpu/reproduce.sh serve   the served targets on the native executor: 1 robot at
 #                                                          4:4 and 4:16, 64 robots (step, max-batch-1, offline), 256
 #                                                          robots with a strict 100 ms budget (step, max-batch-1)
 #   bash scripts/gpu/reproduce.sh peer                     the PyTorch peer (torch_peer.py): one request at a time,
 #                                                          bf16, one CUDA graph per request; 1, 16 and 64 robots
+#   bash scripts/gpu/reproduce.sh pixel-copy               float32 against uint8 pixel rows: the host-to-device copy
+#                                                          and the on-device normalisation (scripts/gpu/pixel_copy.py)
 #   bash scripts/gpu/reproduce.sh collect                  results so far into $OUT (8 files at most): end every call
 #                                                          with it, since a machine given back takes /tmp with it
 #
@@ -175,51 +177,33 @@ stage_serve() {
       console.log(step(process.argv[2] + "-fp32") < step(process.argv[2] + "-fp16") ? "repo32" : "repo16")' "$WORK/ort.json" "$DEVICE")
   fi
   log "fleet runs use $best"
-  if [ "${SERVE_SET:-full}" = native ]; then
-    # The native executor's targets (--device cuda picks it): batch-1 latency, 64 robots against max-batch-1 and
-    # the offline limit, 256 robots' goodput within a 100 ms budget. CUDA graphs on (each replay is checked at load;
-    # the server serves without them when one differs); robots send views at the model's size, as openpi clients do.
-    export SERVER_EXTRA=${SERVER_EXTRA---cuda-graphs true}
-    set -- --view-side model
-    wait_for "$WORK/export.done"
-    NEED_S=60 bench "native-1robot-4x4-${best#repo}" "$WORK/$best" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION" "$@"
-    NEED_S=60 bench "native-1robot-4x16-${best#repo}" "$WORK/$best" --robots 1 --mix 4:16 --modes step --warmup 2 --duration "$DURATION" "$@"
-    NEED_S=150 bench "native-robots${ROBOTS_MANY}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MANY" --modes step,max-batch-1,offline --warmup 3 --duration "$DURATION" "$@"
-    # Goodput within the budget needs shedding past saturation: strict budgets, unary calls, and a refused robot
-    # asking again at its next chunk request (50 ms, a 20 Hz loop) rather than at once.
-    NEED_S=120 bench "native-robots${ROBOTS_MOST}-budget100-strict-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MOST" --budget-ms 100 --strict-budget \
-      --rpc predict --retry-delay-ms 50 --modes step,max-batch-1 --warmup 3 --duration "$DURATION" "$@"
-    return 0
-  fi
-  if [ "${SERVE_SET:-full}" = native-fleet ]; then
-    # The fleet targets only, for a session with little device time left: 64 robots against max-batch-1 and the
-    # offline limit, then 256 robots' goodput under strict 100 ms budgets (waits for the export).
-    export SERVER_EXTRA=${SERVER_EXTRA---cuda-graphs true}
-    set -- --view-side model
-    wait_for "$WORK/export.done"
-    NEED_S=150 bench "native-robots${ROBOTS_MANY}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MANY" --modes step,max-batch-1,offline --warmup 3 --duration "$DURATION" "$@"
-    NEED_S=120 bench "native-robots${ROBOTS_MOST}-budget100-strict-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MOST" --budget-ms 100 --strict-budget \
-      --rpc predict --retry-delay-ms 50 --modes step,max-batch-1 --warmup 3 --duration "$DURATION" "$@"
-    return 0
-  fi
-  if [ "${SERVE_SET:-full}" = native-strict ]; then
-    # The 256-robot goodput run alone (a call of its own when device time is short).
-    export SERVER_EXTRA=${SERVER_EXTRA---cuda-graphs true}
-    set -- --view-side model
-    wait_for "$WORK/export.done"
-    NEED_S=100 bench "native-robots${ROBOTS_MOST}-budget100-strict-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MOST" --budget-ms 100 --strict-budget \
-      --rpc predict --retry-delay-ms 50 --modes step,max-batch-1 --warmup 3 --duration "$DURATION" "$@"
-    return 0
-  fi
-  if [ "${SERVE_SET:-full}" = native-short ]; then
-    # A second native run after a change, in the device time a session has left: 64 robots against max-batch-1 and
-    # the offline limit (waits for the export, which a fresh machine starts in the first call).
-    export SERVER_EXTRA=${SERVER_EXTRA---cuda-graphs true}
-    set -- --view-side model
-    wait_for "$WORK/export.done"
-    NEED_S=150 bench "native-robots${ROBOTS_MANY}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MANY" --modes step,max-batch-1,offline --warmup 3 --duration "$DURATION" "$@"
-    return 0
-  fi
+  case "${SERVE_SET:-full}" in
+    native | native-fleet | native-strict | native-short)
+      # The native executor's targets (--device cuda picks it). CUDA graphs on (each replay is checked at load; the
+      # server serves without them when one differs); robots send views at the model's size, as openpi clients do.
+      # native: batch-1 latency at 4:4 and 4:16, then the fleets. native-fleet: the 64- and 256-robot runs only;
+      # native-short: the 64-robot run; native-strict: the 256-robot run (for a session with little device time).
+      export SERVER_EXTRA=${SERVER_EXTRA---cuda-graphs true}
+      set -- --view-side model
+      wait_for "$WORK/export.done"
+      local set=${SERVE_SET}
+      if [ "$set" = native ]; then
+        NEED_S=60 bench "native-1robot-4x4-${best#repo}" "$WORK/$best" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION" "$@"
+        NEED_S=60 bench "native-1robot-4x16-${best#repo}" "$WORK/$best" --robots 1 --mix 4:16 --modes step --warmup 2 --duration "$DURATION" "$@"
+      fi
+      if [ "$set" != native-strict ]; then
+        # 64 robots against max-batch-1 and the offline limit.
+        NEED_S=150 bench "native-robots${ROBOTS_MANY}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MANY" --modes step,max-batch-1,offline --warmup 3 --duration "$DURATION" "$@"
+      fi
+      if [ "$set" != native-short ]; then
+        # Goodput within the budget needs shedding past saturation: strict budgets, unary calls, and a refused robot
+        # asking again at its next chunk request (50 ms, a 20 Hz loop) rather than at once.
+        NEED_S=100 bench "native-robots${ROBOTS_MOST}-budget100-strict-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MOST" --budget-ms 100 --strict-budget \
+          --rpc predict --retry-delay-ms 50 --modes step,max-batch-1 --warmup 3 --duration "$DURATION" "$@"
+      fi
+      return 0
+      ;;
+  esac
   if [ "${SERVE_SET:-full}" = short ]; then
     # A second run after a change: batch-1 latency and the 64-robot comparison only.
     NEED_S=60 bench "1robot-4x4-${best#repo}" "$WORK/$best" --robots 1 --mix 4:4 --modes step --warmup 2 --duration "$DURATION"
@@ -306,6 +290,12 @@ stage_native() {
   done
 }
 
+# What uint8 pixel rows save in the host-to-device copy, and what normalising on the device costs (PyTorch only: a
+# call too short for the server's run can still measure it).
+stage_pixel_copy() {
+  cd "$SRC" && $PY scripts/gpu/pixel_copy.py --out "$WORK/pixel-copy.json"
+}
+
 stage_peer() {
   wait_for "$WORK/torch.done" || log "the PyTorch timings did not finish; the peer runs anyway"
   cd "$SRC" && PYTHONPATH="$SRC" $PY scripts/gpu/torch_peer.py --out "$WORK/peer.json" --robots "${PEER_ROBOTS:-1,16,$ROBOTS_MANY}" \
@@ -331,7 +321,7 @@ stage_collect() {
     };
     const read = (f) => JSON.parse(fs.readFileSync(path.join(work, f), "utf8"));
     const mtime = (f) => fs.statSync(path.join(work, f)).mtime;
-    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"], ["native-noGraphs.json", "gpu-native"], ["native-cudaGraphs.json", "gpu-native"], ["native-tiny.json", "gpu-native"], ["native-narrow.json", "gpu-native"], ["op-profile-vlm.json", "gpu-op-profile"], ["op-profile-denoiser.json", "gpu-op-profile"], ["vlm-parts.json", "gpu-vlm-parts"]]) {
+    for (const [f, benchmark] of [["torch.json", "gpu-torch"], ["ort.json", "gpu-ort"], ["prep.json", "gpu-prep"], ["peer.json", "gpu-peer"], ["native-noGraphs.json", "gpu-native"], ["native-cudaGraphs.json", "gpu-native"], ["native-tiny.json", "gpu-native"], ["native-narrow.json", "gpu-native"], ["op-profile-vlm.json", "gpu-op-profile"], ["op-profile-denoiser.json", "gpu-op-profile"], ["vlm-parts.json", "gpu-vlm-parts"], ["pixel-copy.json", "gpu-pixel-copy"]]) {
       if (fs.existsSync(path.join(work, f))) keep(benchmark, read(f), mtime(f));
     }
     const serve = fs.readdirSync(work).filter((f) => /^serve-.*\.json$/.test(f)).sort();
@@ -346,7 +336,7 @@ stage_collect() {
   ls -la "$OUT" >&2
 }
 
-cmd=${1:?stage: part|torch|torch-bg|status|ort|native|native-tiny|native-narrow|profile|vlm-parts|serve|peer|collect}
+cmd=${1:?stage: part|torch|torch-bg|status|ort|native|native-tiny|native-narrow|profile|vlm-parts|serve|peer|pixel-copy|collect}
 shift
 case "$cmd" in
   part) stage_part "$@" ;;
@@ -356,6 +346,7 @@ case "$cmd" in
   ort) stage_ort ;;
   serve) stage_serve ;;
   peer) stage_peer ;;
+  pixel-copy) stage_pixel_copy ;;
   native) stage_native ;;
   native-tiny) stage_native_tiny ;;
   native-narrow) stage_native_narrow ;;
