@@ -302,6 +302,18 @@ describe('Scheduler: fairness and budgets', () => {
     expect(scheduler.load.at(clock.now(), 4).arrivalsPerMs * 200).toBeLessThan(200 - shed + 8 + 5);
   });
 
+  it('a row alone in the stage is never shed: only rows that run correct the costs its verdict rests on', async () => {
+    const { clock, scheduler, job } = setup();
+    track(scheduler.submit(job({ value: 1 })));
+    await clock.advance(100);
+    const alone = track(scheduler.submit(job({ value: 2, receivedAt: clock.now(), actionSteps: 4, visionSteps: 64, budgetMs: 3, strictBudget: true })));
+    await clock.advance(1000);
+    // Judged hopeless (the deadline that admission and expiry enforce is the caller's, here none), yet run at N_A.
+    expect(alone.error).toBeUndefined();
+    expect(alone.result!.visionSteps).toBe(4);
+    expect(alone.result!.budget!.feasible).toBe(false);
+  });
+
   it('a strict budget that fits is served like any budgeted request', async () => {
     const { clock, scheduler, job } = setup();
     track(scheduler.submit(job({ visionSteps: 4 })));
