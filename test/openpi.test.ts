@@ -13,7 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { decode, encode } from '@msgpack/msgpack';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { loadProtos } from '../src/api/index.js';
 import type { AdminServiceClient } from '@dust-serve/client/gen/dust/serving/v1/AdminService';
@@ -394,8 +394,9 @@ describe('one engine for both doors', () => {
   let url: string;
 
   beforeAll(async () => {
-    // A lone request waits up to 2 s for a second to fill its VLM batch: the two doors' requests meet there.
-    t = await startTestServer({ warmup: false, openpiPort: 0, maxVlmBatch: 2, maxQueueDelayMs: 2000 });
+    // A request waits up to 60 s for a second to fill its VLM batch while another is still decoding: the two doors'
+    // requests meet there even when a loaded machine leaves the (lowered-priority) decode thread seconds behind.
+    t = await startTestServer({ warmup: false, openpiPort: 0, maxVlmBatch: 2, maxQueueDelayMs: 60_000 });
     url = `ws://127.0.0.1:${t.server.openpiPort}`;
   });
 
@@ -403,12 +404,29 @@ describe('one engine for both doors', () => {
 
   it('an openpi observation and a gRPC Predict run in the same VLM batch', async () => {
     const { conn } = await Conn.open(url);
-    const grpcCall = predict(t.client, await validRequest({ robot_id: 'grpc-robot' }));
-    conn.send(observation());
-    const [reply, res] = await Promise.all([conn.next(), grpcCall]);
-    conn.close();
-    expect(res.timing?.vlm_batch_size).toBe(2);
-    expect(reply.binary && reply.value.server_timing.vlm_batch_size).toBe(2);
+    // The two requests' decoding is held until both are admitted, whichever door is faster: the first to finish
+    // then sees the other still being prepared and waits for it (the scheduler's "more coming"), as a batch
+    // formed by concurrent robots would, instead of racing the other door's network path.
+    const decoder = t.server.registry.resolve({ name: 'dust-tiny', version: 1 }).runtime.decoder;
+    const decode = decoder.decode.bind(decoder);
+    let entered = 0;
+    let release!: () => void;
+    const bothAdmitted = new Promise<void>((resolve) => (release = resolve));
+    const held = vi.spyOn(decoder, 'decode').mockImplementation(async (request) => {
+      if (++entered === 2) release();
+      await bothAdmitted;
+      return decode(request);
+    });
+    try {
+      const grpcCall = predict(t.client, await validRequest({ robot_id: 'grpc-robot' }));
+      conn.send(observation());
+      const [reply, res] = await Promise.all([conn.next(), grpcCall]);
+      expect(res.timing?.vlm_batch_size).toBe(2);
+      expect(reply.binary && reply.value.server_timing.vlm_batch_size).toBe(2);
+    } finally {
+      held.mockRestore();
+      conn.close();
+    }
   });
 });
 
