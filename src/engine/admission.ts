@@ -23,7 +23,7 @@
  */
 import { DeadlineExceededError, OverloadedError, UnavailableError } from '../errors/index.js';
 import { stageMs, stepPeriodMs, type CostSnapshot } from './cost-model.js';
-import type { DeadlineSource, JobPriority } from './job.js';
+import { deadlineName, STRICT_BUDGET_ADVICE, type DeadlineSource, type JobPriority } from './job.js';
 
 /** The inference worker's load as last reported to the main thread. */
 export interface WorkerLoad {
@@ -158,16 +158,14 @@ export function refusal(req: AdmissionRequest, s: AdmissionState): Error | undef
       );
     }
   }
-  const budget = req.deadlineSource === 'budget';
-  if (req.deadline <= s.now) return new DeadlineExceededError(`the request ${budget ? 'latency budget' : 'deadline'} had already passed when it was admitted`);
+  if (req.deadline <= s.now) return new DeadlineExceededError(`the request ${deadlineName(req.deadlineSource)} had already passed when it was admitted`);
   const earliest = earliestFinish(req, s);
   if (earliest > req.deadline) {
     const needed = Math.ceil(earliest - req.receivedAt);
     const allowed = Math.floor(req.deadline - req.receivedAt);
     return new DeadlineExceededError(
-      budget
-        ? `the strict latency budget cannot be met: about ${needed} ms are needed under the current load, the budget is ${allowed} ms; ` +
-            'keep executing the current chunk and ask again, raise latency_budget_ms, or send without strict_budget to be answered late'
+      req.deadlineSource === 'budget'
+        ? `the strict latency budget cannot be met: about ${needed} ms are needed under the current load, the budget is ${allowed} ms; ${STRICT_BUDGET_ADVICE}`
         : `the deadline cannot be met: about ${needed} ms are needed under the current load, the deadline allows ${allowed} ms; raise the deadline or lower action_steps`,
     );
   }

@@ -67,6 +67,15 @@ export type JobPriority = 'primary' | 'shadow';
 /** 'call': the gRPC deadline; 'budget': a strict latency budget (docs/api.md, SamplingOptions). */
 export type DeadlineSource = 'call' | 'budget';
 
+/** What a request's deadline is, in the words of its DEADLINE_EXCEEDED. */
+export function deadlineName(source: DeadlineSource | undefined): string {
+  return source === 'budget' ? 'strict latency budget' : 'deadline';
+}
+
+/** What a robot refused for its strict budget can do, the end of every such DEADLINE_EXCEEDED. */
+export const STRICT_BUDGET_ADVICE =
+  'keep executing the current chunk and ask again, raise latency_budget_ms, or send without strict_budget to be answered late';
+
 export interface JobTiming {
   readonly queueMs: number;
   readonly vlmMs: number;

@@ -24,7 +24,7 @@ import type { Clock } from './clock.js';
 import { CostModel } from './cost-model.js';
 import type { Executor } from './executor.js';
 import { priorityPick } from './fair-pick.js';
-import type { JobInput, JobResult } from './job.js';
+import { deadlineName, STRICT_BUDGET_ADVICE, type JobInput, type JobResult } from './job.js';
 import { LoadTracker } from './load.js';
 import { SlotTable } from './slot-table.js';
 
@@ -233,7 +233,7 @@ export class Scheduler {
   private expire(now: number): void {
     this.waiting = this.waiting.filter((w) => {
       if (w.input.deadline > now) return true;
-      this.fail(w, new DeadlineExceededError(`the ${deadlineName(w.input)} passed while the request waited for the VLM stage`));
+      this.fail(w, new DeadlineExceededError(`the ${deadlineName(w.input.deadlineSource)} passed while the request waited for the VLM stage`));
       return false;
     });
     for (const row of [...this.table.values()]) {
@@ -242,7 +242,10 @@ export class Scheduler {
         this.fail(row, new CancelledError());
       } else if (row.input.deadline <= now) {
         this.table.remove(row);
-        this.fail(row, new DeadlineExceededError(`the ${deadlineName(row.input)} passed after ${row.i} of ${row.counts.visionSteps} denoiser steps`));
+        this.fail(
+          row,
+          new DeadlineExceededError(`the ${deadlineName(row.input.deadlineSource)} passed after ${row.i} of ${row.counts.visionSteps} denoiser steps`),
+        );
       }
     }
   }
@@ -386,8 +389,7 @@ export class Scheduler {
       row,
       new DeadlineExceededError(
         `the strict latency budget of ${row.input.budgetMs} ms cannot be met under the current load: ${row.counts.actionSteps} steps would answer ` +
-          `about ${predicted} ms after receipt, so the request was shed before its denoiser steps; keep executing the current chunk and ask again, ` +
-          'raise latency_budget_ms, or send without strict_budget to be answered late',
+          `about ${predicted} ms after receipt, so the request was shed before its denoiser steps; ${STRICT_BUDGET_ADVICE}`,
       ),
     );
   }
@@ -486,9 +488,4 @@ export class Scheduler {
       },
     });
   }
-}
-
-/** What a request's deadline is, in the words of its DEADLINE_EXCEEDED. */
-function deadlineName(input: JobInput): string {
-  return input.deadlineSource === 'budget' ? 'strict latency budget' : 'deadline';
 }
