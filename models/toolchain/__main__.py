@@ -149,7 +149,8 @@ def main(argv=None) -> int:
     pe.add_argument("--weak-label", default="", help="with --weak: which run it comes from, for the manifest")
 
     pt = sub.add_parser("push-train", help="one build-push training run (build-push starts these)")
-    pt.add_argument("--variant", choices=["dust", "no-wm"], required=True)
+    pt.add_argument("--variant", choices=["dust", "no-wm", "action-only"], required=True,
+                    help="dust: lambda_WM = 1; no-wm: lambda_WM = 0; action-only: no future stream at all (GR00T-N1 style)")
     pt.add_argument("--data", type=Path, required=True)
     pt.add_argument("--heldout", type=Path, required=True)
     pt.add_argument("--runs", type=Path, required=True)
@@ -333,10 +334,11 @@ def main(argv=None) -> int:
         builder = BatchBuilder(policy.cfg, tokenizer, stats)
         # Oracle gap on 8 evenly spaced steps of every held-out episode (the heldout_errors sample).
         items = [(i, int(t)) for i, ep in enumerate(heldout) for t in np.linspace(0, ep.length - 1, 8).astype(int)]
-        gap = oracle_gap(policy, builder.batch(heldout, items))
+        # An action-only policy has no future stream to condition on or to score.
+        gap = oracle_gap(policy, builder.batch(heldout, items)) if policy.cfg.denoiser.future_stream else None
         report = {"source": str(args.checkpoint or args.package), "heldout": str(args.heldout),
                   "world_model_target": world_model_target_check(policy, builder, heldout),
-                  "oracle_gap": {**gap, "gate": oracle_gate(gap)},
+                  "oracle_gap": {**gap, "gate": oracle_gate(gap)} if gap else "none: the policy has no future stream",
                   "first4_action_mse": first_actions_mse_sampled(policy, builder, heldout),
                   "sensitivity": input_sensitivity(policy, builder, heldout)}
         if args.reference:

@@ -35,6 +35,15 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def typed_value(current: Any, text: str) -> Any:
+    """A command-line value in the type of the field it replaces; booleans by name (bool("false") would be True)."""
+    if isinstance(current, bool):
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"expected true or false, got {text!r}")
+        return text.lower() == "true"
+    return type(current)(text)
+
+
 def apply_overrides(cfg: ModelConfig, overrides: Dict[str, Dict[str, Any]]) -> ModelConfig:
     """{"denoiser": {"hidden": 96}, "vlm": {...}} -> a config with those fields replaced (validated again)."""
     parts = {}
@@ -46,7 +55,7 @@ def apply_overrides(cfg: ModelConfig, overrides: Dict[str, Dict[str, Any]]) -> M
         for key, value in fields.items():
             if not hasattr(current, key):
                 raise ValueError(f"{part} has no field {key!r}")
-            typed[key] = type(getattr(current, key))(value)
+            typed[key] = typed_value(getattr(current, key), value)
         parts[part] = dataclasses.replace(current, **typed)
     # All parts at once: a change that must agree across them (e.g. the VLM width and the denoiser's cond_dim)
     # is only consistent when both are replaced.
@@ -114,6 +123,10 @@ def fit(
 ) -> Dict[str, Any]:
     """Trains `policy` on `episodes`, evaluates it on `heldout` and writes the checkpoint to `out` (and at each
     step of `snapshots` an intermediate checkpoint, evaluated the same way); returns the final summary."""
+    if not policy.cfg.denoiser.future_stream:
+        if tcfg.mode != "joint":
+            raise SystemExit(f"mode {tcfg.mode} trains a world model, which an action-only policy does not have")
+        tcfg = dataclasses.replace(tcfg, lambda_wm=0.0)  # no world model: what the manifest records as trained
     n_params = sum(p.numel() for p in policy.parameters())
     log(f"model {policy.cfg.name}: {n_params / 1e6:.2f}M parameters "
         f"(denoiser {sum(p.numel() for p in policy.denoiser.parameters()) / 1e6:.2f}M); "

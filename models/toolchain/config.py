@@ -61,6 +61,11 @@ class DenoiserConfig:
     # tau_A broadcast, so that committed actions can be given clean (time 1) beside noisy free positions. The
     # AdaLN modulations keep tau_A, the free positions' time.
     prefix_conditioning: bool = False
+    # False: an action-only flow policy, GR00T-N1's design that the DUST paper compares against: every block carries
+    # the action stream alone (the MMDiT stack becomes plain DiT blocks), there is no future-observation stream, no
+    # world-model loss, and the package's graphs have no future inputs or outputs (docs/model-package.md,
+    # "Action-only packages"). future_tokens/future_dim still describe the VLM's image embedding.
+    future_stream: bool = True
 
     def __post_init__(self) -> None:
         if self.attention_pattern not in ("alternate", "self_cross"):

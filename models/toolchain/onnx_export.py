@@ -30,8 +30,6 @@ VLM_INPUTS = ["pixel_values", "input_ids", "attention_mask"]
 # Element types the VLM's pixel_values input may have (docs/model-package.md): float32 takes rows normalised on the
 # host; uint8 takes the resized pixels and normalises in the graph (`take_uint8_pixels`), a quarter of the bytes.
 PIXEL_DTYPES = ("float32", "uint8")
-VLM_OUTPUTS = ["vl_embs", "obs_embedding"]
-DENOISER_OUTPUTS = ["v_actions", "v_future"]
 
 
 def graph_signature(cfg: ModelConfig) -> Dict[str, Dict[str, Dict[str, Tuple[str, List]]]]:
@@ -42,6 +40,8 @@ def graph_signature(cfg: ModelConfig) -> Dict[str, Dict[str, Dict[str, Tuple[str
     """
     v, d = cfg.vlm, cfg.denoiser
     n_views = len(v.cameras)
+    # An action-only policy's graphs have none of the future stream's inputs and outputs.
+    future = d.future_stream
     return {
         "vlm": {
             "inputs": {
@@ -51,7 +51,7 @@ def graph_signature(cfg: ModelConfig) -> Dict[str, Dict[str, Dict[str, Tuple[str
             },
             "outputs": {
                 "vl_embs": ("float32", ["B", v.cond_tokens, v.width]),
-                "obs_embedding": ("float32", ["B", v.future_tokens, v.future_dim]),
+                **({"obs_embedding": ("float32", ["B", v.future_tokens, v.future_dim])} if future else {}),
             },
         },
         "denoiser": {
@@ -59,16 +59,16 @@ def graph_signature(cfg: ModelConfig) -> Dict[str, Dict[str, Dict[str, Tuple[str
                 "vl_embs": ("float32", ["B", d.cond_tokens, d.cond_dim]),
                 "state": ("float32", ["B", d.state_dim]),
                 "actions": ("float32", ["B", d.action_horizon, d.action_dim]),
-                "future": ("float32", ["B", d.future_tokens, d.future_dim]),
+                **({"future": ("float32", ["B", d.future_tokens, d.future_dim])} if future else {}),
                 "tau_a": ("float32", ["B"]),
-                "tau_o": ("float32", ["B"]),
+                **({"tau_o": ("float32", ["B"])} if future else {}),
                 "embodiment_id": ("int64", ["B"]),
                 # Prefix conditioning only: the flow time of every action position (committed ones at 1).
                 **({"action_times": ("float32", ["B", d.action_horizon])} if d.prefix_conditioning else {}),
             },
             "outputs": {
                 "v_actions": ("float32", ["B", d.action_horizon, d.action_dim]),
-                "v_future": ("float32", ["B", d.future_tokens, d.future_dim]),
+                **({"v_future": ("float32", ["B", d.future_tokens, d.future_dim])} if future else {}),
             },
         },
     }
@@ -227,9 +227,11 @@ class _VLMGraph(_GraphWrapper):
     def __init__(self, policy: DustPolicy) -> None:
         super().__init__()
         self.vlm = policy.vlm
+        self.future_stream = policy.cfg.denoiser.future_stream
 
     def forward(self, pixel_values, input_ids, attention_mask):  # noqa: D401 - ONNX signature
-        return self.vlm(pixel_values, input_ids, attention_mask)
+        vl_embs, obs = self.vlm(pixel_values, input_ids, attention_mask)
+        return (vl_embs, obs) if self.future_stream else vl_embs
 
 
 class _DenoiserGraph(_GraphWrapper):
@@ -241,16 +243,28 @@ class _DenoiserGraph(_GraphWrapper):
         return self.denoiser(vl_embs, state, actions, future, tau_a, tau_o, embodiment_id, action_times)
 
 
+class _ActionOnlyDenoiserGraph(_GraphWrapper):
+    """The denoiser of a policy without a future stream: no future or tau_o input, v_actions only."""
+
+    def __init__(self, policy: DustPolicy) -> None:
+        super().__init__()
+        self.denoiser = policy.denoiser
+
+    def forward(self, vl_embs, state, actions, tau_a, embodiment_id, action_times=None):
+        return self.denoiser(vl_embs, state, actions, None, tau_a, None, embodiment_id, action_times)[0]
+
+
 def export_graphs(policy: DustPolicy, out_dir: Path, external_data: bool = False) -> Dict[str, Path]:
     """Write vlm.onnx and denoiser.onnx; returns the files written (external data included)."""
     out_dir = Path(out_dir)
     policy = policy.to("cpu").eval()
     cfg = policy.cfg
     sig = graph_signature(cfg)
-    export_graph(_VLMGraph(policy), example_inputs(cfg, "vlm"), out_dir / "vlm.onnx", VLM_INPUTS, VLM_OUTPUTS,
-                 sig["vlm"], external_data)
-    export_graph(_DenoiserGraph(policy), example_inputs(cfg, "denoiser"), out_dir / "denoiser.onnx",
-                 list(sig["denoiser"]["inputs"]), DENOISER_OUTPUTS, sig["denoiser"], external_data)
+    export_graph(_VLMGraph(policy), example_inputs(cfg, "vlm"), out_dir / "vlm.onnx", VLM_INPUTS,
+                 list(sig["vlm"]["outputs"]), sig["vlm"], external_data)
+    denoiser = _DenoiserGraph(policy) if cfg.denoiser.future_stream else _ActionOnlyDenoiserGraph(policy)
+    export_graph(denoiser, example_inputs(cfg, "denoiser"), out_dir / "denoiser.onnx",
+                 list(sig["denoiser"]["inputs"]), list(sig["denoiser"]["outputs"]), sig["denoiser"], external_data)
     files = {}
     for name in ("vlm.onnx", "vlm.onnx.data", "denoiser.onnx", "denoiser.onnx.data"):
         if (out_dir / name).exists():
@@ -339,6 +353,8 @@ def load_initializers(path: Path) -> Dict[str, np.ndarray]:
 def load_policy_weights(policy: DustPolicy, package_dir: Path) -> None:
     """Fill `policy` from a package's ONNX initializers (names are the PyTorch parameter names)."""
     package_dir = Path(package_dir)
+    # An action-only package's VLM exports no obs_embedding, so the exporter drops the weights only it reads.
+    unexported = () if policy.cfg.denoiser.future_stream else ("vlm.obs_proj.",)
     for graph, module in (("vlm", policy.vlm), ("denoiser", policy.denoiser)):
         inits = load_initializers(package_dir / f"{graph}.onnx")
         state = module.state_dict()
@@ -347,7 +363,8 @@ def load_policy_weights(policy: DustPolicy, package_dir: Path) -> None:
         for key, value in state.items():
             name = prefix + key
             if name not in inits:
-                missing.append(name)
+                if not name.startswith(unexported):
+                    missing.append(name)
                 continue
             arr = inits[name]
             if tuple(arr.shape) != tuple(value.shape):

@@ -130,7 +130,7 @@ def manifest_for(
         "version": int(version),
         "description": description,
         "architecture": {
-            "family": "dust",
+            "family": "dust" if d.future_stream else "action-only",
             "mmdit_layers": d.mmdit_layers,
             "dit_layers": d.dit_layers,
             "hidden": d.hidden,
@@ -154,11 +154,13 @@ def manifest_for(
         "conditioning": {"tokens": v.cond_tokens, "dim": v.width},
         "action": {"horizon": d.action_horizon, "dim": d.action_dim},
         "state": {"dim": d.state_dim},
-        "future": {"tokens": d.future_tokens, "dim": d.future_dim},
+        # An action-only policy has no future stream (docs/model-package.md, "Action-only packages"): no `future`,
+        # and no vision steps beyond its action steps.
+        **({"future": {"tokens": d.future_tokens, "dim": d.future_dim}} if d.future_stream else {}),
         "sampling": {
             "action_steps": cfg.action_steps,
-            "vision_steps": cfg.vision_steps,
-            "max_vision_steps": cfg.max_vision_steps,
+            "vision_steps": cfg.vision_steps if d.future_stream else cfg.action_steps,
+            "max_vision_steps": cfg.max_vision_steps if d.future_stream else cfg.action_steps,
         },
         "embodiments": embodiments,
         # Absent: the guidance-free methods every package supports. A model trained with prefix conditioning
@@ -394,7 +396,7 @@ def validate_package(package_dir: Path) -> List[str]:
         return [f"manifest.json unreadable: {err}"]
     required = {
         "format_version": int, "name": str, "version": int, "architecture": dict, "image": dict, "cameras": list,
-        "text": dict, "conditioning": dict, "action": dict, "state": dict, "future": dict, "sampling": dict,
+        "text": dict, "conditioning": dict, "action": dict, "state": dict, "sampling": dict,
         "embodiments": dict, "files": dict,
     }
     for key, typ in required.items():
@@ -404,8 +406,13 @@ def validate_package(package_dir: Path) -> List[str]:
         return problems
     if manifest["format_version"] != FORMAT_VERSION:
         problems.append(f"format_version {manifest['format_version']} != {FORMAT_VERSION}")
-    if manifest["architecture"].get("family") != "dust":
-        problems.append("architecture.family must be 'dust'")
+    future = manifest.get("future")
+    if future is not None and not isinstance(future, dict):
+        problems.append("manifest.future must be an object (or absent: an action-only package)")
+        future = None
+    family = manifest["architecture"].get("family")
+    if family != ("dust" if future is not None else "action-only"):
+        problems.append(f"architecture.family {family!r}: 'dust' with a future stream, 'action-only' without one")
     img = manifest["image"]
     if len(img.get("mean", [])) != 3 or len(img.get("std", [])) != 3:
         problems.append("image.mean/std must have 3 values")
@@ -429,6 +436,8 @@ def validate_package(package_dir: Path) -> List[str]:
     s = manifest["sampling"]
     if s["action_steps"] < 1 or s["vision_steps"] % s["action_steps"] or s["vision_steps"] > s["max_vision_steps"]:
         problems.append("sampling steps inconsistent (N_o must be a multiple of N_A and <= max_vision_steps)")
+    if future is None and not s["action_steps"] == s["vision_steps"] == s["max_vision_steps"]:
+        problems.append("sampling: an action-only package's vision_steps and max_vision_steps must equal action_steps")
 
     # Shapes the manifest states vs the graphs' declared inputs/outputs.
     n_views = len(manifest["cameras"])
@@ -437,20 +446,23 @@ def validate_package(package_dir: Path) -> List[str]:
     S, Dc = manifest["conditioning"]["tokens"], manifest["conditioning"]["dim"]
     k, dA = manifest["action"]["horizon"], manifest["action"]["dim"]
     dS = manifest["state"]["dim"]
-    To, dO = manifest["future"]["tokens"], manifest["future"]["dim"]
     expected = {
         "vlm": {
             "inputs": {"pixel_values": (pixels, [n_views, 3, h, w]), "input_ids": ("int64", [L]),
                        "attention_mask": ("int64", [L])},
-            "outputs": {"vl_embs": ("float32", [S, Dc]), "obs_embedding": ("float32", [To, dO])},
+            "outputs": {"vl_embs": ("float32", [S, Dc])},
         },
         "denoiser": {
             "inputs": {"vl_embs": ("float32", [S, Dc]), "state": ("float32", [dS]), "actions": ("float32", [k, dA]),
-                       "future": ("float32", [To, dO]), "tau_a": ("float32", []), "tau_o": ("float32", []),
-                       "embodiment_id": ("int64", [])},
-            "outputs": {"v_actions": ("float32", [k, dA]), "v_future": ("float32", [To, dO])},
+                       "tau_a": ("float32", []), "embodiment_id": ("int64", [])},
+            "outputs": {"v_actions": ("float32", [k, dA])},
         },
     }
+    if future is not None:
+        To, dO = future.get("tokens"), future.get("dim")
+        expected["vlm"]["outputs"]["obs_embedding"] = ("float32", [To, dO])
+        expected["denoiser"]["inputs"].update({"future": ("float32", [To, dO]), "tau_o": ("float32", [])})
+        expected["denoiser"]["outputs"]["v_future"] = ("float32", [To, dO])
     # The server feeds per-position action times exactly when the manifest lists the condition method
     # (src/model/package.ts takesPositionTimes), which only a denoiser trained with prefix conditioning answers.
     if "condition" in manifest.get("realtime_chunking", []):

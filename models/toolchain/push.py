@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .build import fit, log, run_export
+from .build import fit, log, run_export, typed_value
 from .config import DenoiserConfig, EmbodimentConfig, ModelConfig, TrainConfig, VLMConfig
 from .data.episodes import normalization_stats
 from .data.push import PushDataset
@@ -41,14 +41,18 @@ PUSH_TRAIN = TrainConfig(steps=6000, batch_size=32, lr=1e-3, log_every=100, seed
 PUSH_LAYOUTS_PER_EMBODIMENT = 60
 WEAK_FRACTION = 0.125
 VARIANTS = {
-    # name: (version, lambda_wm)
+    # name: (version, lambda_wm); build-push trains these two
     "dust": (1, 1.0),
     "no-wm": (2, 0.0),
 }
+# The action-only baseline (GR00T-N1's design, no future stream: config.DenoiserConfig.future_stream), trained by
+# push-train on request beside the variants above and exported by `export` as a version of its own.
+ACTION_ONLY = "action-only"
 
 
 def push_config(dataset: PushDataset, vocab_size: int, vlm_fields: Optional[Dict[str, str]] = None,
-                encoder_vlm: Optional[VLMConfig] = None, prefix_conditioning: bool = False) -> ModelConfig:
+                encoder_vlm: Optional[VLMConfig] = None, prefix_conditioning: bool = False,
+                future_stream: bool = True) -> ModelConfig:
     """dust-tiny's sizes (hidden 128, 2 MMDiT + 1 DiT blocks per modality) over the task's cameras and
     embodiments; state and actions padded to 8 (the widest embodiment has 4 state and 3 action values).
     `encoder_vlm`: the VLM configuration of a pretrained frozen encoder (vision.py); its tower's shapes replace
@@ -64,7 +68,7 @@ def push_config(dataset: PushDataset, vocab_size: int, vlm_fields: Optional[Dict
         unknown = [k for k in vlm_fields if not hasattr(vlm, k)]
         if unknown:
             raise SystemExit(f"--vlm: the VLM stand-in has no field {', '.join(unknown)}")
-        vlm = dataclasses.replace(vlm, **{k: type(getattr(vlm, k))(v) for k, v in vlm_fields.items()})
+        vlm = dataclasses.replace(vlm, **{k: typed_value(getattr(vlm, k), v) for k, v in vlm_fields.items()})
     return ModelConfig(
         name=MODEL_NAME,
         vlm=vlm,
@@ -72,7 +76,7 @@ def push_config(dataset: PushDataset, vocab_size: int, vlm_fields: Optional[Dict
             hidden=128, heads=4, mmdit_layers=2, dit_layers=1, mlp_ratio=2.0, timestep_dim=64, timestep_freq_dim=64,
             action_dim=8, state_dim=8, num_embodiments=len(embodiments), future_tokens=vlm.future_tokens,
             future_dim=vlm.future_dim, cond_dim=vlm.width, cond_tokens=vlm.cond_tokens,
-            prefix_conditioning=prefix_conditioning,
+            prefix_conditioning=prefix_conditioning, future_stream=future_stream,
         ),
         embodiments=embodiments,
     )
@@ -106,7 +110,8 @@ def train_variant(*, variant: str, data: Path, heldout: Path, runs: Path, tcfg: 
     """One training run; the DUST run also writes the weak checkpoint at `weak_step`. With `encoder` the VLM's
     vision tower is that pretrained encoder, frozen, and the world-model target is its embedding of o_{t+k}. With
     `prefix_conditioning` the action stream also learns to continue a committed prefix (train.commit_prefix)."""
-    _, lambda_wm = VARIANTS[variant]
+    future_stream = variant != ACTION_ONLY
+    lambda_wm = VARIANTS[variant][1] if future_stream else 0.0
     tcfg = dataclasses.replace(tcfg, lambda_wm=lambda_wm)
     seed_everything(tcfg.seed)
     train_set, held = PushDataset(data), PushDataset(heldout)
@@ -116,10 +121,11 @@ def train_variant(*, variant: str, data: Path, heldout: Path, runs: Path, tcfg: 
         from .vision import load_encoder
 
         cfg = push_config(train_set, len(tokenizer), vlm_fields, encoder_vlm=load_encoder(encoder)[0].vlm,
-                          prefix_conditioning=prefix_conditioning)
+                          prefix_conditioning=prefix_conditioning, future_stream=future_stream)
         policy = policy_with_encoder(cfg, encoder)
     else:
-        policy = DustPolicy(push_config(train_set, len(tokenizer), vlm_fields, prefix_conditioning=prefix_conditioning))
+        policy = DustPolicy(push_config(train_set, len(tokenizer), vlm_fields, prefix_conditioning=prefix_conditioning,
+                                        future_stream=future_stream))
     stats = normalization_stats(train_set.episodes)
     # Quarter-way checkpoints show how a run is going (bench it with `npm run fleet` after an export).
     snapshots = {q * tcfg.steps // 4: runs / variant / f"step-{q * tcfg.steps // 4}.pt" for q in (1, 2, 3)}

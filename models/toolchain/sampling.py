@@ -45,7 +45,8 @@ def joint_sample(
         tau_o = i / vision_steps
         tau_a = (i // q) / action_steps
         v_a, v_o = f(a, o, tau_a, tau_o)
-        o = o + v_o / vision_steps
+        if v_o is not None:  # None: an action-only policy, whose O stays the initial noise (and is never served)
+            o = o + v_o / vision_steps
         if (i + 1) % q == 0:
             a = a + v_a / action_steps
     return a, o

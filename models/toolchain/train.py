@@ -117,8 +117,11 @@ def flow_matching_loss(
     gen: torch.Generator,
 ) -> Tuple[torch.Tensor, Dict[str, float]]:
     """L = MSE(v_A, A - eps_A) + lambda_WM * MSE(v_O, O - eps_O) (paper eq. 4; video_only: the WM term only)."""
-    vl_embs, _ = policy.vlm(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
-    target = world_model_target(policy, batch["future_pixels"])
+    vl_embs, obs = policy.vlm(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
+    future_stream = policy.cfg.denoiser.future_stream
+    # An action-only policy has no world model to train; a zero target of the same shape keeps the noise draws (and so
+    # a seed's flow times and action noise) those of a DUST run, without encoding the future frames.
+    target = world_model_target(policy, batch["future_pixels"]) if future_stream else torch.zeros_like(obs)
     noise = decoupled_noising(batch["actions"], target, batch["has_actions"], tcfg, rng, gen)
     committed = None
     if policy.cfg.denoiser.prefix_conditioning:
@@ -135,7 +138,7 @@ def flow_matching_loss(
     mask = mask.expand_as(v_a)
     sq = (v_a - (batch["actions"] - noise["eps_a"])) ** 2
     loss_a = (sq * mask).sum() / mask.sum().clamp(min=1.0)
-    loss_wm = ((v_o - (target - noise["eps_o"])) ** 2).mean()
+    loss_wm = ((v_o - (target - noise["eps_o"])) ** 2).mean() if future_stream else torch.zeros((), device=v_a.device)
     if tcfg.mode == "video_only":
         loss = tcfg.lambda_wm * loss_wm
     else:

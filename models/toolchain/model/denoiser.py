@@ -239,29 +239,35 @@ class DustDenoiser(nn.Module):
         # GR00T normalises the VLM features once before its DiT ("vlln").
         self.cond_norm = nn.LayerNorm(cfg.cond_dim, eps=1e-6)
         self.time_action = TimestepEmbedder(cfg.timestep_freq_dim, cfg.timestep_dim, cfg.timestep_scale)
-        self.time_vision = TimestepEmbedder(cfg.timestep_freq_dim, cfg.timestep_dim, cfg.timestep_scale)
         self.state_encoder = CategorySpecificMLP(cfg.num_embodiments, cfg.state_dim, d, d)
         self.action_encoder = ActionEncoder(cfg)
-        self.vision_encoder = VisionEncoder(cfg)
         self.register_buffer("action_pos", torch.from_numpy(sincos_1d(cfg.action_horizon, d)), persistent=False)
-        side = int(round(cfg.future_tokens ** 0.5))
-        self.register_buffer("vision_pos", torch.from_numpy(sincos_2d(side, d)), persistent=False)
-
         n_a, n_o = cfg.state_tokens + cfg.action_horizon, cfg.future_tokens
+        # An action-only policy (future_stream False) has no vision-stream modules at all: its MMDiT stack is a
+        # stack of single-stream blocks over the action tokens, which with the action DiT blocks is GR00T-N1's DiT.
+        streams = [n_a, n_o] if cfg.future_stream else [n_a]
+        if cfg.future_stream:
+            self.time_vision = TimestepEmbedder(cfg.timestep_freq_dim, cfg.timestep_dim, cfg.timestep_scale)
+            self.vision_encoder = VisionEncoder(cfg)
+            side = int(round(cfg.future_tokens ** 0.5))
+            self.register_buffer("vision_pos", torch.from_numpy(sincos_2d(side, d)), persistent=False)
 
         def mode(index: int) -> str:
             if cfg.attention_pattern == "self_cross":
                 return "self_cross"
             return "cross" if index % 2 == 0 else "self"
 
-        self.mmdit = nn.ModuleList([DustBlock(cfg, [n_a, n_o], mode(i)) for i in range(cfg.mmdit_layers)])
+        self.mmdit = nn.ModuleList([DustBlock(cfg, streams, mode(i)) for i in range(cfg.mmdit_layers)])
         # The interleave continues through the DiT stacks (global block index).
         self.dit_action = nn.ModuleList([DustBlock(cfg, [n_a], mode(cfg.mmdit_layers + i)) for i in range(cfg.dit_layers)])
-        self.dit_vision = nn.ModuleList([DustBlock(cfg, [n_o], mode(cfg.mmdit_layers + i)) for i in range(cfg.dit_layers)])
+        self.dit_vision = nn.ModuleList(
+            [DustBlock(cfg, [n_o], mode(cfg.mmdit_layers + i)) for i in range(cfg.dit_layers)] if cfg.future_stream else []
+        )
         self.final_action = FinalLayer(cfg)
-        self.final_vision = FinalLayer(cfg)
         self.action_decoder = CategorySpecificLinear(cfg.num_embodiments, d, cfg.action_dim)
-        self.vision_decoder = VisionDecoder(cfg)
+        if cfg.future_stream:
+            self.final_vision = FinalLayer(cfg)
+            self.vision_decoder = VisionDecoder(cfg)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -274,11 +280,12 @@ class DustDenoiser(nn.Module):
                 if blk.mode == "self_cross":  # PixArt-alpha zero-initialises the cross-attention output
                     nn.init.zeros_(w.cross_proj.weight)
                     nn.init.zeros_(w.cross_proj.bias)
-        for fl in (self.final_action, self.final_vision):
+        for fl in [self.final_action] + ([self.final_vision] if self.cfg.future_stream else []):
             nn.init.zeros_(fl.modulation.weight)
             nn.init.zeros_(fl.modulation.bias)
         nn.init.zeros_(self.action_decoder.weight)
-        nn.init.zeros_(self.vision_decoder.fc2.weight)
+        if self.cfg.future_stream:
+            nn.init.zeros_(self.vision_decoder.fc2.weight)
         # The timestep MLPs keep the Xavier init: DiT's normal(0.02) is sized for widths >= 1152 and would make
         # the tiny model's timestep embeddings (and so every modulation's dependence on tau) nearly vanish.
 
@@ -313,7 +320,8 @@ class DustDenoiser(nn.Module):
         tau_o: torch.Tensor,
         embodiment_id: torch.Tensor,
         action_times: Optional[torch.Tensor] = None,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(v_actions, v_future); an action-only policy reads neither `future` nor `tau_o` and returns v_future None."""
         return self.forward_with_kv(self.conditioning_kv(vl_embs), state, actions, future, tau_a, tau_o, embodiment_id, action_times)
 
     def forward_with_kv(
@@ -326,16 +334,17 @@ class DustDenoiser(nn.Module):
         tau_o: torch.Tensor,
         embodiment_id: torch.Tensor,
         action_times: Optional[torch.Tensor] = None,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """action_times: [B, k], the flow time of each action position (prefix conditioning; committed positions at
         1); None = tau_a at every position, which is all a model without prefix conditioning ever reads."""
         temb_a = F.silu(self.time_action(tau_a))
-        temb_o = F.silu(self.time_vision(tau_o))
-
         state_tok = self.state_encoder(state.unsqueeze(1), embodiment_id)
         position_times = tau_a if action_times is None or not self.cfg.prefix_conditioning else action_times
         action_tok = self.action_encoder(actions, position_times, embodiment_id) + self.action_pos
         xa = cat_tokens([state_tok, action_tok], [self.cfg.state_tokens, self.cfg.action_horizon])
+        if not self.cfg.future_stream:
+            return self._actions_only(kv_flat, xa, temb_a, embodiment_id), None
+        temb_o = F.silu(self.time_vision(tau_o))
         xo = self.vision_encoder(future) + self.vision_pos
 
         # Each modality's stream weights, in block order: the action stream of every MMDiT block then the
@@ -359,6 +368,17 @@ class DustDenoiser(nn.Module):
         v_actions = self.action_decoder(xa, embodiment_id)
         v_future = self.vision_decoder(self.final_vision(xo, mod_o[-1]))
         return v_actions, v_future
+
+    def _actions_only(self, kv_flat: Sequence[torch.Tensor], xa: torch.Tensor, temb_a: torch.Tensor,
+                      embodiment_id: torch.Tensor) -> torch.Tensor:
+        """The action stream through every block (MMDiT blocks hold it alone), for a policy with no future stream."""
+        blocks = list(self.mmdit) + list(self.dit_action)
+        mod_a = self._modulations(temb_a, [blk.streams[0] for blk in blocks], self.final_action)
+        kv = {id(w): (kv_flat[2 * i], kv_flat[2 * i + 1]) for i, w in enumerate(self._cross_streams())}
+        for i, blk in enumerate(blocks):
+            xa = blk([xa], [mod_a[i]], [kv.get(id(blk.streams[0]))])[0]
+        xa = self.final_action(xa[:, self.cfg.state_tokens :], mod_a[-1])
+        return self.action_decoder(xa, embodiment_id)
 
 
 def randomize_zero_init(module: nn.Module, std: float, generator: torch.Generator) -> None:
