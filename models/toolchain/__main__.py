@@ -167,6 +167,11 @@ def main(argv=None) -> int:
                     help="with --prefix-conditioning: the share of rows trained with a prefix")
     pt.add_argument("--prefix-max-delay", type=int, default=PUSH_TRAIN.prefix_max_delay,
                     help="with --prefix-conditioning: the longest prefix trained (uniform over 1..N)")
+    pt.add_argument("--stop-after-s", type=float, default=None,
+                    help="stop after this many seconds with a resumable checkpoint (exit 75); for hosts lent by the call")
+    pt.add_argument("--resume", type=Path, default=None,
+                    help="continue the run of this checkpoint to the end of its schedule (its options win over "
+                         "--steps and the others; the result is the weights of a run that never stopped)")
     common(pt)
 
     pp = sub.add_parser("push-privileged", help="held-out first-4 action MSE of a chunk head on the simulator's ground "
@@ -258,10 +263,13 @@ def main(argv=None) -> int:
                             device=args.device, jobs=args.jobs, threads=args.threads or 1)
         else:
             tcfg = dataclasses.replace(tcfg, prefix_fraction=args.prefix_fraction, prefix_max_delay=args.prefix_max_delay)
-            push.train_variant(variant=args.variant, data=args.data, heldout=args.heldout, runs=args.runs, tcfg=tcfg,
-                               device=args.device, weak_step=args.weak_step if args.variant == "dust" else None,
-                               vlm_fields=dict(item.split("=", 1) for item in args.vlm), encoder=args.encoder,
-                               prefix_conditioning=args.prefix_conditioning)
+            result = push.train_variant(
+                variant=args.variant, data=args.data, heldout=args.heldout, runs=args.runs, tcfg=tcfg,
+                device=args.device, weak_step=args.weak_step if args.variant == "dust" else None,
+                vlm_fields=dict(item.split("=", 1) for item in args.vlm), encoder=args.encoder,
+                prefix_conditioning=args.prefix_conditioning, resume=args.resume, stop_after_s=args.stop_after_s)
+            if "stopped_at" in result:
+                return 75  # EX_TEMPFAIL: not finished, resume it
     elif args.cmd == "push-privileged":
         from .data.push import PushDataset
         from .perception import HeadConfig, image_free_mse, mean_chunk_mse, privileged_baseline

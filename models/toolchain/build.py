@@ -120,9 +120,13 @@ def fit(
     out: Path,
     dataset: str,
     snapshots: Optional[Dict[int, Path]] = None,
+    resume: Optional[Dict] = None,
+    stop_after_s: Optional[float] = None,
 ) -> Dict[str, Any]:
     """Trains `policy` on `episodes`, evaluates it on `heldout` and writes the checkpoint to `out` (and at each
-    step of `snapshots` an intermediate checkpoint, evaluated the same way); returns the final summary."""
+    step of `snapshots` an intermediate checkpoint, evaluated the same way); returns the final summary. Every
+    checkpoint it writes can be resumed (`resume`, from train.resume_state). With `stop_after_s` a run that reaches
+    the time first writes `out` at the step it stopped and returns {"stopped_at": step}."""
     if not policy.cfg.denoiser.future_stream:
         if tcfg.mode != "joint":
             raise SystemExit(f"mode {tcfg.mode} trains a world model, which an action-only policy does not have")
@@ -150,22 +154,38 @@ def fit(
             "episodes": len(episodes),
         }
 
-    def save(path: Path, history, summary: Dict[str, Any], steps_done: int) -> None:
+    def save(path: Path, history, summary: Dict[str, Any], steps_done: int, state: Optional[Dict]) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(path, policy, tokenizer, stats, dataclasses.replace(tcfg, steps=steps_done), history,
-                        dataset=dataset, extra={"summary": summary, "schedule_steps": tcfg.steps})
+        # Written beside and then renamed over: a run stopped while saving leaves the previous checkpoint whole.
+        partial = path.with_name(path.name + ".partial")
+        save_checkpoint(partial, policy, tokenizer, stats, dataclasses.replace(tcfg, steps=steps_done), history,
+                        dataset=dataset, extra={"summary": summary, "schedule_steps": tcfg.steps}, resume=state)
+        partial.replace(path)
         log(f"checkpoint {path} (step {steps_done})")
 
-    def after_step(step: int, history) -> None:
+    stopped: Dict[str, int] = {}
+
+    def after_step(step: int, history, state) -> None:
+        if step < 0:  # stopped by the time limit before the schedule's end: a resumable checkpoint, no evaluation
+            stopped["at"] = -step
+            save(out, list(history), {"stopped_at": -step}, -step, state())
+            return
+        if step == tcfg.steps:
+            finished["state"] = state()
         if snapshots and step in snapshots:
-            save(snapshots[step], list(history), summarise(history, time.time() - t1), step)
+            save(snapshots[step], list(history), summarise(history, time.time() - t1), step, state())
             policy.to(pick_device(device)).train()
 
-    history = train(policy, episodes, builder, tcfg, pick_device(device), after_step=after_step)
+    finished: Dict[str, Dict] = {}
+    history, _ = train(policy, episodes, builder, tcfg, pick_device(device), after_step=after_step, resume=resume,
+                       stop_after_s=stop_after_s)
     train_s = time.time() - t1
+    if stopped:
+        log(f"stopped at step {stopped['at']} of {tcfg.steps} after {train_s:.0f}s: continue with --resume {out}")
+        return {"stopped_at": stopped["at"]}
     summary = summarise(history, train_s)
-    save(out, history, summary, tcfg.steps)
+    save(out, history, summary, tcfg.steps, finished.get("state"))
     log(f"trained in {train_s:.0f}s")
     return summary
 

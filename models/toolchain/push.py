@@ -25,7 +25,7 @@ from .data.episodes import normalization_stats
 from .data.push import PushDataset
 from .model import DustPolicy
 from .tokenizer import WordTokenizer
-from .train import checkpoint_meta, seed_everything
+from .train import checkpoint_meta, resume_state, seed_everything
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAME = "dust-push"
@@ -106,10 +106,17 @@ def policy_with_encoder(cfg: ModelConfig, encoder_path: Path) -> DustPolicy:
 
 def train_variant(*, variant: str, data: Path, heldout: Path, runs: Path, tcfg: TrainConfig, device: str,
                   weak_step: Optional[int], vlm_fields: Optional[Dict[str, str]] = None,
-                  encoder: Optional[Path] = None, prefix_conditioning: bool = False) -> Dict:
+                  encoder: Optional[Path] = None, prefix_conditioning: bool = False, resume: Optional[Path] = None,
+                  stop_after_s: Optional[float] = None) -> Dict:
     """One training run; the DUST run also writes the weak checkpoint at `weak_step`. With `encoder` the VLM's
     vision tower is that pretrained encoder, frozen, and the world-model target is its embedding of o_{t+k}. With
-    `prefix_conditioning` the action stream also learns to continue a committed prefix (train.commit_prefix)."""
+    `prefix_conditioning` the action stream also learns to continue a committed prefix (train.commit_prefix).
+    `stop_after_s` stops the run after that many seconds with a resumable checkpoint; `resume` continues one (the
+    model, schedule and options come from the checkpoint, only the device and loader workers from the caller)."""
+    if resume is not None:
+        return resume_variant(variant=variant, data=data, heldout=heldout, runs=runs, checkpoint=resume,
+                              device=device, loader_workers=tcfg.loader_workers, weak_step=weak_step,
+                              stop_after_s=stop_after_s)
     future_stream = variant != ACTION_ONLY
     lambda_wm = VARIANTS[variant][1] if future_stream else 0.0
     tcfg = dataclasses.replace(tcfg, lambda_wm=lambda_wm)
@@ -127,15 +134,41 @@ def train_variant(*, variant: str, data: Path, heldout: Path, runs: Path, tcfg: 
         policy = DustPolicy(push_config(train_set, len(tokenizer), vlm_fields, prefix_conditioning=prefix_conditioning,
                                         future_stream=future_stream))
     stats = normalization_stats(train_set.episodes)
-    # Quarter-way checkpoints show how a run is going (bench it with `npm run fleet` after an export).
-    snapshots = {q * tcfg.steps // 4: runs / variant / f"step-{q * tcfg.steps // 4}.pt" for q in (1, 2, 3)}
-    if weak_step:
-        snapshots[weak_step] = runs / "weak" / "checkpoint.pt"
     label = f"{DATASET_LABEL}, {len(train_set.episodes)} episodes from layout seed {TRAIN_SEED_START}"
     if encoder is not None:
         label += f"; frozen vision encoder {encoder}"
     return fit(policy=policy, tokenizer=tokenizer, stats=stats, episodes=train_set.episodes, heldout=held.episodes,
-               tcfg=tcfg, device=device, out=runs / variant / "checkpoint.pt", dataset=label, snapshots=snapshots)
+               tcfg=tcfg, device=device, out=runs / variant / "checkpoint.pt", dataset=label,
+               snapshots=variant_snapshots(runs, variant, tcfg.steps, weak_step), stop_after_s=stop_after_s)
+
+
+def variant_snapshots(runs: Path, variant: str, steps: int, weak_step: Optional[int]) -> Dict[int, Path]:
+    """Quarter-way checkpoints, which show how a run is going (bench one with `npm run fleet` after an export), and
+    the weak checkpoint of the DUST run."""
+    snapshots = {q * steps // 4: runs / variant / f"step-{q * steps // 4}.pt" for q in (1, 2, 3)}
+    if weak_step:
+        snapshots[weak_step] = runs / "weak" / "checkpoint.pt"
+    return snapshots
+
+
+def resume_variant(*, variant: str, data: Path, heldout: Path, runs: Path, checkpoint: Path, device: str,
+                   loader_workers: int, weak_step: Optional[int], stop_after_s: Optional[float]) -> Dict:
+    """Continues a run that `stop_after_s` stopped, from its checkpoint, to the end of its schedule."""
+    policy, tokenizer, stats, ckpt, state = resume_state(checkpoint)
+    t = ckpt["train_config"]
+    steps = int(ckpt["extra"].get("schedule_steps", t["steps"]))
+    tcfg = TrainConfig(**{**t, "betas": tuple(t["betas"]), "steps": steps, "loader_workers": loader_workers})
+    if (state.get("picks") is None) != (loader_workers == 0):
+        raise SystemExit(f"{checkpoint} was trained with{'out' if state.get('picks') is None else ''} loader workers: "
+                         "resume it the same way (--loader-workers), or the batch order changes")
+    seed_everything(tcfg.seed)
+    train_set, held = PushDataset(data), PushDataset(heldout)
+    if WordTokenizer.build(train_set.instructions).vocab != tokenizer.vocab:
+        raise SystemExit(f"{data} is not the dataset {checkpoint} was trained on (its instructions differ)")
+    log(f"{variant}: resuming {checkpoint} at step {state['step']} of {steps}")
+    return fit(policy=policy, tokenizer=tokenizer, stats=stats, episodes=train_set.episodes, heldout=held.episodes,
+               tcfg=tcfg, device=device, out=runs / variant / "checkpoint.pt", dataset=ckpt["dataset"],
+               snapshots=variant_snapshots(runs, variant, steps, weak_step), resume=state, stop_after_s=stop_after_s)
 
 
 def build_push(*, repository: Path, runs: Path, layouts: int, tcfg: TrainConfig, device: str, jobs: int,

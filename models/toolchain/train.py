@@ -190,8 +190,8 @@ def seed_everything(seed: int) -> None:
 class Progress:
     """One line every `every` steps with the loss parts and throughput, and a bar on a terminal."""
 
-    def __init__(self, total: int, every: int, stream=sys.stderr) -> None:
-        self.total, self.every, self.stream = total, max(1, every), stream
+    def __init__(self, total: int, every: int, stream=sys.stderr, start: int = 0) -> None:
+        self.total, self.every, self.stream, self.start = total, max(1, every), stream, start
         self.t0 = time.time()
         self.acc: Dict[str, float] = {}
         self.n = 0
@@ -203,7 +203,7 @@ class Progress:
         if step % self.every and step != self.total:
             return None
         elapsed = time.time() - self.t0
-        rate = step / max(elapsed, 1e-9)
+        rate = (step - self.start) / max(elapsed, 1e-9)
         means = {k: v / self.n for k, v in self.acc.items()}
         width = 24
         done = int(width * step / self.total)
@@ -230,28 +230,52 @@ def _loader_init() -> None:
     torch.set_num_threads(1)
 
 
-def batch_stream(episodes: Sequence[Episode], builder: BatchBuilder, tcfg: TrainConfig,
-                 rng: np.random.Generator) -> Iterator[Dict[str, torch.Tensor]]:
-    """The training batches, in order. Without loader workers each batch's samples are drawn from `rng` when
-    the step asks for it (interleaved with the flow times: the order every shipped package was trained in).
-    With workers they come from a generator of their own and are built ahead in forked processes (created
-    before any CUDA context, and never touching it)."""
-    windows = all_windows(episodes)
-    if tcfg.loader_workers == 0:
-        while True:
-            pick = rng.integers(len(windows), size=tcfg.batch_size)
-            yield builder.batch(episodes, [windows[i] for i in pick])
-    picks = np.random.default_rng([tcfg.seed, 1])
-    _LOADER.update(builder=builder, episodes=episodes)
-    ahead = 4 * tcfg.loader_workers
-    with ProcessPoolExecutor(tcfg.loader_workers, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_loader_init) as pool:
-        queue: Deque = deque()
-        while True:
-            while len(queue) < ahead:
-                pick = picks.integers(len(windows), size=tcfg.batch_size)
-                queue.append(pool.submit(_build_batch, [windows[i] for i in pick]))
-            yield queue.popleft().result()
+class BatchStream:
+    """The training batches, in order, resumable at any step boundary (`state`).
+
+    Without loader workers each batch's samples are drawn from the training `rng` when the step asks for it
+    (interleaved with the flow times: the order every shipped package was trained in), so the rng's state is the
+    stream's. With workers the samples come from a generator of their own and batches are built ahead in forked
+    processes (created before any CUDA context, and never touching it); the stream's state is that generator's
+    state before the first batch not yet handed out, so a resumed run builds the same batches again."""
+
+    def __init__(self, episodes: Sequence[Episode], builder: BatchBuilder, tcfg: TrainConfig, rng: np.random.Generator,
+                 picks_state: Optional[Dict] = None) -> None:
+        self.episodes, self.builder, self.tcfg, self.rng = episodes, builder, tcfg, rng
+        self.windows = all_windows(episodes)
+        self.pool: Optional[ProcessPoolExecutor] = None
+        self.queue: Deque = deque()  # (future, the picks state before this batch was drawn)
+        if tcfg.loader_workers:
+            self.picks = np.random.default_rng([tcfg.seed, 1])
+            if picks_state is not None:
+                self.picks.bit_generator.state = picks_state
+            _LOADER.update(builder=builder, episodes=episodes)
+            self.pool = ProcessPoolExecutor(tcfg.loader_workers, mp_context=multiprocessing.get_context("fork"),
+                                            initializer=_loader_init)
+
+    def __iter__(self) -> "BatchStream":
+        return self
+
+    def __next__(self) -> Dict[str, torch.Tensor]:
+        if self.pool is None:
+            pick = self.rng.integers(len(self.windows), size=self.tcfg.batch_size)
+            return self.builder.batch(self.episodes, [self.windows[i] for i in pick])
+        while len(self.queue) < 4 * self.tcfg.loader_workers:
+            before = self.picks.bit_generator.state
+            pick = self.picks.integers(len(self.windows), size=self.tcfg.batch_size)
+            self.queue.append((self.pool.submit(_build_batch, [self.windows[i] for i in pick]), before))
+        return self.queue.popleft()[0].result()
+
+    def state(self) -> Optional[Dict]:
+        """The picks generator's state before the next batch (None without workers: the rng carries it)."""
+        if self.pool is None:
+            return None
+        return self.queue[0][1] if self.queue else self.picks.bit_generator.state
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
 
 
 def train(
@@ -261,24 +285,42 @@ def train(
     tcfg: TrainConfig,
     device: torch.device,
     log_stream=sys.stderr,
-    after_step: Optional[Callable[[int, List[Dict[str, float]]], None]] = None,
-) -> List[Dict[str, float]]:
+    after_step: Optional[Callable[[int, List[Dict[str, float]], Callable[[], Dict]], None]] = None,
+    resume: Optional[Dict] = None,
+    stop_after_s: Optional[float] = None,
+) -> Tuple[List[Dict[str, float]], int]:
     """Algorithm 1: minibatch -> conditioning -> decoupled noising -> denoiser -> losses -> AdamW step.
 
-    `after_step(step, history)` runs after every optimiser step (e.g. to save an intermediate checkpoint); it
-    must leave the policy in training mode and the global random state untouched."""
+    `after_step(step, history, state)` runs after every optimiser step (e.g. to save an intermediate checkpoint);
+    `state()` is what `resume` takes to continue from that step exactly (optimizer, schedule, random streams, the
+    batch order): a run stopped and resumed trains the same weights as one that never stopped. after_step must
+    leave the policy in training mode and the global random state untouched. `stop_after_s`: stop after the first
+    step that ends past this many seconds (training in pieces on a host lent by the call). Returns the history
+    and the last step done."""
     rng = np.random.default_rng(tcfg.seed)
-    stream = batch_stream(episodes, builder, tcfg, rng)
+    gen = torch.Generator().manual_seed(tcfg.seed)
+    start = 0
+    history: List[Dict[str, float]] = []
+    if resume is not None:
+        start = int(resume["step"])
+        rng.bit_generator.state = resume["rng"]
+        gen.set_state(resume["generator"])
+        history = list(resume.get("history", []))
+    stream = BatchStream(episodes, builder, tcfg, rng, resume.get("picks") if resume else None)
     batches: Iterator[Dict[str, torch.Tensor]] = stream
     if tcfg.loader_workers:
         # The workers fork at the first batch: take it now, before the policy's CUDA context exists.
-        batches = itertools.chain([next(stream)], stream)
+        first = next(stream)
+        batches = itertools.chain([first], stream)
     policy.to(device).train()
-    gen = torch.Generator().manual_seed(tcfg.seed)
     opt, sched = make_optimizer(policy, tcfg)
-    progress = Progress(tcfg.steps, tcfg.log_every, log_stream)
-    history = []
-    for step in range(1, tcfg.steps + 1):
+    if resume is not None:
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+    progress = Progress(tcfg.steps, tcfg.log_every, log_stream, start=start)
+    t0 = time.time()
+    step = start
+    for step in range(start + 1, tcfg.steps + 1):
         batch = next(batches)
         batch = {k: v.to(device) for k, v in batch.items()}
         loss, parts = flow_matching_loss(policy, batch, tcfg, rng, gen)
@@ -290,15 +332,28 @@ def train(
         record = progress.update(step, parts, sched.get_last_lr()[0], grad_norm)
         if record is not None:
             history.append(record)
+
+        def state(step=step) -> Dict:
+            # With workers, the first batch was taken before the loop: until the stream hands out another, the
+            # picks state of the batch after it is the queue's head.
+            return {"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "rng": rng.bit_generator.state, "generator": gen.get_state(), "picks": stream.state(),
+                    "history": list(history)}
+
         if after_step is not None:
-            after_step(step, history)
+            after_step(step, history, state)
+        if stop_after_s is not None and time.time() - t0 > stop_after_s and step < tcfg.steps:
+            if after_step is not None:
+                after_step(-step, history, state)  # negative: stopped here, not finished
+            break
     stream.close()
     policy.eval()
-    return history
+    return history, step
 
 
 def save_checkpoint(path, policy: DustPolicy, tokenizer: WordTokenizer, stats: Dict[str, Dict[str, MinMax]],
-                    tcfg: TrainConfig, history: List[Dict[str, float]], dataset: str, extra: Optional[Dict] = None) -> None:
+                    tcfg: TrainConfig, history: List[Dict[str, float]], dataset: str, extra: Optional[Dict] = None,
+                    resume: Optional[Dict] = None) -> None:
     """A checkpoint is the state dict plus a JSON string of everything else: tensors and strings are all that
     torch's safe loader (`weights_only=True`) reads on torch 1.13 as on 2.x."""
     meta = {
@@ -315,9 +370,40 @@ def save_checkpoint(path, policy: DustPolicy, tokenizer: WordTokenizer, stats: D
             "format": CHECKPOINT_FORMAT,
             "meta": json.dumps(meta),
             "state_dict": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
+            # train()'s state at this step, for `--resume`: tensors as they are, the random streams' states (big
+            # integers) as JSON text, both of which the safe loader reads.
+            # (torch 1.13's safe loader reads no Python floats, so the optimizer's hyperparameters go as JSON too.)
+            **({"resume": {"optimizer": _to_cpu(resume["optimizer"]["state"]), "generator": resume["generator"],
+                           "param_groups": json.dumps(resume["optimizer"]["param_groups"]),
+                           "scheduler": json.dumps(resume["scheduler"]),
+                           "streams": json.dumps({k: resume[k] for k in ("step", "rng", "picks", "history")})}}
+               if resume is not None else {}),
         },
         str(path),
     )
+
+
+def _to_cpu(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def resume_state(path) -> Tuple[DustPolicy, WordTokenizer, Dict[str, Dict[str, MinMax]], Dict, Dict]:
+    """A resumable checkpoint's policy, tokenizer, statistics, metadata and train()'s `resume` argument."""
+    raw, ckpt = _read_checkpoint(path)
+    if "resume" not in raw:
+        raise SystemExit(f"{path} holds no training state to resume (written before resumable checkpoints, or by export)")
+    policy, tokenizer, stats, _ = load_checkpoint(path)
+    r = raw["resume"]
+    state = {**json.loads(r["streams"]), "generator": r["generator"],
+             "optimizer": {"state": r["optimizer"], "param_groups": json.loads(r["param_groups"])},
+             "scheduler": json.loads(r["scheduler"])}
+    return policy, tokenizer, stats, ckpt, state
 
 
 def _read_checkpoint(path) -> Tuple[Dict, Dict]:
