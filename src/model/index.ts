@@ -1,4 +1,5 @@
 export type { Manifest, EmbodimentSpec, MinMax, RealtimeChunkingMethod } from './manifest.js';
+export { hasFutureStream } from './manifest.js';
 export { parseManifest } from './manifest-schema.js';
 export { readPackage, checkGraphs } from './package.js';
 export type { ModelPackage, GraphInfo } from './package.js';

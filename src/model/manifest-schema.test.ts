@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ModelPackageError } from '../errors/index.js';
-import { checkGraphs, parseManifest, type GraphInfo, type Manifest } from './index.js';
+import { checkGraphs, hasFutureStream, parseManifest, type GraphInfo, type Manifest } from './index.js';
 import { expectedGraphs } from './package.js';
 import { packagePathProblem } from './package-path.js';
 import { MAX_PROBLEMS_CHARS } from './manifest-schema.js';
@@ -59,6 +59,34 @@ describe('parseManifest', () => {
     expect(parseManifest(manifest({ realtime_chunking: ['naive', 'ensemble'] }), 'x').realtime_chunking).toEqual(['naive', 'ensemble']);
     expect(parseManifest(manifest({ realtime_chunking: [] }), 'x').realtime_chunking).toEqual([]);
     expect(() => parseManifest(manifest({ realtime_chunking: ['guided'] }), 'pkg')).toThrow(/realtime_chunking/);
+  });
+});
+
+/** A manifest without `future` (docs/model-package.md, "Action-only packages"), N_o = N_A. */
+function actionOnly(over: Record<string, unknown> = {}): Record<string, unknown> {
+  const { future: _future, ...rest } = manifest({ sampling: { action_steps: 4, vision_steps: 4, max_vision_steps: 4 }, ...over });
+  return rest;
+}
+
+describe('parseManifest of an action-only package', () => {
+  it('takes a manifest without future as one with no future stream, of zero tokens', () => {
+    const m = parseManifest(actionOnly(), 'x');
+    expect(hasFutureStream(m)).toBe(false);
+    expect(m.future).toEqual({ tokens: 0, dim: 0 });
+    expect(hasFutureStream(parseManifest(manifest(), 'x'))).toBe(true);
+  });
+  it('refuses vision_steps or max_vision_steps other than action_steps, naming the field', () => {
+    const refused = (sampling: object) => () => parseManifest(actionOnly({ sampling }), 'pkg');
+    expect(refused({ action_steps: 4, vision_steps: 8, max_vision_steps: 8 })).toThrow(
+      /pkg: invalid manifest: sampling.vision_steps must equal sampling.action_steps in a package without future.*sampling.max_vision_steps must equal/,
+    );
+    expect(refused({ action_steps: 4, vision_steps: 4, max_vision_steps: 16 })).toThrow(/sampling.max_vision_steps must equal sampling.action_steps/);
+    expect(refused({ action_steps: 4, vision_steps: 4, max_vision_steps: 16 })).not.toThrow(/sampling.vision_steps/);
+    // The same sampling with a future stream is a DUST package's.
+    expect(() => parseManifest(manifest({ sampling: { action_steps: 4, vision_steps: 8, max_vision_steps: 16 } }), 'pkg')).not.toThrow();
+  });
+  it('still refuses a future stream of zero tokens written out: absent is the only way to say action-only', () => {
+    expect(() => parseManifest(manifest({ future: { tokens: 0, dim: 0 } }), 'pkg')).toThrow(/future.tokens/);
   });
 });
 
@@ -213,6 +241,22 @@ describe('checkGraphs', () => {
     // The method without the input, and the input without the method, are both refused before READY.
     expect(() => checkGraphs(trained, graphsFor(m))).toThrow(/denoiser.onnx lacks input action_times/);
     expect(() => checkGraphs(m, g)).toThrow(/denoiser.onnx has an input action_times the contract does not define/);
+  });
+  it('expects no future stream in the graphs of an action-only package, and refuses a DUST denoiser under its manifest', () => {
+    const only = parseManifest(actionOnly(), 'x');
+    const g = graphsFor(only);
+    expect(g.vlm.outputs.map((o) => o.name)).toEqual(['vl_embs']);
+    expect(g.denoiser.inputs.map((i) => i.name).sort()).toEqual(['actions', 'embodiment_id', 'state', 'tau_a', 'vl_embs']);
+    expect(g.denoiser.outputs.map((o) => o.name)).toEqual(['v_actions']);
+    expect(() => checkGraphs(only, g)).not.toThrow();
+    // A graph with the stream's inputs would be fed nothing for them; one without them cannot serve a DUST manifest.
+    const dust = parseManifest(manifest({ sampling: only.sampling }), 'x');
+    expect(() => checkGraphs(only, graphsFor(dust))).toThrow(/denoiser.onnx has an input future the contract does not define.*has an input tau_o/);
+    expect(() => checkGraphs(dust, g)).toThrow(
+      /vlm.onnx lacks output obs_embedding.*denoiser.onnx lacks input future.*lacks input tau_o.*lacks output v_future/,
+    );
+    // A VLM that still computes obs_embedding serves an action-only package: outputs nobody reads are allowed.
+    expect(() => checkGraphs(only, { ...g, vlm: graphsFor(dust).vlm })).not.toThrow();
   });
   it("expects the pixel_values type the manifest's image.pixel_dtype names (float32 when absent), and says so when the graph differs", () => {
     const uint8 = parseManifest(manifest({ image: { ...(manifest().image as object), pixel_dtype: 'uint8' } }), 'x');

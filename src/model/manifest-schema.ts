@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { ModelPackageError, quote } from '../errors/index.js';
-import type { Manifest } from './manifest.js';
+import { hasFutureStream, NO_FUTURE_STREAM, type Manifest } from './manifest.js';
 import { filesField, packagePathProblem } from './package-path.js';
 
 /**
@@ -46,7 +46,8 @@ const schema = z
     conditioning: z.object({ tokens: positiveInt, dim: positiveInt }),
     action: z.object({ horizon: positiveInt, dim: positiveInt }),
     state: z.object({ dim: positiveInt }),
-    future: z.object({ tokens: positiveInt, dim: positiveInt }),
+    // Absent: an action-only package (docs/model-package.md, "Action-only packages").
+    future: z.object({ tokens: positiveInt, dim: positiveInt }).optional(),
     sampling: z.object({ action_steps: positiveInt, vision_steps: positiveInt, max_vision_steps: positiveInt }),
     embodiments: z.record(embodiment).refine((e) => Object.keys(e).length > 0, 'at least one embodiment'),
     realtime_chunking: z.array(z.enum(['condition', 'inpaint', 'naive', 'ensemble'])).optional(),
@@ -78,7 +79,8 @@ export function parseManifest(json: unknown, where: string): Manifest {
       where,
       parsed.error.issues.map((i) => `${fieldPath(i.path)}: ${i.message}`),
     );
-  const m = parsed.data as unknown as Manifest;
+  // The rest of the server reads one shape: an absent future stream is one of zero tokens (hasFutureStream).
+  const m = { ...parsed.data, future: parsed.data.future ?? NO_FUTURE_STREAM } as unknown as Manifest;
   const problems: string[] = [];
   const ids = new Set<number>();
   for (const [key, e] of Object.entries(m.embodiments)) {
@@ -98,6 +100,12 @@ export function parseManifest(json: unknown, where: string): Manifest {
   const s = m.sampling;
   if (s.vision_steps % s.action_steps !== 0) problems.push('sampling.vision_steps must be a multiple of sampling.action_steps');
   if (s.vision_steps > s.max_vision_steps) problems.push('sampling.vision_steps exceeds sampling.max_vision_steps');
+  if (!hasFutureStream(m)) {
+    // Without a future stream a step past the action steps would run the denoiser for nothing: N_o = N_A.
+    for (const field of ['vision_steps', 'max_vision_steps'] as const) {
+      if (s[field] !== s.action_steps) problems.push(`sampling.${field} must equal sampling.action_steps in a package without future (action-only)`);
+    }
+  }
   if (new Set(m.cameras).size !== m.cameras.length) problems.push('cameras must be unique');
   if (!m.text.prompt_template.includes('{instruction}')) problems.push('text.prompt_template must contain {instruction}');
   for (const f of ['vlm.onnx', 'denoiser.onnx']) if (!Object.hasOwn(m.files, f)) problems.push(`files must list the sha256 of ${f}`);

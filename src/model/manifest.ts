@@ -1,6 +1,7 @@
 /**
  * The model package manifest, format_version 1 (docs/model-package.md).
- * Types only describe the JSON; `parseManifest` (manifest-validate.ts) checks a parsed value against them.
+ * Types describe the JSON as parsed; `parseManifest` (manifest-schema.ts) checks a parsed value against them and fills
+ * in what an absent optional section means where the rest of the server would otherwise ask each time (`future`).
  */
 
 export interface MinMax {
@@ -51,6 +52,10 @@ export interface Manifest {
   readonly conditioning: { readonly tokens: number; readonly dim: number };
   readonly action: { readonly horizon: number; readonly dim: number };
   readonly state: { readonly dim: number };
+  /**
+   * The future-observation stream's sizes, T_o and d_o; { tokens: 0, dim: 0 } (NO_FUTURE_STREAM) for an action-only
+   * package, whose manifest has no `future` (docs/model-package.md, "Action-only packages"). Ask hasFutureStream.
+   */
   readonly future: { readonly tokens: number; readonly dim: number };
   readonly sampling: {
     readonly action_steps: number;
@@ -67,6 +72,18 @@ export interface Manifest {
   readonly training?: Readonly<Record<string, unknown>>;
   /** File name -> "sha256:<hex>". */
   readonly files: Readonly<Record<string, string>>;
+}
+
+/** What parseManifest records for a manifest without `future`: zero-length future rows everywhere they are sized. */
+export const NO_FUTURE_STREAM: Manifest['future'] = Object.freeze({ tokens: 0, dim: 0 });
+
+/**
+ * Whether the package predicts future observations (a DUST policy) or is action-only (docs/model-package.md,
+ * "Action-only packages"): only then do its graphs have obs_embedding, future, tau_o and v_future, and its responses
+ * a future embedding and world-model surprise.
+ */
+export function hasFutureStream(m: Pick<Manifest, 'future'>): boolean {
+  return m.future.tokens > 0;
 }
 
 /** The methods of docs/sampling.md, "Real-time chunking" (src/sampling/chunking.ts implements them). */

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { ModelPackageError } from '../errors/index.js';
 import { checkNormalization, pixelDtypeOf } from '../preprocess/index.js';
 import { hashConfined, readConfined, resolveConfined, stallGuard, type ConfinedFileSpec, type StallGuard } from './confined-file.js';
-import type { Manifest } from './manifest.js';
+import { hasFutureStream, type Manifest } from './manifest.js';
 import { parseManifest } from './manifest-schema.js';
 import { DEFAULT_PACKAGE_LIMITS, type PackageLimits } from './package-limits.js';
 import { filesField } from './package-path.js';
@@ -133,9 +133,15 @@ export function takesPositionTimes(m: Manifest): boolean {
   return m.realtime_chunking?.includes('condition') ?? false;
 }
 
-/** The inputs and outputs docs/model-package.md requires, with the manifest's sizes filled in. */
+/**
+ * The inputs and outputs docs/model-package.md requires, with the manifest's sizes filled in. An action-only package
+ * has none of the future stream's (obs_embedding, future, tau_o, v_future): since checkGraphs refuses inputs the
+ * contract does not define, a DUST denoiser served under an action-only manifest is refused rather than fed nothing.
+ */
 export function expectedGraphs(m: Manifest): Record<'vlm' | 'denoiser', { inputs: Record<string, [string, Dim[]]>; outputs: Record<string, [string, Dim[]]> }> {
   const B = 'batch' as const;
+  const future = hasFutureStream(m);
+  const futureShape: Dim[] = [B, m.future.tokens, m.future.dim];
   return {
     vlm: {
       inputs: {
@@ -145,7 +151,7 @@ export function expectedGraphs(m: Manifest): Record<'vlm' | 'denoiser', { inputs
       },
       outputs: {
         vl_embs: ['float32', [B, m.conditioning.tokens, m.conditioning.dim]],
-        obs_embedding: ['float32', [B, m.future.tokens, m.future.dim]],
+        ...(future && { obs_embedding: ['float32', futureShape] as [string, Dim[]] }),
       },
     },
     denoiser: {
@@ -153,15 +159,15 @@ export function expectedGraphs(m: Manifest): Record<'vlm' | 'denoiser', { inputs
         vl_embs: ['float32', [B, m.conditioning.tokens, m.conditioning.dim]],
         state: ['float32', [B, m.state.dim]],
         actions: ['float32', [B, m.action.horizon, m.action.dim]],
-        future: ['float32', [B, m.future.tokens, m.future.dim]],
+        ...(future && { future: ['float32', futureShape] as [string, Dim[]] }),
         tau_a: ['float32', [B]],
-        tau_o: ['float32', [B]],
+        ...(future && { tau_o: ['float32', [B]] as [string, Dim[]] }),
         embodiment_id: ['int64', [B]],
         ...(takesPositionTimes(m) ? { action_times: ['float32', [B, m.action.horizon]] as [string, Dim[]] } : {}),
       },
       outputs: {
         v_actions: ['float32', [B, m.action.horizon, m.action.dim]],
-        v_future: ['float32', [B, m.future.tokens, m.future.dim]],
+        ...(future && { v_future: ['float32', futureShape] as [string, Dim[]] }),
       },
     },
   };
