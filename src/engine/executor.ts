@@ -20,8 +20,14 @@ export interface ModelShapes {
   readonly stateDim: number;
   readonly horizon: number;
   readonly actionDim: number;
+  /** 0 and 0 for an action-only package, whose rows carry zero-length future arrays. */
   readonly futureTokens: number;
   readonly futureDim: number;
+  /**
+   * The graphs have the future stream (vlm's obs_embedding; the denoiser's future, tau_o, v_future): the manifest's
+   * hasFutureStream, false for an action-only package (docs/model-package.md, "Action-only packages").
+   */
+  readonly futureStream: boolean;
 }
 
 /** Elements of one request's pixel_values row, [V, 3, H, W]. */

@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import type { OptionSlice } from '../config/index.js';
 import { ModelPackageError } from '../errors/index.js';
-import { checkGraphs, type Manifest, type ModelPackage, type RuntimeEvents, type RuntimeFactory } from '../model/index.js';
+import { checkGraphs, hasFutureStream, type Manifest, type ModelPackage, type RuntimeEvents, type RuntimeFactory } from '../model/index.js';
 import { pixelDtypeOf, PromptTokenizer, type PromptTokenizerOptions } from '../preprocess/index.js';
 import { initialNoise, randomSeed } from '../sampling/index.js';
 import type { Logger } from '../telemetry/index.js';
@@ -89,6 +89,7 @@ export function shapesOf(m: Manifest): ModelShapes {
     actionDim: m.action.dim,
     futureTokens: m.future.tokens,
     futureDim: m.future.dim,
+    futureStream: hasFutureStream(m),
   };
 }
 

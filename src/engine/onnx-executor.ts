@@ -112,6 +112,8 @@ export class OnnxExecutor implements Executor {
   readonly capacity: number;
   /** The denoiser takes per-position action times (`action_times`; packages trained with prefix conditioning). */
   private readonly positionTimes: boolean;
+  /** The graphs have the future stream (ModelShapes.futureStream); an action-only package's rows hold empty futures. */
+  private readonly futureStream: boolean;
 
   private constructor(
     private readonly vlm: ort.InferenceSession,
@@ -122,6 +124,7 @@ export class OnnxExecutor implements Executor {
     this.shapes = init.shapes;
     this.capacity = init.capacity;
     this.positionTimes = denoiser.inputNames.includes('action_times');
+    this.futureStream = init.shapes.futureStream;
   }
 
   static async create(init: OnnxExecutorInit): Promise<OnnxExecutor> {
@@ -177,7 +180,7 @@ export class OnnxExecutor implements Executor {
       arena.actions.set(batch.actions0.subarray(b * arena.aLen, (b + 1) * arena.aLen), slot * arena.aLen);
       arena.future.set(batch.future0.subarray(b * arena.oLen, (b + 1) * arena.oLen), slot * arena.oLen);
     });
-    return { obsEmbedding: out.obs_embedding.data as Float32Array, runMs };
+    return { obsEmbedding: this.futureStream ? (out.obs_embedding.data as Float32Array) : new Float32Array(0), runMs };
   }
 
   async step(batch: StepBatch): Promise<StepResult> {
@@ -191,9 +194,11 @@ export class OnnxExecutor implements Executor {
       vl_embs: new ort.Tensor('float32', arena.rows(arena.vl, arena.vlLen, slots), [B, s.condTokens, s.condDim]),
       state: new ort.Tensor('float32', arena.rows(arena.state, s.stateDim, slots), [B, s.stateDim]),
       actions: new ort.Tensor('float32', arena.rows(arena.actions, arena.aLen, slots), [B, s.horizon, s.actionDim]),
-      future: new ort.Tensor('float32', arena.rows(arena.future, arena.oLen, slots), [B, s.futureTokens, s.futureDim]),
       tau_a: new ort.Tensor('float32', batch.tauA, [B]),
-      tau_o: new ort.Tensor('float32', batch.tauO, [B]),
+      ...(this.futureStream && {
+        future: new ort.Tensor('float32', arena.rows(arena.future, arena.oLen, slots), [B, s.futureTokens, s.futureDim]),
+        tau_o: new ort.Tensor('float32', batch.tauO, [B]),
+      }),
       embodiment_id: new ort.Tensor('int64', arena.rows(arena.emb, 1, slots), [B]),
       ...(this.positionTimes && { action_times: new ort.Tensor('float32', batch.actionTimes ?? broadcastTimes(batch.tauA, s.horizon), [B, s.horizon]) }),
     };
@@ -201,7 +206,8 @@ export class OnnxExecutor implements Executor {
     const out = await this.denoiser.run(feeds);
     const t1 = performance.now();
     const vA = out.v_actions.data as Float32Array;
-    const vO = out.v_future.data as Float32Array;
+    // An action-only package's rows have empty futures: the update reads no future velocity.
+    const vO = this.futureStream ? (out.v_future.data as Float32Array) : new Float32Array(0);
     // Euler updates in place in the arena (docs/sampling.md), each row by its own plan: the same pure function the
     // golden vectors test, on views of the arena rows and of the velocity outputs.
     slots.forEach((slot, b) => {

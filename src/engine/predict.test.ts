@@ -127,3 +127,29 @@ describe('validateRequest: the committed prefix (real-time chunking)', () => {
     expect(validateRequest(trained, input({ prefix: prefix({ method: 'inpaint' }) })).chunking!.method).toBe('inpaint');
   });
 });
+
+describe('validateRequest: the step counts of an action-only package (no future stream)', () => {
+  // dust-tiny's sizes without `future`, as parseManifest records a manifest without one: N_o = N_A = 4.
+  const only = () => ({
+    ...handle,
+    manifest: { ...handle.manifest, future: { tokens: 0, dim: 0 }, sampling: { action_steps: 4, vision_steps: 4, max_vision_steps: 4 } },
+  });
+  const counts = (over: Partial<PredictInput>) => validateRequest(only(), input(over)).counts;
+
+  it('runs N_o = N_A, with a latency budget too (a DUST package would plan up to max_vision_steps)', () => {
+    expect(counts({})).toEqual({ actionSteps: 4, visionSteps: 4 });
+    expect(counts({ latencyBudgetMs: 1000 })).toEqual({ actionSteps: 4, visionSteps: 4 });
+    expect(counts({ actionSteps: 2, latencyBudgetMs: 1000 })).toEqual({ actionSteps: 2, visionSteps: 2 });
+    expect(counts({ actionSteps: 2, visionSteps: 2 })).toEqual({ actionSteps: 2, visionSteps: 2 });
+    expect(validateRequest(handle, input({ latencyBudgetMs: 1000 })).counts.visionSteps).toBe(handle.manifest.sampling.max_vision_steps);
+  });
+
+  it('refuses vision steps above the action steps, naming max_vision_steps', () => {
+    for (const over of [{ visionSteps: 8 }, { actionSteps: 2, visionSteps: 4 }, { actionSteps: 2, visionSteps: 4, latencyBudgetMs: 1000 }]) {
+      expect(() => counts(over)).toThrow(InvalidArgumentError);
+      expect(() => counts(over)).toThrow(/vision_steps \d exceeds action_steps \d: this model has no future stream \(its max_vision_steps, 4,/);
+    }
+    // Below N_A is refused as for any package.
+    expect(() => counts({ visionSteps: 2 })).toThrow(/must be a multiple of action_steps/);
+  });
+});

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError, NotFoundError, quote } from '../errors/index.js';
-import type { EmbodimentSpec, Manifest, ModelHandle } from '../model/index.js';
+import { hasFutureStream, type EmbodimentSpec, type Manifest, type ModelHandle } from '../model/index.js';
 import { checkViews, denormalizeActions, normalizeState, type ImageInput } from '../preprocess/index.js';
 import { stepCountProblem, type ChunkingMethod, type StepCounts } from '../sampling/index.js';
 import { callerKey, requestDeadline } from './admission.js';
@@ -74,7 +74,7 @@ export interface PredictOutput {
   readonly actionShape: readonly [number, number];
   /** The actions before denormalization, [horizon, the model's padded action.dim] (shadow divergence compares these). */
   readonly normalizedActions: Float32Array;
-  /** [futureTokens, futureDim] when requested. */
+  /** [futureTokens, futureDim] when requested; undefined from an action-only package, which predicts none. */
   readonly futureEmbedding: Float32Array | undefined;
   readonly futureShape: readonly [number, number];
   readonly sampling: {
@@ -116,7 +116,8 @@ function embodimentOf(m: Manifest, name: string): EmbodimentSpec {
 /**
  * N_A and N_o for a request (docs/api.md SamplingOptions). Defaults come from the manifest; when only
  * action_steps is given, the manifest's q = N_o / N_A is kept. With a latency budget, vision_steps is the
- * upper bound the scheduler may spend (the model's max when 0).
+ * upper bound the scheduler may spend (the model's max when 0). An action-only package has no vision steps to spend:
+ * N_o = N_A, whatever the budget (docs/model-package.md, "Action-only packages").
  */
 export function resolveStepCounts(m: Manifest, actionSteps: number, visionSteps: number, budgeted: boolean): StepCounts {
   const max = m.sampling.max_vision_steps;
@@ -125,7 +126,15 @@ export function resolveStepCounts(m: Manifest, actionSteps: number, visionSteps:
   if (na > max)
     throw new InvalidArgumentError(`sampling: action_steps ${na} exceeds this model's max_vision_steps ${max} (vision_steps is a multiple of action_steps)`);
   let no = visionSteps;
-  if (no === 0) {
+  if (!hasFutureStream(m)) {
+    // A step past the action steps would only advance a future stream this model does not have, so a budget buys
+    // none: it is met or missed (or, strict, refused) at N_A.
+    if (no > na)
+      throw new InvalidArgumentError(
+        `sampling: vision_steps ${no} exceeds action_steps ${na}: this model has no future stream (its max_vision_steps, ${max}, is its default action_steps), so vision_steps is 0 or action_steps`,
+      );
+    if (no === 0) no = na;
+  } else if (no === 0) {
     if (budgeted) no = Math.floor(max / na) * na;
     else if (actionSteps === 0) no = m.sampling.vision_steps;
     else no = Math.min(na * (m.sampling.vision_steps / m.sampling.action_steps), Math.floor(max / na) * na);
@@ -224,9 +233,10 @@ export async function runRequest(handle: ModelHandle<ModelRuntime>, request: Val
   );
 
   const executed = input.stepsExecuted ?? 0;
-  const surprise = input.episodeId
-    ? runtime.surprise.observe(input.robotId, input.episodeId, result.obsEmbedding, result.future, executed === 0 || executed === m.action.horizon)
-    : undefined;
+  const surprise =
+    input.episodeId && hasFutureStream(m)
+      ? runtime.surprise.observe(input.robotId, input.episodeId, result.obsEmbedding, result.future, executed === 0 || executed === m.action.horizon)
+      : undefined;
   const actions = denormalizeActions(result.actions, m.action.horizon, m.action.dim, embodiment);
   const ready = performance.now();
   worker.observeResponsePath(ready - (ctx.receivedAt + result.timing.totalMs));
@@ -239,7 +249,7 @@ export async function runRequest(handle: ModelHandle<ModelRuntime>, request: Val
     actions,
     actionShape: [m.action.horizon, embodiment.action_dim],
     normalizedActions: result.actions,
-    futureEmbedding: input.returnFutureEmbedding ? result.future : undefined,
+    futureEmbedding: input.returnFutureEmbedding && hasFutureStream(m) ? result.future : undefined,
     futureShape: [m.future.tokens, m.future.dim],
     sampling: {
       actionSteps: result.actionSteps,

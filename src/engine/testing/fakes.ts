@@ -64,6 +64,7 @@ export const TEST_SHAPES: ModelShapes = Object.freeze({
   actionDim: 2,
   futureTokens: 1,
   futureDim: 2,
+  futureStream: true,
 });
 
 export interface FakeCall {
