@@ -13,9 +13,6 @@
  */
 import { model, node, ONNX_TYPE, valueInfo, type OnnxNode, type OnnxType } from './onnx-writer.js';
 
-export const UPDATE_INPUTS = ['actions', 'future', 'v_actions', 'v_future', 'dt_a', 'dt_o'] as const;
-export const UPDATE_OUTPUTS = ['actions_next', 'future_next'] as const;
-
 function euler(x: string, dt: string, v: string, out: string): OnnxNode[] {
   const to64 = { to: ONNX_TYPE.float64 };
   return [
@@ -28,18 +25,19 @@ function euler(x: string, dt: string, v: string, out: string): OnnxNode[] {
   ];
 }
 
-/** The update for rows of `actionLen` and `futureLen` values. */
+/**
+ * The update for rows of `actionLen` and `futureLen` values. `futureLen` 0 (an action-only package, whose denoiser
+ * has no future stream): the action update alone, without the future's inputs and output.
+ */
 export function eulerUpdateModel(actionLen: number, futureLen: number): Uint8Array {
+  const streams = [{ x: 'actions', dt: 'dt_a', v: 'v_actions', out: 'actions_next', len: actionLen }];
+  if (futureLen > 0) streams.push({ x: 'future', dt: 'dt_o', v: 'v_future', out: 'future_next', len: futureLen });
   return model('dust-serve native executor', 'euler_update', (g) => {
-    [...euler('actions', 'dt_a', 'v_actions', 'actions_next'), ...euler('future', 'dt_o', 'v_future', 'future_next')].forEach((n, i) => node(g, n, i));
-    valueInfo(g, 11, 'actions', 'float32', ['batch', actionLen]);
-    valueInfo(g, 11, 'future', 'float32', ['batch', futureLen]);
-    valueInfo(g, 11, 'v_actions', 'float32', ['batch', actionLen]);
-    valueInfo(g, 11, 'v_future', 'float32', ['batch', futureLen]);
-    valueInfo(g, 11, 'dt_a', 'float32', ['batch', 1]);
-    valueInfo(g, 11, 'dt_o', 'float32', ['batch', 1]);
-    valueInfo(g, 12, 'actions_next', 'float32', ['batch', actionLen]);
-    valueInfo(g, 12, 'future_next', 'float32', ['batch', futureLen]);
+    streams.flatMap((s) => euler(s.x, s.dt, s.v, s.out)).forEach((n, i) => node(g, n, i));
+    for (const s of streams) valueInfo(g, 11, s.x, 'float32', ['batch', s.len]);
+    for (const s of streams) valueInfo(g, 11, s.v, 'float32', ['batch', s.len]);
+    for (const s of streams) valueInfo(g, 11, s.dt, 'float32', ['batch', 1]);
+    for (const s of streams) valueInfo(g, 12, s.out, 'float32', ['batch', s.len]);
   });
 }
 

@@ -1,9 +1,9 @@
 /**
  * The Executor over the native addon (native-ort.ts), with the arena on the model's device: the conditioning
- * (vl_embs), state, embodiment id, A and O of every row stay in device memory for the request's life, and only the
- * finished action chunks and future embeddings come back to the host (BENCHMARKS.md, "Per-step host-device
- * traffic": onnxruntime-node sends the conditioning to the GPU on every step). On the CPU the same code runs on host
- * memory. Same arena semantics as onnx-executor.ts: slots, moves, finishing rows.
+ * (vl_embs), state, embodiment id, A and O (none in an action-only package) of every row stay in device memory for
+ * the request's life, and only the finished action chunks and future embeddings come back to the host (BENCHMARKS.md,
+ * "Per-step host-device traffic": onnxruntime-node sends the conditioning to the GPU on every step). On the CPU the
+ * same code runs on host memory. Same arena semantics as onnx-executor.ts: slots, moves, finishing rows.
  *
  * - VLM: its vl_embs output is bound straight into the arena rows of the batch when their slots are contiguous
  *   (the slot table adds rows at the end of the prefix, so they are), else into a staging buffer and copied row by
@@ -196,6 +196,18 @@ type Field = 'vl' | 'state' | 'emb' | 'actions' | 'future';
 const FIELDS: readonly Field[] = ['vl', 'state', 'emb', 'actions', 'future'];
 const DENOISER_INPUT: Record<Field, string> = { vl: 'vl_embs', state: 'state', emb: 'embodiment_id', actions: 'actions', future: 'future' };
 
+/**
+ * The streams the denoiser integrates: its velocity output, the update graph's step-size input and output
+ * (executor-graphs.ts), and the row of the parameters (tau_a, tau_o, dt_a, dt_o) holding the step size. An
+ * action-only package has only `actions` (docs/model-package.md, "Action-only packages"): no future field, input,
+ * velocity or update.
+ */
+type Stream = 'actions' | 'future';
+const STREAM: Record<Stream, { readonly velocity: string; readonly dt: string; readonly dtRow: number; readonly next: string }> = {
+  actions: { velocity: 'v_actions', dt: 'dt_a', dtRow: 2, next: 'actions_next' },
+  future: { velocity: 'v_future', dt: 'dt_o', dtRow: 3, next: 'future_next' },
+};
+
 interface FieldSpec {
   readonly len: number;
   readonly dtype: DType;
@@ -275,6 +287,9 @@ export class NativeExecutor implements Executor {
   /** Each captured graph's check at creation (empty without graphs). */
   readonly graphChecks: GraphCheck[] = [];
   private readonly specs: Record<Field, FieldSpec>;
+  /** The arena's fields and the integrated streams: without `future` for an action-only package (ModelShapes.futureStream). */
+  private readonly fields: readonly Field[];
+  private readonly streams: readonly Stream[];
   /** Whether runs replay the captured graphs; false after a failed check. */
   private graphIds: boolean;
   /** The sessions were created with CUDA graphs: a run without a graph must say so (NO_GRAPH), or it captures id 0. */
@@ -285,8 +300,9 @@ export class NativeExecutor implements Executor {
   private gatherRows: { session: NativeSession; idx: Rows; host: BigInt64Array; hostView: NativeValue } | undefined;
   private readonly arena = {} as Record<Field, Rows>;
   private staging = {} as Record<Field, Rows>;
-  private velocity!: { actions: Rows; future: Rows };
-  private next!: { actions: Rows; future: Rows };
+  /** Per stream in `streams`: the denoiser's velocities, and the device update's results. */
+  private velocity = {} as Record<Stream, Rows>;
+  private next = {} as Record<Stream, Rows>;
   /** tau_a, tau_o, dt_a, dt_o of the step's rows (zero for padding), copied in once per call. */
   private params!: Rows;
   private paramsHost!: Float32Array;
@@ -315,6 +331,8 @@ export class NativeExecutor implements Executor {
     this.shapes = init.shapes;
     this.capacity = init.capacity;
     this.specs = fieldSpecs(init.shapes);
+    this.fields = init.shapes.futureStream ? FIELDS : FIELDS.filter((f) => f !== 'future');
+    this.streams = init.shapes.futureStream ? ['actions', 'future'] : ['actions'];
     this.graphIds = (init.cudaGraphs === true && denoiser.device === 'cuda') || deps.forceGraphIds === true;
     this.graphSessions = this.graphIds;
     this.buckets = batchBuckets(init.maxBatch);
@@ -448,7 +466,7 @@ export class NativeExecutor implements Executor {
   private allocate(): void {
     const arenaRows = Math.max(this.capacity, this.buckets[this.buckets.length - 1]);
     try {
-      for (const f of FIELDS) this.arena[f] = this.rows(arenaRows, this.specs[f]);
+      for (const f of this.fields) this.arena[f] = this.rows(arenaRows, this.specs[f]);
     } catch (err) {
       if (isOutOfMemory(err))
         throw new InferenceError(`the arena of ${arenaRows} rows does not fit in ${this.device} memory (maxActive): ${(err as Error).message}`, { cause: err });
@@ -469,9 +487,11 @@ export class NativeExecutor implements Executor {
 
   private allocateCallBuffers(max: number): void {
     this.staging = {} as Record<Field, Rows>;
-    for (const f of FIELDS) this.staging[f] = this.rows(max, this.specs[f]);
-    this.velocity = { actions: this.rows(max, this.specs.actions), future: this.rows(max, this.specs.future) };
-    this.next = { actions: this.rows(max, this.specs.actions), future: this.rows(max, this.specs.future) };
+    for (const f of this.fields) this.staging[f] = this.rows(max, this.specs[f]);
+    for (const st of this.streams) {
+      this.velocity[st] = this.rows(max, this.specs[st]);
+      this.next[st] = this.rows(max, this.specs[st]);
+    }
     this.params = this.rows(4, { len: max, dtype: 'float32' });
     this.paramsHost = new Float32Array(4 * max);
     if (this.denoiser.inputs().some((i) => i.name === 'action_times')) {
@@ -481,7 +501,7 @@ export class NativeExecutor implements Executor {
     if (!this.hostUpdate) {
       const host = new BigInt64Array(max);
       const idx = this.rows(1, { len: max, dtype: 'int64' });
-      const fields = FIELDS.map((f) => ({ name: f, type: this.specs[f].dtype as 'float32' | 'int64', len: this.specs[f].len }));
+      const fields = this.fields.map((f) => ({ name: f, type: this.specs[f].dtype as 'float32' | 'int64', len: this.specs[f].len }));
       this.gatherRows = {
         session: new this.ort.Session(gatherRowsModel(fields), {
           device: this.device,
@@ -518,6 +538,8 @@ export class NativeExecutor implements Executor {
       r?.release();
     this.actionTimes = undefined;
     this.staging = {} as Record<Field, Rows>;
+    this.velocity = {} as Record<Stream, Rows>;
+    this.next = {} as Record<Stream, Rows>;
   }
 
   /** Drops buckets[from..] after `err`: steps run as several calls of the largest bucket left. */
@@ -583,7 +605,7 @@ export class NativeExecutor implements Executor {
     const g = this.gatherRows!;
     const inputs: Record<string, NativeValue> = { idx: this.firstValues(g.idx, bucket, 'int64') };
     const outputs: Record<string, NativeValue> = {};
-    for (const f of FIELDS) {
+    for (const f of this.fields) {
       inputs[f] = this.arena[f].span(0, this.arena[f].rows, 'rows');
       outputs[`${f}_rows`] = this.staging[f].span(0, bucket, 'rows');
     }
@@ -594,37 +616,29 @@ export class NativeExecutor implements Executor {
   private denoiserCall(bucket: number, prefix: boolean, id: number | undefined): void {
     const src = prefix ? this.arena : this.staging;
     const inputs: Record<string, NativeValue> = {};
-    for (const f of FIELDS) inputs[DENOISER_INPUT[f]] = src[f].span(0, bucket, this.specs[f].rowShape);
+    for (const f of this.fields) inputs[DENOISER_INPUT[f]] = src[f].span(0, bucket, this.specs[f].rowShape);
     const max = this.params.len;
     inputs.tau_a = this.paramSpan(0, max, bucket, false);
-    inputs.tau_o = this.paramSpan(1, max, bucket, false);
+    if (this.shapes.futureStream) inputs.tau_o = this.paramSpan(1, max, bucket, false);
     if (this.actionTimes) inputs.action_times = this.actionTimes.span(0, bucket, [this.shapes.horizon]);
-    this.denoiser.run(
-      inputs,
-      {
-        v_actions: this.velocity.actions.span(0, bucket, this.specs.actions.rowShape),
-        v_future: this.velocity.future.span(0, bucket, this.specs.future.rowShape),
-      },
-      id,
-    );
+    const outputs: Record<string, NativeValue> = {};
+    for (const st of this.streams) outputs[STREAM[st].velocity] = this.velocity[st].span(0, bucket, this.specs[st].rowShape);
+    this.denoiser.run(inputs, outputs, id);
   }
 
-  /** The Euler update of rows [0, bucket) on the device, into the next buffers. */
+  /** The Euler update of rows [0, bucket) on the device, into the next buffers (the graph of executor-graphs.ts). */
   private updateCall(bucket: number, prefix: boolean, id: number | undefined): void {
     const src = prefix ? this.arena : this.staging;
     const max = this.params.len;
-    this.update.run(
-      {
-        actions: src.actions.span(0, bucket, 'rows'),
-        future: src.future.span(0, bucket, 'rows'),
-        v_actions: this.velocity.actions.span(0, bucket, 'rows'),
-        v_future: this.velocity.future.span(0, bucket, 'rows'),
-        dt_a: this.paramSpan(2, max, bucket, true),
-        dt_o: this.paramSpan(3, max, bucket, true),
-      },
-      { actions_next: this.next.actions.span(0, bucket, 'rows'), future_next: this.next.future.span(0, bucket, 'rows') },
-      id,
-    );
+    const inputs: Record<string, NativeValue> = {};
+    const outputs: Record<string, NativeValue> = {};
+    for (const st of this.streams) {
+      inputs[st] = src[st].span(0, bucket, 'rows');
+      inputs[STREAM[st].velocity] = this.velocity[st].span(0, bucket, 'rows');
+      inputs[STREAM[st].dt] = this.paramSpan(STREAM[st].dtRow, max, bucket, true);
+      outputs[STREAM[st].next] = this.next[st].span(0, bucket, 'rows');
+    }
+    this.update.run(inputs, outputs, id);
   }
 
   /**
@@ -637,6 +651,8 @@ export class NativeExecutor implements Executor {
     const max = this.buckets[this.buckets.length - 1];
     // Seeded standard normals (the sampler's own generator) in the rows the checks read, [0, max); embodiment 0.
     FIELDS.forEach((f, k) => {
+      // k from FIELDS, not this.fields: each field's values are the same whichever fields the package has.
+      if (!this.fields.includes(f)) return;
       const r = this.arena[f];
       const host = r.dtype === 'int64' ? new BigInt64Array(max * r.len) : initialNoise(BigInt(k + 1), max * r.len, 0).actions;
       this.copier.copy([[this.temp(host, 0, r.dtype, [max * r.len]), r.span(0, max, 'flat')]], r.dtype);
@@ -657,9 +673,9 @@ export class NativeExecutor implements Executor {
       this.copier.copy([[g.hostView, g.idx.span(0, 1, 'flat')]], 'int64');
     }
     const outputsOf = {
-      gather: () => FIELDS.map((f) => this.staging[f]),
-      denoiser: () => [this.velocity.actions, this.velocity.future],
-      update: () => [this.next.actions, this.next.future],
+      gather: () => this.fields.map((f) => this.staging[f]),
+      denoiser: () => this.streams.map((st) => this.velocity[st]),
+      update: () => this.streams.map((st) => this.next[st]),
     };
     for (const bucket of this.buckets) {
       for (const prefix of [true, false]) {
@@ -729,7 +745,7 @@ export class NativeExecutor implements Executor {
 
   private applyMoves(moves: readonly SlotMove[]): void {
     // One move at a time, in order: a later move may read the row an earlier one wrote.
-    for (const { from, to } of moves) for (const f of FIELDS) this.copier.copy([[this.arena[f].row(from), this.arena[f].row(to)]], this.specs[f].dtype);
+    for (const { from, to } of moves) for (const f of this.fields) this.copier.copy([[this.arena[f].row(from), this.arena[f].row(to)]], this.specs[f].dtype);
   }
 
   /** A view for the current call only. */
@@ -793,7 +809,7 @@ export class NativeExecutor implements Executor {
         input_ids: host(batch.inputIds, [B, s.textTokens]),
         attention_mask: host(batch.attentionMask, [B, s.textTokens]),
       },
-      { vl_embs: vlOut, obs_embedding: host(obs, [B, s.futureTokens, s.futureDim]) },
+      { vl_embs: vlOut, ...(s.futureStream && { obs_embedding: host(obs, [B, s.futureTokens, s.futureDim]) }) },
     );
     const runMs = performance.now() - t0;
     if (!contiguous)
@@ -801,13 +817,16 @@ export class NativeExecutor implements Executor {
         Array.from(slots, (slot, b): Pair => [this.vlStaging!.row(b), this.arena.vl.row(slot)]),
         'float32',
       );
-    const inputs: readonly [Field, Float32Array | BigInt64Array][] = [
-      ['state', batch.state],
-      ['emb', batch.embodimentIds],
-      ['actions', batch.actions0],
-      ['future', batch.future0],
-    ];
-    for (const [f, data] of inputs) {
+    const inputs: Partial<Record<Field, Float32Array | BigInt64Array>> = {
+      state: batch.state,
+      emb: batch.embodimentIds,
+      actions: batch.actions0,
+      future: batch.future0,
+    };
+    for (const f of this.fields) {
+      const data = inputs[f];
+      // vl_embs came from the VLM call above.
+      if (data === undefined) continue;
       const spec = this.specs[f];
       const pairs: Pair[] = contiguous
         ? [[this.temp(data, 0, spec.dtype, [B * spec.len]), this.temp(this.arena[f].buffer, slots[0] * this.arena[f].rowBytes, spec.dtype, [B * spec.len])]]
@@ -846,21 +865,16 @@ export class NativeExecutor implements Executor {
     this.inpaint(batch);
     const { finishing } = batch;
     const F = finishing.length;
-    const aLen = this.specs.actions.len;
-    const oLen = this.specs.future.len;
-    const actions = new Float32Array(F * aLen);
-    const future = new Float32Array(F * oLen);
-    if (F > 0) {
+    // An action-only package's future rows are empty (oLen 0) and come back as such.
+    const out = { actions: new Float32Array(F * this.specs.actions.len), future: new Float32Array(F * this.specs.future.len) };
+    for (const st of F > 0 ? this.streams : []) {
+      const len = this.specs[st].len;
       this.copier.copy(
-        Array.from(finishing, (slot, f): Pair => [this.arena.actions.row(slot), this.temp(actions, f * aLen * 4, 'float32', [aLen])]),
-        'float32',
-      );
-      this.copier.copy(
-        Array.from(finishing, (slot, f): Pair => [this.arena.future.row(slot), this.temp(future, f * oLen * 4, 'float32', [oLen])]),
+        Array.from(finishing, (slot, f): Pair => [this.arena[st].row(slot), this.temp(out[st], f * len * 4, 'float32', [len])]),
         'float32',
       );
     }
-    return { actions, future, runMs, hostMs: performance.now() - h0 - runMs };
+    return { ...out, runMs, hostMs: performance.now() - h0 - runMs };
   }
 
   /**
@@ -919,7 +933,7 @@ export class NativeExecutor implements Executor {
       for (let b = 0; b < B; b++) g.host[b] = BigInt(slots[b]);
       this.copier.copy([[g.hostView, g.idx.span(0, 1, 'flat')]], 'int64');
     } else if (!prefix) {
-      for (const f of FIELDS)
+      for (const f of this.fields)
         this.copier.copy(
           Array.from(slots, (slot, b): Pair => [this.arena[f].row(slot), this.staging[f].row(b)]),
           this.specs[f].dtype,
@@ -929,35 +943,23 @@ export class NativeExecutor implements Executor {
     if (this.hostUpdate) {
       // In place, over the B real rows only: padding rows are never touched.
       const src = prefix ? this.arena : this.staging;
-      for (const [f, dt] of [
-        ['actions', 2],
-        ['future', 3],
-      ] as const) {
-        const x = src[f].span(0, B, 'flat');
-        this.ort.axpyRows(x, this.velocity[f].span(0, B, 'flat'), this.paramSpan(dt, max, B, false), x);
+      for (const st of this.streams) {
+        const x = src[st].span(0, B, 'flat');
+        this.ort.axpyRows(x, this.velocity[st].span(0, B, 'flat'), this.paramSpan(STREAM[st].dtRow, max, B, false), x);
       }
       if (!prefix)
         this.copier.copy(
-          Array.from(slots, (slot, b): Pair[] => [
-            [this.staging.actions.row(b), this.arena.actions.row(slot)],
-            [this.staging.future.row(b), this.arena.future.row(slot)],
-          ]).flat(),
+          Array.from(slots, (slot, b): Pair[] => this.streams.map((st): Pair => [this.staging[st].row(b), this.arena[st].row(slot)])).flat(),
           'float32',
         );
     } else if (prefix) {
       this.copier.copy(
-        [
-          [this.next.actions.span(0, B, 'flat'), this.arena.actions.span(0, B, 'flat')],
-          [this.next.future.span(0, B, 'flat'), this.arena.future.span(0, B, 'flat')],
-        ],
+        this.streams.map((st): Pair => [this.next[st].span(0, B, 'flat'), this.arena[st].span(0, B, 'flat')]),
         'float32',
       );
     } else {
       this.copier.copy(
-        Array.from(slots, (slot, b): Pair[] => [
-          [this.next.actions.row(b), this.arena.actions.row(slot)],
-          [this.next.future.row(b), this.arena.future.row(slot)],
-        ]).flat(),
+        Array.from(slots, (slot, b): Pair[] => this.streams.map((st): Pair => [this.next[st].row(b), this.arena[st].row(slot)])).flat(),
         'float32',
       );
     }
@@ -974,7 +976,7 @@ export class NativeExecutor implements Executor {
     if (this.closed) return;
     this.closed = true;
     this.releaseCallBuffers();
-    for (const f of FIELDS) this.arena[f]?.release();
+    for (const f of this.fields) this.arena[f]?.release();
     this.vlStaging?.release();
     this.pixelStaging?.release();
     this.copier.release();
