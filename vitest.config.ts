@@ -79,6 +79,7 @@ export const SYSTEM = [
   'test/push-dataset.test.ts', // the MuJoCo push task, the toolchain's Python (numpy, torch)
   'test/push-task.test.ts', // the MuJoCo push task
   'test/pixels-uint8.test.ts', // the toolchain's Python (torch) writes the uint8-pixel package
+  'test/action-only.test.ts', // the toolchain's Python (torch) trains and exports the action-only package
   'test/shared-experiment.test.ts', // PostgreSQL
 ];
 
