@@ -160,7 +160,8 @@ def manifest_for(
         "sampling": {
             "action_steps": cfg.action_steps,
             "vision_steps": cfg.vision_steps if d.future_stream else cfg.action_steps,
-            "max_vision_steps": cfg.max_vision_steps if d.future_stream else cfg.action_steps,
+            # Without a future stream this bounds the action steps a request may ask for.
+            "max_vision_steps": cfg.max_vision_steps,
         },
         "embodiments": embodiments,
         # Absent: the guidance-free methods every package supports. A model trained with prefix conditioning
@@ -436,8 +437,8 @@ def validate_package(package_dir: Path) -> List[str]:
     s = manifest["sampling"]
     if s["action_steps"] < 1 or s["vision_steps"] % s["action_steps"] or s["vision_steps"] > s["max_vision_steps"]:
         problems.append("sampling steps inconsistent (N_o must be a multiple of N_A and <= max_vision_steps)")
-    if future is None and not s["action_steps"] == s["vision_steps"] == s["max_vision_steps"]:
-        problems.append("sampling: an action-only package's vision_steps and max_vision_steps must equal action_steps")
+    if future is None and s["vision_steps"] != s["action_steps"]:
+        problems.append("sampling: an action-only package's vision_steps must equal action_steps")
 
     # Shapes the manifest states vs the graphs' declared inputs/outputs.
     n_views = len(manifest["cameras"])

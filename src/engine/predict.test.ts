@@ -129,10 +129,11 @@ describe('validateRequest: the committed prefix (real-time chunking)', () => {
 });
 
 describe('validateRequest: the step counts of an action-only package (no future stream)', () => {
-  // dust-tiny's sizes without `future`, as parseManifest records a manifest without one: N_o = N_A = 4.
+  // dust-tiny's sizes without `future`, as parseManifest records a manifest without one: N_o = N_A = 4, and at most
+  // 16 action steps a request.
   const only = () => ({
     ...handle,
-    manifest: { ...handle.manifest, future: { tokens: 0, dim: 0 }, sampling: { action_steps: 4, vision_steps: 4, max_vision_steps: 4 } },
+    manifest: { ...handle.manifest, future: { tokens: 0, dim: 0 }, sampling: { action_steps: 4, vision_steps: 4, max_vision_steps: 16 } },
   });
   const counts = (over: Partial<PredictInput>) => validateRequest(only(), input(over)).counts;
 
@@ -141,13 +142,16 @@ describe('validateRequest: the step counts of an action-only package (no future 
     expect(counts({ latencyBudgetMs: 1000 })).toEqual({ actionSteps: 4, visionSteps: 4 });
     expect(counts({ actionSteps: 2, latencyBudgetMs: 1000 })).toEqual({ actionSteps: 2, visionSteps: 2 });
     expect(counts({ actionSteps: 2, visionSteps: 2 })).toEqual({ actionSteps: 2, visionSteps: 2 });
+    // max_vision_steps bounds the action steps: more than the default up to it, then refused as for any package.
+    expect(counts({ actionSteps: 16, latencyBudgetMs: 1000 })).toEqual({ actionSteps: 16, visionSteps: 16 });
+    expect(() => counts({ actionSteps: 32 })).toThrow(/action_steps 32 exceeds this model's max_vision_steps 16/);
     expect(validateRequest(handle, input({ latencyBudgetMs: 1000 })).counts.visionSteps).toBe(handle.manifest.sampling.max_vision_steps);
   });
 
-  it('refuses vision steps above the action steps, naming max_vision_steps', () => {
+  it('refuses vision steps above the action steps, saying vision_steps is 0 or action_steps', () => {
     for (const over of [{ visionSteps: 8 }, { actionSteps: 2, visionSteps: 4 }, { actionSteps: 2, visionSteps: 4, latencyBudgetMs: 1000 }]) {
       expect(() => counts(over)).toThrow(InvalidArgumentError);
-      expect(() => counts(over)).toThrow(/vision_steps \d exceeds action_steps \d: this model has no future stream \(its max_vision_steps, 4,/);
+      expect(() => counts(over)).toThrow(/vision_steps \d exceeds action_steps \d: this model has no future stream, so vision_steps is 0 or action_steps/);
     }
     // Below N_A is refused as for any package.
     expect(() => counts({ visionSteps: 2 })).toThrow(/must be a multiple of action_steps/);

@@ -131,7 +131,7 @@ export function resolveStepCounts(m: Manifest, actionSteps: number, visionSteps:
     // none: it is met or missed (or, strict, refused) at N_A.
     if (no > na)
       throw new InvalidArgumentError(
-        `sampling: vision_steps ${no} exceeds action_steps ${na}: this model has no future stream (its max_vision_steps, ${max}, is its default action_steps), so vision_steps is 0 or action_steps`,
+        `sampling: vision_steps ${no} exceeds action_steps ${na}: this model has no future stream, so vision_steps is 0 or action_steps (its max_vision_steps, ${max}, bounds action_steps)`,
       );
     if (no === 0) no = na;
   } else if (no === 0) {

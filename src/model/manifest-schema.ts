@@ -100,12 +100,10 @@ export function parseManifest(json: unknown, where: string): Manifest {
   const s = m.sampling;
   if (s.vision_steps % s.action_steps !== 0) problems.push('sampling.vision_steps must be a multiple of sampling.action_steps');
   if (s.vision_steps > s.max_vision_steps) problems.push('sampling.vision_steps exceeds sampling.max_vision_steps');
-  if (!hasFutureStream(m)) {
-    // Without a future stream a step past the action steps would run the denoiser for nothing: N_o = N_A.
-    for (const field of ['vision_steps', 'max_vision_steps'] as const) {
-      if (s[field] !== s.action_steps) problems.push(`sampling.${field} must equal sampling.action_steps in a package without future (action-only)`);
-    }
-  }
+  // Without a future stream a step past the action steps would run the denoiser for nothing: N_o = N_A, and
+  // max_vision_steps bounds the action steps a request may ask for.
+  if (!hasFutureStream(m) && s.vision_steps !== s.action_steps)
+    problems.push('sampling.vision_steps must equal sampling.action_steps in a package without future (action-only)');
   if (new Set(m.cameras).size !== m.cameras.length) problems.push('cameras must be unique');
   if (!m.text.prompt_template.includes('{instruction}')) problems.push('text.prompt_template must contain {instruction}');
   for (const f of ['vlm.onnx', 'denoiser.onnx']) if (!Object.hasOwn(m.files, f)) problems.push(`files must list the sha256 of ${f}`);

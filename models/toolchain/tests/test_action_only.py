@@ -96,7 +96,7 @@ def test_export_writes_the_action_only_contract(action_only, tokenizer, stats, t
     manifest = json.loads((out / "manifest.json").read_text())
     assert "future" not in manifest and manifest["architecture"]["family"] == "action-only"
     s = manifest["sampling"]
-    assert s["action_steps"] == s["vision_steps"] == s["max_vision_steps"]
+    assert s["action_steps"] == s["vision_steps"] <= s["max_vision_steps"]
     names = set()
     for graph in ("vlm", "denoiser"):
         sig = declared_signature(out / f"{graph}.onnx")
@@ -124,7 +124,7 @@ def test_validate_refuses_an_action_only_package_with_vision_steps(action_only, 
     manifest["sampling"].update(vision_steps=8, max_vision_steps=8)
     (out / "manifest.json").write_text(json.dumps(manifest))
     assert any("action-only package's vision_steps" in p for p in validate_package(out))
-    manifest["sampling"].update(vision_steps=4, max_vision_steps=4)
+    manifest["sampling"].update(vision_steps=4, max_vision_steps=8)  # a cap on the action steps: fine
     manifest["architecture"]["family"] = "dust"
     (out / "manifest.json").write_text(json.dumps(manifest))
     assert any("architecture.family" in p for p in validate_package(out))
