@@ -75,7 +75,13 @@ WITH_NUMPY.describe('an action-only package beside a DUST package', () => {
           t().client.ListModels({}, (err, res) => (err ? reject(err) : resolve(res!))),
         );
         const version = (v: number) => list.models.find((m) => m.name === 'dust-tiny' && m.version === v);
-        expect(version(2)).toMatchObject({ state: 'MODEL_STATE_READY', future_tokens: 0, future_dim: 0, default_vision_steps: 4, max_vision_steps: manifest.sampling.max_vision_steps });
+        expect(version(2)).toMatchObject({
+          state: 'MODEL_STATE_READY',
+          future_tokens: 0,
+          future_dim: 0,
+          default_vision_steps: 4,
+          max_vision_steps: manifest.sampling.max_vision_steps,
+        });
         expect(version(1)).toMatchObject({ state: 'MODEL_STATE_READY', future_tokens: 16, future_dim: 32 });
       });
 
