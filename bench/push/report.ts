@@ -136,25 +136,28 @@ function compare(a: string, b: string, ra: readonly EpisodeResult[], rb: readonl
 }
 
 /**
- * The comparisons each experiment is about: v1 against every other version at the same sampling settings;
- * for version 1, every setting against N_A = N_o = 4, and asynchronous (N_A = 4) against synchronous
+ * The comparisons each experiment is about. The base is the version of the first condition (version 1 in every
+ * named experiment; the first of `--conditions` otherwise): it against every other version at the same sampling
+ * settings; for the base, every setting against N_A = N_o = 4, and asynchronous (N_A = 4) against synchronous
  * (N_A = N_o) at the same N_o, i.e. the same number of denoiser evaluations.
  */
 export function compareConditions(conditions: readonly Condition[], results: ReadonlyMap<string, readonly EpisodeResult[]>): Comparison[] {
   const out: Comparison[] = [];
+  if (conditions.length === 0) return out;
+  const baseVersion = conditions[0].version;
   const get = (c: Condition) => results.get(c.id) ?? [];
   const same = (x: Condition, y: Condition) => x.actionSteps === y.actionSteps && x.visionSteps === y.visionSteps && x.budgetMs === y.budgetMs;
   for (const c of conditions) {
-    if (c.version === 1) continue;
-    const base = conditions.find((x) => x.version === 1 && same(x, c));
+    if (c.version === baseVersion) continue;
+    const base = conditions.find((x) => x.version === baseVersion && same(x, c));
     if (base) out.push(compare(base.id, c.id, get(base), get(c)));
   }
-  const v1 = conditions.filter((c) => c.version === 1);
-  const reference = v1.find((c) => c.actionSteps === 4 && c.visionSteps === 4 && c.budgetMs === 0);
-  for (const c of v1) {
+  const own = conditions.filter((c) => c.version === baseVersion);
+  const reference = own.find((c) => c.actionSteps === 4 && c.visionSteps === 4 && c.budgetMs === 0);
+  for (const c of own) {
     if (reference && c !== reference) out.push(compare(c.id, reference.id, get(c), get(reference)));
     if (c.actionSteps === 4 && c.budgetMs === 0 && c.visionSteps > 4) {
-      const sync = v1.find((x) => x.actionSteps === c.visionSteps && x.visionSteps === c.visionSteps && x.budgetMs === 0);
+      const sync = own.find((x) => x.actionSteps === c.visionSteps && x.visionSteps === c.visionSteps && x.budgetMs === 0);
       if (sync) out.push(compare(c.id, sync.id, get(c), get(sync)));
     }
   }
