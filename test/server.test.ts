@@ -92,14 +92,17 @@ describe('Predict', () => {
   });
 
   it('with a latency budget, spends it on vision steps and reports the plan; a hopeless budget is judged at once', async () => {
-    const roomy = await predict(t.client, await request({ sampling: { action_steps: 4, latency_budget_ms: 2000 } }));
+    // A budget no loaded test machine runs out of: with other test files and a training job sharing the two cores,
+    // a 2 s budget once bought no vision step (the planner plans with the step times it measured under that load).
+    const budgetMs = 20_000;
+    const roomy = await predict(t.client, await request({ sampling: { action_steps: 4, latency_budget_ms: budgetMs } }));
     const s = roomy.sampling!;
     expect(s.vision_steps).toBeGreaterThan(4);
     expect(s.vision_steps % 4).toBe(0);
     expect(s.budget_feasible).toBe(true);
     expect(s.budget_met).toBe(true);
     expect(s.planned_total_ms).toBeGreaterThan(0);
-    expect(s.planned_total_ms).toBeLessThanOrEqual(2000 * 0.8);
+    expect(s.planned_total_ms).toBeLessThanOrEqual(budgetMs * 0.8);
     const hopeless = await predict(t.client, await request({ sampling: { action_steps: 4, latency_budget_ms: 1 } }));
     expect(hopeless.sampling).toMatchObject({ vision_steps: 4, budget_feasible: false, budget_met: false, budget_ms: 1 });
     const none = await predict(t.client, await request({ sampling: { action_steps: 4, vision_steps: 4 } }));
