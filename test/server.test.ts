@@ -114,7 +114,7 @@ describe('Predict', () => {
       code: grpc.status.DEADLINE_EXCEEDED,
       details: expect.stringMatching(/strict latency budget/),
     });
-    const roomy = await predict(t.client, await request({ sampling: { action_steps: 4, latency_budget_ms: 2000, strict_budget: true } }));
+    const roomy = await predict(t.client, await request({ sampling: { action_steps: 4, latency_budget_ms: 20_000, strict_budget: true } }));
     expect(roomy.sampling).toMatchObject({ budget_feasible: true, budget_met: true });
     await expect(predict(t.client, await request({ sampling: { action_steps: 4, strict_budget: true } }))).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
