@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { condition, EXPERIMENTS } from './conditions.js';
 import type { EpisodeResult } from './push-robot.js';
-import { compareConditions } from './report.js';
+import { compareConditions, scalingPlot, type ConditionSummary } from './report.js';
 
 /** Episodes on seeds 0..n-1 of one condition, succeeding where `won(seed)`; only what the comparison reads. */
 function episodes(id: string, n: number, won: (seed: number) => boolean): EpisodeResult[] {
@@ -32,5 +32,24 @@ describe('compareConditions', () => {
       ['v1 NA4 No4', 'v2 NA4 No4'],
       ['v1 NA4 No4', 'v3 NA4 No4'],
     ]);
+  });
+});
+
+describe('scalingPlot', () => {
+  const summary = (version: number, na: number, no: number, rate: number) =>
+    ({ version, action_steps: na, vision_steps: no, budget_ms: 0, success_rate: rate, ci95: [0, 1], episodes: 100 }) as unknown as ConditionSummary;
+  const settings = { episodes_per_condition: 100, robots: 8, held_out_seeds: [1, 100] };
+
+  it('plots the first condition’s version, asynchronous and synchronous, and leaves other versions out', () => {
+    const spec = scalingPlot([summary(4, 4, 4, 0.5), summary(4, 4, 8, 0.52), summary(4, 8, 8, 0.49), summary(1, 4, 8, 0.3)], settings)!;
+    expect(spec.title).toMatch(/^dust-push@4 /);
+    // The synchronous series has one point (N_o = 8) and is left out; the asynchronous one is version 4's two.
+    expect(spec.series.map((s) => s.points.map((p) => [p.x, p.rate]))).toEqual([
+      [
+        [4, 0.5],
+        [8, 0.52],
+      ],
+    ]);
+    expect(scalingPlot([], settings)).toBeUndefined();
   });
 });

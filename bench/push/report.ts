@@ -164,20 +164,25 @@ export function compareConditions(conditions: readonly Condition[], results: Rea
   return out;
 }
 
-/** Success vs N_o for version 1: N_A = 4 (asynchronous) and N_A = N_o (synchronous); undefined without them. */
+/**
+ * Success vs N_o for the base version (the first condition's, as in compareConditions): N_A = 4 (asynchronous) and
+ * N_A = N_o (synchronous); undefined without them.
+ */
 export function scalingPlot(
   summaries: readonly ConditionSummary[],
   settings: { episodes_per_condition: number; robots: number; held_out_seeds: readonly number[] },
 ): PlotSpec | undefined {
-  const v1 = summaries.filter((s) => s.version === 1 && s.budget_ms === 0);
+  if (summaries.length === 0) return undefined;
+  const version = summaries[0].version;
+  const own = summaries.filter((s) => s.version === version && s.budget_ms === 0);
   const point = (s: ConditionSummary) => ({ x: s.vision_steps, rate: s.success_rate, lo: s.ci95[0], hi: s.ci95[1], n: s.episodes });
   const series: Series[] = [
-    { label: 'asynchronous: N_A = 4 (paper Table 5)', color: '#1f77b4', points: v1.filter((s) => s.action_steps === 4).map(point) },
-    { label: 'synchronous: N_A = N_o (paper Table 7)', color: '#d62728', points: v1.filter((s) => s.action_steps === s.vision_steps).map(point) },
+    { label: 'asynchronous: N_A = 4 (paper Table 5)', color: '#1f77b4', points: own.filter((s) => s.action_steps === 4).map(point) },
+    { label: 'synchronous: N_A = N_o (paper Table 7)', color: '#d62728', points: own.filter((s) => s.action_steps === s.vision_steps).map(point) },
   ].filter((s) => s.points.length > 1);
   if (series.length === 0) return undefined;
   return {
-    title: `dust-push@1 on the MuJoCo push task: success vs N_o`,
+    title: `dust-push@${version} on the MuJoCo push task: success vs N_o`,
     subtitle: `${settings.episodes_per_condition} held-out episodes per point (seeds ${settings.held_out_seeds.join('-')}), ${settings.robots} robots, Wilson 95% intervals`,
     xLabel: 'N_o (vision denoising steps = denoiser evaluations per chunk)',
     series,
