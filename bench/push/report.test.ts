@@ -43,11 +43,15 @@ describe('scalingPlot', () => {
   it('plots the first condition’s version, asynchronous and synchronous, and leaves other versions out', () => {
     const spec = scalingPlot([summary(4, 4, 4, 0.5), summary(4, 4, 8, 0.52), summary(4, 8, 8, 0.49), summary(1, 4, 8, 0.3)], settings)!;
     expect(spec.title).toMatch(/^dust-push@4 /);
-    // The synchronous series has one point (N_o = 8) and is left out; the asynchronous one is version 4's two.
+    // Version 4's points only: asynchronous N_A = 4 at N_o = 4 and 8, synchronous N_A = N_o at 4 and 8.
     expect(spec.series.map((s) => s.points.map((p) => [p.x, p.rate]))).toEqual([
       [
         [4, 0.5],
         [8, 0.52],
+      ],
+      [
+        [4, 0.5],
+        [8, 0.49],
       ],
     ]);
     expect(scalingPlot([], settings)).toBeUndefined();
