@@ -154,7 +154,7 @@ def fit(
             "episodes": len(episodes),
         }
 
-    def save(path: Path, history, summary: Dict[str, Any], steps_done: int, state: Optional[Dict]) -> None:
+    def save(path: Path, history, summary: Dict[str, Any], steps_done: int, state: Dict) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Written beside and then renamed over: a run stopped while saving leaves the previous checkpoint whole.
@@ -164,28 +164,20 @@ def fit(
         partial.replace(path)
         log(f"checkpoint {path} (step {steps_done})")
 
-    stopped: Dict[str, int] = {}
-
     def after_step(step: int, history, state) -> None:
-        if step < 0:  # stopped by the time limit before the schedule's end: a resumable checkpoint, no evaluation
-            stopped["at"] = -step
-            save(out, list(history), {"stopped_at": -step}, -step, state())
-            return
-        if step == tcfg.steps:
-            finished["state"] = state()
         if snapshots and step in snapshots:
             save(snapshots[step], list(history), summarise(history, time.time() - t1), step, state())
             policy.to(pick_device(device)).train()
 
-    finished: Dict[str, Dict] = {}
-    history, _ = train(policy, episodes, builder, tcfg, pick_device(device), after_step=after_step, resume=resume,
-                       stop_after_s=stop_after_s)
+    history, step, state = train(policy, episodes, builder, tcfg, pick_device(device), after_step=after_step,
+                                 resume=resume, stop_after_s=stop_after_s)
     train_s = time.time() - t1
-    if stopped:
-        log(f"stopped at step {stopped['at']} of {tcfg.steps} after {train_s:.0f}s: continue with --resume {out}")
-        return {"stopped_at": stopped["at"]}
+    if step < tcfg.steps:  # stopped by the time limit: a resumable checkpoint, no evaluation
+        save(out, history, {"stopped_at": step}, step, state)
+        log(f"stopped at step {step} of {tcfg.steps} after {train_s:.0f}s: continue with --resume {out}")
+        return {"stopped_at": step}
     summary = summarise(history, train_s)
-    save(out, history, summary, tcfg.steps, finished.get("state"))
+    save(out, history, summary, tcfg.steps, state)
     log(f"trained in {train_s:.0f}s")
     return summary
 

@@ -288,15 +288,15 @@ def train(
     after_step: Optional[Callable[[int, List[Dict[str, float]], Callable[[], Dict]], None]] = None,
     resume: Optional[Dict] = None,
     stop_after_s: Optional[float] = None,
-) -> Tuple[List[Dict[str, float]], int]:
+) -> Tuple[List[Dict[str, float]], int, Dict]:
     """Algorithm 1: minibatch -> conditioning -> decoupled noising -> denoiser -> losses -> AdamW step.
 
     `after_step(step, history, state)` runs after every optimiser step (e.g. to save an intermediate checkpoint);
     `state()` is what `resume` takes to continue from that step exactly (optimizer, schedule, random streams, the
     batch order): a run stopped and resumed trains the same weights as one that never stopped. after_step must
     leave the policy in training mode and the global random state untouched. `stop_after_s`: stop after the first
-    step that ends past this many seconds (training in pieces on a host lent by the call). Returns the history
-    and the last step done."""
+    step that ends past this many seconds (training in pieces on a host lent by the call). Returns the history,
+    the last step done and the state at it."""
     rng = np.random.default_rng(tcfg.seed)
     gen = torch.Generator().manual_seed(tcfg.seed)
     start = 0
@@ -318,6 +318,14 @@ def train(
         opt.load_state_dict(resume["optimizer"])
         sched.load_state_dict(resume["scheduler"])
     progress = Progress(tcfg.steps, tcfg.log_every, log_stream, start=start)
+
+    def state(at: int) -> Dict:
+        # With workers, the first batch was taken before the loop: until the stream hands out another, the picks
+        # state of the batch after it is the queue's head.
+        return {"step": at, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "rng": rng.bit_generator.state, "generator": gen.get_state(), "picks": stream.state(),
+                "history": list(history)}
+
     t0 = time.time()
     step = start
     for step in range(start + 1, tcfg.steps + 1):
@@ -332,23 +340,14 @@ def train(
         record = progress.update(step, parts, sched.get_last_lr()[0], grad_norm)
         if record is not None:
             history.append(record)
-
-        def state(step=step) -> Dict:
-            # With workers, the first batch was taken before the loop: until the stream hands out another, the
-            # picks state of the batch after it is the queue's head.
-            return {"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "rng": rng.bit_generator.state, "generator": gen.get_state(), "picks": stream.state(),
-                    "history": list(history)}
-
         if after_step is not None:
-            after_step(step, history, state)
-        if stop_after_s is not None and time.time() - t0 > stop_after_s and step < tcfg.steps:
-            if after_step is not None:
-                after_step(-step, history, state)  # negative: stopped here, not finished
+            after_step(step, history, lambda: state(step))
+        if stop_after_s is not None and time.time() - t0 > stop_after_s:
             break
+    final = state(step)
     stream.close()
     policy.eval()
-    return history, step
+    return history, step, final
 
 
 def save_checkpoint(path, policy: DustPolicy, tokenizer: WordTokenizer, stats: Dict[str, Dict[str, MinMax]],
