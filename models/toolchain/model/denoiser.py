@@ -354,7 +354,7 @@ class DustDenoiser(nn.Module):
         o_streams = [blk.streams[1] for blk in self.mmdit] + [blk.streams[0] for blk in self.dit_vision]
         mod_a = self._modulations(temb_a, a_streams, self.final_action)
         mod_o = self._modulations(temb_o, o_streams, self.final_vision)
-        kv = {id(w): (kv_flat[2 * i], kv_flat[2 * i + 1]) for i, w in enumerate(self._cross_streams())}
+        kv = self._kv_by_stream(kv_flat)
 
         d = len(self.mmdit)
         for i, blk in enumerate(self.mmdit):
@@ -364,8 +364,7 @@ class DustDenoiser(nn.Module):
         for i, blk in enumerate(self.dit_vision):
             xo = blk([xo], [mod_o[d + i]], [kv.get(id(blk.streams[0]))])[0]
 
-        xa = self.final_action(xa[:, self.cfg.state_tokens :], mod_a[-1])
-        v_actions = self.action_decoder(xa, embodiment_id)
+        v_actions = self._decode_actions(xa, mod_a[-1], embodiment_id)
         v_future = self.vision_decoder(self.final_vision(xo, mod_o[-1]))
         return v_actions, v_future
 
@@ -374,11 +373,18 @@ class DustDenoiser(nn.Module):
         """The action stream through every block (MMDiT blocks hold it alone), for a policy with no future stream."""
         blocks = list(self.mmdit) + list(self.dit_action)
         mod_a = self._modulations(temb_a, [blk.streams[0] for blk in blocks], self.final_action)
-        kv = {id(w): (kv_flat[2 * i], kv_flat[2 * i + 1]) for i, w in enumerate(self._cross_streams())}
+        kv = self._kv_by_stream(kv_flat)
         for i, blk in enumerate(blocks):
             xa = blk([xa], [mod_a[i]], [kv.get(id(blk.streams[0]))])[0]
-        xa = self.final_action(xa[:, self.cfg.state_tokens :], mod_a[-1])
-        return self.action_decoder(xa, embodiment_id)
+        return self._decode_actions(xa, mod_a[-1], embodiment_id)
+
+    def _kv_by_stream(self, kv_flat: Sequence[torch.Tensor]) -> dict:
+        """conditioning_kv's flat list as {id(stream weights): (keys, values)}, for the cross-attention streams."""
+        return {id(w): (kv_flat[2 * i], kv_flat[2 * i + 1]) for i, w in enumerate(self._cross_streams())}
+
+    def _decode_actions(self, xa: torch.Tensor, final_mod: Sequence[torch.Tensor], embodiment_id: torch.Tensor) -> torch.Tensor:
+        """The action stream's final AdaLN and per-embodiment decoder, on the action tokens (the state token dropped)."""
+        return self.action_decoder(self.final_action(xa[:, self.cfg.state_tokens :], final_mod), embodiment_id)
 
 
 def randomize_zero_init(module: nn.Module, std: float, generator: torch.Generator) -> None:
