@@ -185,7 +185,7 @@ def fit(
 def training_record(ckpt: Dict[str, Any]) -> Dict[str, Any]:
     """The manifest's `training` section: the options that define the run and its (deterministic) results."""
     t = ckpt["train_config"]
-    tcfg = TrainConfig(**{**t, "betas": tuple(t["betas"])})
+    tcfg = TrainConfig.from_dict(t)
     summary = ckpt.get("extra", {}).get("summary", {})
     record = {
         "tau_distribution": tcfg.tau_distribution_label(),

@@ -239,6 +239,11 @@ class TrainConfig:
         if self.mode not in ("joint", "video_only"):
             raise ValueError("mode must be 'joint' or 'video_only'")
 
+    @staticmethod
+    def from_dict(d: Dict[str, Any]) -> "TrainConfig":
+        """The options a checkpoint records (dataclasses.asdict: betas as a list)."""
+        return TrainConfig(**{**d, "betas": tuple(d["betas"])})
+
     def tau_distribution_label(self) -> str:
         if self.tau_distribution == "beta":
             return f"beta({self.beta_alpha},{self.beta_beta}),s={self.beta_s}"

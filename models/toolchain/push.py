@@ -157,7 +157,7 @@ def resume_variant(*, variant: str, data: Path, heldout: Path, runs: Path, check
     policy, tokenizer, stats, ckpt, state = resume_state(checkpoint)
     t = ckpt["train_config"]
     steps = int(ckpt["extra"].get("schedule_steps", t["steps"]))
-    tcfg = TrainConfig(**{**t, "betas": tuple(t["betas"]), "steps": steps, "loader_workers": loader_workers})
+    tcfg = TrainConfig.from_dict({**t, "steps": steps, "loader_workers": loader_workers})
     if (state.get("picks") is None) != (loader_workers == 0):
         raise SystemExit(f"{checkpoint} was trained with{'out' if state.get('picks') is None else ''} loader workers: "
                          "resume it the same way (--loader-workers), or the batch order changes")
