@@ -167,6 +167,9 @@ def main(argv=None) -> int:
                     help="with --prefix-conditioning: the share of rows trained with a prefix")
     pt.add_argument("--prefix-max-delay", type=int, default=PUSH_TRAIN.prefix_max_delay,
                     help="with --prefix-conditioning: the longest prefix trained (uniform over 1..N)")
+    pt.add_argument("--frozen-token-cache", action="store_true",
+                    help="with --encoder: run the frozen tower once over every frame before training and train on its "
+                         "tokens (TrainConfig.frozen_token_cache; faster, same function, not the same bits)")
     pt.add_argument("--stop-after-s", type=float, default=None,
                     help="stop after this many seconds with a resumable checkpoint (exit 75); for hosts lent by the call")
     pt.add_argument("--resume", type=Path, default=None,
@@ -262,7 +265,8 @@ def main(argv=None) -> int:
             push.build_push(repository=args.repository, runs=args.runs, layouts=args.layouts, tcfg=tcfg,
                             device=args.device, jobs=args.jobs, threads=args.threads or 1)
         else:
-            tcfg = dataclasses.replace(tcfg, prefix_fraction=args.prefix_fraction, prefix_max_delay=args.prefix_max_delay)
+            tcfg = dataclasses.replace(tcfg, prefix_fraction=args.prefix_fraction, prefix_max_delay=args.prefix_max_delay,
+                                       frozen_token_cache=args.frozen_token_cache)
             result = push.train_variant(
                 variant=args.variant, data=args.data, heldout=args.heldout, runs=args.runs, tcfg=tcfg,
                 device=args.device, weak_step=args.weak_step if args.variant == "dust" else None,

@@ -119,6 +119,12 @@ def image_to_tensor(frame: np.ndarray, cfg: ModelConfig) -> torch.Tensor:
     return (x - mean) / std
 
 
+def future_step(ep: Episode, t: int, k: int) -> int:
+    """The step of the future frame o_{t+k}: the frame after the chunk has executed (paper sec. 3,
+    "World-modeling"); near the end of an episode the last frame stands in (the scene is at rest by then)."""
+    return min(t + k, ep.length - 1)
+
+
 class BatchBuilder:
     """Turns (episode, t) pairs into the tensors the two graphs take, plus training targets."""
 
@@ -127,15 +133,19 @@ class BatchBuilder:
         self.tokenizer = tokenizer
         self.stats = stats
 
-    def sample(self, ep: Episode, t: int) -> Dict[str, torch.Tensor]:
+    def sample(self, ep: Episode, t: int, images: bool = True) -> Dict[str, torch.Tensor]:
+        """One window's tensors; `images=False` leaves out pixel_values and future_pixels (a caller that holds the
+        frozen vision tower's tokens of every frame, train.FrozenTokens, takes them from there instead)."""
         cfg, d = self.cfg, self.cfg.denoiser
         emb = cfg.embodiment(ep.embodiment)
         k = d.action_horizon
         last = ep.length - 1
-        pixels = torch.stack([image_to_tensor(ep.frame(cam, t), cfg) for cam in cfg.vlm.cameras])
-        # The future frame o_{t+k}: the frame after the chunk has executed (paper sec. 3, "World-modeling");
-        # near the end of an episode the last frame stands in (the scene is at rest by then).
-        future_pixels = image_to_tensor(ep.frame(cfg.vlm.cameras[0], min(t + k, last)), cfg)
+        pixels = {}
+        if images:
+            pixels = {
+                "pixel_values": torch.stack([image_to_tensor(ep.frame(cam, t), cfg) for cam in cfg.vlm.cameras]),
+                "future_pixels": image_to_tensor(ep.frame(cfg.vlm.cameras[0], future_step(ep, t, k)), cfg),
+            }
         ids, mask = self.tokenizer.encode_padded(cfg.prompt_template.format(instruction=ep.instruction), cfg.vlm.max_tokens)
 
         stats = self.stats[ep.embodiment]
@@ -150,8 +160,7 @@ class BatchBuilder:
             actions[:, : emb.action_dim] = stats["action"].normalize(ep.actions[idx])
             action_mask[: emb.action_dim] = 1.0
         return {
-            "pixel_values": pixels,
-            "future_pixels": future_pixels,
+            **pixels,
             "input_ids": torch.from_numpy(ids),
             "attention_mask": torch.from_numpy(mask),
             "state": torch.from_numpy(state),
@@ -161,8 +170,8 @@ class BatchBuilder:
             "embodiment_id": torch.tensor(emb.id, dtype=torch.int64),
         }
 
-    def batch(self, episodes: Sequence[Episode], items: Sequence[Tuple[int, int]]) -> Dict[str, torch.Tensor]:
-        samples = [self.sample(episodes[e], t) for e, t in items]
+    def batch(self, episodes: Sequence[Episode], items: Sequence[Tuple[int, int]], images: bool = True) -> Dict[str, torch.Tensor]:
+        samples = [self.sample(episodes[e], t, images) for e, t in items]
         return {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
 
 

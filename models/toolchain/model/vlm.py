@@ -105,8 +105,16 @@ class VLMStandIn(nn.Module):
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         # Static reshape targets (-1 for the batch) keep shape arithmetic out of the exported graph.
-        v, n_img, cv = len(cfg.cameras), cfg.image_tokens_per_view, cfg.vision_width
         tokens = self.vision(pixel_values.reshape(-1, 3, cfg.image_size, cfg.image_size))  # [B*V, g*g, C_v]
+        return self.forward_from_tokens(tokens, input_ids, attention_mask)
+
+    def forward_from_tokens(
+        self, tokens: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The rest of `forward` after the vision tower: tokens [B*V, g*g, C_v] (or [B, V, g*g, C_v]), views in
+        `cameras` order. Training on a frozen tower takes them from a cache of every frame (train.FrozenTokens)."""
+        cfg = self.cfg
+        v, n_img, cv = len(cfg.cameras), cfg.image_tokens_per_view, cfg.vision_width
         obs = self.obs_embedding_from_tokens(tokens.reshape(-1, v, cfg.grid * cfg.grid, cv)[:, 0])
 
         shuffled = group_2x2(tokens, cfg.grid, cfg.pool, cv).reshape(-1, n_img, cfg.pool * cfg.pool * cv)

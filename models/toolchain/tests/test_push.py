@@ -130,7 +130,7 @@ def test_loader_workers_build_the_batches_their_generator_picks(tmp_path: Path) 
     """With loader workers the batches come from forked processes, in order, built from the picks of their own
     generator; without workers they are drawn from the training generator step by step (the shipped order)."""
     from models.toolchain.data.episodes import all_windows
-    from models.toolchain.train import BatchStream
+    from models.toolchain.train import BatchStream, batch_builder_fn
 
     write_dataset(tmp_path, lengths=(25, 25))
     ds = PushDataset(tmp_path)
@@ -138,7 +138,8 @@ def test_loader_workers_build_the_batches_their_generator_picks(tmp_path: Path) 
     builder = BatchBuilder(micro_push_config(ds, len(tok)), tok, normalization_stats(ds.episodes))
     windows = all_windows(ds.episodes)
     tcfg = TrainConfig(steps=3, batch_size=5, seed=3, loader_workers=2)
-    stream = BatchStream(ds.episodes, builder, tcfg, np.random.default_rng(0))
+    build = batch_builder_fn(ds.episodes, builder, None)
+    stream = BatchStream(ds.episodes, build, tcfg, np.random.default_rng(0))
     got = [next(stream) for _ in range(3)]
     stream.close()
     picks = np.random.default_rng([3, 1])
@@ -147,7 +148,7 @@ def test_loader_workers_build_the_batches_their_generator_picks(tmp_path: Path) 
         assert batch.keys() == expected.keys()
         for key in batch:
             assert torch.equal(batch[key], expected[key]), key
-    inline = BatchStream(ds.episodes, builder, dataclasses.replace(tcfg, loader_workers=0), np.random.default_rng(9))
+    inline = BatchStream(ds.episodes, build, dataclasses.replace(tcfg, loader_workers=0), np.random.default_rng(9))
     rng = np.random.default_rng(9)
     expected = builder.batch(ds.episodes, [windows[i] for i in rng.integers(len(windows), size=5)])
     assert torch.equal(next(inline)["state"], expected["state"])
