@@ -228,14 +228,17 @@ class TrainConfig:
     # without one. Committed positions are given clean at flow time 1 and carry no loss.
     prefix_fraction: float = 0.5
     prefix_max_delay: int = 8
-    # Run a frozen vision tower once over every training frame before training and build batches from its tokens
-    # (train.FrozenTokens) instead of running it on each batch: the same function, 1.46x the steps/s on the push
-    # task here (README). Off keeps the order of float operations every shipped package was trained with.
+    # Run a frozen vision tower once over every training frame before training and hold its tokens and every
+    # window's other tensors on the training device (train.FrozenTokens), so a batch is a gather there instead of
+    # per-sample Python and the tower on 3 x batch frames: the same function, 1.46x the steps/s on the push task
+    # here (README). Off keeps the order of float operations every shipped package was trained with.
     frozen_token_cache: bool = False
 
     def __post_init__(self) -> None:
         if self.loader_workers < 0:
             raise ValueError("loader_workers must be >= 0")
+        if self.frozen_token_cache and self.loader_workers:
+            raise ValueError("frozen_token_cache builds every batch as a gather on the training device: no loader workers")
         if not 0.0 <= self.prefix_fraction <= 1.0 or self.prefix_max_delay < 1:
             raise ValueError("prefix_fraction must be in [0, 1] and prefix_max_delay >= 1")
         if self.tau_distribution not in ("beta", "uniform"):

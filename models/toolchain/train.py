@@ -230,66 +230,72 @@ class Progress:
 
 
 class FrozenTokens:
-    """The frozen vision tower's tokens of every frame of a training set, computed once before training.
+    """Every training window's tensors, built once and held on the training device, with the frozen vision tower's
+    tokens of every frame in place of the pixels: a batch is a gather there (`batch`), with no per-sample Python
+    and no host-to-device copy per step.
 
     A frozen tower (VLMConfig.freeze_vision) is a fixed function of the frame, so running it on every batch's
     views and future frame repeats the same work every epoch: on the push task about a third of a CPU training step.
-    `batch` builds what BatchBuilder.batch builds with the tower's tokens (`vision_tokens` [B, V, g*g, C_v],
-    `future_tokens` [B, g*g, C_v]) in place of the pixels; flow_matching_loss takes either. The tokens equal the
+    `batch` returns what BatchBuilder.batch builds, with `vision_tokens` [B, V, g*g, C_v] and `future_tokens`
+    [B, g*g, C_v] instead of pixel_values and future_pixels; flow_matching_loss takes either. The tokens equal the
     tower's output on the batch's pixels up to float rounding (the tower normalises each frame on its own: GroupNorm
-    and LayerNorm, no batch statistics), so a run with the cache trains the same function, not the same bits.
-    Memory: frames x cameras x g*g x C_v floats (1.1 GB for the push task's 65k steps, 2 cameras, 64 x 32)."""
+    and LayerNorm, no batch statistics), so a run with them trains the same function, not the same bits.
+    Memory: frames x cameras x g*g x C_v floats (1.07 GB for the push task's 65k steps, 2 cameras, 64 x 32)."""
 
-    def __init__(self, policy: DustPolicy, builder: BatchBuilder, episodes: Sequence[Episode], chunk: int = 512,
-                 log_stream=sys.stderr) -> None:
+    def __init__(self, policy: DustPolicy, builder: BatchBuilder, episodes: Sequence[Episode],
+                 device: torch.device = torch.device("cpu"), chunk: int = 512, log_stream=sys.stderr) -> None:
         vcfg = policy.cfg.vlm
         if not vcfg.freeze_vision:
             raise ValueError("frozen_token_cache needs a frozen vision tower (a pretrained encoder: push-train --encoder)")
         self.cameras = list(vcfg.cameras)
-        self.horizon = policy.cfg.denoiser.action_horizon
-        self.episodes = episodes
-        self.offsets = np.cumsum([0] + [ep.length for ep in episodes])
+        self.device = device
+        # Window i of all_windows is frame i of the episodes laid end to end (episode by episode, step by step).
+        windows = all_windows(episodes)
+        offsets = np.cumsum([0] + [ep.length for ep in episodes])
+        k = policy.cfg.denoiser.action_horizon
+        self.future = torch.as_tensor([offsets[e] + future_step(episodes[e], t, k) for e, t in windows], device=device)
+        parts = [builder.batch(episodes, windows[s: s + chunk], images=False) for s in range(0, len(windows), chunk)]
+        self.fields = {key: torch.cat([p[key] for p in parts]).to(device) for key in parts[0]}
         tower = policy.vlm.vision
         was_training = tower.training
         tower.eval()
-        t0, frames = time.time(), int(self.offsets[-1])
+        t0 = time.time()
         self.tokens: Dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for cam in self.cameras:
-                out = torch.empty(frames, vcfg.grid * vcfg.grid, vcfg.vision_width)
-                todo = [(i, t) for i, ep in enumerate(episodes) for t in range(ep.length)]
-                for start in range(0, frames, chunk):
-                    part = todo[start: start + chunk]
-                    pixels = torch.stack([image_to_tensor(episodes[i].frame(cam, t), policy.cfg) for i, t in part])
-                    out[start: start + len(part)] = tower(pixels.to(next(tower.parameters()).device)).cpu()
-                self.tokens[cam] = out
+                out = torch.empty(len(windows), vcfg.grid * vcfg.grid, vcfg.vision_width)
+                for s in range(0, len(windows), chunk):
+                    part = windows[s: s + chunk]
+                    pixels = torch.stack([image_to_tensor(episodes[e].frame(cam, t), policy.cfg) for e, t in part])
+                    out[s: s + len(part)] = tower(pixels.to(next(tower.parameters()).device)).cpu()
+                self.tokens[cam] = out.to(device)
         tower.train(was_training)
-        print(f"frozen tower tokens of {frames} frames x {len(self.cameras)} cameras in {time.time() - t0:.0f}s "
-              f"({sum(v.numel() for v in self.tokens.values()) * 4 / 1e9:.2f} GB)", file=log_stream, flush=True)
+        print(f"frozen tower tokens of {len(windows)} frames x {len(self.cameras)} cameras in {time.time() - t0:.0f}s "
+              f"({sum(v.numel() for v in self.tokens.values()) * 4 / 1e9:.2f} GB on {device})", file=log_stream, flush=True)
 
-    def batch(self, builder: BatchBuilder, items: Sequence[Tuple[int, int]]) -> Dict[str, torch.Tensor]:
-        b = builder.batch(self.episodes, items, images=False)
-        now = torch.as_tensor([self.offsets[e] + t for e, t in items], dtype=torch.int64)
-        later = torch.as_tensor([self.offsets[e] + future_step(self.episodes[e], t, self.horizon) for e, t in items],
-                                dtype=torch.int64)
-        b["vision_tokens"] = torch.stack([self.tokens[cam][now] for cam in self.cameras], dim=1)
-        b["future_tokens"] = self.tokens[self.cameras[0]][later]
+    def batch(self, picks: Sequence[int]) -> Dict[str, torch.Tensor]:
+        """The windows `picks` (indices into all_windows of the episodes) as one training batch, on the device."""
+        idx = torch.as_tensor(np.asarray(picks), dtype=torch.int64, device=self.device)
+        b = {key: v.index_select(0, idx) for key, v in self.fields.items()}
+        b["vision_tokens"] = torch.stack([self.tokens[cam].index_select(0, idx) for cam in self.cameras], dim=1)
+        b["future_tokens"] = self.tokens[self.cameras[0]].index_select(0, self.future.index_select(0, idx))
         return b
 
 
 def batch_builder_fn(episodes: Sequence[Episode], builder: BatchBuilder,
-                     tokens: Optional[FrozenTokens]) -> Callable[[Sequence[Tuple[int, int]]], Dict[str, torch.Tensor]]:
-    """What turns a list of windows into a training batch: from pixels, or from the frozen tower's tokens."""
+                     tokens: Optional[FrozenTokens]) -> Callable[[Sequence[int]], Dict[str, torch.Tensor]]:
+    """What turns picked window indices (into all_windows) into a training batch: from pixels, or from the tokens."""
     if tokens is not None:
-        return lambda items: tokens.batch(builder, items)
-    return lambda items: builder.batch(episodes, items)
+        return tokens.batch
+    windows = all_windows(episodes)
+    return lambda picks: builder.batch(episodes, [windows[i] for i in picks])
 
 
 _LOADER: Dict[str, Callable] = {}
 
 
-def _build_batch(items: List[Tuple[int, int]]) -> Dict[str, torch.Tensor]:
-    return _LOADER["build"](items)
+def _build_batch(picks: Sequence[int]) -> Dict[str, torch.Tensor]:
+    return _LOADER["build"](picks)
 
 
 def _loader_init() -> None:
@@ -305,10 +311,10 @@ class BatchStream:
     processes (created before any CUDA context, and never touching it); the stream's state is that generator's
     state before the first batch not yet handed out, so a resumed run builds the same batches again."""
 
-    def __init__(self, episodes: Sequence[Episode], build: Callable[[Sequence[Tuple[int, int]]], Dict[str, torch.Tensor]],
+    def __init__(self, episodes: Sequence[Episode], build: Callable[[Sequence[int]], Dict[str, torch.Tensor]],
                  tcfg: TrainConfig, rng: np.random.Generator, picks_state: Optional[Dict] = None) -> None:
         self.build, self.tcfg, self.rng = build, tcfg, rng
-        self.windows = all_windows(episodes)
+        self.windows = len(all_windows(episodes))
         self.pool: Optional[ProcessPoolExecutor] = None
         self.queue: Deque = deque()  # (future, the picks state before this batch was drawn)
         if tcfg.loader_workers:
@@ -324,12 +330,11 @@ class BatchStream:
 
     def __next__(self) -> Dict[str, torch.Tensor]:
         if self.pool is None:
-            pick = self.rng.integers(len(self.windows), size=self.tcfg.batch_size)
-            return self.build([self.windows[i] for i in pick])
+            return self.build(self.rng.integers(self.windows, size=self.tcfg.batch_size))
         while len(self.queue) < 4 * self.tcfg.loader_workers:
             before = self.picks.bit_generator.state
-            pick = self.picks.integers(len(self.windows), size=self.tcfg.batch_size)
-            self.queue.append((self.pool.submit(_build_batch, [self.windows[i] for i in pick]), before))
+            pick = self.picks.integers(self.windows, size=self.tcfg.batch_size)
+            self.queue.append((self.pool.submit(_build_batch, pick), before))
         return self.queue.popleft()[0].result()
 
     def state(self) -> Optional[Dict]:
@@ -372,7 +377,7 @@ def train(
         rng.bit_generator.state = resume["rng"]
         gen.set_state(resume["generator"])
         history = list(resume.get("history", []))
-    tokens = FrozenTokens(policy, builder, episodes, log_stream=log_stream) if tcfg.frozen_token_cache else None
+    tokens = FrozenTokens(policy, builder, episodes, device, log_stream=log_stream) if tcfg.frozen_token_cache else None
     stream = BatchStream(episodes, batch_builder_fn(episodes, builder, tokens), tcfg, rng, resume.get("picks") if resume else None)
     batches: Iterator[Dict[str, torch.Tensor]] = stream
     if tcfg.loader_workers:

@@ -1,5 +1,6 @@
 """Training on a frozen vision tower from its tokens, computed once for every frame (train.FrozenTokens): the
 batches and the loss are the ones built from pixels, up to float rounding, and a tower that trains is refused."""
+# The tensors live on the training device; these tests run on the CPU (the same gathers on CUDA are not run here).
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from models.toolchain.config import TrainConfig
-from models.toolchain.data.episodes import BatchBuilder, normalization_stats
+from models.toolchain.data.episodes import BatchBuilder, all_windows, normalization_stats
 from models.toolchain.model import DustPolicy, randomize_zero_init
 from models.toolchain.tokenizer import WordTokenizer
 from models.toolchain.train import FrozenTokens, flow_matching_loss, train
@@ -20,6 +21,12 @@ from .scenes import pusher_episodes
 from .test_world_model import FROM_SCRATCH, FROZEN, K
 
 ITEMS = [(0, 0), (3, 5), (7, 2), (11, 20)]  # the last window's future frame is past the end: the last frame
+
+
+def picks(episodes):
+    """ITEMS as indices into all_windows, what FrozenTokens.batch takes."""
+    windows = all_windows(episodes)
+    return [windows.index(item) for item in ITEMS]
 
 
 def make(cfg, seed: int = 0):
@@ -35,7 +42,7 @@ def test_token_batches_are_the_pixel_batches_through_the_tower() -> None:
     episodes, policy, builder = make(FROZEN)
     assert episodes[11].length - 1 < 20 + K
     tokens = FrozenTokens(policy, builder, episodes, chunk=7, log_stream=io.StringIO())
-    cached, pixels = tokens.batch(builder, ITEMS), builder.batch(episodes, ITEMS)
+    cached, pixels = tokens.batch(picks(episodes)), builder.batch(episodes, ITEMS)
     assert set(cached) == (set(pixels) - {"pixel_values", "future_pixels"}) | {"vision_tokens", "future_tokens"}
     for key in set(cached) & set(pixels):
         assert torch.equal(cached[key], pixels[key]), key
@@ -54,7 +61,7 @@ def test_the_loss_and_its_gradients_match_training_on_pixels() -> None:
     tokens = FrozenTokens(policy, builder, episodes, log_stream=io.StringIO())
     tcfg = TrainConfig(batch_size=len(ITEMS))
     results = []
-    for batch in (builder.batch(episodes, ITEMS), tokens.batch(builder, ITEMS)):
+    for batch in (builder.batch(episodes, ITEMS), tokens.batch(picks(episodes))):
         policy.zero_grad(set_to_none=True)
         loss, parts = flow_matching_loss(policy, batch, tcfg, np.random.default_rng(3), torch.Generator().manual_seed(3))
         loss.backward()
@@ -87,3 +94,8 @@ def test_a_tower_that_trains_is_refused() -> None:
     episodes, policy, builder = make(FROM_SCRATCH)
     with pytest.raises(ValueError, match="frozen vision tower"):
         FrozenTokens(policy, builder, episodes)
+
+
+def test_loader_workers_are_refused_with_the_cache() -> None:
+    with pytest.raises(ValueError, match="no loader workers"):
+        TrainConfig(frozen_token_cache=True, loader_workers=2)
