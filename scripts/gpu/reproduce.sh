@@ -197,9 +197,14 @@ stage_serve() {
       fi
       if [ "$set" != native-short ]; then
         # Goodput within the budget needs shedding past saturation: strict budgets, unary calls, and a refused robot
-        # asking again at its next chunk request (50 ms, a 20 Hz loop) rather than at once.
-        NEED_S=100 bench "native-robots${ROBOTS_MOST}-budget100-strict-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MOST" --budget-ms 100 --strict-budget \
-          --rpc predict --retry-delay-ms 50 --modes step,max-batch-1 --warmup 3 --duration "$DURATION" "$@"
+        # asking again at its next chunk request (50 ms, a 20 Hz loop) rather than at once. STRICT_CHANNELS: the
+        # gRPC connections the robots share, one bench each (the fourth H100 run saw 380 ms between 256 robots on
+        # one connection and the server's clock; robots on their own connections tell whether that was the link).
+        local ch
+        for ch in ${STRICT_CHANNELS:-1 64}; do
+          NEED_S=100 bench "native-robots${ROBOTS_MOST}-budget100-strict-ch${ch}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MOST" --budget-ms 100 --strict-budget \
+            --rpc predict --retry-delay-ms 50 --channels "$ch" --modes step,max-batch-1 --warmup 3 --duration "$DURATION" "$@"
+        done
       fi
       return 0
       ;;
