@@ -99,3 +99,17 @@ def test_a_tower_that_trains_is_refused() -> None:
 def test_loader_workers_are_refused_with_the_cache() -> None:
     with pytest.raises(ValueError, match="no loader workers"):
         TrainConfig(frozen_token_cache=True, loader_workers=2)
+
+
+def test_a_stopped_run_with_the_cache_resumes_to_the_same_weights() -> None:
+    """The tokens are computed again on resume, from the same frozen tower: the pieces train the whole run's weights."""
+    episodes, policy, builder = make(FROZEN)
+    pieces = copy.deepcopy(policy)
+    tcfg = TrainConfig(steps=4, batch_size=4, lr=1e-3, log_every=1, seed=0, frozen_token_cache=True)
+    train(policy, episodes, builder, tcfg, torch.device("cpu"), log_stream=io.StringIO())
+    _, step, state = train(pieces, episodes, builder, tcfg, torch.device("cpu"), log_stream=io.StringIO(), stop_after_s=0.0)
+    assert step == 1
+    pieces.train()
+    train(pieces, episodes, builder, tcfg, torch.device("cpu"), log_stream=io.StringIO(), resume=state)
+    for (name, p), q in zip(policy.named_parameters(), pieces.parameters()):
+        assert torch.equal(p, q), name
