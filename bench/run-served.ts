@@ -3,6 +3,7 @@
  * measured window. CPU is measured over the window: the server's utime+stime from /proc and the benchmark
  * process's own process.cpuUsage() (robots and prober together).
  */
+import { robotConnections, streamsPerConnection } from './connections.js';
 import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes, type HealthSummary } from './health-probe.js';
 import type { ServedMode } from './modes.js';
@@ -33,7 +34,7 @@ export interface ServedRunOptions {
   readonly serverNodeArgs: readonly string[];
   readonly warmupS: number;
   readonly durationS: number;
-  /** gRPC connections the robots share (robot r uses connection r mod channels). */
+  /** gRPC connections the robots share (robot r uses connection r mod channels); raised to what the robots need. */
   readonly channels: number;
   readonly probeIntervalMs: number;
   readonly unaryDeadlineMs: number;
@@ -71,6 +72,8 @@ export interface ServedResult extends WindowResult {
   readonly description: string;
   readonly serverArgs: readonly string[];
   readonly robots: number;
+  /** gRPC connections the robots used (connections.ts: at least robots / the server's streams per connection). */
+  readonly channels: number;
   readonly rpc: Workload['rpc'];
   readonly rateHz: number;
   readonly arrivals: Workload['arrivals'] | 'closed-loop';
@@ -124,8 +127,12 @@ export async function runServedMode(o: ServedRunOptions): Promise<ServedResult> 
     flags: [...o.mode.flags, ...o.extraServerFlags],
     nodeArgs: o.serverNodeArgs,
   });
+  const channels = robotConnections(o.channels, workload.robots, streamsPerConnection(o.extraServerFlags));
+  if (channels > o.channels) {
+    o.progress.note(`[${o.label}] ${workload.robots} robots need ${channels} connections (the server's streams per connection), not ${o.channels}`);
+  }
   const clients = Array.from(
-    { length: Math.max(1, o.channels) },
+    { length: channels },
     () => new grpc.Client(server.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
   );
   const recorder = new Recorder(workload.classes, workload.withinMs);
@@ -186,6 +193,7 @@ export async function runServedMode(o: ServedRunOptions): Promise<ServedResult> 
         description: o.mode.description,
         serverArgs: server.args,
         robots: workload.robots,
+        channels,
         rpc: workload.rpc,
         rateHz: workload.rateHz,
         arrivals: workload.rateHz > 0 ? workload.arrivals : 'closed-loop',

@@ -1,0 +1,27 @@
+/**
+ * How many gRPC connections the simulated robots need. The server advertises at most `maxConcurrentStreams` streams
+ * per HTTP/2 connection (docs/operations.md, "Open calls"); a grpc-js client holds the calls beyond that in its own
+ * queue, where the server's clock has not started. 256 robots on one connection therefore measured 380 ms that no
+ * server phase contained (BENCHMARKS.md, "Fourth H100 run"), and with long-lived streams the robots past the limit
+ * never got a stream at all. Real robots each have a connection of their own; the bench gives the robots at least
+ * enough connections that none waits for a stream. Pure.
+ */
+import { DEFAULT_SERVE_OPTIONS } from '../src/config/index.js';
+
+const FLAG = '--max-concurrent-streams';
+
+/** Streams per connection of a server started with these extra flags: the flag's value, else the option's default. */
+export function streamsPerConnection(serverFlags: readonly string[]): number {
+  let value: string | undefined;
+  serverFlags.forEach((flag, i) => {
+    if (flag === FLAG) value = serverFlags[i + 1];
+    else if (flag.startsWith(`${FLAG}=`)) value = flag.slice(FLAG.length + 1);
+  });
+  const n = value === undefined ? NaN : Number(value);
+  return Number.isInteger(n) && n > 0 ? n : DEFAULT_SERVE_OPTIONS.maxConcurrentStreams;
+}
+
+/** The connections to open: the ones asked for, raised so that no connection carries more robots than it has streams. */
+export function robotConnections(asked: number, robots: number, streams: number): number {
+  return Math.max(1, asked, Math.ceil(robots / streams));
+}
