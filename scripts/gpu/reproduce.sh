@@ -200,7 +200,7 @@ stage_serve() {
         # Goodput within the budget needs shedding past saturation: strict budgets, unary calls, and a refused robot
         # asking again at its next chunk request (50 ms, a 20 Hz loop) rather than at once. STRICT_CHANNELS: the
         # gRPC connections the robots share, one bench each (the fourth H100 run saw 380 ms between 256 robots on
-        # one connection and the server's clock; robots on their own connections tell whether that was the link).
+        # one connection and the server's clock; the bench raises 1 to the connections the robots need, 3 for 256).
         local ch
         for ch in ${STRICT_CHANNELS:-1 64}; do
           NEED_S=100 bench "native-robots${ROBOTS_MOST}-budget100-strict-ch${ch}-${best#repo}" "$WORK/$best" --robots "$ROBOTS_MOST" --budget-ms 100 --strict-budget \
