@@ -302,7 +302,7 @@ async function main(): Promise<void> {
     if (o.plot) {
       const spec = scalingPlot(summaries, { ...report.settings, episodes_per_condition: o.episodes });
       if (spec) await writePlot(spec, o.plot);
-      else process.stderr.write('--plot: no scaling conditions (version 1, N_A = 4 or N_A = N_o) to plot\n');
+      else process.stderr.write("--plot: no scaling conditions (the first condition's version, N_A = 4 or N_A = N_o) to plot\n");
     }
     for (const r of robots) r.dispose();
   } finally {
