@@ -6,19 +6,13 @@
  * never got a stream at all. Real robots each have a connection of their own; the bench gives the robots at least
  * enough connections that none waits for a stream. Pure.
  */
-import { DEFAULT_SERVE_OPTIONS } from '../src/config/index.js';
-
-const FLAG = '--max-concurrent-streams';
+import { DEFAULT_SERVE_OPTIONS, OPTION_TABLE } from '../src/config/index.js';
+import { serverFlag } from './results.js';
 
 /** Streams per connection of a server started with these extra flags: the flag's value, else the option's default. */
 export function streamsPerConnection(serverFlags: readonly string[]): number {
-  let value: string | undefined;
-  serverFlags.forEach((flag, i) => {
-    if (flag === FLAG) value = serverFlags[i + 1];
-    else if (flag.startsWith(`${FLAG}=`)) value = flag.slice(FLAG.length + 1);
-  });
-  const n = value === undefined ? NaN : Number(value);
-  return Number.isInteger(n) && n > 0 ? n : DEFAULT_SERVE_OPTIONS.maxConcurrentStreams;
+  const value = serverFlag(serverFlags, 'max-concurrent-streams');
+  return value === undefined ? DEFAULT_SERVE_OPTIONS.maxConcurrentStreams : OPTION_TABLE.maxConcurrentStreams.schema.parse(value);
 }
 
 /** The connections to open: the ones asked for, raised so that no connection carries more robots than it has streams. */
