@@ -3,6 +3,7 @@
  * measured window. CPU is measured over the window: the server's utime+stime from /proc and the benchmark
  * process's own process.cpuUsage() (robots and prober together).
  */
+import { batchParts, scrapeBatchDurations, type BatchParts } from './batch-parts.js';
 import { robotConnections, streamsPerConnection } from './connections.js';
 import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_PROBE_TIMEOUT_MS, HealthProber, summarizeProbes, type HealthSummary } from './health-probe.js';
@@ -82,6 +83,8 @@ export interface ServedResult extends WindowResult {
   readonly durationS: number;
   readonly cpu: CpuResult;
   readonly health: HealthSummary;
+  /** Mean milliseconds per executor call in the window, by stage and part (batch-parts.ts); absent when /metrics did not answer. */
+  readonly batchPartsMs?: BatchParts;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -174,6 +177,7 @@ export async function runServedMode(o: ServedRunOptions): Promise<ServedResult> 
       const threads0 = server.threadCpuSeconds();
       const benchCpu0 = process.cpuUsage();
       const host0 = hostCpuSeconds();
+      const calls0 = await scrapeBatchDurations(server.metricsPort);
       recorder.startWindow();
       prober.begin();
       await sleep(o.durationS * 1000);
@@ -184,6 +188,8 @@ export async function runServedMode(o: ServedRunOptions): Promise<ServedResult> 
       const benchCpu = process.cpuUsage(benchCpu0);
       const host1 = hostCpuSeconds();
       const hostSeconds = host1.busy - host0.busy;
+      // /metrics renders at most once a second (docs/operations.md): the scrapes' window is the bench's to within a second.
+      const calls1 = await scrapeBatchDurations(server.metricsPort);
       const report = await prober.stop();
       prober = undefined;
       const window = recorder.result(windowS);
@@ -213,6 +219,7 @@ export async function runServedMode(o: ServedRunOptions): Promise<ServedResult> 
           serverThreads: threadCores(server.pid, threads0, threads1, windowS),
         },
         health: summarizeProbes(report, o.probeIntervalMs),
+        ...(calls0 && calls1 ? { batchPartsMs: batchParts(calls0, calls1) } : {}),
       };
     } finally {
       clearInterval(ticker);

@@ -69,6 +69,17 @@ describe('/metrics', () => {
     // Per executor call: every request ran in a VLM call and in denoiser calls.
     expect(value(samples, 'dust_vlm_batch_size_sum', tiny)).toBe(4);
     expect(value(samples, 'dust_denoise_batch_size_sum', tiny)).toBe(served.reduce((n, r) => n + r.sampling!.vision_steps, 0));
+    // Each call's wall time in its three parts, one observation per part and call; ONNX Runtime took some of it.
+    for (const [stage, sizes] of [
+      ['vlm', 'dust_vlm_batch_size_count'],
+      ['denoise', 'dust_denoise_batch_size_count'],
+    ] as const) {
+      const calls = value(samples, sizes, tiny);
+      expect(calls).toBeGreaterThan(0);
+      for (const part of ['run', 'host', 'wait'])
+        expect(value(samples, 'dust_batch_duration_seconds_count', { ...tiny, stage, part }), `${stage} ${part}`).toBe(calls);
+      expect(value(samples, 'dust_batch_duration_seconds_sum', { ...tiny, stage, part: 'run' })).toBeGreaterThan(0);
+    }
     expect(value(samples, 'dust_model_load_failures_total', { model: 'dust-tiny', version: '2' })).toBe(1);
     expect(value(samples, 'dust_model_load_failures_total', tiny)).toBe(0);
     expect(value(samples, 'dust_rejected_total', { reason: 'queue_full' })).toBe(0);

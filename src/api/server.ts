@@ -235,7 +235,7 @@ export async function startServer(options: Readonly<ServeOptions>, log: Logger, 
         decoder,
         batchRecording: tracing ? 'members' : metrics ? 'sizes' : 'off',
         onBatches(model, reports) {
-          if (metrics) for (const r of reports) metrics.metrics.batchRan(r.stage, { model: model.name, version: String(model.version) }, r.rows);
+          if (metrics) for (const r of reports) metrics.metrics.batchRan(r, { model: model.name, version: String(model.version) });
           tracer.batches(model, reports);
         },
       },

@@ -5,6 +5,7 @@
  * loop never posts to the event loop on their account.
  */
 import type { BatchReport, BatchStage } from '../telemetry/index.js';
+import type { CallTiming } from './executor.js';
 import type { JobInput } from './job.js';
 
 /**
@@ -20,6 +21,8 @@ export interface BatchEvent {
   readonly end: number;
   /** The jobs in the call, each with its step index i (0 for the VLM). */
   readonly rows: ReadonlyArray<{ readonly job: JobInput; readonly step: number }>;
+  /** Where the call's time went, as the executor measured it; absent when the call failed. */
+  readonly timing?: CallTiming;
   /** Why the call failed. */
   readonly error?: string;
 }
@@ -34,6 +37,7 @@ export interface WireBatch {
   readonly rows: number;
   /** [message id, step] per row; only when recording members. */
   readonly members?: ReadonlyArray<readonly [number, number]>;
+  readonly timing?: CallTiming;
   readonly error?: string;
 }
 

@@ -62,11 +62,17 @@ export interface VlmBatch {
   readonly future0: Float32Array;
 }
 
-export interface VlmResult {
+/** Where an executor call's time went, as the executor measured it. */
+export interface CallTiming {
+  /** Wall time inside ONNX Runtime's run calls (on a GPU: launches and the device's work, synchronised). */
+  readonly runMs: number;
+  /** Wall time in the executor outside them: packing, copies in and out, Euler updates, slot moves. */
+  readonly hostMs: number;
+}
+
+export interface VlmResult extends CallTiming {
   /** [B, futureTokens, futureDim]: the current main-camera embedding (world-model surprise uses it). */
   readonly obsEmbedding: Float32Array;
-  /** Wall time of the ONNX Runtime call. */
-  readonly runMs: number;
 }
 
 export interface StepBatch {
@@ -99,15 +105,11 @@ export interface StepGuide {
   readonly tau: number;
 }
 
-export interface StepResult {
+export interface StepResult extends CallTiming {
   /** Final normalized actions of the finishing rows, in `finishing` order: [F, horizon, actionDim]. */
   readonly actions: Float32Array;
   /** Final future embeddings of the finishing rows: [F, futureTokens, futureDim]. */
   readonly future: Float32Array;
-  /** Wall time of the ONNX Runtime call. */
-  readonly runMs: number;
-  /** Wall time spent in the worker outside ONNX Runtime: packing, Euler updates, moves. */
-  readonly hostMs: number;
 }
 
 export interface Executor {

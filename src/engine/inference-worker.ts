@@ -57,6 +57,7 @@ async function main(): Promise<void> {
       endEpoch: epoch(e.end),
       rows: e.rows.length,
       members: recording === 'members' ? e.rows.map((r) => [ids.get(r.job) ?? 0, r.step] as const) : undefined,
+      timing: e.timing,
       error: e.error,
     });
   const takeBatches = () => {

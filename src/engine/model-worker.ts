@@ -126,6 +126,7 @@ export class ModelWorker {
       endEpochMs: b.endEpoch,
       rows: b.rows,
       members: (b.members ?? []).flatMap(([id, step]) => (this.tags.has(id) ? [{ tag: this.tags.get(id), step }] : [])),
+      timing: b.timing,
       error: b.error,
     }));
     listener(reports);

@@ -777,6 +777,7 @@ export class NativeExecutor implements Executor {
   }
 
   private vlmCall(batch: VlmBatch): VlmResult {
+    const h0 = performance.now();
     const s = this.shapes;
     const ort = this.ort;
     const { slots } = batch;
@@ -833,7 +834,7 @@ export class NativeExecutor implements Executor {
         : Array.from(slots, (slot, b): Pair => [this.temp(data, b * spec.len * BYTES[spec.dtype], spec.dtype, [spec.len]), this.arena[f].row(slot)]);
       this.copier.copy(pairs, spec.dtype);
     }
-    return { obsEmbedding: obs, runMs };
+    return { obsEmbedding: obs, runMs, hostMs: performance.now() - h0 - runMs };
   }
 
   /**

@@ -160,6 +160,7 @@ export class OnnxExecutor implements Executor {
   }
 
   async runVlm(batch: VlmBatch): Promise<VlmResult> {
+    const h0 = performance.now();
     const s = this.shapes;
     const arena = this.arena;
     const B = batch.slots.length;
@@ -180,7 +181,11 @@ export class OnnxExecutor implements Executor {
       arena.actions.set(batch.actions0.subarray(b * arena.aLen, (b + 1) * arena.aLen), slot * arena.aLen);
       arena.future.set(batch.future0.subarray(b * arena.oLen, (b + 1) * arena.oLen), slot * arena.oLen);
     });
-    return { obsEmbedding: this.futureStream ? (out.obs_embedding.data as Float32Array) : new Float32Array(0), runMs };
+    return {
+      obsEmbedding: this.futureStream ? (out.obs_embedding.data as Float32Array) : new Float32Array(0),
+      runMs,
+      hostMs: performance.now() - h0 - runMs,
+    };
   }
 
   async step(batch: StepBatch): Promise<StepResult> {

@@ -22,7 +22,7 @@ import { isLastStep, packStepBatch, packVlmBatch } from './batch-packer.js';
 import { finishAlone, planVisionSteps, type Plan, type PlannedRow, type PlanQuery } from './budget.js';
 import type { Clock } from './clock.js';
 import { CostModel } from './cost-model.js';
-import type { Executor } from './executor.js';
+import type { CallTiming, Executor } from './executor.js';
 import { priorityPick } from './fair-pick.js';
 import { deadlineName, STRICT_BUDGET_ADVICE, type JobInput, type JobResult } from './job.js';
 import { LoadTracker } from './load.js';
@@ -313,7 +313,7 @@ export class Scheduler {
     try {
       const result = await this.executor.runVlm(batch);
       const end = this.clock.now();
-      this.report('vlm', start, end, rows);
+      this.report('vlm', start, end, rows, { timing: result });
       this.costModel.observe('vlm', B, result.runMs);
       this.load.vlmCall(end, end - start);
       this.counters.vlmCalls++;
@@ -326,7 +326,7 @@ export class Scheduler {
       });
       for (const row of rows) this.join(row, end);
     } catch (err) {
-      this.report('vlm', start, this.clock.now(), rows, err);
+      this.report('vlm', start, this.clock.now(), rows, { err });
       this.failBatch(rows, new InferenceError(`the VLM stage failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
     } finally {
       this.busy = false;
@@ -411,7 +411,7 @@ export class Scheduler {
     try {
       const result = await this.executor.step(batch);
       const end = this.clock.now();
-      this.report('denoise', start, end, picked);
+      this.report('denoise', start, end, picked, { timing: result });
       this.costModel.observe('step', B, result.runMs + result.hostMs);
       this.load.stepCall(B);
       this.counters.stepCalls++;
@@ -433,7 +433,7 @@ export class Scheduler {
         this.complete(row, end, result.actions.slice(f * aLen, (f + 1) * aLen), result.future.slice(f * oLen, (f + 1) * oLen));
       });
     } catch (err) {
-      this.report('denoise', start, this.clock.now(), picked, err);
+      this.report('denoise', start, this.clock.now(), picked, { err });
       this.failBatch(
         slotted.map(({ row }) => row),
         new InferenceError(`a denoiser step failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }),
@@ -444,8 +444,8 @@ export class Scheduler {
     }
   }
 
-  /** Rows are reported at the step they ran (before it is counted). */
-  private report(stage: BatchStage, start: number, end: number, rows: readonly Row[], err?: unknown): void {
+  /** Rows are reported at the step they ran (before it is counted); a finished call with its timing, a failed one with its error. */
+  private report(stage: BatchStage, start: number, end: number, rows: readonly Row[], how: { timing: CallTiming } | { err: unknown }): void {
     const { onBatch } = this.listeners;
     if (!onBatch) return;
     onBatch({
@@ -453,7 +453,7 @@ export class Scheduler {
       start,
       end,
       rows: rows.map((r) => ({ job: r.input, step: r.i })),
-      error: err === undefined ? undefined : ((err as Error)?.message ?? String(err)),
+      ...('timing' in how ? { timing: { runMs: how.timing.runMs, hostMs: how.timing.hostMs } } : { error: (how.err as Error)?.message ?? String(how.err) }),
     });
   }
 

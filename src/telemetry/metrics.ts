@@ -13,7 +13,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { bearerTokenOf } from '../config/index.js';
-import type { BatchStage } from './observed.js';
+import type { BatchReport } from './observed.js';
 import { RenderCache } from './render-cache.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './service.js';
 
@@ -60,6 +60,7 @@ export class ServingMetrics {
   private readonly queue: Histogram;
   private readonly vlmBatch: Histogram;
   private readonly denoiseBatch: Histogram;
+  private readonly batchDuration: Histogram;
   private readonly visionSteps: Histogram;
   private readonly budgetMiss: Counter;
   private readonly inflight: UpDownCounter;
@@ -83,6 +84,11 @@ export class ServingMetrics {
     });
     this.vlmBatch = meter.createHistogram('dust_vlm_batch_size', { description: 'Requests per VLM call', ...counts });
     this.denoiseBatch = meter.createHistogram('dust_denoise_batch_size', { description: 'Rows per denoiser call', ...counts });
+    this.batchDuration = meter.createHistogram('dust_batch_duration_seconds', {
+      description:
+        'Wall time of each VLM call and denoiser step (stage), in three parts: inside ONNX Runtime (run), the executor around it (host), the inference thread elsewhere (wait)',
+      ...seconds,
+    });
     this.visionSteps = meter.createHistogram('dust_vision_steps', { description: 'Vision steps N_o used per served request', ...counts });
     this.budgetMiss = meter.createCounter('dust_budget_miss', { description: 'Served requests that had a latency budget and missed it' });
     this.inflight = meter.createUpDownCounter('dust_inflight_requests', { description: 'Requests received and not yet answered' });
@@ -127,8 +133,14 @@ export class ServingMetrics {
     this.rejected.add(1, { reason });
   }
 
-  batchRan(stage: BatchStage, model: ModelLabels, rows: number): void {
-    (stage === 'vlm' ? this.vlmBatch : this.denoiseBatch).record(rows, { model: model.model, version: model.version });
+  batchRan(report: BatchReport, model: ModelLabels): void {
+    const labels: Attributes = { model: model.model, version: model.version };
+    (report.stage === 'vlm' ? this.vlmBatch : this.denoiseBatch).record(report.rows, labels);
+    const { timing } = report;
+    if (timing === undefined) return;
+    const wallMs = report.endEpochMs - report.startEpochMs;
+    const parts = { run: timing.runMs, host: timing.hostMs, wait: Math.max(0, wallMs - timing.runMs - timing.hostMs) };
+    for (const [part, ms] of Object.entries(parts)) this.batchDuration.record(ms / 1000, { ...labels, stage: report.stage, part });
   }
 
   modelLoadFailed(model: ModelLabels): void {

@@ -15,6 +15,11 @@ export interface BatchReport {
   readonly rows: number;
   /** The traceTag of each member job that had one, with its step index. */
   readonly members: ReadonlyArray<{ readonly tag: unknown; readonly step: number }>;
+  /**
+   * Of the call's wall time (end - start), the milliseconds inside ONNX Runtime's run calls (runMs) and in the
+   * executor around them (hostMs); the rest went to the inference thread's other work. Absent when it failed.
+   */
+  readonly timing?: { readonly runMs: number; readonly hostMs: number };
   readonly error?: string;
 }
 

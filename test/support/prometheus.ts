@@ -22,6 +22,7 @@ export const SPEC_HISTOGRAMS = [
   'dust_queue_duration_seconds',
   'dust_vlm_batch_size',
   'dust_denoise_batch_size',
+  'dust_batch_duration_seconds',
   'dust_vision_steps',
   'dust_world_model_surprise',
 ] as const;

@@ -131,7 +131,7 @@ export class FakeExecutor implements Executor {
       this.a[slot].fill(0);
       this.o[slot].fill(0);
     });
-    return this.after(ms, () => ({ obsEmbedding: new Float32Array(B * this.shapes.futureTokens * this.shapes.futureDim).fill(1), runMs: ms }));
+    return this.after(ms, () => ({ obsEmbedding: new Float32Array(B * this.shapes.futureTokens * this.shapes.futureDim).fill(1), runMs: ms, hostMs: 0 }));
   }
 
   step(batch: StepBatch): Promise<StepResult> {
