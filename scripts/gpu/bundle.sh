@@ -47,6 +47,10 @@ if [ -d "$ort" ]; then
 fi
 [ -d "$tmp/node_modules/@img" ] && find "$tmp/node_modules/@img" -mindepth 1 -maxdepth 1 -type d -name 'sharp-*' ! -name '*-linux-x64' -exec rm -rf {} +
 find "$tmp/node_modules" -name '*.node' \( -name '*darwin*' -o -name '*win32*' -o -name '*android*' -o -name '*arm*' -o -name '*musl*' -o -name '*freebsd*' \) -delete
+# Nothing runs typings, source maps, docs or better-sqlite3's C sources (its built binary came above): 3 MiB less
+# compressed, which a device call needs once the tree and this archive share its 64 MiB.
+rm -rf "$tmp/node_modules/@types" "$tmp/node_modules/better-sqlite3/deps" "$tmp/node_modules/better-sqlite3/src" "$tmp/node_modules/better-sqlite3/build/Release/test_extension.node"
+find "$tmp/node_modules" -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.md' -o -name '*.markdown' \) -delete
 tar -C "$tmp" -cJf .devbundle/node_modules.tar.xz node_modules
 
 step "build output, addon, workspaces and models"
