@@ -118,6 +118,11 @@ describe.each<OtlpProtocol>(['http/json', 'http/protobuf', 'grpc'])('traces over
       expect(b.parentSpanId).toBe('');
       expect(b.traceId).not.toBe(traceId);
       expect(Number(b.attributes['dust.batch_size'])).toBeGreaterThanOrEqual(1);
+      // The call's time inside ONNX Runtime and around it, within the span's own duration.
+      const [runMs, hostMs] = [Number(b.attributes['dust.run_ms']), Number(b.attributes['dust.host_ms'])];
+      expect(runMs).toBeGreaterThan(0);
+      expect(hostMs).toBeGreaterThanOrEqual(0);
+      expect(runMs + hostMs).toBeLessThanOrEqual(Number(b.endNs - b.startNs) / 1e6 + 0.01);
     }
     const stepIndexes = steps.map((s) => s.links.find((l) => l.spanId === request.spanId)!.attributes['dust.step']).sort((a, b) => Number(a) - Number(b));
     expect(stepIndexes).toEqual(Array.from({ length: visionSteps }, (_, i) => i));

@@ -120,7 +120,11 @@ export function requestTracer(tracer: Tracer): RequestTracer {
           kind: SpanKind.INTERNAL,
           startTime: r.startEpochMs,
           links,
-          attributes: { ...modelAttributes(model), 'dust.batch_size': r.rows },
+          attributes: {
+            ...modelAttributes(model),
+            'dust.batch_size': r.rows,
+            ...(r.timing && { 'dust.run_ms': r.timing.runMs, 'dust.host_ms': r.timing.hostMs }),
+          },
         });
         if (r.error) span.setStatus({ code: SpanStatusCode.ERROR, message: r.error });
         span.end(r.endEpochMs);
