@@ -100,13 +100,13 @@ async function template(model: ModelLocation, s: ModelShapes, B: number): Promis
   const aLen = s.horizon * s.actionDim;
   const oLen = s.futureTokens * s.futureDim;
   const actions0 = new Float32Array(B * aLen);
-  const future0 = new Float32Array(B * oLen);
+  const futureRows: Float32Array[] = [];
   const inputIds = new BigInt64Array(B * s.textTokens);
   const attentionMask = new BigInt64Array(B * s.textTokens);
   for (let b = 0; b < B; b++) {
     const noise = initialNoise(BigInt(b + 1), aLen, oLen);
     actions0.set(noise.actions, b * aLen);
-    future0.set(noise.future, b * oLen);
+    futureRows.push(noise.future);
     inputIds.set(prompt.inputIds, b * s.textTokens);
     attentionMask.set(prompt.attentionMask, b * s.textTokens);
   }
@@ -117,7 +117,7 @@ async function template(model: ModelLocation, s: ModelShapes, B: number): Promis
     state: new Float32Array(B * s.stateDim),
     embodimentIds: BigInt64Array.from({ length: B }, (_, b) => ids[b % ids.length]),
     actions0,
-    future0,
+    futureRows,
   };
 }
 

@@ -29,7 +29,10 @@ describe('packVlmBatch', () => {
     expect(again.pixelRows[1]).toBe(rows[1].pixelValues);
     expect(b.pixelRows.map((r) => r[0])).toEqual([1, 2]);
     expect(Array.from(b.actions0.subarray(4))).toEqual([-2, -2, -2, -2]);
-    expect(Array.from(b.future0)).toEqual([0.1, 0.1, 0.2, 0.2].map(Math.fround));
+    // So is each row's future noise.
+    expect(b.futureRows).toHaveLength(2);
+    expect(again.futureRows[1]).toBe(rows[1].noise.future);
+    expect(b.futureRows.flatMap((r) => Array.from(r))).toEqual([0.1, 0.1, 0.2, 0.2].map(Math.fround));
   });
 
   it('hands on uint8 rows for a model that takes them, and refuses rows of the other type', () => {
@@ -63,6 +66,20 @@ describe('packVlmBatch', () => {
       noise: { actions: new Float32Array(s.horizon * s.actionDim), future: new Float32Array(s.futureTokens * s.futureDim) },
     };
     expect(() => packVlmBatch([bad], Int32Array.from([0]), [], s)).toThrow(/5 pixel values, the model takes 12/);
+  });
+
+  it('refuses a future noise row of the wrong length, which the executor would copy as it is', () => {
+    const s = TEST_SHAPES;
+    const bad = {
+      pixelValues: new Float32Array(s.views * 3 * s.imageHeight * s.imageWidth),
+      inputIds: new BigInt64Array(s.textTokens),
+      attentionMask: new BigInt64Array(s.textTokens),
+      state: new Float32Array(s.stateDim),
+      embodimentId: 0,
+      noise: { actions: new Float32Array(s.horizon * s.actionDim), future: new Float32Array(s.futureTokens * s.futureDim + 1) },
+    };
+    const oLen = s.futureTokens * s.futureDim;
+    expect(() => packVlmBatch([bad], Int32Array.from([0]), [], s)).toThrow(new RegExp(`row 0: ${oLen + 1} future noise values, the model takes ${oLen}`));
   });
 });
 

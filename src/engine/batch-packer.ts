@@ -25,19 +25,19 @@ export function packVlmBatch(inputs: readonly VlmInput[], slots: Int32Array, mov
     state: new Float32Array(B * s.stateDim),
     embodimentIds: BigInt64Array.from(inputs.map((r) => BigInt(r.embodimentId))),
     actions0: new Float32Array(B * aLen),
-    future0: new Float32Array(B * oLen),
+    futureRows: inputs.map((r) => r.noise.future),
   };
   inputs.forEach((r, b) => {
     if (r.pixelValues.length !== pixelLen) throw new RangeError(`row ${b}: ${r.pixelValues.length} pixel values, the model takes ${pixelLen}`);
     const dtype = pixelRowDtype(r.pixelValues);
     if (dtype !== s.pixelDtype) throw new RangeError(`row ${b}: ${dtype} pixel values, the model takes ${s.pixelDtype}`);
+    if (r.noise.future.length !== oLen) throw new RangeError(`row ${b}: ${r.noise.future.length} future noise values, the model takes ${oLen}`);
     batch.inputIds.set(r.inputIds, b * s.textTokens);
     batch.attentionMask.set(r.attentionMask, b * s.textTokens);
     batch.state.set(r.state, b * s.stateDim);
     batch.actions0.set(r.noise.actions, b * aLen);
     // Real-time chunking's condition method: the committed positions start (and stay) at the clean prefix.
     if (r.chunking?.method === 'condition') pinCommitted({ ...r.chunking, actionDim: s.actionDim }, batch.actions0.subarray(b * aLen, (b + 1) * aLen));
-    batch.future0.set(r.noise.future, b * oLen);
   });
   return batch;
 }

@@ -57,9 +57,14 @@ export interface VlmBatch {
   /** Normalized, padded state per row: [B, stateDim]. */
   readonly state: Float32Array;
   readonly embodimentIds: BigInt64Array;
-  /** Initial noise A_0 [B, horizon, actionDim] and O_0 [B, futureTokens, futureDim]. */
+  /** Initial action noise A_0 [B, horizon, actionDim] (a condition row's committed positions already at its prefix). */
   readonly actions0: Float32Array;
-  readonly future0: Float32Array;
+  /**
+   * Each row's initial future noise O_0 [futureTokens, futureDim], the request's own array, handed on like the pixel
+   * rows: a paper-size row is 295 KB, and packing a batch of them into a fresh host array cost the inference thread
+   * its page faults and a copy before the executor copies each row to its arena slot anyway.
+   */
+  readonly futureRows: readonly Float32Array[];
 }
 
 /** Where an executor call's time went, as the executor measured it. */

@@ -822,13 +822,20 @@ export class NativeExecutor implements Executor {
       state: batch.state,
       emb: batch.embodimentIds,
       actions: batch.actions0,
-      future: batch.future0,
     };
     for (const f of this.fields) {
+      const spec = this.specs[f];
+      // The future noise comes as the requests' own rows: each is copied once, straight to its slot.
+      if (f === 'future') {
+        this.copier.copy(
+          Array.from(slots, (slot, b): Pair => [this.temp(batch.futureRows[b], 0, spec.dtype, [spec.len]), this.arena.future.row(slot)]),
+          spec.dtype,
+        );
+        continue;
+      }
       const data = inputs[f];
       // vl_embs came from the VLM call above.
       if (data === undefined) continue;
-      const spec = this.specs[f];
       const pairs: Pair[] = contiguous
         ? [[this.temp(data, 0, spec.dtype, [B * spec.len]), this.temp(this.arena[f].buffer, slots[0] * this.arena[f].rowBytes, spec.dtype, [B * spec.len])]]
         : Array.from(slots, (slot, b): Pair => [this.temp(data, b * spec.len * BYTES[spec.dtype], spec.dtype, [spec.len]), this.arena[f].row(slot)]);

@@ -179,7 +179,7 @@ export class OnnxExecutor implements Executor {
       arena.state.set(batch.state.subarray(b * s.stateDim, (b + 1) * s.stateDim), slot * s.stateDim);
       arena.emb[slot] = batch.embodimentIds[b];
       arena.actions.set(batch.actions0.subarray(b * arena.aLen, (b + 1) * arena.aLen), slot * arena.aLen);
-      arena.future.set(batch.future0.subarray(b * arena.oLen, (b + 1) * arena.oLen), slot * arena.oLen);
+      arena.future.set(batch.futureRows[b], slot * arena.oLen);
     });
     return {
       obsEmbedding: this.futureStream ? (out.obs_embedding.data as Float32Array) : new Float32Array(0),
