@@ -4,40 +4,34 @@
  * and the mean milliseconds per call inside ONNX Runtime (run), in the executor around it (host) and elsewhere on
  * the inference thread (wait). A served VLM call that costs far more than the offline one says which part grew.
  */
+import { BATCH_DURATION_METRIC, BATCH_PARTS, BATCH_STAGES, type BatchPart, type BatchStage } from '../src/telemetry/index.js';
 import { parseExposition } from '../test/support/prometheus.js';
 import { round } from './stats.js';
 
-const HISTOGRAM = 'dust_batch_duration_seconds';
-const STAGES = ['vlm', 'denoise'] as const;
-const PARTS = ['run', 'host', 'wait'] as const;
-
-type Stage = (typeof STAGES)[number];
-type Part = (typeof PARTS)[number];
-
 /** Sum (seconds) and count per stage and part, over every model version the server exposes. */
-export type BatchDurations = Record<Stage, Record<Part, { readonly sum: number; readonly count: number }>>;
+export type BatchDurations = Record<BatchStage, Record<BatchPart, { readonly sum: number; readonly count: number }>>;
 
-export type BatchParts = Record<Stage, { readonly calls: number } & Record<Part, number>>;
+export type BatchParts = Record<BatchStage, { readonly calls: number } & Record<BatchPart, number>>;
 
 export function batchDurations(exposition: string): BatchDurations {
-  const out = Object.fromEntries(STAGES.map((s) => [s, Object.fromEntries(PARTS.map((p) => [p, { sum: 0, count: 0 }]))])) as Record<
-    Stage,
-    Record<Part, { sum: number; count: number }>
+  const out = Object.fromEntries(BATCH_STAGES.map((s) => [s, Object.fromEntries(BATCH_PARTS.map((p) => [p, { sum: 0, count: 0 }]))])) as Record<
+    BatchStage,
+    Record<BatchPart, { sum: number; count: number }>
   >;
   for (const sample of parseExposition(exposition).samples) {
-    const field = sample.name === `${HISTOGRAM}_sum` ? 'sum' : sample.name === `${HISTOGRAM}_count` ? 'count' : undefined;
+    const field = sample.name === `${BATCH_DURATION_METRIC}_sum` ? 'sum' : sample.name === `${BATCH_DURATION_METRIC}_count` ? 'count' : undefined;
     const { stage, part } = sample.labels;
-    if (field === undefined || !(STAGES as readonly string[]).includes(stage) || !(PARTS as readonly string[]).includes(part)) continue;
-    out[stage as Stage][part as Part][field] += sample.value;
+    if (field === undefined || !(BATCH_STAGES as readonly string[]).includes(stage) || !(BATCH_PARTS as readonly string[]).includes(part)) continue;
+    out[stage as BatchStage][part as BatchPart][field] += sample.value;
   }
   return out;
 }
 
 /** Mean milliseconds per call of each part between two scrapes (NaN for a stage with no call in between). */
 export function batchParts(before: BatchDurations, after: BatchDurations): BatchParts {
-  const stage = (s: Stage) => {
+  const stage = (s: BatchStage) => {
     const calls = after[s].run.count - before[s].run.count;
-    const mean = (p: Part) => round(((after[s][p].sum - before[s][p].sum) * 1000) / calls, 3);
+    const mean = (p: BatchPart) => round(((after[s][p].sum - before[s][p].sum) * 1000) / calls, 3);
     return { calls, run: mean('run'), host: mean('host'), wait: mean('wait') };
   };
   return { vlm: stage('vlm'), denoise: stage('denoise') };

@@ -4,8 +4,7 @@
  * inference worker; the reports cross to the main thread with the next result message, so the per-step
  * loop never posts to the event loop on their account.
  */
-import type { BatchReport, BatchStage } from '../telemetry/index.js';
-import type { CallTiming } from './executor.js';
+import type { BatchReport, BatchStage, CallTiming } from '../telemetry/index.js';
 import type { JobInput } from './job.js';
 
 /**

@@ -5,6 +5,7 @@
  */
 import { emptyPixelRow, type PixelDtype, type PixelRow } from '../preprocess/index.js';
 import type { PrefixGuide } from '../sampling/index.js';
+import type { CallTiming } from '../telemetry/index.js';
 import type { SlotMove } from './slot-table.js';
 
 /** Fixed shapes of one model version, from its manifest. */
@@ -65,14 +66,6 @@ export interface VlmBatch {
    * its page faults and a copy before the executor copies each row to its arena slot anyway.
    */
   readonly futureRows: readonly Float32Array[];
-}
-
-/** Where an executor call's time went, as the executor measured it. */
-export interface CallTiming {
-  /** Wall time inside ONNX Runtime's run calls (on a GPU: launches and the device's work, synchronised). */
-  readonly runMs: number;
-  /** Wall time in the executor outside them: packing, copies in and out, Euler updates, slot moves. */
-  readonly hostMs: number;
 }
 
 export interface VlmResult extends CallTiming {

@@ -29,6 +29,12 @@ export const METRICS_MAX_CONNECTIONS = 64;
 /** A scraper that has not sent its request's headers by then is disconnected. */
 export const METRICS_HEADERS_TIMEOUT_MS = 10_000;
 
+/** Each executor call's wall time, observed once per part (docs/operations.md, "Metrics"). */
+export const BATCH_DURATION_METRIC = 'dust_batch_duration_seconds';
+/** Its parts: inside ONNX Runtime, in the executor around it, and the rest of the call on the inference thread. */
+export const BATCH_PARTS = ['run', 'host', 'wait'] as const;
+export type BatchPart = (typeof BATCH_PARTS)[number];
+
 /** Latency buckets in seconds: 1 ms to 10 s, roughly 1-2-5 per decade. */
 export const SECONDS_BUCKETS: readonly number[] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10];
 /** Batch sizes and step counts: powers of two up to the largest configurable arena. */
@@ -84,7 +90,7 @@ export class ServingMetrics {
     });
     this.vlmBatch = meter.createHistogram('dust_vlm_batch_size', { description: 'Requests per VLM call', ...counts });
     this.denoiseBatch = meter.createHistogram('dust_denoise_batch_size', { description: 'Rows per denoiser call', ...counts });
-    this.batchDuration = meter.createHistogram('dust_batch_duration_seconds', {
+    this.batchDuration = meter.createHistogram(BATCH_DURATION_METRIC, {
       description:
         'Wall time of each VLM call and denoiser step (stage), in three parts: inside ONNX Runtime (run), the executor around it (host), the inference thread elsewhere (wait)',
       ...seconds,
@@ -139,8 +145,8 @@ export class ServingMetrics {
     const { timing } = report;
     if (timing === undefined) return;
     const wallMs = report.endEpochMs - report.startEpochMs;
-    const parts = { run: timing.runMs, host: timing.hostMs, wait: Math.max(0, wallMs - timing.runMs - timing.hostMs) };
-    for (const [part, ms] of Object.entries(parts)) this.batchDuration.record(ms / 1000, { ...labels, stage: report.stage, part });
+    const parts: Record<BatchPart, number> = { run: timing.runMs, host: timing.hostMs, wait: Math.max(0, wallMs - timing.runMs - timing.hostMs) };
+    for (const part of BATCH_PARTS) this.batchDuration.record(parts[part] / 1000, { ...labels, stage: report.stage, part });
   }
 
   modelLoadFailed(model: ModelLabels): void {

@@ -4,7 +4,16 @@
  * batch reports and served requests are these shapes.
  */
 
-export type BatchStage = 'vlm' | 'denoise';
+export const BATCH_STAGES = ['vlm', 'denoise'] as const;
+export type BatchStage = (typeof BATCH_STAGES)[number];
+
+/** Where an executor call's time went, as the executor measured it. */
+export interface CallTiming {
+  /** Wall time inside ONNX Runtime's run calls (on a GPU: launches and the device's work, synchronised). */
+  readonly runMs: number;
+  /** Wall time in the executor outside them: packing, copies in and out, Euler updates, slot moves. */
+  readonly hostMs: number;
+}
 
 /** A batch as main-thread listeners get it. */
 export interface BatchReport {
@@ -19,7 +28,7 @@ export interface BatchReport {
    * Of the call's wall time (end - start), the milliseconds inside ONNX Runtime's run calls (runMs) and in the
    * executor around them (hostMs); the rest went to the inference thread's other work. Absent when it failed.
    */
-  readonly timing?: { readonly runMs: number; readonly hostMs: number };
+  readonly timing?: CallTiming;
   readonly error?: string;
 }
 
