@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { boundaryDiscontinuity, committedPrefix, meanJerk, switchStep } from './chunk-metrics.js';
+import { boundaryDiscontinuity, committedPrefix, lateSwitchFraction, meanJerk, switchStep } from './chunk-metrics.js';
 
 const rows = (...values: number[][]) => values.map((v) => Float32Array.from(v));
 
@@ -36,5 +36,12 @@ describe('real-time chunking in the fleet', () => {
     expect(meanJerk(rows([0], [1], [4], [9], [16]), 0.1)).toBeCloseTo(0, 6);
     expect(meanJerk(rows([0], [0], [0], [1]), 0.5)).toBe(8);
     expect(meanJerk(rows([0], [1]), 0.1)).toBe(0);
+  });
+
+  it('counts a switch as late only when it came after the d the server assumed, over switches with a prefix', () => {
+    // Switches at 2, 3, 1 and 4 ticks; assumed 2, 2, 2 and none (no prefix: not counted).
+    expect(lateSwitchFraction([2, 3, 1, 4], [2, 2, 2, -1])).toBeCloseTo(1 / 3, 12);
+    expect(lateSwitchFraction([1, 1], [1, 1])).toBe(0);
+    expect(lateSwitchFraction([5], [-1])).toBeNaN();
   });
 });

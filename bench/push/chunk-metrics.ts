@@ -43,6 +43,22 @@ export function committedPrefix(
 }
 
 /**
+ * Of the switches whose request carried a prefix (assumed d >= 0), the share that came later than the d the server
+ * assumed: the robot had run old actions past the ones the new chunk was made to continue. NaN with none (null in
+ * the JSON, as stats.ts's means).
+ */
+export function lateSwitchFraction(switchDelays: readonly number[], assumedDelays: readonly number[]): number {
+  let withPrefix = 0;
+  let late = 0;
+  assumedDelays.forEach((d, i) => {
+    if (d < 0) return;
+    withPrefix++;
+    if (switchDelays[i] > d) late++;
+  });
+  return withPrefix > 0 ? late / withPrefix : NaN;
+}
+
+/**
  * ||a_new(k) - a_old(next0 + k)||_2: the jump at a switch k ticks after the observation, between the first action
  * the robot takes from the new chunk (both chunks indexed from the observation's tick, so a_new(k) is RTC's
  * a_new(0) once re-indexed from the switch) and the one the old chunk had for that tick. Undefined when the old

@@ -125,9 +125,49 @@ describe('npm run fleet', () => {
       expect(c.errors).toEqual({});
       expect(c.switches).toBeGreaterThan(0);
       expect(c.mean_switch_delay_steps).toBe(3);
+      expect(c.mean_assumed_delay_steps).toBe(3);
+      expect(c.late_switch_fraction).toBe(0);
       expect(c.mean_jerk).toBeGreaterThan(0);
     }
     // Same layouts and seeds: inpainting the committed actions makes the switch smaller than naive switching does.
     expect(rtc.conditions[0].mean_boundary_discontinuity).toBeLessThan(naive.conditions[0].mean_boundary_discontinuity);
+  });
+
+  it('with --estimate-delay, sends the control period over a stream and the server chooses every d', async () => {
+    const out = path.join(tmp, 'estimate.json');
+    // Realtime at 10x: a 10 ms control period, so any server latency above 0 is at least one tick.
+    await promisify(execFile)(
+      process.execPath,
+      [FLEET, '--repository', REPOSITORY, '--conditions', '7:4:4', '--episodes', '2', '--robots', '2', '--clock', 'realtime', '--control-hz', '100'].concat([
+        '--execute',
+        '4',
+        '--chunking',
+        'condition',
+        '--estimate-delay',
+        '--quiet',
+        '--out',
+        out,
+      ]),
+      { timeout: 120_000 },
+    );
+    const report = JSON.parse(readFileSync(out, 'utf8')) as { conditions: ConditionSummary[]; settings: { delay_steps: unknown } };
+    expect(report.settings.delay_steps).toBe('estimated');
+    const [c] = report.conditions;
+    expect(c.errors).toEqual({});
+    expect(c.switches).toBeGreaterThan(0);
+    // The robot declared no delay: every d came from the server, ceil(latency / period) >= 1 tick.
+    expect(c.mean_assumed_delay_steps).toBeGreaterThanOrEqual(1);
+    // Defined only if some switch's request carried a prefix and got a d back.
+    expect(c.late_switch_fraction).toBeGreaterThanOrEqual(0);
+    expect(c.late_switch_fraction).toBeLessThanOrEqual(1);
+  });
+
+  it('refuses --estimate-delay where the server could not estimate, saying why', async () => {
+    const failure = await promisify(execFile)(
+      process.execPath,
+      [FLEET, '--repository', REPOSITORY, '--conditions', '7:4:4', '--clock', 'lockstep', '--chunking', 'condition', '--estimate-delay', '--quiet'],
+      { timeout: 60_000 },
+    ).catch((err: { stderr: string }) => err);
+    expect((failure as { stderr: string }).stderr).toMatch(/--estimate-delay needs --clock realtime/);
   });
 });

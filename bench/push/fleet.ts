@@ -46,6 +46,7 @@ interface FleetOptions {
   stickyKey: 'episode' | 'robot';
   chunking: ChunkingMode;
   delay: number;
+  estimateDelay?: boolean;
   commit: CommitMode;
   out?: string;
   save?: boolean;
@@ -91,6 +92,10 @@ const program = new Command('fleet')
     'injected inference delay in control steps (with --chunking): the new chunk takes over this many ticks after its observation',
     number(0, true),
     0,
+  )
+  .option(
+    '--estimate-delay',
+    "with --chunking and --clock realtime: the robot sends its control period instead of --delay over a StreamPredict stream, the server estimates d from the stream's latency, and the robot switches at that d (or when the answer comes, if later)",
   )
   .addOption(
     new Option(
@@ -190,6 +195,13 @@ async function main(): Promise<void> {
   const embodiments = embodimentsFrom(o);
   if (o.robots < embodiments.length) throw new Error(`--robots must be at least the number of embodiments (${embodiments.length})`);
   if (o.delay > 0 && o.chunking === 'none') throw new Error(`--delay needs --chunking ${CHUNKING_MODES.filter((m) => m !== 'none').join(', ')}`);
+  if (o.estimateDelay) {
+    if (o.chunking === 'none') throw new Error(`--estimate-delay needs --chunking ${CHUNKING_MODES.filter((m) => m !== 'none').join(', ')}`);
+    if (o.clock !== 'realtime')
+      throw new Error('--estimate-delay needs --clock realtime: the server estimates d from wall-clock latency, which lockstep does not spend');
+    if (o.delay > 0) throw new Error('--estimate-delay replaces --delay: the server chooses d');
+    if (o.commit !== 'rest') throw new Error('--estimate-delay needs --commit rest: the robot cannot commit exactly d actions before it knows d');
+  }
   const started = new Date().toISOString();
   let server: ServerProcess | undefined;
   const serverArgs = o.serverArgs.split(/\s+/).filter((a) => a.length > 0);
@@ -223,6 +235,7 @@ async function main(): Promise<void> {
           pinVersion: !o.ab,
           chunking: o.chunking,
           delay: o.delay,
+          estimateDelay: o.estimateDelay === true,
           commit: o.commit,
           horizon,
         }),
@@ -292,7 +305,7 @@ async function main(): Promise<void> {
         clock: o.clock,
         execute: o.execute,
         chunking: o.chunking,
-        delay_steps: o.delay,
+        delay_steps: o.estimateDelay ? 'estimated' : o.delay,
         commit: o.commit,
         image_size: imageSize,
       },

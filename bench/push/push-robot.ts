@@ -10,10 +10,12 @@
  * With a chunking mode other than 'none' (real-time chunking, chunk-metrics.ts), the robot sends the rest of the
  * chunk it is executing as the committed prefix with the injected delay d, and switches to the new chunk exactly d
  * ticks after the observation (lockstep: the world waits there for a late answer; realtime: it ticks on, and the
- * switch comes when the answer does); each switch's boundary discontinuity is recorded.
+ * switch comes when the answer does); each switch's boundary discontinuity is recorded. With `estimateDelay` the
+ * robot does not know d: it talks StreamPredict (one stream per episode), sends its control period instead, and
+ * switches at the d the server assumed from the stream's measured latency, or when the answer comes if that is later.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { actionRows, DustClient, DustClientError, type PredictResult } from '@dust-serve/client';
+import { actionRows, DustClient, DustClientError, type PredictRequestInit, type PredictResult } from '@dust-serve/client';
 import type { Condition } from './conditions.js';
 import { CAMERAS, CONTROL_DT, type EmbodimentName, MAX_EPISODE_STEPS, type PushEnv, sampleLayout } from '@dust-serve/sim-push';
 import { boundaryDiscontinuity, committedPrefix, meanJerk, serverMethod, switchStep, type ChunkingMode, type CommitMode } from './chunk-metrics.js';
@@ -56,6 +58,8 @@ export interface EpisodeResult {
   readonly switchSteps: number[];
   /** Ticks from observation to switch, per switch. */
   readonly switchDelays: number[];
+  /** The delay d the server assumed for the switch's request (declared or estimated), per switch; -1 without a prefix. */
+  readonly assumedDelays: number[];
   /** Mean jerk of the executed actions (chunk-metrics.ts meanJerk), per second cubed. */
   readonly jerk: number;
 }
@@ -80,6 +84,12 @@ export interface PushRobotOptions {
   readonly chunking?: ChunkingMode;
   /** The injected inference delay d in control steps (with a chunking mode). @default 0 */
   readonly delay?: number;
+  /**
+   * Send the control period instead of the delay, over a StreamPredict stream, so that the server estimates d from
+   * the stream's latency (docs/api.md, "Real-time chunking"); needs a chunking mode, 'realtime' and commit 'rest'.
+   * @default false
+   */
+  readonly estimateDelay?: boolean;
   /** What the robot commits to (chunk-metrics.ts CommitMode). @default 'rest' */
   readonly commit?: CommitMode;
   /** The model's action horizon (the longest prefix). */
@@ -131,10 +141,16 @@ export class PushRobot {
     const mode = this.o.chunking ?? 'none';
     // The switch comes no earlier than d ticks after the observation; without a chunking mode, at once.
     const delay = mode === 'none' ? 0 : (this.o.delay ?? 0);
+    const estimate = mode !== 'none' && this.o.estimateDelay === true;
+    // The server measures a stream's latency, not a unary call's: the estimating robot keeps one stream per episode.
+    const stream = estimate ? client.stream({ deadlineMs: this.o.requestDeadlineMs + 2 * MAX_EPISODE_STEPS * periodMs }) : undefined;
     const executed: Float32Array[] = [];
     const discontinuities: number[] = [];
     const switchSteps: number[] = [];
     const switchDelays: number[] = [];
+    const assumedDelays: number[] = [];
+    /** Ticks after its observation at which an answered request's chunk may take over: the d the server assumed. */
+    const switchAfter = (p: Pending): number => (estimate ? (p.result?.chunking?.delaySteps ?? 0) : delay);
 
     const send = () => {
       const obs = env.observe(this.o.imageSize);
@@ -142,54 +158,56 @@ export class PushRobot {
       pending = p;
       requests++;
       const committed = mode !== 'none' && chunk ? committedPrefix(chunk, next, this.o.horizon ?? chunk.length, delay, this.o.commit) : undefined;
-      client
-        .predict(
-          {
-            robotId: this.robotId,
-            embodiment: spec.embodiment,
-            images: CAMERAS.map((camera) => ({
-              camera,
-              encoding: 'raw_rgb8' as const,
-              data: obs.frames[camera],
-              width: this.o.imageSize,
-              height: this.o.imageSize,
-            })),
-            state: obs.state,
-            instruction: env.layout.instruction,
-            sampling: {
-              actionSteps: c.actionSteps,
-              visionSteps: c.visionSteps,
-              latencyBudgetMs: c.budgetMs || undefined,
-              // Common random numbers: every condition draws the same noise for the same layout and request.
-              seed: spec.seed * 1000 + requests,
-            },
-            model: this.o.pinVersion ? `${this.o.model}@${c.version}` : this.o.model,
-            episodeId,
-            stepsExecuted: chunk ? next : 0,
-            ...(committed && mode !== 'none' ? { prefix: { ...committed, method: serverMethod(mode) } } : {}),
-          },
-          { deadlineMs: this.o.requestDeadlineMs },
-        )
-        .then(
-          (r) => {
-            p.result = r;
-            p.done = true;
-            latencies.push(performance.now() - p.sentAt);
-            visionSteps.push(r.sampling.visionSteps);
-            if (r.sampling.budgetMet) budgetMet++;
-            served.push(r.modelVersion);
-            if (r.worldModelSurprise !== undefined) surprises.push(r.worldModelSurprise);
-          },
-          (err: unknown) => {
-            p.done = true;
-            errors.push(err instanceof DustClientError ? err.codeName : String(err));
-          },
-        );
+      const prefix =
+        committed && mode !== 'none'
+          ? estimate
+            ? { actions: committed.actions, controlPeriodMs: periodMs, method: serverMethod(mode) }
+            : { ...committed, method: serverMethod(mode) }
+          : undefined;
+      const init: PredictRequestInit = {
+        robotId: this.robotId,
+        embodiment: spec.embodiment,
+        images: CAMERAS.map((camera) => ({
+          camera,
+          encoding: 'raw_rgb8' as const,
+          data: obs.frames[camera],
+          width: this.o.imageSize,
+          height: this.o.imageSize,
+        })),
+        state: obs.state,
+        instruction: env.layout.instruction,
+        sampling: {
+          actionSteps: c.actionSteps,
+          visionSteps: c.visionSteps,
+          latencyBudgetMs: c.budgetMs || undefined,
+          // Common random numbers: every condition draws the same noise for the same layout and request.
+          seed: spec.seed * 1000 + requests,
+        },
+        model: this.o.pinVersion ? `${this.o.model}@${c.version}` : this.o.model,
+        episodeId,
+        stepsExecuted: chunk ? next : 0,
+        ...(prefix ? { prefix } : {}),
+      };
+      (stream ? stream.send(init) : client.predict(init, { deadlineMs: this.o.requestDeadlineMs })).then(
+        (r) => {
+          p.result = r;
+          p.done = true;
+          latencies.push(performance.now() - p.sentAt);
+          visionSteps.push(r.sampling.visionSteps);
+          if (r.sampling.budgetMet) budgetMet++;
+          served.push(r.modelVersion);
+          if (r.worldModelSurprise !== undefined) surprises.push(r.worldModelSurprise);
+        },
+        (err: unknown) => {
+          p.done = true;
+          errors.push(err instanceof DustClientError ? err.codeName : String(err));
+        },
+      );
     };
 
     let due = performance.now();
     while (!signal?.aborted) {
-      if (pending?.done && env.steps - pending.sentAtStep >= delay) {
+      if (pending?.done && env.steps - pending.sentAtStep >= switchAfter(pending)) {
         const p = pending;
         pending = undefined;
         if (p.result) {
@@ -202,11 +220,12 @@ export class PushRobot {
             const step = switchStep(fresh, k, executed.at(-1));
             if (step !== undefined) switchSteps.push(step);
             switchDelays.push(k);
+            assumedDelays.push(p.result.chunking?.delaySteps ?? -1);
           }
           chunk = fresh;
           next = k;
           // With a prefix, the first d rows repeat what the robot executed meanwhile: not stale, committed.
-          stale += Math.min(Math.max(0, next - delay), chunk.length);
+          stale += Math.min(Math.max(0, next - switchAfter(p)), chunk.length);
         }
       }
       if (!pending && (!chunk || next >= this.o.execute)) send();
@@ -239,6 +258,7 @@ export class PushRobot {
 
     // Let a request still in flight finish, so that everything the episode sent is settled before it is scored.
     while (pending && !pending.done) await sleep(1);
+    stream?.end();
     let credited: EpisodeResult['credited'];
     try {
       const r = await client.reportOutcome({ robotId: this.robotId, episodeId, success }, { deadlineMs: this.o.requestDeadlineMs });
@@ -269,6 +289,7 @@ export class PushRobot {
       boundaryDiscontinuities: discontinuities,
       switchSteps,
       switchDelays,
+      assumedDelays,
       jerk: meanJerk(executed, CONTROL_DT),
     };
   }

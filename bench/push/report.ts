@@ -5,6 +5,7 @@ import type { Condition } from './conditions.js';
 import type { PlotSpec, Series } from './plot.js';
 import type { EpisodeResult } from './push-robot.js';
 import { mcnemarExact } from './success-stats.js';
+import { lateSwitchFraction } from './chunk-metrics.js';
 
 export interface ConditionSummary {
   readonly id: string;
@@ -41,6 +42,10 @@ export interface ConditionSummary {
   readonly switches: number;
   readonly mean_switch_step: number;
   readonly mean_switch_delay_steps: number;
+  /** The mean d the server assumed (declared by the robot or estimated) over switches whose request had a prefix. */
+  readonly mean_assumed_delay_steps: number;
+  /** Share of those switches that came later than the assumed d (chunk-metrics.ts lateSwitchFraction). */
+  readonly late_switch_fraction: number;
   readonly mean_jerk: number;
   readonly errors: Record<string, number>;
   /** ReportOutcome answers: version credited -> episodes (or "error:<code>"). */
@@ -100,6 +105,14 @@ export function summarizeCondition(c: Condition, model: string, results: readonl
     switches: results.reduce((a, r) => a + r.switchDelays.length, 0),
     mean_switch_step: meanOf(results.flatMap((r) => r.switchSteps)),
     mean_switch_delay_steps: meanOf(results.flatMap((r) => r.switchDelays)),
+    mean_assumed_delay_steps: meanOf(results.flatMap((r) => r.assumedDelays.filter((d) => d >= 0))),
+    late_switch_fraction: round(
+      lateSwitchFraction(
+        results.flatMap((r) => r.switchDelays),
+        results.flatMap((r) => r.assumedDelays),
+      ),
+      4,
+    ),
     mean_jerk: meanOf(results.map((r) => r.jerk)),
     errors: count(results.flatMap((r) => r.errors)),
     credited: count(credited),
