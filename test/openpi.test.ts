@@ -237,6 +237,62 @@ describe('the openpi door beside gRPC, two versions under a 50/50 split', () => 
     expect(reply).toEqual({ binary: false, text: (grpcError as grpc.ServiceError).details });
   });
 
+  it("real-time chunking: a prefix in the observation is the gRPC door's CommittedPrefix, its delay declared or estimated from the connection's latency", async () => {
+    const floats = (a: { data: Uint8Array; shape: number[] }) => new Float32Array(Uint8Array.from(a.data).buffer);
+    const prefixOf = (actions: Float32Array, rows: number, cols: number) => ndarray(new Uint8Array(actions.slice(0, rows * cols).buffer), '<f4', [rows, cols]);
+    const ask = async (conn: Conn, prefix?: Record<string, unknown>) => {
+      conn.send(prefix ? { ...observation(), prefix } : observation());
+      const f = await conn.next();
+      if (!f.binary) throw new Error(f.text);
+      return f.value;
+    };
+    const { conn, meta } = await Conn.open(url);
+    expect(meta.realtime_chunking).toEqual(['inpaint', 'naive', 'ensemble']);
+    const [H, D] = [meta.action_horizon as number, meta.action_dim as number];
+    // The first observation on a connection: nothing measured yet, so an estimated delay freezes the whole prefix.
+    const first = await ask(conn, { actions: prefixOf(new Float32Array(3 * D), 3, D), control_period_ms: 1e6 });
+    expect(first.chunking).toEqual({ method: 'inpaint', delay_steps: 3, delay_estimated: true, prefix_length: 3 });
+    const rest = floats(first.actions).slice(4 * D);
+    // Declared: rows 0..d-1 of the new chunk are the committed actions (through the normalization round trip).
+    const declared = await ask(conn, { actions: prefixOf(rest, H - 4, D), delay_steps: 2, method: 'inpaint' });
+    expect(declared.chunking).toEqual({ method: 'inpaint', delay_steps: 2, delay_estimated: false, prefix_length: H - 4 });
+    const fresh = floats(declared.actions);
+    for (let i = 0; i < 2 * D; i++) expect(fresh[i]).toBeCloseTo(rest[i], 4);
+    // Estimated from the latency this connection measured: any answer under a 1000 s period is one control step.
+    const estimated = await ask(conn, { actions: prefixOf(rest, H - 4, D), control_period_ms: 1e6, method: 'naive' });
+    expect(estimated.chunking).toEqual({ method: 'naive', delay_steps: 1, delay_estimated: true, prefix_length: H - 4 });
+    // The engine's refusal, in the gRPC door's words, and the connection goes on.
+    conn.send({ ...observation(), prefix: { actions: prefixOf(rest, 2, D - 1), delay_steps: 1 } });
+    expect(await conn.next()).toMatchObject({ binary: false, text: expect.stringMatching(/prefix.actions must have shape \[L, 8\]/) });
+    conn.send({ ...observation(), prefix: { actions: prefixOf(rest, 2, D), delay_steps: 1, method: 'condition' } });
+    expect(await conn.next()).toMatchObject({
+      binary: false,
+      text: expect.stringMatching(/prefix.method condition is not supported by dust-tiny@\d; it supports: inpaint, naive, ensemble/),
+    });
+    expect((await ask(conn)).actions.shape).toEqual([H, D]);
+    conn.close();
+  });
+
+  WITH_OPENPI_PYTHON.it(
+    "real-time chunking from Python: openpi's packer sends the prefix (float64 rows, a numpy int delay) and the answer continues it",
+    async () => {
+      const r = await runCheck('rtc', url, '--steps', '6');
+      expect(r.errors).toEqual([]);
+      expect(r.chunking).toHaveLength(6);
+      // Even steps declare d = 2; odd ones give a 1000 s control period, which any measured latency makes one step.
+      expect(r.chunking.map((c: { delay_steps: number; delay_estimated: boolean }) => [c.delay_steps, c.delay_estimated])).toEqual([
+        [2, false],
+        [1, true],
+        [2, false],
+        [1, true],
+        [2, false],
+        [1, true],
+      ]);
+      expect(new Set(r.chunking.map((c: { method: string }) => c.method))).toEqual(new Set(['inpaint']));
+      expect(r.max_committed_row_error).toBeLessThan(1e-4);
+    },
+  );
+
   it('a frame above 4x maxMessageBytes is not read: the connection is closed with 1009, and gRPC keeps serving', async () => {
     const { conn } = await Conn.open(url);
     conn.ws.send(Buffer.alloc(4 * MAX_MESSAGE_BYTES + 1));

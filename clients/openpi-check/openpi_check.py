@@ -9,6 +9,7 @@ later) and python3-numpy, not openpi itself, and prints one JSON object on stdou
   openpi_check.py session ws://127.0.0.1:8000 --steps 50 [--api-key KEY]
   openpi_check.py hostile ws://127.0.0.1:8000 --max-frame-bytes 16777216
   openpi_check.py refused ws://127.0.0.1:8000 [--api-key KEY]
+  openpi_check.py rtc ws://127.0.0.1:8000 --steps 6      (real-time chunking: the committed prefix in each observation)
 """
 
 import argparse
@@ -199,6 +200,41 @@ async def hostile(args) -> dict:
     return {"metadata": meta, "results": results}
 
 
+async def rtc(args) -> dict:
+    """Real-time chunking as an openpi client would add it: each observation carries the rest of the executing chunk
+    under "prefix" (float64 rows, a numpy int delay), every other one with a control period instead of a delay."""
+    rng = np.random.default_rng(1)
+    execute = 4
+    async with _connect(args.url, args.api_key) as ws:
+        meta = unpack(await ws.recv())
+        await ws.send(pack(_observation(rng, meta, False, 0)))
+        chunk = unpack(await ws.recv())["actions"]
+        t = 0
+        reports, errors, worst = [], [], 0.0
+        for step in range(args.steps):
+            t += execute
+            committed = chunk[t:].astype(np.float64)
+            prefix = {"actions": committed}
+            if step % 2 == 0:
+                prefix["delay_steps"] = np.int64(2)
+            else:
+                prefix["control_period_ms"] = 1e6
+            await ws.send(pack({**_observation(rng, meta, step % 2 == 1, step), "prefix": prefix}))
+            reply = await ws.recv()
+            if isinstance(reply, str):
+                errors.append(reply)
+                break
+            out = unpack(reply)
+            report = out["chunking"]
+            reports.append(report)
+            d = int(report["delay_steps"])
+            # The rows that ran meanwhile are the committed ones (inpaint, ensemble and condition pin them).
+            if report["method"] != "naive" and d > 0:
+                worst = max(worst, float(np.max(np.abs(out["actions"][:d] - committed[:d]))))
+            chunk, t = out["actions"], d
+    return {"metadata": meta, "chunking": reports, "max_committed_row_error": worst, "errors": errors}
+
+
 async def refused(args) -> dict:
     try:
         async with _connect(args.url, args.api_key) as ws:
@@ -211,7 +247,7 @@ async def refused(args) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["session", "hostile", "refused"])
+    parser.add_argument("mode", choices=["session", "hostile", "refused", "rtc"])
     parser.add_argument("url")
     parser.add_argument("--api-key")
     parser.add_argument("--steps", type=int, default=50)
@@ -219,7 +255,7 @@ def main() -> int:
     parser.add_argument("--episode-id", type=int, default=-1)
     parser.add_argument("--max-frame-bytes", type=int, default=16 * 1024 * 1024)
     args = parser.parse_args()
-    result = asyncio.run({"session": session, "hostile": hostile, "refused": refused}[args.mode](args))
+    result = asyncio.run({"session": session, "hostile": hostile, "refused": refused, "rtc": rtc}[args.mode](args))
     json.dump(result, sys.stdout, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else repr(o))
     print()
     return 0

@@ -13,6 +13,7 @@ import type { Assignment } from '../experiment/index.js';
 import type { PredictRequest__Output } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
 import type { PredictResponse } from '@dust-serve/client/gen/dust/serving/v1/PredictResponse';
 import type { CallContext, PredictOrchestrator } from './predict-orchestrator.js';
+import { nextMeasuredLatency } from './measured-latency.js';
 import { RefusedMessage } from './request-limits.js';
 import type { Routed } from './router.js';
 
@@ -52,9 +53,6 @@ interface Binding {
   readonly assignment: Assignment;
   readonly modelField: string;
 }
-
-/** Weight of the newest response in the stream's latency average: a few responses follow a change of load. */
-const LATENCY_SMOOTHING = 0.25;
 
 /**
  * - open: taking requests;
@@ -151,7 +149,7 @@ export class PredictStreamSession {
     try {
       const res = await response;
       const total = res.timing?.total_ms;
-      if (typeof total === 'number') this.latencyMs = this.latencyMs === undefined ? total : this.latencyMs + LATENCY_SMOOTHING * (total - this.latencyMs);
+      if (typeof total === 'number') this.latencyMs = nextMeasuredLatency(this.latencyMs, total);
       if (this.phase !== 'done') this.call.write(res);
     } catch (err) {
       this.fail(err, req);

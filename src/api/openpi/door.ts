@@ -19,6 +19,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { OptionSlice } from '../../config/index.js';
 import type { ExperimentBook } from '../../experiment/index.js';
+import { supportedChunking } from '../../engine/index.js';
 import { sampledLog, type Logger, type ServingMetrics } from '../../telemetry/index.js';
 import type { Caller, CredentialSet } from '../auth.js';
 import type { PredictOrchestrator } from '../predict-orchestrator.js';
@@ -215,6 +216,7 @@ export async function startOpenpiDoor(options: OptionSlice<'openpi'>, keyMapping
         image_width: m.image.width,
         future_tokens: m.future.tokens,
         future_dim: m.future.dim,
+        realtime_chunking: [...supportedChunking(m)],
         robot_id: robotId,
         key_mapping: {
           name: mapping.name,

@@ -59,6 +59,9 @@ export const PRESETS: ReadonlyMap<string, MappingEntry> = new Map([
   ],
 ]);
 
+/** The observation key that carries real-time chunking's committed prefix (docs/openpi.md); no mapping may name it. */
+export const PREFIX_KEY = 'prefix';
+
 const keyPath = z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(8)]).transform((k) => (typeof k === 'string' ? [k] : k));
 const entrySchema = z
   .object({
@@ -66,7 +69,16 @@ const entrySchema = z
     state: z.union([keyPath.transform((k) => [k]), z.array(keyPath).min(1)]),
     prompt: keyPath.default('prompt'),
   })
-  .strict();
+  .strict()
+  .superRefine((entry, ctx) => {
+    const named = [...Object.values(entry.images), ...entry.state, entry.prompt];
+    if (named.some((k) => k[0] === PREFIX_KEY)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `the observation key "${PREFIX_KEY}" is the committed prefix of real-time chunking; map images, state and prompt to other keys`,
+      });
+    }
+  });
 const fileSchema = z.record(z.string().min(1), entrySchema).refine((r) => Object.keys(r).length > 0, 'the file maps no embodiment');
 
 /** Validates a parsed mapping file; messages name the entry and field. */

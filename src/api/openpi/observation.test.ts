@@ -107,3 +107,57 @@ describe('toPredictRequest refuses', () => {
     );
   });
 });
+
+describe('the committed prefix (real-time chunking)', () => {
+  const m = resolveMapping(preset('libero'), 'franka_fr3', CAMERAS);
+  const valid = () => ({ 'observation/image': hwc, 'observation/wrist_image': hwc, 'observation/state': f4(1, 2), prompt: 'go' });
+  const rows = (r: number, c: number, dtype = '<f8') => {
+    const values = Array.from({ length: r * c }, (_, i) => i / 4 - 1);
+    const data = dtype === '<f8' ? new Float64Array(values) : new Float32Array(values);
+    return { values, array: nd(new Uint8Array(data.buffer), dtype, [r, c]) };
+  };
+
+  it("becomes the gRPC door's PredictRequest.prefix: float32 actions with their shape, the delay, the period, the method", () => {
+    const { values, array } = rows(3, 2);
+    const req = toPredictRequest({ ...valid(), prefix: { actions: array, delay_steps: 2, method: 'inpaint' } }, m, ctx);
+    expect(req.prefix).toMatchObject({ delay_steps: 2, _delay_steps: 'delay_steps', control_period_ms: 0, method: 'CHUNKING_METHOD_INPAINT' });
+    expect(req.prefix!.actions!.shape).toEqual([3, 2]);
+    const data = req.prefix!.actions!.data;
+    expect(Array.from({ length: 6 }, (_, i) => data.readFloatLE(i * 4))).toEqual(values.map(Math.fround));
+    // Without a delay the server estimates it from the period: the proto's optional field stays unset.
+    const estimated = toPredictRequest(
+      { ...valid(), prefix: { actions: rows(1, 2, '<f4').array, control_period_ms: { __npgeneric__: true, data: 20, dtype: '<f8' } } },
+      m,
+      ctx,
+    );
+    expect(estimated.prefix).toMatchObject({ control_period_ms: 20, method: 'CHUNKING_METHOD_UNSPECIFIED' });
+    expect(estimated.prefix!._delay_steps).toBeUndefined();
+    expect(estimated.prefix!.delay_steps).toBeUndefined();
+    expect(toPredictRequest(valid(), m, ctx).prefix).toBeNull();
+  });
+
+  it('is refused, saying what to send, when its types are wrong or it holds a key the server would otherwise ignore', () => {
+    const { array } = rows(2, 2);
+    const refused = (prefix: unknown) => () => toPredictRequest({ ...valid(), prefix }, m, ctx);
+    expect(refused([1, 2])).toThrow(/"prefix" must be a dict with actions, delay_steps, control_period_ms, method/);
+    expect(refused({ actions: array, delay: 2 })).toThrow(/"prefix" has unknown keys "delay"; its keys are actions, delay_steps/);
+    expect(refused({ delay_steps: 1 })).toThrow(/"prefix" > "actions" must be a numeric numpy array \[L, action_dim\]/);
+    expect(refused({ actions: nd(new Uint8Array(4), '|b1', [2, 2]) })).toThrow(/"prefix" > "actions" must be a numeric numpy array/);
+    expect(refused({ actions: array, delay_steps: 1.5 })).toThrow(/"prefix" > "delay_steps" must be a non-negative integer, got 1.5/);
+    expect(refused({ actions: array, delay_steps: -1 })).toThrow(/must be a non-negative integer, got -1/);
+    expect(refused({ actions: array, delay_steps: '2' })).toThrow(/"prefix" > "delay_steps" must be a finite number/);
+    expect(refused({ actions: array, control_period_ms: 'fast' })).toThrow(/"prefix" > "control_period_ms" must be a finite number/);
+    expect(refused({ actions: array, method: 'rtc' })).toThrow(/"prefix" > "method" must be one of condition, inpaint, naive, ensemble/);
+    expect(refused({ actions: array, method: 'toString' })).toThrow(/must be one of/);
+  });
+
+  it('owns its key: a mapping file that names "prefix" for anything else is refused', () => {
+    for (const entry of [
+      { images: ['cam'], state: ['state', ['prefix', 'x']] },
+      { images: { front: 'prefix' }, state: 'state' },
+      { images: ['cam'], state: 's', prompt: 'prefix' },
+    ]) {
+      expect(() => parseMappingFile({ '*': entry }, 'm.json')).toThrow(/m.json: \*: the observation key "prefix" is the committed prefix/);
+    }
+  });
+});

@@ -9,7 +9,10 @@
 import { InvalidArgumentError, quote } from '../../errors/index.js';
 import type { PredictRequest__Output } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
 import type { RequestLimits } from '../request-limits.js';
-import { showKey, type KeyPath, type ResolvedMapping } from './key-mapping.js';
+import { PREFIX_KEY, showKey, type KeyPath, type ResolvedMapping } from './key-mapping.js';
+import { CHUNKING_METHOD_NAMES } from '../convert.js';
+import type { ChunkingMethod } from '../../sampling/index.js';
+import type { CommittedPrefix__Output } from '@dust-serve/client/gen/dust/serving/v1/CommittedPrefix';
 import { arrayNumbers, asNdArray, asNpGeneric, isDict, own, type Dict, type NdArray } from './msgpack-numpy.js';
 
 /** What the connection contributes to each of its requests. */
@@ -95,6 +98,52 @@ function isImageLike(v: unknown): boolean {
   return Array.isArray(shape) && shape.length === 3 && typeof own(v, 'dtype') === 'string' && /^[|<>=]?u1$/.test(own(v, 'dtype') as string);
 }
 
+const PREFIX_FIELDS = ['actions', 'delay_steps', 'control_period_ms', 'method'] as const;
+const field = (name: (typeof PREFIX_FIELDS)[number]): string => showKey([PREFIX_KEY, name]);
+
+/** A number from a Python int or float, or a numpy scalar holding one; undefined when absent. */
+function numberAt(v: unknown, where: string): number | undefined {
+  if (v === undefined) return undefined;
+  const value = asNpGeneric(v) ?? v;
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new InvalidArgumentError(`${where} must be a finite number`);
+  return value;
+}
+
+/**
+ * The observation's committed prefix (real-time chunking, docs/openpi.md), as the gRPC door decodes
+ * `PredictRequest.prefix`: a dict with `actions` (a numeric array [L, action_dim] in the robot's units), and
+ * `delay_steps` or `control_period_ms`, and optionally `method`. The shape, the values, the delay and the method
+ * are the engine's one check, shared with gRPC (engine/chunking.ts); here only what the wire can get wrong: the
+ * types, and keys that would otherwise be ignored (a misspelt `delay_steps` must not silently become an estimate).
+ */
+function prefixOf(v: unknown): CommittedPrefix__Output | null {
+  if (v === undefined) return null;
+  if (!isDict(v)) throw new InvalidArgumentError(`${showKey([PREFIX_KEY])} must be a dict with ${PREFIX_FIELDS.join(', ')}`);
+  const unknown = Object.keys(v).filter((k) => !(PREFIX_FIELDS as readonly string[]).includes(k));
+  if (unknown.length > 0)
+    throw new InvalidArgumentError(`${showKey([PREFIX_KEY])} has unknown keys ${unknown.map(quote).join(', ')}; its keys are ${PREFIX_FIELDS.join(', ')}`);
+  const arr = asNdArray(own(v, 'actions'), field('actions'));
+  if (!arr || arr.kind === 'b') {
+    throw new InvalidArgumentError(`${field('actions')} must be a numeric numpy array [L, action_dim]: the rest of the chunk the robot is executing`);
+  }
+  const data = Buffer.from(Float32Array.from(arrayNumbers(arr)).buffer);
+  const delay = numberAt(own(v, 'delay_steps'), field('delay_steps'));
+  if (delay !== undefined && !(Number.isInteger(delay) && delay >= 0 && delay <= 0xffffffff)) {
+    throw new InvalidArgumentError(`${field('delay_steps')} must be a non-negative integer, got ${delay}`);
+  }
+  const rawMethod = own(v, 'method');
+  const method = asNpGeneric(rawMethod) ?? rawMethod;
+  if (method !== undefined && !(typeof method === 'string' && Object.hasOwn(CHUNKING_METHOD_NAMES, method))) {
+    throw new InvalidArgumentError(`${field('method')} must be one of ${Object.keys(CHUNKING_METHOD_NAMES).join(', ')} (or absent: the model's default)`);
+  }
+  return {
+    actions: { shape: [...arr.shape], data },
+    ...(delay !== undefined ? { delay_steps: delay, _delay_steps: 'delay_steps' as const } : {}),
+    control_period_ms: numberAt(own(v, 'control_period_ms'), field('control_period_ms')) ?? 0,
+    method: method === undefined ? 'CHUNKING_METHOD_UNSPECIFIED' : CHUNKING_METHOD_NAMES[method as ChunkingMethod],
+  };
+}
+
 /**
  * The PredictRequest of an observation. @throws InvalidArgumentError naming the key and what to send instead.
  */
@@ -146,6 +195,6 @@ export function toPredictRequest(obs: unknown, mapping: ResolvedMapping, ctx: Ob
     sampling: null,
     return_future_embedding: true,
     steps_executed: 0,
-    prefix: null,
+    prefix: prefixOf(own(obs, PREFIX_KEY)),
   };
 }

@@ -43,12 +43,15 @@ const OUTPUT = {
 /** The stages with the engine replaced by a promise per observation that the test settles. */
 function fakeSession(serve?: OpenpiStages['serve']) {
   const requests: PredictRequest__Output[] = [];
+  /** The connection latency each prepare was given (what a prefix's delay is estimated from). */
+  const latencies: Array<number | undefined> = [];
   const pending: Array<{ resolve(out: PredictOutput): void; reject(err: unknown): void }> = [];
   const outcomes: Array<[string, string, boolean]> = [];
   const stages: OpenpiStages = {
     admit: () => ({ assignment: { model: 'dust-tiny', version: 2 }, lease: { release: () => undefined } }) as unknown as Routed,
-    prepare(req, routed) {
+    prepare(req, routed, latencyMs) {
       requests.push(req);
+      latencies.push(latencyMs);
       return { routed, request: { requestId: 'req-1' } } as unknown as PreparedPredict;
     },
     serve: serve ?? (() => new Promise<PredictOutput>((resolve, reject) => pending.push({ resolve, reject }))),
@@ -76,7 +79,7 @@ function fakeSession(serve?: OpenpiStages['serve']) {
     pending.shift()!.resolve(out);
     return reply;
   };
-  return { session, requests, pending, outcomes, infer };
+  return { session, requests, latencies, pending, outcomes, infer };
 }
 
 describe('OpenpiSession', () => {
@@ -95,6 +98,18 @@ describe('OpenpiSession', () => {
     expect(out).not.toHaveProperty('world_model_surprise');
     expect(out.server_timing).not.toHaveProperty('prev_total_ms');
     expect(unpack(await infer())).toHaveProperty('server_timing.prev_total_ms');
+  });
+
+  it("real-time chunking: each observation is prepared with the connection's measured latency, and the response says how its prefix was used", async () => {
+    const { latencies, infer } = fakeSession();
+    const chunking = { method: 'inpaint', delaySteps: 2, delayEstimated: true, prefixLength: 5 };
+    const first = unpack(await infer({ ...OUTPUT, chunking } as PredictOutput));
+    expect(first.chunking).toEqual({ method: 'inpaint', delay_steps: 2, delay_estimated: true, prefix_length: 5 });
+    await infer({ ...OUTPUT, timing: { ...OUTPUT.timing, totalMs: 10 } } as PredictOutput);
+    const third = unpack(await infer());
+    expect(third).not.toHaveProperty('chunking');
+    // No measurement before the first answer; then the engine's total_ms, averaged as a stream averages it (6, then 6 + 0.25 * (10 - 6)).
+    expect(latencies).toEqual([undefined, 6, 7]);
   });
 
   it('episodes: "<experiment>/<id>" from episode_start, credited on episode_end, then a fresh generated one', async () => {

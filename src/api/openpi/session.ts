@@ -15,6 +15,7 @@ import { callerKey, type PredictOutput } from '../../engine/index.js';
 import { InvalidArgumentError, OverloadedError } from '../../errors/index.js';
 import type { ExperimentBook } from '../../experiment/index.js';
 import { rejectReasonOf, type Logger, type ServingMetrics } from '../../telemetry/index.js';
+import { nextMeasuredLatency } from '../measured-latency.js';
 import { creditOutcome } from '../outcome.js';
 import type { PredictOrchestrator } from '../predict-orchestrator.js';
 import { overRateLimit, type SharedRateLimit } from '../rate-limit-interceptor.js';
@@ -76,6 +77,11 @@ export class OpenpiSession {
   private readonly abort = new AbortController();
   /** Receipt to reply of the previous observation, reported as server_timing.prev_total_ms like openpi's server. */
   private prevTotalMs: number | undefined;
+  /**
+   * The connection's measured latency (the engine's total_ms, a moving average, as a StreamPredict stream keeps
+   * it): a prefix that gives its control period instead of its delay has d estimated from it.
+   */
+  private latencyMs: number | undefined;
 
   constructor(private readonly o: SessionOptions) {
     this.episodeId = generatedId(o.limits.maxIdBytes);
@@ -122,9 +128,10 @@ export class OpenpiSession {
       const req = toPredictRequest(frame, mapping, { robotId: this.o.robotId, episodeId: this.episodeId, model: this.o.model, limits: this.o.limits });
       const routed = orchestrator.admit(req.model, req.robot_id, req.episode_id);
       labels = { model: routed.assignment.model, version: String(routed.assignment.version) };
-      const prepared = orchestrator.prepare(req, routed);
+      const prepared = orchestrator.prepare(req, routed, this.latencyMs);
       requestId = prepared.request.requestId;
       const res = await orchestrator.serve(prepared, { deadline: Infinity, signal: this.abort.signal, credential: this.o.credential });
+      this.latencyMs = nextMeasuredLatency(this.latencyMs, res.timing.totalMs);
       this.served(res, labels, receivedAt);
       const reply = { binary: packFrame(this.actionDict(res, receivedAt)) };
       this.prevTotalMs = performance.now() - receivedAt;
@@ -171,6 +178,12 @@ export class OpenpiSession {
         planned_total_ms: s.plannedTotalMs,
       },
       world_model_surprise: out.worldModelSurprise,
+      chunking: out.chunking && {
+        method: out.chunking.method,
+        delay_steps: out.chunking.delaySteps,
+        delay_estimated: out.chunking.delayEstimated,
+        prefix_length: out.chunking.prefixLength,
+      },
       request_id: out.requestId,
       model_name: out.modelName,
       model_version: out.modelVersion,
