@@ -184,6 +184,12 @@ async def hostile(args) -> dict:
             "deep_nesting": b"\x91" * 200 + b"\xc0",
             "many_items": b"\xdd" + (70000).to_bytes(4, "big") + b"\xc0" * 70000,
             "oversized": pack({**valid(), "padding": b"\x00" * (args.max_frame_bytes + 1)}),
+            "prefix_not_a_dict": pack({**valid(), "prefix": [1, 2]}),
+            "prefix_nan_action": pack({**valid(), "prefix": {"actions": np.full((2, 8), np.nan), "delay_steps": 1}}),
+            "prefix_wide": pack({**valid(), "prefix": {"actions": np.zeros((2, 9)), "delay_steps": 1}}),
+            "prefix_long": pack({**valid(), "prefix": {"actions": np.zeros((4096, 8), dtype=np.float32), "delay_steps": 1}}),
+            "prefix_delay_over_length": pack({**valid(), "prefix": {"actions": np.zeros((2, 8)), "delay_steps": 3}}),
+            "prefix_no_delay_or_period": pack({**valid(), "prefix": {"actions": np.zeros((2, 8))}}),
             "bad_ctrl_success": pack({"__ctrl__": "episode_end", "__success__": "yes"}),
             "end_without_requests": pack({"__ctrl__": "episode_end", "__success__": True}),
         }
