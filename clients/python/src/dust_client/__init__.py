@@ -7,6 +7,7 @@ from .aio import AsyncDustClient, AsyncPredictStream
 from .client import DustClient
 from .errors import DustClientError
 from .images import EncodedImage, encode_png, raw_rgb8
+from .realtime import RealtimeChunker
 from .request import PredictRequest, Prefix, Sampling
 from .response import (
     ChunkingReport,
@@ -37,6 +38,7 @@ __all__ = [
     "PredictResult",
     "PredictStream",
     "Prefix",
+    "RealtimeChunker",
     "RetryPolicy",
     "Sampling",
     "SamplingReport",
