@@ -97,6 +97,13 @@ def _put(obs: dict, key, value):
     obs[key[-1]] = value
 
 
+async def _infer(ws, obs: dict):
+    """One observation's answer: the action dict, or the text of a refusal."""
+    await ws.send(pack(obs))
+    reply = await ws.recv()
+    return reply if isinstance(reply, str) else unpack(reply)
+
+
 async def session(args) -> dict:
     rng = np.random.default_rng(0)
     async with _connect(args.url, args.api_key) as ws:
@@ -107,12 +114,10 @@ async def session(args) -> dict:
         started = time.monotonic()
         for step in range(args.steps):
             chw = step % 2 == 1
-            await ws.send(pack(_observation(rng, meta, chw, step)))
-            reply = await ws.recv()
-            if isinstance(reply, str):
-                errors.append(reply)
+            out = await _infer(ws, _observation(rng, meta, chw, step))
+            if isinstance(out, str):
+                errors.append(out)
                 continue
-            out = unpack(reply)
             actions = out["actions"]
             if actions.dtype != np.float32 or not np.all(np.isfinite(actions)):
                 errors.append(f"step {step}: actions are {actions.dtype}, finite={bool(np.all(np.isfinite(actions)))}")
@@ -213,8 +218,7 @@ async def rtc(args) -> dict:
     execute = 4
     async with _connect(args.url, args.api_key) as ws:
         meta = unpack(await ws.recv())
-        await ws.send(pack(_observation(rng, meta, False, 0)))
-        chunk = unpack(await ws.recv())["actions"]
+        chunk = (await _infer(ws, _observation(rng, meta, False, 0)))["actions"]
         t = 0
         reports, errors, worst = [], [], 0.0
         for step in range(args.steps):
@@ -225,12 +229,10 @@ async def rtc(args) -> dict:
                 prefix["delay_steps"] = np.int64(2)
             else:
                 prefix["control_period_ms"] = 1e6
-            await ws.send(pack({**_observation(rng, meta, step % 2 == 1, step), "prefix": prefix}))
-            reply = await ws.recv()
-            if isinstance(reply, str):
-                errors.append(reply)
+            out = await _infer(ws, {**_observation(rng, meta, step % 2 == 1, step), "prefix": prefix})
+            if isinstance(out, str):
+                errors.append(out)
                 break
-            out = unpack(reply)
             report = out["chunking"]
             reports.append(report)
             d = int(report["delay_steps"])
