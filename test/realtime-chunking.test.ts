@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DustClient } from '@dust-serve/client';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { actionRows, DustClient, RealtimeChunker, type PredictResult } from '@dust-serve/client';
 import type { Manifest } from '../src/model/index.js';
 import type { PredictRequest } from '@dust-serve/client/gen/dust/serving/v1/PredictRequest';
 import type { CommittedPrefix } from '@dust-serve/client/gen/dust/serving/v1/CommittedPrefix';
@@ -120,6 +121,43 @@ for (const executor of ['onnxruntime-node', 'native'] as const) {
         // With a period far above any latency here, the measured latency is under one control step.
         const second = await stream.send({ ...base, prefix: { actions: committed, controlPeriodMs: 60_000 } });
         expect(second.chunking).toEqual({ method: 'inpaint', delaySteps: 1, delayEstimated: true, prefixLength: 8 });
+      } finally {
+        stream.end();
+        client.close();
+      }
+    });
+
+    it('RealtimeChunker in a 10 ms control loop: row 0 of every new chunk is the action executed at its observation', async () => {
+      const client = new DustClient(t.address);
+      const stream = client.stream();
+      try {
+        const images = (await request()).images!.map((im) => ({ camera: im.camera!, encoding: 'jpeg' as const, data: im.data as Buffer }));
+        const rtc = new RealtimeChunker(stream, { execute: 4, controlPeriodMs: 1e6 });
+        let tick = 0;
+        const observed: number[] = [];
+        const executed = new Map<number, Float32Array>();
+        const results: PredictResult[] = [];
+        const observe = () => {
+          observed.push(tick);
+          return { robotId: 'rtc-loop', embodiment: EMBODIMENT, images, state: new Array(emb.state_dim).fill(0.1), instruction: 'push' };
+        };
+        while (results.filter((r) => r.chunking).length < 4 && tick < 3000) {
+          const before = rtc.lastResult;
+          const a = rtc.action(observe);
+          if (rtc.lastResult !== before) results.push(rtc.lastResult!);
+          if (a) executed.set(tick, a);
+          tick++;
+          await sleep(10);
+        }
+        // An answer later than the old chunk's last row finds nothing to commit: the next request goes without a prefix.
+        const continued = results.flatMap((r, i) => (r.chunking ? [{ r, at: observed[i] }] : []));
+        expect(continued).toHaveLength(4);
+        for (const { r, at } of continued) {
+          expect(r.chunking).toEqual({ method: 'inpaint', delaySteps: 1, delayEstimated: true, prefixLength: r.chunking!.prefixLength });
+          const first = actionRows(r)[0];
+          executed.get(at)!.forEach((v, j) => expect(first[j]).toBeCloseTo(v, 4));
+        }
+        expect(rtc.switches).toBe(results.length - 1);
       } finally {
         stream.end();
         client.close();

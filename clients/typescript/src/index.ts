@@ -2,6 +2,8 @@
 export { DustClient } from './dust-client.js';
 export type { DustClientOptions, CallOptions, StreamOptions, ServingStatus } from './dust-client.js';
 export { PredictStream } from './predict-stream.js';
+export { RealtimeChunker } from './realtime-chunker.js';
+export type { ChunkerSession, RealtimeChunkerOptions } from './realtime-chunker.js';
 export { DustClientError, statusName } from './errors.js';
 export { compileRetryPolicy, DEFAULT_LOAD_BALANCING, DEFAULT_RETRY_POLICY, DEFAULT_SERVICE_CONFIG, serviceConfig } from './service-config.js';
 export type { LoadBalancingPolicy, RetryPolicy, RetryPolicyInit, ServiceConfigJson } from './service-config.js';
