@@ -97,6 +97,30 @@ def test_a_declared_delay_is_sent_capped_at_the_rows_left_and_a_chunk_that_runs_
     assert rtc.action(observe) is None and rtc.action(observe) is None and rtc.waiting
 
 
+def test_with_a_delay_window_it_declares_the_most_ticks_recent_answers_took_to_arrive() -> None:
+    s = FakeSession()
+    rtc = RealtimeChunker(s, execute=2, delay_window=2)
+    rtc.action(observe)
+    rtc.action(observe)
+    rtc.action(observe)
+    s.futures[0].set_result(result(0, None))
+    # Seen at tick 3: 3 ticks from its observation. Rows 3 >= execute: the next request declares d = 3.
+    assert rtc.action(observe).tolist() == [0, 3]
+    assert s.sent[1].prefix.delay_steps == 3 and s.sent[1].prefix.control_period_ms == 0.0
+    s.futures[1].set_result(result(1, 3))
+    # It arrives at once, but the switch waits for the d it declared; the arrival (1 tick) is what is measured.
+    assert rtc.action(observe).tolist() == [0, 4]
+    assert rtc.action(observe).tolist() == [0, 5]
+    assert rtc.action(observe).tolist() == [1, 3]
+    assert s.sent[2].prefix.delay_steps == 3  # max(3, 1)
+    s.futures[2].set_result(result(2, 3))
+    rtc.action(observe)
+    rtc.action(observe)
+    rtc.action(observe)
+    # The window holds the last two arrivals, 1 and 1: the 3 has left it.
+    assert s.sent[3].prefix.delay_steps == 1
+
+
 def test_a_failed_request_raises_once_and_the_next_tick_asks_again() -> None:
     s = FakeSession()
     rtc = RealtimeChunker(s, execute=2, delay_steps=0)
@@ -113,8 +137,12 @@ def test_refuses_what_it_cannot_honour() -> None:
     s = FakeSession()
     with pytest.raises(ValueError, match="execute must be an integer >= 1"):
         RealtimeChunker(s, execute=0, delay_steps=1)
-    with pytest.raises(ValueError, match="give delay_steps, or control_period_ms > 0"):
+    with pytest.raises(ValueError, match="give delay_steps, delay_window > 0, or control_period_ms > 0"):
         RealtimeChunker(s, execute=2)
+    with pytest.raises(ValueError, match="not both"):
+        RealtimeChunker(s, execute=2, delay_steps=1, delay_window=4)
+    with pytest.raises(ValueError, match="delay_window must be an integer >= 0"):
+        RealtimeChunker(s, execute=2, delay_window=-1)
     with pytest.raises(ValueError, match="delay_steps must be an integer >= 0"):
         RealtimeChunker(s, execute=2, delay_steps=-1)
     with pytest.raises(ValueError, match="method must be one of"):

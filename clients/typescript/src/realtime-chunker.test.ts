@@ -87,10 +87,33 @@ describe('RealtimeChunker', () => {
     expect(s.sent).toHaveLength(3);
   });
 
+  it('with a delay window, declares the most ticks recent answers took to arrive (not the switch, which waits for d)', async () => {
+    const s = fakeSession();
+    const rtc = new RealtimeChunker(s, { execute: 2, delayWindow: 2 });
+    for (let i = 0; i < 3; i++) rtc.action(observe);
+    s.settle[0].resolve(result(0, undefined));
+    await turn();
+    expect(row(rtc.action(observe))).toEqual([0, 3]);
+    expect(s.sent[1].prefix).toMatchObject({ delaySteps: 3, controlPeriodMs: undefined });
+    s.settle[1].resolve(result(1, 3));
+    await turn();
+    expect(row(rtc.action(observe))).toEqual([0, 4]);
+    expect(row(rtc.action(observe))).toEqual([0, 5]);
+    expect(row(rtc.action(observe))).toEqual([1, 3]);
+    expect(s.sent[2].prefix!.delaySteps).toBe(3);
+    s.settle[2].resolve(result(2, 3));
+    await turn();
+    for (let i = 0; i < 3; i++) rtc.action(observe);
+    // The window holds the last two arrivals, 1 and 1.
+    expect(s.sent[3].prefix!.delaySteps).toBe(1);
+  });
+
   it('refuses what it cannot honour', () => {
     const s = fakeSession();
     expect(() => new RealtimeChunker(s, { execute: 0, delaySteps: 1 })).toThrow(/execute must be an integer >= 1/);
-    expect(() => new RealtimeChunker(s, { execute: 2 })).toThrow(/give delaySteps, or controlPeriodMs > 0/);
+    expect(() => new RealtimeChunker(s, { execute: 2 })).toThrow(/give delaySteps, delayWindow > 0, or controlPeriodMs > 0/);
+    expect(() => new RealtimeChunker(s, { execute: 2, delaySteps: 1, delayWindow: 4 })).toThrow(/not both/);
+    expect(() => new RealtimeChunker(s, { execute: 2, delayWindow: -1 })).toThrow(/delayWindow must be an integer >= 0/);
     expect(() => new RealtimeChunker(s, { execute: 2, delaySteps: 1.5 })).toThrow(/delaySteps must be an integer >= 0/);
     const rtc = new RealtimeChunker(s, { execute: 2, delaySteps: 1 });
     expect(() => rtc.action(() => ({ ...observe(), prefix: { actions: [[0]], delaySteps: 0 } }))).toThrow(/without a prefix/);

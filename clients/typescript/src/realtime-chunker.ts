@@ -7,8 +7,10 @@
  * prefix (the rest of the executing chunk, from this tick's row on) and sends it on the stream without waiting.
  * The robot keeps executing the old chunk; when the answer is in and as many ticks have passed as the delay d the
  * server assumed (declared, or estimated from the stream's latency and the control period), the new chunk takes
- * over at row d, or at the row of the current tick if the answer came later. No timer of its own: the robot's
- * loop is the clock.
+ * over at row d, or at the row of the current tick if the answer came later. With `delayWindow` the chunker
+ * declares d itself, as Black, Galliker and Levine's algorithm does: the most ticks any of the last `delayWindow`
+ * answers took to arrive, which counts the network and the robot's own side of the call that the server's estimate
+ * cannot see. No timer of its own: the robot's loop is the clock.
  */
 import type { ChunkingMethodName, PredictRequestInit } from './request.js';
 import { actionRows, type PredictResult } from './response.js';
@@ -23,6 +25,8 @@ export interface RealtimeChunkerOptions {
   readonly execute: number;
   /** d, when the robot knows it. */
   readonly delaySteps?: number;
+  /** Declare d as the most ticks any of the last this many answers took to arrive. @default 0 (off) */
+  readonly delayWindow?: number;
   /** The control period in ms, for the server to estimate d from the stream's latency; required without delaySteps. */
   readonly controlPeriodMs?: number;
   /** @default the server's choice */
@@ -32,6 +36,8 @@ export interface RealtimeChunkerOptions {
 interface Pending {
   /** The tick of the request's observation. */
   readonly tick: number;
+  /** Ticks from the observation to the first tick that saw the answer. */
+  arrived?: number;
   settled?: { readonly result: PredictResult } | { readonly error: unknown };
 }
 
@@ -41,6 +47,8 @@ export class RealtimeChunker {
   private row = 0;
   private tick = 0;
   private pending: Pending | undefined;
+  /** Ticks each of the latest answers took to arrive (the last delayWindow of them). */
+  private readonly arrivals: number[] = [];
   /** The answer executing now (its chunking report and timing). */
   lastResult: PredictResult | undefined;
   /** Switches to a new chunk. */
@@ -53,8 +61,11 @@ export class RealtimeChunker {
     private readonly o: RealtimeChunkerOptions,
   ) {
     if (!(Number.isInteger(o.execute) && o.execute >= 1)) throw new RangeError(`execute must be an integer >= 1, got ${o.execute}`);
-    if (o.delaySteps === undefined && !(o.controlPeriodMs !== undefined && o.controlPeriodMs > 0)) {
-      throw new RangeError('give delaySteps, or controlPeriodMs > 0 for the server to estimate the delay');
+    const window = o.delayWindow ?? 0;
+    if (!(Number.isInteger(window) && window >= 0)) throw new RangeError(`delayWindow must be an integer >= 0, got ${o.delayWindow}`);
+    if (window > 0 && o.delaySteps !== undefined) throw new RangeError('give delaySteps or delayWindow, not both: a declared d needs no measurement');
+    if (o.delaySteps === undefined && window === 0 && !(o.controlPeriodMs !== undefined && o.controlPeriodMs > 0)) {
+      throw new RangeError('give delaySteps, delayWindow > 0, or controlPeriodMs > 0 for the server to estimate the delay');
     }
     if (o.delaySteps !== undefined && !(Number.isInteger(o.delaySteps) && o.delaySteps >= 0)) {
       throw new RangeError(`delaySteps must be an integer >= 0, got ${o.delaySteps}`);
@@ -91,6 +102,11 @@ export class RealtimeChunker {
     const { result } = p.settled;
     const assumed = result.chunking?.delaySteps ?? 0;
     const elapsed = this.tick - p.tick;
+    if (p.arrived === undefined) {
+      p.arrived = elapsed;
+      this.arrivals.push(elapsed);
+      if (this.arrivals.length > (this.o.delayWindow ?? 0)) this.arrivals.shift();
+    }
     if (elapsed < assumed) return;
     this.pending = undefined;
     if (this.chunk) {
@@ -107,12 +123,14 @@ export class RealtimeChunker {
     if (init.prefix) throw new RangeError('observe() must return a request without a prefix: the chunker commits the executing chunk');
     const chunk = this.chunk;
     const rest = chunk && this.row < chunk.length ? chunk.slice(this.row) : undefined;
+    // A chunk exists only after an answer, so a measuring chunker always has an arrival here.
+    const delay = this.o.delayWindow ? Math.max(...this.arrivals) : this.o.delaySteps;
     const req: PredictRequestInit = rest
       ? {
           ...init,
           prefix: {
             actions: rest,
-            delaySteps: this.o.delaySteps === undefined ? undefined : Math.min(this.o.delaySteps, rest.length),
+            delaySteps: delay === undefined ? undefined : Math.min(delay, rest.length),
             controlPeriodMs: this.o.controlPeriodMs,
             method: this.o.method,
           },

@@ -8,12 +8,15 @@ the stream without waiting. The robot keeps executing the old chunk; when the an
 passed as the delay d the server assumed (declared, or estimated from the stream's latency and the control
 period), the new chunk takes over at row d, or at the row of the current tick if the answer came later. This is
 the client side of Black, Galliker and Levine's real-time execution; the server makes the new chunk continue the
-committed actions. No thread and no clock of its own: the robot's loop is the clock.
+committed actions. With ``delay_window`` the chunker declares d itself as their algorithm does: the most ticks any
+of the last ``delay_window`` answers took to arrive, which counts the network and the robot's own side of the call
+that the server's estimate cannot see. No thread and no clock of its own: the robot's loop is the clock.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from concurrent.futures import Future
 from typing import Callable, Protocol
 
@@ -32,6 +35,8 @@ class _Pending:
     future: "Future[PredictResult]"
     #: The tick of the request's observation.
     tick: int
+    #: Ticks from the observation to the first tick that saw the answer.
+    arrived: int | None = None
 
 
 class RealtimeChunker:
@@ -45,15 +50,21 @@ class RealtimeChunker:
         execute: int,
         control_period_ms: float | None = None,
         delay_steps: int | None = None,
+        delay_window: int = 0,
         method: str | None = None,
     ) -> None:
         """``execute``: actions of a chunk run before the next is requested (the execution horizon, >= 1).
-        ``delay_steps``: d, when the robot knows it; otherwise ``control_period_ms`` (the tick's length) lets the
-        server estimate d from the stream's measured latency. ``method``: as ``Prefix.method``."""
+        ``delay_steps``: d, when the robot knows it; or ``delay_window`` > 0: d is the most ticks any of the last
+        that many answers took to arrive; otherwise ``control_period_ms`` (the tick's length) lets the server
+        estimate d from the stream's measured latency. ``method``: as ``Prefix.method``."""
         if not (isinstance(execute, int) and execute >= 1):
             raise ValueError(f"execute must be an integer >= 1, got {execute!r}")
-        if delay_steps is None and not (control_period_ms is not None and control_period_ms > 0):
-            raise ValueError("give delay_steps, or control_period_ms > 0 for the server to estimate the delay")
+        if not (isinstance(delay_window, int) and delay_window >= 0):
+            raise ValueError(f"delay_window must be an integer >= 0, got {delay_window!r}")
+        if delay_window > 0 and delay_steps is not None:
+            raise ValueError("give delay_steps or delay_window, not both: a declared d needs no measurement")
+        if delay_steps is None and delay_window == 0 and not (control_period_ms is not None and control_period_ms > 0):
+            raise ValueError("give delay_steps, delay_window > 0, or control_period_ms > 0 for the server to estimate the delay")
         if delay_steps is not None and not (isinstance(delay_steps, int) and delay_steps >= 0):
             raise ValueError(f"delay_steps must be an integer >= 0, got {delay_steps!r}")
         if method not in CHUNKING_METHODS:
@@ -62,6 +73,9 @@ class RealtimeChunker:
         self._execute = execute
         self._period = float(control_period_ms or 0.0)
         self._delay = delay_steps
+        #: Ticks each of the latest answers took to arrive (delay_window of them).
+        self._arrivals: deque[int] = deque(maxlen=max(delay_window, 1))
+        self._measure = delay_window > 0
         self._method = method
         self._chunk: np.ndarray | None = None
         #: The executing chunk's row for the current tick.
@@ -106,6 +120,9 @@ class RealtimeChunker:
         result = p.future.result()
         assumed = result.chunking.delay_steps if result.chunking is not None else 0
         elapsed = self._tick - p.tick
+        if p.arrived is None:
+            p.arrived = elapsed
+            self._arrivals.append(elapsed)
         if elapsed < assumed:
             return
         self._pending = None
@@ -121,9 +138,11 @@ class RealtimeChunker:
         if request.prefix is not None:
             raise ValueError("observe() must return a request without a prefix: the chunker commits the executing chunk")
         if self._chunk is not None and self._row < len(self._chunk):
+            # A chunk exists only after an answer, so a measuring chunker always has an arrival here.
+            delay = max(self._arrivals) if self._measure else self._delay
             prefix = Prefix(
                 actions=self._chunk[self._row :],
-                delay_steps=None if self._delay is None else min(self._delay, len(self._chunk) - self._row),
+                delay_steps=None if delay is None else min(delay, len(self._chunk) - self._row),
                 control_period_ms=self._period,
                 method=self._method,
             )
