@@ -3,7 +3,8 @@
 # but no Node.js and no network. What it needs travels with it (scripts/gpu/README.md says how):
 #   .devbundle/  node, production node_modules, dist/ (shared/device/bundle.sh, run after `npm ci && npm run build:bench`)
 #   .gl/         Vulkan/EGL loader packages (WebGPU)
-#   .cudaprov/   the CUDA 13 provider, xz-compressed in parts (one part per device call), + libonnxruntime_providers_shared.so
+#   .cudaprov/   the CUDA 13 provider, xz-compressed in parts (one part per device call), + libonnxruntime_providers_shared.so;
+#                scripts/gpu/prune_fatbin.py --keep-sm 90 first makes it two parts for H100/H200 (BENCHMARKS.md says how)
 #   $SRC         a folder with models/toolchain, scripts/gpu and scripts/setup-cuda.mjs (default: this repository)
 #
 #   bash scripts/gpu/reproduce.sh part .cudaprov/part.aa   copy one provider part to /tmp/cudaprov
