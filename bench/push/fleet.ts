@@ -47,6 +47,7 @@ interface FleetOptions {
   chunking: ChunkingMode;
   delay: number;
   estimateDelay?: boolean;
+  delayWindow: number;
   commit: CommitMode;
   out?: string;
   save?: boolean;
@@ -96,6 +97,12 @@ const program = new Command('fleet')
   .option(
     '--estimate-delay',
     "with --chunking and --clock realtime: the robot sends its control period instead of --delay over a StreamPredict stream, the server estimates d from the stream's latency, and the robot switches at that d (or when the answer comes, if later)",
+  )
+  .option(
+    '--delay-window <n>',
+    "with --chunking and --clock realtime: the robot declares d as the most ticks any of its last n answers took to arrive (RTC's rule, as the clients' RealtimeChunker does); 0 = off",
+    number(0, true),
+    0,
   )
   .addOption(
     new Option(
@@ -202,6 +209,13 @@ async function main(): Promise<void> {
     if (o.delay > 0) throw new Error('--estimate-delay replaces --delay: the server chooses d');
     if (o.commit !== 'rest') throw new Error('--estimate-delay needs --commit rest: the robot cannot commit exactly d actions before it knows d');
   }
+  if (o.delayWindow > 0) {
+    if (o.chunking === 'none') throw new Error(`--delay-window needs --chunking ${CHUNKING_MODES.filter((m) => m !== 'none').join(', ')}`);
+    if (o.clock !== 'realtime')
+      throw new Error('--delay-window needs --clock realtime: it measures how many ticks answers take, which lockstep does not spend');
+    if (o.delay > 0 || o.estimateDelay) throw new Error('--delay-window replaces --delay and --estimate-delay: the robot measures d');
+    if (o.commit !== 'rest') throw new Error('--delay-window needs --commit rest');
+  }
   const started = new Date().toISOString();
   let server: ServerProcess | undefined;
   const serverArgs = o.serverArgs.split(/\s+/).filter((a) => a.length > 0);
@@ -236,6 +250,7 @@ async function main(): Promise<void> {
           chunking: o.chunking,
           delay: o.delay,
           estimateDelay: o.estimateDelay === true,
+          delayWindow: o.delayWindow,
           commit: o.commit,
           horizon,
         }),
@@ -305,7 +320,8 @@ async function main(): Promise<void> {
         clock: o.clock,
         execute: o.execute,
         chunking: o.chunking,
-        delay_steps: o.estimateDelay ? 'estimated' : o.delay,
+        delay_steps: o.estimateDelay ? 'estimated' : o.delayWindow > 0 ? 'measured' : o.delay,
+        delay_window: o.delayWindow,
         commit: o.commit,
         image_size: imageSize,
       },

@@ -90,6 +90,11 @@ export interface PushRobotOptions {
    * @default false
    */
   readonly estimateDelay?: boolean;
+  /**
+   * Declare d as the most ticks any of the last this many answers took to arrive (RTC's own rule; the clients'
+   * RealtimeChunker delay window); needs a chunking mode, 'realtime' and commit 'rest'. @default 0 (off)
+   */
+  readonly delayWindow?: number;
   /** What the robot commits to (chunk-metrics.ts CommitMode). @default 'rest' */
   readonly commit?: CommitMode;
   /** The model's action horizon (the longest prefix). */
@@ -104,6 +109,8 @@ interface Pending {
   readonly oldNext: number;
   result?: PredictResult;
   done: boolean;
+  /** Ticks from the observation to the first tick that saw the answer (delayWindow's measurement). */
+  arrived?: number;
 }
 
 export class PushRobot {
@@ -142,6 +149,11 @@ export class PushRobot {
     // The switch comes no earlier than d ticks after the observation; without a chunking mode, at once.
     const delay = mode === 'none' ? 0 : (this.o.delay ?? 0);
     const estimate = mode !== 'none' && this.o.estimateDelay === true;
+    const window = mode === 'none' ? 0 : (this.o.delayWindow ?? 0);
+    /** Ticks the latest answers took to arrive (the last `window` of them). */
+    const arrivals: number[] = [];
+    /** The d this episode's robot declares now: the injected delay, or the window's longest arrival. */
+    const declared = () => (window > 0 ? Math.max(0, ...arrivals) : delay);
     // The server measures a stream's latency, not a unary call's: the estimating robot keeps one stream per episode.
     const stream = estimate ? client.stream({ deadlineMs: this.o.requestDeadlineMs + 2 * MAX_EPISODE_STEPS * periodMs }) : undefined;
     const executed: Float32Array[] = [];
@@ -150,14 +162,14 @@ export class PushRobot {
     const switchDelays: number[] = [];
     const assumedDelays: number[] = [];
     /** Ticks after its observation at which an answered request's chunk may take over: the d the server assumed. */
-    const switchAfter = (p: Pending): number => (estimate ? (p.result?.chunking?.delaySteps ?? 0) : delay);
+    const switchAfter = (p: Pending): number => (estimate || window > 0 ? (p.result?.chunking?.delaySteps ?? 0) : delay);
 
     const send = () => {
       const obs = env.observe(this.o.imageSize);
       const p: Pending = { sentAtStep: env.steps, sentAt: performance.now(), old: chunk, oldNext: next, done: false };
       pending = p;
       requests++;
-      const committed = mode !== 'none' && chunk ? committedPrefix(chunk, next, this.o.horizon ?? chunk.length, delay, this.o.commit) : undefined;
+      const committed = mode !== 'none' && chunk ? committedPrefix(chunk, next, this.o.horizon ?? chunk.length, declared(), this.o.commit) : undefined;
       const prefix =
         committed && mode !== 'none'
           ? estimate
@@ -207,6 +219,11 @@ export class PushRobot {
 
     let due = performance.now();
     while (!signal?.aborted) {
+      if (pending?.done && pending.arrived === undefined) {
+        pending.arrived = env.steps - pending.sentAtStep;
+        arrivals.push(pending.arrived);
+        if (arrivals.length > window) arrivals.shift();
+      }
       if (pending?.done && env.steps - pending.sentAtStep >= switchAfter(pending)) {
         const p = pending;
         pending = undefined;
