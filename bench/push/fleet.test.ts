@@ -162,12 +162,45 @@ describe('npm run fleet', () => {
     expect(c.late_switch_fraction).toBeLessThanOrEqual(1);
   });
 
-  it('refuses --estimate-delay where the server could not estimate, saying why', async () => {
+  it('with --delay-window, the robot declares d from how many ticks its answers took to arrive', async () => {
+    const out = path.join(tmp, 'window.json');
+    await promisify(execFile)(
+      process.execPath,
+      [FLEET, '--repository', REPOSITORY, '--conditions', '7:4:4', '--episodes', '2', '--robots', '2', '--clock', 'realtime', '--control-hz', '100'].concat([
+        '--execute',
+        '4',
+        '--chunking',
+        'rtc',
+        '--delay-window',
+        '3',
+        '--quiet',
+        '--out',
+        out,
+      ]),
+      { timeout: 120_000 },
+    );
+    const report = JSON.parse(readFileSync(out, 'utf8')) as { conditions: ConditionSummary[]; settings: { delay_steps: unknown; delay_window: number } };
+    expect(report.settings).toMatchObject({ delay_steps: 'measured', delay_window: 3 });
+    const [c] = report.conditions;
+    expect(c.errors).toEqual({});
+    expect(c.switches).toBeGreaterThan(0);
+    // An answer is seen at the earliest on the tick after its observation's: every declared d is at least 1.
+    expect(c.mean_assumed_delay_steps).toBeGreaterThanOrEqual(1);
+    expect(c.late_switch_fraction).toBeGreaterThanOrEqual(0);
+  });
+
+  it('refuses --estimate-delay where the server could not estimate, and a window beside it, saying why', async () => {
     const failure = await promisify(execFile)(
       process.execPath,
       [FLEET, '--repository', REPOSITORY, '--conditions', '7:4:4', '--clock', 'lockstep', '--chunking', 'condition', '--estimate-delay', '--quiet'],
       { timeout: 60_000 },
     ).catch((err: { stderr: string }) => err);
     expect((failure as { stderr: string }).stderr).toMatch(/--estimate-delay needs --clock realtime/);
+    const both = await promisify(execFile)(
+      process.execPath,
+      [FLEET, '--repository', REPOSITORY, '--conditions', '7:4:4', '--chunking', 'rtc', '--estimate-delay', '--delay-window', '3', '--quiet'],
+      { timeout: 60_000 },
+    ).catch((err: { stderr: string }) => err);
+    expect((both as { stderr: string }).stderr).toMatch(/--delay-window replaces --delay and --estimate-delay/);
   });
 });
