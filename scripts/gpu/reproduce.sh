@@ -100,14 +100,17 @@ app_env() {
   if [ ! -f "$bin/libonnxruntime_providers_cuda.so" ]; then
     mkdir -p /tmp/cudaprov/so
     cat /tmp/cudaprov/part.* | xz -dc > /tmp/cudaprov/so/libonnxruntime_providers_cuda.so
-    cp .cudaprov/libonnxruntime_providers_shared.so /tmp/cudaprov/so/
+    cp .cudaprov/libonnxruntime_providers_shared.so /tmp/cudaprov/so/ 2>/dev/null || cp /tmp/cudaprov/libonnxruntime_providers_shared.so /tmp/cudaprov/so/
     mkdir -p "$APP/scripts" && cp "$SRC/scripts/setup-cuda.mjs" "$APP/scripts/"
     (cd "$APP" && node scripts/setup-cuda.mjs --from /tmp/cudaprov/so) >&2
   fi
 }
 
 stage_part() {
-  mkdir -p /tmp/cudaprov && cp "$1" /tmp/cudaprov/ && ls -la /tmp/cudaprov >&2
+  mkdir -p /tmp/cudaprov && cp "$1" /tmp/cudaprov/
+  # The small shared library may ride with any part; app_env installs it with the provider in a later call.
+  if [ -f .cudaprov/libonnxruntime_providers_shared.so ]; then cp .cudaprov/libonnxruntime_providers_shared.so /tmp/cudaprov/; fi
+  ls -la /tmp/cudaprov >&2
 }
 
 stage_torch() {
