@@ -3,6 +3,7 @@ built server (dust-tiny, which inpaints the committed prefix)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import Future
 
@@ -11,8 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import franka_request
-from dust_client import ChunkingReport, DustClient, DustClientError, PredictRequest, RealtimeChunker
+from dust_client import AsyncDustClient, ChunkingReport, DustClient, DustClientError, PredictRequest, RealtimeChunker
 from dust_client.response import PredictResult, SamplingReport, Timing
+from servers import ServeProcess
 
 H, D = 8, 2
 
@@ -183,3 +185,28 @@ def test_closed_loop_on_the_server_continues_the_committed_actions(client: DustC
         assert (r.chunking.method, r.chunking.delay_steps, r.chunking.delay_estimated) == ("inpaint", 1, True)
         np.testing.assert_allclose(r.actions[0], executed[at], atol=1e-4)
     assert rtc.switches == len(results) - 1
+
+
+def test_the_same_chunker_drives_an_asyncio_session(server: ServeProcess) -> None:
+    """AsyncPredictStream.send returns an asyncio.Future, which answers done(), exception() and result() as the
+    blocking session's Future does: the chunker runs in an asyncio control loop unchanged."""
+
+    async def main() -> list[PredictResult]:
+        results: list[PredictResult] = []
+        async with AsyncDustClient(server.address, default_timeout=60) as aclient:
+            async with aclient.stream() as session:
+                rtc = RealtimeChunker(session, execute=4, delay_steps=1)
+                for _ in range(3000):
+                    before = rtc.last_result
+                    rtc.action(lambda: franka_request(robot_id="py-rtc-aio", seed=None))
+                    if rtc.last_result is not before:
+                        results.append(rtc.last_result)
+                    if sum(r.chunking is not None for r in results) >= 3:
+                        break
+                    await asyncio.sleep(0.01)
+        return results
+
+    results = asyncio.run(main())
+    continued = [r for r in results if r.chunking is not None]
+    assert len(continued) == 3
+    assert all((r.chunking.method, r.chunking.delay_steps, r.chunking.delay_estimated) == ("inpaint", 1, False) for r in continued)

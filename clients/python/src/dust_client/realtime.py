@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from concurrent.futures import Future
 from typing import Callable, Protocol
 
 import numpy as np
@@ -26,13 +25,24 @@ from .request import CHUNKING_METHODS, PredictRequest, Prefix
 from .response import PredictResult
 
 
+class _Answer(Protocol):
+    """What the chunker reads of a sent request: a concurrent.futures.Future (PredictStream) or an asyncio.Future
+    (AsyncPredictStream) both answer it."""
+
+    def done(self) -> bool: ...
+
+    def exception(self) -> BaseException | None: ...
+
+    def result(self) -> PredictResult: ...
+
+
 class _Session(Protocol):
-    def send(self, request: PredictRequest) -> "Future[PredictResult]": ...
+    def send(self, request: PredictRequest) -> _Answer: ...
 
 
 @dataclasses.dataclass
 class _Pending:
-    future: "Future[PredictResult]"
+    future: _Answer
     #: The tick of the request's observation.
     tick: int
     #: Ticks from the observation to the first tick that saw the answer.
@@ -40,8 +50,9 @@ class _Pending:
 
 
 class RealtimeChunker:
-    """Executes action chunks asynchronously over one StreamPredict session (``client.stream()``); not thread-safe:
-    call it from the control loop only."""
+    """Executes action chunks asynchronously over one StreamPredict session: ``client.stream()`` of either client,
+    blocking or asyncio (an asyncio loop awaits between ticks, so that answers come in). Not thread-safe: call it
+    from the control loop only."""
 
     def __init__(
         self,
